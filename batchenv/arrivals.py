@@ -1,0 +1,206 @@
+"""Arrival processes: Poisson, MMPP (bursty), diurnal (sinusoidal rate) and trace replay.
+
+Each process produces an endless stream of sorted arrival times (s) in chunks (float64 arrays),
+drawn from the ``numpy.random.Generator`` it is given and nothing else, so the same seed gives the
+same arrivals whatever the scheduler does (common random numbers across agents). Memory is bounded
+by the chunk size, whatever the horizon.
+
+Every process has a mean rate; :meth:`ArrivalProcess.stream` can rescale it (domain
+randomisation and load sweeps keep the shape and change only the mean rate).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from batchenv.config import ArrivalConfig, SystemConfig, mmpp_stationary
+from batchenv.traces import load_trace_times_s
+
+__all__ = [
+    "CHUNK_SIZE",
+    "ArrivalProcess",
+    "DiurnalArrivals",
+    "MMPPArrivals",
+    "PoissonArrivals",
+    "TraceArrivals",
+    "episode_rate_per_s",
+    "make_arrival_process",
+]
+
+CHUNK_SIZE = 2048
+"""Arrivals generated per chunk."""
+
+
+class ArrivalProcess:
+    """Base class: a stationary-in-shape arrival process with a mean rate (requests/s)."""
+
+    mean_rate_per_s: float
+
+    def stream(self, rng: np.random.Generator, mean_rate_per_s: float | None = None) -> Iterator[np.ndarray]:
+        """Endless iterator of sorted chunks of arrival times (s, from t = 0).
+
+        :param rng: the only source of randomness.
+        :param mean_rate_per_s: rescale the process to this mean rate; None keeps the configured one.
+        """
+        raise NotImplementedError
+
+    def _factor(self, mean_rate_per_s: float | None) -> float:
+        """Rate multiplier that turns the configured mean into ``mean_rate_per_s``."""
+        if mean_rate_per_s is None:
+            return 1.0
+        if not mean_rate_per_s > 0:
+            raise ValueError(f"mean_rate_per_s must be > 0, got {mean_rate_per_s!r}")
+        return mean_rate_per_s / self.mean_rate_per_s
+
+
+class PoissonArrivals(ArrivalProcess):
+    """Homogeneous Poisson process: exponential inter-arrival times, CV = 1."""
+
+    def __init__(self, rate_per_s: float) -> None:
+        self.mean_rate_per_s = rate_per_s
+
+    def stream(self, rng, mean_rate_per_s=None):
+        scale = 1.0 / (self.mean_rate_per_s * self._factor(mean_rate_per_s))
+        t = 0.0
+        while True:
+            times = np.cumsum(rng.exponential(scale, CHUNK_SIZE))
+            times += t
+            t = float(times[-1])
+            yield times
+
+
+class MMPPArrivals(ArrivalProcess):
+    """Markov-modulated Poisson process: a continuous-time Markov chain over phases with switching
+    rates Q (1/s); in phase i arrivals are Poisson(rates_per_s[i]). Starts in the stationary law."""
+
+    def __init__(self, rates_per_s: tuple[float, ...], switch_rates_per_s) -> None:
+        self.rates_per_s = np.asarray(rates_per_s, dtype=float)
+        self.switch = np.asarray(switch_rates_per_s, dtype=float)
+        self.stationary = np.asarray(mmpp_stationary(self.switch))
+        self.mean_rate_per_s = float(self.stationary @ self.rates_per_s)
+        self._leave = self.switch.sum(axis=1)
+        self._jump = self.switch / self._leave[:, None]
+
+    def stream(self, rng, mean_rate_per_s=None):
+        rates = self.rates_per_s * self._factor(mean_rate_per_s)
+        n_phases = len(rates)
+        phase = int(rng.choice(n_phases, p=self.stationary))
+        t = 0.0
+        while True:
+            parts = []
+            count = 0
+            while count < CHUNK_SIZE:
+                end = t + rng.exponential(1.0 / self._leave[phase])
+                n = int(rng.poisson(rates[phase] * (end - t)))
+                if n:
+                    parts.append(np.sort(rng.uniform(t, end, n)))
+                    count += n
+                t = end
+                phase = int(rng.choice(n_phases, p=self._jump[phase]))
+            yield np.concatenate(parts)
+
+    def interarrival_moments(self) -> tuple[float, float]:
+        """Exact mean (s) and squared coefficient of variation of the stationary inter-arrival
+        time, from the MMPP's phase-type representation (D0 = Q - diag(rates), D1 = diag(rates))."""
+        generator = self.switch - np.diag(self._leave)
+        d0 = generator - np.diag(self.rates_per_s)
+        phi = self.stationary * self.rates_per_s / self.mean_rate_per_s
+        inv = np.linalg.inv(-d0)
+        ones = np.ones(len(phi))
+        m1 = float(phi @ inv @ ones)
+        m2 = float(2 * phi @ inv @ inv @ ones)
+        return m1, m2 / m1**2 - 1.0
+
+
+class DiurnalArrivals(ArrivalProcess):
+    """Non-homogeneous Poisson process with rate r (1 + a sin(2 pi t / P + phase)), by thinning."""
+
+    def __init__(self, rate_per_s: float, amplitude: float, period_s: float, phase_rad: float = 0.0) -> None:
+        self.mean_rate_per_s = rate_per_s
+        self.amplitude = amplitude
+        self.period_s = period_s
+        self.phase_rad = phase_rad
+
+    def rate_at(self, t_s: np.ndarray | float, mean_rate_per_s: float | None = None):
+        """Instantaneous rate (requests/s) at time ``t_s`` (s)."""
+        r = self.mean_rate_per_s if mean_rate_per_s is None else mean_rate_per_s
+        return r * (1.0 + self.amplitude * np.sin(2 * math.pi * np.asarray(t_s) / self.period_s + self.phase_rad))
+
+    def stream(self, rng, mean_rate_per_s=None):
+        rate = self.mean_rate_per_s * self._factor(mean_rate_per_s)
+        peak = rate * (1.0 + self.amplitude)
+        omega = 2 * math.pi / self.period_s
+        t = 0.0
+        while True:
+            candidates = np.cumsum(rng.exponential(1.0 / peak, CHUNK_SIZE))
+            candidates += t
+            t = float(candidates[-1])
+            keep = rng.uniform(0.0, peak, CHUNK_SIZE) < rate * (
+                1.0 + self.amplitude * np.sin(omega * candidates + self.phase_rad)
+            )
+            yield candidates[keep]
+
+
+class TraceArrivals(ArrivalProcess):
+    """Replay of a recorded trace, its time axis rescaled to a target mean rate.
+
+    The inter-arrival gaps of the trace are kept in order (so its burstiness and drift are kept)
+    and multiplied by one factor so their mean is 1 / rate. The replay wraps around at the end of
+    the trace; with ``random_start`` each episode starts at a gap drawn uniformly from the trace.
+    """
+
+    def __init__(self, times_s: np.ndarray, rate_per_s: float, random_start: bool = True) -> None:
+        gaps = np.diff(np.asarray(times_s, dtype=float))
+        self.unit_gaps = gaps / gaps.mean()
+        self.mean_rate_per_s = rate_per_s
+        self.random_start = random_start
+
+    def stream(self, rng, mean_rate_per_s=None):
+        scale = 1.0 / (self.mean_rate_per_s * self._factor(mean_rate_per_s))
+        gaps = self.unit_gaps * scale
+        n = len(gaps)
+        index = int(rng.integers(n)) if self.random_start else 0
+        t = 0.0
+        while True:
+            take = np.take(gaps, np.arange(index, index + CHUNK_SIZE), mode="wrap")
+            index = (index + CHUNK_SIZE) % n
+            times = np.cumsum(take)
+            times += t
+            t = float(times[-1])
+            yield times
+
+
+def make_arrival_process(config: ArrivalConfig | SystemConfig, base_dir: str | Path | None = None) -> ArrivalProcess:
+    """Build the arrival process a config describes (a trace file is read and validated here).
+
+    :param base_dir: directory that relative trace paths are relative to; defaults to the
+        directory of the config's YAML file, else the working directory.
+    """
+    if isinstance(config, SystemConfig):
+        if base_dir is None and config.source_path:
+            base_dir = Path(config.source_path).parent
+        config = config.arrivals
+    if config.process == "poisson":
+        return PoissonArrivals(config.rate_per_s)
+    if config.process == "mmpp":
+        return MMPPArrivals(config.rates_per_s, config.switch_rates_per_s)
+    if config.process == "diurnal":
+        return DiurnalArrivals(config.rate_per_s, config.amplitude, config.period_s, config.phase_rad)
+    if config.process == "trace":
+        times = load_trace_times_s(config.trace_path, config.trace_column, base_dir)
+        return TraceArrivals(times, config.rate_per_s, config.random_start)
+    raise ValueError(f"unknown arrival process {config.process!r}")
+
+
+def episode_rate_per_s(config: SystemConfig, rng: np.random.Generator) -> float:
+    """Mean arrival rate (requests/s) of one episode: drawn uniformly from
+    ``arrivals.rate_range_per_s`` (domain randomisation) when it is set, else the configured mean.
+    Draws from ``rng`` only when the range is set."""
+    bounds = config.arrivals.rate_range_per_s
+    if bounds is None:
+        return config.arrivals.mean_rate_per_s
+    return float(rng.uniform(bounds[0], bounds[1]))

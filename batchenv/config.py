@@ -1,0 +1,607 @@
+"""System configuration: one validated description of the serving system.
+
+Every part of batchenv (simulator, environment, agents, evaluation, formal models) reads the same
+:class:`SystemConfig`, so that a number computed by one can be checked against another.
+
+Units are in the names: ``*_ms`` milliseconds, ``*_s`` seconds, ``*_per_s`` per second.
+The defaults are the numbers of the project brief (timing table, T_pre = 2 ms, T_post = 1 ms,
+three models of quality 1.00 / 0.97 / 0.92, max batch 64, one worker).
+
+Bad input raises :class:`ConfigError`, whose message names the field (as a dotted path such as
+``arrivals.rate_per_s``) and the allowed range.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = [
+    "ARRIVAL_PROCESSES",
+    "TIMING_MODES",
+    "ArrivalConfig",
+    "ConfigError",
+    "EnvConfig",
+    "ModelProfile",
+    "RewardConfig",
+    "SystemConfig",
+    "TimingTable",
+]
+
+TIMING_MODES = ("interp", "pad")
+ARRIVAL_PROCESSES = ("poisson", "mmpp", "diurnal", "trace")
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid. ``field`` is the dotted path of the offending field."""
+
+    def __init__(self, field_path: str, message: str) -> None:
+        super().__init__(f"{field_path}: {message}")
+        self.field = field_path
+
+
+# --------------------------------------------------------------------------------------------
+# Small validation helpers: each raises ConfigError naming the field.
+# --------------------------------------------------------------------------------------------
+
+
+def _number(path: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(path, f"must be a number, got {value!r}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ConfigError(path, f"must be finite, got {value!r}")
+    return value
+
+
+def _positive(path: str, value: Any) -> float:
+    value = _number(path, value)
+    if value <= 0:
+        raise ConfigError(path, f"must be > 0, got {value!r}")
+    return value
+
+
+def _non_negative(path: str, value: Any) -> float:
+    value = _number(path, value)
+    if value < 0:
+        raise ConfigError(path, f"must be >= 0, got {value!r}")
+    return value
+
+
+def _integer(path: str, value: Any, minimum: int, maximum: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        else:
+            raise ConfigError(path, f"must be an integer, got {value!r}")
+    if value < minimum or (maximum is not None and value > maximum):
+        upper = "" if maximum is None else f" and <= {maximum}"
+        raise ConfigError(path, f"must be an integer >= {minimum}{upper}, got {value!r}")
+    return value
+
+
+def _number_list(path: str, values: Any, *, min_len: int = 1) -> tuple[float, ...]:
+    if isinstance(values, str | bytes) or not isinstance(values, Sequence):
+        raise ConfigError(path, f"must be a list of numbers, got {values!r}")
+    if len(values) < min_len:
+        raise ConfigError(path, f"must have at least {min_len} entries, got {len(values)}")
+    return tuple(_number(f"{path}[{i}]", v) for i, v in enumerate(values))
+
+
+# --------------------------------------------------------------------------------------------
+# Dataclasses
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModelProfile:
+    """One deployable model.
+
+    :param name: unique name, e.g. ``"LLM-1"``.
+    :param quality: answer quality in (0, 1]; the reward for serving one request on this model.
+    :param inference_ms: inference time of a batch (ms), one entry per ``TimingTable.batch_sizes``.
+    """
+
+    name: str
+    quality: float
+    inference_ms: tuple[float, ...]
+
+    def validate(self, path: str) -> ModelProfile:
+        if not isinstance(self.name, str) or not self.name:
+            raise ConfigError(f"{path}.name", f"must be a non-empty string, got {self.name!r}")
+        quality = _number(f"{path}.quality", self.quality)
+        if not 0 < quality <= 1:
+            raise ConfigError(f"{path}.quality", f"must be in (0, 1], got {quality!r}")
+        inference = _number_list(f"{path}.inference_ms", self.inference_ms)
+        for i, v in enumerate(inference):
+            if v <= 0:
+                raise ConfigError(f"{path}.inference_ms[{i}]", f"must be > 0, got {v!r}")
+        _check_non_decreasing(f"{path}.inference_ms", inference)
+        return dataclasses.replace(self, quality=quality, inference_ms=inference)
+
+
+def _check_non_decreasing(path: str, values: Sequence[float]) -> None:
+    for i in range(1, len(values)):
+        if values[i] < values[i - 1]:
+            raise ConfigError(
+                f"{path}[{i}]",
+                f"must be non-decreasing in batch size ({values[i - 1]!r} then {values[i]!r})",
+            )
+
+
+def _default_models() -> tuple[ModelProfile, ...]:
+    return (
+        ModelProfile("LLM-1", 1.00, (10.0, 15.0, 25.0, 40.0, 75.0, 140.0, 260.0)),
+        ModelProfile("LLM-2", 0.97, (8.0, 12.0, 20.0, 30.0, 50.0, 100.0, 200.0)),
+        ModelProfile("LLM-3", 0.92, (4.0, 5.0, 10.0, 15.0, 30.0, 60.0, 100.0)),
+    )
+
+
+@dataclass(frozen=True)
+class TimingTable:
+    """The brief's per-batch timing model (all times in ms).
+
+    ``service(b, m) = t_pre_ms + comm(b) + inference(m, b) + t_post_ms``; sizes between table rows
+    are linearly interpolated (``mode="interp"``) or run as the next table size (``mode="pad"``).
+
+    :param batch_sizes: strictly increasing table batch sizes, starting at 1.
+    :param comm_ms: communication time per batch (ms), one entry per batch size.
+    :param t_pre_ms: preprocessing time per batch (ms), default 2.
+    :param t_post_ms: postprocessing time per batch (ms), default 1.
+    :param mode: ``"interp"`` (default) or ``"pad"``.
+    """
+
+    batch_sizes: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64)
+    comm_ms: tuple[float, ...] = (2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0)
+    t_pre_ms: float = 2.0
+    t_post_ms: float = 1.0
+    mode: str = "interp"
+
+    def validate(self, path: str) -> TimingTable:
+        sizes = self.batch_sizes
+        if isinstance(sizes, str | bytes) or not isinstance(sizes, Sequence) or not sizes:
+            raise ConfigError(f"{path}.batch_sizes", f"must be a non-empty list, got {sizes!r}")
+        sizes = tuple(_integer(f"{path}.batch_sizes[{i}]", b, 1) for i, b in enumerate(sizes))
+        if sizes[0] != 1:
+            raise ConfigError(f"{path}.batch_sizes[0]", f"must be 1, got {sizes[0]}")
+        for i in range(1, len(sizes)):
+            if sizes[i] <= sizes[i - 1]:
+                raise ConfigError(
+                    f"{path}.batch_sizes[{i}]",
+                    f"must be strictly increasing ({sizes[i - 1]} then {sizes[i]})",
+                )
+        comm = _number_list(f"{path}.comm_ms", self.comm_ms)
+        if len(comm) != len(sizes):
+            raise ConfigError(
+                f"{path}.comm_ms", f"must have {len(sizes)} entries (one per batch size), got {len(comm)}"
+            )
+        for i, v in enumerate(comm):
+            if v < 0:
+                raise ConfigError(f"{path}.comm_ms[{i}]", f"must be >= 0, got {v!r}")
+        _check_non_decreasing(f"{path}.comm_ms", comm)
+        if self.mode not in TIMING_MODES:
+            raise ConfigError(f"{path}.mode", f"must be one of {TIMING_MODES}, got {self.mode!r}")
+        return dataclasses.replace(
+            self,
+            batch_sizes=sizes,
+            comm_ms=comm,
+            t_pre_ms=_non_negative(f"{path}.t_pre_ms", self.t_pre_ms),
+            t_post_ms=_non_negative(f"{path}.t_post_ms", self.t_post_ms),
+        )
+
+
+@dataclass(frozen=True)
+class ArrivalConfig:
+    """The arrival process. Every process has a mean rate (:attr:`mean_rate_per_s`).
+
+    :param process: ``"poisson"``, ``"mmpp"``, ``"diurnal"`` or ``"trace"``.
+    :param rate_per_s: mean arrival rate (requests/s); for poisson, diurnal and trace.
+    :param rates_per_s: mmpp only: arrival rate in each phase (requests/s), >= 2 phases.
+    :param switch_rates_per_s: mmpp only: either one leaving rate per phase (1/s; the next phase
+        is drawn uniformly among the others) or a full K x K matrix of switching rates (1/s, zero
+        diagonal).
+    :param amplitude: diurnal only: relative amplitude in [0, 1): rate(t) = r (1 + a sin(2 pi t / P)).
+    :param period_s: diurnal only: period P of the rate cycle (s).
+    :param phase_rad: diurnal only: phase of the rate cycle at t = 0 (rad).
+    :param trace_path: trace only: CSV of arrival timestamps (absolute, or relative to the YAML
+        file); ``"package:azure_conv_excerpt"`` names the excerpt shipped with batchenv.
+    :param trace_column: trace only: CSV column with the timestamps (ISO datetimes or seconds).
+    :param random_start: trace only: start each episode at a random point of the trace.
+    :param rate_range_per_s: domain randomisation: draw each episode's mean rate uniformly from
+        [low, high] (requests/s) and rescale the process to it; None keeps the rate fixed.
+    """
+
+    process: str = "poisson"
+    rate_per_s: float | None = 100.0
+    rates_per_s: tuple[float, ...] | None = None
+    switch_rates_per_s: tuple[Any, ...] | None = None
+    amplitude: float = 0.5
+    period_s: float = 60.0
+    phase_rad: float = 0.0
+    trace_path: str | None = None
+    trace_column: str = "TIMESTAMP"
+    random_start: bool = True
+    rate_range_per_s: tuple[float, float] | None = None
+
+    def validate(self, path: str) -> ArrivalConfig:
+        if self.process not in ARRIVAL_PROCESSES:
+            raise ConfigError(
+                f"{path}.process", f"must be one of {ARRIVAL_PROCESSES}, got {self.process!r}"
+            )
+        changes: dict[str, Any] = {}
+        if self.process == "mmpp":
+            if self.rate_per_s is not None:
+                raise ConfigError(
+                    f"{path}.rate_per_s",
+                    "is not used by process 'mmpp' (its mean follows from rates_per_s and "
+                    "switch_rates_per_s); remove it or set it to null",
+                )
+            rates = _number_list(f"{path}.rates_per_s", self.rates_per_s or (), min_len=2)
+            for i, r in enumerate(rates):
+                if r < 0:
+                    raise ConfigError(f"{path}.rates_per_s[{i}]", f"must be >= 0, got {r!r}")
+            if not any(r > 0 for r in rates):
+                raise ConfigError(f"{path}.rates_per_s", "at least one rate must be > 0")
+            changes["rates_per_s"] = rates
+            changes["switch_rates_per_s"] = _switch_matrix(
+                f"{path}.switch_rates_per_s", self.switch_rates_per_s, len(rates)
+            )
+        else:
+            if self.rate_per_s is None:
+                raise ConfigError(f"{path}.rate_per_s", "is required (a mean rate > 0, requests/s)")
+            changes["rate_per_s"] = _positive(f"{path}.rate_per_s", self.rate_per_s)
+            if self.rates_per_s is not None or self.switch_rates_per_s is not None:
+                raise ConfigError(
+                    f"{path}.rates_per_s", f"is only used by process 'mmpp', not {self.process!r}"
+                )
+        if self.process == "diurnal":
+            amplitude = _number(f"{path}.amplitude", self.amplitude)
+            if not 0 <= amplitude < 1:
+                raise ConfigError(f"{path}.amplitude", f"must be in [0, 1), got {amplitude!r}")
+            changes["amplitude"] = amplitude
+            changes["period_s"] = _positive(f"{path}.period_s", self.period_s)
+            changes["phase_rad"] = _number(f"{path}.phase_rad", self.phase_rad)
+        if self.process == "trace":
+            if not isinstance(self.trace_path, str) or not self.trace_path:
+                raise ConfigError(
+                    f"{path}.trace_path", "is required for process 'trace' (a CSV file path)"
+                )
+            if not isinstance(self.trace_column, str) or not self.trace_column:
+                raise ConfigError(f"{path}.trace_column", "must be a non-empty column name")
+            if not isinstance(self.random_start, bool):
+                raise ConfigError(f"{path}.random_start", f"must be true or false, got {self.random_start!r}")
+        if self.rate_range_per_s is not None:
+            bounds = _number_list(f"{path}.rate_range_per_s", self.rate_range_per_s, min_len=2)
+            if len(bounds) != 2 or not 0 < bounds[0] <= bounds[1]:
+                raise ConfigError(
+                    f"{path}.rate_range_per_s",
+                    f"must be [low, high] with 0 < low <= high (requests/s), got {list(bounds)}",
+                )
+            changes["rate_range_per_s"] = (bounds[0], bounds[1])
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def mean_rate_per_s(self) -> float:
+        """Long-run mean arrival rate (requests/s) of the configured process."""
+        if self.process != "mmpp":
+            assert self.rate_per_s is not None
+            return float(self.rate_per_s)
+        pi = mmpp_stationary(self.switch_rates_per_s)
+        return float(sum(p * r for p, r in zip(pi, self.rates_per_s or (), strict=True)))
+
+    def scaled_to(self, mean_rate_per_s: float) -> ArrivalConfig:
+        """The same process shape with its mean rate set to ``mean_rate_per_s`` (requests/s)."""
+        mean_rate_per_s = _positive("arrivals.rate_per_s", mean_rate_per_s)
+        if self.process != "mmpp":
+            return dataclasses.replace(self, rate_per_s=mean_rate_per_s)
+        factor = mean_rate_per_s / self.mean_rate_per_s
+        return dataclasses.replace(self, rates_per_s=tuple(r * factor for r in self.rates_per_s or ()))
+
+
+def _switch_matrix(path: str, value: Any, n_phases: int) -> tuple[tuple[float, ...], ...]:
+    """Normalise MMPP switching rates to a K x K matrix (1/s) with zero diagonal."""
+    if value is None or isinstance(value, str | bytes) or not isinstance(value, Sequence):
+        raise ConfigError(
+            path, f"must be a list of {n_phases} leaving rates or a {n_phases}x{n_phases} matrix (1/s)"
+        )
+    if len(value) != n_phases:
+        raise ConfigError(path, f"must have {n_phases} entries (one per phase), got {len(value)}")
+    if all(not isinstance(v, Sequence) for v in value):
+        leave = [_positive(f"{path}[{i}]", v) for i, v in enumerate(value)]
+        others = n_phases - 1
+        matrix = [[0.0 if i == j else leave[i] / others for j in range(n_phases)] for i in range(n_phases)]
+    else:
+        matrix = []
+        for i, row in enumerate(value):
+            row_values = _number_list(f"{path}[{i}]", row)
+            if len(row_values) != n_phases:
+                raise ConfigError(f"{path}[{i}]", f"must have {n_phases} entries, got {len(row_values)}")
+            for j, v in enumerate(row_values):
+                if v < 0:
+                    raise ConfigError(f"{path}[{i}][{j}]", f"must be >= 0, got {v!r}")
+            if row_values[i] != 0:
+                raise ConfigError(f"{path}[{i}][{i}]", "diagonal must be 0")
+            if sum(row_values) <= 0:
+                raise ConfigError(f"{path}[{i}]", "each phase needs a leaving rate > 0")
+            matrix.append(list(row_values))
+    try:
+        mmpp_stationary(matrix)
+    except ValueError as exc:
+        raise ConfigError(path, str(exc)) from None
+    return tuple(tuple(row) for row in matrix)
+
+
+def mmpp_stationary(switch_rates: Any) -> list[float]:
+    """Stationary distribution of the phase process with switching-rate matrix ``switch_rates``."""
+    import numpy as np
+
+    rates = np.asarray(switch_rates, dtype=float)
+    generator = rates - np.diag(rates.sum(axis=1))
+    n = len(rates)
+    a = np.vstack([generator.T, np.ones(n)])
+    b = np.zeros(n + 1)
+    b[-1] = 1.0
+    pi, *_ = np.linalg.lstsq(a, b, rcond=None)
+    if np.any(pi < -1e-12) or not np.allclose(a @ pi, b, atol=1e-9):
+        raise ValueError("the phase process must be irreducible (every phase reachable)")
+    return [float(max(p, 0.0)) for p in pi]
+
+
+@dataclass(frozen=True)
+class RewardConfig:
+    """Reward weights. Per request: ``quality - w_latency_per_s * latency_s``, minus ``w_slo`` if it
+    misses its SLO; a dropped request scores ``-w_drop``.
+
+    :param w_latency_per_s: cost of one second of latency (default 1).
+    :param w_slo: penalty per request that misses ``slo_ms`` (default 0).
+    :param w_drop: penalty per dropped request (default 1).
+    """
+
+    w_latency_per_s: float = 1.0
+    w_slo: float = 0.0
+    w_drop: float = 1.0
+
+    def validate(self, path: str) -> RewardConfig:
+        return RewardConfig(
+            w_latency_per_s=_non_negative(f"{path}.w_latency_per_s", self.w_latency_per_s),
+            w_slo=_non_negative(f"{path}.w_slo", self.w_slo),
+            w_drop=_non_negative(f"{path}.w_drop", self.w_drop),
+        )
+
+
+@dataclass(frozen=True)
+class EnvConfig:
+    """Options of the Gymnasium environment that are not part of the served system.
+
+    :param batch_choice: if true the agent also chooses the batch size from the table sizes.
+    :param rate_ewma_tau_s: time constant (s) of the arrival-rate and utilisation estimates.
+    """
+
+    batch_choice: bool = False
+    rate_ewma_tau_s: float = 1.0
+
+    def validate(self, path: str) -> EnvConfig:
+        if not isinstance(self.batch_choice, bool):
+            raise ConfigError(f"{path}.batch_choice", f"must be true or false, got {self.batch_choice!r}")
+        return EnvConfig(
+            batch_choice=self.batch_choice,
+            rate_ewma_tau_s=_positive(f"{path}.rate_ewma_tau_s", self.rate_ewma_tau_s),
+        )
+
+
+@dataclass(frozen=True)
+class SystemConfig:
+    """The whole served system and its episode settings.
+
+    :param name: scenario name.
+    :param timing: the per-batch timing table.
+    :param models: deployable models, in action order (action k dispatches on ``models[k - 1]``).
+    :param max_batch_size: largest batch (<= the largest table batch size), default 64.
+    :param n_workers: identical workers (GPUs), default 1.
+    :param queue_capacity: waiting requests beyond which arrivals are dropped, default 1024.
+    :param max_wait_ms: batch timeout as a hard guarantee: the oldest request never waits longer
+        while a worker is idle (ms), default 100.
+    :param slo_ms: latency objective per request (ms), default 250.
+    :param horizon_s: simulated time per episode (s), default 60.
+    :param arrivals: the arrival process.
+    :param reward: reward weights.
+    :param env: environment options.
+    :param source_path: the YAML file this config came from (relative trace paths resolve there).
+    """
+
+    name: str = "default"
+    timing: TimingTable = field(default_factory=TimingTable)
+    models: tuple[ModelProfile, ...] = field(default_factory=_default_models)
+    max_batch_size: int = 64
+    n_workers: int = 1
+    queue_capacity: int = 1024
+    max_wait_ms: float = 100.0
+    slo_ms: float = 250.0
+    horizon_s: float = 60.0
+    arrivals: ArrivalConfig = field(default_factory=ArrivalConfig)
+    reward: RewardConfig = field(default_factory=RewardConfig)
+    env: EnvConfig = field(default_factory=EnvConfig)
+    source_path: str | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise ConfigError("name", f"must be a non-empty string, got {self.name!r}")
+        timing = self.timing.validate("timing")
+        models = self.models
+        if isinstance(models, str | bytes) or not isinstance(models, Sequence) or not models:
+            raise ConfigError("models", "must be a non-empty list of models")
+        models = tuple(m.validate(f"models[{i}]") for i, m in enumerate(models))
+        names = [m.name for m in models]
+        for i, name in enumerate(names):
+            if name in names[:i]:
+                raise ConfigError(f"models[{i}].name", f"duplicate model name {name!r}")
+        for i, m in enumerate(models):
+            if len(m.inference_ms) != len(timing.batch_sizes):
+                raise ConfigError(
+                    f"models[{i}].inference_ms",
+                    f"must have {len(timing.batch_sizes)} entries (one per timing.batch_sizes), "
+                    f"got {len(m.inference_ms)}",
+                )
+        validated = dict(
+            timing=timing,
+            models=models,
+            max_batch_size=_integer("max_batch_size", self.max_batch_size, 1, timing.batch_sizes[-1]),
+            n_workers=_integer("n_workers", self.n_workers, 1, 64),
+            queue_capacity=_integer("queue_capacity", self.queue_capacity, 1),
+            max_wait_ms=_positive("max_wait_ms", self.max_wait_ms),
+            slo_ms=_positive("slo_ms", self.slo_ms),
+            horizon_s=_positive("horizon_s", self.horizon_s),
+            arrivals=self.arrivals.validate("arrivals"),
+            reward=self.reward.validate("reward"),
+            env=self.env.validate("env"),
+        )
+        for key, value in validated.items():
+            object.__setattr__(self, key, value)
+
+    # ---------------------------------------------------------------- derived quantities
+    @property
+    def n_models(self) -> int:
+        return len(self.models)
+
+    @property
+    def model_names(self) -> tuple[str, ...]:
+        return tuple(m.name for m in self.models)
+
+    @property
+    def qualities(self) -> tuple[float, ...]:
+        return tuple(m.quality for m in self.models)
+
+    def model_index(self, name: str) -> int:
+        """Index of the model called ``name``; ConfigError naming the known models otherwise."""
+        try:
+            return self.model_names.index(name)
+        except ValueError:
+            raise ConfigError("model", f"unknown model {name!r}; known: {list(self.model_names)}") from None
+
+    def replace(self, **changes: Any) -> SystemConfig:
+        """A validated copy with ``changes`` applied (nested sections as dataclasses or dicts)."""
+        for section, cls in _SECTIONS.items():
+            if isinstance(changes.get(section), Mapping):
+                base = dataclasses.asdict(getattr(self, section))
+                base.update(changes[section])
+                changes[section] = _build(cls, base, section)
+        return dataclasses.replace(self, **changes)
+
+    # ---------------------------------------------------------------- YAML
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], source_path: str | None = None) -> SystemConfig:
+        """Build and validate a config from a plain mapping (as read from YAML)."""
+        if not isinstance(data, Mapping):
+            raise ConfigError("<root>", f"must be a mapping of fields, got {type(data).__name__}")
+        data = dict(data)
+        known = {f.name for f in dataclasses.fields(cls)} - {"source_path"}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(unknown[0], f"unknown field; allowed: {sorted(known)}")
+        kwargs: dict[str, Any] = {}
+        for key, value in data.items():
+            if key in _SECTIONS:
+                kwargs[key] = _build(_SECTIONS[key], value, key)
+            elif key == "models":
+                if not isinstance(value, Sequence) or isinstance(value, str | bytes):
+                    raise ConfigError("models", "must be a list of models")
+                kwargs[key] = tuple(
+                    _build(ModelProfile, m, f"models[{i}]") for i, m in enumerate(value)
+                )
+            else:
+                kwargs[key] = value
+        return cls(**kwargs, source_path=source_path)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> SystemConfig:
+        """Load a config from a YAML file; missing file or bad YAML give a ConfigError.
+
+        A file may start from another with ``extends: NAME`` (a packaged scenario) or
+        ``extends: other.yaml`` (relative to the file): its fields are merged over that one's,
+        section by section.
+        """
+        path = Path(path).resolve()
+        return cls.from_dict(_read_yaml_tree(path, ()), source_path=str(path))
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain, YAML-ready mapping; ``SystemConfig.from_dict(c.to_dict()) == c``."""
+        data = _plain(dataclasses.asdict(self))
+        data.pop("source_path", None)
+        return data
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+_SECTIONS: dict[str, type] = {
+    "timing": TimingTable,
+    "arrivals": ArrivalConfig,
+    "reward": RewardConfig,
+    "env": EnvConfig,
+}
+
+
+def _read_yaml_tree(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
+    """The mapping of a YAML config with its ``extends`` chain merged in."""
+    if not path.is_file():
+        raise ConfigError("<file>", f"config file not found: {path}")
+    if path in seen:
+        raise ConfigError("extends", f"cycle of extends: {' -> '.join(map(str, (*seen, path)))}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError("<file>", f"{path} is not valid YAML: {exc}") from None
+    data = {} if data is None else data
+    if not isinstance(data, Mapping):
+        raise ConfigError("<root>", f"{path} must hold a mapping of fields, got {type(data).__name__}")
+    data = dict(data)
+    parent = data.pop("extends", None)
+    if parent is None:
+        return data
+    if not isinstance(parent, str) or not parent:
+        raise ConfigError("extends", f"must be a scenario name or a YAML path, got {parent!r}")
+    if parent.endswith((".yaml", ".yml")):
+        parent_path = (path.parent / parent).resolve()
+    else:
+        parent_path = Path(__file__).resolve().parent / "configs" / f"{parent}.yaml"
+        if not parent_path.is_file():
+            raise ConfigError("extends", f"unknown scenario {parent!r} in {path}")
+    merged = _read_yaml_tree(parent_path, (*seen, path))
+    for key, value in data.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = {**merged[key], **value}
+        else:
+            merged[key] = value
+    return merged
+
+
+def _build(cls: type, value: Any, path: str) -> Any:
+    """Instantiate dataclass ``cls`` from a mapping, rejecting unknown keys with a clear error."""
+    if isinstance(value, cls):
+        return value
+    if not isinstance(value, Mapping):
+        raise ConfigError(path, f"must be a mapping, got {value!r}")
+    allowed = {f.name for f in dataclasses.fields(cls)}
+    for key in value:
+        if key not in allowed:
+            raise ConfigError(f"{path}.{key}", f"unknown field; allowed: {sorted(allowed)}")
+    kwargs = {}
+    for key, item in value.items():
+        if isinstance(item, list):
+            item = tuple(tuple(x) if isinstance(x, list) else x for x in item)
+        kwargs[key] = item
+    return cls(**kwargs)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value

@@ -1,0 +1,262 @@
+"""Gymnasium environment of the dynamic batching decision: wait, or dispatch on which model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from batchenv.config import SystemConfig
+from batchenv.estimators import EwmaRate
+from batchenv.scenarios import load_scenario
+from batchenv.sim import Decision, Simulator
+
+__all__ = ["OBSERVATION_NAMES", "DynamicBatchingEnv"]
+
+OBSERVATION_NAMES = (
+    "queue_fill_batch",
+    "queue_fill_capacity",
+    "oldest_wait",
+    "mean_wait",
+    "arrival_rate",
+    "utilisation",
+    "since_dispatch",
+)
+"""Names of the observation entries before the per-worker ``busy_remaining_{w}`` entries."""
+
+_WAIT_CLIP = 2.0  # waits and rates are reported up to twice their scale
+
+
+class DynamicBatchingEnv(gym.Env):
+    """
+    ## Description
+
+    An LLM inference server receives requests into a FIFO queue in front of ``n_workers`` GPUs.
+    Whenever a worker is idle and requests wait (a *decision epoch*), the agent decides whether to
+    wait for a bigger batch or to dispatch the oldest requests now, and on which model (LLM-1 is
+    precise; LLM-2 and LLM-3 are distilled, faster and less precise). A batch of ``b`` requests on
+    model ``m`` occupies a worker for ``T_pre + T_comm(b) + T_inf(m, b) + T_post`` (the project
+    brief's timing table). Between epochs an exact event-driven simulator (:mod:`batchenv.sim`)
+    advances time on its own, so there are no empty steps and no time discretisation.
+
+    ## Action Space
+
+    ``Discrete(1 + M)`` with ``M`` models: ``0`` = wait, ``k`` = dispatch ``min(queue,
+    max_batch_size)`` oldest requests on model ``k - 1``. With ``env.batch_choice: true`` the
+    space is ``Discrete(1 + M * S)`` over the batch sizes ``sizes = table sizes below
+    max_batch_size, then max_batch_size`` (``S`` of them): action ``1 + m * S + s`` dispatches
+    ``min(sizes[s], queue)`` requests on model ``m``. :meth:`action_masks` gives the valid actions
+    (for sb3-contrib's MaskablePPO): wait is invalid when the timeout shield applies; sizes beyond
+    the first one that holds the whole queue are invalid.
+
+    Wait advances to the next event: an arrival, a busy worker becoming free, or the moment the
+    oldest request has waited ``max_wait_ms``. At that moment wait is masked out; a wait chosen
+    anyway becomes a dispatch of a full batch on the last model used (``info["forced_dispatches"]``).
+    So no request waits longer than ``max_wait_ms`` while a worker is idle.
+
+    ## Observation Space
+
+    ``Box(shape=(7 + n_workers,), dtype=float32)``; everything a real server knows, nothing of
+    the future:
+
+    | index  | observation                                                    | min | max |
+    |--------|----------------------------------------------------------------|-----|-----|
+    | 0      | queue length / max_batch_size, clipped                         | 0   | 1   |
+    | 1      | queue length / queue_capacity                                  | 0   | 1   |
+    | 2      | wait of the oldest request / max_wait_ms, clipped              | 0   | 2   |
+    | 3      | mean wait of the waiting requests / max_wait_ms, clipped       | 0   | 2   |
+    | 4      | arrival rate EWMA (tau = env.rate_ewma_tau_s) / max throughput | 0   | 2   |
+    | 5      | utilisation EWMA (busy fraction of all workers)                | 0   | 1   |
+    | 6      | time since the last dispatch / max_wait_ms, clipped            | 0   | 2   |
+    | 7 + w  | remaining busy time of worker w / longest service time         | 0   | 1   |
+
+    "max throughput" is the largest sustainable rate, ``n_workers * max(b / service(b, m))``
+    (requests/s). The rate and utilisation estimates start at 0 each episode.
+
+    ## Rewards
+
+    Dense and time-integrated, in units of the per-request score. Over each step:
+    ``-w_latency_per_s * (integral of the number of waiting requests dt)`` (dt in s); at a dispatch,
+    ``+ sum over the batch of (quality(m) - w_latency_per_s * service_s)`` minus ``w_slo`` per
+    request that will miss ``slo_ms``; minus ``w_drop`` per dropped arrival. An episode's return
+    therefore equals the sum over its requests of ``quality - w_latency_per_s * latency_s`` (minus
+    penalties), the per-request score that ``evaluate.py`` reports; requests still waiting at the
+    end are charged the time they waited.
+
+    ## Starting State
+
+    Empty queue, idle workers, time 0; :meth:`reset` advances to the first arrival. The episode's
+    mean arrival rate is drawn uniformly from ``arrivals.rate_range_per_s`` when set (domain
+    randomisation), then arrivals come from the configured process, all from ``self.np_random``.
+
+    ## Episode End
+
+    The task is continuing: ``terminated`` is always False. ``truncated`` is True when the
+    simulated time reaches ``horizon_s``.
+
+    ## Arguments
+
+    ```python
+    gymnasium.make("batchenv/DynamicBatching-v0")                       # the default scenario
+    gymnasium.make("batchenv/DynamicBatching-v0", config="bursty")      # a scenario by name
+    gymnasium.make("batchenv/DynamicBatching-v0", config="my.yaml")     # or YAML path
+    gymnasium.make("batchenv/DynamicBatching-v0", overrides={"n_workers": 2})
+    ```
+
+    :param config: a :class:`SystemConfig`, a scenario name or a YAML path (default: ``default``).
+    :param overrides: fields to change on top of ``config`` (nested sections as dicts).
+    :param record: keep per-request records for :meth:`metrics` (memory grows with an episode).
+    :param render_mode: ``None`` or ``"ansi"``.
+
+    ``info`` of each step holds per-step counts only: ``dispatched``, ``dropped``,
+    ``forced_dispatches`` and the simulated time ``sim_time_s``. The full metrics of the episode
+    come from ``env.unwrapped.metrics()``.
+
+    ## Version History
+
+    * v0: initial version.
+    """
+
+    metadata = {"render_modes": ["ansi"], "render_fps": 4}
+
+    def __init__(
+        self,
+        config: SystemConfig | str | Path | None = None,
+        *,
+        overrides: dict[str, Any] | None = None,
+        record: bool = True,
+        render_mode: str | None = None,
+    ) -> None:
+        if config is None:
+            config = load_scenario("default")
+        elif not isinstance(config, SystemConfig):
+            config = load_scenario(config)
+        if overrides:
+            config = config.replace(**overrides)
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be None or one of {self.metadata['render_modes']}, got {render_mode!r}")
+        self.config = config
+        self.render_mode = render_mode
+        self.sim = Simulator(config, record=record)
+
+        n_models = config.n_models
+        table_sizes = [b for b in config.timing.batch_sizes if b < config.max_batch_size]
+        self.batch_sizes: tuple[int, ...] = (*table_sizes, config.max_batch_size)
+        if config.env.batch_choice:
+            self._decisions: list[Decision] = [None] + [
+                (m, b) for m in range(n_models) for b in self.batch_sizes
+            ]
+        else:
+            self._decisions = [None] + [(m, config.max_batch_size) for m in range(n_models)]
+        self.action_space = spaces.Discrete(len(self._decisions))
+
+        n_workers = config.n_workers
+        high = np.array(
+            [1.0, 1.0, _WAIT_CLIP, _WAIT_CLIP, _WAIT_CLIP, 1.0, _WAIT_CLIP] + [1.0] * n_workers,
+            dtype=np.float32,
+        )
+        self.observation_space = spaces.Box(np.zeros_like(high), high, dtype=np.float32)
+        self.observation_names = (*OBSERVATION_NAMES, *(f"busy_remaining_{w}" for w in range(n_workers)))
+
+        self._inv_batch = 1.0 / config.max_batch_size
+        self._inv_capacity = 1.0 / config.queue_capacity
+        self._inv_wait = 1.0 / self.sim.max_wait_s
+        self._inv_rate = 1.0 / self.sim.service_table.max_throughput_per_s(n_workers)
+        self._inv_service = 1.0 / self.sim.service_table.max_service_s
+        self._inv_workers = 1.0 / n_workers
+        self._rate = EwmaRate(config.env.rate_ewma_tau_s)
+        self._busy = EwmaRate(config.env.rate_ewma_tau_s)
+
+    # ------------------------------------------------------------------ Gymnasium API
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        self._rate.reset()
+        self._busy.reset()
+        sim = self.sim
+        sim.reset(self.np_random)
+        self._counts = (sim.n_served, sim.n_dropped)
+        info = {"sim_time_s": sim.now_s, "rate_per_s": sim.episode_rate_per_s}
+        return self._observation(), info
+
+    def step(self, action):
+        sim = self.sim
+        forced = sim.step(self._decisions[action]) if not sim.done else False
+        served, dropped = sim.n_served, sim.n_dropped
+        last_served, last_dropped = self._counts
+        self._counts = (served, dropped)
+        info = {
+            "dispatched": served - last_served,
+            "dropped": dropped - last_dropped,
+            "forced_dispatches": int(forced),
+            "sim_time_s": sim.now_s,
+        }
+        return self._observation(), sim.take_reward(), False, sim.done, info
+
+    def action_masks(self) -> np.ndarray:
+        """Valid actions at the current epoch, shape (n_actions,), dtype bool."""
+        sim = self.sim
+        mask = np.ones(self.action_space.n, dtype=bool)
+        mask[0] = not sim.shielded
+        if self.config.env.batch_choice:
+            q = sim.queue_len
+            sizes = self.batch_sizes
+            n_sizes = len(sizes)
+            for s in range(1, n_sizes):
+                if sizes[s - 1] >= q:  # a smaller size already holds the whole queue
+                    mask[1 + s :: n_sizes] = False
+        return mask
+
+    def render(self) -> str | None:
+        if self.render_mode != "ansi":
+            return None
+        sim = self.sim
+        busy = " ".join(f"{max(0.0, f - sim.now_s) * 1000:6.1f}" for f in sim.free_at_s)
+        return (
+            f"t={sim.now_s:9.4f}s queue={sim.queue_len:4d} oldest={sim.oldest_wait_s * 1000:7.2f}ms "
+            f"busy_ms=[{busy}] served={sim.n_served} dropped={sim.n_dropped}"
+        )
+
+    # ------------------------------------------------------------------ extras
+    def metrics(self):
+        """Full metrics of the episode so far (:class:`batchenv.metrics.EpisodeMetrics`)."""
+        from batchenv.metrics import compute_metrics
+
+        return compute_metrics(self.sim)
+
+    def decision(self, action: int) -> Decision:
+        """The simulator decision ``None`` or ``(model, batch_size)`` an action stands for."""
+        return self._decisions[action]
+
+    def action_of(self, decision: Decision) -> int:
+        """The action that stands for ``decision`` (batch sizes rounded up to an action's size)."""
+        if decision is None:
+            return 0
+        model, size = decision
+        if not self.config.env.batch_choice:
+            return 1 + model
+        sizes = self.batch_sizes
+        index = next((i for i, b in enumerate(sizes) if b >= size), len(sizes) - 1)
+        return 1 + model * len(sizes) + index
+
+    def _observation(self) -> np.ndarray:
+        sim = self.sim
+        now = sim.now_s
+        q = sim.queue_len
+        inv_wait = self._inv_wait
+        rate = self._rate.update(now, sim.n_arrived) * self._inv_rate
+        utilisation = self._busy.update(now, sim.busy_time_s()) * self._inv_workers
+        obs = [
+            min(q * self._inv_batch, 1.0),
+            q * self._inv_capacity,
+            min(sim.oldest_wait_s * inv_wait, _WAIT_CLIP),
+            min(max(sim.mean_wait_s * inv_wait, 0.0), _WAIT_CLIP),
+            min(rate, _WAIT_CLIP),
+            min(utilisation, 1.0),
+            min((now - sim.last_dispatch_s) * inv_wait, _WAIT_CLIP),
+        ]
+        inv_service = self._inv_service
+        obs.extend(min((f - now) * inv_service, 1.0) if f > now else 0.0 for f in sim.free_at_s)
+        return np.array(obs, dtype=np.float32)
