@@ -42,7 +42,7 @@ from batchenv.arrivals import ArrivalProcess, episode_rate_per_s, make_arrival_p
 from batchenv.config import SystemConfig
 from batchenv.timing import ServiceTable
 
-__all__ = ["Batch", "Decision", "Policy", "Simulator"]
+__all__ = ["Batch", "Decision", "Policy", "Simulator", "simulate"]
 
 Decision = tuple[int, int] | None
 """``None`` = wait; ``(model index, batch size)`` = dispatch."""
@@ -402,3 +402,28 @@ class Simulator:
         self.n_admitted += admitted
         self._sum_waiting_arrivals_s += arrivals_sum
         self._reward -= self._w_lat * area
+
+
+def simulate(
+    config: SystemConfig,
+    policy: Policy,
+    seed: int | np.random.Generator | None,
+    *,
+    record: bool = True,
+    horizon_s: float | None = None,
+    sim: Simulator | None = None,
+) -> Simulator:
+    """Run one episode of ``policy`` and return the finished simulator (read its totals or pass it
+    to :func:`batchenv.metrics.compute_metrics`). A policy with a ``reset(sim)`` method has it
+    called after the simulator's reset. The same ``seed`` gives the same arrivals to every policy,
+    and the same arrivals as ``DynamicBatchingEnv.reset(seed=seed)``.
+
+    :param sim: reuse this simulator (must be built for ``config``) instead of building one.
+    """
+    sim = sim or Simulator(config, record=record)
+    sim.reset(seed, horizon_s=horizon_s)
+    reset = getattr(policy, "reset", None)
+    if callable(reset):
+        reset(sim)
+    sim.run(policy)
+    return sim
