@@ -148,7 +148,7 @@ class Simulator:
         self.n_slo_misses = 0
         self.sum_latency_s = 0.0
         self.sum_quality = 0.0
-        self._reward_taken = 0.0
+        self.total_reward = 0.0  # the same increments as _reward, summed in one running total
         self.served_per_model = [0] * self.n_models
         self.busy_s = [0.0] * self.n_workers
 
@@ -236,14 +236,8 @@ class Simulator:
     def take_reward(self) -> float:
         """Reward accrued since the last call (see the module docstring)."""
         reward = self._reward
-        self._reward_taken += reward
         self._reward = 0.0
         return reward
-
-    @property
-    def total_reward(self) -> float:
-        """Sum of all rewards of the episode so far (taken or not)."""
-        return self._reward_taken + self._reward
 
     def step(self, decision: Decision) -> bool:
         """Apply a decision at a decision epoch and advance to the next one (or the horizon).
@@ -300,7 +294,9 @@ class Simulator:
         arrivals_sum = sum(queue[head:end])
         misses = bisect.bisect_left(queue, completion - self.slo_s, head, end) - head
         quality = self._quality[model]
-        self._reward += b * (quality - self._w_lat * service) - self._w_slo * misses
+        gain = b * (quality - self._w_lat * service) - self._w_slo * misses
+        self._reward += gain
+        self.total_reward += gain
         self.sum_latency_s += b * completion - arrivals_sum
         self.sum_quality += b * quality
         self.n_slo_misses += misses
@@ -388,6 +384,7 @@ class Simulator:
                 else:
                     self.n_dropped += 1
                     self._reward -= self._w_drop
+                    self.total_reward -= self._w_drop
                     if self.record:
                         self.drop_times_s.append(nxt)
                 pos += 1
@@ -402,6 +399,7 @@ class Simulator:
         self.n_admitted += admitted
         self._sum_waiting_arrivals_s += arrivals_sum
         self._reward -= self._w_lat * area
+        self.total_reward -= self._w_lat * area
 
 
 def simulate(
