@@ -31,7 +31,11 @@ def _register_envs() -> None:
     for scenario in list_scenarios():
         gym_id = env_id(scenario)
         if gym_id not in registry:
-            register(id=gym_id, entry_point="batchenv.env:DynamicBatchingEnv", kwargs={"config": scenario})
+            register(
+                id=gym_id,
+                entry_point="batchenv.env:DynamicBatchingEnv",
+                kwargs={"config": scenario},
+            )
 
 
 _register_envs()

@@ -128,7 +128,9 @@ class DiurnalArrivals(ArrivalProcess):
     def rate_at(self, t_s: np.ndarray | float, mean_rate_per_s: float | None = None):
         """Instantaneous rate (requests/s) at time ``t_s`` (s)."""
         r = self.mean_rate_per_s if mean_rate_per_s is None else mean_rate_per_s
-        return r * (1.0 + self.amplitude * np.sin(2 * math.pi * np.asarray(t_s) / self.period_s + self.phase_rad))
+        return r * (
+            1.0 + self.amplitude * np.sin(2 * math.pi * np.asarray(t_s) / self.period_s + self.phase_rad)
+        )
 
     def stream(self, rng, mean_rate_per_s=None):
         rate = self.mean_rate_per_s * self._factor(mean_rate_per_s)
@@ -174,7 +176,9 @@ class TraceArrivals(ArrivalProcess):
             yield times
 
 
-def make_arrival_process(config: ArrivalConfig | SystemConfig, base_dir: str | Path | None = None) -> ArrivalProcess:
+def make_arrival_process(
+    config: ArrivalConfig | SystemConfig, base_dir: str | Path | None = None
+) -> ArrivalProcess:
     """Build the arrival process a config describes (a trace file is read and validated here).
 
     :param base_dir: directory that relative trace paths are relative to; defaults to the

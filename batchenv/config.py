@@ -179,7 +179,8 @@ class TimingTable:
         comm = _number_list(f"{path}.comm_ms", self.comm_ms)
         if len(comm) != len(sizes):
             raise ConfigError(
-                f"{path}.comm_ms", f"must have {len(sizes)} entries (one per batch size), got {len(comm)}"
+                f"{path}.comm_ms",
+                f"must have {len(sizes)} entries (one per batch size), got {len(comm)}",
             )
         for i, v in enumerate(comm):
             if v < 0:
@@ -231,9 +232,7 @@ class ArrivalConfig:
 
     def validate(self, path: str) -> ArrivalConfig:
         if self.process not in ARRIVAL_PROCESSES:
-            raise ConfigError(
-                f"{path}.process", f"must be one of {ARRIVAL_PROCESSES}, got {self.process!r}"
-            )
+            raise ConfigError(f"{path}.process", f"must be one of {ARRIVAL_PROCESSES}, got {self.process!r}")
         changes: dict[str, Any] = {}
         if self.process == "mmpp":
             if self.rate_per_s is not None:
@@ -269,9 +268,7 @@ class ArrivalConfig:
             changes["phase_rad"] = _number(f"{path}.phase_rad", self.phase_rad)
         if self.process == "trace":
             if not isinstance(self.trace_path, str) or not self.trace_path:
-                raise ConfigError(
-                    f"{path}.trace_path", "is required for process 'trace' (a CSV file path)"
-                )
+                raise ConfigError(f"{path}.trace_path", "is required for process 'trace' (a CSV file path)")
             if not isinstance(self.trace_column, str) or not self.trace_column:
                 raise ConfigError(f"{path}.trace_column", "must be a non-empty column name")
             if not isinstance(self.random_start, bool):
@@ -308,7 +305,8 @@ def _switch_matrix(path: str, value: Any, n_phases: int) -> tuple[tuple[float, .
     """Normalise MMPP switching rates to a K x K matrix (1/s) with zero diagonal."""
     if value is None or isinstance(value, str | bytes) or not isinstance(value, Sequence):
         raise ConfigError(
-            path, f"must be a list of {n_phases} leaving rates or a {n_phases}x{n_phases} matrix (1/s)"
+            path,
+            f"must be a list of {n_phases} leaving rates or a {n_phases}x{n_phases} matrix (1/s)",
         )
     if len(value) != n_phases:
         raise ConfigError(path, f"must have {n_phases} entries (one per phase), got {len(value)}")
@@ -430,6 +428,16 @@ class SystemConfig:
     source_path: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
+        for section, cls in _SECTIONS.items():
+            value = getattr(self, section)
+            if not isinstance(value, cls):
+                object.__setattr__(self, section, _build(cls, value, section))
+        if isinstance(self.models, Sequence) and not isinstance(self.models, str | bytes):
+            object.__setattr__(
+                self,
+                "models",
+                tuple(_build(ModelProfile, m, f"models[{i}]") for i, m in enumerate(self.models)),
+            )
         if not isinstance(self.name, str) or not self.name:
             raise ConfigError("name", f"must be a non-empty string, got {self.name!r}")
         timing = self.timing.validate("timing")
@@ -504,18 +512,7 @@ class SystemConfig:
         unknown = sorted(set(data) - known)
         if unknown:
             raise ConfigError(unknown[0], f"unknown field; allowed: {sorted(known)}")
-        kwargs: dict[str, Any] = {}
-        for key, value in data.items():
-            if key in _SECTIONS:
-                kwargs[key] = _build(_SECTIONS[key], value, key)
-            elif key == "models":
-                if not isinstance(value, Sequence) or isinstance(value, str | bytes):
-                    raise ConfigError("models", "must be a list of models")
-                kwargs[key] = tuple(
-                    _build(ModelProfile, m, f"models[{i}]") for i, m in enumerate(value)
-                )
-            else:
-                kwargs[key] = value
+        kwargs = dict(data)
         return cls(**kwargs, source_path=source_path)
 
     @classmethod

@@ -137,7 +137,9 @@ class DynamicBatchingEnv(gym.Env):
         if overrides:
             config = config.replace(**overrides)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode must be None or one of {self.metadata['render_modes']}, got {render_mode!r}")
+            raise ValueError(
+                f"render_mode must be None or one of {self.metadata['render_modes']}, got {render_mode!r}"
+            )
         self.config = config
         self.render_mode = render_mode
         self.sim = Simulator(config, record=record)
@@ -159,7 +161,10 @@ class DynamicBatchingEnv(gym.Env):
             dtype=np.float32,
         )
         self.observation_space = spaces.Box(np.zeros_like(high), high, dtype=np.float32)
-        self.observation_names = (*OBSERVATION_NAMES, *(f"busy_remaining_{w}" for w in range(n_workers)))
+        self.observation_names = (
+            *OBSERVATION_NAMES,
+            *(f"busy_remaining_{w}" for w in range(n_workers)),
+        )
 
         self._inv_batch = 1.0 / config.max_batch_size
         self._inv_capacity = 1.0 / config.queue_capacity

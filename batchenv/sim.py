@@ -203,6 +203,11 @@ class Simulator:
         return sum(b for f, b in zip(self.free_at_s, self._in_service, strict=True) if f > now)
 
     @property
+    def n_completed(self) -> int:
+        """Requests whose batch has finished by ``now_s``."""
+        return self.n_served - self.n_in_service
+
+    @property
     def n_arrived(self) -> int:
         return self.n_admitted + self.n_dropped
 

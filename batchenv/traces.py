@@ -64,9 +64,7 @@ def _load_cached(path: str, column: str, mtime_ns: int) -> np.ndarray:
             raise ConfigError(_FIELD, f"{path} is empty") from None
         header = [h.strip() for h in header]
         if column not in header:
-            raise ConfigError(
-                "arrivals.trace_column", f"column {column!r} not in {path}; columns: {header}"
-            )
+            raise ConfigError("arrivals.trace_column", f"column {column!r} not in {path}; columns: {header}")
         col = header.index(column)
         times: list[float] = []
         for row_number, row in enumerate(reader, start=2):
