@@ -248,20 +248,26 @@ class DynamicBatchingEnv(gym.Env):
 
     def _observation(self) -> np.ndarray:
         sim = self.sim
-        now = sim.now_s
-        q = sim.queue_len
+        now, q, oldest, mean, n_arrived, busy = sim.observe()
         inv_wait = self._inv_wait
-        rate = self._rate.update(now, sim.n_arrived) * self._inv_rate
-        utilisation = self._busy.update(now, sim.busy_time_s()) * self._inv_workers
+        clip = _WAIT_CLIP
+        oldest *= inv_wait
+        mean = mean * inv_wait if mean > 0.0 else 0.0
+        rate = self._rate.update(now, n_arrived) * self._inv_rate
+        utilisation = self._busy.update(now, busy) * self._inv_workers
+        since = (now - sim.last_dispatch_s) * inv_wait
+        fill = q * self._inv_batch
         obs = [
-            min(q * self._inv_batch, 1.0),
+            fill if fill < 1.0 else 1.0,
             q * self._inv_capacity,
-            min(sim.oldest_wait_s * inv_wait, _WAIT_CLIP),
-            min(max(sim.mean_wait_s * inv_wait, 0.0), _WAIT_CLIP),
-            min(rate, _WAIT_CLIP),
-            min(utilisation, 1.0),
-            min((now - sim.last_dispatch_s) * inv_wait, _WAIT_CLIP),
+            oldest if oldest < clip else clip,
+            mean if mean < clip else clip,
+            rate if rate < clip else clip,
+            utilisation if utilisation < 1.0 else 1.0,
+            since if since < clip else clip,
         ]
         inv_service = self._inv_service
-        obs.extend(min((f - now) * inv_service, 1.0) if f > now else 0.0 for f in sim.free_at_s)
+        for f in sim.free_at_s:
+            remaining = (f - now) * inv_service if f > now else 0.0
+            obs.append(remaining if remaining < 1.0 else 1.0)
         return np.array(obs, dtype=np.float32)

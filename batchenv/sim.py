@@ -221,6 +221,19 @@ class Simulator:
             and min(self.free_at_s) <= self.now_s
         )
 
+    def observe(self) -> tuple[float, int, float, float, int, float]:
+        """The state a server can observe, in one call (the env's observation is built from it):
+        ``(now_s, queue_len, oldest_wait_s, mean_wait_s, n_arrived, busy_time_s)``."""
+        now = self.now_s
+        head = self._head
+        q = len(self._queue) - head
+        if q:
+            oldest = now - self._queue[head]
+            mean = now - self._sum_waiting_arrivals_s / q
+        else:
+            oldest = mean = 0.0
+        return now, q, oldest, mean, self.n_admitted + self.n_dropped, self.busy_time_s()
+
     def busy_time_s(self) -> float:
         """Total busy time (s) of all workers from 0 to ``now_s``."""
         now = self.now_s
