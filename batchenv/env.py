@@ -7,27 +7,14 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-from gymnasium import spaces
 
+from batchenv.actions import ActionCodec
 from batchenv.config import SystemConfig
-from batchenv.estimators import EwmaRate
+from batchenv.observation import OBSERVATION_NAMES, ObservationBuilder
 from batchenv.scenarios import load_scenario
 from batchenv.sim import Decision, Simulator
 
 __all__ = ["OBSERVATION_NAMES", "DynamicBatchingEnv"]
-
-OBSERVATION_NAMES = (
-    "queue_fill_batch",
-    "queue_fill_capacity",
-    "oldest_wait",
-    "mean_wait",
-    "arrival_rate",
-    "utilisation",
-    "since_dispatch",
-)
-"""Names of the observation entries before the per-worker ``busy_remaining_{w}`` entries."""
-
-_WAIT_CLIP = 2.0  # waits and rates are reported up to twice their scale
 
 
 class DynamicBatchingEnv(gym.Env):
@@ -48,9 +35,10 @@ class DynamicBatchingEnv(gym.Env):
     max_batch_size)`` oldest requests on model ``k - 1``. With ``env.batch_choice: true`` the
     space is ``Discrete(1 + M * S)`` over the batch sizes ``sizes = table sizes below
     max_batch_size, then max_batch_size`` (``S`` of them): action ``1 + m * S + s`` dispatches
-    ``min(sizes[s], queue)`` requests on model ``m``. :meth:`action_masks` gives the valid actions
-    (for sb3-contrib's MaskablePPO): wait is invalid when the timeout shield applies; sizes beyond
-    the first one that holds the whole queue are invalid.
+    ``min(sizes[s], queue)`` requests on model ``m`` (:mod:`batchenv.actions`).
+    :meth:`action_masks` gives the valid actions (for sb3-contrib's MaskablePPO): wait is invalid
+    when the timeout shield applies; sizes beyond the first one that holds the whole queue are
+    invalid.
 
     Wait advances to the next event: an arrival, a busy worker becoming free, or the moment the
     oldest request has waited ``max_wait_ms``. At that moment wait is masked out; a wait chosen
@@ -59,8 +47,8 @@ class DynamicBatchingEnv(gym.Env):
 
     ## Observation Space
 
-    ``Box(shape=(7 + n_workers,), dtype=float32)``; everything a real server knows, nothing of
-    the future:
+    ``Box(shape=(7 + n_workers,), dtype=float32)`` (:mod:`batchenv.observation`); everything a
+    real server knows, nothing of the future:
 
     | index  | observation                                                    | min | max |
     |--------|----------------------------------------------------------------|-----|-----|
@@ -111,7 +99,7 @@ class DynamicBatchingEnv(gym.Env):
     :param record: keep per-request records for :meth:`metrics` (memory grows with an episode).
     :param render_mode: ``None`` or ``"ansi"``.
 
-    ``info`` of each step holds per-step counts only: ``dispatched``, ``dropped``,
+    ``info`` of each step holds per-step counts only: ``arrived``, ``dispatched``, ``dropped``,
     ``forced_dispatches`` and the simulated time ``sim_time_s``. The full metrics of the episode
     come from ``env.unwrapped.metrics()``.
 
@@ -144,75 +132,41 @@ class DynamicBatchingEnv(gym.Env):
         self.render_mode = render_mode
         self.sim = Simulator(config, record=record)
 
-        n_models = config.n_models
-        table_sizes = [b for b in config.timing.batch_sizes if b < config.max_batch_size]
-        self.batch_sizes: tuple[int, ...] = (*table_sizes, config.max_batch_size)
-        if config.env.batch_choice:
-            self._decisions: list[Decision] = [None] + [
-                (m, b) for m in range(n_models) for b in self.batch_sizes
-            ]
-        else:
-            self._decisions = [None] + [(m, config.max_batch_size) for m in range(n_models)]
-        self.action_space = spaces.Discrete(len(self._decisions))
-
-        n_workers = config.n_workers
-        high = np.array(
-            [1.0, 1.0, _WAIT_CLIP, _WAIT_CLIP, _WAIT_CLIP, 1.0, _WAIT_CLIP] + [1.0] * n_workers,
-            dtype=np.float32,
-        )
-        self.observation_space = spaces.Box(np.zeros_like(high), high, dtype=np.float32)
-        self.observation_names = (
-            *OBSERVATION_NAMES,
-            *(f"busy_remaining_{w}" for w in range(n_workers)),
-        )
-
-        self._inv_batch = 1.0 / config.max_batch_size
-        self._inv_capacity = 1.0 / config.queue_capacity
-        self._inv_wait = 1.0 / self.sim.max_wait_s
-        self._inv_rate = 1.0 / self.sim.service_table.max_throughput_per_s(n_workers)
-        self._inv_service = 1.0 / self.sim.service_table.max_service_s
-        self._inv_workers = 1.0 / n_workers
-        self._rate = EwmaRate(config.env.rate_ewma_tau_s)
-        self._busy = EwmaRate(config.env.rate_ewma_tau_s)
+        self.codec = ActionCodec(config)
+        self.batch_sizes = self.codec.batch_sizes
+        self.action_space = self.codec.space
+        self.observe = ObservationBuilder(config, self.sim.service_table)
+        self.observation_space = self.observe.space
+        self.observation_names = self.observe.names
 
     # ------------------------------------------------------------------ Gymnasium API
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
-        self._rate.reset()
-        self._busy.reset()
+        self.observe.reset()
         sim = self.sim
         sim.reset(self.np_random)
-        self._counts = (sim.n_served, sim.n_dropped)
+        self._counts = (sim.n_arrived, sim.n_served, sim.n_dropped)
         info = {"sim_time_s": sim.now_s, "rate_per_s": sim.episode_rate_per_s}
-        return self._observation(), info
+        return self.observe(sim), info
 
     def step(self, action):
         sim = self.sim
-        forced = sim.step(self._decisions[action]) if not sim.done else False
-        served, dropped = sim.n_served, sim.n_dropped
-        last_served, last_dropped = self._counts
-        self._counts = (served, dropped)
+        forced = sim.step(self.codec.decisions[action]) if not sim.done else False
+        counts = (sim.n_arrived, sim.n_served, sim.n_dropped)
+        last = self._counts
+        self._counts = counts
         info = {
-            "dispatched": served - last_served,
-            "dropped": dropped - last_dropped,
+            "arrived": counts[0] - last[0],
+            "dispatched": counts[1] - last[1],
+            "dropped": counts[2] - last[2],
             "forced_dispatches": int(forced),
             "sim_time_s": sim.now_s,
         }
-        return self._observation(), sim.take_reward(), False, sim.done, info
+        return self.observe(sim), sim.take_reward(), False, sim.done, info
 
     def action_masks(self) -> np.ndarray:
         """Valid actions at the current epoch, shape (n_actions,), dtype bool."""
-        sim = self.sim
-        mask = np.ones(self.action_space.n, dtype=bool)
-        mask[0] = not sim.shielded
-        if self.config.env.batch_choice:
-            q = sim.queue_len
-            sizes = self.batch_sizes
-            n_sizes = len(sizes)
-            for s in range(1, n_sizes):
-                if sizes[s - 1] >= q:  # a smaller size already holds the whole queue
-                    mask[1 + s :: n_sizes] = False
-        return mask
+        return self.codec.masks(self.sim)
 
     def render(self) -> str | None:
         if self.render_mode != "ansi":
@@ -233,41 +187,8 @@ class DynamicBatchingEnv(gym.Env):
 
     def decision(self, action: int) -> Decision:
         """The simulator decision ``None`` or ``(model, batch_size)`` an action stands for."""
-        return self._decisions[action]
+        return self.codec.decision(action)
 
     def action_of(self, decision: Decision) -> int:
         """The action that stands for ``decision`` (batch sizes rounded up to an action's size)."""
-        if decision is None:
-            return 0
-        model, size = decision
-        if not self.config.env.batch_choice:
-            return 1 + model
-        sizes = self.batch_sizes
-        index = next((i for i, b in enumerate(sizes) if b >= size), len(sizes) - 1)
-        return 1 + model * len(sizes) + index
-
-    def _observation(self) -> np.ndarray:
-        sim = self.sim
-        now, q, oldest, mean, n_arrived, busy = sim.observe()
-        inv_wait = self._inv_wait
-        clip = _WAIT_CLIP
-        oldest *= inv_wait
-        mean = mean * inv_wait if mean > 0.0 else 0.0
-        rate = self._rate.update(now, n_arrived) * self._inv_rate
-        utilisation = self._busy.update(now, busy) * self._inv_workers
-        since = (now - sim.last_dispatch_s) * inv_wait
-        fill = q * self._inv_batch
-        obs = [
-            fill if fill < 1.0 else 1.0,
-            q * self._inv_capacity,
-            oldest if oldest < clip else clip,
-            mean if mean < clip else clip,
-            rate if rate < clip else clip,
-            utilisation if utilisation < 1.0 else 1.0,
-            since if since < clip else clip,
-        ]
-        inv_service = self._inv_service
-        for f in sim.free_at_s:
-            remaining = (f - now) * inv_service if f > now else 0.0
-            obs.append(remaining if remaining < 1.0 else 1.0)
-        return np.array(obs, dtype=np.float32)
+        return self.codec.action_of(decision)

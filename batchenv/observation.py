@@ -1,0 +1,109 @@
+"""The agent's observation of the simulator: what a real server knows, normalised to about [0, 1].
+
+One :class:`ObservationBuilder` per episode stream: it keeps the EWMA estimates of the arrival
+rate and utilisation, so call it exactly once per decision epoch (the environment does; an agent
+running on the simulator directly does the same and sees identical observations).
+
+| index  | observation                                                    | min | max |
+|--------|----------------------------------------------------------------|-----|-----|
+| 0      | queue length / max_batch_size, clipped                         | 0   | 1   |
+| 1      | queue length / queue_capacity                                  | 0   | 1   |
+| 2      | wait of the oldest request / max_wait_ms, clipped              | 0   | 2   |
+| 3      | mean wait of the waiting requests / max_wait_ms, clipped       | 0   | 2   |
+| 4      | arrival rate EWMA (tau = env.rate_ewma_tau_s) / max throughput | 0   | 2   |
+| 5      | utilisation EWMA (busy fraction of all workers)                | 0   | 1   |
+| 6      | time since the last dispatch / max_wait_ms, clipped            | 0   | 2   |
+| 7 + w  | remaining busy time of worker w / longest service time         | 0   | 1   |
+
+"max throughput" is the largest sustainable rate, ``n_workers * max(b / service(b, m))``
+(requests/s); the rate and utilisation estimates start at 0 each episode.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from gymnasium import spaces
+
+from batchenv.config import SystemConfig
+from batchenv.estimators import EwmaRate
+from batchenv.sim import Simulator
+from batchenv.timing import ServiceTable
+
+__all__ = ["OBSERVATION_NAMES", "ObservationBuilder"]
+
+OBSERVATION_NAMES = (
+    "queue_fill_batch",
+    "queue_fill_capacity",
+    "oldest_wait",
+    "mean_wait",
+    "arrival_rate",
+    "utilisation",
+    "since_dispatch",
+)
+"""Names of the observation entries before the per-worker ``busy_remaining_{w}`` entries."""
+
+WAIT_CLIP = 2.0
+"""Waits, the rate and the time since the last dispatch are reported up to twice their scale."""
+
+
+class ObservationBuilder:
+    """Builds the float32 observation vector, shape ``(7 + n_workers,)``, from a simulator.
+
+    :param config: the system (scales: max batch, capacity, max wait, throughput, service).
+    :param service_table: the config's service table, if already built.
+    """
+
+    def __init__(self, config: SystemConfig, service_table: ServiceTable | None = None) -> None:
+        table = service_table or ServiceTable(config)
+        n_workers = config.n_workers
+        high = np.array(
+            [1.0, 1.0, WAIT_CLIP, WAIT_CLIP, WAIT_CLIP, 1.0, WAIT_CLIP] + [1.0] * n_workers,
+            dtype=np.float32,
+        )
+        self.space = spaces.Box(np.zeros_like(high), high, dtype=np.float32)
+        self.names = (*OBSERVATION_NAMES, *(f"busy_remaining_{w}" for w in range(n_workers)))
+        self.max_throughput_per_s = table.max_throughput_per_s(n_workers)
+        self._inv_batch = 1.0 / config.max_batch_size
+        self._inv_capacity = 1.0 / config.queue_capacity
+        self._inv_wait = 1000.0 / config.max_wait_ms
+        self._inv_rate = 1.0 / self.max_throughput_per_s
+        self._inv_service = 1.0 / table.max_service_s
+        self._inv_workers = 1.0 / n_workers
+        self._rate = EwmaRate(config.env.rate_ewma_tau_s)
+        self._busy = EwmaRate(config.env.rate_ewma_tau_s)
+
+    def reset(self) -> None:
+        """Forget the estimates (start of an episode)."""
+        self._rate.reset()
+        self._busy.reset()
+
+    @property
+    def rate_estimate_per_s(self) -> float:
+        """The current arrival-rate estimate (requests/s)."""
+        return self._rate.value
+
+    def __call__(self, sim: Simulator) -> np.ndarray:
+        """The observation at the simulator's current epoch (updates the estimates)."""
+        now, q, oldest, mean, n_arrived, busy = sim.observe()
+        inv_wait = self._inv_wait
+        clip = WAIT_CLIP
+        oldest *= inv_wait
+        mean = mean * inv_wait if mean > 0.0 else 0.0
+        rate = self._rate.update(now, n_arrived) * self._inv_rate
+        utilisation = self._busy.update(now, busy) * self._inv_workers
+        since = (now - sim.last_dispatch_s) * inv_wait
+        fill = q * self._inv_batch
+        obs = [
+            fill if fill < 1.0 else 1.0,
+            q * self._inv_capacity,
+            oldest if oldest < clip else clip,
+            mean if mean < clip else clip,
+            rate if rate < clip else clip,
+            utilisation if utilisation < 1.0 else 1.0,
+            since if since < clip else clip,
+        ]
+        inv_service = self._inv_service
+        for f in sim.free_at_s:
+            remaining = (f - now) * inv_service if f > now else 0.0
+            obs.append(remaining if remaining < 1.0 else 1.0)
+        return np.array(obs, dtype=np.float32)
