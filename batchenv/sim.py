@@ -13,7 +13,10 @@ Decision epochs
 
 Wait and the timeout shield
     A wait advances to the next event: an arrival, a busy worker becoming free, or the moment the
-    oldest request has waited ``max_wait_ms``, whichever comes first. At an epoch where the oldest
+    oldest request has waited ``max_wait_ms``, whichever comes first. A *timed* wait (a float
+    decision ``d``, in s) also ends when the oldest request has waited ``d``: the timer a batch
+    timeout needs; the wake-up time is ``oldest_arrival_s + d``, exactly the sum a policy compares
+    ``now_s`` with. At an epoch where the oldest
     request has waited ``max_wait_ms``, a wait is turned into a dispatch of a full batch on the last
     model used (a *forced dispatch*, counted). So no request waits longer than ``max_wait_ms``
     while a worker is idle.
@@ -44,8 +47,10 @@ from batchenv.timing import ServiceTable
 
 __all__ = ["Batch", "Decision", "Policy", "Simulator", "simulate"]
 
-Decision = tuple[int, int] | None
-"""``None`` = wait; ``(model index, batch size)`` = dispatch."""
+Decision = tuple[int, int] | float | None
+"""``None`` = wait for the next event; a float ``d`` = wait, but wake up at the latest when the
+oldest request has waited ``d`` seconds (a batch timer, as Triton's ``max_queue_delay``);
+``(model index, batch size)`` = dispatch."""
 
 Policy = Callable[["Simulator"], Decision]
 """A policy maps the simulator's state at a decision epoch to a decision."""
@@ -264,12 +269,16 @@ class Simulator:
         """
         if decision is None:
             return self.wait()
+        if decision.__class__ is float:
+            return self.wait(decision)
         self.dispatch(decision[0], decision[1])
         return False
 
-    def wait(self) -> bool:
+    def wait(self, timer_s: float | None = None) -> bool:
         """Wait until the next event; a forced dispatch if the timeout shield applies.
 
+        :param timer_s: also wake up when the oldest request has waited this long (s); ignored
+            if it is not shorter than ``max_wait_ms`` or has already expired.
         :returns: True if the wait was turned into a forced dispatch.
         """
         if self.done:
@@ -278,7 +287,10 @@ class Simulator:
             self.n_forced += 1
             self.dispatch(self.last_model, self.max_batch_size)
             return True
-        self._advance(must_move=True)
+        wake = self.max_wait_s
+        if timer_s is not None and timer_s < wake and self.now_s < self._queue[self._head] + timer_s:
+            wake = timer_s
+        self._advance(must_move=True, wake_delay_s=wake)
         return False
 
     def dispatch(self, model: int, batch_size: int) -> int:
@@ -345,10 +357,12 @@ class Simulator:
             step(policy(self))
 
     # ------------------------------------------------------------------ event loop
-    def _advance(self, must_move: bool) -> None:
+    def _advance(self, must_move: bool, wake_delay_s: float = 0.0) -> None:
         """Advance through events to the next decision epoch, or to the horizon.
 
         :param must_move: the policy waited at the current epoch: move to at least the next event.
+        :param wake_delay_s: with ``must_move``: the wait also ends when the oldest request has
+            waited this long (s); ``max_wait_s`` or a shorter timer.
         """
         queue = self._queue
         head = self._head
@@ -357,7 +371,6 @@ class Simulator:
         nxt = self._next_arrival_s
         horizon = self.horizon_s
         capacity = self.queue_capacity
-        max_wait = self.max_wait_s
         single = self.n_workers == 1
         area = 0.0  # integral of the number of waiting requests over time (request * s)
         q = len(queue) - head
@@ -373,7 +386,7 @@ class Simulator:
                         self.n_epochs += 1
                         break
                     must_move = False
-                    t_next = queue[head] + max_wait
+                    t_next = queue[head] + wake_delay_s
                     if nxt < t_next:
                         t_next = nxt
                     if not single:

@@ -150,3 +150,40 @@ def test_multi_worker_dispatch_uses_the_lowest_idle_worker() -> None:
     assert sim.now_s == pytest.approx(0.009)  # LLM-3 at b = 1: 2 + 2 + 4 + 1 ms frees worker 2
     sim.dispatch(0, 1)
     assert sim.batches[-1].worker == 2
+
+
+def test_timed_wait_wakes_when_the_oldest_has_waited_the_timer(default_config: SystemConfig) -> None:
+    sim = Simulator(default_config.replace(horizon_s=1.0))
+    sim.reset(arrivals=_fixed_arrivals([0.0, 0.010, 0.5]))
+    sim.step(0.030)  # wait, waking when the request of t = 0 has waited 30 ms
+    assert sim.now_s == 0.010 and sim.queue_len == 2  # an arrival came first
+    sim.step(0.030)
+    assert sim.now_s == 0.0 + 0.030 and sim.now_s >= sim.oldest_arrival_s + 0.030
+    sim.step(0.030)  # an expired timer is a plain wait: the next event is max_wait
+    assert sim.now_s == 0.0 + 0.1
+    assert sim.step(0.5) is True  # timers never extend max_wait: the shield still applies
+    sim.step(0.2)  # a timer beyond max_wait is ignored
+    assert sim.now_s == 0.5 + 0.1 and sim.n_forced == 1
+
+
+def test_timeout_policy_dispatches_exactly_at_its_timer(default_config: SystemConfig) -> None:
+    timer_s = 0.025
+
+    def timeout_policy(sim: Simulator):
+        if sim.queue_len >= 32 or sim.now_s >= sim.oldest_arrival_s + timer_s:
+            return (1, 64)
+        return timer_s
+
+    sim = simulate(default_config.replace(arrivals={"rate_per_s": 20.0}, horizon_s=200.0), timeout_policy, 1)
+    table = request_table(sim)
+    first = table.arrival_s[[b.first_request for b in sim.batches]]
+    dispatch = np.array([b.dispatch_s for b in sim.batches])
+    waited = dispatch - first
+    assert sim.n_forced == 0
+    # waits beyond the timer only when the worker was busy: such batches start as it frees
+    late = np.flatnonzero(waited > timer_s + 1e-12)
+    assert late.size and late[0] > 0
+    previous_end = np.array([sim.batches[i - 1].dispatch_s + sim.batches[i - 1].service_s for i in late])
+    assert np.array_equal(dispatch[late], previous_end)
+    # at 20 requests/s most batches are dispatched by the timer, at exactly 25 ms
+    assert np.mean(np.abs(waited - timer_s) < 1e-12) > 0.5
