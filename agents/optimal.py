@@ -107,16 +107,21 @@ from batchenv.sim import Decision, Simulator
 from batchenv.timing import ServiceTable
 
 __all__ = [
+    "ACTION_SETS",
     "ControlLimits",
     "OptimalScheduler",
     "OptimalSolution",
     "PolicyRun",
     "control_limits",
     "default_queue_cap",
-    "describe_runs",
     "solve_optimal",
 ]
 
+
+ACTION_SETS = ("any", "whole", "table")
+"""Batch sizes a dispatch may use at queue length q: ``any`` b in 1..min(q, B); ``whole`` only
+b = min(q, B), as the env's ``Discrete(1 + M)``; ``table`` b = min(size, q) for the env's
+``batch_choice`` sizes (table sizes below B, then B)."""
 
 _MAX_POLICY_ITERATIONS = 200
 _MAX_VALUE_ITERATIONS = 200_000
@@ -201,7 +206,20 @@ def _poisson_pmf(mean: np.ndarray, length: int) -> np.ndarray:
     return pmf
 
 
-def _build_model(config: SystemConfig, rate_per_s: float, cap: int) -> _Model:
+def _allowed_batches(config: SystemConfig, cap: int, action_set: str) -> np.ndarray:
+    """(K + 1, B) mask: batch size b (column b - 1) may be dispatched at queue length q."""
+    q = np.arange(cap + 1)[:, None]
+    b = np.arange(1, config.max_batch_size + 1)[None, :]
+    if action_set == "any":
+        return b <= q
+    if action_set == "whole":
+        return b == np.minimum(q, config.max_batch_size)
+    sizes = [x for x in config.timing.batch_sizes if x < config.max_batch_size]
+    sizes.append(config.max_batch_size)
+    return np.any([b == np.minimum(q, size) for size in sizes], axis=0)
+
+
+def _build_model(config: SystemConfig, rate_per_s: float, cap: int, action_set: str) -> _Model:
     """Rewards, sojourn times and transition laws of every (queue length, action)."""
     lam = rate_per_s
     w_lat = config.reward.w_latency_per_s
@@ -219,7 +237,7 @@ def _build_model(config: SystemConfig, rate_per_s: float, cap: int) -> _Model:
     n_actions = 1 + n_models * max_batch
     leftover = q[:, None] - batch[None, :]
     allowed = np.ones((cap + 1, n_actions), dtype=bool)
-    allowed[:, 1:] = leftover >= 0
+    allowed[:, 1:] = np.tile(_allowed_batches(config, cap, action_set), n_models)
     leftover = np.maximum(leftover, 0)
 
     reward = np.full((cap + 1, n_actions), -np.inf)
@@ -475,6 +493,7 @@ class OptimalSolution:
     :ivar p_timeout_from_empty: probability that a request arriving to an idle, empty system is
         still waiting after ``max_wait_ms`` under this policy if no timeout existed, i.e. that
         the simulator's timeout shield acts (0 when the policy dispatches at q = 1).
+    :ivar action_set: the batch sizes allowed (:data:`ACTION_SETS`).
     :ivar method: ``"policy"`` (policy iteration) or ``"value"`` (relative value iteration).
     :ivar iterations: iterations of that method.
     :ivar tol: requested span of the gain bounds, per request (score units).
@@ -500,6 +519,7 @@ class OptimalSolution:
     p_timeout_from_empty: float
     model_names: tuple[str, ...]
     max_batch_size: int
+    action_set: str
     method: str
     iterations: int
     tol: float
@@ -537,12 +557,12 @@ class OptimalSolution:
 
 @functools.lru_cache(maxsize=256)
 def _solve_cached(
-    system: SystemConfig, rate_per_s: float, queue_cap: int, tol: float, method: str
+    system: SystemConfig, rate_per_s: float, queue_cap: int, tol: float, method: str, action_set: str
 ) -> OptimalSolution:
     start = time.perf_counter()
     tol_per_s = tol * rate_per_s
     with _single_threaded_blas():
-        model = _build_model(system, rate_per_s, queue_cap)
+        model = _build_model(system, rate_per_s, queue_cap, action_set)
         if method == "policy":
             actions, _, h, _, iterations = _policy_iteration(model)
         else:
@@ -556,7 +576,9 @@ def _solve_cached(
             f"gain bounds [{low}, {high}] (1/s) wider than tol * rate = {tol_per_s}: "
             "numerical trouble; try a smaller queue_cap"
         )
-    return _solution(system, model, actions, gain, (low, high), h, pi, method, iterations, tol, start)
+    return _solution(
+        system, model, actions, gain, (low, high), h, pi, method, iterations, tol, action_set, start
+    )
 
 
 def _solution(
@@ -570,6 +592,7 @@ def _solution(
     method: str,
     iterations: int,
     tol: float,
+    action_set: str,
     start: float,
 ) -> OptimalSolution:
     """Assemble the solution's tables and long-run figures."""
@@ -610,6 +633,7 @@ def _solution(
         p_timeout_from_empty=_p_timeout_from_empty(model_index, lam, system.max_wait_ms / 1000.0),
         model_names=system.model_names,
         max_batch_size=system.max_batch_size,
+        action_set=action_set,
         method=method,
         iterations=iterations,
         tol=tol,
@@ -656,6 +680,7 @@ def solve_optimal(
     queue_cap: int | None = None,
     tol: float = 1e-9,
     method: str = "policy",
+    action_set: str = "any",
 ) -> OptimalSolution:
     """Solve the SMDP of ``config`` (one worker, Poisson arrivals) for one arrival rate.
 
@@ -669,6 +694,9 @@ def solve_optimal(
     :param tol: largest allowed span of the certified gain bounds, per request (score units).
     :param method: ``"policy"`` (policy iteration, default, exact up to linear algebra) or
         ``"value"`` (relative value iteration with Tijms' data transformation, stopped at ``tol``).
+    :param action_set: the batch sizes a dispatch may use (:data:`ACTION_SETS`): ``"any"``
+        (default, the simulator's full choice), ``"whole"`` or ``"table"`` (the env's actions
+        without or with ``batch_choice``: the optimum an agent of that env can reach).
     """
     _check_supported(config)
     rate = config.arrivals.mean_rate_per_s if rate_per_s is None else float(rate_per_s)
@@ -684,7 +712,9 @@ def solve_optimal(
         raise ValueError(f"tol must be > 0, got {tol!r}")
     if method not in ("policy", "value"):
         raise ValueError(f"method must be 'policy' or 'value', got {method!r}")
-    return _solve_cached(_system_key(config), rate, cap, float(tol), method)
+    if action_set not in ACTION_SETS:
+        raise ValueError(f"action_set must be one of {ACTION_SETS}, got {action_set!r}")
+    return _solve_cached(_system_key(config), rate, cap, float(tol), method, action_set)
 
 
 # --------------------------------------------------------------------------------------------
@@ -694,99 +724,102 @@ def solve_optimal(
 
 @dataclass(frozen=True)
 class PolicyRun:
-    """A run of consecutive queue lengths q_low..q_high (requests) with the same decision type:
-    wait, or dispatch on ``model`` with the batch sizes ``batch_low..batch_high``."""
+    """Consecutive queue lengths q_low..q_high (requests) with the same decision type: wait
+    (``model = -1``), or dispatch on ``model`` with batch sizes ``batch_low..batch_high``, the
+    whole queue at every q of the run or at none.
+
+    :ivar whole: every q of the run dispatches its whole queue, min(q, max_batch_size).
+    """
 
     q_low: int
     q_high: int
-    model: int  # -1 = wait
+    model: int
     batch_low: int
     batch_high: int
-
-    @property
-    def full(self) -> bool:
-        """True if every q of the run dispatches its whole queue (b = q)."""
-        return self.model >= 0 and self.batch_low == self.q_low and self.batch_high == self.q_high
+    whole: bool
 
 
 @dataclass(frozen=True)
 class ControlLimits:
-    """The control limits of an optimal policy: the compact form the tables per rate take.
+    """The control limits of an optimal policy: the compact form of one rate's table.
 
     :ivar rate_per_s: arrival rate (requests/s).
     :ivar dispatch_threshold: q*: wait below it, dispatch at it (requests).
     :ivar is_control_limit: waits at every 1 <= q < q* and dispatches at every q >= q*.
     :ivar model_from: per model, the smallest q at which the policy dispatches on it (None: never).
-    :ivar full_batch_until: the policy dispatches the whole queue at every q* <= q <= this.
-    :ivar runs: the policy over q = 1..q_max as runs of one model (see :class:`PolicyRun`).
-    :ivar q_max: the runs cover q <= q_max, the 99.99th percentile of the queue at epochs (or
-        the value asked for).
+    :ivar whole_batch_until: the policy dispatches the whole queue at every q* <= q <= this.
+    :ivar runs: the policy over q = 1..q_max as runs of one model that dispatch either the whole
+        queue at every q or not (see :class:`PolicyRun`).
+    :ivar q_max: the runs cover q <= q_max, by default the 99.99th percentile of the queue at
+        decision epochs.
+    :ivar model_names: names of the models, by index.
     """
 
     rate_per_s: float
     dispatch_threshold: int
     is_control_limit: bool
     model_from: tuple[int | None, ...]
-    full_batch_until: int
+    whole_batch_until: int
     runs: tuple[PolicyRun, ...]
     q_max: int
+    model_names: tuple[str, ...]
+
+    def describe(self) -> str:
+        """One line, e.g. ``1 wait; 2-3 LLM-1 b=q; 4-21 LLM-3 b=4..20`` (``b=q``: whole queue)."""
+        parts = []
+        for run in self.runs:
+            span = f"{run.q_low}" if run.q_low == run.q_high else f"{run.q_low}-{run.q_high}"
+            if run.model < 0:
+                parts.append(f"{span} wait")
+                continue
+            if run.whole:
+                sizes = "q" if run.batch_high == run.q_high else f"min(q, {run.batch_high})"
+            elif run.batch_low == run.batch_high:
+                sizes = f"{run.batch_low}"
+            else:
+                sizes = f"{run.batch_low}..{run.batch_high}"
+            parts.append(f"{span} {self.model_names[run.model]} b={sizes}")
+        return "; ".join(parts)
 
 
 def control_limits(solution: OptimalSolution, q_max: int | None = None) -> ControlLimits:
-    """The control-limit summary of ``solution`` (runs up to ``q_max``, default the 99.99th
+    """The control-limit summary of ``solution``, its runs up to ``q_max`` (default the 99.99th
     percentile of the queue length at decision epochs)."""
     q_max = solution.queue_quantile(0.9999) if q_max is None else min(q_max, solution.queue_cap)
-    q_max = max(q_max, solution.dispatch_threshold)
+    q_max = max(q_max, min(solution.dispatch_threshold, solution.queue_cap))
     model, batch = solution.model, solution.batch
     model_from = []
     for m in range(len(solution.model_names)):
         used = np.flatnonzero(model == m)
         model_from.append(int(used[0]) if len(used) else None)
     q = np.arange(solution.queue_cap + 1)
-    not_full = np.flatnonzero(
-        (q >= solution.dispatch_threshold) & (batch != np.minimum(q, solution.max_batch_size))
-    )
-    full_until = int(not_full[0]) - 1 if len(not_full) else solution.queue_cap
+    whole = batch == np.minimum(q, solution.max_batch_size)
+    partial = np.flatnonzero((q >= solution.dispatch_threshold) & ~whole)
     return ControlLimits(
         rate_per_s=solution.rate_per_s,
         dispatch_threshold=solution.dispatch_threshold,
         is_control_limit=solution.is_control_limit,
         model_from=tuple(model_from),
-        full_batch_until=full_until,
-        runs=tuple(_runs(model, batch, q_max)),
+        whole_batch_until=int(partial[0]) - 1 if len(partial) else solution.queue_cap,
+        runs=tuple(_runs(model, batch, whole, q_max)),
         q_max=q_max,
+        model_names=solution.model_names,
     )
 
 
-def _runs(model: np.ndarray, batch: np.ndarray, q_max: int) -> list[PolicyRun]:
+def _runs(model: np.ndarray, batch: np.ndarray, whole: np.ndarray, q_max: int) -> list[PolicyRun]:
+    """The policy over q = 1..q_max, merged into runs of one model and one kind of batch."""
     runs: list[PolicyRun] = []
     for q in range(1, q_max + 1):
-        m, b = int(model[q]), int(batch[q])
-        if runs and runs[-1].model == m:
+        m, b, w = int(model[q]), int(batch[q]), bool(whole[q]) and model[q] >= 0
+        if runs and runs[-1].model == m and runs[-1].whole == w:
             last = runs[-1]
-            runs[-1] = PolicyRun(last.q_low, q, m, min(last.batch_low, b), max(last.batch_high, b))
-        else:
-            runs.append(PolicyRun(q, q, m, b, b))
-    return runs
-
-
-def describe_runs(limits: ControlLimits, model_names: tuple[str, ...]) -> str:
-    """One line, e.g. ``1-9 LLM-1 b=q; 10-21 LLM-2 b=10..16`` (``wait`` for waiting runs)."""
-    parts = []
-    for run in limits.runs:
-        span = f"{run.q_low}" if run.q_low == run.q_high else f"{run.q_low}-{run.q_high}"
-        if run.model < 0:
-            parts.append(f"{span} wait")
-        elif run.full:
-            parts.append(f"{span} {model_names[run.model]} b=q")
-        else:
-            sizes = (
-                f"{run.batch_low}"
-                if run.batch_low == run.batch_high
-                else f"{run.batch_low}..{run.batch_high}"
+            runs[-1] = PolicyRun(
+                last.q_low, q, m, min(last.batch_low, b), max(last.batch_high, b), last.whole and w
             )
-            parts.append(f"{span} {model_names[run.model]} b={sizes}")
-    return "; ".join(parts)
+        else:
+            runs.append(PolicyRun(q, q, m, b, b, w))
+    return runs
 
 
 # --------------------------------------------------------------------------------------------
@@ -798,19 +831,21 @@ class OptimalScheduler(Scheduler):
     """The SMDP-optimal policy as a scheduler: a table lookup by queue length at each epoch (O(1)).
 
     With ``rate_per_s=None`` and no ``solution``, the scheduler solves (cached) for the rate of
-    each episode (``sim.episode_rate_per_s``, the config's mean rate unless the config draws a
-    rate per episode): an oracle that knows the Poisson rate, the yardstick of DESIGN.md.
+    each episode (``sim.episode_rate_per_s``: the config's mean rate, or the rate drawn for the
+    episode when ``arrivals.rate_range_per_s`` is set): an oracle that knows the Poisson rate,
+    the yardstick of DESIGN.md.
 
     Where the table says wait but the oldest request has waited ``max_wait_ms`` (the simulator
     would force a dispatch on the last model), it dispatches the best action at that queue length
-    instead (``solution.shield_model``/``shield_batch``). The SMDP has no request ages, so its gain
-    is an upper bound for any policy that obeys the timeout; on the default system the shield
-    never acts (module docstring).
+    itself (``solution.shield_model``/``shield_batch``). The SMDP has no request ages, so its gain
+    is an upper bound for any policy that obeys the timeout; on the default system this never
+    happens (module docstring).
 
-    :param config: the system (one worker, Poisson arrivals, ``w_slo = 0``).
+    :param config: the system (one worker, Poisson arrivals, ``reward.w_slo = 0``).
     :param rate_per_s: solve for this rate (requests/s) instead of each episode's rate.
-    :param solution: use this solution (overrides ``rate_per_s``).
+    :param solution: use this solution (overrides ``rate_per_s``, ``queue_cap``, ``action_set``).
     :param queue_cap: state-space cap passed to :func:`solve_optimal`.
+    :param action_set: batch sizes allowed (:data:`ACTION_SETS`); default ``"any"``.
     """
 
     name = "optimal"
@@ -822,13 +857,19 @@ class OptimalScheduler(Scheduler):
         *,
         solution: OptimalSolution | None = None,
         queue_cap: int | None = None,
+        action_set: str = "any",
     ) -> None:
         super().__init__(config)
         _check_supported(config)
-        self._follow_episode_rate = solution is None and rate_per_s is None
+        if solution is None:
+            solution = solve_optimal(config, rate_per_s, queue_cap=queue_cap, action_set=action_set)
+            self._follow_episode_rate = rate_per_s is None
+        else:
+            self._follow_episode_rate = False
+            queue_cap, action_set = solution.queue_cap, solution.action_set
         self._queue_cap = queue_cap
-        self.solution = solution or solve_optimal(config, rate_per_s, queue_cap=queue_cap)
-        self._load(self.solution)
+        self._action_set = action_set
+        self._load(solution)
 
     def _load(self, solution: OptimalSolution) -> None:
         self.solution = solution
@@ -842,7 +883,9 @@ class OptimalScheduler(Scheduler):
     def reset(self, sim: Simulator) -> None:
         rate = sim.episode_rate_per_s
         if self._follow_episode_rate and math.isfinite(rate) and rate != self.solution.rate_per_s:
-            self._load(solve_optimal(self.config, rate, queue_cap=self._queue_cap))
+            self._load(
+                solve_optimal(self.config, rate, queue_cap=self._queue_cap, action_set=self._action_set)
+            )
 
     def decide(self, sim: Simulator) -> Decision:
         q = sim.queue_len
@@ -853,11 +896,16 @@ class OptimalScheduler(Scheduler):
             return self._shield[q]
         return decision
 
-    def params(self) -> dict[str, float | int]:
-        return {
-            "rate_per_s": self.solution.rate_per_s,
-            "dispatch_threshold": self.solution.dispatch_threshold,
-        }
+    def params(self) -> dict[str, float | int | str]:
+        """Constructor keyword arguments that differ from the defaults."""
+        params: dict[str, float | int | str] = {}
+        if not self._follow_episode_rate:
+            params["rate_per_s"] = self.solution.rate_per_s
+        if self._queue_cap is not None:
+            params["queue_cap"] = self._queue_cap
+        if self._action_set != "any":
+            params["action_set"] = self._action_set
+        return params
 
 
 # --------------------------------------------------------------------------------------------
@@ -869,10 +917,12 @@ def _simulated_cost(
     config: SystemConfig, solution: OptimalSolution, n_requests: int, seeds: int
 ) -> tuple[float, float, int]:
     """Mean and standard error of the simulator's cost per request of the solution's policy over
-    ``seeds`` episodes of about ``n_requests / seeds`` arrivals each, and the forced dispatches."""
+    ``seeds`` episodes (seeds 0, 1, ...) of about ``n_requests / seeds`` arrivals each, and the
+    number of forced dispatches."""
     from batchenv.sim import simulate
 
-    system = config.replace(arrivals={"process": "poisson", "rate_per_s": solution.rate_per_s})
+    arrivals = {"process": "poisson", "rate_per_s": solution.rate_per_s, "rate_range_per_s": None}
+    system = config.replace(arrivals=arrivals)
     scheduler = OptimalScheduler(system, solution=solution)
     horizon_s = n_requests / seeds / solution.rate_per_s
     best = max(config.qualities)
@@ -886,12 +936,21 @@ def _simulated_cost(
 
 
 def format_table(
-    config: SystemConfig, rates_per_s: list[float], *, simulate_requests: int = 0, seeds: int = 4
+    config: SystemConfig,
+    rates_per_s: list[float],
+    *,
+    action_set: str = "any",
+    simulate_requests: int = 0,
+    seeds: int = 4,
 ) -> str:
-    """The Markdown table of :func:`main`: one row per rate, then the policy runs per rate."""
+    """The Markdown table of :func:`main`: one row per rate, then the policy runs per rate.
+
+    The column "whole queue" is the extra cost of the optimum restricted to dispatching the whole
+    queue (``action_set="whole"``, the env's default actions), relative to this optimum.
+    """
     header = (
         "| rate (1/s) | q* | control limit | score / request | cost / request | gain (1/s) "
-        "| mean batch | model mix | PI iter. | solve (ms) |"
+        "| mean batch | model mix | whole queue | PI iter. | solve (ms) |"
     )
     sep = "|" + "---|" * (header.count("|") - 1)
     if simulate_requests:
@@ -900,28 +959,33 @@ def format_table(
     lines = [header, sep]
     runs = []
     for rate in rates_per_s:
-        sol = solve_optimal(config, rate)
+        sol = solve_optimal(config, rate, action_set=action_set)
+        whole = solve_optimal(config, rate, action_set="whole")
+        extra = (whole.cost_per_request - sol.cost_per_request) / sol.cost_per_request
         limits = control_limits(sol)
         mix = " / ".join(f"{x:.3f}" for x in sol.model_mix)
         row = (
             f"| {rate:g} | {sol.dispatch_threshold} | {'yes' if limits.is_control_limit else 'no'} "
             f"| {sol.score_per_request:.6f} | {sol.cost_per_request:.6f} | {sol.gain_per_s:.4f} "
-            f"| {sol.mean_batch_size:.2f} | {mix} | {sol.iterations} | {1000 * sol.solve_time_s:.0f} |"
+            f"| {sol.mean_batch_size:.2f} | {mix} | {100 * extra:+.3f}% | {sol.iterations} "
+            f"| {1000 * sol.solve_time_s:.0f} |"
         )
         if simulate_requests:
             mean, err, forced = _simulated_cost(config, sol, simulate_requests, seeds)
             gap = (mean - sol.cost_per_request) / sol.cost_per_request
             row += f" {mean:.6f} +- {err:.6f} | {100 * gap:+.2f}% | {forced} |"
         lines.append(row)
-        runs.append(f"- {rate:g}/s (q <= {limits.q_max}): {describe_runs(limits, sol.model_names)}")
+        runs.append(f"- {rate:g}/s (q <= {limits.q_max}): {limits.describe()}")
     mix_names = " / ".join(config.model_names)
     return "\n".join(
         [
             *lines,
             "",
-            f"Model mix: fraction of requests served by {mix_names}.",
+            f"Model mix: fraction of requests served by {mix_names}. Whole queue: extra cost of the "
+            "best policy that always dispatches min(q, max_batch_size).",
             "",
-            "Policy by queue length q at a decision epoch (up to the 99.99th percentile):",
+            "Policy by queue length q at a decision epoch (up to the 99.99th percentile of q; "
+            "b=q: the whole queue):",
             *runs,
         ]
     )
@@ -938,7 +1002,7 @@ def main(argv: list[str] | None = None) -> int:
         description=(
             "Solve the one-worker, Poisson SMDP of a scenario exactly for several arrival rates and "
             "print, per rate, the optimal score and cost per request, the control limit q* and the "
-            "policy by queue length (Markdown)."
+            "policy by queue length (a Markdown table; docs/optimal.md shows its output)."
         ),
     )
     parser.add_argument(
@@ -947,18 +1011,28 @@ def main(argv: list[str] | None = None) -> int:
         help="comma-separated arrival rates, requests/s (default: %(default)s)",
     )
     parser.add_argument(
-        "--scenario", default="default", help="packaged scenario name or YAML path (default: %(default)s)"
+        "--scenario",
+        default="default",
+        help="packaged scenario name or YAML path; needs one worker and Poisson arrivals "
+        "(default: %(default)s)",
     )
     parser.add_argument(
         "--timing", choices=("interp", "pad"), default=None, help="override timing.mode of the scenario"
+    )
+    parser.add_argument(
+        "--action-set",
+        choices=ACTION_SETS,
+        default="any",
+        help="batch sizes a dispatch may use: any b <= q, the whole queue, or the env's table sizes "
+        "(default: %(default)s)",
     )
     parser.add_argument(
         "--simulate",
         type=int,
         default=0,
         metavar="N",
-        help="also simulate the policy for N requests per rate (common seeds) and "
-        "print the simulator's cost next to the solver's (default: no)",
+        help="also simulate each policy for N requests (seeds 0.., common to all rates) and print "
+        "the simulator's cost next to the solver's (default: 0, no simulation)",
     )
     parser.add_argument("--seeds", type=int, default=4, help="episodes per rate with --simulate")
     parser.add_argument("--out", default=None, help="also write the table to this file")
@@ -967,13 +1041,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.timing:
         config = config.replace(timing={"mode": args.timing})
     rates = [float(r) for r in args.rates.split(",") if r.strip()]
-    table = format_table(config, rates, simulate_requests=args.simulate, seeds=args.seeds)
+    try:
+        table = format_table(
+            config,
+            rates,
+            action_set=args.action_set,
+            simulate_requests=args.simulate,
+            seeds=args.seeds,
+        )
+    except ValueError as exc:
+        parser.error(str(exc))
     print(table)
     if args.out:
-        from pathlib import Path
-
         Path(args.out).write_text(table + "\n")
-        print(f"\nwrote {args.out}")
+        print(f"\nwrote {Path(args.out).resolve()}")
     return 0
 
 
