@@ -501,6 +501,12 @@ class SystemConfig:
                 changes[section] = _build(cls, base, section)
         return dataclasses.replace(self, **changes)
 
+    def at_rate(self, mean_rate_per_s: float) -> SystemConfig:
+        """The same system and arrival shape at a fixed mean rate (requests/s), without domain
+        randomisation: for load sweeps and per-rate evaluation."""
+        arrivals = dataclasses.replace(self.arrivals.scaled_to(mean_rate_per_s), rate_range_per_s=None)
+        return dataclasses.replace(self, arrivals=arrivals)
+
     # ---------------------------------------------------------------- YAML
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], source_path: str | None = None) -> SystemConfig:

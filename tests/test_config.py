@@ -195,3 +195,15 @@ def test_missing_config_file_and_bad_yaml(tmp_path: Path) -> None:
         SystemConfig.from_yaml(tmp_path / "bad.yaml")
     with pytest.raises(ConfigError, match="unknown scenario 'nope'"):
         load_scenario("nope")
+
+
+def test_at_rate_fixes_the_mean_rate_and_keeps_the_shape() -> None:
+    bursty = load_scenario("bursty")
+    fixed = bursty.at_rate(300.0)
+    assert fixed.arrivals.mean_rate_per_s == pytest.approx(300.0)
+    assert fixed.arrivals.rates_per_s == pytest.approx([100.0, 800.0])
+    randomised = load_scenario("default_randomised")
+    assert randomised.at_rate(42.0).arrivals.rate_range_per_s is None
+    assert randomised.at_rate(42.0).arrivals.rate_per_s == 42.0
+    with pytest.raises(ConfigError, match="rate_per_s"):
+        randomised.at_rate(-1.0)

@@ -1,0 +1,221 @@
+"""Training callbacks: atomic checkpoints, and evaluation on the simulator with domain metrics in
+TensorBoard (score and cost per request, latency, SLO attainment, throughput, utilisation, model
+mix, drops, and the gap to the exact optimum where it applies)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from stable_baselines3.common.callbacks import BaseCallback
+
+from agents.checkpoint import Checkpoint, RLScheduler, save_checkpoint
+from batchenv.config import SystemConfig
+from batchenv.metrics import EpisodeMetrics, compute_metrics
+from batchenv.sim import Simulator, simulate
+
+__all__ = ["CheckpointEveryCallback", "DomainEvalCallback", "optimal_cost_per_request", "write_json_atomic"]
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON to ``path`` through a temporary file and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as handle:
+        json.dump(data, handle, indent=2)
+        handle.write("\n")
+    os.replace(tmp, path)
+
+
+_OPTIMAL_CACHE: dict[tuple, float] = {}
+
+
+def optimal_cost_per_request(config: SystemConfig) -> float | None:
+    """Cost per request of the exact optimum (agents.optimal) for a Poisson, one-worker config at
+    a fixed rate; None where the exact solver does not apply."""
+    arrivals = config.arrivals
+    if arrivals.process != "poisson" or config.n_workers != 1 or arrivals.rate_range_per_s is not None:
+        return None
+    key = (config.replace(name="x", horizon_s=1.0), arrivals.rate_per_s)
+    if key not in _OPTIMAL_CACHE:
+        from agents.optimal import solve_optimal
+
+        _OPTIMAL_CACHE[key] = float(solve_optimal(config, arrivals.rate_per_s).cost_per_request)
+    return _OPTIMAL_CACHE[key]
+
+
+class CheckpointEveryCallback(BaseCallback):
+    """Save a self-contained checkpoint every ``save_freq`` environment steps (all envs counted).
+
+    :param save_freq: environment steps between checkpoints.
+    :param directory: where ``step_{timesteps}.zip`` files go.
+    :param config: the training SystemConfig (stored in each checkpoint).
+    :param algo: the algorithm name.
+    :param extra: more metadata for every checkpoint (e.g. the training command).
+    """
+
+    def __init__(self, save_freq: int, directory: Path, config: SystemConfig, algo: str, extra: dict) -> None:
+        super().__init__()
+        self.save_freq = save_freq
+        self.directory = Path(directory)
+        self.config = config
+        self.algo = algo
+        self.extra = extra
+        self._next = save_freq
+
+    def _on_step(self) -> bool:
+        if self.num_timesteps >= self._next:
+            self._next += self.save_freq
+            path = self.directory / f"step_{self.num_timesteps}.zip"
+            save_checkpoint(
+                self.model,
+                path,
+                self.config,
+                algo=self.algo,
+                vecnormalize=self.model.get_vec_normalize_env(),
+                extra=self.extra,
+            )
+            if self.verbose:
+                print(f"checkpoint: {path}")
+        return True
+
+
+class DomainEvalCallback(BaseCallback):
+    """Every ``eval_freq`` environment steps, run the current policy deterministically on the
+    simulator for each evaluation rate and seed (common random numbers: the same seeds every
+    time), log the domain metrics to TensorBoard under ``eval/``, append them to
+    ``evaluations.json``, and keep the best model (highest mean score per request) as
+    ``best_model.zip``.
+
+    :param config: the training config; evaluation fixes its mean rate to each of ``rates``.
+    :param rates: mean arrival rates (requests/s) to evaluate at; None = the config as it is.
+    :param seeds: evaluation seeds (keep them apart from the training seeds).
+    :param horizon_s: simulated time per evaluation episode (s).
+    """
+
+    def __init__(
+        self,
+        eval_freq: int,
+        run_dir: Path,
+        config: SystemConfig,
+        algo: str,
+        *,
+        rates: list[float] | None,
+        seeds: list[int],
+        horizon_s: float,
+        extra: dict,
+    ) -> None:
+        super().__init__()
+        self.eval_freq = eval_freq
+        self.run_dir = Path(run_dir)
+        self.config = config
+        self.algo = algo
+        self.extra = extra
+        self.seeds = seeds
+        self.horizon_s = horizon_s
+        self.configs = [config] if rates is None else [config.at_rate(r) for r in rates]
+        self.labels = ["scenario"] if rates is None else [f"rate_{r:g}" for r in rates]
+        self.best_score = -math.inf
+        self.history: list[dict[str, Any]] = []
+        self._next = eval_freq
+
+    def _on_training_start(self) -> None:
+        self._next = self.num_timesteps + self.eval_freq
+
+    def _on_step(self) -> bool:
+        if self.num_timesteps >= self._next:
+            self._next += self.eval_freq
+            self.evaluate()
+        return True
+
+    def _on_training_end(self) -> None:
+        if not self.history or self.history[-1]["timesteps"] != self.num_timesteps:
+            self.evaluate()
+
+    def evaluate(self) -> dict[str, Any]:
+        """Evaluate the current model now; returns the logged record."""
+        checkpoint = Checkpoint(
+            path=self.run_dir / "current.zip",
+            model=self.model,
+            config=self.config,
+            meta={
+                "algo": self.algo,
+                "n_observations": int(np.prod(self.model.observation_space.shape)),
+                "n_actions": int(self.model.action_space.n),
+                "observation_normalization": _current_normalization(self.model),
+            },
+        )
+        record: dict[str, Any] = {"timesteps": int(self.num_timesteps), "per_rate": {}}
+        scores, gaps = [], []
+        for label, config in zip(self.labels, self.configs, strict=True):
+            scheduler = RLScheduler(checkpoint, config)
+            sim = Simulator(config, record=True)
+            runs = [
+                compute_metrics(simulate(config, scheduler, seed, horizon_s=self.horizon_s, sim=sim))
+                for seed in self.seeds
+            ]
+            summary = _summarise(runs, config)
+            optimum = optimal_cost_per_request(config)
+            if optimum is not None:
+                summary["optimal_cost_per_request"] = optimum
+                summary["gap_to_optimal"] = (summary["cost_per_request"] - optimum) / optimum
+                gaps.append(summary["gap_to_optimal"])
+            record["per_rate"][label] = summary
+            scores.append(summary["score_per_request"])
+            for key, value in summary.items():
+                self.logger.record(f"eval/{label}/{key}", value)
+        record["score_per_request"] = float(np.mean(scores))
+        self.logger.record("eval/score_per_request", record["score_per_request"])
+        if gaps:
+            record["gap_to_optimal"] = float(np.mean(gaps))
+            self.logger.record("eval/gap_to_optimal", record["gap_to_optimal"])
+        self.logger.dump(self.num_timesteps)
+        self.history.append(record)
+        write_json_atomic(self.run_dir / "evaluations.json", self.history)
+        if record["score_per_request"] > self.best_score:
+            self.best_score = record["score_per_request"]
+            save_checkpoint(
+                self.model,
+                self.run_dir / "best_model.zip",
+                self.config,
+                algo=self.algo,
+                vecnormalize=self.model.get_vec_normalize_env(),
+                extra={**self.extra, "eval": record},
+            )
+        if self.verbose:
+            gap = f", gap to optimum {record['gap_to_optimal']:+.2%}" if gaps else ""
+            print(f"eval @ {self.num_timesteps}: score/request {record['score_per_request']:.5f}{gap}")
+        return record
+
+
+def _current_normalization(model: Any) -> dict[str, Any] | None:
+    from agents.checkpoint import observation_normalization
+
+    return observation_normalization(model.get_vec_normalize_env())
+
+
+def _summarise(runs: list[EpisodeMetrics], config: SystemConfig) -> dict[str, float]:
+    """Mean over seeds of the scalar metrics, plus the model mix."""
+    keys = [
+        "score_per_request",
+        "cost_per_request",
+        "latency_mean_ms",
+        "latency_p99_ms",
+        "slo_attainment",
+        "throughput_per_s",
+        "goodput_per_s",
+        "utilisation",
+        "drop_rate",
+        "mean_quality",
+        "mean_batch_size",
+        "n_forced",
+    ]
+    summary = {key: float(np.mean([getattr(r, key) for r in runs])) for key in keys}
+    for name in config.model_names:
+        summary[f"model_mix/{name}"] = float(np.mean([r.model_mix[name] for r in runs]))
+    return summary

@@ -1,0 +1,246 @@
+"""Self-contained checkpoints of learned agents, and the scheduler that runs them.
+
+A checkpoint is the zip Stable-Baselines3 writes (``model.save``) with two more members:
+
+- ``batchenv/meta.json``: format version, algorithm, timesteps, reward shaping, the observation
+  normalisation statistics (VecNormalize's running mean/variance, or null), observation names,
+  number of actions, and the training command;
+- ``batchenv/config.yaml``: the SystemConfig the agent was trained on.
+
+SB3 ignores members it does not know, so ``PPO.load(path)`` still works; :func:`load_checkpoint`
+restores everything. Checkpoints are written to a temporary file and renamed, so a crash never
+leaves a half-written file under the final name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from agents.base import Scheduler
+from batchenv.actions import ActionCodec
+from batchenv.config import ConfigError, SystemConfig
+from batchenv.observation import ObservationBuilder
+from batchenv.sim import Decision, Simulator
+
+__all__ = [
+    "FORMAT_VERSION",
+    "Checkpoint",
+    "CheckpointError",
+    "RLScheduler",
+    "load_checkpoint",
+    "save_checkpoint",
+]
+
+FORMAT_VERSION = 1
+_META = "batchenv/meta.json"
+_CONFIG = "batchenv/config.yaml"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint cannot be used; the message names the file and the reason."""
+
+
+@dataclass
+class Checkpoint:
+    """A loaded checkpoint: the SB3 model, the training config and the metadata."""
+
+    path: Path
+    model: Any
+    config: SystemConfig
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def algo(self) -> str:
+        return self.meta["algo"]
+
+
+def observation_normalization(vecnormalize: Any) -> dict[str, Any] | None:
+    """VecNormalize's observation statistics as plain lists (None if it does not normalise)."""
+    if vecnormalize is None or not getattr(vecnormalize, "norm_obs", False):
+        return None
+    rms = vecnormalize.obs_rms
+    return {
+        "mean": np.asarray(rms.mean, dtype=float).tolist(),
+        "var": np.asarray(rms.var, dtype=float).tolist(),
+        "count": float(rms.count),
+        "clip": float(vecnormalize.clip_obs),
+        "epsilon": float(vecnormalize.epsilon),
+    }
+
+
+def reward_normalization(vecnormalize: Any) -> dict[str, Any] | None:
+    """VecNormalize's return statistics (for resuming training; inference does not need them)."""
+    if vecnormalize is None or not getattr(vecnormalize, "norm_reward", False):
+        return None
+    rms = vecnormalize.ret_rms
+    return {"mean": float(rms.mean), "var": float(rms.var), "count": float(rms.count)}
+
+
+def restore_normalization(vecnormalize: Any, meta: dict[str, Any]) -> None:
+    """Put a checkpoint's saved statistics back into a VecNormalize (resuming training)."""
+    obs = meta.get("observation_normalization")
+    if obs and vecnormalize.norm_obs:
+        vecnormalize.obs_rms.mean = np.asarray(obs["mean"], dtype=np.float64)
+        vecnormalize.obs_rms.var = np.asarray(obs["var"], dtype=np.float64)
+        vecnormalize.obs_rms.count = obs["count"]
+    ret = meta.get("reward_normalization")
+    if ret and vecnormalize.norm_reward:
+        vecnormalize.ret_rms.mean = np.float64(ret["mean"])
+        vecnormalize.ret_rms.var = np.float64(ret["var"])
+        vecnormalize.ret_rms.count = ret["count"]
+
+
+def save_checkpoint(
+    model: Any,
+    path: str | Path,
+    config: SystemConfig,
+    *,
+    algo: str,
+    vecnormalize: Any = None,
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """Write ``model`` + config + metadata to ``path`` (``.zip``) atomically; returns the path."""
+    path = Path(path)
+    if path.suffix != ".zip":
+        path = path.with_suffix(".zip")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.zip")
+    try:
+        model.save(tmp)
+        meta = {
+            "format_version": FORMAT_VERSION,
+            "algo": algo,
+            "timesteps": int(model.num_timesteps),
+            "observation_normalization": observation_normalization(vecnormalize),
+            "reward_normalization": reward_normalization(vecnormalize),
+            "n_observations": int(np.prod(model.observation_space.shape)),
+            "n_actions": int(model.action_space.n),
+            **(extra or {}),
+        }
+        with zipfile.ZipFile(tmp, "a") as archive:
+            archive.writestr(_META, json.dumps(meta, indent=2))
+            archive.writestr(_CONFIG, config.to_yaml())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def load_checkpoint(path: str | Path, device: str = "cpu") -> Checkpoint:
+    """Load a checkpoint written by :func:`save_checkpoint`; CheckpointError if it cannot be used."""
+    from agents.rl import ALGORITHMS
+
+    path = Path(path)
+    where = f"checkpoint {path}"
+    if not path.is_file():
+        raise CheckpointError(f"{where}: file not found")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+            if _META not in names or _CONFIG not in names:
+                raise CheckpointError(
+                    f"{where}: no {_META}: not a batchenv checkpoint (save agents with train.py), "
+                    "or a truncated file"
+                )
+            damaged = archive.testzip()
+            if damaged is not None:
+                raise CheckpointError(f"{where}: member {damaged!r} is corrupted (CRC mismatch)")
+            meta = json.loads(archive.read(_META))
+            config_data = yaml.safe_load(archive.read(_CONFIG))
+    except zipfile.BadZipFile:
+        raise CheckpointError(f"{where}: not a zip archive (corrupted or truncated file)") from None
+    except (json.JSONDecodeError, yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{where}: unreadable metadata ({exc})") from None
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{where}: format_version {meta.get('format_version')!r}, this batchenv reads {FORMAT_VERSION}"
+        )
+    algo = meta.get("algo")
+    if algo not in ALGORITHMS:
+        raise CheckpointError(f"{where}: unknown algo {algo!r}; known: {sorted(ALGORITHMS)}")
+    try:
+        config = SystemConfig.from_dict(config_data)
+    except ConfigError as exc:
+        raise CheckpointError(f"{where}: its config is invalid: {exc}") from None
+    try:
+        model = ALGORITHMS[algo].load(path, device=device)
+    except Exception as exc:  # SB3 raises many kinds on damaged archives
+        raise CheckpointError(
+            f"{where}: the {algo} model cannot be loaded ({type(exc).__name__}: {exc})"
+        ) from None
+    return Checkpoint(path=path, model=model, config=config, meta=meta)
+
+
+class RLScheduler(Scheduler):
+    """Runs a learned agent on the simulator: at each epoch it builds the environment's
+    observation (with the checkpoint's normalisation) and takes the model's deterministic action.
+    It meets the same observations as it would through :class:`~batchenv.env.DynamicBatchingEnv`.
+
+    :param checkpoint: a loaded checkpoint (or a path to one).
+    :param config: the system to run on (default: the training config). Its observation and
+        action spaces must match the checkpoint's.
+    :param deterministic: take the most likely action (default) or sample.
+    """
+
+    def __init__(
+        self,
+        checkpoint: Checkpoint | str | Path,
+        config: SystemConfig | None = None,
+        *,
+        deterministic: bool = True,
+    ) -> None:
+        if not isinstance(checkpoint, Checkpoint):
+            checkpoint = load_checkpoint(checkpoint)
+        config = config or checkpoint.config
+        super().__init__(config)
+        self.checkpoint = checkpoint
+        self.name = checkpoint.path.stem
+        self.model = checkpoint.model
+        self.deterministic = deterministic
+        self.observe = ObservationBuilder(config)
+        self.codec = ActionCodec(config)
+        meta = checkpoint.meta
+        if self.observe.space.shape[0] != meta["n_observations"] or self.codec.space.n != meta["n_actions"]:
+            raise CheckpointError(
+                f"checkpoint {checkpoint.path}: trained with {meta['n_observations']} observations and "
+                f"{meta['n_actions']} actions, but scenario {config.name!r} has "
+                f"{self.observe.space.shape[0]} and {self.codec.space.n} (n_workers, models and "
+                "env.batch_choice must match the training config)"
+            )
+        norm = meta.get("observation_normalization")
+        self._norm = None
+        if norm:
+            self._norm = (
+                np.asarray(norm["mean"], dtype=np.float32),
+                np.sqrt(np.asarray(norm["var"], dtype=np.float32) + norm["epsilon"]),
+                norm["clip"],
+            )
+        self._masked = meta["algo"] == "maskable_ppo"
+
+    def reset(self, sim: Simulator) -> None:
+        self.observe.reset()
+
+    def decide(self, sim: Simulator) -> Decision:
+        obs = self.observe(sim)
+        if self._norm is not None:
+            mean, std, clip = self._norm
+            obs = np.clip((obs - mean) / std, -clip, clip).astype(np.float32)
+        if self._masked:
+            action, _ = self.model.predict(
+                obs, deterministic=self.deterministic, action_masks=self.codec.masks(sim)
+            )
+        else:
+            action, _ = self.model.predict(obs, deterministic=self.deterministic)
+        return self.codec.decision(int(action))
+
+    def params(self) -> dict[str, Any]:
+        return {"algo": self.checkpoint.algo, "timesteps": self.checkpoint.meta.get("timesteps")}

@@ -1,0 +1,82 @@
+"""Stable-Baselines3 glue: the algorithm registry, the training reward, and the vectorised env.
+
+The environment's reward is the per-request score paid as it accrues (``quality - w_lat *
+latency``). For learning, :class:`RegretReward` subtracts the best model's quality for every
+dispatched request, so each step's reward is ``-(regret accrued)``: non-positive, small, and with
+the same optimal policy (DESIGN.md, "Measuring gaps": cost = best quality - score). Evaluation
+always reports the true score from the simulator, whatever the training reward.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+from sb3_contrib import MaskablePPO
+from stable_baselines3 import A2C, DQN, PPO
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.vec_env import VecEnv, VecNormalize
+
+from batchenv.config import SystemConfig
+from batchenv.env import DynamicBatchingEnv
+
+__all__ = ["ALGORITHMS", "RegretReward", "make_training_env"]
+
+ALGORITHMS: dict[str, type[BaseAlgorithm]] = {
+    "ppo": PPO,
+    "a2c": A2C,
+    "dqn": DQN,
+    "maskable_ppo": MaskablePPO,
+}
+"""``--algo`` name -> SB3 / sb3-contrib class."""
+
+
+class RegretReward(gym.Wrapper):
+    """Reward = env reward - best quality x dispatched requests, times ``scale``.
+
+    Over an episode this is ``-(sum of per-request costs)`` of the dispatched requests (minus the
+    waiting charge of those still queued and the drop penalties): the same ordering of policies
+    as the score, on a scale where a perfect server earns 0.
+
+    :param scale: multiplies the reward (e.g. 10 puts a typical step near -0.1..-1).
+    """
+
+    def __init__(self, env: gym.Env, scale: float = 1.0) -> None:
+        super().__init__(env)
+        self.best_quality = max(env.unwrapped.config.qualities)
+        self.scale = scale
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        regret_reward = (reward - self.best_quality * info["dispatched"]) * self.scale
+        return obs, regret_reward, terminated, truncated, info
+
+
+def make_training_env(
+    config: SystemConfig,
+    n_envs: int,
+    seed: int,
+    *,
+    reward_scale: float = 1.0,
+    normalize_obs: bool = False,
+    normalize_reward: bool = True,
+    gamma: float = 0.99,
+    vec_env_cls: Any = None,
+) -> VecEnv:
+    """``n_envs`` copies of the env (seeds ``seed .. seed + n_envs - 1``), each with
+    :class:`RegretReward` and SB3's Monitor, then VecNormalize (its statistics are saved in the
+    checkpoint so that evaluation sees observations exactly as training did)."""
+
+    def wrap(env: gym.Env) -> gym.Env:
+        return RegretReward(env, reward_scale)
+
+    venv = make_vec_env(
+        DynamicBatchingEnv,
+        n_envs=n_envs,
+        seed=seed,
+        env_kwargs={"config": config, "record": False},
+        wrapper_class=wrap,
+        vec_env_cls=vec_env_cls,
+    )
+    return VecNormalize(venv, norm_obs=normalize_obs, norm_reward=normalize_reward, gamma=gamma)

@@ -1,0 +1,193 @@
+"""train.py end to end for every algorithm (tiny runs), checkpoints, resume, errors."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import train
+from agents.checkpoint import CheckpointError, RLScheduler, load_checkpoint
+from agents.rl import ALGORITHMS
+from batchenv.env import DynamicBatchingEnv
+from batchenv.metrics import compute_metrics
+from batchenv.scenarios import load_scenario
+from batchenv.sim import simulate
+
+TINY = {
+    "ppo": ["n_steps=128", "batch_size=64", "n_epochs=1"],
+    "maskable_ppo": ["n_steps=128", "batch_size=64", "n_epochs=1"],
+    "a2c": ["n_steps=8"],
+    "dqn": ["learning_starts=64", "buffer_size=1000", "batch_size=32", "target_update_interval=100"],
+}
+
+
+def _train(tmp_path: Path, algo: str, *extra: str, n: int = 512) -> Path:
+    argv = [
+        "--algo",
+        algo,
+        "-n",
+        str(n),
+        "--n-envs",
+        "2",
+        "--eval-freq",
+        "256",
+        "--save-freq",
+        "256",
+        "--eval-horizon-s",
+        "2",
+        "--eval-seeds",
+        "1",
+        "--runs-dir",
+        str(tmp_path / "runs"),
+        "--no-progress",
+        "--verbose",
+        "0",
+        "--hyperparams",
+        *TINY[algo],
+        *extra,
+    ]
+    assert train.main(argv) == 0
+    runs = sorted((tmp_path / "runs").iterdir(), key=lambda p: p.stat().st_mtime)
+    return runs[-1]
+
+
+@pytest.mark.parametrize("algo", sorted(ALGORITHMS))
+def test_train_save_resume_load_evaluate(algo: str, tmp_path: Path) -> None:
+    run = _train(tmp_path, algo)
+    assert run.name == f"{algo}_default_1"
+    for name in (
+        "config.yml",
+        "hyperparams.yml",
+        "args.yml",
+        "command.txt",
+        "final_model.zip",
+        "best_model.zip",
+        "evaluations.json",
+    ):
+        assert (run / name).is_file(), name
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step_256.zip", "step_512.zip"]
+    assert not list(run.rglob("*.tmp*")), "temporary files left behind"
+    assert list((run / "tb").rglob("events.out.tfevents*"))
+    history = json.loads((run / "evaluations.json").read_text())
+    assert [h["timesteps"] for h in history] == [256, 512]
+    assert "gap_to_optimal" in history[-1]  # Poisson, one worker: the optimum applies
+
+    checkpoint = load_checkpoint(run / "final_model.zip")
+    assert checkpoint.algo == algo and checkpoint.meta["timesteps"] == 512
+    assert checkpoint.config == load_scenario("default")
+    scheduler = RLScheduler(checkpoint)
+    metrics = compute_metrics(simulate(checkpoint.config, scheduler, seed=0, horizon_s=3.0))
+    assert metrics.n_served > 0
+
+    resumed = _train(tmp_path, algo, "--resume", str(run / "final_model.zip"), n=256)
+    assert resumed.name == f"{algo}_default_2"
+    assert load_checkpoint(resumed / "final_model.zip").meta["timesteps"] == 512 + 256
+
+
+def test_scheduler_sees_the_env_observations(tmp_path: Path) -> None:
+    run = _train(tmp_path, "ppo", "normalize_obs=true")
+    checkpoint = load_checkpoint(run / "final_model.zip")
+    assert checkpoint.meta["observation_normalization"] is not None
+    scheduler = RLScheduler(checkpoint)
+    config = checkpoint.config.replace(horizon_s=3.0)
+    via_sim = compute_metrics(simulate(config, scheduler, seed=5))
+    env = DynamicBatchingEnv(config)
+    obs, _ = env.reset(seed=5)
+    norm = checkpoint.meta["observation_normalization"]
+    mean, std = np.array(norm["mean"]), np.sqrt(np.array(norm["var"]) + norm["epsilon"])
+    while True:
+        normalised = np.clip((obs - mean) / std, -norm["clip"], norm["clip"]).astype(np.float32)
+        action, _ = checkpoint.model.predict(normalised, deterministic=True)
+        obs, _, _, truncated, _ = env.step(int(action))
+        if truncated:
+            break
+    assert env.metrics() == via_sim
+
+
+def test_interrupt_saves_a_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from agents import callbacks
+
+    def interrupt(self):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(callbacks.DomainEvalCallback, "evaluate", interrupt)
+    argv = [
+        "--algo",
+        "ppo",
+        "-n",
+        "1024",
+        "--eval-freq",
+        "128",
+        "--runs-dir",
+        str(tmp_path / "runs"),
+        "--no-progress",
+        "--verbose",
+        "0",
+        "--hyperparams",
+        *TINY["ppo"],
+    ]
+    assert train.main(argv) == 130
+    saved = tmp_path / "runs" / "ppo_default_1" / "interrupted.zip"
+    assert load_checkpoint(saved).meta["timesteps"] >= 128
+
+
+def test_bad_checkpoints_give_clear_errors(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match="file not found"):
+        load_checkpoint(tmp_path / "absent.zip")
+    (tmp_path / "junk.zip").write_bytes(b"not a zip at all")
+    with pytest.raises(CheckpointError, match="not a zip archive"):
+        load_checkpoint(tmp_path / "junk.zip")
+    with zipfile.ZipFile(tmp_path / "plain.zip", "w") as archive:
+        archive.writestr("data", "{}")
+    with pytest.raises(CheckpointError, match="not a batchenv checkpoint"):
+        load_checkpoint(tmp_path / "plain.zip")
+
+    run = _train(tmp_path, "a2c", n=256)
+    good = run / "final_model.zip"
+    truncated = tmp_path / "truncated.zip"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    with pytest.raises(CheckpointError, match=r"not a zip archive|truncated"):
+        load_checkpoint(truncated)
+    damaged = bytearray(good.read_bytes())
+    middle = len(damaged) // 3
+    damaged[middle : middle + 64] = bytes(64)
+    (tmp_path / "damaged.zip").write_bytes(bytes(damaged))
+    with pytest.raises(CheckpointError, match=r"corrupted|not a zip archive|cannot be loaded"):
+        load_checkpoint(tmp_path / "damaged.zip")
+
+    def rewrite_meta(name: str, **changes) -> Path:
+        target = tmp_path / name
+        with zipfile.ZipFile(good) as src, zipfile.ZipFile(target, "w") as dst:
+            for item in src.namelist():
+                data = src.read(item)
+                if item == "batchenv/meta.json":
+                    data = json.dumps({**json.loads(data), **changes}).encode()
+                dst.writestr(item, data)
+        return target
+
+    with pytest.raises(CheckpointError, match="format_version 99"):
+        load_checkpoint(rewrite_meta("future.zip", format_version=99))
+    with pytest.raises(CheckpointError, match="unknown algo 'sac'"):
+        load_checkpoint(rewrite_meta("sac.zip", algo="sac"))
+    with pytest.raises(CheckpointError, match=r"scenario 'multi_gpu' has 9 and 4"):
+        RLScheduler(load_checkpoint(good), load_scenario("multi_gpu"))
+
+
+def test_bad_flags_exit_with_a_message(capsys: pytest.CaptureFixture[str]) -> None:
+    for argv, words in (
+        (["--algo", "sac"], "invalid choice"),
+        (["-n", "0"], "-n/--n-timesteps must be >= 1"),
+        (["--eval-rates", "a,b"], "--eval-rates: expected comma-separated floats"),
+        (["--hyperparams", "gamma"], "expected key=value"),
+    ):
+        with pytest.raises(SystemExit) as exit_info:
+            train.main(argv)
+        assert exit_info.value.code == 2
+        assert words in capsys.readouterr().err
+    assert train.main(["--env", "no_such_scenario", "--no-progress"]) == 2
+    assert "unknown scenario 'no_such_scenario'" in capsys.readouterr().err
+    assert train.main(["--hyperparams", "not_a_param=1", "--no-progress", "--runs-dir", "/tmp/x"]) == 2
