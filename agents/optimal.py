@@ -108,6 +108,7 @@ from batchenv.timing import ServiceTable
 
 __all__ = [
     "ACTION_SETS",
+    "CAP_PROBABILITY",
     "ControlLimits",
     "OptimalScheduler",
     "OptimalSolution",
@@ -122,6 +123,10 @@ ACTION_SETS = ("any", "whole", "table")
 """Batch sizes a dispatch may use at queue length q: ``any`` b in 1..min(q, B); ``whole`` only
 b = min(q, B), as the env's ``Discrete(1 + M)``; ``table`` b = min(size, q) for the env's
 ``batch_choice`` sizes (table sizes below B, then B)."""
+
+CAP_PROBABILITY = 1e-12
+"""Largest stationary probability of the cap state q = K (at decision epochs) that the default
+cap accepts; above it, :func:`solve_optimal` doubles K."""
 
 _MAX_POLICY_ITERATIONS = 200
 _MAX_VALUE_ITERATIONS = 200_000
@@ -176,13 +181,14 @@ def _check_supported(config: SystemConfig) -> None:
 
 
 def default_queue_cap(config: SystemConfig, rate_per_s: float) -> int:
-    """The queue-length cap K of the state space (requests) for ``rate_per_s`` (requests/s).
+    """The first queue-length cap K (requests) that :func:`solve_optimal` tries at ``rate_per_s``
+    (requests/s); it doubles K until the cap's stationary probability is below
+    :data:`CAP_PROBABILITY` (or K reaches ``queue_capacity``).
 
-    ``K = 2 * ceil(B + mu + 8 sqrt(mu))`` with ``mu = rate * (longest service)``: twice the
-    largest queue a full batch can leave behind plus the arrivals of the longest service up to
-    8 standard deviations; at least ``4 B``. When the rate is at least 90% of the largest
-    sustainable throughput, or the formula reaches it, ``queue_capacity`` itself (then the
-    model is exact, drops included).
+    ``K = 2 ceil(B + mu + 8 sqrt(mu))`` with ``mu = rate * (longest service)``: twice a full
+    batch plus the arrivals during the longest service up to 8 standard deviations; at least
+    ``4 B``. At 90% or more of the largest sustainable throughput: ``queue_capacity`` (the model
+    is then exact, drops included). Never above ``queue_capacity``.
     """
     table = ServiceTable(config)
     mu = rate_per_s * table.max_service_s
@@ -494,6 +500,8 @@ class OptimalSolution:
         still waiting after ``max_wait_ms`` under this policy if no timeout existed, i.e. that
         the simulator's timeout shield acts (0 when the policy dispatches at q = 1).
     :ivar action_set: the batch sizes allowed (:data:`ACTION_SETS`).
+    :ivar cap_probability: stationary probability of the cap state q = K at decision epochs (the
+        truncation's weight; 0 is ideal unless ``exact_capacity``).
     :ivar method: ``"policy"`` (policy iteration) or ``"value"`` (relative value iteration).
     :ivar iterations: iterations of that method.
     :ivar tol: requested span of the gain bounds, per request (score units).
@@ -517,6 +525,7 @@ class OptimalSolution:
     model_mix: tuple[float, ...]
     drop_rate: float
     p_timeout_from_empty: float
+    cap_probability: float
     model_names: tuple[str, ...]
     max_batch_size: int
     action_set: str
@@ -631,6 +640,7 @@ def _solution(
         model_mix=tuple(float(x) for x in mix / mix.sum()),
         drop_rate=drops_per_s / lam,
         p_timeout_from_empty=_p_timeout_from_empty(model_index, lam, system.max_wait_ms / 1000.0),
+        cap_probability=float(pi[-1]),
         model_names=system.model_names,
         max_batch_size=system.max_batch_size,
         action_set=action_set,
@@ -689,8 +699,9 @@ def solve_optimal(
     :param config: the system; needs ``n_workers == 1``, ``arrivals.process == "poisson"`` and
         ``reward.w_slo == 0`` (ConfigError naming the field otherwise).
     :param rate_per_s: arrival rate (requests/s); default the config's mean rate.
-    :param queue_cap: state-space cap K (requests), at most ``queue_capacity``; default
-        :func:`default_queue_cap`.
+    :param queue_cap: state-space cap K (requests), at most ``queue_capacity``; default: from
+        :func:`default_queue_cap`, doubled until the cap state's stationary probability is at
+        most :data:`CAP_PROBABILITY` or K is ``queue_capacity``.
     :param tol: largest allowed span of the certified gain bounds, per request (score units).
     :param method: ``"policy"`` (policy iteration, default, exact up to linear algebra) or
         ``"value"`` (relative value iteration with Tijms' data transformation, stopped at ``tol``).
@@ -702,11 +713,9 @@ def solve_optimal(
     rate = config.arrivals.mean_rate_per_s if rate_per_s is None else float(rate_per_s)
     if not (math.isfinite(rate) and rate > 0):
         raise ValueError(f"rate_per_s must be a finite number > 0 (requests/s), got {rate_per_s!r}")
-    cap = default_queue_cap(config, rate) if queue_cap is None else int(queue_cap)
-    if not config.max_batch_size <= cap <= config.queue_capacity:
+    if queue_cap is not None and not 1 <= queue_cap <= config.queue_capacity:
         raise ValueError(
-            f"queue_cap must be in [max_batch_size, queue_capacity] = "
-            f"[{config.max_batch_size}, {config.queue_capacity}], got {queue_cap!r}"
+            f"queue_cap must be in [1, queue_capacity = {config.queue_capacity}], got {queue_cap!r}"
         )
     if not tol > 0:
         raise ValueError(f"tol must be > 0, got {tol!r}")
@@ -714,7 +723,15 @@ def solve_optimal(
         raise ValueError(f"method must be 'policy' or 'value', got {method!r}")
     if action_set not in ACTION_SETS:
         raise ValueError(f"action_set must be one of {ACTION_SETS}, got {action_set!r}")
-    return _solve_cached(_system_key(config), rate, cap, float(tol), method, action_set)
+    system = _system_key(config)
+    if queue_cap is not None:
+        return _solve_cached(system, rate, int(queue_cap), float(tol), method, action_set)
+    cap = default_queue_cap(config, rate)
+    while True:
+        solution = _solve_cached(system, rate, cap, float(tol), method, action_set)
+        if solution.cap_probability <= CAP_PROBABILITY or cap == config.queue_capacity:
+            return solution
+        cap = min(2 * cap, config.queue_capacity)
 
 
 # --------------------------------------------------------------------------------------------
