@@ -357,7 +357,7 @@ def test_where_the_timeout_binds_the_scheduler_dispatches_by_itself() -> None:
         return scheduler.decide(sim)
 
     costs, forced = simulated_costs(config, counting, range(2), 50_000)
-    assert forced == 0 and shield_epochs > 5_000
+    assert forced == 0 and shield_epochs > 100
     assert costs.mean() == pytest.approx(solution.cost_per_request, rel=0.01)
 
 
