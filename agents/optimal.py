@@ -27,13 +27,14 @@ The decision process (the simulator's semantics, :mod:`batchenv.sim`)
     ``n_workers`` be 1 and ``arrivals.process`` be ``poisson``.
 
 Queue cap
-    The states are q = 0..K, K = :func:`default_queue_cap` (twice the largest queue a full batch
-    leaves plus the arrivals of the longest service up to 8 standard deviations; 256 to 586 for
-    rates 20 to 500/s on the default system). The cap state stands for "K or more". Near
+    The states are q = 0..K; the cap state stands for "K or more". K starts at
+    :func:`default_queue_cap` (twice a full batch plus the arrivals of the longest service up to
+    8 standard deviations: 256 to 586 for 20 to 500/s on the default system) and is doubled until
+    the cap state's stationary probability is at most :data:`CAP_PROBABILITY` (1e-12). Near
     saturation (rate >= 90% of the largest throughput) K is ``queue_capacity`` and the model is
     exact, drops included (expected drops E[(N - c)+] at c free places, and the waiting area that
     dropped arrivals do not spend). tests/test_optimal.py checks that doubling K changes the
-    score per request by less than 1e-12 and that the stationary mass of the cap state is < 1e-15.
+    score per request by less than 1e-12 and leaves the policy unchanged.
 
 Solver and tolerance
     Howard's policy iteration (exact policy evaluation by one linear solve per iteration, 2 to 6
@@ -44,7 +45,7 @@ Solver and tolerance
     ``method="value"`` runs relative value iteration on the data-transformed SMDP instead
     (Schweitzer/Tijms: tau~ = 0.95 min tau, rewards r / tau, transitions (tau~ / tau) p plus a
     self-loop), stopped when the span of V_n - V_{n-1} is at most ``tol``; the tests check that
-    both agree. The default system solves in 20 to 150 ms (test: < 5 s).
+    both agree. The default system solves in 20 to 200 ms (test: < 5 s).
 
 The timeout (``max_wait_ms``)
     The state has no ages, so the SMDP ignores the timeout: its gain is an upper bound for every
@@ -54,7 +55,8 @@ The timeout (``max_wait_ms``)
     probability e^(-0.1 lambda) < 1e-11 (``p_timeout_from_empty``), and the simulator records
     no forced dispatch in millions of epochs (tests).
     Where the timeout does bind (say max_wait_ms = 2), :class:`OptimalScheduler` dispatches the
-    best action at q itself (``shield_model``/``shield_batch``) and scores below the bound.
+    best action at q itself (``shield_model``/``shield_batch``); at 300/s with max_wait_ms = 2
+    its simulated cost stays within 1% of the bound (the wait at q = 1 is nearly indifferent).
 
 Structure found (default system; ``python -m agents.optimal --rates 20,50,100,200,300,400``)
     ======  ====  ==============  ==============  ==========================================
@@ -69,8 +71,9 @@ Structure found (default system; ``python -m agents.optimal --rates 20,50,100,20
     ======  ====  ==============  ==============  ==========================================
 
     - Control limit: for every rate from 5 to 575/s (step 5) the policy dispatches iff q >= q*,
-      as the theory of batch-service queues predicts (Deb and Serfozo 1973). q* is 1 or 2 and
-      not monotone in the rate: 2 for 260-320/s and from 345/s, 1 below 260/s and at 325-340/s
+      the form Deb and Serfozo (1973) proved for batch service with one service mode (here,
+      with three models and size-dependent service times, a finding). q* is 1 or 2 and not
+      monotone in the rate: 2 for 260-320/s and from 345/s, 1 below 260/s and at 325-340/s
       (there one request is worth sending on LLM-1 at once).
     - Model: the model index never decreases with q (quality while the queue is short, speed
       when it is long): LLM-1, then LLM-2, then LLM-3. The switch points fall as the rate grows
@@ -81,8 +84,10 @@ Structure found (default system; ``python -m agents.optimal --rates 20,50,100,20
     - With ``timing.mode: pad`` (a batch runs as the next table size) the policy is not a
       control limit at every rate: it also waits just below a table size to fill it (q = 3 at
       230/s; q = 7 at 350/s; q = 5-7, 15 and 31 at 550/s).
-    - The simulator's cost of this policy matches the solver's within 0.5% at every rate above
-      (400k requests per rate, standard error 0.03-0.3%); in 10M requests within 0.03%.
+    - Partial batches are worth little: the best policy that always sends the whole queue (the
+      env's ``Discrete(1 + M)``, ``action_set="whole"``) costs at most 0.04% more.
+    - The simulator's cost of this policy matches the solver's within 0.05% at every rate above
+      (4M requests per rate, ``--simulate 4000000 --seeds 8``; docs/optimal.md).
 """
 
 from __future__ import annotations
@@ -139,11 +144,12 @@ _MAX_VALUE_ITERATIONS = 200_000
 
 @dataclass(frozen=True)
 class _Model:
-    """The SMDP's data for one (system, rate, cap). Action 0 is wait; action 1 + a dispatches
-    dispatch action a = m * B + (b - 1) (model m, batch b). Times in s, rewards in score units.
+    """The SMDP's data for one (system, rate, cap). Action 0 is wait; action 1 + a, with
+    a = m * B + (b - 1), dispatches b requests on model m. Times in s, rewards in score units.
 
     :ivar reward: (K + 1, 1 + M B) expected reward of the sojourn; -inf where not allowed.
     :ivar tau: (K + 1, 1 + M B) expected sojourn time (s); 1 where not allowed.
+    :ivar allowed: (K + 1, 1 + M B) the actions allowed at each q.
     :ivar pmf: (M B, L + 1) Poisson pmf of the arrivals during each dispatch; last entry P(N >= L).
     :ivar drops: (K + 1, 1 + M B) expected dropped arrivals of the sojourn (0 unless
         ``exact_capacity``).
@@ -155,7 +161,6 @@ class _Model:
     exact_capacity: bool
     n_models: int
     max_batch: int
-    service_s: np.ndarray  # (M B,)
     reward: np.ndarray
     tau: np.ndarray
     allowed: np.ndarray
@@ -270,7 +275,6 @@ def _build_model(config: SystemConfig, rate_per_s: float, cap: int, action_set: 
         exact_capacity=exact_capacity,
         n_models=n_models,
         max_batch=max_batch,
-        service_s=service_s,
         reward=reward,
         tau=tau,
         allowed=allowed,
