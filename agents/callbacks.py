@@ -19,7 +19,7 @@ from batchenv.config import SystemConfig
 from batchenv.metrics import EpisodeMetrics, compute_metrics
 from batchenv.sim import Simulator, simulate
 
-__all__ = ["CheckpointEveryCallback", "DomainEvalCallback", "optimal_cost_per_request", "write_json_atomic"]
+__all__ = ["CheckpointEveryCallback", "DomainEvalCallback", "optimal_scheduler", "write_json_atomic"]
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
@@ -32,21 +32,20 @@ def write_json_atomic(path: Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
-_OPTIMAL_CACHE: dict[tuple, float] = {}
-
-
-def optimal_cost_per_request(config: SystemConfig) -> float | None:
-    """Cost per request of the exact optimum (agents.optimal) for a Poisson, one-worker config at
-    a fixed rate; None where the exact solver does not apply."""
+def optimal_scheduler(config: SystemConfig, action_set: str = "any"):
+    """The exact optimum (agents.optimal) as a scheduler for a Poisson, one-worker, fixed-rate
+    config; None where the exact solver does not apply. Solutions are cached by agents.optimal."""
     arrivals = config.arrivals
-    if arrivals.process != "poisson" or config.n_workers != 1 or arrivals.rate_range_per_s is not None:
+    if (
+        arrivals.process != "poisson"
+        or config.n_workers != 1
+        or arrivals.rate_range_per_s is not None
+        or config.reward.w_slo != 0
+    ):
         return None
-    key = (config.replace(name="x", horizon_s=1.0), arrivals.rate_per_s)
-    if key not in _OPTIMAL_CACHE:
-        from agents.optimal import solve_optimal
+    from agents.optimal import OptimalScheduler
 
-        _OPTIMAL_CACHE[key] = float(solve_optimal(config, arrivals.rate_per_s).cost_per_request)
-    return _OPTIMAL_CACHE[key]
+    return OptimalScheduler(config, arrivals.rate_per_s, action_set=action_set)
 
 
 class CheckpointEveryCallback(BaseCallback):
@@ -96,6 +95,11 @@ class DomainEvalCallback(BaseCallback):
     :param rates: mean arrival rates (requests/s) to evaluate at; None = the config as it is.
     :param seeds: evaluation seeds (keep them apart from the training seeds).
     :param horizon_s: simulated time per evaluation episode (s).
+
+    Where the exact optimum applies (Poisson, one worker, fixed rate), the optimal scheduler runs
+    on the same seeds and the logged ``gap_to_optimal`` = (cost - optimal cost) / optimal cost
+    (DESIGN.md, "Measuring gaps"); ``gap_to_optimal_env_actions`` compares with the optimum over
+    the env's own actions (whole-queue batches, or the table sizes with ``batch_choice``).
     """
 
     def __init__(
@@ -152,18 +156,26 @@ class DomainEvalCallback(BaseCallback):
         )
         record: dict[str, Any] = {"timesteps": int(self.num_timesteps), "per_rate": {}}
         scores, gaps = [], []
+        env_actions = "table" if self.config.env.batch_choice else "whole"
         for label, config in zip(self.labels, self.configs, strict=True):
-            scheduler = RLScheduler(checkpoint, config)
             sim = Simulator(config, record=True)
-            runs = [
-                compute_metrics(simulate(config, scheduler, seed, horizon_s=self.horizon_s, sim=sim))
-                for seed in self.seeds
-            ]
-            summary = _summarise(runs, config)
-            optimum = optimal_cost_per_request(config)
-            if optimum is not None:
-                summary["optimal_cost_per_request"] = optimum
-                summary["gap_to_optimal"] = (summary["cost_per_request"] - optimum) / optimum
+
+            def run(scheduler, config=config, sim=sim) -> dict[str, float]:
+                episodes = [
+                    compute_metrics(simulate(config, scheduler, seed, horizon_s=self.horizon_s, sim=sim))
+                    for seed in self.seeds
+                ]
+                return _summarise(episodes, config)
+
+            summary = run(RLScheduler(checkpoint, config))
+            # the exact optimum on the same arrivals (common random numbers): a low-noise gap
+            for suffix, action_set in (("", "any"), ("_env_actions", env_actions)):
+                optimal = optimal_scheduler(config, action_set)
+                if optimal is not None:
+                    optimum = run(optimal)["cost_per_request"]
+                    summary[f"optimal_cost_per_request{suffix}"] = optimum
+                    summary[f"gap_to_optimal{suffix}"] = (summary["cost_per_request"] - optimum) / optimum
+            if "gap_to_optimal" in summary:
                 gaps.append(summary["gap_to_optimal"])
             record["per_rate"][label] = summary
             scores.append(summary["score_per_request"])
