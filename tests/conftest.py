@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
 
-import pytest
+# numpy's BLAS threads oversubscribe 2 cores under pytest -n 2 (small solves got 20x slower)
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from batchenv.config import SystemConfig
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+from batchenv.config import SystemConfig  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_TRACE = REPO.parent / "shared" / "traces" / "azure_llm_conv_2023.csv"
