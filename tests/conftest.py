@@ -8,11 +8,11 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from pathlib import Path  # noqa: E402
+from pathlib import Path
 
-import pytest  # noqa: E402
+import pytest
 
-from batchenv.config import SystemConfig  # noqa: E402
+from batchenv.config import SystemConfig
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_TRACE = REPO.parent / "shared" / "traces" / "azure_llm_conv_2023.csv"
