@@ -1,0 +1,235 @@
+"""Agents by name: one line from a command-line spec to a runnable agent.
+
+A spec is one of
+
+- a baseline name, optionally with parameters: ``greedy``, ``static(B=16)``,
+  ``timeout(B=16,T=30,model=LLM-2)``, ``util_switch(queue_thresholds=[16,64])`` (values are read as
+  YAML scalars or lists; ``B`` and ``T`` are short for ``preferred_batch_size`` /
+  ``max_queue_delay_ms``, or ``batch_size`` for ``static``);
+- ``optimal``: the exact SMDP optimum of :mod:`agents.optimal` (one worker, Poisson arrivals);
+- a checkpoint path ending in ``.zip``: a learned agent saved by ``train.py``
+  (:mod:`agents.checkpoint`), run by :class:`~agents.checkpoint.RLScheduler`.
+
+``timeout`` and ``util_switch`` take the parameters tuned for the scenario
+(``agents/tuned/<scenario>.yaml``, written by :mod:`agents.tuning`) unless ``tuned=False``;
+parameters given in the spec override tuned ones. Every agent built here carries
+``params_source``, a short text saying where its parameters came from.
+
+:func:`run_episode` runs one episode of any agent on the simulator's fast path; a learned agent
+builds the environment's observation from the simulator state itself, so it acts as it would
+through :class:`~batchenv.env.DynamicBatchingEnv` and meets the same arrivals for the same seed.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from agents.base import Scheduler
+from agents.baselines import BASELINES
+from batchenv.config import ConfigError, SystemConfig
+from batchenv.sim import Simulator, simulate
+
+__all__ = [
+    "ALIASES",
+    "AgentSpec",
+    "AgentSpecError",
+    "CheckpointError",
+    "NotApplicableError",
+    "agent_names",
+    "make_agent",
+    "parse_agent_spec",
+    "run_episode",
+    "split_specs",
+]
+
+ALIASES: dict[str, dict[str, str]] = {
+    "static": {"B": "batch_size"},
+    "timeout": {"B": "preferred_batch_size", "T": "max_queue_delay_ms"},
+    "util_switch": {"B": "preferred_batch_size", "T": "max_queue_delay_ms"},
+}
+"""Short parameter names accepted in specs, per agent."""
+
+_SPEC = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?:\((.*)\))?\s*$", re.DOTALL)
+
+
+class AgentSpecError(ValueError):
+    """An agent spec cannot be turned into an agent (unknown name, bad parameter, ...)."""
+
+
+class CheckpointError(AgentSpecError):
+    """A checkpoint file is missing, corrupted or does not fit the scenario (the message of
+    :class:`agents.checkpoint.CheckpointError`)."""
+
+
+class NotApplicableError(AgentSpecError):
+    """The agent exists but does not apply to this scenario (e.g. ``optimal`` on two workers)."""
+
+
+def agent_names() -> list[str]:
+    """Names accepted in specs (besides checkpoint paths)."""
+    return [*BASELINES, "optimal"]
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    """A parsed spec. ``name`` is a registry name or ``"checkpoint"`` (then ``path`` is set)."""
+
+    text: str
+    name: str
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+
+    @property
+    def label(self) -> str:
+        """Short label for tables: the spec as typed, or the checkpoint's file stem."""
+        return self.path.stem if self.path is not None else self.text.replace(" ", "")
+
+
+def split_specs(text: str) -> list[str]:
+    """Split a comma-separated list of specs, keeping commas inside ``(...)`` and ``[...]``."""
+    parts: list[str] = []
+    depth = 0
+    current: list[str] = []
+    for char in text:
+        if char in "([":
+            depth += 1
+        elif char in ")]":
+            depth -= 1
+        if char == "," and depth == 0:
+            parts.append("".join(current).strip())
+            current = []
+        else:
+            current.append(char)
+    parts.append("".join(current).strip())
+    if depth != 0:
+        raise AgentSpecError(f"unbalanced brackets in {text!r}")
+    return [p for p in parts if p]
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def parse_agent_spec(text: str) -> AgentSpec:
+    """Parse ``name``, ``name(key=value, ...)`` or a ``.zip`` checkpoint path (no file access)."""
+    text = text.strip()
+    if text.endswith(".zip"):
+        return AgentSpec(text, "checkpoint", path=Path(text))
+    match = _SPEC.match(text)
+    if not match:
+        raise AgentSpecError(
+            f"cannot parse agent {text!r}; expected NAME, NAME(key=value,...) or a .zip checkpoint path"
+        )
+    name, inner = match.group(1), match.group(2)
+    if name not in agent_names():
+        raise AgentSpecError(f"unknown agent {name!r}; known: {agent_names()} or a .zip checkpoint path")
+    kwargs: dict[str, Any] = {}
+    for item in split_specs(inner or ""):
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key.isidentifier():
+            raise AgentSpecError(f"{text!r}: parameters are key=value pairs, got {item!r}")
+        key = ALIASES.get(name, {}).get(key, key)
+        if key in kwargs:
+            raise AgentSpecError(f"{text!r}: parameter {key!r} given twice")
+        kwargs[key] = _parse_value(value.strip())
+    return AgentSpec(text, name, kwargs)
+
+
+def _accepted(factory: Callable[..., Any]) -> list[str]:
+    """Keyword parameters of a constructor, besides ``config``."""
+    params = inspect.signature(factory).parameters
+    return [p for p in params if p not in ("self", "config")]
+
+
+def _build_baseline(spec: AgentSpec, config: SystemConfig, tuned: bool) -> Scheduler:
+    from agents.tuning import load_tuned
+
+    cls = BASELINES[spec.name]
+    accepted = _accepted(cls.__init__)
+    unknown = sorted(set(spec.kwargs) - set(accepted))
+    if unknown:
+        short = ALIASES.get(spec.name, {})
+        hint = f" (short names: {short})" if short else ""
+        raise AgentSpecError(f"{spec.text!r}: unknown parameter {unknown[0]!r}; accepted: {accepted}{hint}")
+    kwargs = dict(spec.kwargs)
+    source = "given" if kwargs else "defaults"
+    record = load_tuned(config) if tuned else None
+    if record is not None and spec.name in record.agents:
+        kwargs = {**record.agents[spec.name]["params"], **kwargs}
+        source = f"tuned ({record.path.name})" + (" with given overrides" if spec.kwargs else "")
+    try:
+        agent = cls(config, **kwargs)
+    except (ValueError, TypeError) as exc:
+        raise AgentSpecError(f"{spec.text!r}: {exc}") from None
+    agent.params_source = source
+    return agent
+
+
+def _build_optimal(spec: AgentSpec, config: SystemConfig) -> Scheduler:
+    try:
+        from agents.optimal import OptimalScheduler
+    except ImportError as exc:
+        raise AgentSpecError(
+            f"agent 'optimal' is not available: agents/optimal.py cannot be imported ({exc})"
+        ) from None
+    accepted = _accepted(OptimalScheduler.__init__)
+    unknown = sorted(set(spec.kwargs) - set(accepted))
+    if unknown:
+        raise AgentSpecError(f"{spec.text!r}: unknown parameter {unknown[0]!r}; accepted: {accepted}")
+    try:
+        agent = OptimalScheduler(config, **spec.kwargs)
+    except ConfigError as exc:
+        raise NotApplicableError(f"optimal does not apply to scenario {config.name!r}: {exc}") from None
+    agent.params_source = "solved" if not spec.kwargs else "solved, given options"
+    return agent
+
+
+def _build_checkpoint(path: Path, config: SystemConfig) -> Scheduler:
+    from agents.checkpoint import CheckpointError as LoadError
+    from agents.checkpoint import RLScheduler, load_checkpoint
+
+    try:
+        import torch
+
+        torch.set_num_threads(1)  # one thread per process: evaluation runs processes in parallel
+        agent = RLScheduler(load_checkpoint(path), config)
+    except LoadError as exc:
+        raise CheckpointError(str(exc)) from None
+    agent.params_source = f"checkpoint {path.name}"
+    return agent
+
+
+def make_agent(spec: str | AgentSpec, config: SystemConfig, *, tuned: bool = True) -> Any:
+    """The agent a spec names, for the system ``config``.
+
+    :param spec: a spec string (see the module docstring) or a parsed :class:`AgentSpec`.
+    :param config: the scenario the agent will serve (tuned parameters are looked up by its name).
+    :param tuned: use ``agents/tuned/<scenario>.yaml`` for ``timeout`` and ``util_switch``.
+    :raises AgentSpecError: unknown name or bad parameter; :class:`CheckpointError` for a bad
+        checkpoint; :class:`NotApplicableError` if the agent does not apply to the scenario.
+    """
+    if isinstance(spec, str):
+        spec = parse_agent_spec(spec)
+    if spec.name == "checkpoint":
+        assert spec.path is not None
+        return _build_checkpoint(spec.path, config)
+    if spec.name == "optimal":
+        return _build_optimal(spec, config)
+    return _build_baseline(spec, config, tuned)
+
+
+def run_episode(agent: Scheduler, config: SystemConfig, seed: int, *, record: bool = True) -> Simulator:
+    """Run one episode of ``agent`` on ``config`` (its ``horizon_s``) with arrivals from ``seed``;
+    returns the finished simulator (see :func:`batchenv.metrics.compute_metrics`)."""
+    return simulate(config, agent, seed, sim=Simulator(config, record=record))
