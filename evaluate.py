@@ -527,9 +527,10 @@ def _reference(plan: Plan, cells: dict[tuple[str, str], Cell], scenario: str) ->
         return None
     if plan.reference != "auto":
         return plan.reference if usable(plan.reference) else None
-    for candidate in ("optimal", "timeout"):
-        if usable(candidate):
-            return candidate
+    for kind in ("optimal", "timeout"):
+        for agent in plan.agents:
+            if agent.name == kind and usable(agent.label):
+                return agent.label
     return None
 
 

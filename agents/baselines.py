@@ -20,7 +20,9 @@ dispatches by itself at ``max_wait_ms`` at the latest, so it is never a forced d
 The environment's actions have no timer: through :meth:`predict`, a timed wait is action 0 (wait
 for the next event), so a timed policy acts at the first event after its delay there. Its
 decisions equal the fast path's whenever its delay is ``max_wait_ms`` (the simulator's own
-wake-up) or it never waits.
+wake-up) or it never waits. A dispatch goes through the env's action space too: the whole queue,
+or with ``env.batch_choice`` a table batch size (rounded up), so ``static(B)`` matches its fast
+path with ``batch_choice`` and B a table size, and ``aimd``'s caps are rounded up to a table size.
 
 Parameter names follow Triton's ``dynamic_batching`` block; times are in ms in parameters and
 in s inside the simulator. Every scheduler's :meth:`params` returns keyword arguments of its

@@ -152,8 +152,8 @@ def _accepted(factory: Callable[..., Any]) -> list[str]:
     return [p for p in params if p not in ("self", "config")]
 
 
-def _build_baseline(spec: AgentSpec, config: SystemConfig, tuned: bool) -> Scheduler:
-    from agents.tuning import load_tuned
+def _build_baseline(spec: AgentSpec, config: SystemConfig, tuned: bool, tuned_dir: Path | None) -> Scheduler:
+    from agents.tuning import TUNED_DIR, load_tuned
 
     cls = BASELINES[spec.name]
     accepted = _accepted(cls.__init__)
@@ -164,7 +164,7 @@ def _build_baseline(spec: AgentSpec, config: SystemConfig, tuned: bool) -> Sched
         raise AgentSpecError(f"{spec.text!r}: unknown parameter {unknown[0]!r}; accepted: {accepted}{hint}")
     kwargs = dict(spec.kwargs)
     source = "given" if kwargs else "defaults"
-    record = load_tuned(config) if tuned else None
+    record = load_tuned(config, tuned_dir or TUNED_DIR) if tuned else None
     if record is not None and spec.name in record.agents:
         kwargs = {**record.agents[spec.name]["params"], **kwargs}
         source = f"tuned ({record.path.name})" + (" with given overrides" if spec.kwargs else "")
@@ -210,12 +210,15 @@ def _build_checkpoint(path: Path, config: SystemConfig) -> Scheduler:
     return agent
 
 
-def make_agent(spec: str | AgentSpec, config: SystemConfig, *, tuned: bool = True) -> Any:
+def make_agent(
+    spec: str | AgentSpec, config: SystemConfig, *, tuned: bool = True, tuned_dir: Path | None = None
+) -> Any:
     """The agent a spec names, for the system ``config``.
 
     :param spec: a spec string (see the module docstring) or a parsed :class:`AgentSpec`.
     :param config: the scenario the agent will serve (tuned parameters are looked up by its name).
     :param tuned: use ``agents/tuned/<scenario>.yaml`` for ``timeout`` and ``util_switch``.
+    :param tuned_dir: look for tuned files there instead of ``agents/tuned/``.
     :raises AgentSpecError: unknown name or bad parameter; :class:`CheckpointError` for a bad
         checkpoint; :class:`NotApplicableError` if the agent does not apply to the scenario.
     """
@@ -226,7 +229,7 @@ def make_agent(spec: str | AgentSpec, config: SystemConfig, *, tuned: bool = Tru
         return _build_checkpoint(spec.path, config)
     if spec.name == "optimal":
         return _build_optimal(spec, config)
-    return _build_baseline(spec, config, tuned)
+    return _build_baseline(spec, config, tuned, tuned_dir)
 
 
 def run_episode(agent: Scheduler, config: SystemConfig, seed: int, *, record: bool = True) -> Simulator:

@@ -1,0 +1,305 @@
+"""evaluate.py and the agent registry: specs, common random numbers, statistics, outputs, CLI."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats
+
+import evaluate
+from agents.registry import AgentSpecError, CheckpointError, make_agent, parse_agent_spec, split_specs
+from batchenv.scenarios import load_scenario
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _read_csv(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _run(argv: list[str], capsys) -> tuple[int, str, str]:
+    try:
+        code = evaluate.main(argv)
+    except SystemExit as exc:  # argparse's own errors
+        code = exc.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+# ------------------------------------------------------------------------------------ registry
+def test_agent_specs() -> None:
+    assert split_specs("timeout(B=16,T=30),greedy, util_switch(queue_thresholds=[8,32])") == [
+        "timeout(B=16,T=30)",
+        "greedy",
+        "util_switch(queue_thresholds=[8,32])",
+    ]
+    spec = parse_agent_spec("timeout(B=16, T=30, model=LLM-2)")
+    assert spec.kwargs == {"preferred_batch_size": 16, "max_queue_delay_ms": 30, "model": "LLM-2"}
+    assert parse_agent_spec("static(B=4)").kwargs == {"batch_size": 4}
+    assert parse_agent_spec("util_switch(queue_thresholds=[8, null])").kwargs == {
+        "queue_thresholds": [8, None]
+    }
+    assert parse_agent_spec("runs/x/ppo_default.zip").label == "ppo_default"
+    with pytest.raises(AgentSpecError, match=r"unknown agent 'fifo'; known: \['greedy'"):
+        parse_agent_spec("fifo")
+    with pytest.raises(AgentSpecError, match="key=value"):
+        parse_agent_spec("timeout(16)")
+    config = load_scenario("default")
+    agent = make_agent("timeout(B=16,T=30,model=LLM-2)", config)
+    assert agent.params()["preferred_batch_size"] == 16 and agent.params()["model"] == "LLM-2"
+    with pytest.raises(AgentSpecError, match="unknown parameter 'X'; accepted"):
+        make_agent("timeout(X=1)", config)
+
+
+def test_checkpoint_errors_are_clear(tmp_path: Path) -> None:
+    config = load_scenario("default")
+    with pytest.raises(CheckpointError, match="file not found"):
+        make_agent(str(tmp_path / "missing.zip"), config)
+    broken = tmp_path / "broken.zip"
+    broken.write_bytes(b"PK\x03\x04 not really a zip")
+    with pytest.raises(CheckpointError, match="not a zip archive"):
+        make_agent(str(broken), config)
+
+
+def test_optimal_is_not_applicable_to_two_workers() -> None:
+    from agents.registry import NotApplicableError
+
+    with pytest.raises(NotApplicableError, match="optimal does not apply to scenario 'multi_gpu'"):
+        make_agent("optimal", load_scenario("multi_gpu"))
+
+
+# ------------------------------------------------------------------------------------ statistics
+def test_mean_ci95_is_the_student_t_interval() -> None:
+    mean, half = evaluate.mean_ci95([1.0, 2.0, 3.0])
+    assert mean == 2.0
+    assert half == pytest.approx(stats.t.ppf(0.975, 2) * 1.0 / math.sqrt(3))
+    assert math.isnan(evaluate.mean_ci95([5.0])[1])
+    assert evaluate.mean_ci95([1.0, float("nan"), 3.0])[0] == 2.0
+
+
+# ------------------------------------------------------------------------------------ runs
+ARGS = [
+    "--agents",
+    "greedy,timeout(B=8,T=20),optimal",
+    "--scenarios",
+    "default,multi_gpu",
+    "--seeds",
+    "0-2",
+    "--horizon-s",
+    "5",
+]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> dict[str, Path]:
+    """The same evaluation with --jobs 1 (and a report) and --jobs 2."""
+    out = {}
+    for jobs in (1, 2):
+        root = tmp_path_factory.mktemp(f"jobs{jobs}")
+        extra = ["--report", str(root / "docs" / "bench.md")] if jobs == 1 else ["--no-plots"]
+        assert evaluate.main([*ARGS, "--jobs", str(jobs), "--out", str(root / "results"), *extra]) == 0
+        (run_dir,) = (root / "results").iterdir()
+        out[f"jobs{jobs}"] = run_dir
+        out[f"root{jobs}"] = root
+    return out
+
+
+def test_jobs_2_gives_identical_results(runs: dict[str, Path]) -> None:
+    one, two = runs["jobs1"], runs["jobs2"]
+    for name in ("summary.csv", "per_seed.csv"):
+        assert (one / name).read_bytes() == (two / name).read_bytes()
+    first, second = (json.loads((d / "results.json").read_text()) for d in (one, two))
+    assert "--jobs 1" in first.pop("command") and "--jobs 2" in second.pop("command")
+    assert first == second
+
+
+def test_common_random_numbers(runs: dict[str, Path]) -> None:
+    rows = _read_csv(runs["jobs1"] / "per_seed.csv")
+    arrived: dict[tuple[str, str], set[str]] = {}
+    for row in rows:
+        arrived.setdefault((row["scenario"], row["seed"]), set()).add(row["n_arrived"])
+    assert len(arrived) == 6  # 2 scenarios x 3 seeds
+    assert all(len(values) == 1 for values in arrived.values())  # every agent, the same arrivals
+    # and the very same arrival times: compare against the simulator directly
+    config = load_scenario("default").replace(horizon_s=5.0)
+    times = []
+    for spec in ("greedy", "static(B=32)"):
+        sim = evaluate.run_episode(make_agent(spec, config), config, 1)
+        times.append(sorted([*sim.admitted_arrivals_s, *sim.drop_times_s]))
+    assert times[0] == times[1]
+
+
+def test_summary_statistics_and_gaps(runs: dict[str, Path]) -> None:
+    summary = {(r["scenario"], r["agent"]): r for r in _read_csv(runs["jobs1"] / "summary.csv")}
+    per_seed = _read_csv(runs["jobs1"] / "per_seed.csv")
+    greedy = summary[("default", "greedy")]
+    costs = [
+        float(r["cost_per_request"])
+        for r in per_seed
+        if r["agent"] == "greedy" and r["scenario"] == "default"
+    ]
+    mean, half = evaluate.mean_ci95(costs)
+    assert float(greedy["cost_per_request_mean"]) == pytest.approx(mean)
+    assert float(greedy["cost_per_request_ci95"]) == pytest.approx(half)
+    assert float(greedy["cost_per_request_mean"]) == pytest.approx(
+        1.0 - float(greedy["score_per_request_mean"])
+    )
+    assert greedy["n_seeds"] == "3" and greedy["reference"] == "optimal"
+    assert float(summary[("default", "optimal")]["gap_mean"]) == 0.0
+    assert float(summary[("default", "timeout(B=8,T=20)")]["gap_mean"]) > 0.0  # nothing beats the optimum
+    # optimal models one worker: n/a on two, and the gap falls back to the tuned timeout
+    assert summary[("multi_gpu", "optimal")]["status"] == "n/a"
+    assert summary[("multi_gpu", "greedy")]["reference"] == "timeout(B=8,T=20)"
+    assert "given" in summary[("default", "timeout(B=8,T=20)")]["params_source"]
+    mix = sum(float(greedy[f"mix_LLM-{k}_mean"]) for k in (1, 2, 3))
+    assert mix == pytest.approx(1.0)
+
+
+def test_outputs_and_report(runs: dict[str, Path]) -> None:
+    run_dir = runs["jobs1"]
+    names = {p.name for p in run_dir.iterdir()}
+    assert names == {
+        "summary.csv",
+        "per_seed.csv",
+        "results.json",
+        "report.md",
+        "latency_cdf.png",
+        "score_vs_rate.png",
+        "pareto_quality_p99.png",
+    }
+    report = (runs["root1"] / "docs" / "bench.md").read_text()
+    assert "python evaluate.py --agents" in report and "bench_figures/latency_cdf.png" in report
+    figures = runs["root1"] / "docs" / "bench_figures"
+    assert sorted(p.name for p in figures.iterdir()) == [
+        "latency_cdf.png",
+        "pareto_quality_p99.png",
+        "score_vs_rate.png",
+    ]
+    data = json.loads((run_dir / "results.json").read_text())
+    assert data["seeds"] == [0, 1, 2]
+    cell = next(c for c in data["cells"] if c["agent"] == "optimal" and c["scenario"] == "multi_gpu")
+    assert "one worker" in cell["not_applicable"]
+
+
+def test_run_folders_are_never_reused_and_writes_are_atomic(tmp_path: Path, monkeypatch) -> None:
+    first = evaluate.make_run_dir(tmp_path)
+    (first / "keep.txt").write_text("mine")
+    second = evaluate.make_run_dir(tmp_path)
+    assert first != second and (first / "keep.txt").read_text() == "mine"
+    assert not list(second.iterdir())
+
+    target = tmp_path / "out.csv"
+    evaluate.write_atomic(target, "old\n")
+
+    def failing_replace(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(evaluate.os, "replace", failing_replace)
+    with pytest.raises(OSError, match="disk full"):
+        evaluate.write_atomic(target, "new\n")
+    assert target.read_text() == "old\n"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == ["out.csv"]  # no temp left
+
+
+# ------------------------------------------------------------------------------------ CLI
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--agents", "greedy,fifo"], "unknown agent 'fifo'; known: ['greedy'"),
+        (["--agents", "timeout(X=1)"], "unknown parameter 'X'"),
+        (["--agents", "timeout(T=500)"], "max_wait_ms"),
+        (["--agents", "timeout(B=8"], "unbalanced brackets"),
+        (["--agents", "greedy,greedy"], "'greedy' given twice"),
+        (["--agents", "nowhere/agent.zip"], "file not found"),
+        (["--scenarios", "atlantis"], "unknown scenario 'atlantis'; known: ["),
+        (["--scenarios", "missing.yaml"], "config file not found"),
+        (["--seeds", "0-x"], "--seeds: bad seed"),
+        (["--seeds", "3-1"], "--seeds: bad seed range"),
+        (["--n-seeds", "0"], "--n-seeds must be >= 1"),
+        (["--jobs", "0"], "--jobs must be >= 1"),
+        (["--horizon-s", "-1"], "--horizon-s must be a number > 0"),
+        (["--reference", "best"], "--reference: 'best' is not among the agents"),
+        (["--n-seeds", "three"], "invalid int value"),
+        (["--seeds", "0", "--n-seeds", "2"], "not allowed with argument"),
+    ],
+)
+def test_bad_input_is_a_clear_error_with_exit_code_2(
+    argv: list[str], message: str, capsys, tmp_path: Path
+) -> None:
+    code, out, err = _run([*argv, "--out", str(tmp_path)], capsys)
+    assert code == 2
+    assert message in err
+    assert "Traceback" not in err + out
+    assert not list(tmp_path.iterdir())  # nothing written
+
+
+def test_help_explains_every_flag() -> None:
+    result = subprocess.run(
+        [sys.executable, "evaluate.py", "--help"], cwd=REPO, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0
+    text = result.stdout
+    for flag in (
+        "--agents",
+        "--scenarios",
+        "--seeds",
+        "--n-seeds",
+        "--horizon-s",
+        "--jobs",
+        "--reference",
+        "--no-tuned",
+        "--out",
+        "--report",
+        "--no-plots",
+        "--quick",
+    ):
+        assert flag in text
+    assert "timeout(B=16,T=30,model=LLM-2)" in text and "examples:" in text
+
+
+def test_checkpoint_agent_runs_in_evaluate(tmp_path: Path, capsys) -> None:
+    from stable_baselines3 import PPO
+
+    from agents.checkpoint import save_checkpoint
+    from batchenv.env import DynamicBatchingEnv
+
+    config = load_scenario("default")
+    model = PPO("MlpPolicy", DynamicBatchingEnv(config), n_steps=32, batch_size=32, seed=0, device="cpu")
+    path = save_checkpoint(model, tmp_path / "ppo_tiny.zip", config, algo="ppo")
+    code, _, err = _run(
+        [
+            "--agents",
+            f"greedy,{path}",
+            "--seeds",
+            "0-1",
+            "--horizon-s",
+            "2",
+            "--jobs",
+            "1",
+            "--no-plots",
+            "--out",
+            str(tmp_path / "results"),
+        ],
+        capsys,
+    )
+    assert code == 0, err
+    (run_dir,) = (tmp_path / "results").iterdir()
+    rows = {r["agent"]: r for r in _read_csv(run_dir / "summary.csv")}
+    assert (
+        rows["ppo_tiny"]["status"] == "ok" and rows["ppo_tiny"]["params_source"] == "checkpoint ppo_tiny.zip"
+    )
+    assert rows["ppo_tiny"]["n_arrived_mean"] == rows["greedy"]["n_arrived_mean"]
+    assert np.isfinite(float(rows["ppo_tiny"]["cost_per_request_mean"]))
+    # a checkpoint trained for one worker does not fit two: a clear error before any episode
+    code, _, err = _run(
+        ["--agents", str(path), "--scenarios", "multi_gpu", "--out", str(tmp_path / "x")], capsys
+    )
+    assert code == 2 and "n_workers, models and env.batch_choice must match" in err
