@@ -64,7 +64,13 @@ def _parse_key_values(items: list[str]) -> dict[str, Any]:
         if not sep or not key:
             raise argparse.ArgumentTypeError(f"--hyperparams: expected key=value, got {item!r}")
         try:
-            result[key] = yaml.safe_load(value)
+            parsed = yaml.safe_load(value)
+            if isinstance(parsed, str):  # YAML 1.1 reads "1e-4" as a string
+                try:
+                    parsed = float(parsed)
+                except ValueError:
+                    pass
+            result[key] = parsed
         except yaml.YAMLError:
             raise argparse.ArgumentTypeError(
                 f"--hyperparams: cannot parse the value of {key!r}: {value!r}"
