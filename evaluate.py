@@ -45,9 +45,11 @@ from typing import Any
 import numpy as np
 
 from agents.registry import (
+    EXTERNAL,
     AgentSpec,
     AgentSpecError,
     NotApplicableError,
+    agent_available,
     make_agent,
     parse_agent_spec,
     run_episode,
@@ -116,6 +118,7 @@ agents (--agents, comma-separated):
   util_switch                 timeout that steps LLM-1 -> LLM-2 -> LLM-3 under load; tuned
   optimal                     the exact SMDP optimum (one worker, Poisson arrivals; other
                               scenarios are reported as n/a)
+  proposed                    the project's own scheduler (agents/proposed.py)
   path/to/agent.zip           a checkpoint saved by train.py
   Parameters in a spec override tuned values; quote specs with brackets in the shell.
 
@@ -247,14 +250,6 @@ class Plan:
     warnings: list[str] = field(default_factory=list)
 
 
-def _optimal_available() -> bool:
-    try:
-        import agents.optimal  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def _scenario_config(spec: str, horizon_s: float | None) -> SystemConfig:
     config = load_scenario(spec)
     return config if horizon_s is None else config.replace(horizon_s=horizon_s)
@@ -264,7 +259,7 @@ def make_plan(args: argparse.Namespace, argv: Sequence[str]) -> Plan:
     """Validate the arguments; raises :class:`UsageError` with a clear message."""
     warnings: list[str] = []
     if args.agents is None:
-        agent_specs = list(BASELINE_AGENTS) + (["optimal"] if _optimal_available() else [])
+        agent_specs = list(BASELINE_AGENTS) + (["optimal"] if agent_available("optimal") else [])
     else:
         try:
             agent_specs = split_specs(args.agents)
@@ -322,9 +317,11 @@ def make_plan(args: argparse.Namespace, argv: Sequence[str]) -> Plan:
         raise UsageError(f"--scenarios: two scenarios are named {repeated[0]!r}")
 
     for spec in agents:  # build what is cheap to build now: errors before any episode runs
-        if spec.name == "optimal":
-            if not _optimal_available():
-                raise UsageError("--agents: optimal is not available (agents/optimal.py cannot be imported)")
+        if spec.name in EXTERNAL:  # may be expensive to build (optimal solves an SMDP): import only
+            if not agent_available(spec.name):
+                raise UsageError(
+                    f"--agents: {spec.name} is not available ({EXTERNAL[spec.name][0]} cannot be imported)"
+                )
             continue
         targets = scenarios[:1] if spec.name == "checkpoint" else scenarios
         for scenario in targets:
@@ -815,14 +812,19 @@ def plot_all(plan: Plan, cells: dict[tuple[str, str], Cell], folder: Path) -> li
     rows, cols = _grid(len(plan.scenarios))
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
     for ax, scenario in zip(axes.flat, plan.scenarios, strict=False):
+        used = [len(LATENCY_EDGES_MS), 0]  # range of non-empty bins, for the x limits
         for agent in plan.agents:
             cell = cells[(agent.label, scenario.name)]
             if cell.histogram is None or cell.histogram.sum() == 0:
                 continue
+            nonzero = np.flatnonzero(cell.histogram)
+            used = [min(used[0], nonzero[0]), max(used[1], nonzero[-1] + 1)]
             cdf = np.cumsum(cell.histogram) / cell.histogram.sum()
             ax.step(LATENCY_EDGES_MS[1:], cdf, where="post", color=color[agent.label], label=agent.label)
         ax.axvline(scenario.config.slo_ms, color="grey", linestyle=":", linewidth=1)
         ax.set_xscale("log")
+        if used[1] > used[0]:
+            ax.set_xlim(LATENCY_EDGES_MS[used[0]] / 1.5, LATENCY_EDGES_MS[used[1]] * 1.5)
         ax.set_title(scenario.name, fontsize=9)
         ax.set_xlabel("latency (ms)")
         ax.set_ylabel("CDF")

@@ -7,6 +7,7 @@ A spec is one of
   YAML scalars or lists; ``B`` and ``T`` are short for ``preferred_batch_size`` /
   ``max_queue_delay_ms``, or ``batch_size`` for ``static``);
 - ``optimal``: the exact SMDP optimum of :mod:`agents.optimal` (one worker, Poisson arrivals);
+- ``proposed``: the project's own scheduler (:mod:`agents.proposed`);
 - a checkpoint path ending in ``.zip``: a learned agent saved by ``train.py``
   (:mod:`agents.checkpoint`), run by :class:`~agents.checkpoint.RLScheduler`.
 
@@ -22,6 +23,7 @@ through :class:`~batchenv.env.DynamicBatchingEnv` and meets the same arrivals fo
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import re
 from collections.abc import Callable
@@ -42,6 +44,7 @@ __all__ = [
     "AgentSpecError",
     "CheckpointError",
     "NotApplicableError",
+    "agent_available",
     "agent_names",
     "make_agent",
     "parse_agent_spec",
@@ -72,9 +75,28 @@ class NotApplicableError(AgentSpecError):
     """The agent exists but does not apply to this scenario (e.g. ``optimal`` on two workers)."""
 
 
+EXTERNAL: dict[str, tuple[str, str, str]] = {
+    "optimal": ("agents.optimal", "OptimalScheduler", "solved"),
+    "proposed": ("agents.proposed", "Proposed", "defaults"),
+}
+"""Agents of other modules, imported only when asked for: name -> (module, class, the
+``params_source`` of their default parameters)."""
+
+
 def agent_names() -> list[str]:
     """Names accepted in specs (besides checkpoint paths)."""
-    return [*BASELINES, "optimal"]
+    return [*BASELINES, *EXTERNAL]
+
+
+def agent_available(name: str) -> bool:
+    """True if the agent called ``name`` can be built (its module imports)."""
+    if name not in EXTERNAL:
+        return name in BASELINES
+    try:
+        _external_class(name)
+    except AgentSpecError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -176,22 +198,31 @@ def _build_baseline(spec: AgentSpec, config: SystemConfig, tuned: bool, tuned_di
     return agent
 
 
-def _build_optimal(spec: AgentSpec, config: SystemConfig) -> Scheduler:
+def _external_class(name: str) -> type[Scheduler]:
+    module_name, class_name, _ = EXTERNAL[name]
     try:
-        from agents.optimal import OptimalScheduler
-    except ImportError as exc:
+        module = importlib.import_module(module_name)
+        return getattr(module, class_name)
+    except (ImportError, AttributeError) as exc:
         raise AgentSpecError(
-            f"agent 'optimal' is not available: agents/optimal.py cannot be imported ({exc})"
+            f"agent {name!r} is not available: {module_name}.{class_name} cannot be imported ({exc})"
         ) from None
-    accepted = _accepted(OptimalScheduler.__init__)
+
+
+def _build_external(spec: AgentSpec, config: SystemConfig) -> Scheduler:
+    cls = _external_class(spec.name)
+    accepted = _accepted(cls.__init__)
     unknown = sorted(set(spec.kwargs) - set(accepted))
     if unknown:
         raise AgentSpecError(f"{spec.text!r}: unknown parameter {unknown[0]!r}; accepted: {accepted}")
     try:
-        agent = OptimalScheduler(config, **spec.kwargs)
+        agent = cls(config, **spec.kwargs)
     except ConfigError as exc:
-        raise NotApplicableError(f"optimal does not apply to scenario {config.name!r}: {exc}") from None
-    agent.params_source = "solved" if not spec.kwargs else "solved, given options"
+        raise NotApplicableError(f"{spec.name} does not apply to scenario {config.name!r}: {exc}") from None
+    except (ValueError, TypeError) as exc:
+        raise AgentSpecError(f"{spec.text!r}: {exc}") from None
+    default_source = EXTERNAL[spec.name][2]
+    agent.params_source = default_source if not spec.kwargs else f"{default_source}, given options"
     return agent
 
 
@@ -227,8 +258,8 @@ def make_agent(
     if spec.name == "checkpoint":
         assert spec.path is not None
         return _build_checkpoint(spec.path, config)
-    if spec.name == "optimal":
-        return _build_optimal(spec, config)
+    if spec.name in EXTERNAL:
+        return _build_external(spec, config)
     return _build_baseline(spec, config, tuned, tuned_dir)
 
 

@@ -1,0 +1,151 @@
+"""Tuning: grids, seeds kept apart, the search itself, tuned files and the scenario suite."""
+
+from __future__ import annotations
+
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from agents.baselines import UtilSwitch
+from agents.registry import make_agent
+from agents.tuning import (
+    SUITE,
+    TRAINING_SEEDS,
+    TUNED_DIR,
+    config_fingerprint,
+    grid_search,
+    load_tuned,
+    mean_cost,
+    parse_seeds,
+    read_tuned,
+    timeout_grid,
+    tune_scenario,
+    write_tuned,
+)
+from batchenv.config import SystemConfig
+from batchenv.scenarios import load_scenario
+from batchenv.timing import ServiceTable
+
+
+def test_parse_seeds() -> None:
+    assert parse_seeds("0-4") == [0, 1, 2, 3, 4]
+    assert parse_seeds("3,1,7") == [3, 1, 7]
+    assert parse_seeds("0-1,10-11") == [0, 1, 10, 11]
+    for bad, message in [
+        ("a", "bad seed"),
+        ("5-2", "range"),
+        ("1,,2", "empty"),
+        ("1,1", "repeated"),
+        ("-3", "bad"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            parse_seeds(bad)
+
+
+def test_training_and_evaluation_seeds_are_apart() -> None:
+    assert min(TRAINING_SEEDS) >= 1000  # evaluate.py uses 0..N-1 by default (N = 10)
+
+
+def test_timeout_grid_stays_within_the_system_limits(default_config: SystemConfig) -> None:
+    config = default_config.replace(max_wait_ms=40.0, max_batch_size=32)
+    grid = timeout_grid(config)
+    assert {p["model"] for p in grid} == set(config.model_names)
+    assert max(p["preferred_batch_size"] for p in grid) == 32
+    assert max(p["max_queue_delay_ms"] for p in grid) == 40.0
+    keys = [(p["preferred_batch_size"], p["max_queue_delay_ms"], p["model"]) for p in grid]
+    assert len(set(keys)) == len(keys)
+    assert sum(1 for b, _, m in keys if b == 1 and m == "LLM-1") == 1  # with B = 1, T is moot
+
+
+def test_grid_search_takes_the_first_minimum_and_is_independent_of_jobs(default_config: SystemConfig) -> None:
+    config = default_config.replace(horizon_s=3.0, arrivals={"rate_per_s": 200.0})
+    grid = timeout_grid(config)[::7]
+    seeds = TRAINING_SEEDS[:2]
+    best, cost, costs = grid_search(config, "timeout", grid, seeds)
+    assert cost == min(costs) and best == grid[costs.index(cost)]
+    assert costs[3] == mean_cost(config, "timeout", grid[3], seeds)
+    with ProcessPoolExecutor(2) as pool:
+        assert grid_search(config, "timeout", grid, seeds, pool, jobs=2) == (best, cost, costs)
+    doubled = [grid[0], grid[0]]
+    assert grid_search(config, "timeout", doubled, seeds)[0] is doubled[0]
+
+
+def test_tuned_util_switch_is_never_worse_than_tuned_timeout(default_config: SystemConfig) -> None:
+    config = default_config.replace(horizon_s=4.0, arrivals={"rate_per_s": 350.0})
+    seeds = TRAINING_SEEDS[:2]
+    results = tune_scenario(config, seeds=seeds)
+    timeout, switch = results["timeout"], results["util_switch"]
+    assert switch["cost_per_request"] <= timeout["cost_per_request"]
+    assert timeout["candidates"] == len(timeout_grid(config))
+    # the entries rebuild the agents and reproduce their costs
+    rebuilt = UtilSwitch(config, **switch["params"])
+    assert mean_cost(config, "util_switch", rebuilt.params(), seeds) == pytest.approx(
+        switch["cost_per_request"], abs=1e-6
+    )
+
+
+def test_tuned_file_round_trip_and_staleness(tmp_path: Path, default_config: SystemConfig) -> None:
+    config = default_config.replace(name="roundtrip")
+    data = {
+        "scenario": "roundtrip",
+        "config_fingerprint": config_fingerprint(config),
+        "command": "python -m agents.tuning --scenarios roundtrip",
+        "training_seeds": [1000],
+        "horizon_s": 60.0,
+        "agents": {
+            "timeout": {
+                "params": {"preferred_batch_size": 4, "max_queue_delay_ms": 5.0, "model": "LLM-2"},
+                "cost_per_request": 0.1,
+                "candidates": 1,
+            }
+        },
+    }
+    path = tmp_path / "roundtrip.yaml"
+    write_tuned(path, data)
+    assert path.read_text().startswith("# Tuned parameters")
+    assert "python -m agents.tuning --scenarios roundtrip" in path.read_text()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    assert read_tuned(path).agents == data["agents"]
+    assert load_tuned(config, tmp_path) is not None
+    assert load_tuned(config.replace(horizon_s=5.0), tmp_path) is not None  # horizon is not part of it
+    assert load_tuned(config.replace(arrivals={"rate_per_s": 101.0}), tmp_path) is None  # stale
+
+    agent = make_agent("timeout", config, tuned_dir=tmp_path)
+    assert agent.params()["preferred_batch_size"] == 4 and agent.params()["model"] == "LLM-2"
+    assert agent.params_source == "tuned (roundtrip.yaml)"
+    override = make_agent("timeout(B=16)", config, tuned_dir=tmp_path)
+    assert override.params()["preferred_batch_size"] == 16 and override.params()["model"] == "LLM-2"
+    assert "given overrides" in override.params_source
+    assert make_agent("timeout", config, tuned=False, tuned_dir=tmp_path).params_source == "defaults"
+
+
+def test_suite_scenarios_load_and_poisson_loads_match_their_names() -> None:
+    for name in SUITE:
+        load_scenario(name)
+    capacity = ServiceTable(load_scenario("default")).max_throughput_per_s()
+    assert capacity == pytest.approx(64 / 0.111)
+    for percent in (5, 25, 50, 75, 95):
+        rate = load_scenario(f"poisson_{percent:02d}").arrivals.rate_per_s
+        assert rate == pytest.approx(percent / 100 * capacity, abs=0.006)
+    for level, percent in (("low", 25), ("medium", 50), ("high", 75)):
+        config = load_scenario(f"azure_trace_{level}")
+        assert config.arrivals.process == "trace"
+        assert config.arrivals.rate_per_s == load_scenario(f"poisson_{percent:02d}").arrivals.rate_per_s
+    assert load_scenario("multi_gpu_4").n_workers == 4
+
+
+@pytest.mark.parametrize("scenario", SUITE)
+def test_committed_tuned_parameters_are_fresh(scenario: str) -> None:
+    config = load_scenario(scenario)
+    record = load_tuned(config)
+    assert record is not None, (
+        f"agents/tuned/{scenario}.yaml is missing or stale: "
+        f"run python -m agents.tuning --scenarios {scenario}"
+    )
+    assert set(record.agents) == {"timeout", "util_switch"}
+    assert record.data["training_seeds"] == list(TRAINING_SEEDS)
+    for name in record.agents:
+        agent = make_agent(name, config)
+        assert agent.params_source.startswith("tuned")
+    assert (TUNED_DIR / f"{scenario}.yaml").read_text().startswith("# Tuned parameters")
