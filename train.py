@@ -39,6 +39,7 @@ class TrainArgs:
 
     algo: str = "ppo"
     env: str = "default"
+    rate: float | None = None
     n_timesteps: int | None = None
     seed: int = 0
     n_envs: int | None = None
@@ -109,6 +110,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--env",
         default="default",
         help="scenario name (see batchenv/configs/) or path to a scenario YAML (default: default)",
+    )
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=None,
+        help="fix the scenario's mean arrival rate (requests/s), no domain randomisation; "
+        "the run is named <scenario>_rate<R>",
     )
     parser.add_argument(
         "-n",
@@ -200,6 +208,8 @@ def parse_args(argv: list[str] | None = None) -> TrainArgs:
     ):
         if value is not None and value < minimum:
             parser.error(f"{flag} must be >= {minimum}, got {value}")
+    if ns.rate is not None and not ns.rate > 0:
+        parser.error(f"--rate must be > 0 (requests/s), got {ns.rate}")
     if not ns.eval_horizon_s > 0:
         parser.error(f"--eval-horizon-s must be > 0, got {ns.eval_horizon_s}")
     if ns.eval_rates is not None and any(r <= 0 for r in ns.eval_rates):
@@ -214,6 +224,14 @@ def load_hyperparams(algo: str, scenario: str, overrides: dict[str, Any]) -> dic
     params = dict(table.get(scenario, table.get("default", {})))
     params.update(overrides)
     return params
+
+
+def _schedule(value: Any) -> Any:
+    """rl-zoo style ``lin_<x>``: a value decaying linearly from x to 0 over training."""
+    if isinstance(value, str) and value.startswith("lin_"):
+        start = float(value.removeprefix("lin_"))
+        return lambda progress_remaining: progress_remaining * start
+    return value
 
 
 def new_run_dir(runs_dir: Path, algo: str, scenario: str) -> Path:
@@ -269,6 +287,8 @@ def train(args: TrainArgs, command: str) -> Path:
         )
     config: SystemConfig = checkpoint.config if checkpoint else load_scenario(args.env)
     params = load_hyperparams(args.algo, config.name, args.hyperparams)
+    if args.rate is not None:
+        config = config.at_rate(args.rate).replace(name=f"{config.name}_rate{args.rate:g}")
     n_timesteps = int(args.n_timesteps or params.get("n_timesteps", 1_000_000))
     n_envs = int(args.n_envs or params.get("n_envs", 1))
     own = {k: params.pop(k) for k in _OWN_KEYS if k in params}
@@ -305,7 +325,7 @@ def train(args: TrainArgs, command: str) -> Path:
                 device=args.device,
                 verbose=0,
                 tensorboard_log=str(tb_root),
-                **copy.deepcopy(params),
+                **{k: _schedule(v) for k, v in copy.deepcopy(params).items()},
             )
         except TypeError as exc:
             raise ConfigError("hyperparams", f"{args.algo} rejects a hyperparameter: {exc}") from None
