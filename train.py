@@ -18,6 +18,7 @@ are written atomically. Ctrl-C saves ``interrupted.zip`` and exits with status 1
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import shlex
 import sys
@@ -67,10 +68,8 @@ def _parse_key_values(items: list[str]) -> dict[str, Any]:
         try:
             parsed = yaml.safe_load(value)
             if isinstance(parsed, str):  # YAML 1.1 reads "1e-4" as a string
-                try:
+                with contextlib.suppress(ValueError):
                     parsed = float(parsed)
-                except ValueError:
-                    pass
             result[key] = parsed
         except yaml.YAMLError:
             raise argparse.ArgumentTypeError(
