@@ -4,7 +4,8 @@
 Every agent meets the same arrivals for the same (scenario, seed). Per agent and scenario it
 reports the mean over seeds with a 95% confidence interval (t distribution) of every metric of
 :class:`batchenv.metrics.EpisodeMetrics`, the cost per request (best quality - score) and the
-relative gap of the cost to a reference agent, paired seed by seed (DESIGN.md, "Measuring gaps").
+relative gap of the mean cost to a reference agent, with a confidence interval from the
+seed-paired cost differences (DESIGN.md, "Measuring gaps").
 
 It prints a table per scenario and writes, into a new folder ``<out>/eval_<time>_<n>/`` (never
 an existing one; every file written to a temporary name, then renamed):
@@ -202,6 +203,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="also write the Markdown report to this file, with its figures in "
         "<file stem>_figures/ next to it (e.g. docs/results/baselines.md)",
     )
+    parser.add_argument(
+        "--title",
+        default="Evaluation results",
+        help="title of the Markdown report (default: Evaluation results)",
+    )
     parser.add_argument("--no-plots", action="store_true", help="skip the figures")
     parser.add_argument(
         "--quick",
@@ -245,6 +251,7 @@ class Plan:
     jobs: int
     out: Path
     report: Path | None
+    title: str
     plots: bool
     command: str
     warnings: list[str] = field(default_factory=list)
@@ -348,6 +355,7 @@ def make_plan(args: argparse.Namespace, argv: Sequence[str]) -> Plan:
         jobs=jobs,
         out=args.out,
         report=args.report,
+        title=args.title,
         plots=not args.no_plots,
         command="python evaluate.py" + ("" if not argv else " " + shlex.join(argv)),
         warnings=warnings,
@@ -508,9 +516,25 @@ def collect(plan: Plan, tasks: list[Task], results: list[dict[str, Any]]) -> dic
             for row in cell.per_seed:
                 base = ref_costs.get(row["seed"])
                 row["gap"] = (row["cost_per_request"] - base) / base if base else math.nan
-            keys = [k for k in cell.per_seed[0] if k != "seed"]
+            keys = [k for k in cell.per_seed[0] if k not in ("seed", "gap")]
             cell.summary = {k: mean_ci95([row[k] for row in cell.per_seed]) for k in keys}
+            cell.summary["gap"] = relative_gap(cell.per_seed, ref_costs)
     return cells
+
+
+def relative_gap(rows: list[dict[str, Any]], ref_costs: dict[int, float]) -> tuple[float, float]:
+    """Gap of the mean cost to the reference's, ``(mean cost - mean ref cost) / mean ref cost``,
+    over the seeds both have, with the 95% CI of the seed-paired cost differences divided by
+    the reference's mean cost. (A mean of per-seed ratios would let low-cost seeds dominate.)"""
+    pairs = [(row["cost_per_request"], ref_costs[row["seed"]]) for row in rows if row["seed"] in ref_costs]
+    pairs = [(c, r) for c, r in pairs if math.isfinite(c) and math.isfinite(r)]
+    if not pairs:
+        return math.nan, math.nan
+    base = float(np.mean([r for _, r in pairs]))
+    if base <= 0:
+        return math.nan, math.nan
+    mean, half = mean_ci95([c - r for c, r in pairs])
+    return mean / base, half / base
 
 
 def _reference(plan: Plan, cells: dict[tuple[str, str], Cell], scenario: str) -> str | None:
@@ -711,7 +735,7 @@ def to_markdown(plan: Plan, cells: dict[tuple[str, str], Cell], figure_dir: str 
     seeds = _seed_text(plan.seeds)
     horizon = f"{plan.horizon_s:g} s" if plan.horizon_s else "each scenario's horizon_s"
     lines = [
-        "# Evaluation results",
+        f"# {plan.title}",
         "",
         "Produced by:",
         "",
@@ -720,12 +744,21 @@ def to_markdown(plan: Plan, cells: dict[tuple[str, str], Cell], figure_dir: str 
         f"Seeds {seeds} ({len(plan.seeds)} per cell), episodes of {horizon}, common random numbers "
         "(every agent meets the same arrivals for the same scenario and seed). Each number is the "
         "mean over seeds; ± is the half-width of the 95% confidence interval (Student t). "
-        "cost/req = best quality - score per request (lower is better); gap = (cost - cost of "
-        "the reference) / cost of the reference, paired by seed. Latencies in ms; SLO = fraction "
+        "cost/req = best quality - score per request (lower is better); gap = (mean cost - mean "
+        "cost of the reference) / mean cost of the reference, its CI from the seed-paired cost "
+        "differences. Latencies in ms; SLO = fraction "
         "of requests within slo_ms; thr/s = served requests per second; forced = dispatches forced "
-        "by the max_wait_ms shield per episode.",
+        "by the max_wait_ms shield per episode. Each agent's parameters and where they come from "
+        "are listed under Parameters"
+        + (
+            f"; tuned ones come from agents/tuned/<scenario>.yaml (grid search on seeds "
+            f"{_seed_text(list(TRAINING_SEEDS))}, never used here)."
+            if plan.tuned
+            else "."
+        ),
         "",
     ]
+    lines += _overview(plan, cells)
     for scenario in plan.scenarios:
         lines += [f"## {_table_title(scenario, cells, plan)}", ""]
         lines.append("| " + " | ".join(headers) + " |")
@@ -759,6 +792,31 @@ def to_markdown(plan: Plan, cells: dict[tuple[str, str], Cell], figure_dir: str 
             "",
         ]
     return "\n".join(lines)
+
+
+def _overview(plan: Plan, cells: dict[tuple[str, str], Cell]) -> list[str]:
+    """Markdown overview: cost per request (and gap) of every agent on every scenario."""
+    labels = [a.label for a in plan.agents]
+    lines = [
+        "## Overview: cost per request (gap to the reference)",
+        "",
+        "| scenario | reference | " + " | ".join(labels) + " |",
+        "|---|---|" + "|".join("---" for _ in labels) + "|",
+    ]
+    for scenario in plan.scenarios:
+        row = [scenario.name, cells[(labels[0], scenario.name)].reference or "-"]
+        for label in labels:
+            cell = cells[(label, scenario.name)]
+            if not cell.per_seed:
+                row.append("n/a" if cell.not_applicable else "error")
+                continue
+            text = _fmt(cell.value("cost_per_request"), "{:.4f}")
+            gap = cell.value("gap")
+            if math.isfinite(gap) and label != cell.reference:
+                text += f" ({gap:+.2%})"
+            row.append(text)
+        lines.append("| " + " | ".join(row) + " |")
+    return [*lines, ""]
 
 
 def _seed_text(seeds: list[int]) -> str:

@@ -85,6 +85,15 @@ def test_mean_ci95_is_the_student_t_interval() -> None:
     assert evaluate.mean_ci95([1.0, float("nan"), 3.0])[0] == 2.0
 
 
+def test_relative_gap_is_of_mean_costs_with_a_paired_interval() -> None:
+    rows = [{"seed": s, "cost_per_request": c} for s, c in [(0, 0.2), (1, 1.1), (2, 3.3)]]
+    ref = {0: 0.1, 1: 1.0, 2: 3.0, 7: 9.0}
+    gap, half = evaluate.relative_gap(rows, ref)
+    assert gap == pytest.approx((0.1 + 0.1 + 0.3) / 3 / (4.1 / 3))  # not the mean of ratios (0.4)
+    assert half == pytest.approx(evaluate.mean_ci95([0.1, 0.1, 0.3])[1] / (4.1 / 3))
+    assert evaluate.relative_gap(rows, {}) == (pytest.approx(math.nan, nan_ok=True),) * 2
+
+
 # ------------------------------------------------------------------------------------ runs
 ARGS = [
     "--agents",
