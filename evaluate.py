@@ -1006,7 +1006,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"= {len(tasks)} episodes on {plan.jobs} process{'es' if plan.jobs > 1 else ''}"
     )
     start = time.perf_counter()
-    results = run_tasks(tasks, plan.jobs, console)
+    try:
+        results = run_tasks(tasks, plan.jobs, console)
+    except KeyboardInterrupt:
+        console.print("[red]interrupted[/]: nothing written")
+        return 130
     cells = collect(plan, tasks, results)
     elapsed = time.perf_counter() - start
 

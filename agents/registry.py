@@ -175,7 +175,7 @@ def _accepted(factory: Callable[..., Any]) -> list[str]:
 
 
 def _build_baseline(spec: AgentSpec, config: SystemConfig, tuned: bool, tuned_dir: Path | None) -> Scheduler:
-    from agents.tuning import TUNED_DIR, load_tuned
+    from agents.tuning import TUNABLE, TUNED_DIR, load_tuned, tuned_path
 
     cls = BASELINES[spec.name]
     accepted = _accepted(cls.__init__)
@@ -186,10 +186,18 @@ def _build_baseline(spec: AgentSpec, config: SystemConfig, tuned: bool, tuned_di
         raise AgentSpecError(f"{spec.text!r}: unknown parameter {unknown[0]!r}; accepted: {accepted}{hint}")
     kwargs = dict(spec.kwargs)
     source = "given" if kwargs else "defaults"
-    record = load_tuned(config, tuned_dir or TUNED_DIR) if tuned else None
-    if record is not None and spec.name in record.agents:
-        kwargs = {**record.agents[spec.name]["params"], **kwargs}
-        source = f"tuned ({record.path.name})" + (" with given overrides" if spec.kwargs else "")
+    if tuned and spec.name in TUNABLE:
+        directory = tuned_dir or TUNED_DIR
+        record = load_tuned(config, directory)
+        if record is not None and spec.name in record.agents:
+            kwargs = {**record.agents[spec.name]["params"], **kwargs}
+            source = f"tuned ({record.path.name})" + (" with given overrides" if spec.kwargs else "")
+        elif not spec.kwargs:
+            why = "stale: the scenario changed" if tuned_path(config.name, directory).is_file() else "none"
+            source = (
+                f"defaults (tuned parameters for {config.name!r}: {why}; "
+                f"run python -m agents.tuning --scenarios {config.name})"
+            )
     try:
         agent = cls(config, **kwargs)
     except (ValueError, TypeError) as exc:

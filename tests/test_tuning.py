@@ -118,6 +118,13 @@ def test_tuned_file_round_trip_and_staleness(tmp_path: Path, default_config: Sys
     assert override.params()["preferred_batch_size"] == 16 and override.params()["model"] == "LLM-2"
     assert "given overrides" in override.params_source
     assert make_agent("timeout", config, tuned=False, tuned_dir=tmp_path).params_source == "defaults"
+    changed = config.replace(arrivals={"rate_per_s": 101.0})
+    assert "stale" in make_agent("timeout", changed, tuned_dir=tmp_path).params_source
+    other = config.replace(name="elsewhere")
+    assert (
+        "tuned parameters for 'elsewhere': none"
+        in make_agent("util_switch", other, tuned_dir=tmp_path).params_source
+    )
 
 
 def test_suite_scenarios_load_and_poisson_loads_match_their_names() -> None:
