@@ -36,8 +36,6 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
-
 from agents.base import Scheduler
 from batchenv.config import SystemConfig
 from batchenv.estimators import EwmaRate
@@ -47,26 +45,7 @@ __all__ = ["BASELINES", "Aimd", "Baseline", "Greedy", "Static", "Timeout", "Util
 
 
 class Baseline(Scheduler):
-    """Base of the baselines: :meth:`predict` also accepts their timed waits."""
-
-    def predict(
-        self,
-        observation: np.ndarray,
-        state: Any = None,
-        episode_start: np.ndarray | None = None,
-        deterministic: bool = True,
-    ) -> tuple[np.ndarray, Any]:
-        """SB3-style prediction for the bound env's current epoch, as
-        :meth:`Scheduler.predict`; a timed wait (a float decision) is action 0, since the
-        environment's wait has no timer."""
-        if self._env is None:
-            raise RuntimeError(f"{self.name}: call bind(env) before predict()")
-        sim = self._env.sim
-        if episode_start is not None and np.any(episode_start):
-            self.reset(sim)
-        decision = self.decide(sim) if not sim.done else None
-        action = 0 if decision is None or isinstance(decision, float) else self._env.action_of(decision)
-        return np.asarray(action), state
+    """Base of the baselines (today's practice), as opposed to the optimum and learned agents."""
 
 
 def _best_model(config: SystemConfig) -> str:

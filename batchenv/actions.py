@@ -37,8 +37,9 @@ class ActionCodec:
         return self.decisions[action]
 
     def action_of(self, decision: Decision) -> int:
-        """The action for ``decision``; a batch size is rounded up to the next action's size."""
-        if decision is None:
+        """The action for ``decision``; a batch size is rounded up to the next action's size, and
+        a timed wait (a float) is a plain wait, since the actions have no timer."""
+        if decision is None or isinstance(decision, float):
             return 0
         model, size = decision
         if not self.batch_choice:

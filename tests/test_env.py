@@ -212,3 +212,8 @@ def test_domain_randomised_episode_rates_differ() -> None:
     env = gym.make("batchenv/DynamicBatching-DefaultRandomised-v0")
     rates = {env.reset(seed=s)[1]["rate_per_s"] for s in range(5)}
     assert len(rates) == 5 and all(10.0 <= r <= 500.0 for r in rates)
+
+
+def test_a_timed_wait_is_the_wait_action() -> None:
+    env = DynamicBatchingEnv(overrides=SHORT)
+    assert env.action_of(0.02) == 0 and env.action_of(None) == 0 and env.action_of((2, 64)) == 3
