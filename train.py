@@ -31,7 +31,15 @@ import yaml
 from batchenv.config import ConfigError, SystemConfig
 
 HYPERPARAMS_DIR = Path(__file__).resolve().parent / "hyperparams"
-_OWN_KEYS = ("n_timesteps", "n_envs", "policy", "normalize_obs", "normalize_reward", "reward_scale")
+_OWN_KEYS = (
+    "n_timesteps",
+    "n_envs",
+    "policy",
+    "normalize_obs",
+    "normalize_reward",
+    "reward_scale",
+    "reward_center",
+)
 
 
 @dataclass
@@ -306,6 +314,7 @@ def train(args: TrainArgs, command: str) -> Path:
         n_envs,
         args.seed,
         reward_scale=float(own.get("reward_scale", 1.0)),
+        reward_center=bool(own.get("reward_center", False)),
         normalize_obs=bool(own.get("normalize_obs", False)),
         normalize_reward=bool(own.get("normalize_reward", True)),
         gamma=float(params.get("gamma", 0.99)),

@@ -33,24 +33,38 @@ ALGORITHMS: dict[str, type[BaseAlgorithm]] = {
 
 
 class RegretReward(gym.Wrapper):
-    """Reward = env reward - best quality x dispatched requests, times ``scale``.
+    """Reward = env reward - best quality x dispatched requests (+ centring), times ``scale``.
 
     Over an episode this is ``-(sum of per-request costs)`` of the dispatched requests (minus the
     waiting charge of those still queued and the drop penalties): the same ordering of policies
     as the score, on a scale where a perfect server earns 0.
 
-    :param scale: multiplies the reward (e.g. 10 puts a typical step near -0.1..-1).
+    With ``center``, each step also earns ``c * arrivals`` where ``c`` is the running mean cost per
+    request of all steps so far: the semi-Markov (average-reward) centring ``r - g * tau`` with the
+    gain ``g = -c * lambda`` estimated per request, so it follows the arrival rate. Without it, a
+    discounted agent gains by postponing costs (a dispatch is charged at once, a wait slowly).
+
+    :param scale: multiplies the reward.
+    :param center: subtract the running average cost rate (see above).
     """
 
-    def __init__(self, env: gym.Env, scale: float = 1.0) -> None:
+    def __init__(self, env: gym.Env, scale: float = 1.0, center: bool = False) -> None:
         super().__init__(env)
         self.best_quality = max(env.unwrapped.config.qualities)
         self.scale = scale
+        self.center = center
+        self.total_cost = 0.0
+        self.total_arrivals = 0
 
     def step(self, action):
         obs, reward, terminated, truncated, info = self.env.step(action)
-        regret_reward = (reward - self.best_quality * info["dispatched"]) * self.scale
-        return obs, regret_reward, terminated, truncated, info
+        regret_reward = reward - self.best_quality * info["dispatched"]
+        if self.center:
+            self.total_cost -= regret_reward
+            self.total_arrivals += info["arrived"]
+            if self.total_arrivals:
+                regret_reward += info["arrived"] * self.total_cost / self.total_arrivals
+        return obs, regret_reward * self.scale, terminated, truncated, info
 
 
 def make_training_env(
@@ -59,6 +73,7 @@ def make_training_env(
     seed: int,
     *,
     reward_scale: float = 1.0,
+    reward_center: bool = False,
     normalize_obs: bool = False,
     normalize_reward: bool = True,
     gamma: float = 0.99,
@@ -69,7 +84,7 @@ def make_training_env(
     checkpoint so that evaluation sees observations exactly as training did)."""
 
     def wrap(env: gym.Env) -> gym.Env:
-        return RegretReward(env, reward_scale)
+        return RegretReward(env, reward_scale, reward_center)
 
     venv = make_vec_env(
         DynamicBatchingEnv,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ import numpy as np
 
 from batchenv.actions import ActionCodec
 from batchenv.config import SystemConfig
-from batchenv.observation import OBSERVATION_NAMES, ObservationBuilder
+from batchenv.observation import OBSERVATION_NAMES, OBSERVATION_TABLE, ObservationBuilder
 from batchenv.scenarios import load_scenario
 from batchenv.sim import Decision, Simulator
 
@@ -50,16 +51,7 @@ class DynamicBatchingEnv(gym.Env):
     ``Box(shape=(7 + n_workers,), dtype=float32)`` (:mod:`batchenv.observation`); everything a
     real server knows, nothing of the future:
 
-    | index  | observation                                                    | min | max |
-    |--------|----------------------------------------------------------------|-----|-----|
-    | 0      | queue length / max_batch_size, clipped                         | 0   | 1   |
-    | 1      | queue length / queue_capacity                                  | 0   | 1   |
-    | 2      | wait of the oldest request / max_wait_ms, clipped              | 0   | 2   |
-    | 3      | mean wait of the waiting requests / max_wait_ms, clipped       | 0   | 2   |
-    | 4      | arrival rate EWMA (tau = env.rate_ewma_tau_s) / max throughput | 0   | 2   |
-    | 5      | utilisation EWMA (busy fraction of all workers)                | 0   | 1   |
-    | 6      | time since the last dispatch / max_wait_ms, clipped            | 0   | 2   |
-    | 7 + w  | remaining busy time of worker w / longest service time         | 0   | 1   |
+    {observation_table}
 
     "max throughput" is the largest sustainable rate, ``n_workers * max(b / service(b, m))``
     (requests/s). The rate and utilisation estimates start at 0 each episode.
@@ -107,6 +99,8 @@ class DynamicBatchingEnv(gym.Env):
 
     * v0: initial version.
     """
+
+    __doc__ = __doc__.replace("{observation_table}", textwrap.indent(OBSERVATION_TABLE, "    ").strip())
 
     metadata = {"render_modes": ["ansi"], "render_fps": 4}
 

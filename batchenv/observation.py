@@ -4,22 +4,16 @@ One :class:`ObservationBuilder` per episode stream: it keeps the EWMA estimates 
 rate and utilisation, so call it exactly once per decision epoch (the environment does; an agent
 running on the simulator directly does the same and sees identical observations).
 
-| index  | observation                                                    | min | max |
-|--------|----------------------------------------------------------------|-----|-----|
-| 0      | queue length / max_batch_size, clipped                         | 0   | 1   |
-| 1      | queue length / queue_capacity                                  | 0   | 1   |
-| 2      | wait of the oldest request / max_wait_ms, clipped              | 0   | 2   |
-| 3      | mean wait of the waiting requests / max_wait_ms, clipped       | 0   | 2   |
-| 4      | arrival rate EWMA (tau = env.rate_ewma_tau_s) / max throughput | 0   | 2   |
-| 5      | utilisation EWMA (busy fraction of all workers)                | 0   | 1   |
-| 6      | time since the last dispatch / max_wait_ms, clipped            | 0   | 2   |
-| 7 + w  | remaining busy time of worker w / longest service time         | 0   | 1   |
-
+{table}
 "max throughput" is the largest sustainable rate, ``n_workers * max(b / service(b, m))``
-(requests/s); the rate and utilisation estimates start at 0 each episode.
+(requests/s); the rate and utilisation estimates start at 0 each episode. The log-scaled queue
+length resolves small queues (where the optimal policy's thresholds lie) and still reaches the
+capacity.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 from gymnasium import spaces
@@ -29,11 +23,27 @@ from batchenv.estimators import EwmaRate
 from batchenv.sim import Simulator
 from batchenv.timing import ServiceTable
 
-__all__ = ["OBSERVATION_NAMES", "ObservationBuilder"]
+__all__ = ["OBSERVATION_NAMES", "OBSERVATION_TABLE", "ObservationBuilder"]
+
+OBSERVATION_TABLE = """\
+| index  | observation                                                    | min | max |
+|--------|----------------------------------------------------------------|-----|-----|
+| 0      | queue length / max_batch_size, clipped                         | 0   | 1   |
+| 1      | log(1 + queue length) / log(1 + queue_capacity)                | 0   | 1   |
+| 2      | wait of the oldest request / max_wait_ms, clipped              | 0   | 2   |
+| 3      | mean wait of the waiting requests / max_wait_ms, clipped       | 0   | 2   |
+| 4      | arrival rate EWMA (tau = env.rate_ewma_tau_s) / max throughput | 0   | 2   |
+| 5      | utilisation EWMA (busy fraction of all workers)                | 0   | 1   |
+| 6      | time since the last dispatch / max_wait_ms, clipped            | 0   | 2   |
+| 7 + w  | remaining busy time of worker w / longest service time         | 0   | 1   |
+"""
+"""The observation vector, index by index (a Markdown table; also in the env's docstring)."""
+
+__doc__ = __doc__.replace("{table}", OBSERVATION_TABLE)
 
 OBSERVATION_NAMES = (
     "queue_fill_batch",
-    "queue_fill_capacity",
+    "queue_log_fill",
     "oldest_wait",
     "mean_wait",
     "arrival_rate",
@@ -64,7 +74,7 @@ class ObservationBuilder:
         self.names = (*OBSERVATION_NAMES, *(f"busy_remaining_{w}" for w in range(n_workers)))
         self.max_throughput_per_s = table.max_throughput_per_s(n_workers)
         self._inv_batch = 1.0 / config.max_batch_size
-        self._inv_capacity = 1.0 / config.queue_capacity
+        self._inv_log_capacity = 1.0 / math.log1p(config.queue_capacity)
         self._inv_wait = 1000.0 / config.max_wait_ms
         self._inv_rate = 1.0 / self.max_throughput_per_s
         self._inv_service = 1.0 / table.max_service_s
@@ -95,7 +105,7 @@ class ObservationBuilder:
         fill = q * self._inv_batch
         obs = [
             fill if fill < 1.0 else 1.0,
-            q * self._inv_capacity,
+            math.log1p(q) * self._inv_log_capacity,
             oldest if oldest < clip else clip,
             mean if mean < clip else clip,
             rate if rate < clip else clip,

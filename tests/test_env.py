@@ -173,7 +173,7 @@ def test_observation_entries_mean_what_the_docs_say() -> None:
         obs, *_ = env.step(0)
         sim = env.sim
         assert obs[0] == np.float32(min(sim.queue_len / 64, 1.0))
-        assert obs[1] == np.float32(sim.queue_len / 1024)
+        assert obs[1] == np.float32(np.log1p(sim.queue_len) / np.log1p(1024))
         assert obs[2] == np.float32(min(sim.oldest_wait_s / 0.1, 2.0))
         for w in range(2):
             remaining = max(sim.free_at_s[w] - sim.now_s, 0.0)
