@@ -1,0 +1,230 @@
+"""Learning quality: how close PPO and DQN get to the exact optimum, and how fast.
+
+For each algorithm and Poisson arrival rate, ``train.py`` trains on the default system at that rate
+(``--env default --rate R``) and evaluates every ``--eval-freq`` steps on fixed seeds. This script
+collects those evaluations and adds two references measured on the same seeds and horizon
+(common random numbers): the exact optimum (``agents/optimal``) and the timeout baseline tuned for
+that rate (``agents/tuning``, on its training seeds). It writes ``benchmarks/results/learning.json``
+and a plot of cost per request against timesteps.
+
+Gaps are relative costs, (cost - optimal cost) / optimal cost (DESIGN.md, "Measuring gaps").
+
+Usage::
+
+    python benchmarks/learning.py                          # 2 algos x 3 rates x 1M steps (hours on 2 cores)
+    python benchmarks/learning.py --jobs 2 --n-timesteps 300000
+    python benchmarks/learning.py --collect-only           # rebuild JSON and plot from finished runs
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from agents.baselines import BASELINES  # noqa: E402
+from agents.callbacks import write_json_atomic  # noqa: E402
+from agents.optimal import OptimalScheduler  # noqa: E402
+from agents.tuning import tune_scenario  # noqa: E402
+from batchenv.metrics import compute_metrics  # noqa: E402
+from batchenv.scenarios import load_scenario  # noqa: E402
+from batchenv.sim import simulate  # noqa: E402
+
+RESULTS = REPO / "benchmarks" / "results"
+
+
+def run_name(algo: str, rate: float) -> str:
+    return f"{algo}_default_rate{rate:g}_1"
+
+
+def train_command(args: argparse.Namespace, algo: str, rate: float) -> list[str]:
+    return [
+        sys.executable,
+        str(REPO / "train.py"),
+        "--algo",
+        algo,
+        "--env",
+        "default",
+        "--rate",
+        f"{rate:g}",
+        "-n",
+        str(args.n_timesteps),
+        "--seed",
+        str(args.seed),
+        "--eval-freq",
+        str(args.eval_freq),
+        "--eval-seeds",
+        ",".join(map(str, args.eval_seeds)),
+        "--eval-horizon-s",
+        f"{args.eval_horizon_s:g}",
+        "--save-freq",
+        "0",
+        "--runs-dir",
+        str(args.runs_dir),
+        "--no-progress",
+    ]
+
+
+def train_one(args: argparse.Namespace, algo: str, rate: float) -> float:
+    """Train one (algo, rate) unless its run folder already has a final model; wall time (s)."""
+    run = args.runs_dir / run_name(algo, rate)
+    if (run / "final_model.zip").exists():
+        return float("nan")
+    if run.exists():
+        raise SystemExit(f"{run} exists but is unfinished: remove it or use --collect-only")
+    start = time.perf_counter()
+    log = args.runs_dir / f"{algo}_rate{rate:g}.log"
+    with open(log, "w") as handle:
+        subprocess.run(train_command(args, algo, rate), check=True, stdout=handle, stderr=subprocess.STDOUT)
+    return time.perf_counter() - start
+
+
+def reference_costs(args: argparse.Namespace, rate: float) -> dict[str, object]:
+    """Optimum and tuned timeout at ``rate``, on the evaluation seeds and horizon."""
+    config = load_scenario("default").at_rate(rate)
+    tuned = tune_scenario(config, agents=["timeout"])["timeout"]["params"]
+    out: dict[str, object] = {"timeout_params": tuned}
+    for key, scheduler in (
+        ("optimal", OptimalScheduler(config, rate)),
+        ("optimal_env_actions", OptimalScheduler(config, rate, action_set="whole")),
+        ("timeout", BASELINES["timeout"](config, **tuned)),
+    ):
+        costs = [
+            compute_metrics(simulate(config, scheduler, seed, horizon_s=args.eval_horizon_s)).cost_per_request
+            for seed in args.eval_seeds
+        ]
+        out[f"{key}_cost_per_request"] = float(np.mean(costs))
+    return out
+
+
+def collect(args: argparse.Namespace, wall: dict[tuple[str, float], float]) -> dict:
+    runs, references = [], {}
+    for rate in args.rates:
+        references[f"{rate:g}"] = reference_costs(args, rate)
+        for algo in args.algos:
+            path = args.runs_dir / run_name(algo, rate) / "evaluations.json"
+            if not path.exists():
+                continue
+            history = json.loads(path.read_text())
+            curve = [
+                {
+                    "timesteps": h["timesteps"],
+                    "cost_per_request": h["per_rate"]["scenario"]["cost_per_request"],
+                    "gap_to_optimal": h["per_rate"]["scenario"]["gap_to_optimal"],
+                    "gap_to_optimal_env_actions": h["per_rate"]["scenario"]["gap_to_optimal_env_actions"],
+                }
+                for h in history
+            ]
+            gaps = [c["gap_to_optimal"] for c in curve]
+            first_within = {
+                f"{p:g}%": next((c["timesteps"] for c in curve if c["gap_to_optimal"] <= p / 100), None)
+                for p in (1, 2, 5)
+            }
+            runs.append(
+                {
+                    "algo": algo,
+                    "rate_per_s": rate,
+                    "curve": curve,
+                    "best_gap": min(gaps),
+                    "final_gap": gaps[-1],
+                    "first_timesteps_within": first_within,
+                    "train_wall_s": wall.get((algo, rate)),
+                }
+            )
+    return {"runs": runs, "references": references}
+
+
+def plot(result: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rates = sorted({r["rate_per_s"] for r in result["runs"]})
+    fig, axes = plt.subplots(1, len(rates), figsize=(5 * len(rates), 3.8), squeeze=False)
+    for ax, rate in zip(axes[0], rates, strict=True):
+        ref = result["references"][f"{rate:g}"]
+        for run in (r for r in result["runs"] if r["rate_per_s"] == rate):
+            steps = [c["timesteps"] for c in run["curve"]]
+            ax.plot(
+                steps,
+                [c["cost_per_request"] for c in run["curve"]],
+                marker="o",
+                ms=3,
+                label=run["algo"].upper(),
+            )
+        ax.axhline(ref["optimal_cost_per_request"], color="k", ls="--", label="optimum")
+        ax.axhline(ref["timeout_cost_per_request"], color="tab:red", ls=":", label="tuned timeout")
+        ax.set_title(f"Poisson, {rate:g} requests/s")
+        ax.set_xlabel("timesteps")
+        ax.set_ylabel("cost per request")
+        optimum = ref["optimal_cost_per_request"]
+        ax.set_ylim(optimum * 0.97, optimum * 1.3)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp.png")
+    fig.savefig(tmp, dpi=130)
+    tmp.replace(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--algos", default="ppo,dqn", help="comma-separated algorithms (default ppo,dqn)")
+    parser.add_argument("--rates", default="50,200,400", help="comma-separated Poisson rates, requests/s")
+    parser.add_argument("--n-timesteps", type=int, default=1_000_000, help="steps per run (default 1M)")
+    parser.add_argument("--eval-freq", type=int, default=50_000, help="steps between evaluations")
+    parser.add_argument("--eval-seeds", default="20000,20001,20002", help="evaluation seeds")
+    parser.add_argument("--eval-horizon-s", type=float, default=30.0, help="seconds per evaluation episode")
+    parser.add_argument("--seed", type=int, default=0, help="training seed")
+    parser.add_argument("--jobs", type=int, default=2, help="training runs at once (default 2)")
+    parser.add_argument("--runs-dir", type=Path, default=REPO / "runs" / "learning", help="run folders")
+    parser.add_argument("--out", type=Path, default=RESULTS / "learning.json", help="JSON output")
+    parser.add_argument("--plot", type=Path, default=RESULTS / "learning.png", help="plot output")
+    parser.add_argument("--collect-only", action="store_true", help="do not train; collect finished runs")
+    args = parser.parse_args(argv)
+    args.algos = [a for a in args.algos.split(",") if a]
+    args.rates = [float(r) for r in args.rates.split(",") if r]
+    args.eval_seeds = [int(s) for s in args.eval_seeds.split(",") if s]
+    args.runs_dir.mkdir(parents=True, exist_ok=True)
+    wall: dict[tuple[str, float], float] = {}
+    if not args.collect_only:
+        jobs = [(algo, rate) for rate in args.rates for algo in args.algos]
+        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+            for job, seconds in zip(jobs, pool.map(lambda j: train_one(args, *j), jobs), strict=True):
+                wall[job] = seconds
+                print(f"trained {job[0]} at {job[1]:g}/s in {seconds:.0f} s", flush=True)
+    result = collect(args, wall)
+    result["meta"] = {
+        "command": "python benchmarks/learning.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        "n_timesteps": args.n_timesteps,
+        "eval_seeds": args.eval_seeds,
+        "eval_horizon_s": args.eval_horizon_s,
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+    }
+    write_json_atomic(args.out, result)
+    plot(result, args.plot)
+    for run in result["runs"]:
+        within = run["first_timesteps_within"]
+        print(
+            f"{run['algo']:>4} @ {run['rate_per_s']:>4g}/s: best gap {run['best_gap']:+.2%}, final "
+            f"{run['final_gap']:+.2%}, first within 2%: {within['2%']}"
+        )
+    print(f"wrote {args.out} and {args.plot}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
