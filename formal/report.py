@@ -1,0 +1,262 @@
+"""Tables of a :class:`~formal.verification.VerificationReport`: Markdown for
+``docs/results/verification.md`` and rich tables for the terminal."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from formal.verification import CROSS_CHECK_FIELDS, PolicyRow, VerificationReport
+
+__all__ = ["markdown", "policy_table_rows", "rich_tables"]
+
+
+def _f(value: float | None, digits: int = 4) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:.{digits}g}"
+
+
+def _p(value: float | None) -> str:
+    """A probability: exact zero shown as 0, tiny values in scientific notation."""
+    if value is None or math.isnan(value):
+        return "-"
+    if value == 0:
+        return "0"
+    return f"{value:.2e}" if value < 1e-3 else f"{value:.4f}"
+
+
+def _pct(value: float | None) -> str:
+    if value is None or math.isnan(value):
+        return "-"
+    return f"{100 * value:+.2f}%"
+
+
+POLICY_HEADER = [
+    "policy",
+    "states",
+    "build+check s",
+    "throughput /s",
+    "utilisation",
+    "mean queue",
+    "mean batch",
+    "latency ms",
+    "cost/request",
+    "P(overflow)",
+    "P(violation)",
+]
+
+
+def policy_table_rows(report: VerificationReport) -> list[list[str]]:
+    """One row per policy of the DTMC figures (Storm)."""
+    rows = []
+    for row in report.rows:
+        f = row.figures
+        if f is None:
+            rows.append([row.key, "-", "-", *(["-"] * 7), f"error: {row.error}"])
+            continue
+        stats = f.stats
+        rows.append(
+            [
+                row.key,
+                str(stats.states) if stats else "-",
+                f"{(stats.build_s if stats else 0) + f.check_s:.1f}",
+                _f(f.throughput_per_s, 5),
+                _f(f.utilisation),
+                _f(f.mean_queue),
+                _f(f.mean_batch),
+                _f(f.latency_ms),
+                _f(f.cost_per_request, 5),
+                _p(f.p_overflow),
+                _p(f.p_violation),
+            ]
+        )
+    return rows
+
+
+CROSS_HEADER = ["policy", "quantity", "Storm (DTMC)", "tick simulator", "diff", "event simulator", "diff"]
+
+
+def _cross_rows(row: PolicyRow) -> list[list[str]]:
+    out = []
+    f = row.figures
+    if f is None:
+        return out
+    for name in (*CROSS_CHECK_FIELDS, "mean_batch", "cost_per_request"):
+        storm = getattr(f, name)
+        tick = getattr(row.ticksim, name) if row.ticksim else math.nan
+        cont = getattr(row.continuous, name) if row.continuous else math.nan
+        out.append(
+            [
+                row.key,
+                name,
+                _f(storm, 5),
+                _f(tick, 5),
+                _pct((tick - storm) / storm if storm else math.nan),
+                _f(cont, 5),
+                _pct((cont - storm) / storm if storm else math.nan),
+            ]
+        )
+    return out
+
+
+def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
+    return lines
+
+
+def _summary(report: VerificationReport) -> list[tuple[str, str, str]]:
+    """(check, result, detail) lines of the headline results."""
+    tm = report.model
+    out: list[tuple[str, str, str]] = []
+    s = report.safety
+    if s is not None:
+        out.append(
+            (
+                "(a) timeout safety, every scheduler",
+                "holds" if s.holds else "FAILS",
+                f"Pmax[F violation] = {_p(s.p_max_shielded)} with the shield "
+                f"({s.shielded.states} states); without it {_p(s.p_max_unshielded)} "
+                f"({s.unshielded.states} states): the check is not vacuous",
+            )
+        )
+    o = report.optimum
+    if o is not None:
+        detail = f"Rmin[LRA] = {o.cost_per_tick:.6g} per tick = {o.cost_per_request:.6g} per request"
+        if report.smdp is not None:
+            gap = (o.cost_per_request - report.smdp.cost_whole) / report.smdp.cost_whole
+            detail += (
+                f"; SMDP optimum (agents.optimal, whole batches) {report.smdp.cost_whole:.6g} "
+                f"({_pct(gap)} from the discrete optimum's discretisation); with any batch size "
+                f"{report.smdp.cost_any:.6g}"
+            )
+        out.append(("(b) optimal long-run cost", f"{o.cost_per_request:.5g}", detail))
+    deviations = [(r.key, r.deviation(r.ticksim), r.deviation(r.continuous)) for r in report.rows if r.figures]
+    if deviations:
+        worst_tick = max(d[1] for d in deviations)
+        worst_cont = max(d[2] for d in deviations)
+        out.append(
+            (
+                "cross-check, tick simulator",
+                "agrees" if worst_tick <= 0.02 else "DISAGREES",
+                f"largest relative difference over {', '.join(CROSS_CHECK_FIELDS)}: "
+                f"{100 * worst_tick:.2f}% (tolerance 2%)",
+            )
+        )
+        out.append(
+            (
+                "cross-check, event simulator",
+                f"{100 * worst_cont:.2f}%",
+                "largest relative difference (continuous time: not the same discretisation; see "
+                "docs/formal.md for why it stays within a few per cent)",
+            )
+        )
+    out.append(("model", tm.describe(), ""))
+    return out
+
+
+def markdown(report: VerificationReport, command: str) -> str:
+    """The Markdown report for ``docs/results/verification.md``."""
+    tm = report.model
+    st = report.settings
+    lines = [
+        "# Verification results",
+        "",
+        f"Produced by `{command}` (scenario `{tm.config.name}`, {report.total_s:.1f} s wall time, "
+        f"{st.jobs} processes). Semantics of the models: [docs/formal.md](../formal.md).",
+        "",
+        f"Discrete-time model: {tm.describe()}; arrivals per tick Poisson "
+        f"truncated with tail <= {tm.arrival_tail:g}; service ticks rounded at random to keep "
+        "the mean exact. Latencies include the half-tick arrival offset.",
+        "",
+        "## Summary",
+        "",
+    ]
+    lines += _md_table(["check", "result", "detail"], [list(x) for x in _summary(report)])
+    lines += ["", "## (a) Timeout safety over every scheduler (MDP)", ""]
+    if report.safety is not None:
+        s = report.safety
+        lines += _md_table(
+            ["model", "states", "transitions", "choices", "build s", "Pmax=? [F \"violation\"]"],
+            [
+                ["MDP with the timeout shield", str(s.shielded.states), str(s.shielded.transitions),
+                 str(s.shielded.choices), f"{s.shielded.build_s:.1f}", _p(s.p_max_shielded)],
+                ["MDP without the shield", str(s.unshielded.states), str(s.unshielded.transitions),
+                 str(s.unshielded.choices), f"{s.unshielded.build_s:.1f}", _p(s.p_max_unshielded)],
+            ],
+        )
+    lines += ["", "## (b) Optimal long-run cost and its scheduler", ""]
+    if report.optimum is not None:
+        o = report.optimum
+        lines.append(
+            f"`R{{\"cost\"}}min=? [LRA]` = {o.cost_per_tick:.6g} per tick, i.e. **{o.cost_per_request:.6g} "
+            f"per request** (cost = best quality - score); model checking {o.check_s:.1f} s."
+        )
+        if report.smdp is not None:
+            sm = report.smdp
+            lines += [
+                "",
+                f"- SMDP optimum of `agents/optimal.py` (continuous time, whole-queue batches as in "
+                f"the MDP): {sm.cost_whole:.6g} per request; with any batch size: {sm.cost_any:.6g}.",
+                f"- Relative gap of the discrete optimum: "
+                f"{_pct((o.cost_per_request - sm.cost_whole) / sm.cost_whole)} (the price of deciding "
+                f"only every {tm.tick_ms:g} ms tick).",
+                f"- Decisions at age 0 for q = 1..{sm.q_max} (99.99% of the SMDP's queue): "
+                f"{100 * sm.agreement:.0f}% identical.",
+                f"  - Storm's scheduler: {sm.storm_policy}",
+                f"  - SMDP policy: {sm.smdp_policy}",
+            ]
+        elif report.smdp_note:
+            lines.append(report.smdp_note)
+    lines += ["", "## (c) Policies as DTMCs (Storm)", ""]
+    lines += _md_table(POLICY_HEADER, policy_table_rows(report))
+    lines += [
+        "",
+        f"P(overflow): probability that the queue reaches the model's capacity ({tm.queue_cap}) "
+        f"within {st.overflow_s:g} s from an empty system (`P=? [F<=n \"full\"]`). P(violation): "
+        "`P=? [F \"violation\"]`.",
+        "",
+        "| policy | definition | parameters from |",
+        "|---|---|---|",
+    ]
+    lines += [f"| {r.key} | `{r.name}` | {r.source} |" for r in report.rows]
+    lines += ["", "## Cross-check: the same policies simulated", ""]
+    lines.append(
+        f"Tick simulator: {st.crosscheck_ticks} ticks of the same chain (formal/ticksim.py, seed "
+        f"{st.seed}); event simulator: batchenv's continuous-time simulator, {st.sim_horizon_s:g} s, "
+        "the policy re-asked whenever its view (queue, age in ticks) changes."
+    )
+    lines.append("")
+    cross = [r for row in report.rows for r in _cross_rows(row)]
+    lines += _md_table(CROSS_HEADER, cross)
+    if report.notes:
+        lines += ["", "## Notes", ""]
+        lines += [f"- {note}" for note in report.notes]
+    lines += ["", "## Timings (s)", ""]
+    lines += _md_table(["step", "seconds"], [[k, f"{v:.1f}"] for k, v in report.timings.items()]
+                       + [["total (wall)", f"{report.total_s:.1f}"]])
+    return "\n".join(lines) + "\n"
+
+
+def rich_tables(report: VerificationReport) -> list[Any]:
+    """Rich renderables for the terminal: summary, policies, cross-check."""
+    from rich.table import Table
+
+    summary = Table(title="Verification summary", show_lines=False)
+    for col in ("check", "result", "detail"):
+        summary.add_column(col, overflow="fold")
+    for check, result, detail in _summary(report):
+        summary.add_row(check, result, detail)
+    policies = Table(title="Policies as DTMCs (Storm)")
+    for col in POLICY_HEADER:
+        policies.add_column(col, justify="left" if col == "policy" else "right")
+    for row in policy_table_rows(report):
+        policies.add_row(*row)
+    cross = Table(title="Cross-check: Storm vs tick simulator vs event simulator")
+    for col in CROSS_HEADER:
+        cross.add_column(col, justify="left" if col in ("policy", "quantity") else "right")
+    for row in report.rows:
+        for r in _cross_rows(row):
+            cross.add_row(*r)
+    return [summary, policies, cross]
