@@ -192,19 +192,19 @@ class RateEstimator:
         if age_s <= 0.0:
             return self.value
         z = self.z
-        low, high = -math.inf, math.inf
+        low, high = -math.inf, math.inf  # the intersection of the faster scales' intervals
         chosen = 0.0
         for ewma, tau, inv_tau in zip(self._ewma, self.taus_s, self._inv_taus, strict=True):
             weight = -math.expm1(-age_s * inv_tau)  # 1 - exp(-age / tau), the kernel's mass
             estimate = ewma / weight
             window = 2.0 * tau * weight / (2.0 - weight)  # 2 tau tanh(age / 2 tau)
             half = z * math.sqrt((estimate + 1.0 / window) / window)
+            if estimate + half < low or estimate - half > high:
+                break
             if estimate - half > low:
                 low = estimate - half
             if estimate + half < high:
                 high = estimate + half
-            if low > high:
-                break
             chosen = estimate
         return chosen
 
@@ -233,6 +233,7 @@ def _solver_config(config: SystemConfig, model: int | None = None) -> SystemConf
         "reward": dataclasses.replace(config.reward, w_slo=0.0),
         "env": EnvConfig(),
         "horizon_s": 1.0,
+        "max_wait_ms": 100.0,  # the SMDP has no request ages: its policy does not depend on it
     }
     if model is not None:
         changes["models"] = (config.models[model],)
@@ -308,27 +309,35 @@ def _decode(actions: np.ndarray, max_batch: int, model_map: Sequence[int]) -> li
 
 
 def _solve_row(
-    config: SystemConfig, rate_per_s: float, n_workers: int, action_set: str, model: int | None
-) -> tuple[list[Decision], list[Dispatch | None], float, Any, np.ndarray]:
-    """Decisions, best dispatches, gain (per s), solver model and relative values of one rate."""
+    config: SystemConfig, rate_per_s: float, n_workers: int, action_set: str, model: int | None, values: bool
+) -> tuple[list[Decision], list[Dispatch | None], float, np.ndarray | None]:
+    """Decisions, best dispatches and gain (per s) of one rate, and (if ``values``) the action
+    values r - g tau + E h(next) of every (queue length, action)."""
     solver = _solver_config(config, model)
     model_map = [model] if model is not None else list(range(config.n_models))
-    if n_workers == 1:
+    max_batch = solver.max_batch_size
+    if n_workers == 1:  # the exact, certified one-worker optimum
         sol = solve_optimal(solver, rate_per_s, action_set=action_set)
-        smdp = optimal._build_model(optimal._system_key(solver), rate_per_s, sol.queue_cap, action_set)
-        actions = np.where(sol.model < 0, 0, 1 + sol.model * solver.max_batch_size + sol.batch - 1)
+        actions = np.where(sol.model < 0, 0, 1 + sol.model * max_batch + sol.batch - 1)
+        best = np.where(sol.shield_model < 0, 0, 1 + sol.shield_model * max_batch + sol.shield_batch - 1)
         gain, h = sol.gain_per_s, np.asarray(sol.relative_values)
+        smdp = None
+        if values:
+            smdp = optimal._build_model(optimal._system_key(solver), rate_per_s, sol.queue_cap, action_set)
     else:
         smdp = staggered_model(solver, rate_per_s, n_workers, action_set)
-        with optimal._single_threaded_blas():
-            actions, gain, h, _, _ = optimal._policy_iteration(smdp)
-    values = smdp.reward + optimal._expected_values(smdp, h) - gain * smdp.tau
-    values[:, 0] = -np.inf
-    best = values.argmax(axis=1)
-    best[0] = 0
-    decisions = _decode(actions, solver.max_batch_size, model_map)
-    fallback = _decode(best, solver.max_batch_size, model_map)
-    return decisions, fallback, float(gain), smdp, values
+        actions, gain, h, _, _ = optimal._policy_iteration(smdp)
+        best = None
+    table = None
+    if smdp is not None:
+        table = smdp.reward + optimal._expected_values(smdp, h) - gain * smdp.tau
+        table[:, 0] = -np.inf
+        if best is None:
+            best = table.argmax(axis=1)
+            best[0] = 0
+    decisions = _decode(actions, max_batch, model_map)
+    fallback = _decode(best, max_batch, model_map)
+    return decisions, fallback, float(gain), table if values else None
 
 
 def _model_values(
@@ -377,14 +386,14 @@ def _row(
     candidates = [None] if model_switching else list(range(config.n_models))
     best = None
     for model in candidates:
-        solved = _solve_row(config, rate, n_workers, action_set, model)
+        solved = _solve_row(config, rate, n_workers, action_set, model, values and model is None)
         if best is None or solved[2] > best[1][2]:
             best = (model, solved)
     assert best is not None
-    model, (decisions, fallback, gain, _, value_table) = best
+    model, (decisions, fallback, gain, value_table) = best
     threshold = next((q for q, d in enumerate(decisions) if q >= 1 and d is not None), len(decisions))
     model_values = None
-    if values and model is None:
+    if value_table is not None:
         model_values = _model_values(value_table, fallback, config.n_models, config.max_batch_size)
     return _Row(tuple(decisions), tuple(fallback), threshold, gain, model_values)
 

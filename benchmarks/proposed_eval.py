@@ -1,0 +1,531 @@
+"""Measurements of the proposed scheduler (agents/proposed.py) that ``evaluate.py`` does not make:
+every number and figure of docs/algorithm.md besides the scenario-suite tables comes from here.
+
+Parts (``--parts``, comma-separated; default all):
+
+- ``gap``: cost gap to the exact optimum on stationary Poisson loads, with common random numbers
+  (the same arrivals for every agent), paired by seed: mean and 95% confidence interval of
+  (cost_agent - cost_optimal) / cost_optimal, for the proposed scheduler, its "no rate
+  estimation" ablation and the tuned timeout and util_switch baselines.
+- ``tracking``: the rate estimator after steps of the arrival rate (synthetic Poisson steps,
+  many seeds) and on the diurnal and bursty scenarios (figure).
+- ``table``: the precomputed table (model and batch by rate and queue length, one and two
+  workers; figure), its build time and size.
+- ``speed``: simulated requests and decisions per second, proposed vs timeout vs optimal.
+- ``slo``: the ``azure_trace_slo`` scenario (80 ms SLO, w_slo = 0.2), with the timeout and
+  util_switch baselines tuned for it on training seeds (written to
+  ``<out stem>/tuned/azure_trace_slo.yaml``, as ``python -m agents.tuning`` would), and the
+  proposed scheduler with and without its SLO guard.
+
+Usage::
+
+    python benchmarks/proposed_eval.py                       # all parts, 2 processes
+    python benchmarks/proposed_eval.py --parts gap --seeds 40 --horizon-s 300
+    python benchmarks/proposed_eval.py --help
+
+It writes ``docs/results/proposed_benchmarks.md`` (Markdown tables), ``.json`` next to it and the
+figures into ``docs/results/proposed_benchmarks_figures/``, and prints where.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shlex
+import sys
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from agents import optimal, proposed
+from agents.proposed import Proposed, RateEstimator, build_policy_table
+from agents.registry import make_agent, run_episode
+from agents.tuning import (
+    TRAINING_SEEDS,
+    config_fingerprint,
+    load_tuned,
+    tune_scenario,
+    write_tuned,
+)
+from batchenv.arrivals import DiurnalArrivals, make_arrival_process
+from batchenv.metrics import compute_metrics
+from batchenv.scenarios import load_scenario
+from batchenv.sim import Simulator, simulate
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_OUT = REPO / "docs" / "results" / "proposed_benchmarks.md"
+PARTS = ("gap", "tracking", "table", "speed", "slo")
+GAP_SCENARIOS = ("poisson_05", "poisson_25", "default", "poisson_50", "poisson_75", "poisson_95", "high_load")
+GAP_AGENTS = ("optimal", "proposed", "proposed(rate_estimation=false)", "timeout", "util_switch")
+SLO_SCENARIO = "azure_trace_slo"
+SLO_AGENTS = (
+    "greedy",
+    "timeout",
+    "aimd",
+    "util_switch",
+    "proposed",
+    "proposed(slo_guard=false)",
+    "proposed(rate_estimation=false)",
+    "proposed(model_switching=false)",
+)
+
+
+# --------------------------------------------------------------------------------------------
+# Helpers
+# --------------------------------------------------------------------------------------------
+
+
+def mean_ci95(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and half-width of the 95% confidence interval (Student t)."""
+    data = np.asarray(values, dtype=float)
+    if data.size < 2:
+        return float(data.mean()), math.nan
+    half = stats.t.ppf(0.975, data.size - 1) * data.std(ddof=1) / math.sqrt(data.size)
+    return float(data.mean()), float(half)
+
+
+def pct(mean_half: tuple[float, float], digits: int = 3) -> str:
+    mean, half = mean_half
+    return f"{100 * mean:+.{digits}f}% ± {100 * half:.{digits}f}%"
+
+
+def episode(
+    spec: str, scenario: str, seed: int, horizon_s: float | None, tuned_dir: str | None, record: bool
+) -> dict[str, float]:
+    """One episode of agent ``spec`` on ``scenario``: cost, p99 (ms), SLO attainment, quality,
+    forced dispatches."""
+    config = load_scenario(scenario)
+    if horizon_s is not None:
+        config = config.replace(horizon_s=horizon_s)
+    agent = make_agent(spec, config, tuned_dir=Path(tuned_dir) if tuned_dir else None)
+    sim = run_episode(agent, config, seed, record=record)
+    m = compute_metrics(sim)
+    return {
+        "cost": m.cost_per_request,
+        "p99_ms": m.latency_p99_ms,
+        "mean_ms": m.latency_mean_ms,
+        "slo": m.slo_attainment,
+        "quality": m.mean_quality,
+        "forced": m.n_forced,
+        **{f"mix_{k}": v for k, v in m.model_mix.items()},
+    }
+
+
+def run_grid(
+    specs: Sequence[str],
+    scenario: str,
+    seeds: Sequence[int],
+    horizon_s: float | None,
+    jobs: int,
+    tuned_dir: str | None = None,
+    record: bool = False,
+) -> dict[str, list[dict]]:
+    """Per agent spec, the per-seed results (in seed order)."""
+    tasks = [(s, scenario, seed, horizon_s, tuned_dir, record) for s in specs for seed in seeds]
+    if jobs > 1:
+        with ProcessPoolExecutor(jobs) as pool:
+            results = list(pool.map(_episode_task, tasks, chunksize=max(1, len(tasks) // (4 * jobs))))
+    else:
+        results = [_episode_task(t) for t in tasks]
+    out: dict[str, list[dict]] = {s: [] for s in specs}
+    for (spec, *_), result in zip(tasks, results, strict=True):
+        out[spec].append(result)
+    return out
+
+
+def _episode_task(task: tuple) -> dict[str, float]:
+    return episode(*task)
+
+
+def paired_gap(agent: list[dict], reference: list[dict]) -> tuple[float, float]:
+    return mean_ci95([(a["cost"] - r["cost"]) / r["cost"] for a, r in zip(agent, reference, strict=True)])
+
+
+# --------------------------------------------------------------------------------------------
+# Parts
+# --------------------------------------------------------------------------------------------
+
+
+def part_gap(args: argparse.Namespace, figures: Path) -> tuple[list[str], dict]:
+    """Cost gap to the optimum on stationary Poisson loads (common random numbers)."""
+    seeds = list(range(args.seeds))
+    lines = [
+        "## Gap to the exact optimum on stationary Poisson loads",
+        "",
+        f"{len(seeds)} seeds (0-{seeds[-1]}) x {args.horizon_s:g} s per scenario, common random numbers; "
+        "gap = (cost - cost of `optimal`) / cost of `optimal`, paired by seed, mean ± 95% CI. "
+        "`optimal` solves the SMDP for the scenario's true rate (an oracle); `proposed` estimates "
+        "the rate online from the arrivals.",
+        "",
+        "| scenario | rate (1/s) | optimal cost/req | proposed | proposed, no rate estimation "
+        "| timeout (tuned) | util_switch (tuned) | proposed forced |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    data = {}
+    for scenario in GAP_SCENARIOS:
+        start = time.perf_counter()
+        res = run_grid(GAP_AGENTS, scenario, seeds, args.horizon_s, args.jobs)
+        opt = res["optimal"]
+        gaps = {spec: paired_gap(res[spec], opt) for spec in GAP_AGENTS if spec != "optimal"}
+        cost = mean_ci95([r["cost"] for r in opt])
+        rate = load_scenario(scenario).arrivals.mean_rate_per_s
+        forced = sum(r["forced"] for r in res["proposed"])
+        lines.append(
+            f"| {scenario} | {rate:g} | {cost[0]:.5f} | {pct(gaps['proposed'])} "
+            f"| {pct(gaps['proposed(rate_estimation=false)'])} | {pct(gaps['timeout'])} "
+            f"| {pct(gaps['util_switch'])} | {forced} |"
+        )
+        data[scenario] = {"optimal_cost": cost, "gaps": gaps, "forced": forced}
+        print(f"  gap {scenario}: proposed {pct(gaps['proposed'])} ({time.perf_counter() - start:.0f} s)")
+    return [*lines, ""], data
+
+
+def _stepped_counts(rng: np.random.Generator, rates: Sequence[float], step_s: float) -> np.ndarray:
+    """Arrival times (s) of a Poisson process whose rate is rates[i] on [i step, (i + 1) step)."""
+    parts = []
+    for i, rate in enumerate(rates):
+        n = rng.poisson(rate * step_s)
+        parts.append(np.sort(rng.uniform(i * step_s, (i + 1) * step_s, n)))
+    return np.concatenate(parts)
+
+
+def _track(times: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """The estimator's value at every grid time (it reads the arrival counter there)."""
+    estimator = RateEstimator()
+    counts = np.searchsorted(times, grid, side="right")
+    return np.array([estimator.update(float(t), float(n)) for t, n in zip(grid, counts, strict=True)])
+
+
+def _settle_s(
+    grid: np.ndarray, values: np.ndarray, start: float, end: float, target: float, tol: float
+) -> float:
+    """Time after ``start`` from which the estimate stays within ``tol`` of ``target`` until ``end``."""
+    window = (grid >= start) & (grid < end)
+    bad = np.flatnonzero(window & (np.abs(values / target - 1.0) > tol))
+    return float(grid[bad[-1]] - start) if len(bad) else 0.0
+
+
+def part_tracking(args: argparse.Namespace, figures: Path) -> tuple[list[str], dict]:
+    """Rate tracking after steps, on stationary loads, and on the diurnal and bursty scenarios."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    step_s = 10.0
+    rates = (50.0, 400.0, 50.0, 150.0, 300.0)
+    grid = np.arange(0.005, step_s * len(rates), 0.005)  # the counter read every 5 ms
+    runs = [_track(_stepped_counts(np.random.default_rng(seed), rates, step_s), grid) for seed in range(50)]
+    lines = [
+        "## Rate estimation",
+        "",
+        "Synthetic Poisson arrivals whose rate steps every 10 s through "
+        f"{', '.join(f'{r:g}' for r in rates)} requests/s; the estimator reads the arrival counter every "
+        "5 ms; 50 seeds. *settle*: time after the step from which the estimate stays within the "
+        "tolerance until the next step (median and 90th percentile over seeds); *rms error*: relative "
+        "root-mean-square error over the last 5 s before the next step.",
+        "",
+        "| step (1/s) | settle within 20% (median / p90, s) | settle within 50% (median / p90, s) "
+        "| rms error, last 5 s |",
+        "|---|---|---|---|",
+    ]
+    data: dict[str, Any] = {}
+    for i in range(1, len(rates)):
+        start, end, target = i * step_s, (i + 1) * step_s, rates[i]
+        s20 = [_settle_s(grid, v, start, end, target, 0.2) for v in runs]
+        s50 = [_settle_s(grid, v, start, end, target, 0.5) for v in runs]
+        tail = (grid >= end - 5.0) & (grid < end)
+        rms = float(np.mean([np.sqrt(np.mean((v[tail] / target - 1.0) ** 2)) for v in runs]))
+        key = f"{rates[i - 1]:g}->{target:g}"
+        lines.append(
+            f"| {key} | {np.median(s20):.2f} / {np.percentile(s20, 90):.2f} "
+            f"| {np.median(s50):.2f} / {np.percentile(s50, 90):.2f} | {100 * rms:.1f}% |"
+        )
+        data[key] = {"settle20_s": s20, "settle50_s": s50, "rms": rms}
+
+    fig, axes = plt.subplots(3, 1, figsize=(9, 9))
+    ax = axes[0]
+    truth = np.repeat(rates, len(grid) // len(rates) + 1)[: len(grid)]
+    ax.plot(grid, truth, "k--", lw=1, label="true rate")
+    ax.plot(grid, runs[0], lw=1, label="estimate (seed 0)")
+    ax.set(title="Poisson steps", xlabel="time (s)", ylabel="requests/s")
+    ax.legend(loc="upper left")
+    for ax, scenario in zip(axes[1:], ("diurnal", "bursty"), strict=True):
+        times, estimates, arrivals = _scenario_track(scenario)
+        ax.plot(times, estimates, lw=1, label="estimate")
+        config = load_scenario(scenario)
+        process = make_arrival_process(config)
+        if isinstance(process, DiurnalArrivals):
+            t = np.linspace(0, config.horizon_s, 600)
+            ax.plot(t, process.rate_at(t), "k--", lw=1, label="true rate")
+        bins = np.arange(0.0, config.horizon_s + 0.25, 0.25)
+        counts, _ = np.histogram(arrivals, bins)
+        ax.step(bins[:-1], counts / 0.25, where="post", color="0.6", lw=0.8, label="arrivals per 250 ms")
+        ax.set(title=f"{scenario} (seed 0)", xlabel="time (s)", ylabel="requests/s")
+        ax.legend(loc="upper left")
+    fig.tight_layout()
+    path = figures / "rate_tracking.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    lines += ["", f"![rate tracking]({path.parent.name}/{path.name})", ""]
+    return lines, data
+
+
+def _scenario_track(scenario: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(decision times, rate estimates, arrival times) of the proposed scheduler, seed 0."""
+    config = load_scenario(scenario)
+    agent = Proposed(config)
+    times: list[float] = []
+    estimates: list[float] = []
+
+    def policy(sim: Simulator) -> Any:
+        decision = agent.decide(sim)
+        times.append(sim.now_s)
+        estimates.append(agent.rate_per_s)
+        return decision
+
+    sim = Simulator(config, record=True)
+    sim.reset(0)
+    agent.reset(sim)
+    sim.run(policy)
+    arrivals = np.asarray(sim.admitted_arrivals_s + sim.drop_times_s)
+    return np.asarray(times), np.asarray(estimates), arrivals
+
+
+def part_table(args: argparse.Namespace, figures: Path) -> tuple[list[str], dict]:
+    """The precomputed policy: model and batch by rate and queue length; build time and size."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import ListedColormap
+
+    lines = [
+        "## The precomputed table",
+        "",
+        "| scenario | workers | rates | queue lengths per rate | build time (s) "
+        "| control limits q* (range) |",
+        "|---|---|---|---|---|---|",
+    ]
+    data = {}
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), sharey=True)
+    for ax, scenario in zip(axes, ("default", "multi_gpu"), strict=True):
+        config = load_scenario(scenario)
+        proposed._build_cached.cache_clear()  # time a build from scratch, solves included
+        optimal._solve_cached.cache_clear()
+        start = time.perf_counter()
+        table = build_policy_table(config)
+        elapsed = time.perf_counter() - start
+        sizes = [len(r.decisions) for r in table.rows]
+        thresholds = table.thresholds()
+        lines.append(
+            f"| {scenario} | {config.n_workers} | {len(table.rows)} ({table.rates_per_s[0]:g}-"
+            f"{table.rates_per_s[-1]:.0f}/s) | {min(sizes)}-{max(sizes)} | {elapsed:.1f} "
+            f"| {min(thresholds)}-{max(thresholds)} |"
+        )
+        data[scenario] = {"build_s": elapsed, "rows": len(table.rows), "thresholds": thresholds}
+        q_max = 64
+        image = np.full((q_max, len(table.rows)), np.nan)
+        partial = np.zeros_like(image, dtype=bool)
+        for j, row in enumerate(table.rows):
+            for q in range(1, q_max + 1):
+                d = row.decisions[min(q, len(row.decisions) - 1)]
+                if d is None:
+                    image[q - 1, j] = -1
+                else:
+                    image[q - 1, j] = d[0]
+                    partial[q - 1, j] = d[1] < min(q, config.max_batch_size)
+        rates = np.asarray(table.rates_per_s)
+        cmap = ListedColormap(["white", "tab:blue", "tab:orange", "tab:green"][: config.n_models + 1])
+        ax.pcolormesh(
+            rates,
+            np.arange(1, q_max + 1),
+            image,
+            cmap=cmap,
+            vmin=-1.5,
+            vmax=config.n_models - 0.5,
+            shading="nearest",
+        )
+        qs, js = np.nonzero(partial)
+        ax.scatter(rates[js], qs + 1, s=3, c="k", marker=".", label="partial batch")
+        ax.set(
+            xscale="log",
+            title=f"{scenario} ({config.n_workers} worker{'s' if config.n_workers > 1 else ''})",
+            xlabel="total arrival rate (requests/s)",
+        )
+        ax.set_xlim(10, rates[-1])
+    axes[0].set_ylabel("queue length q at a decision epoch")
+    handles = [
+        plt.Rectangle((0, 0), 1, 1, color=c, ec="0.5")
+        for c in ("white", "tab:blue", "tab:orange", "tab:green")
+    ]
+    names = ["wait", *load_scenario("default").model_names]
+    axes[1].legend(handles, names, loc="upper left")
+    fig.tight_layout()
+    path = figures / "policy_table.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    lines += ["", f"![policy table]({path.parent.name}/{path.name})", ""]
+    return lines, data
+
+
+def part_speed(args: argparse.Namespace, figures: Path) -> tuple[list[str], dict]:
+    """Simulated requests and decision epochs per second (simulator + policy, one process)."""
+    lines = [
+        "## Speed",
+        "",
+        "Simulator plus policy in one process, 5 episodes of 60 s per cell (seeds 0-4), after the "
+        "table is built; absolute rates depend on the machine and its load, the ratios much less.",
+        "",
+        "| scenario | agent | decisions/s | requests/s | relative to timeout |",
+        "|---|---|---|---|---|",
+    ]
+    data = {}
+    for scenario in ("default", "poisson_50", "bursty", "multi_gpu_4"):
+        config = load_scenario(scenario)
+        base = None
+        for spec in ("timeout", "optimal", "proposed"):
+            try:
+                agent = make_agent(spec, config)
+            except Exception:  # optimal does not apply to every scenario
+                continue
+            sim = Simulator(config, record=False)
+            epochs = requests = 0
+            start = time.perf_counter()
+            for seed in range(5):
+                simulate(config, agent, seed, sim=sim)
+                epochs += sim.n_epochs
+                requests += sim.n_arrived
+            elapsed = time.perf_counter() - start
+            rate = epochs / elapsed
+            base = base or rate
+            lines.append(
+                f"| {scenario} | {spec} | {rate / 1e3:.0f}k | {requests / elapsed / 1e3:.0f}k "
+                f"| {rate / base:.2f} |"
+            )
+            data[f"{scenario}/{spec}"] = {"decisions_per_s": rate, "requests_per_s": requests / elapsed}
+    return [*lines, ""], data
+
+
+def part_slo(args: argparse.Namespace, figures: Path) -> tuple[list[str], dict]:
+    """The SLO scenario, with its own tuned baselines."""
+    config = load_scenario(SLO_SCENARIO)
+    tuned_dir = Path(args.out).with_suffix("") / "tuned"
+    path = tuned_dir / f"{SLO_SCENARIO}.yaml"
+    if load_tuned(config, tuned_dir) is None:
+        print(f"  tuning timeout and util_switch for {SLO_SCENARIO} on seeds {list(TRAINING_SEEDS)}")
+        pool = ProcessPoolExecutor(args.jobs) if args.jobs > 1 else None
+        try:
+            agents = tune_scenario(config, pool=pool, jobs=args.jobs)
+        finally:
+            if pool is not None:
+                pool.shutdown()
+        write_tuned(
+            path,
+            {
+                "scenario": SLO_SCENARIO,
+                "config_fingerprint": config_fingerprint(config),
+                "command": "python benchmarks/proposed_eval.py --parts slo",
+                "training_seeds": list(TRAINING_SEEDS),
+                "horizon_s": config.horizon_s,
+                "objective": "mean cost per request (best quality - score)",
+                "agents": agents,
+            },
+        )
+    seeds = list(range(args.slo_seeds))
+    res = run_grid(SLO_AGENTS, SLO_SCENARIO, seeds, None, args.jobs, tuned_dir=str(tuned_dir), record=True)
+    ref = res["timeout"]
+    lines = [
+        f"## SLO scenario `{SLO_SCENARIO}`",
+        "",
+        f"Azure trace at 150 requests/s, SLO {config.slo_ms:g} ms, w_slo = {config.reward.w_slo:g} per miss. "
+        f"timeout and util_switch tuned for this scenario on training seeds ({path.relative_to(REPO)}); "
+        f"seeds 0-{seeds[-1]}, 60 s each; gap vs the tuned timeout, paired, mean ± 95% CI.",
+        "",
+        "| agent | cost/req | gap vs timeout | p99 ms | SLO attainment | quality | LLM-1 / LLM-2 / LLM-3 |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    data = {}
+    names = config.model_names
+    for spec in SLO_AGENTS:
+        rows = res[spec]
+        cost = mean_ci95([r["cost"] for r in rows])
+        gap = paired_gap(rows, ref)
+        mix = " / ".join(f"{100 * np.mean([r[f'mix_{n}'] for r in rows]):.0f}%" for n in names)
+        p99, slo, quality = (np.mean([r[key] for r in rows]) for key in ("p99_ms", "slo", "quality"))
+        lines.append(
+            f"| {spec} | {cost[0]:.4f} ± {cost[1]:.4f} | {pct(gap, 2)} | {p99:.1f} | {slo:.3f} "
+            f"| {quality:.4f} | {mix} |"
+        )
+        data[spec] = {"cost": cost, "gap": gap}
+    return [*lines, ""], data
+
+
+PART_FUNCTIONS: dict[str, Callable[[argparse.Namespace, Path], tuple[list[str], dict]]] = {
+    "gap": part_gap,
+    "tracking": part_tracking,
+    "table": part_table,
+    "speed": part_speed,
+    "slo": part_slo,
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Command line
+# --------------------------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(
+        prog="python benchmarks/proposed_eval.py",
+        description="Measurements of the proposed scheduler for docs/algorithm.md "
+        "(see the module docstring).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated, among {','.join(PARTS)}")
+    parser.add_argument("--seeds", type=int, default=20, help="seeds 0..N-1 of the gap part")
+    parser.add_argument("--horizon-s", type=float, default=120.0, help="episode length of the gap part (s)")
+    parser.add_argument("--slo-seeds", type=int, default=10, help="seeds 0..N-1 of the slo part")
+    parser.add_argument("--jobs", type=int, default=2, help="worker processes")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="Markdown file to write")
+    args = parser.parse_args(argv)
+    parts = [p.strip() for p in args.parts.split(",") if p.strip()]
+    unknown = sorted(set(parts) - set(PARTS))
+    if unknown:
+        parser.error(f"unknown part {unknown[0]!r}; parts: {','.join(PARTS)}")
+    if args.seeds < 2 or args.slo_seeds < 2:
+        parser.error("--seeds and --slo-seeds must be >= 2")
+    out = Path(args.out)
+    figures = out.with_name(out.stem + "_figures")
+    figures.mkdir(parents=True, exist_ok=True)
+    command = "python benchmarks/proposed_eval.py" + (" " + shlex.join(argv) if argv else "")
+    lines = [
+        "# Proposed scheduler: benchmarks",
+        "",
+        f"Produced by `{command}` (docs/algorithm.md explains every table).",
+        "",
+    ]
+    data: dict[str, Any] = {"command": command}
+    for part in parts:
+        start = time.perf_counter()
+        print(f"part {part} ...")
+        part_lines, part_data = PART_FUNCTIONS[part](args, figures)
+        lines += part_lines
+        data[part] = part_data
+        print(f"part {part} done in {time.perf_counter() - start:.0f} s")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(lines) + "\n")
+    out.with_suffix(".json").write_text(json.dumps(data, indent=1, default=float) + "\n")
+    print(f"wrote {out}, {out.with_suffix('.json')} and {figures}/")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
