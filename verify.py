@@ -30,6 +30,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent
 DEFAULT_OUT = REPO / "docs" / "results" / "verification.md"
 DEFAULT_MODELS = REPO / "formal" / "models"
+DEFAULT_UPPAAL_POLICY = "B=8,T=10,models=0/1/2,thresholds=32/48"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -44,7 +45,10 @@ def _parser() -> argparse.ArgumentParser:
     which.add_argument("--scenario", default="default", help="packaged scenario name (default: default)")
     which.add_argument("--config", type=Path, help="a scenario YAML file instead of --scenario")
     system.add_argument(
-        "--rate", type=float, default=None, help="Poisson arrival rate in requests/s (default: the scenario's mean rate)"
+        "--rate",
+        type=float,
+        default=None,
+        help="Poisson arrival rate in requests/s (default: the scenario's mean rate)",
     )
     model = parser.add_argument_group("discrete-time model (Storm)")
     model.add_argument("--tick-ms", type=float, default=2.0, help="tick length in ms, 1-5 (default: 2)")
@@ -52,11 +56,14 @@ def _parser() -> argparse.ArgumentParser:
         "--queue-cap", type=int, default=64, help="queue capacity of the model in requests (default: 64)"
     )
     model.add_argument(
-        "--overflow-s", type=float, default=1.0,
+        "--overflow-s",
+        type=float,
+        default=1.0,
         help="time bound in s of the overflow probability P(queue full within t) (default: 1)",
     )
     model.add_argument(
-        "--agents", default="util_switch,proposed(rate_estimation=false)",
+        "--agents",
+        default="util_switch,proposed(rate_estimation=false)",
         help="comma-separated agent specs (agents/registry.py: a baseline, 'proposed', a .zip "
         "checkpoint) to distil into tables over the model's states and check; '' for none "
         "(default: util_switch,proposed(rate_estimation=false))",
@@ -67,29 +74,43 @@ def _parser() -> argparse.ArgumentParser:
         "--ticks", type=int, default=300_000, help="ticks per policy in the tick simulator (default: 300000)"
     )
     cross.add_argument(
-        "--sim-horizon-s", type=float, default=600.0,
+        "--sim-horizon-s",
+        type=float,
+        default=600.0,
         help="simulated seconds per policy in the event-driven simulator (default: 600)",
     )
     cross.add_argument("--seed", type=int, default=0, help="seed of both simulations (default: 0)")
     out = parser.add_argument_group("outputs")
-    out.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"Markdown report (default: {DEFAULT_OUT.relative_to(REPO)})")
     out.add_argument(
-        "--models-dir", type=Path, default=DEFAULT_MODELS,
+        "--out",
+        type=Path,
+        default=DEFAULT_OUT,
+        help=f"Markdown report (default: {DEFAULT_OUT.relative_to(REPO)})",
+    )
+    out.add_argument(
+        "--models-dir",
+        type=Path,
+        default=DEFAULT_MODELS,
         help=f"where --uppaal and --prism write models (default: {DEFAULT_MODELS.relative_to(REPO)})",
     )
     out.add_argument(
-        "--uppaal", action="store_true",
-        help="write the UPPAAL models (batching.xml/.q symbolic, batching_smc.xml/.q statistical) and run "
-        "verifyta on them if it is on PATH (UPPAAL is not pip-installable; without it the files are only written)",
+        "--uppaal",
+        action="store_true",
+        help="write the UPPAAL models (batching.xml/.q symbolic, batching_smc.xml/.q statistical) and "
+        "run verifyta on them if it is on PATH (UPPAAL is not pip-installable; without it the files "
+        "are only written)",
     )
     out.add_argument("--uppaal-only", action="store_true", help="only the UPPAAL part (no Storm run)")
     out.add_argument(
-        "--uppaal-policy", default=None,
-        help="policy of the UPPAAL model as B=..,T=..,models=0/1/2,thresholds=32/128 (timeout(B, T ms) "
-        "with model thresholds on the queue); default: the scenario's tuned util_switch queue thresholds",
+        "--uppaal-policy",
+        default=DEFAULT_UPPAAL_POLICY,
+        help="policy of the UPPAAL model: timeout(B, T ms) that uses models[i] once the queue "
+        f"reaches thresholds[i-1] (default: {DEFAULT_UPPAAL_POLICY})",
     )
     out.add_argument(
-        "--min-interarrival-ms", type=float, default=None,
+        "--min-interarrival-ms",
+        type=float,
+        default=None,
         help="symbolic UPPAAL model: minimum time between arrivals in ms (default: 1000 / rate)",
     )
     out.add_argument("--prism", action="store_true", help="write the PRISM MDP and its properties file")
@@ -105,39 +126,27 @@ def _load_config(args: argparse.Namespace):
     return load_scenario(args.scenario)
 
 
-def _uppaal_policy(config, text: str | None):
-    """The UPPAAL policy: parsed from --uppaal-policy, else the tuned util_switch's B, T and
-    queue thresholds (utilisation thresholds and hysteresis are not modelled)."""
+def _uppaal_policy(config, text: str):
+    """The UPPAAL model's policy from ``B=..,T=..,models=a/b,thresholds=x/y``: timeout(B, T ms)
+    on model ``models[i]`` once the queue reaches ``thresholds[i-1]``."""
     from batchenv.config import ConfigError
     from formal.policies import TimeoutPolicy
 
-    if text is None:
-        params = {"preferred_batch_size": 8, "max_queue_delay_ms": 10.0, "queue_thresholds": [32, 128]}
-        try:
-            from agents.registry import make_agent
-
-            params = make_agent("util_switch", config).params()
-        except ImportError:
-            pass
-        thresholds = [int(t) for t in params["queue_thresholds"] if t is not None]
-        models = tuple(range(len(thresholds) + 1))
-        return TimeoutPolicy(
-            int(params["preferred_batch_size"]), float(params["max_queue_delay_ms"]), models, tuple(thresholds)
-        ).validate(config)
     fields: dict[str, str] = {}
     for item in text.split(","):
         key, sep, value = item.partition("=")
         if not sep or key.strip() not in ("B", "T", "models", "thresholds"):
-            raise ConfigError("--uppaal-policy", f"expected B=..,T=..,models=a/b,thresholds=x/y, got {item!r}")
+            raise ConfigError(
+                "--uppaal-policy", f"expected B=..,T=..,models=a/b,thresholds=x/y, got {item!r}"
+            )
         fields[key.strip()] = value.strip()
     try:
         models = tuple(int(m) for m in fields.get("models", "0").split("/") if m)
         thresholds = tuple(int(t) for t in fields.get("thresholds", "").split("/") if t)
-        return TimeoutPolicy(int(fields.get("B", "8")), float(fields.get("T", "10")), models, thresholds).validate(
-            config
-        )
+        policy = TimeoutPolicy(int(fields.get("B", "8")), float(fields.get("T", "10")), models, thresholds)
     except ValueError as exc:
         raise ConfigError("--uppaal-policy", f"numbers expected: {exc}") from None
+    return policy.validate(config)
 
 
 def _split_specs(text: str) -> tuple[str, ...]:
@@ -227,7 +236,9 @@ def main(argv: list[str] | None = None) -> int:
     from batchenv.config import ConfigError
 
     console = Console()
-    command = "python verify.py" + ("" if not argv and len(sys.argv) <= 1 else " " + shlex.join(argv or sys.argv[1:]))
+    command = "python verify.py" + (
+        "" if not argv and len(sys.argv) <= 1 else " " + shlex.join(argv or sys.argv[1:])
+    )
     try:
         config = _load_config(args)
         from formal.verification import Settings, run_verification

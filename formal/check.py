@@ -64,8 +64,14 @@ class _Built:
     stats: BuildStats
 
 
+OVERLAP_LABEL = "overlap_guards"
+
+
 def build(text: str, *, choice_labels: bool = False, state_valuations: bool = False) -> _Built:
-    """Parse a PRISM text and build its sparse model with every label and reward structure."""
+    """Parse a PRISM text and build its sparse model with every label and reward structure.
+
+    For a DTMC, a state where two commands are enabled raises ValueError (PRISM would mix them
+    uniformly; every generated DTMC must have exactly one command per state)."""
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "model.prism"
@@ -78,10 +84,15 @@ def build(text: str, *, choice_labels: bool = False, state_valuations: bool = Fa
         options.set_build_choice_labels(True)
     if state_valuations:
         options.set_build_state_valuations(True)
+    is_dtmc = program.model_type.name == "DTMC"
+    if is_dtmc:
+        options.set_add_overlapping_guards_label(True)
     model = stormpy.build_model(program, options=options)
-    stats = BuildStats(
-        model.nr_states, model.nr_transitions, model.nr_choices, time.perf_counter() - start
-    )
+    if is_dtmc and model.labeling.contains_label(OVERLAP_LABEL):
+        overlapping = model.labeling.get_states(OVERLAP_LABEL).get_number_of_set_bits()
+        if overlapping:
+            raise ValueError(f"DTMC with overlapping guards in {overlapping} states")
+    stats = BuildStats(model.nr_states, model.nr_transitions, model.nr_choices, time.perf_counter() - start)
     return _Built(program, model, stats)
 
 
@@ -228,7 +239,9 @@ def figures_from_rates(tm: TickModel, policy: str, rates: dict[str, float], **ex
     """
     served = rates["served"] if "served" in rates else tm.mean_arrivals - rates["dropped"]
     tick_ms = tm.tick_ms
-    latency = (rates["waiting"] * tick_ms + rates["service_ms"]) / served + tick_ms / 2 if served else math.nan
+    latency = (
+        (rates["waiting"] * tick_ms + rates["service_ms"]) / served + tick_ms / 2 if served else math.nan
+    )
     return PolicyFigures(
         policy=policy,
         throughput_per_s=served / tm.tick_s,

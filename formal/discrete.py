@@ -20,13 +20,16 @@ One tick, from boundary k to k + 1:
    k + 1 with age 0; ``min(q + N, queue_cap)`` wait, the rest are dropped.
 4. Ages: a dispatch that empties the queue resets ``a``; one that leaves requests behind keeps the
    oldest age (an upper bound on the age of the new oldest request: the model keeps one age, not
-   one per request); otherwise ``a`` grows by one tick, saturating at ``max_age_ticks`` while every
-   worker is busy.
+   one per request); otherwise ``a`` grows by one tick. While every worker is busy, ``a`` holds
+   the age the oldest request will have when the first worker frees, capped at
+   ``max_age_ticks`` (constant during the busy period): decisions happen only when a worker is
+   idle, so this merges states that differ only in ages that cannot matter.
 
-The timeout shield of :mod:`batchenv.sim` becomes: at a decision with ``a >= max_age_ticks`` wait
-is not allowed. A wait there would leave the oldest request waiting beyond ``max_wait_ms`` while a
-worker is idle; the model then sets ``a = max_age_ticks + 1``, the *timeout violation* that
-:mod:`formal.check` shows unreachable under every scheduler.
+The timeout shield of :mod:`batchenv.sim` becomes: at a decision with ``a >= max_age_ticks``
+(``floor(max_wait_ms / tick_ms)``) wait is not allowed. A wait there would leave the oldest
+request waiting beyond ``max_wait_ms`` while a worker is idle; the model then sets
+``a = max_age_ticks + 1``, the *timeout violation* that :mod:`formal.check` shows unreachable
+under every scheduler.
 
 Latency in the model is counted from the boundary at which a request is counted; a Poisson
 arrival comes on average half a tick earlier, so reported latencies add ``tick_ms / 2``.
@@ -120,7 +123,12 @@ class TickModel:
     def __post_init__(self) -> None:
         config = self.config
         rate = config.arrivals.mean_rate_per_s if self.rate_per_s is None else self.rate_per_s
-        if isinstance(rate, bool) or not isinstance(rate, int | float) or not math.isfinite(rate) or rate <= 0:
+        if (
+            isinstance(rate, bool)
+            or not isinstance(rate, int | float)
+            or not math.isfinite(rate)
+            or rate <= 0
+        ):
             raise ConfigError("rate_per_s", f"must be a number > 0 (requests/s), got {rate!r}")
         tick = self.tick_ms
         lo_tick, hi_tick = TICK_MS_RANGE
@@ -129,9 +137,7 @@ class TickModel:
         cap_limit = min(config.queue_capacity, MAX_QUEUE_CAP)
         cap = self.queue_cap
         if isinstance(cap, bool) or not isinstance(cap, int) or not 1 <= cap <= cap_limit:
-            raise ConfigError(
-                "queue_cap", f"must be an integer in [1, {cap_limit}] (requests), got {cap!r}"
-            )
+            raise ConfigError("queue_cap", f"must be an integer in [1, {cap_limit}] (requests), got {cap!r}")
         if not isinstance(self.arrival_tail, float) or not 0 < self.arrival_tail <= 0.1:
             raise ConfigError("arrival_tail", f"must be a float in (0, 0.1], got {self.arrival_tail!r}")
         mean_per_tick = rate * tick / 1000.0
@@ -212,8 +218,11 @@ class TickModel:
         return sum(p * max(0, waiting + k - cap) for k, p in enumerate(self.arrival_probs))
 
     def ticks_of(self, duration_ms: float) -> int:
-        """A duration (ms) in whole ticks (rounded down, at least 0), as the model compares ages."""
-        return max(0, math.floor(duration_ms / self.tick_ms + 1e-9))
+        """The first age in ticks at which a request has waited ``duration_ms``: ``ceil(duration /
+        tick)`` (a policy's timeout T fires at the first tick with ``a * tick >= T``, as in the
+        simulator). The shield's ``max_age_ticks`` is rounded down instead: the last tick at which
+        the oldest request has not yet waited longer than ``max_wait_ms``."""
+        return max(0, math.ceil(duration_ms / self.tick_ms - 1e-9))
 
     def describe(self) -> str:
         return (

@@ -154,7 +154,11 @@ class TimeoutPolicy(DiscretePolicy):
                     "timeout.max_batch", f"must be >= batch ({self.batch}), got {self.max_batch}"
                 )
         timeout = self.timeout_ms
-        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 <= timeout <= config.max_wait_ms:
+        if (
+            isinstance(timeout, bool)
+            or not isinstance(timeout, int | float)
+            or not 0 <= timeout <= config.max_wait_ms
+        ):
             raise ConfigError(
                 "timeout.timeout_ms", f"must be in [0, {config.max_wait_ms:g}] (ms), got {timeout!r}"
             )

@@ -132,7 +132,9 @@ def _summary(report: VerificationReport) -> list[tuple[str, str, str]]:
                 f"{report.smdp.cost_any:.6g}"
             )
         out.append(("(b) optimal long-run cost", f"{o.cost_per_request:.5g}", detail))
-    deviations = [(r.key, r.deviation(r.ticksim), r.deviation(r.continuous)) for r in report.rows if r.figures]
+    deviations = [
+        (r.key, r.deviation(r.ticksim), r.deviation(r.continuous)) for r in report.rows if r.figures
+    ]
     if deviations:
         worst_tick = max(d[1] for d in deviations)
         worst_cont = max(d[2] for d in deviations)
@@ -178,19 +180,31 @@ def markdown(report: VerificationReport, command: str) -> str:
     if report.safety is not None:
         s = report.safety
         lines += _md_table(
-            ["model", "states", "transitions", "choices", "build s", "Pmax=? [F \"violation\"]"],
+            ["model", "states", "transitions", "choices", "build s", 'Pmax=? [F "violation"]'],
             [
-                ["MDP with the timeout shield", str(s.shielded.states), str(s.shielded.transitions),
-                 str(s.shielded.choices), f"{s.shielded.build_s:.1f}", _p(s.p_max_shielded)],
-                ["MDP without the shield", str(s.unshielded.states), str(s.unshielded.transitions),
-                 str(s.unshielded.choices), f"{s.unshielded.build_s:.1f}", _p(s.p_max_unshielded)],
+                [
+                    "MDP with the timeout shield",
+                    str(s.shielded.states),
+                    str(s.shielded.transitions),
+                    str(s.shielded.choices),
+                    f"{s.shielded.build_s:.1f}",
+                    _p(s.p_max_shielded),
+                ],
+                [
+                    "MDP without the shield",
+                    str(s.unshielded.states),
+                    str(s.unshielded.transitions),
+                    str(s.unshielded.choices),
+                    f"{s.unshielded.build_s:.1f}",
+                    _p(s.p_max_unshielded),
+                ],
             ],
         )
     lines += ["", "## (b) Optimal long-run cost and its scheduler", ""]
     if report.optimum is not None:
         o = report.optimum
         lines.append(
-            f"`R{{\"cost\"}}min=? [LRA]` = {o.cost_per_tick:.6g} per tick, i.e. **{o.cost_per_request:.6g} "
+            f'`R{{"cost"}}min=? [LRA]` = {o.cost_per_tick:.6g} per tick, i.e. **{o.cost_per_request:.6g} '
             f"per request** (cost = best quality - score); model checking {o.check_s:.1f} s."
         )
         if report.smdp is not None:
@@ -214,8 +228,8 @@ def markdown(report: VerificationReport, command: str) -> str:
     lines += [
         "",
         f"P(overflow): probability that the queue reaches the model's capacity ({tm.queue_cap}) "
-        f"within {st.overflow_s:g} s from an empty system (`P=? [F<=n \"full\"]`). P(violation): "
-        "`P=? [F \"violation\"]`.",
+        f'within {st.overflow_s:g} s from an empty system (`P=? [F<=n "full"]`). P(violation): '
+        '`P=? [F "violation"]`.',
         "",
         "| policy | definition | parameters from |",
         "|---|---|---|",
@@ -234,8 +248,10 @@ def markdown(report: VerificationReport, command: str) -> str:
         lines += ["", "## Notes", ""]
         lines += [f"- {note}" for note in report.notes]
     lines += ["", "## Timings (s)", ""]
-    lines += _md_table(["step", "seconds"], [[k, f"{v:.1f}"] for k, v in report.timings.items()]
-                       + [["total (wall)", f"{report.total_s:.1f}"]])
+    lines += _md_table(
+        ["step", "seconds"],
+        [[k, f"{v:.1f}"] for k, v in report.timings.items()] + [["total (wall)", f"{report.total_s:.1f}"]],
+    )
     return "\n".join(lines) + "\n"
 
 

@@ -16,8 +16,9 @@ Templates:
 ``ArrivalBounded`` / ``ArrivalPoisson``
     Broadcast ``arrive!``; the sender's update enqueues (or drops when ``q == QCAP``).
 ``Scheduler``
-    The queue and the policy timeout(B, T) with model thresholds: a batch of ``min(q, B)`` is
-    started on the lowest idle worker as soon as ``B`` requests wait or the oldest has waited ``T``
+    The queue and the policy timeout(B, T) with model thresholds: a batch of ``min(q,
+    max_batch)`` is started on the lowest idle worker as soon as ``B`` requests wait or the oldest
+    has waited ``T``
     (``T <= max_wait_ms``, so the timeout shield holds by construction); the model is
     ``POLICY_MODEL[i]`` for the largest ``i`` with ``q >= POLICY_FROM_Q[i]`` (the queue length at
     the decision). Locations: ``Empty`` (no request), ``Accum`` (requests wait, a worker is idle;
@@ -123,7 +124,11 @@ class _Template:
     def edge(self, source: str, target: str, **labels: str) -> None:
         keys = {"select": "select", "guard": "guard", "sync": "synchronisation", "update": "assignment"}
         self.transitions.append(
-            (f"id_{self.name}_{source}", f"id_{self.name}_{target}", {keys[k]: v for k, v in labels.items() if v})
+            (
+                f"id_{self.name}_{source}",
+                f"id_{self.name}_{target}",
+                {keys[k]: v for k, v in labels.items() if v},
+            )
         )
 
     def element(self) -> ET.Element:
@@ -198,11 +203,13 @@ def _declarations(
         f"// max_wait_ms = {config.max_wait_ms:g} ms",
         f"const int SLO = {math.floor(config.slo_ms / unit_ms + 1e-9)};  // slo_ms = {config.slo_ms:g} ms",
         "",
-        f"// Policy {policy.name}: start min(q, POLICY_B) requests when POLICY_B wait or the",
-        "// oldest has waited POLICY_T; on model POLICY_MODEL[i] for the largest i with",
-        "// q >= POLICY_FROM_Q[i].",
+        f"// Policy {policy.name}: once POLICY_B requests wait or the oldest has waited",
+        "// POLICY_T, start min(q, POLICY_MAX) of them on model POLICY_MODEL[i] for the largest i",
+        "// with q >= POLICY_FROM_Q[i].",
         f"const int POLICY_B = {policy.batch};",
-        f"const int POLICY_T = {math.floor(policy.timeout_ms / unit_ms + 1e-9)};  // {policy.timeout_ms:g} ms",
+        f"const int POLICY_MAX = {policy.max_batch or config.max_batch_size};",
+        f"const int POLICY_T = {math.floor(policy.timeout_ms / unit_ms + 1e-9)};  "
+        f"// {policy.timeout_ms:g} ms",
         f"const int POLICY_K = {len(policy.models)};",
         f"const int POLICY_MODEL[POLICY_K] = {_int_array(policy.models)};",
         f"const int POLICY_FROM_Q[POLICY_K] = {_int_array(thresholds)};",
@@ -223,7 +230,7 @@ def _declarations(
         "",
         "typedef int[0, N_WORKERS - 1] wid_t;",
         "broadcast chan arrive;           // a request arrives (to Scheduler and Tag)",
-        "chan start[N_WORKERS];           // the scheduler starts a batch on worker w",
+        "broadcast chan start[N_WORKERS]; // the scheduler starts a batch on worker w (idle)",
         "broadcast chan done[N_WORKERS];  // worker w finished its batch",
         "broadcast chan dispatched;       // a batch left the queue (to Tag)",
         "",
@@ -253,7 +260,7 @@ def _declarations(
         "}",
         "",
         "int batch_size() {",
-        "    return q < POLICY_B ? q : POLICY_B;",
+        "    return q < POLICY_MAX ? q : POLICY_MAX;",
         "}",
         "",
         "int model_for(int n) {",
@@ -332,7 +339,13 @@ def _worker(smc: bool) -> _Template:
     t.loc("Idle", invariant="work' == 0" if smc else "")
     t.loc("Busy", invariant="x <= SVC[m][b]")
     t.edge("Idle", "Busy", sync="start[id]?", update="x = 0, b = last_b, m = last_m")
-    t.edge("Busy", "Idle", guard="x >= SVC[m][b]", sync="done[id]!", update="busy[id] = false, served += b, b = 0")
+    t.edge(
+        "Busy",
+        "Idle",
+        guard="x >= SVC[m][b]",
+        sync="done[id]!",
+        update="busy[id] = false, served += b, b = 0",
+    )
     return t
 
 
@@ -378,6 +391,10 @@ def _symbolic_queries() -> list[Query]:
             "The policy's own batch timeout T bounds the accumulation. Expected: satisfied.",
         ),
         Query(
+            "A[] (busy[0] imply Worker(0).Busy) && (Worker(0).Busy imply busy[0])",
+            "The scheduler's view of worker 0 (busy[0]) matches the worker's location. Expected: satisfied.",
+        ),
+        Query(
             "Tag.Waiting --> Tag.InService",
             "Every admitted request is eventually dispatched. Expected: satisfied.",
         ),
@@ -416,7 +433,7 @@ def _smc_queries(horizon_units: int, overflow_units: int, runs: int) -> list[Que
         ),
         Query(
             f"E[<={horizon_units}; {runs}] (max: served)",
-            f"Requests served in the horizon; throughput (requests/s) = this / horizon_s.",
+            "Requests served in the horizon; throughput (requests/s) = this / horizon_s.",
         ),
         Query(
             f"E[<={horizon_units}; {runs}] (max: Worker(0).work)",
@@ -500,7 +517,9 @@ def generate(
         ]
     )
     if smc:
-        queries = _smc_queries(round(config.horizon_s * units_per_s), round(overflow_s * units_per_s), smc_runs)
+        queries = _smc_queries(
+            round(config.horizon_s * units_per_s), round(overflow_s * units_per_s), smc_runs
+        )
     else:
         queries = _symbolic_queries()
     queries_el = ET.SubElement(nta, "queries")
@@ -534,15 +553,46 @@ def write_models(models: Sequence[UppaalModel], directory: str | Path) -> list[P
 # ------------------------------------------------------------------------------------------------
 
 _KEYWORDS = {
-    "A", "E", "Pr", "true", "false", "not", "and", "or", "imply", "deadlock", "exists", "forall",
-    "sum", "sup", "inf", "max", "min", "simulate", "if", "else", "for", "while", "do", "return",
-    "int", "bool", "clock", "chan", "const", "meta", "broadcast", "urgent", "void", "typedef",
-    "double", "struct", "scalar",
+    "A",
+    "E",
+    "Pr",
+    "true",
+    "false",
+    "not",
+    "and",
+    "or",
+    "imply",
+    "deadlock",
+    "exists",
+    "forall",
+    "sum",
+    "sup",
+    "inf",
+    "max",
+    "min",
+    "simulate",
+    "if",
+    "else",
+    "for",
+    "while",
+    "do",
+    "return",
+    "int",
+    "bool",
+    "clock",
+    "chan",
+    "const",
+    "meta",
+    "broadcast",
+    "urgent",
+    "void",
+    "typedef",
+    "double",
+    "struct",
+    "scalar",
 }
 _IDENT = re.compile(r"[A-Za-z_]\w*")
-_DECL = re.compile(
-    r"\b(?:int|bool|clock|chan|double|void|wid_t)\b\s*(?:\[[^\]]*\])?\s+([A-Za-z_]\w*)"
-)
+_DECL = re.compile(r"\b(?:int|bool|clock|chan|double|void|wid_t)\b\s*(?:\[[^\]]*\])?\s+([A-Za-z_]\w*)")
 _TYPEDEF = re.compile(r"\btypedef\b[^;]*?\b([A-Za-z_]\w*)\s*;")
 _BOUND = re.compile(r"\b([A-Za-z_]\w*)\s*:\s*[A-Za-z_]\w*")
 
@@ -604,7 +654,9 @@ def lint(xml_text: str, extra_queries: Sequence[str] = ()) -> list[str]:
         for loc in tpl.findall("location"):
             for label in loc.findall("label"):
                 for name in _used((label.text or "").replace("'", " ")) - scope:
-                    problems.append(f"{tname}.{loc.findtext('name')}: {label.get('kind')} uses undeclared {name!r}")
+                    problems.append(
+                        f"{tname}.{loc.findtext('name')}: {label.get('kind')} uses undeclared {name!r}"
+                    )
     for name in _used(global_decl) - global_names - set(templates):
         problems.append(f"declaration uses undeclared {name!r}")
     system = root.findtext("system") or ""
@@ -639,7 +691,9 @@ def lint(xml_text: str, extra_queries: Sequence[str] = ()) -> list[str]:
     return problems
 
 
-def run_verifyta(xml_path: str | Path, q_path: str | Path, timeout_s: float = 600.0) -> tuple[int, str] | None:
+def run_verifyta(
+    xml_path: str | Path, q_path: str | Path, timeout_s: float = 600.0
+) -> tuple[int, str] | None:
     """Run UPPAAL's ``verifyta`` on a model and its queries; None if it is not on PATH.
 
     :returns: (exit code, combined output).

@@ -193,7 +193,9 @@ def baseline_policies(config: SystemConfig) -> tuple[list[PolicyEntry], list[str
     notes: list[str] = []
     entries = [
         PolicyEntry("greedy", GreedyPolicy(best), "defaults (best model)"),
-        PolicyEntry("static", StaticPolicy(min(8, config.max_batch_size), best), "defaults (B=8, best model)"),
+        PolicyEntry(
+            "static", StaticPolicy(min(8, config.max_batch_size), best), "defaults (B=8, best model)"
+        ),
     ]
     timeout = TimeoutPolicy(min(8, config.max_batch_size), min(10.0, config.max_wait_ms), (best,))
     source = "defaults (B=8, T=10 ms, best model)"
@@ -260,7 +262,8 @@ def compare_with_smdp(
     in states it never visits are arbitrary and are left out."""
     total = sum(visits.values())
     same = sum(
-        n for (q, a), n in visits.items()
+        n
+        for (q, a), n in visits.items()
         if _normalised(storm.decide(q, a, tm), q, tm) == _normalised(smdp.decide(q, a, tm), q, tm)
     )
     q_max = max(1, min(whole.queue_quantile(0.9999), tm.queue_cap))
@@ -306,7 +309,9 @@ def as_sim_policy(policy: DiscretePolicy, tm: TickModel) -> Callable[[Simulator]
     return decide
 
 
-def simulate_continuous(tm: TickModel, policy: DiscretePolicy, horizon_s: float, seed: int) -> ContinuousResult:
+def simulate_continuous(
+    tm: TickModel, policy: DiscretePolicy, horizon_s: float, seed: int
+) -> ContinuousResult:
     """Figures of ``policy`` (through :func:`as_sim_policy`) in the event-driven simulator with
     Poisson arrivals at the model's rate, one episode of ``horizon_s``. The mean queue is the
     time-average of the waiting requests (total waiting time / horizon)."""
@@ -375,8 +380,11 @@ def _distilled(settings: Settings, tm: TickModel, notes: list[str]) -> list[Poli
         table = distill(agent, tm, name=spec)
         source = getattr(agent, "params_source", "agents.registry")
         entries.append(
-            PolicyEntry(spec, table, f"{source}; distilled over {len(table.table)} states "
-                        f"in {time.perf_counter() - start:.1f} s")
+            PolicyEntry(
+                spec,
+                table,
+                f"{source}; distilled over {len(table.table)} states in {time.perf_counter() - start:.1f} s",
+            )
         )
     return entries
 
@@ -410,7 +418,6 @@ def run_verification(settings: Settings, progress: Callable[[str], None] | None 
     pending: dict[str, Future] = {}
     context = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(max_workers=max(1, settings.jobs), mp_context=context) as pool:
-
         seen: dict[tuple, str] = {}  # policy table -> key of the first entry with it
         same_as: dict[str, str] = {}
 
@@ -469,13 +476,20 @@ def run_verification(settings: Settings, progress: Callable[[str], None] | None 
                 rows[key].error = repr(exc)
     for key, original in same_as.items():
         rows[key].figures, rows[key].ticksim, rows[key].continuous = (
-            rows[original].figures, rows[original].ticksim, rows[original].continuous
+            rows[original].figures,
+            rows[original].ticksim,
+            rows[original].continuous,
         )
         rows[key].error = rows[original].error
     report.rows = [rows[e.key] for e in entries]
 
     storm_row = rows.get("storm_optimum")
-    if storm_row is not None and storm_row.ticksim is not None and smdp_entry is not None and optimum is not None:
+    if (
+        storm_row is not None
+        and storm_row.ticksim is not None
+        and smdp_entry is not None
+        and optimum is not None
+    ):
         report.smdp = compare_with_smdp(
             tm, optimum.policy, smdp_entry.policy, storm_row.ticksim.decision_visits, smdp_whole, smdp_any
         )

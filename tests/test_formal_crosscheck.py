@@ -1,0 +1,72 @@
+"""Storm's figures against simulations of the same policies.
+
+- The tick simulator samples the chain the DTMC encodes (same discretisation): agreement within
+  2% on throughput, utilisation, mean queue and mean latency, for two policies at two loads.
+  With stratified arrivals its statistical error is about 0.2% at 200k ticks.
+- The event-driven simulator of batchenv runs in continuous time: decisions at any instant,
+  exact service times. At a 2 ms tick the figures differ by about 1% (tolerance 3%).
+- Storm's optimal scheduler against the SMDP optimum of agents/optimal.py.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from batchenv.config import SystemConfig
+from formal.check import check_optimum, check_policy
+from formal.discrete import TickModel
+from formal.policies import DiscretePolicy, GreedyPolicy, TimeoutPolicy
+from formal.ticksim import simulate_ticks
+from formal.verification import CROSS_CHECK_FIELDS, compare_with_smdp, simulate_continuous, smdp_policy
+
+POLICIES = [GreedyPolicy(1), TimeoutPolicy(16, 20.0, (1, 2), (24,))]
+
+
+@pytest.mark.parametrize("rate_per_s", [100.0, 200.0])
+@pytest.mark.parametrize("policy", POLICIES, ids=lambda p: p.name)
+def test_storm_agrees_with_the_tick_simulator_within_2_percent(
+    policy: DiscretePolicy, rate_per_s: float
+) -> None:
+    tm = TickModel(SystemConfig(), rate_per_s=rate_per_s, tick_ms=4.0, queue_cap=48)
+    storm = check_policy(tm, policy)
+    sim = simulate_ticks(tm, policy, ticks=200_000, seed=7)
+    for name in CROSS_CHECK_FIELDS:
+        assert getattr(sim, name) == pytest.approx(getattr(storm, name), rel=0.02), name
+    # the measured per-request latency, not Little's law, and its statistical error is small
+    assert sim.latency_sem_ms < 0.005 * storm.latency_ms
+    assert storm.throughput_per_s == pytest.approx(rate_per_s, rel=1e-6)
+
+
+def test_tick_simulator_is_deterministic_and_reacts_to_the_policy() -> None:
+    tm = TickModel(SystemConfig(), tick_ms=4.0, queue_cap=48)
+    a = simulate_ticks(tm, GreedyPolicy(0), ticks=20_000, seed=3)
+    assert a == simulate_ticks(tm, GreedyPolicy(0), ticks=20_000, seed=3)
+    slow = simulate_ticks(tm, TimeoutPolicy(32, 100.0, (0,)), ticks=20_000, seed=3)
+    assert slow.latency_ms > a.latency_ms and slow.mean_batch > a.mean_batch
+    with pytest.raises(ValueError, match="ticks"):
+        simulate_ticks(tm, GreedyPolicy(0), ticks=10, seed=0)
+
+
+def test_storm_agrees_with_the_event_simulator_at_a_2_ms_tick() -> None:
+    tm = TickModel(SystemConfig(), tick_ms=2.0, queue_cap=32)
+    policy = TimeoutPolicy(8, 10.0, (0,))
+    storm = check_policy(tm, policy)
+    sim = simulate_continuous(tm, policy, horizon_s=600.0, seed=11)
+    for name in CROSS_CHECK_FIELDS:
+        assert getattr(sim, name) == pytest.approx(getattr(storm, name), rel=0.03), name
+
+
+def test_storm_optimum_matches_the_smdp_optimum() -> None:
+    pytest.importorskip("agents.optimal", reason="agents/optimal.py not available")
+    tm = TickModel(SystemConfig(), tick_ms=2.0, queue_cap=32)
+    optimum = check_optimum(tm)
+    smdp, whole = smdp_policy(tm, "whole")
+    _, any_batch = smdp_policy(tm, "any")
+    # deciding every 2 ms costs a little: within 1% above the continuous-time optimum
+    assert whole.cost_per_request <= optimum.cost_per_request <= 1.01 * whole.cost_per_request
+    # the SMDP policy evaluated in the discrete model is optimal there too (to 0.1%)
+    assert check_policy(tm, smdp).cost_per_request <= 1.001 * optimum.cost_per_request
+    visits = simulate_ticks(tm, optimum.policy, ticks=100_000, seed=5).decision_visits
+    comparison = compare_with_smdp(tm, optimum.policy, smdp, visits, whole, any_batch)
+    assert comparison.agreement >= 0.95
+    assert comparison.storm_policy.split(";")[0] == comparison.smdp_policy.split(";")[0]

@@ -1,0 +1,129 @@
+"""verify.py: its CLI, its errors, a small end-to-end run, and (slow) the default run's budget."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import verify  # noqa: E402
+
+
+def _run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(REPO / "verify.py"), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
+        check=False,
+    )
+
+
+def test_help_explains_every_flag() -> None:
+    result = _run("--help")
+    assert result.returncode == 0
+    for flag in (
+        "--scenario",
+        "--config",
+        "--rate",
+        "--tick-ms",
+        "--queue-cap",
+        "--overflow-s",
+        "--agents",
+        "--jobs",
+        "--ticks",
+        "--sim-horizon-s",
+        "--seed",
+        "--out",
+        "--models-dir",
+        "--uppaal",
+        "--uppaal-only",
+        "--uppaal-policy",
+        "--min-interarrival-ms",
+        "--prism",
+    ):
+        assert flag in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--tick-ms", "7"], "tick_ms: must be a number in [1, 5]"),
+        (["--queue-cap", "0"], "queue_cap: must be an integer in [1, 1024]"),
+        (["--scenario", "nope"], "unknown scenario 'nope'"),
+        (["--uppaal-only", "--uppaal-policy", "B=8,X=1"], "--uppaal-policy"),
+        (["--uppaal-only", "--uppaal-policy", "B=8,T=500"], "timeout.timeout_ms"),
+    ],
+)
+def test_bad_input_names_the_field(args: list[str], message: str, capsys: pytest.CaptureFixture) -> None:
+    assert verify.main(args) == 2
+    assert message in capsys.readouterr().out.replace("\n", " ")
+
+
+def test_uppaal_only_writes_models_and_says_when_verifyta_is_missing(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    assert verify.main(["--uppaal-only", "--prism", "--models-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out.replace("\n", " ")
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == [
+        "batching.props",
+        "batching.q",
+        "batching.xml",
+        "batching_mdp.prism",
+        "batching_smc.q",
+        "batching_smc.xml",
+    ]
+    if shutil.which("verifyta") is None:
+        assert "verifyta is not on PATH" in out and "not installed" in out
+    # the committed defaults are what verify.py writes
+    for name in names:
+        assert (tmp_path / name).read_text() == (REPO / "formal" / "models" / name).read_text(), name
+
+
+def test_small_end_to_end_run_writes_the_report(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "report" / "verification.md"
+    args = [
+        "--tick-ms",
+        "5",
+        "--queue-cap",
+        "12",
+        "--agents",
+        "util_switch",
+        "--ticks",
+        "20000",
+        "--sim-horizon-s",
+        "30",
+        "--out",
+        str(out),
+        "--rate",
+        "80",
+    ]
+    code = verify.main(args)
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    text = out.read_text()
+    assert text.startswith("# Verification results")
+    assert "Produced by `python verify.py --tick-ms 5 --queue-cap 12" in text
+    assert "| (a) timeout safety, every scheduler | holds |" in text
+    for key in ("greedy", "static", "timeout"):
+        assert f"| {key} |" in text
+    assert "storm_optimum" in text and "states" in printed
+    assert not list(out.parent.glob(".*.tmp"))  # written atomically, nothing left over
+
+
+@pytest.mark.slow
+def test_default_run_within_60_seconds(tmp_path: Path) -> None:
+    start = time.perf_counter()
+    result = _run("--out", str(tmp_path / "v.md"), timeout=300)
+    elapsed = time.perf_counter() - start
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert elapsed < 60, f"verify.py took {elapsed:.1f} s"
