@@ -432,7 +432,7 @@ def build_policy_table(
     scenario's name, arrivals, horizon and SLO settings do not matter).
 
     :param config: the system (models, timing, rewards, workers, max_wait_ms, queue capacity).
-    :param rate_points: grid size (>= 2); 80 gives a step of 10.3% on the default system.
+    :param rate_points: grid size (>= 2); 80 gives a step of 8.6% on the default system.
     :param max_load: top of the grid as a multiple of the largest sustainable throughput.
     :param action_set: batch sizes allowed (:data:`agents.optimal.ACTION_SETS`).
     :param model_switching: False keeps, per rate, only the best single model's policy.
@@ -479,7 +479,7 @@ class Proposed(Scheduler):
         at that queue length is then sent. Default 2.
     :param nominal_rate_per_s: the rate used without estimation (requests/s); default the
         scenario's mean rate.
-    :param rate_points: rates in the table's log-spaced grid; default 80 (10.3% apart on the
+    :param rate_points: rates in the table's log-spaced grid; default 80 (8.6% apart on the
         default system).
     :param max_load: top of the rate grid, as a multiple of the largest sustainable throughput
         of the workers; default 1.2.
@@ -492,6 +492,9 @@ class Proposed(Scheduler):
         scenarios without an SLO penalty (the scenario's own score is unchanged).
     :param guard_penalty: penalty per request over ``guard_slo_ms`` that the guard weighs
         (score units); default the system's ``reward.w_slo``.
+    :param worker_model: with several workers, ``"staggered"`` (default) uses the
+        staggered-workers SMDP (:func:`staggered_model`); ``"share"`` uses the one-worker table
+        at the per-worker rate (total rate / n), the simpler approximation it replaces.
     :ivar rate_per_s: the rate used at the last decision (requests/s).
     """
 
@@ -511,8 +514,11 @@ class Proposed(Scheduler):
         estimator: dict[str, Any] | None = None,
         guard_slo_ms: float | None = None,
         guard_penalty: float | None = None,
+        worker_model: str = "staggered",
     ) -> None:
         super().__init__(config)
+        if worker_model not in ("staggered", "share"):
+            raise ValueError(f"worker_model must be 'staggered' or 'share', got {worker_model!r}")
         if isinstance(patience, bool) or not isinstance(patience, int | float) or not patience > 0:
             raise ValueError(f"patience must be > 0 (mean inter-arrival times), got {patience!r}")
         nominal = config.arrivals.mean_rate_per_s if nominal_rate_per_s is None else nominal_rate_per_s
@@ -532,13 +538,16 @@ class Proposed(Scheduler):
         self.action_set = action_set
         self.guard_slo_ms = guard_slo_ms
         self.guard_penalty = guard_penalty
+        self.worker_model = worker_model
+        share = worker_model == "share" and config.n_workers > 1
+        self._rate_scale = 1.0 / config.n_workers if share else 1.0
         self._estimator_kwargs = dict(estimator or {})
         self.estimator = RateEstimator(**self._estimator_kwargs)
         self._w_slo = config.reward.w_slo if guard_penalty is None else float(guard_penalty)
         self._slo_s = (config.slo_ms if guard_slo_ms is None else guard_slo_ms) / 1000.0
         self._guard = self.slo_guard and self.model_switching and self._w_slo > 0.0
         self.table = build_policy_table(
-            config,
+            config.replace(n_workers=1) if share else config,
             rate_points=rate_points,
             max_load=max_load,
             action_set=action_set,
@@ -567,7 +576,7 @@ class Proposed(Scheduler):
             self.rate_per_s = rate
         else:
             rate = self.nominal_rate_per_s
-        row = self._rows[self._row_index(rate)]
+        row = self._rows[self._row_index(rate * self._rate_scale)]
         decisions = row.decisions
         q = sim.queue_len
         k = q if q < len(decisions) else len(decisions) - 1
@@ -629,6 +638,7 @@ class Proposed(Scheduler):
             "action_set": "any",
             "guard_slo_ms": None,
             "guard_penalty": None,
+            "worker_model": "staggered",
         }
         params = {key: getattr(self, key) for key, value in defaults.items() if getattr(self, key) != value}
         if not self.rate_estimation:

@@ -12,6 +12,15 @@ Parts (``--parts``, comma-separated; default all):
 - ``table``: the precomputed table (model and batch by rate and queue length, one and two
   workers; figure), its build time and size.
 - ``speed``: simulated requests and decisions per second, proposed vs timeout vs optimal.
+- ``sensitivity``: exact cost (SMDP policy evaluation, no simulation) of using the table row of
+  a wrong rate: the one-worker optimal policy for ``f * rate`` run at ``rate``.
+- ``oracle``: the bursty load regenerated with its phases known (a two-phase MMPP with the
+  parameters of ``bursty.yaml``): the proposed scheduler against the same table driven by the
+  true phase rate (an oracle) and the tuned baselines.
+- ``workers``: several workers: the staggered-workers table against the one-worker table at the
+  per-worker rate (``worker_model="share"``).
+- ``design``: the design choices of docs/algorithm.md on the *training* seeds 1000-1015 (the
+  seeds the parameters were chosen on): estimator and timer variants against the defaults.
 - ``slo``: the ``azure_trace_slo`` scenario (80 ms SLO, w_slo = 0.2), with the timeout and
   util_switch baselines tuned for it on training seeds (written to
   ``<out stem>/tuned/azure_trace_slo.yaml``, as ``python -m agents.tuning`` would), and the
@@ -60,7 +69,30 @@ from batchenv.sim import Simulator, simulate
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO / "docs" / "results" / "proposed_benchmarks.md"
-PARTS = ("gap", "tracking", "table", "speed", "slo")
+PARTS = ("gap", "sensitivity", "tracking", "oracle", "table", "workers", "speed", "slo", "design")
+DEFAULT_PARTS = PARTS[:-1]
+DESIGN_SCENARIOS = (
+    "default",
+    "poisson_50",
+    "bursty",
+    "diurnal",
+    "azure_trace",
+    "azure_trace_high",
+    "multi_gpu",
+)
+DESIGN_VARIANTS = (
+    ("defaults", "proposed"),
+    ("z = 2", "proposed(estimator={z: 2})"),
+    ("z = 4", "proposed(estimator={z: 4})"),
+    ("drops restart too", "proposed(estimator={detect_drops: true})"),
+    ("no CUSUM", "proposed(estimator={cusum_threshold: 1.0e+9})"),
+    ("h = 7", "proposed(estimator={cusum_threshold: 7})"),
+    ("h = 14", "proposed(estimator={cusum_threshold: 14})"),
+    ("r = 2", "proposed(estimator={cusum_ratio: 2})"),
+    ("no timer (patience inf)", "proposed(patience=.inf)"),
+    ("patience 1", "proposed(patience=1)"),
+    ("whole-queue batches", "proposed(action_set=whole)"),
+)
 GAP_SCENARIOS = ("poisson_05", "poisson_25", "default", "poisson_50", "poisson_75", "poisson_95", "high_load")
 GAP_AGENTS = ("optimal", "proposed", "proposed(rate_estimation=false)", "timeout", "util_switch")
 SLO_SCENARIO = "azure_trace_slo"
@@ -106,7 +138,9 @@ def episode(
     agent = make_agent(spec, config, tuned_dir=Path(tuned_dir) if tuned_dir else None)
     sim = run_episode(agent, config, seed, record=record)
     m = compute_metrics(sim)
+    estimator = getattr(agent, "estimator", None)
     return {
+        "alarms": float(estimator.alarms) if estimator is not None else math.nan,
         "cost": m.cost_per_request,
         "p99_ms": m.latency_p99_ms,
         "mean_ms": m.latency_mean_ms,
@@ -249,6 +283,8 @@ def part_tracking(args: argparse.Namespace, figures: Path) -> tuple[list[str], d
         )
         data[key] = {"settle20_s": s20, "settle50_s": s50, "rms": rms}
 
+    lines += ["", *_dispersion_lines()]
+
     fig, axes = plt.subplots(3, 1, figsize=(9, 9))
     ax = axes[0]
     truth = np.repeat(rates, len(grid) // len(rates) + 1)[: len(grid)]
@@ -275,6 +311,29 @@ def part_tracking(args: argparse.Namespace, figures: Path) -> tuple[list[str], d
     plt.close(fig)
     lines += ["", f"![rate tracking]({path.parent.name}/{path.name})", ""]
     return lines, data
+
+
+def _dispersion_lines() -> list[str]:
+    """Index of dispersion (variance / mean of the counts) of the Azure trace's arrivals in
+    windows of several lengths: 1 for Poisson arrivals; the noise the estimator must tolerate."""
+    config = load_scenario("azure_trace_high")
+    stream = make_arrival_process(config).stream(np.random.default_rng(0))
+    times = np.concatenate([next(stream) for _ in range(30)])
+    times = times[times < 100.0]
+    windows = (0.01, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0)
+    ratios = []
+    for w in windows:
+        counts, _ = np.histogram(times, np.arange(0.0, 100.0 + w / 2, w))
+        ratios.append(counts.var() / counts.mean())
+    return [
+        "Index of dispersion (variance / mean of the arrival counts per window; 1 for Poisson) of "
+        "the Azure trace replayed at 432 requests/s (azure_trace_high, seed 0, 100 s):",
+        "",
+        "| window (s) | " + " | ".join(f"{w:g}" for w in windows) + " |",
+        "|---|" + "---|" * len(windows),
+        "| variance / mean | " + " | ".join(f"{r:.2f}" for r in ratios) + " |",
+        "",
+    ]
 
 
 def _scenario_track(scenario: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -467,8 +526,188 @@ def part_slo(args: argparse.Namespace, figures: Path) -> tuple[list[str], dict]:
     return [*lines, ""], data
 
 
+def part_sensitivity(args: argparse.Namespace, figures: Path) -> tuple[list[str], dict]:
+    """Exact extra cost of the optimal policy for a wrong rate (one worker, Poisson)."""
+    config = load_scenario("default")
+    rates = (50.0, 100.0, 144.14, 200.0, 288.29, 400.0, 432.43, 547.75)
+    factors = (0.5, 0.8, 0.9, 0.95, 1.05, 1.1, 1.25, 2.0)
+    lines = [
+        "## Sensitivity of the optimal policy to the rate",
+        "",
+        "Extra cost per request, relative to the optimum, of running the optimal one-worker policy "
+        "solved for rate f x r when the true Poisson rate is r (exact policy evaluation of the SMDP).",
+        "",
+        "| true rate r (1/s) | " + " | ".join(f"f = {f:g}" for f in factors) + " |",
+        "|---|" + "---|" * len(factors),
+    ]
+    data = {}
+    for rate in rates:
+        best = optimal.solve_optimal(config, rate)
+        model = optimal._build_model(optimal._system_key(config), rate, best.queue_cap, "any")
+        cells = []
+        for factor in factors:
+            other = optimal.solve_optimal(config, factor * rate)
+            gain, _, _ = optimal._evaluate(model, _actions_on(other, best.queue_cap))
+            extra = (best.gain_per_s - gain) / rate / best.cost_per_request
+            cells.append(extra)
+        data[f"{rate:g}"] = dict(zip(map(str, factors), cells, strict=True))
+        lines.append(f"| {rate:g} | " + " | ".join(f"{100 * c:+.2f}%" for c in cells) + " |")
+    return [*lines, ""], data
+
+
+def _actions_on(solution: Any, cap: int) -> np.ndarray:
+    """The solution's policy as SMDP action indices on states 0..cap (beyond its own cap: its
+    last model with the whole queue)."""
+    batch_max = solution.max_batch_size
+    model = np.asarray(solution.model)
+    batch = np.asarray(solution.batch)
+    actions = np.where(model < 0, 0, 1 + model * batch_max + batch - 1)
+    out = np.empty(cap + 1, dtype=int)
+    n = min(cap + 1, len(actions))
+    out[:n] = actions[:n]
+    if cap + 1 > n:
+        q = np.arange(n, cap + 1)
+        out[n:] = 1 + model[-1] * batch_max + np.minimum(q, batch_max) - 1
+    return out
+
+
+def _mmpp_with_phases(seed: int, horizon_s: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Arrival times (s), phase start times (s) and phase rates of the two-phase MMPP of
+    bursty.yaml (50 and 400 requests/s, leaving rates 0.2 and 0.5 per s, stationary start)."""
+    config = load_scenario("bursty").arrivals
+    rates = np.asarray(config.rates_per_s)
+    leave = np.asarray([sum(row) for row in config.switch_rates_per_s])
+    rng = np.random.default_rng(seed)
+    stationary = (1.0 / leave) / (1.0 / leave).sum()
+    phase = int(rng.choice(len(rates), p=stationary))
+    t, times, starts, phase_rates = 0.0, [], [], []
+    while t < horizon_s:
+        end = t + rng.exponential(1.0 / leave[phase])
+        times.append(np.sort(rng.uniform(t, end, rng.poisson(rates[phase] * (end - t)))))
+        starts.append(t)
+        phase_rates.append(rates[phase])
+        t, phase = end, 1 - phase
+    return np.concatenate(times), np.asarray(starts), np.asarray(phase_rates)
+
+
+class _PhaseOracle:
+    """The proposed scheduler fed the true phase rate instead of its estimate."""
+
+    def __init__(self, config: Any) -> None:
+        self.inner = Proposed(config, rate_estimation=False)
+        self.starts = np.zeros(1)
+        self.rates = np.ones(1)
+
+    def reset(self, sim: Simulator) -> None:
+        self.inner.reset(sim)
+
+    def __call__(self, sim: Simulator) -> Any:
+        index = int(np.searchsorted(self.starts, sim.now_s, side="right")) - 1
+        self.inner.nominal_rate_per_s = float(self.rates[index])
+        return self.inner.decide(sim)
+
+
+def part_oracle(args: argparse.Namespace, figures: Path) -> tuple[list[str], dict]:
+    """Bursty load with known phases: how much does rate estimation leave on the table?"""
+    config = load_scenario("bursty")
+    agents: dict[str, Any] = {
+        "timeout (tuned)": make_agent("timeout", config),
+        "util_switch (tuned)": make_agent("util_switch", config),
+        "proposed": Proposed(config),
+        "proposed, true phase rate (oracle)": _PhaseOracle(config),
+    }
+    results: dict[str, list[tuple[float, float]]] = {name: [] for name in agents}
+    seeds = list(range(args.oracle_seeds))
+    for seed in seeds:
+        times, starts, rates = _mmpp_with_phases(seed, config.horizon_s)
+        for name, agent in agents.items():
+            if isinstance(agent, _PhaseOracle):
+                agent.starts, agent.rates = starts, rates
+            sim = Simulator(config, record=True)
+            sim.reset(arrivals=iter([times, np.asarray([math.inf])]), horizon_s=config.horizon_s)
+            agent.reset(sim)
+            sim.run(agent)
+            m = compute_metrics(sim)
+            results[name].append((m.cost_per_request, m.latency_p99_ms))
+    reference = results["timeout (tuned)"]
+    lines = [
+        "## Bursty load with known phases",
+        "",
+        f"The MMPP of bursty.yaml regenerated with its phase path recorded, seeds 0-{seeds[-1]}, "
+        f"{config.horizon_s:g} s each; every agent meets the same arrivals. The oracle is the "
+        "proposed scheduler's table looked up at the true rate of the current phase.",
+        "",
+        "| agent | cost/req | gap vs timeout (paired, 95% CI) | p99 ms |",
+        "|---|---|---|---|",
+    ]
+    data = {}
+    for name, rows in results.items():
+        gap = mean_ci95([(c - r[0]) / r[0] for (c, _), r in zip(rows, reference, strict=True)])
+        cost = float(np.mean([c for c, _ in rows]))
+        p99 = float(np.mean([p for _, p in rows]))
+        lines.append(f"| {name} | {cost:.4f} | {pct(gap, 2)} | {p99:.1f} |")
+        data[name] = {"cost": cost, "gap": gap, "p99_ms": p99}
+    return [*lines, ""], data
+
+
+def part_workers(args: argparse.Namespace, figures: Path) -> tuple[list[str], dict]:
+    """Staggered-workers table against the one-worker table at the per-worker rate."""
+    specs = ("timeout", "util_switch", "proposed", "proposed(worker_model=share)")
+    seeds = list(range(args.slo_seeds))
+    lines = [
+        "## Several workers",
+        "",
+        f"Seeds 0-{seeds[-1]}, 60 s each; gap vs the tuned timeout, paired, mean ± 95% CI.",
+        "",
+        "| scenario | " + " | ".join(specs[1:]) + " |",
+        "|---|" + "---|" * (len(specs) - 1),
+    ]
+    data = {}
+    for scenario in ("multi_gpu", "multi_gpu_4"):
+        res = run_grid(specs, scenario, seeds, None, args.jobs, record=True)
+        gaps = {spec: paired_gap(res[spec], res["timeout"]) for spec in specs[1:]}
+        p99 = {spec: np.mean([r["p99_ms"] for r in res[spec]]) for spec in specs}
+        cells = [f"{pct(gaps[s], 2)} (p99 {p99[s]:.0f} ms)" for s in specs[1:]]
+        lines.append(f"| {scenario} (timeout p99 {p99['timeout']:.0f} ms) | " + " | ".join(cells) + " |")
+        data[scenario] = {"gaps": gaps, "p99_ms": p99}
+    return [*lines, ""], data
+
+
+def part_design(args: argparse.Namespace, figures: Path) -> tuple[list[str], dict]:
+    """Variants of the estimator and the timer on the training seeds."""
+    seeds = list(range(TRAINING_SEEDS[0], TRAINING_SEEDS[0] + 16))
+    specs = ["timeout", *(spec for _, spec in DESIGN_VARIANTS)]
+    lines = [
+        "## Design choices (training seeds)",
+        "",
+        f"Seeds {seeds[0]}-{seeds[-1]} (the training seeds the parameters were chosen on), 60 s each. "
+        "Cost gap of each variant against the tuned timeout, paired by seed, mean ± 95% CI; the "
+        "defaults' row first. CUSUM alarms per episode in brackets.",
+        "",
+        "| variant | " + " | ".join(DESIGN_SCENARIOS) + " |",
+        "|---|" + "---|" * len(DESIGN_SCENARIOS),
+    ]
+    table: dict[str, dict[str, str]] = {name: {} for name, _ in DESIGN_VARIANTS}
+    data: dict[str, Any] = {}
+    for scenario in DESIGN_SCENARIOS:
+        res = run_grid(specs, scenario, seeds, None, args.jobs)
+        for name, spec in DESIGN_VARIANTS:
+            gap = paired_gap(res[spec], res["timeout"])
+            alarms = np.mean([r["alarms"] for r in res[spec]])
+            table[name][scenario] = f"{pct(gap, 2)} ({alarms:.1f})"
+            data[f"{scenario}/{name}"] = {"gap": gap, "alarms": alarms}
+        print(f"  design {scenario} done")
+    for name, _ in DESIGN_VARIANTS:
+        lines.append(f"| {name} | " + " | ".join(table[name][s] for s in DESIGN_SCENARIOS) + " |")
+    return [*lines, ""], data
+
+
 PART_FUNCTIONS: dict[str, Callable[[argparse.Namespace, Path], tuple[list[str], dict]]] = {
     "gap": part_gap,
+    "sensitivity": part_sensitivity,
+    "oracle": part_oracle,
+    "workers": part_workers,
+    "design": part_design,
     "tracking": part_tracking,
     "table": part_table,
     "speed": part_speed,
@@ -489,10 +728,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         "(see the module docstring).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated, among {','.join(PARTS)}")
+    parser.add_argument(
+        "--parts",
+        default=",".join(DEFAULT_PARTS),
+        help=f"comma-separated, among {','.join(PARTS)} (design is run only when asked for)",
+    )
     parser.add_argument("--seeds", type=int, default=20, help="seeds 0..N-1 of the gap part")
     parser.add_argument("--horizon-s", type=float, default=120.0, help="episode length of the gap part (s)")
-    parser.add_argument("--slo-seeds", type=int, default=10, help="seeds 0..N-1 of the slo part")
+    parser.add_argument("--slo-seeds", type=int, default=10, help="seeds 0..N-1 of the slo and workers parts")
+    parser.add_argument("--oracle-seeds", type=int, default=20, help="seeds 0..N-1 of the oracle part")
     parser.add_argument("--jobs", type=int, default=2, help="worker processes")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="Markdown file to write")
     args = parser.parse_args(argv)
@@ -500,14 +744,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     unknown = sorted(set(parts) - set(PARTS))
     if unknown:
         parser.error(f"unknown part {unknown[0]!r}; parts: {','.join(PARTS)}")
-    if args.seeds < 2 or args.slo_seeds < 2:
-        parser.error("--seeds and --slo-seeds must be >= 2")
+    if min(args.seeds, args.slo_seeds, args.oracle_seeds) < 2:
+        parser.error("--seeds, --slo-seeds and --oracle-seeds must be >= 2")
     out = Path(args.out)
     figures = out.with_name(out.stem + "_figures")
-    figures.mkdir(parents=True, exist_ok=True)
+    if {"tracking", "table"} & set(parts):
+        figures.mkdir(parents=True, exist_ok=True)
     command = "python benchmarks/proposed_eval.py" + (" " + shlex.join(argv) if argv else "")
     lines = [
-        "# Proposed scheduler: benchmarks",
+        "# Proposed scheduler: measurements",
         "",
         f"Produced by `{command}` (docs/algorithm.md explains every table).",
         "",
