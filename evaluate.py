@@ -58,6 +58,7 @@ from agents.registry import (
 )
 from agents.tuning import SUITE, TRAINING_SEEDS, parse_seeds
 from batchenv.config import ConfigError, SystemConfig
+from batchenv.fileio import write_atomic
 from batchenv.metrics import EpisodeMetrics, compute_metrics, request_table
 from batchenv.scenarios import list_scenarios, load_scenario
 
@@ -572,21 +573,6 @@ def make_run_dir(parent: Path) -> Path:
             continue
         return path
     raise AssertionError("unreachable")
-
-
-def write_atomic(path: Path, data: str | bytes) -> None:
-    """Write ``path`` through a temporary file in the same folder and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        if isinstance(data, str):
-            tmp.write_text(data)
-        else:
-            tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def _fmt(value: float, spec: str) -> str:

@@ -29,6 +29,7 @@ from typing import Any
 import yaml
 
 from batchenv.config import ConfigError, SystemConfig
+from batchenv.fileio import write_atomic
 
 HYPERPARAMS_DIR = Path(__file__).resolve().parent / "hyperparams"
 _OWN_KEYS = (
@@ -261,12 +262,6 @@ def new_run_dir(runs_dir: Path, algo: str, scenario: str) -> Path:
             n += 1
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-
-
 def _log_hyperparams(tb_dir: Path, args: TrainArgs, params: dict[str, Any]) -> None:
     """CleanRL-style: every argument and hyperparameter as a text table in TensorBoard."""
     from torch.utils.tensorboard import SummaryWriter
@@ -303,10 +298,10 @@ def train(args: TrainArgs, command: str) -> Path:
 
     run_dir = new_run_dir(Path(args.runs_dir), args.algo, config.name)
     tb_root = Path(args.tensorboard_log) if args.tensorboard_log else run_dir / "tb"
-    _write_text_atomic(run_dir / "config.yml", config.to_yaml())
-    _write_text_atomic(run_dir / "hyperparams.yml", yaml.safe_dump({**own, **params}, sort_keys=False))
-    _write_text_atomic(run_dir / "args.yml", yaml.safe_dump(asdict(args), sort_keys=False))
-    _write_text_atomic(run_dir / "command.txt", command + "\n")
+    write_atomic(run_dir / "config.yml", config.to_yaml())
+    write_atomic(run_dir / "hyperparams.yml", yaml.safe_dump({**own, **params}, sort_keys=False))
+    write_atomic(run_dir / "args.yml", yaml.safe_dump(asdict(args), sort_keys=False))
+    write_atomic(run_dir / "command.txt", command + "\n")
     _log_hyperparams(tb_root / run_dir.name, args, {**own, **params})
 
     venv = make_training_env(

@@ -4,10 +4,7 @@ mix, drops, and the gap to the exact optimum where it applies)."""
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -16,20 +13,11 @@ from stable_baselines3.common.callbacks import BaseCallback
 
 from agents.checkpoint import Checkpoint, RLScheduler, save_checkpoint
 from batchenv.config import SystemConfig
+from batchenv.fileio import write_json_atomic
 from batchenv.metrics import EpisodeMetrics, compute_metrics
 from batchenv.sim import Simulator, simulate
 
-__all__ = ["CheckpointEveryCallback", "DomainEvalCallback", "optimal_scheduler", "write_json_atomic"]
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON to ``path`` through a temporary file and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as handle:
-        json.dump(data, handle, indent=2)
-        handle.write("\n")
-    os.replace(tmp, path)
+__all__ = ["CheckpointEveryCallback", "DomainEvalCallback", "optimal_scheduler"]
 
 
 def optimal_scheduler(config: SystemConfig, action_set: str = "any"):

@@ -37,6 +37,7 @@ import yaml
 
 from agents.baselines import BASELINES
 from batchenv.config import ConfigError, SystemConfig
+from batchenv.fileio import write_atomic
 from batchenv.scenarios import load_scenario
 from batchenv.sim import Simulator, simulate
 
@@ -196,10 +197,7 @@ def write_tuned(path: Path, data: dict[str, Any]) -> None:
         f"# Reproduce with: {data['command']}\n"
     )
     text = header + yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=100)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    write_atomic(path, text)
 
 
 # --------------------------------------------------------------------------------------------

@@ -23,7 +23,6 @@ import json
 import os
 import platform
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -31,6 +30,7 @@ import gymnasium as gym
 import numpy as np
 
 import batchenv
+from batchenv.fileio import write_atomic
 from batchenv.sim import Simulator, simulate
 
 RESULTS = Path(__file__).resolve().parent / "results" / "env_speed.json"
@@ -102,19 +102,19 @@ def measure(n_steps: int, repeats: int) -> dict:
     }
 
 
-def write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=100_000, help="env steps per measurement (default 100000)")
-    parser.add_argument("--repeats", type=int, default=3, help="interleaved repeats; best kept (default 3)")
-    parser.add_argument("--out", type=Path, default=RESULTS, help=f"JSON output (default {RESULTS})")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--steps", type=int, default=100_000, help="env steps per measurement (default 100000)"
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="interleaved repeats; best kept (default 3)"
+    )
+    parser.add_argument(
+        "--out", type=Path, default=RESULTS, help=f"JSON output (default {RESULTS})"
+    )
     args = parser.parse_args(argv)
     if args.steps < 1000 or args.repeats < 1:
         parser.error("--steps must be >= 1000 and --repeats >= 1")

@@ -19,6 +19,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import subprocess
 import sys
@@ -32,9 +33,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from agents.baselines import BASELINES  # noqa: E402
-from agents.callbacks import write_json_atomic  # noqa: E402
 from agents.optimal import OptimalScheduler  # noqa: E402
 from agents.tuning import tune_scenario  # noqa: E402
+from batchenv.fileio import write_atomic, write_json_atomic  # noqa: E402
 from batchenv.metrics import compute_metrics  # noqa: E402
 from batchenv.scenarios import load_scenario  # noqa: E402
 from batchenv.sim import simulate  # noqa: E402
@@ -172,10 +173,9 @@ def plot(result: dict, path: Path) -> None:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=130)
-    tmp.replace(path)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=130)
+    write_atomic(path, buffer.getvalue())
 
 
 def main(argv: list[str] | None = None) -> int:

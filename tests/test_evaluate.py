@@ -15,6 +15,7 @@ from scipy import stats
 
 import evaluate
 from agents.registry import AgentSpecError, CheckpointError, make_agent, parse_agent_spec, split_specs
+from batchenv import fileio
 from batchenv.scenarios import load_scenario
 
 REPO = Path(__file__).resolve().parents[1]
@@ -206,14 +207,14 @@ def test_run_folders_are_never_reused_and_writes_are_atomic(tmp_path: Path, monk
     assert not list(second.iterdir())
 
     target = tmp_path / "out.csv"
-    evaluate.write_atomic(target, "old\n")
+    fileio.write_atomic(target, "old\n")
 
     def failing_replace(src, dst):
         raise OSError("disk full")
 
-    monkeypatch.setattr(evaluate.os, "replace", failing_replace)
+    monkeypatch.setattr(fileio.os, "replace", failing_replace)
     with pytest.raises(OSError, match="disk full"):
-        evaluate.write_atomic(target, "new\n")
+        fileio.write_atomic(target, "new\n")
     assert target.read_text() == "old\n"
     assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == ["out.csv"]  # no temp left
 
