@@ -78,7 +78,7 @@ class RateEstimator:
       effective window ``T = 2 tau tanh(a / 2 tau)``); the estimate is the slowest scale whose
       interval still meets all faster ones. A stationary load gets the slowest (least noisy)
       scale; a drift selects a faster one. ``z`` is large (6) because real traffic is
-      over-dispersed: on the Azure trace the variance of the counts is up to 6.5 times the
+      over-dispersed: on the Azure trace the variance of the counts is about 6.4 times the
       Poisson variance (index of dispersion at 1 s windows), so z = 6 is about 2.4 standard
       deviations of the real noise.
     - Change detection: a one-sided Poisson CUSUM for a jump up by ``cusum_ratio``: per
