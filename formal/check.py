@@ -10,14 +10,19 @@ What is computed (``tm`` a :class:`~formal.discrete.TickModel`):
   mean batch, mean latency (Little's law), cost per request, drop rate, the probability that the
   queue fills up within a time bound, and the probability of a timeout violation.
 
-Storm's default (sound) solvers are used; every reward is non-negative (the cost is a regret).
-(Storm's steady-state distribution API was slow or imprecise on these chains; one long-run
-average property per reward structure is both fast and matches an exact sparse solve.)
+Storm's default (sound) solvers are used, except where :func:`_long_run_rates` says otherwise;
+every reward is non-negative (the cost is a regret). (Storm's steady-state distribution API was
+slow or imprecise on these chains; one long-run average property per reward structure is fast
+and matches an exact sparse solve.)
 """
 
 from __future__ import annotations
 
 import math
+import os
+import select
+import signal
+import struct
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -223,6 +228,7 @@ class PolicyFigures:
     p_violation: float = math.nan
     stats: BuildStats | None = None
     check_s: float = math.nan
+    solver: str = "sound"
     rates: dict[str, float] = field(default_factory=dict, repr=False)
 
 
@@ -256,22 +262,61 @@ def figures_from_rates(tm: TickModel, policy: str, rates: dict[str, float], **ex
     )
 
 
-def _long_run_rates(built: _Built) -> dict[str, float]:
-    """``R{"name"}=? [LRA]`` from the initial state for every reward structure but ``served``:
-    in the long run every admitted request is served, so it equals the mean arrivals per tick
-    minus the drops (one model-checking call saved per policy).
+SOUND_BUDGET_S = 5.0
+"""Time (s) allowed to one sound long-run-average query before the plain solver takes over."""
 
-    ``dropped`` is computed with Storm's plain (non-sound) environment: its values are often
-    tiny (1e-30 and below) and the sound method's relative stopping criterion never fires on
-    them; the plain iterative solver returns them in well under a second.
+
+def _value_with_budget(built: _Built, formula: str, budget_s: float) -> float | None:
+    """The value of ``formula`` under Storm's sound environment, computed in a forked child
+    process; None if it takes longer than ``budget_s`` (the child is then stopped)."""
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: compute, report, leave without running any cleanup of the parent
+        try:
+            value, _ = _initial_value(built, formula)
+            os.write(write_fd, struct.pack("d", value))
+        finally:
+            os._exit(0)
+    os.close(write_fd)
+    try:
+        ready, _, _ = select.select([read_fd], [], [], budget_s)
+        data = os.read(read_fd, 8) if ready else b""
+    finally:
+        os.close(read_fd)
+        if not ready:
+            os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    return struct.unpack("d", data)[0] if len(data) == 8 else None
+
+
+def _long_run_rates(built: _Built, sound_budget_s: float = SOUND_BUDGET_S) -> tuple[dict[str, float], str]:
+    """``R{"name"}=? [LRA]`` from the initial state for every reward structure but ``served``
+    (in the long run every admitted request is served: it equals the mean arrivals per tick minus
+    the drops), and the solver used.
+
+    Storm's sound environment answers in well under a second on most chains but needs minutes
+    when the chain mixes slowly (an overloaded policy whose queue sits at its cap). Each query
+    gets ``sound_budget_s``; after the first one that runs out, the chain's remaining values come
+    from Storm's plain (non-sound) environment (gmm++ GMRES, relative precision 1e-6), which stays
+    fast there. ``dropped`` always uses the plain environment: its values are often tiny (1e-30
+    and below) and the sound stopping criterion, relative to the value, never fires on them.
     """
     rates = {}
+    solver = "sound"
+    plain = stormpy.Environment()
     for name in REWARD_NAMES:
         if name == "served":
             continue
-        env = stormpy.Environment() if name == "dropped" else None
-        rates[name] = _initial_value(built, f'R{{"{name}"}}=? [LRA]', environment=env)[0]
-    return rates
+        formula = f'R{{"{name}"}}=? [LRA]'
+        value = None
+        if name != "dropped" and solver == "sound":
+            value = _value_with_budget(built, formula, sound_budget_s)
+            if value is None:
+                solver = f"plain (sound > {sound_budget_s:g} s)"
+        if value is None:
+            value, _ = _initial_value(built, formula, environment=plain)
+        rates[name] = value
+    return rates, solver
 
 
 def check_policy(tm: TickModel, policy: DiscretePolicy, *, overflow_s: float = 1.0) -> PolicyFigures:
@@ -284,7 +329,7 @@ def check_policy(tm: TickModel, policy: DiscretePolicy, *, overflow_s: float = 1
         raise ValueError(f"overflow_s must be > 0 (s), got {overflow_s!r}")
     built = build(dtmc_program(tm, policy))
     start = time.perf_counter()
-    rates = _long_run_rates(built)
+    rates, solver = _long_run_rates(built)
     steps = max(1, round(overflow_s / tm.tick_s))
     p_overflow, _ = _initial_value(built, f'P=? [F<={steps} "full"]')
     p_violation, _ = _initial_value(built, 'P=? [F "violation"]')
@@ -298,4 +343,5 @@ def check_policy(tm: TickModel, policy: DiscretePolicy, *, overflow_s: float = 1
         p_violation=p_violation,
         stats=built.stats,
         check_s=check_s,
+        solver=solver,
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import multiprocessing
+import resource
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -94,8 +95,31 @@ class Settings:
     jobs: int = 2
     seed: int = 0
 
+    def model_config(self) -> SystemConfig:
+        """The config the model describes: Poisson arrivals at ``rate_per_s`` (default the
+        config's mean rate), no per-episode rate range. Agents, tuned parameters and the SMDP
+        are looked up for it, so they act at the rate being verified."""
+        rate = self.config.arrivals.mean_rate_per_s if self.rate_per_s is None else self.rate_per_s
+        arrivals = self.config.arrivals
+        if (
+            arrivals.process == "poisson"
+            and arrivals.rate_per_s == rate
+            and arrivals.rate_range_per_s is None
+        ):
+            return self.config
+        return self.config.replace(
+            arrivals={
+                "process": "poisson",
+                "rate_per_s": rate,
+                "rates_per_s": None,
+                "switch_rates_per_s": None,
+                "trace_path": None,
+                "rate_range_per_s": None,
+            }
+        )
+
     def tick_model(self) -> TickModel:
-        return TickModel(self.config, self.rate_per_s, self.tick_ms, self.queue_cap)
+        return TickModel(self.model_config(), None, self.tick_ms, self.queue_cap)
 
 
 @dataclass(frozen=True)
@@ -127,6 +151,7 @@ class PolicyRow:
     key: str
     name: str
     source: str
+    same_as: str | None = None
     figures: PolicyFigures | None = None
     ticksim: TickSimResult | None = None
     continuous: ContinuousResult | None = None
@@ -172,11 +197,11 @@ class VerificationReport:
     safety: SafetyResult | None = None
     optimum: OptimumResult | None = None
     smdp: SmdpComparison | None = None
-    smdp_note: str = ""
     rows: list[PolicyRow] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     total_s: float = 0.0
+    cpu_s: float = 0.0
 
 
 # ---------------------------------------------------------------------------------- policies
@@ -317,6 +342,7 @@ def simulate_continuous(
     time-average of the waiting requests (total waiting time / horizon)."""
     config = tm.config.replace(
         horizon_s=horizon_s,
+        queue_capacity=tm.queue_cap,  # the model's capacity: the same drops
         arrivals={"process": "poisson", "rate_per_s": tm.rate_per_s, "rate_range_per_s": None},
     )
     sim = simulate(config, as_sim_policy(policy, tm), seed, record=True)
@@ -410,8 +436,17 @@ def run_verification(settings: Settings, progress: Callable[[str], None] | None 
     """
     say = progress or (lambda _msg: None)
     start = time.perf_counter()
+    cpu_start = _cpu_s()
     tm = settings.tick_model()
     report = VerificationReport(settings, tm)
+    if tm.config is not settings.config:
+        report.notes.append(
+            f"arrivals modelled as Poisson at {tm.rate_per_s:g}/s (the scenario has "
+            f"{settings.config.arrivals.process} arrivals at a mean "
+            f"{settings.config.arrivals.mean_rate_per_s:g}/s"
+            + (", a per-episode rate range" if settings.config.arrivals.rate_range_per_s else "")
+            + "); agents and tuned parameters are looked up for that system"
+        )
     entries, notes = baseline_policies(tm.config)
     report.notes += notes
     rows: dict[str, PolicyRow] = {}
@@ -426,6 +461,7 @@ def run_verification(settings: Settings, progress: Callable[[str], None] | None 
             table = tuple(sorted(policy_table(entry.policy, tm).items()))
             if table in seen:  # the same decisions in every state: the same chain
                 same_as[entry.key] = seen[table]
+                rows[entry.key].same_as = seen[table]
                 rows[entry.key].source += f"; the same decisions as {seen[table]} in every state"
                 return
             seen[table] = entry.key
@@ -494,4 +530,11 @@ def run_verification(settings: Settings, progress: Callable[[str], None] | None 
             tm, optimum.policy, smdp_entry.policy, storm_row.ticksim.decision_visits, smdp_whole, smdp_any
         )
     report.total_s = time.perf_counter() - start
+    report.cpu_s = _cpu_s() - cpu_start
     return report
+
+
+def _cpu_s() -> float:
+    """CPU time (s) of this process and its finished child processes."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime

@@ -244,3 +244,15 @@ def test_storm_cost_is_finite_and_positive_on_the_default_system_cheap_model() -
     f = check_policy(tm, GreedyPolicy(0), overflow_s=0.2)
     assert math.isfinite(f.cost_per_request) and f.cost_per_request > 0
     assert f.throughput_per_s == pytest.approx(100.0, rel=1e-3)
+
+
+def test_slow_sound_queries_fall_back_to_the_plain_solver() -> None:
+    from formal.check import _long_run_rates
+
+    built = build(dtmc_program(tiny_model(), GreedyPolicy(0)))
+    sound, solver = _long_run_rates(built)
+    assert solver == "sound"
+    plain, fallback = _long_run_rates(built, sound_budget_s=0.0)
+    assert fallback.startswith("plain")
+    for name, value in sound.items():
+        assert plain[name] == pytest.approx(value, rel=1e-4, abs=1e-12), name
