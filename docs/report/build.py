@@ -777,12 +777,14 @@ def add_verification(bd: Build) -> None:
         ("resVerOptCheckS", "(b) model checking s"),
         ("resVerSmdpCost", "(b) SMDP optimum per request"),
         ("resVerTickGap", "(b) relative gap of the discrete optimum (%)"),
+        ("resVerTickGapAbs", "(b) |relative gap of the discrete optimum| (%)"),
         ("resVerAgreement", "(b) decisions in agreement (%)"),
         ("resVerTickSimDiff", "summary: cross-check, tick simulator (%)"),
         ("resVerTickSimTol", "summary: tick simulator tolerance (%)"),
         ("resVerEventSimDiff", "summary: cross-check, event simulator (%)"),
         ("resVerPolicies", "(c) number of policies checked as DTMCs"),
     ]
+    keys = dict(names)
     path = bd.root / VERIFICATION
     if not path.is_file():
         bd.present[VERIFICATION] = False
@@ -795,16 +797,23 @@ def add_verification(bd: Build) -> None:
     bd.present[VERIFICATION] = True
     text = path.read_text(encoding="utf-8")
     s = VERIFICATION
-    bd.add("resVerWallS", _search(r"([\d.]+) s wall time", text, "the wall time").group(1), s, names[0][1])
+    bd.add(
+        "resVerWallS",
+        _search(r"([\d.]+) s wall time", text, "the wall time").group(1),
+        s,
+        keys["resVerWallS"],
+    )
     cpu = re.search(r"([\d.]+) s CPU time", text)
-    bd.add("resVerCpuS", cpu.group(1) if cpu else PENDING, s, names[1][1])
+    bd.add("resVerCpuS", cpu.group(1) if cpu else PENDING, s, keys["resVerCpuS"])
     m = _search(
         r"Discrete-time model: tick ([\d.]+) ms, rate ([\d.]+)/s .*?queue cap (\d+), max_wait (\d+) ticks",
         text,
         "the model line",
     )
-    for (name, key), value in zip(names[2:6], m.groups(), strict=True):
-        bd.add(name, value, s, key)
+    for name, value in zip(
+        ("resVerTickMs", "resVerRate", "resVerQueueCap", "resVerMaxWaitTicks"), m.groups(), strict=True
+    ):
+        bd.add(name, value, s, keys[name])
     tables = md_tables(text)
     safety = next((t for t in tables if t[0].startswith("(a)")), None)
     if safety is None or len(safety[2]) < 2:
@@ -813,35 +822,43 @@ def add_verification(bd: Build) -> None:
     shield = dict(zip(header, rows[0], strict=False))
     noshield = dict(zip(header, rows[1], strict=False))
     pcol = next(h for h in header if h.startswith("Pmax"))
-    bd.add("resVerShieldStates", fint(int(shield["states"])), s, names[6][1])
-    bd.add("resVerShieldTransitions", fint(int(shield["transitions"])), s, names[7][1])
-    bd.add("resVerShieldBuildS", shield["build s"], s, names[8][1])
-    bd.add("resVerShieldPmax", shield[pcol], s, names[9][1])
-    bd.add("resVerNoShieldStates", fint(int(noshield["states"])), s, names[10][1])
-    bd.add("resVerNoShieldPmax", noshield[pcol], s, names[11][1])
+    bd.add("resVerShieldStates", fint(int(shield["states"])), s, keys["resVerShieldStates"])
+    bd.add("resVerShieldTransitions", fint(int(shield["transitions"])), s, keys["resVerShieldTransitions"])
+    bd.add("resVerShieldBuildS", shield["build s"], s, keys["resVerShieldBuildS"])
+    bd.add("resVerShieldPmax", shield[pcol], s, keys["resVerShieldPmax"])
+    bd.add("resVerNoShieldStates", fint(int(noshield["states"])), s, keys["resVerNoShieldStates"])
+    bd.add("resVerNoShieldPmax", noshield[pcol], s, keys["resVerNoShieldPmax"])
     bd.add(
-        "resVerOptCost", _search(r"\*\*([\d.]+) per request\*\*", text, "(b) cost").group(1), s, names[12][1]
+        "resVerOptCost",
+        _search(r"\*\*([\d.]+) per request\*\*", text, "(b) cost").group(1),
+        s,
+        keys["resVerOptCost"],
     )
     bd.add(
-        "resVerOptCheckS", _search(r"model checking ([\d.]+) s", text, "(b) time").group(1), s, names[13][1]
+        "resVerOptCheckS",
+        _search(r"model checking ([\d.]+) s", text, "(b) time").group(1),
+        s,
+        keys["resVerOptCheckS"],
     )
     bd.add(
         "resVerSmdpCost",
         _search(r"SMDP optimum of `agents/optimal.py`[^:]*: ([\d.]+) per request", text, "(b) SMDP").group(1),
         s,
-        names[14][1],
+        keys["resVerSmdpCost"],
     )
     bd.add(
         "resVerTickGap",
         _minus(_search(r"Relative gap of the discrete optimum: ([+-][\d.]+)%", text, "(b) gap").group(1)),
         s,
-        names[15][1],
+        keys["resVerTickGap"],
     )
+    tick_gap = _search(r"Relative gap of the discrete optimum: ([+-][\d.]+)%", text, "(b) gap").group(1)
+    bd.add("resVerTickGapAbs", tick_gap.lstrip("+-"), s, keys["resVerTickGapAbs"])
     bd.add(
         "resVerAgreement",
         _search(r"same decision in ([\d.]+)%", text, "(b) agreement").group(1),
         s,
-        names[16][1],
+        keys["resVerAgreement"],
     )
     summary = next((t for t in tables if t[0] == "Summary"), None)
     if summary is None:
@@ -852,19 +869,19 @@ def add_verification(bd: Build) -> None:
     if tick is None or event is None:
         raise BuildError(f"{s}: Summary lacks the cross-check rows")
     m = _search(r"([\d.]+)% \(tolerance ([\d.]+)%\)", tick[2], "the tick-simulator difference")
-    bd.add("resVerTickSimDiff", m.group(1), s, names[17][1])
-    bd.add("resVerTickSimTol", m.group(2), s, names[18][1])
+    bd.add("resVerTickSimDiff", m.group(1), s, keys["resVerTickSimDiff"])
+    bd.add("resVerTickSimTol", m.group(2), s, keys["resVerTickSimTol"])
     bd.add(
         "resVerEventSimDiff",
         _search(r"([\d.]+)%", event[1], "the event-simulator difference").group(1),
         s,
-        names[19][1],
+        keys["resVerEventSimDiff"],
     )
 
     dtmc = next((t for t in tables if t[0].startswith("(c)") and t[1][0] == "policy"), None)
     if dtmc is None:
         raise BuildError(f"{s}: no (c) table")
-    bd.add("resVerPolicies", str(len(dtmc[2])), s, names[20][1])
+    bd.add("resVerPolicies", str(len(dtmc[2])), s, keys["resVerPolicies"])
     bd.tables["tab_verification.tex"] = verification_table(shield, noshield, pcol, dtmc[1], dtmc[2])
     # per-policy figures of the DTMC table, for the text
     for row in dtmc[2]:
@@ -1192,7 +1209,7 @@ def fig_cost_vs_rate(bd: Build, plt, path: Path) -> None:
     ax.set_ylim(0.01, 8)
     ax.set_xlabel("Poisson arrival rate $\\lambda$ (requests/s), one worker")
     ax.set_ylabel("cost per request")
-    ax.legend(ncol=2, loc="upper left", frameon=True)
+    ax.legend(ncol=4, loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False, columnspacing=1.0)
     _save(fig, path)
     plt.close(fig)
 
