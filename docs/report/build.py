@@ -911,10 +911,10 @@ def _policy_label(name: str) -> str:
 
 
 def _sci(cell: str) -> str:
-    m = re.fullmatch(r"([\d.]+)e([+-]\d+)", cell)
+    m = re.fullmatch(r"([\d.]+)e([+-]\d+)(\*?)", cell.strip())
     if m:
-        return f"${m.group(1)}\\cdot 10^{{{int(m.group(2))}}}$"
-    return cell
+        return f"${m.group(1)}\\cdot 10^{{{int(m.group(2))}}}{'^{*}' if m.group(3) else ''}$"
+    return cell.replace("*", "$^{*}$")
 
 
 def verification_table(
@@ -935,8 +935,8 @@ def verification_table(
     for row in rows:
         c = dict(zip(header, row, strict=False))
         out.append(
-            f"{_policy_label(row[0])} & {fint(int(c['states']))} & {c['utilisation']} & {c['latency ms']} & "
-            f"{c['cost/request']} & {_sci(c['P(overflow)'])} \\\\\n"
+            f"{_policy_label(row[0])} & {fint(int(c['states']))} & {_sci(c['utilisation'])} & "
+            f"{_sci(c['latency ms'])} & {_sci(c['cost/request'])} & {_sci(c['P(overflow)'])} \\\\\n"
         )
     out.append("\\bottomrule\n\\end{tabular}\n")
     return "".join(out)
