@@ -611,9 +611,9 @@ def add_bench(bd: Build) -> None:
     bd.add("resSensDouble", fpct(double, 0), BENCH_JSON, "max over sensitivity.* of f = 2.0")
     half_rate = max(sens, key=lambda r: sens[r]["0.5"])
     double_rate = max(sens, key=lambda r: sens[r]["2.0"])
-    bd.add("resSensHalfRate", f"{float(half_rate):g}", BENCH_JSON, "sensitivity: rate of the max at f = 0.5")
+    bd.add("resSensHalfRate", f"{float(half_rate):.4g}", BENCH_JSON, "sensitivity: rate of the max at f = 0.5")
     bd.add(
-        "resSensDoubleRate", f"{float(double_rate):g}", BENCH_JSON, "sensitivity: rate of the max at f = 2.0"
+        "resSensDoubleRate", f"{float(double_rate):.4g}", BENCH_JSON, "sensitivity: rate of the max at f = 2.0"
     )
 
     track = data["tracking"]
