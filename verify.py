@@ -212,7 +212,9 @@ def _write_prism(args: argparse.Namespace, tm, console) -> None:
 
     props = "\n".join(
         [
-            "// Properties of batching_mdp.prism (see docs/formal.md).",
+            "// Properties of batching_mdp.prism (see docs/formal.md). Run with",
+            "//   storm --prism batching_mdp.prism --prop batching.props",
+            "//   prism batching_mdp.prism batching.props",
             "// (a) timeout safety over every scheduler: expected 0",
             'Pmax=? [ F "violation" ]',
             "// (b) optimal long-run cost per tick (divide by the mean arrivals per tick for per request)",

@@ -56,8 +56,11 @@ __all__ = [
     "VerificationReport",
     "as_sim_policy",
     "baseline_policies",
+    "compare_with_smdp",
+    "describe_by_queue",
     "run_verification",
     "simulate_continuous",
+    "smdp_policy",
 ]
 
 CROSS_CHECK_FIELDS = ("throughput_per_s", "utilisation", "mean_queue", "latency_ms")
@@ -236,8 +239,8 @@ def baseline_policies(config: SystemConfig) -> tuple[list[PolicyEntry], list[str
             max_batch=int(params["max_batch_size"]),
         )
         source = getattr(agent, "params_source", "agents.registry")
-    except ImportError as exc:
-        notes.append(f"timeout: agents.registry not importable ({exc}); Triton-like defaults used")
+    except (ImportError, ValueError) as exc:
+        notes.append(f"timeout: tuned parameters not available ({exc}); Triton-like defaults used")
     entries.append(PolicyEntry("timeout", timeout.validate(config), source))
     return entries, notes
 
@@ -399,7 +402,7 @@ def _distilled(settings: Settings, tm: TickModel, notes: list[str]) -> list[Poli
     for spec in settings.agents:
         try:
             agent = make_agent(spec, tm.config)
-        except (AgentSpecError, ImportError) as exc:
+        except (AgentSpecError, ImportError, ValueError) as exc:
             notes.append(f"{spec}: skipped ({exc})")
             continue
         start = time.perf_counter()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -256,3 +257,16 @@ def test_slow_sound_queries_fall_back_to_the_plain_solver() -> None:
     assert fallback.startswith("plain")
     for name, value in sound.items():
         assert plain[name] == pytest.approx(value, rel=1e-4, abs=1e-12), name
+
+
+def test_committed_prism_model_and_properties_parse() -> None:
+    import stormpy
+
+    models = Path(__file__).resolve().parents[1] / "formal" / "models"
+    program = stormpy.parse_prism_program(str(models / "batching_mdp.prism"))
+    assert program.model_type.name == "MDP"
+    lines = (models / "batching.props").read_text().splitlines()
+    formulas = [line for line in lines if line.strip() and not line.lstrip().startswith("//")]
+    props = stormpy.parse_properties(";".join(formulas), program)  # the string parser splits at ;
+    assert len(props) == 3
+    assert (models / "batching_mdp.prism").read_text() == mdp_program(TickModel(SystemConfig(), queue_cap=64))
