@@ -136,3 +136,34 @@ def test_default_run_within_60_seconds(tmp_path: Path) -> None:
     assert cpu_s < 60, f"verify.py used {cpu_s:.1f} s of CPU"
     if busy_before < 0.5 and os.getloadavg()[0] < 2.5:
         assert elapsed < 60, f"verify.py took {elapsed:.1f} s"
+
+
+def test_a_learned_checkpoint_is_distilled_and_checked(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    sb3 = pytest.importorskip("stable_baselines3")
+    checkpoint = pytest.importorskip("agents.checkpoint", reason="agents/checkpoint.py not available")
+    from batchenv.env import DynamicBatchingEnv
+    from batchenv.scenarios import load_scenario
+
+    config = load_scenario("default")
+    model = sb3.PPO("MlpPolicy", DynamicBatchingEnv(config), n_steps=32, batch_size=32, seed=0, device="cpu")
+    path = checkpoint.save_checkpoint(model, tmp_path / "ppo_tiny.zip", config, algo="ppo")
+    out = tmp_path / "v.md"
+    args = [
+        "--tick-ms",
+        "5",
+        "--queue-cap",
+        "10",
+        "--agents",
+        str(path),
+        "--ticks",
+        "20000",
+        "--sim-horizon-s",
+        "20",
+        "--out",
+        str(out),
+    ]
+    assert verify.main(args) == 0, capsys.readouterr().out
+    text = out.read_text()
+    row = next(line for line in text.splitlines() if line.startswith(f"| {path} |"))
+    assert row.endswith("| 0 |")  # P(violation) = 0: the shield holds for the learned agent too
+    assert "checkpoint ppo_tiny.zip; distilled over 210 states" in text
