@@ -6,6 +6,15 @@ bounds. It is the yardstick of DESIGN.md ("Baselines ... optimal").
     solution.score_per_request, solution.cost_per_request, solution.dispatch_threshold
     simulate(config, OptimalScheduler(config), seed)     # the policy as a scheduler (table lookup)
 
+To solve a modified SMDP (other rewards or sojourns, as :mod:`agents.proposed` does for several
+workers), build its data, change it and solve it with the same solver (not cached):
+
+    model = build_smdp(config, rate_per_s=100.0, queue_cap=266)   # an SMDPModel
+    model = dataclasses.replace(model, reward=model.reward - extra)
+    with single_threaded_blas():
+        result = policy_iteration(model)                          # actions, gain, h, ...
+    values = action_values(model, result.relative_values, result.gain_per_s)
+
 The decision process (the simulator's semantics, :mod:`batchenv.sim`)
     Decision epochs are the moments the worker is idle and q >= 1 requests wait; the state is q.
     With one worker and Poisson(lambda) arrivals the future after an epoch depends on q only
@@ -101,6 +110,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -117,9 +127,17 @@ __all__ = [
     "ControlLimits",
     "OptimalScheduler",
     "OptimalSolution",
+    "PolicyEvaluation",
+    "PolicyIterationResult",
     "PolicyRun",
+    "SMDPModel",
+    "action_values",
+    "build_smdp",
     "control_limits",
     "default_queue_cap",
+    "evaluate_policy",
+    "policy_iteration",
+    "single_threaded_blas",
     "solve_optimal",
 ]
 
@@ -143,17 +161,31 @@ _MAX_VALUE_ITERATIONS = 200_000
 
 
 @dataclass(frozen=True)
-class _Model:
-    """The SMDP's data for one (system, rate, cap). Action 0 is wait; action 1 + a, with
-    a = m * B + (b - 1), dispatches b requests on model m. Times in s, rewards in score units.
+class SMDPModel:
+    """The data of the batching SMDP for one (system, arrival rate, queue cap): what
+    :func:`build_smdp` returns and :func:`policy_iteration`, :func:`evaluate_policy` and
+    :func:`action_values` solve. Replace ``reward`` or ``tau`` (``dataclasses.replace``) to solve a
+    modified SMDP with the same transition law.
 
+    States are the queue lengths q = 0..K at a decision epoch (K = ``cap``; the cap state stands
+    for "K or more" unless ``exact_capacity``). Actions: 0 is wait; 1 + a with
+    a = m * B + (b - 1) dispatches b requests (1 <= b <= B = ``max_batch``) on model index m
+    (0 <= m < M = ``n_models``). Times in s, rewards in score units.
+
+    :ivar rate_per_s: Poisson arrival rate (requests/s).
+    :ivar cap: K, the largest queue length of the state space (requests).
+    :ivar exact_capacity: K equals the system's ``queue_capacity``: drops are modelled exactly.
+    :ivar n_models: M, the number of models.
+    :ivar max_batch: B, the largest batch size (requests).
     :ivar reward: (K + 1, 1 + M B) expected reward of the sojourn; -inf where not allowed.
     :ivar tau: (K + 1, 1 + M B) expected sojourn time (s); 1 where not allowed.
-    :ivar allowed: (K + 1, 1 + M B) the actions allowed at each q.
-    :ivar pmf: (M B, L + 1) Poisson pmf of the arrivals during each dispatch; last entry P(N >= L).
-    :ivar drops: (K + 1, 1 + M B) expected dropped arrivals of the sojourn (0 unless
+    :ivar allowed: (K + 1, 1 + M B) the actions allowed at each q (bool).
+    :ivar leftover: (K + 1, M B) queue left behind by each dispatch, q - b (requests); 0 where
+        not allowed.
+    :ivar pmf: (M B, L + 1) Poisson pmf of the arrivals during each dispatch at 0..L - 1; last
+        entry P(N >= L).
+    :ivar drops: (K + 1, 1 + M B) expected dropped arrivals of the sojourn (requests; 0 unless
         ``exact_capacity``).
-    :ivar leftover: (K + 1, M B) queue left behind by each dispatch (q - b); 0 where not allowed.
     """
 
     rate_per_s: float
@@ -167,6 +199,37 @@ class _Model:
     leftover: np.ndarray
     pmf: np.ndarray
     drops: np.ndarray
+
+
+class PolicyEvaluation(NamedTuple):
+    """Long-run figures of one stationary policy of an :class:`SMDPModel`
+    (:func:`evaluate_policy`).
+
+    :ivar gain_per_s: long-run reward per second (score units/s).
+    :ivar relative_values: (K + 1,) relative values h(q), h(0) = 0 (score units).
+    :ivar transition: (K + 1, K + 1) transition matrix of the embedded chain at decision epochs.
+    """
+
+    gain_per_s: float
+    relative_values: np.ndarray
+    transition: np.ndarray
+
+
+class PolicyIterationResult(NamedTuple):
+    """An optimal policy of an :class:`SMDPModel` found by :func:`policy_iteration`.
+
+    :ivar actions: (K + 1,) action index per queue length (0 = wait, see :class:`SMDPModel`).
+    :ivar gain_per_s: its long-run reward per second (score units/s), the optimal gain.
+    :ivar relative_values: (K + 1,) relative values h(q), h(0) = 0 (score units).
+    :ivar transition: (K + 1, K + 1) transition matrix of the embedded chain under ``actions``.
+    :ivar iterations: policy-iteration steps taken.
+    """
+
+    actions: np.ndarray
+    gain_per_s: float
+    relative_values: np.ndarray
+    transition: np.ndarray
+    iterations: int
 
 
 def _check_supported(config: SystemConfig) -> None:
@@ -230,9 +293,50 @@ def _allowed_batches(config: SystemConfig, cap: int, action_set: str) -> np.ndar
     return np.any([b == np.minimum(q, size) for size in sizes], axis=0)
 
 
-def _build_model(config: SystemConfig, rate_per_s: float, cap: int, action_set: str) -> _Model:
-    """Rewards, sojourn times and transition laws of every (queue length, action)."""
-    lam = rate_per_s
+def _checked_rate(config: SystemConfig, rate_per_s: float | None) -> float:
+    """``rate_per_s`` as a float (requests/s; None: the config's mean rate); ValueError unless it
+    is finite and > 0."""
+    rate = config.arrivals.mean_rate_per_s if rate_per_s is None else float(rate_per_s)
+    if not (math.isfinite(rate) and rate > 0):
+        raise ValueError(f"rate_per_s must be a finite number > 0 (requests/s), got {rate_per_s!r}")
+    return rate
+
+
+def _check_queue_cap(config: SystemConfig, queue_cap: int | None) -> None:
+    """ValueError unless ``queue_cap`` is None or in [1, queue_capacity]."""
+    if queue_cap is not None and not 1 <= queue_cap <= config.queue_capacity:
+        raise ValueError(
+            f"queue_cap must be in [1, queue_capacity = {config.queue_capacity}], got {queue_cap!r}"
+        )
+
+
+def _check_action_set(action_set: str) -> None:
+    """ValueError unless ``action_set`` is one of :data:`ACTION_SETS`."""
+    if action_set not in ACTION_SETS:
+        raise ValueError(f"action_set must be one of {ACTION_SETS}, got {action_set!r}")
+
+
+def build_smdp(config: SystemConfig, rate_per_s: float, queue_cap: int, action_set: str = "any") -> SMDPModel:
+    """The SMDP's rewards, sojourn times and transition laws of every (queue length, action), as
+    described in the module docstring; not cached (build once, solve as often as needed).
+
+    Only the fields the SMDP reads matter: models, timing, rewards, ``max_batch_size`` and
+    ``queue_capacity`` (not the name, horizon, SLO threshold, arrival settings or env options).
+
+    :param config: the system; needs ``n_workers == 1``, ``arrivals.process == "poisson"`` and
+        ``reward.w_slo == 0`` (ConfigError naming the field otherwise).
+    :param rate_per_s: Poisson arrival rate (requests/s), finite and > 0.
+    :param queue_cap: K, the largest queue length of the state space (requests), in
+        [1, ``queue_capacity``]; :func:`default_queue_cap` gives a first guess. With K equal to
+        ``queue_capacity`` drops are modelled exactly, else the cap state stands for "K or more".
+    :param action_set: the batch sizes a dispatch may use (:data:`ACTION_SETS`); default ``"any"``.
+    :returns: an :class:`SMDPModel` with arrays of K + 1 rows.
+    """
+    _check_supported(config)
+    lam = _checked_rate(config, rate_per_s)
+    _check_queue_cap(config, queue_cap)
+    _check_action_set(action_set)
+    cap = int(queue_cap)
     w_lat = config.reward.w_latency_per_s
     w_drop = config.reward.w_drop
     n_models, max_batch = config.n_models, config.max_batch_size
@@ -269,7 +373,7 @@ def _build_model(config: SystemConfig, rate_per_s: float, cap: int, action_set: 
         dispatch -= w_drop * drops[:, 1:] - w_lat * lost_area
     reward[:, 1:] = np.where(allowed[:, 1:], dispatch, -np.inf)
     tau[:, 1:] = np.where(allowed[:, 1:], service_s[None, :], 1.0)
-    return _Model(
+    return SMDPModel(
         rate_per_s=lam,
         cap=cap,
         exact_capacity=exact_capacity,
@@ -311,7 +415,7 @@ def _overflow(
 # --------------------------------------------------------------------------------------------
 
 
-def _expected_values(model: _Model, h: np.ndarray) -> np.ndarray:
+def _expected_values(model: SMDPModel, h: np.ndarray) -> np.ndarray:
     """(K + 1, 1 + M B): expected relative value of the state after each (q, action)."""
     cap = model.cap
     length = model.pmf.shape[1] - 1
@@ -324,7 +428,7 @@ def _expected_values(model: _Model, h: np.ndarray) -> np.ndarray:
     return out
 
 
-def _transition_matrix(model: _Model, actions: np.ndarray) -> np.ndarray:
+def _transition_matrix(model: SMDPModel, actions: np.ndarray) -> np.ndarray:
     """(K + 1, K + 1) transition matrix of the embedded chain under a stationary policy."""
     cap = model.cap
     size = cap + 1
@@ -346,8 +450,13 @@ def _transition_matrix(model: _Model, actions: np.ndarray) -> np.ndarray:
     return np.bincount(flat, weights=weights, minlength=size * size).reshape(size, size)
 
 
-def _evaluate(model: _Model, actions: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-    """Gain (reward/s), relative values h (h(0) = 0) and transition matrix of a policy."""
+def evaluate_policy(model: SMDPModel, actions: np.ndarray) -> PolicyEvaluation:
+    """Exact evaluation of a stationary policy by one linear solve: its gain (reward/s), relative
+    values h (h(0) = 0) and the transition matrix of its embedded chain.
+
+    :param model: the SMDP.
+    :param actions: (K + 1,) an allowed action index per queue length (see :class:`SMDPModel`).
+    """
     size = model.cap + 1
     q = np.arange(size)
     transition = _transition_matrix(model, actions)
@@ -357,20 +466,28 @@ def _evaluate(model: _Model, actions: np.ndarray) -> tuple[float, np.ndarray, np
     gain = float(x[0])
     h = x.copy()
     h[0] = 0.0
-    return gain, h, transition
+    return PolicyEvaluation(gain, h, transition)
 
 
-def _improve(model: _Model, actions: np.ndarray, gain: float, h: np.ndarray) -> np.ndarray:
+def action_values(model: SMDPModel, h: np.ndarray, gain: float) -> np.ndarray:
+    """(K + 1, 1 + M B): the value r(q, a) - g tau(q, a) + E h(next) of every (queue length,
+    action) at relative values ``h`` ((K + 1,), score units) and gain ``gain`` (score units/s);
+    -inf where the action is not allowed. At an optimal (h, g) the best action of each row is
+    optimal, and another action's shortfall from the row's best is what taking it once costs."""
+    return model.reward + _expected_values(model, h) - gain * model.tau
+
+
+def _improve(model: SMDPModel, actions: np.ndarray, gain: float, h: np.ndarray) -> np.ndarray:
     """Policy-improvement step; the current action is kept unless another is strictly better."""
     q = np.arange(model.cap + 1)
-    values = model.reward - gain * model.tau + _expected_values(model, h)
+    values = action_values(model, h, gain)
     best = values.argmax(axis=1)
     current = values[q, actions]
     slack = 1e-12 * (1.0 + np.abs(current))
     return np.where(values[q, best] > current + slack, best, actions)
 
 
-def _bellman_rates(model: _Model, h: np.ndarray) -> np.ndarray:
+def _bellman_rates(model: SMDPModel, h: np.ndarray) -> np.ndarray:
     """max over actions of (reward + E h(next) - h(q)) / tau, per state (reward per second).
 
     Its minimum and maximum over states bound the optimal gain (the SMDP value-iteration bounds,
@@ -392,22 +509,26 @@ def _stationary(transition: np.ndarray) -> np.ndarray:
     return pi / pi.sum()
 
 
-def _policy_iteration(model: _Model) -> tuple[np.ndarray, float, np.ndarray, np.ndarray, int]:
-    """Howard's policy iteration; returns actions, gain (reward/s), h, transitions, iterations."""
+def policy_iteration(model: SMDPModel) -> PolicyIterationResult:
+    """Howard's policy iteration (exact policy evaluation, 2 to 6 iterations on the default
+    system), from the policy that never waits; a current action is kept unless another is
+    strictly better (by a relative 1e-12). Run it inside :func:`single_threaded_blas` when
+    solving many models. RuntimeError if it does not converge in 200 iterations.
+    """
     q = np.arange(model.cap + 1)
     values = np.where(model.allowed, model.reward / model.tau, -np.inf)
     values[:, 0] = np.where(q == 0, 0.0, -np.inf)  # start from a policy that never waits
     actions = values.argmax(axis=1)
     for iteration in range(1, _MAX_POLICY_ITERATIONS + 1):
-        gain, h, transition = _evaluate(model, actions)
+        gain, h, transition = evaluate_policy(model, actions)
         improved = _improve(model, actions, gain, h)
         if np.array_equal(improved, actions):
-            return actions, gain, h, transition, iteration
+            return PolicyIterationResult(actions, gain, h, transition, iteration)
         actions = improved
     raise RuntimeError(f"policy iteration did not converge in {_MAX_POLICY_ITERATIONS} iterations")
 
 
-def _value_iteration(model: _Model, tol_per_s: float) -> tuple[np.ndarray, np.ndarray, int]:
+def _value_iteration(model: SMDPModel, tol_per_s: float) -> tuple[np.ndarray, np.ndarray, int]:
     """Relative value iteration on Tijms' data-transformed SMDP (a discrete-time MDP with
     rewards r / tau and transitions (tau~ / tau) p + (1 - tau~ / tau) self-loop, tau~ below every
     sojourn). Stops when the span of V_n - V_{n-1} (the gain bounds) is at most ``tol_per_s``.
@@ -448,8 +569,9 @@ def _openblas_threads() -> tuple[Callable[[int], None], Callable[[], int]] | Non
 
 
 @contextlib.contextmanager
-def _single_threaded_blas() -> Iterator[None]:
-    """Run numpy's BLAS/LAPACK on one thread inside the block (restored afterwards).
+def single_threaded_blas() -> Iterator[None]:
+    """Run numpy's BLAS/LAPACK on one thread inside the block (restored afterwards); a no-op
+    where the OpenBLAS that numpy bundles is not found.
 
     The solver's matrices are small (a few hundred states), so threads only add overhead; on a
     busy 2-core machine (tests run in parallel) multi-threaded OpenBLAS made a solve 20x slower.
@@ -574,13 +696,13 @@ def _solve_cached(
 ) -> OptimalSolution:
     start = time.perf_counter()
     tol_per_s = tol * rate_per_s
-    with _single_threaded_blas():
-        model = _build_model(system, rate_per_s, queue_cap, action_set)
+    with single_threaded_blas():
+        model = build_smdp(system, rate_per_s, queue_cap, action_set)
         if method == "policy":
-            actions, _, h, _, iterations = _policy_iteration(model)
+            actions, _, h, _, iterations = policy_iteration(model)
         else:
             actions, h, iterations = _value_iteration(model, tol_per_s)
-        gain, h, transition = _evaluate(model, actions)
+        gain, h, transition = evaluate_policy(model, actions)
         rates = _bellman_rates(model, h)
         pi = _stationary(transition)
     low, high = float(rates.min()), float(rates.max())
@@ -596,7 +718,7 @@ def _solve_cached(
 
 def _solution(
     system: SystemConfig,
-    model: _Model,
+    model: SMDPModel,
     actions: np.ndarray,
     gain: float,
     bounds: tuple[float, float],
@@ -614,7 +736,7 @@ def _solution(
     dispatch = actions - 1
     model_index = np.where(actions > 0, dispatch // model.max_batch, -1)
     batch = np.where(actions > 0, dispatch % model.max_batch + 1, 0)
-    values = model.reward + _expected_values(model, h) - gain * model.tau
+    values = action_values(model, h, gain)
     values[:, 0] = -np.inf
     values[0, :] = 0.0  # q = 0 never dispatches; keep the table well defined
     shield = values.argmax(axis=1) - 1
@@ -714,19 +836,13 @@ def solve_optimal(
         without or with ``batch_choice``: the optimum an agent of that env can reach).
     """
     _check_supported(config)
-    rate = config.arrivals.mean_rate_per_s if rate_per_s is None else float(rate_per_s)
-    if not (math.isfinite(rate) and rate > 0):
-        raise ValueError(f"rate_per_s must be a finite number > 0 (requests/s), got {rate_per_s!r}")
-    if queue_cap is not None and not 1 <= queue_cap <= config.queue_capacity:
-        raise ValueError(
-            f"queue_cap must be in [1, queue_capacity = {config.queue_capacity}], got {queue_cap!r}"
-        )
+    rate = _checked_rate(config, rate_per_s)
+    _check_queue_cap(config, queue_cap)
     if not tol > 0:
         raise ValueError(f"tol must be > 0, got {tol!r}")
     if method not in ("policy", "value"):
         raise ValueError(f"method must be 'policy' or 'value', got {method!r}")
-    if action_set not in ACTION_SETS:
-        raise ValueError(f"action_set must be one of {ACTION_SETS}, got {action_set!r}")
+    _check_action_set(action_set)
     system = _system_key(config)
     if queue_cap is not None:
         return _solve_cached(system, rate, int(queue_cap), float(tol), method, action_set)

@@ -257,7 +257,9 @@ def _scaled_timing(config: SystemConfig, factor: float) -> SystemConfig:
     )
 
 
-def staggered_model(config: SystemConfig, rate_per_s: float, n_workers: int, action_set: str = "any") -> Any:
+def staggered_model(
+    config: SystemConfig, rate_per_s: float, n_workers: int, action_set: str = "any"
+) -> optimal.SMDPModel:
     """The batching SMDP of ``n_workers`` workers behind one queue, approximated as if the
     workers were perfectly staggered (each one frees up ``1 / n`` of a service time after the
     previous one). A dispatch of b on model m, service s, then leads to the next decision epoch
@@ -272,12 +274,13 @@ def staggered_model(config: SystemConfig, rate_per_s: float, n_workers: int, act
     :param config: the system (its ``n_workers`` is ignored; models, timing and rewards used).
     :param rate_per_s: total arrival rate (requests/s).
     :param n_workers: number of workers n >= 1.
-    :returns: the solver's model (``agents.optimal._Model``) with the corrected rewards.
+    :returns: the :class:`agents.optimal.SMDPModel` of the scaled system with the corrected
+        rewards.
     """
     base = _solver_config(config)
     scaled = _scaled_timing(base, 1.0 / n_workers)
     cap = optimal.default_queue_cap(scaled, rate_per_s)
-    model = optimal._build_model(optimal._system_key(scaled), rate_per_s, cap, action_set)
+    model = optimal.build_smdp(scaled, rate_per_s, cap, action_set)
     service_s = ServiceTable(base).service_ms[:, 1:].reshape(-1) / 1000.0
     batch = np.tile(np.arange(1, base.max_batch_size + 1), base.n_models)
     correction = base.reward.w_latency_per_s * batch * service_s * (1.0 - 1.0 / n_workers)
@@ -323,14 +326,14 @@ def _solve_row(
         gain, h = sol.gain_per_s, np.asarray(sol.relative_values)
         smdp = None
         if values:
-            smdp = optimal._build_model(optimal._system_key(solver), rate_per_s, sol.queue_cap, action_set)
+            smdp = optimal.build_smdp(solver, rate_per_s, sol.queue_cap, action_set)
     else:
         smdp = staggered_model(solver, rate_per_s, n_workers, action_set)
-        actions, gain, h, _, _ = optimal._policy_iteration(smdp)
+        actions, gain, h, _, _ = optimal.policy_iteration(smdp)
         best = None
     table = None
     if smdp is not None:
-        table = smdp.reward + optimal._expected_values(smdp, h) - gain * smdp.tau
+        table = optimal.action_values(smdp, h, gain)
         table[:, 0] = -np.inf
         if best is None:
             best = table.argmax(axis=1)
@@ -413,7 +416,7 @@ def _build_cached(
     log_low, log_high = math.log(low), math.log(high)
     step = (log_high - log_low) / (rate_points - 1)
     rates = tuple(math.exp(log_low + i * step) for i in range(rate_points))
-    with optimal._single_threaded_blas():
+    with optimal.single_threaded_blas():
         rows = tuple(_row(system, r, n_workers, action_set, model_switching, values) for r in rates)
     return PolicyTable(rates, rows, n_workers, log_low, 1.0 / step)
 

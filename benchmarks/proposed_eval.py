@@ -543,11 +543,11 @@ def part_sensitivity(args: argparse.Namespace, figures: Path) -> tuple[list[str]
     data = {}
     for rate in rates:
         best = optimal.solve_optimal(config, rate)
-        model = optimal._build_model(optimal._system_key(config), rate, best.queue_cap, "any")
+        model = optimal.build_smdp(config, rate, best.queue_cap, "any")
         cells = []
         for factor in factors:
             other = optimal.solve_optimal(config, factor * rate)
-            gain, _, _ = optimal._evaluate(model, _actions_on(other, best.queue_cap))
+            gain = optimal.evaluate_policy(model, _actions_on(other, best.queue_cap)).gain_per_s
             extra = (best.gain_per_s - gain) / rate / best.cost_per_request
             cells.append(extra)
         data[f"{rate:g}"] = dict(zip(map(str, factors), cells, strict=True))

@@ -156,7 +156,7 @@ def test_renewal_reward_identities_of_the_embedded_chain() -> None:
     is served: dispatched requests per second = lambda (no drops below capacity)."""
     config, rate = SystemConfig(), 200.0
     solution = solve_optimal(config, rate)
-    model = optimal._build_model(optimal._system_key(config), rate, solution.queue_cap, "any")
+    model = optimal.build_smdp(config, rate, solution.queue_cap, "any")
     q = np.arange(solution.queue_cap + 1)
     actions = np.where(solution.model < 0, 0, 1 + solution.policy)
     pi = solution.epoch_probability
@@ -164,6 +164,27 @@ def test_renewal_reward_identities_of_the_embedded_chain() -> None:
     assert pi @ model.reward[q, actions] / time_per_epoch == pytest.approx(solution.gain_per_s, rel=1e-10)
     assert pi @ solution.batch / time_per_epoch == pytest.approx(rate, rel=1e-10)
     assert solution.drop_rate == 0.0
+
+
+def test_public_smdp_api_reproduces_the_solution() -> None:
+    """build_smdp + policy_iteration + evaluate_policy + action_values (the API for modified
+    SMDPs) give the cached solution's policy, gain and shield table; bad arguments are refused."""
+    config, rate = SystemConfig(), 300.0
+    solution = solve_optimal(config, rate)
+    model = optimal.build_smdp(config, rate, solution.queue_cap)
+    with optimal.single_threaded_blas():
+        result = optimal.policy_iteration(model)
+    assert np.array_equal(result.actions, np.where(solution.model < 0, 0, 1 + solution.policy))
+    assert result.gain_per_s == pytest.approx(solution.gain_per_s, rel=1e-12)
+    assert optimal.evaluate_policy(model, result.actions).gain_per_s == result.gain_per_s
+    values = optimal.action_values(model, result.relative_values, result.gain_per_s)
+    values[:, 0] = -np.inf
+    best = values[1:].argmax(axis=1) - 1
+    assert np.array_equal(best // config.max_batch_size, solution.shield_model[1:])
+    with pytest.raises(ValueError, match="queue_cap"):
+        optimal.build_smdp(config, rate, 0)
+    with pytest.raises(ConfigError):
+        optimal.build_smdp(config.replace(n_workers=2), rate, 100)
 
 
 def test_overload_models_drops_exactly() -> None:

@@ -92,8 +92,8 @@ def test_decisions_need_no_solve(default_config, monkeypatch):
     for module, name in [
         (optimal, "solve_optimal"),
         (optimal, "_solve_cached"),
-        (optimal, "_policy_iteration"),
-        (optimal, "_build_model"),
+        (optimal, "policy_iteration"),
+        (optimal, "build_smdp"),
         (proposed, "solve_optimal"),
         (proposed, "_build_cached"),
     ]:
@@ -108,7 +108,7 @@ def test_staggered_model_with_one_worker_is_the_one_worker_smdp(default_config):
     system = proposed._solver_config(default_config)
     cap = optimal.default_queue_cap(system, 200.0)
     mine = staggered_model(default_config, 200.0, 1)
-    theirs = optimal._build_model(optimal._system_key(system), 200.0, cap, "any")
+    theirs = optimal.build_smdp(system, 200.0, cap, "any")
     np.testing.assert_array_equal(mine.reward, theirs.reward)
     np.testing.assert_array_equal(mine.tau, theirs.tau)
 
