@@ -31,6 +31,8 @@ REPO = Path(__file__).resolve().parent
 DEFAULT_OUT = REPO / "docs" / "results" / "verification.md"
 DEFAULT_MODELS = REPO / "formal" / "models"
 DEFAULT_UPPAAL_POLICY = "B=8,T=10,models=0/1/2,thresholds=32/48"
+DEFAULT_AGENTS = "util_switch,proposed(rate_estimation=false)"
+CHECKPOINTS = REPO / "checkpoints"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -63,10 +65,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     model.add_argument(
         "--agents",
-        default="util_switch,proposed(rate_estimation=false)",
+        default="auto",
         help="comma-separated agent specs (agents/registry.py: a baseline, 'proposed', a .zip "
-        "checkpoint) to distil into tables over the model's states and check; '' for none "
-        "(default: util_switch,proposed(rate_estimation=false))",
+        "checkpoint) to distil into tables over the model's states and check; '' for none; "
+        f"'auto' (default): {DEFAULT_AGENTS} and the shipped checkpoints of the scenario "
+        "(checkpoints/*_<scenario>.zip)",
     )
     model.add_argument("--jobs", type=int, default=2, help="parallel processes (default: 2)")
     cross = parser.add_argument_group("cross-checks")
@@ -246,6 +249,9 @@ def main(argv: list[str] | None = None) -> int:
         from formal.verification import Settings, run_verification
 
         agents = _split_specs(args.agents)
+        if agents == ("auto",):
+            shipped = sorted(CHECKPOINTS.glob(f"*_{config.name}.zip"))
+            agents = _split_specs(DEFAULT_AGENTS) + tuple(_display(p) for p in shipped)
         if args.jobs < 1:
             raise ConfigError("--jobs", f"must be >= 1, got {args.jobs}")
         settings = Settings(
