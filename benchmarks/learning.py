@@ -47,7 +47,17 @@ def run_name(algo: str, rate: float) -> str:
     return f"{algo}_default_rate{rate:g}_1"
 
 
+def time_matched_gamma(rate_per_s: float, horizon_s: float) -> float:
+    """Per-step discount whose horizon is ``horizon_s`` seconds at ``rate_per_s``: decision epochs
+    come about once per arrival, so gamma = exp(-1 / (rate * horizon)). A fixed per-step gamma
+    would look ever fewer seconds ahead as the rate grows (the process is semi-Markov)."""
+    return float(np.exp(-1.0 / (rate_per_s * horizon_s)))
+
+
 def train_command(args: argparse.Namespace, algo: str, rate: float) -> list[str]:
+    hyperparams = []
+    if args.gamma_horizon_s:
+        hyperparams = ["--hyperparams", f"gamma={time_matched_gamma(rate, args.gamma_horizon_s):.6f}"]
     return [
         sys.executable,
         str(REPO / "train.py"),
@@ -72,6 +82,7 @@ def train_command(args: argparse.Namespace, algo: str, rate: float) -> list[str]
         "--runs-dir",
         str(args.runs_dir),
         "--no-progress",
+        *hyperparams,
     ]
 
 
@@ -189,6 +200,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eval-seeds", default="20000,20001,20002", help="evaluation seeds")
     parser.add_argument("--eval-horizon-s", type=float, default=30.0, help="seconds per evaluation episode")
     parser.add_argument("--seed", type=int, default=0, help="training seed")
+    parser.add_argument(
+        "--gamma-horizon-s",
+        type=float,
+        default=None,
+        help="set gamma per rate so that the discount horizon is this many seconds "
+        "(default: the hyperparameter file's gamma)",
+    )
     parser.add_argument("--jobs", type=int, default=2, help="training runs at once (default 2)")
     parser.add_argument("--runs-dir", type=Path, default=REPO / "runs" / "learning", help="run folders")
     parser.add_argument("--out", type=Path, default=RESULTS / "learning.json", help="JSON output")
