@@ -1,0 +1,33 @@
+"""Compare schedulers on scenarios: every agent x scenario x seed, with common random numbers
+(the package behind ``python evaluate.py``).
+
+Every agent meets the same arrivals for the same (scenario, seed). Per agent and scenario it
+reports the mean over seeds with a 95% confidence interval (t distribution) of every metric of
+:class:`batchenv.metrics.EpisodeMetrics`, the cost per request (best quality - score) and the
+relative gap of the mean cost to a reference agent, with a confidence interval from the
+seed-paired cost differences (DESIGN.md, "Measuring gaps").
+
+It prints a table per scenario and writes, into a new folder ``<out>/eval_<time>_<n>/`` (never
+an existing one; every file written to a temporary name, then renamed):
+
+- ``summary.csv``: one row per agent and scenario, ``<metric>_mean`` and ``<metric>_ci95``;
+- ``per_seed.csv``: one row per agent, scenario and seed;
+- ``results.json``: both, with the command, the seeds and each agent's parameters and their source;
+- ``report.md``: the tables in Markdown;
+- ``latency_cdf.png``, ``score_vs_rate.png``, ``pareto_quality_p99.png``.
+
+Episodes run in ``--jobs`` worker processes; each episode is a pure function of (agent, scenario,
+seed), so the results do not depend on ``--jobs``.
+
+Modules, one step each:
+
+==========  ===================================================================================
+plan        the command line (``--help``) and the validated :class:`~evaluation.plan.Plan`
+runner      one task per episode, run in worker processes
+stats       per-cell means, 95% confidence intervals and gaps to the reference agent
+outputs     the run folder, ``summary.csv``, ``per_seed.csv``, ``results.json``
+tables      the Markdown report and the terminal tables
+plots       the three figures
+cli         :func:`~evaluation.cli.main`: the steps in order
+==========  ===================================================================================
+"""

@@ -1,0 +1,83 @@
+"""``python evaluate.py``: plan, run, summarise, print and write (the steps live in the other
+modules of :mod:`evaluation`)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Sequence
+
+from batchenv.fileio import write_atomic
+from evaluation.outputs import make_run_dir, params_text, per_seed_rows, summary_rows, to_csv, to_json
+from evaluation.plan import UsageError, build_parser, make_plan
+from evaluation.plots import plot_all
+from evaluation.runner import make_tasks, run_tasks
+from evaluation.stats import collect
+from evaluation.tables import print_tables, to_markdown
+
+__all__ = ["main"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the evaluation the command line ``argv`` (default ``sys.argv[1:]``) asks for; returns
+    the exit code: 0, 1 if an episode failed, 2 for a bad command line, 130 if interrupted."""
+    from rich.console import Console
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    console = Console()
+    if not console.is_terminal:  # a log file or pipe: wide enough for the whole table
+        console = Console(width=160)
+    try:
+        plan = make_plan(args, argv)
+    except UsageError as exc:
+        parser.print_usage(sys.stderr)
+        print(f"evaluate.py: error: {exc}", file=sys.stderr)
+        return 2
+    for warning in plan.warnings:
+        console.print(f"[yellow]warning:[/] {warning}")
+    tasks = make_tasks(plan)
+    console.print(
+        f"{len(plan.agents)} agents x {len(plan.scenarios)} scenarios x {len(plan.seeds)} seeds "
+        f"= {len(tasks)} episodes on {plan.jobs} process{'es' if plan.jobs > 1 else ''}"
+    )
+    start = time.perf_counter()
+    try:
+        results = run_tasks(tasks, plan.jobs, console)
+    except KeyboardInterrupt:
+        console.print("[red]interrupted[/]: nothing written")
+        return 130
+    cells = collect(plan, tasks, results)
+    elapsed = time.perf_counter() - start
+
+    print_tables(plan, cells, console)
+    for agent in plan.agents:
+        for scenario in plan.scenarios:
+            cell = cells[(agent.label, scenario.name)]
+            if cell.per_seed and agent.name in ("timeout", "util_switch"):
+                console.print(
+                    f"{agent.label} on {scenario.name}: {cell.params_source}: {params_text(cell.params)}"
+                )
+    errors = [c for c in cells.values() if c.error]
+    for cell in errors:
+        console.print(f"[red]error[/] {cell.agent} on {cell.scenario}: {cell.error}")
+    skipped = {c.not_applicable for c in cells.values() if c.not_applicable}
+    for reason in sorted(skipped):
+        console.print(f"[dim]n/a: {reason}[/]")
+
+    run_dir = make_run_dir(plan.out)
+    write_atomic(run_dir / "summary.csv", to_csv(summary_rows(plan, cells)))
+    write_atomic(run_dir / "per_seed.csv", to_csv(per_seed_rows(plan, cells)))
+    write_atomic(run_dir / "results.json", to_json(plan, cells))
+    figures = plot_all(plan, cells, run_dir) if plan.plots else []
+    write_atomic(run_dir / "report.md", to_markdown(plan, cells, "" if figures else None))
+    if plan.report is not None:
+        figure_dir = plan.report.parent / f"{plan.report.stem}_figures"
+        for path in figures:
+            write_atomic(figure_dir / path.name, path.read_bytes())
+        prefix = f"{figure_dir.name}/" if figures else None
+        write_atomic(plan.report, to_markdown(plan, cells, prefix))
+        console.print(f"report: {plan.report}")
+    console.print(f"results: {run_dir}/ ({elapsed:.1f} s of episodes)")
+    return 1 if errors else 0

@@ -1,0 +1,132 @@
+"""Machine-readable outputs of an evaluation: the run folder, ``summary.csv``, ``per_seed.csv``
+and ``results.json``."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import itertools
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from evaluation.plan import Plan
+from evaluation.runner import SCALAR_METRICS
+from evaluation.stats import Cell
+
+__all__ = ["make_run_dir", "params_text", "per_seed_rows", "summary_rows", "to_csv", "to_json"]
+
+
+def make_run_dir(parent: Path) -> Path:
+    """A new folder ``parent/eval_<YYYYmmdd-HHMMSS>_<n>``; an existing folder is never reused."""
+    parent.mkdir(parents=True, exist_ok=True)
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    for n in itertools.count(1):
+        path = parent / f"eval_{stamp}_{n}"
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        return path
+    raise AssertionError("unreachable")
+
+
+def params_text(params: dict[str, Any]) -> str:
+    """``key=value, ...`` of an agent's parameters, in their order."""
+    return ", ".join(f"{k}={v}" for k, v in params.items())
+
+
+def summary_rows(plan: Plan, cells: dict[tuple[str, str], Cell]) -> list[dict[str, Any]]:
+    metrics = [*SCALAR_METRICS, "gap"]
+    rows = []
+    for scenario in plan.scenarios:
+        mixes = [f"mix_{m}" for m in scenario.config.model_names]
+        for agent in plan.agents:
+            cell = cells[(agent.label, scenario.name)]
+            row: dict[str, Any] = {
+                "scenario": scenario.name,
+                "agent": agent.label,
+                "spec": agent.text,
+                "params": params_text(cell.params),
+                "params_source": cell.params_source,
+                "reference": cell.reference or "",
+                "n_seeds": len(cell.per_seed),
+                "status": "n/a" if cell.not_applicable else ("error" if cell.error else "ok"),
+            }
+            for metric in [*metrics, *mixes]:
+                mean, half = cell.summary.get(metric, (math.nan, math.nan))
+                row[f"{metric}_mean"] = mean
+                row[f"{metric}_ci95"] = half
+            rows.append(row)
+    return rows
+
+
+def per_seed_rows(plan: Plan, cells: dict[tuple[str, str], Cell]) -> list[dict[str, Any]]:
+    rows = []
+    for scenario in plan.scenarios:
+        for agent in plan.agents:
+            for row in cells[(agent.label, scenario.name)].per_seed:
+                rows.append({"scenario": scenario.name, "agent": agent.label, **row})
+    return rows
+
+
+def to_csv(rows: list[dict[str, Any]]) -> str:
+    columns: list[str] = []
+    for row in rows:
+        columns.extend(k for k in row if k not in columns)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: (repr(v) if isinstance(v, float) else v) for k, v in row.items()})
+    return buffer.getvalue()
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, np.generic):
+        return _json_safe(value.item())
+    return value
+
+
+def to_json(plan: Plan, cells: dict[tuple[str, str], Cell]) -> str:
+    data = {
+        "command": plan.command,
+        "seeds": plan.seeds,
+        "horizon_s": plan.horizon_s,
+        "tuned": plan.tuned,
+        "reference": plan.reference,
+        "common_random_numbers": True,
+        "scenarios": [
+            {"name": s.name, "spec": s.spec, "description": s.describe(), "config": s.config.to_dict()}
+            for s in plan.scenarios
+        ],
+        "cells": [
+            {
+                "scenario": scenario.name,
+                "agent": agent.label,
+                "spec": agent.text,
+                "describe": cell.describe,
+                "params": cell.params,
+                "params_source": cell.params_source,
+                "reference": cell.reference,
+                "not_applicable": cell.not_applicable,
+                "error": cell.error,
+                "summary": {k: {"mean": m, "ci95": h} for k, (m, h) in cell.summary.items()},
+                "per_seed": cell.per_seed,
+            }
+            for scenario in plan.scenarios
+            for agent in plan.agents
+            for cell in [cells[(agent.label, scenario.name)]]
+        ],
+    }
+    return json.dumps(_json_safe(data), indent=1) + "\n"

@@ -1,0 +1,300 @@
+"""The command line of ``evaluate.py`` and the validated run plan it becomes: agents, scenarios,
+seeds, horizon, reference agent, worker processes and output places."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import shlex
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from agents.registry import (
+    EXTERNAL,
+    AgentSpec,
+    AgentSpecError,
+    NotApplicableError,
+    agent_available,
+    make_agent,
+    parse_agent_spec,
+    split_specs,
+)
+from agents.tuning import SUITE, TRAINING_SEEDS, parse_seeds
+from batchenv.config import ConfigError, SystemConfig
+from batchenv.scenarios import list_scenarios, load_scenario
+
+__all__ = [
+    "BASELINE_AGENTS",
+    "HELP_EPILOG",
+    "Plan",
+    "ScenarioEntry",
+    "UsageError",
+    "build_parser",
+    "make_plan",
+    "scenario_config",
+]
+
+BASELINE_AGENTS = ("greedy", "static", "timeout", "aimd", "util_switch")
+"""The agents evaluated when ``--agents`` is not given (with ``optimal`` where it is available)."""
+
+
+class UsageError(Exception):
+    """A bad command line; reported as ``evaluate.py: error: ...`` with exit code 2."""
+
+
+HELP_EPILOG = """\
+agents (--agents, comma-separated):
+  greedy                      dispatch everything at once on LLM-1
+  static(B=8)                 wait for exactly B requests (or max_wait_ms)
+  timeout(B=16,T=30,model=LLM-2)
+                              Triton-like: dispatch at B queued or after T ms; tuned per
+                              scenario by default (agents/tuned/<scenario>.yaml)
+  aimd                        Clipper-like AIMD batch cap
+  util_switch                 timeout that steps LLM-1 -> LLM-2 -> LLM-3 under load; tuned
+  optimal                     the exact SMDP optimum (one worker, Poisson arrivals; other
+                              scenarios are reported as n/a)
+  proposed                    the project's own scheduler (agents/proposed.py)
+  path/to/agent.zip           a checkpoint saved by train.py
+  Parameters in a spec override tuned values; quote specs with brackets in the shell.
+
+examples:
+  python evaluate.py                                  baselines on the default scenario
+  python evaluate.py --agents timeout,optimal --scenarios poisson_25,poisson_75 --n-seeds 20
+  python evaluate.py --scenarios suite --jobs 2 --report docs/results/baselines.md
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="evaluate.py",
+        description=(
+            "Evaluate schedulers on scenarios with common random numbers (the same arrivals for "
+            "every agent), report every metric with 95% confidence intervals across seeds, and "
+            "write CSV, JSON, Markdown and plots to a new results folder."
+        ),
+        epilog=HELP_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--agents",
+        default=None,
+        help="comma-separated agent specs, names or checkpoint paths (default: the baselines "
+        f"{','.join(BASELINE_AGENTS)}, plus optimal when agents/optimal.py is available)",
+    )
+    parser.add_argument(
+        "--scenarios",
+        default="default",
+        help="comma-separated scenario names (see batchenv/configs/) or YAML paths; 'suite' = "
+        f"{','.join(SUITE)} (default: default)",
+    )
+    seeds = parser.add_mutually_exclusive_group()
+    seeds.add_argument(
+        "--seeds",
+        default=None,
+        help="evaluation seeds, e.g. 0-9, 0,3,7 or 0-4,10-12 (ranges inclusive); keep them "
+        f"below {TRAINING_SEEDS[0]}, which are tuning seeds",
+    )
+    seeds.add_argument(
+        "--n-seeds",
+        type=int,
+        default=None,
+        help="use seeds 0..N-1 (default 10; 5 with --quick)",
+    )
+    parser.add_argument(
+        "--horizon-s",
+        type=float,
+        default=None,
+        help="simulated seconds per episode (default: each scenario's horizon_s; 30 with --quick)",
+    )
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        help="worker processes running episodes in parallel; results are identical for every "
+        "value (default: the number of CPUs, at most 8)",
+    )
+    parser.add_argument(
+        "--reference",
+        default="auto",
+        help="agent (as given in --agents) that gaps are measured against; 'auto' = optimal where "
+        "it applies, else the tuned timeout, else none; 'none' = no gap (default: auto)",
+    )
+    parser.add_argument(
+        "--no-tuned",
+        action="store_true",
+        help="use the default parameters of timeout and util_switch instead of the tuned ones",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("results"),
+        help="parent folder of the run folder eval_<time>_<n>/ (default: results)",
+    )
+    parser.add_argument(
+        "--report",
+        type=Path,
+        default=None,
+        help="also write the Markdown report to this file, with its figures in "
+        "<file stem>_figures/ next to it (e.g. docs/results/baselines.md)",
+    )
+    parser.add_argument(
+        "--title",
+        default="Evaluation results",
+        help="title of the Markdown report (default: Evaluation results)",
+    )
+    parser.add_argument("--no-plots", action="store_true", help="skip the figures")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a short run: 5 seeds and 30 s episodes unless --seeds/--n-seeds/--horizon-s say otherwise",
+    )
+    return parser
+
+
+@dataclass(frozen=True)
+class ScenarioEntry:
+    """One scenario of the run. ``spec`` is what the user typed (a name or a YAML path)."""
+
+    spec: str
+    config: SystemConfig
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    def describe(self) -> str:
+        arrivals = self.config.arrivals
+        workers = self.config.n_workers
+        rate = f"{arrivals.mean_rate_per_s:.4g}/s"
+        if arrivals.rate_range_per_s is not None:
+            low, high = arrivals.rate_range_per_s
+            rate = f"{low:g}-{high:g}/s per episode"
+        return f"{arrivals.process}, {rate}, {workers} worker{'s' if workers > 1 else ''}"
+
+
+@dataclass
+class Plan:
+    """Everything a run needs, validated."""
+
+    agents: list[AgentSpec]
+    scenarios: list[ScenarioEntry]
+    seeds: list[int]
+    horizon_s: float | None
+    tuned: bool
+    reference: str
+    jobs: int
+    out: Path
+    report: Path | None
+    title: str
+    plots: bool
+    command: str
+    warnings: list[str] = field(default_factory=list)
+
+
+def scenario_config(spec: str, horizon_s: float | None) -> SystemConfig:
+    """The scenario ``spec`` (a name or a YAML path), its horizon replaced by ``horizon_s`` (s)
+    unless that is None."""
+    config = load_scenario(spec)
+    return config if horizon_s is None else config.replace(horizon_s=horizon_s)
+
+
+def make_plan(args: argparse.Namespace, argv: Sequence[str]) -> Plan:
+    """Validate the arguments; raises :class:`UsageError` with a clear message."""
+    warnings: list[str] = []
+    if args.agents is None:
+        agent_specs = list(BASELINE_AGENTS) + (["optimal"] if agent_available("optimal") else [])
+    else:
+        try:
+            agent_specs = split_specs(args.agents)
+        except AgentSpecError as exc:
+            raise UsageError(f"--agents: {exc}") from None
+    if not agent_specs:
+        raise UsageError("--agents: no agent given")
+    try:
+        agents = [parse_agent_spec(spec) for spec in agent_specs]
+    except AgentSpecError as exc:
+        raise UsageError(f"--agents: {exc}") from None
+    labels = [a.label for a in agents]
+    duplicates = sorted({label for label in labels if labels.count(label) > 1})
+    if duplicates:
+        raise UsageError(f"--agents: {duplicates[0]!r} given twice")
+
+    if args.quick:
+        if args.seeds is None and args.n_seeds is None:
+            args.n_seeds = 5
+        if args.horizon_s is None:
+            args.horizon_s = 30.0
+    if args.seeds is not None:
+        try:
+            seeds = parse_seeds(args.seeds)
+        except ValueError as exc:
+            raise UsageError(f"--seeds: {exc}") from None
+    else:
+        n_seeds = 10 if args.n_seeds is None else args.n_seeds
+        if n_seeds < 1:
+            raise UsageError(f"--n-seeds must be >= 1, got {n_seeds}")
+        seeds = list(range(n_seeds))
+    overlap = sorted(set(seeds) & set(TRAINING_SEEDS))
+    if overlap:
+        warnings.append(f"seeds {overlap} are also tuning seeds: tuned baselines are favoured on them")
+    if len(seeds) < 2:
+        warnings.append("one seed: no confidence intervals")
+    if args.horizon_s is not None and not (math.isfinite(args.horizon_s) and args.horizon_s > 0):
+        raise UsageError(f"--horizon-s must be a number > 0, got {args.horizon_s}")
+
+    names = list(SUITE) if args.scenarios.strip() == "suite" else split_specs(args.scenarios)
+    if not names:
+        raise UsageError("--scenarios: no scenario given")
+    scenarios = []
+    for spec in names:
+        try:
+            config = scenario_config(spec, args.horizon_s)
+        except ConfigError as exc:
+            known = ", ".join(list_scenarios())
+            text = str(exc) if "known:" in str(exc) else f"{exc} (known scenarios: {known})"
+            raise UsageError(f"--scenarios: {spec!r}: {text}") from None
+        scenarios.append(ScenarioEntry(spec, config))
+    scenario_names = [s.name for s in scenarios]
+    repeated = sorted({n for n in scenario_names if scenario_names.count(n) > 1})
+    if repeated:
+        raise UsageError(f"--scenarios: two scenarios are named {repeated[0]!r}")
+
+    for spec in agents:  # build what is cheap to build now: errors before any episode runs
+        if spec.name in EXTERNAL:  # may be expensive to build (optimal solves an SMDP): import only
+            if not agent_available(spec.name):
+                raise UsageError(
+                    f"--agents: {spec.name} is not available ({EXTERNAL[spec.name][0]} cannot be imported)"
+                )
+            continue
+        targets = scenarios[:1] if spec.name == "checkpoint" else scenarios
+        for scenario in targets:
+            try:
+                make_agent(spec, scenario.config, tuned=not args.no_tuned)
+            except NotApplicableError:
+                pass
+            except AgentSpecError as exc:
+                raise UsageError(f"--agents: {exc}") from None
+
+    reference = args.reference
+    if reference not in ("auto", "none") and reference not in labels:
+        raise UsageError(f"--reference: {reference!r} is not among the agents {labels} (or auto / none)")
+    jobs = args.jobs if args.jobs is not None else min(len(os.sched_getaffinity(0)), 8)
+    if jobs < 1:
+        raise UsageError(f"--jobs must be >= 1, got {jobs}")
+    return Plan(
+        agents=agents,
+        scenarios=scenarios,
+        seeds=seeds,
+        horizon_s=args.horizon_s,
+        tuned=not args.no_tuned,
+        reference=reference,
+        jobs=jobs,
+        out=args.out,
+        report=args.report,
+        title=args.title,
+        plots=not args.no_plots,
+        command="python evaluate.py" + ("" if not argv else " " + shlex.join(argv)),
+        warnings=warnings,
+    )

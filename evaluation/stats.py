@@ -1,0 +1,128 @@
+"""Statistics over seeds: per (agent, scenario) cell, the mean and 95% confidence interval of
+every metric, and the gap of the mean cost to a reference agent with a seed-paired interval
+(DESIGN.md, "Measuring gaps")."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from evaluation.plan import Plan
+from evaluation.runner import Task
+
+__all__ = ["Cell", "collect", "mean_ci95", "relative_gap"]
+
+
+def mean_ci95(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and half-width of the 95% confidence interval (Student t) of the finite values;
+    the half-width is NaN with fewer than two values."""
+    from scipy import stats
+
+    data = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=float)
+    if data.size == 0:
+        return math.nan, math.nan
+    mean = float(data.mean())
+    if data.size < 2:
+        return mean, math.nan
+    half = float(stats.t.ppf(0.975, data.size - 1) * data.std(ddof=1) / math.sqrt(data.size))
+    return mean, half
+
+
+@dataclass
+class Cell:
+    """Results of one agent on one scenario."""
+
+    agent: str
+    scenario: str
+    per_seed: list[dict[str, Any]] = field(default_factory=list)
+    histogram: np.ndarray | None = None
+    describe: str = ""
+    params: dict[str, Any] = field(default_factory=dict)
+    params_source: str = ""
+    not_applicable: str | None = None
+    error: str | None = None
+    reference: str | None = None
+    summary: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+    def value(self, metric: str) -> float:
+        return self.summary.get(metric, (math.nan, math.nan))[0]
+
+
+def collect(plan: Plan, tasks: list[Task], results: list[dict[str, Any]]) -> dict[tuple[str, str], Cell]:
+    """Group episode results by (agent label, scenario name) and summarise them."""
+    labels = {a.text: a.label for a in plan.agents}
+    names = {s.spec: s.name for s in plan.scenarios}
+    cells: dict[tuple[str, str], Cell] = {}
+    for task, result in zip(tasks, results, strict=True):
+        key = (labels[task.agent], names[task.scenario])
+        cell = cells.setdefault(key, Cell(*key))
+        if "not_applicable" in result:
+            cell.not_applicable = result["not_applicable"]
+            continue
+        if "error" in result:
+            cell.error = result["error"]
+            continue
+        row = {"seed": task.seed, **result["metrics"]}
+        row.update({f"mix_{m}": share for m, share in result["model_mix"].items()})
+        cell.per_seed.append(row)
+        hist = result["latency_histogram"]
+        cell.histogram = hist.copy() if cell.histogram is None else cell.histogram + hist
+        cell.describe, cell.params, cell.params_source = (
+            result["describe"],
+            result["params"],
+            result["params_source"],
+        )
+    for scenario in plan.scenarios:
+        ref = _reference(plan, cells, scenario.name)
+        ref_costs = {}
+        if ref is not None:
+            ref_costs = {r["seed"]: r["cost_per_request"] for r in cells[(ref, scenario.name)].per_seed}
+        for agent in plan.agents:
+            cell = cells[(agent.label, scenario.name)]
+            cell.reference = ref
+            if not cell.per_seed:
+                continue
+            for row in cell.per_seed:
+                base = ref_costs.get(row["seed"])
+                row["gap"] = (row["cost_per_request"] - base) / base if base else math.nan
+            keys = [k for k in cell.per_seed[0] if k not in ("seed", "gap")]
+            cell.summary = {k: mean_ci95([row[k] for row in cell.per_seed]) for k in keys}
+            cell.summary["gap"] = relative_gap(cell.per_seed, ref_costs)
+    return cells
+
+
+def relative_gap(rows: list[dict[str, Any]], ref_costs: dict[int, float]) -> tuple[float, float]:
+    """Gap of the mean cost to the reference's, ``(mean cost - mean ref cost) / mean ref cost``,
+    over the seeds both have, with the 95% CI of the seed-paired cost differences divided by
+    the reference's mean cost. (A mean of per-seed ratios would let low-cost seeds dominate.)"""
+    pairs = [(row["cost_per_request"], ref_costs[row["seed"]]) for row in rows if row["seed"] in ref_costs]
+    pairs = [(c, r) for c, r in pairs if math.isfinite(c) and math.isfinite(r)]
+    if not pairs:
+        return math.nan, math.nan
+    base = float(np.mean([r for _, r in pairs]))
+    if base <= 0:
+        return math.nan, math.nan
+    mean, half = mean_ci95([c - r for c, r in pairs])
+    return mean / base, half / base
+
+
+def _reference(plan: Plan, cells: dict[tuple[str, str], Cell], scenario: str) -> str | None:
+    """Label of the reference agent on ``scenario`` (None: no gap)."""
+    labels = [a.label for a in plan.agents]
+
+    def usable(label: str) -> bool:
+        return label in labels and bool(cells[(label, scenario)].per_seed)
+
+    if plan.reference == "none":
+        return None
+    if plan.reference != "auto":
+        return plan.reference if usable(plan.reference) else None
+    for kind in ("optimal", "timeout"):
+        for agent in plan.agents:
+            if agent.name == kind and usable(agent.label):
+                return agent.label
+    return None
