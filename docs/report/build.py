@@ -611,9 +611,14 @@ def add_bench(bd: Build) -> None:
     bd.add("resSensDouble", fpct(double, 0), BENCH_JSON, "max over sensitivity.* of f = 2.0")
     half_rate = max(sens, key=lambda r: sens[r]["0.5"])
     double_rate = max(sens, key=lambda r: sens[r]["2.0"])
-    bd.add("resSensHalfRate", f"{float(half_rate):.4g}", BENCH_JSON, "sensitivity: rate of the max at f = 0.5")
     bd.add(
-        "resSensDoubleRate", f"{float(double_rate):.4g}", BENCH_JSON, "sensitivity: rate of the max at f = 2.0"
+        "resSensHalfRate", f"{float(half_rate):.4g}", BENCH_JSON, "sensitivity: rate of the max at f = 0.5"
+    )
+    bd.add(
+        "resSensDoubleRate",
+        f"{float(double_rate):.4g}",
+        BENCH_JSON,
+        "sensitivity: rate of the max at f = 2.0",
     )
 
     track = data["tracking"]
@@ -886,15 +891,15 @@ def add_verification(bd: Build) -> None:
     # per-policy figures of the DTMC table, for the text
     for row in dtmc[2]:
         cols = dict(zip(dtmc[1], row, strict=False))
-        tok = {"greedy": "Greedy", "static": "Static", "smdp_optimum": "Smdp", "storm_optimum": "Storm"}.get(
-            row[0]
-        )
-        if row[0].startswith("proposed"):
-            tok = "Prop"
-        if row[0] == "util_switch":
-            tok = "Switch"
-        if row[0] == "timeout":
-            tok = "Timeout"
+        tok = {
+            "greedy": "Greedy",
+            "static": "Static",
+            "timeout": "Timeout",
+            "util_switch": "Switch",
+            "smdp_optimum": "Smdp",
+            "storm_optimum": "Storm",
+            "proposed(rate_estimation=false)": "Prop",
+        }.get(row[0])
         if tok:
             bd.add(f"resVerLatency{tok}", cols["latency ms"], s, f"(c) {row[0]} / latency ms")
             bd.add(f"resVerCost{tok}", cols["cost/request"], s, f"(c) {row[0]} / cost/request")
@@ -907,7 +912,12 @@ def _policy_label(name: str) -> str:
         "storm_optimum": "Storm optimum",
         "proposed(rate_estimation=false)": "proposed$^\\ast$",
         "util_switch": "util\\_switch",
-    }.get(name, name)
+    }.get(name, name.replace("_", "\\_").replace("%", "\\%").replace("&", "\\&"))
+
+
+def _count(cell: str) -> str:
+    """A state count with thousands separators; other cells ('-', 'skipped') as they are."""
+    return fint(int(cell)) if cell.strip().isdigit() else cell.replace("_", "\\_")
 
 
 def _sci(cell: str) -> str:
@@ -935,7 +945,7 @@ def verification_table(
     for row in rows:
         c = dict(zip(header, row, strict=False))
         out.append(
-            f"{_policy_label(row[0])} & {fint(int(c['states']))} & {_sci(c['utilisation'])} & "
+            f"{_policy_label(row[0])} & {_count(c['states'])} & {_sci(c['utilisation'])} & "
             f"{_sci(c['latency ms'])} & {_sci(c['cost/request'])} & {_sci(c['P(overflow)'])} \\\\\n"
         )
     out.append("\\bottomrule\n\\end{tabular}\n")
