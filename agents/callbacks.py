@@ -12,7 +12,7 @@ import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 
 from agents.checkpoint import Checkpoint, RLScheduler, save_checkpoint
-from batchenv.config import SystemConfig
+from batchenv.config import ConfigError, SystemConfig
 from batchenv.fileio import write_json_atomic
 from batchenv.metrics import EpisodeMetrics, compute_metrics
 from batchenv.sim import Simulator, simulate
@@ -21,19 +21,18 @@ __all__ = ["CheckpointEveryCallback", "DomainEvalCallback", "optimal_scheduler"]
 
 
 def optimal_scheduler(config: SystemConfig, action_set: str = "any"):
-    """The exact optimum (agents.optimal) as a scheduler for a Poisson, one-worker, fixed-rate
-    config; None where the exact solver does not apply. Solutions are cached by agents.optimal."""
+    """The exact optimum (agents.optimal) as a scheduler for a fixed-rate config the solver
+    applies to (Poisson, one worker, ``w_slo = 0``); None otherwise. Solutions are cached by
+    agents.optimal."""
     arrivals = config.arrivals
-    if (
-        arrivals.process != "poisson"
-        or config.n_workers != 1
-        or arrivals.rate_range_per_s is not None
-        or config.reward.w_slo != 0
-    ):
+    if arrivals.rate_range_per_s is not None:
         return None
     from agents.optimal import OptimalScheduler
 
-    return OptimalScheduler(config, arrivals.rate_per_s, action_set=action_set)
+    try:
+        return OptimalScheduler(config, arrivals.rate_per_s, action_set=action_set)
+    except ConfigError:  # the solver's scope is checked in one place, agents.optimal
+        return None
 
 
 class CheckpointEveryCallback(BaseCallback):

@@ -50,7 +50,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 from agents import optimal, proposed
 from agents.proposed import Proposed, RateEstimator, build_policy_table
@@ -66,6 +65,8 @@ from batchenv.arrivals import DiurnalArrivals, make_arrival_process
 from batchenv.metrics import compute_metrics
 from batchenv.scenarios import load_scenario
 from batchenv.sim import Simulator, simulate
+from evaluation.plan import scenario_config
+from evaluation.stats import mean_ci95
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO / "docs" / "results" / "proposed_benchmarks.md"
@@ -113,15 +114,6 @@ SLO_AGENTS = (
 # --------------------------------------------------------------------------------------------
 
 
-def mean_ci95(values: Sequence[float]) -> tuple[float, float]:
-    """Mean and half-width of the 95% confidence interval (Student t)."""
-    data = np.asarray(values, dtype=float)
-    if data.size < 2:
-        return float(data.mean()), math.nan
-    half = stats.t.ppf(0.975, data.size - 1) * data.std(ddof=1) / math.sqrt(data.size)
-    return float(data.mean()), float(half)
-
-
 def pct(mean_half: tuple[float, float], digits: int = 3) -> str:
     mean, half = mean_half
     return f"{100 * mean:+.{digits}f}% ± {100 * half:.{digits}f}%"
@@ -132,9 +124,7 @@ def episode(
 ) -> dict[str, float]:
     """One episode of agent ``spec`` on ``scenario``: cost, p99 (ms), SLO attainment, quality,
     forced dispatches."""
-    config = load_scenario(scenario)
-    if horizon_s is not None:
-        config = config.replace(horizon_s=horizon_s)
+    config = scenario_config(scenario, horizon_s)
     agent = make_agent(spec, config, tuned_dir=Path(tuned_dir) if tuned_dir else None)
     sim = run_episode(agent, config, seed, record=record)
     m = compute_metrics(sim)
@@ -175,6 +165,18 @@ def run_grid(
 
 def _episode_task(task: tuple) -> dict[str, float]:
     return episode(*task)
+
+
+def save_figure(fig: Any, figures: Path, name: str, caption: str) -> list[str]:
+    """Save ``fig`` (tight layout, 110 dpi) as ``figures/name`` and close it; returns the Markdown
+    lines that show it under ``caption``."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    path = figures / name
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return ["", f"![{caption}]({path.parent.name}/{path.name})", ""]
 
 
 def paired_gap(agent: list[dict], reference: list[dict]) -> tuple[float, float]:
@@ -305,11 +307,7 @@ def part_tracking(args: argparse.Namespace, figures: Path) -> tuple[list[str], d
         ax.step(bins[:-1], counts / 0.25, where="post", color="0.6", lw=0.8, label="arrivals per 250 ms")
         ax.set(title=f"{scenario} (seed 0)", xlabel="time (s)", ylabel="requests/s")
         ax.legend(loc="upper left")
-    fig.tight_layout()
-    path = figures / "rate_tracking.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    lines += ["", f"![rate tracking]({path.parent.name}/{path.name})", ""]
+    lines += save_figure(fig, figures, "rate_tracking.png", "rate tracking")
     return lines, data
 
 
@@ -426,11 +424,7 @@ def part_table(args: argparse.Namespace, figures: Path) -> tuple[list[str], dict
     ]
     names = ["wait", *load_scenario("default").model_names]
     axes[1].legend(handles, names, loc="upper left")
-    fig.tight_layout()
-    path = figures / "policy_table.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    lines += ["", f"![policy table]({path.parent.name}/{path.name})", ""]
+    lines += save_figure(fig, figures, "policy_table.png", "policy table")
     return lines, data
 
 

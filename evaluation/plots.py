@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,10 +40,46 @@ def plot_all(plan: Plan, cells: dict[tuple[str, str], Cell], folder: Path) -> li
     colors = plt.get_cmap("tab10")
     color = {a.label: colors(i % 10) for i, a in enumerate(plan.agents)}
     paths = []
+    for name, draw in (
+        ("latency_cdf.png", _latency_cdf),
+        ("score_vs_rate.png", _score_vs_rate),
+        ("pareto_quality_p99.png", _pareto_quality_p99),
+    ):
+        fig = draw(plan, cells, color)
+        fig.tight_layout()
+        paths.append(folder / name)
+        _save(fig, paths[-1])
+        plt.close(fig)
+    return paths
+
+
+def _scenario_panels(
+    plan: Plan, title: str, xlabel: str, ylabel: str, draw: Callable[[Any, ScenarioEntry], None]
+) -> Any:
+    """A figure with one panel per scenario (at most four per row): ``draw(ax, scenario)``, then
+    the scenario's name as the panel title, the axis labels and a grid; spare panels blank, the
+    legend in the first panel, ``title`` above all."""
+    import matplotlib.pyplot as plt
 
     rows, cols = _grid(len(plan.scenarios))
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
     for ax, scenario in zip(axes.flat, plan.scenarios, strict=False):
+        draw(ax, scenario)
+        ax.set_title(scenario.name, fontsize=9)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(plan.scenarios) :]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=7)
+    fig.suptitle(title)
+    return fig
+
+
+def _latency_cdf(plan: Plan, cells: dict[tuple[str, str], Cell], color: dict[str, Any]) -> Any:
+    """Latency CDF per scenario, every agent's seeds pooled; the SLO as a dotted line."""
+
+    def draw(ax: Any, scenario: ScenarioEntry) -> None:
         used = [len(LATENCY_EDGES_MS), 0]  # range of non-empty bins, for the x limits
         for agent in plan.agents:
             cell = cells[(agent.label, scenario.name)]
@@ -56,18 +93,14 @@ def plot_all(plan: Plan, cells: dict[tuple[str, str], Cell], folder: Path) -> li
         ax.set_xscale("log")
         if used[1] > used[0]:
             ax.set_xlim(LATENCY_EDGES_MS[used[0]] / 1.5, LATENCY_EDGES_MS[used[1]] * 1.5)
-        ax.set_title(scenario.name, fontsize=9)
-        ax.set_xlabel("latency (ms)")
-        ax.set_ylabel("CDF")
-        ax.grid(alpha=0.3)
-    for ax in list(axes.flat)[len(plan.scenarios) :]:
-        ax.axis("off")
-    axes.flat[0].legend(fontsize=7)
-    fig.suptitle("Latency CDF (all seeds pooled; dotted: SLO)")
-    fig.tight_layout()
-    paths.append(folder / "latency_cdf.png")
-    _save(fig, paths[-1])
-    plt.close(fig)
+
+    return _scenario_panels(plan, "Latency CDF (all seeds pooled; dotted: SLO)", "latency (ms)", "CDF", draw)
+
+
+def _score_vs_rate(plan: Plan, cells: dict[tuple[str, str], Cell], color: dict[str, Any]) -> Any:
+    """Score and cost per request against the mean arrival rate, one line per agent and family
+    of scenarios (same arrival process, workers, trace and rate range)."""
+    import matplotlib.pyplot as plt
 
     fig, (ax_score, ax_cost) = plt.subplots(1, 2, figsize=(11, 4))
     families: dict[tuple, list[ScenarioEntry]] = {}
@@ -108,13 +141,13 @@ def plot_all(plan: Plan, cells: dict[tuple[str, str], Cell], folder: Path) -> li
     ax_score.legend(fontsize=7)
     ax_cost.set_title("markers: " + "; ".join(legend[:4]), fontsize=7)
     fig.suptitle("Score and cost per request vs load (mean ± 95% CI)")
-    fig.tight_layout()
-    paths.append(folder / "score_vs_rate.png")
-    _save(fig, paths[-1])
-    plt.close(fig)
+    return fig
 
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
-    for ax, scenario in zip(axes.flat, plan.scenarios, strict=False):
+
+def _pareto_quality_p99(plan: Plan, cells: dict[tuple[str, str], Cell], color: dict[str, Any]) -> Any:
+    """Mean quality against p99 latency per scenario, one point per agent, and the Pareto front."""
+
+    def draw(ax: Any, scenario: ScenarioEntry) -> None:
         points = []
         for agent in plan.agents:
             cell = cells[(agent.label, scenario.name)]
@@ -131,16 +164,11 @@ def plot_all(plan: Plan, cells: dict[tuple[str, str], Cell], folder: Path) -> li
         if len(front) > 1:
             ax.step([p for p, _ in front], [q for _, q in front], where="post", color="black", alpha=0.4)
         ax.set_xscale("log")
-        ax.set_title(scenario.name, fontsize=9)
-        ax.set_xlabel("p99 latency (ms)")
-        ax.set_ylabel("mean quality")
-        ax.grid(alpha=0.3)
-    for ax in list(axes.flat)[len(plan.scenarios) :]:
-        ax.axis("off")
-    axes.flat[0].legend(fontsize=7)
-    fig.suptitle("Quality vs p99 latency (line: Pareto front, up and left is better)")
-    fig.tight_layout()
-    paths.append(folder / "pareto_quality_p99.png")
-    _save(fig, paths[-1])
-    plt.close(fig)
-    return paths
+
+    return _scenario_panels(
+        plan,
+        "Quality vs p99 latency (line: Pareto front, up and left is better)",
+        "p99 latency (ms)",
+        "mean quality",
+        draw,
+    )

@@ -232,20 +232,14 @@ EXPRESSIBLE = [  # decisions the env's actions can express: whole queue, or tabl
 
 
 @pytest.mark.parametrize(("name", "params", "batch_choice"), EXPRESSIBLE)
-def test_predict_through_the_env_equals_the_fast_path(name: str, params: dict, batch_choice: bool) -> None:
+def test_predict_through_the_env_equals_the_fast_path(
+    name: str, params: dict, batch_choice: bool, play_episode
+) -> None:
     config = load_scenario("bursty").replace(horizon_s=8.0, env={"batch_choice": batch_choice})
     fast = simulate(config, BASELINES[name](config, **params), 11)
 
     env = DynamicBatchingEnv(config)
-    agent = BASELINES[name](config, **params).bind(env)
-    obs, _ = env.reset(seed=11)
-    start = np.array([True])
-    done = False
-    while not done:
-        action, _ = agent.predict(obs, episode_start=start)
-        start = np.array([False])
-        obs, _, terminated, truncated, _ = env.step(int(action))
-        done = terminated or truncated
+    play_episode(env, BASELINES[name](config, **params).bind(env), 11)
     assert env.sim.batches == fast.batches
     assert env.sim.total_reward == pytest.approx(fast.total_reward, rel=1e-12)
 

@@ -304,18 +304,9 @@ def test_params_rebuild_the_scheduler_and_specs_reach_it():
         Proposed(config, nominal_rate_per_s=-1.0)
 
 
-def test_predict_through_the_environment(default_config):
+def test_predict_through_the_environment(default_config, play_episode):
     env = DynamicBatchingEnv(default_config.replace(horizon_s=5.0))
-    agent = Proposed(default_config).bind(env)
-    obs, _ = env.reset(seed=0)
-    start = np.array([True])
-    done = False
-    while not done:
-        action, _ = agent.predict(obs, episode_start=start)
-        start = np.array([False])
-        assert env.action_space.contains(int(action))
-        obs, _, terminated, truncated, _ = env.step(int(action))
-        done = terminated or truncated
+    play_episode(env, Proposed(default_config).bind(env), 0)  # checks every action is valid
     assert env.unwrapped.sim.n_served > 0
 
 

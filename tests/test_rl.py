@@ -25,9 +25,26 @@ TINY = {
 }
 
 
-def _train(tmp_path: Path, algo: str, *extra: str, n: int = 512) -> Path:
-    argv = [
+def _tiny_argv(tmp_path: Path, algo: str, *flags: str) -> list[str]:
+    """train.py's command line for a tiny, quiet run of ``algo`` into ``tmp_path/runs``, with
+    ``flags`` after ``--algo``."""
+    return [
         "--algo",
+        algo,
+        *flags,
+        "--runs-dir",
+        str(tmp_path / "runs"),
+        "--no-progress",
+        "--verbose",
+        "0",
+        "--hyperparams",
+        *TINY[algo],
+    ]
+
+
+def _train(tmp_path: Path, algo: str, *extra: str, n: int = 512) -> Path:
+    argv = _tiny_argv(
+        tmp_path,
         algo,
         "-n",
         str(n),
@@ -41,16 +58,8 @@ def _train(tmp_path: Path, algo: str, *extra: str, n: int = 512) -> Path:
         "2",
         "--eval-seeds",
         "1",
-        "--runs-dir",
-        str(tmp_path / "runs"),
-        "--no-progress",
-        "--verbose",
-        "0",
-        "--hyperparams",
-        *TINY[algo],
-        *extra,
-    ]
-    assert train.main(argv) == 0
+    )
+    assert train.main([*argv, *extra]) == 0
     runs = sorted((tmp_path / "runs").iterdir(), key=lambda p: p.stat().st_mtime)
     return runs[-1]
 
@@ -115,21 +124,7 @@ def test_interrupt_saves_a_checkpoint(tmp_path: Path, monkeypatch: pytest.Monkey
         raise KeyboardInterrupt
 
     monkeypatch.setattr(callbacks.DomainEvalCallback, "evaluate", interrupt)
-    argv = [
-        "--algo",
-        "ppo",
-        "-n",
-        "1024",
-        "--eval-freq",
-        "128",
-        "--runs-dir",
-        str(tmp_path / "runs"),
-        "--no-progress",
-        "--verbose",
-        "0",
-        "--hyperparams",
-        *TINY["ppo"],
-    ]
+    argv = _tiny_argv(tmp_path, "ppo", "-n", "1024", "--eval-freq", "128")
     assert train.main(argv) == 130
     saved = tmp_path / "runs" / "ppo_default_1" / "interrupted.zip"
     assert load_checkpoint(saved).meta["timesteps"] >= 128
