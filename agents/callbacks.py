@@ -54,6 +54,10 @@ class CheckpointEveryCallback(BaseCallback):
         self.extra = extra
         self._next = save_freq
 
+    def _on_training_start(self) -> None:
+        # a resumed model starts at its own timestep count: the next checkpoint is save_freq on
+        self._next = self.num_timesteps + self.save_freq
+
     def _on_step(self) -> bool:
         if self.num_timesteps >= self._next:
             self._next += self.save_freq

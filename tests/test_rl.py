@@ -95,6 +95,8 @@ def test_train_save_resume_load_evaluate(algo: str, tmp_path: Path) -> None:
     resumed = _train(tmp_path, algo, "--resume", str(run / "final_model.zip"), n=256)
     assert resumed.name == f"{algo}_default_2"
     assert load_checkpoint(resumed / "final_model.zip").meta["timesteps"] == 512 + 256
+    # checkpoints continue from the resumed count: one at 512 + 256, none for steps before it
+    assert sorted(p.name for p in (resumed / "checkpoints").iterdir()) == ["step_768.zip"]
 
 
 def test_scheduler_sees_the_env_observations(tmp_path: Path) -> None:
