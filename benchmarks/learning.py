@@ -28,17 +28,20 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from agents.baselines import BASELINES  # noqa: E402
+from agents.checkpoint import RLScheduler, load_checkpoint  # noqa: E402
 from agents.optimal import OptimalScheduler  # noqa: E402
 from agents.tuning import tune_scenario  # noqa: E402
 from batchenv.fileio import write_atomic, write_json_atomic  # noqa: E402
 from batchenv.metrics import compute_metrics  # noqa: E402
 from batchenv.scenarios import load_scenario  # noqa: E402
 from batchenv.sim import simulate  # noqa: E402
+from evaluation.stats import relative_gap  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results"
 
@@ -118,6 +121,37 @@ def reference_costs(args: argparse.Namespace, rate: float) -> dict[str, object]:
     return out
 
 
+def assess(args: argparse.Namespace, rate: float, run: Path) -> dict[str, object]:
+    """The run's best and final models on fresh seeds (``--assess-seeds``, never used during
+    training or model selection), paired with the optimum and the tuned timeout on the same
+    arrivals: gap of the mean cost with the 95% CI of the seed-paired differences."""
+    config = load_scenario("default").at_rate(rate)
+    tuned = tune_scenario(config, agents=["timeout"])["timeout"]["params"]
+    seeds = list(range(args.assess_seeds[0], args.assess_seeds[1]))
+
+    def costs(scheduler) -> dict[int, float]:
+        return {
+            seed: compute_metrics(
+                simulate(config, scheduler, seed, horizon_s=args.assess_horizon_s)
+            ).cost_per_request
+            for seed in seeds
+        }
+
+    optimum = costs(OptimalScheduler(config, rate))
+    timeout = costs(BASELINES["timeout"](config, **tuned))
+    out: dict[str, object] = {"seeds": [seeds[0], seeds[-1]], "horizon_s": args.assess_horizon_s}
+    out["optimal_cost_per_request"] = float(np.mean(list(optimum.values())))
+    out["timeout_gap"] = relative_gap(
+        [{"seed": k, "cost_per_request": v} for k, v in timeout.items()], optimum
+    )
+    for model in ("best_model", "final_model"):
+        learned = costs(RLScheduler(load_checkpoint(run / f"{model}.zip"), config))
+        rows = [{"seed": k, "cost_per_request": v} for k, v in learned.items()]
+        out[f"{model}_cost_per_request"] = float(np.mean(list(learned.values())))
+        out[f"{model}_gap"] = relative_gap(rows, optimum)
+    return out
+
+
 def collect(args: argparse.Namespace, wall: dict[tuple[str, float], float]) -> dict:
     runs, references = [], {}
     for rate in args.rates:
@@ -141,10 +175,14 @@ def collect(args: argparse.Namespace, wall: dict[tuple[str, float], float]) -> d
                 f"{p:g}%": next((c["timesteps"] for c in curve if c["gap_to_optimal"] <= p / 100), None)
                 for p in (1, 2, 5)
             }
+            run_dir = args.runs_dir / run_name(algo, rate)
+            hyperparams = yaml.safe_load((run_dir / "hyperparams.yml").read_text())
             runs.append(
                 {
                     "algo": algo,
                     "rate_per_s": rate,
+                    "gamma": hyperparams.get("gamma"),
+                    "assessment": assess(args, rate, run_dir),
                     "curve": curve,
                     "best_gap": min(gaps),
                     "final_gap": gaps[-1],
@@ -201,6 +239,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eval-horizon-s", type=float, default=30.0, help="seconds per evaluation episode")
     parser.add_argument("--seed", type=int, default=0, help="training seed")
     parser.add_argument(
+        "--assess-seeds", default="30000-30010", help="fresh seeds [first-last) for the final assessment"
+    )
+    parser.add_argument("--assess-horizon-s", type=float, default=60.0, help="seconds per assessment episode")
+    parser.add_argument(
         "--gamma-horizon-s",
         type=float,
         default=None,
@@ -216,6 +258,8 @@ def main(argv: list[str] | None = None) -> int:
     args.algos = [a for a in args.algos.split(",") if a]
     args.rates = [float(r) for r in args.rates.split(",") if r]
     args.eval_seeds = [int(s) for s in args.eval_seeds.split(",") if s]
+    first, _, last = args.assess_seeds.partition("-")
+    args.assess_seeds = (int(first), int(last))
     args.runs_dir.mkdir(parents=True, exist_ok=True)
     wall: dict[tuple[str, float], float] = {}
     if not args.collect_only:
@@ -236,9 +280,11 @@ def main(argv: list[str] | None = None) -> int:
     plot(result, args.plot)
     for run in result["runs"]:
         within = run["first_timesteps_within"]
+        best = run["assessment"]["best_model_gap"]
         print(
-            f"{run['algo']:>4} @ {run['rate_per_s']:>4g}/s: best gap {run['best_gap']:+.2%}, final "
-            f"{run['final_gap']:+.2%}, first within 2%: {within['2%']}"
+            f"{run['algo']:>4} @ {run['rate_per_s']:>4g}/s: curve best {run['best_gap']:+.2%}, final "
+            f"{run['final_gap']:+.2%}, first within 2%: {within['2%']}; best model on fresh seeds "
+            f"{best[0]:+.2%} +- {best[1]:.2%}"
         )
     print(f"wrote {args.out} and {args.plot}")
     return 0
