@@ -16,6 +16,8 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -255,11 +257,29 @@ def test_learning_curves_are_picked_up_when_present(tmp_path: Path, build: Modul
     assert values == {
         "resRLBestGap": "+0.50",
         "resRLBestAlgo": "PPO",
-        "resRLWorstFinal": "+20.0",
+        "resRLWorstFinal": "+20.00",
         "resRLRuns": "2",
         "resRLWithinOne": "1",
         "resRLBeatTimeout": "1",
         "resRLTimeoutGapMax": "+10.00",
     }
+    assert bd.results["resRLFinalMin"].value == "+0.50"
+    assert bd.results["resRLNotAbove"].value == "1"
+    assert bd.results["resRLEvalEvery"].value == "50\\,000"
+    assert bd.results["resRLSlowestTwo"].value == "--"
     assert "PPO & 200 & 0.1000 & +0.50" in bd.tables["tab_rl.tex"]
     assert "\\haveRLtrue" in build.render_numbers(bd, {"resRLBestGap"})
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+def test_only_committed_results_files_are_read(tmp_path: Path, build: ModuleType) -> None:
+    root = _results_root(tmp_path, build)
+    learning = root / build.LEARNING
+    learning.parent.mkdir(parents=True, exist_ok=True)
+    learning.write_text(json.dumps({"runs": []}))  # would be an error if it were read
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
+    subprocess.run([*git, "init", "-q"], cwd=root, check=True)
+    subprocess.run([*git, "add", "docs", "batchenv", "formal", build.ENV_SPEED], cwd=root, check=True)
+    assert build.compute(root).present[build.LEARNING] is False
+    with pytest.raises(build.BuildError, match="no runs"):
+        build.compute(root, only_committed=False)

@@ -20,9 +20,10 @@ Outputs:
   docs/slides/slides.pdf                latexmk -pdf slides.tex (build files in docs/slides/build/)
 
 Optional sources: when ``benchmarks/results/learning.json`` (RL learning curves) or
-``docs/results/verification.md`` is missing, the macros that would come from it are defined as a
-visible "[pending]" marker, ``\\ifhaveRL`` / ``\\ifhaveVerification`` are false, and the text says
-so; the next build picks the file up.
+``docs/results/verification.md`` is missing or not yet committed (``git ls-files``), the macros
+that would come from it are defined as a visible "[pending]" marker, ``\\ifhaveRL`` /
+``\\ifhaveVerification`` are false, and the text says so; the next build picks the file up.
+``--include-untracked`` previews a results file that is not committed yet.
 """
 
 from __future__ import annotations
@@ -322,6 +323,12 @@ class Build:
         if name in self.results:
             raise BuildError(f"macro {name} defined twice ({self.results[name].key!r} and {key!r})")
         self.results[name] = Result(name, value, source, key)
+
+    tracked: set[str] | None = None
+
+    def available(self, rel: str) -> bool:
+        """The file exists (and, with ``--only-committed``, is tracked by git)."""
+        return (self.root / rel).is_file() and (self.tracked is None or rel in self.tracked)
 
     def read(self, rel: str) -> str:
         path = self.root / rel
@@ -791,7 +798,7 @@ def add_verification(bd: Build) -> None:
     ]
     keys = dict(names)
     path = bd.root / VERIFICATION
-    if not path.is_file():
+    if not bd.available(VERIFICATION):
         bd.present[VERIFICATION] = False
         for name, key in names:
             bd.add(name, PENDING, VERIFICATION, f"{key} -- pending: file absent")
@@ -1019,9 +1026,13 @@ def add_learning(bd: Build) -> None:
         ("resRLWithinOne", "runs with final_gap <= 1%"),
         ("resRLBeatTimeout", "runs whose final cost is below the tuned timeout's at their rate"),
         ("resRLTimeoutGapMax", "max over rates of the tuned timeout's gap to the optimum (%)"),
+        ("resRLFinalMin", "min over runs of final_gap (%)"),
+        ("resRLNotAbove", "runs whose final cost is at most the tuned timeout's at their rate"),
+        ("resRLEvalEvery", "timesteps between evaluations (first curve point)"),
+        ("resRLSlowestTwo", "max over runs of first_timesteps_within 2%"),
     ]
     path = bd.root / LEARNING
-    if not path.is_file():
+    if not bd.available(LEARNING):
         bd.present[LEARNING] = False
         for name, key in names:
             bd.add(name, PENDING, LEARNING, f"{key} -- pending: file absent")
@@ -1050,7 +1061,7 @@ def add_learning(bd: Build) -> None:
     bd.add("resRLBestGap", fpct(best["best_gap"], 2, sign=True), s, names[6][1])
     bd.add("resRLBestAlgo", ALGO_NAMES.get(best["algo"], best["algo"]), s, names[7][1])
     bd.add("resRLBestRate", _rate_token(best["rate_per_s"]), s, names[8][1])
-    bd.add("resRLWorstFinal", fpct(worst["final_gap"], 1, sign=True), s, names[9][1])
+    bd.add("resRLWorstFinal", fpct(worst["final_gap"], 2, sign=True), s, names[9][1])
     bd.add("resRLWorstAlgo", ALGO_NAMES.get(worst["algo"], worst["algo"]), s, names[10][1])
     bd.add("resRLWorstRate", _rate_token(worst["rate_per_s"]), s, names[11][1])
     bd.add("resRLWithinOne", str(sum(r["final_gap"] <= 0.01 for r in runs)), s, names[12][1])
@@ -1062,6 +1073,25 @@ def add_learning(bd: Build) -> None:
         r["curve"][-1]["cost_per_request"] < ref(r["rate_per_s"])["timeout_cost_per_request"] for r in runs
     )
     bd.add("resRLBeatTimeout", str(beat), s, names[13][1])
+    keys = dict(names)
+    bd.add("resRLFinalMin", fpct(min(r["final_gap"] for r in runs), 2, sign=True), s, keys["resRLFinalMin"])
+    not_above = sum(
+        r["curve"][-1]["cost_per_request"] <= ref(r["rate_per_s"])["timeout_cost_per_request"] for r in runs
+    )
+    bd.add("resRLNotAbove", str(not_above), s, keys["resRLNotAbove"])
+    bd.add(
+        "resRLEvalEvery",
+        fint(min(c["timesteps"] for r in runs for c in r["curve"])),
+        s,
+        keys["resRLEvalEvery"],
+    )
+    firsts = [(r.get("first_timesteps_within") or {}).get("2%") for r in runs]
+    bd.add(
+        "resRLSlowestTwo",
+        fint(max(firsts)) if all(f is not None for f in firsts) else "--",
+        s,
+        keys["resRLSlowestTwo"],
+    )
     tgap = max(ref(r)["timeout_cost_per_request"] / ref(r)["optimal_cost_per_request"] - 1 for r in rates)
     bd.add("resRLTimeoutGapMax", fpct(tgap, 2, sign=True), s, names[14][1])
     rows = []
@@ -1086,9 +1116,17 @@ def add_learning(bd: Build) -> None:
 # ------------------------------------------------------------------------------------ assembling
 
 
-def compute(root: Path = REPO) -> Build:
-    """Read every results file and compute all macros and tables (no figures, no LaTeX)."""
+def compute(root: Path = REPO, only_committed: bool = True) -> Build:
+    """Read every results file and compute all macros and tables (no figures, no LaTeX).
+
+    :param only_committed: treat an optional results file that git does not track as absent, so
+        that the generated files are those of a clean checkout (ignored outside a git work tree).
+    """
     bd = Build(root)
+    if only_committed:
+        out = subprocess.run(["git", "ls-files"], cwd=root, capture_output=True, text=True)
+        if out.returncode == 0 and (root / ".git").exists():
+            bd.tracked = set(out.stdout.splitlines())
     add_config(bd)
     add_suite(bd)
     add_bench(bd)
@@ -1323,10 +1361,24 @@ def fig_learning(bd: Build, plt, path: Path) -> None:
         gap = 100 * (ref["timeout_cost_per_request"] / ref["optimal_cost_per_request"] - 1)
         ax.axhline(gap, color=colours.get(rate, "k"), ls=":", lw=0.8)
     ax.axhline(0, color="k", lw=0.8)
-    ax.set_yscale("symlog", linthresh=0.1)
+    ax.set_yscale("symlog", linthresh=1, linscale=2)
+    top = max(
+        100
+        * (
+            c["cost_per_request"]
+            / data["references"][_rate_token(r["rate_per_s"])]["optimal_cost_per_request"]
+            - 1
+        )
+        for r in data["runs"]
+        for c in r["curve"]
+    )
+    ticks = [t for t in (-1, -0.5, 0, 0.5, 1, 2, 5, 10, 20, 50, 100) if t <= max(top, 1) * 1.5]
+    ax.set_yticks(ticks)
+    ax.set_yticklabels([f"{t:g}" for t in ticks])
+    ax.set_ylim(-1, max(top, 1) * 1.6)
     ax.set_xlabel("training timesteps")
     ax.set_ylabel("gap to the optimum (%)")
-    ax.legend(ncol=2, loc="upper right")
+    ax.legend(ncol=2, loc="lower left")
     _save(fig, path)
     plt.close(fig)
 
@@ -1404,9 +1456,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--check", action="store_true", help="exit 1 if generated/*.tex are stale; write nothing"
     )
+    parser.add_argument(
+        "--include-untracked",
+        action="store_true",
+        help="also read optional results files that git does not track yet (a preview; the test "
+        "compares the generated files with the committed results only)",
+    )
     args = parser.parse_args(argv)
     try:
-        bd = compute()
+        bd = compute(only_committed=not args.include_untracked)
         if args.check:
             stale = check(bd)
             for path in stale:
@@ -1415,7 +1473,8 @@ def main(argv: list[str] | None = None) -> int:
             return 1 if stale else 0
         for rel, flag in OPTIONAL.items():
             if not bd.present.get(rel):
-                print(f"note: {rel} is absent; its numbers are marked [pending] (\\ifhave{flag} is false)")
+                why = "not committed (--include-untracked to preview)" if (REPO / rel).is_file() else "absent"
+                print(f"note: {rel} is {why}; its numbers are marked [pending] (\\ifhave{flag} is false)")
         written = write_generated(bd)
         if not args.no_figures:
             written += make_figures(bd, GENERATED)
