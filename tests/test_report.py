@@ -200,9 +200,9 @@ def _results_root(tmp_path: Path, build: ModuleType) -> Path:
 def test_optional_sources_are_marked_pending_when_absent(tmp_path: Path, build: ModuleType) -> None:
     bd = build.compute(_results_root(tmp_path, build))
     assert bd.present == {build.VERIFICATION: False, build.LEARNING: False}
-    assert bd.results["resRLBestGap"].value == build.PENDING
+    assert bd.results["resRLWorstFinal"].value == build.PENDING
     assert bd.results["resVerOptCost"].value == build.PENDING
-    numbers = build.render_numbers(bd, {"resRLBestGap", "resVerOptCost"})
+    numbers = build.render_numbers(bd, {"resRLWorstFinal", "resVerOptCost"})
     assert "\\haveRLfalse" in numbers and "\\haveVerificationfalse" in numbers
 
 
@@ -242,33 +242,38 @@ def test_learning_curves_are_picked_up_when_present(tmp_path: Path, build: Modul
     (root / build.LEARNING).write_text(json.dumps(data))
     bd = build.compute(root)
     assert bd.present[build.LEARNING] is True
-    values = {
-        k: bd.results[k].value
-        for k in (
-            "resRLBestGap",
-            "resRLBestAlgo",
-            "resRLWorstFinal",
-            "resRLRuns",
-            "resRLWithinOne",
-            "resRLBeatTimeout",
-            "resRLTimeoutGapMax",
-        )
-    }
-    assert values == {
-        "resRLBestGap": "+0.50",
-        "resRLBestAlgo": "PPO",
-        "resRLWorstFinal": "+20.00",
-        "resRLRuns": "2",
-        "resRLWithinOne": "1",
-        "resRLBeatTimeout": "1",
-        "resRLTimeoutGapMax": "+10.00",
-    }
-    assert bd.results["resRLFinalMin"].value == "+0.50"
-    assert bd.results["resRLNotAbove"].value == "1"
-    assert bd.results["resRLEvalEvery"].value == "50\\,000"
-    assert bd.results["resRLSlowestTwo"].value == "--"
+    values = {k: v.value for k, v in bd.results.items() if k.startswith("resRL")}
+    assert values["resRLFinalMin"] == "+0.50"
+    assert values["resRLWorstFinal"] == "+20.00"
+    assert values["resRLWorstAlgo"] == "DQN"
+    assert values["resRLRuns"] == "2"
+    assert values["resRLWithinOne"] == "1"
+    assert values["resRLNotAbove"] == "1"
+    assert values["resRLTimeoutGapMax"] == "+10.00"
+    assert values["resRLEvalEvery"] == "50\\,000"
+    assert values["resRLSlowestTwo"] == "--"
     assert "PPO & 200 & 0.1000 & +0.50" in bd.tables["tab_rl.tex"]
-    assert "\\haveRLtrue" in build.render_numbers(bd, {"resRLBestGap"})
+
+    # with learning.py's fresh-seed assessment, the gaps come from it (with their intervals)
+    for run, final in zip(runs, ([0.004, 0.002], [0.03, 0.01]), strict=True):
+        run["assessment"] = {
+            "seeds": [30000, 30009],
+            "horizon_s": 60.0,
+            "optimal_cost_per_request": 0.1,
+            "timeout_gap": [0.02, 0.005],
+            "best_model_gap": [0.001, 0.002],
+            "final_model_gap": final,
+        }
+    (root / build.LEARNING).write_text(json.dumps(data))
+    bd = build.compute(root)
+    values = {k: v.value for k, v in bd.results.items() if k.startswith("resRL")}
+    assert values["resRLAssessSeeds"] == "10"
+    assert values["resRLFinalMin"] == "+0.40"
+    assert values["resRLWorstFinal"] == "+3.00"
+    assert values["resRLWorstFinalCi"] == "1.00"
+    assert values["resRLAboveOpt"] == "2"
+    assert values["resRLNotAbove"] == "1"
+    assert "\\haveRLtrue" in build.render_numbers(bd, {"resRLWorstFinal"})
 
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")

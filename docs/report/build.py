@@ -1009,107 +1009,120 @@ def _rate_token(rate: float) -> str:
     return f"{rate:g}"
 
 
+RL_KEYS = {
+    "resRLSteps": "meta.n_timesteps",
+    "resRLRuns": "number of runs",
+    "resRLRates": "rates of the runs",
+    "resRLAlgos": "algorithms of the runs",
+    "resRLEvalSeeds": "len(meta.eval_seeds)",
+    "resRLEvalHorizon": "meta.eval_horizon_s",
+    "resRLEvalEvery": "timesteps between evaluations (first curve point)",
+    "resRLSlowestTwo": "max over runs of first_timesteps_within 2%",
+    "resRLAssessSeeds": "number of assessment seeds (runs[*].assessment.seeds, first-last)",
+    "resRLAssessHorizon": "runs[*].assessment.horizon_s",
+    "resRLFinalMin": "min over runs of the final model's gap (%)",
+    "resRLWorstFinal": "max over runs of the final model's gap (%)",
+    "resRLWorstFinalCi": "95% CI of that gap (%)",
+    "resRLWorstAlgo": "algo of that run",
+    "resRLWorstRate": "rate of that run",
+    "resRLBestModelMax": "max over runs of the best model's gap (%)",
+    "resRLWithinOne": "runs whose final model's gap <= 1%",
+    "resRLAboveOpt": "runs whose final model's gap - CI > 0 (measurably above the optimum)",
+    "resRLNotAbove": "runs whose final model's gap <= the tuned timeout's gap at their rate",
+    "resRLTimeoutGapMax": "max over runs of the tuned timeout's gap to the optimum (%)",
+}
+
+
+def _rl_assessment(run: dict, refs: dict) -> dict:
+    """Gaps (value, CI) of the final and best models and of the tuned timeout, from the run's
+    fresh-seed assessment when learning.py wrote one, else from its last evaluation."""
+    a = run.get("assessment")
+    if a:
+        return {
+            "final": tuple(a["final_model_gap"]),
+            "best": tuple(a["best_model_gap"]),
+            "timeout": tuple(a["timeout_gap"]),
+            "optimal_cost": a["optimal_cost_per_request"],
+            "seeds": a["seeds"][-1] - a["seeds"][0] + 1,
+            "horizon_s": a["horizon_s"],
+            "source": "assessment",
+        }
+    ref = refs[_rate_token(run["rate_per_s"])]
+    return {
+        "final": (run["final_gap"], 0.0),
+        "best": (run["best_gap"], 0.0),
+        "timeout": (ref["timeout_cost_per_request"] / ref["optimal_cost_per_request"] - 1, 0.0),
+        "optimal_cost": ref["optimal_cost_per_request"],
+        "seeds": None,
+        "horizon_s": None,
+        "source": "curve",
+    }
+
+
 def add_learning(bd: Build) -> None:
-    names = [
-        ("resRLSteps", "meta.n_timesteps"),
-        ("resRLRuns", "number of runs"),
-        ("resRLEvalSeeds", "len(meta.eval_seeds)"),
-        ("resRLEvalHorizon", "meta.eval_horizon_s"),
-        ("resRLRates", "rates of the runs"),
-        ("resRLAlgos", "algorithms of the runs"),
-        ("resRLBestGap", "min over runs of best_gap (%)"),
-        ("resRLBestAlgo", "algo of that run"),
-        ("resRLBestRate", "rate of that run"),
-        ("resRLWorstFinal", "max over runs of final_gap (%)"),
-        ("resRLWorstAlgo", "algo of that run"),
-        ("resRLWorstRate", "rate of that run"),
-        ("resRLWithinOne", "runs with final_gap <= 1%"),
-        ("resRLBeatTimeout", "runs whose final cost is below the tuned timeout's at their rate"),
-        ("resRLTimeoutGapMax", "max over rates of the tuned timeout's gap to the optimum (%)"),
-        ("resRLFinalMin", "min over runs of final_gap (%)"),
-        ("resRLNotAbove", "runs whose final cost is at most the tuned timeout's at their rate"),
-        ("resRLEvalEvery", "timesteps between evaluations (first curve point)"),
-        ("resRLSlowestTwo", "max over runs of first_timesteps_within 2%"),
-    ]
-    path = bd.root / LEARNING
+    s = LEARNING
     if not bd.available(LEARNING):
         bd.present[LEARNING] = False
-        for name, key in names:
-            bd.add(name, PENDING, LEARNING, f"{key} -- pending: file absent")
-        bd.tables["tab_rl.tex"] = _table_header(LEARNING, "pending: file absent") + PENDING + "\n"
+        for name, key in RL_KEYS.items():
+            bd.add(name, PENDING, s, f"{key} -- pending: file absent")
+        bd.tables["tab_rl.tex"] = _table_header(s, "pending: file absent") + PENDING + "\n"
         return
-    data = json.loads(path.read_text(encoding="utf-8"))
+    data = json.loads((bd.root / LEARNING).read_text(encoding="utf-8"))
     runs = data.get("runs") or []
     if not runs:
-        raise BuildError(f"{LEARNING}: no runs")
+        raise BuildError(f"{s}: no runs")
     bd.present[LEARNING] = True
     bd.learning = data
-    refs = data["references"]
     meta = data.get("meta", {})
-    s = LEARNING
-    steps = meta.get("n_timesteps") or max(c["timesteps"] for r in runs for c in r["curve"])
-    bd.add("resRLSteps", fint(steps), s, names[0][1])
-    bd.add("resRLRuns", str(len(runs)), s, names[1][1])
-    bd.add("resRLEvalSeeds", str(len(meta.get("eval_seeds", []))), s, names[2][1])
-    bd.add("resRLEvalHorizon", f"{meta.get('eval_horizon_s', 0):g}", s, names[3][1])
-    rates = sorted({r["rate_per_s"] for r in runs})
-    bd.add("resRLRates", ", ".join(_rate_token(r) for r in rates), s, names[4][1])
-    algos = sorted({r["algo"] for r in runs})
-    bd.add("resRLAlgos", " and ".join(ALGO_NAMES.get(a, a) for a in algos), s, names[5][1])
-    best = min(runs, key=lambda r: r["best_gap"])
-    worst = max(runs, key=lambda r: r["final_gap"])
-    bd.add("resRLBestGap", fpct(best["best_gap"], 2, sign=True), s, names[6][1])
-    bd.add("resRLBestAlgo", ALGO_NAMES.get(best["algo"], best["algo"]), s, names[7][1])
-    bd.add("resRLBestRate", _rate_token(best["rate_per_s"]), s, names[8][1])
-    bd.add("resRLWorstFinal", fpct(worst["final_gap"], 2, sign=True), s, names[9][1])
-    bd.add("resRLWorstAlgo", ALGO_NAMES.get(worst["algo"], worst["algo"]), s, names[10][1])
-    bd.add("resRLWorstRate", _rate_token(worst["rate_per_s"]), s, names[11][1])
-    bd.add("resRLWithinOne", str(sum(r["final_gap"] <= 0.01 for r in runs)), s, names[12][1])
+    runs = sorted(runs, key=lambda r: (r["rate_per_s"], r["algo"]))
+    assess = [_rl_assessment(r, data.get("references", {})) for r in runs]
+    how = assess[0]["source"]
 
-    def ref(rate: float) -> dict:
-        return refs[_rate_token(rate)]
+    def put(name: str, value: str) -> None:
+        bd.add(
+            name, value, s, RL_KEYS[name] + ("" if how == "assessment" else " [from the evaluation curve]")
+        )
 
-    beat = sum(
-        r["curve"][-1]["cost_per_request"] < ref(r["rate_per_s"])["timeout_cost_per_request"] for r in runs
-    )
-    bd.add("resRLBeatTimeout", str(beat), s, names[13][1])
-    keys = dict(names)
-    bd.add("resRLFinalMin", fpct(min(r["final_gap"] for r in runs), 2, sign=True), s, keys["resRLFinalMin"])
-    not_above = sum(
-        r["curve"][-1]["cost_per_request"] <= ref(r["rate_per_s"])["timeout_cost_per_request"] for r in runs
-    )
-    bd.add("resRLNotAbove", str(not_above), s, keys["resRLNotAbove"])
-    bd.add(
-        "resRLEvalEvery",
-        fint(min(c["timesteps"] for r in runs for c in r["curve"])),
-        s,
-        keys["resRLEvalEvery"],
-    )
+    put("resRLSteps", fint(meta.get("n_timesteps") or max(c["timesteps"] for r in runs for c in r["curve"])))
+    put("resRLRuns", str(len(runs)))
+    put("resRLRates", ", ".join(_rate_token(r) for r in sorted({r["rate_per_s"] for r in runs})))
+    put("resRLAlgos", " and ".join(ALGO_NAMES.get(a, a) for a in sorted({r["algo"] for r in runs})))
+    put("resRLEvalSeeds", str(len(meta.get("eval_seeds", []))))
+    put("resRLEvalHorizon", f"{meta.get('eval_horizon_s', 0):g}")
+    put("resRLEvalEvery", fint(min(c["timesteps"] for r in runs for c in r["curve"])))
     firsts = [(r.get("first_timesteps_within") or {}).get("2%") for r in runs]
-    bd.add(
-        "resRLSlowestTwo",
-        fint(max(firsts)) if all(f is not None for f in firsts) else "--",
-        s,
-        keys["resRLSlowestTwo"],
-    )
-    tgap = max(ref(r)["timeout_cost_per_request"] / ref(r)["optimal_cost_per_request"] - 1 for r in rates)
-    bd.add("resRLTimeoutGapMax", fpct(tgap, 2, sign=True), s, names[14][1])
+    put("resRLSlowestTwo", fint(max(firsts)) if all(f is not None for f in firsts) else "--")
+    put("resRLAssessSeeds", str(assess[0]["seeds"]) if assess[0]["seeds"] else "--")
+    put("resRLAssessHorizon", f"{assess[0]['horizon_s']:g}" if assess[0]["horizon_s"] else "--")
+    finals = [a["final"] for a in assess]
+    worst = max(range(len(runs)), key=lambda i: finals[i][0])
+    put("resRLFinalMin", fpct(min(g for g, _ in finals), 2, sign=True))
+    put("resRLWorstFinal", fpct(finals[worst][0], 2, sign=True))
+    put("resRLWorstFinalCi", fpct(finals[worst][1], 2))
+    put("resRLWorstAlgo", ALGO_NAMES.get(runs[worst]["algo"], runs[worst]["algo"]))
+    put("resRLWorstRate", _rate_token(runs[worst]["rate_per_s"]))
+    put("resRLBestModelMax", fpct(max(a["best"][0] for a in assess), 2, sign=True))
+    put("resRLWithinOne", str(sum(g <= 0.01 for g, _ in finals)))
+    put("resRLAboveOpt", str(sum(g - ci > 0 for g, ci in finals)))
+    put("resRLNotAbove", str(sum(a["final"][0] <= a["timeout"][0] for a in assess)))
+    put("resRLTimeoutGapMax", fpct(max(a["timeout"][0] for a in assess), 2, sign=True))
+
+    def gap(v: tuple) -> str:
+        return f"{fpct(v[0], 2, sign=True)}\\,$\\pm$\\,{fpct(v[1], 2)}"
+
     rows = []
-    for r in sorted(runs, key=lambda r: (r["rate_per_s"], r["algo"])):
-        rr = ref(r["rate_per_s"])
-        t_gap = rr["timeout_cost_per_request"] / rr["optimal_cost_per_request"] - 1
-        within = r.get("first_timesteps_within", {}).get("2%")
+    for r, a in zip(runs, assess, strict=True):
+        within = (r.get("first_timesteps_within") or {}).get("2%")
         rows.append(
             f"{ALGO_NAMES.get(r['algo'], r['algo'])} & {_rate_token(r['rate_per_s'])} & "
-            f"{fnum(rr['optimal_cost_per_request'], 4)} & {fpct(r['final_gap'], 2, sign=True)} & "
-            f"{fpct(r['best_gap'], 2, sign=True)} & {fint(within) if within is not None else '--'} & "
-            f"{fpct(t_gap, 2, sign=True)} \\\\"
+            f"{fnum(a['optimal_cost'], 4)} & {gap(a['final'])} & {gap(a['best'])} & "
+            f"{fint(within) if within is not None else '--'} & {gap(a['timeout'])} \\\\"
         )
     bd.tables["tab_rl.tex"] = (
-        _table_header(LEARNING, "RL runs: gap of the cost per request to the optimum")
+        _table_header(s, f"RL runs: gap of the cost per request to the optimum (from the {how})")
         + "\\begin{tabular}{@{}l r r r r r r@{}}\n\\toprule\n"
-        "algo & $\\lambda$ & opt.\\ cost & final (\\%) & best (\\%) & steps to 2\\% & timeout (\\%) \\\\\n"
-        "\\midrule\n" + "\n".join(rows) + "\n\\bottomrule\n\\end{tabular}\n"
+        "algo & $\\lambda$ & opt.\\ cost & final model (\\%) & best model (\\%) & steps to 2\\% & "
+        "timeout (\\%) \\\\\n\\midrule\n" + "\n".join(rows) + "\n\\bottomrule\n\\end{tabular}\n"
     )
 
 
