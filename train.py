@@ -40,6 +40,7 @@ _OWN_KEYS = (
     "normalize_reward",
     "reward_scale",
     "reward_center",
+    "discount_horizon_s",
 )
 
 
@@ -279,6 +280,7 @@ def train(args: TrainArgs, command: str) -> Path:
     from agents.callbacks import CheckpointEveryCallback, DomainEvalCallback
     from agents.checkpoint import load_checkpoint, restore_normalization, save_checkpoint
     from agents.rl import ALGORITHMS, make_training_env
+    from agents.semi_markov import SEMI_MARKOV_BUFFERS, DiscountFromInfoCallback
     from batchenv.scenarios import load_scenario
 
     torch.set_num_threads(args.torch_threads)
@@ -300,6 +302,7 @@ def train(args: TrainArgs, command: str) -> Path:
     tb_root = Path(args.tensorboard_log) if args.tensorboard_log else run_dir / "tb"
     write_atomic(run_dir / "config.yml", config.to_yaml())
     write_atomic(run_dir / "hyperparams.yml", yaml.safe_dump({**own, **params}, sort_keys=False))
+    extra_hyperparams = {**own, **params}
     write_atomic(run_dir / "args.yml", yaml.safe_dump(asdict(args), sort_keys=False))
     write_atomic(run_dir / "command.txt", command + "\n")
     _log_hyperparams(tb_root / run_dir.name, args, {**own, **params})
@@ -315,6 +318,14 @@ def train(args: TrainArgs, command: str) -> Path:
         gamma=float(params.get("gamma", 0.99)),
     )
     algo_cls = ALGORITHMS[args.algo]
+    horizon_s = own.get("discount_horizon_s")
+    if horizon_s is not None:
+        if args.algo not in SEMI_MARKOV_BUFFERS:
+            raise ConfigError(
+                "hyperparams.discount_horizon_s",
+                f"applies to {sorted(SEMI_MARKOV_BUFFERS)}, not {args.algo!r} (which discounts per step)",
+            )
+        params["rollout_buffer_class"] = SEMI_MARKOV_BUFFERS[args.algo]
     if checkpoint is not None:
         model = checkpoint.model
         model.set_env(venv)
@@ -334,8 +345,8 @@ def train(args: TrainArgs, command: str) -> Path:
             raise ConfigError("hyperparams", f"{args.algo} rejects a hyperparameter: {exc}") from None
     model.tensorboard_log = str(tb_root)
 
-    extra = {"command": command, "scenario": config.name, "seed": args.seed, "hyperparams": {**own, **params}}
-    callbacks = []
+    extra = {"command": command, "scenario": config.name, "seed": args.seed, "hyperparams": extra_hyperparams}
+    callbacks: list = [] if horizon_s is None else [DiscountFromInfoCallback(float(horizon_s))]
     if args.save_freq:
         callbacks.append(
             CheckpointEveryCallback(args.save_freq, run_dir / "checkpoints", config, args.algo, extra)

@@ -92,7 +92,8 @@ class DynamicBatchingEnv(gym.Env):
     :param render_mode: ``None`` or ``"ansi"``.
 
     ``info`` of each step holds per-step counts only: ``arrived``, ``dispatched``, ``dropped``,
-    ``forced_dispatches`` and the simulated time ``sim_time_s``. The full metrics of the episode
+    ``forced_dispatches``, the simulated time ``sim_time_s`` and the step's duration ``dt_s``
+    (a semi-Markov agent discounts by it). The full metrics of the episode
     come from ``env.unwrapped.metrics()``.
 
     ## Version History
@@ -145,6 +146,7 @@ class DynamicBatchingEnv(gym.Env):
 
     def step(self, action):
         sim = self.sim
+        start_s = sim.now_s
         forced = sim.step(self.codec.decisions[action]) if not sim.done else False
         counts = (sim.n_arrived, sim.n_served, sim.n_dropped)
         last = self._counts
@@ -155,6 +157,7 @@ class DynamicBatchingEnv(gym.Env):
             "dropped": counts[2] - last[2],
             "forced_dispatches": int(forced),
             "sim_time_s": sim.now_s,
+            "dt_s": sim.now_s - start_s,
         }
         return self.observe(sim), sim.take_reward(), False, sim.done, info
 

@@ -188,3 +188,95 @@ def test_bad_flags_exit_with_a_message(capsys: pytest.CaptureFixture[str]) -> No
     assert train.main(["--env", "no_such_scenario", "--no-progress"]) == 2
     assert "unknown scenario 'no_such_scenario'" in capsys.readouterr().err
     assert train.main(["--hyperparams", "not_a_param=1", "--no-progress", "--runs-dir", "/tmp/x"]) == 2
+
+
+def test_semi_markov_discount_per_transition() -> None:
+    """GAE with a discount per transition equals SB3's GAE when every discount is gamma, and
+    uses exp(-dt / horizon) per step otherwise."""
+    import gymnasium as gym
+    import torch
+    from stable_baselines3.common.buffers import RolloutBuffer
+
+    from agents.semi_markov import SemiMarkovRolloutBuffer
+
+    space_obs, space_act = gym.spaces.Box(0, 1, (2,)), gym.spaces.Discrete(3)
+    rng = np.random.default_rng(0)
+    rewards, values = rng.normal(size=(16, 2)), rng.normal(size=(16, 2))
+    starts = np.zeros((16, 2))
+    starts[5, 0] = 1.0
+    last = torch.as_tensor(rng.normal(size=2))
+
+    def fill(buffer, discounts=None) -> None:
+        buffer.reset()
+        for t in range(16):
+            if discounts is not None:
+                buffer.pending_discounts = discounts[t]
+            buffer.add(
+                np.zeros((2, 2)),
+                np.zeros((2, 1)),
+                rewards[t],
+                starts[t],
+                torch.as_tensor(values[t]),
+                torch.zeros(2),
+            )
+        buffer.compute_returns_and_advantage(last, np.array([False, True]))
+
+    plain = RolloutBuffer(16, space_obs, space_act, gamma=0.9, gae_lambda=0.8, n_envs=2)
+    semi = SemiMarkovRolloutBuffer(16, space_obs, space_act, gamma=0.5, gae_lambda=0.8, n_envs=2)
+    fill(plain)
+    fill(semi, np.full((16, 2), 0.9, dtype=np.float32))
+    assert np.allclose(plain.advantages, semi.advantages, atol=1e-6)
+    discounts = rng.uniform(0.5, 1.0, size=(16, 2)).astype(np.float32)
+    fill(semi, discounts)
+    # the last step of env 1 is terminal: its advantage is its one-step TD error
+    assert semi.advantages[15, 1] == pytest.approx(rewards[15, 1] - values[15, 1], abs=1e-6)
+    expected = rewards[14, 0] + discounts[14, 0] * values[15, 0] - values[14, 0]
+    expected += discounts[14, 0] * 0.8 * (rewards[15, 0] + discounts[15, 0] * last[0].item() - values[15, 0])
+    assert semi.advantages[14, 0] == pytest.approx(expected, abs=1e-5)
+
+
+def test_train_with_a_time_discount(tmp_path: Path) -> None:
+    from stable_baselines3 import PPO
+
+    from agents.rl import make_training_env
+    from agents.semi_markov import DiscountFromInfoCallback, SemiMarkovRolloutBuffer
+
+    config = load_scenario("default")
+    venv = make_training_env(config, 2, seed=0)
+    model = PPO(
+        "MlpPolicy",
+        venv,
+        n_steps=64,
+        batch_size=64,
+        n_epochs=1,
+        seed=0,
+        rollout_buffer_class=SemiMarkovRolloutBuffer,
+    )
+    model.learn(128, callback=DiscountFromInfoCallback(horizon_s=0.1))
+    discounts = model.rollout_buffer.discounts
+    # at 100 requests/s a step lasts about 10 ms: discounts near exp(-0.1), some exactly 1 (dt = 0)
+    assert np.all((discounts > 0) & (discounts <= 1))
+    assert 0.5 < discounts.mean() < 0.99
+
+    run = _train(tmp_path, "ppo", "discount_horizon_s=1.0")
+    assert yaml_load(run / "hyperparams.yml")["discount_horizon_s"] == 1.0
+    assert (
+        train.main(
+            [
+                "--algo",
+                "dqn",
+                "--no-progress",
+                "--runs-dir",
+                str(tmp_path / "r"),
+                "--hyperparams",
+                "discount_horizon_s=1.0",
+            ]
+        )
+        == 2
+    )
+
+
+def yaml_load(path: Path) -> dict:
+    import yaml
+
+    return yaml.safe_load(path.read_text())
