@@ -21,7 +21,6 @@ Results: a terminal table and docs/results/verification.md (written atomically).
 from __future__ import annotations
 
 import argparse
-import os
 import shlex
 import sys
 import time
@@ -167,13 +166,6 @@ def _split_specs(text: str) -> tuple[str, ...]:
     return tuple(p for p in parts if p)
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-
-
 def _display(path: Path) -> str:
     try:
         return str(path.resolve().relative_to(REPO))
@@ -285,7 +277,9 @@ def main(argv: list[str] | None = None) -> int:
         console.print(table)
     for note in report.notes:
         console.print(f"note: {note}")
-    _write_atomic(args.out, markdown(report, command))
+    from batchenv.fileio import write_atomic
+
+    write_atomic(args.out, markdown(report, command))
     console.print(f"wrote {_display(args.out)} ({time.perf_counter() - start:.1f} s)")
     ok = report.safety is not None and report.safety.holds and all(r.figures is not None for r in report.rows)
     return 0 if ok else 1

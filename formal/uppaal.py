@@ -51,6 +51,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from batchenv.config import ConfigError, SystemConfig
+from batchenv.fileio import write_atomic
 from batchenv.timing import ServiceTable
 from formal.policies import TimeoutPolicy
 
@@ -540,11 +541,7 @@ def write_models(models: Sequence[UppaalModel], directory: str | Path) -> list[P
     paths = []
     for model in models:
         for suffix, text in ((".xml", model.xml), (".q", model.q_text())):
-            path = directory / f"{model.name}{suffix}"
-            tmp = path.with_suffix(path.suffix + ".tmp")
-            tmp.write_text(text)
-            tmp.replace(path)
-            paths.append(path)
+            paths.append(write_atomic(directory / f"{model.name}{suffix}", text))
     return paths
 
 
