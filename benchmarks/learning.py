@@ -59,8 +59,12 @@ def time_matched_gamma(rate_per_s: float, horizon_s: float) -> float:
 
 def train_command(args: argparse.Namespace, algo: str, rate: float) -> list[str]:
     hyperparams = []
-    if args.gamma_horizon_s:
-        hyperparams = ["--hyperparams", f"gamma={time_matched_gamma(rate, args.gamma_horizon_s):.6f}"]
+    if args.discount_horizon_s:
+        if algo == "dqn":  # DQN discounts per step: the per-step gamma with that horizon at this rate
+            discount = f"gamma={time_matched_gamma(rate, args.discount_horizon_s):.6f}"
+        else:  # on-policy algorithms discount each step by its simulated duration
+            discount = f"discount_horizon_s={args.discount_horizon_s:g}"
+        hyperparams = ["--hyperparams", discount]
     return [
         sys.executable,
         str(REPO / "train.py"),
@@ -243,11 +247,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--assess-horizon-s", type=float, default=60.0, help="seconds per assessment episode")
     parser.add_argument(
-        "--gamma-horizon-s",
+        "--discount-horizon-s",
         type=float,
         default=None,
-        help="set gamma per rate so that the discount horizon is this many seconds "
-        "(default: the hyperparameter file's gamma)",
+        help="discount by simulated time with this horizon (s): discount_horizon_s for PPO/A2C, "
+        "for DQN the per-step gamma with that horizon at the run's rate (default: the "
+        "hyperparameter file's gamma)",
     )
     parser.add_argument("--jobs", type=int, default=2, help="training runs at once (default 2)")
     parser.add_argument("--runs-dir", type=Path, default=REPO / "runs" / "learning", help="run folders")
