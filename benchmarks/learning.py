@@ -156,6 +156,32 @@ def assess(args: argparse.Namespace, rate: float, run: Path) -> dict[str, object
     return out
 
 
+def attempts(directory: Path) -> list[dict[str, object]]:
+    """Summaries of earlier runs kept in ``directory`` (other hyperparameters or observations):
+    what was tried, with its command, discounting, centring and evaluation gaps."""
+    out = []
+    for run in sorted(p for p in directory.iterdir() if (p / "evaluations.json").exists()):
+        history = json.loads((run / "evaluations.json").read_text())
+        hyperparams = yaml.safe_load((run / "hyperparams.yml").read_text())
+        gaps = [h.get("gap_to_optimal", float("nan")) for h in history]
+        out.append(
+            {
+                "run": run.name,
+                "command": (run / "command.txt").read_text().strip(),
+                "gamma": hyperparams.get("gamma"),
+                "reward_center": hyperparams.get("reward_center", False),
+                "discount_horizon_s": hyperparams.get("discount_horizon_s"),
+                "timesteps": history[-1]["timesteps"],
+                "best_gap": min(gaps),
+                "final_gap": gaps[-1],
+                "final_gap_per_rate": {
+                    k: v.get("gap_to_optimal") for k, v in history[-1]["per_rate"].items()
+                },
+            }
+        )
+    return out
+
+
 def collect(args: argparse.Namespace, wall: dict[tuple[str, float], float]) -> dict:
     runs, references = [], {}
     for rate in args.rates:
@@ -255,6 +281,12 @@ def main(argv: list[str] | None = None) -> int:
         "hyperparameter file's gamma)",
     )
     parser.add_argument("--jobs", type=int, default=2, help="training runs at once (default 2)")
+    parser.add_argument(
+        "--attempts-dir",
+        type=Path,
+        default=REPO / "runs" / "learning_attempts",
+        help="earlier runs to summarise under 'attempts' (what was tried)",
+    )
     parser.add_argument("--runs-dir", type=Path, default=REPO / "runs" / "learning", help="run folders")
     parser.add_argument("--out", type=Path, default=RESULTS / "learning.json", help="JSON output")
     parser.add_argument("--plot", type=Path, default=RESULTS / "learning.png", help="plot output")
@@ -274,6 +306,8 @@ def main(argv: list[str] | None = None) -> int:
                 wall[job] = seconds
                 print(f"trained {job[0]} at {job[1]:g}/s in {seconds:.0f} s", flush=True)
     result = collect(args, wall)
+    if args.attempts_dir.is_dir():
+        result["attempts"] = attempts(args.attempts_dir)
     result["meta"] = {
         "command": "python benchmarks/learning.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "n_timesteps": args.n_timesteps,
