@@ -212,6 +212,7 @@ def collect(args: argparse.Namespace, wall: dict[tuple[str, float], float]) -> d
                     "algo": algo,
                     "rate_per_s": rate,
                     "gamma": hyperparams.get("gamma"),
+                    "discount_horizon_s": hyperparams.get("discount_horizon_s"),
                     "assessment": assess(args, rate, run_dir),
                     "curve": curve,
                     "best_gap": min(gaps),
@@ -221,6 +222,60 @@ def collect(args: argparse.Namespace, wall: dict[tuple[str, float], float]) -> d
                 }
             )
     return {"runs": runs, "references": references}
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:+.2%}"
+
+
+def markdown(result: dict) -> str:
+    """The results as Markdown: the runs, their assessment on fresh seeds, and what was tried."""
+    meta = result["meta"]
+    lines = [
+        "# Learning quality: PPO and DQN against the exact optimum",
+        "",
+        f"Produced by `{meta['command']}` on {meta['date']} (`benchmarks/results/learning.json`,",
+        "plot `benchmarks/results/learning.png`). Gaps are relative costs per request,",
+        "(cost - optimal cost) / optimal cost, measured on the same arrivals as the optimum.",
+        "",
+        "| algo | rate (1/s) | discount | curve: best gap | curve: final gap | first within 2% (steps) "
+        "| best model, fresh seeds | final model, fresh seeds | tuned timeout, fresh seeds |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for run in result["runs"]:
+        a = run["assessment"]
+        discount = (
+            f"exp(-dt / {run['discount_horizon_s']:g} s)"
+            if run.get("discount_horizon_s")
+            else f"gamma {run['gamma']}"
+        )
+        lines.append(
+            f"| {run['algo']} | {run['rate_per_s']:g} | {discount} | {_pct(run['best_gap'])} | "
+            f"{_pct(run['final_gap'])} | {run['first_timesteps_within']['2%']} | "
+            f"{_pct(a['best_model_gap'][0])} ± {a['best_model_gap'][1]:.2%} | "
+            f"{_pct(a['final_model_gap'][0])} ± {a['final_model_gap'][1]:.2%} | "
+            f"{_pct(a['timeout_gap'][0])} ± {a['timeout_gap'][1]:.2%} |"
+        )
+    seeds = result["runs"][0]["assessment"]["seeds"] if result["runs"] else "n/a"
+    lines += [
+        "",
+        f"Fresh seeds: {seeds} (first, last), {meta.get('assess_horizon_s', 'n/a')} s each; "
+        "± is the 95% CI of the seed-paired differences.",
+    ]
+    if result.get("attempts"):
+        lines += [
+            "",
+            "## What was tried before (runs/learning_attempts)",
+            "",
+            "| run | gamma | reward centring | time discount (s) | steps | best gap | final gap |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for t in result["attempts"]:
+            lines.append(
+                f"| {t['run']} | {t['gamma']} | {t['reward_center']} | {t['discount_horizon_s']} | "
+                f"{t['timesteps']} | {_pct(t['best_gap'])} | {_pct(t['final_gap'])} |"
+            )
+    return "\n".join(lines) + "\n"
 
 
 def plot(result: dict, path: Path) -> None:
@@ -290,6 +345,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs-dir", type=Path, default=REPO / "runs" / "learning", help="run folders")
     parser.add_argument("--out", type=Path, default=RESULTS / "learning.json", help="JSON output")
     parser.add_argument("--plot", type=Path, default=RESULTS / "learning.png", help="plot output")
+    parser.add_argument(
+        "--markdown", type=Path, default=REPO / "docs" / "results" / "learning.md", help="Markdown summary"
+    )
     parser.add_argument("--collect-only", action="store_true", help="do not train; collect finished runs")
     args = parser.parse_args(argv)
     args.algos = [a for a in args.algos.split(",") if a]
@@ -313,9 +371,12 @@ def main(argv: list[str] | None = None) -> int:
         "n_timesteps": args.n_timesteps,
         "eval_seeds": args.eval_seeds,
         "eval_horizon_s": args.eval_horizon_s,
+        "assess_horizon_s": args.assess_horizon_s,
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
     }
     write_json_atomic(args.out, result)
+    if args.markdown:
+        write_atomic(args.markdown, markdown(result))
     plot(result, args.plot)
     for run in result["runs"]:
         within = run["first_timesteps_within"]
