@@ -234,13 +234,31 @@ class RLScheduler(Scheduler):
         if self._norm is not None:
             mean, std, clip = self._norm
             obs = np.clip((obs - mean) / std, -clip, clip).astype(np.float32)
-        if self._masked:
-            action, _ = self.model.predict(
-                obs, deterministic=self.deterministic, action_masks=self.codec.masks(sim)
-            )
+        masks = self.codec.masks(sim) if self._masked else None
+        if self.deterministic:
+            action = self._greedy_action(obs, masks)
+        elif masks is not None:
+            action, _ = self.model.predict(obs, deterministic=False, action_masks=masks)
         else:
-            action, _ = self.model.predict(obs, deterministic=self.deterministic)
+            action, _ = self.model.predict(obs, deterministic=False)
         return self.codec.decision(int(action))
+
+    def _greedy_action(self, obs: np.ndarray, masks: np.ndarray | None) -> int:
+        """The model's most likely action, straight from its network (what ``predict(...,
+        deterministic=True)`` returns, without SB3's per-call overhead)."""
+        import torch
+
+        policy = self.model.policy
+        with torch.no_grad():
+            x = torch.from_numpy(obs).unsqueeze(0)
+            if hasattr(policy, "q_net"):  # DQN
+                scores = policy.q_net(x)[0]
+            else:  # actor-critic: the logits of the categorical policy
+                features = policy.extract_features(x, policy.pi_features_extractor)
+                scores = policy.action_net(policy.mlp_extractor.forward_actor(features))[0]
+            if masks is not None:
+                scores = scores.masked_fill(torch.from_numpy(~masks), -torch.inf)
+            return int(torch.argmax(scores))
 
     def params(self) -> dict[str, Any]:
         return {"algo": self.checkpoint.algo, "timesteps": self.checkpoint.meta.get("timesteps")}

@@ -119,6 +119,24 @@ def test_scheduler_sees_the_env_observations(tmp_path: Path) -> None:
     assert env.metrics() == via_sim
 
 
+@pytest.mark.parametrize("algo", ["ppo", "dqn", "maskable_ppo"])
+def test_fast_greedy_action_equals_predict(algo: str, tmp_path: Path) -> None:
+    run = _train(tmp_path, algo, n=256)
+    checkpoint = load_checkpoint(run / "final_model.zip")
+    scheduler = RLScheduler(checkpoint)
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        obs = rng.uniform(0, 2, size=8).astype(np.float32)
+        masks = rng.random(4) < 0.7
+        masks[1] = True
+        if algo == "maskable_ppo":
+            expected, _ = checkpoint.model.predict(obs, deterministic=True, action_masks=masks)
+            assert scheduler._greedy_action(obs, masks) == int(expected)
+        else:
+            expected, _ = checkpoint.model.predict(obs, deterministic=True)
+            assert scheduler._greedy_action(obs, None) == int(expected)
+
+
 def test_interrupt_saves_a_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from agents import callbacks
 
