@@ -325,7 +325,8 @@ def train(args: TrainArgs, command: str) -> Path:
                 "hyperparams.discount_horizon_s",
                 f"applies to {sorted(SEMI_MARKOV_BUFFERS)}, not {args.algo!r} (which discounts per step)",
             )
-        params["rollout_buffer_class"] = SEMI_MARKOV_BUFFERS[args.algo]
+        buffer_argument, buffer_class = SEMI_MARKOV_BUFFERS[args.algo]
+        params[buffer_argument] = buffer_class
     if checkpoint is not None:
         model = checkpoint.model
         model.set_env(venv)

@@ -278,20 +278,34 @@ def test_train_with_a_time_discount(tmp_path: Path) -> None:
 
     run = _train(tmp_path, "ppo", "discount_horizon_s=1.0")
     assert yaml_load(run / "hyperparams.yml")["discount_horizon_s"] == 1.0
-    assert (
-        train.main(
-            [
-                "--algo",
-                "dqn",
-                "--no-progress",
-                "--runs-dir",
-                str(tmp_path / "r"),
-                "--hyperparams",
-                "discount_horizon_s=1.0",
-            ]
-        )
-        == 2
-    )
+    run = _train(tmp_path, "dqn", "discount_horizon_s=1.0")
+    assert yaml_load(run / "hyperparams.yml")["discount_horizon_s"] == 1.0
+
+
+def test_semi_markov_replay_buffer_samples_carry_their_discount() -> None:
+    """Each sampled transition carries the discount stored with it (DQN's TD target uses it in
+    place of gamma); terminal transitions keep done = 1."""
+    import gymnasium as gym
+
+    from agents.semi_markov import SemiMarkovReplayBuffer
+
+    buffer = SemiMarkovReplayBuffer(64, gym.spaces.Box(0, 1, (1,)), gym.spaces.Discrete(2), n_envs=2)
+    for t in range(40):
+        # the observation records which discount (t, env) was stored with the transition
+        buffer.pending_discounts = np.array([0.5 + t / 100, 0.25 + t / 200], dtype=np.float32)
+        obs = np.array([[t], [1000 + t]], dtype=np.float32)
+        buffer.add(obs, obs, np.zeros((2, 1)), np.zeros(2), np.array([t == 39, False]), [{}, {}])
+    np.random.seed(0)
+    samples = buffer.sample(256)
+    assert samples.discounts is not None and samples.discounts.shape == (256, 1)
+    for obs, discount, done in zip(
+        samples.observations[:, 0].numpy(), samples.discounts[:, 0].numpy(), samples.dones[:, 0].numpy(),
+        strict=True,
+    ):
+        t, env = (int(obs), 0) if obs < 1000 else (int(obs) - 1000, 1)
+        assert discount == pytest.approx([0.5 + t / 100, 0.25 + t / 200][env])
+        assert done == float(env == 0 and t == 39)
+    assert set(np.round(samples.observations[:, 0].numpy()) >= 1000) == {False, True}
 
 
 def yaml_load(path: Path) -> dict:
