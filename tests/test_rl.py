@@ -299,7 +299,9 @@ def test_semi_markov_replay_buffer_samples_carry_their_discount() -> None:
     samples = buffer.sample(256)
     assert samples.discounts is not None and samples.discounts.shape == (256, 1)
     for obs, discount, done in zip(
-        samples.observations[:, 0].numpy(), samples.discounts[:, 0].numpy(), samples.dones[:, 0].numpy(),
+        samples.observations[:, 0].numpy(),
+        samples.discounts[:, 0].numpy(),
+        samples.dones[:, 0].numpy(),
         strict=True,
     ):
         t, env = (int(obs), 0) if obs < 1000 else (int(obs) - 1000, 1)
