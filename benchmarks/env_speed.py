@@ -109,12 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--steps", type=int, default=100_000, help="env steps per measurement (default 100000)"
     )
-    parser.add_argument(
-        "--repeats", type=int, default=3, help="interleaved repeats; best kept (default 3)"
-    )
-    parser.add_argument(
-        "--out", type=Path, default=RESULTS, help=f"JSON output (default {RESULTS})"
-    )
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved repeats; best kept (default 3)")
+    parser.add_argument("--out", type=Path, default=RESULTS, help=f"JSON output (default {RESULTS})")
     args = parser.parse_args(argv)
     if args.steps < 1000 or args.repeats < 1:
         parser.error("--steps must be >= 1000 and --repeats >= 1")
