@@ -151,21 +151,6 @@ def _uppaal_policy(config, text: str):
     return policy.validate(config)
 
 
-def _split_specs(text: str) -> tuple[str, ...]:
-    """Comma-separated agent specs; commas inside (...) or [...] stay in their spec."""
-    parts, depth, current = [], 0, []
-    for char in text:
-        depth += char in "(["
-        depth -= char in ")]"
-        if char == "," and depth == 0:
-            parts.append("".join(current).strip())
-            current = []
-        else:
-            current.append(char)
-    parts.append("".join(current).strip())
-    return tuple(p for p in parts if p)
-
-
 def _display(path: Path) -> str:
     try:
         return str(path.resolve().relative_to(REPO))
@@ -236,14 +221,16 @@ def main(argv: list[str] | None = None) -> int:
     command = "python verify.py" + (
         "" if not argv and len(sys.argv) <= 1 else " " + shlex.join(argv or sys.argv[1:])
     )
+    from agents.registry import AgentSpecError, split_specs
+
     try:
         config = _load_config(args)
         from formal.verification import Settings, run_verification
 
-        agents = _split_specs(args.agents)
+        agents = tuple(split_specs(args.agents))
         if agents == ("auto",):
             shipped = sorted(CHECKPOINTS.glob(f"*_{config.name}.zip"))
-            agents = _split_specs(DEFAULT_AGENTS) + tuple(_display(p) for p in shipped)
+            agents = (*split_specs(DEFAULT_AGENTS), *(_display(p) for p in shipped))
         if args.jobs < 1:
             raise ConfigError("--jobs", f"must be >= 1, got {args.jobs}")
         settings = Settings(
@@ -265,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
             _write_prism(args, tm, console)
         if args.uppaal_only:
             return 0
-    except ConfigError as exc:
+    except (ConfigError, AgentSpecError) as exc:
         console.print(f"[red]error:[/red] {exc}")
         return 2
     from formal.report import markdown, rich_tables

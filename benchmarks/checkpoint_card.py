@@ -1,0 +1,96 @@
+"""Metrics card of a shipped checkpoint: what it is, how it was trained, and how it scores.
+
+For each checkpoint the card (``<checkpoint>.md`` next to it) holds the training config, the
+training command and timesteps from the checkpoint's own metadata, and the table of
+``evaluate.py`` comparing it with the baselines, the proposed scheduler and the optimum on the
+default scenario and a few loads, with the evaluation command that produced it.
+
+Usage::
+
+    python benchmarks/checkpoint_card.py checkpoints/ppo_default.zip checkpoints/dqn_default.zip
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from agents.checkpoint import load_checkpoint  # noqa: E402
+from batchenv.fileio import write_atomic  # noqa: E402
+
+SCENARIOS = "default,poisson_25,poisson_50,high_load,bursty,azure_trace"
+AGENTS = "greedy,timeout,util_switch,optimal,proposed"
+
+
+def card(path: Path, scenarios: str, n_seeds: int, jobs: int) -> Path:
+    checkpoint = load_checkpoint(path)
+    meta = checkpoint.meta
+    with tempfile.TemporaryDirectory() as tmp:
+        report = Path(tmp) / "table.md"
+        command = [
+            "python",
+            "evaluate.py",
+            "--agents",
+            f"{AGENTS},{path.as_posix()}",
+            "--scenarios",
+            scenarios,
+            "--n-seeds",
+            str(n_seeds),
+            "--jobs",
+            str(jobs),
+            "--no-plots",
+            "--out",
+            tmp,
+            "--report",
+            str(report),
+        ]
+        subprocess.run([sys.executable, *command[1:]], check=True, cwd=REPO, stdout=subprocess.DEVNULL)
+        table = report.read_text()
+    hyperparams = json.dumps(meta.get("hyperparams", {}), sort_keys=True)
+    normalised = "yes" if meta.get("observation_normalization") else "no"
+    text = f"""# {path.name}: metrics card
+
+- **Algorithm**: {meta["algo"]} (Stable-Baselines3), {meta["timesteps"]:,} environment steps.
+- **Trained on**: scenario `{checkpoint.config.name}` (arrival rate drawn per episode from
+  {checkpoint.config.arrivals.rate_range_per_s} requests/s when a range is set).
+- **Training command**: `{meta.get("command", "n/a")}`
+- **Hyperparameters**: `{hyperparams}`
+- **Observation normalisation** stored in the checkpoint: {normalised}.
+- **Load it**: `python evaluate.py --agents {path.as_posix()}` or
+  `agents.checkpoint.RLScheduler("{path.as_posix()}")`.
+
+## Scores
+
+Produced by `{" ".join(command)}` (cost per request = best quality - score, lower is better;
+gap relative to the optimum where it applies, else the tuned timeout).
+
+{table}
+"""
+    out = path.with_suffix(".md")
+    write_atomic(out, text)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("checkpoints", nargs="+", type=Path, help="checkpoint .zip files")
+    parser.add_argument("--scenarios", default=SCENARIOS, help=f"evaluation scenarios (default {SCENARIOS})")
+    parser.add_argument("--n-seeds", type=int, default=10, help="evaluation seeds 0..N-1 (default 10)")
+    parser.add_argument("--jobs", type=int, default=2, help="evaluation processes (default 2)")
+    args = parser.parse_args(argv)
+    for path in args.checkpoints:
+        print(f"wrote {card(path, args.scenarios, args.n_seeds, args.jobs)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
