@@ -34,6 +34,7 @@ __all__ = [
     "FORMAT_VERSION",
     "Checkpoint",
     "CheckpointError",
+    "CheckpointMismatchError",
     "RLScheduler",
     "load_checkpoint",
     "save_checkpoint",
@@ -46,6 +47,11 @@ _CONFIG = "batchenv/config.yaml"
 
 class CheckpointError(ValueError):
     """A checkpoint cannot be used; the message names the file and the reason."""
+
+
+class CheckpointMismatchError(CheckpointError):
+    """A valid checkpoint whose observation or action space does not fit the scenario (e.g. a
+    one-worker agent on two workers)."""
 
 
 @dataclass
@@ -210,7 +216,7 @@ class RLScheduler(Scheduler):
         self.codec = ActionCodec(config)
         meta = checkpoint.meta
         if self.observe.space.shape[0] != meta["n_observations"] or self.codec.space.n != meta["n_actions"]:
-            raise CheckpointError(
+            raise CheckpointMismatchError(
                 f"checkpoint {checkpoint.path}: trained with {meta['n_observations']} observations and "
                 f"{meta['n_actions']} actions, but scenario {config.name!r} has "
                 f"{self.observe.space.shape[0]} and {self.codec.space.n} (n_workers, models and "
@@ -228,6 +234,11 @@ class RLScheduler(Scheduler):
 
     def reset(self, sim: Simulator) -> None:
         self.observe.reset()
+
+    def prime_estimates(self, sim: Simulator, rate_per_s: float, utilisation: float) -> None:
+        """Start the observation's rate and utilisation estimates at the given steady-state
+        values (see :meth:`batchenv.observation.ObservationBuilder.prime`)."""
+        self.observe.prime(sim, rate_per_s, utilisation)
 
     def decide(self, sim: Simulator) -> Decision:
         obs = self.observe(sim)

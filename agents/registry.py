@@ -236,13 +236,15 @@ def _build_external(spec: AgentSpec, config: SystemConfig) -> Scheduler:
 
 def _build_checkpoint(path: Path, config: SystemConfig) -> Scheduler:
     from agents.checkpoint import CheckpointError as LoadError
-    from agents.checkpoint import RLScheduler, load_checkpoint
+    from agents.checkpoint import CheckpointMismatchError, RLScheduler, load_checkpoint
 
     try:
         import torch
 
         torch.set_num_threads(1)  # one thread per process: evaluation runs processes in parallel
         agent = RLScheduler(load_checkpoint(path), config)
+    except CheckpointMismatchError as exc:  # a sound checkpoint for another system
+        raise NotApplicableError(str(exc)) from None
     except LoadError as exc:
         raise CheckpointError(str(exc)) from None
     agent.params_source = f"checkpoint {path.name}"

@@ -87,6 +87,16 @@ class ObservationBuilder:
         self._rate.reset()
         self._busy.reset()
 
+    def prime(self, sim: Simulator, rate_per_s: float, utilisation: float) -> None:
+        """Set the estimates as if the system had long run at ``rate_per_s`` (requests/s) with
+        busy fraction ``utilisation`` (of all workers, in [0, 1]) up to ``sim``'s present; the
+        next observation at this instant reports exactly these values. Used to probe a
+        scheduler in one isolated state (formal distillation), where the estimates would
+        otherwise see only the probe's own few arrivals."""
+        now, _, _, _, n_arrived, busy = sim.observe()
+        self._rate.reset(rate_per_s, now, n_arrived)
+        self._busy.reset(utilisation * sim.config.n_workers, now, busy)
+
     @property
     def rate_estimate_per_s(self) -> float:
         """The current arrival-rate estimate (requests/s)."""

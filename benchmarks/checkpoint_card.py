@@ -25,7 +25,7 @@ sys.path.insert(0, str(REPO))
 from agents.checkpoint import load_checkpoint  # noqa: E402
 from batchenv.fileio import write_atomic  # noqa: E402
 
-SCENARIOS = "default,poisson_25,poisson_50,high_load,bursty,azure_trace"
+SCENARIOS = "default,default_randomised,poisson_25,poisson_50,high_load,bursty,azure_trace"
 AGENTS = "greedy,timeout,util_switch,optimal,proposed"
 
 
@@ -52,7 +52,11 @@ def card(path: Path, scenarios: str, n_seeds: int, jobs: int) -> Path:
             str(report),
         ]
         subprocess.run([sys.executable, *command[1:]], check=True, cwd=REPO, stdout=subprocess.DEVNULL)
+        # evaluate.py's report minus its title and command (the card states both, without the
+        # temporary output paths)
         table = report.read_text()
+        table = table[table.index("Seeds ") :]
+    shown = " ".join(command[: command.index("--out")])
     hyperparams = json.dumps(meta.get("hyperparams", {}), sort_keys=True)
     normalised = "yes" if meta.get("observation_normalization") else "no"
     text = f"""# {path.name}: metrics card
@@ -68,7 +72,7 @@ def card(path: Path, scenarios: str, n_seeds: int, jobs: int) -> Path:
 
 ## Scores
 
-Produced by `{" ".join(command)}` (cost per request = best quality - score, lower is better;
+Produced by `{shown}` (cost per request = best quality - score, lower is better;
 gap relative to the optimum where it applies, else the tuned timeout).
 
 {table}

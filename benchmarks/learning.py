@@ -50,21 +50,12 @@ def run_name(algo: str, rate: float) -> str:
     return f"{algo}_default_rate{rate:g}_1"
 
 
-def time_matched_gamma(rate_per_s: float, horizon_s: float) -> float:
-    """Per-step discount whose horizon is ``horizon_s`` seconds at ``rate_per_s``: decision epochs
-    come about once per arrival, so gamma = exp(-1 / (rate * horizon)). A fixed per-step gamma
-    would look ever fewer seconds ahead as the rate grows (the process is semi-Markov)."""
-    return float(np.exp(-1.0 / (rate_per_s * horizon_s)))
-
-
 def train_command(args: argparse.Namespace, algo: str, rate: float) -> list[str]:
-    hyperparams = []
-    if args.discount_horizon_s:
-        if algo == "dqn":  # DQN discounts per step: the per-step gamma with that horizon at this rate
-            discount = f"gamma={time_matched_gamma(rate, args.discount_horizon_s):.6f}"
-        else:  # on-policy algorithms discount each step by its simulated duration
-            discount = f"discount_horizon_s={args.discount_horizon_s:g}"
-        hyperparams = ["--hyperparams", discount]
+    hyperparams = list(args.hyperparams)
+    if args.discount_horizon_s:  # each step discounted by its simulated duration (agents/semi_markov)
+        hyperparams.append(f"discount_horizon_s={args.discount_horizon_s:g}")
+    if hyperparams:
+        hyperparams = ["--hyperparams", *hyperparams]
     return [
         sys.executable,
         str(REPO / "train.py"),
@@ -213,6 +204,8 @@ def collect(args: argparse.Namespace, wall: dict[tuple[str, float], float]) -> d
                     "rate_per_s": rate,
                     "gamma": hyperparams.get("gamma"),
                     "discount_horizon_s": hyperparams.get("discount_horizon_s"),
+                    "reward_center": bool(hyperparams.get("reward_center", False)),
+                    "command": (run_dir / "command.txt").read_text().strip(),
                     "assessment": assess(args, rate, run_dir),
                     "curve": curve,
                     "best_gap": min(gaps),
@@ -238,9 +231,10 @@ def markdown(result: dict) -> str:
         "plot `benchmarks/results/learning.png`). Gaps are relative costs per request,",
         "(cost - optimal cost) / optimal cost, measured on the same arrivals as the optimum.",
         "",
-        "| algo | rate (1/s) | discount | curve: best gap | curve: final gap | first within 2% (steps) "
-        "| best model, fresh seeds | final model, fresh seeds | tuned timeout, fresh seeds |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| algo | rate (1/s) | discount | centring | curve: best gap | curve: final gap "
+        "| first within 2% (steps) | best model, fresh seeds | final model, fresh seeds "
+        "| tuned timeout, fresh seeds |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for run in result["runs"]:
         a = run["assessment"]
@@ -250,7 +244,8 @@ def markdown(result: dict) -> str:
             else f"gamma {run['gamma']}"
         )
         lines.append(
-            f"| {run['algo']} | {run['rate_per_s']:g} | {discount} | {_pct(run['best_gap'])} | "
+            f"| {run['algo']} | {run['rate_per_s']:g} | {discount} | "
+            f"{'yes' if run.get('reward_center') else 'no'} | {_pct(run['best_gap'])} | "
             f"{_pct(run['final_gap'])} | {run['first_timesteps_within']['2%']} | "
             f"{_pct(a['best_model_gap'][0])} ± {a['best_model_gap'][1]:.2%} | "
             f"{_pct(a['final_model_gap'][0])} ± {a['final_model_gap'][1]:.2%} | "
@@ -261,6 +256,13 @@ def markdown(result: dict) -> str:
         "",
         f"Fresh seeds: {seeds} (first, last), {meta.get('assess_horizon_s', 'n/a')} s each; "
         "± is the 95% CI of the seed-paired differences.",
+        "",
+        "Training commands (each run's `command.txt`):",
+        "",
+        *(
+            f"- {run['algo']} at {run['rate_per_s']:g}/s: `{run.get('command', 'n/a')}`"
+            for run in result["runs"]
+        ),
     ]
     if result.get("attempts"):
         lines += [
@@ -331,9 +333,15 @@ def main(argv: list[str] | None = None) -> int:
         "--discount-horizon-s",
         type=float,
         default=None,
-        help="discount by simulated time with this horizon (s): discount_horizon_s for PPO/A2C, "
-        "for DQN the per-step gamma with that horizon at the run's rate (default: the "
-        "hyperparameter file's gamma)",
+        help="discount each step by exp(-dt / horizon), dt its simulated duration (s) "
+        "(hyperparameter discount_horizon_s; default: the hyperparameter file's per-step gamma)",
+    )
+    parser.add_argument(
+        "--hyperparams",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="hyperparameter overrides passed to every train.py run (e.g. reward_center=false)",
     )
     parser.add_argument("--jobs", type=int, default=2, help="training runs at once (default 2)")
     parser.add_argument(

@@ -244,6 +244,18 @@ def _probe_arrivals(times: list[float]) -> Iterator[np.ndarray]:
         yield np.array([1e12])
 
 
+def steady_state_utilisation(
+    policy: Callable[[Simulator], Decision], config: SystemConfig, rate_per_s: float, horizon_s: float = 30.0
+) -> float:
+    """Utilisation (busy fraction, [0, 1]) of ``policy`` over one simulated episode of
+    ``horizon_s`` seconds of Poisson arrivals at ``rate_per_s`` (seed 0)."""
+    from batchenv.metrics import compute_metrics
+    from batchenv.sim import simulate
+
+    episode = config.at_rate(rate_per_s).replace(horizon_s=horizon_s)
+    return float(compute_metrics(simulate(episode, policy, 0)).utilisation)
+
+
 def distill(
     policy: Callable[[Simulator], Decision],
     model: TickModel,
@@ -257,7 +269,11 @@ def distill(
     Each decision state (q, a) is probed on a fresh simulator (one worker, idle) holding ``q``
     requests, the oldest ``a`` ticks old and the others spread evenly up to now, with the episode
     rate set to the model's rate. A scheduler with a ``reset(sim)`` method is reset before each
-    probe. Batch sizes are kept; a decision the simulator would reject raises ValueError.
+    probe. A scheduler whose observation keeps running estimates (``prime_estimates(sim, rate,
+    utilisation)``, e.g. a trained agent's arrival-rate and utilisation EWMAs) has them set to
+    the model's rate and to the utilisation the scheduler itself reaches at that rate
+    (:func:`steady_state_utilisation`): in a probe they would otherwise see only the probe's few
+    arrivals. Batch sizes are kept; a decision the simulator would reject raises ValueError.
 
     :param policy: the scheduler.
     :param model: the discrete model (one worker).
@@ -270,6 +286,8 @@ def distill(
     config = model.config.replace(horizon_s=1e9)
     sim = Simulator(config, record=False)
     reset = getattr(policy, "reset", None)
+    prime = getattr(policy, "prime_estimates", None)
+    utilisation = steady_state_utilisation(policy, model.config, model.rate_per_s) if callable(prime) else 0.0
     table: dict[tuple[int, int], Decision] = {}
     counts = [0] * model.n_models
     tick_s = model.tick_s
@@ -286,6 +304,8 @@ def distill(
         sim.episode_rate_per_s = model.rate_per_s
         if callable(reset):
             reset(sim)
+        if callable(prime):
+            prime(sim, model.rate_per_s, utilisation)
         decision = policy(sim)
         if isinstance(decision, float):  # a timed wait
             decision = None

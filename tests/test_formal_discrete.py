@@ -20,6 +20,7 @@ from formal.policies import (
     distill,
     policy_table,
     shielded_decision,
+    steady_state_utilisation,
 )
 
 
@@ -174,3 +175,35 @@ def test_distilled_baselines_equal_their_pure_functions(tm: TickModel) -> None:
 def test_distill_rejects_several_workers() -> None:
     with pytest.raises(ConfigError, match="n_workers"):
         distill(lambda sim: None, TickModel(SystemConfig().replace(n_workers=2), queue_cap=4))
+
+
+def test_distill_primes_running_estimates_at_the_steady_state(tm: TickModel) -> None:
+    """A scheduler observing EWMA estimates is probed with them at the model's rate and at its
+    own utilisation at that rate, and the observation reports exactly those values."""
+    from agents.baselines import Greedy
+    from batchenv.observation import ObservationBuilder
+
+    small = TickModel(tm.config, tick_ms=2.0, queue_cap=4)
+    seen = []
+
+    class Observing(Greedy):
+        def reset(self, sim) -> None:
+            self.observe = ObservationBuilder(sim.config)
+
+        def prime_estimates(self, sim, rate_per_s: float, utilisation: float) -> None:
+            self.observe.prime(sim, rate_per_s, utilisation)
+
+        def decide(self, sim):
+            if hasattr(self, "observe"):
+                seen.append(self.observe(sim))
+            return super().decide(sim)
+
+    distill(Observing(tm.config), small)
+    # the spy decides as greedy does, so it reaches greedy's utilisation
+    utilisation = steady_state_utilisation(Greedy(tm.config), tm.config, small.rate_per_s)
+    assert 0.5 < utilisation < 1.0
+    probes = seen[-len(list(decision_states(small))) :]
+    max_throughput = ObservationBuilder(tm.config).max_throughput_per_s
+    for obs in probes:
+        assert obs[4] == pytest.approx(small.rate_per_s / max_throughput, rel=1e-6)
+        assert obs[5] == pytest.approx(utilisation, rel=1e-6)

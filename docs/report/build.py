@@ -112,6 +112,8 @@ AGENTS = {
     "proposed(model_switching=false)": "PropNoSwitch",
     "proposed(guard_slo_ms=80,guard_penalty=0.2)": "PropGuard",
     "proposed(slo_guard=false)": "PropNoGuard",
+    "ppo_default": "Ppo",
+    "dqn_default": "Dqn",
 }
 AGENT_LABELS = {
     "greedy": "greedy",
@@ -125,6 +127,8 @@ AGENT_LABELS = {
     "proposed(model_switching=false)": "no model switching",
     "proposed(guard_slo_ms=80,guard_penalty=0.2)": "tail guard",
     "proposed(slo_guard=false)": "no SLO guard",
+    "ppo_default": "PPO (shipped)",
+    "dqn_default": "DQN (shipped)",
 }
 POISSON_ONE_WORKER = [
     "poisson_05",

@@ -1,0 +1,69 @@
+"""The shipped checkpoints load, carry their metrics card, and schedule well on the default system.
+
+Both are trained on ``default_randomised`` (the default system with a rate drawn from 10-500
+requests/s per episode). On that scenario they must beat greedy by a wide margin (greedy does not
+batch, so it overloads above ~110 requests/s). At the default rate of 100 requests/s greedy is
+itself within 0.1% of the exact optimum (the optimal control limit there is one request), so the
+test asks the agents to be within 2% of the optimum's cost there (the learning goal of
+docs/rl.md), on the same arrivals.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from agents.baselines import Greedy
+from agents.checkpoint import RLScheduler, load_checkpoint
+from agents.optimal import OptimalScheduler
+from batchenv.metrics import compute_metrics
+from batchenv.scenarios import load_scenario
+from batchenv.sim import simulate
+
+CHECKPOINTS = Path(__file__).resolve().parents[1] / "checkpoints"
+SHIPPED = ("ppo_default.zip", "dqn_default.zip")
+SEEDS = range(6)
+
+
+def _costs(config, scheduler) -> np.ndarray:
+    """Cost per request (lower is better) of ``scheduler`` on seeds ``SEEDS``, shape (len(SEEDS),)."""
+    return np.array([compute_metrics(simulate(config, scheduler, seed)).cost_per_request for seed in SEEDS])
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_checkpoint_is_complete(name: str) -> None:
+    path = CHECKPOINTS / name
+    checkpoint = load_checkpoint(path)
+    assert checkpoint.config.name == "default_randomised"
+    assert checkpoint.config.arrivals.rate_range_per_s == (10.0, 500.0)
+    assert checkpoint.meta["timesteps"] >= 500_000
+    card = path.with_suffix(".md")
+    assert card.is_file(), "every shipped checkpoint has its metrics card"
+    assert f"{checkpoint.meta['timesteps']:,}" in card.read_text()
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_checkpoint_beats_greedy_on_the_randomised_default(name: str) -> None:
+    config = load_scenario("default_randomised").replace(horizon_s=60.0)
+    agent = RLScheduler(load_checkpoint(CHECKPOINTS / name), config)
+    learned, greedy = _costs(config, agent), _costs(config, Greedy(config))
+    # same seeds, same rates and arrivals: lower cost than greedy on average, never much worse
+    assert learned.mean() < 0.5 * greedy.mean(), (learned, greedy)
+    assert np.all(learned <= greedy * 1.01), (learned, greedy)
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_checkpoint_is_near_the_optimum_at_the_default_rate(name: str) -> None:
+    config = load_scenario("default").replace(horizon_s=60.0)
+    agent = RLScheduler(load_checkpoint(CHECKPOINTS / name), config)
+    learned, optimum = _costs(config, agent), _costs(config, OptimalScheduler(config))
+    assert learned.mean() <= 1.02 * optimum.mean(), (learned.mean(), optimum.mean())
+
+
+def test_a_one_worker_checkpoint_does_not_apply_to_two_workers() -> None:
+    from agents.registry import NotApplicableError, make_agent
+
+    with pytest.raises(NotApplicableError, match=r"trained with 8 observations .* 'multi_gpu' has 9"):
+        make_agent(str(CHECKPOINTS / "ppo_default.zip"), load_scenario("multi_gpu"))
