@@ -212,8 +212,11 @@ class RLScheduler(Scheduler):
         self.name = checkpoint.path.stem
         self.model = checkpoint.model
         self.deterministic = deterministic
-        self.observe = ObservationBuilder(config)
-        self.codec = ActionCodec(config)
+        # The env options (rate-estimate time constant, batch choice) are the agent's own: it
+        # observes and acts as it was trained, on whatever system it now serves.
+        agent_view = config.replace(env=checkpoint.config.env)
+        self.observe = ObservationBuilder(agent_view)
+        self.codec = ActionCodec(agent_view)
         meta = checkpoint.meta
         if self.observe.space.shape[0] != meta["n_observations"] or self.codec.space.n != meta["n_actions"]:
             raise CheckpointMismatchError(

@@ -10,6 +10,7 @@ docs/rl.md), on the same arrivals.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -67,3 +68,14 @@ def test_a_one_worker_checkpoint_does_not_apply_to_two_workers() -> None:
 
     with pytest.raises(NotApplicableError, match=r"trained with 8 observations .* 'multi_gpu' has 9"):
         make_agent(str(CHECKPOINTS / "ppo_default.zip"), load_scenario("multi_gpu"))
+
+
+def test_the_agent_observes_with_its_own_env_options() -> None:
+    """The rate-estimate time constant is part of the agent (the checkpoint's config), not of the
+    scenario it is evaluated on: the same arrivals give the same decisions."""
+    checkpoint = load_checkpoint(CHECKPOINTS / "ppo_default.zip")
+    config = load_scenario("default").replace(horizon_s=10.0)
+    other = config.replace(env=dataclasses.replace(config.env, rate_ewma_tau_s=8.0))
+    runs = [compute_metrics(simulate(c, RLScheduler(checkpoint, c), 3)) for c in (config, other)]
+    assert runs[0].cost_per_request == runs[1].cost_per_request
+    assert runs[0].n_batches == runs[1].n_batches
