@@ -134,6 +134,7 @@ class DiscountFromInfoCallback(BaseCallback):
 
     def _on_step(self) -> bool:
         dt = np.array([info.get("dt_s", 0.0) for info in self.locals["infos"]], dtype=np.float64)
-        buffer = getattr(self.model, "rollout_buffer", None) or self.model.replay_buffer
+        on_policy = hasattr(self.model, "rollout_buffer")
+        buffer = self.model.rollout_buffer if on_policy else self.model.replay_buffer
         buffer.pending_discounts = np.exp(-dt / self.horizon_s).astype(np.float32)
         return True
