@@ -147,6 +147,14 @@ def assess(args: argparse.Namespace, rate: float, run: Path) -> dict[str, object
     return out
 
 
+def _policy_summary(metrics: dict[str, float]) -> str:
+    """``'batch 44.2, L1 0% L2 43% L3 57%'``: mean batch size and model mix of an evaluation."""
+    mix = " ".join(
+        f"L{k.rsplit('-', 1)[1]} {v:.0%}" for k, v in sorted(metrics.items()) if k.startswith("model_mix/")
+    )
+    return f"batch {metrics.get('mean_batch_size', float('nan')):.1f}, {mix}"
+
+
 def attempts(directory: Path) -> list[dict[str, object]]:
     """Summaries of earlier runs kept in ``directory`` (other hyperparameters or observations):
     what was tried, with its command, discounting, centring and evaluation gaps."""
@@ -168,6 +176,7 @@ def attempts(directory: Path) -> list[dict[str, object]]:
                 "final_gap_per_rate": {
                     k: v.get("gap_to_optimal") for k, v in history[-1]["per_rate"].items()
                 },
+                "final_policy_per_rate": {k: _policy_summary(v) for k, v in history[-1]["per_rate"].items()},
             }
         )
     return out
@@ -269,13 +278,16 @@ def markdown(result: dict) -> str:
             "",
             "## What was tried before (runs/learning_attempts)",
             "",
-            "| run | gamma | reward centring | time discount (s) | steps | best gap | final gap |",
-            "|---|---|---|---|---|---|---|",
+            "| run | gamma | reward centring | time discount (s) | steps | best gap | final gap "
+            "| final policy (per evaluation rate) |",
+            "|---|---|---|---|---|---|---|---|",
         ]
         for t in result["attempts"]:
             lines.append(
                 f"| {t['run']} | {t['gamma']} | {t['reward_center']} | {t['discount_horizon_s']} | "
-                f"{t['timesteps']} | {_pct(t['best_gap'])} | {_pct(t['final_gap'])} |"
+                f"{t['timesteps']} | {_pct(t['best_gap'])} | {_pct(t['final_gap'])} | "
+                + "; ".join(f"{k}: {v}" for k, v in t["final_policy_per_rate"].items())
+                + " |"
             )
     return "\n".join(lines) + "\n"
 
