@@ -183,25 +183,22 @@ def markdown(report: VerificationReport, command: str) -> str:
     lines += ["", "## (a) Timeout safety over every scheduler (MDP)", ""]
     if report.safety is not None:
         s = report.safety
+
+        def row(label: str, size, p_max: float) -> list[str]:
+            return [
+                label,
+                str(size.states),
+                str(size.transitions),
+                str(size.choices),
+                f"{size.build_s:.1f}",
+                _p(p_max),
+            ]
+
         lines += _md_table(
             ["model", "states", "transitions", "choices", "build s", 'Pmax=? [F "violation"]'],
             [
-                [
-                    "MDP with the timeout shield",
-                    str(s.shielded.states),
-                    str(s.shielded.transitions),
-                    str(s.shielded.choices),
-                    f"{s.shielded.build_s:.1f}",
-                    _p(s.p_max_shielded),
-                ],
-                [
-                    "MDP without the shield",
-                    str(s.unshielded.states),
-                    str(s.unshielded.transitions),
-                    str(s.unshielded.choices),
-                    f"{s.unshielded.build_s:.1f}",
-                    _p(s.p_max_unshielded),
-                ],
+                row("MDP with the timeout shield", s.shielded, s.p_max_shielded),
+                row("MDP without the shield", s.unshielded, s.p_max_unshielded),
             ],
         )
     lines += ["", "## (b) Optimal long-run cost and its scheduler", ""]
