@@ -19,7 +19,7 @@ an existing one; every file written to a temporary name, then renamed):
 Episodes run in ``--jobs`` worker processes; each episode is a pure function of (agent, scenario,
 seed), so the results do not depend on ``--jobs``.
 
-Modules, one step each:
+Modules, one step each (the command line's ``main`` is :func:`apps.evaluate.main`):
 
 ==========  ===================================================================================
 plan        the command line (``--help``) and the validated :class:`~evaluation.plan.Plan`
@@ -28,6 +28,5 @@ stats       per-cell means, 95% confidence intervals and gaps to the reference a
 outputs     the run folder, ``summary.csv``, ``per_seed.csv``, ``results.json``
 tables      the Markdown report and the terminal tables
 plots       the three figures
-cli         :func:`~evaluation.cli.main`: the steps in order
 ==========  ===================================================================================
 """

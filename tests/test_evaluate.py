@@ -13,10 +13,19 @@ import numpy as np
 import pytest
 from scipy import stats
 
-import evaluate
-from agents.registry import AgentSpecError, CheckpointError, make_agent, parse_agent_spec, split_specs
+from agents.registry import (
+    AgentSpecError,
+    CheckpointError,
+    make_agent,
+    parse_agent_spec,
+    run_episode,
+    split_specs,
+)
+from apps import evaluate as evaluate_app
 from batchenv import fileio
 from batchenv.scenarios import load_scenario
+from evaluation.outputs import make_run_dir
+from evaluation.stats import mean_ci95, relative_gap
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -28,7 +37,7 @@ def _read_csv(path: Path) -> list[dict[str, str]]:
 
 def _run(argv: list[str], capsys) -> tuple[int, str, str]:
     try:
-        code = evaluate.main(argv)
+        code = evaluate_app.main(argv)
     except SystemExit as exc:  # argparse's own errors
         code = exc.code
     out, err = capsys.readouterr()
@@ -79,20 +88,20 @@ def test_optimal_is_not_applicable_to_two_workers() -> None:
 
 # ------------------------------------------------------------------------------------ statistics
 def test_mean_ci95_is_the_student_t_interval() -> None:
-    mean, half = evaluate.mean_ci95([1.0, 2.0, 3.0])
+    mean, half = mean_ci95([1.0, 2.0, 3.0])
     assert mean == 2.0
     assert half == pytest.approx(stats.t.ppf(0.975, 2) * 1.0 / math.sqrt(3))
-    assert math.isnan(evaluate.mean_ci95([5.0])[1])
-    assert evaluate.mean_ci95([1.0, float("nan"), 3.0])[0] == 2.0
+    assert math.isnan(mean_ci95([5.0])[1])
+    assert mean_ci95([1.0, float("nan"), 3.0])[0] == 2.0
 
 
 def test_relative_gap_is_of_mean_costs_with_a_paired_interval() -> None:
     rows = [{"seed": s, "cost_per_request": c} for s, c in [(0, 0.2), (1, 1.1), (2, 3.3)]]
     ref = {0: 0.1, 1: 1.0, 2: 3.0, 7: 9.0}
-    gap, half = evaluate.relative_gap(rows, ref)
+    gap, half = relative_gap(rows, ref)
     assert gap == pytest.approx((0.1 + 0.1 + 0.3) / 3 / (4.1 / 3))  # not the mean of ratios (0.4)
-    assert half == pytest.approx(evaluate.mean_ci95([0.1, 0.1, 0.3])[1] / (4.1 / 3))
-    assert evaluate.relative_gap(rows, {}) == (pytest.approx(math.nan, nan_ok=True),) * 2
+    assert half == pytest.approx(mean_ci95([0.1, 0.1, 0.3])[1] / (4.1 / 3))
+    assert relative_gap(rows, {}) == (pytest.approx(math.nan, nan_ok=True),) * 2
 
 
 # ------------------------------------------------------------------------------------ runs
@@ -115,7 +124,7 @@ def runs(tmp_path_factory) -> dict[str, Path]:
     for jobs in (1, 2):
         root = tmp_path_factory.mktemp(f"jobs{jobs}")
         extra = ["--report", str(root / "docs" / "bench.md")] if jobs == 1 else ["--no-plots"]
-        assert evaluate.main([*ARGS, "--jobs", str(jobs), "--out", str(root / "results"), *extra]) == 0
+        assert evaluate_app.main([*ARGS, "--jobs", str(jobs), "--out", str(root / "results"), *extra]) == 0
         (run_dir,) = (root / "results").iterdir()
         out[f"jobs{jobs}"] = run_dir
         out[f"root{jobs}"] = root
@@ -142,7 +151,7 @@ def test_common_random_numbers(runs: dict[str, Path]) -> None:
     config = load_scenario("default").replace(horizon_s=5.0)
     times = []
     for spec in ("greedy", "static(B=32)"):
-        sim = evaluate.run_episode(make_agent(spec, config), config, 1)
+        sim = run_episode(make_agent(spec, config), config, 1)
         times.append(sorted([*sim.admitted_arrivals_s, *sim.drop_times_s]))
     assert times[0] == times[1]
 
@@ -156,7 +165,7 @@ def test_summary_statistics_and_gaps(runs: dict[str, Path]) -> None:
         for r in per_seed
         if r["agent"] == "greedy" and r["scenario"] == "default"
     ]
-    mean, half = evaluate.mean_ci95(costs)
+    mean, half = mean_ci95(costs)
     assert float(greedy["cost_per_request_mean"]) == pytest.approx(mean)
     assert float(greedy["cost_per_request_ci95"]) == pytest.approx(half)
     assert float(greedy["cost_per_request_mean"]) == pytest.approx(
@@ -200,9 +209,9 @@ def test_outputs_and_report(runs: dict[str, Path]) -> None:
 
 
 def test_run_folders_are_never_reused_and_writes_are_atomic(tmp_path: Path, monkeypatch) -> None:
-    first = evaluate.make_run_dir(tmp_path)
+    first = make_run_dir(tmp_path)
     (first / "keep.txt").write_text("mine")
-    second = evaluate.make_run_dir(tmp_path)
+    second = make_run_dir(tmp_path)
     assert first != second and (first / "keep.txt").read_text() == "mine"
     assert not list(second.iterdir())
 

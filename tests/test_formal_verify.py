@@ -12,10 +12,9 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from apps import verify
 
-import verify  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 
 def _run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:

@@ -46,7 +46,7 @@ ALLOWED = {
     # MMPP 50 <-> 400/s (mean 150), diurnal 150 (1 + 0.8 sin(2 pi t / 60 s)), 400 and 800/s on 2 and
     # 4 workers, SLO scenario 80 ms with a penalty of 0.2 per miss
     *("5", "25", "50", "75", "95", "400", "150", "0.8", "60", "800", "0.2"),
-    # RL setup (hyperparams/*.yml, default_randomised.yaml): per-step gamma 0.995, training rates
+    # RL setup (agents/hyperparams/*.yml, default_randomised.yaml): per-step gamma 0.995, training rates
     # drawn from 10-500/s
     *("0.995", "500"),
     # parameters of the proposed scheduler (agents/proposed.py): 6 EWMAs with tau 0.25..8 s, z = 6,

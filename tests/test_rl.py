@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import train
 from agents.checkpoint import CheckpointError, RLScheduler, load_checkpoint
 from agents.rl import ALGORITHMS
+from apps import train
 from batchenv.env import DynamicBatchingEnv
 from batchenv.metrics import compute_metrics
 from batchenv.scenarios import load_scenario

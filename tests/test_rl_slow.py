@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import train
 from agents.checkpoint import RLScheduler, load_checkpoint
 from agents.optimal import OptimalScheduler
+from apps import train
 from batchenv.metrics import compute_metrics
 from batchenv.scenarios import load_scenario
 from batchenv.sim import simulate

@@ -1,5 +1,5 @@
-"""``python evaluate.py``: plan, run, summarise, print and write (the steps live in the other
-modules of :mod:`evaluation`)."""
+"""``python evaluate.py`` (console script ``batchenv-evaluate``): plan, run, summarise, print and
+write; the steps live in the modules of :mod:`evaluation`."""
 
 from __future__ import annotations
 

@@ -1,0 +1,10 @@
+"""The command lines of batchenv (the application layer).
+
+==========  =====================================================================================
+train       ``python train.py`` / ``batchenv-train``: train an RL scheduler with Stable-Baselines3
+evaluate    ``python evaluate.py`` / ``batchenv-evaluate``: compare schedulers on scenarios
+verify      ``python verify.py`` / ``batchenv-verify``: model checking of the batching system
+==========  =====================================================================================
+
+Library packages (``batchenv``, ``agents``, ``evaluation``, ``formal``) never import this package.
+"""

@@ -1,0 +1,276 @@
+#!/usr/bin/env python
+"""Formal verification of the batching system: Storm model checking and UPPAAL model generation.
+
+    python verify.py                      # Storm checks for the default scenario (< 60 s, 2 cores)
+    python verify.py --scenario high_load --tick-ms 1
+    python verify.py --uppaal             # also write the UPPAAL models and run verifyta if present
+
+What it checks (details and semantics: docs/formal.md):
+
+(a) timeout safety over every scheduler of the MDP (Pmax of a request waiting beyond
+    max_wait_ms while a worker is idle = 0), and that it fails without the shield;
+(b) the optimal long-run cost Rmin[LRA] and its scheduler, against agents/optimal.py;
+(c) per policy (baselines, the SMDP optimum, Storm's optimum, agents distilled to tables), as a
+    DTMC: throughput, utilisation, mean queue, mean batch, latency (Little's law), cost, overflow
+    probability; and the same policies in a tick simulator (must agree within 2%) and in the
+    event-driven simulator.
+
+Results: a terminal table and docs/results/verification.md (written atomically).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_OUT = REPO / "docs" / "results" / "verification.md"
+DEFAULT_MODELS = REPO / "formal" / "models"
+DEFAULT_UPPAAL_POLICY = "B=8,T=10,models=0/1/2,thresholds=32/48"
+DEFAULT_AGENTS = "util_switch,proposed(rate_estimation=false)"
+CHECKPOINTS = REPO / "checkpoints"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="verify.py",
+        description=__doc__.split("\n\n")[0],
+        epilog="Example: python verify.py --scenario default --tick-ms 2 --queue-cap 64 --jobs 2",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    system = parser.add_argument_group("system")
+    which = system.add_mutually_exclusive_group()
+    which.add_argument("--scenario", default="default", help="packaged scenario name (default: default)")
+    which.add_argument("--config", type=Path, help="a scenario YAML file instead of --scenario")
+    system.add_argument(
+        "--rate",
+        type=float,
+        default=None,
+        help="Poisson arrival rate in requests/s (default: the scenario's mean rate)",
+    )
+    model = parser.add_argument_group("discrete-time model (Storm)")
+    model.add_argument("--tick-ms", type=float, default=2.0, help="tick length in ms, 1-5 (default: 2)")
+    model.add_argument(
+        "--queue-cap", type=int, default=64, help="queue capacity of the model in requests (default: 64)"
+    )
+    model.add_argument(
+        "--overflow-s",
+        type=float,
+        default=1.0,
+        help="time bound in s of the overflow probability P(queue full within t) (default: 1)",
+    )
+    model.add_argument(
+        "--agents",
+        default="auto",
+        help="comma-separated agent specs (agents/registry.py: a baseline, 'proposed', a .zip "
+        "checkpoint) to distil into tables over the model's states and check; '' for none; "
+        f"'auto' (default): {DEFAULT_AGENTS} and the shipped checkpoints of the scenario "
+        "(checkpoints/*_<scenario>.zip)",
+    )
+    model.add_argument("--jobs", type=int, default=2, help="parallel processes (default: 2)")
+    cross = parser.add_argument_group("cross-checks")
+    cross.add_argument(
+        "--ticks", type=int, default=300_000, help="ticks per policy in the tick simulator (default: 300000)"
+    )
+    cross.add_argument(
+        "--sim-horizon-s",
+        type=float,
+        default=600.0,
+        help="simulated seconds per policy in the event-driven simulator (default: 600)",
+    )
+    cross.add_argument("--seed", type=int, default=0, help="seed of both simulations (default: 0)")
+    out = parser.add_argument_group("outputs")
+    out.add_argument(
+        "--out",
+        type=Path,
+        default=DEFAULT_OUT,
+        help=f"Markdown report (default: {DEFAULT_OUT.relative_to(REPO)})",
+    )
+    out.add_argument(
+        "--models-dir",
+        type=Path,
+        default=DEFAULT_MODELS,
+        help=f"where --uppaal and --prism write models (default: {DEFAULT_MODELS.relative_to(REPO)})",
+    )
+    out.add_argument(
+        "--uppaal",
+        action="store_true",
+        help="write the UPPAAL models (batching.xml/.q symbolic, batching_smc.xml/.q statistical) and "
+        "run verifyta on them if it is on PATH (UPPAAL is not pip-installable; without it the files "
+        "are only written)",
+    )
+    out.add_argument("--uppaal-only", action="store_true", help="only the UPPAAL part (no Storm run)")
+    out.add_argument(
+        "--uppaal-policy",
+        default=DEFAULT_UPPAAL_POLICY,
+        help="policy of the UPPAAL model: timeout(B, T ms) that uses models[i] once the queue "
+        f"reaches thresholds[i-1] (default: {DEFAULT_UPPAAL_POLICY})",
+    )
+    out.add_argument(
+        "--min-interarrival-ms",
+        type=float,
+        default=None,
+        help="symbolic UPPAAL model: minimum time between arrivals in ms (default: 1000 / rate)",
+    )
+    out.add_argument("--prism", action="store_true", help="write the PRISM MDP and its properties file")
+    return parser
+
+
+def _load_config(args: argparse.Namespace):
+    from batchenv.config import SystemConfig
+    from batchenv.scenarios import load_scenario
+
+    if args.config is not None:
+        return SystemConfig.from_yaml(args.config)
+    return load_scenario(args.scenario)
+
+
+def _uppaal_policy(config, text: str):
+    """The UPPAAL model's policy from ``B=..,T=..,models=a/b,thresholds=x/y``: timeout(B, T ms)
+    on model ``models[i]`` once the queue reaches ``thresholds[i-1]``."""
+    from batchenv.config import ConfigError
+    from formal.policies import TimeoutPolicy
+
+    fields: dict[str, str] = {}
+    for item in text.split(","):
+        key, sep, value = item.partition("=")
+        if not sep or key.strip() not in ("B", "T", "models", "thresholds"):
+            raise ConfigError(
+                "--uppaal-policy", f"expected B=..,T=..,models=a/b,thresholds=x/y, got {item!r}"
+            )
+        fields[key.strip()] = value.strip()
+    try:
+        models = tuple(int(m) for m in fields.get("models", "0").split("/") if m)
+        thresholds = tuple(int(t) for t in fields.get("thresholds", "").split("/") if t)
+        policy = TimeoutPolicy(int(fields.get("B", "8")), float(fields.get("T", "10")), models, thresholds)
+    except ValueError as exc:
+        raise ConfigError("--uppaal-policy", f"numbers expected: {exc}") from None
+    return policy.validate(config)
+
+
+def _display(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(REPO))
+    except ValueError:
+        return str(path)
+
+
+def _run_uppaal(args: argparse.Namespace, config, rate: float, console) -> None:
+    from formal.uppaal import generate, lint, run_verifyta, write_models
+
+    policy = _uppaal_policy(config, args.uppaal_policy)
+    common = dict(rate_per_s=rate, overflow_s=args.overflow_s, queue_cap=args.queue_cap)
+    models = [
+        generate(config, policy, smc=False, min_interarrival_ms=args.min_interarrival_ms, **common),
+        generate(config, policy, smc=True, **common),
+    ]
+    for model in models:
+        problems = lint(model.xml)
+        if problems:
+            raise RuntimeError(f"{model.name}: generated UPPAAL model fails its name check: {problems}")
+    paths = write_models(models, args.models_dir)
+    console.print(f"UPPAAL models ({policy.name}) written: " + ", ".join(_display(p) for p in paths))
+    for model in models:
+        xml, queries = args.models_dir / f"{model.name}.xml", args.models_dir / f"{model.name}.q"
+        result = run_verifyta(xml, queries)
+        if result is None:
+            console.print(
+                "[yellow]verifyta is not on PATH: UPPAAL is not installed here (it is not "
+                "pip-installable), so the UPPAAL queries were not run.[/yellow] Run them with "
+                f"`verifyta {_display(xml)} {_display(queries)}` or open the model in the UPPAAL GUI."
+            )
+            break
+        code, output = result
+        console.print(f"verifyta {_display(xml)} exited with {code}:\n{output}")
+
+
+def _write_prism(args: argparse.Namespace, tm, console) -> None:
+    from formal.prism import mdp_program, write_program
+
+    props = "\n".join(
+        [
+            "// Properties of batching_mdp.prism (see docs/formal.md). Run with",
+            "//   storm --prism batching_mdp.prism --prop batching.props",
+            "//   prism batching_mdp.prism batching.props",
+            "// (a) timeout safety over every scheduler: expected 0",
+            'Pmax=? [ F "violation" ]',
+            "// (b) optimal long-run cost per tick (divide by the mean arrivals per tick for per request)",
+            'R{"cost"}min=? [ LRA ]',
+            "// worst-case probability that the queue fills up within one second",
+            f'Pmax=? [ F<={max(1, round(1.0 / tm.tick_s))} "full" ]',
+            "",
+        ]
+    )
+    paths = [
+        write_program(mdp_program(tm), args.models_dir / "batching_mdp.prism"),
+        write_program(props, args.models_dir / "batching.props"),
+    ]
+    console.print("PRISM model written: " + ", ".join(_display(p) for p in paths))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from rich.console import Console
+
+    from batchenv.config import ConfigError
+
+    console = Console()
+    command = "python verify.py" + (
+        "" if not argv and len(sys.argv) <= 1 else " " + shlex.join(argv or sys.argv[1:])
+    )
+    from agents.registry import AgentSpecError, split_specs
+
+    try:
+        config = _load_config(args)
+        from formal.verification import Settings, run_verification
+
+        agents = tuple(split_specs(args.agents))
+        if agents == ("auto",):
+            shipped = sorted(CHECKPOINTS.glob(f"*_{config.name}.zip"))
+            agents = (*split_specs(DEFAULT_AGENTS), *(_display(p) for p in shipped))
+        if args.jobs < 1:
+            raise ConfigError("--jobs", f"must be >= 1, got {args.jobs}")
+        settings = Settings(
+            config=config,
+            rate_per_s=args.rate,
+            tick_ms=args.tick_ms,
+            queue_cap=args.queue_cap,
+            overflow_s=args.overflow_s,
+            agents=agents,
+            crosscheck_ticks=args.ticks,
+            sim_horizon_s=args.sim_horizon_s,
+            jobs=args.jobs,
+            seed=args.seed,
+        )
+        tm = settings.tick_model()
+        if args.uppaal or args.uppaal_only:
+            _run_uppaal(args, config, tm.rate_per_s, console)
+        if args.prism:
+            _write_prism(args, tm, console)
+        if args.uppaal_only:
+            return 0
+    except (ConfigError, AgentSpecError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        return 2
+    from formal.report import markdown, rich_tables
+
+    console.print(f"Storm: {tm.describe()}")
+    start = time.perf_counter()
+    report = run_verification(settings, progress=lambda msg: console.print(f"  {msg}", style="dim"))
+    for table in rich_tables(report):
+        console.print(table)
+    for note in report.notes:
+        console.print(f"note: {note}")
+    from batchenv.fileio import write_atomic
+
+    write_atomic(args.out, markdown(report, command))
+    console.print(f"wrote {_display(args.out)} ({time.perf_counter() - start:.1f} s)")
+    ok = report.safety is not None and report.safety.holds and all(r.figures is not None for r in report.rows)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
