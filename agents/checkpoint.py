@@ -15,6 +15,7 @@ leaves a half-written file under the final name.
 from __future__ import annotations
 
 import json
+import math
 import os
 import zipfile
 from dataclasses import dataclass, field
@@ -25,6 +26,13 @@ import numpy as np
 import yaml
 
 from agents.base import Scheduler
+from agents.checkpoint_safety import (
+    check_archive,
+    check_sizes,
+    safe_custom_objects,
+    validate_meta,
+    verify_shipped,
+)
 from batchenv.actions import ActionCodec
 from batchenv.config import ConfigError, SystemConfig
 from batchenv.observation import ObservationBuilder
@@ -37,6 +45,7 @@ __all__ = [
     "CheckpointMismatchError",
     "RLScheduler",
     "load_checkpoint",
+    "restore_training_state",
     "save_checkpoint",
 ]
 
@@ -90,6 +99,38 @@ def reward_normalization(vecnormalize: Any) -> dict[str, Any] | None:
     return {"mean": float(rms.mean), "var": float(rms.var), "count": float(rms.count)}
 
 
+def reward_centring(vecnormalize: Any) -> dict[str, list[float]] | None:
+    """The running cost and arrival totals of each env's :class:`~agents.rl.RegretReward`
+    centring (for resuming training), or None when the reward is not centred."""
+    if vecnormalize is None or not all(vecnormalize.get_attr("center")):
+        return None
+    return {
+        "total_cost": [float(x) for x in vecnormalize.get_attr("total_cost")],
+        "total_arrivals": [int(x) for x in vecnormalize.get_attr("total_arrivals")],
+    }
+
+
+def restore_training_state(vecnormalize: Any, meta: dict[str, Any]) -> None:
+    """Put a checkpoint's saved statistics back into a VecNormalize and the envs under it
+    (resuming training): observation and return normalisation, and the reward centring's
+    running totals (spread over the envs when their number changed)."""
+    restore_normalization(vecnormalize, meta)
+    centring = meta.get("reward_centring")
+    if not centring or not all(vecnormalize.get_attr("center")):
+        return
+    costs, arrivals = centring.get("total_cost"), centring.get("total_arrivals")
+    if not (
+        isinstance(costs, list) and isinstance(arrivals, list) and len(costs) == len(arrivals) > 0
+    ) or not all(isinstance(x, int | float) and math.isfinite(x) for x in costs + arrivals):
+        raise CheckpointError("meta.json field 'reward_centring' is damaged: expected two lists of numbers")
+    n = vecnormalize.num_envs
+    if len(costs) != n:  # another number of envs: spread the totals evenly
+        costs, arrivals = [sum(costs) / n] * n, [sum(arrivals) // n] * n
+    for i in range(n):
+        vecnormalize.set_attr("total_cost", float(costs[i]), indices=i)
+        vecnormalize.set_attr("total_arrivals", int(arrivals[i]), indices=i)
+
+
 def restore_normalization(vecnormalize: Any, meta: dict[str, Any]) -> None:
     """Put a checkpoint's saved statistics back into a VecNormalize (resuming training)."""
     obs = meta.get("observation_normalization")
@@ -127,6 +168,7 @@ def save_checkpoint(
             "timesteps": int(model.num_timesteps),
             "observation_normalization": observation_normalization(vecnormalize),
             "reward_normalization": reward_normalization(vecnormalize),
+            "reward_centring": reward_centring(vecnormalize),
             "n_observations": int(np.prod(model.observation_space.shape)),
             "n_actions": int(model.action_space.n),
             **(extra or {}),
@@ -142,46 +184,77 @@ def save_checkpoint(
 
 
 def load_checkpoint(path: str | Path, device: str = "cpu") -> Checkpoint:
-    """Load a checkpoint written by :func:`save_checkpoint`; CheckpointError if it cannot be used."""
+    """Load a checkpoint written by :func:`save_checkpoint`; CheckpointError if it cannot be used.
+
+    Nothing in the file is unpickled (:mod:`agents.checkpoint_safety`): a checkpoint from an
+    untrusted source cannot run code or exhaust memory here; a shipped checkpoint is also
+    checked against its recorded SHA-256.
+    """
     from agents.rl import ALGORITHMS
+    from agents.semi_markov import SEMI_MARKOV_BUFFERS
 
     path = Path(path)
     where = f"checkpoint {path}"
     if not path.is_file():
         raise CheckpointError(f"{where}: file not found")
+    verify_shipped(path, CheckpointError)
     try:
         with zipfile.ZipFile(path) as archive:
+            check_archive(archive, where, CheckpointError)
             names = set(archive.namelist())
             if _META not in names or _CONFIG not in names:
                 raise CheckpointError(
                     f"{where}: no {_META}: not a batchenv checkpoint (save agents with train.py), "
                     "or a truncated file"
                 )
+            if "data" not in names:
+                raise CheckpointError(f"{where}: no SB3 'data' member: not a Stable-Baselines3 model")
             damaged = archive.testzip()
             if damaged is not None:
                 raise CheckpointError(f"{where}: member {damaged!r} is corrupted (CRC mismatch)")
             meta = json.loads(archive.read(_META))
             config_data = yaml.safe_load(archive.read(_CONFIG))
+            data = json.loads(archive.read("data"))
     except zipfile.BadZipFile:
         raise CheckpointError(f"{where}: not a zip archive (corrupted or truncated file)") from None
-    except (json.JSONDecodeError, yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"{where}: unreadable metadata ({exc})") from None
+    except (json.JSONDecodeError, yaml.YAMLError, UnicodeDecodeError, RecursionError) as exc:
+        raise CheckpointError(f"{where}: unreadable metadata ({type(exc).__name__})") from None
+    meta = validate_meta(meta, where, CheckpointError)
     if meta.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(
             f"{where}: format_version {meta.get('format_version')!r}, this batchenv reads {FORMAT_VERSION}"
         )
     algo = meta.get("algo")
-    if algo not in ALGORITHMS:
-        raise CheckpointError(f"{where}: unknown algo {algo!r}; known: {sorted(ALGORITHMS)}")
+    if not isinstance(algo, str) or algo not in ALGORITHMS:
+        raise CheckpointError(f"{where}: unknown algo {str(algo)[:40]!r}; known: {sorted(ALGORITHMS)}")
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{where}: its SB3 'data' member is not a JSON object")
     try:
         config = SystemConfig.from_dict(config_data)
     except ConfigError as exc:
         raise CheckpointError(f"{where}: its config is invalid: {exc}") from None
+    check_sizes(data, where, CheckpointError)
+    space = ObservationBuilder(config).space
+    if space.shape[0] != meta["n_observations"]:
+        raise CheckpointError(
+            f"{where}: meta.json says {meta['n_observations']} observations, its config {space.shape[0]}"
+        )
+    custom = safe_custom_objects(
+        data,
+        algo=algo,
+        algo_class=ALGORITHMS[algo],
+        observation_space=space,
+        n_actions=meta["n_actions"],
+        hyperparams=meta.get("hyperparams", {}),
+        buffer_classes=SEMI_MARKOV_BUFFERS,
+        where=where,
+        error=CheckpointError,
+    )
     try:
-        model = ALGORITHMS[algo].load(path, device=device)
+        model = ALGORITHMS[algo].load(path, device=device, custom_objects=custom)
     except Exception as exc:  # SB3 raises many kinds on damaged archives
         raise CheckpointError(
-            f"{where}: the {algo} model cannot be loaded ({type(exc).__name__}: {exc})"
+            f"{where}: the {algo} model cannot be loaded ({type(exc).__name__}: {str(exc)[:200]})"
         ) from None
     return Checkpoint(path=path, model=model, config=config, meta=meta)
 

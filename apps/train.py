@@ -20,28 +20,36 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
+import re
 import shlex
+import shutil
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
 import yaml
+from stable_baselines3.common.callbacks import ProgressBarCallback
+from torch.utils.tensorboard import SummaryWriter
 
+from agents.callbacks import CheckpointEveryCallback, DomainEvalCallback
+from agents.checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    load_checkpoint,
+    restore_training_state,
+    save_checkpoint,
+)
+from agents.checkpoint_safety import parse_schedule
+from agents.hyperparameters import OWN_KEYS, load_hyperparams, validate_hyperparams
+from agents.interrupt import StopRequest, StopTrainingOnRequest
+from agents.replay_buffer_io import load_replay_buffer, save_replay_buffer
+from agents.rl import ALGORITHMS, make_training_env
+from agents.semi_markov import SEMI_MARKOV_BUFFERS, DiscountFromInfoCallback
 from batchenv.config import ConfigError, SystemConfig
 from batchenv.fileio import write_atomic
-
-HYPERPARAMS_DIR = Path(__file__).resolve().parents[1] / "agents" / "hyperparams"
-_OWN_KEYS = (
-    "n_timesteps",
-    "n_envs",
-    "policy",
-    "normalize_obs",
-    "normalize_reward",
-    "reward_scale",
-    "reward_center",
-    "discount_horizon_s",
-)
+from batchenv.scenarios import load_scenario
 
 
 @dataclass
@@ -70,11 +78,13 @@ class TrainArgs:
 
 
 def _parse_key_values(items: list[str]) -> dict[str, Any]:
+    """``KEY:VALUE`` (rl-zoo) or ``KEY=VALUE`` items; values are YAML scalars, lists or mappings."""
     result = {}
     for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise argparse.ArgumentTypeError(f"--hyperparams: expected key=value, got {item!r}")
+        match = re.match(r"^([A-Za-z_][A-Za-z0-9_]*)\s*[:=](.*)$", item, re.DOTALL)
+        if not match:
+            raise argparse.ArgumentTypeError(f"--hyperparams: expected KEY:VALUE, got {item!r}")
+        key, value = match.group(1), match.group(2)
         try:
             parsed = yaml.safe_load(value)
             if isinstance(parsed, str):  # YAML 1.1 reads "1e-4" as a string
@@ -178,15 +188,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--hyperparams",
         nargs="*",
         default=[],
-        metavar="KEY=VALUE",
-        help="override hyperparameters, e.g. learning_rate=1e-4 gamma=0.995 "
-        "'policy_kwargs={net_arch: [128, 128]}'",
+        metavar="KEY:VALUE",
+        help="override hyperparameters, rl-zoo style KEY:VALUE (KEY=VALUE works too), e.g. "
+        "learning_rate:1e-4 gamma:0.995 'policy_kwargs:{net_arch: [128, 128]}'",
     )
     parser.add_argument(
+        "-i",
+        "--trained-agent",
         "--resume",
+        dest="resume",
         default=None,
         metavar="PATH",
-        help="continue training from a checkpoint .zip (its config is used)",
+        help="continue training from a checkpoint .zip: its config, hyperparameters, reward "
+        "settings, normalisation statistics and (DQN) replay buffer are restored; only -n and the "
+        "evaluation/saving flags apply (rl-zoo's -i; --resume is the same flag)",
     )
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
     parser.add_argument(
@@ -195,7 +210,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=1,
         help="torch CPU threads (default 1: fastest for these small networks)",
     )
-    parser.add_argument("--runs-dir", default="runs", help="parent folder of run folders (default runs)")
+    parser.add_argument(
+        "-f",
+        "--log-folder",
+        "--runs-dir",
+        dest="runs_dir",
+        default="runs",
+        help="parent folder of run folders (default runs; rl-zoo's -f; --runs-dir is the same flag)",
+    )
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     parser.add_argument("--verbose", type=int, default=1, choices=[0, 1, 2], help="verbosity (default 1)")
     return parser
@@ -226,36 +248,24 @@ def parse_args(argv: list[str] | None = None) -> TrainArgs:
     return TrainArgs(**vars(ns))
 
 
-def load_hyperparams(algo: str, scenario: str, overrides: dict[str, Any]) -> dict[str, Any]:
-    """The algorithm's hyperparameters for ``scenario`` (or its ``default`` entry) with overrides."""
-    path = HYPERPARAMS_DIR / f"{algo}.yml"
-    table = yaml.safe_load(path.read_text()) or {}
-    params = dict(table.get(scenario, table.get("default", {})))
-    params.update(overrides)
-    return params
-
-
-def _schedule(value: Any) -> Any:
-    """rl-zoo style ``lin_<x>``: a value decaying linearly from x to 0 over training."""
-    if isinstance(value, str) and value.startswith("lin_"):
-        start = float(value.removeprefix("lin_"))
-        return lambda progress_remaining: progress_remaining * start
-    return value
+_RUN_NAME = re.compile(r"[^A-Za-z0-9_.+-]")
 
 
 def new_run_dir(runs_dir: Path, algo: str, scenario: str) -> Path:
-    """``runs/{algo}_{scenario}_{N}`` with the next free N, created exclusively."""
+    """``runs/{algo}_{scenario}_{N}`` with the next free N, created exclusively. Characters of
+    the scenario name outside ``[A-Za-z0-9_.+-]`` become ``_`` (a name never leaves ``runs_dir``)."""
     runs_dir.mkdir(parents=True, exist_ok=True)
+    prefix = f"{algo}_{_RUN_NAME.sub('_', scenario).lstrip('.') or 'scenario'}"
     n = 1 + max(
         (
             int(p.name.rsplit("_", 1)[1])
-            for p in runs_dir.glob(f"{algo}_{scenario}_*")
+            for p in runs_dir.glob(f"{prefix}_*")  # no glob characters left in it
             if p.name.rsplit("_", 1)[1].isdigit()
         ),
         default=0,
     )
     while True:
-        run_dir = runs_dir / f"{algo}_{scenario}_{n}"
+        run_dir = runs_dir / f"{prefix}_{n}"
         try:
             run_dir.mkdir()
             return run_dir
@@ -265,89 +275,194 @@ def new_run_dir(runs_dir: Path, algo: str, scenario: str) -> Path:
 
 def _log_hyperparams(tb_dir: Path, args: TrainArgs, params: dict[str, Any]) -> None:
     """CleanRL-style: every argument and hyperparameter as a text table in TensorBoard."""
-    from torch.utils.tensorboard import SummaryWriter
-
     rows = {**{f"arg/{k}": v for k, v in asdict(args).items()}, **{f"hp/{k}": v for k, v in params.items()}}
     table = "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in rows.items())
     with SummaryWriter(str(tb_dir / "hyperparameters")) as writer:
         writer.add_text("hyperparameters", table)
 
 
-def train(args: TrainArgs, command: str) -> Path:
-    """Run one training job; returns the run folder."""
-    import torch
+@dataclass
+class RunPlan:
+    """What a run trains, resolved from the flags (or from the checkpoint it resumes)."""
 
-    from agents.callbacks import CheckpointEveryCallback, DomainEvalCallback
-    from agents.checkpoint import load_checkpoint, restore_normalization, save_checkpoint
-    from agents.rl import ALGORITHMS, make_training_env
-    from agents.semi_markov import SEMI_MARKOV_BUFFERS, DiscountFromInfoCallback
-    from batchenv.scenarios import load_scenario
+    config: SystemConfig
+    hyperparams: dict[str, Any]  # batchenv's own keys and SB3's, as recorded in the checkpoints
+    checkpoint: Checkpoint | None
 
-    torch.set_num_threads(args.torch_threads)
-    checkpoint = load_checkpoint(args.resume, device=args.device) if args.resume else None
-    if checkpoint is not None and checkpoint.algo != args.algo:
-        raise ConfigError(
-            "--algo", f"{args.algo!r} but --resume {args.resume} holds a {checkpoint.algo!r} model"
-        )
-    config: SystemConfig = checkpoint.config if checkpoint else load_scenario(args.env)
-    params = load_hyperparams(args.algo, config.name, args.hyperparams)
+    @property
+    def sb3_params(self) -> dict[str, Any]:
+        """The SB3 constructor's keyword arguments."""
+        return {k: v for k, v in self.hyperparams.items() if k not in OWN_KEYS}
+
+    def own(self, key: str, default: Any = None) -> Any:
+        """One of batchenv's own hyperparameters (:data:`agents.hyperparameters.OWN_KEYS`)."""
+        return self.hyperparams.get(key, default)
+
+
+def plan_run(args: TrainArgs) -> RunPlan:
+    """The config and hyperparameters of the run; a resumed run takes every setting from its
+    checkpoint (the hyperparameter files and ``--hyperparams`` do not apply to it).
+
+    :raises ConfigError: for a bad scenario, hyperparameter or flag combination.
+    :raises CheckpointError: for a checkpoint that cannot be resumed.
+    """
+    if args.resume:
+        if args.hyperparams:
+            raise ConfigError(
+                "--hyperparams",
+                "does not apply with --resume: a resumed run keeps its checkpoint's hyperparameters",
+            )
+        if args.rate is not None:
+            raise ConfigError(
+                "--rate", "does not apply with --resume: a resumed run keeps its checkpoint's config"
+            )
+        checkpoint = load_checkpoint(args.resume, device=args.device)
+        if checkpoint.algo != args.algo:
+            raise ConfigError(
+                "--algo", f"{args.algo!r} but --resume {args.resume} holds a {checkpoint.algo!r} model"
+            )
+        hyperparams = dict(checkpoint.meta.get("hyperparams") or {})
+        if not hyperparams:
+            raise CheckpointError(
+                f"checkpoint {args.resume}: no recorded hyperparameters, cannot resume faithfully"
+            )
+        validate_hyperparams(hyperparams)
+        return RunPlan(checkpoint.config, hyperparams, checkpoint)
+    config = load_scenario(args.env)
+    hyperparams = load_hyperparams(args.algo, config.name)
+    hyperparams.update(args.hyperparams)
+    validate_hyperparams(hyperparams)
     if args.rate is not None:
         config = config.at_rate(args.rate).replace(name=f"{config.name}_rate{args.rate:g}")
-    n_timesteps = int(args.n_timesteps or params.get("n_timesteps", 1_000_000))
-    n_envs = int(args.n_envs or params.get("n_envs", 1))
-    own = {k: params.pop(k) for k in _OWN_KEYS if k in params}
-    policy = own.get("policy", "MlpPolicy")
+    if hyperparams.get("discount_horizon_s") is not None and args.algo not in SEMI_MARKOV_BUFFERS:
+        raise ConfigError(
+            "hyperparams.discount_horizon_s",
+            f"applies to {sorted(SEMI_MARKOV_BUFFERS)}, not {args.algo!r} (which discounts per step)",
+        )
+    return RunPlan(config, hyperparams, None)
 
-    run_dir = new_run_dir(Path(args.runs_dir), args.algo, config.name)
-    tb_root = Path(args.tensorboard_log) if args.tensorboard_log else run_dir / "tb"
-    write_atomic(run_dir / "config.yml", config.to_yaml())
-    write_atomic(run_dir / "hyperparams.yml", yaml.safe_dump({**own, **params}, sort_keys=False))
-    extra_hyperparams = {**own, **params}
-    write_atomic(run_dir / "args.yml", yaml.safe_dump(asdict(args), sort_keys=False))
-    write_atomic(run_dir / "command.txt", command + "\n")
-    _log_hyperparams(tb_root / run_dir.name, args, {**own, **params})
 
-    venv = make_training_env(
-        config,
-        n_envs,
-        args.seed,
-        reward_scale=float(own.get("reward_scale", 1.0)),
-        reward_center=bool(own.get("reward_center", False)),
-        normalize_obs=bool(own.get("normalize_obs", False)),
-        normalize_reward=bool(own.get("normalize_reward", True)),
-        gamma=float(params.get("gamma", 0.99)),
-    )
-    algo_cls = ALGORITHMS[args.algo]
-    horizon_s = own.get("discount_horizon_s")
-    if horizon_s is not None:
-        if args.algo not in SEMI_MARKOV_BUFFERS:
-            raise ConfigError(
-                "hyperparams.discount_horizon_s",
-                f"applies to {sorted(SEMI_MARKOV_BUFFERS)}, not {args.algo!r} (which discounts per step)",
-            )
-        buffer_argument, buffer_class = SEMI_MARKOV_BUFFERS[args.algo]
-        params[buffer_argument] = buffer_class
-    if checkpoint is not None:
-        model = checkpoint.model
+def build_model(args: TrainArgs, plan: RunPlan, venv: Any, tb_root: Path) -> Any:
+    """The SB3 model: the checkpoint's (with its training state restored) or a new one."""
+    if plan.checkpoint is not None:
+        model = plan.checkpoint.model
         model.set_env(venv)
-        restore_normalization(venv, checkpoint.meta)
-    else:
+        restore_training_state(venv, plan.checkpoint.meta)
         try:
-            model = algo_cls(
-                policy,
+            load_replay_buffer(model, plan.checkpoint.path)
+        except ValueError as exc:
+            raise CheckpointError(f"checkpoint {plan.checkpoint.path}: replay buffer: {exc}") from None
+    else:
+        params = plan.sb3_params
+        horizon_s = plan.own("discount_horizon_s")
+        if horizon_s is not None:
+            buffer_argument, buffer_class = SEMI_MARKOV_BUFFERS[args.algo]
+            params[buffer_argument] = buffer_class
+        try:
+            model = ALGORITHMS[args.algo](
+                plan.own("policy", "MlpPolicy"),
                 venv,
                 seed=args.seed,
                 device=args.device,
                 verbose=0,
                 tensorboard_log=str(tb_root),
-                **{k: _schedule(v) for k, v in copy.deepcopy(params).items()},
+                **{k: parse_schedule(v) for k, v in copy.deepcopy(params).items()},
             )
-        except TypeError as exc:
+        except (TypeError, ValueError, AssertionError) as exc:
             raise ConfigError("hyperparams", f"{args.algo} rejects a hyperparameter: {exc}") from None
     model.tensorboard_log = str(tb_root)
+    return model
 
-    extra = {"command": command, "scenario": config.name, "seed": args.seed, "hyperparams": extra_hyperparams}
-    callbacks: list = [] if horizon_s is None else [DiscountFromInfoCallback(float(horizon_s))]
+
+def train(args: TrainArgs, command: str, stop: StopRequest | None = None) -> Path:
+    """Run one training job; returns the run folder.
+
+    :param stop: set by SIGINT/SIGTERM (see :mod:`agents.interrupt`): training ends at the next
+        step and ``interrupted.zip`` is saved. A run stopped before training started leaves no
+        run folder behind.
+    """
+    stop = stop or StopRequest()
+    torch.set_num_threads(args.torch_threads)
+    plan = plan_run(args)
+    config = plan.config
+    n_timesteps = int(args.n_timesteps or plan.own("n_timesteps", 1_000_000))
+    n_envs = int(args.n_envs or plan.own("n_envs", 1))
+    run_dir = new_run_dir(Path(args.runs_dir), args.algo, config.name)
+    tb_root = Path(args.tensorboard_log) if args.tensorboard_log else run_dir / "tb"
+    try:
+        write_atomic(run_dir / "config.yml", config.to_yaml())
+        write_atomic(run_dir / "hyperparams.yml", yaml.safe_dump(plan.hyperparams, sort_keys=False))
+        write_atomic(run_dir / "args.yml", yaml.safe_dump(asdict(args), sort_keys=False))
+        write_atomic(run_dir / "command.txt", command + "\n")
+        venv = make_training_env(
+            config,
+            n_envs,
+            args.seed,
+            reward_scale=float(plan.own("reward_scale", 1.0)),
+            reward_center=bool(plan.own("reward_center", False)),
+            normalize_obs=bool(plan.own("normalize_obs", False)),
+            normalize_reward=bool(plan.own("normalize_reward", True)),
+            gamma=float(plan.hyperparams.get("gamma", 0.99)),
+        )
+        model = build_model(args, plan, venv, tb_root)
+        _log_hyperparams(tb_root / run_dir.name, args, plan.hyperparams)
+        callbacks = _callbacks(args, plan, run_dir, command, stop)
+        if stop.requested:
+            raise KeyboardInterrupt
+    except BaseException:  # a failed or interrupted start leaves no run folder behind
+        shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+    print(f"run folder: {run_dir}\ntensorboard: tensorboard --logdir {tb_root}")
+    extra = _extra(args, plan, command)
+    try:
+        model.learn(
+            total_timesteps=n_timesteps,
+            callback=callbacks,
+            tb_log_name=run_dir.name,
+            reset_num_timesteps=plan.checkpoint is None,
+        )
+    except KeyboardInterrupt:  # a second Ctrl-C, or no signal handler (not the main thread)
+        for callback in callbacks:
+            if isinstance(callback, ProgressBarCallback) and callback.pbar is not None:
+                callback.pbar.close()  # an open bar keeps the interpreter from exiting
+        path = save_checkpoint(
+            model, run_dir / "interrupted.zip", config, algo=args.algo, vecnormalize=venv, extra=extra
+        )
+        save_replay_buffer(model, path)
+        print(f"\ninterrupted at {model.num_timesteps} steps; saved {path}", file=sys.stderr)
+        raise
+    name = "interrupted.zip" if stop.requested else "final_model.zip"
+    path = save_checkpoint(model, run_dir / name, config, algo=args.algo, vecnormalize=venv, extra=extra)
+    save_replay_buffer(model, path)
+    venv.close()
+    if stop.requested:
+        print(f"stopped by {stop.signal_name} at {model.num_timesteps} steps; saved {path}")
+        return run_dir
+    print(f"trained {model.num_timesteps} steps; final model {path}")
+    if (run_dir / "best_model.zip").exists():
+        print(f"best model (by evaluation score): {run_dir / 'best_model.zip'}")
+    return run_dir
+
+
+def _extra(args: TrainArgs, plan: RunPlan, command: str) -> dict[str, Any]:
+    """What every checkpoint of the run records besides the model (resume reads it back)."""
+    return {
+        "command": command,
+        "scenario": plan.config.name,
+        "seed": args.seed,
+        "hyperparams": plan.hyperparams,
+    }
+
+
+def _callbacks(args: TrainArgs, plan: RunPlan, run_dir: Path, command: str, stop: StopRequest) -> list[Any]:
+    """The run's callbacks: stop on a signal, the semi-Markov discount, checkpoints, evaluation."""
+    config, extra = plan.config, _extra(args, plan, command)
+    callbacks: list[Any] = [StopTrainingOnRequest(stop)]
+    if args.progress:
+        callbacks.append(ProgressBarCallback())
+    horizon_s = plan.own("discount_horizon_s")
+    if horizon_s is not None:
+        callbacks.append(DiscountFromInfoCallback(float(horizon_s)))
     if args.save_freq:
         callbacks.append(
             CheckpointEveryCallback(args.save_freq, run_dir / "checkpoints", config, args.algo, extra)
@@ -357,57 +472,38 @@ def train(args: TrainArgs, command: str) -> Path:
         if rates is None and config.arrivals.rate_range_per_s is not None:
             low, high = config.arrivals.rate_range_per_s
             rates = [r for r in (50.0, 200.0, 400.0) if low <= r <= high] or [(low + high) / 2]
-        callbacks.append(
-            DomainEvalCallback(
-                args.eval_freq,
-                run_dir,
-                config,
-                args.algo,
-                rates=rates,
-                seeds=args.eval_seeds,
-                horizon_s=args.eval_horizon_s,
-                extra=extra,
-            )
+        evaluation = DomainEvalCallback(
+            args.eval_freq,
+            run_dir,
+            config,
+            args.algo,
+            rates=rates,
+            seeds=args.eval_seeds,
+            horizon_s=args.eval_horizon_s,
+            extra=extra,
         )
-        callbacks[-1].verbose = args.verbose
-    print(f"run folder: {run_dir}\ntensorboard: tensorboard --logdir {tb_root}")
-    try:
-        model.learn(
-            total_timesteps=n_timesteps,
-            callback=callbacks,
-            tb_log_name=run_dir.name,
-            reset_num_timesteps=checkpoint is None,
-            progress_bar=args.progress,
-        )
-    except KeyboardInterrupt:
-        path = save_checkpoint(
-            model, run_dir / "interrupted.zip", config, algo=args.algo, vecnormalize=venv, extra=extra
-        )
-        print(f"\ninterrupted at {model.num_timesteps} steps; saved {path}")
-        raise
-    path = save_checkpoint(
-        model, run_dir / "final_model.zip", config, algo=args.algo, vecnormalize=venv, extra=extra
-    )
-    print(f"trained {model.num_timesteps} steps; final model {path}")
-    if (run_dir / "best_model.zip").exists():
-        print(f"best model (by evaluation score): {run_dir / 'best_model.zip'}")
-    venv.close()
-    return run_dir
+        evaluation.verbose = args.verbose
+        callbacks.append(evaluation)
+    return callbacks
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Train as the command line ``argv`` says; returns the exit code: 0, 2 for a bad command
+    line or configuration, 130 when stopped by Ctrl-C or SIGTERM (the model saved if training
+    had started)."""
     args = parse_args(argv)
     command = "python train.py " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
-    from agents.checkpoint import CheckpointError
-
+    stop = StopRequest()
     try:
-        train(args, command)
+        with stop.installed():
+            train(args, command, stop)
     except KeyboardInterrupt:
+        print("train.py: interrupted", file=sys.stderr)
         return 130
     except (ConfigError, CheckpointError) as exc:
         print(f"train.py: error: {exc}", file=sys.stderr)
         return 2
-    return 0
+    return 130 if stop.requested else 0
 
 
 if __name__ == "__main__":

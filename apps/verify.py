@@ -68,7 +68,7 @@ def _parser() -> argparse.ArgumentParser:
         help="comma-separated agent specs (agents/registry.py: a baseline, 'proposed', a .zip "
         "checkpoint) to distil into tables over the model's states and check; '' for none; "
         f"'auto' (default): {DEFAULT_AGENTS} and the shipped checkpoints of the scenario "
-        "(checkpoints/*_<scenario>.zip)",
+        "(<algo>_<scenario>.zip among those listed, with their hashes, in checkpoints/SHA256SUMS)",
     )
     model.add_argument("--jobs", type=int, default=2, help="parallel processes (default: 2)")
     cross = parser.add_argument_group("cross-checks")
@@ -117,6 +117,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     out.add_argument("--prism", action="store_true", help="write the PRISM MDP and its properties file")
     return parser
+
+
+def shipped_checkpoints(scenario: str) -> list[Path]:
+    """The shipped checkpoints trained for ``scenario``: the ``<algo>_<scenario>.zip`` files
+    listed in ``checkpoints/SHA256SUMS`` (never a glob: an unlisted file is not loaded)."""
+    manifest = CHECKPOINTS / "SHA256SUMS"
+    names = [line.split("  ", 1)[1] for line in manifest.read_text().splitlines() if "  " in line]
+    return [CHECKPOINTS / name for name in sorted(names) if name.split("_", 1)[-1] == f"{scenario}.zip"]
 
 
 def _load_config(args: argparse.Namespace):
@@ -229,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
 
         agents = tuple(split_specs(args.agents))
         if agents == ("auto",):
-            shipped = sorted(CHECKPOINTS.glob(f"*_{config.name}.zip"))
+            shipped = shipped_checkpoints(config.name)
             agents = (*split_specs(DEFAULT_AGENTS), *(_display(p) for p in shipped))
         if args.jobs < 1:
             raise ConfigError("--jobs", f"must be >= 1, got {args.jobs}")

@@ -32,10 +32,18 @@ __all__ = [
     "RewardConfig",
     "SystemConfig",
     "TimingTable",
+    "short_repr",
 ]
 
 TIMING_MODES = ("interp", "pad")
 ARRIVAL_PROCESSES = ("poisson", "mmpp", "diurnal", "trace")
+
+
+def short_repr(value: object, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters: error messages never print a whole (possibly
+    hostile, huge) value."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class ConfigError(ValueError):

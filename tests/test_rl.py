@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from agents.checkpoint import CheckpointError, RLScheduler, load_checkpoint
-from agents.rl import ALGORITHMS
+from agents.rl import ALGORITHMS, make_training_env
+from agents.semi_markov import SemiMarkovReplayBuffer
 from apps import train
 from batchenv.env import DynamicBatchingEnv
 from batchenv.metrics import compute_metrics
@@ -25,9 +29,10 @@ TINY = {
 }
 
 
-def _tiny_argv(tmp_path: Path, algo: str, *flags: str) -> list[str]:
+def _tiny_argv(tmp_path: Path, algo: str, *flags: str, resume: Path | None = None) -> list[str]:
     """train.py's command line for a tiny, quiet run of ``algo`` into ``tmp_path/runs``, with
-    ``flags`` after ``--algo``."""
+    ``flags`` after ``--algo`` (resuming ``resume``: then with the checkpoint's hyperparameters)."""
+    tail = ["--resume", str(resume)] if resume else ["--hyperparams", *TINY[algo]]
     return [
         "--algo",
         algo,
@@ -37,12 +42,11 @@ def _tiny_argv(tmp_path: Path, algo: str, *flags: str) -> list[str]:
         "--no-progress",
         "--verbose",
         "0",
-        "--hyperparams",
-        *TINY[algo],
+        *tail,
     ]
 
 
-def _train(tmp_path: Path, algo: str, *extra: str, n: int = 512) -> Path:
+def _train(tmp_path: Path, algo: str, *extra: str, n: int = 512, resume: Path | None = None) -> Path:
     argv = _tiny_argv(
         tmp_path,
         algo,
@@ -58,6 +62,7 @@ def _train(tmp_path: Path, algo: str, *extra: str, n: int = 512) -> Path:
         "2",
         "--eval-seeds",
         "1",
+        resume=resume,
     )
     assert train.main([*argv, *extra]) == 0
     runs = sorted((tmp_path / "runs").iterdir(), key=lambda p: p.stat().st_mtime)
@@ -92,7 +97,7 @@ def test_train_save_resume_load_evaluate(algo: str, tmp_path: Path) -> None:
     metrics = compute_metrics(simulate(checkpoint.config, scheduler, seed=0, horizon_s=3.0))
     assert metrics.n_served > 0
 
-    resumed = _train(tmp_path, algo, "--resume", str(run / "final_model.zip"), n=256)
+    resumed = _train(tmp_path, algo, n=256, resume=run / "final_model.zip")
     assert resumed.name == f"{algo}_default_2"
     assert load_checkpoint(resumed / "final_model.zip").meta["timesteps"] == 512 + 256
     # checkpoints continue from the resumed count: one at 512 + 256, none for steps before it
@@ -150,6 +155,118 @@ def test_interrupt_saves_a_checkpoint(tmp_path: Path, monkeypatch: pytest.Monkey
     assert load_checkpoint(saved).meta["timesteps"] >= 128
 
 
+def test_sigterm_stops_training_and_saves(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first SIGTERM (or Ctrl-C) ends learn() at the next step, the normal way (callbacks
+    closed), saves interrupted.zip and exits with 130."""
+    from agents import callbacks
+
+    def terminate(self):
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(callbacks.DomainEvalCallback, "evaluate", terminate)
+    argv = _tiny_argv(tmp_path, "ppo", "-n", "4096", "--eval-freq", "128")
+    assert train.main(argv) == 130
+    saved = load_checkpoint(tmp_path / "runs" / "ppo_default_1" / "interrupted.zip")
+    assert 128 <= saved.meta["timesteps"] < 4096
+    assert not (tmp_path / "runs" / "ppo_default_1" / "final_model.zip").exists()
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handlers restored
+
+
+def test_failed_or_interrupted_start_leaves_no_run_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = _tiny_argv(tmp_path, "ppo", "-n", "256")
+    # SB3 rejects the value when it builds the model (after the run folder was made)
+    assert train.main([*argv, "clip_range_vf=-1"]) == 2
+    assert "clip_range_vf" in capsys.readouterr().err
+    assert not list((tmp_path / "runs").iterdir())
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train, "make_training_env", interrupted)
+    assert train.main(argv) == 130
+    assert "interrupted" in capsys.readouterr().err
+    assert not list((tmp_path / "runs").iterdir())
+
+
+@pytest.mark.parametrize(
+    ("item", "words"),
+    [
+        ("learning_rate=abc", "hyperparams.learning_rate: must be a number or lin_<x>"),
+        ("gamma=2", "hyperparams.gamma: must be in (0, 1]"),
+        ("n_steps=abc", "hyperparams.n_steps: must be an integer"),
+        ("learning_rate=lin_x", "lin_<x> needs a number"),
+        ("policy_kwargs={net_arch: [64, -1]}", "hyperparams.policy_kwargs.net_arch"),
+        ("reward_center=3", "hyperparams.reward_center: must be true or false"),
+    ],
+)
+def test_bad_hyperparameter_values_are_clear_errors(
+    item: str, words: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = _tiny_argv(tmp_path, "ppo", "-n", "256")
+    assert train.main([*argv, item]) == 2
+    assert words in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").iterdir())
+
+
+def test_scenario_name_cannot_leave_the_runs_folder(tmp_path: Path) -> None:
+    run = train.new_run_dir(tmp_path / "runs", "ppo", "../../escape")
+    assert run.parent == tmp_path / "runs" and run.name == "ppo__.._escape_1"
+    assert train.new_run_dir(tmp_path / "runs", "ppo", "../../escape").name == "ppo__.._escape_2"
+    assert train.new_run_dir(tmp_path / "runs", "ppo", "a[1]*").name == "ppo_a_1___1"
+
+
+def test_resume_restores_the_checkpoints_own_settings(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A resumed DQN run keeps the semi-Markov discount and its reward settings (not the
+    hyperparameter file's), and starts from the replay buffer the first run collected."""
+    run = _train(tmp_path, "dqn", "discount_horizon_s=1.0", "reward_center=true", "reward_scale=3.0", n=256)
+    final = run / "final_model.zip"
+    buffer_file = final.with_name("final_model.replay.npz")
+    assert buffer_file.is_file()
+    first = load_checkpoint(final)
+    centring = first.meta["reward_centring"]
+    assert centring is not None and sum(centring["total_arrivals"]) > 0
+
+    assert train.main([*_tiny_argv(tmp_path, "dqn", resume=final), "--hyperparams", "gamma:0.9"]) == 2
+    assert "does not apply with --resume" in capsys.readouterr().err
+
+    plan = train.plan_run(train.parse_args(_tiny_argv(tmp_path, "dqn", resume=final)))
+    assert plan.hyperparams == first.meta["hyperparams"]
+    venv = make_training_env(plan.config, 2, 0, reward_center=True, normalize_reward=False)
+    model = train.build_model(
+        train.parse_args(_tiny_argv(tmp_path, "dqn", resume=final)), plan, venv, tmp_path
+    )
+    assert isinstance(model.replay_buffer, SemiMarkovReplayBuffer)
+    assert model.replay_buffer.pos == 256 // 2 and not model.replay_buffer.full  # 2 envs
+    saved = np.load(buffer_file)
+    np.testing.assert_array_equal(model.replay_buffer.discounts, saved["discounts"])
+    assert (saved["discounts"][:128] < 1.0).all()  # per-transition exp(-dt / horizon), stored
+    assert sum(venv.get_attr("total_arrivals")) == sum(centring["total_arrivals"]) // 2 * 2
+    venv.close()
+
+    resumed = _train(tmp_path, "dqn", n=128, resume=final)
+    assert yaml.safe_load((resumed / "hyperparams.yml").read_text()) == first.meta["hyperparams"]
+
+
+def test_shipped_checkpoints_match_their_recorded_hashes(tmp_path: Path) -> None:
+    from agents.checkpoint_safety import SHIPPED_DIR, sha256_of, verify_shipped
+
+    lines = (SHIPPED_DIR / "SHA256SUMS").read_text().splitlines()
+    assert {line.split("  ")[1] for line in lines} == {p.name for p in SHIPPED_DIR.glob("*.zip")}
+    for line in lines:
+        digest, name = line.split("  ")
+        assert sha256_of(SHIPPED_DIR / name) == digest
+    fake_dir = tmp_path / "checkpoints"
+    fake_dir.mkdir()
+    (fake_dir / "SHA256SUMS").write_text("0" * 64 + "  ppo_default.zip\n")
+    (fake_dir / "ppo_default.zip").write_bytes((SHIPPED_DIR / "ppo_default.zip").read_bytes())
+    with pytest.raises(CheckpointError, match="was modified"):
+        verify_shipped(fake_dir / "ppo_default.zip", CheckpointError, directory=fake_dir)
+
+
 def test_bad_checkpoints_give_clear_errors(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="file not found"):
         load_checkpoint(tmp_path / "absent.zip")
@@ -197,7 +314,7 @@ def test_bad_flags_exit_with_a_message(capsys: pytest.CaptureFixture[str]) -> No
         (["--algo", "sac"], "invalid choice"),
         (["-n", "0"], "-n/--n-timesteps must be >= 1"),
         (["--eval-rates", "a,b"], "--eval-rates: expected comma-separated floats"),
-        (["--hyperparams", "gamma"], "expected key=value"),
+        (["--hyperparams", "gamma"], "expected KEY:VALUE"),
     ):
         with pytest.raises(SystemExit) as exit_info:
             train.main(argv)

@@ -1,0 +1,291 @@
+"""Loading a checkpoint from an untrusted file without running code from it.
+
+A Stable-Baselines3 zip stores the model's attributes as JSON in its ``data`` member, and every
+attribute that JSON cannot hold (the policy class, the spaces, learning-rate schedules, buffer
+classes, the last observation) as a base64 *cloudpickle* under ``":serialized:"``. SB3's ``load``
+unpickles them, and unpickling runs whatever code the file's author chose. batchenv never does:
+
+- every pickled entry a batchenv checkpoint carries is rebuilt from data batchenv trusts (the
+  checkpoint's JSON metadata and scenario config, parsed with ``json`` and ``yaml.safe_load``) and
+  handed to SB3 as a ``custom_objects`` replacement, so SB3 never decodes it;
+- a pickled entry batchenv does not know is refused (:class:`~agents.checkpoint.CheckpointError`),
+  not decoded;
+- the network weights are read by SB3 with ``torch.load(weights_only=True)``, which rebuilds
+  tensors and plain containers only;
+- the archive is bounded (number of members, uncompressed size) before anything is read, and the
+  sizes that the model allocates on load (replay and rollout buffers, layers) are bounded, so a
+  hostile file cannot exhaust memory;
+- the metadata is validated field by field (finite normalisation statistics of the right length).
+
+The checkpoints shipped in ``checkpoints/`` are also checked against ``checkpoints/SHA256SUMS``.
+SECURITY.md says what a user may safely load.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import math
+import zipfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from gymnasium import spaces
+
+from agents.hyperparameters import validate_hyperparams
+from batchenv.config import ConfigError, short_repr
+
+__all__ = [
+    "MAX_ARCHIVE_MEMBERS",
+    "MAX_MEMBER_BYTES",
+    "MAX_TOTAL_BYTES",
+    "REPLACEABLE_ENTRIES",
+    "SHIPPED_DIR",
+    "SIZED_ENTRIES",
+    "check_archive",
+    "check_sizes",
+    "parse_schedule",
+    "safe_custom_objects",
+    "serialized_entries",
+    "validate_meta",
+    "verify_shipped",
+]
+
+MAX_ARCHIVE_MEMBERS = 64
+"""Most members a checkpoint archive may have."""
+
+MAX_MEMBER_BYTES = 128 * 2**20
+"""Largest uncompressed size (bytes) of one member."""
+
+MAX_TOTAL_BYTES = 512 * 2**20
+"""Largest uncompressed size (bytes) of all members together."""
+
+SIZED_ENTRIES = ("buffer_size", "n_steps", "n_envs", "batch_size", "policy_kwargs")
+"""Entries of a checkpoint's ``data`` that size what SB3 allocates on load (replay and rollout
+buffers, layers); bounded as hyperparameters are (:func:`agents.hyperparameters.validate_hyperparams`)."""
+
+REPLACEABLE_ENTRIES = frozenset(
+    {
+        "policy_class",
+        "policy_kwargs",
+        "observation_space",
+        "action_space",
+        "learning_rate",
+        "lr_schedule",
+        "clip_range",
+        "clip_range_vf",
+        "exploration_schedule",
+        "train_freq",
+        "rollout_buffer_class",
+        "replay_buffer_class",
+        "_last_obs",
+        "_last_episode_starts",
+        "_last_original_obs",
+        "ep_info_buffer",
+        "ep_success_buffer",
+    }
+)
+"""Pickled entries of SB3's ``data`` that batchenv rebuilds itself; any other one is refused."""
+
+SHIPPED_DIR = Path(__file__).resolve().parents[1] / "checkpoints"
+"""Where the repository's shipped checkpoints and their ``SHA256SUMS`` live."""
+
+
+def check_archive(archive: zipfile.ZipFile, where: str, error: type[Exception]) -> None:
+    """Refuse an archive with too many members or too much uncompressed data (a zip bomb)."""
+    infos = archive.infolist()
+    if len(infos) > MAX_ARCHIVE_MEMBERS:
+        raise error(f"{where}: {len(infos)} members in the archive, at most {MAX_ARCHIVE_MEMBERS} allowed")
+    total = 0
+    for info in infos:
+        if info.file_size > MAX_MEMBER_BYTES:
+            raise error(
+                f"{where}: member {short_repr(info.filename)} is {info.file_size} bytes uncompressed, "
+                f"at most {MAX_MEMBER_BYTES} allowed"
+            )
+        total += info.file_size
+    if total > MAX_TOTAL_BYTES:
+        raise error(f"{where}: {total} bytes uncompressed in all, at most {MAX_TOTAL_BYTES} allowed")
+
+
+def serialized_entries(data: Mapping[str, Any]) -> list[str]:
+    """Keys of SB3 ``data`` whose value is a pickled object (a dict with ``":serialized:"``)."""
+    return [key for key, value in data.items() if isinstance(value, dict) and ":serialized:" in value]
+
+
+def parse_schedule(value: Any) -> Any:
+    """rl-zoo style ``lin_<x>``: a value decaying linearly from x to 0 over training (a function of
+    SB3's progress_remaining, 1 -> 0); any other value is returned as it is."""
+    if isinstance(value, str) and value.startswith("lin_"):
+        start = float(value.removeprefix("lin_"))
+        return lambda progress_remaining: progress_remaining * start
+    return value
+
+
+def check_sizes(data: Mapping[str, Any], where: str, error: type[Exception]) -> None:
+    """Bound the numbers in ``data`` that size what SB3 allocates when it rebuilds the model."""
+    try:
+        validate_hyperparams({key: data[key] for key in SIZED_ENTRIES if key in data})
+    except ConfigError as exc:
+        raise error(f"{where}: data entry {exc}") from None
+
+
+def safe_custom_objects(
+    data: Mapping[str, Any],
+    *,
+    algo: str,
+    algo_class: type,
+    observation_space: spaces.Box,
+    n_actions: int,
+    hyperparams: Mapping[str, Any],
+    buffer_classes: Mapping[str, tuple[str, type]],
+    where: str,
+    error: type[Exception],
+) -> dict[str, Any]:
+    """The ``custom_objects`` for SB3's ``load`` that replace every pickled entry of ``data``.
+
+    :param data: the checkpoint's ``data`` member, parsed as JSON.
+    :param algo: the ``--algo`` name (``ppo``, ``dqn``, ...).
+    :param algo_class: its SB3 class.
+    :param observation_space: the env's observation space for the checkpoint's config.
+    :param n_actions: the size of its discrete action space.
+    :param hyperparams: the training hyperparameters recorded in the checkpoint's metadata.
+    :param buffer_classes: per algo, the semi-Markov buffer's constructor argument and class
+        (used when the run discounted by simulated time, ``discount_horizon_s``).
+    :raises error: if ``data`` holds a pickled entry batchenv does not rebuild.
+    """
+    unknown = sorted(set(serialized_entries(data)) - REPLACEABLE_ENTRIES)
+    if unknown:
+        raise error(
+            f"{where}: its SB3 'data' entry {short_repr(unknown[0])} holds a pickled Python object that a "
+            "batchenv checkpoint does not need; refusing to unpickle it (checkpoints can carry code, "
+            "see SECURITY.md)"
+        )
+    policy_name = hyperparams.get("policy", "MlpPolicy")
+    aliases = getattr(algo_class, "policy_aliases", {})
+    if policy_name not in aliases:
+        raise error(f"{where}: policy {short_repr(policy_name)} is not one of {sorted(aliases)}")
+    defaults = _constructor_defaults(algo_class)
+
+    def setting(key: str) -> Any:
+        return hyperparams.get(key, defaults.get(key))
+
+    buffer_key, buffer_class = buffer_classes.get(algo, (None, None))
+    semi_markov = hyperparams.get("discount_horizon_s") is not None
+    replacements: dict[str, Callable[[], Any]] = {
+        "policy_class": lambda: aliases[policy_name],
+        "observation_space": lambda: observation_space,
+        "action_space": lambda: spaces.Discrete(n_actions),
+        "learning_rate": lambda: parse_schedule(setting("learning_rate")),
+        "clip_range": lambda: parse_schedule(setting("clip_range")),
+        "clip_range_vf": lambda: parse_schedule(setting("clip_range_vf")),
+        "train_freq": lambda: setting("train_freq"),
+        "policy_kwargs": lambda: _policy_kwargs(hyperparams, setting),
+    }
+    custom: dict[str, Any] = {}
+    for key in REPLACEABLE_ENTRIES:
+        if key not in data:
+            continue
+        if key in replacements:
+            custom[key] = replacements[key]()
+        elif key == buffer_key:
+            custom[key] = buffer_class if semi_markov else None
+        else:  # recomputed by SB3 (schedules) or at the next learn() (last observation, buffers)
+            custom[key] = None
+    for key in ("policy_class", "observation_space", "action_space"):  # always ours
+        custom[key] = replacements[key]()
+    return custom
+
+
+def validate_meta(meta: Any, where: str, error: type[Exception]) -> dict[str, Any]:
+    """Check the fields of ``batchenv/meta.json`` that loading and running a checkpoint read."""
+    if not isinstance(meta, dict):
+        raise error(f"{where}: meta.json must hold a JSON object, got {type(meta).__name__}")
+    for key, minimum in (("n_observations", 1), ("n_actions", 1), ("timesteps", 0)):
+        value = meta.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            got = short_repr(value)
+            raise error(f"{where}: meta.json field {key!r} must be an integer >= {minimum}, got {got}")
+    if meta["n_observations"] > 4096 or meta["n_actions"] > 65536:
+        raise error(f"{where}: meta.json sizes out of range (n_observations <= 4096, n_actions <= 65536)")
+    hyperparams = meta.get("hyperparams", {})
+    if not isinstance(hyperparams, dict):
+        raise error(
+            f"{where}: meta.json field 'hyperparams' must be an object, got {short_repr(hyperparams)}"
+        )
+    norm = meta.get("observation_normalization")
+    if norm is not None:
+        if not isinstance(norm, dict):
+            raise error(f"{where}: meta.json field 'observation_normalization' must be an object or null")
+        n = meta["n_observations"]
+        for key in ("mean", "var"):
+            values = norm.get(key)
+            if not isinstance(values, list) or len(values) != n or not all(_finite(v) for v in values):
+                raise error(
+                    f"{where}: observation_normalization.{key} must be a list of {n} finite numbers, "
+                    f"got {short_repr(values)}"
+                )
+        if any(v < 0 for v in norm["var"]):
+            raise error(f"{where}: observation_normalization.var must be >= 0")
+        for key in ("clip", "epsilon"):
+            value = norm.get(key)
+            if not _finite(value) or not value > 0:
+                raise error(
+                    f"{where}: observation_normalization.{key} must be a number > 0, got {short_repr(value)}"
+                )
+    return meta
+
+
+def verify_shipped(path: Path, error: type[Exception], directory: Path = SHIPPED_DIR) -> None:
+    """If ``path`` is one of the checkpoints shipped in ``directory``, check it against the
+    SHA-256 recorded in ``directory/SHA256SUMS`` (other files are left to the caller)."""
+    manifest = directory / "SHA256SUMS"
+    try:
+        inside = path.resolve().parent == directory.resolve()
+    except OSError:
+        return
+    if not inside or not manifest.is_file():
+        return
+    expected = {}
+    for line in manifest.read_text().splitlines():
+        digest, _, name = line.strip().partition("  ")
+        if digest and name:
+            expected[name] = digest
+    if path.name not in expected:
+        return
+    actual = sha256_of(path)
+    if actual != expected[path.name]:
+        raise error(
+            f"checkpoint {path}: its SHA-256 {actual[:16]}... does not match the one recorded in "
+            f"{manifest} ({expected[path.name][:16]}...): the shipped file was modified"
+        )
+
+
+def sha256_of(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _policy_kwargs(hyperparams: Mapping[str, Any], setting: Callable[[str], Any]) -> dict[str, Any]:
+    """The policy's keyword arguments as the algorithm's constructor builds them: the recorded
+    ``policy_kwargs``, plus A2C's RMSprop optimizer (which A2C adds itself, a class SB3 pickles)."""
+    kwargs = dict(hyperparams.get("policy_kwargs") or {})
+    if setting("use_rms_prop") and "optimizer_class" not in kwargs:
+        kwargs["optimizer_class"] = torch.optim.RMSprop
+        kwargs["optimizer_kwargs"] = {"alpha": 0.99, "eps": setting("rms_prop_eps"), "weight_decay": 0}
+    return kwargs
+
+
+def _constructor_defaults(algo_class: type) -> dict[str, Any]:
+    params = inspect.signature(algo_class.__init__).parameters
+    return {name: p.default for name, p in params.items() if p.default is not inspect.Parameter.empty}
+
+
+def _finite(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)

@@ -1,0 +1,146 @@
+"""RL hyperparameters: the per-algorithm YAML files (rl-baselines3-zoo style) and their validation.
+
+``agents/hyperparams/<algo>.yml`` maps scenario names to hyperparameters; ``default`` applies to
+every scenario without an entry of its own. Besides SB3's constructor arguments a file may set
+batchenv's own keys (:data:`OWN_KEYS`): the run length, the number of envs, the policy and the
+reward shaping of :mod:`agents.rl` and :mod:`agents.semi_markov`.
+
+:func:`validate_hyperparams` checks every value it knows before a model is built, so a typo
+(``learning_rate=abc``, ``gamma=2``) is a one-line error naming the key and its allowed range,
+not a traceback from inside SB3 or a run that trains on NaNs.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from batchenv.config import ConfigError, short_repr
+
+__all__ = ["HYPERPARAMS_DIR", "OWN_KEYS", "load_hyperparams", "validate_hyperparams"]
+
+HYPERPARAMS_DIR = Path(__file__).resolve().parent / "hyperparams"
+"""The shipped hyperparameter files, one per algorithm (installed with the package)."""
+
+OWN_KEYS = (
+    "n_timesteps",
+    "n_envs",
+    "policy",
+    "normalize_obs",
+    "normalize_reward",
+    "reward_scale",
+    "reward_center",
+    "discount_horizon_s",
+)
+"""Keys that batchenv reads itself (the rest are passed to the SB3 constructor)."""
+
+_UNIT = (0.0, 1.0)
+_RANGES: dict[str, tuple[str, float, float, bool, bool]] = {
+    # key: (kind, low, high, low inclusive, high inclusive); kind "int", "float" or "schedule"
+    "n_timesteps": ("int", 1, 10**10, True, True),
+    "n_envs": ("int", 1, 1024, True, True),
+    "reward_scale": ("float", 0.0, math.inf, False, False),
+    "discount_horizon_s": ("float", 0.0, math.inf, False, False),
+    "learning_rate": ("schedule", 0.0, math.inf, False, False),
+    "gamma": ("float", 0.0, 1.0, False, True),
+    "gae_lambda": ("float", *_UNIT, True, True),
+    "clip_range": ("schedule", 0.0, math.inf, False, False),
+    "ent_coef": ("float", 0.0, math.inf, True, False),
+    "vf_coef": ("float", 0.0, math.inf, True, False),
+    "max_grad_norm": ("float", 0.0, math.inf, False, False),
+    "n_steps": ("int", 1, 1_000_000, True, True),
+    "batch_size": ("int", 1, 1_000_000, True, True),
+    "n_epochs": ("int", 1, 10_000, True, True),
+    "buffer_size": ("int", 1, 10_000_000, True, True),
+    "learning_starts": ("int", 0, 10**10, True, True),
+    "tau": ("float", 0.0, 1.0, False, True),
+    "train_freq": ("int", 1, 10**6, True, True),
+    "gradient_steps": ("int", -1, 10**6, True, True),
+    "target_update_interval": ("int", 1, 10**10, True, True),
+    "exploration_fraction": ("float", 0.0, 1.0, False, True),
+    "exploration_initial_eps": ("float", *_UNIT, True, True),
+    "exploration_final_eps": ("float", *_UNIT, True, True),
+}
+_BOOLEANS = ("normalize_obs", "normalize_reward", "reward_center", "normalize_advantage")
+
+
+def load_hyperparams(algo: str, scenario: str, directory: Path = HYPERPARAMS_DIR) -> dict[str, Any]:
+    """The hyperparameters of ``algo`` for ``scenario`` (its own entry, else ``default``).
+
+    :raises ConfigError: if the file is missing or not a mapping of mappings.
+    """
+    path = directory / f"{algo}.yml"
+    if not path.is_file():
+        raise ConfigError("--algo", f"no hyperparameter file {path}")
+    table = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(table, dict):
+        raise ConfigError(str(path), "must map scenario names to hyperparameters")
+    entry = table.get(scenario, table.get("default", {}))
+    if not isinstance(entry, dict):
+        raise ConfigError(f"{path}:{scenario}", "must be a mapping of hyperparameters")
+    return dict(entry)
+
+
+def validate_hyperparams(params: Mapping[str, Any]) -> None:
+    """Check the values of every known hyperparameter (unknown keys are left to SB3).
+
+    :raises ConfigError: naming ``hyperparams.<key>`` and the allowed range.
+    """
+    for key, value in params.items():
+        field = f"hyperparams.{key}"
+        if key in _BOOLEANS:
+            if not isinstance(value, bool):
+                raise ConfigError(field, f"must be true or false, got {short_repr(value)}")
+        elif key in _RANGES:
+            if key == "discount_horizon_s" and value is None:
+                continue
+            _check_number(field, value, *_RANGES[key])
+        elif key == "policy":
+            if value not in ("MlpPolicy",):
+                raise ConfigError(
+                    field, f"must be 'MlpPolicy' (the env's observation is a vector), got {short_repr(value)}"
+                )
+        elif key == "policy_kwargs":
+            _check_policy_kwargs(field, value)
+
+
+def _check_number(
+    field: str, value: Any, kind: str, low: float, high: float, low_in: bool, high_in: bool
+) -> None:
+    """A finite number of ``kind`` ("int", "float", or "schedule": a float or ``lin_<x>``) in the
+    interval from ``low`` to ``high`` (inclusive ends as given)."""
+    if kind == "schedule" and isinstance(value, str) and value.startswith("lin_"):
+        try:
+            value = float(value.removeprefix("lin_"))
+        except ValueError:
+            raise ConfigError(field, f"lin_<x> needs a number x, got {short_repr(value)}") from None
+        kind = "float"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        allowed = {"int": "an integer", "float": "a number", "schedule": "a number or lin_<x>"}[kind]
+        raise ConfigError(field, f"must be {allowed}, got {short_repr(value)}")
+    if kind == "int" and value != int(value):
+        raise ConfigError(field, f"must be an integer, got {value!r}")
+    inside = (value >= low if low_in else value > low) and (value <= high if high_in else value < high)
+    if not math.isfinite(value) or not inside:
+        left, right = "[" if low_in else "(", "]" if high_in else ")"
+        raise ConfigError(field, f"must be in {left}{low:g}, {high:g}{right}, got {value!r}")
+
+
+def _check_policy_kwargs(field: str, value: Any) -> None:
+    if not isinstance(value, dict):
+        raise ConfigError(field, f"must be a mapping, e.g. {{net_arch: [64, 64]}}, got {short_repr(value)}")
+    arch = value.get("net_arch")
+    if arch is None:
+        return
+    layers = list(arch.values()) if isinstance(arch, dict) else [arch]
+    for widths in layers:
+        if not isinstance(widths, list) or not all(
+            isinstance(w, int) and not isinstance(w, bool) and 1 <= w <= 8192 for w in widths
+        ):
+            raise ConfigError(
+                f"{field}.net_arch", f"must list layer widths in [1, 8192], got {short_repr(arch)}"
+            )
