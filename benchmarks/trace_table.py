@@ -103,117 +103,77 @@ def _f(value: float, digits: int = 2) -> str:
     return f"{value:,.{digits}f}"
 
 
-def _line(*cells: object) -> str:
-    return "| " + " | ".join(str(c) for c in cells) + " |"
+def _stat(key: str, digits: int = 2):
+    return lambda row: _f(row[key], digits)
+
+
+def _table(columns: list[tuple[str, str, object]], rows: list[dict]) -> list[str]:
+    """A Markdown table: ``columns`` holds (header, alignment rule such as ``---:``, function of a
+    row giving the cell)."""
+    lines = ["| " + " | ".join(c[0] for c in columns) + " |", "|" + "|".join(c[1] for c in columns) + "|"]
+    lines += ["| " + " | ".join(str(c[2](row)) for c in columns) + " |" for row in rows]
+    return lines
+
+
+_PEAKS = [
+    ("peak 20 ms (/s)", "---:", _stat("peak_rate_20ms_per_s", 0)),
+    ("peak 1 s (/s)", "---:", _stat("peak_rate_1s_per_s", 0)),
+]
 
 
 def _shipped_rows(data: dict) -> list[str]:
-    lines = [
-        _line(
-            "trace",
-            "timestamps",
-            "requests",
-            "minutes",
-            "mean rate (/s)",
-            "CV",
-            "tied",
-            "IDC 1 s",
-            "IDC 10 s",
-            "peak 20 ms (/s)",
-            "peak 1 s (/s)",
-        ),
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    rows = [{**item["at_rate"]["native"], **item} for item in data["shipped"]]
+    columns = [
+        ("trace", "---", lambda r: r["trace"]),
+        ("timestamps", "---", lambda r: r["timestamps"]),
+        ("requests", "---:", lambda r: f"{r['n_requests']:,}"),
+        ("minutes", "---:", lambda r: _f(r["duration_s"] / 60, 1)),
+        ("mean rate (/s)", "---:", _stat("mean_rate_per_s", 3)),
+        ("CV", "---:", _stat("gap_cv")),
+        ("tied", "---:", _stat("tied_share", 3)),
+        ("IDC 1 s", "---:", _stat("dispersion_1s")),
+        ("IDC 10 s", "---:", _stat("dispersion_10s")),
+        *_PEAKS,
     ]
-    for item in data["shipped"]:
-        row = item["at_rate"]["native"]
-        lines.append(
-            _line(
-                item["trace"],
-                item["timestamps"],
-                f"{row['n_requests']:,}",
-                _f(row["duration_s"] / 60, 1),
-                _f(row["mean_rate_per_s"], 3),
-                _f(row["gap_cv"]),
-                _f(row["tied_share"], 3),
-                _f(row["dispersion_1s"]),
-                _f(row["dispersion_10s"]),
-                _f(row["peak_rate_20ms_per_s"], 0),
-                _f(row["peak_rate_1s_per_s"], 0),
-            )
-        )
-    return lines
+    return _table(columns, rows)
 
 
 def _rescaled_rows(data: dict) -> list[str]:
-    lines = [
-        _line(
-            "trace",
-            "timestamps",
-            "rate",
-            "mean rate (/s)",
-            "IDC 1 s",
-            "peak 20 ms (/s)",
-            "peak 1 s (/s)",
-            "over cap.",
-        ),
-        "|---|---|---|---:|---:|---:|---:|---:|",
+    rows = [
+        {**item["at_rate"][key], **item, "rate": key} for item in data["shipped"] for key in ("30%", "60%")
     ]
-    for item in data["shipped"]:
-        for key in ("30%", "60%"):
-            row = item["at_rate"][key]
-            lines.append(
-                _line(
-                    item["trace"],
-                    item["timestamps"],
-                    f"{key} of capacity",
-                    _f(row["mean_rate_per_s"]),
-                    _f(row["dispersion_1s"]),
-                    _f(row["peak_rate_20ms_per_s"], 0),
-                    _f(row["peak_rate_1s_per_s"], 0),
-                    _f(row["share_above_capacity_20ms"], 3),
-                )
-            )
-    return lines
+    columns = [
+        ("trace", "---", lambda r: r["trace"]),
+        ("timestamps", "---", lambda r: r["timestamps"]),
+        ("rate", "---", lambda r: f"{r['rate']} of capacity"),
+        ("mean rate (/s)", "---:", _stat("mean_rate_per_s")),
+        ("IDC 1 s", "---:", _stat("dispersion_1s")),
+        *_PEAKS,
+        ("over cap.", "---:", _stat("share_above_capacity_20ms", 3)),
+    ]
+    return _table(columns, rows)
 
 
 def _split_rows(data: dict) -> list[str]:
-    lines = [
-        _line(
-            "scenario",
-            "rate_per_s",
-            "half",
-            "requests",
-            "duration (s)",
-            "passes",
-            "mean rate (/s)",
-            "CV",
-            "IDC 1 s",
-            "peak 20 ms (/s)",
-            "peak 1 s (/s)",
-            "over cap.",
-        ),
-        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    rows = [
+        {**entry["parts"][part], "base": entry["scenario"], "rate_per_s": entry["rate_per_s"], "half": part}
+        for entry in data["scenarios"]
+        for part in ("train", "test")
     ]
-    for entry in data["scenarios"]:
-        for part in ("train", "test"):
-            row = entry["parts"][part]
-            lines.append(
-                _line(
-                    entry["scenario"],
-                    _f(entry["rate_per_s"], 4),
-                    part,
-                    f"{row['n_requests']:,}",
-                    _f(row["duration_s"], 1),
-                    _f(row["passes_per_episode"], 2),
-                    _f(row["mean_rate_per_s"], 3),
-                    _f(row["gap_cv"]),
-                    _f(row["dispersion_1s"]),
-                    _f(row["peak_rate_20ms_per_s"], 0),
-                    _f(row["peak_rate_1s_per_s"], 0),
-                    _f(row["share_above_capacity_20ms"], 3),
-                )
-            )
-    return lines
+    columns = [
+        ("scenario", "---", lambda r: r["base"]),
+        ("rate_per_s", "---:", _stat("rate_per_s", 4)),
+        ("half", "---", lambda r: r["half"]),
+        ("requests", "---:", lambda r: f"{r['n_requests']:,}"),
+        ("duration (s)", "---:", _stat("duration_s", 1)),
+        ("passes", "---:", _stat("passes_per_episode")),
+        ("mean rate (/s)", "---:", _stat("mean_rate_per_s", 3)),
+        ("CV", "---:", _stat("gap_cv")),
+        ("IDC 1 s", "---:", _stat("dispersion_1s")),
+        *_PEAKS,
+        ("over cap.", "---:", _stat("share_above_capacity_20ms", 3)),
+    ]
+    return _table(columns, rows)
 
 
 def render(data: dict) -> str:
