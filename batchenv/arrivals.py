@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from batchenv.config import ArrivalConfig, SystemConfig, mmpp_stationary
+from batchenv.config import ArrivalConfig, ConfigError, SystemConfig, mmpp_stationary
 from batchenv.traces import load_trace_times_s
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "TraceArrivals",
     "episode_rate_per_s",
     "make_arrival_process",
+    "trace_window_times_s",
 ]
 
 CHUNK_SIZE = 2048
@@ -151,19 +152,46 @@ class TraceArrivals(ArrivalProcess):
     """Replay of a recorded trace, its time axis rescaled to a target mean rate.
 
     The inter-arrival gaps of the trace are kept in order (so its burstiness and drift are kept)
-    and multiplied by one factor so their mean is 1 / rate. The replay wraps around at the end of
-    the trace; with ``random_start`` each episode starts at a gap drawn uniformly from the trace.
+    and multiplied by one factor so that the whole trace's mean gap is 1 / rate. With a
+    ``window`` (fractions of the trace's duration) only the gaps between arrivals inside it are
+    replayed, on the same time axis: a window keeps its own mean rate relative to the trace's
+    (:attr:`window_rate_per_s`). The replay wraps around at the end of the trace (of the window);
+    with ``random_start`` each episode starts at a gap drawn uniformly from it.
+
+    :param times_s: sorted arrival times of the whole trace (s), at least 2.
+    :param rate_per_s: mean rate of the whole trace after rescaling (requests/s).
+    :param window: ``(start, end)`` fractions of the trace's duration, or None for all of it.
     """
 
-    def __init__(self, times_s: np.ndarray, rate_per_s: float, random_start: bool = True) -> None:
-        gaps = np.diff(np.asarray(times_s, dtype=float))
-        self.unit_gaps = gaps / gaps.mean()
+    def __init__(
+        self,
+        times_s: np.ndarray,
+        rate_per_s: float,
+        random_start: bool = True,
+        window: tuple[float, float] | None = None,
+    ) -> None:
+        times = np.asarray(times_s, dtype=float)
+        mean_gap_s = float(np.diff(times).mean())
+        if window is not None:
+            times = trace_window_times_s(times, window)
+        gaps = np.diff(times)
+        self.unit_gaps = gaps / mean_gap_s
         self.mean_rate_per_s = rate_per_s
+        self.window_rate_per_s = rate_per_s / float(self.unit_gaps.mean())
         self.random_start = random_start
 
+    def _gaps_s(self, mean_rate_per_s: float | None) -> np.ndarray:
+        """The replayed gaps (s) at ``mean_rate_per_s`` (None: the configured rate)."""
+        return self.unit_gaps * (1.0 / (self.mean_rate_per_s * self._factor(mean_rate_per_s)))
+
+    def one_pass_s(self, mean_rate_per_s: float | None = None) -> np.ndarray:
+        """Arrival times (s, from 0) of one pass through the trace (window) as replayed at
+        ``mean_rate_per_s`` (None: the configured rate), without wrapping: for characterising
+        what an episode sees."""
+        return np.concatenate(([0.0], np.cumsum(self._gaps_s(mean_rate_per_s))))
+
     def stream(self, rng, mean_rate_per_s=None):
-        scale = 1.0 / (self.mean_rate_per_s * self._factor(mean_rate_per_s))
-        gaps = self.unit_gaps * scale
+        gaps = self._gaps_s(mean_rate_per_s)
         n = len(gaps)
         index = int(rng.integers(n)) if self.random_start else 0
         t = 0.0
@@ -174,6 +202,30 @@ class TraceArrivals(ArrivalProcess):
             times += t
             t = float(times[-1])
             yield times
+
+
+def trace_window_times_s(times_s: np.ndarray, window: tuple[float, float]) -> np.ndarray:
+    """The arrival times (s) of a sorted trace that fall in ``window``: times in
+    [start, end) x duration after the first arrival, the last arrival included when end = 1.
+    Consecutive windows ([a, b], [b, c]) therefore share no arrival.
+
+    :raises ConfigError: (``arrivals.trace_window``) if the window holds fewer than 2 arrivals
+        or no time (all its arrivals at one instant).
+    """
+    times = np.asarray(times_s, dtype=float)
+    start, end = window
+    duration = times[-1] - times[0]
+    lo = times[0] + start * duration
+    hi = times[0] + end * duration
+    keep = (times >= lo) & ((times < hi) | (end >= 1.0))
+    inside = times[keep]
+    if len(inside) < 2 or inside[-1] <= inside[0]:
+        raise ConfigError(
+            "arrivals.trace_window",
+            f"{list(window)} holds {len(inside)} arrivals at {len(np.unique(inside))} distinct "
+            "times; it needs at least 2 arrivals at different times (widen the window)",
+        )
+    return inside
 
 
 def make_arrival_process(
@@ -196,7 +248,7 @@ def make_arrival_process(
         return DiurnalArrivals(config.rate_per_s, config.amplitude, config.period_s, config.phase_rad)
     if config.process == "trace":
         times = load_trace_times_s(config.trace_path, config.trace_column, base_dir)
-        return TraceArrivals(times, config.rate_per_s, config.random_start)
+        return TraceArrivals(times, config.rate_per_s, config.random_start, config.trace_window)
     raise ValueError(f"unknown arrival process {config.process!r}")
 
 

@@ -221,7 +221,13 @@ class ArrivalConfig:
     :param trace_path: trace only: CSV of arrival timestamps (absolute, or relative to the YAML
         file); ``"package:azure_conv_excerpt"`` names the excerpt shipped with batchenv.
     :param trace_column: trace only: CSV column with the timestamps (ISO datetimes or seconds).
-    :param random_start: trace only: start each episode at a random point of the trace.
+    :param random_start: trace only: start each episode at a random point of the trace (of its
+        window, when ``trace_window`` is set).
+    :param trace_window: trace only: ``[start, end]``, the part of the trace to replay, as fractions
+        of its duration (0 <= start < end <= 1; arrivals at times in [start, end) x duration, the
+        last one included when end = 1); None replays the whole trace. The time axis is rescaled
+        for the whole trace, so ``rate_per_s`` is the whole trace's mean rate and a window keeps
+        its own level relative to it. A replay longer than the window wraps around within it.
     :param rate_range_per_s: domain randomisation: draw each episode's mean rate uniformly from
         [low, high] (requests/s) and rescale the process to it; None keeps the rate fixed.
     """
@@ -237,6 +243,7 @@ class ArrivalConfig:
     trace_column: str = "TIMESTAMP"
     random_start: bool = True
     rate_range_per_s: tuple[float, float] | None = None
+    trace_window: tuple[float, float] | None = None
 
     def validate(self, path: str) -> ArrivalConfig:
         if self.process not in ARRIVAL_PROCESSES:
@@ -281,6 +288,8 @@ class ArrivalConfig:
                 raise ConfigError(f"{path}.trace_column", "must be a non-empty column name")
             if not isinstance(self.random_start, bool):
                 raise ConfigError(f"{path}.random_start", f"must be true or false, got {self.random_start!r}")
+        if self.trace_window is not None:
+            changes["trace_window"] = _trace_window(f"{path}.trace_window", self.trace_window, self.process)
         if self.rate_range_per_s is not None:
             bounds = _number_list(f"{path}.rate_range_per_s", self.rate_range_per_s, min_len=2)
             if len(bounds) != 2 or not 0 < bounds[0] <= bounds[1]:
@@ -307,6 +316,19 @@ class ArrivalConfig:
             return dataclasses.replace(self, rate_per_s=mean_rate_per_s)
         factor = mean_rate_per_s / self.mean_rate_per_s
         return dataclasses.replace(self, rates_per_s=tuple(r * factor for r in self.rates_per_s or ()))
+
+
+def _trace_window(path: str, value: Any, process: str) -> tuple[float, float]:
+    """Validate ``[start, end]`` fractions of a trace's duration (0 <= start < end <= 1)."""
+    if process != "trace":
+        raise ConfigError(path, f"is only used by process 'trace', not {process!r}")
+    allowed = "must be [start, end] fractions of the trace's duration with 0 <= start < end <= 1"
+    if isinstance(value, str | bytes) or not isinstance(value, Sequence) or len(value) != 2:
+        raise ConfigError(path, f"{allowed}, got {value!r}")
+    start, end = _number_list(path, value, min_len=2)
+    if not 0 <= start < end <= 1:
+        raise ConfigError(path, f"{allowed}, got {[start, end]}")
+    return (start, end)
 
 
 def _switch_matrix(path: str, value: Any, n_phases: int) -> tuple[tuple[float, ...], ...]:
@@ -544,11 +566,19 @@ class SystemConfig:
         """A plain, YAML-ready mapping; ``SystemConfig.from_dict(c.to_dict()) == c``."""
         data = _plain(dataclasses.asdict(self))
         data.pop("source_path", None)
+        for section, names in _LEFT_OUT_WHEN_UNSET.items():
+            for name in names:
+                if data[section].get(name) is None:
+                    del data[section][name]
         return data
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
+
+_LEFT_OUT_WHEN_UNSET: dict[str, tuple[str, ...]] = {"arrivals": ("trace_window",)}
+"""Optional fields that :meth:`SystemConfig.to_dict` leaves out while unset (None), so that a
+config written before they existed keeps its YAML form (and the fingerprint of its tuned files)."""
 
 _SECTIONS: dict[str, type] = {
     "timing": TimingTable,

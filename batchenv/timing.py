@@ -79,11 +79,16 @@ class ServiceTable:
         self.service_s: list[list[float]] = (table / 1000.0).tolist()
         self.max_service_s = float(table.max() / 1000.0)
 
-    def max_throughput_per_s(self, n_workers: int = 1) -> float:
-        """Largest sustainable rate (requests/s): n_workers * max over (m, b) of b / service."""
+    def model_throughput_per_s(self, model: int) -> float:
+        """Largest sustainable rate (requests/s) of one worker that runs only ``model`` (an index
+        into ``config.models``): max over b of b / service."""
         n_b = self.service_ms.shape[1] - 1
         sizes = np.arange(1, n_b + 1)
-        per_worker = (sizes / (self.service_ms[:, 1:] / 1000.0)).max()
+        return float((sizes / (self.service_ms[model, 1:] / 1000.0)).max())
+
+    def max_throughput_per_s(self, n_workers: int = 1) -> float:
+        """Largest sustainable rate (requests/s): n_workers * max over (m, b) of b / service."""
+        per_worker = max(self.model_throughput_per_s(m) for m in range(self.service_ms.shape[0]))
         return float(n_workers * per_worker)
 
 

@@ -5,8 +5,10 @@ beyond microseconds are truncated). The times must be
 non-decreasing; every problem is reported as a :class:`~batchenv.config.ConfigError` that names
 the field, the file, the row and the offending value.
 
-batchenv ships an excerpt of the Azure LLM inference trace 2023 (conversation service, CC-BY 4.0;
-see ``batchenv/data/ATTRIBUTION.md``), addressed as ``package:azure_conv_excerpt``.
+batchenv ships an excerpt of the Azure LLM inference trace 2023 (conversation service, CC-BY 4.0),
+addressed as ``package:azure_conv_excerpt``, and the Mooncake conversation trace of the FAST'25
+release (Apache-2.0; columns ``recorded_s`` on a 3 s grid and the evenly spread ``arrival_s``),
+``package:mooncake_conv``; see ``batchenv/data/ATTRIBUTION.md``.
 """
 
 from __future__ import annotations
@@ -23,7 +25,10 @@ from batchenv.config import ConfigError
 __all__ = ["PACKAGE_TRACES", "load_trace_times_s", "resolve_trace_path"]
 
 _DATA_DIR = Path(__file__).resolve().parent / "data"
-PACKAGE_TRACES = {"azure_conv_excerpt": _DATA_DIR / "azure_conv_excerpt.csv"}
+PACKAGE_TRACES = {
+    "azure_conv_excerpt": _DATA_DIR / "azure_conv_excerpt.csv",
+    "mooncake_conv": _DATA_DIR / "mooncake_conv.csv",
+}
 _FIELD = "arrivals.trace_path"
 
 

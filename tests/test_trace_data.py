@@ -1,0 +1,210 @@
+"""The shipped trace excerpts (loading, attribution, treatment of coarse timestamps), the tools
+that cut them (batchenv.trace_prep, benchmarks/make_trace_excerpts.py) and the statistics that
+characterise them (batchenv.trace_stats, benchmarks/trace_table.py)."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from batchenv.config import ConfigError
+from batchenv.trace_prep import (
+    read_mooncake_jsonl,
+    recording_granularity_s,
+    spread_ties_evenly,
+    spread_ties_uniformly,
+)
+from batchenv.trace_stats import (
+    characterise,
+    dispersion_index,
+    gap_cv,
+    peak_rate_per_s,
+    share_in_bins_above,
+)
+from batchenv.traces import PACKAGE_TRACES, load_trace_times_s
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO / "batchenv" / "data"
+
+# per shipped trace: the licence file that must sit next to it and words its attribution must hold
+ATTRIBUTION = {
+    "azure_conv_excerpt": ("LICENSE-CC-BY-4.0.txt", ["Azure/AzurePublicDataset", "Splitwise", "ISCA 2024"]),
+    "mooncake_conv": (
+        "LICENSE-APACHE-2.0.txt",
+        ["kvcache-ai/Mooncake", "conversation_trace.jsonl", "FAST 25", "Apache License 2.0", "Changes made"],
+    ),
+}
+
+
+def _script(name: str):
+    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _rows(name: str) -> list[dict[str, str]]:
+    with open(PACKAGE_TRACES[name], newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.mark.parametrize("name", sorted(PACKAGE_TRACES))
+def test_each_shipped_excerpt_loads_and_has_its_attribution_and_licence(name: str) -> None:
+    path = PACKAGE_TRACES[name]
+    assert path.stat().st_size < 400_000  # small enough to ship
+    column = "TIMESTAMP" if name == "azure_conv_excerpt" else "arrival_s"
+    times = load_trace_times_s(f"package:{name}", column)
+    assert len(times) > 2000 and times[0] == 0.0 and np.all(np.diff(times) >= 0)
+    licence, words = ATTRIBUTION[name]
+    assert (DATA / licence).is_file()
+    text = (DATA / "ATTRIBUTION.md").read_text()
+    section = text[text.index(f"`{path.name}`") :]
+    section = section[: section.find("\n## ") if "\n## " in section else len(section)]
+    for word in [licence, *words]:
+        assert word in section, f"ATTRIBUTION.md lacks {word!r} for {path.name}"
+    assert f"{len(times):,} requests" in section
+
+
+def test_mooncake_excerpt_spreads_the_3s_grid_as_documented() -> None:
+    rows = _rows("mooncake_conv")
+    recorded = np.array([float(r["recorded_s"]) for r in rows])
+    arrival = np.array([float(r["arrival_s"]) for r in rows])
+    distinct, counts = np.unique(recorded, return_counts=True)
+    # the recording: a 3 s grid with ties (1,180 ticks, about 10 requests each)
+    assert len(rows) == 12031 and len(distinct) == 1180
+    assert recording_granularity_s(recorded) == pytest.approx(3.0, abs=0.002)
+    assert counts.max() == 28 and np.mean(np.diff(recorded) == 0) > 0.9
+    # the replayed column: each request inside its recording interval [t, t + g), g = the time
+    # to the next recorded time (at most 3 s), the order of the rows kept
+    interval = np.minimum(np.append(np.diff(distinct), 3.0), 3.0)
+    upper = recorded + np.repeat(interval, counts)
+    assert np.all(arrival >= recorded) and np.all(arrival < upper + 5e-5)
+    assert np.all(np.diff(arrival) >= 0)
+    # what the scenarios replay is that column, and it is locally Poisson-like (docs/results/traces.md)
+    assert gap_cv(arrival) == pytest.approx(1.0, abs=0.05)
+    assert gap_cv(recorded) > 2.5
+
+
+def test_spreads_follow_their_definitions() -> None:
+    recorded = np.array([0.0, 0.0, 0.0, 3.0, 6.0, 6.0, 8.5])
+    even = spread_ties_evenly(recorded, 3.0)
+    assert np.allclose(even, [0.5, 1.5, 2.5, 4.5, 6.625, 7.875, 10.0])  # interval 2.5 before 8.5
+    first = spread_ties_uniformly(recorded, 3.0, np.random.default_rng(1))
+    again = spread_ties_uniformly(recorded, 3.0, np.random.default_rng(1))
+    assert np.array_equal(first, again)  # deterministic for a seed
+    assert not np.array_equal(first, spread_ties_uniformly(recorded, 3.0, np.random.default_rng(2)))
+    bounds = np.array([3.0, 3.0, 3.0, 6.0, 8.5, 8.5, 11.5])
+    assert np.all(first >= recorded) and np.all(first < bounds) and np.all(np.diff(first) >= 0)
+    with pytest.raises(ValueError, match="sorted"):
+        spread_ties_evenly(recorded[::-1], 3.0)
+    with pytest.raises(ValueError, match="granularity_s"):
+        spread_ties_evenly(recorded, 0.0)
+
+
+def _write_jsonl(path: Path, lines: list[str]) -> Path:
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("lines", "words"),
+    [
+        (['{"timestamp": 0, "input_length": 5, "output_length": 1}', "{oops"], "line 2: not JSON"),
+        (
+            ['{"timestamp": 9, "input_length": 5, "output_length": 1}', "[1, 2]"],
+            "line 2: must be a JSON object",
+        ),
+        (
+            [
+                '{"timestamp": 9, "input_length": 5, "output_length": 1}',
+                '{"timestamp": 3, "input_length": 5, "output_length": 1}',
+            ],
+            "line 2: timestamps must be non-decreasing",
+        ),
+        (
+            ['{"timestamp": 0, "input_length": -5, "output_length": 1}'],
+            "line 1: 'input_length' must be an integer >= 0",
+        ),
+        (['{"timestamp": 0, "input_length": 5}'], "'output_length' must be an integer >= 0, got None"),
+        (['{"timestamp": 0, "input_length": 5, "output_length": 1}'], "needs at least 2 requests"),
+    ],
+)
+def test_bad_source_lines_give_one_clear_error(tmp_path: Path, lines: list[str], words: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        read_mooncake_jsonl(_write_jsonl(tmp_path / "t.jsonl", lines))
+    assert info.value.field == "source"
+    assert words in str(info.value)
+
+
+def test_excerpt_script_cuts_a_loadable_file_and_checks_its_source(tmp_path: Path, capsys) -> None:
+    script = _script("make_trace_excerpts")
+    lines = [
+        json.dumps({"timestamp": ms, "input_length": 100 + i, "output_length": 7, "hash_ids": [1, 2]})
+        for i, ms in enumerate([0, 0, 0, 3000, 3000, 6001, 9000, 9000, 9000, 9000])
+    ]
+    source = _write_jsonl(tmp_path / "conversation_trace.jsonl", lines)
+    assert script.main(["--mooncake-conversation", str(source), "--out-dir", str(tmp_path)]) == 2
+    assert "not the FAST'25 release file" in capsys.readouterr().err
+    assert (
+        script.main(["--mooncake-conversation", str(source), "--out-dir", str(tmp_path), "--any-version"])
+        == 0
+    )
+    first = (tmp_path / "mooncake_conv.csv").read_text()
+    assert (
+        script.main(["--mooncake-conversation", str(source), "--out-dir", str(tmp_path), "--any-version"])
+        == 0
+    )
+    assert (tmp_path / "mooncake_conv.csv").read_text() == first  # the same file at every run
+    with open(tmp_path / "mooncake_conv.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    recorded = np.array([float(r["recorded_s"]) for r in rows])
+    arrival = np.array([float(r["arrival_s"]) for r in rows])
+    assert list(recorded) == [0, 0, 0, 3, 3, 6.001, 9, 9, 9, 9]
+    assert [int(r["input_tokens"]) for r in rows] == list(range(100, 110))
+    assert np.all(arrival >= recorded) and np.all(arrival < recorded + 3.0) and len(np.unique(arrival)) == 10
+    assert len(load_trace_times_s(str(tmp_path / "mooncake_conv.csv"), "arrival_s")) == 10
+
+
+def test_statistics_on_known_sequences() -> None:
+    periodic = np.arange(0.0, 100.0, 0.125)  # 8/s, evenly (exact binary fractions)
+    assert gap_cv(periodic) == pytest.approx(0.0, abs=1e-9)
+    assert dispersion_index(periodic, 1.0) == 0.0
+    assert peak_rate_per_s(periodic, 1.0) == 8.0
+    bursts = np.repeat(np.arange(0.0, 100.0, 1.0), 5)  # 5 at once every second
+    assert peak_rate_per_s(bursts, 0.020) == pytest.approx(250.0)
+    assert share_in_bins_above(bursts, 0.020, 200.0) == 1.0
+    assert share_in_bins_above(bursts, 0.020, 300.0) == 0.0
+    assert characterise(bursts).tied_share == pytest.approx(0.8, abs=0.01)
+    poisson = np.cumsum(np.random.default_rng(3).exponential(0.01, 200_000))
+    stats = characterise(poisson)
+    assert stats.mean_rate_per_s == pytest.approx(100.0, rel=0.01)
+    assert stats.gap_cv == pytest.approx(1.0, abs=0.01)
+    assert stats.dispersion_1s == pytest.approx(1.0, abs=0.1)
+    with pytest.raises(ValueError, match="sorted"):
+        gap_cv(poisson[::-1])
+
+
+def test_trace_table_reports_what_the_scenarios_replay(tmp_path: Path) -> None:
+    script = _script("trace_table")
+    assert script.main(["--out-dir", str(tmp_path)]) == 0
+    data = json.loads((tmp_path / "traces.json").read_text())
+    text = (tmp_path / "traces.md").read_text()
+    assert "python benchmarks/trace_table.py" in text.splitlines()[2]
+    halves = {e["scenario"]: e["parts"] for e in data["scenarios"]}
+    assert (
+        halves["mooncake_conv"]["train"]["n_requests"] + halves["mooncake_conv"]["test"]["n_requests"]
+        == 12031
+    )
+    shipped = {(s["path"], s["column"]): s["at_rate"] for s in data["shipped"]}
+    ties = shipped[("package:mooncake_conv", "recorded_s")]["native"]
+    spread = shipped[("package:mooncake_conv", "arrival_s")]["native"]
+    assert ties["gap_cv"] > 2.5 > 1.2 > spread["gap_cv"]
+    committed = json.loads((REPO / "docs" / "results" / "traces.json").read_text())
+    assert committed == data, "docs/results/traces.json is stale: run python benchmarks/trace_table.py"
