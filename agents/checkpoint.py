@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 from agents.base import Scheduler
 from agents.checkpoint_safety import (
@@ -36,6 +35,7 @@ from agents.checkpoint_safety import (
 from batchenv.actions import ActionCodec
 from batchenv.config import ConfigError, SystemConfig
 from batchenv.observation import ObservationBuilder
+from batchenv.safe_yaml import YamlError, load_yaml
 from batchenv.sim import Decision, Simulator
 
 __all__ = [
@@ -213,11 +213,11 @@ def load_checkpoint(path: str | Path, device: str = "cpu") -> Checkpoint:
             if damaged is not None:
                 raise CheckpointError(f"{where}: member {damaged!r} is corrupted (CRC mismatch)")
             meta = json.loads(archive.read(_META))
-            config_data = yaml.safe_load(archive.read(_CONFIG))
+            config_data = load_yaml(archive.read(_CONFIG).decode("utf-8"))
             data = json.loads(archive.read("data"))
     except zipfile.BadZipFile:
         raise CheckpointError(f"{where}: not a zip archive (corrupted or truncated file)") from None
-    except (json.JSONDecodeError, yaml.YAMLError, UnicodeDecodeError, RecursionError) as exc:
+    except (json.JSONDecodeError, YamlError, UnicodeDecodeError, RecursionError) as exc:
         raise CheckpointError(f"{where}: unreadable metadata ({type(exc).__name__})") from None
     meta = validate_meta(meta, where, CheckpointError)
     if meta.get("format_version") != FORMAT_VERSION:

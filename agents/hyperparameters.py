@@ -17,9 +17,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from batchenv.config import ConfigError, short_repr
+from batchenv.safe_yaml import YamlError, load_yaml
 
 __all__ = ["HYPERPARAMS_DIR", "OWN_KEYS", "load_hyperparams", "validate_hyperparams"]
 
@@ -76,7 +75,10 @@ def load_hyperparams(algo: str, scenario: str, directory: Path = HYPERPARAMS_DIR
     path = directory / f"{algo}.yml"
     if not path.is_file():
         raise ConfigError("--algo", f"no hyperparameter file {path}")
-    table = yaml.safe_load(path.read_text()) or {}
+    try:
+        table = load_yaml(path, allow_aliases=True) or {}  # the files share entries with <<: *default
+    except YamlError as exc:
+        raise ConfigError(str(path), str(exc)) from None
     if not isinstance(table, dict):
         raise ConfigError(str(path), "must map scenario names to hyperparameters")
     entry = table.get(scenario, table.get("default", {}))

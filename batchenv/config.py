@@ -22,6 +22,8 @@ from typing import Any
 
 import yaml
 
+from batchenv.safe_yaml import YamlError, load_yaml
+
 __all__ = [
     "ARRIVAL_PROCESSES",
     "TIMING_MODES",
@@ -36,7 +38,19 @@ __all__ = [
 ]
 
 TIMING_MODES = ("interp", "pad")
+MAX_MODELS = 16
+MAX_TABLE_ROWS = 32
+MAX_BATCH_SIZE = 65_536
+MAX_QUEUE_CAPACITY = 1_000_000
+MIN_TIME_MS = 1e-6
+"""Shortest inference time of a table entry (ms): a service time must not round to zero."""
+MAX_EPISODE_REQUESTS = 10_000_000
+"""Most arrivals an episode may expect (peak mean rate x horizon): bounds the memory of
+evaluation, which records every request (about 200 bytes each)."""
 ARRIVAL_PROCESSES = ("poisson", "mmpp", "diurnal", "trace")
+
+
+_MAX_MESSAGE = 400
 
 
 def short_repr(value: object, limit: int = 60) -> str:
@@ -50,6 +64,8 @@ class ConfigError(ValueError):
     """A configuration value is invalid. ``field`` is the dotted path of the offending field."""
 
     def __init__(self, field_path: str, message: str) -> None:
+        if len(message) > _MAX_MESSAGE:  # never print a whole (possibly huge) value
+            message = message[: _MAX_MESSAGE - 3] + "..."
         super().__init__(f"{field_path}: {message}")
         self.field = field_path
 
@@ -127,9 +143,13 @@ class ModelProfile:
         if not 0 < quality <= 1:
             raise ConfigError(f"{path}.quality", f"must be in (0, 1], got {quality!r}")
         inference = _number_list(f"{path}.inference_ms", self.inference_ms)
+        if len(inference) > MAX_TABLE_ROWS:
+            raise ConfigError(
+                f"{path}.inference_ms", f"at most {MAX_TABLE_ROWS} entries, got {len(inference)}"
+            )
         for i, v in enumerate(inference):
-            if v <= 0:
-                raise ConfigError(f"{path}.inference_ms[{i}]", f"must be > 0, got {v!r}")
+            if v < MIN_TIME_MS:
+                raise ConfigError(f"{path}.inference_ms[{i}]", f"must be >= {MIN_TIME_MS:g} ms, got {v!r}")
         _check_non_decreasing(f"{path}.inference_ms", inference)
         return dataclasses.replace(self, quality=quality, inference_ms=inference)
 
@@ -175,7 +195,9 @@ class TimingTable:
         sizes = self.batch_sizes
         if isinstance(sizes, str | bytes) or not isinstance(sizes, Sequence) or not sizes:
             raise ConfigError(f"{path}.batch_sizes", f"must be a non-empty list, got {sizes!r}")
-        sizes = tuple(_integer(f"{path}.batch_sizes[{i}]", b, 1) for i, b in enumerate(sizes))
+        if len(sizes) > MAX_TABLE_ROWS:
+            raise ConfigError(f"{path}.batch_sizes", f"at most {MAX_TABLE_ROWS} entries, got {len(sizes)}")
+        sizes = tuple(_integer(f"{path}.batch_sizes[{i}]", b, 1, MAX_BATCH_SIZE) for i, b in enumerate(sizes))
         if sizes[0] != 1:
             raise ConfigError(f"{path}.batch_sizes[0]", f"must be 1, got {sizes[0]}")
         for i in range(1, len(sizes)):
@@ -474,6 +496,8 @@ class SystemConfig:
         models = self.models
         if isinstance(models, str | bytes) or not isinstance(models, Sequence) or not models:
             raise ConfigError("models", "must be a non-empty list of models")
+        if len(models) > MAX_MODELS:
+            raise ConfigError("models", f"at most {MAX_MODELS} models, got {len(models)}")
         models = tuple(m.validate(f"models[{i}]") for i, m in enumerate(models))
         names = [m.name for m in models]
         for i, name in enumerate(names):
@@ -491,7 +515,7 @@ class SystemConfig:
             models=models,
             max_batch_size=_integer("max_batch_size", self.max_batch_size, 1, timing.batch_sizes[-1]),
             n_workers=_integer("n_workers", self.n_workers, 1, 64),
-            queue_capacity=_integer("queue_capacity", self.queue_capacity, 1),
+            queue_capacity=_integer("queue_capacity", self.queue_capacity, 1, MAX_QUEUE_CAPACITY),
             max_wait_ms=_positive("max_wait_ms", self.max_wait_ms),
             slo_ms=_positive("slo_ms", self.slo_ms),
             horizon_s=_positive("horizon_s", self.horizon_s),
@@ -501,6 +525,15 @@ class SystemConfig:
         )
         for key, value in validated.items():
             object.__setattr__(self, key, value)
+        arrivals = validated["arrivals"]
+        peak_rate = max((arrivals.mean_rate_per_s, *(arrivals.rate_range_per_s or ())))
+        if peak_rate * self.horizon_s > MAX_EPISODE_REQUESTS:
+            raise ConfigError(
+                "horizon_s",
+                f"{self.horizon_s:g} s at up to {peak_rate:g} requests/s is more than "
+                f"{MAX_EPISODE_REQUESTS:g} requests per episode (evaluation keeps every request: "
+                "memory); use a shorter horizon or a lower rate",
+            )
 
     # ---------------------------------------------------------------- derived quantities
     @property
@@ -588,17 +621,24 @@ _SECTIONS: dict[str, type] = {
 }
 
 
+MAX_EXTENDS = 16
+"""Longest chain of ``extends`` between scenario files."""
+
+
 def _read_yaml_tree(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
     """The mapping of a YAML config with its ``extends`` chain merged in."""
     if not path.is_file():
         raise ConfigError("<file>", f"config file not found: {path}")
     if path in seen:
         raise ConfigError("extends", f"cycle of extends: {' -> '.join(map(str, (*seen, path)))}")
+    if len(seen) >= MAX_EXTENDS:
+        raise ConfigError("extends", f"a chain of more than {MAX_EXTENDS} files (from {seen[0]})")
     try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError("<file>", f"{path} is not valid YAML: {exc}") from None
-    data = {} if data is None else data
+        data = load_yaml(path)
+    except YamlError as exc:
+        raise ConfigError("<file>", f"{path}: {exc}") from None
+    if data is None:
+        raise ConfigError("<root>", f"{path} is empty: a scenario file needs at least one field (e.g. name)")
     if not isinstance(data, Mapping):
         raise ConfigError("<root>", f"{path} must hold a mapping of fields, got {type(data).__name__}")
     data = dict(data)

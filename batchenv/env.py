@@ -146,8 +146,11 @@ class DynamicBatchingEnv(gym.Env):
 
     def step(self, action):
         sim = self.sim
+        decisions = self.codec.decisions
+        if not 0 <= action < len(decisions):  # a negative index would pick the last model
+            raise ValueError(f"action must be in [0, {len(decisions) - 1}], got {action!r}")
         start_s = sim.now_s
-        forced = sim.step(self.codec.decisions[action]) if not sim.done else False
+        forced = sim.step(decisions[action]) if not sim.done else False
         counts = (sim.n_arrived, sim.n_served, sim.n_dropped)
         last = self._counts
         self._counts = counts

@@ -59,9 +59,22 @@ def _parse_time(text: str) -> float:
     return value.timestamp()
 
 
+MAX_TRACE_ROWS = 20_000_000
+"""Most timestamps a trace file may hold (a bound on memory, about 8 bytes each)."""
+
+
 @functools.lru_cache(maxsize=8)
 def _load_cached(path: str, column: str, mtime_ns: int) -> np.ndarray:
-    with open(path, newline="") as handle:
+    try:
+        return _read_times(path, column)
+    except UnicodeDecodeError as exc:
+        raise ConfigError(_FIELD, f"{path} is not UTF-8 text (byte {exc.start})") from None
+
+
+def _read_times(path: str, column: str) -> np.ndarray:
+    """The timestamps (s) of ``column``, checked, shifted to start at 0 (an Excel-style UTF-8
+    byte-order mark before the header is ignored)."""
+    with open(path, newline="", encoding="utf-8-sig") as handle:
         reader = csv.reader(handle)
         try:
             header = next(reader)
@@ -95,6 +108,8 @@ def _load_cached(path: str, column: str, mtime_ns: int) -> np.ndarray:
                     f"{cell!r} comes before the previous row's time",
                 )
             times.append(value)
+            if len(times) > MAX_TRACE_ROWS:
+                raise ConfigError(_FIELD, f"{path}: more than {MAX_TRACE_ROWS} timestamps")
     if len(times) < 2:
         raise ConfigError(_FIELD, f"{path} needs at least 2 timestamps, found {len(times)}")
     arr = np.asarray(times, dtype=np.float64)

@@ -238,6 +238,10 @@ def policy_table(policy: DiscretePolicy, model: TickModel) -> dict[tuple[int, in
     return {(q, a): shielded_decision(policy, q, a, model) for q, a in decision_states(model)}
 
 
+_PROBE_HORIZON_S = 1e9
+"""A probe's episode never ends on its own: it stops at the probe state."""
+
+
 def _probe_arrivals(times: list[float]) -> Iterator[np.ndarray]:
     yield np.asarray(times, dtype=float)
     while True:
@@ -283,8 +287,7 @@ def distill(
     """
     if model.n_workers != 1:
         raise ConfigError("n_workers", f"distill supports 1 worker, got {model.n_workers}")
-    config = model.config.replace(horizon_s=1e9)
-    sim = Simulator(config, record=False)
+    sim = Simulator(model.config, record=False)
     reset = getattr(policy, "reset", None)
     prime = getattr(policy, "prime_estimates", None)
     utilisation = steady_state_utilisation(policy, model.config, model.rate_per_s) if callable(prime) else 0.0
@@ -294,7 +297,7 @@ def distill(
     for q, a in decision_states(model):
         span = min(a * tick_s, sim.max_wait_s)
         times = [span * i / (q - 1) for i in range(q - 1)] + [span] if q > 1 else [0.0]
-        sim.reset(arrivals=_probe_arrivals(times))
+        sim.reset(arrivals=_probe_arrivals(times), horizon_s=_PROBE_HORIZON_S)
         # Wait (with a timer at `span`, for one request that has waited that long) until the
         # probe state is reached.
         while not sim.done and (sim.queue_len < q or sim.now_s < span - 1e-12):
