@@ -20,7 +20,7 @@ forward pass. A batch's completion time is the moment the event loop learns of i
 free for the next epoch then); its service time is completion - dispatch, as measured.
 
 Every admitted request is answered exactly once: with its result when its batch completes, with
-an error if the batch fails, or refused (:class:`NotAccepting`) at shutdown if it was never
+an error if the batch fails, or refused (:class:`NotAcceptingError`) at shutdown if it was never
 dispatched. Times are in seconds (``*_s``) from the start of the episode
 (:meth:`BatchingEngine.begin_episode`), on :func:`time.monotonic`.
 """
@@ -28,6 +28,7 @@ dispatched. Times are in seconds (``*_s``) from the start of the episode
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import math
@@ -45,9 +46,9 @@ from serving.models import BatchResult
 __all__ = [
     "BatchRunner",
     "BatchingEngine",
-    "EngineBusy",
-    "NotAccepting",
-    "QueueFull",
+    "EngineBusyError",
+    "NotAcceptingError",
+    "QueueFullError",
     "ServerState",
 ]
 
@@ -61,7 +62,7 @@ OVERDUE_S = 1e-6
 (it is still busy: ``free_at_s > now_s``)."""
 
 
-class QueueFull(Exception):
+class QueueFullError(Exception):
     """The request was dropped: ``queue_capacity`` requests were waiting. ``arrival_s`` is its
     arrival time (s)."""
 
@@ -70,11 +71,11 @@ class QueueFull(Exception):
         self.arrival_s = arrival_s
 
 
-class NotAccepting(Exception):
+class NotAcceptingError(Exception):
     """The server is shutting down: the request was refused (never dispatched)."""
 
 
-class EngineBusy(Exception):
+class EngineBusyError(Exception):
     """A new episode needs an empty queue and idle workers."""
 
 
@@ -279,13 +280,13 @@ class BatchingEngine:
 
     def begin_episode(self, start_in_s: float = 0.0) -> float:
         """Start a new episode: empty counters, the clock's origin ``start_in_s`` s from now, and
-        the scheduler's ``reset``. Needs an empty queue and idle workers (:class:`EngineBusy`).
+        the scheduler's ``reset``. Needs an empty queue and idle workers (:class:`EngineBusyError`).
 
         :returns: the episode's origin on :func:`time.monotonic` (s).
         """
         state = self.state
         if state.queue_len or state.n_running:
-            raise EngineBusy(
+            raise EngineBusyError(
                 f"a new episode needs an idle server ({state.queue_len} waiting, "
                 f"{state.n_running} batches running)"
             )
@@ -313,15 +314,13 @@ class BatchingEngine:
         ``batch_timeout_s`` for running batches, then stop the worker threads. Every admitted
         request has been answered or refused when this returns."""
         self.accepting = False
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._idle.wait(), timeout=max(drain_timeout_s, 0.0))
-        except TimeoutError:
-            pass
         self._dispatching = False
         self._cancel_timer()
         refused = self.state.take(self.state.queue_len)
         for request in refused:
-            self._answer(request, exception=NotAccepting("the server shut down before serving it"))
+            self._answer(request, exception=NotAcceptingError("the server shut down before serving it"))
         self.n_refused += len(refused)
         if self.state.n_running:
             self._idle.clear()
@@ -330,7 +329,7 @@ class BatchingEngine:
             except TimeoutError:
                 for batch in self.state.running:
                     for request in batch.requests if batch is not None else ():
-                        self._answer(request, exception=NotAccepting("its batch did not finish in time"))
+                        self._answer(request, exception=NotAcceptingError("its batch did not finish in time"))
                         self.n_refused += 1
         for executor in self._executors:
             executor.shutdown(wait=False, cancel_futures=True)
@@ -339,16 +338,16 @@ class BatchingEngine:
     async def infer(self, text: str) -> dict[str, Any]:
         """Queue one request and wait for its answer (a dict: result, model, batch, timings).
 
-        :raises QueueFull: dropped (``queue_capacity`` requests wait).
-        :raises NotAccepting: the server is shutting down.
+        :raises QueueFullError: dropped (``queue_capacity`` requests wait).
+        :raises NotAcceptingError: the server is shutting down.
         """
         if not self.accepting:
-            raise NotAccepting("the server is shutting down")
+            raise NotAcceptingError("the server is shutting down")
         state = self.state
         now = self.now_s()
         if state.queue_len >= self.config.queue_capacity:
             state.n_dropped += 1
-            raise QueueFull(now, self.config.queue_capacity)
+            raise QueueFullError(now, self.config.queue_capacity)
         future = self._loop.create_future()
         state.admit(_Request(self._next_seq, text, now, future))
         self._next_seq += 1
@@ -358,7 +357,9 @@ class BatchingEngine:
         # shield: a client that hangs up cancels its handler, not the request's answer
         return await asyncio.shield(future)
 
-    def _answer(self, request: _Request, *, result: Any = None, exception: BaseException | None = None) -> None:
+    def _answer(
+        self, request: _Request, *, result: Any = None, exception: BaseException | None = None
+    ) -> None:
         """Resolve a request's future once; later attempts are ignored."""
         future = request.future
         if future.done():
@@ -402,7 +403,9 @@ class BatchingEngine:
                 model, size = decision
                 self._dispatch(int(model), int(size), forced=False)
             except (TypeError, ValueError) as exc:
-                log.error("invalid decision %r (%s); dispatching a full batch on the last model", decision, exc)
+                log.error(
+                    "invalid decision %r (%s); dispatching a full batch on the last model", decision, exc
+                )
                 self.n_scheduler_errors += 1
                 self._dispatch(state.last_model, max_batch, forced=False)
 
@@ -449,7 +452,7 @@ class BatchingEngine:
         completion = self.now_s()
         try:
             result: BatchResult = future.result()
-        except BaseException as exc:  # noqa: BLE001 - every request of the batch gets the error
+        except BaseException as exc:  # every request of the batch gets the error
             log.error("batch %d failed: %r", batch.batch_id, exc)
             for request in batch.requests:
                 self._answer(request, exception=RuntimeError(f"batch failed: {exc!r}"))
@@ -464,7 +467,12 @@ class BatchingEngine:
             self._idle.set()
 
     def _answer_body(
-        self, request: _Request, answer: dict[str, Any], batch: _Batch, result: BatchResult, completion_s: float
+        self,
+        request: _Request,
+        answer: dict[str, Any],
+        batch: _Batch,
+        result: BatchResult,
+        completion_s: float,
     ) -> dict[str, Any]:
         service = completion_s - batch.dispatch_s
         return {
@@ -517,4 +525,3 @@ class BatchingEngine:
             "n_scheduler_errors": self.n_scheduler_errors,
             "dispatched_per_model": dict(zip(self.config.model_names, state.served_per_model, strict=True)),
         }
-

@@ -34,28 +34,21 @@ from urllib.parse import urlsplit
 import aiohttp
 import numpy as np
 
-from batchenv.arrivals import episode_rate_per_s, make_arrival_process
 from batchenv.config import ConfigError, SystemConfig
 from batchenv.scenarios import load_scenario
 from serving.episode import measured_metrics
+from serving.workload import episode_arrivals_s, request_texts
 
 __all__ = [
     "MAX_HORIZON_S",
     "ReplayResult",
     "check_loopback_url",
-    "episode_arrivals_s",
     "replay",
-    "request_texts",
     "run_episode",
 ]
 
 MAX_HORIZON_S = 3600.0
 """Longest replay (s)."""
-
-_WORDS = (
-    "batch queue model token latency server request answer window timeout worker stream "
-    "sequence layer encoder attention prompt result quality budget"
-).split()
 
 
 def check_loopback_url(url: str) -> str:
@@ -70,35 +63,10 @@ def check_loopback_url(url: str) -> str:
         except ValueError:
             loopback = False
     if parts.scheme != "http" or not loopback:
-        raise ValueError(f"--url: must be http:// on a loopback address (127.0.0.1, ::1, localhost), got {url!r}")
+        raise ValueError(
+            f"--url: must be http:// on a loopback address (127.0.0.1, ::1, localhost), got {url!r}"
+        )
     return url.rstrip("/")
-
-
-def episode_arrivals_s(config: SystemConfig, seed: int, horizon_s: float) -> np.ndarray:
-    """Arrival times (s) in [0, horizon_s) of episode ``seed``: the simulator's
-    (:meth:`batchenv.sim.Simulator.reset` draws the episode's rate, then the stream, from
-    ``numpy.random.default_rng(seed)``; so does this)."""
-    rng = np.random.default_rng(seed)
-    rate = episode_rate_per_s(config, rng)
-    chunks = []
-    for chunk in make_arrival_process(config).stream(rng, rate):
-        chunks.append(chunk[chunk < horizon_s])
-        if chunk[-1] >= horizon_s:
-            break
-    return np.concatenate(chunks)
-
-
-def request_texts(seed: int, count: int) -> list[str]:
-    """``count`` request texts (4 to 40 words) drawn from their own generator for ``seed``, not
-    the arrivals' one, so the arrivals stay the simulator's."""
-    rng = np.random.default_rng([seed, 7])
-    lengths = rng.integers(4, 41, count)
-    words = rng.integers(0, len(_WORDS), int(lengths.sum()))
-    texts, start = [], 0
-    for length in lengths:
-        texts.append(" ".join(_WORDS[w] for w in words[start : start + length]))
-        start += length
-    return texts
 
 
 @dataclass
@@ -156,7 +124,7 @@ async def replay(
         tasks.append(asyncio.create_task(send(i)))
     remaining = origin_monotonic_s + deadline_s - clock()
     if tasks:
-        done, pending = await asyncio.wait(tasks, timeout=max(remaining, 0.0))
+        _, pending = await asyncio.wait(tasks, timeout=max(remaining, 0.0))
         for task in pending:
             task.cancel()
         if pending:
@@ -220,7 +188,12 @@ async def run_episode(
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         started = await _start_episode(session, url, start_in_s)
         result = await replay(
-            session, url, arrivals, texts, started["origin_monotonic_s"], deadline_s=horizon_s + drain_timeout_s
+            session,
+            url,
+            arrivals,
+            texts,
+            started["origin_monotonic_s"],
+            deadline_s=horizon_s + drain_timeout_s,
         )
         stats = await _get_json(session, f"{url}/v1/stats")
     metrics, latency_ms = measured_metrics(config, horizon_s, result.answers, result.drop_times_s)
@@ -237,7 +210,9 @@ async def run_episode(
             "n_ok": int(answered.sum()),
             "n_429": result.count(429),
             "n_503": result.count(503),
-            "n_other_status": int(np.sum((result.status != 200) & (result.status != 429) & (result.status != 0))),
+            "n_other_status": int(
+                np.sum((result.status != 200) & (result.status != 429) & (result.status != 0))
+            ),
             "n_unanswered": result.count(0),
             "send_lag_ms_mean": float(np.nanmean(lag_ms)) if len(lag_ms) else math.nan,
             "send_lag_ms_p99": float(np.nanpercentile(lag_ms, 99)) if len(lag_ms) else math.nan,
@@ -277,11 +252,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="scenario name or YAML path whose arrivals are replayed (default: the server's own); "
         "its system (timing, models, queue, rewards) must be the server's",
     )
-    parser.add_argument("--rate-per-s", type=float, default=None, help="set the scenario's mean rate (requests/s)")
-    parser.add_argument("--seeds", default="0", help="episodes to replay, e.g. 0-2 or 0,5 (default: 0)")
-    parser.add_argument("--horizon-s", type=float, default=20.0, help="seconds of arrivals per episode (default: 20)")
     parser.add_argument(
-        "--max-requests", type=int, default=200_000, help="refuse an episode with more arrivals (default: 200000)"
+        "--rate-per-s", type=float, default=None, help="set the scenario's mean rate (requests/s)"
+    )
+    parser.add_argument("--seeds", default="0", help="episodes to replay, e.g. 0-2 or 0,5 (default: 0)")
+    parser.add_argument(
+        "--horizon-s", type=float, default=20.0, help="seconds of arrivals per episode (default: 20)"
+    )
+    parser.add_argument(
+        "--max-requests",
+        type=int,
+        default=200_000,
+        help="refuse an episode with more arrivals (default: 200000)",
     )
     parser.add_argument(
         "--drain-timeout-s",
@@ -289,7 +271,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=60.0,
         help="after the last arrival, wait this long for answers (default: 60)",
     )
-    parser.add_argument("--out", type=Path, default=Path("results"), help="parent of the run folder (default: results)")
+    parser.add_argument(
+        "--out", type=Path, default=Path("results"), help="parent of the run folder (default: results)"
+    )
     parser.add_argument("--no-plots", action="store_true", help="skip the figures")
     return parser
 
@@ -350,7 +334,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         m, c = episode["metrics"], episode["client"]
         print(
             f"seed {seed}: {c['n_sent']} sent, {c['n_ok']} answered, {c['n_429']} dropped (429), "
-            f"{c['n_unanswered']} unanswered; mean {m.latency_mean_ms:.1f} ms, p99 {m.latency_p99_ms:.1f} ms, "
+            f"{c['n_unanswered']} unanswered; mean {m.latency_mean_ms:.1f} ms, "
+            f"p99 {m.latency_p99_ms:.1f} ms, "
             f"{m.throughput_per_s:.1f} req/s; send lag p99 {c['send_lag_ms_p99']:.2f} ms"
         )
         episodes.append(episode)
@@ -375,7 +360,9 @@ def check_same_system(config: SystemConfig, server_config: SystemConfig) -> None
         if key in ("arrivals", "horizon_s", "name"):
             continue
         if mine[key] != theirs.get(key):
-            raise ConfigError(key, f"differs from the server's scenario {server_config.name!r}; replay its system")
+            raise ConfigError(
+                key, f"differs from the server's scenario {server_config.name!r}; replay its system"
+            )
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ uses, so that times taken in different threads and processes of one machine comp
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 import zlib
@@ -74,10 +75,9 @@ def set_torch_threads(n_threads: int) -> None:
     if n_threads < 1:
         raise ValueError(f"torch threads must be >= 1, got {n_threads}")
     torch.set_num_threads(n_threads)
-    try:
+    # the inter-op count can be set once per process only, before any parallel work
+    with contextlib.suppress(RuntimeError):
         torch.set_num_interop_threads(n_threads)
-    except RuntimeError:  # already set (or a parallel region has run) in this process
-        pass
 
 
 def tokenise(text: str, seq_len: int = SEQ_LEN) -> list[int]:
@@ -183,7 +183,9 @@ class ModelWorker:
         shifted = np.exp(host - host.max(axis=1, keepdims=True))
         probs = shifted / shifted.sum(axis=1, keepdims=True)
         labels = probs.argmax(axis=1)
-        answers = [{"label": int(k), "score": round(float(p[k]), 6)} for k, p in zip(labels, probs, strict=True)]
+        answers = [
+            {"label": int(k), "score": round(float(p[k]), 6)} for k, p in zip(labels, probs, strict=True)
+        ]
         end = clock()
         return BatchResult(
             answers=answers,

@@ -29,7 +29,9 @@ def episode_result(
 ) -> dict[str, Any]:
     """One episode as :func:`evaluation.runner.run_task` returns it (metrics, model mix, latency
     histogram on :data:`LATENCY_EDGES_MS`, the agent's description)."""
-    histogram, _ = np.histogram(np.clip(latency_ms, LATENCY_EDGES_MS[0], LATENCY_EDGES_MS[-1]), LATENCY_EDGES_MS)
+    histogram, _ = np.histogram(
+        np.clip(latency_ms, LATENCY_EDGES_MS[0], LATENCY_EDGES_MS[-1]), LATENCY_EDGES_MS
+    )
     return {
         "metrics": {name: float(getattr(metrics, name)) for name in SCALAR_METRICS},
         "model_mix": {name: float(share) for name, share in metrics.model_mix.items()},
@@ -99,7 +101,12 @@ def write_run(
         "command": command,
         "server": info,
         "episodes": [
-            {"seed": e["seed"], "episode": e["episode"], "client": e["client"], "server_stats": e["server_stats"]}
+            {
+                "seed": e["seed"],
+                "episode": e["episode"],
+                "client": e["client"],
+                "server_stats": e["server_stats"],
+            }
             for e in episodes
         ],
     }

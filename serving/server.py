@@ -45,7 +45,7 @@ from agents.registry import AgentSpecError, make_agent
 from batchenv.config import ConfigError, SystemConfig
 from batchenv.fileio import write_json_atomic
 from batchenv.scenarios import load_scenario
-from serving.engine import BatchingEngine, EngineBusy, NotAccepting, QueueFull
+from serving.engine import BatchingEngine, EngineBusyError, NotAcceptingError, QueueFullError
 from serving.models import MODEL_SPECS, EncoderSpec, ModelWorker, build_models, set_torch_threads
 
 __all__ = ["MAX_TEXT_CHARS", "ServerOptions", "main", "make_app", "parse_model_shapes", "serve"]
@@ -90,9 +90,9 @@ async def _infer(request: web.Request) -> web.Response:
         return _error(400, "id: must be a string or integer of at most 128 characters")
     try:
         answer = await engine.infer(text)
-    except QueueFull as exc:
+    except QueueFullError as exc:
         return _error(429, str(exc), arrival_s=exc.arrival_s, episode=engine.episode)
-    except NotAccepting as exc:
+    except NotAcceptingError as exc:
         return _error(503, str(exc))
     except RuntimeError as exc:  # the batch failed
         return _error(500, str(exc))
@@ -136,7 +136,7 @@ async def _episode(request: web.Request) -> web.Response:
         return _error(503, "the server is shutting down")
     try:
         origin = engine.begin_episode(float(start_in_s))
-    except EngineBusy as exc:
+    except EngineBusyError as exc:
         return _error(409, str(exc))
     except ValueError as exc:
         return _error(400, str(exc))
@@ -264,7 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
             "  python -m serving.server --scenario default --agent proposed\n"
             "  python -m serving.server --scenario docs/results/sim_to_real/calibrated.yaml \\\n"
             "      --agent 'timeout(B=16,T=20,model=LLM-2)' --rate-per-s 200 --port 8001\n"
-            "  curl -s localhost:8000/v1/infer -d '{\"text\": \"hello\"}'"
+            '  curl -s localhost:8000/v1/infer -d \'{"text": "hello"}\''
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -291,7 +291,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="stand-in shape per scenario model, LAYERSxWIDTH comma-separated (default: 6x512,4x384,2x256)",
     )
-    parser.add_argument("--torch-threads", type=int, default=1, help="PyTorch threads per process (default: 1)")
+    parser.add_argument(
+        "--torch-threads", type=int, default=1, help="PyTorch threads per process (default: 1)"
+    )
     parser.add_argument("--model-seed", type=int, default=0, help="seed of the models' random weights")
     parser.add_argument(
         "--warmup-reps",
@@ -367,7 +369,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "torch_threads": args.torch_threads,
     }
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    asyncio.run(serve(engine, info, ServerOptions(args.host, args.port, args.drain_timeout_s, args.ready_file)))
+    asyncio.run(
+        serve(engine, info, ServerOptions(args.host, args.port, args.drain_timeout_s, args.ready_file))
+    )
     return 0
 
 
