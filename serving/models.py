@@ -39,6 +39,7 @@ __all__ = [
     "ModelWorker",
     "TextEncoder",
     "build_models",
+    "parse_model_shapes",
     "set_torch_threads",
     "tokenise",
 ]
@@ -67,6 +68,33 @@ MODEL_SPECS: tuple[EncoderSpec, ...] = (
     EncoderSpec("LLM-3", 2, 256),
 )
 """The three stand-ins, largest (most precise in the brief) first, as the config's models."""
+
+
+def parse_model_shapes(text: str | None, n_models: int) -> list[EncoderSpec]:
+    """Stand-in shapes per config model from ``LAYERSxWIDTH,...`` (None: the default three).
+
+    :raises ValueError: naming ``--models`` and the expected form.
+    """
+    if text is None:
+        if n_models != len(MODEL_SPECS):
+            raise ValueError(
+                f"--models: the scenario has {n_models} models; give {n_models} shapes LAYERSxWIDTH"
+            )
+        return list(MODEL_SPECS)
+    parts = [p.strip() for p in text.split(",")]
+    if len(parts) != n_models:
+        raise ValueError(f"--models: the scenario has {n_models} models, got {len(parts)} shapes in {text!r}")
+    specs = []
+    for i, part in enumerate(parts):
+        layers, sep, width = part.lower().partition("x")
+        if not sep or not layers.isdigit() or not width.isdigit():
+            raise ValueError(f"--models: {part!r} is not LAYERSxWIDTH (e.g. 2x256)")
+        if not 1 <= int(layers) <= 48 or not 64 <= int(width) <= 4096 or int(width) % 64:
+            raise ValueError(
+                f"--models: {part!r}: layers must be in [1, 48] and width a multiple of 64 in [64, 4096]"
+            )
+        specs.append(EncoderSpec(f"model-{i}", int(layers), int(width)))
+    return specs
 
 
 def set_torch_threads(n_threads: int) -> None:

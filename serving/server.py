@@ -46,9 +46,9 @@ from batchenv.config import ConfigError, SystemConfig
 from batchenv.fileio import write_json_atomic
 from batchenv.scenarios import load_scenario
 from serving.engine import BatchingEngine, EngineBusyError, NotAcceptingError, QueueFullError
-from serving.models import MODEL_SPECS, EncoderSpec, ModelWorker, build_models, set_torch_threads
+from serving.models import ModelWorker, build_models, parse_model_shapes, set_torch_threads
 
-__all__ = ["MAX_TEXT_CHARS", "ServerOptions", "main", "make_app", "parse_model_shapes", "serve"]
+__all__ = ["MAX_TEXT_CHARS", "ServerOptions", "main", "make_app", "serve"]
 
 log = logging.getLogger("serving.server")
 
@@ -213,33 +213,6 @@ async def serve(engine: BatchingEngine, info: dict[str, Any], options: ServerOpt
 # --------------------------------------------------------------------------------------------
 # Command line
 # --------------------------------------------------------------------------------------------
-
-
-def parse_model_shapes(text: str | None, n_models: int) -> list[EncoderSpec]:
-    """Stand-in shapes per config model from ``LAYERSxWIDTH,...`` (None: the default three).
-
-    :raises ValueError: naming ``--models`` and the expected form.
-    """
-    if text is None:
-        if n_models != len(MODEL_SPECS):
-            raise ValueError(
-                f"--models: the scenario has {n_models} models; give {n_models} shapes LAYERSxWIDTH"
-            )
-        return list(MODEL_SPECS)
-    parts = [p.strip() for p in text.split(",")]
-    if len(parts) != n_models:
-        raise ValueError(f"--models: the scenario has {n_models} models, got {len(parts)} shapes in {text!r}")
-    specs = []
-    for i, part in enumerate(parts):
-        layers, sep, width = part.lower().partition("x")
-        if not sep or not layers.isdigit() or not width.isdigit():
-            raise ValueError(f"--models: {part!r} is not LAYERSxWIDTH (e.g. 2x256)")
-        if not 1 <= int(layers) <= 48 or not 64 <= int(width) <= 4096 or int(width) % 64:
-            raise ValueError(
-                f"--models: {part!r}: layers must be in [1, 48] and width a multiple of 64 in [64, 4096]"
-            )
-        specs.append(EncoderSpec(f"model-{i}", int(layers), int(width)))
-    return specs
 
 
 def _is_loopback(host: str) -> bool:
