@@ -6,10 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,64 +20,40 @@ aiohttp = pytest.importorskip(
 
 from batchenv.scenarios import load_scenario  # noqa: E402
 from serving.loadgen import run_episode  # noqa: E402
+from serving.process import ServerProcess, ServerStartError  # noqa: E402
 from serving.server import main as server_main  # noqa: E402
-from tests.conftest import REPO  # noqa: E402
 
 SMALLEST = "2x256,2x256,2x256"  # LLM-3's stand-in for every model: the fastest to start and run
-START_TIMEOUT_S = 60.0
 
 
-class Server:
-    """A server process on a free loopback port."""
-
-    def __init__(self, tmp_path: Path, scenario: str, agent: str, *extra: str) -> None:
-        ready = tmp_path / f"ready-{time.monotonic_ns()}.json"
-        self.log = tmp_path / f"server-{time.monotonic_ns()}.log"
-        command = [
-            sys.executable, "-m", "serving.server", "--scenario", scenario, "--agent", agent,
-            "--port", "0", "--models", SMALLEST, "--warmup-reps", "0", "--ready-file", str(ready), *extra,
-        ]  # fmt: skip
-        env = {**os.environ, "OMP_NUM_THREADS": "1"}
-        with self.log.open("w") as log:
-            self.process = subprocess.Popen(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=env)
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while not ready.exists():
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                pytest.fail(f"the server did not start:\n{self.log.read_text()}")
-            time.sleep(0.05)
-        self.url = json.loads(ready.read_text())["url"]
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=10)
-
-    def output(self) -> str:
-        return self.log.read_text()
+def start_server(log_dir: Path, scenario: str, agent: str, *extra: str) -> ServerProcess:
+    args = ["--scenario", scenario, "--agent", agent, "--models", SMALLEST, "--warmup-reps", "0", *extra]
+    try:
+        return ServerProcess(args, start_timeout_s=60.0, log_dir=log_dir)
+    except ServerStartError as exc:
+        pytest.fail(str(exc))
 
 
 @pytest.fixture(scope="module")
-def greedy_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def greedy_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """One server for the tests that do not change its scenario: greedy on LLM-3 at 150/s."""
-    server = Server(
-        tmp_path_factory.mktemp("greedy"), "default", "greedy(model=LLM-3)", "--rate-per-s", "150"
-    )
+    log_dir = tmp_path_factory.mktemp("greedy")
+    server = start_server(log_dir, "default", "greedy(model=LLM-3)", "--rate-per-s", "150")
     yield server
-    server.stop()
+    server.kill()
 
 
 @pytest.fixture
 def server_factory(tmp_path: Path) -> Iterator[Any]:
-    servers: list[Server] = []
+    servers: list[ServerProcess] = []
 
-    def start(scenario: str, agent: str, *extra: str) -> Server:
-        servers.append(Server(tmp_path, scenario, agent, *extra))
+    def start(scenario: str, agent: str, *extra: str) -> ServerProcess:
+        servers.append(start_server(tmp_path, scenario, agent, *extra))
         return servers[-1]
 
     yield start
     for server in servers:
-        server.stop()
+        server.kill()
 
 
 async def _get(url: str) -> Any:
@@ -112,7 +85,7 @@ async def _burst(url: str, count: int, *, then: Any = None) -> list[tuple[int, A
         return await asyncio.wait_for(asyncio.gather(*tasks), timeout=60)
 
 
-def test_every_request_is_answered_exactly_once(greedy_server: Server) -> None:
+def test_every_request_is_answered_exactly_once(greedy_server: ServerProcess) -> None:
     server = greedy_server
     config = load_scenario("default").at_rate(150.0)
     episode = asyncio.run(
@@ -181,7 +154,7 @@ def test_a_signal_shuts_the_server_down_cleanly(
     assert "stopped:" in server.output()
 
 
-def test_bad_requests_get_400_naming_the_field(greedy_server: Server) -> None:
+def test_bad_requests_get_400_naming_the_field(greedy_server: ServerProcess) -> None:
     server = greedy_server
 
     async def post(body: Any) -> tuple[int, Any]:
