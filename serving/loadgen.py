@@ -200,6 +200,8 @@ async def run_episode(
     answered = result.status == 200
     lag_ms = 1000.0 * (result.sent_client_s - result.scheduled_s)
     e2e_ms = 1000.0 * (result.received_client_s - result.sent_client_s)[answered]
+    # what HTTP adds: the client's end-to-end time minus the server's latency, request by request
+    http_ms = e2e_ms - np.array([a["timings_ms"]["latency"] for a in result.answers])  # both in request order
     return {
         "seed": seed,
         "episode": started["episode"],
@@ -219,6 +221,8 @@ async def run_episode(
             "send_lag_ms_max": float(np.nanmax(lag_ms)) if len(lag_ms) else math.nan,
             "e2e_latency_ms_mean": float(e2e_ms.mean()) if len(e2e_ms) else math.nan,
             "e2e_latency_ms_p99": float(np.percentile(e2e_ms, 99)) if len(e2e_ms) else math.nan,
+            "http_overhead_ms_mean": float(http_ms.mean()) if len(http_ms) else math.nan,
+            "http_overhead_ms_p99": float(np.percentile(http_ms, 99)) if len(http_ms) else math.nan,
             "errors": result.errors,
         },
         "server_stats": stats,
