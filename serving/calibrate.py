@@ -54,6 +54,7 @@ from batchenv.config import ConfigError, SystemConfig
 from batchenv.fileio import write_atomic, write_json_atomic
 from batchenv.scenarios import load_scenario
 from batchenv.timing import ServiceTable
+from serving.cli import UsageError, check_range, run_cli
 from serving.models import EncoderSpec, ModelWorker, build_models, parse_model_shapes, set_torch_threads
 from serving.workload import request_texts
 
@@ -315,31 +316,25 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Calibrate and write the files; returns the exit code (2 for bad input)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    return run_cli(build_parser(), lambda args: _run(args, argv), argv)
 
-    def fail(message: str) -> int:
-        parser.print_usage(sys.stderr)
-        print(f"{parser.prog}: error: {message}", file=sys.stderr)
-        return 2
 
-    if not 2 <= args.reps <= 10_000:
-        return fail(f"--reps must be in [2, 10000], got {args.reps}")
-    if not 0 <= args.warmup_reps <= 1000:
-        return fail(f"--warmup-reps must be in [0, 1000], got {args.warmup_reps}")
-    if not 1 <= args.torch_threads <= 256:
-        return fail(f"--torch-threads must be in [1, 256], got {args.torch_threads}")
+def _run(args: argparse.Namespace, argv: list[str]) -> int:
+    check_range("--reps", args.reps, 2, 10_000)
+    check_range("--warmup-reps", args.warmup_reps, 0, 1000)
+    check_range("--torch-threads", args.torch_threads, 1, 256)
     if args.out.suffix not in (".yaml", ".yml"):
-        return fail(f"--out must end in .yaml or .yml, got {str(args.out)!r}")
+        raise UsageError(f"--out must end in .yaml or .yml, got {str(args.out)!r}")
     if not args.name.strip() or len(args.name) > 100:
-        return fail(f"--name must be a non-empty name of at most 100 characters, got {args.name!r}")
+        raise UsageError(f"--name must be a non-empty name of at most 100 characters, got {args.name!r}")
     try:
         base = load_scenario(args.scenario)
-        shapes = parse_model_shapes(args.models, base.n_models)
     except ConfigError as exc:
-        return fail(f"--scenario: {exc}")
+        raise UsageError(f"--scenario: {exc}") from None
+    try:
+        shapes = parse_model_shapes(args.models, base.n_models)
     except ValueError as exc:
-        return fail(str(exc))
+        raise UsageError(str(exc)) from None
 
     def progress(done: int, total: int) -> None:
         print(f"\rround {done}/{total}", end="" if done < total else "\n", flush=True)

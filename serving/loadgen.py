@@ -34,9 +34,12 @@ from urllib.parse import urlsplit
 import aiohttp
 import numpy as np
 
+from agents.tuning import parse_seeds
 from batchenv.config import ConfigError, SystemConfig
 from batchenv.scenarios import load_scenario
+from serving.cli import UsageError, check_range, run_cli
 from serving.episode import measured_metrics
+from serving.results import write_run
 from serving.workload import episode_arrivals_s, request_texts
 
 __all__ = [
@@ -53,7 +56,7 @@ MAX_HORIZON_S = 3600.0
 
 def check_loopback_url(url: str) -> str:
     """``url`` without a trailing slash if it is ``http://`` on a loopback host (127.0.0.0/8,
-    ::1, localhost); ValueError naming ``--url`` otherwise."""
+    ::1, localhost); :class:`serving.cli.UsageError` naming ``--url`` otherwise."""
     parts = urlsplit(url)
     host = parts.hostname or ""
     loopback = host == "localhost"
@@ -63,7 +66,7 @@ def check_loopback_url(url: str) -> str:
         except ValueError:
             loopback = False
     if parts.scheme != "http" or not loopback:
-        raise ValueError(
+        raise UsageError(
             f"--url: must be http:// on a loopback address (127.0.0.1, ::1, localhost), got {url!r}"
         )
     return url.rstrip("/")
@@ -285,41 +288,33 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Replay and write the results; returns the exit code (2 for bad input, 1 if requests went
     unanswered)."""
-    from agents.tuning import parse_seeds
-    from serving.results import write_run
-
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    return run_cli(build_parser(), lambda args: _run(args, argv), argv)
 
-    def fail(message: str) -> int:
-        parser.print_usage(sys.stderr)
-        print(f"{parser.prog}: error: {message}", file=sys.stderr)
-        return 2
 
+def _run(args: argparse.Namespace, argv: list[str]) -> int:
+    url = check_loopback_url(args.url)
     try:
-        url = check_loopback_url(args.url)
         seeds = parse_seeds(args.seeds)
     except ValueError as exc:
-        return fail(str(exc) if str(exc).startswith("--") else f"--seeds: {exc}")
-    if not (math.isfinite(args.horizon_s) and 0 < args.horizon_s <= MAX_HORIZON_S):
-        return fail(f"--horizon-s must be in (0, {MAX_HORIZON_S:g}] s, got {args.horizon_s}")
-    if not 1 <= args.max_requests <= 10_000_000:
-        return fail(f"--max-requests must be in [1, 10000000], got {args.max_requests}")
-    if not 0 <= args.drain_timeout_s <= 3600:
-        return fail(f"--drain-timeout-s must be in [0, 3600] s, got {args.drain_timeout_s}")
+        raise UsageError(f"--seeds: {exc}") from None
+    check_range("--horizon-s", args.horizon_s, 1e-3, MAX_HORIZON_S, "s")
+    check_range("--max-requests", args.max_requests, 1, 10_000_000)
+    check_range("--drain-timeout-s", args.drain_timeout_s, 0, 3600, "s")
+    if args.rate_per_s is not None:
+        check_range("--rate-per-s", args.rate_per_s, 1e-6, 1e6, "requests/s")
     raise_open_files_limit()
     try:
         info, server_config = asyncio.run(_server_info(url))
-    except (aiohttp.ClientError, OSError) as exc:
-        return fail(f"--url: no batching server answers at {url} ({exc})")
+    except (aiohttp.ClientError, OSError, ValueError) as exc:
+        raise UsageError(f"--url: no batching server answers at {url} ({exc})") from None
     try:
         config = server_config if args.scenario is None else load_scenario(args.scenario)
         if args.rate_per_s is not None:
             config = config.at_rate(args.rate_per_s)
         check_same_system(config, server_config)
     except ConfigError as exc:
-        return fail(f"--scenario: {exc}")
+        raise UsageError(f"--scenario: {exc}") from None
     episodes = []
     for seed in seeds:
         try:
@@ -334,7 +329,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
             )
         except ValueError as exc:
-            return fail(str(exc))
+            raise UsageError(str(exc)) from None
         m, c = episode["metrics"], episode["client"]
         print(
             f"seed {seed}: {c['n_sent']} sent, {c['n_ok']} answered, {c['n_429']} dropped (429), "

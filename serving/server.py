@@ -45,6 +45,7 @@ from agents.registry import AgentSpecError, make_agent
 from batchenv.config import ConfigError, SystemConfig
 from batchenv.fileio import write_json_atomic
 from batchenv.scenarios import load_scenario
+from serving.cli import UsageError, check_range, run_cli
 from serving.engine import BatchingEngine, EngineBusyError, NotAcceptingError, QueueFullError
 from serving.models import ModelWorker, build_models, parse_model_shapes, set_torch_threads
 
@@ -302,32 +303,30 @@ def warm_up(worker: ModelWorker, config: SystemConfig, reps: int) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Start the server the command line asks for; returns the exit code (2 for bad input)."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    return run_cli(build_parser(), _run, argv)
 
-    def fail(message: str) -> int:
-        parser.print_usage(sys.stderr)
-        print(f"{parser.prog}: error: {message}", file=sys.stderr)
-        return 2
 
-    if not 0 <= args.port <= 65535:
-        return fail(f"--port must be in [0, 65535], got {args.port}")
+def _run(args: argparse.Namespace) -> int:
+    check_range("--port", args.port, 0, 65535)
     if not _is_loopback(args.host) and not args.public:
-        return fail(f"--host {args.host!r} is not a loopback address; add --public to serve on it")
-    if not 1 <= args.torch_threads <= 256:
-        return fail(f"--torch-threads must be in [1, 256], got {args.torch_threads}")
-    if not 0 <= args.warmup_reps <= 100:
-        return fail(f"--warmup-reps must be in [0, 100], got {args.warmup_reps}")
-    if not 0 <= args.drain_timeout_s <= 3600:
-        return fail(f"--drain-timeout-s must be in [0, 3600] s, got {args.drain_timeout_s}")
+        raise UsageError(f"--host {args.host!r} is not a loopback address; add --public to serve on it")
+    check_range("--torch-threads", args.torch_threads, 1, 256)
+    check_range("--warmup-reps", args.warmup_reps, 0, 100)
+    check_range("--drain-timeout-s", args.drain_timeout_s, 0, 3600, "s")
+    if args.rate_per_s is not None:
+        check_range("--rate-per-s", args.rate_per_s, 1e-6, 1e6, "requests/s")
     try:
         config = _config_from_args(args)
-        shapes = parse_model_shapes(args.models, config.n_models)
-        agent = make_agent(args.agent, config, tuned=not args.no_tuned)
     except ConfigError as exc:
-        return fail(f"--scenario: {exc}")
-    except (AgentSpecError, ValueError) as exc:
-        return fail(str(exc) if str(exc).startswith("--") else f"--agent: {exc}")
+        raise UsageError(f"--scenario: {exc}") from None
+    try:
+        shapes = parse_model_shapes(args.models, config.n_models)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        agent = make_agent(args.agent, config, tuned=not args.no_tuned)
+    except (AgentSpecError, ConfigError) as exc:
+        raise UsageError(f"--agent: {exc}") from None
     set_torch_threads(args.torch_threads)  # after make_agent: a checkpoint sets 1 thread itself
     worker = ModelWorker(build_models(shapes, seed=args.model_seed))
     warm_up(worker, config, args.warmup_reps)
@@ -342,10 +341,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         "torch_threads": args.torch_threads,
     }
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    asyncio.run(
-        serve(engine, info, ServerOptions(args.host, args.port, args.drain_timeout_s, args.ready_file))
-    )
+    options = ServerOptions(args.host, args.port, args.drain_timeout_s, args.ready_file)
+    try:
+        asyncio.run(serve(engine, json_ready(info), options))
+    except OSError as exc:  # the address is taken or not ours
+        raise UsageError(
+            f"--port: cannot listen on {args.host}:{args.port} ({exc.strerror or exc})"
+        ) from None
     return 0
+
+
+def json_ready(value: Any) -> Any:
+    """``value`` with tuples as lists and NumPy scalars as Python numbers (for JSON answers)."""
+    return json.loads(json.dumps(value, default=lambda v: v.item() if hasattr(v, "item") else str(v)))
 
 
 if __name__ == "__main__":
