@@ -448,7 +448,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--seeds", default="0-1", help="evaluation seeds (arrivals), e.g. 0-1")
     parser.add_argument("--repeats", type=int, default=2, help="measured runs of each seed (noise estimate)")
-    parser.add_argument("--horizon-s", type=float, default=15.0, help="seconds of arrivals per run")
+    parser.add_argument("--horizon-s", type=float, default=12.0, help="seconds of arrivals per run")
     parser.add_argument("--warmup-s", type=float, default=3.0, help="discarded warm-up replay per server (s)")
     parser.add_argument(
         "--tune-horizon-s", type=float, default=30.0, help="episode length of the timeout tuning (s)"
