@@ -40,6 +40,7 @@ import os
 import platform
 import shlex
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -96,7 +97,9 @@ def calibrated_system(args: argparse.Namespace, command: str, out: Path) -> tupl
     path = out.with_name(f"{out.stem}_calibrated.yaml")
     print(f"calibrating ({args.calibration_reps} rounds) ...", flush=True)
     base = load_scenario("default")
-    config, record = calibrate(base, MODEL_SPECS, reps=args.calibration_reps, warmup_reps=3)
+    config, record = calibrate(
+        base, MODEL_SPECS, reps=args.calibration_reps, warmup_reps=3, statistic=args.calibration_statistic
+    )
     record = {"command": command, "base_scenario": "default", **record, "config": config.to_dict()}
     write_atomic(path, yaml_text(config, record, command + "  (its calibration step)", "default"))
     write_json_atomic(path.with_suffix(".json"), _json_safe(record))
@@ -441,6 +444,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--calibration-reps", type=int, default=20, help="measured calibration rounds")
     parser.add_argument(
+        "--calibration-statistic", choices=("mean", "median"), default="mean", help="table entry of a cell"
+    )
+    parser.add_argument(
         "--loads", default="0.3,0.6,0.9", help="Poisson loads, fractions of the calibrated capacity"
     )
     parser.add_argument(
@@ -492,7 +498,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     raise_open_files_limit()
     out = Path(args.out)
     figures = out.with_name(out.stem + "_figures")
-    work = out.with_name(f".{out.stem}_servers")
+    work = Path(tempfile.mkdtemp(prefix="sim_to_real-"))  # the servers' configs and logs
     notes: list[str] = []
     calibrated, calibration_path = calibrated_system(args, command, out)
     capacity = ServiceTable(calibrated).max_throughput_per_s(calibrated.n_workers)

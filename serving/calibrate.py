@@ -26,7 +26,9 @@ The written YAML is the base scenario (``--scenario``) with its timing table rep
   beyond one (the config's t_pre/t_post are per batch, independent of its size; the one column
   that depends on the batch size only is comm);
 
-made non-decreasing in the batch size (a running maximum; changed cells are listed). The model
+made non-decreasing in the batch size (isotonic regression; changed cells are listed). Each entry is
+the mean of its samples (``--statistic median`` for the median, robust to a shared machine's
+stalls). The model
 qualities, names, queue, SLO and arrivals are the base scenario's: qualities are a choice of
 configuration, not a measurement. A JSON file next to the YAML keeps every measurement.
 """
@@ -133,29 +135,46 @@ def summarise(values_s: Sequence[float]) -> dict[str, float]:
     }
 
 
-def _running_max(values: list[float]) -> tuple[list[float], list[int]]:
-    """The running maximum of ``values`` and the indices it changed."""
-    out, changed, top = [], [], -math.inf
-    for i, v in enumerate(values):
-        if v < top:
-            changed.append(i)
-        top = max(top, v)
-        out.append(top)
-    return out, changed
+def non_decreasing(values: Sequence[float]) -> tuple[list[float], list[int]]:
+    """The closest non-decreasing sequence in least squares (isotonic regression, pool adjacent
+    violators: a cell slower than the next is averaged with it, not propagated as a maximum),
+    and the indices it changed."""
+    blocks: list[list[float]] = []  # [sum, count]
+    for v in values:
+        blocks.append([float(v), 1.0])
+        while len(blocks) > 1 and blocks[-2][0] / blocks[-2][1] > blocks[-1][0] / blocks[-1][1]:
+            total, count = blocks.pop()
+            blocks[-1][0] += total
+            blocks[-1][1] += count
+    fitted = [total / count for total, count in blocks for _ in range(int(count))]
+    changed = [i for i, (v, f) in enumerate(zip(values, fitted, strict=True)) if not math.isclose(v, f)]
+    return fitted, changed
+
+
+STATISTICS = {"mean": np.mean, "median": np.median}
+"""How a cell's samples become its table entry (``--statistic``)."""
 
 
 def calibrated_config(
-    base: SystemConfig, samples: dict[tuple[int, int], dict[str, list[float]]], name: str
+    base: SystemConfig,
+    samples: dict[tuple[int, int], dict[str, list[float]]],
+    name: str,
+    statistic: str = "mean",
 ) -> tuple[SystemConfig, dict[str, Any]]:
     """The base config with the measured timing table (module docstring) and how each entry was
-    derived (means in ms, cells made non-decreasing)."""
+    derived (in ms; the cells made non-decreasing).
+
+    :param statistic: ``"mean"`` (default: the expected service time, which sets the capacity) or
+        ``"median"`` (robust to the rare long stalls of a shared machine).
+    """
+    reduce = STATISTICS[statistic]
     sizes = [b for b in base.timing.batch_sizes if b <= base.max_batch_size]
     models = range(base.n_models)
 
     def pooled(stage: str, size: int | None = None) -> float:
         """Mean (ms) of a stage over every model (and every size if ``size`` is None)."""
         values = [v for (_, b), cell in samples.items() if size is None or b == size for v in cell[stage]]
-        return 1000.0 * float(np.mean(values))
+        return 1000.0 * float(reduce(values))
 
     pre = {b: pooled("pre", b) for b in sizes}
     post = {b: pooled("post", b) for b in sizes}
@@ -164,11 +183,11 @@ def calibrated_config(
     t_pre = pre[1] + handoff_in
     t_post = post[1] + handoff_out
     comm_raw = [comm[b] + (pre[b] - pre[1]) + (post[b] - post[1]) for b in sizes]
-    comm_ms, comm_changed = _running_max([max(v, 0.0) for v in comm_raw])
+    comm_ms, comm_changed = non_decreasing([max(v, 0.0) for v in comm_raw])
     inference, inference_changed = {}, {}
     for m in models:
-        raw = [1000.0 * float(np.mean(samples[(m, b)]["inference"])) for b in sizes]
-        inference[m], changed = _running_max(raw)
+        raw = [1000.0 * float(reduce(samples[(m, b)]["inference"])) for b in sizes]
+        inference[m], changed = non_decreasing(raw)
         inference_changed[base.model_names[m]] = [sizes[i] for i in changed]
     # sizes beyond max_batch_size (if any) keep the table's shape: the last measured value
     all_sizes = base.timing.batch_sizes
@@ -196,6 +215,7 @@ def calibrated_config(
             str(b): {"comm_ms": comm[b], "pre_extra_ms": pre[b] - pre[1], "post_extra_ms": post[b] - post[1]}
             for b in sizes
         },
+        "statistic": statistic,
         "made_non_decreasing": {
             "comm_ms": [sizes[i] for i in comm_changed],
             "inference_ms": inference_changed,
@@ -227,6 +247,7 @@ def calibrate(
     torch_threads: int = 1,
     model_seed: int = 0,
     seed: int = 0,
+    statistic: str = "mean",
     progress: Any = None,
 ) -> tuple[SystemConfig, dict[str, Any]]:
     """Measure and derive the calibrated config; returns it and the measurement record."""
@@ -237,7 +258,7 @@ def calibrate(
     start = time.monotonic()
     samples = asyncio.run(measure(worker, base.n_models, sizes, reps, warmup_reps, seed, progress))
     elapsed = time.monotonic() - start
-    config, derivation = calibrated_config(base, samples, name)
+    config, derivation = calibrated_config(base, samples, name, statistic)
     table = ServiceTable(config)
     record = {
         "machine": machine_before,
@@ -267,7 +288,8 @@ def yaml_text(config: SystemConfig, record: dict[str, Any], command: str, base: 
         "load average before "
         f"{machine['load_average_1_5_15'][0]:.2f}, after {record['load_average_after'][0]:.2f}",
         f"# Stand-in models (layers x width, sequence 32, random weights): {models}.",
-        f"# Means of {record['reps']} rounds after {record['warmup_reps']} discarded warm-up rounds;",
+        f"# {record['derivation']['statistic'].capitalize()}s of {record['reps']} rounds after "
+        f"{record['warmup_reps']} discarded warm-up rounds;",
         "# confidence intervals and every stage in the JSON file next to this one.",
         "# t_pre_ms = pre-processing of one request + hand-off to the worker thread; t_post_ms =",
         "# post-processing of one request + hand-off back to the event loop; comm_ms = copies into and",
@@ -306,6 +328,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--models", default=None, help="stand-in shapes LAYERSxWIDTH,... (default: 6x512,4x384,2x256)"
+    )
+    parser.add_argument(
+        "--statistic",
+        choices=sorted(STATISTICS),
+        default="mean",
+        help="table entry of a cell's samples (default: mean)",
     )
     parser.add_argument(
         "--model-seed", type=int, default=0, help="seed of the models' random weights (default: 0)"
@@ -347,6 +375,7 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
         warmup_reps=args.warmup_reps,
         torch_threads=args.torch_threads,
         model_seed=args.model_seed,
+        statistic=args.statistic,
         progress=progress,
     )
     command = "python -m serving.calibrate " + shlex.join(argv)

@@ -11,7 +11,7 @@ import pytest
 from batchenv.config import SystemConfig
 from batchenv.scenarios import load_scenario
 from batchenv.timing import service_ms
-from serving.calibrate import STAGES, calibrated_config
+from serving.calibrate import STAGES, calibrated_config, non_decreasing
 from serving.calibrate import main as calibrate_main
 from serving.fidelity import compare_cell, kendall_tau, rank_agents, relative_error
 
@@ -55,10 +55,12 @@ def test_the_table_adds_up_to_the_measured_service_time() -> None:
 def test_noisy_cells_are_made_non_decreasing_and_listed() -> None:
     base = load_scenario("default")
     samples = _samples(base)
-    samples[(0, 4)]["inference"] = [1e-3, 1e-3]  # faster than at b = 2: noise
+    samples[(0, 4)]["inference"] = [1e-3, 1e-3]  # 1 ms at b = 4, faster than 2 ms at b = 2: noise
     config, derivation = calibrated_config(base, samples, "measured")
-    assert config.models[0].inference_ms[2] == config.models[0].inference_ms[1]
-    assert derivation["made_non_decreasing"]["inference_ms"]["LLM-1"] == [4]
+    assert config.models[0].inference_ms[1:3] == (1.5, 1.5)  # averaged
+    assert derivation["made_non_decreasing"]["inference_ms"]["LLM-1"] == [2, 4]
+    median, _ = calibrated_config(base, samples, "measured", statistic="median")
+    assert median.models[0].inference_ms[0] == pytest.approx(1.0)
 
 
 def test_the_calibration_command_writes_a_loadable_scenario(tmp_path: Path) -> None:
@@ -130,3 +132,10 @@ def test_ranks_and_errors() -> None:
     assert rank_agents({"a": 2.0, "b": 1.0, "c": 3.0}) == ["b", "a", "c"]
     assert kendall_tau(["a", "b", "c"], ["a", "b", "c"]) == pytest.approx(1.0)
     assert kendall_tau(["a", "b", "c"], ["c", "b", "a"]) == pytest.approx(-1.0)
+
+
+def test_non_decreasing_pools_adjacent_violators() -> None:
+    assert non_decreasing([1.0, 2.0, 3.0]) == ([1.0, 2.0, 3.0], [])
+    fitted, changed = non_decreasing([1.0, 5.0, 3.0, 4.0])  # 5 then 3: averaged to 4, 4
+    assert fitted == [1.0, 4.0, 4.0, 4.0] and changed == [1, 2]
+    assert non_decreasing([3.0, 1.0])[0] == [2.0, 2.0]
