@@ -342,15 +342,16 @@ def service_table(cells: list[Cell]) -> list[str]:
 
 def client_table(cells: list[Cell]) -> list[str]:
     lines = [
-        "| scenario | agent | sent | 429 | unanswered | send lag p99 ms (max over runs) "
-        "| HTTP overhead mean / p99 ms |",
-        "|---|---|---|---|---|---|---|",
+        "| scenario | agent | sent | 429 | unanswered | reached the server after H | send lag p99 ms "
+        "(max over runs) | HTTP overhead mean / p99 ms |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for cell in cells:
         clients = [r["client"] for r in cell.measured]
         lines.append(
             f"| {cell.scenario} | {cell.agent} | {sum(c['n_sent'] for c in clients)} | "
             f"{sum(c['n_429'] for c in clients)} | {sum(c['n_unanswered'] for c in clients)} | "
+            f"{sum(c['n_after_horizon'] for c in clients)} | "
             f"{max(c['send_lag_ms_p99'] for c in clients):.2f} | "
             f"{np.mean([c['http_overhead_ms_mean'] for c in clients]):.2f} / "
             f"{max(c['http_overhead_ms_p99'] for c in clients):.2f} |"

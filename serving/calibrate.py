@@ -309,7 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
             "machine (warm-up, repetitions, 95%% confidence intervals) and write a scenario YAML "
             "with that timing table, plus a JSON file with every measurement."
         ),
-        epilog="example:\n  python -m serving.calibrate --out docs/results/sim_to_real/calibrated.yaml",
+        epilog="example:\n  python -m serving.calibrate --out docs/results/sim_to_real_calibrated.yaml",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(

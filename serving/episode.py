@@ -4,8 +4,10 @@ real server's run gets exactly the simulator's metrics (:func:`batchenv.metrics.
 The rules are the simulator's, at the horizon ``H``: a request whose batch was dispatched before
 ``H`` is *served* with its full latency (completion - arrival, as measured by the server); an
 admitted request not dispatched by ``H`` is *waiting* (censored); a request answered 429 is
-*dropped*. Utilisation counts each worker's measured busy time in [0, H]. Times are the
-server's, in s from the start of its episode.
+*dropped*. A request that reaches the server at or after ``H`` (sent late by a starved client)
+is left out (``n_after_horizon``), as the simulator has no arrival after ``H``. Utilisation counts
+each worker's measured busy time in [0, H]. Times are the server's, in s from the start of its
+episode.
 """
 
 from __future__ import annotations
@@ -16,10 +18,10 @@ from typing import Any
 import numpy as np
 
 from batchenv.config import SystemConfig
-from batchenv.metrics import EpisodeMetrics, compute_metrics, request_scores, request_table
+from batchenv.metrics import request_scores, request_table
 from batchenv.sim import Batch
 
-__all__ = ["MeasuredEpisode", "measured_metrics"]
+__all__ = ["MeasuredEpisode"]
 
 
 class MeasuredEpisode:
@@ -44,6 +46,13 @@ class MeasuredEpisode:
     ) -> None:
         self.config = config
         self.n_workers = config.n_workers
+        # a request sent before the horizon may reach the server after it (a late client): it is
+        # not part of the episode [0, H), whose arrivals the simulator stops at H
+        self.n_after_horizon = sum(a["arrival_s"] >= horizon_s for a in answers) + sum(
+            t >= horizon_s for t in drop_times_s
+        )
+        answers = [a for a in answers if a["arrival_s"] < horizon_s]
+        drop_times_s = [t for t in drop_times_s if t < horizon_s]
         self.now_s = float(horizon_s)
         self.slo_s = config.slo_ms / 1000.0
         batches: dict[int, dict[str, Any]] = {}
@@ -90,12 +99,3 @@ class MeasuredEpisode:
         self.sum_quality = float(np.asarray(config.qualities)[table.model].sum())
         self.n_slo_misses = int(np.sum(table.arrival_s < table.completion_s - self.slo_s))
         self.total_reward = float(request_scores(self, table).sum())  # type: ignore[arg-type]
-
-
-def measured_metrics(
-    config: SystemConfig, horizon_s: float, answers: Sequence[dict[str, Any]], drop_times_s: Sequence[float]
-) -> tuple[EpisodeMetrics, np.ndarray]:
-    """The episode's metrics and the latencies (ms) of its served requests, shape (n_served,)."""
-    episode = MeasuredEpisode(config, horizon_s, answers, drop_times_s)
-    latency_ms = request_table(episode).latency_s * 1000.0  # type: ignore[arg-type]
-    return compute_metrics(episode), latency_ms  # type: ignore[arg-type]

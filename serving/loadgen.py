@@ -36,9 +36,10 @@ import numpy as np
 
 from agents.tuning import parse_seeds
 from batchenv.config import ConfigError, SystemConfig
+from batchenv.metrics import compute_metrics, request_table
 from batchenv.scenarios import load_scenario
 from serving.cli import UsageError, check_range, run_cli
-from serving.episode import measured_metrics
+from serving.episode import MeasuredEpisode
 from serving.results import write_run
 from serving.workload import episode_arrivals_s, request_texts
 
@@ -199,7 +200,8 @@ async def run_episode(
             deadline_s=horizon_s + drain_timeout_s,
         )
         stats = await _get_json(session, f"{url}/v1/stats")
-    metrics, latency_ms = measured_metrics(config, horizon_s, result.answers, result.drop_times_s)
+    episode = MeasuredEpisode(config, horizon_s, result.answers, result.drop_times_s)
+    metrics, latency_ms = compute_metrics(episode), request_table(episode).latency_s * 1000.0
     answered = result.status == 200
     lag_ms = 1000.0 * (result.sent_client_s - result.scheduled_s)
     e2e_ms = 1000.0 * (result.received_client_s - result.sent_client_s)[answered]
@@ -219,6 +221,7 @@ async def run_episode(
                 np.sum((result.status != 200) & (result.status != 429) & (result.status != 0))
             ),
             "n_unanswered": result.count(0),
+            "n_after_horizon": episode.n_after_horizon,
             "send_lag_ms_mean": float(np.nanmean(lag_ms)) if len(lag_ms) else math.nan,
             "send_lag_ms_p99": float(np.nanpercentile(lag_ms, 99)) if len(lag_ms) else math.nan,
             "send_lag_ms_max": float(np.nanmax(lag_ms)) if len(lag_ms) else math.nan,

@@ -236,7 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=(
             "examples:\n"
             "  python -m serving.server --scenario default --agent proposed\n"
-            "  python -m serving.server --scenario docs/results/sim_to_real/calibrated.yaml \\\n"
+            "  python -m serving.server --scenario docs/results/sim_to_real_calibrated.yaml \\\n"
             "      --agent 'timeout(B=16,T=20,model=LLM-2)' --rate-per-s 200 --port 8001\n"
             '  curl -s localhost:8000/v1/infer -d \'{"text": "hello"}\''
         ),

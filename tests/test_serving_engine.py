@@ -201,8 +201,14 @@ def test_measured_metrics_equal_the_simulators_on_the_same_records(scenario: str
     }
     answers += [{"seq": sim.n_served + k, "arrival_s": t, "batch": late} for k, t in enumerate(waiting)]
     measured = MeasuredEpisode(config, sim.now_s, answers, drops)
-    expected, got = compute_metrics(sim).to_dict(), compute_metrics(measured).to_dict()  # type: ignore[arg-type]
+    got_metrics = compute_metrics(measured)  # type: ignore[arg-type]
+    expected, got = compute_metrics(sim).to_dict(), got_metrics.to_dict()
     assert sim.n_dropped > 0
+    assert measured.n_after_horizon == 0
+    # a request that reached the server after the horizon is not part of the episode
+    late_arrival = {"seq": 10**6, "arrival_s": sim.now_s + 0.5, "batch": late}
+    assert compute_metrics(MeasuredEpisode(config, sim.now_s, [*answers, late_arrival], drops)) == got_metrics
+    assert MeasuredEpisode(config, sim.now_s, [*answers, late_arrival], drops).n_after_horizon == 1
     for key, value in expected.items():
         if key == "n_forced":
             continue
