@@ -101,7 +101,7 @@ def test_every_request_is_answered_exactly_once(greedy_server: ServerProcess) ->
     assert stats["n_answered"] == stats["n_admitted"] == client["n_sent"] and stats["n_dropped"] == 0
     assert all(a["model"] == "LLM-3" for a in answers)
     metrics = episode["metrics"]
-    assert metrics.n_served + metrics.n_waiting == client["n_sent"]
+    assert metrics.n_served + metrics.n_waiting + client["n_after_horizon"] == client["n_sent"]
     assert 0 < metrics.latency_mean_ms < 1000
     # a second episode on the same server starts from zero
     again = asyncio.run(asyncio.wait_for(run_episode(server.url, config, seed=1, horizon_s=0.5), timeout=60))
