@@ -2,8 +2,10 @@
 
 A scheduler decides at decision epochs of the simulator (:mod:`batchenv.sim`): ``decide(sim)``
 reads the raw simulator state (queue length, waits, workers, clock) and returns ``None`` (wait)
-or ``(model, batch_size)``. A scheduler is therefore a :data:`batchenv.sim.Policy` and runs a
-whole episode at full speed with ``sim.run(scheduler)``.
+or ``(model, batch_size)``. It reads only the members of :class:`batchenv.state.SchedulerState`,
+so a real server's state (:mod:`serving.engine`) can stand in for the simulator. A scheduler is
+therefore a :data:`batchenv.sim.Policy` and runs a whole episode at full speed with
+``sim.run(scheduler)``.
 
 For tools written against Stable-Baselines3, :meth:`Scheduler.predict` has SB3's signature and
 returns an action of a :class:`~batchenv.env.DynamicBatchingEnv` the scheduler was bound to with

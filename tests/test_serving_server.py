@@ -1,0 +1,185 @@
+"""The real server (python -m serving.server) on loopback with the smallest stand-in model: every
+request answered exactly once, drops counted under overload, a clean shutdown on SIGINT and
+SIGTERM with in-flight requests answered or refused. Every wait has a time-out."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+aiohttp = pytest.importorskip(
+    "aiohttp", reason="the server's [serve] extra is not installed (pip install -e '.[serve]')"
+)
+
+from batchenv.scenarios import load_scenario  # noqa: E402
+from serving.loadgen import run_episode  # noqa: E402
+from serving.process import ServerProcess, ServerStartError  # noqa: E402
+from serving.server import main as server_main  # noqa: E402
+
+SMALLEST = "2x256,2x256,2x256"  # LLM-3's stand-in for every model: the fastest to start and run
+
+
+def start_server(log_dir: Path, scenario: str, agent: str, *extra: str) -> ServerProcess:
+    args = ["--scenario", scenario, "--agent", agent, "--models", SMALLEST, "--warmup-reps", "0", *extra]
+    try:
+        return ServerProcess(args, start_timeout_s=60.0, log_dir=log_dir)
+    except ServerStartError as exc:
+        pytest.fail(str(exc))
+
+
+@pytest.fixture(scope="module")
+def greedy_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """One server for the tests that do not change its scenario: greedy on LLM-3 at 150/s."""
+    log_dir = tmp_path_factory.mktemp("greedy")
+    server = start_server(log_dir, "default", "greedy(model=LLM-3)", "--rate-per-s", "150")
+    yield server
+    server.kill()
+
+
+@pytest.fixture
+def server_factory(tmp_path: Path) -> Iterator[Any]:
+    servers: list[ServerProcess] = []
+
+    def start(scenario: str, agent: str, *extra: str) -> ServerProcess:
+        servers.append(start_server(tmp_path, scenario, agent, *extra))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.kill()
+
+
+async def _get(url: str) -> Any:
+    async with (
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session,
+        session.get(url) as r,
+    ):
+        return await r.json()
+
+
+async def _burst(url: str, count: int, *, then: Any = None) -> list[tuple[int, Any]]:
+    """Send ``count`` requests at once; once the server has received them all, call ``then()``;
+    return each (status, body), status 0 for a transport error."""
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
+
+        async def one(i: int) -> tuple[int, Any]:
+            try:
+                async with session.post(f"{url}/v1/infer", json={"text": f"burst request {i}", "id": i}) as r:
+                    return r.status, await r.json()
+            except aiohttp.ClientError as exc:
+                return 0, str(exc)
+
+        tasks = [asyncio.create_task(one(i)) for i in range(count)]
+        if then is not None:
+            deadline = time.monotonic() + 20.0
+            while (await _get(f"{url}/v1/stats"))["n_arrived"] < count and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
+            then()
+        return await asyncio.wait_for(asyncio.gather(*tasks), timeout=60)
+
+
+def test_every_request_is_answered_exactly_once(greedy_server: ServerProcess) -> None:
+    server = greedy_server
+    config = load_scenario("default").at_rate(150.0)
+    episode = asyncio.run(
+        asyncio.wait_for(run_episode(server.url, config, seed=0, horizon_s=2.0), timeout=60)
+    )
+    client = episode["client"]
+    assert client["n_sent"] > 250
+    assert client["n_ok"] == client["n_sent"] and client["n_unanswered"] == 0
+    answers = episode["answers"]
+    assert sorted(a["id"] for a in answers) == list(range(client["n_sent"]))  # each its own answer
+    assert sorted(a["seq"] for a in answers) == list(range(client["n_sent"]))  # each admitted once
+    stats = episode["server_stats"]
+    assert stats["n_answered"] == stats["n_admitted"] == client["n_sent"] and stats["n_dropped"] == 0
+    assert all(a["model"] == "LLM-3" for a in answers)
+    metrics = episode["metrics"]
+    assert metrics.n_served + metrics.n_waiting + client["n_after_horizon"] == client["n_sent"]
+    assert 0 < metrics.latency_mean_ms < 60_000  # bounded by the run (a loaded machine is slow)
+    # a second episode on the same server starts from zero
+    again = asyncio.run(asyncio.wait_for(run_episode(server.url, config, seed=1, horizon_s=0.5), timeout=60))
+    assert again["episode"] == episode["episode"] + 1
+    assert again["server_stats"]["n_arrived"] == again["client"]["n_sent"]
+
+
+def test_overload_answers_429_and_counts_every_drop(server_factory: Any, tmp_path: Path) -> None:
+    scenario = tmp_path / "small_queue.yaml"
+    scenario.write_text("extends: default\nname: small_queue\nqueue_capacity: 8\n")
+    server = server_factory(str(scenario), "greedy(model=LLM-3)")
+    replies = asyncio.run(_burst(server.url, 300))
+    statuses = [status for status, _ in replies]
+    assert set(statuses) <= {200, 429}
+    ok = [body for status, body in replies if status == 200]
+    assert statuses.count(429) > 0
+    assert sorted(body["id"] for body in ok) == sorted({body["id"] for body in ok})
+    stats = asyncio.run(_get(f"{server.url}/v1/stats"))
+    assert stats["n_dropped"] == statuses.count(429)
+    assert stats["n_answered"] == stats["n_admitted"] == len(ok)
+    assert stats["n_arrived"] == 300
+
+
+@pytest.mark.parametrize(
+    ("sig", "drain"),
+    [(signal.SIGTERM, "0"), (signal.SIGINT, "10")],
+    ids=["sigterm-refuse-waiting", "sigint-drain"],
+)
+def test_a_signal_shuts_the_server_down_cleanly(
+    server_factory: Any, tmp_path: Path, sig: int, drain: str
+) -> None:
+    """A burst waits in the queue (a batch of 64 runs, 56 requests wait for the next 64 or for
+    max_wait_ms = 2 s) when the signal comes: with no drain time the waiting requests are
+    refused (503), with drain time they are served; every request gets an answer and the
+    server exits 0."""
+    scenario = tmp_path / "patient.yaml"
+    scenario.write_text("extends: default\nname: patient\nmax_wait_ms: 2000\n")
+    server = server_factory(str(scenario), "static(B=64,model=LLM-3)", "--drain-timeout-s", drain)
+    replies = asyncio.run(_burst(server.url, 120, then=lambda: server.process.send_signal(sig)))
+    assert server.process.wait(timeout=30) == 0
+    statuses = [status for status, _ in replies]
+    assert set(statuses) <= {200, 503}, server.output()
+    if drain == "0":
+        assert statuses.count(200) == 64 and statuses.count(503) == 56
+        assert "64 answered, 0 dropped, 56 refused" in server.output()
+    else:
+        assert statuses.count(200) == 120
+    ok_ids = [body["id"] for status, body in replies if status == 200]
+    assert len(ok_ids) == len(set(ok_ids))
+    assert "stopped:" in server.output()
+
+
+def test_bad_requests_get_400_naming_the_field(greedy_server: ServerProcess) -> None:
+    server = greedy_server
+
+    async def post(body: Any) -> tuple[int, Any]:
+        timeout = aiohttp.ClientTimeout(total=10)
+        async with (
+            aiohttp.ClientSession(timeout=timeout) as session,
+            session.post(f"{server.url}/v1/infer", data=json.dumps(body)) as r,
+        ):
+            return r.status, await r.json()
+
+    assert asyncio.run(post({"text": 3})) == (400, {"error": "text: must be a string"})
+    status, body = asyncio.run(post({"text": "x" * 5000}))
+    assert status == 400 and body["error"].startswith("text: must have at most 4096")
+    assert asyncio.run(post([1, 2]))[0] == 400
+    health = asyncio.run(_get(f"{server.url}/v1/health"))
+    assert health["agent"] == "greedy(model=LLM-3)" and health["scenario"] == "default"
+
+
+def test_bad_command_lines_exit_2_with_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    for args, flag in [
+        (["--agent", "nonsense"], "--agent"),
+        (["--scenario", "nowhere"], "--scenario"),
+        (["--host", "10.0.0.1"], "--host"),
+        (["--models", "2x256"], "--models"),
+        (["--port", "70000"], "--port"),
+    ]:
+        assert server_main(args) == 2
+        assert flag in capsys.readouterr().err.strip().splitlines()[-1]
