@@ -1,0 +1,39 @@
+"""The hindsight bound: the least cost any scheduler can reach on an arrival sequence known in
+advance, by dynamic programming over FIFO batches (docs/hindsight.md).
+
+    from agents.hindsight import hindsight_bound, hindsight_cost_per_request, replay_schedule
+
+    bound = hindsight_bound(config, arrivals_s)         # one sorted arrival sequence (s)
+    bound.lower_cost_per_request, bound.exact           # no policy does better; exact: attained
+    sim = replay_schedule(config, arrivals_s, bound.schedule)   # the simulator plays it
+    hindsight_cost_per_request(config, seed)            # per evaluation episode (config, seed)
+
+Modules: :mod:`~agents.hindsight.problem` (the arrays of one problem),
+:mod:`~agents.hindsight.frontier` (the programme on one worker), :mod:`~agents.hindsight.workers`
+(several workers), :mod:`~agents.hindsight.schedule` (a schedule, its cost, its rule check),
+:mod:`~agents.hindsight.replay` (the simulator plays a schedule), :mod:`~agents.hindsight.bound`
+(lower bound, best schedule, exactness) and :mod:`~agents.hindsight.episode` (an evaluation
+episode's arrivals from its seed).
+"""
+
+from agents.hindsight.bound import HindsightBound, hindsight_bound
+from agents.hindsight.episode import episode_arrivals, episode_bound, hindsight_cost_per_request
+from agents.hindsight.problem import HindsightProblem
+from agents.hindsight.replay import ReplayError, ScheduleReplay, replay_schedule
+from agents.hindsight.schedule import PlannedBatch, Schedule, schedule_cost, schedule_violations
+
+__all__ = [
+    "HindsightBound",
+    "HindsightProblem",
+    "PlannedBatch",
+    "ReplayError",
+    "Schedule",
+    "ScheduleReplay",
+    "episode_arrivals",
+    "episode_bound",
+    "hindsight_bound",
+    "hindsight_cost_per_request",
+    "replay_schedule",
+    "schedule_cost",
+    "schedule_violations",
+]

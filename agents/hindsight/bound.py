@@ -1,0 +1,139 @@
+"""The hindsight bound of one arrival sequence: a lower bound on the cost of every policy of the
+simulator, the best schedule found that the simulator can play, and whether the two meet.
+
+Procedure (:func:`hindsight_bound`):
+
+1. Solve the *relaxed* programme (:mod:`agents.hindsight.frontier`): its optimum is a lower
+   bound, because every episode the simulator can produce is a schedule of the relaxation with
+   the same cost (FIFO batches dispatched when a worker is free and their last request has
+   arrived, before the horizon; drops only with the backlog a full queue implies; requests left
+   waiting at the horizon; the relaxation drops the timeout shield and the queue capacity as
+   constraints).
+2. If its optimal schedule breaks none of the simulator's rules (:func:`schedule_violations`:
+   shield, capacity, no drop, the requests left at the horizon), the simulator can play it: the
+   bound is *exact*, the least cost any policy reaches on these arrivals.
+3. Otherwise solve the *realisable* programme (shield and capacity enforced, no drop); its
+   schedule is the best found, its cost an upper bound on the least cost, and the gap between
+   the two is reported.
+
+Several workers: :mod:`agents.hindsight.workers` (a lower bound with optimistic merges of states,
+and a schedule found; exact only when no state was merged and the bounds meet).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from agents.hindsight.frontier import FrontierStats, solve_frontier
+from agents.hindsight.problem import HindsightProblem
+from agents.hindsight.schedule import Schedule, schedule_cost, schedule_violations
+from batchenv.config import SystemConfig
+
+__all__ = ["HindsightBound", "hindsight_bound", "solve_problem"]
+
+EXACT_RTOL = 1e-9
+"""Relative tolerance under which the lower bound and the schedule found are called equal."""
+
+
+@dataclass(frozen=True)
+class HindsightBound:
+    """What is known about the least total cost on one arrival sequence.
+
+    Costs are totals over the arrived requests (best quality x arrived - total reward, the
+    simulator's accounting); ``*_per_request`` divide by the arrived requests, as
+    ``EpisodeMetrics.cost_per_request`` does.
+
+    :ivar n_requests: arrived requests (arrivals before the horizon).
+    :ivar lower_cost: every policy of the simulator costs at least this on these arrivals.
+    :ivar upper_cost: cost of :attr:`schedule` (inf if no realisable schedule was found).
+    :ivar schedule: the best schedule found that the simulator plays exactly
+        (:func:`agents.hindsight.replay.replay_schedule`), or None.
+    :ivar relaxed_schedule: the schedule of the lower bound (may break the simulator's rules).
+    :ivar exact: True when the two costs agree (relative tolerance :data:`EXACT_RTOL`): the
+        least cost is known.
+    :ivar violations: the rules the relaxed optimum breaks (empty when it is realisable).
+    :ivar stats: per programme run (``"relaxed"``, ``"realisable"``), its sizes and time.
+    """
+
+    n_requests: int
+    lower_cost: float
+    upper_cost: float
+    schedule: Schedule | None
+    relaxed_schedule: Schedule | None
+    exact: bool
+    violations: tuple[str, ...]
+    stats: dict[str, FrontierStats]
+
+    @property
+    def lower_cost_per_request(self) -> float:
+        """The bound per arrived request (NaN without arrivals)."""
+        return self.lower_cost / self.n_requests if self.n_requests else float("nan")
+
+    @property
+    def upper_cost_per_request(self) -> float:
+        """The cost per arrived request of the best schedule found (NaN without arrivals)."""
+        return self.upper_cost / self.n_requests if self.n_requests else float("nan")
+
+    @property
+    def gap_per_request(self) -> float:
+        """``upper - lower`` per arrived request: 0 when exact."""
+        return self.upper_cost_per_request - self.lower_cost_per_request
+
+    @property
+    def elapsed_s(self) -> float:
+        """Wall time of the programme runs (s)."""
+        return sum(stats.elapsed_s for stats in self.stats.values())
+
+
+def _close(lower: float, upper: float) -> bool:
+    return bool(upper - lower <= EXACT_RTOL * max(1.0, abs(lower)))
+
+
+def solve_problem(problem: HindsightProblem) -> HindsightBound:
+    """The bound of a built :class:`HindsightProblem` (see the module docstring)."""
+    if problem.n_workers > 1:
+        from agents.hindsight.workers import solve_workers
+
+        return solve_workers(problem)
+    relaxed = solve_frontier(problem, "relaxed")
+    stats = {"relaxed": relaxed.stats}
+    violations = tuple(schedule_violations(problem, relaxed.schedule)) if relaxed.schedule else ()
+    schedule = relaxed.schedule
+    if violations:
+        realisable = solve_frontier(problem, "realisable")
+        stats["realisable"] = realisable.stats
+        schedule = realisable.schedule
+        if schedule is not None and schedule_violations(problem, schedule):
+            raise AssertionError(
+                f"realisable programme broke a rule: {schedule_violations(problem, schedule)}"
+            )
+    upper = schedule_cost(problem, schedule) if schedule is not None else np.inf
+    return HindsightBound(
+        n_requests=problem.n_requests,
+        lower_cost=relaxed.cost,
+        upper_cost=upper,
+        schedule=schedule,
+        relaxed_schedule=relaxed.schedule,
+        exact=_close(relaxed.cost, upper),
+        violations=violations,
+        stats=stats,
+    )
+
+
+def hindsight_bound(
+    config: SystemConfig,
+    arrivals_s: np.ndarray,
+    *,
+    horizon_s: float | None = None,
+    n_workers: int | None = None,
+) -> HindsightBound:
+    """Least cost any schedule reaches on ``arrivals_s``, known in advance.
+
+    :param config: the system (models, timing, rewards, queue capacity, shield, workers).
+    :param arrivals_s: arrival times (s), sorted; those at or after the horizon are ignored.
+    :param horizon_s: episode length (s); default ``config.horizon_s``.
+    :param n_workers: override ``config.n_workers``.
+    """
+    return solve_problem(HindsightProblem.from_config(config, arrivals_s, horizon_s, n_workers))

@@ -1,0 +1,64 @@
+"""The hindsight bound of an evaluation episode, from its (config, seed) alone.
+
+:func:`episode_arrivals` draws the arrivals exactly as :meth:`batchenv.sim.Simulator.reset` does
+for ``simulate(config, policy, seed)``: a generator ``numpy.random.default_rng(seed)``, first the
+episode's mean rate (:func:`batchenv.arrivals.episode_rate_per_s`, a draw only with
+``arrivals.rate_range_per_s``), then ``make_arrival_process(config).stream(rng, rate)``, cut at the
+horizon. Every agent evaluated on (config, seed) meets these arrivals, so its cost per request and
+:func:`hindsight_cost_per_request` are comparable term by term.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from agents.hindsight.bound import HindsightBound, hindsight_bound
+from batchenv.arrivals import ArrivalProcess, episode_rate_per_s, make_arrival_process
+from batchenv.config import SystemConfig
+
+__all__ = ["episode_arrivals", "episode_bound", "hindsight_cost_per_request"]
+
+
+def episode_arrivals(
+    config: SystemConfig,
+    seed: int,
+    *,
+    horizon_s: float | None = None,
+    arrival_process: ArrivalProcess | None = None,
+) -> np.ndarray:
+    """Arrival times (s) of the episode ``simulate(config, policy, seed)`` sees, before the
+    horizon. Shape (N,), sorted.
+
+    :param seed: the episode's seed (as given to ``simulate`` or ``DynamicBatchingEnv.reset``).
+    :param horizon_s: episode length (s); default ``config.horizon_s``.
+    :param arrival_process: reuse an already built process (e.g. a loaded trace).
+    """
+    horizon = config.horizon_s if horizon_s is None else horizon_s
+    rng = np.random.default_rng(seed)
+    rate = episode_rate_per_s(config, rng)
+    process = arrival_process or make_arrival_process(config)
+    chunks = []
+    for chunk in process.stream(rng, rate):
+        chunks.append(chunk)
+        if len(chunk) and chunk[-1] >= horizon:
+            break
+    times = np.concatenate(chunks)
+    return times[times < horizon]
+
+
+def episode_bound(config: SystemConfig, seed: int, *, horizon_s: float | None = None) -> HindsightBound:
+    """:func:`agents.hindsight.hindsight_bound` of the episode (config, seed)."""
+    arrivals = episode_arrivals(config, seed, horizon_s=horizon_s)
+    return hindsight_bound(config, arrivals, horizon_s=horizon_s)
+
+
+def hindsight_cost_per_request(config: SystemConfig, seed: int, *, horizon_s: float | None = None) -> float:
+    """The hindsight lower bound of the episode (config, seed), per arrived request: no policy's
+    ``EpisodeMetrics.cost_per_request`` on that episode is below it (best quality - total
+    reward / arrived requests). NaN if nothing arrives.
+
+    :param config: the scenario, with the horizon the episode runs (``config.horizon_s``).
+    :param seed: the episode's seed.
+    :param horizon_s: override ``config.horizon_s`` (as ``simulate(..., horizon_s=...)``).
+    """
+    return episode_bound(config, seed, horizon_s=horizon_s).lower_cost_per_request

@@ -1,0 +1,170 @@
+"""One hindsight problem: a whole arrival sequence and the system that serves it, as arrays.
+
+Everything the dynamic programme (:mod:`agents.hindsight.frontier`), the schedule checker
+(:mod:`agents.hindsight.schedule`) and the replay need is computed here once, from the same
+numbers the simulator uses (:class:`batchenv.timing.ServiceTable`, the reward weights), so that
+the three agree to the last bit on every time they compare.
+
+Indices: request ``r`` (0-based) arrives at ``arrivals_s[r]``; "state i" means the first ``i``
+requests are settled (dispatched or dropped). Times are in seconds.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from batchenv.config import ConfigError, SystemConfig
+from batchenv.timing import ServiceTable
+
+__all__ = ["HindsightProblem", "min_service_to_serve_s"]
+
+
+def min_service_to_serve_s(service_s: np.ndarray, n_requests: int) -> float:
+    """Least total service time (s) of batches (any model, sizes 1..B) that hold at least
+    ``n_requests`` requests: ``T(n) = min_b (min_m service(m, b) + T(max(n - b, 0)))``, ``T(0) = 0``.
+
+    :param service_s: service times, shape (M, B + 1), column 0 unused.
+    """
+    if n_requests <= 0:
+        return 0.0
+    best = service_s[:, 1:].min(axis=0)  # (B,): fastest model per batch size
+    n_b = len(best)
+    total = np.zeros(n_requests + 1)
+    for n in range(1, n_requests + 1):
+        sizes = np.arange(1, n_b + 1)
+        total[n] = float(np.min(best + total[np.maximum(n - sizes, 0)]))
+    return float(total[n_requests])
+
+
+@dataclass(frozen=True, eq=False)
+class HindsightProblem:
+    """A sorted arrival sequence, the system's tables and the episode's rules.
+
+    Build it with :meth:`from_config`. Arrays are float64 unless said otherwise.
+
+    :ivar arrivals_s: arrival times (s), shape (N,), sorted, all in [0, horizon_s).
+    :ivar horizon_s: end of the episode (s): no dispatch at or after it.
+    :ivar service_s: service time (s) of a batch, shape (M, B + 1) (``[m, b]``; column 0 is 0).
+    :ivar quality: model qualities, shape (M,).
+    :ivar n_workers: identical workers behind the queue.
+    :ivar queue_capacity: waiting requests beyond which arrivals are dropped.
+    :ivar max_wait_s: the timeout shield (s), as the simulator computes it (``max_wait_ms / 1000``).
+    :ivar slo_s: latency objective (s), as the simulator computes it.
+    :ivar w_latency_per_s, w_slo, w_drop: reward weights.
+    """
+
+    arrivals_s: np.ndarray
+    horizon_s: float
+    service_s: np.ndarray
+    quality: np.ndarray
+    n_workers: int
+    queue_capacity: int
+    max_wait_s: float
+    slo_s: float
+    w_latency_per_s: float
+    w_slo: float
+    w_drop: float
+
+    @classmethod
+    def from_config(
+        cls,
+        config: SystemConfig,
+        arrivals_s: np.ndarray,
+        horizon_s: float | None = None,
+        n_workers: int | None = None,
+    ) -> HindsightProblem:
+        """The problem of serving ``arrivals_s`` with the system ``config``.
+
+        :param arrivals_s: arrival times (s), sorted, finite, >= 0. Arrivals at or after the
+            horizon are left out (the simulator never sees them).
+        :param horizon_s: episode length (s); default ``config.horizon_s``.
+        :param n_workers: override ``config.n_workers``.
+        :raises ConfigError: bad arrivals, horizon or worker count (naming the argument).
+        """
+        horizon = config.horizon_s if horizon_s is None else horizon_s
+        if isinstance(horizon, bool) or not isinstance(horizon, int | float) or not horizon > 0:
+            raise ConfigError("horizon_s", f"must be a number > 0 (s), got {horizon!r}")
+        if not math.isfinite(horizon):
+            raise ConfigError("horizon_s", f"must be finite, got {horizon!r}")
+        workers = config.n_workers if n_workers is None else n_workers
+        if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= 64:
+            raise ConfigError("n_workers", f"must be an integer in [1, 64], got {workers!r}")
+        times = np.asarray(arrivals_s, dtype=float)
+        if times.ndim != 1:
+            raise ConfigError("arrivals_s", f"must be a 1-D array of times (s), got shape {times.shape}")
+        if len(times) and not np.all(np.isfinite(times)):
+            raise ConfigError("arrivals_s", "must be finite")
+        if len(times) and times[0] < 0:
+            raise ConfigError("arrivals_s", f"must be >= 0 (s), got {times[0]!r}")
+        if np.any(np.diff(times) < 0):
+            raise ConfigError("arrivals_s", "must be sorted in increasing order")
+        times = np.ascontiguousarray(times[times < horizon])
+        table = ServiceTable(config)
+        return cls(
+            arrivals_s=times,
+            horizon_s=float(horizon),
+            service_s=np.asarray(table.service_s, dtype=float),
+            quality=np.asarray(config.qualities, dtype=float),
+            n_workers=workers,
+            queue_capacity=config.queue_capacity,
+            max_wait_s=config.max_wait_ms / 1000.0,
+            slo_s=config.slo_ms / 1000.0,
+            w_latency_per_s=config.reward.w_latency_per_s,
+            w_slo=config.reward.w_slo,
+            w_drop=config.reward.w_drop,
+        )
+
+    # ---------------------------------------------------------------- derived quantities
+    @property
+    def n_requests(self) -> int:
+        return len(self.arrivals_s)
+
+    @property
+    def n_models(self) -> int:
+        return len(self.quality)
+
+    @property
+    def max_batch_size(self) -> int:
+        return self.service_s.shape[1] - 1
+
+    @property
+    def best_quality(self) -> float:
+        return float(self.quality.max())
+
+    @property
+    def drop_cost(self) -> float:
+        """Cost of a dropped request: best quality + ``w_drop``."""
+        return self.best_quality + self.w_drop
+
+    def leftover_costs(self) -> np.ndarray:
+        """Cost of each request if it is still waiting at the horizon: best quality +
+        ``w_latency_per_s`` * (horizon - arrival). Shape (N,)."""
+        return self.best_quality + self.w_latency_per_s * (self.horizon_s - self.arrivals_s)
+
+    def shield_deadline_s(self) -> np.ndarray:
+        """Time at which request r, the oldest waiting, triggers the timeout shield:
+        ``arrivals_s[r] + max_wait_s``, the simulator's own float sum. Shape (N,)."""
+        return self.arrivals_s + self.max_wait_s
+
+    def capacity_deadline_s(self) -> np.ndarray:
+        """Request r must be dispatched strictly before the arrival of request
+        r + queue_capacity, else that arrival finds the queue full (inf when there is none).
+        Shape (N,)."""
+        n, cap = self.n_requests, self.queue_capacity
+        deadline = np.full(n, np.inf)
+        if cap < n:
+            deadline[: n - cap] = self.arrivals_s[cap:]
+        return deadline
+
+    def drop_backlog_s(self) -> float:
+        """Least backlog (s of work in front of the workers) that a drop implies.
+
+        A request r is dropped only if ``queue_capacity`` requests wait at its arrival. At most
+        ``max_batch_size`` of them can share the batch that is formed next; the others (at least
+        C - B) are in earlier batches, all dispatched at or after ``arrivals_s[r]``, so the
+        workers are busy with them from then on for at least ``T(C - B)`` seconds in total
+        (:func:`min_service_to_serve_s`)."""
+        return min_service_to_serve_s(self.service_s, self.queue_capacity - self.max_batch_size)

@@ -1,0 +1,354 @@
+"""The hindsight bound (agents/hindsight): exact against brute force on small instances, a lower
+bound for every policy the simulator runs, below the SMDP optimum on Poisson, and replayed in
+the simulator at the cost it reports."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from agents.hindsight import (
+    HindsightProblem,
+    PlannedBatch,
+    ReplayError,
+    Schedule,
+    ScheduleReplay,
+    episode_arrivals,
+    episode_bound,
+    hindsight_bound,
+    hindsight_cost_per_request,
+    replay_schedule,
+    schedule_cost,
+    schedule_violations,
+)
+from agents.hindsight.frontier import solve_frontier
+from agents.hindsight.replay import arrival_stream
+from agents.optimal import OptimalScheduler, solve_optimal
+from agents.registry import make_agent, run_episode
+from batchenv.config import ConfigError, ModelProfile, SystemConfig, TimingTable
+from batchenv.metrics import compute_metrics
+from batchenv.scenarios import load_scenario
+from batchenv.sim import Simulator, simulate
+
+
+def tiny_config(**changes) -> SystemConfig:
+    """Three models, batches of up to 4 (table sizes 1, 2, 4), the brief's time scale."""
+    base = SystemConfig(
+        name="tiny",
+        timing=TimingTable(batch_sizes=(1, 2, 4), comm_ms=(2.0, 2.5, 3.0)),
+        models=(
+            ModelProfile("LLM-1", 1.00, (10.0, 15.0, 25.0)),
+            ModelProfile("LLM-2", 0.97, (8.0, 12.0, 20.0)),
+            ModelProfile("LLM-3", 0.92, (4.0, 5.0, 10.0)),
+        ),
+        max_batch_size=4,
+    )
+    return base.replace(**changes)
+
+
+def tiny_instance(seed: int) -> tuple[SystemConfig, np.ndarray, float]:
+    """A random small instance: 5 or 6 arrivals (sometimes tied), a horizon just after the last
+    one, and rules drawn so that the shield, the queue capacity, drops, SLO penalties and the
+    horizon all come into play on some seeds."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(5, 7))
+    gaps = rng.exponential(1.0 / rng.choice([50.0, 150.0, 400.0]), n)
+    times = np.cumsum(gaps)
+    if seed % 3 == 0:
+        times = np.round(times, 2)  # ties, as in traces with coarse timestamps
+    times = np.sort(times)
+    horizon = float(times[-1] + rng.uniform(0.001, 0.06))
+    config = tiny_config(
+        max_wait_ms=float(rng.choice([1.0, 4.0, 100.0])),
+        queue_capacity=int(rng.choice([2, 3, 1024])),
+        slo_ms=float(rng.choice([15.0, 30.0, 250.0])),
+        reward={
+            "w_latency_per_s": float(rng.choice([1.0, 5.0])),
+            "w_slo": float(rng.choice([0.0, 0.2])),
+            "w_drop": float(rng.choice([0.05, 1.0])),
+        },
+        horizon_s=horizon,
+    )
+    return config, times, horizon
+
+
+# ---------------------------------------------------------------------------------------------
+# Brute force over schedules, written from the rules, independently of the programme
+# ---------------------------------------------------------------------------------------------
+
+
+def brute_force(problem: HindsightProblem, *, relaxed: bool, delays: tuple[float, ...] = (0.0,)) -> float:
+    """Least cost over every FIFO schedule on one worker: every split into batches, every model,
+    dispatch at the earliest time plus each of ``delays`` and at every later arrival time (and,
+    with the shield, at the shield time); drops (relaxed: when the backlog allows) and the
+    requests left at the horizon. Costs are summed request by request."""
+    a = [float(x) for x in problem.arrivals_s]
+    n = len(a)
+    horizon, w, w_slo, slo = problem.horizon_s, problem.w_latency_per_s, problem.w_slo, problem.slo_s
+    best_q = problem.best_quality
+    leftover = [best_q + w * (horizon - t) for t in a]
+    drop = problem.drop_cost
+    backlog = problem.drop_backlog_s()
+    cap = problem.queue_capacity
+    wait_s = problem.max_wait_s
+    best = math.inf
+
+    def served_cost(first: int, last: int, m: int, d: float) -> float:
+        completion = d + float(problem.service_s[m, last - first + 1])
+        return sum(
+            best_q - float(problem.quality[m]) + w * (completion - a[r]) + w_slo * (a[r] < completion - slo)
+            for r in range(first, last + 1)
+        )
+
+    def visit(i: int, f: float, cost: float) -> None:
+        nonlocal best
+        if cost >= best:
+            return
+        if i == n:
+            best = min(best, cost)
+            return
+        if relaxed:
+            best = min(best, cost + sum(min(leftover[r], drop) for r in range(i, n)))
+            if f >= a[i] + backlog:
+                visit(i + 1, f, cost + drop)
+        elif i + cap >= n and max(f, a[i] + wait_s) >= horizon:
+            best = min(best, cost + sum(leftover[i:]))
+        for last in range(i, min(n, i + problem.max_batch_size)):
+            earliest = max(f, a[last])
+            times = {earliest + delay for delay in delays} | {t for t in a if t > earliest}
+            if not relaxed:
+                times.add(a[i] + wait_s)
+            for d in sorted(times):
+                if d < earliest or d >= horizon:
+                    continue
+                if not relaxed:
+                    if d > max(f, a[i] + wait_s):
+                        continue  # a worker idles past the shield
+                    if i + cap < n and not d < a[i + cap]:
+                        continue  # the queue fills before the dispatch
+                for m in range(problem.n_models):
+                    s = float(problem.service_s[m, last - i + 1])
+                    visit(last + 1, d + s, cost + served_cost(i, last, m, d))
+
+    visit(0, 0.0, 0.0)
+    return best
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_relaxed_programme_equals_brute_force(seed: int) -> None:
+    config, arrivals, _ = tiny_instance(seed)
+    problem = HindsightProblem.from_config(config, arrivals)
+    result = solve_frontier(problem, "relaxed")
+    assert result.cost == pytest.approx(brute_force(problem, relaxed=True), rel=1e-12, abs=1e-12)
+    assert schedule_cost(problem, result.schedule) == pytest.approx(result.cost, rel=1e-12, abs=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(0, 40, 4))
+def test_dispatching_later_never_helps_without_the_shield(seed: int) -> None:
+    """The earliest-dispatch argument: waiting longer (by fixed delays or to later arrivals)
+    finds nothing cheaper in the relaxation."""
+    config, arrivals, _ = tiny_instance(seed)
+    problem = HindsightProblem.from_config(config, arrivals)
+    earliest = brute_force(problem, relaxed=True)
+    assert brute_force(problem, relaxed=True, delays=(0.0, 0.0007, 0.003)) == pytest.approx(
+        earliest, rel=1e-12
+    )
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_bound_brackets_the_best_playable_schedule(seed: int) -> None:
+    config, arrivals, _ = tiny_instance(seed)
+    problem = HindsightProblem.from_config(config, arrivals)
+    bound = hindsight_bound(config, arrivals)
+    playable = brute_force(problem, relaxed=False, delays=(0.0, 0.0007, 0.003))
+    assert bound.lower_cost <= playable + 1e-12
+    assert playable <= bound.upper_cost + 1e-12
+    if bound.exact:
+        assert bound.lower_cost == pytest.approx(playable, rel=1e-12, abs=1e-12)
+    if bound.schedule is None:  # every schedule overflows the queue (ties at a full queue)
+        assert playable == math.inf and bound.upper_cost == math.inf
+    else:
+        assert schedule_violations(problem, bound.schedule) == []
+
+
+def test_the_shield_can_make_the_relaxed_optimum_unplayable() -> None:
+    """With a 1 ms shield the relaxed optimum can wait longer than the shield allows; the bound
+    then reports the rule it breaks, a realisable schedule and the gap between them."""
+    shielded = []
+    for seed in range(60):
+        config, arrivals, _ = tiny_instance(seed)
+        bound = hindsight_bound(config, arrivals)
+        if bound.violations:
+            assert "realisable" in bound.stats and not bound.exact
+            assert bound.upper_cost > bound.lower_cost
+        if any("shield" in v for v in bound.violations) and config.queue_capacity > 6:
+            shielded.append(bound)
+            assert bound.schedule is not None and bound.gap_per_request > 0
+    assert shielded, "no instance where the relaxation breaks the shield: the test lost its point"
+
+
+# ---------------------------------------------------------------------------------------------
+# Brute force over the simulator's own decisions
+# ---------------------------------------------------------------------------------------------
+
+
+class _StopError(Exception):
+    pass
+
+
+class _Prefix:
+    """Plays a list of decisions, then stops the episode and records the options it meets."""
+
+    def __init__(self, decisions: list) -> None:
+        self.decisions = decisions
+        self.step = 0
+        self.options: list | None = None
+
+    def __call__(self, sim: Simulator):
+        if self.step < len(self.decisions):
+            self.step += 1
+            return self.decisions[self.step - 1]
+        q = min(sim.queue_len, sim.max_batch_size)
+        self.options = [None] + [(m, b) for m in range(sim.n_models) for b in range(1, q + 1)]
+        if not any(isinstance(d, float) for d in self.decisions):
+            # once per episode, wait 2 ms past an event (a dispatch at a time no event marks)
+            self.options.append(sim.oldest_wait_s + 0.002)
+        raise _StopError
+
+
+def simulator_brute_force(config: SystemConfig, arrivals: np.ndarray) -> float:
+    """Least cost over every sequence of the simulator's decisions (wait for the next event,
+    wait 2 ms more, or dispatch any batch on any model): the simulator itself as the oracle,
+    drops, forced dispatches and the horizon included."""
+    best = math.inf
+    best_q = max(config.qualities)
+    stack: list[list] = [[]]
+    while stack:
+        decisions = stack.pop()
+        policy = _Prefix(decisions)
+        sim = Simulator(config, record=False)
+        sim.reset(arrivals=arrival_stream(arrivals))
+        try:
+            sim.run(policy)
+        except _StopError:
+            stack.extend([*decisions, option] for option in policy.options)
+            continue
+        best = min(best, best_q * sim.n_arrived - sim.total_reward)
+    return best
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_no_sequence_of_simulator_decisions_beats_the_bound(seed: int) -> None:
+    config, arrivals, _ = tiny_instance(100 + seed)
+    config = config.replace(models=config.models[:2], queue_capacity=2 if seed % 2 else 1024)
+    arrivals = arrivals[:4]
+    bound = hindsight_bound(config, arrivals)
+    best = simulator_brute_force(config, arrivals)
+    assert bound.lower_cost <= best + 1e-12
+    if bound.exact:
+        assert bound.lower_cost == pytest.approx(best, rel=1e-12, abs=1e-12)
+
+
+# ---------------------------------------------------------------------------------------------
+# Whole episodes
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("scenario", "rate", "seed"),
+    [("default", 100.0, 0), ("default", 250.0, 1), ("azure_trace", 150.0, 2), ("azure_trace_slo", None, 3)],
+)
+def test_replayed_schedule_costs_what_the_bound_says(scenario: str, rate: float | None, seed: int) -> None:
+    config = load_scenario(scenario).replace(horizon_s=10.0)
+    if rate is not None:
+        config = config.at_rate(rate)
+    arrivals = episode_arrivals(config, seed)
+    bound = hindsight_bound(config, arrivals)
+    sim = replay_schedule(config, arrivals, bound.schedule)
+    metrics = compute_metrics(sim)
+    assert metrics.n_arrived == bound.n_requests
+    assert metrics.cost_per_request == pytest.approx(bound.upper_cost_per_request, rel=1e-9)
+    assert bound.exact and bound.lower_cost == pytest.approx(bound.upper_cost, rel=1e-9)
+    # the same episode from its seed: simulate() meets the same arrivals
+    replayed = simulate(config, ScheduleReplay(bound.schedule), seed)
+    assert compute_metrics(replayed).cost_per_request == pytest.approx(metrics.cost_per_request, rel=1e-12)
+
+
+def test_replay_refuses_a_schedule_the_simulator_does_not_follow() -> None:
+    config = tiny_config(horizon_s=1.0)
+    arrivals = np.array([0.0, 0.010, 0.020])
+    late = Schedule((PlannedBatch(0.5, 0, 3, 0),), (), 3)  # idles 500 ms past the 100 ms shield
+    assert any(
+        "shield" in v for v in schedule_violations(HindsightProblem.from_config(config, arrivals), late)
+    )
+    with pytest.raises(ReplayError):
+        replay_schedule(config, arrivals, late)
+
+
+@pytest.mark.parametrize("rate", [50.0, 100.0, 200.0])
+def test_bound_is_below_the_smdp_optimum_on_poisson(rate: float) -> None:
+    """Hindsight knows the arrivals: per episode it is below the simulated optimal policy on the
+    same arrivals (always) and, with 2 seeds of 30 s, below the SMDP's long-run cost too."""
+    config = load_scenario("default").at_rate(rate).replace(horizon_s=30.0)
+    optimum = solve_optimal(config, rate).cost_per_request
+    for seed in (0, 1):
+        bound = episode_bound(config, seed)
+        assert bound.exact
+        assert bound.lower_cost_per_request < optimum
+        sim = simulate(config, OptimalScheduler(config), seed)
+        assert bound.lower_cost_per_request <= compute_metrics(sim).cost_per_request
+
+
+@pytest.mark.parametrize(
+    ("scenario", "changes", "agents"),
+    [
+        ("default", {"horizon_s": 8.0}, ("greedy", "timeout", "proposed")),
+        ("azure_trace", {"horizon_s": 8.0}, ("greedy", "timeout", "proposed")),
+        ("azure_trace_slo", {"horizon_s": 8.0}, ("greedy", "timeout", "proposed")),
+        # a small queue: the baselines drop requests
+        ("high_load", {"horizon_s": 1.0, "queue_capacity": 48}, ("greedy", "timeout", "proposed")),
+        # a 2 ms shield: forced dispatches
+        ("default", {"horizon_s": 8.0, "max_wait_ms": 2.0}, ("greedy", "timeout(T=1)", "static(B=4)")),
+    ],
+)
+def test_bound_is_never_above_a_baseline(scenario: str, changes: dict, agents: tuple[str, ...]) -> None:
+    config = load_scenario(scenario).replace(**changes)
+    built = [make_agent(agent, config) for agent in agents]
+    for seed in (0, 1, 2):
+        bound_cost = hindsight_cost_per_request(config, seed)
+        for agent in built:
+            sim = run_episode(agent, config, seed)
+            assert bound_cost <= compute_metrics(sim).cost_per_request + 1e-12, (agent.describe(), seed)
+
+
+@pytest.mark.parametrize("scenario", ["default", "default_randomised", "bursty", "azure_trace"])
+def test_episode_arrivals_are_the_simulators(scenario: str) -> None:
+    config = load_scenario(scenario).replace(horizon_s=5.0)
+    sim = simulate(config, lambda sim: (0, 64), seed=7)
+    arrivals = episode_arrivals(config, 7)
+    assert len(arrivals) == sim.n_arrived
+    assert np.array_equal(arrivals, np.asarray(sim.admitted_arrivals_s))
+
+
+def test_no_arrivals() -> None:
+    config = tiny_config(horizon_s=1.0)
+    bound = hindsight_bound(config, np.array([]))
+    assert bound.lower_cost == 0.0 and bound.exact and math.isnan(bound.lower_cost_per_request)
+
+
+@pytest.mark.parametrize(
+    ("arrivals", "kwargs", "field"),
+    [
+        ([0.2, 0.1], {}, "arrivals_s"),
+        ([-0.1, 0.1], {}, "arrivals_s"),
+        ([0.0, float("nan")], {}, "arrivals_s"),
+        ([[0.0, 0.1]], {}, "arrivals_s"),
+        ([0.0], {"horizon_s": 0.0}, "horizon_s"),
+        ([0.0], {"n_workers": 0}, "n_workers"),
+    ],
+)
+def test_bad_input_names_the_argument(arrivals: list, kwargs: dict, field: str) -> None:
+    with pytest.raises(ConfigError, match=field):
+        hindsight_bound(tiny_config(), np.array(arrivals), **kwargs)
