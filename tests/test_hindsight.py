@@ -145,11 +145,12 @@ def test_relaxed_programme_equals_brute_force(seed: int) -> None:
     assert schedule_cost(problem, result.schedule) == pytest.approx(result.cost, rel=1e-12, abs=1e-12)
 
 
-@pytest.mark.parametrize("seed", range(0, 40, 4))
+@pytest.mark.parametrize("seed", range(0, 40, 5))
 def test_dispatching_later_never_helps_without_the_shield(seed: int) -> None:
     """The earliest-dispatch argument: waiting longer (by fixed delays or to later arrivals)
     finds nothing cheaper in the relaxation."""
     config, arrivals, _ = tiny_instance(seed)
+    arrivals = arrivals[:5]
     problem = HindsightProblem.from_config(config, arrivals)
     earliest = brute_force(problem, relaxed=True)
     assert brute_force(problem, relaxed=True, delays=(0.0, 0.0007, 0.003)) == pytest.approx(
@@ -290,8 +291,9 @@ def test_replay_refuses_a_schedule_the_simulator_does_not_follow() -> None:
 @pytest.mark.parametrize("rate", [50.0, 100.0, 200.0])
 def test_bound_is_below_the_smdp_optimum_on_poisson(rate: float) -> None:
     """Hindsight knows the arrivals: per episode it is below the simulated optimal policy on the
-    same arrivals (always) and, with 2 seeds of 30 s, below the SMDP's long-run cost too."""
-    config = load_scenario("default").at_rate(rate).replace(horizon_s=30.0)
+    same arrivals (always) and, on these 20 s episodes, 4% to 8% below the SMDP's long-run cost
+    (at 20/s the hindsight advantage is within the episode-to-episode spread: not tested)."""
+    config = load_scenario("default").at_rate(rate).replace(horizon_s=20.0)
     optimum = solve_optimal(config, rate).cost_per_request
     for seed in (0, 1):
         bound = episode_bound(config, seed)
@@ -301,26 +303,42 @@ def test_bound_is_below_the_smdp_optimum_on_poisson(rate: float) -> None:
         assert bound.lower_cost_per_request <= compute_metrics(sim).cost_per_request
 
 
-@pytest.mark.parametrize(
-    ("scenario", "changes", "agents"),
-    [
-        ("default", {"horizon_s": 8.0}, ("greedy", "timeout", "proposed")),
-        ("azure_trace", {"horizon_s": 8.0}, ("greedy", "timeout", "proposed")),
-        ("azure_trace_slo", {"horizon_s": 8.0}, ("greedy", "timeout", "proposed")),
-        # a small queue: the baselines drop requests
-        ("high_load", {"horizon_s": 1.0, "queue_capacity": 48}, ("greedy", "timeout", "proposed")),
-        # a 2 ms shield: forced dispatches
-        ("default", {"horizon_s": 8.0, "max_wait_ms": 2.0}, ("greedy", "timeout(T=1)", "static(B=4)")),
-    ],
-)
-def test_bound_is_never_above_a_baseline(scenario: str, changes: dict, agents: tuple[str, ...]) -> None:
-    config = load_scenario(scenario).replace(**changes)
+def _assert_bound_below(config: SystemConfig, agents: tuple[str, ...], seeds: tuple[int, ...]) -> None:
     built = [make_agent(agent, config) for agent in agents]
-    for seed in (0, 1, 2):
+    for seed in seeds:
         bound_cost = hindsight_cost_per_request(config, seed)
         for agent in built:
             sim = run_episode(agent, config, seed)
-            assert bound_cost <= compute_metrics(sim).cost_per_request + 1e-12, (agent.describe(), seed)
+            assert bound_cost <= compute_metrics(sim).cost_per_request + 1e-12, (
+                config.name,
+                agent.describe(),
+                seed,
+            )
+
+
+def test_bound_is_never_above_a_baseline() -> None:
+    """On the same arrivals (seeds 0 and 1), greedy, the tuned timeout and proposed all cost at
+    least the bound: Poisson, the real trace, the trace with an SLO penalty. (One test: the
+    proposed scheduler's tables are built once per process.)"""
+    for scenario in ("default", "azure_trace", "azure_trace_slo"):
+        _assert_bound_below(
+            load_scenario(scenario).replace(horizon_s=6.0), ("greedy", "timeout", "proposed"), (0, 1)
+        )
+
+
+@pytest.mark.parametrize(
+    ("scenario", "changes", "agents"),
+    [
+        # a small queue: the baselines drop requests
+        ("high_load", {"horizon_s": 1.0, "queue_capacity": 80}, ("greedy", "timeout", "aimd")),
+        # a 2 ms shield: forced dispatches
+        ("default", {"horizon_s": 4.0, "max_wait_ms": 2.0}, ("greedy", "timeout(T=1)", "static(B=4)")),
+    ],
+)
+def test_bound_holds_where_drops_and_the_shield_bind(
+    scenario: str, changes: dict, agents: tuple[str, ...]
+) -> None:
+    _assert_bound_below(load_scenario(scenario).replace(**changes), agents, (0, 1, 2))
 
 
 @pytest.mark.parametrize("scenario", ["default", "default_randomised", "bursty", "azure_trace"])
@@ -339,16 +357,16 @@ def test_no_arrivals() -> None:
 
 
 @pytest.mark.parametrize(
-    ("arrivals", "kwargs", "field"),
+    ("arrivals", "changes", "kwargs", "field"),
     [
-        ([0.2, 0.1], {}, "arrivals_s"),
-        ([-0.1, 0.1], {}, "arrivals_s"),
-        ([0.0, float("nan")], {}, "arrivals_s"),
-        ([[0.0, 0.1]], {}, "arrivals_s"),
-        ([0.0], {"horizon_s": 0.0}, "horizon_s"),
-        ([0.0], {"n_workers": 0}, "n_workers"),
+        ([0.2, 0.1], {}, {}, "arrivals_s"),
+        ([-0.1, 0.1], {}, {}, "arrivals_s"),
+        ([0.0, float("nan")], {}, {}, "arrivals_s"),
+        ([[0.0, 0.1]], {}, {}, "arrivals_s"),
+        ([0.0], {}, {"horizon_s": 0.0}, "horizon_s"),
+        ([0.0], {"n_workers": 2}, {}, "n_workers"),
     ],
 )
-def test_bad_input_names_the_argument(arrivals: list, kwargs: dict, field: str) -> None:
+def test_bad_input_names_the_argument(arrivals: list, changes: dict, kwargs: dict, field: str) -> None:
     with pytest.raises(ConfigError, match=field):
-        hindsight_bound(tiny_config(), np.array(arrivals), **kwargs)
+        hindsight_bound(tiny_config(**changes), np.array(arrivals), **kwargs)

@@ -16,8 +16,8 @@ Procedure (:func:`hindsight_bound`):
    schedule is the best found, its cost an upper bound on the least cost, and the gap between
    the two is reported.
 
-Several workers: :mod:`agents.hindsight.workers` (a lower bound with optimistic merges of states,
-and a schedule found; exact only when no state was merged and the bounds meet).
+One worker only (a system with several raises ``ConfigError``; docs/hindsight.md says what was
+tried for several and why it is not shipped).
 """
 
 from __future__ import annotations
@@ -93,23 +93,23 @@ def _close(lower: float, upper: float) -> bool:
 
 def solve_problem(problem: HindsightProblem) -> HindsightBound:
     """The bound of a built :class:`HindsightProblem` (see the module docstring)."""
-    if problem.n_workers > 1:
-        from agents.hindsight.workers import solve_workers
-
-        return solve_workers(problem)
     relaxed = solve_frontier(problem, "relaxed")
     stats = {"relaxed": relaxed.stats}
-    violations = tuple(schedule_violations(problem, relaxed.schedule)) if relaxed.schedule else ()
-    schedule = relaxed.schedule
-    if violations:
+    found = relaxed.schedule
+    violations = tuple(schedule_violations(problem, found)) if found is not None else ()
+    schedule, upper = (None, np.inf)
+    if found is not None and not violations:
+        schedule, upper = found, schedule_cost(problem, found)
+    if not _close(relaxed.cost, upper):
         realisable = solve_frontier(problem, "realisable")
         stats["realisable"] = realisable.stats
-        schedule = realisable.schedule
-        if schedule is not None and schedule_violations(problem, schedule):
-            raise AssertionError(
-                f"realisable programme broke a rule: {schedule_violations(problem, schedule)}"
-            )
-    upper = schedule_cost(problem, schedule) if schedule is not None else np.inf
+        if realisable.schedule is not None:
+            broken = schedule_violations(problem, realisable.schedule)
+            if broken:
+                raise AssertionError(f"the realisable programme broke a rule: {broken}")
+            cost = schedule_cost(problem, realisable.schedule)
+            if cost < upper:
+                schedule, upper = realisable.schedule, cost
     return HindsightBound(
         n_requests=problem.n_requests,
         lower_cost=relaxed.cost,
@@ -127,13 +127,12 @@ def hindsight_bound(
     arrivals_s: np.ndarray,
     *,
     horizon_s: float | None = None,
-    n_workers: int | None = None,
 ) -> HindsightBound:
     """Least cost any schedule reaches on ``arrivals_s``, known in advance.
 
-    :param config: the system (models, timing, rewards, queue capacity, shield, workers).
+    :param config: the system (models, timing, rewards, queue capacity, shield; one worker).
     :param arrivals_s: arrival times (s), sorted; those at or after the horizon are ignored.
     :param horizon_s: episode length (s); default ``config.horizon_s``.
-    :param n_workers: override ``config.n_workers``.
+    :raises ConfigError: bad arrivals or horizon, or several workers.
     """
-    return solve_problem(HindsightProblem.from_config(config, arrivals_s, horizon_s, n_workers))
+    return solve_problem(HindsightProblem.from_config(config, arrivals_s, horizon_s))

@@ -41,7 +41,7 @@ def min_service_to_serve_s(service_s: np.ndarray, n_requests: int) -> float:
 
 @dataclass(frozen=True, eq=False)
 class HindsightProblem:
-    """A sorted arrival sequence, the system's tables and the episode's rules.
+    """A sorted arrival sequence, the system's tables and the episode's rules (one worker).
 
     Build it with :meth:`from_config`. Arrays are float64 unless said otherwise.
 
@@ -49,7 +49,6 @@ class HindsightProblem:
     :ivar horizon_s: end of the episode (s): no dispatch at or after it.
     :ivar service_s: service time (s) of a batch, shape (M, B + 1) (``[m, b]``; column 0 is 0).
     :ivar quality: model qualities, shape (M,).
-    :ivar n_workers: identical workers behind the queue.
     :ivar queue_capacity: waiting requests beyond which arrivals are dropped.
     :ivar max_wait_s: the timeout shield (s), as the simulator computes it (``max_wait_ms / 1000``).
     :ivar slo_s: latency objective (s), as the simulator computes it.
@@ -60,7 +59,6 @@ class HindsightProblem:
     horizon_s: float
     service_s: np.ndarray
     quality: np.ndarray
-    n_workers: int
     queue_capacity: int
     max_wait_s: float
     slo_s: float
@@ -74,24 +72,26 @@ class HindsightProblem:
         config: SystemConfig,
         arrivals_s: np.ndarray,
         horizon_s: float | None = None,
-        n_workers: int | None = None,
     ) -> HindsightProblem:
-        """The problem of serving ``arrivals_s`` with the system ``config``.
+        """The problem of serving ``arrivals_s`` with the system ``config`` (one worker).
 
         :param arrivals_s: arrival times (s), sorted, finite, >= 0. Arrivals at or after the
             horizon are left out (the simulator never sees them).
         :param horizon_s: episode length (s); default ``config.horizon_s``.
-        :param n_workers: override ``config.n_workers``.
-        :raises ConfigError: bad arrivals, horizon or worker count (naming the argument).
+        :raises ConfigError: bad arrivals or horizon, or a system with several workers (naming
+            the argument or field).
         """
         horizon = config.horizon_s if horizon_s is None else horizon_s
         if isinstance(horizon, bool) or not isinstance(horizon, int | float) or not horizon > 0:
             raise ConfigError("horizon_s", f"must be a number > 0 (s), got {horizon!r}")
         if not math.isfinite(horizon):
             raise ConfigError("horizon_s", f"must be finite, got {horizon!r}")
-        workers = config.n_workers if n_workers is None else n_workers
-        if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= 64:
-            raise ConfigError("n_workers", f"must be an integer in [1, 64], got {workers!r}")
+        if config.n_workers != 1:
+            raise ConfigError(
+                "n_workers",
+                f"the hindsight bound covers one worker, got {config.n_workers} "
+                "(docs/hindsight.md: several workers)",
+            )
         times = np.asarray(arrivals_s, dtype=float)
         if times.ndim != 1:
             raise ConfigError("arrivals_s", f"must be a 1-D array of times (s), got shape {times.shape}")
@@ -108,7 +108,6 @@ class HindsightProblem:
             horizon_s=float(horizon),
             service_s=np.asarray(table.service_s, dtype=float),
             quality=np.asarray(config.qualities, dtype=float),
-            n_workers=workers,
             queue_capacity=config.queue_capacity,
             max_wait_s=config.max_wait_ms / 1000.0,
             slo_s=config.slo_ms / 1000.0,

@@ -10,7 +10,6 @@ dynamic programme that found it; :func:`schedule_violations` lists every rule of
 
 from __future__ import annotations
 
-import heapq
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -122,12 +121,12 @@ def schedule_violations(problem: HindsightProblem, schedule: Schedule) -> list[s
     exactly (then :func:`schedule_cost` is what the simulator charges).
 
     The rules: batches take the oldest waiting requests in order, from request 0 on, with no
-    request dropped; a batch is dispatched when all its requests have arrived, a worker is free
-    (the earliest-free one; workers are identical) and before the horizon, at a time no earlier
-    than the previous batch; the timeout shield (no dispatch later than the moment the oldest
-    waiting request has waited ``max_wait_ms`` while a worker is idle, also before the horizon
-    for the requests left waiting); the queue capacity (request r dispatched before request
-    r + capacity arrives, and requests left waiting at the horizon never fill the queue).
+    request dropped; a batch is dispatched when all its requests have arrived and the worker is
+    free, before the horizon, at a time no earlier than the previous batch; the timeout shield
+    (no dispatch later than the moment the oldest waiting request has waited ``max_wait_ms``
+    while the worker is idle, also before the horizon for the requests left waiting); the queue
+    capacity (request r dispatched before request r + capacity arrives, and requests left
+    waiting at the horizon never fill the queue).
     Times are compared with the simulator's own float sums.
     """
     problems: list[str] = []
@@ -139,7 +138,7 @@ def schedule_violations(problem: HindsightProblem, schedule: Schedule) -> list[s
         problems.append(f"drops {len(schedule.dropped)} requests (only the queue capacity drops)")
     shield = problem.shield_deadline_s()
     capacity = problem.capacity_deadline_s()
-    free = [0.0] * problem.n_workers  # a heap of worker free times
+    free_at = 0.0  # the worker's free time (s)
     next_request = 0
     previous = -np.inf
     for k, batch in enumerate(schedule.batches):
@@ -152,25 +151,24 @@ def schedule_violations(problem: HindsightProblem, schedule: Schedule) -> list[s
             problems.append(f"{where}: size must be in [1, {problem.max_batch_size}] within {n} requests")
             return problems
         d = batch.dispatch_s
-        earliest_free = free[0]
         if d < arrivals[last]:
             problems.append(f"{where}: dispatched at {d!r} s before its last request arrives")
-        if d < earliest_free:
-            problems.append(f"{where}: dispatched at {d!r} s while every worker is busy")
+        if d < free_at:
+            problems.append(f"{where}: dispatched at {d!r} s while the worker is busy")
         if d < previous:
             problems.append(f"{where}: dispatched before the previous batch")
         if d >= problem.horizon_s:
             problems.append(f"{where}: dispatched at or after the horizon")
-        if d > max(earliest_free, shield[batch.first_request]):
-            problems.append(f"{where}: a worker idles past the timeout shield (max_wait_ms)")
+        if d > max(free_at, shield[batch.first_request]):
+            problems.append(f"{where}: the worker idles past the timeout shield (max_wait_ms)")
         if not d < capacity[batch.first_request]:
             problems.append(f"{where}: the queue reaches its capacity before the dispatch")
-        heapq.heapreplace(free, d + problem.service_s[batch.model, batch.size])
+        free_at = d + problem.service_s[batch.model, batch.size]
         previous = d
         next_request = last + 1
     if next_request < n:
         if next_request + problem.queue_capacity < n:
             problems.append("the requests left waiting at the horizon fill the queue")
-        if max(free[0], shield[next_request]) < problem.horizon_s:
+        if max(free_at, shield[next_request]) < problem.horizon_s:
             problems.append("the timeout shield dispatches a request left waiting before the horizon")
     return problems
