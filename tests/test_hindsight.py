@@ -291,14 +291,14 @@ def test_replay_refuses_a_schedule_the_simulator_does_not_follow() -> None:
 @pytest.mark.parametrize("rate", [50.0, 100.0, 200.0])
 def test_bound_is_below_the_smdp_optimum_on_poisson(rate: float) -> None:
     """Hindsight knows the arrivals: per episode it is below the simulated optimal policy on the
-    same arrivals (always) and, on these 20 s episodes, 4% to 8% below the SMDP's long-run cost
-    (at 20/s the hindsight advantage is within the episode-to-episode spread: not tested)."""
+    same arrivals (always) and, on these 20 s episodes, more than 3% below the SMDP's long-run
+    cost (at 20/s the hindsight advantage is within the episode-to-episode spread: not tested)."""
     config = load_scenario("default").at_rate(rate).replace(horizon_s=20.0)
     optimum = solve_optimal(config, rate).cost_per_request
     for seed in (0, 1):
         bound = episode_bound(config, seed)
         assert bound.exact
-        assert bound.lower_cost_per_request < optimum
+        assert bound.lower_cost_per_request < 0.97 * optimum
         sim = simulate(config, OptimalScheduler(config), seed)
         assert bound.lower_cost_per_request <= compute_metrics(sim).cost_per_request
 
