@@ -95,11 +95,7 @@ def markdown(results: list[dict], command: str, seeds: list[int]) -> str:
     lines = [
         "# Room left to the hindsight bound on trace scenarios",
         "",
-        "Produced by:",
-        "",
-        "```",
-        command,
-        "```",
+        f"Produced by:\n\n```\n{command}\n```",
         "",
         f"Seeds {seeds[0]}-{seeds[-1]} ({len(seeds)} per scenario), each scenario's horizon, one worker, "
         "the same arrivals for the bound and every agent. The bound is the least cost per request any "

@@ -9,6 +9,15 @@ dispatched as early as possible, at ``d = max(f, arrival of request k - 1)``; th
 free at ``d + service(m, k - i)``. A state whose worker is busy until the horizon can only end
 the episode.
 
+Why the earliest dispatch: fix the batches (their requests and models) and their order. Every
+cost term grows with the dispatch times (each member's latency, and an SLO miss only gets more
+likely as the completion moves later), while the constraints are lower limits (``d_j >= free
+time``, ``d_j >= arrival of the last member``) and the horizon, a fixed upper limit. By
+induction ``d*_j = max(d*_{j-1} + service_{j-1}, last arrival)`` is at most any feasible
+``d_j``: the earliest schedule is feasible and costs no more. (The timeout shield is an upper
+limit that moves with the previous batch; it is the one rule that breaks this argument, which is
+why the relaxed programme drops it; see below.)
+
 Two programmes share this engine (:mod:`agents.hindsight.bound` explains what each proves):
 
 ``relaxed`` (a lower bound)
