@@ -1,9 +1,11 @@
 #!/usr/bin/env python
-"""Formal verification of the batching system: Storm model checking and UPPAAL model generation.
+"""Formal verification of the batching system: Storm model checking, timed automata checked with
+TChecker, and UPPAAL model generation.
 
-    python verify.py                      # Storm checks for the default scenario (< 60 s, 2 cores)
+    python verify.py                      # Storm and TChecker checks of the default scenario
     python verify.py --scenario high_load --tick-ms 1
-    python verify.py --uppaal             # also write the UPPAAL models and run verifyta if present
+    python verify.py --ta-only            # only the timed-automata stage (TChecker)
+    python verify.py --uppaal             # also write the UPPAAL/TChecker models and run verifyta if present
 
 What it checks (details and semantics: docs/formal.md):
 
@@ -13,9 +15,14 @@ What it checks (details and semantics: docs/formal.md):
 (c) per policy (baselines, the SMDP optimum, Storm's optimum, agents distilled to tables), as a
     DTMC: throughput, utilisation, mean queue, mean batch, latency (Little's law), cost, overflow
     probability; and the same policies in a tick simulator (must agree within 2%) and in the
-    event-driven simulator.
+    event-driven simulator;
+(d) timed automata (formal/ta/), with TChecker when it is installed (bash .ci/install_tchecker.sh):
+    timeout safety under any arrivals, exact queue bound and worst-case latency under a token
+    bucket of burst b, deadlock freedom with finitely many arrivals, leads-to from waiting to
+    served; for the tuned timeout, a Triton-like timeout and the SMDP optimum.
 
-Results: a terminal table and docs/results/verification.md (written atomically).
+Results: a terminal table, docs/results/verification.md and docs/results/verification_ta.json
+(written atomically).
 """
 
 from __future__ import annotations
@@ -28,8 +35,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO / "docs" / "results" / "verification.md"
+DEFAULT_TA_OUT = REPO / "docs" / "results" / "verification_ta.json"
 DEFAULT_MODELS = REPO / "formal" / "models"
-DEFAULT_UPPAAL_POLICY = "B=8,T=10,models=0/1/2,thresholds=32/48"
+DEFAULT_UPPAAL_POLICY = "B=8,T=10,models=0"
 DEFAULT_AGENTS = "util_switch,proposed(rate_estimation=false)"
 CHECKPOINTS = REPO / "checkpoints"
 
@@ -71,6 +79,31 @@ def _parser() -> argparse.ArgumentParser:
         "(<algo>_<scenario>.zip among those listed, with their hashes, in checkpoints/SHA256SUMS)",
     )
     model.add_argument("--jobs", type=int, default=2, help="parallel processes (default: 2)")
+    ta = parser.add_argument_group("timed automata (TChecker)")
+    ta.add_argument(
+        "--no-ta",
+        action="store_true",
+        help="skip the timed-automata stage (it runs by default when TChecker is installed)",
+    )
+    ta.add_argument("--ta-only", action="store_true", help="only the timed-automata stage (no Storm run)")
+    ta.add_argument(
+        "--ta-bursts",
+        default="1,2,3",
+        help="burst sizes b of the token-bucket arrival curve for the queue bound and worst-case latency "
+        "(default: 1,2,3; each b costs more than the one before)",
+    )
+    ta.add_argument(
+        "--ta-unit-ms", type=float, default=1.0, help="time unit of the timed automata in ms (default: 1)"
+    )
+    ta.add_argument(
+        "--ta-queue-cap", type=int, default=32, help="queue capacity of the timed automata (default: 32)"
+    )
+    ta.add_argument(
+        "--ta-out",
+        type=Path,
+        default=DEFAULT_TA_OUT,
+        help=f"JSON results of the stage (default: {DEFAULT_TA_OUT.relative_to(REPO)})",
+    )
     cross = parser.add_argument_group("cross-checks")
     cross.add_argument(
         "--ticks", type=int, default=300_000, help="ticks per policy in the tick simulator (default: 300000)"
@@ -98,22 +131,16 @@ def _parser() -> argparse.ArgumentParser:
     out.add_argument(
         "--uppaal",
         action="store_true",
-        help="write the UPPAAL models (batching.xml/.q symbolic, batching_smc.xml/.q statistical) and "
-        "run verifyta on them if it is on PATH (UPPAAL is not pip-installable; without it the files "
-        "are only written)",
+        help="write the timed-automata models (batching.xml/.q with every observer, batching_finite.xml/.q "
+        "with finitely many arrivals, and batching.tck for TChecker) and run UPPAAL's verifyta on them if "
+        "it is on PATH (UPPAAL is not pip-installable; without it the files are only written)",
     )
     out.add_argument("--uppaal-only", action="store_true", help="only the UPPAAL part (no Storm run)")
     out.add_argument(
         "--uppaal-policy",
         default=DEFAULT_UPPAAL_POLICY,
-        help="policy of the UPPAAL model: timeout(B, T ms) that uses models[i] once the queue "
-        f"reaches thresholds[i-1] (default: {DEFAULT_UPPAAL_POLICY})",
-    )
-    out.add_argument(
-        "--min-interarrival-ms",
-        type=float,
-        default=None,
-        help="symbolic UPPAAL model: minimum time between arrivals in ms (default: 1000 / rate)",
+        help="scheduler of the UPPAAL model: 'smdp' (the SMDP optimum's table) or timeout(B, T ms) that uses "
+        f"models[i] once the queue reaches thresholds[i-1] (default: {DEFAULT_UPPAAL_POLICY})",
     )
     out.add_argument("--prism", action="store_true", help="write the PRISM MDP and its properties file")
     return parser
@@ -166,21 +193,49 @@ def _display(path: Path) -> str:
         return str(path)
 
 
-def _run_uppaal(args: argparse.Namespace, config, rate: float, console) -> None:
-    from formal.uppaal import generate, lint, run_verifyta, write_models
+def _ta_settings(args: argparse.Namespace, config, rate: float):
+    from batchenv.config import ConfigError
+    from formal.ta.properties import TASettings
 
+    try:
+        bursts = tuple(int(b) for b in args.ta_bursts.split(",") if b.strip())
+    except ValueError:
+        raise ConfigError(
+            "--ta-bursts", f"comma-separated integers expected, got {args.ta_bursts!r}"
+        ) from None
+    return TASettings(config, rate, args.ta_unit_ms, args.ta_queue_cap, bursts, jobs=max(1, args.jobs))
+
+
+def _uppaal_table(args: argparse.Namespace, config, settings):
+    from formal.ta.schedulers import from_timeout
+    from formal.ta.stage import default_schedulers
+
+    if args.uppaal_policy.strip() == "smdp":
+        schedulers, _ = default_schedulers(settings)
+        return schedulers[-1]
     policy = _uppaal_policy(config, args.uppaal_policy)
-    common = dict(rate_per_s=rate, overflow_s=args.overflow_s, queue_cap=args.queue_cap)
-    models = [
-        generate(config, policy, smc=False, min_interarrival_ms=args.min_interarrival_ms, **common),
-        generate(config, policy, smc=True, **common),
-    ]
+    return policy.name, from_timeout(policy, config, queue_cap=settings.queue_cap, unit_ms=settings.unit_ms)
+
+
+def _run_uppaal(args: argparse.Namespace, config, settings, console) -> None:
+    from batchenv.fileio import write_atomic
+    from formal.ta.model import Observers, build_network
+    from formal.ta.properties import TAChecks, uppaal_models
+    from formal.ta.tchecker_format import to_tchecker
+    from formal.uppaal import lint, run_verifyta, write_models
+
+    name, table = _uppaal_table(args, config, settings)
+    checks = TAChecks(None, settings)
+    burst = max(settings.bursts)
+    models = uppaal_models(checks, name, table, burst)
     for model in models:
         problems = lint(model.xml)
         if problems:
             raise RuntimeError(f"{model.name}: generated UPPAAL model fails its name check: {problems}")
     paths = write_models(models, args.models_dir)
-    console.print(f"UPPAAL models ({policy.name}) written: " + ", ".join(_display(p) for p in paths))
+    network = build_network(checks.model(table.shielded(checks.max_wait), settings.curve(burst)), Observers())
+    paths.append(write_atomic(args.models_dir / "batching.tck", to_tchecker(network)))
+    console.print(f"timed-automata models ({name}) written: " + ", ".join(_display(p) for p in paths))
     for model in models:
         xml, queries = args.models_dir / f"{model.name}.xml", args.models_dir / f"{model.name}.q"
         result = run_verifyta(xml, queries)
@@ -188,11 +243,41 @@ def _run_uppaal(args: argparse.Namespace, config, rate: float, console) -> None:
             console.print(
                 "[yellow]verifyta is not on PATH: UPPAAL is not installed here (it is not "
                 "pip-installable), so the UPPAAL queries were not run.[/yellow] Run them with "
-                f"`verifyta {_display(xml)} {_display(queries)}` or open the model in the UPPAAL GUI."
+                f"`verifyta {_display(xml)} {_display(queries)}` or open the model in the UPPAAL GUI; "
+                "the same properties are checked with TChecker by the timed-automata stage."
             )
             break
         code, output = result
         console.print(f"verifyta {_display(xml)} exited with {code}:\n{output}")
+
+
+def _run_ta(args: argparse.Namespace, settings, console, command: str):
+    """The timed-automata stage; None (with a message) when TChecker is not installed."""
+    from batchenv.fileio import write_json_atomic
+    from formal.ta.stage import default_schedulers, run_ta, to_json
+    from formal.tchecker import TCheckerMissingError, find_tchecker
+
+    try:
+        tck = find_tchecker()
+    except TCheckerMissingError as exc:
+        console.print(f"[yellow]timed-automata stage skipped: {exc}[/yellow]")
+        return None
+    schedulers, notes = default_schedulers(settings)
+    report = run_ta(settings, tck, schedulers, progress=lambda msg: console.print(f"  {msg}", style="dim"))
+    report.notes += notes
+    for r in report.results:
+        style = "" if r.holds else "bold red"
+        value = "-" if r.value is None else f"{r.value:g} {r.unit}"
+        arrivals = r.arrivals.replace("token bucket ", "").replace(", 1 per ", "/")
+        console.print(
+            f"  {r.scheduler[:30]:30s} {r.prop:18s} {arrivals[:22]:22s} "
+            f"{'holds' if r.holds else 'FAILS'} {value:>12s} {r.seconds:5.1f} s",
+            style=style,
+            soft_wrap=True,
+        )
+    write_json_atomic(args.ta_out, to_json(report, command))
+    console.print(f"wrote {_display(args.ta_out)} (timed automata, {report.seconds:.1f} s)")
+    return report
 
 
 def _write_prism(args: argparse.Namespace, tm, console) -> None:
@@ -254,12 +339,23 @@ def main(argv: list[str] | None = None) -> int:
             seed=args.seed,
         )
         tm = settings.tick_model()
+        ta_settings = _ta_settings(args, config, tm.rate_per_s)
         if args.uppaal or args.uppaal_only:
-            _run_uppaal(args, config, tm.rate_per_s, console)
+            _run_uppaal(args, config, ta_settings, console)
         if args.prism:
             _write_prism(args, tm, console)
         if args.uppaal_only:
             return 0
+        if args.ta_only:
+            from formal.tchecker import TCheckerMissingError, find_tchecker
+
+            try:
+                find_tchecker()
+            except TCheckerMissingError as exc:
+                console.print(f"[red]error:[/red] --ta-only: {exc}")
+                return 2
+            ta_report = _run_ta(args, ta_settings, console, command)
+            return 0 if ta_report is not None and ta_report.ok else 1
     except (ConfigError, AgentSpecError) as exc:
         console.print(f"[red]error:[/red] {exc}")
         return 2
@@ -272,12 +368,17 @@ def main(argv: list[str] | None = None) -> int:
         console.print(table)
     for note in report.notes:
         console.print(f"note: {note}")
+    ta_report = None if args.no_ta else _run_ta(args, ta_settings, console, command)
     from batchenv.fileio import write_atomic
+    from formal.ta.stage import markdown_section
 
-    write_atomic(args.out, markdown(report, command))
+    text = markdown(report, command)
+    if ta_report is not None:
+        text = text.rstrip("\n") + "\n\n" + markdown_section(ta_report, command)
+    write_atomic(args.out, text)
     console.print(f"wrote {_display(args.out)} ({time.perf_counter() - start:.1f} s)")
     ok = report.safety is not None and report.safety.holds and all(r.figures is not None for r in report.rows)
-    return 0 if ok else 1
+    return 0 if ok and (ta_report is None or ta_report.ok) else 1
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
 UPPAAL cannot be installed here, so its parser is not available. The structure is checked
 against the content models of UPPAAL's document type (``-//Uppaal Team//DTD Flat System 1.1//EN``,
 flat-1_2.dtd), restated below from its published element rules, and every name used in labels,
-the system line and the queries must be declared (``formal.uppaal.lint``).
+the system line and the queries must be declared (``formal.uppaal.lint``). The same networks are
+model-checked with TChecker (tests/test_formal_ta.py).
 """
 
 from __future__ import annotations
@@ -15,13 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from batchenv.config import ConfigError, SystemConfig
-from formal.policies import TimeoutPolicy
-from formal.uppaal import DOCTYPE, generate, lint, run_verifyta
+from apps import verify
+from formal.ta.properties import TAChecks, uppaal_models
+from formal.ta.stage import default_schedulers
+from formal.uppaal import DOCTYPE, lint, run_verifyta
 
 REPO = Path(__file__).resolve().parents[1]
 MODELS = REPO / "formal" / "models"
-DEFAULT_POLICY = TimeoutPolicy(8, 10.0, (0, 1, 2), (32, 48))  # verify.py's --uppaal-policy default
 
 # Content models of the elements (children in order; ? optional, * repeated, + at least one).
 CONTENT = {
@@ -113,9 +114,19 @@ def check_document_type(xml: str) -> list[str]:
     return problems
 
 
-@pytest.fixture(scope="module", params=[False, True], ids=["symbolic", "smc"])
+def _default_models():
+    """The models ``verify.py --uppaal`` writes for the default scenario (timeout(B=8, T=10 ms))."""
+    args = verify._parser().parse_args([])
+    config = verify._load_config(args)
+    settings = verify._ta_settings(args, config, config.arrivals.mean_rate_per_s)
+    name, table = verify._uppaal_table(args, config, settings)
+    return uppaal_models(TAChecks(None, settings), name, table, max(settings.bursts)), settings
+
+
+@pytest.fixture(scope="module", params=[0, 1], ids=["token_bucket", "finite"])
 def model(request):
-    return generate(SystemConfig(), DEFAULT_POLICY, smc=request.param)
+    models, _ = _default_models()
+    return models[request.param]
 
 
 def test_document_type_structure(model) -> None:
@@ -129,59 +140,52 @@ def test_every_name_is_declared(model) -> None:
 def test_templates_channels_and_clocks(model) -> None:
     root = ET.fromstring(model.xml)
     templates = {t.findtext("name"): t for t in root.iter("template")}
-    arrival = "ArrivalPoisson" if model.name.endswith("smc") else "ArrivalBounded"
-    expected = {arrival, "Scheduler", "Worker"} | (set() if model.name.endswith("smc") else {"Tag"})
+    expected = {"Arrival", "Scheduler", "Worker0"} | (
+        {"Tag", "QueueWatch"} if model.name == "batching" else set()
+    )
     assert set(templates) == expected
     declaration = root.findtext("declaration")
-    for name in ("arrive", "start", "done", "dispatched"):
-        assert re.search(rf"chan {name}\b", declaration)
-    assert "clock oldest;" in declaration
-    assert templates["Worker"].findtext("parameter") == "const wid_t id"
+    assert re.search(r"\bchan start_0;", declaration)  # scheduler -> worker: a binary channel
+    kind = "broadcast chan" if model.name == "batching" else "chan"  # observers listen in
+    assert re.search(rf"\b{kind} arrive;", declaration) and re.search(rf"\b{kind} done_0;", declaration)
+    assert "clock age;" in declaration and "clock x_0;" in declaration
     syncs = [lab.text for lab in root.iter("label") if lab.get("kind") == "synchronisation"]
-    assert {"arrive!", "start[w]!", "done[id]!"} <= set(syncs)
+    assert {"arrive!", "arrive?", "start_0!", "start_0?", "done_0!", "done_0?"} <= set(syncs)
     committed = [
         loc.findtext("name")
         for loc in templates["Scheduler"].iter("location")
         if loc.find("committed") is not None
     ]
-    assert committed == ["Check", "Dispatch", "Notify"]
-    accum = next(loc for loc in templates["Scheduler"].iter("location") if loc.findtext("name") == "Accum")
-    assert accum.find("label").text.startswith("oldest <= POLICY_T")
-    if model.name.endswith("smc"):
-        rate = [lab.text for lab in root.iter("label") if lab.get("kind") == "exponentialrate"]
-        assert rate == ["RATE_NUM : RATE_DEN"]
+    assert committed[0] == "Decide"
+    wait = next(loc for loc in templates["Scheduler"].iter("location") if loc.findtext("name") == "Wait")
+    assert wait.find("label").text == "age <= deadline"
 
 
 def test_constants_come_from_the_config(model) -> None:
-    declaration = ET.fromstring(model.xml).findtext("declaration")
-    assert "const int MAX_WAIT = 1000;" in declaration  # 100 ms in 0.1 ms units
-    assert "const int POLICY_T = 100;" in declaration  # 10 ms
-    assert "const int POLICY_FROM_Q[POLICY_K] = {0, 32, 48};" in declaration
-    svc = re.search(r"SVC\[N_MODELS\]\[MAX_BATCH \+ 1\] = \{\s*\{([^}]*)\}", declaration).group(1).split(",")
-    assert int(svc[8]) == 470  # b = 8 on LLM-1: 47 ms, the brief's example
-    assert int(svc[64]) == 2710
-    assert "const int RATE_NUM = 1;" in declaration and "const int RATE_DEN = 100;" in declaration
-    assert "const int MIN_IA = 100;" in declaration  # 10 ms at 100/s
+    xml = model.xml
+    assert re.search(r"svc_0 = 15\b", xml)  # b = 1 on LLM-1: 15 ms in 1 ms units
+    assert "Time unit: 1 ms" in xml
+    assert "y &lt;= 10" in xml  # one token per 10 ms at 100 requests/s
+    assert "age &gt;= 10 &amp;&amp;" in xml  # timeout(B=8, T=10 ms): the wait ends at 10 ms
 
 
-def test_queries_are_documented_and_cover_the_brief(model) -> None:
+def test_queries_are_documented_and_replace_the_vacuous_ones(model) -> None:
     formulas = [q.formula for q in model.queries]
     assert all(q.comment for q in model.queries)
-    assert [f for f in formulas] == [q.findtext("formula") for q in ET.fromstring(model.xml).iter("query")]
-    if model.name.endswith("smc"):
-        assert any(f.startswith("Pr[") and "QCAP" in f for f in formulas)  # overflow
-        assert any("served" in f for f in formulas)  # throughput
-        assert any("work" in f for f in formulas)  # utilisation
+    assert formulas == [q.findtext("formula") for q in ET.fromstring(model.xml).iter("query")]
+    assert "A[] not deadlock" not in formulas  # cannot fail while arrivals can always fire
+    if model.name == "batching":
+        assert "A[] not Tag.LateIdle" in formulas  # timeout safety by an observer, not an invariant
+        assert any(f.startswith("sup{") and f.endswith(": z") for f in formulas)  # worst-case latency
+        assert any("-->" in f for f in formulas)  # leads-to
     else:
-        assert "A[] not deadlock" in formulas
-        assert "A[] Scheduler.Accum imply oldest <= MAX_WAIT" in formulas  # timeout bound
-        assert any(f.startswith("sup{") and "Tag.z" in f for f in formulas)  # worst-case latency
+        assert "A[] (deadlock imply (q == 0 && nbusy == 0))" in formulas
     assert all(f in model.q_text() for f in formulas)
 
 
 def test_lint_catches_undeclared_names_and_bad_references(model) -> None:
-    broken = model.xml.replace("oldest &gt;= POLICY_T", "oldest &gt;= POLICY_TT", 1)
-    assert any("POLICY_TT" in p for p in lint(broken))
+    broken = model.xml.replace("age &lt;= deadline", "age &lt;= deadlines", 1)
+    assert any("deadlines" in p for p in lint(broken))
     assert any("Nowhere" in p for p in lint(model.xml, ["A[] Scheduler.Nowhere"]))
     assert any("Ghost" in p for p in lint(model.xml, ["E<> Ghost.Idle"]))
     dangling = re.sub(r'<init ref="[^"]*"', '<init ref="id_missing"', model.xml, count=1)
@@ -192,33 +196,28 @@ def test_lint_catches_undeclared_names_and_bad_references(model) -> None:
 
 
 def test_committed_models_are_the_generated_defaults() -> None:
-    for smc in (False, True):
-        generated = generate(SystemConfig(), DEFAULT_POLICY, smc=smc)
+    models, _ = _default_models()
+    for generated in models:
         assert (MODELS / f"{generated.name}.xml").read_text() == generated.xml
         assert (MODELS / f"{generated.name}.q").read_text() == generated.q_text()
 
 
-def test_bad_parameters_name_the_field() -> None:
-    for kwargs, field in [
-        ({"queue_cap": 0}, "queue_cap"),
-        ({"time_unit_ms": 5.0}, "time_unit_ms"),
-        ({"min_interarrival_ms": 0.0}, "min_interarrival_ms"),
-        ({"rate_per_s": 0.0}, "rate_per_s"),
-    ]:
-        with pytest.raises(ConfigError) as info:
-            generate(SystemConfig(), DEFAULT_POLICY, smc=False, **kwargs)
-        assert info.value.field == field
-    with pytest.raises(ConfigError, match=r"timeout\.timeout_ms"):
-        generate(SystemConfig(), TimeoutPolicy(8, 500.0), smc=True)
-
-
 def test_verifyta_is_run_only_when_present(tmp_path: Path) -> None:
-    model = generate(SystemConfig(), DEFAULT_POLICY, smc=False)
-    (tmp_path / "m.xml").write_text(model.xml)
-    (tmp_path / "m.q").write_text(model.q_text())
+    models, _ = _default_models()
+    (tmp_path / "m.xml").write_text(models[0].xml)
+    (tmp_path / "m.q").write_text(models[0].q_text())
     result = run_verifyta(tmp_path / "m.xml", tmp_path / "m.q")
     if shutil.which("verifyta") is None:
         assert result is None
     else:
         code, output = result
         assert code == 0 and "NOT satisfied" not in output.split("sup")[0]
+
+
+def test_schedulers_of_the_stage() -> None:
+    _, settings = _default_models()
+    schedulers, _ = default_schedulers(settings)
+    names = [name for name, _ in schedulers]
+    assert names[0].startswith("timeout tuned") and names[1].startswith("Triton-like timeout(B=8,T=10ms")
+    assert names[2].startswith("SMDP optimum at 100/s")
+    assert all(t.queue_cap == settings.queue_cap for _, t in schedulers)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -48,8 +49,13 @@ def test_help_explains_every_flag() -> None:
         "--uppaal",
         "--uppaal-only",
         "--uppaal-policy",
-        "--min-interarrival-ms",
         "--prism",
+        "--no-ta",
+        "--ta-only",
+        "--ta-bursts",
+        "--ta-unit-ms",
+        "--ta-queue-cap",
+        "--ta-out",
     ):
         assert flag in result.stdout
 
@@ -62,6 +68,9 @@ def test_help_explains_every_flag() -> None:
         (["--scenario", "nope"], "unknown scenario 'nope'"),
         (["--uppaal-only", "--uppaal-policy", "B=8,X=1"], "--uppaal-policy"),
         (["--uppaal-only", "--uppaal-policy", "B=8,T=500"], "timeout.timeout_ms"),
+        (["--ta-only", "--ta-bursts", "1,x"], "--ta-bursts"),
+        (["--ta-only", "--ta-queue-cap", "200"], "ta.queue_cap"),
+        (["--ta-only", "--ta-unit-ms", "0"], "ta.unit_ms"),
     ],
 )
 def test_bad_input_names_the_field(args: list[str], message: str, capsys: pytest.CaptureFixture) -> None:
@@ -78,10 +87,11 @@ def test_uppaal_only_writes_models_and_says_when_verifyta_is_missing(
     assert names == [
         "batching.props",
         "batching.q",
+        "batching.tck",
         "batching.xml",
+        "batching_finite.q",
+        "batching_finite.xml",
         "batching_mdp.prism",
-        "batching_smc.q",
-        "batching_smc.xml",
     ]
     if shutil.which("verifyta") is None:
         assert "verifyta is not on PATH" in out and "not installed" in out
@@ -107,6 +117,7 @@ def test_small_end_to_end_run_writes_the_report(tmp_path: Path, capsys: pytest.C
         str(out),
         "--rate",
         "80",
+        "--no-ta",
     ]
     code = verify.main(args)
     printed = capsys.readouterr().out
@@ -119,6 +130,38 @@ def test_small_end_to_end_run_writes_the_report(tmp_path: Path, capsys: pytest.C
         assert f"| {key} |" in text
     assert "storm_optimum" in text and "states" in printed
     assert not list(out.parent.glob(".*.tmp"))  # written atomically, nothing left over
+
+
+def test_ta_only_writes_json_or_says_tchecker_is_missing(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "ta.json"
+    args = ["--ta-only", "--ta-bursts", "1", "--ta-queue-cap", "8", "--ta-out", str(out)]
+    from formal.tchecker import TCheckerMissingError, find_tchecker
+
+    try:
+        find_tchecker()
+    except TCheckerMissingError:
+        assert verify.main(args) == 2
+        assert "install_tchecker.sh" in capsys.readouterr().out.replace("\n", " ")
+        return
+    assert verify.main(args) == 0, capsys.readouterr().out
+    data = json.loads(out.read_text())
+    assert data["command"].startswith("python verify.py --ta-only") and data["all_hold"]
+    props = {(r["scheduler"].split()[0], r["property"]) for r in data["results"]}
+    assert ("Triton-like", "leads-to") in props
+    # with 8 places the SMDP optimum dispatches everything on LLM-1 at once, as the tuned timeout
+    smdp = next(name for name in [*data["schedulers"], *data["same_as"]] if name.startswith("SMDP"))
+    assert ("SMDP", "worst-case latency") in props or data["same_as"][smdp].startswith("timeout tuned")
+    safety = next(
+        r
+        for r in data["results"]
+        if r["scheduler"].startswith("Triton") and r["property"] == "timeout safety"
+    )
+    assert safety["value"] == 10.0 and safety["holds"]
+    monkeypatch.setenv("TCHECKER_LIB", str(tmp_path / "missing.so"))
+    assert verify.main(args) == 2
+    assert "install_tchecker.sh" in capsys.readouterr().out.replace("\n", " ")
 
 
 @pytest.mark.slow
@@ -160,6 +203,7 @@ def test_a_learned_checkpoint_is_distilled_and_checked(tmp_path: Path, capsys: p
         "20",
         "--out",
         str(out),
+        "--no-ta",
     ]
     assert verify.main(args) == 0, capsys.readouterr().out
     text = out.read_text()

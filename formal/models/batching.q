@@ -1,54 +1,29 @@
 /*
-Deadlock freedom. Expected: satisfied.
+Timeout safety: no request waits longer than max_wait (100 time units of 1 ms) while a worker is idle. Expected: satisfied (TChecker: late_idle unreachable).
 */
-A[] not deadlock
+A[] not Tag.LateIdle
 
 /*
-Whenever requests wait and a worker is idle, the scheduler is accumulating (Accum, where the invariant oldest <= POLICY_T holds) or deciding in zero time (committed locations). Expected: satisfied.
+Longest wait with a worker idle (time units); verify.py --ta reports TChecker's exact value.
 */
-A[] (q > 0 && exists (w : wid_t) !busy[w]) imply (Scheduler.Accum || Scheduler.Check || Scheduler.Dispatch || Scheduler.Notify)
+sup{Tag.Waiting && nbusy < 1}: z
 
 /*
-Timeout bound: no request waits longer than max_wait_ms while a worker is idle. Expected: satisfied.
+Worst-case latency (time units) under the token bucket of burst 3.
 */
-A[] Scheduler.Accum imply oldest <= MAX_WAIT
+sup{Tag.Waiting || Tag.InService_0}: z
 
 /*
-The policy's own batch timeout T bounds the accumulation. Expected: satisfied.
-*/
-A[] Scheduler.Accum imply oldest <= POLICY_T
-
-/*
-The scheduler's view of worker 0 (busy[0]) matches the worker's location. Expected: satisfied.
-*/
-A[] (busy[0] imply Worker(0).Busy) && (Worker(0).Busy imply busy[0])
-
-/*
-Every admitted request is eventually dispatched. Expected: satisfied.
-*/
-Tag.Waiting --> Tag.InService
-
-/*
-Worst-case latency (time units) of any admitted request under the bounded arrival rate: arrival to completion.
-*/
-sup{Tag.Waiting || Tag.InService}: Tag.z
-
-/*
-Worst-case waiting time (time units) before a request's batch starts.
-*/
-sup{Tag.Waiting}: Tag.z
-
-/*
-Every admitted request meets slo_ms under the bounded arrival rate. Satisfied iff the worst-case latency is at most SLO.
-*/
-A[] Tag.InService imply Tag.z <= SLO
-
-/*
-Largest queue length reachable under the bounded arrival rate.
+Largest queue length under the token bucket of burst 3.
 */
 sup: q
 
 /*
-Can the queue fill up (and drop the next arrival) under the bounded arrival rate?
+The queue never exceeds 31 (no drop). Expected: satisfied when sup: q < 32.
 */
-E<> q == QCAP
+A[] not QueueWatch.Exceeded
+
+/*
+Every admitted request is eventually served. Expected: satisfied (TChecker: no accepting cycle).
+*/
+Tag.Waiting --> (Tag.InService_0)

@@ -1,0 +1,9 @@
+/*
+With 4 arrivals in all, the system only stops once every request is served. Expected: satisfied. (With unbounded arrivals A[] not deadlock would hold trivially.)
+*/
+A[] (deadlock imply (q == 0 && nbusy == 0))
+
+/*
+Every arrival can be served. Expected: satisfied.
+*/
+E<> (narr == 4 && q == 0 && nbusy == 0)

@@ -1,0 +1,179 @@
+"""The timed-automata stage of ``verify.py``: which schedulers, the TChecker run, the report
+(a Markdown section of docs/results/verification.md and docs/results/verification_ta.json)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from formal.discrete import TickModel
+from formal.policies import TimeoutPolicy
+from formal.ta.properties import PROPERTIES, PropertyResult, TAChecks, TASettings, distinct
+from formal.ta.schedulers import DecisionTable, from_tick_policy, from_timeout
+from formal.tchecker import TChecker
+
+__all__ = ["TAReport", "default_schedulers", "markdown_section", "run_ta", "to_json"]
+
+TRITON_DEFAULT = (8, 10.0)
+"""Triton-like timeout(B, T ms) checked besides the tuned one."""
+
+
+def default_schedulers(
+    settings: TASettings, tick_ms: float = 2.0
+) -> tuple[list[tuple[str, DecisionTable]], list[str]]:
+    """The schedulers of the stage: the scenario's tuned timeout (``agents/tuned``), the
+    Triton-like timeout(8, 10 ms), both on the best model, and the SMDP optimum of
+    :mod:`agents.optimal` at the curve's mean rate (a table over q, with the shield). Returns
+    them and notes."""
+    # formal.verification brings the Storm stack; this stage runs inside verify.py beside it.
+    from formal.verification import baseline_policies, smdp_policy
+
+    config, cap, unit = settings.config, settings.queue_cap, settings.unit_ms
+    entries, notes = baseline_policies(config)
+    tuned = next(e for e in entries if e.key == "timeout")
+    best = tuned.policy.models[0]
+    batch, timeout_ms = (
+        min(TRITON_DEFAULT[0], config.max_batch_size),
+        min(TRITON_DEFAULT[1], config.max_wait_ms),
+    )
+    triton = TimeoutPolicy(batch, timeout_ms, (best,)).validate(config)
+    schedulers = [
+        (
+            f"timeout tuned {tuned.policy.name}",
+            from_timeout(tuned.policy, config, queue_cap=cap, unit_ms=unit),
+        ),
+        (f"Triton-like {triton.name}", from_timeout(triton, config, queue_cap=cap, unit_ms=unit)),
+    ]
+    try:
+        tm = TickModel(config, settings.rate, tick_ms, cap)
+        smdp, _ = smdp_policy(tm)
+        schedulers.append((f"SMDP optimum at {settings.rate:g}/s", from_tick_policy(smdp, tm, unit_ms=unit)))
+    except ImportError as exc:
+        notes.append(f"SMDP optimum not checked ({exc})")
+    return schedulers, notes
+
+
+@dataclass
+class TAReport:
+    """Results of the stage."""
+
+    settings: TASettings
+    checker: str
+    results: list[PropertyResult] = field(default_factory=list)
+    same_as: dict[str, str] = field(default_factory=dict)
+    tables: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(r.holds for r in self.results)
+
+
+def run_ta(
+    settings: TASettings,
+    tck: TChecker,
+    schedulers: list[tuple[str, DecisionTable]],
+    progress: Callable[[str], None] | None = None,
+) -> TAReport:
+    """Check every property of every scheduler that decides differently from the ones before."""
+    start = time.perf_counter()
+    kept, same = distinct(schedulers)
+    if progress:
+        progress(f"TChecker ({tck.describe()}): {len(kept)} scheduler(s), {len(PROPERTIES)} properties")
+    report = TAReport(settings, tck.describe(), same_as=same)
+    report.tables = {name: _describe_table(table, settings.unit_ms) for name, table in kept}
+    report.results = TAChecks(tck, settings).run(kept)
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def _describe_table(table: DecisionTable, unit_ms: float) -> str:
+    """Runs of queue lengths with the same decisions, e.g. ``q=1..7: wait, from 10 ms m0 b=q``
+    (model index m, batch b)."""
+
+    def text(q: int, row: tuple) -> str:
+        pieces = []
+        for p in row:
+            what = (
+                "wait"
+                if p.decision is None
+                else f"m{p.decision[0]} b={'q' if p.decision[1] == q else p.decision[1]}"
+            )
+            pieces.append(what if p.from_age == 0 else f"from {p.from_age * unit_ms:g} ms {what}")
+        return ", ".join(pieces)
+
+    runs: list[tuple[int, int, str]] = []
+    for q, row in enumerate(table.normalised().rows, start=1):
+        t = text(q, row)
+        if runs and runs[-1][2] == t:
+            runs[-1] = (runs[-1][0], q, t)
+        else:
+            runs.append((q, q, t))
+    return "; ".join(f"q={a}" + (f"..{b}" if b > a else "") + f": {t}" for a, b, t in runs)
+
+
+def _value(r: PropertyResult) -> str:
+    if r.value is None:
+        return "-"
+    return f"{r.value:g} {r.unit}"
+
+
+def markdown_section(report: TAReport, command: str) -> str:
+    """The Markdown section of the timed-automata checks."""
+    s = report.settings
+    lines = [
+        "## Timed automata (TChecker)",
+        "",
+        f"Generated by `{command}` with {report.checker}. Model: formal/ta/model.py "
+        f"(docs/formal.md, 'The timed-automata model'); time unit {s.unit_ms:g} ms (service times "
+        f"rounded up), queue capacity {s.queue_cap}, token period {s.period * s.unit_ms:g} ms "
+        f"(mean rate {s.rate:g}/s). Every row is a TChecker verdict on reachability of an error "
+        "location (covreach) or on an accepting cycle (nested DFS); suprema are exact (bound c "
+        "unreachable and c - 1 reachable).",
+        "",
+        "| scheduler | property | arrivals | verdict | value | TChecker calls | max states | time (s) |",
+        "|---|---|---|---|---|---:|---:|---:|",
+    ]
+    for r in report.results:
+        verdict = "holds" if r.holds else "**fails**"
+        lines.append(
+            f"| {r.scheduler} | {r.prop} | {r.arrivals} | {verdict}: {r.detail} | {_value(r)} | {r.checks} "
+            f"| {r.states:,} | {r.seconds:.1f} |"
+        )
+    lines.append("")
+    for name, twin in report.same_as.items():
+        lines.append(f"- {name}: decides as {twin} in every state; not checked again.")
+    for name, table in report.tables.items():
+        lines.append(f"- {name}: {table}")
+    for note in report.notes:
+        lines.append(f"- note: {note}")
+    lines += ["", f"Wall time of the stage: {report.seconds:.1f} s ({s.jobs} TChecker calls at a time).", ""]
+    return "\n".join(lines)
+
+
+def to_json(report: TAReport, command: str) -> dict[str, Any]:
+    s = report.settings
+    return {
+        "command": command,
+        "checker": report.checker,
+        "system": s.config.name,
+        "settings": {
+            "rate_per_s": s.rate,
+            "unit_ms": s.unit_ms,
+            "queue_cap": s.queue_cap,
+            "token_period_ms": s.period * s.unit_ms,
+            "bursts": list(s.bursts),
+            "liveness_burst": s.liveness_burst,
+            "finite_arrivals": s.finite_arrivals,
+            "max_wait_ms": s.config.max_wait_ms,
+        },
+        "schedulers": report.tables,
+        "same_as": report.same_as,
+        "results": [r.as_dict() for r in report.results],
+        "all_hold": report.ok,
+        "seconds": round(report.seconds, 2),
+        "notes": report.notes,
+    }
