@@ -309,21 +309,12 @@ def _arrival(net: Network, model: TAModel) -> None:
     if arrivals.n_arrivals:
         count_guard = (f"narr < {arrivals.n_arrivals}",)
         count_update = ("narr = narr + 1",)
-    proc.edge(
-        "Gen",
-        "Gen",
-        "arrive",
-        guard=(*token_guard, f"q < {cap}", *count_guard),
-        updates=(*token_update, *count_update),
-    )
-    proc.edge(
-        "Gen",
-        "Gen",
-        "drop",
-        guard=(*token_guard, f"q == {cap}", *count_guard),
-        updates=(*token_update, *count_update),
-        comment="the queue is full: the arrival is dropped",
-    )
+    for event, room, comment in (
+        ("arrive", f"q < {cap}", ""),
+        ("drop", f"q == {cap}", "the queue is full: the arrival is dropped"),
+    ):
+        guard = (*token_guard, room, *count_guard)
+        proc.edge("Gen", "Gen", event, guard=guard, updates=(*token_update, *count_update), comment=comment)
 
 
 def _lowest_idle(n_workers: int, w: int) -> tuple[str, ...]:

@@ -24,6 +24,11 @@ def _attributes(pairs: list[tuple[str, str]]) -> str:
     return "{" + ":".join(f"{key}:{_value(value)}" for key, value in pairs) + "}"
 
 
+def _present(*items: tuple[str, str, bool]) -> list[tuple[str, str]]:
+    """The (key, value) attributes whose flag is set."""
+    return [(key, value) for key, value, present in items if present]
+
+
 def _comment(text: str) -> list[str]:
     return [f"# {line}".rstrip() for line in text.splitlines()] if text else []
 
@@ -48,27 +53,21 @@ def to_tchecker(network: Network) -> str:
         lines += _comment(proc.comment)
         lines.append(f"process:{proc.name}")
         for loc in proc.locations:
-            pairs: list[tuple[str, str]] = []
-            if loc.initial:
-                pairs.append(("initial", ""))
-            if loc.committed:
-                pairs.append(("committed", ""))
-            if loc.urgent:
-                pairs.append(("urgent", ""))
-            if loc.invariant:
-                pairs.append(("invariant", " && ".join(loc.invariant)))
-            if loc.labels:
-                pairs.append(("labels", ",".join(loc.labels)))
-            lines += _comment(loc.comment)
-            lines.append(f"location:{proc.name}:{loc.name}{_attributes(pairs)}")
+            pairs = _present(
+                ("initial", "", loc.initial),
+                ("committed", "", loc.committed),
+                ("urgent", "", loc.urgent),
+                ("invariant", " && ".join(loc.invariant), bool(loc.invariant)),
+                ("labels", ",".join(loc.labels), bool(loc.labels)),
+            )
+            lines += [*_comment(loc.comment), f"location:{proc.name}:{loc.name}{_attributes(pairs)}"]
         for edge in proc.edges:
-            pairs = []
-            if edge.guard:
-                pairs.append(("provided", " && ".join(edge.guard)))
-            if edge.updates:
-                pairs.append(("do", "; ".join(edge.updates)))
-            lines += _comment(edge.comment)
-            lines.append(f"edge:{proc.name}:{edge.source}:{edge.target}:{edge.event}{_attributes(pairs)}")
+            pairs = _present(
+                ("provided", " && ".join(edge.guard), bool(edge.guard)),
+                ("do", "; ".join(edge.updates), bool(edge.updates)),
+            )
+            head = f"edge:{proc.name}:{edge.source}:{edge.target}:{edge.event}"
+            lines += [*_comment(edge.comment), head + _attributes(pairs)]
     if network.syncs:
         lines.append("")
     for sync in network.syncs:
