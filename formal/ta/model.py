@@ -65,6 +65,7 @@ __all__ = [
     "TAModel",
     "build_network",
     "service_units",
+    "used_service_units",
 ]
 
 MUTATIONS = ("timer_removed", "guard_flipped", "lost_wakeup", "age_reset_on_arrival", "slow_worker")
@@ -185,7 +186,7 @@ def build_network(model: TAModel, observers: Observers = Observers(), name: str 
     """The network of ``model`` with ``observers`` (see the module docstring)."""
     config, table = model.config, model.table
     n_workers, cap = config.n_workers, model.queue_cap
-    svc_max = max(_used_service(model)) + model.slow_units
+    svc_max = max(used_service_units(model)) + model.slow_units
     mutated = model.mutations
     net = Network(name, model.unit_ms)
     net.comments += [
@@ -273,7 +274,7 @@ def build_network(model: TAModel, observers: Observers = Observers(), name: str 
     return net.validate()
 
 
-def _used_service(model: TAModel) -> set[int]:
+def used_service_units(model: TAModel) -> set[int]:
     """Service times (time units) of every batch the table can start."""
     svc, cap = model.svc, model.config.max_batch_size
     return {

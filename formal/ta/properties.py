@@ -38,7 +38,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from batchenv.config import ConfigError, SystemConfig
-from formal.ta.model import ArrivalCurve, Observers, TAModel, build_network, service_units
+from formal.ta.model import ArrivalCurve, Observers, TAModel, build_network, service_units, used_service_units
 from formal.ta.schedulers import DecisionTable
 from formal.ta.tchecker_format import to_tchecker
 from formal.ta.zonegraph import Node, max_over, upper_bound
@@ -328,17 +328,16 @@ class TAChecks:
             )
         return rows[0], rows[1]
 
-    def stall_limit(self, table: DecisionTable) -> int:
-        """Longest gap between events while work is pending in a correct model: a batch's
-        service or a wait up to the table's last breakpoint (at most max_wait)."""
-        waits = table.breakpoints() or [0]
-        return max(max(max(row) for row in self.svc), max(waits))
+    def stall_limit(self, model: TAModel) -> int:
+        """Longest gap between events while work is pending in a correct model: the longest
+        batch the table can start, or a wait up to the table's last breakpoint."""
+        return max(max(used_service_units(model)), max(model.table.breakpoints() or [0]))
 
     def deadlock_freedom(self, name: str, model: TAModel) -> PropertyResult:
         """With finitely many arrivals, requests never stay pending without an event for longer
         than :meth:`stall_limit` (``stalled`` unreachable)."""
         tally = _Tally()
-        limit = self.stall_limit(model.table)
+        limit = self.stall_limit(model)
         stalled = self._reach(tally, model, Observers(stall_units=limit), "stalled")
         gap = f"{limit * self.settings.unit_ms:g} ms"
         detail = f"work pending with no event for more than {gap}" if stalled else f"no stall beyond {gap}"
