@@ -107,7 +107,16 @@ class TChecker:
     bin_dir: Path | None = None
 
     def describe(self) -> str:
-        return f"library {self.library}" if self.library else f"programs in {self.bin_dir}"
+        """Where it is (relative to the repository when inside it) and, for the installed library,
+        the wheel it came from."""
+        path = self.library if self.library is not None else self.bin_dir
+        assert path is not None
+        shown = str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
+        if self.library is None:
+            return f"TChecker programs in {shown}"
+        stamp = self.library.parent / "INSTALLED"
+        source = f" ({stamp.read_text().strip()})" if stamp.is_file() else ""
+        return f"TChecker library {shown}{source}"
 
     def reach(
         self,

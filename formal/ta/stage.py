@@ -82,7 +82,7 @@ def run_ta(
     start = time.perf_counter()
     kept, same = distinct(schedulers)
     if progress:
-        progress(f"TChecker ({tck.describe()}): {len(kept)} scheduler(s), {len(PROPERTIES)} properties")
+        progress(f"{tck.describe()}: {len(kept)} scheduler(s), {len(PROPERTIES)} properties")
     report = TAReport(settings, tck.describe(), same_as=same)
     report.tables = {name: _describe_table(table, settings.unit_ms) for name, table in kept}
     report.results = TAChecks(tck, settings).run(kept)
