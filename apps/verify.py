@@ -131,9 +131,10 @@ def _parser() -> argparse.ArgumentParser:
     out.add_argument(
         "--uppaal",
         action="store_true",
-        help="write the timed-automata models (batching.xml/.q with every observer, batching_finite.xml/.q "
-        "with finitely many arrivals, and batching.tck for TChecker) and run UPPAAL's verifyta on them if "
-        "it is on PATH (UPPAAL is not pip-installable; without it the files are only written)",
+        help="write the timed-automata models (batching.xml/.q with every observer and batching.tck, the "
+        "same network for TChecker; batching_finite.xml/.q with finitely many arrivals) and run UPPAAL's "
+        "verifyta on them if it is on PATH (UPPAAL is not pip-installable; without it the files are only "
+        "written)",
     )
     out.add_argument("--uppaal-only", action="store_true", help="only the UPPAAL part (no Storm run)")
     out.add_argument(
@@ -219,22 +220,19 @@ def _uppaal_table(args: argparse.Namespace, config, settings):
 
 def _run_uppaal(args: argparse.Namespace, config, settings, console) -> None:
     from batchenv.fileio import write_atomic
-    from formal.ta.model import Observers, build_network
     from formal.ta.properties import TAChecks, uppaal_models
     from formal.ta.tchecker_format import to_tchecker
     from formal.uppaal import lint, run_verifyta, write_models
 
     name, table = _uppaal_table(args, config, settings)
     checks = TAChecks(None, settings)
-    burst = max(settings.bursts)
-    models = uppaal_models(checks, name, table, burst)
+    models, networks = uppaal_models(checks, name, table, max(settings.bursts))
     for model in models:
         problems = lint(model.xml)
         if problems:
             raise RuntimeError(f"{model.name}: generated UPPAAL model fails its name check: {problems}")
     paths = write_models(models, args.models_dir)
-    network = build_network(checks.model(table.shielded(checks.max_wait), settings.curve(burst)), Observers())
-    paths.append(write_atomic(args.models_dir / "batching.tck", to_tchecker(network)))
+    paths.append(write_atomic(args.models_dir / "batching.tck", to_tchecker(networks[0])))
     console.print(f"timed-automata models ({name}) written: " + ", ".join(_display(p) for p in paths))
     for model in models:
         xml, queries = args.models_dir / f"{model.name}.xml", args.models_dir / f"{model.name}.q"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -28,6 +29,7 @@ from formal.ta.tchecker_format import to_tchecker
 from formal.tchecker import TChecker, TCheckerError, TCheckerMissingError, TCheckerTimeoutError, find_tchecker
 from formal.uppaal import lint, to_uppaal
 
+REPO = Path(__file__).resolve().parents[1]
 CONFIG = load_scenario("default")
 CAP = 8
 UNIT = 1.0
@@ -331,3 +333,11 @@ def test_unit_appears_in_the_uppaal_comments() -> None:
     xml = to_uppaal(net).xml
     assert re.search(r"Time unit: 1 ms", xml)
     assert lint(xml) == []
+
+
+def test_committed_tchecker_model_passes_its_checks(tck: TChecker) -> None:
+    """formal/models/batching.tck (written by verify.py --uppaal: timeout(B=8, T=10 ms), token
+    bucket of burst 3, every observer): no error location is reachable."""
+    text = (REPO / "formal" / "models" / "batching.tck").read_text()
+    for label in ("late_idle", "queue_exceeded"):
+        assert not tck.reach(text, [label]).holds, label

@@ -120,7 +120,7 @@ def _default_models():
     config = verify._load_config(args)
     settings = verify._ta_settings(args, config, config.arrivals.mean_rate_per_s)
     name, table = verify._uppaal_table(args, config, settings)
-    return uppaal_models(TAChecks(None, settings), name, table, max(settings.bursts)), settings
+    return uppaal_models(TAChecks(None, settings), name, table, max(settings.bursts))[0], settings
 
 
 @pytest.fixture(scope="module", params=[0, 1], ids=["token_bucket", "finite"])

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from batchenv.config import ConfigError, SystemConfig
+from formal.ta.ir import Network
 from formal.ta.model import ArrivalCurve, Observers, TAModel, build_network, service_units, used_service_units
 from formal.ta.schedulers import DecisionTable
 from formal.ta.tchecker_format import to_tchecker
@@ -406,10 +407,12 @@ def distinct(
     return kept, same
 
 
-def uppaal_models(checks: TAChecks, name: str, table: DecisionTable, burst: int) -> list[UppaalModel]:
+def uppaal_models(
+    checks: TAChecks, name: str, table: DecisionTable, burst: int
+) -> tuple[list[UppaalModel], list[Network]]:
     """The UPPAAL counterparts of the checks for one scheduler: ``batching.xml`` (token bucket of
     burst ``burst``, every observer) and ``batching_finite.xml`` (finitely many arrivals, for
-    UPPAAL's own deadlock query), each with its queries."""
+    UPPAAL's own deadlock query), each with its queries; and the two networks (for TChecker)."""
     s = checks.settings
     shielded = table.shielded(checks.max_wait)
     unit = s.unit_ms
@@ -462,7 +465,7 @@ def uppaal_models(checks: TAChecks, name: str, table: DecisionTable, burst: int)
             "Every arrival can be served. Expected: satisfied.",
         ),
     ]
-    return [to_uppaal(main, queries), to_uppaal(finite, finite_queries)]
+    return [to_uppaal(main, queries), to_uppaal(finite, finite_queries)], [main, finite]
 
 
 def with_mutation(model: TAModel, *mutations: str, slow_units: int = 0) -> TAModel:
