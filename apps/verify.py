@@ -267,9 +267,10 @@ def _run_ta(args: argparse.Namespace, settings, console, command: str):
         style = "" if r.holds else "bold red"
         value = "-" if r.value is None else f"{r.value:g} {r.unit}"
         arrivals = r.arrivals.replace("token bucket ", "").replace(", 1 per ", "/")
+        verdict = "holds" if r.holds else ("FAILS" if r.decided else "NO VERDICT")
         console.print(
             f"  {r.scheduler[:30]:30s} {r.prop:18s} {arrivals[:22]:22s} "
-            f"{'holds' if r.holds else 'FAILS'} {value:>12s} {r.seconds:5.1f} s",
+            f"{verdict} {value:>12s} {r.seconds:5.1f} s",
             style=style,
             soft_wrap=True,
         )

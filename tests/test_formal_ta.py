@@ -341,3 +341,10 @@ def test_committed_tchecker_model_passes_its_checks(tck: TChecker) -> None:
     text = (REPO / "formal" / "models" / "batching.tck").read_text()
     for label in ("late_idle", "queue_exceeded"):
         assert not tck.reach(text, [label]).holds, label
+
+
+def test_a_check_out_of_time_is_reported_as_no_verdict(tck: TChecker) -> None:
+    settings = TASettings(CONFIG, queue_cap=CAP, bursts=(1,), timeout_s=0.01)
+    checks = TAChecks(tck, settings)
+    rows = checks.run([("timeout", timeout_table())])
+    assert rows and all(not r.decided and not r.holds and "no verdict" in r.detail for r in rows)

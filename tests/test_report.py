@@ -191,8 +191,8 @@ def _results_root(tmp_path: Path, build: ModuleType) -> Path:
         build.CONFIG,
         build.UPPAAL_XML,
         build.UPPAAL_Q,
-        build.UPPAAL_SMC_XML,
-        build.UPPAAL_SMC_Q,
+        build.UPPAAL_FINITE_XML,
+        build.UPPAAL_FINITE_Q,
     ):
         target = tmp_path / rel
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -60,8 +60,9 @@ LEARNING = "benchmarks/results/learning.json"
 CONFIG = "batchenv/configs/default.yaml"
 UPPAAL_XML = "formal/models/batching.xml"
 UPPAAL_Q = "formal/models/batching.q"
-UPPAAL_SMC_XML = "formal/models/batching_smc.xml"
-UPPAAL_SMC_Q = "formal/models/batching_smc.q"
+UPPAAL_FINITE_XML = "formal/models/batching_finite.xml"
+UPPAAL_FINITE_Q = "formal/models/batching_finite.q"
+TA_JSON = "docs/results/verification_ta.json"
 
 SOURCES = {
     SUITE: "python evaluate.py --scenarios suite --agents '...' --n-seeds 10 --jobs 2 "
@@ -73,10 +74,11 @@ SOURCES = {
     ENV_SPEED: "python benchmarks/env_speed.py",
     LEARNING: "python benchmarks/learning.py",
     CONFIG: "(input: the brief's system)",
-    UPPAAL_XML: "python verify.py --uppaal (formal/uppaal.py)",
-    UPPAAL_Q: "python verify.py --uppaal (formal/uppaal.py)",
-    UPPAAL_SMC_XML: "python verify.py --uppaal (formal/uppaal.py)",
-    UPPAAL_SMC_Q: "python verify.py --uppaal (formal/uppaal.py)",
+    UPPAAL_XML: "python verify.py --uppaal (formal/ta/, formal/uppaal.py)",
+    UPPAAL_Q: "python verify.py --uppaal (formal/ta/, formal/uppaal.py)",
+    UPPAAL_FINITE_XML: "python verify.py --uppaal (formal/ta/, formal/uppaal.py)",
+    UPPAAL_FINITE_Q: "python verify.py --uppaal (formal/ta/, formal/uppaal.py)",
+    TA_JSON: "python verify.py (timed-automata stage, TChecker)",
 }
 OPTIONAL = {LEARNING: "RL", VERIFICATION: "Verification"}
 PENDING = r"\textbf{[pending]}"
@@ -989,21 +991,59 @@ def add_uppaal(bd: Build) -> None:
         "Scheduler transitions",
     )
     decl = root.findtext("declaration") or ""
-    m = _search(
-        r"// Policy timeout\(B=(\d+),T=(\d+)ms,[^,]*(?:,\d+)*,q>=(\d+)/(\d+)\)",
-        decl,
-        "the policy",
-        UPPAAL_XML,
-    )
-    for name, value in zip(
-        ("resUppaalB", "resUppaalT", "resUppaalQTwo", "resUppaalQThree"), m.groups(), strict=True
-    ):
-        bd.add(name, value, UPPAAL_XML, f"declaration: policy comment ({name[10:]})")
+    m = _search(r"Scheduler: timeout\(B=(\d+),T=(\d+)ms", decl, "the scheduler", UPPAAL_XML)
+    for name, value in zip(("resUppaalB", "resUppaalT"), m.groups(), strict=True):
+        bd.add(name, value, UPPAAL_XML, f"declaration: scheduler comment ({name[10:]})")
     unit = _search(r"Time unit: ([\d.]+) ms", decl, "the time unit", UPPAAL_XML).group(1)
     bd.add("resUppaalUnit", unit, UPPAAL_XML, "declaration: time unit (ms)")
     bd.add("resUppaalQueries", str(_queries(bd.read(UPPAAL_Q))), UPPAAL_Q, "number of queries")
-    bd.add("resUppaalSmcQueries", str(_queries(bd.read(UPPAAL_SMC_Q))), UPPAAL_SMC_Q, "number of queries")
-    bd.read(UPPAAL_SMC_XML)  # must exist
+    finite = str(_queries(bd.read(UPPAAL_FINITE_Q)))
+    bd.add("resUppaalFiniteQueries", finite, UPPAAL_FINITE_Q, "number of queries")
+    bd.read(UPPAAL_FINITE_XML)  # must exist
+
+
+def add_ta(bd: Build) -> None:
+    """Timed-automata checks with TChecker (pending when the JSON is absent)."""
+    names = [
+        ("resTaSchedulers", "schedulers checked"),
+        ("resTaCalls", "TChecker calls in all"),
+        ("resTaStageS", "wall time of the stage (s)"),
+        ("resTaWaitTriton", "Triton-like timeout: longest wait with a worker idle (ms)"),
+        ("resTaBurstMax", "largest burst b"),
+        ("resTaLatencyMin", "Triton-like timeout: worst-case latency at b = 1 (ms)"),
+        ("resTaLatencyMax", "Triton-like timeout: worst-case latency at the largest b (ms)"),
+        ("resTaQueueMax", "Triton-like timeout: queue bound at the largest b"),
+    ]
+    if not bd.available(TA_JSON):
+        for name, key in names:
+            bd.add(name, PENDING, TA_JSON, f"{key} -- pending: file absent")
+        return
+    data = json.loads(bd.read(TA_JSON))
+    rows = data["results"]
+    triton = [r for r in rows if r["scheduler"].startswith("Triton-like")]
+    if not triton:
+        raise BuildError(f"{TA_JSON}: no Triton-like timeout rows")
+    bursts = data["settings"]["bursts"]
+    last = f"b={max(bursts)},"
+
+    def value(prop: str, arrivals: str = "") -> float:
+        row = next((r for r in triton if r["property"] == prop and arrivals in r["arrivals"] + ","), None)
+        if row is None or row["value"] is None:
+            raise BuildError(f"{TA_JSON}: no value for {prop} {arrivals}")
+        return row["value"]
+
+    values = [
+        str(len(data["schedulers"]) + len(data["same_as"])),
+        str(sum(r["tchecker_calls"] for r in rows)),
+        f"{data['seconds']:.0f}",
+        f"{value('timeout safety'):g}",
+        str(max(bursts)),
+        f"{value('worst-case latency', 'b=1,'):g}",
+        f"{value('worst-case latency', last):g}",
+        f"{value('queue bound', last):g}",
+    ]
+    for (name, key), v in zip(names, values, strict=True):
+        bd.add(name, v, TA_JSON, key)
 
 
 # -- RL learning curves (optional)
@@ -1151,6 +1191,7 @@ def compute(root: Path = REPO, only_committed: bool = True) -> Build:
     add_env_speed(bd)
     add_verification(bd)
     add_uppaal(bd)
+    add_ta(bd)
     add_learning(bd)
     return bd
 

@@ -43,7 +43,7 @@ from formal.ta.model import ArrivalCurve, Observers, TAModel, build_network, ser
 from formal.ta.schedulers import DecisionTable
 from formal.ta.tchecker_format import to_tchecker
 from formal.ta.zonegraph import Node, max_over, upper_bound
-from formal.tchecker import CheckResult, TChecker
+from formal.tchecker import CheckResult, TChecker, TCheckerTimeoutError
 from formal.uppaal import Query, UppaalModel, to_uppaal
 
 __all__ = [
@@ -146,6 +146,7 @@ class PropertyResult:
     checks: int = 0
     states: int = 0
     seconds: float = 0.0
+    decided: bool = True
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -153,6 +154,7 @@ class PropertyResult:
             "property": self.prop,
             "arrivals": self.arrivals,
             "holds": self.holds,
+            "decided": self.decided,
             "value": self.value,
             "unit": self.unit,
             "detail": self.detail,
@@ -282,7 +284,10 @@ class TAChecks:
         """Exact largest queue length and largest latency under ``model.arrivals``."""
         tally = _Tally()
         limit = self._latency_limit()
-        graph = self._explore(tally, model, Observers(tag=True, measure_z=limit))
+        try:
+            graph = self._explore(tally, model, Observers(tag=True, measure_z=limit))
+        except TCheckerTimeoutError:
+            graph = ""  # no hints: the bounds come from bisection alone
         cap = model.queue_cap
 
         q_tally = _Tally()
@@ -362,19 +367,50 @@ class TAChecks:
         s = self.settings
         shielded = table.shielded(self.max_wait)
         bounded = self.model(shielded, ArrivalCurve.unconstrained())
-        out: list[Callable[[], list[PropertyResult]]] = [
-            lambda: [self.timeout_safety(name, bounded)],
-            lambda: [
-                self.deadlock_freedom(
-                    name, self.model(shielded, s.curve(s.liveness_burst, s.finite_arrivals))
-                )
-            ],
-            lambda: [self.leads_to(name, self.model(shielded, s.curve(s.liveness_burst)))],
+        out = [
+            (("timeout safety",), bounded, lambda: [self.timeout_safety(name, bounded)]),
         ]
+        finite = self.model(shielded, s.curve(s.liveness_burst, s.finite_arrivals))
+        out.append((("deadlock freedom",), finite, lambda: [self.deadlock_freedom(name, finite)]))
+        live = self.model(shielded, s.curve(s.liveness_burst))
+        out.append((("leads-to",), live, lambda: [self.leads_to(name, live)]))
         for burst in s.bursts:
-            curve = s.curve(burst)
-            out.append(lambda curve=curve: list(self.queue_and_latency(name, self.model(shielded, curve))))
-        return out
+            model = self.model(shielded, s.curve(burst))
+            out.append(
+                (
+                    ("queue bound", "worst-case latency"),
+                    model,
+                    lambda model=model: list(self.queue_and_latency(name, model)),
+                )
+            )
+        return [self._guarded(name, props, model, task) for props, model, task in out]
+
+    def _guarded(
+        self, name: str, props: tuple[str, ...], model: TAModel, task: Callable[[], list[PropertyResult]]
+    ) -> Callable[[], list[PropertyResult]]:
+        """``task``, or rows saying 'no verdict' when a TChecker call runs out of time."""
+
+        def run() -> list[PropertyResult]:
+            start = time.perf_counter()
+            try:
+                return task()
+            except TCheckerTimeoutError as exc:
+                arrivals = model.arrivals.describe(self.settings.unit_ms)
+                seconds = time.perf_counter() - start
+                return [
+                    PropertyResult(
+                        name,
+                        prop,
+                        arrivals,
+                        False,
+                        detail=f"no verdict: {exc}",
+                        seconds=seconds,
+                        decided=False,
+                    )
+                    for prop in props
+                ]
+
+        return run
 
     def run(self, schedulers: Sequence[tuple[str, DecisionTable]]) -> list[PropertyResult]:
         """Every property of every scheduler, ``settings.jobs`` TChecker calls at a time; the

@@ -138,7 +138,7 @@ def markdown_section(report: TAReport, command: str) -> str:
         "|---|---|---|---|---|---:|---:|---:|",
     ]
     for r in report.results:
-        verdict = "holds" if r.holds else "**fails**"
+        verdict = "holds" if r.holds else ("**fails**" if r.decided else "**no verdict**")
         lines.append(
             f"| {r.scheduler} | {r.prop} | {r.arrivals} | {verdict}: {r.detail} | {_value(r)} | {r.checks} "
             f"| {r.states:,} | {r.seconds:.1f} |"
