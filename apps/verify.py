@@ -85,7 +85,11 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="skip the timed-automata stage (it runs by default when TChecker is installed)",
     )
-    ta.add_argument("--ta-only", action="store_true", help="only the timed-automata stage (no Storm run)")
+    ta.add_argument(
+        "--ta-only",
+        action="store_true",
+        help="only the timed-automata stage (no Storm run); replaces the timed-automata section of --out",
+    )
     ta.add_argument(
         "--ta-bursts",
         default="1,2,3",
@@ -249,6 +253,18 @@ def _run_uppaal(args: argparse.Namespace, config, settings, console) -> None:
         console.print(f"verifyta {_display(xml)} exited with {code}:\n{output}")
 
 
+def _replace_ta_section(path: Path, report, command: str, console) -> None:
+    """Put the timed-automata section of ``report`` at the end of the Markdown report ``path``
+    in place of the one there (the Storm part, from its own command, stays as it is)."""
+    from batchenv.fileio import write_atomic
+    from formal.ta.stage import SECTION_TITLE, markdown_section
+
+    text = path.read_text() if path.is_file() else ""
+    head = text.split(f"\n{SECTION_TITLE}\n", 1)[0].rstrip("\n")
+    write_atomic(path, (head + "\n\n" if head else "") + markdown_section(report, command))
+    console.print(f"wrote the timed-automata section of {_display(path)}")
+
+
 def _run_ta(args: argparse.Namespace, settings, console, command: str):
     """The timed-automata stage; None (with a message) when TChecker is not installed."""
     from batchenv.fileio import write_json_atomic
@@ -354,6 +370,8 @@ def main(argv: list[str] | None = None) -> int:
                 console.print(f"[red]error:[/red] --ta-only: {exc}")
                 return 2
             ta_report = _run_ta(args, ta_settings, console, command)
+            if ta_report is not None:
+                _replace_ta_section(args.out, ta_report, command, console)
             return 0 if ta_report is not None and ta_report.ok else 1
     except (ConfigError, AgentSpecError) as exc:
         console.print(f"[red]error:[/red] {exc}")
