@@ -993,7 +993,7 @@ def add_uppaal(bd: Build) -> None:
     decl = root.findtext("declaration") or ""
     m = _search(r"Scheduler: timeout\(B=(\d+),T=(\d+)ms", decl, "the scheduler", UPPAAL_XML)
     for name, value in zip(("resUppaalB", "resUppaalT"), m.groups(), strict=True):
-        bd.add(name, value, UPPAAL_XML, f"declaration: scheduler comment ({name[10:]})")
+        bd.add(name, value, UPPAAL_XML, f"declaration: scheduler comment ({name[9:]})")
     unit = _search(r"Time unit: ([\d.]+) ms", decl, "the time unit", UPPAAL_XML).group(1)
     bd.add("resUppaalUnit", unit, UPPAAL_XML, "declaration: time unit (ms)")
     bd.add("resUppaalQueries", str(_queries(bd.read(UPPAAL_Q))), UPPAAL_Q, "number of queries")
