@@ -69,7 +69,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     run_dir = make_run_dir(plan.out)
     write_atomic(run_dir / "summary.csv", to_csv(summary_rows(plan, cells)))
     write_atomic(run_dir / "per_seed.csv", to_csv(per_seed_rows(plan, cells)))
-    write_atomic(run_dir / "results.json", to_json(plan, cells))
+    results_json = to_json(plan, cells)
+    write_atomic(run_dir / "results.json", results_json)
     figures = plot_all(plan, cells, run_dir) if plan.plots else []
     write_atomic(run_dir / "report.md", to_markdown(plan, cells, "" if figures else None))
     if plan.report is not None:
@@ -78,6 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             write_atomic(figure_dir / path.name, path.read_bytes())
         prefix = f"{figure_dir.name}/" if figures else None
         write_atomic(plan.report, to_markdown(plan, cells, prefix))
-        console.print(f"report: {plan.report}")
+        write_atomic(plan.report.with_suffix(".json"), results_json)
+        console.print(f"report: {plan.report} (its data: {plan.report.with_suffix('.json')})")
     console.print(f"results: {run_dir}/ ({elapsed:.1f} s of episodes)")
     return 1 if errors else 0

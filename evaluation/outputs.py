@@ -99,6 +99,10 @@ def _json_safe(value: Any) -> Any:
 
 
 def to_json(plan: Plan, cells: dict[tuple[str, str], Cell]) -> str:
+    """``results.json`` (also written next to ``--report X.md`` as ``X.json``): the command, seeds,
+    horizon (s), each scenario (name, arrival process, mean rate and rate range in requests/s,
+    workers, the full config) and one entry per (scenario, agent) cell with every metric's mean and
+    95% half-width under ``summary`` and the per-seed values under ``per_seed``."""
     data = {
         "command": plan.command,
         "seeds": plan.seeds,
@@ -107,7 +111,16 @@ def to_json(plan: Plan, cells: dict[tuple[str, str], Cell]) -> str:
         "reference": plan.reference,
         "common_random_numbers": True,
         "scenarios": [
-            {"name": s.name, "spec": s.spec, "description": s.describe(), "config": s.config.to_dict()}
+            {
+                "name": s.name,
+                "spec": s.spec,
+                "description": s.describe(),
+                "process": s.config.arrivals.process,
+                "mean_rate_per_s": s.config.arrivals.mean_rate_per_s,
+                "rate_range_per_s": s.config.arrivals.rate_range_per_s,
+                "n_workers": s.config.n_workers,
+                "config": s.config.to_dict(),
+            }
             for s in plan.scenarios
         ],
         "cells": [

@@ -136,8 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--report",
         type=Path,
         default=None,
-        help="also write the Markdown report to this file, with its figures in "
-        "<file stem>_figures/ next to it (e.g. docs/results/baselines.md)",
+        help="also write the Markdown report to this file, the run's results.json next to it as "
+        "<file stem>.json and its figures in <file stem>_figures/ (e.g. docs/results/baselines.md)",
     )
     parser.add_argument(
         "--title",

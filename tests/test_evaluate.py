@@ -203,7 +203,11 @@ def test_outputs_and_report(runs: dict[str, Path]) -> None:
         "score_vs_rate.png",
     ]
     data = json.loads((run_dir / "results.json").read_text())
+    # the report's data file holds the same content as the run folder's results.json
+    assert (runs["root1"] / "docs" / "bench.json").read_text() == (run_dir / "results.json").read_text()
     assert data["seeds"] == [0, 1, 2]
+    multi = next(s for s in data["scenarios"] if s["name"] == "multi_gpu")
+    assert multi["n_workers"] == 2 and multi["process"] == "poisson" and multi["mean_rate_per_s"] > 0
     cell = next(c for c in data["cells"] if c["agent"] == "optimal" and c["scenario"] == "multi_gpu")
     assert "one worker" in cell["not_applicable"]
 
