@@ -21,8 +21,8 @@ What it checks (details and semantics: docs/formal.md):
     bucket of burst b, deadlock freedom with finitely many arrivals, leads-to from waiting to
     served; for the tuned timeout, a Triton-like timeout and the SMDP optimum.
 
-Results: a terminal table, docs/results/verification.md and docs/results/verification_ta.json
-(written atomically).
+Results: a terminal table, docs/results/verification.md, the Storm results as JSON in
+docs/results/verification.json and docs/results/verification_ta.json (written atomically).
 """
 
 from __future__ import annotations
@@ -124,7 +124,8 @@ def _parser() -> argparse.ArgumentParser:
         "--out",
         type=Path,
         default=DEFAULT_OUT,
-        help=f"Markdown report (default: {DEFAULT_OUT.relative_to(REPO)})",
+        help=f"Markdown report, with its JSON next to it (<stem>.json) (default: "
+        f"{DEFAULT_OUT.relative_to(REPO)})",
     )
     out.add_argument(
         "--models-dir",
@@ -376,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, AgentSpecError) as exc:
         console.print(f"[red]error:[/red] {exc}")
         return 2
-    from formal.report import markdown, rich_tables
+    from formal.report import markdown, report_data, rich_tables
 
     console.print(f"Storm: {tm.describe()}")
     start = time.perf_counter()
@@ -386,14 +387,18 @@ def main(argv: list[str] | None = None) -> int:
     for note in report.notes:
         console.print(f"note: {note}")
     ta_report = None if args.no_ta else _run_ta(args, ta_settings, console, command)
-    from batchenv.fileio import write_atomic
+    from batchenv.fileio import write_atomic, write_json_atomic
     from formal.ta.stage import markdown_section
 
     text = markdown(report, command)
     if ta_report is not None:
         text = text.rstrip("\n") + "\n\n" + markdown_section(ta_report, command)
     write_atomic(args.out, text)
-    console.print(f"wrote {_display(args.out)} ({time.perf_counter() - start:.1f} s)")
+    write_json_atomic(args.out.with_suffix(".json"), report_data(report, command))
+    console.print(
+        f"wrote {_display(args.out)} and {_display(args.out.with_suffix('.json'))} "
+        f"({time.perf_counter() - start:.1f} s)"
+    )
     ok = report.safety is not None and report.safety.holds and all(r.figures is not None for r in report.rows)
     return 0 if ok and (ta_report is None or ta_report.ok) else 1
 

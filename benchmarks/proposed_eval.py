@@ -285,7 +285,8 @@ def part_tracking(args: argparse.Namespace, figures: Path) -> tuple[list[str], d
         )
         data[key] = {"settle20_s": s20, "settle50_s": s50, "rms": rms}
 
-    lines += ["", *_dispersion_lines()]
+    dispersion_lines, data["dispersion_azure_trace_high"] = _dispersion()
+    lines += ["", *dispersion_lines]
 
     fig, axes = plt.subplots(3, 1, figsize=(9, 9))
     ax = axes[0]
@@ -311,9 +312,10 @@ def part_tracking(args: argparse.Namespace, figures: Path) -> tuple[list[str], d
     return lines, data
 
 
-def _dispersion_lines() -> list[str]:
+def _dispersion() -> tuple[list[str], dict[str, list[float]]]:
     """Index of dispersion (variance / mean of the counts) of the Azure trace's arrivals in
-    windows of several lengths: 1 for Poisson arrivals; the noise the estimator must tolerate."""
+    windows of several lengths: 1 for Poisson arrivals; the noise the estimator must tolerate.
+    Returns the Markdown lines and ``{"windows_s": [...], "variance_to_mean": [...]}``."""
     config = load_scenario("azure_trace_high")
     stream = make_arrival_process(config).stream(np.random.default_rng(0))
     times = np.concatenate([next(stream) for _ in range(30)])
@@ -322,8 +324,8 @@ def _dispersion_lines() -> list[str]:
     ratios = []
     for w in windows:
         counts, _ = np.histogram(times, np.arange(0.0, 100.0 + w / 2, w))
-        ratios.append(counts.var() / counts.mean())
-    return [
+        ratios.append(float(counts.var() / counts.mean()))
+    lines = [
         "Index of dispersion (variance / mean of the arrival counts per window; 1 for Poisson) of "
         "the Azure trace replayed at 432 requests/s (azure_trace_high, seed 0, 100 s):",
         "",
@@ -332,6 +334,7 @@ def _dispersion_lines() -> list[str]:
         "| variance / mean | " + " | ".join(f"{r:.2f}" for r in ratios) + " |",
         "",
     ]
+    return lines, {"windows_s": list(windows), "variance_to_mean": ratios}
 
 
 def _scenario_track(scenario: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -516,7 +519,14 @@ def part_slo(args: argparse.Namespace, figures: Path) -> tuple[list[str], dict]:
             f"| {spec} | {cost[0]:.4f} ± {cost[1]:.4f} | {pct(gap, 2)} | {p99:.1f} | {slo:.3f} "
             f"| {quality:.4f} | {mix} |"
         )
-        data[spec] = {"cost": cost, "gap": gap}
+        data[spec] = {
+            "cost": cost,
+            "gap": gap,
+            "p99_ms": float(p99),
+            "slo_attainment": float(slo),
+            "quality": float(quality),
+            "model_mix": {n: float(np.mean([r[f"mix_{n}"] for r in rows])) for n in names},
+        }
     return [*lines, ""], data
 
 

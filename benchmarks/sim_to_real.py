@@ -52,12 +52,11 @@ import numpy as np
 from agents.registry import AgentSpecError, make_agent
 from agents.tuning import TRAINING_SEEDS, parse_seeds, tune_scenario
 from batchenv.config import SystemConfig
-from batchenv.fileio import write_atomic, write_json_atomic
+from batchenv.fileio import json_safe, write_atomic, write_json_atomic
 from batchenv.metrics import compute_metrics, request_table
 from batchenv.scenarios import load_scenario
 from batchenv.sim import simulate
 from batchenv.timing import ServiceTable
-from evaluation.outputs import _json_safe
 from serving.calibrate import calibrate, yaml_text
 from serving.fidelity import GOAL, batch_service_check, compare_cell, kendall_tau, rank_agents
 from serving.loadgen import raise_open_files_limit, run_episode
@@ -102,7 +101,7 @@ def calibrated_system(args: argparse.Namespace, command: str, out: Path) -> tupl
     )
     record = {"command": command, "base_scenario": "default", **record, "config": config.to_dict()}
     write_atomic(path, yaml_text(config, record, command + "  (its calibration step)", "default"))
-    write_json_atomic(path.with_suffix(".json"), _json_safe(record))
+    write_json_atomic(path.with_suffix(".json"), json_safe(record))
     return load_scenario(path), path
 
 
@@ -719,7 +718,7 @@ def write_report(
             for c in cells
         ],
     }
-    write_json_atomic(out.with_suffix(".json"), _json_safe(data))
+    write_json_atomic(out.with_suffix(".json"), json_safe(data))
 
 
 if __name__ == "__main__":

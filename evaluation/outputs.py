@@ -12,8 +12,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from batchenv.fileio import json_safe
 from evaluation.plan import Plan
 from evaluation.runner import SCALAR_METRICS
 from evaluation.stats import Cell
@@ -86,18 +85,6 @@ def to_csv(rows: list[dict[str, Any]]) -> str:
     return buffer.getvalue()
 
 
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, np.generic):
-        return _json_safe(value.item())
-    return value
-
-
 def to_json(plan: Plan, cells: dict[tuple[str, str], Cell]) -> str:
     """``results.json`` (also written next to ``--report X.md`` as ``X.json``): the command, seeds,
     horizon (s), each scenario (name, arrival process, mean rate and rate range in requests/s,
@@ -142,4 +129,4 @@ def to_json(plan: Plan, cells: dict[tuple[str, str], Cell]) -> str:
             for cell in [cells[(agent.label, scenario.name)]]
         ],
     }
-    return json.dumps(_json_safe(data), indent=1) + "\n"
+    return json.dumps(json_safe(data), indent=1) + "\n"

@@ -1,23 +1,40 @@
-"""Tables of a :class:`~formal.verification.VerificationReport`: Markdown for
-``docs/results/verification.md`` and rich tables for the terminal."""
+"""Outputs of a :class:`~formal.verification.VerificationReport`: the Markdown of
+``docs/results/verification.md``, the same results as JSON (``verification.json``, read by the
+report builder) and rich tables for the terminal. The number formats are defined here once."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
+from batchenv.fileio import json_safe
 from formal.verification import CROSS_CHECK_FIELDS, PolicyRow, VerificationReport
 
-__all__ = ["markdown", "policy_table_rows", "rich_tables"]
+__all__ = [
+    "TICK_SIM_TOLERANCE",
+    "fmt_pct",
+    "fmt_prob",
+    "fmt_sig",
+    "markdown",
+    "policy_table_rows",
+    "report_data",
+    "rich_tables",
+]
+
+TICK_SIM_TOLERANCE = 0.02
+"""Largest relative difference between Storm's figures and the tick simulator's (the same chain,
+simulated) that counts as agreement."""
 
 
-def _f(value: float | None, digits: int = 4) -> str:
+def fmt_sig(value: float | None, digits: int = 4) -> str:
+    """``value`` with ``digits`` significant digits; None or NaN as ``-``."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
     return f"{value:.{digits}g}"
 
 
-def _p(value: float | None) -> str:
+def fmt_prob(value: float | None) -> str:
     """A probability: exact zero shown as 0, tiny values in scientific notation."""
     if value is None or math.isnan(value):
         return "-"
@@ -26,9 +43,10 @@ def _p(value: float | None) -> str:
     return f"{value:.2e}" if value < 1e-3 else f"{value:.4f}"
 
 
-def _pct(value: float | None) -> str:
+def fmt_pct(value: float | None) -> str:
     if value is None or math.isnan(value):
         return "-"
+    """A fraction as a signed per cent with two decimals (``+0.42%``); None or NaN as ``-``."""
     return f"{100 * value:+.2f}%"
 
 
@@ -64,14 +82,14 @@ def policy_table_rows(report: VerificationReport) -> list[list[str]]:
                 if row.same_as
                 else f"{(stats.build_s if stats else 0) + f.check_s:.1f}"
                 + ("" if f.solver == "sound" else " *"),
-                _f(f.throughput_per_s, 5),
-                _f(f.utilisation),
-                _f(f.mean_queue),
-                _f(f.mean_batch),
-                _f(f.latency_ms),
-                _f(f.cost_per_request, 5),
-                _p(f.p_overflow),
-                _p(f.p_violation),
+                fmt_sig(f.throughput_per_s, 5),
+                fmt_sig(f.utilisation),
+                fmt_sig(f.mean_queue),
+                fmt_sig(f.mean_batch),
+                fmt_sig(f.latency_ms),
+                fmt_sig(f.cost_per_request, 5),
+                fmt_prob(f.p_overflow),
+                fmt_prob(f.p_violation),
             ]
         )
     return rows
@@ -93,11 +111,11 @@ def _cross_rows(row: PolicyRow) -> list[list[str]]:
             [
                 row.key,
                 name,
-                _f(storm, 5),
-                _f(tick, 5),
-                _pct((tick - storm) / storm if storm else math.nan),
-                _f(cont, 5),
-                _pct((cont - storm) / storm if storm else math.nan),
+                fmt_sig(storm, 5),
+                fmt_sig(tick, 5),
+                fmt_pct((tick - storm) / storm if storm else math.nan),
+                fmt_sig(cont, 5),
+                fmt_pct((cont - storm) / storm if storm else math.nan),
             ]
         )
     return out
@@ -107,6 +125,15 @@ def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
     return lines
+
+
+def _worst_deviations(report: VerificationReport) -> tuple[float, float] | None:
+    """Largest relative differences of Storm's figures over CROSS_CHECK_FIELDS and every checked
+    policy: (tick simulator, event simulator); None when no policy was checked."""
+    deviations = [(r.deviation(r.ticksim), r.deviation(r.continuous)) for r in report.rows if r.figures]
+    if not deviations:
+        return None
+    return max(d[0] for d in deviations), max(d[1] for d in deviations)
 
 
 def _summary(report: VerificationReport) -> list[tuple[str, str, str]]:
@@ -119,8 +146,8 @@ def _summary(report: VerificationReport) -> list[tuple[str, str, str]]:
             (
                 "(a) timeout safety, every scheduler",
                 "holds" if s.holds else "FAILS",
-                f"Pmax[F violation] = {_p(s.p_max_shielded)} with the shield "
-                f"({s.shielded.states} states); without it {_p(s.p_max_unshielded)} "
+                f"Pmax[F violation] = {fmt_prob(s.p_max_shielded)} with the shield "
+                f"({s.shielded.states} states); without it {fmt_prob(s.p_max_unshielded)} "
                 f"({s.unshielded.states} states): the check is not vacuous",
             )
         )
@@ -131,22 +158,19 @@ def _summary(report: VerificationReport) -> list[tuple[str, str, str]]:
             gap = (o.cost_per_request - report.smdp.cost_whole) / report.smdp.cost_whole
             detail += (
                 f"; continuous-time SMDP optimum (agents.optimal, whole batches) "
-                f"{report.smdp.cost_whole:.6g}: the {tm.tick_ms:g} ms tick costs {_pct(gap)}; "
+                f"{report.smdp.cost_whole:.6g}: the {tm.tick_ms:g} ms tick costs {fmt_pct(gap)}; "
                 f"the two optimal policies agree on {100 * report.smdp.agreement:.1f}% of decisions"
             )
         out.append(("(b) optimal long-run cost", f"{o.cost_per_request:.5g}", detail))
-    deviations = [
-        (r.key, r.deviation(r.ticksim), r.deviation(r.continuous)) for r in report.rows if r.figures
-    ]
-    if deviations:
-        worst_tick = max(d[1] for d in deviations)
-        worst_cont = max(d[2] for d in deviations)
+    worst = _worst_deviations(report)
+    if worst is not None:
+        worst_tick, worst_cont = worst
         out.append(
             (
                 "cross-check, tick simulator",
-                "agrees" if worst_tick <= 0.02 else "DISAGREES",
+                "agrees" if worst_tick <= TICK_SIM_TOLERANCE else "DISAGREES",
                 f"largest relative difference over {', '.join(CROSS_CHECK_FIELDS)}: "
-                f"{100 * worst_tick:.2f}% (tolerance 2%)",
+                f"{100 * worst_tick:.2f}% (tolerance {100 * TICK_SIM_TOLERANCE:g}%)",
             )
         )
         out.append(
@@ -191,7 +215,7 @@ def markdown(report: VerificationReport, command: str) -> str:
                 str(size.transitions),
                 str(size.choices),
                 f"{size.build_s:.1f}",
-                _p(p_max),
+                fmt_prob(p_max),
             ]
 
         lines += _md_table(
@@ -215,7 +239,7 @@ def markdown(report: VerificationReport, command: str) -> str:
                 f"- SMDP optimum of `agents/optimal.py` (continuous time, whole-queue batches as in "
                 f"the MDP): {sm.cost_whole:.6g} per request; with any batch size: {sm.cost_any:.6g}.",
                 f"- Relative gap of the discrete optimum: "
-                f"{_pct((o.cost_per_request - sm.cost_whole) / sm.cost_whole)} (the price of deciding "
+                f"{fmt_pct((o.cost_per_request - sm.cost_whole) / sm.cost_whole)} (the price of deciding "
                 f"only every {tm.tick_ms:g} ms tick).",
             ]
             smdp_row = next((r for r in report.rows if r.key == "smdp_optimum" and r.figures), None)
@@ -223,7 +247,7 @@ def markdown(report: VerificationReport, command: str) -> str:
                 cost = smdp_row.figures.cost_per_request
                 lines.append(
                     f"- The SMDP policy run in the discrete model (its DTMC): {cost:.6g} per request, "
-                    f"{_pct((cost - o.cost_per_request) / o.cost_per_request)} from Storm's optimum."
+                    f"{fmt_pct((cost - o.cost_per_request) / o.cost_per_request)} from Storm's optimum."
                 )
             lines += [
                 f"- Storm's scheduler and the SMDP policy take the same decision in "
@@ -288,6 +312,85 @@ def markdown(report: VerificationReport, command: str) -> str:
     ]
     lines += _md_table(["step", "seconds"], steps)
     return "\n".join(lines) + "\n"
+
+
+def _fields(obj: Any, drop: tuple[str, ...] = ()) -> dict[str, Any] | None:
+    """A dataclass's fields as a mapping (nested dataclasses too), without ``drop``; None stays None."""
+    if obj is None:
+        return None
+    return {f.name: _plain(getattr(obj, f.name)) for f in dataclasses.fields(obj) if f.name not in drop}
+
+
+def _plain(value: Any) -> Any:
+    return _fields(value) if dataclasses.is_dataclass(value) and not isinstance(value, type) else value
+
+
+def report_data(report: VerificationReport, command: str) -> dict[str, Any]:
+    """The results of ``report`` as strict-JSON data (``verification.json``): the same numbers as
+    :func:`markdown`, unrounded; times in s, latencies in ms, rates per s, costs per request.
+
+    Keys: ``command``, ``scenario``, ``wall_s``, ``cpu_s``, ``jobs``, ``model`` (the discrete-time
+    model), ``settings``, ``safety`` (a), ``optimum`` and ``smdp`` (b), ``policies`` (c: per policy
+    Storm's figures, the tick and event simulators' and their largest relative differences),
+    ``cross_check``, ``notes``, ``timings_s``."""
+    tm, st = report.model, report.settings
+    o, sm = report.optimum, report.smdp
+    worst = _worst_deviations(report)
+    smdp = _fields(sm)
+    if smdp is not None and o is not None:
+        smdp["relative_gap_of_discrete_optimum"] = (o.cost_per_request - sm.cost_whole) / sm.cost_whole
+    data = {
+        "command": command,
+        "scenario": tm.config.name,
+        "wall_s": report.total_s,
+        "cpu_s": report.cpu_s,
+        "jobs": st.jobs,
+        "model": {
+            "tick_ms": tm.tick_ms,
+            "rate_per_s": tm.rate_per_s,
+            "mean_arrivals_per_tick": tm.mean_arrivals,
+            "max_arrivals_per_tick": tm.max_arrivals,
+            "arrival_tail": tm.arrival_tail,
+            "queue_cap": tm.queue_cap,
+            "max_wait_ticks": tm.max_age_ticks,
+            "n_workers": tm.n_workers,
+            "description": tm.describe(),
+        },
+        "settings": {
+            "overflow_s": st.overflow_s,
+            "crosscheck_ticks": st.crosscheck_ticks,
+            "sim_horizon_s": st.sim_horizon_s,
+            "seed": st.seed,
+            "agents": list(st.agents),
+        },
+        "safety": None if report.safety is None else {"holds": report.safety.holds, **_fields(report.safety)},
+        "optimum": _fields(o, drop=("policy",)),
+        "smdp": smdp,
+        "policies": [
+            {
+                "key": row.key,
+                "name": row.name,
+                "source": row.source,
+                "same_as": row.same_as,
+                "error": row.error,
+                "storm": _fields(row.figures, drop=("rates",)),
+                "tick_simulator": _fields(row.ticksim, drop=("decision_visits",)),
+                "event_simulator": _fields(row.continuous),
+                "max_rel_diff_tick_simulator": row.deviation(row.ticksim),
+                "max_rel_diff_event_simulator": row.deviation(row.continuous),
+            }
+            for row in report.rows
+        ],
+        "cross_check": {
+            "fields": list(CROSS_CHECK_FIELDS),
+            "tick_simulator_tolerance": TICK_SIM_TOLERANCE,
+            "tick_simulator_max_rel_diff": worst[0] if worst else None,
+            "event_simulator_max_rel_diff": worst[1] if worst else None,
+        },
+        "notes": list(report.notes),
+        "timings_s": dict(report.timings),
+    }
+    return json_safe(data)
 
 
 def rich_tables(report: VerificationReport) -> list[Any]:

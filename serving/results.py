@@ -12,9 +12,9 @@ import numpy as np
 
 from agents.registry import parse_agent_spec
 from batchenv.config import SystemConfig
-from batchenv.fileio import write_atomic, write_json_atomic
+from batchenv.fileio import json_safe, write_atomic, write_json_atomic
 from batchenv.metrics import EpisodeMetrics
-from evaluation.outputs import _json_safe, make_run_dir, per_seed_rows, summary_rows, to_csv, to_json
+from evaluation.outputs import make_run_dir, per_seed_rows, summary_rows, to_csv, to_json
 from evaluation.plan import Plan, ScenarioEntry
 from evaluation.plots import plot_all
 from evaluation.runner import LATENCY_EDGES_MS, SCALAR_METRICS, Task
@@ -110,5 +110,5 @@ def write_run(
             for e in episodes
         ],
     }
-    write_json_atomic(run_dir / "replay.json", _json_safe(replay))
+    write_json_atomic(run_dir / "replay.json", json_safe(replay))
     return run_dir

@@ -129,6 +129,16 @@ def test_small_end_to_end_run_writes_the_report(tmp_path: Path, capsys: pytest.C
     for key in ("greedy", "static", "timeout"):
         assert f"| {key} |" in text
     assert "storm_optimum" in text and "states" in printed
+    # the same results as JSON next to the Markdown, unrounded
+    data = json.loads(out.with_suffix(".json").read_text())
+    assert data["command"] in text and data["model"]["tick_ms"] == 5 and data["model"]["queue_cap"] == 12
+    assert data["safety"]["holds"] is True and data["safety"]["p_max_shielded"] == 0
+    assert f"**{data['optimum']['cost_per_request']:.6g} per request**" in text
+    policies = {p["key"]: p for p in data["policies"]}
+    assert {"greedy", "static", "timeout", "storm_optimum"} <= set(policies)
+    assert f"| greedy | {policies['greedy']['storm']['stats']['states']} |" in text
+    worst = data["cross_check"]["tick_simulator_max_rel_diff"]
+    assert worst == max(p["max_rel_diff_tick_simulator"] for p in data["policies"] if p["storm"])
     assert not list(out.parent.glob(".*.tmp"))  # written atomically, nothing left over
 
 
