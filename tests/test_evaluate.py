@@ -212,6 +212,31 @@ def test_outputs_and_report(runs: dict[str, Path]) -> None:
     assert "one worker" in cell["not_applicable"]
 
 
+def test_figures_are_compact_palette_pngs(runs: dict[str, Path]) -> None:
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    from evaluation.plots import compact_png
+
+    for path in sorted(runs["jobs1"].glob("*.png")):
+        image = Image.open(path)
+        assert image.mode == "P" and image.size[0] > 500, path.name
+    fig, ax = plt.subplots()
+    ax.plot(range(10), [x * x for x in range(10)])
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
+    plt.close(fig)
+    rgba = buffer.getvalue()
+    small = compact_png(rgba)
+    assert len(small) < len(rgba) / 2 and compact_png(rgba) == small  # smaller and deterministic
+    assert Image.open(io.BytesIO(small)).size == Image.open(io.BytesIO(rgba)).size
+
+
 def test_run_folders_are_never_reused_and_writes_are_atomic(tmp_path: Path, monkeypatch) -> None:
     first = make_run_dir(tmp_path)
     (first / "keep.txt").write_text("mine")
