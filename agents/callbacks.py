@@ -89,7 +89,7 @@ class DomainEvalCallback(BaseCallback):
 
     Where the exact optimum applies (Poisson, one worker, fixed rate), the optimal scheduler runs
     on the same seeds and the logged ``gap_to_optimal`` = (cost - optimal cost) / optimal cost
-    (DESIGN.md, "Measuring gaps"); ``gap_to_optimal_env_actions`` compares with the optimum over
+    (docs/design.md, "Metrics"); ``gap_to_optimal_env_actions`` compares with the optimum over
     the env's own actions (whole-queue batches, or the table sizes with ``batch_choice``).
     """
 

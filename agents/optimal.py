@@ -1,6 +1,6 @@
 """The exact optimum for one worker and Poisson arrivals: an average-reward semi-Markov decision
 process (SMDP) over the queue length, solved by policy iteration and certified by value-iteration
-bounds. It is the yardstick of DESIGN.md ("Baselines ... optimal").
+bounds. It is the yardstick of docs/design.md ("Agents").
 
     solution = solve_optimal(config, rate_per_s=100.0)   # cached per (system, rate)
     solution.score_per_request, solution.cost_per_request, solution.dispatch_threshold
@@ -610,7 +610,7 @@ class OptimalSolution:
         from one Bellman step at the solution's relative values; high - low <= tol * rate.
     :ivar score_per_request: gain_per_s / rate_per_s, the long-run score per arrived request
         (the simulator's ``total_reward / n_arrived``).
-    :ivar cost_per_request: best model quality - score_per_request (DESIGN.md's comparison
+    :ivar cost_per_request: best model quality - score_per_request (docs/design.md's comparison
         measure: the regret against instant answers by the best model).
     :ivar model: (K + 1,) model index dispatched at each q; -1 = wait.
     :ivar batch: (K + 1,) batch size dispatched at each q; 0 = wait.
@@ -970,7 +970,7 @@ class OptimalScheduler(Scheduler):
     With ``rate_per_s=None`` and no ``solution``, the scheduler solves (cached) for the rate of
     each episode (``sim.episode_rate_per_s``: the config's mean rate, or the rate drawn for the
     episode when ``arrivals.rate_range_per_s`` is set): an oracle that knows the Poisson rate,
-    the yardstick of DESIGN.md.
+    the yardstick of docs/design.md.
 
     Where the table says wait but the oldest request has waited ``max_wait_ms`` (the simulator
     would force a dispatch on the last model), it dispatches the best action at that queue length

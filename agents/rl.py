@@ -3,7 +3,7 @@
 The environment's reward is the per-request score paid as it accrues (``quality - w_lat *
 latency``). For learning, :class:`RegretReward` subtracts the best model's quality for every
 dispatched request, so each step's reward is ``-(regret accrued)``: non-positive, small, and with
-the same optimal policy (DESIGN.md, "Measuring gaps": cost = best quality - score). Evaluation
+the same optimal policy (docs/design.md, "Metrics": cost = best quality - score). Evaluation
 always reports the true score from the simulator, whatever the training reward.
 """
 

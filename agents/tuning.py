@@ -1,6 +1,6 @@
 """Grid search of the ``timeout`` and ``util_switch`` baselines, per scenario, on training seeds.
 
-The objective is the mean cost per request (best quality - score, see DESIGN.md "Measuring gaps")
+The objective is the mean cost per request (best quality - score, see docs/design.md, "Metrics")
 over :data:`TRAINING_SEEDS`, which evaluation never uses (``evaluate.py`` uses seeds 0..N-1).
 Every candidate meets the same arrivals (common random numbers), so candidates are compared
 paired, seed by seed.

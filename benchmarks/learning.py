@@ -7,7 +7,7 @@ collects those evaluations and adds two references measured on the same seeds an
 that rate (``agents/tuning``, on its training seeds). It writes ``benchmarks/results/learning.json``
 and a plot of cost per request against timesteps.
 
-Gaps are relative costs, (cost - optimal cost) / optimal cost (DESIGN.md, "Measuring gaps").
+Gaps are relative costs, (cost - optimal cost) / optimal cost (docs/design.md, "Metrics").
 
 Usage::
 

@@ -5,7 +5,7 @@ Every agent meets the same arrivals for the same (scenario, seed). Per agent and
 reports the mean over seeds with a 95% confidence interval (t distribution) of every metric of
 :class:`batchenv.metrics.EpisodeMetrics`, the cost per request (best quality - score) and the
 relative gap of the mean cost to a reference agent, with a confidence interval from the
-seed-paired cost differences (DESIGN.md, "Measuring gaps").
+seed-paired cost differences (docs/design.md, "Metrics").
 
 It prints a table per scenario and writes, into a new folder ``<out>/eval_<time>_<n>/`` (never
 an existing one; every file written to a temporary name, then renamed):

@@ -1,6 +1,6 @@
 """Statistics over seeds: per (agent, scenario) cell, the mean and 95% confidence interval of
 every metric, and the gap of the mean cost to a reference agent with a seed-paired interval
-(DESIGN.md, "Measuring gaps")."""
+(docs/design.md, "Metrics")."""
 
 from __future__ import annotations
 

@@ -332,7 +332,7 @@ def test_control_limits_summary_is_consistent() -> None:
 
 @pytest.mark.parametrize("rate", SIM_RATES)
 def test_simulator_score_matches_the_computed_gain(rate: float) -> None:
-    """Within 1% of cost (DESIGN.md's measure), with a standard error far below that; no forced
+    """Within 1% of cost (docs/design.md's measure), with a standard error far below that; no forced
     dispatch, no drop; mean batch size and model mix as the stationary law predicts."""
     config = poisson(rate)
     scheduler = OptimalScheduler(config)
@@ -460,7 +460,7 @@ def check_no_timeout_policy_beats_optimal(
 @pytest.mark.parametrize("rate", SIM_RATES)
 def test_no_timeout_policy_beats_the_optimum(rate: float) -> None:
     best_gap, _, _ = check_no_timeout_policy_beats_optimal(rate, 2_000, 20_000, 3)
-    assert best_gap < 0.02  # and the tuned timeout is close (DESIGN.md: about 1%)
+    assert best_gap < 0.02  # and the tuned timeout is close (docs/design.md: about 1%)
 
 
 @pytest.mark.slow
