@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from batchenv.fileio import write_atomic
 from evaluation.outputs import make_run_dir, params_text, per_seed_rows, summary_rows, to_csv, to_json
@@ -13,9 +14,13 @@ from evaluation.plan import UsageError, build_parser, make_plan
 from evaluation.plots import plot_all
 from evaluation.runner import make_tasks, run_tasks
 from evaluation.stats import collect
-from evaluation.tables import print_tables, to_markdown
+from evaluation.tables import print_tables, summary_lines, to_markdown
 
 __all__ = ["main"]
+
+REPO = Path(__file__).resolve().parents[1]
+STUDY = ("docs/results/proposed.md", "docs/report/report.pdf", "docs/slides/slides.pdf")
+"""Where a demo run points to next: the suite's results, the report and the slides."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -80,6 +85,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         prefix = f"{figure_dir.name}/" if figures else None
         write_atomic(plan.report, to_markdown(plan, cells, prefix))
         write_atomic(plan.report.with_suffix(".json"), results_json)
-        console.print(f"report: {plan.report} (its data: {plan.report.with_suffix('.json')})")
-    console.print(f"results: {run_dir}/ ({elapsed:.1f} s of episodes)")
+    console.print()
+    for line in summary_lines(plan, cells):
+        console.print(line, highlight=False)
+    console.print(
+        f"results: {run_dir}/ (summary.csv, per_seed.csv, results.json; {elapsed:.1f} s of episodes)",
+        highlight=False,
+    )
+    if figures:
+        console.print(f"plots: {', '.join(p.name for p in figures)} in {run_dir}/", highlight=False)
+    console.print(f"report: {plan.report or run_dir / 'report.md'}", highlight=False)
+    if plan.report is not None:
+        console.print(f"its data: {plan.report.with_suffix('.json')}", highlight=False)
+    study = [p for p in STUDY if (REPO / p).is_file()]
+    if plan.demo and study:
+        console.print(f"the whole study: {', '.join(study)}", highlight=False)
     return 1 if errors else 0

@@ -27,6 +27,8 @@ from batchenv.scenarios import list_scenarios, load_scenario
 
 __all__ = [
     "BASELINE_AGENTS",
+    "DEMO_AGENTS",
+    "DEMO_SCENARIOS",
     "HELP_EPILOG",
     "Plan",
     "ScenarioEntry",
@@ -38,6 +40,14 @@ __all__ = [
 
 BASELINE_AGENTS = ("greedy", "static", "timeout", "aimd", "util_switch")
 """The agents evaluated when ``--agents`` is not given (with ``optimal`` where it is available)."""
+
+DEMO_CHECKPOINT = Path(__file__).resolve().parents[1] / "checkpoints" / "ppo_default.zip"
+DEMO_AGENTS = ("greedy", "timeout", "util_switch", "optimal", "proposed")
+"""``--demo``: the baselines that matter, the optimum, the proposed scheduler and (when the
+repository's checkpoint is there) the shipped PPO agent."""
+DEMO_SCENARIOS = ("bursty", "azure_trace", "high_load")
+"""``--demo``: loads where decisions matter: bursts, a production trace, a high steady load."""
+DEMO_SEEDS = 5
 
 
 class UsageError(Exception):
@@ -60,6 +70,7 @@ agents (--agents, comma-separated):
   Parameters in a spec override tuned values; quote specs with brackets in the shell.
 
 examples:
+  python evaluate.py --demo                           what the project is for, in about a minute
   python evaluate.py                                  baselines on the default scenario
   python evaluate.py --agents timeout,optimal --scenarios poisson_25,poisson_75 --n-seeds 20
   python evaluate.py --scenarios suite --jobs 2 --report docs/results/baselines.md
@@ -150,6 +161,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="a short run: 5 seeds and 30 s episodes unless --seeds/--n-seeds/--horizon-s say otherwise",
     )
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help=f"the first run to try (about a minute on 2 cores): {', '.join(DEMO_AGENTS)} and the "
+        f"shipped PPO agent on {', '.join(DEMO_SCENARIOS)}, {DEMO_SEEDS} seeds, unless --agents, "
+        "--scenarios or the seeds are given",
+    )
     return parser
 
 
@@ -191,6 +209,7 @@ class Plan:
     plots: bool
     command: str
     warnings: list[str] = field(default_factory=list)
+    demo: bool = False
 
 
 def scenario_config(spec: str, horizon_s: float | None) -> SystemConfig:
@@ -200,9 +219,26 @@ def scenario_config(spec: str, horizon_s: float | None) -> SystemConfig:
     return config if horizon_s is None else config.replace(horizon_s=horizon_s)
 
 
+def _apply_demo(args: argparse.Namespace, warnings: list[str]) -> None:
+    """Fill in the ``--demo`` preset where the command line left the default."""
+    if args.agents is None:
+        agents = list(DEMO_AGENTS)
+        if DEMO_CHECKPOINT.is_file():
+            agents.append(str(DEMO_CHECKPOINT))
+        else:
+            warnings.append(f"--demo: {DEMO_CHECKPOINT} is not there; running without a learned agent")
+        args.agents = ",".join(agents)
+    if args.scenarios == "default":
+        args.scenarios = ",".join(DEMO_SCENARIOS)
+    if args.seeds is None and args.n_seeds is None:
+        args.n_seeds = DEMO_SEEDS
+
+
 def make_plan(args: argparse.Namespace, argv: Sequence[str]) -> Plan:
     """Validate the arguments; raises :class:`UsageError` with a clear message."""
     warnings: list[str] = []
+    if args.demo:
+        _apply_demo(args, warnings)
     if args.agents is None:
         agent_specs = list(BASELINE_AGENTS) + (["optimal"] if agent_available("optimal") else [])
     else:
@@ -297,4 +333,5 @@ def make_plan(args: argparse.Namespace, argv: Sequence[str]) -> Plan:
         plots=not args.no_plots,
         command="python evaluate.py" + ("" if not argv else " " + shlex.join(argv)),
         warnings=warnings,
+        demo=args.demo,
     )

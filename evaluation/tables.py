@@ -12,7 +12,7 @@ from evaluation.outputs import params_text
 from evaluation.plan import Plan, ScenarioEntry
 from evaluation.stats import Cell
 
-__all__ = ["CI_COLUMNS", "TABLE_COLUMNS", "TERMINAL_COLUMNS", "print_tables", "to_markdown"]
+__all__ = ["CI_COLUMNS", "TABLE_COLUMNS", "TERMINAL_COLUMNS", "print_tables", "summary_lines", "to_markdown"]
 
 TABLE_COLUMNS = (  # (metric, header, format) of the terminal and Markdown tables
     ("cost_per_request", "cost/req", "{:.4f}"),
@@ -197,3 +197,28 @@ def print_tables(plan: Plan, cells: dict[tuple[str, str], Cell], console: Any) -
         for row in _table_rows(plan, cells, scenario, columns):
             table.add_row(*row)
         console.print(table)
+
+
+def summary_lines(plan: Plan, cells: dict[tuple[str, str], Cell]) -> list[str]:
+    """What the tables show, in a few lines computed from the results: per scenario, the agents
+    from the cheapest to the dearest with their gap to the scenario's reference."""
+    lines = [
+        "What the tables show: the cost per request (the regret against an instant LLM-1 answer;",
+        "lower is better) as a gap to each scenario's reference, mean over seeds, cheapest first:",
+    ]
+    width = max(len(s.name) for s in plan.scenarios)
+    for scenario in plan.scenarios:
+        ran = [c for a in plan.agents if (c := cells[(a.label, scenario.name)]).per_seed]
+        if not ran:
+            lines.append(f"  {scenario.name:<{width}}  no agent ran")
+            continue
+        ranked = sorted(ran, key=lambda c: c.value("cost_per_request"))
+        ref = ranked[0].reference
+        parts = []
+        for cell in ranked:
+            gap = cell.value("gap")
+            text = "reference" if cell.agent == ref else (_fmt(gap, "{:+.1%}") if math.isfinite(gap) else "")
+            parts.append(f"{cell.agent} {text}".rstrip())
+        head = f"  {scenario.name:<{width}}  vs {ref}:" if ref else f"  {scenario.name:<{width}}:"
+        lines.append(f"{head} " + ", ".join(parts))
+    return lines

@@ -355,3 +355,40 @@ def test_checkpoint_agent_runs_in_evaluate(tmp_path: Path, capsys) -> None:
     (run_dir,) = (tmp_path / "x").iterdir()
     rows = {r["agent"]: r for r in _read_csv(run_dir / "summary.csv")}
     assert rows["ppo_tiny"]["status"] == "n/a" and rows["greedy"]["status"] == "ok"
+
+
+def test_demo_shows_where_decisions_matter_and_says_what_it_shows(tmp_path: Path, capsys) -> None:
+    from evaluation.plan import DEMO_AGENTS, DEMO_SCENARIOS
+
+    argv = [
+        "--demo",
+        "--seeds",
+        "0,1",
+        "--horizon-s",
+        "3",
+        "--jobs",
+        "1",
+        "--no-plots",
+        "--out",
+        str(tmp_path),
+    ]
+    code, out, _ = _run(argv, capsys)
+    assert code == 0, out
+    (run_dir,) = tmp_path.iterdir()
+    data = json.loads((run_dir / "results.json").read_text())
+    assert [s["name"] for s in data["scenarios"]] == list(DEMO_SCENARIOS)
+    agents = {c["agent"] for c in data["cells"]}
+    assert set(DEMO_AGENTS) | {"ppo_default"} == agents  # the shipped checkpoint beside the others
+    # the closing lines rank the agents by their measured cost, per scenario, with their gaps
+    for scenario in DEMO_SCENARIOS:
+        (line,) = [x for x in out.splitlines() if x.startswith(f"  {scenario} ")]
+        cells = {c["agent"]: c for c in data["cells"] if c["scenario"] == scenario and c["per_seed"]}
+        ranked = sorted(cells, key=lambda a: cells[a]["summary"]["cost_per_request"]["mean"])
+        positions = [line.index(f" {agent} ") for agent in ranked]
+        assert positions == sorted(positions), line
+        ref = cells[ranked[0]]["reference"]
+        assert f"vs {ref}:" in line
+        for agent in ranked:
+            if agent != ref:
+                assert f"{agent} {cells[agent]['summary']['gap']['mean']:+.1%}" in line
+    assert f"results: {run_dir}/" in out and f"report: {run_dir / 'report.md'}" in out
