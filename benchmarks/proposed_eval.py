@@ -257,7 +257,10 @@ def part_tracking(args: argparse.Namespace, figures: Path) -> tuple[list[str], d
     step_s = 10.0
     rates = (50.0, 400.0, 50.0, 150.0, 300.0)
     grid = np.arange(0.005, step_s * len(rates), 0.005)  # the counter read every 5 ms
-    runs = [_track(_stepped_counts(np.random.default_rng(seed), rates, step_s), grid) for seed in range(50)]
+    n_seeds, tight, loose = 50, 0.2, 0.5  # seeds; settle tolerances (relative error)
+    runs = [
+        _track(_stepped_counts(np.random.default_rng(seed), rates, step_s), grid) for seed in range(n_seeds)
+    ]
     lines = [
         "## Rate estimation",
         "",
@@ -271,11 +274,18 @@ def part_tracking(args: argparse.Namespace, figures: Path) -> tuple[list[str], d
         "| rms error, last 5 s |",
         "|---|---|---|---|",
     ]
-    data: dict[str, Any] = {}
+    data: dict[str, Any] = {
+        "settings": {
+            "step_s": step_s,
+            "rates_per_s": list(rates),
+            "tolerances": [tight, loose],
+            "seeds": n_seeds,
+        }
+    }
     for i in range(1, len(rates)):
         start, end, target = i * step_s, (i + 1) * step_s, rates[i]
-        s20 = [_settle_s(grid, v, start, end, target, 0.2) for v in runs]
-        s50 = [_settle_s(grid, v, start, end, target, 0.5) for v in runs]
+        s20 = [_settle_s(grid, v, start, end, target, tight) for v in runs]
+        s50 = [_settle_s(grid, v, start, end, target, loose) for v in runs]
         tail = (grid >= end - 5.0) & (grid < end)
         rms = float(np.mean([np.sqrt(np.mean((v[tail] / target - 1.0) ** 2)) for v in runs]))
         key = f"{rates[i - 1]:g}->{target:g}"
@@ -761,7 +771,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"Produced by `{command}` (docs/algorithm.md explains every table).",
         "",
     ]
-    data: dict[str, Any] = {"command": command}
+    data: dict[str, Any] = {
+        "command": command,
+        "settings": {
+            "seeds": args.seeds,
+            "horizon_s": args.horizon_s,
+            "slo_seeds": args.slo_seeds,
+            "oracle_seeds": args.oracle_seeds,
+        },
+    }
     for part in parts:
         start = time.perf_counter()
         print(f"part {part} ...")
