@@ -38,6 +38,8 @@ DEFAULT_OUT = REPO / "docs" / "results" / "verification.md"
 DEFAULT_TA_OUT = REPO / "docs" / "results" / "verification_ta.json"
 DEFAULT_MODELS = REPO / "formal" / "models"
 DEFAULT_UPPAAL_POLICY = "B=8,T=10,models=0"
+DEFAULT_TA_UNIT_MS = 1.0
+"""Time unit of the timed automata (ms): every clock constant is an integer number of it."""
 DEFAULT_AGENTS = "util_switch,proposed(rate_estimation=false)"
 CHECKPOINTS = REPO / "checkpoints"
 
@@ -97,7 +99,10 @@ def _parser() -> argparse.ArgumentParser:
         "(default: 1,2,3; each b costs more than the one before)",
     )
     ta.add_argument(
-        "--ta-unit-ms", type=float, default=1.0, help="time unit of the timed automata in ms (default: 1)"
+        "--ta-unit-ms",
+        type=float,
+        default=DEFAULT_TA_UNIT_MS,
+        help=f"time unit of the timed automata in ms (default: {DEFAULT_TA_UNIT_MS:g})",
     )
     ta.add_argument(
         "--ta-queue-cap", type=int, default=32, help="queue capacity of the timed automata (default: 32)"
@@ -169,7 +174,7 @@ def _load_config(args: argparse.Namespace):
     return load_scenario(args.scenario)
 
 
-def _uppaal_policy(config, text: str):
+def uppaal_policy(config, text: str):
     """The UPPAAL model's policy from ``B=..,T=..,models=a/b,thresholds=x/y``: timeout(B, T ms)
     on model ``models[i]`` once the queue reaches ``thresholds[i-1]``."""
     from batchenv.config import ConfigError
@@ -219,7 +224,7 @@ def _uppaal_table(args: argparse.Namespace, config, settings):
     if args.uppaal_policy.strip() == "smdp":
         schedulers, _ = default_schedulers(settings)
         return schedulers[-1]
-    policy = _uppaal_policy(config, args.uppaal_policy)
+    policy = uppaal_policy(config, args.uppaal_policy)
     return policy.name, from_timeout(policy, config, queue_cap=settings.queue_cap, unit_ms=settings.unit_ms)
 
 

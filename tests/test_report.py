@@ -1,31 +1,41 @@
-"""The report and the slides quote no number that is not read from a results file.
+"""The report and the slides quote no number that is not read from a source, and the committed
+PDFs and figures are those of the current sources.
 
-``docs/report/build.py`` reads the committed results files and writes ``docs/report/generated/``:
-``numbers.tex`` (one macro per quoted number, with its source file and key) and the tables. These
-tests parse the .tex sources (no LaTeX needed) and check that
+``python docs/report/build.py`` (the package ``apps/report``) reads the committed JSON results
+files, the system's config and the UPPAAL generator, and writes ``docs/report/generated/``:
+``numbers.tex`` (one macro per quoted number, with its source file and key), the tables, the
+figures and ``hashes.json`` (what each figure and PDF was built from). These tests (no LaTeX
+needed) check that
 
-- every numeric literal left after removing macros, comments, labels, citations and lengths is one
-  of the brief's constants or parameters listed in ``ALLOWED`` (a result must be a macro);
+- every numeric literal left in the .tex sources, once macros, comments, labels, citations and
+  lengths are removed, is one of the brief's constants in the place where the text quotes it as
+  such, or a constant of a formula (``ALLOWED``): every other number is a macro;
 - every result macro used is defined in ``numbers.tex``, with a comment naming its source;
-- ``numbers.tex`` and the tables are exactly what ``build.py`` computes from the results files now,
-  so a results file that changes without a rebuild fails here (run ``python docs/report/build.py``).
+- ``numbers.tex`` and the tables are exactly what the builder computes from the sources now;
+- the figures draw from the committed JSON, and the committed figures and PDFs were built from
+  the current inputs (their input hashes are the ones recorded in ``hashes.json``).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
+import math
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
+from apps.report import build as report_build
+from apps.report import sources as src
+from apps.report.figures import draw, inputs_hash
+from apps.report.macros import render_numbers, used_macros
+from apps.report.manifest import DOCUMENTS, MANIFEST, Manifest, file_sha256, inputs_sha256
+from apps.report.names import SUITE_METRICS
+from evaluation.tables import TABLE_COLUMNS
+
 REPO = Path(__file__).resolve().parents[1]
-BUILD_SCRIPT = REPO / "docs" / "report" / "build.py"
 GENERATED = REPO / "docs" / "report" / "generated"
 SOURCES = [
     REPO / "docs" / "report" / "report.tex",
@@ -33,28 +43,32 @@ SOURCES = [
     REPO / "docs" / "slides" / "slides.tex",
 ]
 
-# Numbers the text may write literally: constants and parameters of the system and the study, not
-# results. Each group says where it comes from.
+# The numbers the text may write literally, each only in the context that quotes it (a regular
+# expression over the stripped text, see strip_tex): the brief's own constants where the text
+# quotes the brief, and constants of formulas. Everything else (parameters of the system, the
+# scenarios, the scheduler, the study) is a macro read from its source.
 ALLOWED = {
-    # the brief's timing table (batch sizes, inference and communication ms) and its worked
-    # example: b = 8 on LLM-1 takes 2 + 4 + 40 + 1 = 47 ms, + 80 ms accumulation = 127 ms
-    *("1", "2", "4", "8", "64", "40", "47", "80", "127"),
-    # the brief's system as configured (batchenv/configs/default.yaml): qualities, w = 1/s,
-    # max_wait 100 ms, SLO 250 ms, queue capacity 1024, rate 100/s
-    *("1.00", "0.97", "0.92", "100", "250", "1024"),
-    # scenario parameters (batchenv/configs/*.yaml): Poisson at 5-95% of LLM-3's capacity, bursty
-    # MMPP 50 <-> 400/s (mean 150), diurnal 150 (1 + 0.8 sin(2 pi t / 60 s)), 400 and 800/s on 2 and
-    # 4 workers, SLO scenario 80 ms with a penalty of 0.2 per miss
-    *("5", "25", "50", "75", "95", "400", "150", "0.8", "60", "800", "0.2"),
-    # RL setup (agents/hyperparams/*.yml, default_randomised.yaml): per-step gamma 0.995, training rates
-    # drawn from 10-500/s
-    *("0.995", "500"),
-    # parameters of the proposed scheduler (agents/proposed.py): 6 EWMAs with tau 0.25..8 s, z = 6,
-    # CUSUM ratio 4 and threshold 10, patience 2, grid top 1.2 x max throughput; rates within 5%
-    *("6", "0.25", "10", "1.2"),
-    # evaluation protocol: 10 seeds x 60 s per cell, 20 seeds x 120 s against the optimum, 95% CIs;
-    # "within 1% / 2%" thresholds of the RL summary
-    *("20", "120"),
+    # the brief: T_pre = 2 ms and T_post = 1 ms per batch
+    r"\{pre\}\} = 2\b": "the brief's T_pre (ms)",
+    r"\{post\}\} = 1\b": "the brief's T_post (ms)",
+    # the brief's worked example: b = 8 on LLM-1, 2 + 4 + 40 + 1 = 47 ms of service, 80 ms of
+    # accumulation, 127 ms of latency
+    r"\bb = 8\$ on\b": "the batch size of the brief's example",
+    r"\b2 \+ 4 \+ 40 \+ 1 = 47\b": "T_pre + T_comm(8) + T_inf(LLM-1, 8) + T_post of the brief",
+    r"\b80\$~ms (?:of )?accumulation": "the accumulation time of the brief's example",
+    r"\b127\$~ms": "the latency of the brief's example",
+    # the brief's arrival rate, where the text names it as the brief's
+    r"brief's \$100\$ requests/s": "the brief's lambda = 100 requests/s",
+    # formulas: the SMDP's transition q -> q + 1, the wait integral s^2 / 2, one worker (n = 1),
+    # the diurnal rate's (1 + a sin(2 pi t / T)), the name of a 95% confidence interval
+    r"\bq \+ 1\$": "a wait ends with one more request",
+    r"s\^2/2\b": "integral of the arrivals' wait during a service",
+    r"\$n = 1\$": "the single-worker case",
+    r"\(1 \+ ": "the diurnal rate's 1 + a sin(...)",
+    r"\(2\s+t\b": "the diurnal rate's 2 pi t",
+    r"\$95\$\\%\s*(?:confidence|CI)": "the name of the interval (Student t, 95%)",
+    # the system figure's label of the first worker (worker 1 ... worker n)
+    r"\bworker 1\b": "a label of the system figure",
 }
 
 LENGTH_UNITS = r"(?:pt|mm|cm|in|em|ex|bp|sp|pc)"
@@ -81,42 +95,41 @@ NON_TEXT_COMMANDS = (
 )
 
 
-def load_build() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("report_build", BUILD_SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["report_build"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
-def build() -> ModuleType:
-    return load_build()
-
-
-@pytest.fixture(scope="module")
-def computed(build: ModuleType):
-    return build.compute()
+def computed() -> report_build.Build:
+    return report_build.compute()
 
 
 def strip_tex(text: str) -> str:
     """The text without comments, non-text command arguments, lengths and control sequences."""
     text = "\n".join(re.sub(r"(?<!\\)%.*", "", line) for line in text.splitlines())
     text = re.sub(r"\\(?:begin|end)\{[^}]*\}(?:\[[^\]]*\])?(?:\{[^}]*\})?", " ", text)
+    text = re.sub(r"\\newcommand\{[^}]*\}(?:\[\d\])?", " ", text)  # a macro's name and arity
+    text = re.sub(r"#\d", " ", text)  # its arguments
     for cmd in NON_TEXT_COMMANDS:
         text = re.sub(rf"\\{cmd}(?![A-Za-z])\*?(?:\[[^\]]*\])*(?:\{{[^{{}}]*\}})*", " ", text)
     text = re.sub(rf"-?\d*\.?\d+\s*{LENGTH_UNITS}\b", " ", text)
     text = re.sub(r"-?\d*\.?\d+\s*\\(?:linewidth|columnwidth|textwidth|textheight)", " ", text)
     text = re.sub(r"\[-?\d*\.?\d+\s*" + LENGTH_UNITS + r"\]", " ", text)
+    text = re.sub(r"\b[a-z]+!\d+\b", " ", text)  # TikZ colour mixes (black!6)
     text = re.sub(r"LLM-\d", " ", text)
     text = re.sub(r"\\[A-Za-z@]+\*?", " ", text)
     return text
 
 
+NUMBER = re.compile(r"(?<![A-Za-z0-9._])\d+(?:\.\d+)?")
+"""A numeric literal not glued to a name (p99, SB3, L1, LLM-1, poisson\\_50 are names)."""
+
+
 def numbers_in(text: str) -> list[str]:
-    """Numeric literals not glued to a word (p99, SB3, L1 and LLM-1 are names, not numbers)."""
-    return re.findall(r"(?<![A-Za-z0-9.])\d+(?:\.\d+)?", strip_tex(text))
+    """The numeric literals of ``text`` that no ALLOWED context covers."""
+    stripped = strip_tex(text)
+    covered = [m.span() for pattern in ALLOWED for m in re.finditer(pattern, stripped)]
+    return [
+        m.group()
+        for m in NUMBER.finditer(stripped)
+        if not any(start <= m.start() and m.end() <= end for start, end in covered)
+    ]
 
 
 def test_stripping_keeps_numbers_in_text_and_drops_the_rest() -> None:
@@ -125,18 +138,34 @@ def test_stripping_keeps_numbers_in_text_and_drops_the_rest() -> None:
         "\n"
         r"\includegraphics[width=0.48\linewidth]{fig_2.pdf} \cite{little1961proof} \label{sec:3}"
         r" \setlength{\tabcolsep}{3pt} LLM-3 p99 SB3 \resGapPropBursty\% \vspace{2mm} 1.5em"
+        r" \sname{poisson\_50} \newcommand{\sname}[1]{\texttt{#1}} fill=black!6"
     )
     assert numbers_in(text) == ["12.5"]
 
 
+def test_allowed_numbers_only_in_their_context() -> None:
+    # the brief's example is allowed where it is quoted, the same numbers elsewhere are not
+    assert numbers_in(r"$b = 8$ on LLM-1 takes $2 + 4 + 40 + 1 = 47$~ms, $80$~ms of accumulation") == []
+    assert numbers_in(r"a timeout of $80$~ms and batches of $8$") == ["80", "8"]
+    assert numbers_in(r"at the brief's $100$ requests/s") == []
+    assert numbers_in(r"at $100$ requests/s, $95$\% of the capacity") == ["100", "95"]
+    assert numbers_in(r"mean $\pm$ $95$\% CI") == []
+
+
 @pytest.mark.parametrize("path", SOURCES, ids=lambda p: p.name)
 def test_every_number_is_a_macro_or_an_allowed_constant(path: Path) -> None:
-    found = numbers_in(path.read_text(encoding="utf-8"))
-    stray = sorted(set(found) - ALLOWED, key=float)
+    stray = numbers_in(path.read_text(encoding="utf-8"))
     assert not stray, (
-        f"{path.relative_to(REPO)} quotes numbers that are neither macros of numbers.tex nor allowed "
-        f"constants: {stray}; quote a result through docs/report/build.py"
+        f"{path.relative_to(REPO)} quotes numbers that are neither macros of numbers.tex nor the "
+        f"brief's constants in context: {stray}; quote them through docs/report/build.py"
     )
+
+
+def test_every_allowed_context_is_used() -> None:
+    """An allowed context that the text no longer uses is a loophole: remove it."""
+    text = "\n".join(strip_tex(p.read_text(encoding="utf-8")) for p in SOURCES)
+    unused = [pattern for pattern in ALLOWED if not re.search(pattern, text)]
+    assert not unused, f"ALLOWED contexts not found in the sources: {unused}"
 
 
 def defined_macros() -> dict[str, str]:
@@ -149,8 +178,8 @@ def defined_macros() -> dict[str, str]:
     return out
 
 
-def test_every_result_macro_used_is_defined(build: ModuleType) -> None:
-    used = build.used_macros([p for p in SOURCES if p.suffix == ".tex"])
+def test_every_result_macro_used_is_defined() -> None:
+    used = used_macros([p for p in SOURCES if p.suffix == ".tex"])
     assert used, "no result macro found in the .tex sources"
     missing = sorted(used - set(defined_macros()))
     assert not missing, f"used but not defined in generated/numbers.tex: {missing}"
@@ -163,54 +192,91 @@ def test_every_macro_names_an_existing_source_and_a_key() -> None:
         assert (REPO / m.group(1)).is_file() or "pending" in m.group(2), f"\\{name}: {m.group(1)} missing"
 
 
-def test_generated_files_match_the_results_files(build: ModuleType, computed) -> None:
-    stale = [
-        name
-        for name, text in build.generated_texts(computed).items()
-        if not (GENERATED / name).is_file() or (GENERATED / name).read_text(encoding="utf-8") != text
-    ]
+def test_generated_files_match_the_sources(computed: report_build.Build) -> None:
+    stale = report_build.stale_generated(computed)
     assert not stale, (
-        f"docs/report/generated/{', '.join(stale)} differ from what the results files give now; "
-        "run: python docs/report/build.py (and commit the PDFs)"
+        f"docs/report/generated/{', '.join(stale)} differ from what the sources give now; "
+        "run: python docs/report/build.py (and commit generated/ and the PDFs)"
     )
 
 
-def test_built_pdfs_are_committed() -> None:
-    for pdf in (REPO / "docs" / "report" / "report.pdf", REPO / "docs" / "slides" / "slides.pdf"):
-        assert pdf.is_file() and pdf.read_bytes()[:5] == b"%PDF-", f"{pdf.relative_to(REPO)} missing"
+def test_suite_metrics_are_shown_as_evaluate_shows_them() -> None:
+    """The report rounds each metric of evaluate.py's results as evaluate.py's tables do."""
+    specs = {metric: spec for metric, _, spec in TABLE_COLUMNS}
+    assert set(SUITE_METRICS) == set(specs)
+    for metric, (_, scale, digits) in SUITE_METRICS.items():
+        for value in (0.123456789, -0.0004999, 1234.56789, 0.5, 2.25):
+            shown = specs[metric].format(value).rstrip("%").lstrip("+")
+            assert shown == f"{scale * value:.{digits}f}", metric
 
 
-def _results_root(tmp_path: Path, build: ModuleType) -> Path:
-    """A copy of the results files the build reads (symlinks), without the optional ones."""
-    for rel in (
-        build.SUITE,
-        build.BENCH_JSON,
-        build.BENCH_MD,
-        build.DESIGN_JSON,
-        build.ENV_SPEED,
-        build.CONFIG,
-        build.UPPAAL_XML,
-        build.UPPAAL_Q,
-        build.UPPAAL_FINITE_XML,
-        build.UPPAAL_FINITE_Q,
-    ):
+def test_committed_pdfs_were_built_from_the_current_sources() -> None:
+    """Each PDF is the one recorded in hashes.json, built from today's .tex sources, generated
+    tables, macros and figures (rebuild with python docs/report/build.py when this fails)."""
+    manifest = Manifest.load()
+    for rel, doc in DOCUMENTS.items():
+        record = manifest.documents.get(rel)
+        assert record is not None, f"{rel} has no record in {MANIFEST.relative_to(REPO)}"
+        assert doc.pdf.read_bytes()[:5] == b"%PDF-", f"{rel} is not a PDF"
+        assert file_sha256(doc.pdf) == record["output"], f"{rel} is not the PDF the build recorded"
+        assert inputs_sha256(doc.inputs()) == record["inputs"], (
+            f"{rel} was built from other sources than today's; run: python docs/report/build.py"
+        )
+
+
+def test_figures_draw_from_the_committed_results(tmp_path: Path, computed: report_build.Build) -> None:
+    """Every figure draws (matplotlib, Agg) from the committed JSON into a scratch folder, and
+    the committed figure was drawn from the same inputs."""
+    manifest = Manifest.load()
+    assert set(computed.figures) == {p.name for p in GENERATED.glob("fig_*.pdf")}
+    for name, data in computed.figures.items():
+        path = tmp_path / name
+        draw(name, data, path)
+        assert path.read_bytes()[:5] == b"%PDF-" and path.stat().st_size > 5_000, name
+        digest = inputs_hash(name, data)
+        assert manifest.figures[name]["inputs"] == digest, f"{name} was drawn from other data"
+        assert manifest.figures[name]["output"] == file_sha256(GENERATED / name), f"{name} changed by hand"
+    # the data are the shown values of the results: the optimum is the cheapest on Poisson loads
+    costs = computed.figures["fig_cost_vs_rate.pdf"]["cost_per_request"]
+    for i in range(len(costs["optimal"])):
+        assert costs["optimal"][i] <= min(c[i] for c in costs.values()) + 1e-4
+
+
+def _results_root(tmp_path: Path) -> Path:
+    """A copy of the sources the build reads (symlinks), without the optional ones."""
+    for rel in (src.SUITE, src.BENCH, src.DESIGN, src.ENV_SPEED, src.CONFIG, *src.UPPAAL_FILES):
         target = tmp_path / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         target.symlink_to(REPO / rel)
     return tmp_path
 
 
-def test_optional_sources_are_marked_pending_when_absent(tmp_path: Path, build: ModuleType) -> None:
-    bd = build.compute(_results_root(tmp_path, build))
-    assert bd.present == {build.VERIFICATION: False, build.LEARNING: False}
-    assert bd.results["resRLWorstFinal"].value == build.PENDING
-    assert bd.results["resVerOptCost"].value == build.PENDING
-    numbers = build.render_numbers(bd, {"resRLWorstFinal", "resVerOptCost"})
+def test_optional_sources_are_marked_pending_when_absent(tmp_path: Path) -> None:
+    bd = report_build.compute(_results_root(tmp_path))
+    assert bd.present == {src.VERIFICATION: False, src.LEARNING: False}
+    assert bd.macros.value("resRLWorstFinal") == src.PENDING
+    assert bd.macros.value("resVerOptCost") == src.PENDING
+    assert "fig_learning.pdf" not in bd.figures
+    numbers = render_numbers(bd.macros, {"resRLWorstFinal", "resVerOptCost"})
     assert "\\haveRLfalse" in numbers and "\\haveVerificationfalse" in numbers
 
 
-def test_learning_curves_are_picked_up_when_present(tmp_path: Path, build: ModuleType) -> None:
-    root = _results_root(tmp_path, build)
+def test_a_damaged_results_file_is_a_clear_error(tmp_path: Path) -> None:
+    root = _results_root(tmp_path)
+    bench = root / src.BENCH
+    data = json.loads(bench.read_text())
+    bench.unlink()
+    bench.write_text("{not json")
+    with pytest.raises(src.BuildError, match=r"proposed_benchmarks\.json: not valid JSON"):
+        report_build.compute(root)
+    del data["tracking"]["settings"]
+    bench.write_text(json.dumps(data))
+    with pytest.raises(src.BuildError, match=r"proposed_benchmarks\.json: unexpected content.*settings"):
+        report_build.compute(root)
+
+
+def test_learning_curves_are_picked_up_when_present(tmp_path: Path) -> None:
+    root = _results_root(tmp_path)
 
     def curve(costs: list[float]) -> list[dict]:
         return [
@@ -218,48 +284,51 @@ def test_learning_curves_are_picked_up_when_present(tmp_path: Path, build: Modul
             for i, c in enumerate(costs)
         ]
 
-    runs = [
-        {
-            "algo": "ppo",
+    def run(algo: str, costs: list[float], gap: float, within: int | None, horizon: float | None) -> dict:
+        return {
+            "algo": algo,
             "rate_per_s": 200.0,
-            "curve": curve([0.2, 0.103, 0.1005]),
-            "best_gap": 0.005,
-            "final_gap": 0.005,
-            "first_timesteps_within": {"2%": 100_000},
-        },
-        {
-            "algo": "dqn",
-            "rate_per_s": 200.0,
-            "curve": curve([0.3, 0.12]),
-            "best_gap": 0.2,
-            "final_gap": 0.2,
-            "first_timesteps_within": {"2%": None},
-        },
-    ]
+            "gamma": 0.99,
+            "discount_horizon_s": horizon,
+            "curve": curve(costs),
+            "best_gap": gap,
+            "final_gap": gap,
+            "first_timesteps_within": {"2%": within},
+        }
+
+    runs = [run("ppo", [0.2, 0.103, 0.1005], 0.005, 100_000, 1.0), run("dqn", [0.3, 0.12], 0.2, None, None)]
     data = {
         "runs": runs,
         "references": {"200": {"optimal_cost_per_request": 0.1, "timeout_cost_per_request": 0.11}},
         "meta": {"n_timesteps": 100_000, "eval_seeds": [1, 2, 3], "eval_horizon_s": 30.0},
     }
-    (root / build.LEARNING).parent.mkdir(parents=True, exist_ok=True)
-    (root / build.LEARNING).write_text(json.dumps(data))
-    bd = build.compute(root)
-    assert bd.present[build.LEARNING] is True
-    values = {k: v.value for k, v in bd.results.items() if k.startswith("resRL")}
+    learning = root / src.LEARNING
+    learning.parent.mkdir(parents=True, exist_ok=True)
+    # a DQN run with the time discount is expected (the text quotes its rate)
+    learning.write_text(json.dumps(data))
+    with pytest.raises(src.BuildError, match="DQN run"):
+        report_build.compute(root)
+    runs.append(run("dqn", [0.3, 0.12], 0.2, None, 1.0) | {"rate_per_s": 400.0})
+    data["references"]["400"] = {"optimal_cost_per_request": 0.1, "timeout_cost_per_request": 0.11}
+    learning.write_text(json.dumps(data))
+    bd = report_build.compute(root)
+    assert bd.present[src.LEARNING] is True
+    values = {k: v.value for k, v in bd.macros.results.items() if k.startswith("resRL")}
     assert values["resRLFinalMin"] == "+0.50"
     assert values["resRLWorstFinal"] == "+20.00"
     assert values["resRLWorstAlgo"] == "DQN"
-    assert values["resRLRuns"] == "2"
+    assert values["resRLRuns"] == "3"
     assert values["resRLWithinOne"] == "1"
-    assert values["resRLNotAbove"] == "1"
     assert values["resRLTimeoutGapMax"] == "+10.00"
     assert values["resRLEvalEvery"] == "50\\,000"
     assert values["resRLSlowestTwo"] == "--"
+    assert values["resRLStepGamma"] == "0.99" and values["resRLTimeDiscountRate"] == "400"
     assert "PPO & 200 & 0.1000 & +0.50" in bd.tables["tab_rl.tex"]
+    assert "fig_learning.pdf" in bd.figures
 
     # with learning.py's fresh-seed assessment, the gaps come from it (with their intervals)
-    for run, final in zip(runs, ([0.004, 0.002], [0.03, 0.01]), strict=True):
-        run["assessment"] = {
+    for r, final in zip(runs, ([0.004, 0.002], [0.03, 0.01], [0.025, 0.01]), strict=True):
+        r["assessment"] = {
             "seeds": [30000, 30009],
             "horizon_s": 60.0,
             "optimal_cost_per_request": 0.1,
@@ -267,27 +336,36 @@ def test_learning_curves_are_picked_up_when_present(tmp_path: Path, build: Modul
             "best_model_gap": [0.001, 0.002],
             "final_model_gap": final,
         }
-    (root / build.LEARNING).write_text(json.dumps(data))
-    bd = build.compute(root)
-    values = {k: v.value for k, v in bd.results.items() if k.startswith("resRL")}
+    learning.write_text(json.dumps(data))
+    bd = report_build.compute(root)
+    values = {k: v.value for k, v in bd.macros.results.items() if k.startswith("resRL")}
     assert values["resRLAssessSeeds"] == "10"
     assert values["resRLFinalMin"] == "+0.40"
     assert values["resRLWorstFinal"] == "+3.00"
     assert values["resRLWorstFinalCi"] == "1.00"
-    assert values["resRLAboveOpt"] == "2"
+    assert values["resRLAboveOpt"] == "3"
     assert values["resRLNotAbove"] == "1"
-    assert "\\haveRLtrue" in build.render_numbers(bd, {"resRLWorstFinal"})
+    assert "\\haveRLtrue" in render_numbers(bd.macros, {"resRLWorstFinal"})
 
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
-def test_only_committed_results_files_are_read(tmp_path: Path, build: ModuleType) -> None:
-    root = _results_root(tmp_path, build)
-    learning = root / build.LEARNING
+def test_only_committed_results_files_are_read(tmp_path: Path) -> None:
+    root = _results_root(tmp_path)
+    learning = root / src.LEARNING
     learning.parent.mkdir(parents=True, exist_ok=True)
     learning.write_text(json.dumps({"runs": []}))  # would be an error if it were read
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
     subprocess.run([*git, "init", "-q"], cwd=root, check=True)
-    subprocess.run([*git, "add", "docs", "batchenv", "formal", build.ENV_SPEED], cwd=root, check=True)
-    assert build.compute(root).present[build.LEARNING] is False
-    with pytest.raises(build.BuildError, match="no runs"):
-        build.compute(root, only_committed=False)
+    subprocess.run([*git, "add", "docs", "batchenv", "formal", src.ENV_SPEED], cwd=root, check=True)
+    assert report_build.compute(root).present[src.LEARNING] is False
+    with pytest.raises(src.BuildError, match="no runs"):
+        report_build.compute(root, only_committed=False)
+
+
+def test_shown_values_round_like_the_tables() -> None:
+    from apps.report.formatting import Shown
+
+    v = Shown.of(-0.13979, 2, 100.0, 0.04801)
+    assert (v.tex(sign=True), v.ci_tex()) == (r"\ensuremath{-}13.98", "4.80")
+    assert Shown.of(-0.000001, 2, 100.0).tex(sign=True) == r"\ensuremath{-}0.00"
+    assert math.isclose(Shown.of(2.51, 1).x, 2.5)

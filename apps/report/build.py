@@ -1,0 +1,168 @@
+"""Everything the report quotes, computed from the sources: macros, tables and figure data
+(:func:`compute`), and the generated ``.tex`` files they become."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from apps.report import formal_numbers, numbers, parameters, tables
+from apps.report.figures import LEARNING_LINEAR_PERCENT, figure_data
+from apps.report.learning import learning_numbers
+from apps.report.macros import Macros, render_numbers, used_macros
+from apps.report.names import MODEL_LETTERS
+from apps.report.sources import (
+    BENCH,
+    CONFIG,
+    DESIGN,
+    ENV_SPEED,
+    GENERATED,
+    LEARNING,
+    REPO,
+    SOURCES,
+    SUITE,
+    UPPAAL_FILES,
+    VERIFICATION,
+    VERIFICATION_TA,
+    BuildError,
+    Sources,
+    load_suite,
+)
+from apps.verify import DEFAULT_TA_UNIT_MS, DEFAULT_UPPAAL_POLICY, uppaal_policy
+from batchenv.config import SystemConfig
+
+__all__ = ["Build", "compute", "generated_texts", "stale_generated", "write_generated"]
+
+
+@dataclass
+class Build:
+    """What the sources give: the macros (and which optional sources were present), the tables
+    (file name in generated/ -> text) and the data of each figure."""
+
+    macros: Macros = field(default_factory=Macros)
+    tables: dict[str, str] = field(default_factory=dict)
+    figures: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def present(self) -> dict[str, bool]:
+        return self.macros.present
+
+
+@contextmanager
+def reading(rel: str) -> Iterator[None]:
+    """Turn an unexpected shape of ``rel``'s content (a missing key, a wrong type) into a
+    :class:`BuildError` that names the file and the command that writes it."""
+    try:
+        yield
+    except BuildError:
+        raise
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+        raise BuildError(
+            f"{rel}: unexpected content ({type(exc).__name__}: {exc}); "
+            f"rewrite it with: {SOURCES.get(rel, '?')}"
+        ) from None
+
+
+def _optional(src: Sources, build: Build, rel: str) -> Any:
+    """The JSON of optional source ``rel``, or None (and ``present[rel]`` False) when absent."""
+    build.macros.present[rel] = src.available(rel)
+    return src.read_json(rel) if build.macros.present[rel] else None
+
+
+def compute(root: Path = REPO, only_committed: bool = True) -> Build:
+    """Read every source and compute all macros, tables and figure data (no drawing, no LaTeX).
+
+    :param only_committed: treat an optional results file that git does not track as absent, so
+        that the generated files are those of a clean checkout (ignored outside a git work tree).
+    """
+    src = Sources.at(root, only_committed)
+    build = Build()
+    m = build.macros
+    with reading(CONFIG):
+        config = SystemConfig.from_yaml(src.path(CONFIG))
+        parameters.config_numbers(m, config)
+        parameters.scenario_numbers(m, config)
+    parameters.agent_numbers(m)
+    parameters.shipped_numbers(m)
+    with reading(CONFIG):
+        build.tables["tab_timing.tex"] = tables.timing_table(config)
+    with reading(SUITE):
+        suite = load_suite(src)
+        numbers.suite_numbers(m, suite)
+        build.tables["tab_suite.tex"] = tables.suite_table(suite)
+        build.tables["tab_ablation.tex"] = tables.ablation_table(suite)
+    with reading(BENCH):
+        bench = src.read_json(BENCH)
+        numbers.bench_numbers(m, bench)
+        build.tables["tab_poisson.tex"] = tables.poisson_table(bench["gap"], suite)
+    with reading(DESIGN):
+        numbers.design_numbers(m, src.read_json(DESIGN))
+    with reading(ENV_SPEED):
+        numbers.env_speed_numbers(m, src.read_json(ENV_SPEED))
+    with reading(VERIFICATION):
+        verification = _optional(src, build, VERIFICATION)
+        formal_numbers.verification_numbers(m, verification)
+        build.tables["tab_verification.tex"] = (
+            tables.verification_table(verification) if verification else tables.pending_table(VERIFICATION)
+        )
+    with reading(UPPAAL_FILES[0]):
+        _uppaal(src, m)
+    with reading(VERIFICATION_TA):
+        ta = src.read_json(VERIFICATION_TA) if src.available(VERIFICATION_TA) else None
+        formal_numbers.ta_numbers(m, ta)
+    with reading(LEARNING):
+        learning = _optional(src, build, LEARNING)
+        learning_numbers(m, learning)
+        build.tables["tab_rl.tex"] = tables.rl_table(learning) if learning else tables.pending_table(LEARNING)
+    m.add(
+        "resFigLinearPct", f"{LEARNING_LINEAR_PERCENT:g}", "apps/report/figures.py", "LEARNING_LINEAR_PERCENT"
+    )
+    caps = {
+        model.name: float(m.value(f"resCap{letter}"))
+        for letter, model in zip(MODEL_LETTERS, config.models, strict=False)
+    }
+    with reading(SUITE):
+        build.figures = figure_data(suite, caps, bench["sensitivity"], learning)
+    return build
+
+
+def _uppaal(src: Sources, macros: Macros) -> None:
+    """The timed-automata models' figures, from the committed files and verify.py's defaults (a
+    test checks that the committed files are what ``verify.py --uppaal`` writes with them)."""
+    config = SystemConfig.from_yaml(src.path(CONFIG))
+    models = {rel: src.read_text(rel) for rel in UPPAAL_FILES}
+    policy = uppaal_policy(config, DEFAULT_UPPAAL_POLICY)
+    formal_numbers.uppaal_numbers(macros, models, policy, DEFAULT_TA_UNIT_MS)
+
+
+def generated_texts(build: Build, used: set[str] | None = None) -> dict[str, str]:
+    """File name in generated/ -> text, for numbers.tex and every table."""
+    out = {"numbers.tex": render_numbers(build.macros, used_macros() if used is None else used)}
+    out.update(build.tables)
+    return out
+
+
+def _differs(path: Path, text: str) -> bool:
+    return not path.is_file() or path.read_text(encoding="utf-8") != text
+
+
+def write_generated(build: Build, outdir: Path = GENERATED) -> list[Path]:
+    """Write numbers.tex and the tables into ``outdir``, each only if its text changed."""
+    outdir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, text in generated_texts(build).items():
+        path = outdir / name
+        if _differs(path, text):
+            path.write_text(text, encoding="utf-8")
+        written.append(path)
+    return written
+
+
+def stale_generated(
+    build: Build, outdir: Path = GENERATED, differs: Callable[[Path, str], bool] = _differs
+) -> list[str]:
+    """The generated .tex files that differ from what the sources give now."""
+    return [name for name, text in generated_texts(build).items() if differs(outdir / name, text)]
