@@ -12,7 +12,8 @@ A spec is one of
   (:mod:`agents.checkpoint`), run by :class:`~agents.checkpoint.RLScheduler`.
 
 ``timeout`` and ``util_switch`` take the parameters tuned for the scenario
-(``agents/tuned/<scenario>.yaml``, written by :mod:`agents.tuning`) unless ``tuned=False``;
+(``agents/tuned/<scenario>.yaml``, written by ``python -m apps.tune``, read by
+:mod:`agents.tuned_params`) unless ``tuned=False``;
 parameters given in the spec override tuned ones. Every agent built here carries
 ``params_source``, a short text saying where its parameters came from.
 
@@ -35,6 +36,7 @@ import yaml
 
 from agents.base import Scheduler
 from agents.baselines import BASELINES
+from agents.tuned_params import TUNABLE, TUNED_DIR, load_tuned, tuned_path
 from batchenv.config import ConfigError, SystemConfig
 from batchenv.sim import Simulator, simulate
 
@@ -175,8 +177,6 @@ def _accepted(factory: Callable[..., Any]) -> list[str]:
 
 
 def _build_baseline(spec: AgentSpec, config: SystemConfig, tuned: bool, tuned_dir: Path | None) -> Scheduler:
-    from agents.tuning import TUNABLE, TUNED_DIR, load_tuned, tuned_path
-
     cls = BASELINES[spec.name]
     accepted = _accepted(cls.__init__)
     unknown = sorted(set(spec.kwargs) - set(accepted))
@@ -196,7 +196,7 @@ def _build_baseline(spec: AgentSpec, config: SystemConfig, tuned: bool, tuned_di
             why = "stale: the scenario changed" if tuned_path(config.name, directory).is_file() else "none"
             source = (
                 f"defaults (tuned parameters for {config.name!r}: {why}; "
-                f"run python -m agents.tuning --scenarios {config.name})"
+                f"run python -m apps.tune --scenarios {config.name})"
             )
     try:
         agent = cls(config, **kwargs)

@@ -12,7 +12,7 @@ from batchenv.fileio import write_atomic
 from evaluation.outputs import make_run_dir, params_text, per_seed_rows, summary_rows, to_csv, to_json
 from evaluation.plan import UsageError, build_parser, make_plan
 from evaluation.plots import plot_all
-from evaluation.runner import make_tasks, run_tasks
+from evaluation.runner import make_tasks, run_plan
 from evaluation.stats import collect
 from evaluation.tables import print_tables, summary_lines, to_markdown
 
@@ -45,15 +45,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     tasks = make_tasks(plan)
     console.print(
         f"{len(plan.agents)} agents x {len(plan.scenarios)} scenarios x {len(plan.seeds)} seeds "
-        f"= {len(tasks)} episodes on {plan.jobs} process{'es' if plan.jobs > 1 else ''}"
+        f"= {len(tasks)} episodes on {plan.backend.describe()}"
     )
     start = time.perf_counter()
     try:
-        results = run_tasks(tasks, plan.jobs, console)
+        outcomes = run_plan(plan, tasks, console)
     except KeyboardInterrupt:
-        console.print("[red]interrupted[/]: nothing written")
+        console.print("[red]interrupted[/]: episodes cancelled, nothing written")
         return 130
-    cells = collect(plan, tasks, results)
+    cells = collect(plan, tasks, outcomes)
     elapsed = time.perf_counter() - start
 
     print_tables(plan, cells, console)

@@ -33,6 +33,8 @@ import sys
 import time
 from pathlib import Path
 
+from execution.cli import ExecutionUsageError, add_execution_arguments, backend_spec_from_args
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO / "docs" / "results" / "verification.md"
 DEFAULT_TA_OUT = REPO / "docs" / "results" / "verification_ta.json"
@@ -80,7 +82,6 @@ def _parser() -> argparse.ArgumentParser:
         f"'auto' (default): {DEFAULT_AGENTS} and the shipped checkpoints of the scenario "
         "(<algo>_<scenario>.zip among those listed, with their hashes, in checkpoints/SHA256SUMS)",
     )
-    model.add_argument("--jobs", type=int, default=2, help="parallel processes (default: 2)")
     ta = parser.add_argument_group("timed automata (TChecker)")
     ta.add_argument(
         "--no-ta",
@@ -154,6 +155,7 @@ def _parser() -> argparse.ArgumentParser:
         f"models[i] once the queue reaches thresholds[i-1] (default: {DEFAULT_UPPAAL_POLICY})",
     )
     out.add_argument("--prism", action="store_true", help="write the PRISM MDP and its properties file")
+    add_execution_arguments(parser, default_jobs=2)
     return parser
 
 
@@ -345,8 +347,10 @@ def main(argv: list[str] | None = None) -> int:
         if agents == ("auto",):
             shipped = shipped_checkpoints(config.name)
             agents = (*split_specs(DEFAULT_AGENTS), *(_display(p) for p in shipped))
-        if args.jobs < 1:
-            raise ConfigError("--jobs", f"must be >= 1, got {args.jobs}")
+        execution, warnings = backend_spec_from_args(args)
+        for warning in warnings:
+            console.print(f"[yellow]warning:[/yellow] {warning}")
+        args.jobs = execution.jobs or 2  # resolved (the default, or a cluster's): TChecker calls too
         settings = Settings(
             config=config,
             rate_per_s=args.rate,
@@ -358,6 +362,8 @@ def main(argv: list[str] | None = None) -> int:
             sim_horizon_s=args.sim_horizon_s,
             jobs=args.jobs,
             seed=args.seed,
+            backend=execution.name,
+            address=execution.address,
         )
         tm = settings.tick_model()
         ta_settings = _ta_settings(args, config, tm.rate_per_s)
@@ -379,7 +385,7 @@ def main(argv: list[str] | None = None) -> int:
             if ta_report is not None:
                 _replace_ta_section(args.out, ta_report, command, console)
             return 0 if ta_report is not None and ta_report.ok else 1
-    except (ConfigError, AgentSpecError) as exc:
+    except (ConfigError, AgentSpecError, ExecutionUsageError) as exc:
         console.print(f"[red]error:[/red] {exc}")
         return 2
     from formal.report import markdown, report_data, rich_tables

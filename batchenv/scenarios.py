@@ -19,10 +19,12 @@ from batchenv.config import ConfigError, SystemConfig
 __all__ = [
     "SCENARIO_DIR",
     "SPLIT_WINDOWS",
+    "SUITE",
     "env_id",
     "eval_split_of",
     "list_scenarios",
     "load_scenario",
+    "scenario_config",
     "split_of",
     "trace_scenarios",
     "train_split_of",
@@ -31,6 +33,26 @@ __all__ = [
 SCENARIO_DIR = Path(__file__).resolve().parent / "configs"
 SPLIT_WINDOWS: dict[str, tuple[float, float]] = {"train": (0.0, 0.5), "test": (0.5, 1.0)}
 """The ``arrivals.trace_window`` of the ``_train`` and ``_test`` variant of a trace scenario."""
+
+SUITE: tuple[str, ...] = (
+    "default",
+    "poisson_05",
+    "poisson_25",
+    "poisson_50",
+    "poisson_75",
+    "poisson_95",
+    "high_load",
+    "bursty",
+    "diurnal",
+    "azure_trace",
+    "azure_trace_low",
+    "azure_trace_medium",
+    "azure_trace_high",
+    "multi_gpu",
+    "multi_gpu_4",
+    "default_randomised",
+)
+"""The scenario suite (``--scenarios suite`` of ``evaluate.py`` and ``python -m apps.tune``)."""
 
 
 def list_scenarios() -> list[str]:
@@ -48,6 +70,13 @@ def load_scenario(name_or_path: str | Path) -> SystemConfig:
     if not candidate.is_file():
         raise ConfigError("scenario", f"unknown scenario {text!r}; known: {list_scenarios()} or a YAML path")
     return SystemConfig.from_yaml(candidate)
+
+
+def scenario_config(name_or_path: str | Path, horizon_s: float | None = None) -> SystemConfig:
+    """The scenario ``name_or_path`` (see :func:`load_scenario`), its horizon replaced by
+    ``horizon_s`` (s) unless that is None."""
+    config = load_scenario(name_or_path)
+    return config if horizon_s is None else config.replace(horizon_s=horizon_s)
 
 
 def env_id(scenario: str) -> str:

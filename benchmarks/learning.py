@@ -4,7 +4,7 @@ For each algorithm and Poisson arrival rate, ``train.py`` trains on the default 
 (``--env default --rate R``) and evaluates every ``--eval-freq`` steps on fixed seeds. This script
 collects those evaluations and adds two references measured on the same seeds and horizon
 (common random numbers): the exact optimum (``agents/optimal``) and the timeout baseline tuned for
-that rate (``agents/tuning``, on its training seeds). It writes ``benchmarks/results/learning.json``
+that rate (:mod:`evaluation.tuning`, on its training seeds). It writes ``benchmarks/results/learning.json``
 and a plot of cost per request against timesteps.
 
 Gaps are relative costs, (cost - optimal cost) / optimal cost (docs/design.md, "Metrics").
@@ -36,12 +36,12 @@ sys.path.insert(0, str(REPO))
 from agents.baselines import BASELINES  # noqa: E402
 from agents.checkpoint import RLScheduler, load_checkpoint  # noqa: E402
 from agents.optimal import OptimalScheduler  # noqa: E402
-from agents.tuning import tune_scenario  # noqa: E402
 from batchenv.fileio import write_atomic, write_json_atomic  # noqa: E402
 from batchenv.metrics import compute_metrics  # noqa: E402
 from batchenv.scenarios import load_scenario  # noqa: E402
 from batchenv.sim import simulate  # noqa: E402
 from evaluation.stats import relative_gap  # noqa: E402
+from evaluation.tuning import tune_scenario  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results"
 

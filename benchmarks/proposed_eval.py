@@ -23,7 +23,7 @@ Parts (``--parts``, comma-separated; default all):
   seeds the parameters were chosen on): estimator and timer variants against the defaults.
 - ``slo``: the ``azure_trace_slo`` scenario (80 ms SLO, w_slo = 0.2), with the timeout and
   util_switch baselines tuned for it on training seeds (written to
-  ``<out stem>/tuned/azure_trace_slo.yaml``, as ``python -m agents.tuning`` would), and the
+  ``<out stem>/tuned/azure_trace_slo.yaml``, as ``python -m apps.tune`` would), and the
   proposed scheduler with and without its SLO guard.
 
 Usage::
@@ -54,19 +54,15 @@ import numpy as np
 from agents import optimal, proposed
 from agents.proposed import Proposed, RateEstimator, build_policy_table
 from agents.registry import make_agent, run_episode
-from agents.tuning import (
-    TRAINING_SEEDS,
-    config_fingerprint,
-    load_tuned,
-    tune_scenario,
-    write_tuned,
-)
+from agents.tuned_params import config_fingerprint, load_tuned, write_tuned
 from batchenv.arrivals import DiurnalArrivals, make_arrival_process
 from batchenv.metrics import compute_metrics
-from batchenv.scenarios import load_scenario
+from batchenv.scenarios import load_scenario, scenario_config
+from batchenv.seeds import TRAINING_SEEDS
 from batchenv.sim import Simulator, simulate
-from evaluation.plan import scenario_config
 from evaluation.stats import mean_ci95
+from evaluation.tuning import tune_scenario
+from execution.backends import LocalBackend
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO / "docs" / "results" / "proposed_benchmarks.md"
@@ -486,12 +482,8 @@ def part_slo(args: argparse.Namespace, figures: Path) -> tuple[list[str], dict]:
     path = tuned_dir / f"{SLO_SCENARIO}.yaml"
     if load_tuned(config, tuned_dir) is None:
         print(f"  tuning timeout and util_switch for {SLO_SCENARIO} on seeds {list(TRAINING_SEEDS)}")
-        pool = ProcessPoolExecutor(args.jobs) if args.jobs > 1 else None
-        try:
-            agents = tune_scenario(config, pool=pool, jobs=args.jobs)
-        finally:
-            if pool is not None:
-                pool.shutdown()
+        with LocalBackend(args.jobs) as backend:
+            agents = tune_scenario(config, backend=backend)
         write_tuned(
             path,
             {

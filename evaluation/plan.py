@@ -1,12 +1,15 @@
 """The command line of ``evaluate.py`` and the validated run plan it becomes: agents, scenarios,
-seeds, horizon, reference agent, worker processes and output places."""
+seeds, horizon, reference agent, execution backend and output places.
+
+Everything that can be checked before an episode runs is checked here: agent specs, scenario
+files and their trace files, and that the output places can be written."""
 
 from __future__ import annotations
 
 import argparse
 import math
-import os
 import shlex
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,9 +24,12 @@ from agents.registry import (
     parse_agent_spec,
     split_specs,
 )
-from agents.tuning import SUITE, TRAINING_SEEDS, parse_seeds
+from batchenv.arrivals import make_arrival_process
 from batchenv.config import ConfigError, SystemConfig
-from batchenv.scenarios import list_scenarios, load_scenario
+from batchenv.scenarios import SUITE, list_scenarios, scenario_config
+from batchenv.seeds import TRAINING_SEEDS, parse_seeds
+from execution.backends import BackendSpec
+from execution.cli import ExecutionUsageError, add_execution_arguments, backend_spec_from_args
 
 __all__ = [
     "BASELINE_AGENTS",
@@ -34,8 +40,8 @@ __all__ = [
     "ScenarioEntry",
     "UsageError",
     "build_parser",
+    "check_writable_folder",
     "make_plan",
-    "scenario_config",
 ]
 
 BASELINE_AGENTS = ("greedy", "static", "timeout", "aimd", "util_switch")
@@ -74,6 +80,7 @@ examples:
   python evaluate.py                                  baselines on the default scenario
   python evaluate.py --agents timeout,optimal --scenarios poisson_25,poisson_75 --n-seeds 20
   python evaluate.py --scenarios suite --jobs 2 --report docs/results/baselines.md
+  python evaluate.py --scenarios suite --backend ray --address auto    on a Ray cluster
 """
 
 
@@ -120,13 +127,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="simulated seconds per episode (default: each scenario's horizon_s; 30 with --quick)",
     )
     parser.add_argument(
-        "--jobs",
-        type=int,
-        default=None,
-        help="worker processes running episodes in parallel; results are identical for every "
-        "value (default: the number of CPUs, at most 8)",
-    )
-    parser.add_argument(
         "--reference",
         default="auto",
         help="agent (as given in --agents) that gaps are measured against; 'auto' = optimal where "
@@ -147,8 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--report",
         type=Path,
         default=None,
-        help="also write the Markdown report to this file, the run's results.json next to it as "
-        "<file stem>.json and its figures in <file stem>_figures/ (e.g. docs/results/baselines.md)",
+        help="also write the Markdown report to this file (its folder must exist), the run's "
+        "results.json next to it as <file stem>.json and its figures in <file stem>_figures/ "
+        "(e.g. docs/results/baselines.md)",
     )
     parser.add_argument(
         "--title",
@@ -168,6 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
         f"shipped PPO agent on {', '.join(DEMO_SCENARIOS)}, {DEMO_SEEDS} seeds, unless --agents, "
         "--scenarios or the seeds are given",
     )
+    add_execution_arguments(parser)
     return parser
 
 
@@ -202,7 +204,7 @@ class Plan:
     horizon_s: float | None
     tuned: bool
     reference: str
-    jobs: int
+    backend: BackendSpec
     out: Path
     report: Path | None
     title: str
@@ -212,11 +214,24 @@ class Plan:
     demo: bool = False
 
 
-def scenario_config(spec: str, horizon_s: float | None) -> SystemConfig:
-    """The scenario ``spec`` (a name or a YAML path), its horizon replaced by ``horizon_s`` (s)
-    unless that is None."""
-    config = load_scenario(spec)
-    return config if horizon_s is None else config.replace(horizon_s=horizon_s)
+def check_writable_folder(folder: Path, flag: str, create: bool) -> None:
+    """Make sure files can be written into ``folder`` (created with its parents if ``create``):
+    a probe file is created and removed there.
+
+    :raises UsageError: naming ``flag``, the folder and the reason.
+    """
+    if not folder.is_dir():
+        if not create:
+            raise UsageError(f"{flag}: folder {folder} does not exist (create it first)")
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(f"{flag}: cannot create folder {folder}: {exc.strerror or exc}") from None
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise UsageError(f"{flag}: cannot write into {folder}: {exc.strerror or exc}") from None
 
 
 def _apply_demo(args: argparse.Namespace, warnings: list[str]) -> None:
@@ -287,6 +302,7 @@ def make_plan(args: argparse.Namespace, argv: Sequence[str]) -> Plan:
     for spec in names:
         try:
             config = scenario_config(spec, args.horizon_s)
+            make_arrival_process(config)  # reads and checks a trace file now, not in a worker
         except ConfigError as exc:
             known = ", ".join(list_scenarios())
             text = str(exc) if "known:" in str(exc) else f"{exc} (known scenarios: {known})"
@@ -316,9 +332,16 @@ def make_plan(args: argparse.Namespace, argv: Sequence[str]) -> Plan:
     reference = args.reference
     if reference not in ("auto", "none") and reference not in labels:
         raise UsageError(f"--reference: {reference!r} is not among the agents {labels} (or auto / none)")
-    jobs = args.jobs if args.jobs is not None else min(len(os.sched_getaffinity(0)), 8)
-    if jobs < 1:
-        raise UsageError(f"--jobs must be >= 1, got {jobs}")
+    try:
+        backend, backend_warnings = backend_spec_from_args(args)
+    except ExecutionUsageError as exc:
+        raise UsageError(str(exc)) from None
+    warnings += backend_warnings
+    if args.report is not None:
+        if args.report.is_dir():
+            raise UsageError(f"--report: {args.report} is a folder; give a Markdown file name")
+        check_writable_folder(args.report.parent, "--report", create=False)
+    check_writable_folder(args.out, "--out", create=True)
     return Plan(
         agents=agents,
         scenarios=scenarios,
@@ -326,7 +349,7 @@ def make_plan(args: argparse.Namespace, argv: Sequence[str]) -> Plan:
         horizon_s=args.horizon_s,
         tuned=not args.no_tuned,
         reference=reference,
-        jobs=jobs,
+        backend=backend,
         out=args.out,
         report=args.report,
         title=args.title,

@@ -14,8 +14,8 @@ from PIL import Image
 
 from batchenv.fileio import write_atomic
 from evaluation.plan import Plan, ScenarioEntry
-from evaluation.runner import LATENCY_EDGES_MS
 from evaluation.stats import Cell
+from execution.episode import LATENCY_EDGES_MS
 
 __all__ = ["compact_png", "plot_all"]
 

@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 
 from evaluation.plan import Plan
-from evaluation.runner import Task
+from execution.episode import EpisodeResult, EpisodeTask
+from execution.outcome import Outcome
 
 __all__ = ["Cell", "collect", "mean_ci95", "relative_gap"]
 
@@ -52,30 +53,38 @@ class Cell:
         return self.summary.get(metric, (math.nan, math.nan))[0]
 
 
-def collect(plan: Plan, tasks: list[Task], results: list[dict[str, Any]]) -> dict[tuple[str, str], Cell]:
-    """Group episode results by (agent label, scenario name) and summarise them."""
+def collect(
+    plan: Plan, tasks: list[EpisodeTask], outcomes: list[Outcome[EpisodeResult]]
+) -> dict[tuple[str, str], Cell]:
+    """Group episode results by (agent label, scenario name) and summarise them. A failed
+    episode makes its cell an error cell with the message (the cell's other seeds are dropped:
+    a summary over some of the seeds would not be comparable); other cells are unaffected."""
     labels = {a.text: a.label for a in plan.agents}
     names = {s.spec: s.name for s in plan.scenarios}
     cells: dict[tuple[str, str], Cell] = {}
-    for task, result in zip(tasks, results, strict=True):
-        key = (labels[task.agent], names[task.scenario])
+    for task, outcome in zip(tasks, outcomes, strict=True):
+        key = (labels[task.agent], names[str(task.scenario)])
         cell = cells.setdefault(key, Cell(*key))
-        if "not_applicable" in result:
-            cell.not_applicable = result["not_applicable"]
+        result = outcome.value
+        if outcome.error is not None or result is None:
+            cell.error = cell.error or f"seed {task.seed}: {outcome.error}"
             continue
-        if "error" in result:
-            cell.error = result["error"]
+        if result.status == "not_applicable":
+            cell.not_applicable = result.reason
             continue
-        row = {"seed": task.seed, **result["metrics"]}
-        row.update({f"mix_{m}": share for m, share in result["model_mix"].items()})
+        if result.status == "error":
+            cell.error = result.reason
+            continue
+        row = {"seed": task.seed, **result.metrics}
+        row.update({f"mix_{m}": share for m, share in result.model_mix.items()})
         cell.per_seed.append(row)
-        hist = result["latency_histogram"]
-        cell.histogram = hist.copy() if cell.histogram is None else cell.histogram + hist
-        cell.describe, cell.params, cell.params_source = (
-            result["describe"],
-            result["params"],
-            result["params_source"],
-        )
+        hist = result.latency_histogram
+        if hist is not None:
+            cell.histogram = hist.copy() if cell.histogram is None else cell.histogram + hist
+        cell.describe, cell.params, cell.params_source = result.describe, result.params, result.params_source
+    for cell in cells.values():
+        if cell.error:
+            cell.per_seed, cell.histogram = [], None
     for scenario in plan.scenarios:
         ref = _reference(plan, cells, scenario.name)
         ref_costs = {}

@@ -6,8 +6,8 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from agents.tuning import TRAINING_SEEDS
 from batchenv.config import SystemConfig
+from batchenv.seeds import TRAINING_SEEDS
 from evaluation.outputs import params_text
 from evaluation.plan import Plan, ScenarioEntry
 from evaluation.stats import Cell

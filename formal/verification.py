@@ -2,7 +2,8 @@
 the comparison with the SMDP optimum of :mod:`agents.optimal`, and the cross-checks against the
 tick simulator (:mod:`formal.ticksim`) and the event-driven simulator (:mod:`batchenv.sim`).
 
-Model checking tasks run in parallel processes (``jobs``); each returns plain dataclasses.
+Model checking tasks run on a backend of :mod:`execution` (``jobs`` local processes by default,
+or Ray); each returns plain dataclasses.
 Modules of ``agents/`` are imported lazily: when one is missing, the rows that need it are
 reported as skipped with the reason.
 """
@@ -10,11 +11,10 @@ reported as skipped with the reason.
 from __future__ import annotations
 
 import math
-import multiprocessing
 import resource
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +23,8 @@ import numpy as np
 from batchenv.config import ConfigError, SystemConfig
 from batchenv.metrics import compute_metrics, request_table
 from batchenv.sim import Decision, Simulator, simulate
+from execution.backends import BackendSpec
+from execution.outcome import Outcome
 from formal.check import (
     BuildStats,
     OptimumResult,
@@ -83,7 +85,9 @@ class Settings:
         (``rate_estimation=false``).
     :param crosscheck_ticks: ticks simulated per policy by the tick simulator.
     :param sim_horizon_s: simulated time (s) per policy in the event-driven simulator.
-    :param jobs: parallel processes for the model checking.
+    :param jobs: parallel processes (or Ray CPUs) for the model checking.
+    :param backend: ``"local"`` (processes on this machine) or ``"ray"`` (:mod:`execution`).
+    :param address: Ray cluster to join with ``backend="ray"`` (None: an embedded local Ray).
     :param seed: seed of the simulations.
     """
 
@@ -97,6 +101,8 @@ class Settings:
     sim_horizon_s: float = 600.0
     jobs: int = 2
     seed: int = 0
+    backend: str = "local"
+    address: str | None = None
 
     def model_config(self) -> SystemConfig:
         """The config the model describes: Poisson arrivals at ``rate_per_s`` (default the
@@ -453,9 +459,9 @@ def run_verification(settings: Settings, progress: Callable[[str], None] | None 
     entries, notes = baseline_policies(tm.config)
     report.notes += notes
     rows: dict[str, PolicyRow] = {}
-    pending: dict[str, Future] = {}
-    context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(max_workers=max(1, settings.jobs), mp_context=context) as pool:
+    pending: dict[str, Future[Outcome[Any]]] = {}
+    execution = BackendSpec(settings.backend, max(1, settings.jobs), settings.address, start_method="fork")  # type: ignore[arg-type]
+    with execution.create() as pool:
         seen: dict[tuple, str] = {}  # policy table -> key of the first entry with it
         same_as: dict[str, str] = {}
 
@@ -488,7 +494,7 @@ def run_verification(settings: Settings, progress: Callable[[str], None] | None 
             submit(entry)
         report.timings["distillation of agents"] = time.perf_counter() - t0
         try:
-            p_shielded, t_shielded, optimum = shielded.result()
+            p_shielded, t_shielded, optimum = shielded.result().unwrap()
         except Exception as exc:
             report.notes.append(f"shielded MDP failed: {exc!r}")
             optimum = None
@@ -500,7 +506,7 @@ def run_verification(settings: Settings, progress: Callable[[str], None] | None 
             entries.append(entry)
             submit(entry)
         try:
-            p_unshielded, t_unshielded, unshielded_stats = unshielded.result()
+            p_unshielded, t_unshielded, unshielded_stats = unshielded.result().unwrap()
             if optimum is not None:
                 report.safety = SafetyResult(
                     p_shielded, p_unshielded, optimum.stats, unshielded_stats, t_shielded + t_unshielded
@@ -510,7 +516,7 @@ def run_verification(settings: Settings, progress: Callable[[str], None] | None 
         for key, future in pending.items():
             say(f"checking the DTMC of {key} ...")
             try:
-                rows[key].figures, rows[key].ticksim, rows[key].continuous = future.result()
+                rows[key].figures, rows[key].ticksim, rows[key].continuous = future.result().unwrap()
             except Exception as exc:
                 rows[key].error = repr(exc)
     for key, original in same_as.items():

@@ -123,6 +123,7 @@ def runs(tmp_path_factory) -> dict[str, Path]:
     out = {}
     for jobs in (1, 2):
         root = tmp_path_factory.mktemp(f"jobs{jobs}")
+        (root / "docs").mkdir()
         extra = ["--report", str(root / "docs" / "bench.md")] if jobs == 1 else ["--no-plots"]
         assert evaluate_app.main([*ARGS, "--jobs", str(jobs), "--out", str(root / "results"), *extra]) == 0
         (run_dir,) = (root / "results").iterdir()

@@ -11,7 +11,7 @@ from agents import optimal, proposed
 from agents.optimal import OptimalScheduler, solve_optimal
 from agents.proposed import Proposed, RateEstimator, build_policy_table, staggered_model
 from agents.registry import make_agent
-from agents.tuning import load_tuned
+from agents.tuned_params import load_tuned
 from batchenv.config import SystemConfig
 from batchenv.env import DynamicBatchingEnv
 from batchenv.metrics import compute_metrics

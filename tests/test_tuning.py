@@ -2,30 +2,19 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from agents.baselines import UtilSwitch
 from agents.registry import make_agent
-from agents.tuning import (
-    SUITE,
-    TRAINING_SEEDS,
-    TUNED_DIR,
-    config_fingerprint,
-    grid_search,
-    load_tuned,
-    mean_cost,
-    parse_seeds,
-    read_tuned,
-    timeout_grid,
-    tune_scenario,
-    write_tuned,
-)
+from agents.tuned_params import TUNED_DIR, config_fingerprint, load_tuned, read_tuned, write_tuned
 from batchenv.config import SystemConfig
-from batchenv.scenarios import load_scenario
+from batchenv.scenarios import SUITE, load_scenario
+from batchenv.seeds import TRAINING_SEEDS, parse_seeds
 from batchenv.timing import ServiceTable
+from evaluation.tuning import grid_search, mean_cost, timeout_grid, tune_scenario
+from execution.backends import LocalBackend
 
 
 def test_parse_seeds() -> None:
@@ -38,6 +27,7 @@ def test_parse_seeds() -> None:
         ("1,,2", "empty"),
         ("1,1", "repeated"),
         ("-3", "bad"),
+        ("0-100000000000", "too many seeds"),
     ]:
         with pytest.raises(ValueError, match=message):
             parse_seeds(bad)
@@ -65,8 +55,8 @@ def test_grid_search_takes_the_first_minimum_and_is_independent_of_jobs(default_
     best, cost, costs = grid_search(config, "timeout", grid, seeds)
     assert cost == min(costs) and best == grid[costs.index(cost)]
     assert costs[3] == mean_cost(config, "timeout", grid[3], seeds)
-    with ProcessPoolExecutor(2) as pool:
-        assert grid_search(config, "timeout", grid, seeds, pool, jobs=2) == (best, cost, costs)
+    with LocalBackend(2) as backend:
+        assert grid_search(config, "timeout", grid, seeds, backend) == (best, cost, costs)
     doubled = [grid[0], grid[0]]
     assert grid_search(config, "timeout", doubled, seeds)[0] is doubled[0]
 
@@ -90,7 +80,7 @@ def test_tuned_file_round_trip_and_staleness(tmp_path: Path, default_config: Sys
     data = {
         "scenario": "roundtrip",
         "config_fingerprint": config_fingerprint(config),
-        "command": "python -m agents.tuning --scenarios roundtrip",
+        "command": "python -m apps.tune --scenarios roundtrip",
         "training_seeds": [1000],
         "horizon_s": 60.0,
         "agents": {
@@ -104,7 +94,7 @@ def test_tuned_file_round_trip_and_staleness(tmp_path: Path, default_config: Sys
     path = tmp_path / "roundtrip.yaml"
     write_tuned(path, data)
     assert path.read_text().startswith("# Tuned parameters")
-    assert "python -m agents.tuning --scenarios roundtrip" in path.read_text()
+    assert "python -m apps.tune --scenarios roundtrip" in path.read_text()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
     assert read_tuned(path).agents == data["agents"]
     assert load_tuned(config, tmp_path) is not None
@@ -147,8 +137,7 @@ def test_committed_tuned_parameters_are_fresh(scenario: str) -> None:
     config = load_scenario(scenario)
     record = load_tuned(config)
     assert record is not None, (
-        f"agents/tuned/{scenario}.yaml is missing or stale: "
-        f"run python -m agents.tuning --scenarios {scenario}"
+        f"agents/tuned/{scenario}.yaml is missing or stale: run python -m apps.tune --scenarios {scenario}"
     )
     assert set(record.agents) == {"timeout", "util_switch"}
     assert record.data["training_seeds"] == list(TRAINING_SEEDS)

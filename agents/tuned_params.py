@@ -1,0 +1,113 @@
+"""Tuned parameters of the ``timeout`` and ``util_switch`` baselines: the files
+``agents/tuned/<scenario>.yaml``, written by the grid search (``python -m apps.tune``,
+:mod:`evaluation.tuning`) and read by :mod:`agents.registry`.
+
+Each file records the command that produced it, the training seeds and a fingerprint of the
+scenario; :func:`load_tuned` ignores a file whose scenario has changed since (stale).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from batchenv.config import ConfigError, SystemConfig
+from batchenv.fileio import write_atomic
+
+__all__ = [
+    "TUNABLE",
+    "TUNED_DIR",
+    "TunedRecord",
+    "config_fingerprint",
+    "load_tuned",
+    "read_tuned",
+    "tuned_path",
+    "write_tuned",
+]
+
+TUNABLE = ("timeout", "util_switch")
+"""The baselines that have tuned parameters."""
+
+TUNED_DIR = Path(__file__).resolve().parent / "tuned"
+
+
+def config_fingerprint(config: SystemConfig) -> str:
+    """Short hash of everything in a scenario that a baseline's cost depends on (all fields
+    except the horizon and the environment options)."""
+    data = config.to_dict()
+    data.pop("horizon_s", None)
+    data.pop("env", None)
+    return hashlib.sha256(yaml.safe_dump(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class TunedRecord:
+    """The content of one ``agents/tuned/<scenario>.yaml``.
+
+    :ivar agents: per tuned agent: ``params`` (constructor keywords), ``cost_per_request``,
+        ``candidates``.
+    :ivar stale: the scenario changed since tuning (its fingerprint differs); do not use.
+    """
+
+    path: Path
+    scenario: str
+    fingerprint: str
+    agents: dict[str, dict[str, Any]]
+    data: dict[str, Any]
+    stale: bool = False
+
+
+def tuned_path(scenario: str, directory: Path = TUNED_DIR) -> Path:
+    """Where the tuned parameters of ``scenario`` live in ``directory``."""
+    return Path(directory) / f"{scenario}.yaml"
+
+
+def load_tuned(config: SystemConfig, directory: Path = TUNED_DIR) -> TunedRecord | None:
+    """The tuned parameters for ``config`` (looked up by its name), or None if there are none
+    or they were tuned for a different version of the scenario."""
+    record = read_tuned(tuned_path(config.name, directory))
+    if record is None or record.fingerprint != config_fingerprint(config):
+        return None
+    return record
+
+
+def read_tuned(path: Path) -> TunedRecord | None:
+    """Read a tuned-parameter file; None if it does not exist.
+
+    :raises ConfigError: the file exists but is malformed.
+    """
+    if not path.is_file():
+        return None
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError("<tuned>", f"{path} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("agents"), dict):
+        raise ConfigError("<tuned>", f"{path} must hold a mapping with an 'agents' section")
+    for name, entry in data["agents"].items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("params"), dict):
+            raise ConfigError(f"<tuned>.agents.{name}", f"{path}: needs a 'params' mapping")
+    return TunedRecord(
+        path=path,
+        scenario=str(data.get("scenario", path.stem)),
+        fingerprint=str(data.get("config_fingerprint", "")),
+        agents=data["agents"],
+        data=data,
+    )
+
+
+def write_tuned(path: Path, data: dict[str, Any]) -> None:
+    """Write a tuned-parameter file atomically (temporary file + rename)."""
+    header = (
+        f"# Tuned parameters of the timeout and util_switch baselines for scenario "
+        f"{data['scenario']!r}.\n"
+        f"# Grid search on training seeds {data['training_seeds']} (never used for evaluation);\n"
+        f"# objective: mean cost per request (best quality - score); lower is better.\n"
+        f"# Reproduce with: {data['command']}\n"
+    )
+    text = header + yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=100)
+    write_atomic(path, text)

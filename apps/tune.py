@@ -1,0 +1,146 @@
+"""``python -m apps.tune`` (console script ``batchenv-tune``): tune the ``timeout`` and
+``util_switch`` baselines per scenario by grid search on training seeds (:mod:`evaluation.tuning`)
+and write ``agents/tuned/<scenario>.yaml`` (:mod:`agents.tuned_params`), which ``evaluate.py`` uses
+by default."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from agents.tuned_params import TUNABLE, TUNED_DIR, config_fingerprint, read_tuned, tuned_path, write_tuned
+from batchenv.config import ConfigError
+from batchenv.scenarios import SUITE, scenario_config
+from batchenv.seeds import TRAINING_SEEDS, parse_seeds
+from evaluation.tuning import tune_scenario
+from execution.cli import ExecutionUsageError, add_execution_arguments, backend_spec_from_args
+from execution.outcome import TaskFailedError
+
+__all__ = ["main"]
+
+PROG = "python -m apps.tune"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description=(
+            "Tune the timeout and util_switch baselines per scenario by grid search on training "
+            "seeds, minimising the mean cost per request (best quality - score). Writes "
+            "agents/tuned/<scenario>.yaml, which evaluate.py uses by default."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument(
+        "--scenarios",
+        default="suite",
+        help="comma-separated scenario names or YAML paths; 'suite' = " + ",".join(SUITE),
+    )
+    parser.add_argument(
+        "--agents", default=",".join(TUNABLE), help=f"which baselines to tune, among {','.join(TUNABLE)}"
+    )
+    parser.add_argument(
+        "--seeds",
+        default=f"{TRAINING_SEEDS[0]}-{TRAINING_SEEDS[-1]}",
+        help="training seeds, e.g. 1000-1003 or 1000,1005 (keep them >= 1000, apart from evaluation seeds)",
+    )
+    parser.add_argument(
+        "--horizon-s",
+        type=float,
+        default=None,
+        help="simulated seconds per episode (default: each scenario's horizon_s)",
+    )
+    parser.add_argument("--out", type=Path, default=TUNED_DIR, help="directory of the tuned-parameter files")
+    add_execution_arguments(parser)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Tune what the command line ``argv`` (default ``sys.argv[1:]``) asks for; returns the exit
+    code (0, 1 if an episode failed, 2 for a bad command line, 130 if interrupted)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    console = Console()
+    names = SUITE if args.scenarios == "suite" else [s.strip() for s in args.scenarios.split(",")]
+    names = [name for name in names if name]
+    agents = [a.strip() for a in args.agents.split(",") if a.strip()]
+    for agent in agents:
+        if agent not in TUNABLE:
+            parser.error(f"cannot tune {agent!r}; tunable: {list(TUNABLE)}")
+    try:
+        seeds = parse_seeds(args.seeds)
+    except ValueError as exc:
+        parser.error(f"--seeds: {exc}")
+    if min(seeds) < 1000:
+        parser.error("--seeds: training seeds must be >= 1000 (seeds below are for evaluation)")
+    if args.horizon_s is not None and not args.horizon_s > 0:
+        parser.error("--horizon-s must be > 0")
+    try:
+        spec, warnings = backend_spec_from_args(args)
+    except ExecutionUsageError as exc:
+        parser.error(str(exc))
+    configs = []
+    for name in names:
+        try:
+            configs.append(scenario_config(name, args.horizon_s))
+        except ConfigError as exc:
+            parser.error(str(exc))
+    for warning in warnings:
+        console.print(f"[yellow]warning:[/] {warning}")
+    command = f"{PROG} {shlex.join(argv)}" if argv else PROG
+
+    table = Table(title="Tuned baselines (mean cost per request on the training seeds)")
+    for column in ("scenario", "agent", "cost/request", "candidates", "params"):
+        table.add_column(column)
+    try:
+        with spec.create() as backend:
+            console.print(f"episodes on {backend.describe()}")
+            for config in configs:
+                start = time.perf_counter()
+                console.print(f"[bold]{config.name}[/] (horizon {config.horizon_s:g} s, seeds {seeds})")
+                results = tune_scenario(config, agents, seeds, backend, console.print)
+                path = tuned_path(config.name, args.out)
+                previous = read_tuned(path)
+                merged = {}
+                if previous is not None and previous.fingerprint == config_fingerprint(config):
+                    merged = {k: v for k, v in previous.agents.items() if k not in results}
+                data = {
+                    "scenario": config.name,
+                    "config_fingerprint": config_fingerprint(config),
+                    "command": command,
+                    "training_seeds": list(seeds),
+                    "horizon_s": config.horizon_s,
+                    "objective": "mean cost per request (best quality - score)",
+                    "agents": {**merged, **results},
+                }
+                write_tuned(path, data)
+                console.print(f"  wrote {path} ({time.perf_counter() - start:.1f} s)")
+                for agent, entry in results.items():
+                    params = ", ".join(f"{k}={v}" for k, v in entry["params"].items())
+                    table.add_row(
+                        config.name,
+                        agent,
+                        f"{entry['cost_per_request']:.5f}",
+                        str(entry["candidates"]),
+                        params,
+                    )
+    except KeyboardInterrupt:
+        console.print("[red]interrupted[/]: the scenarios written above are kept")
+        return 130
+    except TaskFailedError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        return 1
+    console.print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,185 @@
+"""Where tasks run: the :class:`Backend` interface, the local process pool and the choice of
+backend (:class:`BackendSpec`).
+
+A task is a picklable top-level function and picklable arguments. :meth:`Backend.submit` returns
+a :class:`concurrent.futures.Future` of an :class:`~execution.outcome.Outcome` on every backend,
+so callers wait with :func:`concurrent.futures.wait` / :func:`~concurrent.futures.as_completed`
+and may submit new tasks as earlier results arrive (dependent submissions). Failures inside a
+task come back as :class:`~execution.outcome.TaskError` values, never as exceptions.
+
+- :class:`LocalBackend`: ``jobs`` worker processes on this machine (the default); ``jobs=1``
+  runs each task in this process at submission.
+- :class:`execution.ray_backend.RayBackend`: Ray Core tasks, on an embedded local Ray or on a
+  cluster. Ray is imported only there, so the default commands never import or start it.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from execution.outcome import Outcome, TaskError, call_safely
+
+__all__ = ["BACKENDS", "Backend", "BackendSpec", "LocalBackend", "usable_cores"]
+
+BACKENDS = ("local", "ray")
+
+
+def usable_cores() -> int:
+    """Cores this process may run on: its CPU affinity where the OS has one (Linux), else
+    ``os.cpu_count()`` (macOS, Windows)."""
+    affinity = getattr(os, "sched_getaffinity", None)
+    if affinity is not None:
+        return max(1, len(affinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+class Backend(ABC):
+    """Runs independent tasks; see the module docstring. Use it as a context manager: leaving
+    the block normally waits for running tasks and frees the workers; leaving it by an exception
+    (Ctrl-C) cancels queued tasks and stops running ones first."""
+
+    name: str = ""
+    jobs: int = 1
+    """Tasks that run at once."""
+
+    @abstractmethod
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Outcome[Any]]:
+        """Start ``fn(*args)``; its future never raises for an error of the task itself."""
+
+    @abstractmethod
+    def cancel(self) -> None:
+        """Cancel every task not yet finished: drop queued ones, stop running ones."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Free the workers (after the submitted tasks have finished or been cancelled)."""
+
+    def describe(self) -> str:
+        """For messages: ``"2 processes"``, ``"Ray, 2 CPUs"``, ..."""
+        return f"{self.name}, {self.jobs} jobs"
+
+    def __enter__(self) -> Backend:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is not None:
+            self.cancel()
+        self.close()
+
+
+def _ignore_sigint() -> None:
+    """Worker initializer: Ctrl-C reaches the whole process group; only the parent handles it
+    (it cancels the queue and stops the workers), so a worker never swallows it and goes on with
+    the next queued task."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+class LocalBackend(Backend):
+    """Worker processes on this machine.
+
+    :param jobs: worker processes; 1 runs every task in this process, at submission.
+    :param start_method: ``"spawn"`` (default: fresh interpreters, safe with threads) or
+        ``"fork"`` (cheaper start, the parent's memory shared; Linux only).
+    """
+
+    name = "local"
+
+    def __init__(self, jobs: int = 1, start_method: str = "spawn") -> None:
+        if jobs < 1:
+            raise ValueError(f"jobs must be >= 1, got {jobs}")
+        self.jobs = jobs
+        self.start_method = start_method
+        self._pool: ProcessPoolExecutor | None = None  # started at the first submission
+
+    def describe(self) -> str:
+        return "this process" if self.jobs == 1 else f"{self.jobs} local processes"
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Outcome[Any]]:
+        if self.jobs == 1:
+            future: Future[Outcome[Any]] = Future()
+            future.set_result(call_safely(fn, args))
+            return future
+        if self._pool is None:
+            context = multiprocessing.get_context(self.start_method)
+            self._pool = ProcessPoolExecutor(self.jobs, mp_context=context, initializer=_ignore_sigint)
+        return _errors_as_outcomes(self._pool.submit(call_safely, fn, args))
+
+    def cancel(self) -> None:
+        if self._pool is None:
+            return
+        pool, self._pool = self._pool, None
+        processes = list(getattr(pool, "_processes", {}).values())  # no public API before 3.14
+        pool.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            if process.is_alive():
+                process.terminate()
+        for process in processes:
+            process.join(timeout=5)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+
+def _errors_as_outcomes(inner: Future[Outcome[Any]]) -> Future[Outcome[Any]]:
+    """A future that holds an :class:`Outcome` whatever happens to ``inner``: a failure of the
+    pool itself (a worker killed, a result that cannot be pickled) becomes a task error too.
+    Cancelling it cancels ``inner``."""
+    outer: Future[Outcome[Any]] = Future()
+
+    def relay(done: Future[Outcome[Any]]) -> None:
+        if done.cancelled():
+            outer.cancel()
+            return
+        if not outer.set_running_or_notify_cancel():
+            return
+        exc = done.exception()
+        if exc is None:
+            outer.set_result(done.result())
+        else:
+            outer.set_result(Outcome(error=TaskError.from_exception(exc)))
+
+    inner.add_done_callback(relay)
+    outer.add_done_callback(lambda f: inner.cancel() if f.cancelled() else None)
+    return outer
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    """A choice of backend, made while planning and cheap to carry around; :meth:`create`
+    starts it (for Ray: imports it and starts or joins a cluster).
+
+    :param name: ``"local"`` or ``"ray"``.
+    :param jobs: tasks at once (local processes, or CPUs of an embedded Ray); None with a Ray
+        cluster address = every CPU of the cluster.
+    :param address: Ray cluster to join (``"auto"`` or ``"host:port"``); None = start an
+        embedded local Ray (``name="ray"``) or no Ray at all (``name="local"``).
+    :param start_method: of the local worker processes (``"spawn"`` or ``"fork"``).
+    """
+
+    name: Literal["local", "ray"] = "local"
+    jobs: int | None = 1
+    address: str | None = None
+    start_method: str = "spawn"
+
+    def create(self) -> Backend:
+        if self.name == "ray":
+            from execution.ray_backend import RayBackend  # imports Ray: only when asked for
+
+            return RayBackend(jobs=self.jobs, address=self.address)
+        return LocalBackend(self.jobs or 1, start_method=self.start_method)
+
+    def describe(self) -> str:
+        if self.name == "ray":
+            where = f"Ray cluster at {self.address}" if self.address else "an embedded local Ray"
+            return f"{where}, {self.jobs or 'all'} CPUs"
+        jobs = self.jobs or 1
+        return f"{jobs} process{'es' if jobs > 1 else ''}"

@@ -1,0 +1,73 @@
+"""The command-line flags of the execution layer, shared by ``evaluate.py``, ``python -m
+apps.tune`` and ``verify.py``: ``--backend local|ray``, ``--address`` and ``--jobs``."""
+
+from __future__ import annotations
+
+import argparse
+
+from execution.backends import BACKENDS, BackendSpec, usable_cores
+
+__all__ = ["ExecutionUsageError", "add_execution_arguments", "backend_spec_from_args"]
+
+
+class ExecutionUsageError(ValueError):
+    """A bad ``--backend`` / ``--address`` / ``--jobs`` combination (a one-line message)."""
+
+
+def add_execution_arguments(parser: argparse.ArgumentParser, default_jobs: int | None = None) -> None:
+    """Add ``--backend``, ``--address`` and ``--jobs`` in an "execution" group.
+
+    :param default_jobs: the default of ``--jobs`` is the usable cores, at most this (None: 8).
+    """
+    default_text = f"the usable cores, at most {default_jobs or 8}"
+    group = parser.add_argument_group("execution (results are identical for every choice)")
+    group.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="local",
+        help="local: worker processes on this machine (default; Ray is not needed); ray: Ray "
+        "tasks, on an embedded local Ray or on the cluster given by --address (needs "
+        'pip install -e ".[dist]")',
+    )
+    group.add_argument(
+        "--address",
+        default=None,
+        metavar="auto|HOST:PORT",
+        help="with --backend ray: join this Ray cluster (auto = RAY_ADDRESS or the cluster of "
+        "'ray start' on this machine) instead of starting a local Ray",
+    )
+    group.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        help=f"tasks run at once: local processes, or CPUs of the local Ray; with --address, at "
+        f"most that many tasks at once (default: {default_text}; every CPU of a cluster)",
+    )
+    parser.set_defaults(_default_jobs=default_jobs)
+
+
+def backend_spec_from_args(
+    args: argparse.Namespace, *, start_method: str = "spawn"
+) -> tuple[BackendSpec, list[str]]:
+    """The backend the flags ask for, and warnings (``--jobs`` above the usable cores).
+
+    :raises ExecutionUsageError: ``--jobs`` below 1, ``--address`` without ``--backend ray``.
+    """
+    warnings: list[str] = []
+    if args.jobs is not None and args.jobs < 1:
+        raise ExecutionUsageError(f"--jobs must be >= 1, got {args.jobs}")
+    if args.address is not None and args.backend != "ray":
+        raise ExecutionUsageError("--address joins a Ray cluster: it needs --backend ray")
+    if args.address is not None and not args.address.strip():
+        raise ExecutionUsageError("--address: give auto or HOST:PORT")
+    cores = usable_cores()
+    if args.backend == "ray" and args.address is not None:
+        return BackendSpec("ray", args.jobs, args.address.strip()), warnings
+    default = getattr(args, "_default_jobs", None)
+    jobs = args.jobs if args.jobs is not None else min(cores, default or 8)
+    if jobs > cores:
+        warnings.append(
+            f"--jobs {jobs} is more than the {cores} usable cores of this machine: tasks will share "
+            "cores (slower; the results are the same)"
+        )
+    return BackendSpec(args.backend, jobs, None, start_method), warnings
