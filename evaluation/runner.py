@@ -31,6 +31,8 @@ def run_plan(plan: Plan, tasks: list[EpisodeTask], console: Console | None) -> l
     :raises KeyboardInterrupt: after cancelling the queued and running episodes.
     """
     with plan.backend.create() as backend:
+        if console is not None:
+            console.print(f"running on {backend.describe()}")
         return run_tasks(
             backend, run_episode_task, [(task,) for task in tasks], description="episodes", console=console
         )

@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -25,7 +27,9 @@ from apps import evaluate as evaluate_app
 from batchenv import fileio
 from batchenv.scenarios import load_scenario
 from evaluation.outputs import make_run_dir
-from evaluation.stats import mean_ci95, relative_gap
+from evaluation.plan import build_parser, make_plan
+from evaluation.runner import make_tasks, run_plan
+from evaluation.stats import collect, mean_ci95, relative_gap
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -393,3 +397,67 @@ def test_demo_shows_where_decisions_matter_and_says_what_it_shows(tmp_path: Path
             if agent != ref:
                 assert f"{agent} {cells[agent]['summary']['gap']['mean']:+.1%}" in line
     assert f"results: {run_dir}/" in out and f"report: {run_dir / 'report.md'}" in out
+
+
+# ------------------------------------------------------------------------------------ failures
+def test_output_places_are_checked_before_any_episode(tmp_path: Path, capsys) -> None:
+    """A bad --out or --report fails at once (exit 2), not after every episode has run."""
+    report_dir = tmp_path / "missing"
+    for argv, message in [
+        (["--out", "/dev/null/x"], "--out: cannot create folder /dev/null/x"),
+        (["--report", str(report_dir / "r.md")], f"--report: folder {report_dir} does not exist"),
+        (["--report", str(tmp_path)], "is a folder"),
+    ]:
+        code, out, err = _run(["--agents", "greedy", "--seeds", "0", "--horizon-s", "1", *argv], capsys)
+        assert code == 2, err
+        assert message in err and "episodes" not in out
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_read_only_out_folder_fails_at_once(tmp_path: Path, capsys) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    code, _, err = _run(
+        ["--agents", "greedy", "--seeds", "0", "--horizon-s", "1", "--out", str(locked)], capsys
+    )
+    assert code == 2 and f"--out: cannot write into {locked}" in err
+
+
+def test_missing_trace_is_an_error_while_planning(tmp_path: Path, capsys) -> None:
+    scenario = tmp_path / "lost.yaml"
+    scenario.write_text("extends: azure_trace\nname: lost\narrivals:\n  trace_path: nowhere.csv\n")
+    code, out, err = _run(["--scenarios", str(scenario), "--out", str(tmp_path / "out")], capsys)
+    assert code == 2 and "trace file not found" in err and "episodes" not in out
+
+
+def test_a_failing_episode_is_an_error_cell_and_the_rest_is_kept(tmp_path: Path, capsys) -> None:
+    """A trace that vanishes after planning: the ConfigError raised in the worker process comes
+    back with its message (not BrokenProcessPool); the healthy scenario's results are written."""
+    trace = tmp_path / "trace.csv"
+    shutil.copy(REPO / "batchenv" / "data" / "azure_conv_excerpt.csv", trace)
+    scenario = tmp_path / "fragile.yaml"
+    scenario.write_text(f"extends: azure_trace\nname: fragile\narrivals:\n  trace_path: {trace}\n")
+    args = [
+        "--agents",
+        "greedy,timeout(B=8,T=20)",
+        "--scenarios",
+        f"default,{scenario}",
+        "--seeds",
+        "0-1",
+        "--horizon-s",
+        "2",
+        "--jobs",
+        "2",
+        "--no-plots",
+        "--out",
+        str(tmp_path / "out"),
+    ]
+    plan = make_plan(build_parser().parse_args(args), args)
+    trace.unlink()
+    tasks = make_tasks(plan)
+    cells = collect(plan, tasks, run_plan(plan, tasks, None))
+    assert cells[("greedy", "default")].per_seed and not cells[("greedy", "default")].error
+    failed = cells[("greedy", "fragile")]
+    assert not failed.per_seed
+    assert "ConfigError" in failed.error and "trace file not found" in failed.error
+    assert "BrokenProcessPool" not in failed.error

@@ -145,3 +145,22 @@ def test_committed_tuned_parameters_are_fresh(scenario: str) -> None:
         agent = make_agent(name, config)
         assert agent.params_source.startswith("tuned")
     assert (TUNED_DIR / f"{scenario}.yaml").read_text().startswith("# Tuned parameters")
+
+
+def test_tune_command_writes_the_tuned_file(tmp_path: Path, capsys) -> None:
+    from apps import tune
+
+    argv = ["--scenarios", "poisson_50", "--agents", "timeout", "--seeds", "1000", "--horizon-s", "1"]
+    argv += ["--jobs", "1", "--out", str(tmp_path)]
+    assert tune.main(argv) == 0
+    record = read_tuned(tmp_path / "poisson_50.yaml")
+    assert record is not None and set(record.agents) == {"timeout"}
+    assert record.data["command"] == "python -m apps.tune " + " ".join(argv)
+    config = load_scenario("poisson_50").replace(horizon_s=1.0)
+    params = record.agents["timeout"]["params"]
+    assert record.agents["timeout"]["cost_per_request"] == round(
+        mean_cost(config, "timeout", params, [1000]), 6
+    )
+    with pytest.raises(SystemExit):
+        tune.main(["--jobs", "0"])
+    assert "--jobs must be >= 1" in capsys.readouterr().err
