@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import multiprocessing
 import os
 import platform
 import shlex
@@ -38,7 +37,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -216,9 +214,11 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     }
     if args.ray:
         result["ray_overhead_per_task_s"] = overhead["ray"] - overhead["local"]
-        context = multiprocessing.get_context("spawn")  # a fresh interpreter: Ray not yet imported
-        with ProcessPoolExecutor(1, mp_context=context) as pool:
-            result["ray_start_up"] = pool.submit(ray_start_up, 2).result()
+        code = "import json; from benchmarks.scaling import ray_start_up; print(json.dumps(ray_start_up(2)))"
+        child = subprocess.run(  # a fresh interpreter, where Ray is not imported yet
+            [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
+        )
+        result["ray_start_up"] = json.loads(child.stdout.strip().splitlines()[-1])
     if args.training:
         result["training"] = training_step_s((2048, 10240))
     result["load_average_after"] = os.getloadavg()
