@@ -9,11 +9,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from batchenv.fileio import write_atomic
+from evaluation.cells import collect
 from evaluation.outputs import make_run_dir, params_text, per_seed_rows, summary_rows, to_csv, to_json
 from evaluation.plan import UsageError, build_parser, make_plan
 from evaluation.plots import plot_all
 from evaluation.runner import make_tasks, run_plan
-from evaluation.stats import collect
 from evaluation.tables import print_tables, summary_lines, to_markdown
 
 __all__ = ["main"]

@@ -5,7 +5,7 @@ Every agent meets the same arrivals for the same (scenario, seed). Per agent and
 reports the mean over seeds with a 95% confidence interval (t distribution) of every metric of
 :class:`batchenv.metrics.EpisodeMetrics`, the cost per request (best quality - score) and the
 relative gap of the mean cost to a reference agent, with a confidence interval from the
-seed-paired cost differences (docs/design.md, "Metrics").
+seed-paired cost differences (:mod:`evaluation.stats`; docs/design.md, "Metrics").
 
 It prints a table per scenario and writes, into a new folder ``<out>/eval_<time>_<n>/`` (never
 an existing one; every file written to a temporary name, then renamed):
@@ -16,15 +16,18 @@ an existing one; every file written to a temporary name, then renamed):
 - ``report.md``: the tables in Markdown;
 - ``latency_cdf.png``, ``score_vs_rate.png``, ``pareto_quality_p99.png``.
 
-Episodes run in ``--jobs`` worker processes; each episode is a pure function of (agent, scenario,
-seed), so the results do not depend on ``--jobs``.
+Episodes run on a backend of :mod:`execution` (``--jobs`` local processes by default, or Ray with
+``--backend ray``); each episode is a pure function of (agent, scenario, seed), so the results
+do not depend on the backend or ``--jobs``.
 
 Modules, one step each (the command line's ``main`` is :func:`apps.evaluate.main`):
 
 ==========  ===================================================================================
 plan        the command line (``--help``) and the validated :class:`~evaluation.plan.Plan`
-runner      one task per episode, run in worker processes
-stats       per-cell means, 95% confidence intervals and gaps to the reference agent
+runner      one task per episode (:mod:`execution.episode`), run on the plan's backend
+stats       the statistics: means with 95% confidence intervals, the gap (used everywhere)
+cells       results per (agent, scenario) cell and their summary over seeds
+tuning      grid search of the timeout baselines (``python -m apps.tune``)
 outputs     the run folder, ``summary.csv``, ``per_seed.csv``, ``results.json``
 tables      the Markdown report and the terminal tables
 plots       the three figures

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from batchenv.fileio import json_safe
+from evaluation.cells import Cell
 from evaluation.plan import Plan
-from evaluation.stats import Cell
 from execution.episode import SCALAR_METRICS
 
 __all__ = ["make_run_dir", "params_text", "per_seed_rows", "summary_rows", "to_csv", "to_json"]

@@ -13,8 +13,8 @@ import numpy as np
 from PIL import Image
 
 from batchenv.fileio import write_atomic
+from evaluation.cells import Cell
 from evaluation.plan import Plan, ScenarioEntry
-from evaluation.stats import Cell
 from execution.episode import LATENCY_EDGES_MS
 
 __all__ = ["compact_png", "plot_all"]

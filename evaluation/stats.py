@@ -1,28 +1,28 @@
-"""Statistics over seeds: per (agent, scenario) cell, the mean and 95% confidence interval of
-every metric, and the gap of the mean cost to a reference agent with a seed-paired interval
-(docs/design.md, "Metrics")."""
+"""The statistics every measurement of batchenv uses, in one place: the mean with its 95%
+confidence interval over seeds, and the *gap* of a cost to a reference.
+
+The gap is the relative difference of mean costs, ``(mean cost - mean reference cost) / mean
+reference cost``, over the seeds both have (common random numbers: the same arrivals), with the
+95% confidence interval of the seed-paired cost differences divided by the reference's mean cost
+(docs/design.md, "Metrics"). A mean of per-seed ratios is a different measure (low-cost seeds weigh more)
+and is never called a gap. The t quantile comes from scipy.
+"""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+from scipy import stats
 
-from evaluation.plan import Plan
-from execution.episode import EpisodeResult, EpisodeTask
-from execution.outcome import Outcome
-
-__all__ = ["Cell", "collect", "mean_ci95", "relative_gap"]
+__all__ = ["mean_ci95", "paired_gap", "relative_gap"]
 
 
 def mean_ci95(values: Sequence[float]) -> tuple[float, float]:
     """Mean and half-width of the 95% confidence interval (Student t) of the finite values;
     the half-width is NaN with fewer than two values."""
-    from scipy import stats
-
     data = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=float)
     if data.size == 0:
         return math.nan, math.nan
@@ -33,83 +33,15 @@ def mean_ci95(values: Sequence[float]) -> tuple[float, float]:
     return mean, half
 
 
-@dataclass
-class Cell:
-    """Results of one agent on one scenario."""
-
-    agent: str
-    scenario: str
-    per_seed: list[dict[str, Any]] = field(default_factory=list)
-    histogram: np.ndarray | None = None
-    describe: str = ""
-    params: dict[str, Any] = field(default_factory=dict)
-    params_source: str = ""
-    not_applicable: str | None = None
-    error: str | None = None
-    reference: str | None = None
-    summary: dict[str, tuple[float, float]] = field(default_factory=dict)
-
-    def value(self, metric: str) -> float:
-        return self.summary.get(metric, (math.nan, math.nan))[0]
-
-
-def collect(
-    plan: Plan, tasks: list[EpisodeTask], outcomes: list[Outcome[EpisodeResult]]
-) -> dict[tuple[str, str], Cell]:
-    """Group episode results by (agent label, scenario name) and summarise them. A failed
-    episode makes its cell an error cell with the message (the cell's other seeds are dropped:
-    a summary over some of the seeds would not be comparable); other cells are unaffected."""
-    labels = {a.text: a.label for a in plan.agents}
-    names = {s.spec: s.name for s in plan.scenarios}
-    cells: dict[tuple[str, str], Cell] = {}
-    for task, outcome in zip(tasks, outcomes, strict=True):
-        key = (labels[task.agent], names[str(task.scenario)])
-        cell = cells.setdefault(key, Cell(*key))
-        result = outcome.value
-        if outcome.error is not None or result is None:
-            cell.error = cell.error or f"seed {task.seed}: {outcome.error}"
-            continue
-        if result.status == "not_applicable":
-            cell.not_applicable = result.reason
-            continue
-        if result.status == "error":
-            cell.error = result.reason
-            continue
-        row = {"seed": task.seed, **result.metrics}
-        row.update({f"mix_{m}": share for m, share in result.model_mix.items()})
-        cell.per_seed.append(row)
-        hist = result.latency_histogram
-        if hist is not None:
-            cell.histogram = hist.copy() if cell.histogram is None else cell.histogram + hist
-        cell.describe, cell.params, cell.params_source = result.describe, result.params, result.params_source
-    for cell in cells.values():
-        if cell.error:
-            cell.per_seed, cell.histogram = [], None
-    for scenario in plan.scenarios:
-        ref = _reference(plan, cells, scenario.name)
-        ref_costs = {}
-        if ref is not None:
-            ref_costs = {r["seed"]: r["cost_per_request"] for r in cells[(ref, scenario.name)].per_seed}
-        for agent in plan.agents:
-            cell = cells[(agent.label, scenario.name)]
-            cell.reference = ref
-            if not cell.per_seed:
-                continue
-            for row in cell.per_seed:
-                base = ref_costs.get(row["seed"])
-                row["gap"] = (row["cost_per_request"] - base) / base if base else math.nan
-            keys = [k for k in cell.per_seed[0] if k not in ("seed", "gap")]
-            cell.summary = {k: mean_ci95([row[k] for row in cell.per_seed]) for k in keys}
-            cell.summary["gap"] = relative_gap(cell.per_seed, ref_costs)
-    return cells
-
-
-def relative_gap(rows: list[dict[str, Any]], ref_costs: dict[int, float]) -> tuple[float, float]:
-    """Gap of the mean cost to the reference's, ``(mean cost - mean ref cost) / mean ref cost``,
-    over the seeds both have, with the 95% CI of the seed-paired cost differences divided by
-    the reference's mean cost. (A mean of per-seed ratios would let low-cost seeds dominate.)"""
-    pairs = [(row["cost_per_request"], ref_costs[row["seed"]]) for row in rows if row["seed"] in ref_costs]
-    pairs = [(c, r) for c, r in pairs if math.isfinite(c) and math.isfinite(r)]
+def paired_gap(costs: Sequence[float], reference_costs: Sequence[float]) -> tuple[float, float]:
+    """The gap of ``costs`` to ``reference_costs``, paired by position (the same seed), and the
+    half-width of its 95% confidence interval; pairs with a non-finite cost are left out. NaN
+    when no pair is left or the reference's mean cost is not positive."""
+    if len(costs) != len(reference_costs):
+        raise ValueError(f"paired_gap: {len(costs)} costs but {len(reference_costs)} reference costs")
+    pairs = [
+        (c, r) for c, r in zip(costs, reference_costs, strict=True) if math.isfinite(c) and math.isfinite(r)
+    ]
     if not pairs:
         return math.nan, math.nan
     base = float(np.mean([r for _, r in pairs]))
@@ -119,19 +51,8 @@ def relative_gap(rows: list[dict[str, Any]], ref_costs: dict[int, float]) -> tup
     return mean / base, half / base
 
 
-def _reference(plan: Plan, cells: dict[tuple[str, str], Cell], scenario: str) -> str | None:
-    """Label of the reference agent on ``scenario`` (None: no gap)."""
-    labels = [a.label for a in plan.agents]
-
-    def usable(label: str) -> bool:
-        return label in labels and bool(cells[(label, scenario)].per_seed)
-
-    if plan.reference == "none":
-        return None
-    if plan.reference != "auto":
-        return plan.reference if usable(plan.reference) else None
-    for kind in ("optimal", "timeout"):
-        for agent in plan.agents:
-            if agent.name == kind and usable(agent.label):
-                return agent.label
-    return None
+def relative_gap(rows: Sequence[Mapping[str, Any]], ref_costs: Mapping[int, float]) -> tuple[float, float]:
+    """:func:`paired_gap` of per-seed rows (``{"seed": s, "cost_per_request": c}``) to the
+    reference's costs by seed, over the seeds both have."""
+    pairs = [(row["cost_per_request"], ref_costs[row["seed"]]) for row in rows if row["seed"] in ref_costs]
+    return paired_gap([c for c, _ in pairs], [r for _, r in pairs])

@@ -8,9 +8,9 @@ from typing import Any
 
 from batchenv.config import SystemConfig
 from batchenv.seeds import TRAINING_SEEDS
+from evaluation.cells import Cell
 from evaluation.outputs import params_text
 from evaluation.plan import Plan, ScenarioEntry
-from evaluation.stats import Cell
 
 __all__ = ["CI_COLUMNS", "TABLE_COLUMNS", "TERMINAL_COLUMNS", "print_tables", "summary_lines", "to_markdown"]
 

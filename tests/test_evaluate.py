@@ -26,10 +26,11 @@ from agents.registry import (
 from apps import evaluate as evaluate_app
 from batchenv import fileio
 from batchenv.scenarios import load_scenario
+from evaluation.cells import collect
 from evaluation.outputs import make_run_dir
 from evaluation.plan import build_parser, make_plan
 from evaluation.runner import make_tasks, run_plan
-from evaluation.stats import collect, mean_ci95, relative_gap
+from evaluation.stats import mean_ci95, relative_gap
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -17,6 +17,7 @@ from batchenv.env import DynamicBatchingEnv
 from batchenv.metrics import compute_metrics
 from batchenv.scenarios import load_scenario
 from batchenv.sim import Simulator, simulate
+from evaluation.stats import paired_gap
 
 SEEDS = (0, 1, 2, 3)
 
@@ -120,14 +121,13 @@ def test_staggered_model_with_one_worker_is_the_one_worker_smdp(default_config):
 
 @pytest.mark.parametrize("scenario", ["poisson_25", "poisson_50", "poisson_75"])
 def test_within_half_a_percent_of_the_optimum_on_poisson(scenario):
-    """Cost gap (common random numbers, paired by seed) below 0.5%; measured about 0.05%."""
+    """Cost gap (evaluation.stats: relative difference of mean costs, common random numbers)
+    below 0.5%; measured about 0.05%."""
     config = load_scenario(scenario).replace(horizon_s=30.0)
     best, mine = OptimalScheduler(config), Proposed(config)
-    gaps = []
-    for seed in SEEDS:
-        c_opt = cost(config, best, seed)
-        gaps.append((cost(config, mine, seed) - c_opt) / c_opt)
-    assert np.mean(gaps) < 0.005
+    optimum = [cost(config, best, seed) for seed in SEEDS]
+    gap, _ = paired_gap([cost(config, mine, seed) for seed in SEEDS], optimum)
+    assert gap < 0.005
     assert simulate(config, mine, 0, record=False).n_forced == 0
 
 
@@ -344,10 +344,7 @@ def test_within_half_a_percent_of_the_optimum_long(scenario):
     """16 seeds x 120 s: the upper end of the 95% confidence interval of the gap below 0.5%."""
     config = load_scenario(scenario).replace(horizon_s=120.0)
     best, mine = OptimalScheduler(config), Proposed(config)
-    gaps = []
-    for seed in range(16):
-        c_opt = cost(config, best, seed)
-        gaps.append((cost(config, mine, seed) - c_opt) / c_opt)
-    mean, half = np.mean(gaps), 2.13 * np.std(gaps, ddof=1) / 4.0
-    print(f"{scenario}: gap {100 * mean:+.3f}% +- {100 * half:.3f}%")
-    assert mean + half < 0.005
+    optimum = [cost(config, best, seed) for seed in range(16)]
+    gap, half = paired_gap([cost(config, mine, seed) for seed in range(16)], optimum)
+    print(f"{scenario}: gap {100 * gap:+.3f}% +- {100 * half:.3f}%")
+    assert gap + half < 0.005

@@ -1,0 +1,41 @@
+"""The benchmark scripts on tiny settings: they run, write what they name, and use the gap of
+evaluation.stats."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from benchmarks import scaling
+from benchmarks.proposed.common import gap, run_grid
+from evaluation.stats import paired_gap
+from execution.backends import LocalBackend
+
+
+def test_scaling_benchmark_on_a_tiny_grid(tmp_path: Path) -> None:
+    out, markdown = tmp_path / "scaling.json", tmp_path / "scaling.md"
+    argv = ["--no-ray", "--seeds", "1", "--horizon-s", "2", "--out", str(out), "--markdown", str(markdown)]
+    assert scaling.main(argv) == 0
+    result = json.loads(out.read_text())
+    assert result["identical_results"] is True
+    assert set(result["runs"]) == {"local_1", "local_2"}
+    assert result["grid"]["episodes"] == len(scaling.AGENTS) * len(scaling.SCENARIOS)
+    assert result["per_episode_s"] > 0 and result["task_overhead_s"]["local"] > 0
+    text = markdown.read_text()
+    assert "python benchmarks/scaling.py --no-ray" in text and "preliminary" in text
+
+
+def test_proposed_benchmark_grid_and_gap() -> None:
+    with LocalBackend(1) as backend:
+        rows = run_grid(backend, ["greedy", "timeout(B=8,T=20)"], "poisson_50", [0, 1, 2], 3.0)
+    assert [len(r) for r in rows.values()] == [3, 3]
+    greedy, timeout = rows["greedy"], rows["timeout(B=8,T=20)"]
+    assert math.isnan(greedy[0]["p99_ms"])  # running totals only
+    value, half = gap(timeout, greedy)
+    assert (value, half) == paired_gap([r["cost"] for r in timeout], [r["cost"] for r in greedy])
+    mean_cost = sum(r["cost"] for r in timeout) / 3
+    reference = sum(r["cost"] for r in greedy) / 3
+    assert value == (mean_cost - reference) / reference or math.isclose(
+        value, (mean_cost - reference) / reference
+    )
