@@ -24,11 +24,32 @@ import ray  # heavy: this module is imported only when --backend ray is asked fo
 from execution.backends import Backend
 from execution.outcome import Outcome, TaskError, call_safely
 
-__all__ = ["RayBackend", "RayUnavailableError"]
+__all__ = ["RayBackend", "RayUnavailableError", "start_or_join"]
 
 
 class RayUnavailableError(RuntimeError):
     """The Ray cluster at the given address cannot be reached (a one-line message)."""
+
+
+def start_or_join(jobs: int | None = None, address: str | None = None) -> bool:
+    """Make sure this process is connected to Ray: join the cluster at ``address`` (``"auto"``
+    or ``"host:port"``), or start an embedded local Ray with ``jobs`` CPUs (None: every core)
+    when ``address`` is None. A session already open in this process is used as it is.
+
+    :returns: True if this call started or joined Ray (the caller then calls ``ray.shutdown()``
+        when done), False if Ray was already initialised.
+    :raises RayUnavailableError: no cluster at ``address``.
+    """
+    if ray.is_initialized():
+        return False
+    options: dict[str, Any] = {"include_dashboard": False, "configure_logging": False, "log_to_driver": True}
+    if address is None:
+        options["num_cpus"] = jobs
+    try:
+        ray.init(address=address, **options)
+    except ConnectionError as exc:
+        raise RayUnavailableError(f"cannot reach a Ray cluster at {address!r}: {exc}") from None
+    return True
 
 
 class RayBackend(Backend):
@@ -46,20 +67,7 @@ class RayBackend(Backend):
 
     def __init__(self, jobs: int | None = None, address: str | None = None) -> None:
         self.address = address
-        self._owned = False
-        if not ray.is_initialized():
-            options: dict[str, Any] = {
-                "include_dashboard": False,
-                "configure_logging": False,
-                "log_to_driver": True,
-            }
-            if address is None:
-                options["num_cpus"] = jobs
-            try:
-                ray.init(address=address, **options)
-            except ConnectionError as exc:
-                raise RayUnavailableError(f"cannot reach a Ray cluster at {address!r}: {exc}") from None
-            self._owned = True
+        self._owned = start_or_join(jobs, address)
         cpus = int(ray.cluster_resources().get("CPU", 1))
         self.jobs = max(1, min(jobs, cpus) if jobs else cpus)
         self._remote = ray.remote(num_cpus=1)(call_safely)
