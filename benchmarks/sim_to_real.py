@@ -9,7 +9,7 @@ Steps:
    sustainable throughput) and the Azure trace scaled to ``--trace-load``, all on the calibrated
    system, ``--horizon-s`` long.
 3. Schedulers: greedy, the timeout baseline tuned in simulation on each scenario (grid search on
-   the training seeds, as ``python -m agents.tuning`` does), proposed, and ``--checkpoint``
+   the training seeds, as ``python -m apps.tune`` does), proposed, and ``--checkpoint``
    (skipped with its reason if it does not apply to the calibrated system).
 4. For each scheduler a real server (``python -m serving.server``, one PyTorch thread) is started
    once per distinct agent, warmed up (model warm-up at start, then a discarded replay of
@@ -50,13 +50,14 @@ from typing import Any
 import numpy as np
 
 from agents.registry import AgentSpecError, make_agent
-from agents.tuning import TRAINING_SEEDS, parse_seeds, tune_scenario
 from batchenv.config import SystemConfig
 from batchenv.fileio import json_safe, write_atomic, write_json_atomic
 from batchenv.metrics import compute_metrics, request_table
 from batchenv.scenarios import load_scenario
+from batchenv.seeds import TRAINING_SEEDS, parse_seeds
 from batchenv.sim import simulate
 from batchenv.timing import ServiceTable
+from evaluation.tuning import tune_scenario
 from serving.calibrate import calibrate, yaml_text
 from serving.fidelity import GOAL, batch_service_check, compare_cell, kendall_tau, rank_agents
 from serving.loadgen import raise_open_files_limit, run_episode
@@ -121,7 +122,7 @@ def make_scenarios(calibrated: SystemConfig, args: argparse.Namespace) -> dict[s
 
 
 def tuned_timeout_spec(config: SystemConfig, tune_horizon_s: float) -> str:
-    """The timeout baseline tuned in simulation on ``config`` (the grid of agents.tuning, on the
+    """The timeout baseline tuned in simulation on ``config`` (the grid of evaluation.tuning, on the
     training seeds), as an agent spec with every parameter given."""
     tuned = tune_scenario(config.replace(horizon_s=tune_horizon_s), agents=["timeout"], seeds=TRAINING_SEEDS)
     p = tuned["timeout"]["params"]

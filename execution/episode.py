@@ -29,6 +29,7 @@ __all__ = [
     "SCALAR_METRICS",
     "EpisodeResult",
     "EpisodeTask",
+    "latency_histogram",
     "run_episode_task",
     "run_episode_tasks",
 ]
@@ -100,6 +101,14 @@ class EpisodeResult:
     diagnostics: dict[str, float] = field(default_factory=dict)
 
 
+def latency_histogram(latency_ms: np.ndarray) -> np.ndarray:
+    """Counts (int64, one per bin of :data:`LATENCY_EDGES_MS`) of latencies in ms; values
+    outside the bins count in the first or the last."""
+    clipped = np.clip(latency_ms, LATENCY_EDGES_MS[0], LATENCY_EDGES_MS[-1])
+    counts, _ = np.histogram(clipped, LATENCY_EDGES_MS)
+    return counts.astype(np.int64)
+
+
 _AGENTS: OrderedDict[str, Any] = OrderedDict()
 _SIMULATORS: OrderedDict[str, Simulator] = OrderedDict()
 
@@ -150,10 +159,7 @@ def run_episode_task(task: EpisodeTask) -> EpisodeResult:
     metrics = compute_metrics(sim)
     histogram = None
     if task.record == "histogram":
-        latency_ms = request_table(sim).latency_s * 1000.0
-        clipped = np.clip(latency_ms, LATENCY_EDGES_MS[0], LATENCY_EDGES_MS[-1])
-        counts, _ = np.histogram(clipped, LATENCY_EDGES_MS)
-        histogram = counts.astype(np.int64)
+        histogram = latency_histogram(request_table(sim).latency_s * 1000.0)
     estimator = getattr(agent, "estimator", None)
     diagnostics = {"estimator_alarms": float(estimator.alarms)} if hasattr(estimator, "alarms") else {}
     return EpisodeResult(

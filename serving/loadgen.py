@@ -34,10 +34,10 @@ from urllib.parse import urlsplit
 import aiohttp
 import numpy as np
 
-from agents.tuning import parse_seeds
 from batchenv.config import ConfigError, SystemConfig
 from batchenv.metrics import compute_metrics, request_table
 from batchenv.scenarios import load_scenario
+from batchenv.seeds import parse_seeds
 from serving.cli import UsageError, check_range, run_cli
 from serving.episode import MeasuredEpisode
 from serving.results import write_run

@@ -14,32 +14,31 @@ from agents.registry import parse_agent_spec
 from batchenv.config import SystemConfig
 from batchenv.fileio import json_safe, write_atomic, write_json_atomic
 from batchenv.metrics import EpisodeMetrics
+from evaluation.cells import Cell, collect
 from evaluation.outputs import make_run_dir, per_seed_rows, summary_rows, to_csv, to_json
 from evaluation.plan import Plan, ScenarioEntry
 from evaluation.plots import plot_all
-from evaluation.runner import LATENCY_EDGES_MS, SCALAR_METRICS, Task
-from evaluation.stats import Cell, collect
 from evaluation.tables import to_markdown
+from execution.backends import BackendSpec
+from execution.episode import SCALAR_METRICS, EpisodeResult, EpisodeTask, latency_histogram
+from execution.outcome import Outcome
 
 __all__ = ["episode_result", "evaluation_cells", "write_run"]
 
 
 def episode_result(
     metrics: EpisodeMetrics, latency_ms: np.ndarray, describe: str, params: dict[str, Any], source: str
-) -> dict[str, Any]:
-    """One episode as :func:`evaluation.runner.run_task` returns it (metrics, model mix, latency
-    histogram on :data:`LATENCY_EDGES_MS`, the agent's description)."""
-    histogram, _ = np.histogram(
-        np.clip(latency_ms, LATENCY_EDGES_MS[0], LATENCY_EDGES_MS[-1]), LATENCY_EDGES_MS
+) -> EpisodeResult:
+    """One episode as :func:`execution.episode.run_episode_task` returns it (metrics, model mix,
+    latency histogram, the agent's description)."""
+    return EpisodeResult(
+        metrics={name: float(getattr(metrics, name)) for name in SCALAR_METRICS},
+        model_mix={name: float(share) for name, share in metrics.model_mix.items()},
+        latency_histogram=latency_histogram(latency_ms),
+        describe=describe,
+        params=params,
+        params_source=source,
     )
-    return {
-        "metrics": {name: float(getattr(metrics, name)) for name in SCALAR_METRICS},
-        "model_mix": {name: float(share) for name, share in metrics.model_mix.items()},
-        "latency_histogram": histogram.astype(np.int64),
-        "describe": describe,
-        "params": params,
-        "params_source": source,
-    }
 
 
 def evaluation_cells(
@@ -63,16 +62,20 @@ def evaluation_cells(
         horizon_s=horizon_s,
         tuned=True,
         reference="none",
-        jobs=1,
+        backend=BackendSpec("local", 1),
         out=out,
         report=None,
         title=title,
         plots=plots,
         command=command,
     )
-    tasks = [Task(agent.text, scenario.spec, seed, horizon_s, True) for seed in seeds]
+    tasks = [EpisodeTask(agent.text, scenario.spec, seed, horizon_s) for seed in seeds]
     results = [
-        episode_result(e["metrics"], e["latency_ms"], info["describe"], info["params"], info["params_source"])
+        Outcome(
+            value=episode_result(
+                e["metrics"], e["latency_ms"], info["describe"], info["params"], info["params_source"]
+            )
+        )
         for e in episodes
     ]
     return plan, collect(plan, tasks, results)
