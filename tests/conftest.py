@@ -8,6 +8,10 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -52,3 +56,32 @@ def shared_trace() -> Path:
     if not SHARED_TRACE.is_file():
         pytest.skip(f"shared trace not present at {SHARED_TRACE}")
     return SHARED_TRACE
+
+
+def _interrupt_evaluate(argv: list[str], ready: str, wait_s: float) -> tuple[int, str, float]:
+    """Run ``evaluate.py argv`` in its own process group, wait for an output line containing
+    ``ready`` and then ``wait_s`` seconds, send SIGINT to the group (what Ctrl-C in a terminal
+    does); returns the exit code, the output and the seconds from SIGINT to exit."""
+    process = subprocess.Popen(
+        [sys.executable, "evaluate.py", *argv],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    assert process.stdout is not None
+    for line in process.stdout:
+        if ready in line:
+            break
+    time.sleep(wait_s)
+    start = time.perf_counter()
+    os.killpg(process.pid, signal.SIGINT)
+    output, _ = process.communicate(timeout=60)
+    return process.returncode, output, time.perf_counter() - start
+
+
+@pytest.fixture
+def interrupt_evaluate() -> Callable[[list[str], str, float], tuple[int, str, float]]:
+    """``interrupt_evaluate(argv, ready, wait_s)``: Ctrl-C of a running ``evaluate.py``."""
+    return _interrupt_evaluate

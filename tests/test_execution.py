@@ -4,8 +4,6 @@ the shared command-line flags, Ctrl-C, and that the default commands never impor
 from __future__ import annotations
 
 import argparse
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -164,36 +162,13 @@ def test_default_commands_do_not_import_ray() -> None:
     assert result.stdout.strip() == "False"
 
 
-def test_ctrl_c_cancels_queued_episodes_and_exits_at_once(tmp_path: Path) -> None:
+def test_ctrl_c_cancels_queued_episodes_and_exits_at_once(tmp_path: Path, interrupt_evaluate) -> None:
     """Ctrl-C (SIGINT to the terminal's process group) while --jobs 2 runs many episodes: the
     queued ones are cancelled, the running ones stopped, nothing is written."""
-    argv = [
-        sys.executable,
-        "evaluate.py",
-        "--agents",
-        "greedy,timeout,util_switch,proposed",
-        "--scenarios",
-        "default,bursty,azure_trace",
-        "--n-seeds",
-        "30",
-        "--jobs",
-        "2",
-        "--out",
-        str(tmp_path / "out"),
-    ]
-    process = subprocess.Popen(
-        argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
-    )
-    assert process.stdout is not None
-    for line in process.stdout:
-        if "running on" in line:
-            break
-    time.sleep(3.0)  # episodes are running in both workers
-    start = time.perf_counter()
-    os.killpg(process.pid, signal.SIGINT)
-    output, _ = process.communicate(timeout=60)
-    elapsed = time.perf_counter() - start
-    assert process.returncode == 130, output
+    argv = ["--agents", "greedy,timeout,util_switch,proposed", "--scenarios", "default,bursty,azure_trace"]
+    argv += ["--n-seeds", "30", "--jobs", "2", "--out", str(tmp_path / "out")]
+    code, output, elapsed = interrupt_evaluate(argv, "running on", 3.0)  # episodes run in both workers
+    assert code == 130, output
     assert "interrupted" in output
     assert elapsed < 5.0, f"took {elapsed:.1f} s to exit"
     assert not list((tmp_path / "out").iterdir())

@@ -9,10 +9,6 @@ skipped only when Ray is not installed (``pip install -e ".[dist]"``).
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -102,24 +98,12 @@ def test_cancel_on_ray_returns_at_once(ray_session: None) -> None:
     assert all(f.cancelled() for f in futures)
 
 
-def test_ctrl_c_of_evaluate_on_an_embedded_ray(tmp_path: Path) -> None:
+def test_ctrl_c_of_evaluate_on_an_embedded_ray(tmp_path: Path, interrupt_evaluate) -> None:
     """evaluate.py --backend ray starts its own local Ray; Ctrl-C (SIGINT to the process group)
     cancels the episodes, shuts Ray down and exits with 130, writing nothing."""
-    argv = [sys.executable, "evaluate.py", "--agents", "greedy,timeout,util_switch", "--scenarios"]
-    argv += ["default,bursty,azure_trace", "--n-seeds", "40", "--backend", "ray", "--jobs", "2"]
-    argv += ["--out", str(tmp_path / "out")]
-    process = subprocess.Popen(
-        argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
-    )
-    assert process.stdout is not None
-    for line in process.stdout:
-        if "running on embedded local Ray" in line:  # Ray is up, episodes are submitted
-            break
-    time.sleep(2.0)
-    start = time.perf_counter()
-    os.killpg(process.pid, signal.SIGINT)
-    output, _ = process.communicate(timeout=60)
-    elapsed = time.perf_counter() - start
-    assert process.returncode == 130, output
+    argv = ["--agents", "greedy,timeout,util_switch", "--scenarios", "default,bursty,azure_trace"]
+    argv += ["--n-seeds", "40", "--backend", "ray", "--jobs", "2", "--out", str(tmp_path / "out")]
+    code, output, elapsed = interrupt_evaluate(argv, "running on embedded local Ray", 2.0)
+    assert code == 130, output
     assert "interrupted" in output
     assert elapsed < 10.0, f"took {elapsed:.1f} s to exit"
