@@ -14,6 +14,7 @@ every node must have batchenv installed (``pip install -e ".[dist]"`` on each ma
 from __future__ import annotations
 
 import contextlib
+import signal
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -67,6 +68,8 @@ class RayBackend(Backend):
 
     def __init__(self, jobs: int | None = None, address: str | None = None) -> None:
         self.address = address
+        # ray.init installs its own SIGTERM handler in this process: put ours back at close()
+        self._handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
         self._owned = start_or_join(jobs, address)
         cpus = int(ray.cluster_resources().get("CPU", 1))
         self.jobs = max(1, min(jobs, cpus) if jobs else cpus)
@@ -110,4 +113,7 @@ class RayBackend(Backend):
     def close(self) -> None:
         if self._owned and ray.is_initialized():
             ray.shutdown()
+            for sig, handler in self._handlers.items():
+                if handler is not None:
+                    signal.signal(sig, handler)
         self._owned = False

@@ -9,6 +9,7 @@ skipped only when Ray is not installed (``pip install -e ".[dist]"``).
 from __future__ import annotations
 
 import json
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,9 +30,25 @@ pytestmark = pytest.mark.xdist_group("ray")
 
 @pytest.fixture(scope="session")
 def ray_session() -> Iterator[None]:
+    """Ray for the rest of this test process; the signal handlers ray.init installs are put back
+    at once, so that the tests that run after these in the same process see the usual ones."""
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     ray.init(num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False)
+    for sig, handler in handlers.items():
+        signal.signal(sig, handler)
     yield
     ray.shutdown()
+
+
+def test_an_embedded_ray_leaves_the_signal_handlers_as_it_found_them() -> None:
+    """A Ray backend in a process that goes on (a notebook, a test) starts its own Ray and, at
+    close(), shuts it down and puts back the SIGTERM handler that ray.init replaced. (First in
+    this module, before the shared session starts.)"""
+    assert not ray.is_initialized(), "this test runs first: the session fixture is not up yet"
+    before = signal.getsignal(signal.SIGTERM)
+    with RayBackend(jobs=1) as backend:
+        assert backend.submit(abs, -3).result().unwrap() == 3
+    assert signal.getsignal(signal.SIGTERM) is before
 
 
 def test_ray_gives_the_local_results_bit_for_bit(ray_session: None) -> None:
