@@ -350,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
         execution, warnings = backend_spec_from_args(args)
         for warning in warnings:
             console.print(f"[yellow]warning:[/yellow] {warning}")
-        args.jobs = execution.jobs or 2  # resolved (the default, or a cluster's): TChecker calls too
+        args.jobs = execution.jobs or 2  # resolved --jobs (2 for a cluster left unsized); TChecker too
         settings = Settings(
             config=config,
             rate_per_s=args.rate,
