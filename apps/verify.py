@@ -216,7 +216,8 @@ def _ta_settings(args: argparse.Namespace, config, rate: float):
         raise ConfigError(
             "--ta-bursts", f"comma-separated integers expected, got {args.ta_bursts!r}"
         ) from None
-    return TASettings(config, rate, args.ta_unit_ms, args.ta_queue_cap, bursts, jobs=max(1, args.jobs))
+    jobs = backend_spec_from_args(args)[0].jobs or 2  # --jobs, or its default (2 for a cluster left unsized)
+    return TASettings(config, rate, args.ta_unit_ms, args.ta_queue_cap, bursts, jobs=jobs)
 
 
 def _uppaal_table(args: argparse.Namespace, config, settings):
@@ -350,7 +351,6 @@ def main(argv: list[str] | None = None) -> int:
         execution, warnings = backend_spec_from_args(args)
         for warning in warnings:
             console.print(f"[yellow]warning:[/yellow] {warning}")
-        args.jobs = execution.jobs or 2  # resolved --jobs (2 for a cluster left unsized); TChecker too
         settings = Settings(
             config=config,
             rate_per_s=args.rate,
@@ -360,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
             agents=agents,
             crosscheck_ticks=args.ticks,
             sim_horizon_s=args.sim_horizon_s,
-            jobs=args.jobs,
+            jobs=execution.jobs or 2,
             seed=args.seed,
             backend=execution.name,
             address=execution.address,
