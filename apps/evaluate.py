@@ -9,11 +9,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from batchenv.fileio import write_atomic
-from evaluation.cells import collect
+from evaluation.cells import collect, hindsight_bounds
 from evaluation.outputs import make_run_dir, params_text, per_seed_rows, summary_rows, to_csv, to_json
 from evaluation.plan import UsageError, build_parser, make_plan
 from evaluation.plots import plot_all
-from evaluation.runner import make_tasks, run_plan
+from evaluation.runner import make_bound_tasks, make_tasks, run_plan
 from evaluation.tables import print_tables, summary_lines, to_markdown
 
 __all__ = ["main"]
@@ -43,17 +43,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     for warning in plan.warnings:
         console.print(f"[yellow]warning:[/] {warning}")
     tasks = make_tasks(plan)
+    bound_tasks = make_bound_tasks(plan)
     console.print(
         f"{len(plan.agents)} agents x {len(plan.scenarios)} scenarios x {len(plan.seeds)} seeds "
-        f"= {len(tasks)} episodes on {plan.backend.describe()}"
+        f"= {len(tasks)} episodes (+ {len(bound_tasks)} hindsight bounds) on {plan.backend.describe()}"
     )
     start = time.perf_counter()
     try:
-        outcomes = run_plan(plan, tasks, console)
+        outcomes, bound_outcomes = run_plan(plan, tasks, console, bound_tasks)
     except KeyboardInterrupt:
-        console.print("[red]interrupted[/]: episodes cancelled, nothing written")
+        console.print("[red]interrupted[/]: tasks cancelled, nothing written")
         return 130
-    cells = collect(plan, tasks, outcomes)
+    bounds, no_bound = hindsight_bounds(plan, bound_tasks, bound_outcomes)
+    cells = collect(plan, tasks, outcomes, bounds)
     elapsed = time.perf_counter() - start
 
     print_tables(plan, cells, console)
@@ -70,11 +72,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     skipped = {c.not_applicable for c in cells.values() if c.not_applicable}
     for reason in sorted(skipped):
         console.print(f"[dim]n/a: {reason}[/]")
+    for scenario, reason in no_bound.items():
+        console.print(f"[dim]no hindsight bound on {scenario}: {reason}[/]")
 
     run_dir = make_run_dir(plan.out)
     write_atomic(run_dir / "summary.csv", to_csv(summary_rows(plan, cells)))
     write_atomic(run_dir / "per_seed.csv", to_csv(per_seed_rows(plan, cells)))
-    results_json = to_json(plan, cells)
+    results_json = to_json(plan, cells, bounds, no_bound)
     write_atomic(run_dir / "results.json", results_json)
     figures = plot_all(plan, cells, run_dir) if plan.plots else []
     write_atomic(run_dir / "report.md", to_markdown(plan, cells, "" if figures else None))

@@ -13,9 +13,39 @@ import numpy as np
 from evaluation.plan import Plan
 from evaluation.stats import mean_ci95, relative_gap
 from execution.episode import EpisodeResult, EpisodeTask
+from execution.hindsight_task import BoundResult, BoundTask
 from execution.outcome import Outcome
 
-__all__ = ["Cell", "collect"]
+__all__ = ["Bounds", "Cell", "collect", "hindsight_bounds"]
+
+Bounds = dict[str, dict[int, float]]
+"""Hindsight lower bounds (cost per request) by scenario name, then seed."""
+
+
+def hindsight_bounds(
+    plan: Plan, tasks: list[BoundTask], outcomes: list[Outcome[BoundResult]]
+) -> tuple[Bounds, dict[str, str]]:
+    """The bounds that were computed, by scenario name and seed, and per scenario why there is
+    none (does not apply, or failed)."""
+    names = {s.spec: s.name for s in plan.scenarios}
+    bounds: Bounds = {}
+    missing: dict[str, str] = {
+        s.name: f"the hindsight bound covers one worker; this scenario has {s.config.n_workers}"
+        for s in plan.scenarios
+        if plan.hindsight and s.config.n_workers > 1
+    }
+    for task, outcome in zip(tasks, outcomes, strict=True):
+        name = names[str(task.scenario)]
+        result = outcome.value
+        if outcome.error is not None or result is None:
+            missing[name] = f"seed {task.seed}: {outcome.error}"
+        elif result.status != "ok":
+            missing[name] = result.reason
+        else:
+            bounds.setdefault(name, {})[task.seed] = result.lower_cost_per_request
+    for name in missing:
+        bounds.pop(name, None)  # a gap over some of the seeds would not be comparable
+    return bounds, missing
 
 
 @dataclass
@@ -39,11 +69,19 @@ class Cell:
 
 
 def collect(
-    plan: Plan, tasks: list[EpisodeTask], outcomes: list[Outcome[EpisodeResult]]
+    plan: Plan,
+    tasks: list[EpisodeTask],
+    outcomes: list[Outcome[EpisodeResult]],
+    bounds: Bounds | None = None,
 ) -> dict[tuple[str, str], Cell]:
     """Group episode results by (agent label, scenario name) and summarise them. A failed
     episode makes its cell an error cell with the message (the cell's other seeds are dropped:
-    a summary over some of the seeds would not be comparable); other cells are unaffected."""
+    a summary over some of the seeds would not be comparable); other cells are unaffected.
+
+    :param bounds: hindsight lower bounds by scenario and seed (:func:`hindsight_bounds`): each
+        cell of such a scenario gets ``gap_hindsight``, its mean cost's relative distance above
+        the mean bound (seed-paired CI), the room any scheduler could still gain.
+    """
     labels = {a.text: a.label for a in plan.agents}
     names = {s.spec: s.name for s in plan.scenarios}
     cells: dict[tuple[str, str], Cell] = {}
@@ -86,6 +124,9 @@ def collect(
             keys = [k for k in cell.per_seed[0] if k not in ("seed", "gap")]
             cell.summary = {k: mean_ci95([row[k] for row in cell.per_seed]) for k in keys}
             cell.summary["gap"] = relative_gap(cell.per_seed, ref_costs)
+            scenario_bounds = (bounds or {}).get(scenario.name)
+            if scenario_bounds:
+                cell.summary["gap_hindsight"] = relative_gap(cell.per_seed, scenario_bounds)
     return cells
 
 

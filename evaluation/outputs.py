@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from batchenv.fileio import json_safe
-from evaluation.cells import Cell
+from evaluation.cells import Bounds, Cell
 from evaluation.plan import Plan
 from execution.episode import SCALAR_METRICS
 
@@ -40,7 +40,7 @@ def params_text(params: dict[str, Any]) -> str:
 
 
 def summary_rows(plan: Plan, cells: dict[tuple[str, str], Cell]) -> list[dict[str, Any]]:
-    metrics = [*SCALAR_METRICS, "gap"]
+    metrics = [*SCALAR_METRICS, "gap", "gap_hindsight"]
     rows = []
     for scenario in plan.scenarios:
         mixes = [f"mix_{m}" for m in scenario.config.model_names]
@@ -85,11 +85,18 @@ def to_csv(rows: list[dict[str, Any]]) -> str:
     return buffer.getvalue()
 
 
-def to_json(plan: Plan, cells: dict[tuple[str, str], Cell]) -> str:
+def to_json(
+    plan: Plan,
+    cells: dict[tuple[str, str], Cell],
+    bounds: Bounds | None = None,
+    no_bound: dict[str, str] | None = None,
+) -> str:
     """``results.json`` (also written next to ``--report X.md`` as ``X.json``): the command, seeds,
     horizon (s), each scenario (name, arrival process, mean rate and rate range in requests/s,
-    workers, the full config) and one entry per (scenario, agent) cell with every metric's mean and
-    95% half-width under ``summary`` and the per-seed values under ``per_seed``."""
+    workers, the full config, the hindsight bound per seed or why there is none) and one entry
+    per (scenario, agent) cell with every metric's mean and 95% half-width under ``summary``
+    (``gap_hindsight``: the relative gap to the bound) and the per-seed values under
+    ``per_seed``."""
     data = {
         "command": plan.command,
         "seeds": plan.seeds,
@@ -107,6 +114,8 @@ def to_json(plan: Plan, cells: dict[tuple[str, str], Cell]) -> str:
                 "rate_range_per_s": s.config.arrivals.rate_range_per_s,
                 "n_workers": s.config.n_workers,
                 "config": s.config.to_dict(),
+                "hindsight_cost_per_request": {str(k): v for k, v in (bounds or {}).get(s.name, {}).items()},
+                "no_hindsight": (no_bound or {}).get(s.name),
             }
             for s in plan.scenarios
         ],

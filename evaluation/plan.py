@@ -158,6 +158,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--no-plots", action="store_true", help="skip the figures")
     parser.add_argument(
+        "--no-hindsight",
+        action="store_true",
+        help="skip the hindsight bound (by default every one-worker scenario's episodes get the "
+        "least cost any schedule reaches on their arrivals, agents/hindsight/, and each agent its "
+        "gap to it: seconds of CPU per episode at a few hundred requests/s)",
+    )
+    parser.add_argument(
         "--quick",
         action="store_true",
         help="a short run: 5 seeds and 30 s episodes unless --seeds/--n-seeds/--horizon-s say otherwise",
@@ -212,6 +219,7 @@ class Plan:
     command: str
     warnings: list[str] = field(default_factory=list)
     demo: bool = False
+    hindsight: bool = True
 
 
 def check_writable_folder(folder: Path, flag: str, create: bool) -> None:
@@ -357,4 +365,5 @@ def make_plan(args: argparse.Namespace, argv: Sequence[str]) -> Plan:
         command="python evaluate.py" + ("" if not argv else " " + shlex.join(argv)),
         warnings=warnings,
         demo=args.demo,
+        hindsight=not args.no_hindsight,
     )

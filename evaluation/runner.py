@@ -8,10 +8,11 @@ from rich.console import Console
 
 from evaluation.plan import Plan
 from execution.episode import EpisodeResult, EpisodeTask, run_episode_task
+from execution.hindsight_task import BoundResult, BoundTask, run_bound_task
 from execution.outcome import Outcome
 from execution.run import run_tasks
 
-__all__ = ["make_tasks", "run_plan"]
+__all__ = ["make_bound_tasks", "make_tasks", "run_plan"]
 
 
 def make_tasks(plan: Plan) -> list[EpisodeTask]:
@@ -24,15 +25,39 @@ def make_tasks(plan: Plan) -> list[EpisodeTask]:
     ]
 
 
-def run_plan(plan: Plan, tasks: list[EpisodeTask], console: Console | None) -> list[Outcome[EpisodeResult]]:
-    """The outcome of every task, in task order, with a progress bar on ``console``; a failed
-    episode is an outcome with its error, the others are kept.
+def make_bound_tasks(plan: Plan) -> list[BoundTask]:
+    """The hindsight bounds of ``plan`` (one per one-worker scenario and seed, none without
+    ``plan.hindsight``): the least cost any schedule reaches on each episode's arrivals."""
+    if not plan.hindsight:
+        return []
+    return [
+        BoundTask(scenario.spec, seed, plan.horizon_s)
+        for scenario in plan.scenarios
+        if scenario.config.n_workers == 1
+        for seed in plan.seeds
+    ]
 
-    :raises KeyboardInterrupt: after cancelling the queued and running episodes.
+
+def run_plan(
+    plan: Plan,
+    tasks: list[EpisodeTask],
+    console: Console | None,
+    bound_tasks: list[BoundTask] | None = None,
+) -> tuple[list[Outcome[EpisodeResult]], list[Outcome[BoundResult]]]:
+    """The outcome of every episode and every hindsight bound, in task order, with progress
+    bars on ``console``, on one backend; a failed task is an outcome with its error, the others
+    are kept.
+
+    :raises KeyboardInterrupt: after cancelling the queued and running tasks.
     """
     with plan.backend.create() as backend:
         if console is not None:
             console.print(f"running on {backend.describe()}")
-        return run_tasks(
+        episodes = run_tasks(
             backend, run_episode_task, [(task,) for task in tasks], description="episodes", console=console
         )
+        bounds: list[Outcome[BoundResult]] = []
+        if bound_tasks:
+            args = [(task,) for task in bound_tasks]
+            bounds = run_tasks(backend, run_bound_task, args, description="hindsight bounds", console=console)
+    return episodes, bounds

@@ -17,6 +17,7 @@ __all__ = ["CI_COLUMNS", "TABLE_COLUMNS", "TERMINAL_COLUMNS", "print_tables", "s
 TABLE_COLUMNS = (  # (metric, header, format) of the terminal and Markdown tables
     ("cost_per_request", "cost/req", "{:.4f}"),
     ("gap", "gap", "{:+.2%}"),
+    ("gap_hindsight", "vs bound", "{:+.2%}"),
     ("score_per_request", "score/req", "{:.4f}"),
     ("latency_mean_ms", "mean ms", "{:.1f}"),
     ("latency_p99_ms", "p99 ms", "{:.1f}"),
@@ -28,10 +29,11 @@ TABLE_COLUMNS = (  # (metric, header, format) of the terminal and Markdown table
     ("drop_rate", "drops", "{:.3f}"),
     ("n_forced", "forced", "{:.1f}"),
 )
-CI_COLUMNS = ("cost_per_request", "gap", "score_per_request")
+CI_COLUMNS = ("cost_per_request", "gap", "gap_hindsight", "score_per_request")
 TERMINAL_COLUMNS = (
     "cost_per_request",
     "gap",
+    "gap_hindsight",
     "latency_mean_ms",
     "latency_p99_ms",
     "slo_attainment",
@@ -221,4 +223,10 @@ def summary_lines(plan: Plan, cells: dict[tuple[str, str], Cell]) -> list[str]:
             parts.append(f"{cell.agent} {text}".rstrip())
         head = f"  {scenario.name:<{width}}  vs {ref}:" if ref else f"  {scenario.name:<{width}}:"
         lines.append(f"{head} " + ", ".join(parts))
+        best = ranked[0].value("gap_hindsight")
+        if math.isfinite(best):
+            lines.append(
+                f"  {'':<{width}}  the cheapest, {ranked[0].agent}, is {best:+.1%} above the hindsight bound "
+                "(the least cost of any schedule on the same arrivals)"
+            )
     return lines

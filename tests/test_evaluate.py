@@ -26,10 +26,10 @@ from agents.registry import (
 from apps import evaluate as evaluate_app
 from batchenv import fileio
 from batchenv.scenarios import load_scenario
-from evaluation.cells import collect
+from evaluation.cells import collect, hindsight_bounds
 from evaluation.outputs import make_run_dir
 from evaluation.plan import build_parser, make_plan
-from evaluation.runner import make_tasks, run_plan
+from evaluation.runner import make_bound_tasks, make_tasks, run_plan
 from evaluation.stats import mean_ci95, relative_gap
 
 REPO = Path(__file__).resolve().parents[1]
@@ -455,10 +455,48 @@ def test_a_failing_episode_is_an_error_cell_and_the_rest_is_kept(tmp_path: Path,
     ]
     plan = make_plan(build_parser().parse_args(args), args)
     trace.unlink()
-    tasks = make_tasks(plan)
-    cells = collect(plan, tasks, run_plan(plan, tasks, None))
+    tasks, bound_tasks = make_tasks(plan), make_bound_tasks(plan)
+    outcomes, bound_outcomes = run_plan(plan, tasks, None, bound_tasks)
+    bounds, no_bound = hindsight_bounds(plan, bound_tasks, bound_outcomes)
+    assert set(bounds) == {"default"} and "trace file not found" in no_bound["fragile"]
+    cells = collect(plan, tasks, outcomes, bounds)
     assert cells[("greedy", "default")].per_seed and not cells[("greedy", "default")].error
     failed = cells[("greedy", "fragile")]
     assert not failed.per_seed
     assert "ConfigError" in failed.error and "trace file not found" in failed.error
     assert "BrokenProcessPool" not in failed.error
+
+
+def test_every_agent_is_at_or_above_the_hindsight_bound(tmp_path: Path) -> None:
+    """The bound is the least cost of any schedule on the episode's arrivals: every agent's gap
+    to it is >= 0 seed by seed; results.json records it per seed; two workers get a reason."""
+    code = evaluate_app.main(
+        [
+            "--agents",
+            "greedy,timeout,proposed",
+            "--scenarios",
+            "bursty,multi_gpu",
+            "--seeds",
+            "0-1",
+            "--horizon-s",
+            "3",
+            "--jobs",
+            "1",
+            "--no-plots",
+            "--out",
+            str(tmp_path),
+        ]
+    )
+    assert code == 0
+    data = json.loads(next(tmp_path.glob("eval_*/results.json")).read_text())
+    scenarios = {s["name"]: s for s in data["scenarios"]}
+    bounds = {int(k): v for k, v in scenarios["bursty"]["hindsight_cost_per_request"].items()}
+    assert sorted(bounds) == [0, 1] and all(v > 0 for v in bounds.values())
+    assert "one worker" in scenarios["multi_gpu"]["no_hindsight"]
+    for cell in data["cells"]:
+        if cell["scenario"] != "bursty":
+            assert "gap_hindsight" not in cell["summary"]
+            continue
+        assert cell["summary"]["gap_hindsight"]["mean"] >= 0
+        for row in cell["per_seed"]:
+            assert row["cost_per_request"] >= bounds[row["seed"]] * (1 - 1e-9)
