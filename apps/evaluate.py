@@ -9,9 +9,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from batchenv.fileio import write_atomic
-from evaluation.cells import collect, hindsight_bounds
-from evaluation.outputs import make_run_dir, params_text, per_seed_rows, summary_rows, to_csv, to_json
-from evaluation.plan import UsageError, build_parser, make_plan
+from evaluation.cells import Cell, collect, hindsight_bounds
+from evaluation.outputs import params_text, per_seed_rows, staged_run_dir, summary_rows, to_csv, to_json
+from evaluation.plan import Plan, UsageError, build_parser, make_plan
 from evaluation.plots import plot_all
 from evaluation.runner import make_bound_tasks, make_tasks, run_plan
 from evaluation.tables import print_tables, summary_lines, to_markdown
@@ -75,20 +75,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     for scenario, reason in no_bound.items():
         console.print(f"[dim]no hindsight bound on {scenario}: {reason}[/]")
 
-    run_dir = make_run_dir(plan.out)
-    write_atomic(run_dir / "summary.csv", to_csv(summary_rows(plan, cells)))
-    write_atomic(run_dir / "per_seed.csv", to_csv(per_seed_rows(plan, cells)))
     results_json = to_json(plan, cells, bounds, no_bound)
-    write_atomic(run_dir / "results.json", results_json)
-    figures = plot_all(plan, cells, run_dir) if plan.plots else []
-    write_atomic(run_dir / "report.md", to_markdown(plan, cells, "" if figures else None))
-    if plan.report is not None:
-        figure_dir = plan.report.parent / f"{plan.report.stem}_figures"
-        for path in figures:
-            write_atomic(figure_dir / path.name, path.read_bytes())
-        prefix = f"{figure_dir.name}/" if figures else None
-        write_atomic(plan.report, to_markdown(plan, cells, prefix))
-        write_atomic(plan.report.with_suffix(".json"), results_json)
+    try:
+        run_dir, figures = _write_outputs(plan, cells, results_json)
+    except OSError as exc:
+        console.print(f"[red]error[/]: cannot write the results ({exc}); no results folder was left behind")
+        return 1
     console.print()
     for line in summary_lines(plan, cells):
         console.print(line, highlight=False)
@@ -97,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         highlight=False,
     )
     if figures:
-        console.print(f"plots: {', '.join(p.name for p in figures)} in {run_dir}/", highlight=False)
+        console.print(f"plots: {', '.join(figures)} in {run_dir}/", highlight=False)
     console.print(f"report: {plan.report or run_dir / 'report.md'}", highlight=False)
     if plan.report is not None:
         console.print(f"its data: {plan.report.with_suffix('.json')}", highlight=False)
@@ -105,3 +97,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     if plan.demo and study:
         console.print(f"the whole study: {', '.join(study)}", highlight=False)
     return 1 if errors else 0
+
+
+def _write_outputs(
+    plan: Plan, cells: dict[tuple[str, str], Cell], results_json: str
+) -> tuple[Path, list[str]]:
+    """Write the run folder (all files or no folder: a full disk or Ctrl-C leaves nothing that
+    looks complete) and the ``--report`` files; returns the run folder and its figures' names."""
+    with staged_run_dir(plan.out) as run:
+        write_atomic(run.path / "summary.csv", to_csv(summary_rows(plan, cells)))
+        write_atomic(run.path / "per_seed.csv", to_csv(per_seed_rows(plan, cells)))
+        write_atomic(run.path / "results.json", results_json)
+        figures = plot_all(plan, cells, run.path) if plan.plots else []
+        write_atomic(run.path / "report.md", to_markdown(plan, cells, "" if figures else None))
+        if plan.report is not None:
+            figure_dir = plan.report.parent / f"{plan.report.stem}_figures"
+            for path in figures:
+                write_atomic(figure_dir / path.name, path.read_bytes())
+            prefix = f"{figure_dir.name}/" if figures else None
+            write_atomic(plan.report, to_markdown(plan, cells, prefix))
+            write_atomic(plan.report.with_suffix(".json"), results_json)
+    return run.path, [path.name for path in figures]

@@ -9,6 +9,11 @@ import io
 import itertools
 import json
 import math
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +22,16 @@ from evaluation.cells import Bounds, Cell
 from evaluation.plan import Plan
 from execution.episode import SCALAR_METRICS
 
-__all__ = ["make_run_dir", "params_text", "per_seed_rows", "summary_rows", "to_csv", "to_json"]
+__all__ = [
+    "StagedRun",
+    "make_run_dir",
+    "params_text",
+    "per_seed_rows",
+    "staged_run_dir",
+    "summary_rows",
+    "to_csv",
+    "to_json",
+]
 
 
 def make_run_dir(parent: Path) -> Path:
@@ -32,6 +46,43 @@ def make_run_dir(parent: Path) -> Path:
             continue
         return path
     raise AssertionError("unreachable")
+
+
+@dataclass
+class StagedRun:
+    """A run folder being written: ``path`` is a hidden ``.partial`` folder until the block of
+    :func:`staged_run_dir` ends, then the final ``eval_<time>_<n>`` folder."""
+
+    path: Path
+
+
+@contextmanager
+def staged_run_dir(parent: Path, prefix: str = "eval") -> Iterator[StagedRun]:
+    """Write a run folder completely or not at all: files go into a hidden staging folder
+    under ``parent``, renamed to a new ``<prefix>_<YYYYmmdd-HHMMSS>_<n>`` (never an existing
+    one) when the block ends. If the block fails (a full disk, Ctrl-C), the staging folder is
+    removed, so a results folder that exists is always complete."""
+    parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{prefix}_", suffix=".partial", dir=parent))
+    run = StagedRun(staging)
+    try:
+        yield run
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    for n in itertools.count(1):
+        final = parent / f"{prefix}_{stamp}_{n}"
+        if final.exists():
+            continue
+        try:
+            staging.rename(final)  # atomic on one file system
+        except OSError:
+            if final.exists():  # taken meanwhile by another run
+                continue
+            raise
+        run.path = final
+        return
 
 
 def params_text(params: dict[str, Any]) -> str:

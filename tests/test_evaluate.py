@@ -27,7 +27,7 @@ from apps import evaluate as evaluate_app
 from batchenv import fileio
 from batchenv.scenarios import load_scenario
 from evaluation.cells import collect, hindsight_bounds
-from evaluation.outputs import make_run_dir
+from evaluation.outputs import make_run_dir, staged_run_dir
 from evaluation.plan import build_parser, make_plan
 from evaluation.runner import make_bound_tasks, make_tasks, run_plan
 from evaluation.stats import mean_ci95, relative_gap
@@ -241,6 +241,31 @@ def test_figures_are_compact_palette_pngs(runs: dict[str, Path]) -> None:
     small = compact_png(rgba)
     assert len(small) < len(rgba) / 2 and compact_png(rgba) == small  # smaller and deterministic
     assert Image.open(io.BytesIO(small)).size == Image.open(io.BytesIO(rgba)).size
+
+
+def test_a_run_folder_exists_only_when_complete(tmp_path: Path, monkeypatch) -> None:
+    """A failure while the results are written (a full disk) leaves no run folder behind; the
+    command says so and exits 1."""
+    real = fileio.write_atomic
+    calls = []
+
+    def disk_full(path, data):
+        calls.append(path)
+        if len(calls) == 3:
+            raise OSError(28, "No space left on device")
+        return real(path, data)
+
+    monkeypatch.setattr("apps.evaluate.write_atomic", disk_full)
+    argv = ["--agents", "greedy", "--seeds", "0", "--horizon-s", "1", "--jobs", "1", "--no-plots"]
+    assert evaluate_app.main([*argv, "--no-hindsight", "--out", str(tmp_path)]) == 1
+    assert not list(tmp_path.iterdir())
+    monkeypatch.setattr("apps.evaluate.write_atomic", real)
+    with staged_run_dir(tmp_path) as run:
+        staging = run.path
+        assert staging.name.startswith(".eval_") and staging.name.endswith(".partial")
+        (staging / "a.txt").write_text("x")
+    assert not staging.exists() and (run.path / "a.txt").read_text() == "x"
+    assert run.path.name.startswith("eval_")
 
 
 def test_run_folders_are_never_reused_and_writes_are_atomic(tmp_path: Path, monkeypatch) -> None:
