@@ -292,8 +292,8 @@ def make_plan(args: argparse.Namespace, argv: Sequence[str]) -> Plan:
             raise UsageError(f"--seeds: {exc}") from None
     else:
         n_seeds = 10 if args.n_seeds is None else args.n_seeds
-        if n_seeds < 1:
-            raise UsageError(f"--n-seeds must be >= 1, got {n_seeds}")
+        if not 1 <= n_seeds <= MAX_SEEDS:
+            raise UsageError(f"--n-seeds must be in [1, {MAX_SEEDS}], got {n_seeds}")
         seeds = list(range(n_seeds))
     overlap = sorted(set(seeds) & set(TRAINING_SEEDS))
     if overlap:
