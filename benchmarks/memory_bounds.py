@@ -142,10 +142,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{per_request:.0f} bytes per recorded request; at the bound of {MAX_EPISODE_REQUESTS:g} requests "
         f"{per_request * MAX_EPISODE_REQUESTS / 2**30:.2f} GiB"
     )
-    print(
-        f"unrecorded: {flat[0]['peak_bytes'] / 2**20:.1f} MiB at 30 s, {flat[1]['peak_bytes'] / 2**20:.1f} MiB "
-        "at 120 s"
-    )
+    low, high = (e["peak_bytes"] / 2**20 for e in flat)
+    print(f"unrecorded: {low:.1f} MiB at 30 s, {high:.1f} MiB at 120 s")
     print(
         f"zip bomb refused in {results['zip_bomb']['wall_s'] * 1000:.0f} ms; "
         f"alias bomb refused in {results['alias_bomb']['aliases refused']['wall_s'] * 1000:.1f} ms"
