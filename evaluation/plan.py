@@ -27,7 +27,7 @@ from agents.registry import (
 from batchenv.arrivals import make_arrival_process
 from batchenv.config import ConfigError, SystemConfig
 from batchenv.scenarios import SUITE, list_scenarios, scenario_config
-from batchenv.seeds import TRAINING_SEEDS, parse_seeds
+from batchenv.seeds import MAX_SEEDS, TRAINING_SEEDS, parse_seeds
 from execution.backends import BackendSpec
 from execution.cli import ExecutionUsageError, add_execution_arguments, backend_spec_from_args
 
