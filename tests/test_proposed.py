@@ -1,19 +1,24 @@
-"""Tests of the proposed scheduler (agents/proposed.py): the table is the SMDP optimum, decisions
-need no solve, the gap to the optimum on Poisson loads, the tuned baselines beaten on bursty and
-trace loads, rate tracking, ablations, several workers, determinism and the interfaces."""
+"""Tests of the proposed scheduler (agents/proposed.py, agents/policy_table.py): the table is the
+SMDP optimum, decisions need no solve, the gap to the optimum on Poisson loads, the tuned
+baselines beaten on bursty and trace loads, rate tracking, ablations, several workers,
+determinism and the interfaces."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from agents import optimal, proposed
-from agents.optimal import OptimalScheduler, solve_optimal
-from agents.proposed import Proposed, RateEstimator, build_policy_table, staggered_model
+from agents import policy_table, smdp
+from agents.optimal import OptimalScheduler
+from agents.policy_table import build_policy_table
+from agents.proposed import Proposed
 from agents.registry import make_agent
+from agents.smdp import solution as smdp_solution
+from agents.smdp import solve_optimal, staggered_model
 from agents.tuned_params import load_tuned
 from batchenv.config import SystemConfig
 from batchenv.env import DynamicBatchingEnv
+from batchenv.estimators import RateEstimator
 from batchenv.metrics import compute_metrics
 from batchenv.scenarios import load_scenario
 from batchenv.sim import Simulator, simulate
@@ -91,12 +96,12 @@ def test_decisions_need_no_solve(default_config, monkeypatch):
         raise AssertionError("the SMDP was solved at decision time")
 
     for module, name in [
-        (optimal, "solve_optimal"),
-        (optimal, "_solve_cached"),
-        (optimal, "policy_iteration"),
-        (optimal, "build_smdp"),
-        (proposed, "solve_optimal"),
-        (proposed, "_build_cached"),
+        (smdp_solution, "_solve_cached"),
+        (policy_table, "solve_optimal"),
+        (policy_table, "policy_iteration"),
+        (policy_table, "build_smdp"),
+        (policy_table, "staggered_model"),
+        (policy_table, "_build_cached"),
     ]:
         monkeypatch.setattr(module, name, forbidden)
     for scenario in ("bursty", "poisson_95", "default_randomised"):
@@ -106,10 +111,10 @@ def test_decisions_need_no_solve(default_config, monkeypatch):
 
 
 def test_staggered_model_with_one_worker_is_the_one_worker_smdp(default_config):
-    system = proposed._solver_config(default_config)
-    cap = optimal.default_queue_cap(system, 200.0)
+    system = smdp.solver_system(default_config)
+    cap = smdp.default_queue_cap(system, 200.0)
     mine = staggered_model(default_config, 200.0, 1)
-    theirs = optimal.build_smdp(system, 200.0, cap, "any")
+    theirs = smdp.build_smdp(system, 200.0, cap, "any")
     np.testing.assert_array_equal(mine.reward, theirs.reward)
     np.testing.assert_array_equal(mine.tau, theirs.tau)
 
