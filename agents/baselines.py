@@ -37,6 +37,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from agents.base import Scheduler
+from batchenv.batch_rules import batch_due
 from batchenv.config import SystemConfig
 from batchenv.estimators import EwmaRate
 from batchenv.sim import Decision, Simulator
@@ -104,9 +105,11 @@ class Greedy(Baseline):
         self._decision = (self.model, config.max_batch_size)
 
     def decide(self, sim: Simulator) -> Decision:
+        """Dispatch everything waiting (up to ``max_batch_size``) on the model."""
         return self._decision
 
     def params(self) -> dict[str, Any]:
+        """Constructor keyword arguments that rebuild this scheduler."""
         return {"model": self.config.model_names[self.model]}
 
 
@@ -130,11 +133,13 @@ class Static(Baseline):
         self._timeout_s = config.max_wait_ms / 1000.0  # the simulator's own max_wait_s
 
     def decide(self, sim: Simulator) -> Decision:
-        if sim.queue_len >= self.batch_size or sim.now_s >= sim.oldest_arrival_s + self._timeout_s:
+        """Dispatch B requests once B wait or the oldest has waited ``max_wait_ms``; else wait."""
+        if batch_due(sim.queue_len, self.batch_size, sim.now_s, sim.oldest_arrival_s + self._timeout_s):
             return self._decision
         return None  # the simulator wakes up at max_wait_ms by itself
 
     def params(self) -> dict[str, Any]:
+        """Constructor keyword arguments that rebuild this scheduler."""
         return {"batch_size": self.batch_size, "model": self.config.model_names[self.model]}
 
 
@@ -179,12 +184,16 @@ class Timeout(Baseline):
 
     def due(self, sim: Simulator) -> bool:
         """True when the batch is due: B requests wait or the oldest has waited T."""
-        return sim.queue_len >= self.preferred_batch_size or sim.now_s >= sim.oldest_arrival_s + self._delay_s
+        return batch_due(
+            sim.queue_len, self.preferred_batch_size, sim.now_s, sim.oldest_arrival_s + self._delay_s
+        )
 
     def decide(self, sim: Simulator) -> Decision:
+        """Dispatch once the batch is due (:meth:`due`), else wait with a timer of T."""
         return self._decision if self.due(sim) else self._delay_s
 
     def params(self) -> dict[str, Any]:
+        """Constructor keyword arguments that rebuild this scheduler."""
         return {
             "preferred_batch_size": self.preferred_batch_size,
             "max_queue_delay_ms": self.max_queue_delay_ms,
@@ -245,6 +254,7 @@ class Aimd(Baseline):
         self._running: list[tuple[float, float]] = []  # heap of (completion_s, service_s)
 
     def reset(self, sim: Simulator) -> None:
+        """Start of an episode: the cap restarts at ``initial_batch_size``."""
         self.cap = float(self.initial_batch_size)
         self._running = []
 
@@ -256,6 +266,7 @@ class Aimd(Baseline):
             self.cap = max(self.cap * self.multiplicative_decrease, 1.0)
 
     def decide(self, sim: Simulator) -> Decision:
+        """Observe the batches completed by now, then dispatch up to the cap at once."""
         now = sim.now_s
         running = self._running
         while running and running[0][0] <= now:
@@ -266,6 +277,7 @@ class Aimd(Baseline):
         return (self.model, size)
 
     def params(self) -> dict[str, Any]:
+        """Constructor keyword arguments that rebuild this scheduler."""
         return {
             "model": self.config.model_names[self.model],
             "batch_slo_ms": self.batch_slo_ms,
@@ -356,6 +368,7 @@ class UtilSwitch(Timeout):
         self.level = 0
 
     def reset(self, sim: Simulator) -> None:
+        """Start of an episode: the best model, a fresh utilisation estimate."""
         self.level = 0
         self._busy.reset(t_s=sim.now_s, count=sim.busy_time_s())
 
@@ -385,10 +398,12 @@ class UtilSwitch(Timeout):
         return self._busy.value * self._inv_workers
 
     def decide(self, sim: Simulator) -> Decision:
+        """Update the level, then dispatch on its model once due, else wait with a timer."""
         level = self.update_level(sim)
         return self._decisions[level] if self.due(sim) else self._delay_s
 
     def params(self) -> dict[str, Any]:
+        """Constructor keyword arguments that rebuild this scheduler."""
         return {
             "preferred_batch_size": self.preferred_batch_size,
             "max_queue_delay_ms": self.max_queue_delay_ms,

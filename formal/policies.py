@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from batchenv.batch_rules import batch_due
 from batchenv.config import ConfigError, SystemConfig
 from batchenv.sim import Decision, Simulator
 from formal.discrete import TickModel
@@ -106,7 +107,7 @@ class StaticPolicy(DiscretePolicy):
         return self.model
 
     def decide(self, queue: int, age_ticks: int, model: TickModel) -> Decision:
-        if queue >= self.batch or age_ticks >= model.max_age_ticks:
+        if batch_due(queue, self.batch, age_ticks, model.max_age_ticks):
             return (self.model, self.batch)
         return None
 
@@ -179,7 +180,7 @@ class TimeoutPolicy(DiscretePolicy):
         return self.models[sum(1 for t in self.thresholds if queue >= t)]
 
     def decide(self, queue: int, age_ticks: int, model: TickModel) -> Decision:
-        if queue >= self.batch or age_ticks >= model.ticks_of(self.timeout_ms):
+        if batch_due(queue, self.batch, age_ticks, model.ticks_of(self.timeout_ms)):
             cap = model.max_batch if self.max_batch is None else self.max_batch
             return (self.model_for(queue), cap)
         return None
