@@ -11,7 +11,8 @@ from typing import Any
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 
-from agents.checkpoint import Checkpoint, RLScheduler, save_checkpoint
+from agents.checkpoint import Checkpoint, RLScheduler, observation_normalization, save_checkpoint
+from agents.optimal import OptimalScheduler
 from batchenv.config import ConfigError, SystemConfig
 from batchenv.fileio import write_json_atomic
 from batchenv.metrics import EpisodeMetrics, compute_metrics
@@ -23,15 +24,13 @@ __all__ = ["CheckpointEveryCallback", "DomainEvalCallback", "optimal_scheduler"]
 def optimal_scheduler(config: SystemConfig, action_set: str = "any"):
     """The exact optimum (agents.optimal) as a scheduler for a fixed-rate config the solver
     applies to (Poisson, one worker, ``w_slo = 0``); None otherwise. Solutions are cached by
-    agents.optimal."""
+    agents.smdp."""
     arrivals = config.arrivals
     if arrivals.rate_range_per_s is not None:
         return None
-    from agents.optimal import OptimalScheduler
-
     try:
         return OptimalScheduler(config, arrivals.rate_per_s, action_set=action_set)
-    except ConfigError:  # the solver's scope is checked in one place, agents.optimal
+    except ConfigError:  # the solver's scope is checked in one place, agents.smdp.check_supported
         return None
 
 
@@ -134,14 +133,15 @@ class DomainEvalCallback(BaseCallback):
 
     def evaluate(self) -> dict[str, Any]:
         """Evaluate the current model now; returns the logged record."""
+        model: Any = self.model  # an SB3 model with a Box observation and Discrete action space
         checkpoint = Checkpoint(
             path=self.run_dir / "current.zip",
-            model=self.model,
+            model=model,
             config=self.config,
             meta={
                 "algo": self.algo,
-                "n_observations": int(np.prod(self.model.observation_space.shape)),
-                "n_actions": int(self.model.action_space.n),
+                "n_observations": int(np.prod(model.observation_space.shape)),
+                "n_actions": int(model.action_space.n),
                 "observation_normalization": _current_normalization(self.model),
             },
         )
@@ -197,8 +197,6 @@ class DomainEvalCallback(BaseCallback):
 
 
 def _current_normalization(model: Any) -> dict[str, Any] | None:
-    from agents.checkpoint import observation_normalization
-
     return observation_normalization(model.get_vec_normalize_env())
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from agents.base import Scheduler
 from agents.checkpoint_safety import (
@@ -32,6 +33,8 @@ from agents.checkpoint_safety import (
     validate_meta,
     verify_shipped,
 )
+from agents.rl import ALGORITHMS
+from agents.semi_markov import SEMI_MARKOV_BUFFERS
 from batchenv.actions import ActionCodec
 from batchenv.config import ConfigError, SystemConfig
 from batchenv.observation import ObservationBuilder
@@ -74,6 +77,7 @@ class Checkpoint:
 
     @property
     def algo(self) -> str:
+        """The algorithm name (``ppo``, ``dqn``, ...)."""
         return self.meta["algo"]
 
 
@@ -190,9 +194,6 @@ def load_checkpoint(path: str | Path, device: str = "cpu") -> Checkpoint:
     untrusted source cannot run code or exhaust memory here; a shipped checkpoint is also
     checked against its recorded SHA-256.
     """
-    from agents.rl import ALGORITHMS
-    from agents.semi_markov import SEMI_MARKOV_BUFFERS
-
     path = Path(path)
     where = f"checkpoint {path}"
     if not path.is_file():
@@ -309,6 +310,7 @@ class RLScheduler(Scheduler):
         self._masked = meta["algo"] == "maskable_ppo"
 
     def reset(self, sim: Simulator) -> None:
+        """Start of an episode: restart the observation's running estimates."""
         self.observe.reset()
 
     def prime_estimates(self, sim: Simulator, rate_per_s: float, utilisation: float) -> None:
@@ -317,6 +319,7 @@ class RLScheduler(Scheduler):
         self.observe.prime(sim, rate_per_s, utilisation)
 
     def decide(self, sim: Simulator) -> Decision:
+        """The model's greedy action on the observation of ``sim``, as a decision."""
         obs = self.observe(sim)
         if self._norm is not None:
             mean, std, clip = self._norm
@@ -333,8 +336,6 @@ class RLScheduler(Scheduler):
     def _greedy_action(self, obs: np.ndarray, masks: np.ndarray | None) -> int:
         """The model's most likely action, straight from its network (what ``predict(...,
         deterministic=True)`` returns, without SB3's per-call overhead)."""
-        import torch
-
         policy = self.model.policy
         with torch.no_grad():
             x = torch.from_numpy(obs).unsqueeze(0)
@@ -348,4 +349,5 @@ class RLScheduler(Scheduler):
             return int(torch.argmax(scores))
 
     def params(self) -> dict[str, Any]:
+        """The algorithm and the training steps of the checkpoint (for reports)."""
         return {"algo": self.checkpoint.algo, "timesteps": self.checkpoint.meta.get("timesteps")}

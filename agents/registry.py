@@ -24,7 +24,6 @@ through :class:`~batchenv.env.DynamicBatchingEnv` and meets the same arrivals fo
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import re
 from collections.abc import Callable
@@ -36,6 +35,8 @@ import yaml
 
 from agents.base import Scheduler
 from agents.baselines import BASELINES
+from agents.optimal import OptimalScheduler
+from agents.proposed import Proposed
 from agents.tuned_params import TUNABLE, TUNED_DIR, load_tuned, tuned_path
 from batchenv.config import ConfigError, SystemConfig
 from batchenv.sim import Simulator, simulate
@@ -46,7 +47,6 @@ __all__ = [
     "AgentSpecError",
     "CheckpointError",
     "NotApplicableError",
-    "agent_available",
     "agent_names",
     "make_agent",
     "parse_agent_spec",
@@ -77,28 +77,17 @@ class NotApplicableError(AgentSpecError):
     """The agent exists but does not apply to this scenario (e.g. ``optimal`` on two workers)."""
 
 
-EXTERNAL: dict[str, tuple[str, str, str]] = {
-    "optimal": ("agents.optimal", "OptimalScheduler", "solved"),
-    "proposed": ("agents.proposed", "Proposed", "defaults"),
+EXTERNAL: dict[str, tuple[type[Scheduler], str]] = {
+    "optimal": (OptimalScheduler, "solved"),
+    "proposed": (Proposed, "defaults"),
 }
-"""Agents of other modules, imported only when asked for: name -> (module, class, the
-``params_source`` of their default parameters)."""
+"""The agents besides the baselines, whose construction solves SMDPs (a plan builds them only
+when it runs them): name -> (class, the ``params_source`` of their default parameters)."""
 
 
 def agent_names() -> list[str]:
     """Names accepted in specs (besides checkpoint paths)."""
     return [*BASELINES, *EXTERNAL]
-
-
-def agent_available(name: str) -> bool:
-    """True if the agent called ``name`` can be built (its module imports)."""
-    if name not in EXTERNAL:
-        return name in BASELINES
-    try:
-        _external_class(name)
-    except AgentSpecError:
-        return False
-    return True
 
 
 @dataclass(frozen=True)
@@ -206,19 +195,8 @@ def _build_baseline(spec: AgentSpec, config: SystemConfig, tuned: bool, tuned_di
     return agent
 
 
-def _external_class(name: str) -> type[Scheduler]:
-    module_name, class_name, _ = EXTERNAL[name]
-    try:
-        module = importlib.import_module(module_name)
-        return getattr(module, class_name)
-    except (ImportError, AttributeError) as exc:
-        raise AgentSpecError(
-            f"agent {name!r} is not available: {module_name}.{class_name} cannot be imported ({exc})"
-        ) from None
-
-
 def _build_external(spec: AgentSpec, config: SystemConfig) -> Scheduler:
-    cls = _external_class(spec.name)
+    cls, default_source = EXTERNAL[spec.name]
     accepted = _accepted(cls.__init__)
     unknown = sorted(set(spec.kwargs) - set(accepted))
     if unknown:
@@ -229,12 +207,12 @@ def _build_external(spec: AgentSpec, config: SystemConfig) -> Scheduler:
         raise NotApplicableError(f"{spec.name} does not apply to scenario {config.name!r}: {exc}") from None
     except (ValueError, TypeError) as exc:
         raise AgentSpecError(f"{spec.text!r}: {exc}") from None
-    default_source = EXTERNAL[spec.name][2]
     agent.params_source = default_source if not spec.kwargs else f"{default_source}, given options"
     return agent
 
 
 def _build_checkpoint(path: Path, config: SystemConfig) -> Scheduler:
+    # torch and Stable-Baselines3 take seconds to import: only a checkpoint agent needs them
     from agents.checkpoint import CheckpointError as LoadError
     from agents.checkpoint import CheckpointMismatchError, RLScheduler, load_checkpoint
 

@@ -11,6 +11,7 @@ import numpy as np
 
 from batchenv.actions import ActionCodec
 from batchenv.config import SystemConfig
+from batchenv.metrics import compute_metrics
 from batchenv.observation import OBSERVATION_NAMES, OBSERVATION_TABLE, ObservationBuilder
 from batchenv.scenarios import load_scenario
 from batchenv.sim import Decision, Simulator
@@ -136,6 +137,7 @@ class DynamicBatchingEnv(gym.Env):
 
     # ------------------------------------------------------------------ Gymnasium API
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        """Start an episode (arrivals from ``seed``); returns the first observation and an info dict."""
         super().reset(seed=seed)
         self.observe.reset()
         sim = self.sim
@@ -145,6 +147,7 @@ class DynamicBatchingEnv(gym.Env):
         return self.observe(sim), info
 
     def step(self, action):
+        """Apply ``action`` and run to the next decision epoch (Gymnasium's ``step``)."""
         sim = self.sim
         decisions = self.codec.decisions
         if not 0 <= action < len(decisions):  # a negative index would pick the last model
@@ -169,6 +172,7 @@ class DynamicBatchingEnv(gym.Env):
         return self.codec.masks(self.sim)
 
     def render(self) -> str | None:
+        """One line of text describing the state (``render_mode='ansi'``), else None."""
         if self.render_mode != "ansi":
             return None
         sim = self.sim
@@ -181,8 +185,6 @@ class DynamicBatchingEnv(gym.Env):
     # ------------------------------------------------------------------ extras
     def metrics(self):
         """Full metrics of the episode so far (:class:`batchenv.metrics.EpisodeMetrics`)."""
-        from batchenv.metrics import compute_metrics
-
         return compute_metrics(self.sim)
 
     def decision(self, action: int) -> Decision:

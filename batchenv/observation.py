@@ -97,11 +97,6 @@ class ObservationBuilder:
         self._rate.reset(rate_per_s, now, n_arrived)
         self._busy.reset(utilisation * sim.config.n_workers, now, busy)
 
-    @property
-    def rate_estimate_per_s(self) -> float:
-        """The current arrival-rate estimate (requests/s)."""
-        return self._rate.value
-
     def __call__(self, sim: Simulator) -> np.ndarray:
         """The observation at the simulator's current epoch (updates the estimates)."""
         now, q, oldest, mean, n_arrived, busy = sim.observe()

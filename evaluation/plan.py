@@ -19,7 +19,6 @@ from agents.registry import (
     AgentSpec,
     AgentSpecError,
     NotApplicableError,
-    agent_available,
     make_agent,
     parse_agent_spec,
     split_specs,
@@ -99,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--agents",
         default=None,
         help="comma-separated agent specs, names or checkpoint paths (default: the baselines "
-        f"{','.join(BASELINE_AGENTS)}, plus optimal when agents/optimal.py is available)",
+        f"{','.join(BASELINE_AGENTS)}, plus optimal)",
     )
     parser.add_argument(
         "--scenarios",
@@ -263,7 +262,7 @@ def make_plan(args: argparse.Namespace, argv: Sequence[str]) -> Plan:
     if args.demo:
         _apply_demo(args, warnings)
     if args.agents is None:
-        agent_specs = list(BASELINE_AGENTS) + (["optimal"] if agent_available("optimal") else [])
+        agent_specs = [*BASELINE_AGENTS, "optimal"]
     else:
         try:
             agent_specs = split_specs(args.agents)
@@ -322,11 +321,7 @@ def make_plan(args: argparse.Namespace, argv: Sequence[str]) -> Plan:
         raise UsageError(f"--scenarios: two scenarios are named {repeated[0]!r}")
 
     for spec in agents:  # build what is cheap to build now: errors before any episode runs
-        if spec.name in EXTERNAL:  # may be expensive to build (optimal solves an SMDP): import only
-            if not agent_available(spec.name):
-                raise UsageError(
-                    f"--agents: {spec.name} is not available ({EXTERNAL[spec.name][0]} cannot be imported)"
-                )
+        if spec.name in EXTERNAL:  # expensive to build (they solve SMDPs): built when they run
             continue
         targets = scenarios[:1] if spec.name == "checkpoint" else scenarios
         for scenario in targets:
