@@ -18,7 +18,7 @@ from batchenv.arrivals import (
     make_arrival_process,
 )
 from batchenv.config import SystemConfig
-from batchenv.traces import load_trace_times_s
+from batchenv.traces import PACKAGE_TRACES, load_trace_times_s
 
 
 def _take(process, seed: int, n: int, rate: float | None = None) -> np.ndarray:
@@ -111,9 +111,9 @@ def test_diurnal_rate_cv_and_shape() -> None:
 
 
 @pytest.mark.parametrize("target", [50.0, 400.0])
-def test_trace_replay_rescales_to_target_rate_and_keeps_cv(target: float, shared_trace: Path) -> None:
-    raw = load_trace_times_s(str(shared_trace))
-    assert len(raw) == 19366
+def test_trace_replay_rescales_to_target_rate_and_keeps_cv(target: float) -> None:
+    raw = load_trace_times_s(str(PACKAGE_TRACES["azure_conv_excerpt"]))
+    assert len(raw) == 3001
     raw_gaps = np.diff(raw)
     process = TraceArrivals(raw, target, random_start=False)
     times = _take(process, 0, len(raw_gaps))  # exactly one pass through the trace
@@ -121,6 +121,16 @@ def test_trace_replay_rescales_to_target_rate_and_keeps_cv(target: float, shared
     assert rate == pytest.approx(target, rel=1e-9)
     assert cv == pytest.approx(raw_gaps.std() / raw_gaps.mean(), rel=1e-9)
     assert cv == pytest.approx(1.09, abs=0.02)  # the trace is burstier than Poisson
+
+
+def test_packaged_excerpt_is_the_head_of_the_full_trace(shared_trace: Path) -> None:
+    """The packaged excerpt is the full trace's first rows, with the same burstiness."""
+    excerpt = load_trace_times_s(str(PACKAGE_TRACES["azure_conv_excerpt"]))
+    full = load_trace_times_s(str(shared_trace))
+    assert len(full) == 19366
+    np.testing.assert_array_equal(excerpt, full[: len(excerpt)])
+    cv_excerpt, cv_full = (np.diff(x).std() / np.diff(x).mean() for x in (excerpt, full))
+    assert cv_excerpt == pytest.approx(cv_full, abs=0.01)
 
 
 def test_trace_wraps_and_random_start_depends_on_seed() -> None:

@@ -2,10 +2,16 @@
 
 Both are trained on ``default_randomised`` (the default system with a rate drawn from 10-500
 requests/s per episode). On that scenario they must beat greedy by a wide margin (greedy does not
-batch, so it overloads above ~110 requests/s). At the default rate of 100 requests/s greedy is
-itself within 0.1% of the exact optimum (the optimal control limit there is one request), so the
-test asks the agents to be within 2% of the optimum's cost there (the learning goal of
-docs/rl.md), on the same arrivals.
+batch, so it overloads above ~110 requests/s). Against the exact optimum they are tested where
+batching and the model choice matter: at 200 requests/s (the optimum sends LLM-1, LLM-2 or LLM-3
+by queue length) and 300 requests/s (it waits for a second request and batches on LLM-3); at
+100 requests/s greedy alone is within 0.1% of the optimum, which would test nothing.
+
+Measured with this file's settings (6 seeds x 60 s, the same arrivals for every scheduler), cost
+per request over the optimum's: PPO +3.79% and DQN +2.36% at 200/s, PPO +0.42% and DQN +0.51% at
+300/s; greedy costs +98% at 200/s and 32 times the optimum at 300/s. The bounds below hold these
+figures with a margin; at 200/s they are wider than the 2% learning goal of docs/rl.md, which the
+shipped checkpoints do not reach there.
 """
 
 from __future__ import annotations
@@ -55,12 +61,20 @@ def test_shipped_checkpoint_beats_greedy_on_the_randomised_default(name: str) ->
     assert np.all(learned <= greedy * 1.01), (learned, greedy)
 
 
+NEAR_OPTIMUM = {200.0: 1.06, 300.0: 1.01}
+"""Largest cost of a shipped checkpoint, as a multiple of the optimum's, per arrival rate (1/s)."""
+
+
+@pytest.mark.parametrize("rate", sorted(NEAR_OPTIMUM))
 @pytest.mark.parametrize("name", SHIPPED)
-def test_shipped_checkpoint_is_near_the_optimum_at_the_default_rate(name: str) -> None:
-    config = load_scenario("default").replace(horizon_s=60.0)
+def test_shipped_checkpoint_is_near_the_optimum_where_decisions_matter(name: str, rate: float) -> None:
+    config = load_scenario("default").at_rate(rate).replace(horizon_s=60.0)
     agent = RLScheduler(load_checkpoint(CHECKPOINTS / name), config)
     learned, optimum = _costs(config, agent), _costs(config, OptimalScheduler(config))
-    assert learned.mean() <= 1.02 * optimum.mean(), (learned.mean(), optimum.mean())
+    greedy = _costs(config, Greedy(config))
+    assert learned.mean() <= NEAR_OPTIMUM[rate] * optimum.mean(), (learned.mean(), optimum.mean())
+    # greedy never waits and stays on LLM-1: the learned policy batches and switches models
+    assert np.all(learned < 0.6 * greedy), (learned, greedy)
 
 
 def test_a_one_worker_checkpoint_does_not_apply_to_two_workers() -> None:

@@ -57,7 +57,6 @@ def test_storm_agrees_with_the_event_simulator_at_a_2_ms_tick() -> None:
 
 
 def test_storm_optimum_matches_the_smdp_optimum() -> None:
-    pytest.importorskip("agents.optimal", reason="agents/optimal.py not available")
     tm = TickModel(SystemConfig(), tick_ms=2.0, queue_cap=32)
     optimum = check_optimum(tm)
     smdp, whole = smdp_policy(tm, "whole")

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from agents import baselines
 from batchenv.config import ConfigError, SystemConfig
 from batchenv.timing import service_ms
 from formal.discrete import TickModel, truncated_poisson
@@ -157,7 +158,6 @@ def test_distilled_probe_sees_the_intended_state(tm: TickModel) -> None:
 
 
 def test_distilled_baselines_equal_their_pure_functions(tm: TickModel) -> None:
-    baselines = pytest.importorskip("agents.baselines", reason="agents/baselines.py not available")
     config = tm.config
     pairs = [
         (baselines.Greedy(config, model="LLM-2"), GreedyPolicy(1)),

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +22,8 @@ from formal.check import build, check_optimum, check_policy, check_safety, cost_
 from formal.discrete import TickModel
 from formal.policies import DiscretePolicy, GreedyPolicy, StaticPolicy, TimeoutPolicy, shielded_decision
 from formal.prism import dtmc_program, mdp_program, rectangles
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def tiny_config(n_workers: int = 1, rate_per_s: float = 300.0) -> SystemConfig:
@@ -221,10 +226,24 @@ def test_mdp_offers_every_model_and_wait_until_the_shield() -> None:
 
 
 def test_generated_text_is_deterministic_and_names_its_source() -> None:
+    """The text depends only on the model and the policy: equal inputs built anew give the same
+    text, in this process and in another one with another string-hash seed; another policy gives
+    another text."""
     tm = tiny_model()
     policy = TimeoutPolicy(2, 3.0, (0, 1), (3,))
-    assert dtmc_program(tm, policy) == dtmc_program(tm, policy)
     text = dtmc_program(tm, policy)
+    assert dtmc_program(tiny_model(), TimeoutPolicy(2, 3.0, (0, 1), (3,))) == text
+    assert dtmc_program(tm, TimeoutPolicy(3, 3.0, (0, 1), (3,))) != text
+    code = (
+        "import sys; sys.path.insert(0, 'tests'); "
+        "from test_formal_models import TimeoutPolicy, dtmc_program, tiny_model; "
+        "print(dtmc_program(tiny_model(), TimeoutPolicy(2, 3.0, (0, 1), (3,))), end='')"
+    )
+    env = {**os.environ, "PYTHONHASHSEED": "12345"}
+    other = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, check=True
+    )
+    assert other.stdout == text
     assert "SystemConfig 'tiny'" in text and policy.name in text
 
 

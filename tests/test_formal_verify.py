@@ -12,8 +12,12 @@ import time
 from pathlib import Path
 
 import pytest
+import stable_baselines3 as sb3
 
+from agents import checkpoint
 from apps import verify
+from batchenv.env import DynamicBatchingEnv
+from batchenv.scenarios import load_scenario
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -196,11 +200,6 @@ def test_default_run_within_60_seconds(tmp_path: Path) -> None:
 
 
 def test_a_learned_checkpoint_is_distilled_and_checked(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    sb3 = pytest.importorskip("stable_baselines3")
-    checkpoint = pytest.importorskip("agents.checkpoint", reason="agents/checkpoint.py not available")
-    from batchenv.env import DynamicBatchingEnv
-    from batchenv.scenarios import load_scenario
-
     config = load_scenario("default")
     model = sb3.PPO("MlpPolicy", DynamicBatchingEnv(config), n_steps=32, batch_size=32, seed=0, device="cpu")
     path = checkpoint.save_checkpoint(model, tmp_path / "ppo_tiny.zip", config, algo="ppo")

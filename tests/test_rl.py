@@ -7,14 +7,20 @@ import os
 import signal
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import yaml
+from stable_baselines3 import DQN, PPO
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.logger import configure
 
-from agents.checkpoint import CheckpointError, RLScheduler, load_checkpoint
-from agents.rl import ALGORITHMS, make_training_env
-from agents.semi_markov import SemiMarkovReplayBuffer
+from agents.callbacks import DomainEvalCallback
+from agents.checkpoint import CheckpointError, RLScheduler, load_checkpoint, save_checkpoint
+from agents.optimal import OptimalScheduler
+from agents.rl import ALGORITHMS, RegretReward, make_training_env
+from agents.semi_markov import DiscountFromInfoCallback, SemiMarkovReplayBuffer, SemiMarkovRolloutBuffer
 from apps import train
 from batchenv.env import DynamicBatchingEnv
 from batchenv.metrics import compute_metrics
@@ -332,8 +338,6 @@ def test_semi_markov_discount_per_transition() -> None:
     import torch
     from stable_baselines3.common.buffers import RolloutBuffer
 
-    from agents.semi_markov import SemiMarkovRolloutBuffer
-
     space_obs, space_act = gym.spaces.Box(0, 1, (2,)), gym.spaces.Discrete(3)
     rng = np.random.default_rng(0)
     rewards, values = rng.normal(size=(16, 2)), rng.normal(size=(16, 2))
@@ -370,41 +374,79 @@ def test_semi_markov_discount_per_transition() -> None:
     assert semi.advantages[14, 0] == pytest.approx(expected, abs=1e-5)
 
 
-def test_train_with_a_time_discount(tmp_path: Path) -> None:
-    from stable_baselines3 import PPO
+class _StepDurations(BaseCallback):
+    """Records each vector step's simulated durations ``info["dt_s"]`` (shape (n_envs,))."""
 
-    from agents.rl import make_training_env
-    from agents.semi_markov import DiscountFromInfoCallback, SemiMarkovRolloutBuffer
+    def __init__(self) -> None:
+        super().__init__()
+        self.dt_s: list[np.ndarray] = []
 
+    def _on_step(self) -> bool:
+        self.dt_s.append(np.array([info["dt_s"] for info in self.locals["infos"]]))
+        return True
+
+
+@pytest.mark.parametrize("algo", ["ppo", "dqn"])
+def test_each_stored_transition_carries_its_time_discount(algo: str) -> None:
+    """The buffer stores exp(-dt / horizon) with each transition, dt the step's simulated
+    duration: PPO's rollout buffer and DQN's replay buffer alike."""
     config = load_scenario("default")
     venv = make_training_env(config, 2, seed=0)
-    model = PPO(
-        "MlpPolicy",
-        venv,
-        n_steps=64,
-        batch_size=64,
-        n_epochs=1,
-        seed=0,
-        rollout_buffer_class=SemiMarkovRolloutBuffer,
-    )
-    model.learn(128, callback=DiscountFromInfoCallback(horizon_s=0.1))
-    discounts = model.rollout_buffer.discounts
+    if algo == "ppo":
+        model = PPO(
+            "MlpPolicy",
+            venv,
+            n_steps=64,
+            batch_size=64,
+            n_epochs=1,
+            seed=0,
+            rollout_buffer_class=SemiMarkovRolloutBuffer,
+        )
+    else:
+        model = DQN(
+            "MlpPolicy",
+            venv,
+            learning_starts=1000,
+            buffer_size=1000,
+            seed=0,
+            replay_buffer_class=SemiMarkovReplayBuffer,
+        )
+    durations = _StepDurations()
+    model.learn(128, callback=[DiscountFromInfoCallback(horizon_s=0.1), durations])
+    buffer = model.rollout_buffer if algo == "ppo" else model.replay_buffer
+    expected = np.exp(-np.array(durations.dt_s) / 0.1).astype(np.float32)  # (64 steps, 2 envs)
+    assert expected.shape == (64, 2)
+    np.testing.assert_array_equal(buffer.discounts[:64], expected)
     # at 100 requests/s a step lasts about 10 ms: discounts near exp(-0.1), some exactly 1 (dt = 0)
-    assert np.all((discounts > 0) & (discounts <= 1))
-    assert 0.5 < discounts.mean() < 0.99
+    assert np.all((expected > 0) & (expected <= 1)) and 0.5 < expected.mean() < 0.99
 
-    run = _train(tmp_path, "ppo", "discount_horizon_s=1.0")
-    assert yaml_load(run / "hyperparams.yml")["discount_horizon_s"] == 1.0
-    run = _train(tmp_path, "dqn", "discount_horizon_s=1.0")
-    assert yaml_load(run / "hyperparams.yml")["discount_horizon_s"] == 1.0
+
+@pytest.mark.parametrize(
+    ("algo", "buffer_class"), [("ppo", SemiMarkovRolloutBuffer), ("dqn", SemiMarkovReplayBuffer)]
+)
+def test_train_with_a_time_discount_uses_the_semi_markov_buffer(
+    algo: str, buffer_class: type, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """train.py with ``discount_horizon_s`` stores a discount below 1 with every transition."""
+    stored: list[np.ndarray] = []
+    add = buffer_class.add
+
+    def spy(self, *args: Any, **kwargs: Any) -> None:
+        stored.append(self.pending_discounts.copy())
+        add(self, *args, **kwargs)
+
+    monkeypatch.setattr(buffer_class, "add", spy)
+    _train(tmp_path, algo, "discount_horizon_s=1.0")
+    discounts = np.array(stored)
+    assert discounts.shape == (512 // 2, 2)  # every transition of both envs
+    # 1 s horizon, steps of about 10 ms: near exp(-0.01), never above 1
+    assert np.all((discounts > 0) & (discounts <= 1)) and 0.9 < discounts.mean() < 1.0
 
 
 def test_semi_markov_replay_buffer_samples_carry_their_discount() -> None:
     """Each sampled transition carries the discount stored with it (DQN's TD target uses it in
     place of gamma); terminal transitions keep done = 1."""
     import gymnasium as gym
-
-    from agents.semi_markov import SemiMarkovReplayBuffer
 
     buffer = SemiMarkovReplayBuffer(64, gym.spaces.Box(0, 1, (1,)), gym.spaces.Discrete(2), n_envs=2)
     for t in range(40):
@@ -427,7 +469,89 @@ def test_semi_markov_replay_buffer_samples_carry_their_discount() -> None:
     assert set(np.round(samples.observations[:, 0].numpy()) >= 1000) == {False, True}
 
 
-def yaml_load(path: Path) -> dict:
-    import yaml
+def _regret_episode(config, seed: int, **wrapper: Any) -> tuple[list, list, DynamicBatchingEnv]:
+    """Rewards and infos of one episode through :class:`RegretReward` with a fixed policy
+    (dispatch on LLM-2 once 4 requests wait, else wait), and the unwrapped env."""
+    env = RegretReward(DynamicBatchingEnv(config), **wrapper)
+    env.reset(seed=seed)
+    rewards, infos = [], []
+    done = False
+    while not done:
+        action = 2 if env.unwrapped.sim.queue_len >= 4 or not env.unwrapped.action_masks()[0] else 0
+        _, reward, terminated, truncated, info = env.step(action)
+        rewards.append(reward)
+        infos.append(info)
+        done = terminated or truncated
+    return rewards, infos, env.unwrapped
 
-    return yaml.safe_load(path.read_text())
+
+def test_regret_reward_sums_to_the_episode_score_minus_the_best_quality() -> None:
+    """Over an episode the regret rewards add up to the simulator's total score minus the best
+    quality for every dispatched request (scaled by ``scale``)."""
+    config = load_scenario("default").replace(horizon_s=5.0)
+    best = max(config.qualities)
+    rewards, infos, env = _regret_episode(config, 3)
+    sim = env.sim
+    assert sum(i["dispatched"] for i in infos) == sim.n_served > 0
+    assert sum(rewards) == pytest.approx(sim.total_reward - best * sim.n_served, rel=1e-12)
+    # scaled: the same episode, every reward times the scale
+    scaled, _, _ = _regret_episode(config, 3, scale=2.5)
+    np.testing.assert_allclose(scaled, 2.5 * np.asarray(rewards), rtol=1e-12)
+
+
+def test_regret_reward_centring_adds_the_running_mean_cost_per_arrival() -> None:
+    """With ``center``, each step also earns its arrivals times the running mean cost per arrival
+    of the steps so far (its own included); over a stationary episode the centred rewards then
+    nearly cancel: their sum is a small fraction of the episode's total cost."""
+    config = load_scenario("default").replace(horizon_s=30.0)
+    plain, infos, _ = _regret_episode(config, 4)
+    centred, _, _ = _regret_episode(config, 4, center=True)
+    cost, arrivals = 0.0, 0
+    for reward, info, got in zip(plain, infos, centred, strict=True):
+        cost -= reward
+        arrivals += info["arrived"]
+        expected = reward + (info["arrived"] * cost / arrivals if arrivals else 0.0)
+        assert got == pytest.approx(expected, rel=1e-9, abs=1e-12)
+    assert cost > 0 and abs(sum(centred)) < 0.02 * cost
+
+
+def test_resume_continues_the_normalisation_statistics(tmp_path: Path) -> None:
+    """--resume puts the checkpoint's observation and return statistics back: the resumed run's
+    statistics have seen the first run's observations plus its own."""
+    run = _train(tmp_path, "ppo", "normalize_obs=true")
+    first = load_checkpoint(run / "final_model.zip").meta
+    resumed = _train(tmp_path, "ppo", n=256, resume=run / "final_model.zip")
+    after = load_checkpoint(resumed / "final_model.zip").meta
+    for key in ("observation_normalization", "reward_normalization"):
+        assert first[key]["count"] > 512
+        # 256 new steps (2 envs x 128), and at most one reset observation per env
+        assert first[key]["count"] + 256 <= after[key]["count"] <= first[key]["count"] + 258, key
+
+
+def test_gap_to_optimal_is_the_relative_cost_over_the_optimum_on_the_same_arrivals(tmp_path: Path) -> None:
+    """The evaluation callback's ``gap_to_optimal``: (cost - optimal cost) / optimal cost, both
+    measured on the evaluation seeds (recomputed here from a saved copy of the model)."""
+    config = load_scenario("default").at_rate(250.0)  # where the optimum waits and switches models
+    model = PPO("MlpPolicy", DynamicBatchingEnv(config), n_steps=32, batch_size=32, seed=0, device="cpu")
+    model.set_logger(configure(None, []))
+    seeds, horizon_s = [7, 8], 3.0
+    callback = DomainEvalCallback(
+        1, tmp_path, config, "ppo", rates=None, seeds=seeds, horizon_s=horizon_s, extra={}
+    )
+    callback.init_callback(model)
+    record = callback.evaluate()
+    summary = record["per_rate"]["scenario"]
+
+    def mean_cost(scheduler: Any) -> float:
+        runs = [simulate(config, scheduler, seed, horizon_s=horizon_s) for seed in seeds]
+        return float(np.mean([compute_metrics(sim).cost_per_request for sim in runs]))
+
+    saved = save_checkpoint(model, tmp_path / "copy.zip", config, algo="ppo")
+    cost = mean_cost(RLScheduler(load_checkpoint(saved), config))
+    optimum = mean_cost(OptimalScheduler(config, 250.0))
+    assert summary["cost_per_request"] == pytest.approx(cost, rel=1e-12)
+    assert summary["optimal_cost_per_request"] == pytest.approx(optimum, rel=1e-12)
+    assert summary["gap_to_optimal"] == pytest.approx((cost - optimum) / optimum, rel=1e-9)
+    assert record["gap_to_optimal"] == summary["gap_to_optimal"]
+    whole = mean_cost(OptimalScheduler(config, 250.0, action_set="whole"))
+    assert summary["gap_to_optimal_env_actions"] == pytest.approx((cost - whole) / whole, rel=1e-9)

@@ -13,6 +13,7 @@ from batchenv.config import SystemConfig
 from batchenv.scenarios import SUITE, load_scenario
 from batchenv.seeds import TRAINING_SEEDS, parse_seeds
 from batchenv.timing import ServiceTable
+from evaluation.plan import build_parser, make_plan
 from evaluation.tuning import grid_search, mean_cost, timeout_grid, tune_scenario
 from execution.backends import LocalBackend
 
@@ -33,8 +34,12 @@ def test_parse_seeds() -> None:
             parse_seeds(bad)
 
 
-def test_training_and_evaluation_seeds_are_apart() -> None:
-    assert min(TRAINING_SEEDS) >= 1000  # evaluate.py uses 0..N-1 by default (N = 10)
+@pytest.mark.parametrize("flags", [[], ["--quick"], ["--n-seeds", "100"]])
+def test_training_and_evaluation_seeds_are_apart(flags: list[str]) -> None:
+    """The seeds evaluate.py uses by default are never tuning seeds."""
+    parser = build_parser()
+    plan = make_plan(parser.parse_args(["--agents", "greedy", *flags]), flags)
+    assert plan.seeds and not set(plan.seeds) & set(TRAINING_SEEDS)
 
 
 def test_timeout_grid_stays_within_the_system_limits(default_config: SystemConfig) -> None:
