@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from batchenv.safe_yaml import YamlError, load_yaml
@@ -137,6 +138,7 @@ class ModelProfile:
     inference_ms: tuple[float, ...]
 
     def validate(self, path: str) -> ModelProfile:
+        """The profile, checked; ConfigError naming the field under ``path`` otherwise."""
         if not isinstance(self.name, str) or not self.name:
             raise ConfigError(f"{path}.name", f"must be a non-empty string, got {self.name!r}")
         quality = _number(f"{path}.quality", self.quality)
@@ -163,11 +165,27 @@ def _check_non_decreasing(path: str, values: Sequence[float]) -> None:
             )
 
 
+BRIEF_SYSTEM_PATH = Path(__file__).resolve().parent / "configs" / "default.yaml"
+"""The default scenario, where the brief's timing table is written: ``timing`` (batch sizes, comm,
+pre- and post-processing times) and ``models`` (quality, inference times). It is written nowhere
+else: the defaults of :class:`TimingTable` and :class:`SystemConfig` are read from this file."""
+
+
+def _brief_table() -> dict[str, Any]:
+    """The ``timing`` and ``models`` sections of :data:`BRIEF_SYSTEM_PATH`, as plain data."""
+    data = yaml.safe_load(BRIEF_SYSTEM_PATH.read_text())
+    return {"timing": data["timing"], "models": data["models"]}
+
+
+_BRIEF = _brief_table()
+
+
 def _default_models() -> tuple[ModelProfile, ...]:
-    return (
-        ModelProfile("LLM-1", 1.00, (10.0, 15.0, 25.0, 40.0, 75.0, 140.0, 260.0)),
-        ModelProfile("LLM-2", 0.97, (8.0, 12.0, 20.0, 30.0, 50.0, 100.0, 200.0)),
-        ModelProfile("LLM-3", 0.92, (4.0, 5.0, 10.0, 15.0, 30.0, 60.0, 100.0)),
+    """The brief's models and their inference times (ms) per table batch size, from
+    :data:`BRIEF_SYSTEM_PATH`."""
+    return tuple(
+        ModelProfile(m["name"], float(m["quality"]), tuple(float(x) for x in m["inference_ms"]))
+        for m in _BRIEF["models"]
     )
 
 
@@ -177,21 +195,23 @@ class TimingTable:
 
     ``service(b, m) = t_pre_ms + comm(b) + inference(m, b) + t_post_ms``; sizes between table rows
     are linearly interpolated (``mode="interp"``) or run as the next table size (``mode="pad"``).
+    The defaults are the brief's table, read from :data:`BRIEF_SYSTEM_PATH`.
 
     :param batch_sizes: strictly increasing table batch sizes, starting at 1.
     :param comm_ms: communication time per batch (ms), one entry per batch size.
-    :param t_pre_ms: preprocessing time per batch (ms), default 2.
-    :param t_post_ms: postprocessing time per batch (ms), default 1.
-    :param mode: ``"interp"`` (default) or ``"pad"``.
+    :param t_pre_ms: preprocessing time per batch (ms).
+    :param t_post_ms: postprocessing time per batch (ms).
+    :param mode: ``"interp"`` or ``"pad"``.
     """
 
-    batch_sizes: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64)
-    comm_ms: tuple[float, ...] = (2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0)
-    t_pre_ms: float = 2.0
-    t_post_ms: float = 1.0
-    mode: str = "interp"
+    batch_sizes: tuple[int, ...] = tuple(int(b) for b in _BRIEF["timing"]["batch_sizes"])
+    comm_ms: tuple[float, ...] = tuple(float(x) for x in _BRIEF["timing"]["comm_ms"])
+    t_pre_ms: float = float(_BRIEF["timing"]["t_pre_ms"])
+    t_post_ms: float = float(_BRIEF["timing"]["t_post_ms"])
+    mode: str = str(_BRIEF["timing"]["mode"])
 
     def validate(self, path: str) -> TimingTable:
+        """The table, checked and normalised; ConfigError naming the field under ``path`` otherwise."""
         sizes = self.batch_sizes
         if isinstance(sizes, str | bytes) or not isinstance(sizes, Sequence) or not sizes:
             raise ConfigError(f"{path}.batch_sizes", f"must be a non-empty list, got {sizes!r}")
@@ -268,6 +288,7 @@ class ArrivalConfig:
     trace_window: tuple[float, float] | None = None
 
     def validate(self, path: str) -> ArrivalConfig:
+        """The arrival settings, checked and normalised; ConfigError naming the field otherwise."""
         if self.process not in ARRIVAL_PROCESSES:
             raise ConfigError(f"{path}.process", f"must be one of {ARRIVAL_PROCESSES}, got {self.process!r}")
         changes: dict[str, Any] = {}
@@ -389,8 +410,6 @@ def _switch_matrix(path: str, value: Any, n_phases: int) -> tuple[tuple[float, .
 
 def mmpp_stationary(switch_rates: Any) -> list[float]:
     """Stationary distribution of the phase process with switching-rate matrix ``switch_rates``."""
-    import numpy as np
-
     rates = np.asarray(switch_rates, dtype=float)
     generator = rates - np.diag(rates.sum(axis=1))
     n = len(rates)
@@ -418,6 +437,7 @@ class RewardConfig:
     w_drop: float = 1.0
 
     def validate(self, path: str) -> RewardConfig:
+        """The weights, checked; ConfigError naming the field under ``path`` otherwise."""
         return RewardConfig(
             w_latency_per_s=_non_negative(f"{path}.w_latency_per_s", self.w_latency_per_s),
             w_slo=_non_negative(f"{path}.w_slo", self.w_slo),
@@ -437,6 +457,7 @@ class EnvConfig:
     rate_ewma_tau_s: float = 1.0
 
     def validate(self, path: str) -> EnvConfig:
+        """The env options, checked; ConfigError naming the field under ``path`` otherwise."""
         if not isinstance(self.batch_choice, bool):
             raise ConfigError(f"{path}.batch_choice", f"must be true or false, got {self.batch_choice!r}")
         return EnvConfig(
@@ -538,14 +559,17 @@ class SystemConfig:
     # ---------------------------------------------------------------- derived quantities
     @property
     def n_models(self) -> int:
+        """The number of models M."""
         return len(self.models)
 
     @property
     def model_names(self) -> tuple[str, ...]:
+        """The models' names, by index."""
         return tuple(m.name for m in self.models)
 
     @property
     def qualities(self) -> tuple[float, ...]:
+        """The models' qualities, by index."""
         return tuple(m.quality for m in self.models)
 
     def model_index(self, name: str) -> int:
@@ -606,6 +630,7 @@ class SystemConfig:
         return data
 
     def to_yaml(self) -> str:
+        """The config as YAML text (what :meth:`from_yaml` reads back)."""
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
 
