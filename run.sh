@@ -12,5 +12,9 @@ if [ ! -x .venv/bin/python ]; then
 fi
 . .venv/bin/activate
 python -m pip install --quiet --upgrade pip
+# PyTorch's CPU build first (PyPI's Linux wheels bundle CUDA), at the version pyproject.toml pins;
+# its dependencies come from the usual index with the next line
+python -m pip install --quiet --no-deps --extra-index-url https://download.pytorch.org/whl/cpu \
+  "$(grep -o 'torch==[^"]*' pyproject.toml)"
 python -m pip install --quiet -e ".[dev]"
 python evaluate.py --demo "$@"

@@ -1,0 +1,1 @@
+"""Schedulers: baselines, the exact optimum, the proposed scheduler and learned agents."""

@@ -32,6 +32,8 @@ class Scheduler:
     """
 
     name = "scheduler"
+    params_source = ""
+    """Where the parameters came from (set by :func:`agents.registry.make_agent`)."""
 
     def __init__(self, config: SystemConfig) -> None:
         self.config = config
@@ -45,6 +47,7 @@ class Scheduler:
         raise NotImplementedError
 
     def __call__(self, sim: Simulator) -> Decision:
+        """The decision at an epoch (:meth:`decide`): a scheduler is a :data:`batchenv.sim.Policy`."""
         return self.decide(sim)
 
     def params(self) -> dict[str, Any]:
@@ -52,6 +55,7 @@ class Scheduler:
         return {}
 
     def describe(self) -> str:
+        """Name and parameters, e.g. ``timeout(preferred_batch_size=8, ...)``."""
         params = ", ".join(f"{k}={v}" for k, v in self.params().items())
         return f"{self.name}({params})" if params else self.name
 

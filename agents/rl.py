@@ -9,7 +9,7 @@ always reports the true score from the simulator, whatever the training reward.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import gymnasium as gym
 from sb3_contrib import MaskablePPO
@@ -50,13 +50,14 @@ class RegretReward(gym.Wrapper):
 
     def __init__(self, env: gym.Env, scale: float = 1.0, center: bool = False) -> None:
         super().__init__(env)
-        self.best_quality = max(env.unwrapped.config.qualities)
+        self.best_quality = max(cast(DynamicBatchingEnv, env.unwrapped).config.qualities)
         self.scale = scale
         self.center = center
         self.total_cost = 0.0
         self.total_arrivals = 0
 
     def step(self, action):
+        """Step the env; the reward becomes the (centred, scaled) regret of the step."""
         obs, reward, terminated, truncated, info = self.env.step(action)
         regret_reward = reward - self.best_quality * info["dispatched"]
         if self.center:

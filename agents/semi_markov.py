@@ -43,6 +43,10 @@ class _SemiMarkovGAE:
     n_envs: int
     pos: int
     gae_lambda: float
+    episode_starts: np.ndarray
+    rewards: np.ndarray
+    values: np.ndarray
+    advantages: np.ndarray
 
     def reset(self) -> None:
         super().reset()  # type: ignore[misc]
@@ -92,6 +96,7 @@ class SemiMarkovReplayBuffer(ReplayBuffer):
         self.pending_discounts = np.ones(self.n_envs, dtype=np.float32)
 
     def add(self, *args: Any, **kwargs: Any) -> None:
+        """Store a transition with the pending discount (arguments as SB3's ``ReplayBuffer.add``)."""
         self.discounts[self.pos] = self.pending_discounts
         super().add(*args, **kwargs)
 
@@ -135,6 +140,6 @@ class DiscountFromInfoCallback(BaseCallback):
     def _on_step(self) -> bool:
         dt = np.array([info.get("dt_s", 0.0) for info in self.locals["infos"]], dtype=np.float64)
         on_policy = hasattr(self.model, "rollout_buffer")
-        buffer = self.model.rollout_buffer if on_policy else self.model.replay_buffer
+        buffer = getattr(self.model, "rollout_buffer" if on_policy else "replay_buffer")
         buffer.pending_discounts = np.exp(-dt / self.horizon_s).astype(np.float32)
         return True

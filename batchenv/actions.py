@@ -25,11 +25,12 @@ class ActionCodec:
         self.batch_choice = config.env.batch_choice
         self.batch_sizes: tuple[int, ...] = (*table_sizes, config.max_batch_size)
         if self.batch_choice:
-            self.decisions: list[Decision] = [None] + [
-                (m, b) for m in range(config.n_models) for b in self.batch_sizes
+            self.decisions: list[Decision] = [
+                None,
+                *((m, b) for m in range(config.n_models) for b in self.batch_sizes),
             ]
         else:
-            self.decisions = [None] + [(m, config.max_batch_size) for m in range(config.n_models)]
+            self.decisions = [None, *((m, config.max_batch_size) for m in range(config.n_models))]
         self.space = spaces.Discrete(len(self.decisions))
 
     def decision(self, action: int) -> Decision:

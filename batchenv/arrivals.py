@@ -65,6 +65,7 @@ class PoissonArrivals(ArrivalProcess):
         self.mean_rate_per_s = rate_per_s
 
     def stream(self, rng, mean_rate_per_s=None):
+        """Endless sorted chunks of arrival times (s, from 0) drawn with ``rng`` (see the base class)."""
         scale = 1.0 / (self.mean_rate_per_s * self._factor(mean_rate_per_s))
         t = 0.0
         while True:
@@ -87,6 +88,7 @@ class MMPPArrivals(ArrivalProcess):
         self._jump = self.switch / self._leave[:, None]
 
     def stream(self, rng, mean_rate_per_s=None):
+        """Endless sorted chunks of arrival times (s, from 0) drawn with ``rng`` (see the base class)."""
         rates = self.rates_per_s * self._factor(mean_rate_per_s)
         n_phases = len(rates)
         phase = int(rng.choice(n_phases, p=self.stationary))
@@ -134,6 +136,7 @@ class DiurnalArrivals(ArrivalProcess):
         )
 
     def stream(self, rng, mean_rate_per_s=None):
+        """Endless sorted chunks of arrival times (s, from 0) drawn with ``rng`` (see the base class)."""
         rate = self.mean_rate_per_s * self._factor(mean_rate_per_s)
         peak = rate * (1.0 + self.amplitude)
         omega = 2 * math.pi / self.period_s
@@ -191,6 +194,7 @@ class TraceArrivals(ArrivalProcess):
         return np.concatenate(([0.0], np.cumsum(self._gaps_s(mean_rate_per_s))))
 
     def stream(self, rng, mean_rate_per_s=None):
+        """Endless sorted chunks of arrival times (s, from 0) drawn with ``rng`` (see the base class)."""
         gaps = self._gaps_s(mean_rate_per_s)
         n = len(gaps)
         index = int(rng.integers(n)) if self.random_start else 0
@@ -240,13 +244,18 @@ def make_arrival_process(
         if base_dir is None and config.source_path:
             base_dir = Path(config.source_path).parent
         config = config.arrivals
+    # ArrivalConfig has checked that the fields of its process are set
     if config.process == "poisson":
+        assert config.rate_per_s is not None
         return PoissonArrivals(config.rate_per_s)
     if config.process == "mmpp":
+        assert config.rates_per_s is not None and config.switch_rates_per_s is not None
         return MMPPArrivals(config.rates_per_s, config.switch_rates_per_s)
     if config.process == "diurnal":
+        assert config.rate_per_s is not None
         return DiurnalArrivals(config.rate_per_s, config.amplitude, config.period_s, config.phase_rad)
     if config.process == "trace":
+        assert config.trace_path is not None and config.rate_per_s is not None
         times = load_trace_times_s(config.trace_path, config.trace_column, base_dir)
         return TraceArrivals(times, config.rate_per_s, config.random_start, config.trace_window)
     raise ValueError(f"unknown arrival process {config.process!r}")

@@ -44,6 +44,7 @@ class RequestTable:
 
     @property
     def latency_s(self) -> np.ndarray:
+        """(n,) latency of each served request (s): completion minus arrival."""
         return self.completion_s - self.arrival_s
 
 
@@ -114,6 +115,7 @@ class EpisodeMetrics:
     model_mix: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
+        """The metrics as a plain dict."""
         return asdict(self)
 
 

@@ -198,6 +198,7 @@ class Simulator:
 
     @property
     def n_idle_workers(self) -> int:
+        """Workers idle now."""
         now = self.now_s
         return sum(1 for f in self.free_at_s if f <= now)
 
@@ -214,6 +215,7 @@ class Simulator:
 
     @property
     def n_arrived(self) -> int:
+        """Requests arrived so far (admitted or dropped)."""
         return self.n_admitted + self.n_dropped
 
     @property
@@ -271,7 +273,8 @@ class Simulator:
             return self.wait()
         if decision.__class__ is float:
             return self.wait(decision)
-        self.dispatch(decision[0], decision[1])
+        # a (model, batch size) pair (mypy does not narrow on the class test, faster than isinstance)
+        self.dispatch(decision[0], decision[1])  # type: ignore[index]
         return False
 
     def wait(self, timer_s: float | None = None) -> bool:
