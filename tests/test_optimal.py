@@ -5,6 +5,7 @@ time is measured by benchmarks/solve_speed.py, not here."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -464,3 +465,24 @@ def test_command_line_prints_the_table(capsys: pytest.CaptureFixture[str]) -> No
     assert "| 20 | 1 | yes | 0.982271 | 0.017729 |" in out
     assert "| 300 | 2 | yes | 0.891156 | 0.108844 |" in out
     assert "- 300/s (q <= 21): 1 wait; 2-3 LLM-1 b=q; 4-19 LLM-3 b=q" in out
+
+
+def test_command_line_writes_the_table_and_rejects_bad_flags(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "table.md"
+    assert optimal_app.main(["--rates", "100", "--out", str(out)]) == 0
+    assert "| 100 | 1 | yes | 0.961726 | 0.038274 |" in out.read_text()
+    assert not list(tmp_path.glob(".*.tmp"))  # written atomically
+    capsys.readouterr()
+    for argv, words in (
+        (["--rates", "a,b"], "--rates: expected comma-separated numbers"),
+        (["--rates", "0"], "--rates: every rate must be a finite number > 0"),
+        (["--scenario", "multi_gpu"], "n_workers: the exact SMDP solver models one worker"),
+        (["--simulate", "100", "--seeds", "1"], "--seeds must be >= 2"),
+    ):
+        with pytest.raises(SystemExit) as exit_info:
+            optimal_app.main(argv)
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err
+        assert words in err and "Traceback" not in err
