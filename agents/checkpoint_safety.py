@@ -29,7 +29,7 @@ import math
 import zipfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import torch
 from gymnasium import spaces
@@ -283,9 +283,9 @@ def _policy_kwargs(hyperparams: Mapping[str, Any], setting: Callable[[str], Any]
 
 
 def _constructor_defaults(algo_class: type) -> dict[str, Any]:
-    params = inspect.signature(algo_class.__init__).parameters
+    params = inspect.signature(algo_class.__init__).parameters  # type: ignore[misc]
     return {name: p.default for name, p in params.items() if p.default is not inspect.Parameter.empty}
 
 
-def _finite(value: Any) -> bool:
+def _finite(value: Any) -> TypeGuard[float]:
     return not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)

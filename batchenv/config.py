@@ -173,7 +173,7 @@ else: the defaults of :class:`TimingTable` and :class:`SystemConfig` are read fr
 
 def _brief_table() -> dict[str, Any]:
     """The ``timing`` and ``models`` sections of :data:`BRIEF_SYSTEM_PATH`, as plain data."""
-    data = yaml.safe_load(BRIEF_SYSTEM_PATH.read_text())
+    data = load_yaml(BRIEF_SYSTEM_PATH)
     return {"timing": data["timing"], "models": data["models"]}
 
 
@@ -546,7 +546,7 @@ class SystemConfig:
         )
         for key, value in validated.items():
             object.__setattr__(self, key, value)
-        arrivals = validated["arrivals"]
+        arrivals = self.arrivals  # the validated settings, set just above
         peak_rate = max((arrivals.mean_rate_per_s, *(arrivals.rate_range_per_s or ())))
         if peak_rate * self.horizon_s > MAX_EPISODE_REQUESTS:
             raise ConfigError(

@@ -99,6 +99,7 @@ class TraceStats:
     peak_rate_1s_per_s: float
 
     def to_dict(self) -> dict[str, float | int]:
+        """The statistics as a plain dict."""
         return asdict(self)
 
 

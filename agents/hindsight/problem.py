@@ -119,18 +119,22 @@ class HindsightProblem:
     # ---------------------------------------------------------------- derived quantities
     @property
     def n_requests(self) -> int:
+        """Requests arrived in the episode."""
         return len(self.arrivals_s)
 
     @property
     def n_models(self) -> int:
+        """The number of models M."""
         return len(self.quality)
 
     @property
     def max_batch_size(self) -> int:
+        """The largest batch (requests)."""
         return self.service_s.shape[1] - 1
 
     @property
     def best_quality(self) -> float:
+        """The best model's quality."""
         return float(self.quality.max())
 
     @property

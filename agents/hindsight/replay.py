@@ -48,6 +48,7 @@ class ScheduleReplay:
         self._next = 0
 
     def __call__(self, sim: Simulator) -> Decision:
+        """The schedule's next batch once its dispatch time has come, else a wait."""
         k = self._next
         if k == len(self._batches):
             return None

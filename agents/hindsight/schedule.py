@@ -45,6 +45,7 @@ class Schedule:
 
     @property
     def n_served(self) -> int:
+        """Requests dispatched by the schedule."""
         return sum(batch.size for batch in self.batches)
 
     def assignment(self) -> np.ndarray:
