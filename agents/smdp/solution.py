@@ -2,8 +2,8 @@
 :class:`OptimalSolution`, the optimal policy's tables and exact long-run figures.
 
 ``tol`` (default 1e-9) is the largest allowed span of the certified gain bounds per request
-(:mod:`agents.smdp.solvers`); they come out about 1e-14 wide. The default system solves in 20
-to 200 ms (``benchmarks/solve_speed.py`` records the time).
+(:mod:`agents.smdp.solvers`); they come out about 1e-14 wide. ``benchmarks/solve_speed.py``
+records how long a solve takes (docs/optimal.md quotes it).
 """
 
 from __future__ import annotations
