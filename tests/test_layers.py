@@ -19,7 +19,18 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
-CORE = ("config", "timing", "arrivals", "traces", "sim", "metrics", "estimators", "scenarios", "fileio")
+CORE = (
+    "config",
+    "timing",
+    "arrivals",
+    "traces",
+    "sim",
+    "metrics",
+    "estimators",
+    "batch_rules",
+    "scenarios",
+    "fileio",
+)
 """The simulator core: modules of ``batchenv`` that know nothing of Gymnasium."""
 ENV_LAYER = ("env", "observation", "actions")
 LEARNING_LIBRARIES = ("gymnasium", "stable_baselines3", "sb3_contrib", "torch")
