@@ -18,7 +18,7 @@ from batchenv.fileio import write_atomic
 from batchenv.scenarios import load_scenario
 from batchenv.sim import simulate
 
-__all__ = ["build_parser", "format_table", "main"]
+__all__ = ["build_parser", "format_table", "main", "parse_rates"]
 
 
 def _simulated_cost(
@@ -147,8 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _rates(text: str) -> list[float]:
-    """The rates of ``--rates``; ValueError naming the flag unless each is a number > 0."""
+def parse_rates(text: str) -> list[float]:
+    """The rates (requests/s) of ``--rates``; ValueError naming the flag unless each is a number > 0."""
     try:
         rates = [float(r) for r in text.split(",") if r.strip()]
     except ValueError:
@@ -171,7 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.simulate and args.seeds < 2:
         parser.error(f"--seeds must be >= 2 with --simulate (a standard error needs two), got {args.seeds}")
     try:
-        rates = _rates(args.rates)
+        rates = parse_rates(args.rates)
         config = load_scenario(args.scenario)
         if args.timing:
             config = config.replace(timing={"mode": args.timing})

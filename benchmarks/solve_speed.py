@@ -27,6 +27,7 @@ import numpy as np
 import scipy
 
 from agents.smdp import check_supported, clear_cache, solve_optimal
+from apps.optimal import parse_rates
 from batchenv.config import SystemConfig
 from batchenv.fileio import write_atomic
 from batchenv.scenarios import load_scenario
@@ -60,13 +61,6 @@ def measure(config: SystemConfig, rates: list[float], repeats: int) -> dict:
     }
 
 
-def _rates(text: str) -> list[float]:
-    rates = [float(r) for r in text.split(",") if r.strip()]
-    if not rates or not all(r > 0 for r in rates):
-        raise ValueError
-    return rates
-
-
 def main(argv: list[str] | None = None) -> int:
     """Measure, print a line per rate and write the JSON results."""
     parser = argparse.ArgumentParser(
@@ -83,9 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS, help=f"JSON output (default {RESULTS})")
     args = parser.parse_args(argv)
     try:
-        rates = _rates(args.rates)
-    except ValueError:
-        parser.error(f"--rates: expected comma-separated numbers > 0 (requests/s), got {args.rates!r}")
+        rates = parse_rates(args.rates)
+    except ValueError as exc:
+        parser.error(str(exc))
     if args.repeats < 1:
         parser.error(f"--repeats must be >= 1, got {args.repeats}")
     try:
