@@ -7,7 +7,7 @@ from __future__ import annotations
 import inspect
 
 from agents.hyperparameters import load_hyperparams
-from agents.proposed import Proposed, RateEstimator
+from agents.proposed import Proposed
 from apps.report.macros import Macros
 from apps.report.names import MODEL_LETTERS
 from apps.report.sources import (
@@ -15,6 +15,7 @@ from apps.report.sources import (
     BuildError,
 )
 from batchenv.config import SystemConfig
+from batchenv.estimators import RateEstimator
 from batchenv.scenarios import load_scenario
 from batchenv.timing import ServiceTable
 
