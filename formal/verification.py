@@ -254,7 +254,7 @@ def baseline_policies(config: SystemConfig) -> tuple[list[PolicyEntry], list[str
 def smdp_policy(tm: TickModel, action_set: str = "whole") -> tuple[TablePolicy, Any]:
     """The SMDP optimum of :mod:`agents.optimal` as a table over (q, a): its decision at q for
     every age (queue lengths beyond its cap use the cap's decision)."""
-    from agents.optimal import solve_optimal
+    from agents.smdp import solve_optimal
 
     solution = solve_optimal(tm.config, tm.rate_per_s, action_set=action_set)
     table: dict[tuple[int, int], Decision] = {}

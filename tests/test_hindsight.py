@@ -25,8 +25,9 @@ from agents.hindsight import (
 )
 from agents.hindsight.frontier import solve_frontier
 from agents.hindsight.replay import arrival_stream
-from agents.optimal import OptimalScheduler, solve_optimal
+from agents.optimal import OptimalScheduler
 from agents.registry import make_agent, run_episode
+from agents.smdp import solve_optimal
 from batchenv.config import ConfigError, ModelProfile, SystemConfig, TimingTable
 from batchenv.metrics import compute_metrics
 from batchenv.scenarios import load_scenario

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from agents import optimal
+from agents import smdp
 from batchenv.scenarios import load_scenario
 from execution.backends import Backend
 
@@ -30,12 +30,12 @@ def run(args: argparse.Namespace, figures: Path, backend: Backend) -> tuple[list
     ]
     data = {}
     for rate in rates:
-        best = optimal.solve_optimal(config, rate)
-        model = optimal.build_smdp(config, rate, best.queue_cap, "any")
+        best = smdp.solve_optimal(config, rate)
+        model = smdp.build_smdp(config, rate, best.queue_cap, "any")
         cells = []
         for factor in factors:
-            other = optimal.solve_optimal(config, factor * rate)
-            gain = optimal.evaluate_policy(model, _actions_on(other, best.queue_cap)).gain_per_s
+            other = smdp.solve_optimal(config, factor * rate)
+            gain = smdp.evaluate_policy(model, _actions_on(other, best.queue_cap)).gain_per_s
             extra = (best.gain_per_s - gain) / rate / best.cost_per_request
             cells.append(extra)
         data[f"{rate:g}"] = dict(zip(map(str, factors), cells, strict=True))

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from agents import optimal, proposed
-from agents.proposed import build_policy_table
+from agents import policy_table, smdp
+from agents.policy_table import build_policy_table
 from batchenv.scenarios import load_scenario
 from benchmarks.proposed.common import save_figure
 from execution.backends import Backend
@@ -35,8 +35,8 @@ def run(args: argparse.Namespace, figures: Path, backend: Backend) -> tuple[list
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), sharey=True)
     for ax, scenario in zip(axes, ("default", "multi_gpu"), strict=True):
         config = load_scenario(scenario)
-        proposed._build_cached.cache_clear()  # time a build from scratch, solves included
-        optimal._solve_cached.cache_clear()
+        policy_table.clear_cache()  # time a build from scratch, solves included
+        smdp.clear_cache()
         start = time.perf_counter()
         table = build_policy_table(config)
         elapsed = time.perf_counter() - start

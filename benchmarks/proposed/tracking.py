@@ -11,8 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from agents.proposed import Proposed, RateEstimator
+from agents.proposed import Proposed
 from batchenv.arrivals import DiurnalArrivals, make_arrival_process
+from batchenv.estimators import RateEstimator
 from batchenv.scenarios import load_scenario
 from batchenv.sim import Simulator
 from benchmarks.proposed.common import save_figure
