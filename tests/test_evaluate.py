@@ -302,7 +302,7 @@ def test_run_folders_are_never_reused_and_writes_are_atomic(tmp_path: Path, monk
         (["--scenarios", "missing.yaml"], "config file not found"),
         (["--seeds", "0-x"], "--seeds: bad seed"),
         (["--seeds", "3-1"], "--seeds: bad seed range"),
-        (["--n-seeds", "0"], "--n-seeds must be >= 1"),
+        (["--n-seeds", "0"], "--n-seeds must be in [1, 100000]"),
         (["--jobs", "0"], "--jobs must be >= 1"),
         (["--horizon-s", "-1"], "--horizon-s must be a number > 0"),
         (["--reference", "best"], "--reference: 'best' is not among the agents"),
