@@ -104,7 +104,9 @@ def test_cancel_drops_queued_tasks_at_once() -> None:
     start = time.perf_counter()
     backend.cancel()
     backend.close()
-    assert time.perf_counter() - start < 5.0
+    # without the cancel the 20 sleeps would take 20 s on 2 workers; with it, about 2 s (the
+    # bound leaves room for a loaded machine's process start-up)
+    assert time.perf_counter() - start < 15.0
     assert sum(f.cancelled() for f in futures) >= 16
 
 
