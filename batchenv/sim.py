@@ -196,6 +196,17 @@ class Simulator:
         """Arrival times (s) of the waiting requests, oldest first (a copy)."""
         return self._queue[self._head :]
 
+    def newest_arrivals_s(self, count: int) -> list[float]:
+        """Arrival times (s) of the ``count`` most recently admitted requests, oldest first; O(count).
+
+        They must all still wait (``count <= queue_len``): a scheduler reads at each decision
+        epoch the requests admitted since its previous one, which cannot have been dispatched in
+        between.
+        """
+        if not 0 <= count <= len(self._queue) - self._head:
+            raise ValueError(f"count must be in [0, queue_len={self.queue_len}], got {count}")
+        return self._queue[len(self._queue) - count :]
+
     @property
     def n_idle_workers(self) -> int:
         """Workers idle now."""
