@@ -8,6 +8,7 @@ A spec is one of
   ``max_queue_delay_ms``, or ``batch_size`` for ``static``);
 - ``optimal``: the exact SMDP optimum of :mod:`agents.optimal` (one worker, Poisson arrivals);
 - ``proposed``: the project's own scheduler (:mod:`agents.proposed`);
+- ``robust``: the proposed scheduler made robust to bursts (:mod:`agents.robust`);
 - a checkpoint path ending in ``.zip``: a learned agent saved by ``train.py``
   (:mod:`agents.checkpoint`), run by :class:`~agents.checkpoint.RLScheduler`.
 
@@ -37,6 +38,7 @@ from agents.base import Scheduler
 from agents.baselines import BASELINES
 from agents.optimal import OptimalScheduler
 from agents.proposed import Proposed
+from agents.robust import RobustProposed
 from agents.tuned_params import TUNABLE, TUNED_DIR, load_tuned, tuned_path
 from batchenv.config import ConfigError, SystemConfig
 from batchenv.sim import Simulator, simulate
@@ -80,6 +82,7 @@ class NotApplicableError(AgentSpecError):
 EXTERNAL: dict[str, tuple[type[Scheduler], str]] = {
     "optimal": (OptimalScheduler, "solved"),
     "proposed": (Proposed, "defaults"),
+    "robust": (RobustProposed, "defaults"),
 }
 """The agents besides the baselines, whose construction solves SMDPs (a plan builds them only
 when it runs them): name -> (class, the ``params_source`` of their default parameters)."""

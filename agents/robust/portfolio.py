@@ -23,6 +23,8 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
+
 from agents.base import Scheduler
 from agents.robust.shadow import ShadowSim
 from batchenv.config import SystemConfig
@@ -36,19 +38,43 @@ class SwitchRecord(tuple):
 
 
 class ExpertPortfolio(Scheduler):
-    """Follow-the-leader over shadow-simulated experts with switches at coupling epochs.
+    """Follow the best expert, evaluated by shadow simulation, with switches at coupling epochs.
+
+    Every ``review_s`` seconds the portfolio picks a *target* expert from the accrued costs and
+    latency tails of all shadows; the real server switches to the target at the first epoch at
+    which the two are coupled (:func:`coupled`).
+
+    The rule compares accrued costs with a paired test. The cost every expert accrues in each
+    block of ``block_s`` seconds is recorded; the accrued difference between two experts after
+    n blocks has standard deviation ``sqrt(n) s``, s the standard deviation of the per-block
+    differences (batch means). Expert j is *significantly cheaper* than i when
+    ``cost_i - cost_j > z sd_ij``, and *within the tail budget* of the cheapest expert b when
+    ``cost_j - cost_b + z sd_jb <= cost_slack * cost_b`` (non-inferiority at margin
+    ``cost_slack``). At a review:
+
+    1. if the cheapest expert is significantly cheaper than the followed one, it is the target;
+    2. else, once ``min_requests`` requests have been served and ``tail_quantile`` is set, the
+       expert within the tail budget whose ``tail_quantile`` latency is lowest becomes the target
+       if its tail is lower than the followed expert's by more than ``tail_tolerance``;
+    3. else the followed expert stays.
+
+    Before ``min_blocks`` blocks the followed expert stays.
 
     :param config: the system.
     :param experts: factories ``config -> scheduler``, one per expert (called once; the
         schedulers are reset every episode).
     :param labels: a name per expert (for reports).
     :param start: index of the expert followed at the start of an episode.
-    :param margin: a switch needs the leader's accrued cost to be lower than the followed
-        expert's by more than ``margin`` times the followed expert's accrued cost (relative
-        hysteresis, >= 0).
-    :param margin_requests: ... plus this many requests' worth of the followed expert's mean cost
-        per request (absolute hysteresis, >= 0).
+    :param z: confidence of the paired tests, in standard deviations (> 0).
+    :param cost_slack: the tail budget: relative extra cost accepted for a lower tail (>= 0).
+    :param tail_quantile: latency quantile of the tail (in (0, 1)), or None (cost only).
+    :param tail_tolerance: relative tail improvement needed to switch for the tail (>= 0).
+    :param min_requests: served requests before tails are compared.
+    :param block_s: length of the cost blocks of the variance estimate (s of simulated time).
+    :param min_blocks: blocks before any switch.
+    :param review_s: time between two reviews of the target (s of simulated time).
     :ivar followed: index of the expert the real server follows.
+    :ivar target: index of the expert it switches to at the next coupling epoch.
     :ivar switches: the switches of the episode (:class:`SwitchRecord`).
     """
 
@@ -60,28 +86,43 @@ class ExpertPortfolio(Scheduler):
         experts: Sequence[Callable[[SystemConfig], Any]],
         labels: Sequence[str] | None = None,
         start: int = 0,
-        margin: float = 0.01,
-        margin_requests: float = 20.0,
+        z: float = 2.5,
+        cost_slack: float = 0.0,
+        tail_quantile: float | None = None,
+        tail_tolerance: float = 0.03,
+        min_requests: int = 1000,
+        block_s: float = 1.0,
+        min_blocks: int = 3,
+        review_s: float = 0.1,
     ) -> None:
         super().__init__(config)
         if not experts:
             raise ValueError("experts must name at least one scheduler")
         if not 0 <= start < len(experts):
             raise ValueError(f"start must be in [0, {len(experts) - 1}], got {start!r}")
-        if not margin >= 0 or not margin_requests >= 0:
-            raise ValueError(f"margin and margin_requests must be >= 0, got {margin!r}, {margin_requests!r}")
+        if not (z > 0 and cost_slack >= 0 and tail_tolerance >= 0 and block_s > 0 and review_s > 0):
+            raise ValueError("need z > 0, cost_slack >= 0, tail_tolerance >= 0, block_s > 0, review_s > 0")
+        if tail_quantile is not None and not 0 < tail_quantile < 1:
+            raise ValueError(f"tail_quantile must be in (0, 1) or None, got {tail_quantile!r}")
         self.labels = list(labels) if labels is not None else [f"expert{i}" for i in range(len(experts))]
         if len(self.labels) != len(experts):
             raise ValueError("labels must give one name per expert")
         self.experts = [factory(config) for factory in experts]
         self.shadows = [ShadowSim(config, expert) for expert in self.experts]
         self.start = int(start)
-        self.margin = float(margin)
-        self.margin_requests = float(margin_requests)
-        self.followed = self.start
+        self.z = float(z)
+        self.cost_slack = float(cost_slack)
+        self.tail_quantile = tail_quantile
+        self.tail_tolerance = float(tail_tolerance)
+        self.min_requests = int(min_requests)
+        self.block_s = float(block_s)
+        self.min_blocks = int(min_blocks)
+        self.review_s = float(review_s)
+        self.followed = self.target = self.start
         self.switches: list[SwitchRecord] = []
         self._seen = 0
-        self._best_quality = max(config.qualities)
+        self._next_review_s = 0.0
+        self._blocks = BlockMoments(len(experts))
 
     # ------------------------------------------------------------------ episode
     def reset(self, sim: Simulator) -> None:
@@ -89,8 +130,11 @@ class ExpertPortfolio(Scheduler):
         for shadow in self.shadows:
             shadow.start(arrivals, sim.now_s)
         self._seen = sim.n_admitted
-        self.followed = self.start
+        self.followed = self.target = self.start
         self.switches = []
+        self._next_review_s = sim.now_s + self.review_s
+        self._next_block_s = sim.now_s + self.block_s
+        self._blocks.reset(self.costs())
 
     def decide(self, sim: Simulator) -> Decision:
         now = sim.now_s
@@ -107,35 +151,101 @@ class ExpertPortfolio(Scheduler):
             raise RuntimeError(
                 f"{self.name}: the followed shadow lost step with the simulator at t = {now:.6f} s"
             )
-        self._maybe_switch(now)
+        if now >= self._next_block_s:
+            self._blocks.close(self.costs())
+            self._next_block_s = now + self.block_s
+        if now >= self._next_review_s:
+            self.target = self.review()
+            self._next_review_s = now + self.review_s
+        if self.target != self.followed and coupled(self.shadows[self.target], followed, now):
+            lead = followed.cost - self.shadows[self.target].cost
+            self.switches.append(SwitchRecord((now, self.followed, self.target, lead)))
+            self.followed = self.target
         return self.shadows[self.followed].decide_pending()
 
-    # ------------------------------------------------------------------ switching
+    # ------------------------------------------------------------------ the rule
     def costs(self) -> list[float]:
         """Accrued cost of every expert on the arrivals so far (cost units)."""
         return [shadow.cost for shadow in self.shadows]
 
-    def _maybe_switch(self, now: float) -> None:
+    def review(self) -> int:
+        """The target expert under the rule of the class docstring."""
+        current = self.followed
+        blocks = self._blocks
+        if blocks.n < self.min_blocks:
+            return current
+        costs = self.costs()
+        z = self.z
+        best = min(range(len(costs)), key=costs.__getitem__)
+        if costs[current] - costs[best] > z * blocks.sd(current, best):
+            return best
         shadows = self.shadows
-        current = shadows[self.followed]
-        leader = min(range(len(shadows)), key=lambda k: shadows[k].cost)
-        if leader == self.followed:
-            return
-        lead = current.cost - shadows[leader].cost
-        mean = current.cost / current.n_arrived if current.n_arrived else 0.0
-        if lead <= self.margin * current.cost + self.margin_requests * mean:
-            return
-        if coupled(shadows[leader], current, now):
-            self.switches.append(SwitchRecord((now, self.followed, leader, lead)))
-            self.followed = leader
+        if self.tail_quantile is None or min(s.n_served for s in shadows) < self.min_requests:
+            return current
+        budget = self.cost_slack * costs[best]
+        q = self.tail_quantile
+        tail_now = shadows[current].latencies.quantile_s(q)
+        choice, choice_tail = current, tail_now * (1.0 - self.tail_tolerance)
+        for k, shadow in enumerate(shadows):
+            if k == current or costs[k] - costs[best] + z * blocks.sd(k, best) > budget:
+                continue
+            tail = shadow.latencies.quantile_s(q)
+            if tail < choice_tail:
+                choice, choice_tail = k, tail
+        return choice
 
     def params(self) -> dict[str, Any]:
         return {
             "experts": list(self.labels),
             "start": self.start,
-            "margin": self.margin,
-            "margin_requests": self.margin_requests,
+            "z": self.z,
+            "cost_slack": self.cost_slack,
+            "tail_quantile": self.tail_quantile,
+            "tail_tolerance": self.tail_tolerance,
+            "min_requests": self.min_requests,
+            "block_s": self.block_s,
+            "min_blocks": self.min_blocks,
+            "review_s": self.review_s,
         }
+
+
+class BlockMoments:
+    """Running first and second moments of the per-block cost increments of K experts (batch
+    means), for the standard deviation of accrued cost differences; O(K^2) per block.
+
+    :param n_experts: K.
+    """
+
+    def __init__(self, n_experts: int) -> None:
+        self.k = n_experts
+        self.reset([0.0] * n_experts)
+
+    def reset(self, costs: Sequence[float]) -> None:
+        """Start with the accrued costs ``costs`` (one per expert)."""
+        self.n = 0
+        self._last = np.asarray(costs, dtype=float)
+        self._sum = np.zeros(self.k)
+        self._cross = np.zeros((self.k, self.k))
+
+    def close(self, costs: Sequence[float]) -> None:
+        """End a block at the accrued costs ``costs``."""
+        now = np.asarray(costs, dtype=float)
+        x = now - self._last
+        self._last = now
+        self.n += 1
+        self._sum += x
+        self._cross += np.outer(x, x)
+
+    def sd(self, i: int, j: int) -> float:
+        """Standard deviation of the accrued cost difference of experts i and j over the blocks
+        so far: sqrt(n) times the sample standard deviation of the per-block differences."""
+        n = self.n
+        if n < 2:
+            return math.inf
+        mean = (self._sum[i] - self._sum[j]) / n
+        second = (self._cross[i, i] + self._cross[j, j] - 2.0 * self._cross[i, j]) / n
+        variance = max(second - mean * mean, 0.0) * n / (n - 1)
+        return math.sqrt(n * variance)
 
 
 def coupled(shadow: ShadowSim, reference: ShadowSim, now: float) -> bool:
@@ -150,6 +260,3 @@ def coupled(shadow: ShadowSim, reference: ShadowSim, now: float) -> bool:
         if mine != theirs and (mine > now or theirs > now):
             return False
     return True
-
-
-_ = math  # reserved for rules that need it

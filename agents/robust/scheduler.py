@@ -1,0 +1,147 @@
+"""The robust proposed scheduler: a burst-aware SMDP table, protected by a shadow-evaluated
+portfolio of alternatives (docs/algorithm.md, "Robust to bursts").
+
+    scheduler = RobustProposed(config)         # builds its tables (cached per system)
+    sim = simulate(config, scheduler, seed)
+
+The real server follows the burst-aware table (:class:`agents.robust.burst.BurstAwareProposed`)
+unless another expert of the portfolio has cost significantly less on the arrivals seen so far
+(:class:`agents.robust.portfolio.ExpertPortfolio`): the plain table (Poisson risk), the
+burst-aware table with a drop detector (agile after the end of a burst) and six Triton-style
+timeouts on the two fastest models. Every expert runs in a shadow simulation on the real
+arrivals, so the real cost is, exactly, the followed experts' shadow costs spliced at the
+switches, and the regret against any expert is measured online.
+
+Ablations (constructor flags): ``portfolio=False`` runs the burst-aware table alone;
+``burst_tilt=False`` uses the plain proposed table instead of the burst-aware one (as the start
+expert, and drops the plain-table expert); ``timeouts=False`` and ``agile=False`` remove those
+experts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from agents.baselines import Timeout
+from agents.proposed import Proposed
+from agents.robust.burst import BurstAwareProposed
+from agents.robust.portfolio import ExpertPortfolio
+from batchenv.config import SystemConfig
+from batchenv.timing import ServiceTable
+
+__all__ = ["AGILE_ESTIMATOR", "TIMEOUT_EXPERTS", "RobustProposed", "expert_catalogue"]
+
+AGILE_ESTIMATOR = {"detect_drops": True, "cusum_threshold": 7.0}
+"""Rate-estimator settings of the agile expert: drops restart the estimate too, and the CUSUM
+alarm level is 7 instead of 10 (:class:`agents.proposed.RateEstimator`)."""
+
+TIMEOUT_EXPERTS = ((0, 2, 1.0), (0, 2, 10.0), (0, 4, 5.0), (0, 12, 10.0), (1, 1, 1.0), (1, 4, 2.0))
+"""Timeout experts as (speed rank of the model: 0 fastest, preferred batch size, queue delay ms)."""
+
+Factory = Callable[[SystemConfig], Any]
+
+
+def _models_by_speed(config: SystemConfig) -> list[int]:
+    """Model indices, fastest first (service time of a full batch)."""
+    service = ServiceTable(config).service_s
+    return sorted(range(config.n_models), key=lambda m: service[m][config.max_batch_size])
+
+
+def expert_catalogue(
+    config: SystemConfig,
+    proposed: dict[str, Any],
+    *,
+    burst_tilt: bool = True,
+    agile: bool = True,
+    timeouts: bool = True,
+) -> tuple[list[str], list[Factory]]:
+    """Labels and factories of the portfolio's experts, the start expert first.
+
+    :param config: the system (the timeouts use its two fastest models, batch sizes and delays
+        clipped to ``max_batch_size`` and ``max_wait_ms``).
+    :param proposed: keyword arguments passed to every table expert.
+    """
+    base = BurstAwareProposed if burst_tilt else Proposed
+    labels = ["burst_aware" if burst_tilt else "table"]
+    factories: list[Factory] = [lambda c: base(c, **proposed)]
+    if burst_tilt:
+        labels.append("table")
+        factories.append(lambda c: Proposed(c, **proposed))
+    if agile and proposed.get("rate_estimation", True):
+        estimator = {**proposed.get("estimator", {}), **AGILE_ESTIMATOR}
+        labels.append(f"{labels[0]}_agile")
+        factories.append(lambda c: base(c, **{**proposed, "estimator": estimator}))
+    if timeouts:
+        order = _models_by_speed(config)
+        for rank, batch, delay in TIMEOUT_EXPERTS:
+            if rank >= len(order):
+                continue
+            model = order[rank]
+            b = min(batch, config.max_batch_size)
+            t = min(delay, config.max_wait_ms)
+            labels.append(f"timeout({config.model_names[model]},B={b},T={t:g})")
+            factories.append(
+                lambda c, m=model, b=b, t=t: Timeout(c, preferred_batch_size=b, max_queue_delay_ms=t, model=m)
+            )
+    return labels, factories
+
+
+class RobustProposed(ExpertPortfolio):
+    """The robust proposed scheduler (module docstring).
+
+    :param config: the system; any arrival process, any number of workers.
+    :param portfolio: follow the portfolio (default); False runs the start expert alone.
+    :param burst_tilt: the start expert is the burst-aware table (default); False: the plain
+        proposed table.
+    :param agile: include the agile (drop-detecting) table expert.
+    :param timeouts: include the timeout experts (:data:`TIMEOUT_EXPERTS`).
+    :param z: confidence of the switching test (standard deviations); default 2.
+    :param min_blocks: 1-s cost blocks before any switch; default 5.
+    :param proposed: keyword arguments of every table expert (:class:`agents.proposed.Proposed`
+        and :class:`agents.robust.burst.BurstAwareProposed` parameters, e.g. ``tilt``,
+        ``slo_guard``).
+    """
+
+    name = "robust"
+
+    def __init__(
+        self,
+        config: SystemConfig,
+        portfolio: bool = True,
+        burst_tilt: bool = True,
+        agile: bool = True,
+        timeouts: bool = True,
+        z: float = 2.0,
+        min_blocks: int = 5,
+        proposed: dict[str, Any] | None = None,
+    ) -> None:
+        self.proposed_kwargs = dict(proposed or {})
+        if not burst_tilt:
+            for key in ("tilt", "tilts", "burst_window_s", "burst_memory"):
+                self.proposed_kwargs.pop(key, None)
+        labels, factories = expert_catalogue(
+            config, self.proposed_kwargs, burst_tilt=burst_tilt, agile=agile, timeouts=timeouts
+        )
+        if not portfolio:
+            labels, factories = labels[:1], factories[:1]
+        super().__init__(config, factories, labels=labels, z=z, min_blocks=min_blocks)
+        self.portfolio = bool(portfolio)
+        self.burst_tilt = bool(burst_tilt)
+        self.agile = bool(agile)
+        self.timeouts = bool(timeouts)
+
+    def params(self) -> dict[str, Any]:
+        """Constructor keyword arguments that differ from the defaults."""
+        defaults = {
+            "portfolio": True,
+            "burst_tilt": True,
+            "agile": True,
+            "timeouts": True,
+            "z": 2.0,
+            "min_blocks": 5,
+        }
+        params = {key: getattr(self, key) for key, value in defaults.items() if getattr(self, key) != value}
+        if self.proposed_kwargs:
+            params["proposed"] = dict(self.proposed_kwargs)
+        return params
