@@ -3,7 +3,8 @@ not fitted to: every number of docs/algorithm.md's "Robust to bursts" section co
 
 Parts (``--parts``, comma-separated; default all):
 
-- ``traces``: every packaged trace scenario with a time split (``batchenv.scenarios
+- ``traces``: each packaged trace at its native rate and at 30% and 60% of LLM-3's capacity
+  (``--traces all``: every trace scenario with a time split, ``batchenv.scenarios
   .trace_scenarios``). The timeout and util_switch baselines are tuned on the first half of the
   trace (``<name>_train``, seeds 1000-1003, ``agents.tuning.tune_scenario``; the tuned parameters
   are written to ``<out stem>/tuned/``) and every agent is evaluated on the second half
@@ -16,6 +17,11 @@ Parts (``--parts``, comma-separated; default all):
   part of the tuned timeout's gap to the oracle that an agent closes.
 - ``poisson``: stationary Poisson loads from 5% to 95% of capacity, against the exact optimum
   (the timeout with its tuned parameters from ``agents/tuned/``).
+- ``design``: the measurements behind the design, on training data only (seeds 1000-1007, the
+  first halves of the traces): where the proposed scheduler loses on the MMPP (excess cost by
+  phase and time since the phase began), the latency tilt on Poisson loads and on traces, the
+  burst meter's reading, the tilt and window of the burst-aware table, and the confidence z of the
+  portfolio's switching test. Run only when asked for.
 
 Every cell pairs agents by seed (common random numbers). Usage::
 
@@ -29,6 +35,7 @@ It writes ``docs/results/robust.md`` (tables) and ``.json`` next to it, and prin
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import shlex
@@ -43,18 +50,21 @@ import numpy as np
 from mmpp_phases import PhaseRateOracle, mmpp_with_phases  # benchmarks/, next to this script
 
 from agents.baselines import BASELINES
+from agents.proposed import Proposed
 from agents.registry import make_agent
+from agents.robust.burst import tilted_config
 from agents.tuning import TRAINING_SEEDS, config_fingerprint, load_tuned, tune_scenario, write_tuned
 from batchenv.config import ArrivalConfig, SystemConfig
 from batchenv.fileio import write_atomic
-from batchenv.metrics import compute_metrics
+from batchenv.metrics import compute_metrics, request_table
 from batchenv.scenarios import load_scenario, trace_scenarios
 from batchenv.sim import Simulator, simulate
 from evaluation.stats import mean_ci95
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO / "docs" / "results" / "robust.md"
-PARTS = ("traces", "mmpp", "poisson")
+PARTS = ("traces", "mmpp", "poisson", "design")
+DEFAULT_PARTS = PARTS[:-1]
 GOAL_TRACES = (
     "azure_trace_native",
     "azure_trace_30",
@@ -95,11 +105,14 @@ def mmpp_config() -> SystemConfig:
 
 def build_agent(spec: str, config: SystemConfig, tuned: dict[str, dict] | None) -> Any:
     """An agent for ``config``: the tuned baselines with the parameters of ``tuned`` (tuned on
-    another scenario: the training half), anything else from the registry."""
+    another scenario: the training half), the oracle, a latency-tilted table ``tilted(kappa)``
+    (design part), anything else from the registry."""
     if tuned is not None and spec in TUNED_AGENTS:
         return BASELINES[spec](config, **tuned[spec]["params"])
     if spec == ORACLE:
         return PhaseRateOracle(config)
+    if spec.startswith("tilted(") and spec.endswith(")"):
+        return Proposed(tilted_config(config, float(spec[len("tilted(") : -1])))
     return make_agent(spec, config)
 
 
@@ -116,6 +129,9 @@ def measure(sim: Simulator, agent: Any) -> dict[str, Any]:
         "forced": m.n_forced,
         **{f"mix_{k}": v for k, v in m.model_mix.items()},
     }
+    meter = getattr(agent, "meter", None)
+    if meter is not None:
+        row["sigma"] = meter.sigma
     report = getattr(agent, "report", None)
     if callable(report) and len(getattr(agent, "experts", ())) > 1:
         rep = report(sim)
@@ -139,10 +155,33 @@ def episode(task: tuple) -> dict[str, Any]:
         sim.reset(arrivals=iter([times, np.asarray([math.inf])]), horizon_s=horizon_s)
         agent.reset(sim)
         sim.run(agent)
-        return measure(sim, agent)
+        return {**measure(sim, agent), "phases": phase_breakdown(sim, starts, rates)}
     config = load_scenario(scenario).replace(horizon_s=horizon_s)
     agent = build_agent(spec, config, tuned)
     return measure(simulate(config, agent, seed), agent)
+
+
+PHASE_EDGES_S = (0.0, 0.05, 0.2, 0.5, 1.0, 2.0, 5.0, math.inf)
+"""Bins of the time since the current phase began (s), for the MMPP breakdown."""
+
+
+def phase_breakdown(sim: Simulator, starts: np.ndarray, rates: np.ndarray) -> list[list[float]]:
+    """Summed cost (cost units) of the served requests of an MMPP episode by the phase they
+    arrived in (low, high) and the time since that phase began (:data:`PHASE_EDGES_S`):
+    ``[phase][bin] = [cost, quality loss, requests]``."""
+    table = request_table(sim)
+    quality = np.asarray(sim.config.qualities)
+    loss = quality.max() - quality[table.model]
+    cost = loss + sim.config.reward.w_latency_per_s * table.latency_s
+    index = np.searchsorted(starts, table.arrival_s, side="right") - 1
+    high = (rates[index] > rates.min()).astype(int)
+    bins = np.searchsorted(PHASE_EDGES_S, table.arrival_s - starts[index], side="right") - 1
+    out = [[[0.0, 0.0, 0.0] for _ in PHASE_EDGES_S[:-1]] for _ in range(2)]
+    for phase in (0, 1):
+        for b in range(len(PHASE_EDGES_S) - 1):
+            mask = (high == phase) & (bins == b)
+            out[phase][b] = [float(cost[mask].sum()), float(loss[mask].sum()), float(mask.sum())]
+    return out
 
 
 def run_tasks(tasks: list[tuple], jobs: int) -> list[dict[str, Any]]:
@@ -252,7 +291,7 @@ def agent_table(
 
 
 def part_traces(args: argparse.Namespace, command: str) -> tuple[list[str], dict]:
-    names = trace_scenarios()
+    names = list(GOAL_TRACES) if args.traces == "goal" else trace_scenarios()
     tuned_dir = Path(args.out).with_suffix("") / "tuned"
     tuned = {name: tuned_for(load_scenario(f"{name}_train"), tuned_dir, args.jobs, command) for name in names}
     seeds = list(range(args.seeds))
@@ -380,7 +419,159 @@ def part_poisson(args: argparse.Namespace, command: str) -> tuple[list[str], dic
     return [*lines, ""], data
 
 
-PART_FUNCTIONS = {"traces": part_traces, "mmpp": part_mmpp, "poisson": part_poisson}
+DESIGN_SEEDS = tuple(range(1000, 1008))
+DESIGN_POISSON = ("poisson_25", "poisson_50")
+DESIGN_TRACES = ("azure_trace_30", "azure_trace_60", "mooncake_conv_30", "mooncake_conv_60")
+DESIGN_TILTS = ("proposed", "tilted(1.25)", "tilted(1.5)")
+DESIGN_AWARE = tuple(
+    f"robust(portfolio=false,proposed={{tilt: {c:g}, burst_window_s: {w:g}}})"
+    for c in (1.0, 2.0, 4.0)
+    for w in (0.5, 1.0)
+)
+DESIGN_Z = tuple(f"robust(z={z:g})" for z in (1.5, 2.0, 2.5))
+
+
+def _design_grid(
+    args: argparse.Namespace, command: str, specs: Sequence[str]
+) -> dict[str, dict[str, list[dict]]]:
+    """Per design scenario and spec, the per-seed results on the training seeds (Poisson: against
+    the optimum; trace train halves: against the timeout tuned there)."""
+    tuned_dir = Path(args.out).with_suffix("") / "tuned"
+    scenarios: list[tuple[str, dict | None, tuple[str, ...]]] = [
+        (name, None, ("optimal", *specs)) for name in DESIGN_POISSON
+    ]
+    for name in DESIGN_TRACES:
+        tuned = tuned_for(load_scenario(f"{name}_train"), tuned_dir, args.jobs, command)
+        scenarios.append((f"{name}_train", tuned, ("timeout", *specs)))
+    tasks = [
+        ("design", name, spec, seed, tuned, args.horizon_s)
+        for name, tuned, all_specs in scenarios
+        for spec in all_specs
+        for seed in DESIGN_SEEDS
+    ]
+    flat = iter(run_tasks(tasks, args.jobs))
+    return {
+        name: {spec: [next(flat) for _ in DESIGN_SEEDS] for spec in all_specs}
+        for name, _, all_specs in scenarios
+    }
+
+
+def _design_table(results: dict[str, dict[str, list[dict]]], specs: Sequence[str]) -> list[str]:
+    lines = [
+        "| agent | " + " | ".join(results) + " |",
+        "|---|" + "---|" * len(results),
+    ]
+    for spec in specs:
+        cells = []
+        for res in results.values():
+            ref = res["optimal"] if "optimal" in res else res["timeout"]
+            gap = paired(res[spec], ref, "cost", True)
+            d99 = paired(res[spec], ref, "p99_ms", False)
+            sigma = (
+                f", sigma {np.mean([r['sigma'] for r in res[spec]]):.2f}" if "sigma" in res[spec][0] else ""
+            )
+            cells.append(f"{pct(gap)}; p99 {ms(d99)}{sigma}")
+        lines.append(f"| {spec} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def part_design(args: argparse.Namespace, command: str) -> tuple[list[str], dict]:
+    data: dict[str, Any] = {"seeds": list(DESIGN_SEEDS)}
+    # 1. where the proposed scheduler loses on the MMPP
+    config = mmpp_config()
+    tasks = [
+        ("mmpp", MMPP_NAME, spec, seed, None, config.horizon_s)
+        for spec in ("proposed", ORACLE)
+        for seed in DESIGN_SEEDS
+    ]
+    flat = iter(run_tasks(tasks, args.jobs))
+    runs = {spec: [next(flat) for _ in DESIGN_SEEDS] for spec in ("proposed", ORACLE)}
+    sums = {spec: np.sum([r["phases"] for r in rows], axis=0) for spec, rows in runs.items()}
+    excess = sums["proposed"][:, :, 0] - sums[ORACLE][:, :, 0]
+    total = float(sums[ORACLE][:, :, 0].sum())
+    lines = [
+        "## Design measurements (training data only)",
+        "",
+        f"Seeds {DESIGN_SEEDS[0]}-{DESIGN_SEEDS[-1]}, {config.horizon_s:g} s each; the trace scenarios are "
+        "their first halves (`_train`), the timeout tuned there.",
+        "",
+        "### Where the proposed scheduler loses on the MMPP",
+        "",
+        "Excess cost of `proposed` over the phase oracle, summed over the seeds, by the phase the requests "
+        "arrived in and the time since that phase began, in % of the oracle's total cost "
+        "(quality part in brackets).",
+        "",
+        "| phase | " + " | ".join(f"{a:g}-{b:g} s" for a, b in itertools.pairwise(PHASE_EDGES_S)) + " |",
+        "|---|" + "---|" * (len(PHASE_EDGES_S) - 1),
+    ]
+    quality = sums["proposed"][:, :, 1] - sums[ORACLE][:, :, 1]
+    for phase, label in enumerate(("low (50/s)", "high (450/s)")):
+        cells = [
+            f"{100 * excess[phase, b] / total:+.2f}% ({100 * quality[phase, b] / total:+.2f}%)"
+            for b in range(len(PHASE_EDGES_S) - 1)
+        ]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    data["mmpp_excess_pct"] = (100 * excess / total).tolist()
+    # 2-4. latency tilt, burst-aware settings
+    results = _design_grid(args, command, (*DESIGN_TILTS, *DESIGN_AWARE))
+    lines += [
+        "",
+        "### Latency tilt and the burst-aware table",
+        "",
+        "Paired cost gap and p99 difference (ms) to `optimal` (Poisson) or to the timeout tuned on the "
+        "same half (traces); `tilted(k)` is the SMDP table solved with the latency weight times k; the "
+        "burst-aware rows give the burst meter's last reading (sigma). The default is tilt 2, window 0.5 s.",
+        "",
+        *_design_table(results, (*DESIGN_TILTS, *DESIGN_AWARE)),
+    ]
+    data["tilt"] = {
+        name: {spec: summary(rows) for spec, rows in res.items()} for name, res in results.items()
+    }
+    # 5. the switching test's confidence
+    mmpp_tasks = [
+        ("mmpp", MMPP_NAME, spec, seed, None, config.horizon_s)
+        for spec in (*DESIGN_Z, ORACLE)
+        for seed in DESIGN_SEEDS
+    ]
+    flat = iter(run_tasks(mmpp_tasks, args.jobs))
+    mmpp = {spec: [next(flat) for _ in DESIGN_SEEDS] for spec in (*DESIGN_Z, ORACLE)}
+    poisson = _design_grid_poisson(args, DESIGN_Z)
+    lines += [
+        "",
+        "### Confidence of the portfolio's switching test",
+        "",
+        "| agent | MMPP: gap vs oracle | "
+        + " | ".join(f"{name}: gap vs optimal" for name in DESIGN_POISSON)
+        + " | switches (MMPP) |",
+        "|---|---|" + "---|" * len(DESIGN_POISSON) + "---|",
+    ]
+    for spec in DESIGN_Z:
+        cells = [pct(paired(mmpp[spec], mmpp[ORACLE], "cost", True))]
+        cells += [
+            pct(paired(poisson[name][spec], poisson[name]["optimal"], "cost", True), 3)
+            for name in DESIGN_POISSON
+        ]
+        cells.append(f"{np.mean([r['switches'] for r in mmpp[spec]]):.1f}")
+        lines.append(f"| {spec} | " + " | ".join(cells) + " |")
+    data["z"] = {spec: summary(rows) for spec, rows in mmpp.items()}
+    return [*lines, ""], data
+
+
+def _design_grid_poisson(args: argparse.Namespace, specs: Sequence[str]) -> dict[str, dict[str, list[dict]]]:
+    tasks = [
+        ("design", name, spec, seed, None, args.horizon_s)
+        for name in DESIGN_POISSON
+        for spec in ("optimal", *specs)
+        for seed in DESIGN_SEEDS
+    ]
+    flat = iter(run_tasks(tasks, args.jobs))
+    return {
+        name: {spec: [next(flat) for _ in DESIGN_SEEDS] for spec in ("optimal", *specs)}
+        for name in DESIGN_POISSON
+    }
+
+
+PART_FUNCTIONS = {"traces": part_traces, "mmpp": part_mmpp, "poisson": part_poisson, "design": part_design}
 
 
 # --------------------------------------------------------------------------------------------
@@ -397,7 +588,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         "(see the module docstring).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated, among {','.join(PARTS)}")
+    parser.add_argument(
+        "--parts",
+        default=",".join(DEFAULT_PARTS),
+        help=f"comma-separated, among {','.join(PARTS)} (design only when asked for)",
+    )
+    parser.add_argument(
+        "--traces",
+        choices=("goal", "all"),
+        default="goal",
+        help="goal: each trace at its native rate, 30%% and 60%% of capacity; all: every trace scenario",
+    )
     parser.add_argument("--seeds", type=int, default=10, help="evaluation seeds 0..N-1 (traces, poisson)")
     parser.add_argument("--mmpp-seeds", type=int, default=20, help="evaluation seeds 0..N-1 of the mmpp part")
     parser.add_argument(
