@@ -39,3 +39,16 @@ def test_proposed_benchmark_grid_and_gap() -> None:
     assert value == (mean_cost - reference) / reference or math.isclose(
         value, (mean_cost - reference) / reference
     )
+
+
+def test_robust_benchmark_on_tiny_settings(tmp_path: Path) -> None:
+    from benchmarks import robust_eval
+
+    out = tmp_path / "robust.md"
+    argv = ["--parts", "poisson", "--seeds", "2", "--horizon-s", "2", "--jobs", "1", "--out", str(out)]
+    assert robust_eval.main(argv) == 0
+    text = out.read_text()
+    assert "python benchmarks/robust_eval.py --parts poisson" in text.splitlines()[2]
+    data = json.loads(out.with_suffix(".json").read_text())
+    assert set(data["poisson"]) == set(robust_eval.parts.POISSON)
+    assert data["poisson"]["poisson_05"]["gap_vs_optimal"]["robust"][0] == 0.0
