@@ -15,7 +15,7 @@ import numpy as np
 from agents.baselines import BASELINES
 from agents.proposed import Proposed
 from agents.registry import make_agent
-from agents.robust.burst import tilted_config
+from agents.robust.burst import BurstAwareProposed, tilted_config
 from agents.tuned_params import config_fingerprint, load_tuned, write_tuned
 from batchenv.config import ArrivalConfig, SystemConfig
 from batchenv.metrics import compute_metrics, request_table
@@ -45,13 +45,17 @@ def mmpp_config() -> SystemConfig:
 def build_agent(spec: str, config: SystemConfig, tuned: dict[str, dict] | None) -> Any:
     """An agent for ``config``: the tuned baselines with the parameters of ``tuned`` (tuned on
     another scenario: the training half), the oracle, a latency-tilted table ``tilted(kappa)``
-    (design part), anything else from the registry."""
+    and a burst-aware table ``aware(tilt, window_s)`` (design part), anything else from the
+    registry."""
     if tuned is not None and spec in TUNED_AGENTS:
         return BASELINES[spec](config, **tuned[spec]["params"])
     if spec == ORACLE:
         return PhaseRateOracle(config)
     if spec.startswith("tilted(") and spec.endswith(")"):
         return Proposed(tilted_config(config, float(spec[len("tilted(") : -1])))
+    if spec.startswith("aware(") and spec.endswith(")"):
+        tilt, window = (float(x) for x in spec[len("aware(") : -1].split(","))
+        return BurstAwareProposed(config, tilt=tilt, burst_window_s=window)
     return make_agent(spec, config)
 
 

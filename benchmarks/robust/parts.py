@@ -189,11 +189,7 @@ DESIGN_SEEDS = tuple(range(1000, 1008))
 DESIGN_POISSON = ("poisson_25", "poisson_50")
 DESIGN_TRACES = ("azure_trace_30", "azure_trace_60", "mooncake_conv_30", "mooncake_conv_60")
 DESIGN_TILTS = ("proposed", "tilted(1.25)", "tilted(1.5)")
-DESIGN_AWARE = tuple(
-    f"robust(portfolio=false,proposed={{tilt: {c:g}, burst_window_s: {w:g}}})"
-    for c in (1.0, 2.0, 4.0)
-    for w in (0.5, 1.0)
-)
+DESIGN_AWARE = tuple(f"aware({c:g},{w:g})" for c in (1.0, 2.0, 4.0) for w in (0.5, 1.0))
 DESIGN_Z = tuple(f"robust(z={z:g})" for z in (1.5, 2.0, 2.5))
 
 
@@ -285,8 +281,9 @@ def run_design(args: argparse.Namespace, backend: Backend, command: str) -> tupl
         "### Latency tilt and the burst-aware table",
         "",
         "Paired cost gap and p99 difference (ms) to `optimal` (Poisson) or to the timeout tuned on the "
-        "same half (traces); `tilted(k)` is the SMDP table solved with the latency weight times k; the "
-        "burst-aware rows give the burst meter's last reading (sigma). The default is tilt 2, window 0.5 s.",
+        "same half (traces); `tilted(k)` is the SMDP table solved with the latency weight times k; "
+        "`aware(c,w)` is the burst-aware table (`BurstAwareProposed`) with tilt c and window w s, with "
+        "the burst meter's last reading (sigma). The default is aware(2,0.5).",
         "",
         *_design_table(results, (*DESIGN_TILTS, *DESIGN_AWARE)),
     ]
