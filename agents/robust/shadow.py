@@ -13,6 +13,11 @@ scheduler in the real simulator (a test checks this batch by batch); its accrued
 latencies are what the scheduler would have had. The shadow keeps a latency histogram (for tail
 percentiles) instead of per-request records, so its memory is bounded by the queue.
 
+The event loop and the dispatch mirror ``Simulator._advance`` and ``Simulator.dispatch`` line by
+line, with two differences the simulator's loop cannot express: the shadow stops at a given time
+without an event (the wait goes on when it is resumed), and its arrivals are fed as they are
+observed instead of drawn. A test runs schedulers in both and compares every batch.
+
 Work: amortised O(1) per arrival and per decision (each arrival is admitted once, each request
 is dispatched once and its latency binned once).
 
