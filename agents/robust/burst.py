@@ -28,7 +28,8 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from agents.proposed import Proposed, build_policy_table
+from agents.policy_table import build_policy_table
+from agents.proposed import Proposed
 from batchenv.config import SystemConfig
 from batchenv.sim import Decision, Simulator
 
@@ -94,6 +95,7 @@ class BurstMeter:
         return self.sigma
 
     def params(self) -> dict[str, Any]:
+        """The constructor's keyword arguments."""
         return {"window_s": self.window_s, "memory": self.memory}
 
 
@@ -154,12 +156,14 @@ class BurstAwareProposed(Proposed):
         self.kappa = 1.0
 
     def reset(self, sim: Simulator) -> None:
+        """Start of an episode: the proposed scheduler's reset, the burst meter forgotten."""
         super().reset(sim)
         self.meter.reset(sim.now_s, sim.n_arrived)
         self._rows = self._tilted_rows[0]
         self.kappa = 1.0
 
     def decide(self, sim: Simulator) -> Decision:
+        """The proposed scheduler's decision on the table of the tilt nearest to 1 + tilt x sigma."""
         if self.rate_estimation and self.tilt > 0.0:
             now, count = sim.now_s, sim.n_arrived
             rate = self.estimator.update(now, count)  # Proposed.decide's own update is then a no-op
@@ -174,6 +178,7 @@ class BurstAwareProposed(Proposed):
         return super().decide(sim)
 
     def params(self) -> dict[str, Any]:
+        """Constructor keyword arguments that differ from the defaults."""
         params = super().params()
         if self.tilt != 2.0:
             params["tilt"] = self.tilt

@@ -120,6 +120,7 @@ class ExpertPortfolio(Scheduler):
 
     # ------------------------------------------------------------------ episode
     def reset(self, sim: Simulator) -> None:
+        """Start every shadow on the arrivals so far and follow the start expert."""
         arrivals = sim.newest_arrivals_s(sim.queue_len)
         for shadow in self.shadows:
             shadow.start(arrivals, sim.now_s)
@@ -143,6 +144,8 @@ class ExpertPortfolio(Scheduler):
             shadow.advance_to(now)
 
     def decide(self, sim: Simulator) -> Decision:
+        """Run the shadows to now, review the target, switch at a coupling epoch, and return the
+        followed shadow's decision."""
         now = sim.now_s
         self._observe(sim)
         followed = self.shadows[self.followed]
@@ -204,6 +207,7 @@ class ExpertPortfolio(Scheduler):
         }
 
     def params(self) -> dict[str, Any]:
+        """The experts' labels and the rule's parameters."""
         return {
             "experts": list(self.labels),
             "start": self.start,

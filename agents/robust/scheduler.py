@@ -20,6 +20,7 @@ experts.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -40,6 +41,11 @@ TIMEOUT_EXPERTS = ((0, 2, 1.0), (0, 2, 10.0), (0, 4, 5.0), (0, 12, 10.0), (1, 1,
 """Timeout experts as (speed rank of the model: 0 fastest, preferred batch size, queue delay ms)."""
 
 Factory = Callable[[SystemConfig], Any]
+
+
+def _timeout(config: SystemConfig, *, model: int, batch: int, delay_ms: float) -> Timeout:
+    """A timeout expert: dispatch on ``model`` at ``batch`` waiting or after ``delay_ms``."""
+    return Timeout(config, preferred_batch_size=batch, max_queue_delay_ms=delay_ms, model=model)
 
 
 def _models_by_speed(config: SystemConfig) -> list[int]:
@@ -81,9 +87,7 @@ def expert_catalogue(
             b = min(batch, config.max_batch_size)
             t = min(delay, config.max_wait_ms)
             labels.append(f"timeout({config.model_names[model]},B={b},T={t:g})")
-            factories.append(
-                lambda c, m=model, b=b, t=t: Timeout(c, preferred_batch_size=b, max_queue_delay_ms=t, model=m)
-            )
+            factories.append(functools.partial(_timeout, model=model, batch=b, delay_ms=t))
     return labels, factories
 
 

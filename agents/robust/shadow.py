@@ -147,6 +147,7 @@ class ShadowSim:
     # ------------------------------------------------------------------ state read by policies
     @property
     def queue_len(self) -> int:
+        """Number of waiting requests."""
         return len(self._queue) - self._head
 
     @property
@@ -156,28 +157,34 @@ class ShadowSim:
 
     @property
     def oldest_arrival_s(self) -> float:
+        """Arrival time (s) of the oldest waiting request (inf if none)."""
         return self._queue[self._head] if len(self._queue) > self._head else math.inf
 
     @property
     def oldest_wait_s(self) -> float:
+        """How long (s) the oldest waiting request has waited (0 if none)."""
         return self.now_s - self._queue[self._head] if len(self._queue) > self._head else 0.0
 
     @property
     def mean_wait_s(self) -> float:
+        """Mean time (s) waited so far by the waiting requests (0 if none)."""
         q = len(self._queue) - self._head
         return self.now_s - self._sum_waiting_arrivals_s / q if q else 0.0
 
     @property
     def n_arrived(self) -> int:
+        """Requests arrived so far (admitted and dropped)."""
         return self.n_admitted + self.n_dropped
 
     @property
     def n_idle_workers(self) -> int:
+        """Workers idle at ``now_s``."""
         now = self.now_s
         return sum(1 for f in self.free_at_s if f <= now)
 
     @property
     def shielded(self) -> bool:
+        """True at an epoch where the oldest request has waited ``max_wait_ms``."""
         head = self._head
         return (
             len(self._queue) > head
@@ -186,10 +193,12 @@ class ShadowSim:
         )
 
     def busy_time_s(self) -> float:
+        """Total busy time (s) of all workers from 0 to ``now_s``."""
         now = self.now_s
         return sum(self.busy_s) - sum(f - now for f in self.free_at_s if f > now)
 
     def service_s(self, model: int, batch_size: int) -> float:
+        """Service time (s) of a batch of ``batch_size`` on ``model``."""
         return self._service_s[model][batch_size]
 
     @property
