@@ -106,27 +106,28 @@ def _yaml(scenario: str) -> str:
 
 
 PROPOSED = "agents/proposed.py"
+ESTIMATOR = "batchenv/estimators.py"
 
 
 def agent_numbers(macros: Macros) -> None:
-    """The proposed scheduler's default parameters (agents/proposed.py)."""
+    """The proposed scheduler's default parameters (agents/proposed.py, batchenv/estimators.py)."""
     estimator = inspect.signature(RateEstimator).parameters
     scheduler = inspect.signature(Proposed).parameters
     taus = estimator["taus_s"].default
-    macros.add("resEwmaCount", str(len(taus)), PROPOSED, "RateEstimator: len(taus_s)")
-    macros.add("resTauMin", f"{min(taus):g}", PROPOSED, "RateEstimator: min(taus_s) (s)")
-    macros.add("resTauMax", f"{max(taus):g}", PROPOSED, "RateEstimator: max(taus_s) (s)")
-    macros.add("resEstimatorZ", f"{estimator['z'].default:g}", PROPOSED, "RateEstimator: z")
+    macros.add("resEwmaCount", str(len(taus)), ESTIMATOR, "RateEstimator: len(taus_s)")
+    macros.add("resTauMin", f"{min(taus):g}", ESTIMATOR, "RateEstimator: min(taus_s) (s)")
+    macros.add("resTauMax", f"{max(taus):g}", ESTIMATOR, "RateEstimator: max(taus_s) (s)")
+    macros.add("resEstimatorZ", f"{estimator['z'].default:g}", ESTIMATOR, "RateEstimator: z")
     macros.add(
         "resCusumRatio",
         f"{estimator['cusum_ratio'].default:g}",
-        PROPOSED,
+        ESTIMATOR,
         "RateEstimator: cusum_ratio",
     )
     macros.add(
         "resCusumAlarm",
         f"{estimator['cusum_threshold'].default:g}",
-        PROPOSED,
+        ESTIMATOR,
         "RateEstimator: cusum_threshold",
     )
     macros.add("resPatience", f"{scheduler['patience'].default:g}", PROPOSED, "Proposed: patience")
