@@ -149,12 +149,30 @@ async def _get_json(session: aiohttp.ClientSession, url: str) -> Any:
         return await response.json()
 
 
-async def _start_episode(session: aiohttp.ClientSession, url: str, start_in_s: float) -> dict[str, Any]:
-    async with session.post(f"{url}/v1/episode", json={"start_in_s": start_in_s}) as response:
-        body = await response.json()
-        if response.status != 200:
-            raise RuntimeError(f"the server refused a new episode: {body.get('error', response.status)}")
-        return body
+async def _start_episode(
+    session: aiohttp.ClientSession,
+    url: str,
+    start_in_s: float,
+    idle_timeout_s: float,
+    poll_s: float = 0.25,
+) -> dict[str, Any]:
+    """Start a server episode; while the server is still busy with the previous one (HTTP 409:
+    requests left over from an episode cut at its deadline), retry every ``poll_s`` seconds for
+    up to ``idle_timeout_s`` seconds.
+
+    :raises RuntimeError: the server refused, or was still busy after ``idle_timeout_s``.
+    """
+    deadline = time.monotonic() + idle_timeout_s
+    while True:
+        async with session.post(f"{url}/v1/episode", json={"start_in_s": start_in_s}) as response:
+            body = await response.json()
+            status = response.status
+        if status == 200:
+            return body
+        if status != 409 or time.monotonic() >= deadline:
+            waited = f" (still busy after {idle_timeout_s:g} s)" if status == 409 else ""
+            raise RuntimeError(f"the server refused a new episode{waited}: {body.get('error', status)}")
+        await asyncio.sleep(poll_s)
 
 
 def raise_open_files_limit() -> None:
@@ -176,7 +194,9 @@ async def run_episode(
     start_in_s: float = 0.2,
 ) -> dict[str, Any]:
     """Replay episode ``seed`` of ``config`` (arrivals in [0, horizon_s)) on the server at ``url``
-    as one server episode; returns the server's answers, the metrics and the client's view.
+    as one server episode; returns the server's answers, the metrics and the client's view. A
+    server still busy with the previous episode (answers cut at its deadline) is waited for, up to
+    ``drain_timeout_s`` seconds, before the episode starts.
 
     :raises ValueError: more than ``max_requests`` arrivals.
     """
@@ -190,7 +210,7 @@ async def run_episode(
     connector = aiohttp.TCPConnector(limit=max_connections)
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=10.0)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
-        started = await _start_episode(session, url, start_in_s)
+        started = await _start_episode(session, url, start_in_s, idle_timeout_s=drain_timeout_s)
         result = await replay(
             session,
             url,
