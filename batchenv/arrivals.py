@@ -1,4 +1,5 @@
-"""Arrival processes: Poisson, MMPP (bursty), diurnal (sinusoidal rate) and trace replay.
+"""Arrival processes: Poisson, MMPP (bursty), diurnal (sinusoidal rate), trace replay, and a
+mixture of them drawn per episode.
 
 Each process produces an endless stream of sorted arrival times (s) in chunks (float64 arrays),
 drawn from the ``numpy.random.Generator`` it is given and nothing else, so the same seed gives the
@@ -7,6 +8,8 @@ by the chunk size, whatever the horizon.
 
 Every process has a mean rate; :meth:`ArrivalProcess.stream` can rescale it (domain
 randomisation and load sweeps keep the shape and change only the mean rate).
+:func:`start_episode` draws one episode: its mean rate (from ``rate_range_per_s`` when set) and
+its arrivals; a :class:`MixtureArrivals` first draws which component the episode replays.
 """
 
 from __future__ import annotations
@@ -25,10 +28,12 @@ __all__ = [
     "ArrivalProcess",
     "DiurnalArrivals",
     "MMPPArrivals",
+    "MixtureArrivals",
     "PoissonArrivals",
     "TraceArrivals",
     "episode_rate_per_s",
     "make_arrival_process",
+    "start_episode",
     "trace_window_times_s",
 ]
 
@@ -258,14 +263,72 @@ def make_arrival_process(
         assert config.trace_path is not None and config.rate_per_s is not None
         times = load_trace_times_s(config.trace_path, config.trace_column, base_dir)
         return TraceArrivals(times, config.rate_per_s, config.random_start, config.trace_window)
+    if config.process == "mixture":
+        return MixtureArrivals(config, base_dir)
     raise ValueError(f"unknown arrival process {config.process!r}")
 
 
-def episode_rate_per_s(config: SystemConfig, rng: np.random.Generator) -> float:
-    """Mean arrival rate (requests/s) of one episode: drawn uniformly from
-    ``arrivals.rate_range_per_s`` (domain randomisation) when it is set, else the configured mean.
-    Draws from ``rng`` only when the range is set."""
-    bounds = config.arrivals.rate_range_per_s
+class MixtureArrivals(ArrivalProcess):
+    """A mixture drawn per episode: each episode replays one component (drawn with probability
+    weight / sum of weights), at a mean rate drawn from that component's own
+    ``rate_range_per_s`` when it has one (uniformly, or log-uniformly with ``rate_range_scale:
+    log``), else at its configured mean. Everything is drawn from the episode's generator, in
+    this order: component, rate, arrivals.
+
+    :param config: the ``mixture`` arrival section (validated).
+    :param base_dir: where relative trace paths of components are resolved.
+    """
+
+    def __init__(self, config: ArrivalConfig, base_dir: str | Path | None = None) -> None:
+        components = config.components or ()
+        self.configs = [c.arrivals for c in components]
+        self.processes = [make_arrival_process(c, base_dir) for c in self.configs]
+        weights = np.array([c.weight for c in components], dtype=float)
+        self.probabilities = weights / weights.sum()
+        self.mean_rate_per_s = config.mean_rate_per_s
+
+    def episode(
+        self, rng: np.random.Generator, mean_rate_per_s: float | None = None
+    ) -> tuple[int, float, Iterator[np.ndarray]]:
+        """Draw one episode: ``(component index, its mean rate (requests/s), arrival stream)``.
+        ``mean_rate_per_s`` rescales the whole mixture (every component by the same factor)."""
+        factor = self._factor(mean_rate_per_s)
+        index = int(rng.choice(len(self.processes), p=self.probabilities))
+        rate = _draw_rate(self.configs[index], rng) * factor
+        return index, rate, self.processes[index].stream(rng, rate)
+
+    def stream(self, rng, mean_rate_per_s=None):
+        return self.episode(rng, mean_rate_per_s)[2]
+
+
+def _draw_rate(arrivals: ArrivalConfig, rng: np.random.Generator) -> float:
+    """An episode's mean rate (requests/s): drawn from ``rate_range_per_s`` when it is set
+    (uniformly, or uniformly in log(rate) with ``rate_range_scale: log``), else the configured
+    mean. Draws from ``rng`` only when the range is set."""
+    bounds = arrivals.rate_range_per_s
     if bounds is None:
-        return config.arrivals.mean_rate_per_s
+        return arrivals.mean_rate_per_s
+    if arrivals.rate_range_scale == "log":
+        return float(math.exp(rng.uniform(math.log(bounds[0]), math.log(bounds[1]))))
     return float(rng.uniform(bounds[0], bounds[1]))
+
+
+def episode_rate_per_s(config: SystemConfig, rng: np.random.Generator) -> float:
+    """Mean arrival rate (requests/s) of one episode: drawn from ``arrivals.rate_range_per_s``
+    (domain randomisation; uniformly, or log-uniformly with ``rate_range_scale: log``) when it is
+    set, else the configured mean. Draws from ``rng`` only when the range is set. (A mixture
+    draws its component's rate in :func:`start_episode`.)"""
+    return _draw_rate(config.arrivals, rng)
+
+
+def start_episode(
+    process: ArrivalProcess, config: SystemConfig, rng: np.random.Generator
+) -> tuple[float, Iterator[np.ndarray]]:
+    """Draw one episode's arrivals from ``process`` (built for ``config``): ``(its mean rate
+    (requests/s), the stream of sorted arrival-time chunks)``. For a mixture the rate is that of
+    the component drawn."""
+    rate = episode_rate_per_s(config, rng)
+    if isinstance(process, MixtureArrivals):
+        _, rate, stream = process.episode(rng, rate)
+        return rate, stream
+    return rate, process.stream(rng, rate)

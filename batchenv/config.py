@@ -31,6 +31,7 @@ __all__ = [
     "ArrivalConfig",
     "ConfigError",
     "EnvConfig",
+    "MixtureComponent",
     "ModelProfile",
     "RewardConfig",
     "SystemConfig",
@@ -48,7 +49,9 @@ MIN_TIME_MS = 1e-6
 MAX_EPISODE_REQUESTS = 10_000_000
 """Most arrivals an episode may expect (peak mean rate x horizon): bounds the memory of
 evaluation, which records every request (about 200 bytes each)."""
-ARRIVAL_PROCESSES = ("poisson", "mmpp", "diurnal", "trace")
+ARRIVAL_PROCESSES = ("poisson", "mmpp", "diurnal", "trace", "mixture")
+RATE_RANGE_SCALES = ("linear", "log")
+RATE_SCALES = ("linear", "log")
 
 
 _MAX_MESSAGE = 400
@@ -270,8 +273,16 @@ class ArrivalConfig:
         last one included when end = 1); None replays the whole trace. The time axis is rescaled
         for the whole trace, so ``rate_per_s`` is the whole trace's mean rate and a window keeps
         its own level relative to it. A replay longer than the window wraps around within it.
-    :param rate_range_per_s: domain randomisation: draw each episode's mean rate uniformly from
-        [low, high] (requests/s) and rescale the process to it; None keeps the rate fixed.
+    :param rate_range_per_s: domain randomisation: draw each episode's mean rate from [low, high]
+        (requests/s) and rescale the process to it; None keeps the rate fixed.
+    :param rate_range_scale: how ``rate_range_per_s`` is drawn: ``"linear"`` (uniform in the rate,
+        the default) or ``"log"`` (uniform in log(rate): as many episodes between 1 and 10/s as
+        between 100 and 1000/s).
+    :param components: mixture only: the processes an episode is drawn from, each a
+        :class:`MixtureComponent` (a weight and an arrival section of its own, which may set its
+        own ``rate_range_per_s``). Each episode draws one component with probability weight /
+        sum of weights, then that component's rate and arrivals, all from the episode's
+        generator.
     """
 
     process: str = "poisson"
@@ -286,12 +297,25 @@ class ArrivalConfig:
     random_start: bool = True
     rate_range_per_s: tuple[float, float] | None = None
     trace_window: tuple[float, float] | None = None
+    rate_range_scale: str = "linear"
+    components: tuple[MixtureComponent, ...] | None = None
 
     def validate(self, path: str) -> ArrivalConfig:
         """The arrival settings, checked and normalised; ConfigError naming the field otherwise."""
         if self.process not in ARRIVAL_PROCESSES:
             raise ConfigError(f"{path}.process", f"must be one of {ARRIVAL_PROCESSES}, got {self.process!r}")
         changes: dict[str, Any] = {}
+        if self.rate_range_scale not in RATE_RANGE_SCALES:
+            raise ConfigError(
+                f"{path}.rate_range_scale",
+                f"must be one of {RATE_RANGE_SCALES}, got {short_repr(self.rate_range_scale)}",
+            )
+        if self.process == "mixture":
+            return self._validate_mixture(path)
+        if self.components is not None:
+            raise ConfigError(
+                f"{path}.components", f"is only used by process 'mixture', not {self.process!r}"
+            )
         if self.process == "mmpp":
             if self.rate_per_s is not None:
                 raise ConfigError(
@@ -341,11 +365,38 @@ class ArrivalConfig:
                     f"must be [low, high] with 0 < low <= high (requests/s), got {list(bounds)}",
                 )
             changes["rate_range_per_s"] = (bounds[0], bounds[1])
+        elif self.rate_range_scale != "linear":
+            raise ConfigError(f"{path}.rate_range_scale", "applies only with rate_range_per_s [low, high]")
         return dataclasses.replace(self, **changes)
+
+    def _validate_mixture(self, path: str) -> ArrivalConfig:
+        """Process ``mixture``: only ``components`` (each validated as an arrival section)."""
+        for name in ("rate_per_s", "rates_per_s", "switch_rates_per_s", "rate_range_per_s", "trace_window"):
+            if getattr(self, name) is not None:
+                raise ConfigError(
+                    f"{path}.{name}",
+                    "is not used by process 'mixture' (set it in a component's arrivals); "
+                    "remove it or set it to null",
+                )
+        values = self.components
+        if isinstance(values, str | bytes | Mapping) or not isinstance(values, Sequence) or not values:
+            raise ConfigError(
+                f"{path}.components",
+                "process 'mixture' needs a non-empty list of {weight: w, arrivals: {...}} entries",
+            )
+        components = tuple(
+            _build(MixtureComponent, c, f"{path}.components[{i}]").validate(f"{path}.components[{i}]")
+            for i, c in enumerate(values)
+        )
+        return dataclasses.replace(self, components=components)
 
     @property
     def mean_rate_per_s(self) -> float:
-        """Long-run mean arrival rate (requests/s) of the configured process."""
+        """Long-run mean arrival rate (requests/s) of the configured process (a mixture: the
+        weighted mean of its components' configured means)."""
+        if self.process == "mixture":
+            total = sum(c.weight for c in self.components or ())
+            return float(sum(c.weight * c.arrivals.mean_rate_per_s for c in self.components or ()) / total)
         if self.process != "mmpp":
             assert self.rate_per_s is not None
             return float(self.rate_per_s)
@@ -353,12 +404,50 @@ class ArrivalConfig:
         return float(sum(p * r for p, r in zip(pi, self.rates_per_s or (), strict=True)))
 
     def scaled_to(self, mean_rate_per_s: float) -> ArrivalConfig:
-        """The same process shape with its mean rate set to ``mean_rate_per_s`` (requests/s)."""
+        """The same process shape with its mean rate set to ``mean_rate_per_s`` (requests/s); a
+        mixture scales every component by the same factor."""
         mean_rate_per_s = _positive("arrivals.rate_per_s", mean_rate_per_s)
+        factor = mean_rate_per_s / self.mean_rate_per_s
+        if self.process == "mixture":
+            components = tuple(
+                dataclasses.replace(c, arrivals=c.arrivals.scaled_to(c.arrivals.mean_rate_per_s * factor))
+                for c in self.components or ()
+            )
+            return dataclasses.replace(self, components=components)
         if self.process != "mmpp":
             return dataclasses.replace(self, rate_per_s=mean_rate_per_s)
-        factor = mean_rate_per_s / self.mean_rate_per_s
         return dataclasses.replace(self, rates_per_s=tuple(r * factor for r in self.rates_per_s or ()))
+
+    def without_rate_ranges(self) -> ArrivalConfig:
+        """The same process with no domain randomisation of the rate (nor in any component)."""
+        components = self.components
+        if components is not None:
+            components = tuple(
+                dataclasses.replace(c, arrivals=c.arrivals.without_rate_ranges()) for c in components
+            )
+        return dataclasses.replace(
+            self, rate_range_per_s=None, rate_range_scale="linear", components=components
+        )
+
+
+@dataclass(frozen=True)
+class MixtureComponent:
+    """One component of a ``mixture`` arrival process.
+
+    :param weight: relative probability (> 0) that an episode replays this component.
+    :param arrivals: its arrival section (any process but ``mixture``; it may set its own
+        ``rate_range_per_s`` and ``rate_range_scale``).
+    """
+
+    weight: float = 1.0
+    arrivals: ArrivalConfig = field(default_factory=ArrivalConfig)
+
+    def validate(self, path: str) -> MixtureComponent:
+        weight = _positive(f"{path}.weight", self.weight)
+        arrivals = _build(ArrivalConfig, self.arrivals, f"{path}.arrivals")
+        if arrivals.process == "mixture":
+            raise ConfigError(f"{path}.arrivals.process", "a mixture cannot contain a mixture")
+        return MixtureComponent(weight, arrivals.validate(f"{path}.arrivals"))
 
 
 def _trace_window(path: str, value: Any, process: str) -> tuple[float, float]:
@@ -451,18 +540,47 @@ class EnvConfig:
 
     :param batch_choice: if true the agent also chooses the batch size from the table sizes.
     :param rate_ewma_tau_s: time constant (s) of the arrival-rate and utilisation estimates.
+    :param rate_scale: how the observation reports arrival rates: ``"linear"`` (rate / max
+        throughput, the default) or ``"log"`` (log(1 + rate x 1 s) / log(1 + 2 x max throughput x
+        1 s)), which resolves 1/s from 10/s as well as 100/s from 1000/s.
+    :param extra_rate_taus_s: more arrival-rate estimates with these time constants (s), each one
+        more observation entry after the workers' (e.g. ``[0.05, 10]``: a fast one that sees a
+        burst, a slow one that sees the level of a low rate); empty by default.
+    :param rate_ewma_unbiased: start the rate and utilisation estimates without their bias to 0:
+        before ``t >> tau`` an estimate is the average since the episode began
+        (:class:`~batchenv.estimators.EwmaRate`), not an average with zero; default false.
     """
 
     batch_choice: bool = False
     rate_ewma_tau_s: float = 1.0
+    rate_scale: str = "linear"
+    extra_rate_taus_s: tuple[float, ...] = ()
+    rate_ewma_unbiased: bool = False
 
     def validate(self, path: str) -> EnvConfig:
         """The env options, checked; ConfigError naming the field under ``path`` otherwise."""
         if not isinstance(self.batch_choice, bool):
             raise ConfigError(f"{path}.batch_choice", f"must be true or false, got {self.batch_choice!r}")
+        if self.rate_scale not in RATE_SCALES:
+            raise ConfigError(
+                f"{path}.rate_scale", f"must be one of {RATE_SCALES}, got {short_repr(self.rate_scale)}"
+            )
+        if not isinstance(self.rate_ewma_unbiased, bool):
+            raise ConfigError(
+                f"{path}.rate_ewma_unbiased",
+                f"must be true or false, got {short_repr(self.rate_ewma_unbiased)}",
+            )
+        taus = _number_list(f"{path}.extra_rate_taus_s", self.extra_rate_taus_s, min_len=0)
+        if len(taus) > 8:
+            raise ConfigError(f"{path}.extra_rate_taus_s", f"at most 8 time constants, got {len(taus)}")
+        for i, tau in enumerate(taus):
+            _positive(f"{path}.extra_rate_taus_s[{i}]", tau)
         return EnvConfig(
             batch_choice=self.batch_choice,
             rate_ewma_tau_s=_positive(f"{path}.rate_ewma_tau_s", self.rate_ewma_tau_s),
+            rate_scale=self.rate_scale,
+            extra_rate_taus_s=taus,
+            rate_ewma_unbiased=self.rate_ewma_unbiased,
         )
 
 
@@ -591,7 +709,7 @@ class SystemConfig:
     def at_rate(self, mean_rate_per_s: float) -> SystemConfig:
         """The same system and arrival shape at a fixed mean rate (requests/s), without domain
         randomisation: for load sweeps and per-rate evaluation."""
-        arrivals = dataclasses.replace(self.arrivals.scaled_to(mean_rate_per_s), rate_range_per_s=None)
+        arrivals = self.arrivals.scaled_to(mean_rate_per_s).without_rate_ranges()
         return dataclasses.replace(self, arrivals=arrivals)
 
     # ---------------------------------------------------------------- YAML
@@ -623,10 +741,10 @@ class SystemConfig:
         """A plain, YAML-ready mapping; ``SystemConfig.from_dict(c.to_dict()) == c``."""
         data = _plain(dataclasses.asdict(self))
         data.pop("source_path", None)
-        for section, names in _LEFT_OUT_WHEN_UNSET.items():
-            for name in names:
-                if data[section].get(name) is None:
-                    del data[section][name]
+        _leave_out_defaults(data["arrivals"], _LEFT_OUT_AT_DEFAULT["arrivals"])
+        for component in data["arrivals"].get("components") or ():
+            _leave_out_defaults(component["arrivals"], _LEFT_OUT_AT_DEFAULT["arrivals"])
+        _leave_out_defaults(data["env"], _LEFT_OUT_AT_DEFAULT["env"])
         return data
 
     def to_yaml(self) -> str:
@@ -634,9 +752,20 @@ class SystemConfig:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
 
-_LEFT_OUT_WHEN_UNSET: dict[str, tuple[str, ...]] = {"arrivals": ("trace_window",)}
-"""Optional fields that :meth:`SystemConfig.to_dict` leaves out while unset (None), so that a
-config written before they existed keeps its YAML form (and the fingerprint of its tuned files)."""
+_LEFT_OUT_AT_DEFAULT: dict[str, dict[str, Any]] = {
+    "arrivals": {"trace_window": None, "rate_range_scale": "linear", "components": None},
+    "env": {"rate_scale": "linear", "extra_rate_taus_s": (), "rate_ewma_unbiased": False},
+}
+"""Optional fields that :meth:`SystemConfig.to_dict` leaves out while at their default, so that
+a config written before they existed keeps its YAML form (and the fingerprint of its tuned files)."""
+
+
+def _leave_out_defaults(section: dict[str, Any], defaults: dict[str, Any]) -> None:
+    for name, default in defaults.items():
+        value = section.get(name)
+        if name in section and (value == default or (isinstance(value, list) and tuple(value) == default)):
+            del section[name]
+
 
 _SECTIONS: dict[str, type] = {
     "timing": TimingTable,

@@ -49,13 +49,16 @@ class DynamicBatchingEnv(gym.Env):
 
     ## Observation Space
 
-    ``Box(shape=(7 + n_workers,), dtype=float32)`` (:mod:`batchenv.observation`); everything a
-    real server knows, nothing of the future:
+    ``Box(shape=(7 + n_workers + len(env.extra_rate_taus_s),), dtype=float32)``
+    (:mod:`batchenv.observation`); everything a real server knows, nothing of the future:
 
     {observation_table}
 
     "max throughput" is the largest sustainable rate, ``n_workers * max(b / service(b, m))``
-    (requests/s). The rate and utilisation estimates start at 0 each episode.
+    (requests/s); W = n_workers. ``env.rate_scale: log`` reports every rate on a log scale,
+    ``env.extra_rate_taus_s`` adds rate estimates with other time constants, and
+    ``env.rate_ewma_unbiased`` starts the estimates without their bias to 0 (otherwise they start
+    at 0 each episode).
 
     ## Rewards
 
@@ -70,8 +73,10 @@ class DynamicBatchingEnv(gym.Env):
     ## Starting State
 
     Empty queue, idle workers, time 0; :meth:`reset` advances to the first arrival. The episode's
-    mean arrival rate is drawn uniformly from ``arrivals.rate_range_per_s`` when set (domain
-    randomisation), then arrivals come from the configured process, all from ``self.np_random``.
+    mean arrival rate is drawn from ``arrivals.rate_range_per_s`` when set (domain
+    randomisation; uniformly, or log-uniformly with ``rate_range_scale: log``; a ``mixture``
+    first draws the component the episode replays), then arrivals come from the configured
+    process, all from ``self.np_random``.
 
     ## Episode End
 

@@ -15,25 +15,38 @@ class EwmaRate:
     """Exponentially weighted moving average of a rate, fed with a cumulative counter.
 
     Each :meth:`update` observes the counter at time ``t_s``; the increment since the previous
-    update, divided by the elapsed time, is averaged with weight ``1 - exp(-dt / tau_s)``, so an
+    update, divided by the elapsed time, is averaged with weight ``1 - exp(-dt / tau)``, so an
     interval's weight grows with its length (the estimate does not depend on how often it is
     updated within a constant-rate stretch). Starts at ``initial``.
 
+    With ``unbiased``, a cold start (:meth:`reset` without ``warm``) does not average with the
+    initial value: the estimate is divided by the weight of what has been observed,
+    ``1 - exp(-(t - t_start) / tau)``, so that before ``t >> tau`` it is the mean rate since the
+    start (as Adam's bias correction), and 0 before any time has passed.
+
     :param tau_s: time constant (s).
     :param initial: estimate before the first interval (units of the counter per second).
+    :param unbiased: correct a cold start's bias towards ``initial`` (see above).
     """
 
-    __slots__ = ("_count", "_t_s", "inv_tau", "value")
+    __slots__ = ("_count", "_raw", "_start_s", "_t_s", "inv_tau", "unbiased", "value")
 
-    def __init__(self, tau_s: float, initial: float = 0.0) -> None:
+    def __init__(self, tau_s: float, initial: float = 0.0, *, unbiased: bool = False) -> None:
         if not tau_s > 0:
             raise ValueError(f"tau_s must be > 0, got {tau_s!r}")
         self.inv_tau = 1.0 / tau_s
+        self.unbiased = unbiased
         self.reset(initial)
 
-    def reset(self, initial: float = 0.0, t_s: float = 0.0, count: float = 0.0) -> None:
-        """Restart at the estimate ``initial``; the counter reads ``count`` at time ``t_s`` (s)."""
+    def reset(
+        self, initial: float = 0.0, t_s: float = 0.0, count: float = 0.0, *, warm: bool = False
+    ) -> None:
+        """Restart at the estimate ``initial``; the counter reads ``count`` at time ``t_s`` (s).
+        ``warm``: ``initial`` stands for a long history (no bias correction); otherwise the
+        start is cold."""
         self.value = initial
+        self._raw = 0.0 if self.unbiased and not warm else initial
+        self._start_s = -math.inf if warm or not self.unbiased else t_s
         self._t_s = t_s
         self._count = count
 
@@ -42,9 +55,13 @@ class EwmaRate:
         dt = t_s - self._t_s
         if dt > 0.0:
             weight = 1.0 - math.exp(-dt * self.inv_tau)
-            self.value += weight * ((count - self._count) / dt - self.value)
+            self._raw += weight * ((count - self._count) / dt - self._raw)
             self._t_s = t_s
             self._count = count
+            if self._start_s == -math.inf:
+                self.value = self._raw
+            else:
+                self.value = self._raw / (1.0 - math.exp(-(t_s - self._start_s) * self.inv_tau))
         return self.value
 
 

@@ -41,7 +41,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from batchenv.arrivals import ArrivalProcess, episode_rate_per_s, make_arrival_process
+from batchenv.arrivals import ArrivalProcess, make_arrival_process, start_episode
 from batchenv.config import SystemConfig
 from batchenv.timing import ServiceTable
 
@@ -114,15 +114,15 @@ class Simulator:
         """Start an episode and advance to its first decision epoch.
 
         :param rng: generator (or seed) for the arrivals: first the episode's mean rate is drawn
-            (if ``arrivals.rate_range_per_s`` is set), then the arrival stream.
+            (if ``arrivals.rate_range_per_s`` is set; a mixture first draws its component), then
+            the arrival stream (:func:`batchenv.arrivals.start_episode`).
         :param arrivals: an explicit iterator of sorted arrival-time chunks (s) instead.
         :param horizon_s: episode length (s); default ``config.horizon_s``.
         """
         if arrivals is None:
             if not isinstance(rng, np.random.Generator):
                 rng = np.random.default_rng(rng)
-            self.episode_rate_per_s = episode_rate_per_s(self.config, rng)
-            arrivals = self.arrival_process.stream(rng, self.episode_rate_per_s)
+            self.episode_rate_per_s, arrivals = start_episode(self.arrival_process, self.config, rng)
         else:
             self.episode_rate_per_s = float("nan")
         self.horizon_s = self.config.horizon_s if horizon_s is None else float(horizon_s)
