@@ -20,7 +20,7 @@ from typing import Any
 from batchenv.config import ConfigError, short_repr
 from batchenv.safe_yaml import YamlError, load_yaml
 
-__all__ = ["HYPERPARAMS_DIR", "OWN_KEYS", "load_hyperparams", "validate_hyperparams"]
+__all__ = ["HYPERPARAMS_DIR", "OWN_KEYS", "load_hyperparams", "read_hyperparams_file", "validate_hyperparams"]
 
 HYPERPARAMS_DIR = Path(__file__).resolve().parent / "hyperparams"
 """The shipped hyperparameter files, one per algorithm (installed with the package)."""
@@ -33,6 +33,7 @@ OWN_KEYS = (
     "normalize_reward",
     "reward_scale",
     "reward_center",
+    "reward_per_request",
     "discount_horizon_s",
 )
 """Keys that batchenv reads itself (the rest are passed to the SB3 constructor)."""
@@ -64,7 +65,13 @@ _RANGES: dict[str, tuple[str, float, float, bool, bool]] = {
     "exploration_initial_eps": ("float", *_UNIT, True, True),
     "exploration_final_eps": ("float", *_UNIT, True, True),
 }
-_BOOLEANS = ("normalize_obs", "normalize_reward", "reward_center", "normalize_advantage")
+_BOOLEANS = (
+    "normalize_obs",
+    "normalize_reward",
+    "reward_center",
+    "reward_per_request",
+    "normalize_advantage",
+)
 
 
 def load_hyperparams(algo: str, scenario: str, directory: Path = HYPERPARAMS_DIR) -> dict[str, Any]:
@@ -85,6 +92,36 @@ def load_hyperparams(algo: str, scenario: str, directory: Path = HYPERPARAMS_DIR
     if not isinstance(entry, dict):
         raise ConfigError(f"{path}:{scenario}", "must be a mapping of hyperparameters")
     return dict(entry)
+
+
+MAX_HYPERPARAMS_FILE_BYTES = 64 * 1024
+"""A hyperparameter file larger than this is refused (it is a short list of KEY: VALUE)."""
+
+
+def read_hyperparams_file(path: str | Path) -> dict[str, Any]:
+    """A YAML file of ``KEY: VALUE`` hyperparameters (``train.py --hyperparams-file``), e.g. the
+    best of a search (:mod:`apps.search`); the values are checked by :func:`validate_hyperparams`
+    once merged.
+
+    :raises ConfigError: (field ``--hyperparams-file``) for a missing, oversized or unreadable
+        file, or one that is not a mapping of names to values.
+    """
+    field = "--hyperparams-file"
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(field, f"no such file: {path}")
+    if path.stat().st_size > MAX_HYPERPARAMS_FILE_BYTES:
+        raise ConfigError(field, f"{path} is larger than {MAX_HYPERPARAMS_FILE_BYTES} bytes")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError, RecursionError) as exc:
+        raise ConfigError(field, f"{path} is not valid YAML ({type(exc).__name__})") from None
+    if not isinstance(data, dict) or not data:
+        raise ConfigError(field, f"{path} must hold a mapping of hyperparameters (KEY: VALUE)")
+    for key in data:
+        if not isinstance(key, str) or not key.isidentifier():
+            raise ConfigError(field, f"{path}: {short_repr(key)} is not a hyperparameter name")
+    return dict(data)
 
 
 def validate_hyperparams(params: Mapping[str, Any]) -> None:

@@ -44,17 +44,38 @@ class RegretReward(gym.Wrapper):
     gain ``g = -c * lambda`` estimated per request, so it follows the arrival rate. Without it, a
     discounted agent gains by postponing costs (a dispatch is charged at once, a wait slowly).
 
+    With ``per_request``, each episode's rewards are divided by its mean arrival rate (requests/s,
+    ``info["rate_per_s"]`` at reset): a discounted return with horizon ``h`` seconds is then about
+    the cost per request times ``h`` at every rate, instead of growing with the rate (a 1 s
+    return is 0.015 at 1/s and 53 at 400/s without it). When the rate changes between episodes,
+    this makes every episode count for its cost per request (what evaluation reports), where the
+    plain regret lets the busiest episodes drown the others (docs/rl.md, "Generalising").
+
     :param scale: multiplies the reward.
     :param center: subtract the running average cost rate (see above).
+    :param per_request: divide by the episode's mean arrival rate (see above).
     """
 
-    def __init__(self, env: gym.Env, scale: float = 1.0, center: bool = False) -> None:
+    def __init__(
+        self, env: gym.Env, scale: float = 1.0, center: bool = False, per_request: bool = False
+    ) -> None:
         super().__init__(env)
         self.best_quality = max(cast(DynamicBatchingEnv, env.unwrapped).config.qualities)
         self.scale = scale
         self.center = center
+        self.per_request = per_request
         self.total_cost = 0.0
         self.total_arrivals = 0
+        self._episode_scale = scale
+
+    def reset(self, **kwargs):
+        obs, info = self.env.reset(**kwargs)
+        if self.per_request:
+            rate = info.get("rate_per_s")
+            if not (isinstance(rate, float) and rate > 0):  # explicit arrivals: no known rate
+                raise ValueError(f"reward per request needs the episode's rate, got {rate!r}")
+            self._episode_scale = self.scale / rate
+        return obs, info
 
     def step(self, action):
         """Step the env; the reward becomes the (centred, scaled) regret of the step."""
@@ -65,7 +86,7 @@ class RegretReward(gym.Wrapper):
             self.total_arrivals += info["arrived"]
             if self.total_arrivals:
                 regret_reward += info["arrived"] * self.total_cost / self.total_arrivals
-        return obs, regret_reward * self.scale, terminated, truncated, info
+        return obs, regret_reward * self._episode_scale, terminated, truncated, info
 
 
 def make_training_env(
@@ -75,6 +96,7 @@ def make_training_env(
     *,
     reward_scale: float = 1.0,
     reward_center: bool = False,
+    reward_per_request: bool = False,
     normalize_obs: bool = False,
     normalize_reward: bool = True,
     gamma: float = 0.99,
@@ -85,7 +107,7 @@ def make_training_env(
     checkpoint so that evaluation sees observations exactly as training did)."""
 
     def wrap(env: gym.Env) -> gym.Env:
-        return RegretReward(env, reward_scale, reward_center)
+        return RegretReward(env, reward_scale, reward_center, reward_per_request)
 
     venv = make_vec_env(
         DynamicBatchingEnv,

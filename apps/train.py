@@ -6,6 +6,8 @@ Examples::
     python train.py --algo dqn --env high_load -n 200000 --seed 3
     python train.py --algo maskable_ppo --env my_scenario.yaml --hyperparams learning_rate=1e-4 gamma=0.995
     python train.py --algo ppo --resume runs/ppo_default_1/best_model.zip -n 500000
+    python train.py --algo ppo --env default_mixture --seeds 0-2 --eval-scenarios bursty,poisson_05
+    python train.py --algo dqn --hyperparams-file agents/hyperparams/search/dqn_best.yml
     tensorboard --logdir runs                                    # watch the curves
 
 Each run gets its own folder ``runs/{algo}_{scenario}_{N}/`` holding ``config.yml`` (the resolved
@@ -13,6 +15,12 @@ scenario), ``hyperparams.yml``, ``args.yml``, ``command.txt``, ``checkpoints/ste
 ``best_model.zip`` (best evaluation score), ``final_model.zip``, ``evaluations.json`` and the
 TensorBoard logs (``tb/``). Checkpoints are self-contained (config + model + normalisation) and
 are written atomically. Ctrl-C saves ``interrupted.zip`` and exits with status 130.
+
+``--seeds 0-4`` trains one run per seed as Ray Tune trials (:mod:`apps.sweep`; needs the ``dist``
+extra): each trial writes exactly the run folder above, ``runs/<sweep>/{algo}_{scenario}_seed{k}/``,
+and the sweep writes ``aggregate.json`` and ``aggregate.md`` (the final evaluation's mean and 95%
+confidence interval across the seeds) next to them; Tune's own records go to
+``runs/<sweep>/tune/``.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ import re
 import shlex
 import shutil
 import sys
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,11 +51,12 @@ from agents.checkpoint import (
     save_checkpoint,
 )
 from agents.checkpoint_safety import parse_schedule
-from agents.hyperparameters import OWN_KEYS, load_hyperparams, validate_hyperparams
+from agents.hyperparameters import OWN_KEYS, load_hyperparams, read_hyperparams_file, validate_hyperparams
 from agents.interrupt import StopRequest, StopTrainingOnRequest
 from agents.replay_buffer_io import load_replay_buffer, save_replay_buffer
 from agents.rl import ALGORITHMS, make_training_env
 from agents.semi_markov import SEMI_MARKOV_BUFFERS, DiscountFromInfoCallback
+from agents.tuning import parse_seeds
 from batchenv.config import ConfigError, SystemConfig
 from batchenv.fileio import write_atomic
 from batchenv.scenarios import load_scenario
@@ -65,14 +75,17 @@ class TrainArgs:
     tensorboard_log: str | None = None
     eval_freq: int = 25_000
     eval_rates: list[float] | None = None
+    eval_scenarios: list[str] | None = None
     eval_seeds: list[int] = field(default_factory=lambda: [10_000, 10_001])
     eval_horizon_s: float = 20.0
     save_freq: int = 100_000
     hyperparams: dict[str, Any] = field(default_factory=dict)
+    hyperparams_file: str | None = None
     resume: str | None = None
     device: str = "cpu"
     torch_threads: int = 1
     runs_dir: str = "runs"
+    run_name: str | None = None
     progress: bool = True
     verbose: int = 1
 
@@ -167,6 +180,13 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: the scenario's own rate; for rate-randomised scenarios 50,200,400)",
     )
     parser.add_argument(
+        "--eval-scenarios",
+        type=_csv(str, "--eval-scenarios"),
+        default=None,
+        help="comma-separated scenario names or YAML paths to evaluate on instead of the training "
+        "scenario's rates (e.g. bursty,poisson_05,azure_trace_native_train: never a _test part)",
+    )
+    parser.add_argument(
         "--eval-seeds",
         type=_csv(int, "--eval-seeds"),
         default=[10_000, 10_001],
@@ -191,6 +211,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY:VALUE",
         help="override hyperparameters, rl-zoo style KEY:VALUE (KEY=VALUE works too), e.g. "
         "learning_rate:1e-4 gamma:0.995 'policy_kwargs:{net_arch: [128, 128]}'",
+    )
+    parser.add_argument(
+        "--hyperparams-file",
+        default=None,
+        metavar="YAML",
+        help="a YAML file of KEY: VALUE hyperparameters (e.g. the best of a search, apps/search.py) "
+        "that overrides the algorithm's file entry; --hyperparams overrides it in turn",
     )
     parser.add_argument(
         "-i",
@@ -218,14 +245,107 @@ def build_parser() -> argparse.ArgumentParser:
         default="runs",
         help="parent folder of run folders (default runs; rl-zoo's -f; --runs-dir is the same flag)",
     )
+    parser.add_argument(
+        "--run-name",
+        default=None,
+        help="name of the run folder inside the runs folder (default: {algo}_{scenario}_{N}, N the "
+        "next free number; with --seeds: of the sweep's folder, default {algo}_{scenario}_seeds_{N}); "
+        "it must not exist yet",
+    )
+    parser.add_argument(
+        "--seeds",
+        default=None,
+        metavar="SEEDS",
+        help="train one run per seed (e.g. 0-4 or 0,3,7) as Ray Tune trials and write the mean and "
+        "95%% CI of their final evaluations (needs pip install -e '.[dist]'; see apps/sweep.py)",
+    )
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=2,
+        help="with --seeds: trials at once, one CPU each (default 2)",
+    )
+    parser.add_argument(
+        "--address",
+        default=None,
+        help="with --seeds: a Ray cluster to join ('auto' or host:port; default: a local Ray)",
+    )
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     parser.add_argument("--verbose", type=int, default=1, choices=[0, 1, 2], help="verbosity (default 1)")
     return parser
 
 
-def parse_args(argv: list[str] | None = None) -> TrainArgs:
+@dataclass
+class SweepArgs:
+    """The flags of a multi-seed run (``--seeds``): which seeds, trials at once, Ray address."""
+
+    seeds: list[int]
+    jobs: int = 2
+    address: str | None = None
+
+
+def parse_command_line(argv: list[str] | None = None) -> tuple[TrainArgs, SweepArgs | None]:
+    """The training flags, and the multi-seed flags when ``--seeds`` is given (exits 2 with a
+    one-line message on a bad command line)."""
     parser = build_parser()
     ns = parser.parse_args(argv)
+    seeds, jobs, address = ns.seeds, ns.jobs, ns.address
+    del ns.seeds, ns.jobs, ns.address
+    args = _train_args(parser, ns)
+    if seeds is None:
+        if address is not None:
+            parser.error("--address applies only with --seeds")
+        return args, None
+    try:
+        seed_list = parse_seeds(seeds)
+    except ValueError as exc:
+        parser.error(f"--seeds: {exc}")
+    if jobs < 1:
+        parser.error(f"--jobs must be >= 1, got {jobs}")
+    for flag, value in (("--seed", args.seed != 0), ("--resume", args.resume)):
+        if value:
+            parser.error(f"{flag} does not apply with --seeds (each trial has its own seed)")
+    return args, SweepArgs(seed_list, jobs, address)
+
+
+def parse_args(argv: list[str] | None = None) -> TrainArgs:
+    """The training flags of one run (``--seeds`` is read by :func:`parse_command_line`)."""
+    args, sweep = parse_command_line(argv)
+    if sweep is not None:
+        build_parser().error("--seeds: use parse_command_line")
+    return args
+
+
+def command_line_of(args: TrainArgs) -> list[str]:
+    """The train.py flags that give ``args`` (only those that differ from the defaults): the
+    command line that reproduces one run of a sweep on its own."""
+    defaults = TrainArgs()
+    argv: list[str] = []
+    for action in build_parser()._actions:
+        dest = action.dest
+        if dest not in TrainArgs.__dataclass_fields__:
+            continue
+        value = getattr(args, dest)
+        if value == getattr(defaults, dest) and dest not in ("algo", "env"):
+            continue
+        flag = next((o for o in action.option_strings if o.startswith("--")), action.option_strings[0])
+        if isinstance(action, argparse._StoreFalseAction):
+            argv.append(flag)
+        elif dest == "hyperparams":
+            argv += [flag, *(f"{k}:{_inline_yaml(v)}" for k, v in value.items())]
+        elif isinstance(value, list):
+            argv += [flag, ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)]
+        else:
+            argv += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
+    return argv
+
+
+def _inline_yaml(value: Any) -> str:
+    """``value`` as one line of YAML (``--hyperparams KEY:VALUE`` reads it back)."""
+    return yaml.safe_dump(value, default_flow_style=True, width=10**6).strip().removesuffix("\n...")
+
+
+def _train_args(parser: argparse.ArgumentParser, ns: argparse.Namespace) -> TrainArgs:
     try:
         ns.hyperparams = _parse_key_values(ns.hyperparams)
     except argparse.ArgumentTypeError as exc:
@@ -245,6 +365,12 @@ def parse_args(argv: list[str] | None = None) -> TrainArgs:
         parser.error(f"--eval-horizon-s must be > 0, got {ns.eval_horizon_s}")
     if ns.eval_rates is not None and any(r <= 0 for r in ns.eval_rates):
         parser.error("--eval-rates: every rate must be > 0 (requests/s)")
+    if ns.eval_rates is not None and ns.eval_scenarios is not None:
+        parser.error("--eval-rates and --eval-scenarios exclude each other")
+    if ns.run_name is not None and (
+        not ns.run_name or ns.run_name != _RUN_NAME.sub("_", ns.run_name) or ns.run_name.startswith(".")
+    ):
+        parser.error(f"--run-name: use letters, digits and _.+- (not starting with '.'), got {ns.run_name!r}")
     return TrainArgs(**vars(ns))
 
 
@@ -307,6 +433,11 @@ def plan_run(args: TrainArgs) -> RunPlan:
     :raises CheckpointError: for a checkpoint that cannot be resumed.
     """
     if args.resume:
+        if args.hyperparams_file:
+            raise ConfigError(
+                "--hyperparams-file",
+                "does not apply with --resume: a resumed run keeps its checkpoint's hyperparameters",
+            )
         if args.hyperparams:
             raise ConfigError(
                 "--hyperparams",
@@ -330,6 +461,8 @@ def plan_run(args: TrainArgs) -> RunPlan:
         return RunPlan(checkpoint.config, hyperparams, checkpoint)
     config = load_scenario(args.env)
     hyperparams = load_hyperparams(args.algo, config.name)
+    if args.hyperparams_file:
+        hyperparams.update(read_hyperparams_file(args.hyperparams_file))
     hyperparams.update(args.hyperparams)
     validate_hyperparams(hyperparams)
     if args.rate is not None:
@@ -374,12 +507,19 @@ def build_model(args: TrainArgs, plan: RunPlan, venv: Any, tb_root: Path) -> Any
     return model
 
 
-def train(args: TrainArgs, command: str, stop: StopRequest | None = None) -> Path:
+def train(
+    args: TrainArgs,
+    command: str,
+    stop: StopRequest | None = None,
+    listeners: list[Callable[[dict[str, Any]], None]] | None = None,
+) -> Path:
     """Run one training job; returns the run folder.
 
     :param stop: set by SIGINT/SIGTERM (see :mod:`agents.interrupt`): training ends at the next
         step and ``interrupted.zip`` is saved. A run stopped before training started leaves no
         run folder behind.
+    :param listeners: called with every evaluation's record (:class:`DomainEvalCallback`), e.g.
+        to report it to Ray Tune.
     """
     stop = stop or StopRequest()
     torch.set_num_threads(args.torch_threads)
@@ -387,7 +527,17 @@ def train(args: TrainArgs, command: str, stop: StopRequest | None = None) -> Pat
     config = plan.config
     n_timesteps = int(args.n_timesteps or plan.own("n_timesteps", 1_000_000))
     n_envs = int(args.n_envs or plan.own("n_envs", 1))
-    run_dir = new_run_dir(Path(args.runs_dir), args.algo, config.name)
+    if args.run_name:
+        Path(args.runs_dir).mkdir(parents=True, exist_ok=True)
+        run_dir = Path(args.runs_dir) / args.run_name
+        try:
+            run_dir.mkdir()
+        except FileExistsError:
+            raise ConfigError(
+                "--run-name", f"{run_dir} exists already: a run folder is never reused"
+            ) from None
+    else:
+        run_dir = new_run_dir(Path(args.runs_dir), args.algo, config.name)
     tb_root = Path(args.tensorboard_log) if args.tensorboard_log else run_dir / "tb"
     try:
         write_atomic(run_dir / "config.yml", config.to_yaml())
@@ -400,13 +550,14 @@ def train(args: TrainArgs, command: str, stop: StopRequest | None = None) -> Pat
             args.seed,
             reward_scale=float(plan.own("reward_scale", 1.0)),
             reward_center=bool(plan.own("reward_center", False)),
+            reward_per_request=bool(plan.own("reward_per_request", False)),
             normalize_obs=bool(plan.own("normalize_obs", False)),
             normalize_reward=bool(plan.own("normalize_reward", True)),
             gamma=float(plan.hyperparams.get("gamma", 0.99)),
         )
         model = build_model(args, plan, venv, tb_root)
         _log_hyperparams(tb_root / run_dir.name, args, plan.hyperparams)
-        callbacks = _callbacks(args, plan, run_dir, command, stop)
+        callbacks = _callbacks(args, plan, run_dir, command, stop, listeners or [])
         if stop.requested:
             raise KeyboardInterrupt
     except BaseException:  # a failed or interrupted start leaves no run folder behind
@@ -440,7 +591,7 @@ def train(args: TrainArgs, command: str, stop: StopRequest | None = None) -> Pat
         return run_dir
     print(f"trained {model.num_timesteps} steps; final model {path}")
     if (run_dir / "best_model.zip").exists():
-        print(f"best model (by evaluation score): {run_dir / 'best_model.zip'}")
+        print(f"best model (lowest mean gap to reference): {run_dir / 'best_model.zip'}")
     return run_dir
 
 
@@ -454,7 +605,29 @@ def _extra(args: TrainArgs, plan: RunPlan, command: str) -> dict[str, Any]:
     }
 
 
-def _callbacks(args: TrainArgs, plan: RunPlan, run_dir: Path, command: str, stop: StopRequest) -> list[Any]:
+def evaluation_targets(args: TrainArgs, config: SystemConfig) -> list[tuple[str, SystemConfig]]:
+    """What a run evaluates on: ``--eval-scenarios`` by name, else the training config at
+    ``--eval-rates`` (default for a rate range: those of 50, 200, 400/s inside it, else its
+    middle), else the training config itself."""
+    if args.eval_scenarios:
+        return [(load_scenario(name).name, load_scenario(name)) for name in args.eval_scenarios]
+    rates = args.eval_rates
+    if rates is None and config.arrivals.rate_range_per_s is not None:
+        low, high = config.arrivals.rate_range_per_s
+        rates = [r for r in (50.0, 200.0, 400.0) if low <= r <= high] or [(low + high) / 2]
+    if rates is None:
+        return [("scenario", config)]
+    return [(f"rate_{r:g}", config.at_rate(r)) for r in rates]
+
+
+def _callbacks(
+    args: TrainArgs,
+    plan: RunPlan,
+    run_dir: Path,
+    command: str,
+    stop: StopRequest,
+    listeners: list[Callable[[dict[str, Any]], None]],
+) -> list[Any]:
     """The run's callbacks: stop on a signal, the semi-Markov discount, checkpoints, evaluation."""
     config, extra = plan.config, _extra(args, plan, command)
     callbacks: list[Any] = [StopTrainingOnRequest(stop)]
@@ -468,19 +641,16 @@ def _callbacks(args: TrainArgs, plan: RunPlan, run_dir: Path, command: str, stop
             CheckpointEveryCallback(args.save_freq, run_dir / "checkpoints", config, args.algo, extra)
         )
     if args.eval_freq:
-        rates = args.eval_rates
-        if rates is None and config.arrivals.rate_range_per_s is not None:
-            low, high = config.arrivals.rate_range_per_s
-            rates = [r for r in (50.0, 200.0, 400.0) if low <= r <= high] or [(low + high) / 2]
         evaluation = DomainEvalCallback(
             args.eval_freq,
             run_dir,
             config,
             args.algo,
-            rates=rates,
+            targets=evaluation_targets(args, config),
             seeds=args.eval_seeds,
             horizon_s=args.eval_horizon_s,
             extra=extra,
+            listeners=listeners,
         )
         evaluation.verbose = args.verbose
         callbacks.append(evaluation)
@@ -491,8 +661,12 @@ def main(argv: list[str] | None = None) -> int:
     """Train as the command line ``argv`` says; returns the exit code: 0, 2 for a bad command
     line or configuration, 130 when stopped by Ctrl-C or SIGTERM (the model saved if training
     had started)."""
-    args = parse_args(argv)
+    args, sweep = parse_command_line(argv)
     command = "python train.py " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
+    if sweep is not None:
+        from apps.sweep import run_seeds  # imports Ray (heavy, optional): only for --seeds
+
+        return run_seeds(args, sweep, command)
     stop = StopRequest()
     try:
         with stop.installed():

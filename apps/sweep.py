@@ -1,0 +1,186 @@
+"""Multi-seed training: ``train.py --seeds 0-4`` trains one run per seed as Ray Tune trials.
+
+Each trial is a Tune function trainable that calls :func:`apps.train.train`, the code of a
+single run, with the seed set: it writes the same run folder as ``train.py --seed k`` alone
+(config, hyperparameters, arguments, its own reproducing command, checkpoints, ``best_model.zip``,
+``final_model.zip``, ``evaluations.json``, TensorBoard logs), named
+``<sweep folder>/{algo}_{scenario}_seed{k}/``. That folder is the source of truth; Tune only
+schedules the trials and receives each evaluation's summary (:func:`tune_metrics`), which it
+keeps under ``<sweep folder>/tune/`` (no Tune checkpoints). When the trials are done,
+``aggregate.json`` and ``aggregate.md`` in the sweep folder give the final evaluation's mean and
+95% confidence interval across the seeds (:mod:`agents.seed_aggregate`).
+
+Ray is imported only here, when ``--seeds`` is given: without the ``dist`` extra
+(``pip install -e ".[dist]"``) the command exits with a message naming it. A local Ray with
+``--jobs`` CPUs is started (one CPU and one torch thread per trial), or a cluster is joined with
+``--address``; every node needs batchenv installed. Ctrl-C stops the trials: Tune ends their
+processes, so a stopped trial keeps the checkpoints it had written but no ``interrupted.zip``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+from agents.checkpoint import CheckpointError
+from agents.seed_aggregate import aggregate_markdown, aggregate_runs
+from apps.train import SweepArgs, TrainArgs, command_line_of, new_run_dir, plan_run, train
+from batchenv.config import ConfigError
+from batchenv.fileio import write_atomic, write_json_atomic
+
+__all__ = ["DIST_EXTRA_MESSAGE", "run_seeds", "seed_run_name", "trial_args", "tune_metrics"]
+
+DIST_EXTRA_MESSAGE = (
+    "Ray Tune is not installed: --seeds trains each seed as a Ray Tune trial; install the dist "
+    "extra with pip install -e '.[dist]'"
+)
+
+TUNE_METRICS = ("gap_to_reference", "worst_gap_to_reference", "gap_to_optimal", "score_per_request")
+"""Keys of an evaluation record that each trial reports to Tune (besides the timesteps)."""
+
+
+def seed_run_name(args: TrainArgs, scenario: str, seed: int) -> str:
+    """The run folder name of one seed's trial: ``{algo}_{scenario}_seed{seed}``."""
+    return f"{args.algo}_{scenario}_seed{seed}"
+
+
+def _absolute_if_file(text: str | None) -> str | None:
+    """A path that names an existing file, made absolute (a trial may run in another folder);
+    anything else (a scenario name) unchanged."""
+    if text is None:
+        return None
+    path = Path(text)
+    return str(path.resolve()) if path.is_file() else text
+
+
+def trial_args(args: TrainArgs, sweep_dir: Path, scenario: str, seed: int) -> TrainArgs:
+    """The single-run arguments of one seed's trial: its seed and run folder inside the sweep
+    folder, no progress bar, and every file path absolute."""
+    return dataclasses.replace(
+        args,
+        seed=seed,
+        runs_dir=str(sweep_dir),
+        run_name=seed_run_name(args, scenario, seed),
+        progress=False,
+        env=_absolute_if_file(args.env) or args.env,
+        hyperparams_file=_absolute_if_file(args.hyperparams_file),
+        eval_scenarios=(
+            None if args.eval_scenarios is None else [_absolute_if_file(s) or s for s in args.eval_scenarios]
+        ),
+    )
+
+
+def tune_metrics(record: dict[str, Any]) -> dict[str, Any]:
+    """What a trial reports to Tune after each evaluation: the timesteps and the summary of
+    the record (the full record stays in the run folder's ``evaluations.json``)."""
+    metrics: dict[str, Any] = {"timesteps": record["timesteps"]}
+    metrics.update({key: record[key] for key in TUNE_METRICS if key in record})
+    return metrics
+
+
+def _trial(config: dict[str, Any]) -> None:
+    """A Tune function trainable: one training run (``config["args"]``) reporting each
+    evaluation to Tune."""
+    from ray import tune
+
+    config = config["trial"]
+    os.chdir(config["cwd"])  # Tune starts a trial in its own folder; paths are the user's
+    args = TrainArgs(**config["args"])
+    train(args, config["command"], listeners=[lambda record: tune.report(tune_metrics(record))])
+
+
+def _relative(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path.resolve())
+
+
+def run_seeds(args: TrainArgs, sweep: SweepArgs, command: str) -> int:
+    """Train ``args`` once per seed of ``sweep`` as Ray Tune trials, then write the aggregate.
+    Returns the exit code (0; 1 if a trial failed; 2 for a bad configuration or no Ray)."""
+    try:
+        plan = plan_run(dataclasses.replace(args, seed=sweep.seeds[0]))  # errors before Ray starts
+    except (ConfigError, CheckpointError) as exc:
+        print(f"train.py: error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        import ray
+        from ray import tune
+    except ImportError:
+        print(f"train.py: error: {DIST_EXTRA_MESSAGE}", file=sys.stderr)
+        return 2
+    scenario = plan.config.name
+    runs_dir = Path(args.runs_dir)
+    if args.run_name:
+        sweep_dir = runs_dir / args.run_name
+        try:
+            sweep_dir.mkdir(parents=True)
+        except FileExistsError:
+            print(f"train.py: error: --run-name: {sweep_dir} exists already", file=sys.stderr)
+            return 2
+    else:
+        sweep_dir = new_run_dir(runs_dir, args.algo, f"{scenario}_seeds")
+    sweep_dir = sweep_dir.resolve()
+    write_atomic(sweep_dir / "command.txt", command + "\n")
+    shown = Path(_relative(sweep_dir))
+    trials = []
+    for seed in sweep.seeds:
+        one = trial_args(args, sweep_dir, scenario, seed)
+        shown_args = dataclasses.replace(one, runs_dir=str(shown), progress=True)
+        trials.append(
+            {
+                "args": dataclasses.asdict(one),
+                "command": "python train.py " + shlex.join(command_line_of(shown_args)),
+                "cwd": str(Path.cwd()),
+            }
+        )
+
+    def trial_name(trial: Any) -> str:
+        return seed_run_name(args, scenario, trial.config["trial"]["args"]["seed"])
+
+    started = not ray.is_initialized()
+    if started:
+        options: dict[str, Any] = {"include_dashboard": False, "configure_logging": False}
+        if sweep.address is None:
+            options["num_cpus"] = sweep.jobs
+        ray.init(address=sweep.address, **options)
+    try:
+        tuner = tune.Tuner(
+            tune.with_resources(_trial, {"cpu": 1}),
+            param_space={"trial": tune.grid_search(trials)},
+            tune_config=tune.TuneConfig(
+                max_concurrent_trials=sweep.jobs,
+                trial_name_creator=trial_name,
+                trial_dirname_creator=trial_name,
+            ),
+            run_config=tune.RunConfig(name="tune", storage_path=str(sweep_dir), verbose=1),
+        )
+        results = tuner.fit()
+    finally:
+        if started:
+            ray.shutdown()
+    failed = [r for r in results if r.error is not None]
+    for result in failed:
+        lines = [line for line in str(result.error).splitlines() if line.strip()]
+        print(f"train.py: trial {result.path} failed: {lines[-1] if lines else '?'}", file=sys.stderr)
+    run_dirs = [sweep_dir / seed_run_name(args, scenario, s) for s in sweep.seeds]
+    done = [d for d in run_dirs if (d / "evaluations.json").is_file()]
+    if done:
+        aggregate = aggregate_runs(done)
+        aggregate["command"] = command
+        write_json_atomic(sweep_dir / "aggregate.json", aggregate)
+        title = f"{args.algo} on {scenario}: final evaluation across {len(done)} training seeds"
+        write_atomic(sweep_dir / "aggregate.md", aggregate_markdown(aggregate, title, command))
+        overall = aggregate["overall"]["gap_to_reference"]
+        print(
+            f"sweep folder: {shown}\nmean gap to reference across seeds: {overall['mean']:+.2%} "
+            f"(95% CI ± {overall['ci95']:.2%}, {overall['n']} seeds); {shown / 'aggregate.md'}"
+        )
+    else:
+        print(f"sweep folder: {shown} (no evaluations to aggregate)")
+    return 1 if failed else 0

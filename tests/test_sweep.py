@@ -1,0 +1,109 @@
+"""Multi-seed training as Ray Tune trials (``train.py --seeds``): each trial writes the run
+folder of a single run, and the sweep writes the aggregate across seeds.
+
+One local Ray session with 2 CPUs serves every test here (starting Ray takes several seconds),
+and they all run in one xdist worker (``xdist_group`` with ``--dist loadgroup``). They are
+skipped only when Ray Tune is not installed (``pip install -e ".[dist]"``).
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+ray = pytest.importorskip("ray", reason='Ray is not installed (pip install -e ".[dist]")')
+pytest.importorskip("ray.tune", reason='Ray Tune is not installed (pip install -e ".[dist]")')
+
+from apps import train  # noqa: E402
+
+pytestmark = pytest.mark.xdist_group("ray")
+
+SINGLE_RUN_FILES = ("config.yml", "hyperparams.yml", "args.yml", "command.txt", "final_model.zip")
+
+
+@pytest.fixture(scope="module")
+def ray_session() -> Iterator[None]:
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False)
+    yield
+    if started:
+        ray.shutdown()
+
+
+def _argv(runs: Path, *flags: str) -> list[str]:
+    return [
+        "--algo",
+        "ppo",
+        "-n",
+        "256",
+        "--n-envs",
+        "1",
+        "--hyperparams",
+        "n_steps:128",
+        "batch_size:64",
+        "n_epochs:1",
+        "--eval-freq",
+        "128",
+        "--eval-horizon-s",
+        "2",
+        "--eval-seeds",
+        "1",
+        "--save-freq",
+        "128",
+        "-f",
+        str(runs),
+        "--no-progress",
+        "--verbose",
+        "0",
+        *flags,
+    ]
+
+
+def test_each_seed_is_a_trial_with_its_own_run_folder(ray_session: None, tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    assert train.main(_argv(runs, "--seeds", "0-1", "--run-name", "sweep")) == 0
+    sweep = runs / "sweep"
+    for seed in (0, 1):
+        run = sweep / f"ppo_default_seed{seed}"
+        for name in SINGLE_RUN_FILES:
+            assert (run / name).is_file(), name
+        assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step_128.zip", "step_256.zip"]
+        assert list((run / "tb").rglob("events.out.tfevents*"))
+        assert yaml.safe_load((run / "args.yml").read_text())["seed"] == seed
+        history = json.loads((run / "evaluations.json").read_text())
+        assert [h["timesteps"] for h in history] == [128, 256]
+        # the trial's command reproduces it alone: the same arguments as a single run
+        command = (run / "command.txt").read_text().strip()
+        argv = shlex.split(command)[2:]
+        alone = train.parse_args(argv)
+        recorded = train.TrainArgs(**yaml.safe_load((run / "args.yml").read_text()))
+        assert alone.seed == recorded.seed and alone.run_name == recorded.run_name
+        assert alone.hyperparams == recorded.hyperparams and alone.n_timesteps == recorded.n_timesteps
+        assert Path(alone.runs_dir).resolve() == Path(recorded.runs_dir).resolve()
+    assert (sweep / "tune").is_dir()  # Tune's own records, under the same parent
+    aggregate = json.loads((sweep / "aggregate.json").read_text())
+    finals = [
+        json.loads((sweep / f"ppo_default_seed{s}" / "evaluations.json").read_text())[-1]["gap_to_reference"]
+        for s in (0, 1)
+    ]
+    assert [r["seed"] for r in aggregate["runs"]] == [0, 1]
+    overall = aggregate["overall"]["gap_to_reference"]
+    assert overall["n"] == 2 and overall["mean"] == pytest.approx(np.mean(finals))
+    assert aggregate["targets"]["scenario"]["gap_to_reference"]["mean"] == pytest.approx(np.mean(finals))
+    assert "| scenario |" in (sweep / "aggregate.md").read_text()
+
+
+def test_a_bad_configuration_fails_before_any_trial(
+    ray_session: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    runs = tmp_path / "runs"
+    assert train.main(_argv(runs, "--seeds", "0-1", "--env", "no_such_scenario")) == 2
+    assert "unknown scenario" in capsys.readouterr().err
+    assert not runs.exists() or not list(runs.iterdir())
