@@ -19,10 +19,12 @@ processes, so a stopped trial keeps the checkpoints it had written but no ``inte
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import shlex
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +34,17 @@ from apps.train import SweepArgs, TrainArgs, command_line_of, new_run_dir, plan_
 from batchenv.config import ConfigError
 from batchenv.fileio import write_atomic, write_json_atomic
 
-__all__ = ["DIST_EXTRA_MESSAGE", "run_seeds", "seed_run_name", "trial_args", "tune_metrics"]
+__all__ = [
+    "DIST_EXTRA_MESSAGE",
+    "ray_session",
+    "relative_path",
+    "report_failures",
+    "run_seeds",
+    "seed_run_name",
+    "train_trial",
+    "trial_args",
+    "tune_metrics",
+]
 
 DIST_EXTRA_MESSAGE = (
     "Ray Tune is not installed: --seeds trains each seed as a Ray Tune trial; install the dist "
@@ -82,22 +94,65 @@ def tune_metrics(record: dict[str, Any]) -> dict[str, Any]:
     return metrics
 
 
-def _trial(config: dict[str, Any]) -> None:
-    """A Tune function trainable: one training run (``config["args"]``) reporting each
-    evaluation to Tune."""
+def train_trial(config: dict[str, Any]) -> None:
+    """A Tune function trainable: one training run reporting each evaluation to Tune.
+
+    ``config["trial"]`` holds the run's arguments (``args``, a :class:`TrainArgs` as a dict),
+    its command line (``command``; None: made from the arguments) and the user's working folder
+    (``cwd``). Any other key of ``config`` is a hyperparameter sampled by a search: it overrides
+    the run's hyperparameters, and the run folder is named after the trial
+    (``{algo}_{scenario}_{trial name}``).
+    """
     from ray import tune
 
-    config = config["trial"]
-    os.chdir(config["cwd"])  # Tune starts a trial in its own folder; paths are the user's
-    args = TrainArgs(**config["args"])
-    train(args, config["command"], listeners=[lambda record: tune.report(tune_metrics(record))])
+    trial = config["trial"]
+    os.chdir(trial["cwd"])  # Tune starts a trial in its own folder; paths are the user's
+    args = TrainArgs(**trial["args"])
+    sampled = {key: value for key, value in config.items() if key != "trial"}
+    if sampled:
+        args.hyperparams = {**args.hyperparams, **sampled}
+        args.run_name = f"{args.run_name}_{tune.get_context().get_trial_id()}"
+    command = trial["command"]
+    if command is None:
+        shown = dataclasses.replace(args, runs_dir=trial["shown_runs_dir"], progress=True)
+        command = "python train.py " + shlex.join(command_line_of(shown))
+    train(args, command, listeners=[lambda record: tune.report(tune_metrics(record))])
 
 
-def _relative(path: Path) -> str:
+@contextlib.contextmanager
+def ray_session(address: str | None, jobs: int) -> Iterator[None]:
+    """A local Ray with ``jobs`` CPUs (or the cluster at ``address``) for the duration of the
+    block; a session that is already running (a test's, a notebook's) is used and left running."""
+    import ray
+
+    started = not ray.is_initialized()
+    if started:
+        options: dict[str, Any] = {"include_dashboard": False, "configure_logging": False}
+        if address is None:
+            options["num_cpus"] = jobs
+        ray.init(address=address, **options)
     try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
+        yield
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def report_failures(results: Any) -> int:
+    """Print one line per failed trial; returns how many failed."""
+    failed = [r for r in results if r.error is not None]
+    for result in failed:
+        lines = [line for line in str(result.error).splitlines() if line.strip()]
+        print(f"trial {result.path} failed: {lines[-1] if lines else '?'}", file=sys.stderr)
+    return len(failed)
+
+
+def relative_path(path: Path) -> Path:
+    """``path`` relative to the working folder when it is inside it (as a user would type it)."""
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve())
     except ValueError:
-        return str(path.resolve())
+        return path.resolve()
 
 
 def run_seeds(args: TrainArgs, sweep: SweepArgs, command: str) -> int:
@@ -109,7 +164,6 @@ def run_seeds(args: TrainArgs, sweep: SweepArgs, command: str) -> int:
         print(f"train.py: error: {exc}", file=sys.stderr)
         return 2
     try:
-        import ray
         from ray import tune
     except ImportError:
         print(f"train.py: error: {DIST_EXTRA_MESSAGE}", file=sys.stderr)
@@ -127,7 +181,7 @@ def run_seeds(args: TrainArgs, sweep: SweepArgs, command: str) -> int:
         sweep_dir = new_run_dir(runs_dir, args.algo, f"{scenario}_seeds")
     sweep_dir = sweep_dir.resolve()
     write_atomic(sweep_dir / "command.txt", command + "\n")
-    shown = Path(_relative(sweep_dir))
+    shown = relative_path(sweep_dir)
     trials = []
     for seed in sweep.seeds:
         one = trial_args(args, sweep_dir, scenario, seed)
@@ -143,15 +197,9 @@ def run_seeds(args: TrainArgs, sweep: SweepArgs, command: str) -> int:
     def trial_name(trial: Any) -> str:
         return seed_run_name(args, scenario, trial.config["trial"]["args"]["seed"])
 
-    started = not ray.is_initialized()
-    if started:
-        options: dict[str, Any] = {"include_dashboard": False, "configure_logging": False}
-        if sweep.address is None:
-            options["num_cpus"] = sweep.jobs
-        ray.init(address=sweep.address, **options)
-    try:
+    with ray_session(sweep.address, sweep.jobs):
         tuner = tune.Tuner(
-            tune.with_resources(_trial, {"cpu": 1}),
+            tune.with_resources(train_trial, {"cpu": 1}),
             param_space={"trial": tune.grid_search(trials)},
             tune_config=tune.TuneConfig(
                 max_concurrent_trials=sweep.jobs,
@@ -161,13 +209,7 @@ def run_seeds(args: TrainArgs, sweep: SweepArgs, command: str) -> int:
             run_config=tune.RunConfig(name="tune", storage_path=str(sweep_dir), verbose=1),
         )
         results = tuner.fit()
-    finally:
-        if started:
-            ray.shutdown()
-    failed = [r for r in results if r.error is not None]
-    for result in failed:
-        lines = [line for line in str(result.error).splitlines() if line.strip()]
-        print(f"train.py: trial {result.path} failed: {lines[-1] if lines else '?'}", file=sys.stderr)
+    failed = report_failures(results)
     run_dirs = [sweep_dir / seed_run_name(args, scenario, s) for s in sweep.seeds]
     done = [d for d in run_dirs if (d / "evaluations.json").is_file()]
     if done:

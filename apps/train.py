@@ -263,12 +263,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--jobs",
         type=int,
         default=2,
-        help="with --seeds: trials at once, one CPU each (default 2)",
+        help="with --seeds (and in a search, apps/search.py): trials at once, one CPU each (default 2)",
     )
     parser.add_argument(
         "--address",
         default=None,
-        help="with --seeds: a Ray cluster to join ('auto' or host:port; default: a local Ray)",
+        help="with --seeds (and in a search): a Ray cluster to join ('auto' or host:port; default: "
+        "a local Ray)",
     )
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     parser.add_argument("--verbose", type=int, default=1, choices=[0, 1, 2], help="verbosity (default 1)")

@@ -107,3 +107,31 @@ def test_a_bad_configuration_fails_before_any_trial(
     assert train.main(_argv(runs, "--seeds", "0-1", "--env", "no_such_scenario")) == 2
     assert "unknown scenario" in capsys.readouterr().err
     assert not runs.exists() or not list(runs.iterdir())
+
+
+def test_a_search_writes_the_best_hyperparameters_for_train(ray_session: None, tmp_path: Path) -> None:
+    from apps import search
+
+    space = tmp_path / "space.yml"
+    space.write_text("learning_rate: {loguniform: [1.0e-4, 1.0e-3]}\nn_epochs: {int: [1, 2]}\n")
+    out = tmp_path / "best.yml"
+    argv = _argv(tmp_path / "runs", "--space", str(space), "--trials", "2", "--out", str(out))
+    assert search.main(argv) == 0
+    best = yaml.safe_load(out.read_text())
+    assert set(best) == {"learning_rate", "n_epochs"}
+    assert 1e-4 <= best["learning_rate"] <= 1e-3 and best["n_epochs"] in (1, 2)
+    assert "python -m apps.search" in out.read_text().splitlines()[2]  # the command at its top
+    (folder,) = (tmp_path / "runs").iterdir()
+    trials = json.loads((folder / "trials.json").read_text())["trials"]
+    assert len(trials) == 2
+    for trial in trials:  # each trial is a train.py run folder with the sampled values
+        run = Path(trial["run_dir"])
+        used = yaml.safe_load((run / "hyperparams.yml").read_text())
+        assert used["learning_rate"] == trial["hyperparams"]["learning_rate"]
+        assert json.loads((run / "evaluations.json").read_text())[-1]["gap_to_reference"] == pytest.approx(
+            trial["objective"]
+        )
+    winner = min(trials, key=lambda t: t["objective"])
+    assert best == winner["hyperparams"]
+    # train.py takes the file
+    assert train.main([*_argv(tmp_path / "again", "--eval-freq", "0"), "--hyperparams-file", str(out)]) == 0

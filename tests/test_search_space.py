@@ -1,0 +1,56 @@
+"""Search spaces of ``python -m apps.search`` (no Ray needed): parsing, checks, best trial."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("optuna", reason='Optuna is not installed (pip install -e ".[dist]")')
+
+from apps.search import SearchSpaceError, best_trial, load_search_space, optuna_space
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("algo", ["ppo", "dqn"])
+def test_shipped_search_spaces_load(algo: str) -> None:
+    space = load_search_space(REPO / "agents" / "hyperparams" / "search" / f"{algo}.yml")
+    assert "learning_rate" in space and space["learning_rate"][0] == "loguniform"
+    distributions = optuna_space(space)
+    assert set(distributions) == set(space)
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("", "must map hyperparameter names"),
+        ("gamma: 0.9\n", "expected one of"),
+        ("gamma: {normal: [0, 1]}\n", "expected one of"),
+        ("gamma: {uniform: [0.9]}\n", "needs [low, high]"),
+        ("gamma: {uniform: [0.99, 0.9]}\n", "needs low < high"),
+        ("learning_rate: {loguniform: [0, 1]}\n", "low > 0"),
+        ("n_epochs: {int: [1.5, 4]}\n", "integer bounds"),
+        ("gamma: {uniform: [0.9, 2.0]}\n", "hyperparams.gamma: must be in (0, 1]"),
+        ("policy_kwargs: {categorical: [{net_arch: [64]}]}\n", "numbers, strings or booleans"),
+        ("1: {int: [1, 2]}\n", "not a hyperparameter name"),
+    ],
+)
+def test_bad_spaces_are_clear_errors(text: str, words: str, tmp_path: Path) -> None:
+    path = tmp_path / "space.yml"
+    path.write_text(text)
+    with pytest.raises(SearchSpaceError) as err:
+        load_search_space(path)
+    assert words in str(err.value) and err.value.field == "--space"
+
+
+def test_best_trial_prefers_trials_that_ran_to_the_end() -> None:
+    trials = [
+        {"trial": "a", "objective": 0.01, "timesteps": 1000},
+        {"trial": "b", "objective": -0.5, "timesteps": 200},  # pruned early: not comparable
+        {"trial": "c", "objective": 0.02, "timesteps": 1000},
+        {"trial": "d", "objective": None, "timesteps": 0},
+    ]
+    assert best_trial(trials, 1000)["trial"] == "a"
+    assert best_trial(trials[1:2], 1000)["trial"] == "b"
+    assert best_trial([trials[3]], 1000) is None
