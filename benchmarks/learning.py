@@ -1,19 +1,36 @@
-"""Learning quality: how close PPO and DQN get to the exact optimum, and how fast.
+"""Learning benchmark: RL agents trained with several seeds, assessed on fresh seeds against
+greedy, the tuned timeout and the exact optimum on every one-worker scenario of the suite, the
+low rates and the held-out halves of the traces; every figure is a mean with its 95% confidence
+interval over the training seeds.
 
-For each algorithm and Poisson arrival rate, ``train.py`` trains on the default system at that rate
-(``--env default --rate R``) and evaluates every ``--eval-freq`` steps on fixed seeds. This script
-collects those evaluations and adds two references measured on the same seeds and horizon
-(common random numbers): the exact optimum (``agents/optimal``) and the timeout baseline tuned for
-that rate (:mod:`evaluation.tuning`, on its training seeds). It writes ``benchmarks/results/learning.json``
-and a plot of cost per request against timesteps.
+Each experiment (:data:`EXPERIMENTS`) is one ``train.py`` command whose flags this script owns;
+it is trained once per seed as Ray Tune trials (``train.py --seeds``, the ``dist`` extra) into
+``<runs-dir>/<experiment>/`` (relative to the repository), which also holds the sweep's
+``aggregate.json`` (the training-time evaluations). Then every seed's final model is assessed on
+:data:`ASSESSMENT` with fresh seeds (never used for training or model selection), paired with
+the references on the same arrivals:
 
-Gaps are relative costs, (cost - optimal cost) / optimal cost (docs/design.md, "Metrics").
+- ``greedy`` (everything at once on LLM-1) and the ``timeout`` baseline tuned by grid search on
+  training seeds (``agents.tuning``): on a trace's ``_test`` half the timeout is tuned on its
+  ``_train`` half, elsewhere on the scenario itself (``agents/tuned/`` when it has it); the
+  goal is a cost within 2% of the better of the two everywhere;
+- the exact optimum (``agents.optimal``) where it applies (Poisson, one worker), and the
+  proposed scheduler, for information.
+
+Gaps are (cost - reference cost) / reference cost of the mean cost per request over the
+assessment seeds (DESIGN.md, "Measuring gaps"); per experiment and scenario the table gives the
+mean of the per-seed gaps with the 95% CI (Student t) across training seeds, and the worst seed.
+The shipped checkpoints (``checkpoints/*.zip``) are assessed the same way (one model each).
 
 Usage::
 
-    python benchmarks/learning.py                          # 2 algos x 3 rates x 1M steps (hours on 2 cores)
-    python benchmarks/learning.py --jobs 2 --n-timesteps 300000
-    python benchmarks/learning.py --collect-only           # rebuild JSON and plot from finished runs
+    python benchmarks/learning.py                    # train what is missing (seeds 0-2), assess, write
+    python benchmarks/learning.py --collect-only     # assess finished runs only
+    python benchmarks/learning.py --experiments ppo_mixture --seeds 0-4 --jobs 2
+
+Writes ``docs/results/learning.md``, ``benchmarks/results/learning.json`` and the learning curves
+``benchmarks/results/learning.png``. The tuned timeouts are cached in
+``benchmarks/results/learning_timeouts.json`` (recomputed when a scenario changes).
 """
 
 from __future__ import annotations
@@ -21,305 +38,471 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import math
+import shlex
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from agents.baselines import BASELINES  # noqa: E402
-from agents.checkpoint import RLScheduler, load_checkpoint  # noqa: E402
-from agents.optimal import OptimalScheduler  # noqa: E402
+from agents.registry import AgentSpecError, make_agent  # noqa: E402
+from agents.tuning import config_fingerprint, load_tuned, parse_seeds, tune_scenario  # noqa: E402
+from batchenv.config import SystemConfig  # noqa: E402
 from batchenv.fileio import write_atomic, write_json_atomic  # noqa: E402
 from batchenv.metrics import compute_metrics  # noqa: E402
-from batchenv.scenarios import load_scenario  # noqa: E402
-from batchenv.sim import simulate  # noqa: E402
-from evaluation.stats import relative_gap  # noqa: E402
-from evaluation.tuning import tune_scenario  # noqa: E402
+from batchenv.scenarios import load_scenario, trace_scenarios, train_split_of  # noqa: E402
+from batchenv.sim import Simulator, simulate  # noqa: E402
+from evaluation.stats import mean_ci95  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results"
 
-
-def run_name(algo: str, rate: float) -> str:
-    return f"{algo}_default_rate{rate:g}_1"
-
-
-def train_command(args: argparse.Namespace, algo: str, rate: float) -> list[str]:
-    hyperparams = list(args.hyperparams)
-    if args.discount_horizon_s:  # each step discounted by its simulated duration (agents/semi_markov)
-        hyperparams.append(f"discount_horizon_s={args.discount_horizon_s:g}")
-    if hyperparams:
-        hyperparams = ["--hyperparams", *hyperparams]
-    return [
-        sys.executable,
-        str(REPO / "train.py"),
-        "--algo",
-        algo,
-        "--env",
-        "default",
-        "--rate",
-        f"{rate:g}",
-        "-n",
-        str(args.n_timesteps),
-        "--seed",
-        str(args.seed),
-        "--eval-freq",
-        str(args.eval_freq),
-        "--eval-seeds",
-        ",".join(map(str, args.eval_seeds)),
-        "--eval-horizon-s",
-        f"{args.eval_horizon_s:g}",
-        "--save-freq",
-        "0",
-        "--runs-dir",
-        str(args.runs_dir),
-        "--no-progress",
-        *hyperparams,
-    ]
+TRAINING_EVALUATION = (
+    "poisson_rate_1,poisson_rate_10,default,poisson_50,high_load,bursty,"
+    "azure_trace_native_train,mooncake_conv_30_train,azure_trace_60_train"
+)
+"""What the runs evaluate on while training (model selection): Poisson at 1 to 400/s, the bursty
+MMPP and the *training* halves of three trace scenarios; never a ``_test`` half."""
 
 
-def train_one(args: argparse.Namespace, algo: str, rate: float) -> float:
-    """Train one (algo, rate) unless its run folder already has a final model; wall time (s)."""
-    run = args.runs_dir / run_name(algo, rate)
-    if (run / "final_model.zip").exists():
-        return float("nan")
-    if run.exists():
-        raise SystemExit(f"{run} exists but is unfinished: remove it or use --collect-only")
-    start = time.perf_counter()
-    log = args.runs_dir / f"{algo}_rate{rate:g}.log"
-    with open(log, "w") as handle:
-        subprocess.run(train_command(args, algo, rate), check=True, stdout=handle, stderr=subprocess.STDOUT)
-    return time.perf_counter() - start
+@dataclass(frozen=True)
+class Experiment:
+    """One training setup: ``train.py --algo <algo> <flags>``, trained once per seed."""
 
+    name: str
+    algo: str
+    flags: tuple[str, ...]
+    description: str
 
-def reference_costs(args: argparse.Namespace, rate: float) -> dict[str, object]:
-    """Optimum and tuned timeout at ``rate``, on the evaluation seeds and horizon."""
-    config = load_scenario("default").at_rate(rate)
-    tuned = tune_scenario(config, agents=["timeout"])["timeout"]["params"]
-    out: dict[str, object] = {"timeout_params": tuned}
-    for key, scheduler in (
-        ("optimal", OptimalScheduler(config, rate)),
-        ("optimal_env_actions", OptimalScheduler(config, rate, action_set="whole")),
-        ("timeout", BASELINES["timeout"](config, **tuned)),
-    ):
-        costs = [
-            compute_metrics(simulate(config, scheduler, seed, horizon_s=args.eval_horizon_s)).cost_per_request
-            for seed in args.eval_seeds
+    def command(self, seeds: str, runs_dir: str, jobs: int) -> list[str]:
+        """The train.py command line that trains every seed of the experiment."""
+        return [
+            "python",
+            "train.py",
+            "--algo",
+            self.algo,
+            *self.flags,
+            "--seeds",
+            seeds,
+            "--jobs",
+            str(jobs),
+            "-f",
+            runs_dir,
+            "--run-name",
+            self.name,
+            "--no-progress",
         ]
-        out[f"{key}_cost_per_request"] = float(np.mean(costs))
-    return out
 
 
-def assess(args: argparse.Namespace, rate: float, run: Path) -> dict[str, object]:
-    """The run's best and final models on fresh seeds (``--assess-seeds``, never used during
-    training or model selection), paired with the optimum and the tuned timeout on the same
-    arrivals: gap of the mean cost with the 95% CI of the seed-paired differences."""
-    config = load_scenario("default").at_rate(rate)
-    tuned = tune_scenario(config, agents=["timeout"])["timeout"]["params"]
-    seeds = list(range(args.assess_seeds[0], args.assess_seeds[1]))
-
-    def costs(scheduler) -> dict[int, float]:
-        return {
-            seed: compute_metrics(
-                simulate(config, scheduler, seed, horizon_s=args.assess_horizon_s)
-            ).cost_per_request
-            for seed in seeds
-        }
-
-    optimum = costs(OptimalScheduler(config, rate))
-    timeout = costs(BASELINES["timeout"](config, **tuned))
-    out: dict[str, object] = {"seeds": [seeds[0], seeds[-1]], "horizon_s": args.assess_horizon_s}
-    out["optimal_cost_per_request"] = float(np.mean(list(optimum.values())))
-    out["timeout_gap"] = relative_gap(
-        [{"seed": k, "cost_per_request": v} for k, v in timeout.items()], optimum
+def _mixture_flags(steps: int, *hyperparams: str, env: str = "default_mixture") -> tuple[str, ...]:
+    flags = (
+        "--env",
+        env,
+        "-n",
+        str(steps),
+        "--eval-freq",
+        "100000",
+        "--eval-scenarios",
+        TRAINING_EVALUATION,
+        "--eval-horizon-s",
+        "30",
+        "--save-freq",
+        "250000",
     )
-    for model in ("best_model", "final_model"):
-        learned = costs(RLScheduler(load_checkpoint(run / f"{model}.zip"), config))
-        rows = [{"seed": k, "cost_per_request": v} for k, v in learned.items()]
-        out[f"{model}_cost_per_request"] = float(np.mean(list(learned.values())))
-        out[f"{model}_gap"] = relative_gap(rows, optimum)
-    return out
+    return (*flags, "--hyperparams", *hyperparams) if hyperparams else flags
 
 
-def _policy_summary(metrics: dict[str, float]) -> str:
-    """``'batch 44.2, L1 0% L2 43% L3 57%'``: mean batch size and model mix of an evaluation."""
-    mix = " ".join(
-        f"L{k.rsplit('-', 1)[1]} {v:.0%}" for k, v in sorted(metrics.items()) if k.startswith("model_mix/")
+EXPERIMENTS: dict[str, Experiment] = {
+    experiment.name: experiment
+    for experiment in (
+        Experiment(
+            "ppo_mixture",
+            "ppo",
+            _mixture_flags(1_000_000),
+            "PPO on default_mixture (agents/hyperparams/ppo.yml, entry default_mixture: reward per "
+            "request, 1 s time discount, no centring), 1M steps",
+        ),
+        Experiment(
+            "dqn_mixture",
+            "dqn",
+            _mixture_flags(1_000_000),
+            "DQN on default_mixture (agents/hyperparams/dqn.yml, entry default_mixture: reward per "
+            "request, 1 s time discount, no centring), 1M steps",
+        ),
+        Experiment(
+            "ppo_mixture_plain_reward",
+            "ppo",
+            _mixture_flags(300_000, "reward_per_request:false"),
+            "ablation: ppo_mixture without the reward per request (the plain regret), 300k steps",
+        ),
+        Experiment(
+            "ppo_mixture_observation",
+            "ppo",
+            _mixture_flags(
+                300_000,
+                "reward_center:false",
+                "reward_per_request:true",
+                env="benchmarks/configs/default_mixture_observation.yaml",
+            ),
+            "ablation: ppo_mixture with rates on a log scale, 50 ms and 10 s rate estimates and "
+            "unbiased estimates (benchmarks/configs/default_mixture_observation.yaml), 300k steps",
+        ),
+        Experiment(
+            "ppo_mixture_short",
+            "ppo",
+            _mixture_flags(300_000),
+            "the ablations' control: ppo_mixture at 300k steps",
+        ),
     )
-    return f"batch {metrics.get('mean_batch_size', float('nan')):.1f}, {mix}"
+}
+DEFAULT_EXPERIMENTS = ("ppo_mixture", "dqn_mixture")
 
 
-def attempts(directory: Path) -> list[dict[str, object]]:
-    """Summaries of earlier runs kept in ``directory`` (other hyperparameters or observations):
-    what was tried, with its command, discounting, centring and evaluation gaps."""
-    out = []
-    for run in sorted(p for p in directory.iterdir() if (p / "evaluations.json").exists()):
-        history = json.loads((run / "evaluations.json").read_text())
-        hyperparams = yaml.safe_load((run / "hyperparams.yml").read_text())
-        gaps = [h.get("gap_to_optimal", float("nan")) for h in history]
-        out.append(
+def assessment_scenarios() -> list[str]:
+    """Every one-worker scenario of the suite, three low rates, and the held-out (``_test``)
+    half of every trace scenario."""
+    from agents.tuning import SUITE
+
+    one_worker = [name for name in SUITE if load_scenario(name).n_workers == 1]
+    low = ["poisson_rate_1", "poisson_rate_3", "poisson_rate_10"]
+    return [*one_worker, *low, *(f"{name}_test" for name in trace_scenarios())]
+
+
+SHIPPED = ("checkpoints/ppo_default.zip", "checkpoints/dqn_default.zip")
+
+
+# --------------------------------------------------------------------------------------------
+# References: the timeout tuned where it should be (the training half for a _test half)
+# --------------------------------------------------------------------------------------------
+
+
+def tuning_config(name: str) -> SystemConfig:
+    """The config the timeout of scenario ``name`` is tuned on: the ``_train`` half for a trace's
+    ``_test`` half, else the scenario itself."""
+    base = name.removesuffix("_test")
+    if name.endswith("_test") and base in trace_scenarios():
+        return load_scenario(train_split_of(base))
+    return load_scenario(name)
+
+
+def _tune_one(name: str) -> dict[str, Any]:
+    config = tuning_config(name)
+    record = load_tuned(config)
+    if record is not None and "timeout" in record.agents:
+        entry, source = record.agents["timeout"], f"agents/tuned/{config.name}.yaml"
+    else:
+        entry, source = tune_scenario(config, agents=["timeout"])["timeout"], "python -m agents.tuning (grid)"
+    return {
+        "tuned_on": config.name,
+        "fingerprint": config_fingerprint(config),
+        "params": entry["params"],
+        "training_cost_per_request": entry["cost_per_request"],
+        "source": source,
+    }
+
+
+def tuned_timeouts(names: Sequence[str], cache: Path, jobs: int) -> dict[str, dict[str, Any]]:
+    """The tuned timeout of every scenario (from ``cache`` when its training config is unchanged)."""
+    known = json.loads(cache.read_text()) if cache.is_file() else {}
+    stale = [
+        n for n in names if n not in known or known[n]["fingerprint"] != config_fingerprint(tuning_config(n))
+    ]
+    if stale:
+        print(f"tuning the timeout for {len(stale)} scenarios: {', '.join(stale)}", flush=True)
+        with ProcessPoolExecutor(jobs) as pool:
+            for name, entry in zip(stale, pool.map(_tune_one, stale), strict=True):
+                known[name] = entry
+        write_json_atomic(cache, dict(sorted(known.items())))
+    return {n: known[n] for n in names}
+
+
+# --------------------------------------------------------------------------------------------
+# Assessment: one agent on one scenario, every assessment seed
+# --------------------------------------------------------------------------------------------
+
+
+def _episodes(agent_spec: str, scenario: str, seeds: Sequence[int], horizon_s: float, timeout: dict) -> dict:
+    """Per-seed metrics of one agent (a spec, ``timeout_tuned`` or a checkpoint path)."""
+    import torch
+
+    torch.set_num_threads(1)
+    config = load_scenario(scenario).replace(horizon_s=horizon_s)
+    try:
+        if agent_spec == "timeout_tuned":
+            agent = BASELINES["timeout"](config, **timeout["params"])
+        else:
+            agent = make_agent(agent_spec, config, tuned=False)
+    except AgentSpecError as exc:  # not applicable (e.g. optimal on a trace)
+        return {"not_applicable": str(exc)}
+    sim = Simulator(config, record=True)
+    rows = []
+    for seed in seeds:
+        m = compute_metrics(simulate(config, agent, seed, sim=sim))
+        rows.append(
             {
-                "run": run.name,
-                "command": (run / "command.txt").read_text().strip(),
-                "gamma": hyperparams.get("gamma"),
-                "reward_center": hyperparams.get("reward_center", False),
-                "discount_horizon_s": hyperparams.get("discount_horizon_s"),
-                "timesteps": history[-1]["timesteps"],
-                "best_gap": min(gaps),
-                "final_gap": gaps[-1],
-                "final_gap_per_rate": {
-                    k: v.get("gap_to_optimal") for k, v in history[-1]["per_rate"].items()
-                },
-                "final_policy_per_rate": {k: _policy_summary(v) for k, v in history[-1]["per_rate"].items()},
+                "seed": seed,
+                "cost_per_request": m.cost_per_request,
+                "latency_mean_ms": m.latency_mean_ms,
+                "latency_p99_ms": m.latency_p99_ms,
+                "slo_attainment": m.slo_attainment,
+                "mean_quality": m.mean_quality,
+                "model_mix": dict(m.model_mix),
             }
         )
+    return {"per_seed": rows}
+
+
+def _mean(rows: list[dict[str, Any]], key: str) -> float:
+    return float(np.mean([r[key] for r in rows]))
+
+
+def _gap(rows: list[dict[str, Any]], reference: list[dict[str, Any]]) -> float:
+    """(mean cost - mean reference cost) / mean reference cost, on the same seeds."""
+    ref = _mean(reference, "cost_per_request")
+    return (_mean(rows, "cost_per_request") - ref) / ref
+
+
+def assess(
+    models: dict[str, list[str]], scenarios: list[str], seeds: list[int], horizon_s: float, jobs: int
+) -> dict[str, Any]:
+    """Assess ``models`` (label -> checkpoint paths, one per training seed) and the references on
+    every scenario; returns per scenario the references and, per label, the per-model gaps and
+    their mean and CI across models."""
+    timeouts = tuned_timeouts(scenarios, RESULTS / "learning_timeouts.json", jobs)
+    references = ("greedy", "timeout_tuned", "optimal", "proposed")
+    tasks = [(ref, name) for name in scenarios for ref in references]
+    tasks += [(path, name) for name in scenarios for paths in models.values() for path in paths]
+    print(f"assessing {len(tasks)} (agent, scenario) pairs on seeds {seeds[0]}-{seeds[-1]}", flush=True)
+    with ProcessPoolExecutor(jobs) as pool:
+        futures = [pool.submit(_episodes, a, s, seeds, horizon_s, timeouts[s]) for a, s in tasks]
+        done = {task: future.result() for task, future in zip(tasks, futures, strict=True)}
+    out: dict[str, Any] = {}
+    for name in scenarios:
+        refs = {ref: done[(ref, name)] for ref in references}
+        greedy, timeout = refs["greedy"]["per_seed"], refs["timeout_tuned"]["per_seed"]
+        best = greedy if _mean(greedy, "cost_per_request") <= _mean(timeout, "cost_per_request") else timeout
+        entry: dict[str, Any] = {
+            "timeout": timeouts[name],
+            "references": {
+                ref: (
+                    {k: _mean(r["per_seed"], k) for k in ("cost_per_request", "latency_p99_ms")}
+                    if "per_seed" in r
+                    else {"not_applicable": r["not_applicable"]}
+                )
+                for ref, r in refs.items()
+            },
+            "agents": {},
+        }
+        for label, paths in models.items():
+            per_model = []
+            for path in paths:
+                rows = done[(path, name)]["per_seed"]
+                row = {
+                    "model": path,
+                    "gap_to_baselines": _gap(rows, best),
+                    "gap_to_greedy": _gap(rows, greedy),
+                    "gap_to_timeout": _gap(rows, timeout),
+                    **{k: _mean(rows, k) for k in ("cost_per_request", "latency_mean_ms", "latency_p99_ms")},
+                    **{k: _mean(rows, k) for k in ("slo_attainment", "mean_quality")},
+                    "model_mix": {
+                        m: float(np.mean([r["model_mix"][m] for r in rows])) for m in rows[0]["model_mix"]
+                    },
+                }
+                if "per_seed" in refs["optimal"]:
+                    row["gap_to_optimal"] = _gap(rows, refs["optimal"]["per_seed"])
+                per_model.append(row)
+            summary = {}
+            for key in ("gap_to_baselines", "gap_to_greedy", "gap_to_timeout", "gap_to_optimal"):
+                values = [m[key] for m in per_model if key in m]
+                if values:
+                    mean, half = mean_ci95(values)
+                    summary[key] = {"mean": mean, "ci95": half, "worst": max(values), "n": len(values)}
+            for key in ("latency_mean_ms", "latency_p99_ms", "slo_attainment", "mean_quality"):
+                summary[key] = {"mean": float(np.mean([m[key] for m in per_model]))}
+            entry["agents"][label] = {"models": per_model, "summary": summary}
+        out[name] = entry
     return out
 
 
-def collect(args: argparse.Namespace, wall: dict[tuple[str, float], float]) -> dict:
-    runs, references = [], {}
-    for rate in args.rates:
-        references[f"{rate:g}"] = reference_costs(args, rate)
-        for algo in args.algos:
-            path = args.runs_dir / run_name(algo, rate) / "evaluations.json"
-            if not path.exists():
-                continue
-            history = json.loads(path.read_text())
-            curve = [
-                {
-                    "timesteps": h["timesteps"],
-                    "cost_per_request": h["per_rate"]["scenario"]["cost_per_request"],
-                    "gap_to_optimal": h["per_rate"]["scenario"]["gap_to_optimal"],
-                    "gap_to_optimal_env_actions": h["per_rate"]["scenario"]["gap_to_optimal_env_actions"],
-                }
-                for h in history
-            ]
-            gaps = [c["gap_to_optimal"] for c in curve]
-            first_within = {
-                f"{p:g}%": next((c["timesteps"] for c in curve if c["gap_to_optimal"] <= p / 100), None)
-                for p in (1, 2, 5)
-            }
-            run_dir = args.runs_dir / run_name(algo, rate)
-            hyperparams = yaml.safe_load((run_dir / "hyperparams.yml").read_text())
-            runs.append(
-                {
-                    "algo": algo,
-                    "rate_per_s": rate,
-                    "gamma": hyperparams.get("gamma"),
-                    "discount_horizon_s": hyperparams.get("discount_horizon_s"),
-                    "reward_center": bool(hyperparams.get("reward_center", False)),
-                    "command": (run_dir / "command.txt").read_text().strip(),
-                    "assessment": assess(args, rate, run_dir),
-                    "curve": curve,
-                    "best_gap": min(gaps),
-                    "final_gap": gaps[-1],
-                    "first_timesteps_within": first_within,
-                    "train_wall_s": wall.get((algo, rate)),
-                }
-            )
-    return {"runs": runs, "references": references}
+# --------------------------------------------------------------------------------------------
+# Training
+# --------------------------------------------------------------------------------------------
+
+
+def train_experiment(experiment: Experiment, args: argparse.Namespace) -> None:
+    """Train every seed of ``experiment`` (train.py --seeds; Ray Tune) unless it is done."""
+    folder = REPO / args.runs_dir / experiment.name
+    if (folder / "aggregate.json").is_file():
+        print(f"{experiment.name}: done ({folder / 'aggregate.json'})", flush=True)
+        return
+    if folder.exists():
+        raise SystemExit(
+            f"learning.py: {folder} exists without aggregate.json (an interrupted sweep): move it "
+            "away to train again, or assess what it holds with --collect-only"
+        )
+    command = experiment.command(args.seeds, args.runs_dir, args.jobs)
+    print(f"{experiment.name}: {shlex.join(command)}", flush=True)
+    subprocess.run([sys.executable, *command[1:]], cwd=REPO, check=True)
+
+
+def final_models(experiment: Experiment, runs_dir: str) -> list[str]:
+    """The final model of every seed's run of the experiment (relative paths), seed order."""
+    folder = REPO / runs_dir / experiment.name
+    runs = sorted(folder.glob(f"{experiment.algo}_*_seed*/final_model.zip"), key=lambda p: _seed_of(p.parent))
+    return [str(p.relative_to(REPO)) for p in runs]
+
+
+def _seed_of(run: Path) -> int:
+    return int(run.name.rsplit("seed", 1)[1])
+
+
+def training_curves(experiment: Experiment, runs_dir: str) -> list[dict[str, Any]]:
+    """Per evaluation step: the mean gap to the reference over the training evaluations of every
+    seed (mean and 95% CI across seeds)."""
+    folder = REPO / runs_dir / experiment.name
+    histories = [
+        json.loads(p.read_text()) for p in sorted(folder.glob(f"{experiment.algo}_*_seed*/evaluations.json"))
+    ]
+    steps = sorted({h["timesteps"] for history in histories for h in history})
+    curve = []
+    for step in steps:
+        values = [h["gap_to_reference"] for history in histories for h in history if h["timesteps"] == step]
+        if len(values) == len(histories):
+            mean, half = mean_ci95(values)
+            curve.append({"timesteps": step, "mean": mean, "ci95": half, "n": len(values)})
+    return curve
+
+
+# --------------------------------------------------------------------------------------------
+# Output
+# --------------------------------------------------------------------------------------------
 
 
 def _pct(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:+.2%}"
+    return "n/a" if value is None or not math.isfinite(value) else f"{value:+.2%}"
 
 
-def markdown(result: dict) -> str:
-    """The results as Markdown: the runs, their assessment on fresh seeds, and what was tried."""
+def _gap_cell(summary: dict[str, Any], key: str) -> str:
+    if key not in summary:
+        return "n/a"
+    s = summary[key]
+    ci = "" if not math.isfinite(s["ci95"]) else f" ± {s['ci95']:.2%}"
+    return f"{_pct(s['mean'])}{ci}"
+
+
+def markdown(result: dict[str, Any]) -> str:
     meta = result["meta"]
     lines = [
-        "# Learning quality: PPO and DQN against the exact optimum",
+        "# Learning: RL agents across training seeds, on the suite, low rates and held-out traces",
         "",
-        f"Produced by `{meta['command']}` on {meta['date']} (`benchmarks/results/learning.json`,",
-        "plot `benchmarks/results/learning.png`). Gaps are relative costs per request,",
-        "(cost - optimal cost) / optimal cost, measured on the same arrivals as the optimum.",
+        f"Produced by `{meta['command']}` on {meta['date']} (`benchmarks/results/learning.json`, learning "
+        "curves `benchmarks/results/learning.png`). Each experiment is trained once per seed by the "
+        "command listed under it (Ray Tune trials, `train.py --seeds`); every seed's final model is "
+        f"assessed on seeds {meta['assess_seeds'][0]}-{meta['assess_seeds'][-1]} "
+        f"({meta['assess_horizon_s']:g} s "
+        "episodes, never used for training or model selection), paired with the references on the same "
+        "arrivals. Gap = (cost - reference cost) / reference cost of the mean cost per request; "
+        "**baselines** = the better of greedy and the timeout tuned on training seeds (on a trace's "
+        "`_test` half: tuned on its `_train` half); mean ± 95% CI across training seeds (Student t), "
+        "and the worst seed. Scope: the default system (one worker, three models, "
+        "w_latency = 1 per s, no SLO penalty), each scenario at its own rate and horizon.",
         "",
-        "| algo | rate (1/s) | discount | centring | curve: best gap | curve: final gap "
-        "| first within 2% (steps) | best model, fresh seeds | final model, fresh seeds "
-        "| tuned timeout, fresh seeds |",
-        "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for run in result["runs"]:
-        a = run["assessment"]
-        discount = (
-            f"exp(-dt / {run['discount_horizon_s']:g} s)"
-            if run.get("discount_horizon_s")
-            else f"gamma {run['gamma']}"
-        )
-        lines.append(
-            f"| {run['algo']} | {run['rate_per_s']:g} | {discount} | "
-            f"{'yes' if run.get('reward_center') else 'no'} | {_pct(run['best_gap'])} | "
-            f"{_pct(run['final_gap'])} | {run['first_timesteps_within']['2%']} | "
-            f"{_pct(a['best_model_gap'][0])} ± {a['best_model_gap'][1]:.2%} | "
-            f"{_pct(a['final_model_gap'][0])} ± {a['final_model_gap'][1]:.2%} | "
-            f"{_pct(a['timeout_gap'][0])} ± {a['timeout_gap'][1]:.2%} |"
-        )
-    seeds = result["runs"][0]["assessment"]["seeds"] if result["runs"] else "n/a"
+    for name, experiment in result["experiments"].items():
+        lines += [f"## {name}", "", experiment["description"] + ".", ""]
+        lines += [f"Training command: `{experiment['command']}`", ""]
+        if not experiment["models"]:
+            lines += ["Not trained.", ""]
+            continue
+        lines += [f"Models: {', '.join(f'`{m}`' for m in experiment['models'])}.", ""]
+    labels = list(result["experiments"]) + [Path(p).stem for p in result.get("shipped", [])]
+    lines += [
+        "## Gap to the baselines (the better of greedy and the tuned timeout) per scenario",
+        "",
+        "Mean ± 95% CI across training seeds (worst seed in brackets); a shipped checkpoint is one model.",
+        "",
+        "| scenario | " + " | ".join(labels) + " |",
+        "|---|" + "---|" * len(labels),
+    ]
+    worst: dict[str, float] = {}
+    for scenario, entry in result["assessment"].items():
+        cells = []
+        for label in labels:
+            agent = entry["agents"].get(label)
+            if agent is None:
+                cells.append("n/a")
+                continue
+            s = agent["summary"]["gap_to_baselines"]
+            worst[label] = max(worst.get(label, -math.inf), s["worst"])
+            cell = _gap_cell(agent["summary"], "gap_to_baselines")
+            cells.append(cell if s["n"] == 1 else f"{cell} [{_pct(s['worst'])}]")
+        lines.append(f"| {scenario} | " + " | ".join(cells) + " |")
+    lines.append("| **worst** | " + " | ".join(_pct(worst.get(label)) for label in labels) + " |")
     lines += [
         "",
-        f"Fresh seeds: {seeds} (first, last), {meta.get('assess_horizon_s', 'n/a')} s each; "
-        "± is the 95% CI of the seed-paired differences.",
+        "## Gap to the exact optimum (Poisson scenarios) and to the tuned timeout alone",
         "",
-        "Training commands (each run's `command.txt`):",
-        "",
-        *(
-            f"- {run['algo']} at {run['rate_per_s']:g}/s: `{run.get('command', 'n/a')}`"
-            for run in result["runs"]
-        ),
+        "| scenario | agent | gap to optimum | gap to tuned timeout | gap to greedy | p99 ms | quality |",
+        "|---|---|---|---|---|---|---|",
     ]
-    if result.get("attempts"):
-        lines += [
-            "",
-            "## What was tried before (runs/learning_attempts)",
-            "",
-            "| run | gamma | reward centring | time discount (s) | steps | best gap | final gap "
-            "| final policy (per evaluation rate) |",
-            "|---|---|---|---|---|---|---|---|",
-        ]
-        for t in result["attempts"]:
+    for scenario, entry in result["assessment"].items():
+        for label in labels:
+            agent = entry["agents"].get(label)
+            if agent is None:
+                continue
+            s = agent["summary"]
             lines.append(
-                f"| {t['run']} | {t['gamma']} | {t['reward_center']} | {t['discount_horizon_s']} | "
-                f"{t['timesteps']} | {_pct(t['best_gap'])} | {_pct(t['final_gap'])} | "
-                + "; ".join(f"{k}: {v}" for k, v in t["final_policy_per_rate"].items())
-                + " |"
+                f"| {scenario} | {label} | {_gap_cell(s, 'gap_to_optimal')} | "
+                f"{_gap_cell(s, 'gap_to_timeout')} | {_gap_cell(s, 'gap_to_greedy')} | "
+                f"{s['latency_p99_ms']['mean']:.1f} | "
+                f"{s['mean_quality']['mean']:.4f} |"
             )
+    lines += [
+        "",
+        "## Tuned timeouts (the reference)",
+        "",
+        "| scenario | tuned on | parameters | source |",
+        "|---|---|---|---|",
+    ]
+    for scenario, entry in result["assessment"].items():
+        t = entry["timeout"]
+        params = ", ".join(f"{k}={v}" for k, v in t["params"].items())
+        lines.append(f"| {scenario} | {t['tuned_on']} | {params} | {t['source']} |")
     return "\n".join(lines) + "\n"
 
 
-def plot(result: dict, path: Path) -> None:
+def plot(result: dict[str, Any], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rates = sorted({r["rate_per_s"] for r in result["runs"]})
-    fig, axes = plt.subplots(1, len(rates), figsize=(5 * len(rates), 3.8), squeeze=False)
-    for ax, rate in zip(axes[0], rates, strict=True):
-        ref = result["references"][f"{rate:g}"]
-        for run in (r for r in result["runs"] if r["rate_per_s"] == rate):
-            steps = [c["timesteps"] for c in run["curve"]]
-            ax.plot(
-                steps,
-                [c["cost_per_request"] for c in run["curve"]],
-                marker="o",
-                ms=3,
-                label=run["algo"].upper(),
-            )
-        ax.axhline(ref["optimal_cost_per_request"], color="k", ls="--", label="optimum")
-        ax.axhline(ref["timeout_cost_per_request"], color="tab:red", ls=":", label="tuned timeout")
-        ax.set_title(f"Poisson, {rate:g} requests/s")
-        ax.set_xlabel("timesteps")
-        ax.set_ylabel("cost per request")
-        optimum = ref["optimal_cost_per_request"]
-        ax.set_ylim(optimum * 0.97, optimum * 1.3)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for name, experiment in result["experiments"].items():
+        curve = experiment.get("curve") or []
+        if not curve:
+            continue
+        steps = np.array([c["timesteps"] for c in curve])
+        mean = np.array([c["mean"] for c in curve]) * 100
+        half = np.nan_to_num(np.array([c["ci95"] for c in curve]) * 100)
+        ax.plot(steps, mean, marker="o", ms=3, label=f"{name} ({curve[0]['n']} seeds)")
+        ax.fill_between(steps, mean - half, mean + half, alpha=0.2)
+    ax.axhline(0, color="k", lw=0.8)
+    ax.set_xlabel("environment steps")
+    ax.set_ylabel("mean gap to the reference (%)")
+    ax.set_title("Training evaluations (mean, 95% CI across seeds)")
+    ax.set_yscale("symlog", linthresh=5)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=130)
@@ -330,83 +513,76 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--algos", default="ppo,dqn", help="comma-separated algorithms (default ppo,dqn)")
-    parser.add_argument("--rates", default="50,200,400", help="comma-separated Poisson rates, requests/s")
-    parser.add_argument("--n-timesteps", type=int, default=1_000_000, help="steps per run (default 1M)")
-    parser.add_argument("--eval-freq", type=int, default=50_000, help="steps between evaluations")
-    parser.add_argument("--eval-seeds", default="20000,20001,20002", help="evaluation seeds")
-    parser.add_argument("--eval-horizon-s", type=float, default=30.0, help="seconds per evaluation episode")
-    parser.add_argument("--seed", type=int, default=0, help="training seed")
     parser.add_argument(
-        "--assess-seeds", default="30000-30010", help="fresh seeds [first-last) for the final assessment"
+        "--experiments",
+        default=",".join(DEFAULT_EXPERIMENTS),
+        help=f"comma-separated experiments among {', '.join(EXPERIMENTS)} "
+        f"(default: {','.join(DEFAULT_EXPERIMENTS)})",
     )
+    parser.add_argument("--seeds", default="0-2", help="training seeds of every experiment (default 0-2)")
+    parser.add_argument("--jobs", type=int, default=2, help="training runs / assessment processes at once")
+    parser.add_argument(
+        "--runs-dir", default="runs/learning", help="parent of the sweep folders, relative to the repo"
+    )
+    parser.add_argument("--collect-only", action="store_true", help="do not train; assess the finished runs")
+    parser.add_argument("--assess-seeds", default="30000-30004", help="fresh seeds of the assessment")
     parser.add_argument("--assess-horizon-s", type=float, default=60.0, help="seconds per assessment episode")
     parser.add_argument(
-        "--discount-horizon-s",
-        type=float,
-        default=None,
-        help="discount each step by exp(-dt / horizon), dt its simulated duration (s) "
-        "(hyperparameter discount_horizon_s; default: the hyperparameter file's per-step gamma)",
+        "--scenarios", default=None, help="assessment scenarios (default: see assessment_scenarios)"
     )
-    parser.add_argument(
-        "--hyperparams",
-        nargs="*",
-        default=[],
-        metavar="KEY=VALUE",
-        help="hyperparameter overrides passed to every train.py run (e.g. reward_center=false)",
-    )
-    parser.add_argument("--jobs", type=int, default=2, help="training runs at once (default 2)")
-    parser.add_argument(
-        "--attempts-dir",
-        type=Path,
-        default=REPO / "runs" / "learning_attempts",
-        help="earlier runs to summarise under 'attempts' (what was tried)",
-    )
-    parser.add_argument("--runs-dir", type=Path, default=REPO / "runs" / "learning", help="run folders")
+    parser.add_argument("--no-shipped", action="store_true", help="do not assess checkpoints/*.zip")
     parser.add_argument("--out", type=Path, default=RESULTS / "learning.json", help="JSON output")
-    parser.add_argument("--plot", type=Path, default=RESULTS / "learning.png", help="plot output")
+    parser.add_argument("--plot", type=Path, default=RESULTS / "learning.png", help="learning curves")
     parser.add_argument(
-        "--markdown", type=Path, default=REPO / "docs" / "results" / "learning.md", help="Markdown summary"
+        "--markdown", type=Path, default=REPO / "docs" / "results" / "learning.md", help="Markdown report"
     )
-    parser.add_argument("--collect-only", action="store_true", help="do not train; collect finished runs")
-    args = parser.parse_args(argv)
-    args.algos = [a for a in args.algos.split(",") if a]
-    args.rates = [float(r) for r in args.rates.split(",") if r]
-    args.eval_seeds = [int(s) for s in args.eval_seeds.split(",") if s]
-    first, _, last = args.assess_seeds.partition("-")
-    args.assess_seeds = (int(first), int(last))
-    args.runs_dir.mkdir(parents=True, exist_ok=True)
-    wall: dict[tuple[str, float], float] = {}
+    given = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(given)
+    names = [n for n in args.experiments.split(",") if n]
+    unknown = [n for n in names if n not in EXPERIMENTS]
+    if unknown:
+        parser.error(f"--experiments: unknown {unknown[0]!r}; known: {', '.join(EXPERIMENTS)}")
+    try:
+        parse_seeds(args.seeds)
+        assess_seeds = parse_seeds(args.assess_seeds)
+    except ValueError as exc:
+        parser.error(str(exc))
+    if Path(args.runs_dir).is_absolute():
+        parser.error("--runs-dir must be relative to the repository (results name their run folders)")
+    scenarios = [s for s in args.scenarios.split(",") if s] if args.scenarios else assessment_scenarios()
     if not args.collect_only:
-        jobs = [(algo, rate) for rate in args.rates for algo in args.algos]
-        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-            for job, seconds in zip(jobs, pool.map(lambda j: train_one(args, *j), jobs), strict=True):
-                wall[job] = seconds
-                print(f"trained {job[0]} at {job[1]:g}/s in {seconds:.0f} s", flush=True)
-    result = collect(args, wall)
-    if args.attempts_dir.is_dir():
-        result["attempts"] = attempts(args.attempts_dir)
-    result["meta"] = {
-        "command": "python benchmarks/learning.py " + " ".join(sys.argv[1:] if argv is None else argv),
-        "n_timesteps": args.n_timesteps,
-        "eval_seeds": args.eval_seeds,
-        "eval_horizon_s": args.eval_horizon_s,
-        "assess_horizon_s": args.assess_horizon_s,
-        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        for name in names:
+            train_experiment(EXPERIMENTS[name], args)
+    experiments: dict[str, Any] = {}
+    models: dict[str, list[str]] = {}
+    for name in names:
+        experiment = EXPERIMENTS[name]
+        models[name] = final_models(experiment, args.runs_dir)
+        experiments[name] = {
+            "description": experiment.description,
+            "command": shlex.join(experiment.command(args.seeds, args.runs_dir, args.jobs)),
+            "models": models[name],
+            "curve": training_curves(experiment, args.runs_dir),
+        }
+    shipped = [] if args.no_shipped else [p for p in SHIPPED if (REPO / p).is_file()]
+    for path in shipped:
+        models[Path(path).stem] = [path]
+    assessed = {label: paths for label, paths in models.items() if paths}
+    result = {
+        "experiments": experiments,
+        "shipped": shipped,
+        "assessment": assess(assessed, scenarios, assess_seeds, args.assess_horizon_s, args.jobs),
+        "meta": {
+            "command": "python benchmarks/learning.py" + "".join(" " + a for a in map(shlex.quote, given)),
+            "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+            "assess_seeds": assess_seeds,
+            "assess_horizon_s": args.assess_horizon_s,
+        },
     }
     write_json_atomic(args.out, result)
-    if args.markdown:
-        write_atomic(args.markdown, markdown(result))
+    write_atomic(args.markdown, markdown(result))
     plot(result, args.plot)
-    for run in result["runs"]:
-        within = run["first_timesteps_within"]
-        best = run["assessment"]["best_model_gap"]
-        print(
-            f"{run['algo']:>4} @ {run['rate_per_s']:>4g}/s: curve best {run['best_gap']:+.2%}, final "
-            f"{run['final_gap']:+.2%}, first within 2%: {within['2%']}; best model on fresh seeds "
-            f"{best[0]:+.2%} +- {best[1]:.2%}"
-        )
-    print(f"wrote {args.out} and {args.plot}")
+    print(f"wrote {args.markdown}, {args.out} and {args.plot}")
     return 0
 
 
