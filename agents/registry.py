@@ -39,7 +39,7 @@ from agents.baselines import BASELINES
 from agents.optimal import OptimalScheduler
 from agents.proposed import Proposed
 from agents.robust import RobustProposed
-from agents.tuned_params import TUNABLE, TUNED_DIR, load_tuned, tuned_path
+from agents.tuned_params import TUNABLE, TUNED_DIR, load_tuned, tuned_path, tuning_target
 from batchenv.config import ConfigError, SystemConfig
 from batchenv.sim import Simulator, simulate
 
@@ -185,10 +185,11 @@ def _build_baseline(spec: AgentSpec, config: SystemConfig, tuned: bool, tuned_di
             kwargs = {**record.agents[spec.name]["params"], **kwargs}
             source = f"tuned ({record.path.name})" + (" with given overrides" if spec.kwargs else "")
         elif not spec.kwargs:
-            why = "stale: the scenario changed" if tuned_path(config.name, directory).is_file() else "none"
+            target = tuning_target(config).name
+            why = "stale: the scenario changed" if tuned_path(target, directory).is_file() else "none"
             source = (
-                f"defaults (tuned parameters for {config.name!r}: {why}; "
-                f"run python -m apps.tune --scenarios {config.name})"
+                f"defaults (tuned parameters for {target!r}: {why}; "
+                f"run python -m apps.tune --scenarios {target})"
             )
     try:
         agent = cls(config, **kwargs)

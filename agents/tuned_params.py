@@ -17,6 +17,7 @@ import yaml
 
 from batchenv.config import ConfigError, SystemConfig
 from batchenv.fileio import write_atomic
+from batchenv.scenarios import load_scenario, trace_scenarios, train_split_of
 
 __all__ = [
     "TUNABLE",
@@ -26,6 +27,7 @@ __all__ = [
     "load_tuned",
     "read_tuned",
     "tuned_path",
+    "tuning_target",
     "write_tuned",
 ]
 
@@ -66,11 +68,25 @@ def tuned_path(scenario: str, directory: Path = TUNED_DIR) -> Path:
     return Path(directory) / f"{scenario}.yaml"
 
 
+def tuning_target(config: SystemConfig) -> SystemConfig:
+    """The scenario whose tuned parameters serve ``config``: for the held-out half of a trace
+    scenario (``X_test``, :func:`batchenv.scenarios.eval_split_of`) its training half ``X_train``
+    (tune on the first part of a trace, evaluate on the rest); otherwise ``config`` itself."""
+    base = config.name.removesuffix("_test")
+    if base == config.name or base not in trace_scenarios():
+        return config
+    if config_fingerprint(config) != config_fingerprint(load_scenario(config.name)):
+        return config  # a changed copy of the packaged scenario: tune it as it is
+    return load_scenario(train_split_of(base))
+
+
 def load_tuned(config: SystemConfig, directory: Path = TUNED_DIR) -> TunedRecord | None:
-    """The tuned parameters for ``config`` (looked up by its name), or None if there are none
+    """The tuned parameters for ``config`` (looked up by the name of its :func:`tuning_target`:
+    a trace's ``_test`` half takes those tuned on its ``_train`` half), or None if there are none
     or they were tuned for a different version of the scenario."""
-    record = read_tuned(tuned_path(config.name, directory))
-    if record is None or record.fingerprint != config_fingerprint(config):
+    target = tuning_target(config)
+    record = read_tuned(tuned_path(target.name, directory))
+    if record is None or record.fingerprint != config_fingerprint(target):
         return None
     return record
 

@@ -56,11 +56,16 @@ sys.path.insert(0, str(REPO))
 
 from agents.baselines import BASELINES  # noqa: E402
 from agents.registry import AgentSpecError, make_agent  # noqa: E402
-from agents.tuning import config_fingerprint, load_tuned, parse_seeds, tune_scenario  # noqa: E402
-from batchenv.config import SystemConfig  # noqa: E402
+from agents.tuning import (  # noqa: E402
+    config_fingerprint,
+    load_tuned,
+    parse_seeds,
+    tune_scenario,
+    tuning_target,
+)
 from batchenv.fileio import write_atomic, write_json_atomic  # noqa: E402
 from batchenv.metrics import compute_metrics  # noqa: E402
-from batchenv.scenarios import load_scenario, trace_scenarios, train_split_of  # noqa: E402
+from batchenv.scenarios import load_scenario, trace_scenarios  # noqa: E402
 from batchenv.sim import Simulator, simulate  # noqa: E402
 from evaluation.stats import mean_ci95  # noqa: E402
 
@@ -185,17 +190,8 @@ SHIPPED = ("checkpoints/ppo_default.zip", "checkpoints/dqn_default.zip")
 # --------------------------------------------------------------------------------------------
 
 
-def tuning_config(name: str) -> SystemConfig:
-    """The config the timeout of scenario ``name`` is tuned on: the ``_train`` half for a trace's
-    ``_test`` half, else the scenario itself."""
-    base = name.removesuffix("_test")
-    if name.endswith("_test") and base in trace_scenarios():
-        return load_scenario(train_split_of(base))
-    return load_scenario(name)
-
-
 def _tune_one(name: str) -> dict[str, Any]:
-    config = tuning_config(name)
+    config = tuning_target(load_scenario(name))
     record = load_tuned(config)
     if record is not None and "timeout" in record.agents:
         entry, source = record.agents["timeout"], f"agents/tuned/{config.name}.yaml"
@@ -214,7 +210,9 @@ def tuned_timeouts(names: Sequence[str], cache: Path, jobs: int) -> dict[str, di
     """The tuned timeout of every scenario (from ``cache`` when its training config is unchanged)."""
     known = json.loads(cache.read_text()) if cache.is_file() else {}
     stale = [
-        n for n in names if n not in known or known[n]["fingerprint"] != config_fingerprint(tuning_config(n))
+        n
+        for n in names
+        if n not in known or known[n]["fingerprint"] != config_fingerprint(tuning_target(load_scenario(n)))
     ]
     if stale:
         print(f"tuning the timeout for {len(stale)} scenarios: {', '.join(stale)}", flush=True)
@@ -525,6 +523,7 @@ def main(argv: list[str] | None = None) -> int:
         "--runs-dir", default="runs/learning", help="parent of the sweep folders, relative to the repo"
     )
     parser.add_argument("--collect-only", action="store_true", help="do not train; assess the finished runs")
+    parser.add_argument("--train-only", action="store_true", help="train what is missing, do not assess")
     parser.add_argument("--assess-seeds", default="30000-30004", help="fresh seeds of the assessment")
     parser.add_argument("--assess-horizon-s", type=float, default=60.0, help="seconds per assessment episode")
     parser.add_argument(
@@ -550,9 +549,13 @@ def main(argv: list[str] | None = None) -> int:
     if Path(args.runs_dir).is_absolute():
         parser.error("--runs-dir must be relative to the repository (results name their run folders)")
     scenarios = [s for s in args.scenarios.split(",") if s] if args.scenarios else assessment_scenarios()
+    if args.collect_only and args.train_only:
+        parser.error("--collect-only and --train-only exclude each other")
     if not args.collect_only:
         for name in names:
             train_experiment(EXPERIMENTS[name], args)
+    if args.train_only:
+        return 0
     experiments: dict[str, Any] = {}
     models: dict[str, list[str]] = {}
     for name in names:

@@ -1,0 +1,87 @@
+"""benchmarks/learning.py: what it trains and assesses, and its report (no training here)."""
+
+from __future__ import annotations
+
+import importlib.util
+import shlex
+import sys
+from pathlib import Path
+
+import pytest
+
+from apps import train
+from batchenv.scenarios import load_scenario, trace_scenarios
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _learning():
+    spec = importlib.util.spec_from_file_location("learning_benchmark", REPO / "benchmarks" / "learning.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["learning_benchmark"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_experiments_are_valid_train_commands_with_relative_folders() -> None:
+    learning = _learning()
+    for experiment in learning.EXPERIMENTS.values():
+        argv = experiment.command("0-2", "runs/learning", 2)[2:]
+        args, sweep = train.parse_command_line(argv)
+        assert sweep is not None and sweep.seeds == [0, 1, 2]
+        assert args.runs_dir == "runs/learning" and args.run_name == experiment.name
+        assert not any(name.endswith("_test") for name in args.eval_scenarios), (
+            "model selection must never see a held-out half"
+        )
+        train.plan_run(args)  # the scenario and hyperparameters resolve
+        assert shlex.split(shlex.join(experiment.command("0-2", "runs/learning", 2)))[:2] == [
+            "python",
+            "train.py",
+        ]
+
+
+def test_assessment_covers_low_rates_and_every_held_out_half() -> None:
+    names = _learning().assessment_scenarios()
+    assert {"poisson_rate_1", "poisson_rate_3", "poisson_rate_10"} <= set(names)
+    assert {f"{t}_test" for t in trace_scenarios()} <= set(names)
+    assert all(load_scenario(n).n_workers == 1 for n in names)
+    assert not any(n.endswith("_train") for n in names)
+
+
+def test_report_lists_every_scenario_and_the_worst_gap() -> None:
+    learning = _learning()
+    summary = {
+        "gap_to_baselines": {"mean": 0.01, "ci95": 0.005, "worst": 0.02, "n": 3},
+        "gap_to_timeout": {"mean": -0.1, "ci95": 0.01, "worst": -0.05, "n": 3},
+        "gap_to_greedy": {"mean": 0.01, "ci95": 0.005, "worst": 0.02, "n": 3},
+        "latency_p99_ms": {"mean": 80.0},
+        "mean_quality": {"mean": 0.99},
+        "latency_mean_ms": {"mean": 30.0},
+        "slo_attainment": {"mean": 1.0},
+    }
+    timeout = {"tuned_on": "x_train", "params": {"preferred_batch_size": 2}, "source": "grid"}
+    result = {
+        "meta": {
+            "command": "python benchmarks/learning.py",
+            "date": "now",
+            "assess_seeds": [1, 2],
+            "assess_horizon_s": 60,
+        },
+        "experiments": {"ppo_mixture": {"description": "d", "command": "c", "models": ["m0"], "curve": []}},
+        "shipped": [],
+        "assessment": {
+            name: {"timeout": timeout, "references": {}, "agents": {"ppo_mixture": {"summary": summary}}}
+            for name in ("a_test", "b")
+        },
+    }
+    text = learning.markdown(result)
+    assert "`python benchmarks/learning.py`" in text.splitlines()[2]
+    assert "| a_test | +1.00% ± 0.50% [+2.00%] |" in text
+    assert "| **worst** | +2.00% |" in text
+
+
+@pytest.mark.parametrize("flags", [["--runs-dir", "/abs/path"], ["--experiments", "nope"]])
+def test_bad_flags(flags: list[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        _learning().main(["--collect-only", *flags])
+    assert exit_info.value.code == 2
