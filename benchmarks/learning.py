@@ -8,7 +8,8 @@ it is trained once per seed as Ray Tune trials (``train.py --seeds``, the ``dist
 ``<runs-dir>/<experiment>/`` (relative to the repository), which also holds the sweep's
 ``aggregate.json`` (the training-time evaluations). Then every seed's final model is assessed on
 :data:`ASSESSMENT` with fresh seeds (never used for training or model selection), paired with
-the references on the same arrivals:
+the references on the same arrivals (``--model best``, the default, assesses each seed's
+``best_model.zip``, selected by the training evaluation on training-side scenarios only):
 
 - ``greedy`` (everything at once on LLM-1) and the ``timeout`` baseline tuned by grid search on
   training seeds (``agents.tuning``): on a trace's ``_test`` half the timeout is tuned on its
@@ -170,6 +171,11 @@ EXPERIMENTS: dict[str, Experiment] = {
     )
 }
 DEFAULT_EXPERIMENTS = ("ppo_mixture", "dqn_mixture")
+MODEL_CHOICE = {
+    "best": "`best_model.zip`: the lowest mean gap to the reference of the training evaluation, on "
+    "training-side scenarios only",
+    "final": "`final_model.zip`: at the end of training",
+}
 
 
 def assessment_scenarios() -> list[str]:
@@ -352,10 +358,13 @@ def train_experiment(experiment: Experiment, args: argparse.Namespace) -> None:
     subprocess.run([sys.executable, *command[1:]], cwd=REPO, check=True)
 
 
-def final_models(experiment: Experiment, runs_dir: str) -> list[str]:
-    """The final model of every seed's run of the experiment (relative paths), seed order."""
+def trained_models(experiment: Experiment, runs_dir: str, which: str) -> list[str]:
+    """Every seed's ``best_model.zip`` (lowest mean gap of the training evaluation, on the
+    training-side scenarios) or ``final_model.zip`` (relative paths), in seed order."""
     folder = REPO / runs_dir / experiment.name
-    runs = sorted(folder.glob(f"{experiment.algo}_*_seed*/final_model.zip"), key=lambda p: _seed_of(p.parent))
+    runs = sorted(
+        folder.glob(f"{experiment.algo}_*_seed*/{which}_model.zip"), key=lambda p: _seed_of(p.parent)
+    )
     return [str(p.relative_to(REPO)) for p in runs]
 
 
@@ -404,7 +413,8 @@ def markdown(result: dict[str, Any]) -> str:
         "",
         f"Produced by `{meta['command']}` on {meta['date']} (`benchmarks/results/learning.json`, learning "
         "curves `benchmarks/results/learning.png`). Each experiment is trained once per seed by the "
-        "command listed under it (Ray Tune trials, `train.py --seeds`); every seed's final model is "
+        "command listed under it (Ray Tune trials, `train.py --seeds`); every seed's "
+        f"{meta['model']} model ({MODEL_CHOICE[meta['model']]}) is "
         f"assessed on seeds {meta['assess_seeds'][0]}-{meta['assess_seeds'][-1]} "
         f"({meta['assess_horizon_s']:g} s "
         "episodes, never used for training or model selection), paired with the references on the same "
@@ -529,6 +539,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--scenarios", default=None, help="assessment scenarios (default: see assessment_scenarios)"
     )
+    parser.add_argument(
+        "--model",
+        choices=("best", "final"),
+        default="best",
+        help="which model of each seed to assess: best (the lowest mean gap of the training evaluation, "
+        "on training-side scenarios only) or final (default best)",
+    )
     parser.add_argument("--no-shipped", action="store_true", help="do not assess checkpoints/*.zip")
     parser.add_argument("--out", type=Path, default=RESULTS / "learning.json", help="JSON output")
     parser.add_argument("--plot", type=Path, default=RESULTS / "learning.png", help="learning curves")
@@ -560,7 +577,7 @@ def main(argv: list[str] | None = None) -> int:
     models: dict[str, list[str]] = {}
     for name in names:
         experiment = EXPERIMENTS[name]
-        models[name] = final_models(experiment, args.runs_dir)
+        models[name] = trained_models(experiment, args.runs_dir, args.model)
         experiments[name] = {
             "description": experiment.description,
             "command": shlex.join(experiment.command(args.seeds, args.runs_dir, args.jobs)),
@@ -580,6 +597,7 @@ def main(argv: list[str] | None = None) -> int:
             "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
             "assess_seeds": assess_seeds,
             "assess_horizon_s": args.assess_horizon_s,
+            "model": args.model,
         },
     }
     write_json_atomic(args.out, result)

@@ -66,6 +66,7 @@ def test_report_lists_every_scenario_and_the_worst_gap() -> None:
             "date": "now",
             "assess_seeds": [1, 2],
             "assess_horizon_s": 60,
+            "model": "best",
         },
         "experiments": {"ppo_mixture": {"description": "d", "command": "c", "models": ["m0"], "curve": []}},
         "shipped": [],
