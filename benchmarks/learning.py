@@ -148,7 +148,8 @@ EXPERIMENTS: dict[str, Experiment] = {
             "ppo_mixture_plain_reward",
             "ppo",
             _mixture_flags(300_000, "reward_per_request:false"),
-            "ablation: ppo_mixture without the reward per request (the plain regret), 300k steps",
+            "ablation: ppo_mixture without the reward per request (the plain regret), 300k steps "
+            "(compared with ppo_mixture's training evaluation at the same step)",
         ),
         Experiment(
             "ppo_mixture_observation",
@@ -160,13 +161,8 @@ EXPERIMENTS: dict[str, Experiment] = {
                 env="benchmarks/configs/default_mixture_observation.yaml",
             ),
             "ablation: ppo_mixture with rates on a log scale, 50 ms and 10 s rate estimates and "
-            "unbiased estimates (benchmarks/configs/default_mixture_observation.yaml), 300k steps",
-        ),
-        Experiment(
-            "ppo_mixture_short",
-            "ppo",
-            _mixture_flags(300_000),
-            "the ablations' control: ppo_mixture at 300k steps",
+            "unbiased estimates (benchmarks/configs/default_mixture_observation.yaml), 300k steps "
+            "(compared with ppo_mixture's training evaluation at the same step)",
         ),
     )
 }
@@ -372,6 +368,27 @@ def _seed_of(run: Path) -> int:
     return int(run.name.rsplit("seed", 1)[1])
 
 
+def training_evaluation_at(experiment: Experiment, runs_dir: str, step: int) -> dict[str, Any] | None:
+    """Every target's gap to the reference in the training evaluation at ``step`` (mean and 95%
+    CI across seeds), or None when not every seed has an evaluation there."""
+    folder = REPO / runs_dir / experiment.name
+    records = []
+    for path in sorted(folder.glob(f"{experiment.algo}_*_seed*/evaluations.json")):
+        record = next((h for h in json.loads(path.read_text()) if h["timesteps"] == step), None)
+        if record is None:
+            return None
+        records.append(record)
+    if not records:
+        return None
+    out: dict[str, Any] = {}
+    for label in records[0]["per_rate"]:
+        mean, half = mean_ci95([r["per_rate"][label]["gap_to_reference"] for r in records])
+        out[label] = {"mean": mean, "ci95": half, "n": len(records)}
+    mean, half = mean_ci95([r["gap_to_reference"] for r in records])
+    out["mean over targets"] = {"mean": mean, "ci95": half, "n": len(records)}
+    return out
+
+
 def training_curves(experiment: Experiment, runs_dir: str) -> list[dict[str, Any]]:
     """Per evaluation step: the mean gap to the reference over the training evaluations of every
     seed (mean and 95% CI across seeds)."""
@@ -432,6 +449,29 @@ def markdown(result: dict[str, Any]) -> str:
             lines += ["Not trained.", ""]
             continue
         lines += [f"Models: {', '.join(f'`{m}`' for m in experiment['models'])}.", ""]
+    at_step = result.get("training_evaluation_at") or {}
+    compared = {name: table for name, table in at_step.get("experiments", {}).items() if table}
+    if len(compared) > 1:
+        names = list(compared)
+        targets = list(next(iter(compared.values())))
+        lines += [
+            f"## Training evaluation at {at_step['step']:,} steps: what each change does",
+            "",
+            "The runs' own evaluation (training-side scenarios only, seeds "
+            "10000-10001, 30 s) at the same step: gap to the best of greedy, the timeout and the "
+            "proposed scheduler, mean ± 95% CI across training seeds.",
+            "",
+            "| target | " + " | ".join(names) + " |",
+            "|---|" + "---|" * len(names),
+        ]
+        for target in targets:
+            cells = []
+            for name in names:
+                cell = compared[name].get(target)
+                ci = "" if cell is None or not math.isfinite(cell["ci95"]) else f" ± {cell['ci95']:.2%}"
+                cells.append("n/a" if cell is None else f"{_pct(cell['mean'])}{ci}")
+            lines.append(f"| {target} | " + " | ".join(cells) + " |")
+        lines.append("")
     labels = list(result["experiments"]) + [Path(p).stem for p in result.get("shipped", [])]
     lines += [
         "## Gap to the baselines (the better of greedy and the tuned timeout) per scenario",
@@ -584,6 +624,13 @@ def main(argv: list[str] | None = None) -> int:
             "models": models[name],
             "curve": training_curves(experiment, args.runs_dir),
         }
+    compare_step = 300_000
+    at_step = {
+        "step": compare_step,
+        "experiments": {
+            name: training_evaluation_at(EXPERIMENTS[name], args.runs_dir, compare_step) for name in names
+        },
+    }
     shipped = [] if args.no_shipped else [p for p in SHIPPED if (REPO / p).is_file()]
     for path in shipped:
         models[Path(path).stem] = [path]
@@ -591,6 +638,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "experiments": experiments,
         "shipped": shipped,
+        "training_evaluation_at": at_step,
         "assessment": assess(assessed, scenarios, assess_seeds, args.assess_horizon_s, args.jobs),
         "meta": {
             "command": "python benchmarks/learning.py" + "".join(" " + a for a in map(shlex.quote, given)),
