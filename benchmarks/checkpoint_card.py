@@ -23,10 +23,31 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from agents.checkpoint import load_checkpoint  # noqa: E402
+from batchenv.config import ArrivalConfig  # noqa: E402
 from batchenv.fileio import write_atomic  # noqa: E402
 
-SCENARIOS = "default,default_randomised,poisson_25,poisson_50,high_load,bursty,azure_trace"
+SCENARIOS = (
+    "poisson_rate_1,poisson_rate_10,bursty_low,default,default_randomised,poisson_25,poisson_50,high_load,bursty,"
+    "azure_trace,azure_trace_native_test,mooncake_conv_test,mooncake_conv_30_test,azure_trace_60_test"
+)
 AGENTS = "greedy,timeout,util_switch,optimal,proposed"
+
+
+def describe_arrivals(arrivals: ArrivalConfig) -> str:
+    """One line on what an agent was trained on: the process, its rate or rate range, and for a
+    mixture each component with its weight."""
+    if arrivals.process == "mixture":
+        components = arrivals.components or ()
+        total = sum(c.weight for c in components)
+        parts = [f"{c.weight / total:.0%} {describe_arrivals(c.arrivals)}" for c in components]
+        return "a mixture drawn per episode: " + "; ".join(parts)
+    window = f", trace window {list(arrivals.trace_window)}" if arrivals.trace_window else ""
+    source = f" ({arrivals.trace_path}{window})" if arrivals.process == "trace" else ""
+    if arrivals.rate_range_per_s is None:
+        return f"{arrivals.process}{source} at {arrivals.mean_rate_per_s:.4g} requests/s"
+    low, high = arrivals.rate_range_per_s
+    scale = "log-uniform" if arrivals.rate_range_scale == "log" else "uniform"
+    return f"{arrivals.process}{source} at a mean rate drawn {scale} from {low:g}-{high:g} requests/s"
 
 
 def card(path: Path, scenarios: str, n_seeds: int, jobs: int) -> Path:
@@ -62,8 +83,7 @@ def card(path: Path, scenarios: str, n_seeds: int, jobs: int) -> Path:
     text = f"""# {path.name}: metrics card
 
 - **Algorithm**: {meta["algo"]} (Stable-Baselines3), {meta["timesteps"]:,} environment steps.
-- **Trained on**: scenario `{checkpoint.config.name}` (arrival rate drawn per episode from
-  {checkpoint.config.arrivals.rate_range_per_s} requests/s when a range is set).
+- **Trained on**: scenario `{checkpoint.config.name}`: {describe_arrivals(checkpoint.config.arrivals)}.
 - **Training command**: `{meta.get("command", "n/a")}`
 - **Hyperparameters**: `{hyperparams}`
 - **Observation normalisation** stored in the checkpoint: {normalised}.
@@ -73,7 +93,8 @@ def card(path: Path, scenarios: str, n_seeds: int, jobs: int) -> Path:
 ## Scores
 
 Produced by `{shown}` (cost per request = best quality - score, lower is better;
-gap relative to the optimum where it applies, else the tuned timeout).
+gap relative to the optimum where it applies, else the tuned timeout; on a trace's `_test`
+half the timeout and util_switch are tuned on its `_train` half).
 
 {table}
 """

@@ -175,12 +175,12 @@ MODEL_CHOICE = {
 
 
 def assessment_scenarios() -> list[str]:
-    """Every one-worker scenario of the suite, three low rates, and the held-out (``_test``)
-    half of every trace scenario."""
+    """Every one-worker scenario of the suite, three low rates and spikes on a quiet server
+    (``bursty_low``), and the held-out (``_test``) half of every trace scenario."""
     from agents.tuning import SUITE
 
     one_worker = [name for name in SUITE if load_scenario(name).n_workers == 1]
-    low = ["poisson_rate_1", "poisson_rate_3", "poisson_rate_10"]
+    low = ["poisson_rate_1", "poisson_rate_3", "poisson_rate_10", "bursty_low"]
     return [*one_worker, *low, *(f"{name}_test" for name in trace_scenarios())]
 
 
