@@ -20,6 +20,8 @@ import yaml
 ray = pytest.importorskip("ray", reason='Ray is not installed (pip install -e ".[dist]")')
 pytest.importorskip("ray.tune", reason='Ray Tune is not installed (pip install -e ".[dist]")')
 
+from tiny_runs import TINY_PPO_HYPERPARAMS, tiny_ppo_argv  # noqa: E402
+
 from apps import train  # noqa: E402
 
 pytestmark = pytest.mark.xdist_group("ray")
@@ -38,32 +40,7 @@ def ray_session() -> Iterator[None]:
 
 
 def _argv(runs: Path, *flags: str) -> list[str]:
-    return [
-        "--algo",
-        "ppo",
-        "-n",
-        "256",
-        "--n-envs",
-        "1",
-        "--hyperparams",
-        "n_steps:128",
-        "batch_size:64",
-        "n_epochs:1",
-        "--eval-freq",
-        "128",
-        "--eval-horizon-s",
-        "2",
-        "--eval-seeds",
-        "1",
-        "--save-freq",
-        "128",
-        "-f",
-        str(runs),
-        "--no-progress",
-        "--verbose",
-        "0",
-        *flags,
-    ]
+    return tiny_ppo_argv(runs, "--eval-freq", "128", "--save-freq", "128", *TINY_PPO_HYPERPARAMS, *flags)
 
 
 def test_each_seed_is_a_trial_with_its_own_run_folder(ray_session: None, tmp_path: Path) -> None:

@@ -12,35 +12,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from tiny_runs import TINY_PPO_HYPERPARAMS, tiny_ppo_argv
 
 from agents.rl import make_training_env
 from apps import train
 from batchenv.scenarios import load_scenario
 
-TINY_PPO = ["--hyperparams", "n_steps:128", "batch_size:64", "n_epochs:1"]
+TINY_PPO = TINY_PPO_HYPERPARAMS
 
 
 def _argv(tmp_path: Path, *flags: str) -> list[str]:
-    return [
-        "--algo",
-        "ppo",
-        "-n",
-        "256",
-        "--n-envs",
-        "1",
-        "--save-freq",
-        "0",
-        "--eval-horizon-s",
-        "2",
-        "--eval-seeds",
-        "1",
-        "-f",
-        str(tmp_path / "runs"),
-        "--no-progress",
-        "--verbose",
-        "0",
-        *flags,
-    ]
+    return tiny_ppo_argv(tmp_path / "runs", *flags)
 
 
 def test_evaluation_on_named_scenarios_against_the_reference(tmp_path: Path) -> None:
