@@ -113,9 +113,9 @@ def read_hyperparams_file(path: str | Path) -> dict[str, Any]:
     if path.stat().st_size > MAX_HYPERPARAMS_FILE_BYTES:
         raise ConfigError(field, f"{path} is larger than {MAX_HYPERPARAMS_FILE_BYTES} bytes")
     try:
-        data = yaml.safe_load(path.read_text())
-    except (yaml.YAMLError, UnicodeDecodeError, RecursionError) as exc:
-        raise ConfigError(field, f"{path} is not valid YAML ({type(exc).__name__})") from None
+        data = load_yaml(path)
+    except YamlError as exc:
+        raise ConfigError(field, f"{path}: {exc}") from None
     if not isinstance(data, dict) or not data:
         raise ConfigError(field, f"{path} must hold a mapping of hyperparameters (KEY: VALUE)")
     for key in data:

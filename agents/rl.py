@@ -69,6 +69,7 @@ class RegretReward(gym.Wrapper):
         self._episode_scale = scale
 
     def reset(self, **kwargs):
+        """Reset the env; with ``per_request``, set this episode's scale from its rate."""
         obs, info = self.env.reset(**kwargs)
         if self.per_request:
             rate = info.get("rate_per_s")

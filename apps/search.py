@@ -275,19 +275,25 @@ def main(argv: list[str] | None = None) -> int:
         grace_period=min(grace, n_timesteps),
         reduction_factor=2,
     )
-    with ray_session(ns.address, ns.jobs):
-        tuner = tune.Tuner(
-            tune.with_resources(train_trial, {"cpu": 1}),
-            param_space={"trial": trial},
-            tune_config=tune.TuneConfig(
-                search_alg=searcher,
-                scheduler=scheduler,
-                num_samples=ns.trials,
-                max_concurrent_trials=ns.jobs,
-            ),
-            run_config=tune.RunConfig(name="tune", storage_path=str(search_dir), verbose=1),
-        )
-        results = tuner.fit()
+    from execution.ray_backend import RayUnavailableError
+
+    try:
+        with ray_session(ns.address, ns.jobs):
+            tuner = tune.Tuner(
+                tune.with_resources(train_trial, {"cpu": 1}),
+                param_space={"trial": trial},
+                tune_config=tune.TuneConfig(
+                    search_alg=searcher,
+                    scheduler=scheduler,
+                    num_samples=ns.trials,
+                    max_concurrent_trials=ns.jobs,
+                ),
+                run_config=tune.RunConfig(name="tune", storage_path=str(search_dir), verbose=1),
+            )
+            results = tuner.fit()
+    except RayUnavailableError as exc:
+        print(f"search: error: {exc}", file=sys.stderr)
+        return 2
     report_failures(results)
     trials = []
     for result in results:

@@ -122,15 +122,16 @@ def train_trial(config: dict[str, Any]) -> None:
 @contextlib.contextmanager
 def ray_session(address: str | None, jobs: int) -> Iterator[None]:
     """A local Ray with ``jobs`` CPUs (or the cluster at ``address``) for the duration of the
-    block; a session that is already running (a test's, a notebook's) is used and left running."""
+    block, through the execution layer's :func:`execution.ray_backend.start_or_join`; a session
+    that is already running (a test's, a notebook's) is used and left running.
+
+    :raises execution.ray_backend.RayUnavailableError: no cluster at ``address``.
+    """
     import ray
 
-    started = not ray.is_initialized()
-    if started:
-        options: dict[str, Any] = {"include_dashboard": False, "configure_logging": False}
-        if address is None:
-            options["num_cpus"] = jobs
-        ray.init(address=address, **options)
+    from execution.ray_backend import start_or_join
+
+    started = start_or_join(jobs if address is None else None, address)
     try:
         yield
     finally:
@@ -197,18 +198,24 @@ def run_seeds(args: TrainArgs, sweep: SweepArgs, command: str) -> int:
     def trial_name(trial: Any) -> str:
         return seed_run_name(args, scenario, trial.config["trial"]["args"]["seed"])
 
-    with ray_session(sweep.address, sweep.jobs):
-        tuner = tune.Tuner(
-            tune.with_resources(train_trial, {"cpu": 1}),
-            param_space={"trial": tune.grid_search(trials)},
-            tune_config=tune.TuneConfig(
-                max_concurrent_trials=sweep.jobs,
-                trial_name_creator=trial_name,
-                trial_dirname_creator=trial_name,
-            ),
-            run_config=tune.RunConfig(name="tune", storage_path=str(sweep_dir), verbose=1),
-        )
-        results = tuner.fit()
+    from execution.ray_backend import RayUnavailableError
+
+    try:
+        with ray_session(sweep.address, sweep.jobs):
+            tuner = tune.Tuner(
+                tune.with_resources(train_trial, {"cpu": 1}),
+                param_space={"trial": tune.grid_search(trials)},
+                tune_config=tune.TuneConfig(
+                    max_concurrent_trials=sweep.jobs,
+                    trial_name_creator=trial_name,
+                    trial_dirname_creator=trial_name,
+                ),
+                run_config=tune.RunConfig(name="tune", storage_path=str(sweep_dir), verbose=1),
+            )
+            results = tuner.fit()
+    except RayUnavailableError as exc:
+        print(f"train.py: error: {exc}", file=sys.stderr)
+        return 2
     failed = report_failures(results)
     run_dirs = [sweep_dir / seed_run_name(args, scenario, s) for s in sweep.seeds]
     done = [d for d in run_dirs if (d / "evaluations.json").is_file()]

@@ -56,10 +56,10 @@ from agents.interrupt import StopRequest, StopTrainingOnRequest
 from agents.replay_buffer_io import load_replay_buffer, save_replay_buffer
 from agents.rl import ALGORITHMS, make_training_env
 from agents.semi_markov import SEMI_MARKOV_BUFFERS, DiscountFromInfoCallback
-from agents.tuning import parse_seeds
 from batchenv.config import ConfigError, SystemConfig
 from batchenv.fileio import write_atomic
 from batchenv.scenarios import load_scenario
+from batchenv.seeds import parse_seeds
 
 
 @dataclass

@@ -298,6 +298,7 @@ class MixtureArrivals(ArrivalProcess):
         return index, rate, self.processes[index].stream(rng, rate)
 
     def stream(self, rng, mean_rate_per_s=None):
+        """The arrival stream of one episode drawn with ``rng`` (see :meth:`episode`)."""
         return self.episode(rng, mean_rate_per_s)[2]
 
 

@@ -443,6 +443,7 @@ class MixtureComponent:
     arrivals: ArrivalConfig = field(default_factory=ArrivalConfig)
 
     def validate(self, path: str) -> MixtureComponent:
+        """The component, checked; ConfigError naming the field under ``path`` otherwise."""
         weight = _positive(f"{path}.weight", self.weight)
         arrivals = _build(ArrivalConfig, self.arrivals, f"{path}.arrivals")
         if arrivals.process == "mixture":

@@ -12,14 +12,14 @@ the references on the same arrivals (``--model best``, the default, assesses eac
 ``best_model.zip``, selected by the training evaluation on training-side scenarios only):
 
 - ``greedy`` (everything at once on LLM-1) and the ``timeout`` baseline tuned by grid search on
-  training seeds (``agents.tuning``): on a trace's ``_test`` half the timeout is tuned on its
+  training seeds (:mod:`evaluation.tuning`): on a trace's ``_test`` half the timeout is tuned on its
   ``_train`` half, elsewhere on the scenario itself (``agents/tuned/`` when it has it); the
   goal is a cost within 2% of the better of the two everywhere;
 - the exact optimum (``agents.optimal``) where it applies (Poisson, one worker), and the
   proposed scheduler, for information.
 
 Gaps are (cost - reference cost) / reference cost of the mean cost per request over the
-assessment seeds (DESIGN.md, "Measuring gaps"); per experiment and scenario the table gives the
+assessment seeds (docs/design.md, "Metrics"); per experiment and scenario the table gives the
 mean of the per-seed gaps with the 95% CI (Student t) across training seeds, and the worst seed.
 The shipped checkpoints (``checkpoints/*.zip``) are assessed the same way (one model each).
 
@@ -57,18 +57,14 @@ sys.path.insert(0, str(REPO))
 
 from agents.baselines import BASELINES  # noqa: E402
 from agents.registry import AgentSpecError, make_agent  # noqa: E402
-from agents.tuning import (  # noqa: E402
-    config_fingerprint,
-    load_tuned,
-    parse_seeds,
-    tune_scenario,
-    tuning_target,
-)
+from agents.tuned_params import config_fingerprint, load_tuned, tuning_target  # noqa: E402
 from batchenv.fileio import write_atomic, write_json_atomic  # noqa: E402
 from batchenv.metrics import compute_metrics  # noqa: E402
-from batchenv.scenarios import load_scenario, trace_scenarios  # noqa: E402
+from batchenv.scenarios import SUITE, load_scenario, trace_scenarios  # noqa: E402
+from batchenv.seeds import parse_seeds  # noqa: E402
 from batchenv.sim import Simulator, simulate  # noqa: E402
 from evaluation.stats import mean_ci95  # noqa: E402
+from evaluation.tuning import tune_scenario  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results"
 
@@ -177,8 +173,6 @@ MODEL_CHOICE = {
 def assessment_scenarios() -> list[str]:
     """Every one-worker scenario of the suite, three low rates and spikes on a quiet server
     (``bursty_low``), and the held-out (``_test``) half of every trace scenario."""
-    from agents.tuning import SUITE
-
     one_worker = [name for name in SUITE if load_scenario(name).n_workers == 1]
     low = ["poisson_rate_1", "poisson_rate_3", "poisson_rate_10", "bursty_low"]
     return [*one_worker, *low, *(f"{name}_test" for name in trace_scenarios())]
@@ -198,7 +192,7 @@ def _tune_one(name: str) -> dict[str, Any]:
     if record is not None and "timeout" in record.agents:
         entry, source = record.agents["timeout"], f"agents/tuned/{config.name}.yaml"
     else:
-        entry, source = tune_scenario(config, agents=["timeout"])["timeout"], "python -m agents.tuning (grid)"
+        entry, source = tune_scenario(config, agents=["timeout"])["timeout"], "python -m apps.tune (grid)"
     return {
         "tuned_on": config.name,
         "fingerprint": config_fingerprint(config),

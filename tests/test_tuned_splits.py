@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from agents.registry import make_agent
-from agents.tuning import config_fingerprint, load_tuned, tuning_target, write_tuned
+from agents.tuned_params import config_fingerprint, load_tuned, tuning_target, write_tuned
 from batchenv.scenarios import load_scenario
 
 PARAMS = {"preferred_batch_size": 4, "max_queue_delay_ms": 5.0, "model": "LLM-2"}
