@@ -348,14 +348,46 @@ def train_experiment(experiment: Experiment, args: argparse.Namespace) -> None:
     subprocess.run([sys.executable, *command[1:]], cwd=REPO, check=True)
 
 
-def trained_models(experiment: Experiment, runs_dir: str, which: str) -> list[str]:
-    """Every seed's ``best_model.zip`` (lowest mean gap of the training evaluation, on the
-    training-side scenarios) or ``final_model.zip`` (relative paths), in seed order."""
+def sweep_folders(experiment: Experiment, runs_dir: str) -> list[Path]:
+    """The sweep folders of ``experiment``: ``<runs-dir>/<name>/`` and any continuation
+    ``<runs-dir>/<name>+<suffix>/`` (a sweep that trains the seeds an interrupted one did not
+    finish, with the command in its ``command.txt``)."""
     folder = REPO / runs_dir / experiment.name
-    runs = sorted(
-        folder.glob(f"{experiment.algo}_*_seed*/{which}_model.zip"), key=lambda p: _seed_of(p.parent)
-    )
-    return [str(p.relative_to(REPO)) for p in runs]
+    return [f for f in (folder, *sorted(folder.parent.glob(f"{experiment.name}+*"))) if f.is_dir()]
+
+
+def _seed_runs(experiment: Experiment, runs_dir: str, name: str) -> list[Path]:
+    """The file ``name`` of every finished seed's run folder (one with ``final_model.zip``: an
+    interrupted or running seed is left out), in seed order."""
+    found = [
+        run / name
+        for folder in sweep_folders(experiment, runs_dir)
+        for run in folder.glob(f"{experiment.algo}_*_seed*")
+        if (run / "final_model.zip").is_file() and (run / name).is_file()
+    ]
+    return sorted(found, key=lambda p: _seed_of(p.parent))
+
+
+def trained_models(experiment: Experiment, runs_dir: str, which: str) -> list[str]:
+    """Every finished seed's ``best_model.zip`` (lowest mean gap of the training evaluation, on
+    the training-side scenarios) or ``final_model.zip`` (relative paths), in seed order."""
+    runs = [p.parent for p in _seed_runs(experiment, runs_dir, "final_model.zip")]
+    return [str((run / f"{which}_model.zip").relative_to(REPO)) for run in runs]
+
+
+def sweep_commands(experiment: Experiment, runs_dir: str) -> list[str]:
+    """The commands that trained the experiment's sweep folders (their ``command.txt``)."""
+    return [
+        (f / "command.txt").read_text().strip()
+        for f in sweep_folders(experiment, runs_dir)
+        if (f / "command.txt").is_file()
+    ]
+
+
+def trained_steps(model: str) -> int:
+    """Environment steps of the run that holds ``model`` (its last training evaluation)."""
+    history = json.loads((REPO / model).parent.joinpath("evaluations.json").read_text())
+    return int(history[-1]["timesteps"]) if history else 0
 
 
 def _seed_of(run: Path) -> int:
@@ -365,9 +397,8 @@ def _seed_of(run: Path) -> int:
 def training_evaluation_at(experiment: Experiment, runs_dir: str, step: int) -> dict[str, Any] | None:
     """Every target's gap to the reference in the training evaluation at ``step`` (mean and 95%
     CI across seeds), or None when not every seed has an evaluation there."""
-    folder = REPO / runs_dir / experiment.name
     records = []
-    for path in sorted(folder.glob(f"{experiment.algo}_*_seed*/evaluations.json")):
+    for path in _seed_runs(experiment, runs_dir, "evaluations.json"):
         record = next((h for h in json.loads(path.read_text()) if h["timesteps"] == step), None)
         if record is None:
             return None
@@ -386,10 +417,7 @@ def training_evaluation_at(experiment: Experiment, runs_dir: str, step: int) -> 
 def training_curves(experiment: Experiment, runs_dir: str) -> list[dict[str, Any]]:
     """Per evaluation step: the mean gap to the reference over the training evaluations of every
     seed (mean and 95% CI across seeds)."""
-    folder = REPO / runs_dir / experiment.name
-    histories = [
-        json.loads(p.read_text()) for p in sorted(folder.glob(f"{experiment.algo}_*_seed*/evaluations.json"))
-    ]
+    histories = [json.loads(p.read_text()) for p in _seed_runs(experiment, runs_dir, "evaluations.json")]
     steps = sorted({h["timesteps"] for history in histories for h in history})
     curve = []
     for step in steps:
@@ -439,10 +467,23 @@ def markdown(result: dict[str, Any]) -> str:
     for name, experiment in result["experiments"].items():
         lines += [f"## {name}", "", experiment["description"] + ".", ""]
         lines += [f"Training command: `{experiment['command']}`", ""]
+        trained_by = experiment.get("trained_by", [])
+        if trained_by and trained_by != [experiment["command"]]:
+            lines += ["Trained by (the sweep folders' `command.txt`):", ""]
+            lines += [f"- `{command}`" for command in trained_by] + [""]
         if not experiment["models"]:
             lines += ["Not trained.", ""]
             continue
-        lines += [f"Models: {', '.join(f'`{m}`' for m in experiment['models'])}.", ""]
+        steps = experiment.get("steps") or [None] * len(experiment["models"])
+        lines += [
+            "Models: "
+            + ", ".join(
+                f"`{m}`" + ("" if n is None else f" ({n:,} steps)")
+                for m, n in zip(experiment["models"], steps, strict=True)
+            )
+            + ".",
+            "",
+        ]
     at_step = result.get("training_evaluation_at") or {}
     compared = {name: table for name, table in at_step.get("experiments", {}).items() if table}
     if len(compared) > 1:
@@ -615,7 +656,9 @@ def main(argv: list[str] | None = None) -> int:
         experiments[name] = {
             "description": experiment.description,
             "command": shlex.join(experiment.command(args.seeds, args.runs_dir, args.jobs)),
+            "trained_by": sweep_commands(experiment, args.runs_dir),
             "models": models[name],
+            "steps": [trained_steps(m) for m in models[name]],
             "curve": training_curves(experiment, args.runs_dir),
         }
     compare_step = 300_000

@@ -536,7 +536,7 @@ def test_gap_to_optimal_is_the_relative_cost_over_the_optimum_on_the_same_arriva
     model.set_logger(configure(None, []))
     seeds, horizon_s = [7, 8], 3.0
     callback = DomainEvalCallback(
-        1, tmp_path, config, "ppo", rates=None, seeds=seeds, horizon_s=horizon_s, extra={}
+        1, tmp_path, config, "ppo", targets=[("scenario", config)], seeds=seeds, horizon_s=horizon_s, extra={}
     )
     callback.init_callback(model)
     record = callback.evaluate()
