@@ -197,17 +197,24 @@ def best_trial(trials: list[dict[str, Any]], n_timesteps: int) -> dict[str, Any]
     return min(finished, key=lambda t: t["objective"]) if finished else None
 
 
-def result_yaml(best: dict[str, Any], command: str, n_trials: int) -> str:
-    """The best hyperparameters as a ``--hyperparams-file``, its provenance in comments."""
+def result_yaml(best: dict[str, Any], command: str, trials: list[dict[str, Any]]) -> str:
+    """The best hyperparameters as a ``--hyperparams-file``, its provenance and every trial's
+    final objective in comments."""
     header = [
         "# Best hyperparameters of a search (Optuna TPE on Ray Tune, ASHA pruning); use with",
         "#   python train.py ... --hyperparams-file <this file>",
         f"# Produced by: {command}",
-        f"# On {time.strftime('%Y-%m-%d %H:%M:%S %Z')}: trial {best['trial']} of {n_trials}, final mean gap "
-        f"to the reference {best['objective']:+.4%} after {best['timesteps']} steps",
+        f"# On {time.strftime('%Y-%m-%d %H:%M:%S %Z')}: trial {best['trial']} of {len(trials)}, final mean "
+        f"gap to the reference {best['objective']:+.4%} after {best['timesteps']} steps",
         f"# (run folder {best['run_dir']}). Only the searched hyperparameters are listed; the others",
         "# come from the algorithm's hyperparameter file and the search's --hyperparams.",
+        "# Every trial (steps trained: fewer than the budget = stopped by ASHA; last mean gap):",
     ]
+    for trial in trials:
+        objective = trial.get("objective")
+        score = "n/a" if objective is None else f"{objective:+.4%}"
+        values = json.dumps(trial["hyperparams"], sort_keys=True)
+        header.append(f"#   {trial['trial']}: {trial['timesteps']} steps, {score}: {values}")
     body = yaml.safe_dump(best["hyperparams"], sort_keys=True, default_flow_style=False)
     return "\n".join(header) + "\n" + body
 
@@ -317,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
     if best is None:
         print("search: no trial finished an evaluation", file=sys.stderr)
         return 1
-    write_atomic(Path(ns.out), result_yaml(best, command, len(trials)))
+    write_atomic(Path(ns.out), result_yaml(best, command, trials))
     print(
         f"search folder: {relative_path(search_dir)}\nbest: trial {best['trial']}, final mean gap "
         f"{best['objective']:+.3%} after {best['timesteps']} steps: {json.dumps(best['hyperparams'])}\n"

@@ -37,6 +37,7 @@ Writes ``docs/results/learning.md``, ``benchmarks/results/learning.json`` and th
 from __future__ import annotations
 
 import argparse
+import hashlib
 import io
 import json
 import math
@@ -45,7 +46,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,6 +56,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from agents.baselines import BASELINES  # noqa: E402
+from agents.checkpoint_safety import sha256_of  # noqa: E402
 from agents.registry import AgentSpecError, make_agent  # noqa: E402
 from agents.tuned_params import config_fingerprint, load_tuned, tuning_target  # noqa: E402
 from batchenv.fileio import write_atomic, write_json_atomic  # noqa: E402
@@ -65,6 +66,8 @@ from batchenv.seeds import parse_seeds  # noqa: E402
 from batchenv.sim import Simulator, simulate  # noqa: E402
 from evaluation.stats import mean_ci95  # noqa: E402
 from evaluation.tuning import tune_scenario  # noqa: E402
+from execution.backends import LocalBackend  # noqa: E402
+from execution.run import run_tasks  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results"
 
@@ -212,9 +215,10 @@ def tuned_timeouts(names: Sequence[str], cache: Path, jobs: int) -> dict[str, di
     ]
     if stale:
         print(f"tuning the timeout for {len(stale)} scenarios: {', '.join(stale)}", flush=True)
-        with ProcessPoolExecutor(jobs) as pool:
-            for name, entry in zip(stale, pool.map(_tune_one, stale), strict=True):
-                known[name] = entry
+        with LocalBackend(jobs) as backend:
+            outcomes = run_tasks(backend, _tune_one, [(name,) for name in stale])
+        for name, outcome in zip(stale, outcomes, strict=True):
+            known[name] = outcome.unwrap()
         write_json_atomic(cache, dict(sorted(known.items())))
     return {n: known[n] for n in names}
 
@@ -265,20 +269,55 @@ def _gap(rows: list[dict[str, Any]], reference: list[dict[str, Any]]) -> float:
     return (_mean(rows, "cost_per_request") - ref) / ref
 
 
+def _task_key(
+    agent: str, scenario: str, seeds: Sequence[int], horizon_s: float, timeout: dict, hashes: dict[str, str]
+) -> str:
+    """What one assessment task's result depends on: the agent (a checkpoint by the SHA-256 of
+    its bytes), the scenario's whole YAML, the seeds, the horizon and the tuned timeout."""
+    if agent.endswith(".zip"):
+        if agent not in hashes:
+            hashes[agent] = sha256_of(REPO / agent)
+        agent = f"checkpoint:{hashes[agent]}"
+    text = json.dumps(
+        [agent, load_scenario(scenario).to_yaml(), list(seeds), horizon_s, timeout["params"]], sort_keys=True
+    )
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def assess(
-    models: dict[str, list[str]], scenarios: list[str], seeds: list[int], horizon_s: float, jobs: int
+    models: dict[str, list[str]],
+    scenarios: list[str],
+    seeds: list[int],
+    horizon_s: float,
+    jobs: int,
+    cache: Path | None = None,
 ) -> dict[str, Any]:
     """Assess ``models`` (label -> checkpoint paths, one per training seed) and the references on
     every scenario; returns per scenario the references and, per label, the per-model gaps and
-    their mean and CI across models."""
+    their mean and CI across models. ``cache``: a JSON file of finished (agent, scenario) results,
+    keyed by :func:`_task_key`, read first and written after every scenario (an interrupted or
+    extended assessment computes only what is missing; the results do not depend on it)."""
     timeouts = tuned_timeouts(scenarios, RESULTS / "learning_timeouts.json", jobs)
     references = ("greedy", "timeout_tuned", "optimal", "proposed")
-    tasks = [(ref, name) for name in scenarios for ref in references]
-    tasks += [(path, name) for name in scenarios for paths in models.values() for path in paths]
-    print(f"assessing {len(tasks)} (agent, scenario) pairs on seeds {seeds[0]}-{seeds[-1]}", flush=True)
-    with ProcessPoolExecutor(jobs) as pool:
-        futures = [pool.submit(_episodes, a, s, seeds, horizon_s, timeouts[s]) for a, s in tasks]
-        done = {task: future.result() for task, future in zip(tasks, futures, strict=True)}
+    done: dict[tuple[str, str], Any] = {}
+    known = json.loads(cache.read_text()) if cache is not None and cache.is_file() else {}
+    hashes: dict[str, str] = {}
+    n_tasks = len(scenarios) * (len(references) + sum(len(paths) for paths in models.values()))
+    print(f"assessing {n_tasks} (agent, scenario) pairs on seeds {seeds[0]}-{seeds[-1]}", flush=True)
+    with LocalBackend(jobs) as backend:  # the execution layer's process pool
+        for name in scenarios:  # one scenario at a time, saved to the cache after each
+            tasks = [(ref, name) for ref in references]
+            tasks += [(path, name) for paths in models.values() for path in paths]
+            keys = {t: _task_key(t[0], name, seeds, horizon_s, timeouts[name], hashes) for t in tasks}
+            missing = [t for t in tasks if keys[t] not in known]
+            outcomes = run_tasks(
+                backend, _episodes, [(a, s, seeds, horizon_s, timeouts[s]) for a, s in missing]
+            )
+            for task, outcome in zip(missing, outcomes, strict=True):
+                known[keys[task]] = outcome.unwrap()
+            done.update({t: known[keys[t]] for t in tasks})
+            if cache is not None and missing:
+                write_json_atomic(cache, known)
     out: dict[str, Any] = {}
     for name in scenarios:
         refs = {ref: done[(ref, name)] for ref in references}
@@ -676,7 +715,14 @@ def main(argv: list[str] | None = None) -> int:
         "experiments": experiments,
         "shipped": shipped,
         "training_evaluation_at": at_step,
-        "assessment": assess(assessed, scenarios, assess_seeds, args.assess_horizon_s, args.jobs),
+        "assessment": assess(
+            assessed,
+            scenarios,
+            assess_seeds,
+            args.assess_horizon_s,
+            args.jobs,
+            cache=REPO / args.runs_dir / "assessment_cache.json",
+        ),
         "meta": {
             "command": "python benchmarks/learning.py" + "".join(" " + a for a in map(shlex.quote, given)),
             "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
