@@ -26,6 +26,10 @@ The algorithm (docs/algorithm.md gives the reasoning and the measurements)
        table's model, pick the model with the best SMDP action value minus the expected SLO
        penalty of the batch (a one-step improvement on the age-blind table).
 
+Formal models (:mod:`formal.band`) read the table through :meth:`Proposed.decision_rows`: the
+rows the scheduler can follow for any estimate within a band of rates, each with its timers and
+its SLO guard (:mod:`batchenv.decision_rows`).
+
 Ablations (constructor flags): ``rate_estimation=False`` uses the scenario's nominal mean rate;
 ``model_switching=False`` keeps one model per rate row (the best single model at that rate), so
 the model no longer depends on the queue; ``slo_guard=False`` ignores request deadlines.
@@ -39,8 +43,9 @@ import math
 from typing import Any
 
 from agents.base import Scheduler
-from agents.policy_table import Dispatch, PolicyRow, build_policy_table
+from agents.policy_table import Dispatch, PolicyRow, PolicyTable, build_policy_table
 from batchenv.config import SystemConfig
+from batchenv.decision_rows import DecisionRow
 from batchenv.estimators import RateEstimator
 from batchenv.sim import Decision, Simulator
 from batchenv.timing import ServiceTable
@@ -201,12 +206,20 @@ class Proposed(Scheduler):
     def _slo_choice(self, sim: Simulator, row: PolicyRow, k: int, decision: Dispatch) -> Dispatch:
         """When the oldest request would miss the SLO with ``decision``: the model with the best
         table action value (same batch size) minus ``w_slo`` times the batch's expected misses."""
-        model, b = decision
         now = sim.now_s
         oldest = sim.oldest_arrival_s
+        model, b = decision
         if now + self._service_s[model][b] <= oldest + self._slo_s or row.model_values is None:
             return decision
-        spacing = _arrival_spacing_s(sim)
+        return self._slo_choice_at(row, k, decision, now, oldest, _arrival_spacing_s(sim))
+
+    def _slo_choice_at(
+        self, row: PolicyRow, k: int, decision: Dispatch, now: float, oldest: float, spacing: float
+    ) -> Dispatch:
+        """:meth:`_slo_choice` at time ``now`` (s), the oldest request arrived at ``oldest`` (s)
+        and the waiting requests ``spacing`` (s) apart."""
+        b = decision[1]
+        assert row.model_values is not None
         values = row.model_values[k]
         best, best_value = decision, -math.inf
         for m, value in enumerate(values):
@@ -217,6 +230,53 @@ class Proposed(Scheduler):
             if value > best_value:
                 best, best_value = (m, b), value
         return best
+
+    # ------------------------------------------------------------------ formal models
+    def decision_rows(self, rate_lo_per_s: float, rate_hi_per_s: float) -> list[DecisionRow]:
+        """Every table row the scheduler follows while its rate estimate is anywhere in
+        ``[rate_lo_per_s, rate_hi_per_s]`` (requests/s), each with, per queue length, its decision,
+        the range of its wait's timer (ms) over the estimates of the band that select the row, the
+        dispatch that ends the wait, and the SLO guard (when active). Without rate estimation the
+        estimate is the nominal rate, whatever the band: one row.
+
+        A decision of the table is a dispatch or a timed wait; the timer ``_timer_s`` decreases
+        with the estimate, so over an interval of estimates its range is given by the interval's
+        two ends (:mod:`batchenv.decision_rows`)."""
+        if not 0 < rate_lo_per_s <= rate_hi_per_s:
+            raise ValueError(
+                f"need 0 < rate_lo_per_s <= rate_hi_per_s, got {rate_lo_per_s!r}, {rate_hi_per_s!r}"
+            )
+        if not self.rate_estimation:
+            rate_lo_per_s = rate_hi_per_s = self.nominal_rate_per_s
+        scale = self._rate_scale
+        first = self._row_index(rate_lo_per_s * scale)
+        last = self._row_index(rate_hi_per_s * scale)
+        rows = []
+        for index in range(first, last + 1):
+            low, high = _rate_bounds(self.table, index)
+            lo = max(rate_lo_per_s, low / scale)
+            hi = min(rate_hi_per_s, high / scale)
+            rows.append(self._decision_row(index, lo, hi))
+        return rows
+
+    def _decision_row(self, index: int, lo: float, hi: float) -> DecisionRow:
+        """Row ``index`` of the table for estimates in ``[lo, hi]`` (requests/s)."""
+        row = self._rows[index]
+        timers: list[tuple[float, float] | None] = []
+        for decision, fallback in zip(row.decisions[1:], row.fallback[1:], strict=True):
+            if decision is not None:
+                timers.append(None)
+                continue
+            shortest, longest = self._timer_s(hi, fallback), self._timer_s(lo, fallback)
+            timers.append((1000.0 * shortest, 1000.0 * longest))
+        rate = self.table.rates_per_s[index]
+        return DecisionRow(
+            label=f"row {index} ({rate:.4g}/s), estimates {lo:.4g}-{hi:.4g}/s",
+            decisions=tuple(row.decisions[1:]),
+            timers_ms=tuple(timers),
+            fallbacks=tuple(row.fallback[1:]),
+            guard=_RowGuard(self, row) if self._guard else None,
+        )
 
     # ------------------------------------------------------------------ reports
     def params(self) -> dict[str, Any]:
@@ -239,6 +299,50 @@ class Proposed(Scheduler):
         if self._estimator_kwargs:
             params["estimator"] = dict(self._estimator_kwargs)
         return params
+
+
+def _rate_bounds(table: PolicyTable, index: int) -> tuple[float, float]:
+    """The rates (requests/s) for which ``table.row_index`` gives ``index``: ``[low, high)``
+    (0 below the first row, inf above the last)."""
+    half = 0.5 / table.inv_log_step
+    low = 0.0 if index == 0 else math.exp(table.log_low + index / table.inv_log_step - half)
+    last = len(table.rates_per_s) - 1
+    high = math.inf if index == last else math.exp(table.log_low + index / table.inv_log_step + half)
+    return low, high
+
+
+class _RowGuard:
+    """The SLO guard of one table row as a :class:`batchenv.decision_rows.SloGuard`: every
+    dispatch :meth:`Proposed._slo_choice` may send at a queue length and age, over every arrival
+    pattern of the other waiting requests. The guard reads that pattern through one number, the
+    mean spacing of the waiting requests' arrivals (:func:`_arrival_spacing_s`), which lies in
+    ``[0, 2 age / q]`` (the others arrived with the oldest, or just now); its choice is constant
+    between the spacings at which some model's count of misses changes (``late / j``), so the
+    guard is evaluated at each of them and between each two."""
+
+    def __init__(self, scheduler: Proposed, row: PolicyRow) -> None:
+        self.scheduler = scheduler
+        self.row = row
+
+    def choices(self, queue: int, decision: Dispatch, age_ms: float) -> frozenset[Dispatch]:
+        """Every dispatch the guard may send at ``queue`` requests, the oldest ``age_ms`` old."""
+        s = self.scheduler
+        row = self.row
+        k = queue if queue < len(row.decisions) else len(row.decisions) - 1
+        age = age_ms / 1000.0
+        model, b = decision
+        if age + s._service_s[model][b] <= s._slo_s or row.model_values is None:
+            return frozenset((decision,))
+        widest = 2.0 * age / queue if queue >= 2 else 0.0
+        points = {0.0, widest}
+        for m, value in enumerate(row.model_values[k]):
+            late = age + s._service_s[m][b] - s._slo_s
+            if value == -math.inf or late <= 0.0:
+                continue
+            points.update(late / j for j in range(1, b + 1) if late / j < widest)
+        ordered = sorted(points)
+        candidates = ordered + [0.5 * (x + y) for x, y in zip(ordered, ordered[1:], strict=False)]
+        return frozenset(s._slo_choice_at(row, k, decision, age, 0.0, spacing) for spacing in candidates)
 
 
 def _arrival_spacing_s(sim: Simulator) -> float:

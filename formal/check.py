@@ -8,20 +8,33 @@ What is computed (``tm`` a :class:`~formal.discrete.TickModel`):
   scheduler attaining it, read back as a :class:`~formal.policies.TablePolicy` (one worker).
 - :func:`check_policy`: the DTMC of one policy: long-run throughput, utilisation, mean queue,
   mean batch, mean latency (Little's law), cost per request, drop rate, the probability that the
-  queue fills up within a time bound, and the probability of a timeout violation.
+  queue fills up within a time bound, and the probability of a timeout violation of its raw table
+  (without the shield) and with the shield.
+- :func:`check_choices`: an MDP of choice sets (:mod:`formal.band`): the minimum and maximum over
+  its schedulers of the cost per request, the mean latency, the drop rate and the overflow
+  probability, and the largest violation probability.
 
-Storm's default (sound) solvers are used, except where :func:`_long_run_rates` says otherwise;
-every reward is non-negative (the cost is a regret). (Storm's steady-state distribution API was
-slow or imprecise on these chains; one long-run average property per reward structure is fast
-and matches an exact sparse solve.)
+Solvers (the one that answered is recorded with every result):
+
+- long-run averages of a DTMC: a direct sparse solve of the chain Storm built, certified by an
+  interval (:mod:`formal.lra`; sound, deterministic, no iteration count);
+- long-run averages of an MDP: Storm's sound value iteration, in a child process with a CPU-time
+  budget (``RLIMIT_CPU``, not wall-clock time: the same budget on a loaded machine); a query
+  that runs out of it is answered by Storm's default, non-sound solver, and says so;
+- probabilities: Storm's sound environment (bounded reachability is a fixed number of
+  matrix-vector products; unbounded reachability of a violation is decided by graph analysis
+  when it is 0).
+
+Every reward is non-negative (the cost is a regret). Probabilities below the truncation of the
+arrival counts (:meth:`formal.discrete.TickModel.truncation_resolution`) are not resolved by the
+model; :mod:`formal.report` shows them as bounds.
 """
 
 from __future__ import annotations
 
 import math
 import os
-import select
-import signal
+import resource
 import struct
 import tempfile
 import time
@@ -34,15 +47,26 @@ import stormpy
 
 from batchenv.sim import Decision
 from formal.discrete import TickModel
+from formal.lra import certified_long_run_averages
 from formal.policies import DiscretePolicy, TablePolicy
-from formal.prism import REWARD_NAMES, dtmc_program, mdp_program, parse_action_label
+from formal.prism import (
+    REWARD_NAMES,
+    Choices,
+    choice_program,
+    dtmc_program,
+    mdp_program,
+    parse_action_label,
+)
 
 __all__ = [
+    "CPU_BUDGET_S",
     "BuildStats",
+    "ChoiceFigures",
     "OptimumResult",
     "PolicyFigures",
     "SafetyResult",
     "build",
+    "check_choices",
     "check_optimum",
     "check_policy",
     "check_safety",
@@ -50,6 +74,15 @@ __all__ = [
     "figures_from_rates",
     "max_violation_probability",
 ]
+
+CPU_BUDGET_S = 60.0
+"""CPU time (s) allowed to one sound MDP long-run-average query before Storm's default solver
+answers it instead."""
+
+CERTIFIED = "certified direct solve"
+"""Name of the DTMC long-run-average solver (:mod:`formal.lra`)."""
+SOUND = "Storm sound VI"
+PLAIN = "Storm default (not sound)"
 
 
 @dataclass(frozen=True)
@@ -64,19 +97,32 @@ class BuildStats:
 
 @dataclass
 class _Built:
+    """A built model and its initial states with their weights (several with Markov-modulated
+    arrivals: one per phase, weighted by the stationary phase distribution)."""
+
     program: Any
     model: Any
     stats: BuildStats
+    initial: tuple[tuple[int, float], ...] = ()
 
 
 OVERLAP_LABEL = "overlap_guards"
 
 
-def build(text: str, *, choice_labels: bool = False, state_valuations: bool = False) -> _Built:
+def build(
+    text: str,
+    *,
+    choice_labels: bool = False,
+    state_valuations: bool = False,
+    phase_weights: tuple[float, ...] = (1.0,),
+) -> _Built:
     """Parse a PRISM text and build its sparse model with every label and reward structure.
 
     For a DTMC, a state where two commands are enabled raises ValueError (PRISM would mix them
-    uniformly; every generated DTMC must have exactly one command per state)."""
+    uniformly; every generated DTMC must have exactly one command per state).
+
+    :param phase_weights: weight of the initial state of each arrival phase (the model's
+        stationary phase distribution); one phase: one initial state."""
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "model.prism"
@@ -89,6 +135,9 @@ def build(text: str, *, choice_labels: bool = False, state_valuations: bool = Fa
         options.set_build_choice_labels(True)
     if state_valuations:
         options.set_build_state_valuations(True)
+    phased = len(phase_weights) > 1
+    if phased:
+        options.set_build_state_valuations(True)
     is_dtmc = program.model_type.name == "DTMC"
     if is_dtmc:
         options.set_add_overlapping_guards_label(True)
@@ -98,16 +147,34 @@ def build(text: str, *, choice_labels: bool = False, state_valuations: bool = Fa
         if overlapping:
             raise ValueError(f"DTMC with overlapping guards in {overlapping} states")
     stats = BuildStats(model.nr_states, model.nr_transitions, model.nr_choices, time.perf_counter() - start)
-    return _Built(program, model, stats)
+    states = [int(s) for s in model.initial_states]
+    if phased:
+        phase = next(v for v in model.state_valuations.get_all_variables() if v.name == "ph")
+        phases = model.state_valuations.get_int64_values(phase)
+        initial = tuple((s, phase_weights[phases[s]]) for s in states)
+    else:
+        initial = ((states[0], 1.0),)
+    if len(initial) != len(phase_weights) or abs(sum(w for _, w in initial) - 1.0) > 1e-9:
+        raise ValueError(
+            f"expected one initial state per arrival phase ({len(phase_weights)}), got {len(states)}"
+        )
+    return _Built(program, model, stats, initial)
+
+
+def build_model(text: str, tm: TickModel, **kwargs: Any) -> _Built:
+    """:func:`build` with the initial-state weights of ``tm``'s arrival phases."""
+    return build(text, phase_weights=tm.phase_stationary, **kwargs)
 
 
 def _initial_value(built: _Built, formula: str, **kwargs: Any) -> tuple[float, Any]:
+    """The value of ``formula`` from the initial states (weighted by their phase weights)."""
     prop = stormpy.parse_properties(formula, built.program)[0]
     kwargs.setdefault("only_initial_states", not kwargs.get("extract_scheduler", False))
     if kwargs.get("environment", 1) is None:
         del kwargs["environment"]
     result = stormpy.model_checking(built.model, prop, **kwargs)
-    return float(result.get_value(built.model.initial_states[0])), result
+    initial = built.initial or ((int(built.model.initial_states[0]), 1.0),)
+    return float(sum(w * result.get_value(s) for s, w in initial)), result
 
 
 # ---------------------------------------------------------------------------------- safety
@@ -141,9 +208,9 @@ def max_violation_probability(built: _Built) -> tuple[float, float]:
 def check_safety(tm: TickModel, shielded: _Built | None = None) -> SafetyResult:
     """``Pmax=? [F "violation"]`` on the MDP with the shield (``shielded`` if already built) and
     on the MDP without it."""
-    shielded = shielded or build(mdp_program(tm))
+    shielded = shielded or build_model(mdp_program(tm), tm)
     p_shielded, t_shielded = max_violation_probability(shielded)
-    unshielded = build(mdp_program(tm, shield=False))
+    unshielded = build_model(mdp_program(tm, shield=False), tm)
     p_unshielded, t_unshielded = max_violation_probability(unshielded)
     return SafetyResult(p_shielded, p_unshielded, shielded.stats, unshielded.stats, t_shielded + t_unshielded)
 
@@ -156,7 +223,8 @@ class OptimumResult:
     :ivar cost_per_tick: ``R{"cost"}min=? [LRA]`` (cost per tick).
     :ivar cost_per_request: per arrived request, including the half-tick arrival offset.
     :ivar policy: the optimal scheduler as a table over (q, a) (None with several workers,
-        whose optimal decisions also depend on the other workers' remaining service).
+        whose optimal decisions also depend on the other workers' remaining service, and with
+        Markov-modulated arrivals, where they depend on the phase).
     """
 
     cost_per_tick: float
@@ -178,11 +246,11 @@ def check_optimum(tm: TickModel, built: _Built | None = None) -> OptimumResult:
     :param built: the shielded MDP built with choice labels and state valuations (built here if
         None).
     """
-    built = built or build(mdp_program(tm), choice_labels=True, state_valuations=True)
+    built = built or build_model(mdp_program(tm), tm, choice_labels=True, state_valuations=True)
     start = time.perf_counter()
     value, result = _initial_value(built, 'R{"cost"}min=? [LRA]', extract_scheduler=True)
     check_s = time.perf_counter() - start
-    policy = _scheduler_table(tm, built, result) if tm.n_workers == 1 else None
+    policy = _scheduler_table(tm, built, result) if tm.n_workers == 1 and tm.n_phases == 1 else None
     return OptimumResult(value, cost_per_request(tm, value), policy, built.stats, check_s)
 
 
@@ -213,6 +281,16 @@ class PolicyFigures:
     """Long-run figures of one policy on the discrete model (DTMC), as Storm computes them.
 
     Rates per second, latency in ms, fractions in [0, 1].
+
+    :ivar p_overflow: ``P=? [F<=n "full"]`` from an empty system; ``overflow_resolution`` the
+        largest error the truncation of the arrival counts can cause in it (values below it are
+        not resolved by the model).
+    :ivar p_violation: ``P=? [F "violation"]`` with the shield (0 by construction of the shield);
+        ``p_violation_raw`` of the policy's raw table, without the shield (None if not checked).
+    :ivar drop_resolution: the arrival-count truncation per arrival (``arrival_tail /
+        mean arrivals per tick``): drop rates below it are not resolved.
+    :ivar solver: the long-run-average solver that answered, with its largest certified
+        half-width per tick when it is the certified direct solve.
     """
 
     policy: str
@@ -228,8 +306,11 @@ class PolicyFigures:
     p_violation: float = math.nan
     stats: BuildStats | None = None
     check_s: float = math.nan
-    solver: str = "sound"
+    solver: str = CERTIFIED
     rates: dict[str, float] = field(default_factory=dict, repr=False)
+    p_violation_raw: float | None = None
+    overflow_resolution: float = math.nan
+    drop_resolution: float = math.nan
 
 
 def figures_from_rates(tm: TickModel, policy: str, rates: dict[str, float], **extra: Any) -> PolicyFigures:
@@ -258,82 +339,87 @@ def figures_from_rates(tm: TickModel, policy: str, rates: dict[str, float], **ex
         cost_per_request=cost_per_request(tm, rates["cost"]),
         drop_rate=rates["dropped"] / tm.mean_arrivals,
         rates={**rates, "served": served},
+        overflow_resolution=extra.pop("overflow_resolution", math.nan),
+        drop_resolution=tm.arrival_tail / tm.mean_arrivals,
         **extra,
     )
 
 
-SOUND_BUDGET_S = 5.0
-"""Time (s) allowed to one sound long-run-average query before the plain solver takes over."""
+def _value_with_cpu_budget(built: _Built, formula: str, budget_s: float) -> float | None:
+    """The value of ``formula`` under Storm's sound environment, computed within ``budget_s``
+    seconds of CPU time (:func:`run_with_cpu_budget`); None if it ran out."""
+    return run_with_cpu_budget(lambda: _initial_value(built, formula)[0], budget_s)
 
 
-def _value_with_budget(built: _Built, formula: str, budget_s: float) -> float | None:
-    """The value of ``formula`` under Storm's sound environment, computed in a forked child
-    process; None if it takes longer than ``budget_s`` (the child is then stopped)."""
+def run_with_cpu_budget(compute: Any, budget_s: float) -> float | None:
+    """``compute()`` (a float) in a forked child process limited to ``budget_s`` seconds of CPU
+    time (``RLIMIT_CPU``, rounded up to whole seconds: the kernel stops the child there, however
+    loaded the machine); None if it ran out (or failed)."""
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid == 0:  # child: compute, report, leave without running any cleanup of the parent
         try:
-            value, _ = _initial_value(built, formula)
-            os.write(write_fd, struct.pack("d", value))
+            os.close(read_fd)
+            seconds = max(1, math.ceil(budget_s))
+            resource.setrlimit(resource.RLIMIT_CPU, (seconds, seconds + 1))
+            os.write(write_fd, struct.pack("d", float(compute())))
         finally:
             os._exit(0)
     os.close(write_fd)
     try:
-        ready, _, _ = select.select([read_fd], [], [], budget_s)
-        data = os.read(read_fd, 8) if ready else b""
+        data = b""
+        while len(data) < 8:
+            chunk = os.read(read_fd, 8 - len(data))
+            if not chunk:
+                break
+            data += chunk
     finally:
         os.close(read_fd)
-        if not ready:
-            os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
     return struct.unpack("d", data)[0] if len(data) == 8 else None
 
 
-def _long_run_rates(built: _Built, sound_budget_s: float = SOUND_BUDGET_S) -> tuple[dict[str, float], str]:
-    """``R{"name"}=? [LRA]`` from the initial state for every reward structure but ``served``
-    (in the long run every admitted request is served: it equals the mean arrivals per tick minus
-    the drops), and the solver used.
-
-    Storm's sound environment answers in well under a second on most chains but needs minutes
-    when the chain mixes slowly (an overloaded policy whose queue sits at its cap). Each query
-    gets ``sound_budget_s``; after the first one that runs out, the chain's remaining values come
-    from Storm's plain (non-sound) environment (gmm++ GMRES, relative precision 1e-6), which stays
-    fast there. ``dropped`` always uses the plain environment: its values are often tiny (1e-30
-    and below) and the sound stopping criterion, relative to the value, never fires on them.
-    """
-    rates = {}
-    solver = "sound"
-    plain = stormpy.Environment()
-    for name in REWARD_NAMES:
-        if name == "served":
-            continue
-        formula = f'R{{"{name}"}}=? [LRA]'
-        value = None
-        if name != "dropped" and solver == "sound":
-            value = _value_with_budget(built, formula, sound_budget_s)
-            if value is None:
-                solver = f"plain (sound > {sound_budget_s:g} s)"
-        if value is None:
-            value, _ = _initial_value(built, formula, environment=plain)
-        rates[name] = value
-    return rates, solver
+def _certified_rates(built: _Built, names: tuple[str, ...]) -> tuple[dict[str, float], str]:
+    """Long-run averages per tick of ``names`` on a built DTMC by the certified direct solve
+    (:mod:`formal.lra`), and the solver's name with its largest half-width."""
+    certified = certified_long_run_averages(built.model, list(names))
+    widest = max(c.half_width for c in certified.values())
+    return {n: c.value for n, c in certified.items()}, f"{CERTIFIED} (+-{widest:.0e} per tick)"
 
 
-def check_policy(tm: TickModel, policy: DiscretePolicy, *, overflow_s: float = 1.0) -> PolicyFigures:
+def check_policy(
+    tm: TickModel, policy: DiscretePolicy, *, overflow_s: float = 1.0, raw: bool = True
+) -> PolicyFigures:
     """Build the DTMC of ``policy`` and compute its figures.
+
+    With ``raw`` (default) the raw table is built first, without the shield, and
+    ``P=? [F "violation"]`` is computed on it; when it is 0 no state where the shield would act
+    is reachable, so the raw chain is the shielded one and its figures are kept; otherwise the
+    shielded DTMC is built for the figures.
 
     :param overflow_s: time bound (s) of the overflow probability ``P=? [F<=n "full"]`` from an
         empty system, ``n = overflow_s / tick_s`` ticks.
     """
     if not overflow_s > 0:
         raise ValueError(f"overflow_s must be > 0 (s), got {overflow_s!r}")
-    built = build(dtmc_program(tm, policy))
     start = time.perf_counter()
-    rates, solver = _long_run_rates(built)
+    p_raw = None
+    built = None
+    build_s = 0.0
+    if raw:
+        built = build_model(dtmc_program(tm, policy, shield=False), tm)
+        build_s = built.stats.build_s
+        p_raw, _ = _initial_value(built, 'P=? [F "violation"]')
+        if p_raw > 0:
+            built = None
+    if built is None:
+        built = build_model(dtmc_program(tm, policy), tm)
+        build_s += built.stats.build_s
+    rates, solver = _certified_rates(built, tuple(n for n in REWARD_NAMES if n != "served"))
     steps = max(1, round(overflow_s / tm.tick_s))
     p_overflow, _ = _initial_value(built, f'P=? [F<={steps} "full"]')
     p_violation, _ = _initial_value(built, 'P=? [F "violation"]')
-    check_s = time.perf_counter() - start
+    stats = BuildStats(built.stats.states, built.stats.transitions, built.stats.choices, build_s)
     return figures_from_rates(
         tm,
         policy.name,
@@ -341,7 +427,121 @@ def check_policy(tm: TickModel, policy: DiscretePolicy, *, overflow_s: float = 1
         p_overflow=p_overflow,
         overflow_s=steps * tm.tick_s,
         p_violation=p_violation,
-        stats=built.stats,
-        check_s=check_s,
+        p_violation_raw=p_raw,
+        overflow_resolution=tm.truncation_resolution(steps),
+        stats=stats,
+        check_s=time.perf_counter() - start - build_s,
         solver=solver,
+    )
+
+
+# ---------------------------------------------------------------------------------- choice MDPs
+@dataclass(frozen=True)
+class Interval:
+    """``[low, high]``: the minimum and the maximum over the schedulers of a choice MDP."""
+
+    low: float
+    high: float
+
+
+@dataclass(frozen=True)
+class ChoiceFigures:
+    """Bounds over every scheduler of a choice MDP (:func:`check_choices`); per request, ms,
+    probabilities.
+
+    :ivar cost_per_request: ``Rmin``/``Rmax`` of the cost per arrived request.
+    :ivar latency_ms: bounds on the mean latency: ``Rmin[sojourn] / (arrivals - Rmin[drops])``
+        and ``Rmax[sojourn] / (arrivals - Rmax[drops])`` per tick (the latency of a scheduler is
+        its sojourn over its served rate), plus the half-tick arrival offset.
+    :ivar drop_rate: ``Rmin``/``Rmax`` of the drops per arrived request.
+    :ivar p_overflow: ``Pmin``/``Pmax`` of the queue filling up within ``overflow_s``.
+    :ivar p_violation_max: ``Pmax=? [F "violation"]``.
+    :ivar deterministic: one choice in every state (built and solved as a DTMC: low = high).
+    :ivar solvers: per quantity, the solver that answered.
+    """
+
+    cost_per_request: Interval
+    latency_ms: Interval
+    drop_rate: Interval
+    p_overflow: Interval
+    p_violation_max: float
+    overflow_s: float
+    overflow_resolution: float
+    drop_resolution: float
+    deterministic: bool
+    stats: BuildStats
+    check_s: float
+    solvers: dict[str, str]
+
+
+def _mdp_long_run(built: _Built, name: str, direction: str, budget_s: float) -> tuple[float, str]:
+    """``R{name}{min|max}=? [LRA]``: Storm's sound solver within ``budget_s`` of CPU time, else
+    its default solver; the value and the solver's name."""
+    formula = f'R{{"{name}"}}{direction}=? [LRA]'
+    value = _value_with_cpu_budget(built, formula, budget_s) if budget_s > 0 else None
+    if value is not None:
+        return value, SOUND
+    value, _ = _initial_value(built, formula, environment=stormpy.Environment())
+    return value, f"{PLAIN}: sound > {budget_s:g} s CPU"
+
+
+def check_choices(
+    tm: TickModel,
+    choices: Choices,
+    title: str,
+    *,
+    overflow_s: float = 1.0,
+    cpu_budget_s: float = CPU_BUDGET_S,
+    deterministic: bool = False,
+) -> ChoiceFigures:
+    """Build the MDP of ``choices`` (:func:`formal.prism.choice_program`) and bound its
+    figures over every scheduler (module docstring for the solvers). With ``deterministic`` (one
+    choice per state) it is solved as a DTMC and every interval is a point."""
+    start = time.perf_counter()
+    text = choice_program(tm, choices, title, kind="dtmc" if deterministic else "mdp")
+    built = build_model(text, tm)
+    steps = max(1, round(overflow_s / tm.tick_s))
+    full = f'[F<={steps} "full"]'
+    solvers: dict[str, str] = {}
+    rates: dict[str, Interval] = {}
+    names = ("cost", "sojourn_ms", "dropped")
+    if deterministic:
+        values, solver = _certified_rates(built, names)
+        rates = {n: Interval(v, v) for n, v in values.items()}
+        solvers = dict.fromkeys(names, solver)
+        p = _initial_value(built, f"P=? {full}")[0]
+        overflow = Interval(p, p)
+        violation = _initial_value(built, 'P=? [F "violation"]')[0]
+    else:
+        for name in names:
+            low, low_solver = _mdp_long_run(built, name, "min", cpu_budget_s)
+            high, high_solver = _mdp_long_run(built, name, "max", cpu_budget_s)
+            rates[name] = Interval(low, high)
+            solvers[name] = (
+                low_solver if low_solver == high_solver else f"min: {low_solver}; max: {high_solver}"
+            )
+        overflow = Interval(
+            _initial_value(built, f"Pmin=? {full}")[0], _initial_value(built, f"Pmax=? {full}")[0]
+        )
+        violation = _initial_value(built, 'Pmax=? [F "violation"]')[0]
+    arrivals = tm.mean_arrivals
+
+    def latency(sojourn: float, dropped: float) -> float:
+        served = arrivals - dropped
+        return sojourn / served + tm.tick_ms / 2 if served > 0 else math.inf
+
+    sojourn, dropped, cost = rates["sojourn_ms"], rates["dropped"], rates["cost"]
+    return ChoiceFigures(
+        cost_per_request=Interval(cost_per_request(tm, cost.low), cost_per_request(tm, cost.high)),
+        latency_ms=Interval(latency(sojourn.low, dropped.low), latency(sojourn.high, dropped.high)),
+        drop_rate=Interval(dropped.low / arrivals, dropped.high / arrivals),
+        p_overflow=overflow,
+        p_violation_max=violation,
+        overflow_s=steps * tm.tick_s,
+        overflow_resolution=tm.truncation_resolution(steps),
+        drop_resolution=tm.arrival_tail / arrivals,
+        deterministic=deterministic,
+        stats=built.stats,
+        check_s=time.perf_counter() - start - built.stats.build_s,
+        solvers=solvers,
     )

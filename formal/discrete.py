@@ -17,7 +17,11 @@ One tick, from boundary k to k + 1:
    ``lo = hi - 1`` ticks.
 3. ``N`` requests arrive during the tick, ``N ~ Poisson(rate * tick)`` truncated at ``K`` (the
    tail mass beyond ``K``, below ``arrival_tail``, is put on ``K``). They are counted at boundary
-   k + 1 with age 0; ``min(q + N, queue_cap)`` wait, the rest are dropped.
+   k + 1 with age 0; ``min(q + N, queue_cap)`` wait, the rest are dropped. With Markov-modulated
+   arrivals (``mmpp=True``, the bursty scenario) the rate is that of the current phase ``ph``,
+   and the phase moves at the boundary with the one-tick transition matrix ``expm(Q * tick)`` of
+   the phase process (Q its generator): the phase is held constant within a tick, an error of
+   order ``switching rate x tick`` (0.1% at 0.5/s and 2 ms).
 4. Ages: a dispatch that empties the queue resets ``a``; one that leaves requests behind keeps the
    oldest age (an upper bound on the age of the new oldest request: the model keeps one age, not
    one per request); otherwise ``a`` grows by one tick. While every worker is busy, ``a`` holds
@@ -40,7 +44,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from batchenv.config import ConfigError, SystemConfig
+import numpy as np
+from scipy.linalg import expm
+
+from batchenv.config import ConfigError, SystemConfig, mmpp_stationary
 from batchenv.timing import ServiceTable
 
 __all__ = [
@@ -109,6 +116,9 @@ class TickModel:
         small; pick it so that the overflow probability is small.
     :param arrival_tail: probability mass of the per-tick Poisson count cut off (and put on the
         largest count kept), in (0, 0.1].
+    :param mmpp: model the config's Markov-modulated arrivals (``arrivals.process: mmpp``) phase
+        by phase, rescaled to the mean ``rate_per_s`` when it is given; False: Poisson at the
+        mean rate.
     """
 
     config: SystemConfig
@@ -116,7 +126,11 @@ class TickModel:
     tick_ms: float = 2.0
     queue_cap: int = 128
     arrival_tail: float = 1e-6
-    arrival_probs: tuple[float, ...] = field(init=False, repr=False)
+    mmpp: bool = False
+    phase_rates_per_s: tuple[float, ...] = field(init=False)
+    phase_arrival_probs: tuple[tuple[float, ...], ...] = field(init=False, repr=False)
+    phase_switch: tuple[tuple[float, ...], ...] = field(init=False, repr=False)
+    phase_stationary: tuple[float, ...] = field(init=False, repr=False)
     max_age_ticks: int = field(init=False)
     service: tuple[tuple[ServiceTicks, ...], ...] = field(init=False, repr=False)
 
@@ -140,16 +154,25 @@ class TickModel:
             raise ConfigError("queue_cap", f"must be an integer in [1, {cap_limit}] (requests), got {cap!r}")
         if not isinstance(self.arrival_tail, float) or not 0 < self.arrival_tail <= 0.1:
             raise ConfigError("arrival_tail", f"must be a float in (0, 0.1], got {self.arrival_tail!r}")
-        mean_per_tick = rate * tick / 1000.0
-        if mean_per_tick > 20:
-            raise ConfigError(
-                "rate_per_s",
-                f"{rate:g} requests/s is {mean_per_tick:.1f} arrivals per {tick:g} ms tick; "
-                "must be <= 20 per tick (use a shorter tick)",
-            )
+        phases, switch, stationary = self._phases(float(rate), tick)
+        for phase_rate in phases:
+            mean_per_tick = phase_rate * tick / 1000.0
+            if mean_per_tick > 20:
+                raise ConfigError(
+                    "rate_per_s",
+                    f"{phase_rate:g} requests/s is {mean_per_tick:.1f} arrivals per {tick:g} ms tick; "
+                    "must be <= 20 per tick (use a shorter tick)",
+                )
         object.__setattr__(self, "rate_per_s", float(rate))
         object.__setattr__(self, "tick_ms", float(tick))
-        object.__setattr__(self, "arrival_probs", truncated_poisson(mean_per_tick, self.arrival_tail))
+        object.__setattr__(self, "phase_rates_per_s", phases)
+        object.__setattr__(
+            self,
+            "phase_arrival_probs",
+            tuple(truncated_poisson(r * tick / 1000.0, self.arrival_tail) for r in phases),
+        )
+        object.__setattr__(self, "phase_switch", switch)
+        object.__setattr__(self, "phase_stationary", stationary)
         object.__setattr__(self, "max_age_ticks", max(1, math.floor(config.max_wait_ms / tick + 1e-9)))
         table = ServiceTable(config).service_ms
         service = []
@@ -171,7 +194,45 @@ class TickModel:
             service.append(tuple(row))
         object.__setattr__(self, "service", tuple(service))
 
+    def _phases(
+        self, rate: float, tick_ms: float
+    ) -> tuple[tuple[float, ...], tuple[tuple[float, ...], ...], tuple[float, ...]]:
+        """Rates of the arrival phases (requests/s), the one-tick phase transition matrix and the
+        stationary phase distribution; one phase for Poisson arrivals."""
+        if not self.mmpp:
+            return (rate,), ((1.0,),), (1.0,)
+        arrivals = self.config.arrivals
+        if arrivals.process != "mmpp":
+            raise ConfigError(
+                "arrivals.process", f"must be 'mmpp' for an MMPP model, got {arrivals.process!r}"
+            )
+        rates = np.asarray(arrivals.rates_per_s, dtype=float)
+        switch = np.asarray(arrivals.switch_rates_per_s, dtype=float)
+        stationary = np.asarray(mmpp_stationary(switch))
+        rates = rates * (rate / float(stationary @ rates))
+        generator = switch - np.diag(switch.sum(axis=1))
+        step = expm(generator * tick_ms / 1000.0)
+        step = np.clip(step, 0.0, None)
+        step /= step.sum(axis=1, keepdims=True)
+        return (
+            tuple(float(r) for r in rates),
+            tuple(tuple(float(p) for p in row) for row in step),
+            tuple(float(p) for p in stationary),
+        )
+
     # ------------------------------------------------------------------ derived quantities
+    @property
+    def n_phases(self) -> int:
+        """Phases of the arrival process (1 for Poisson)."""
+        return len(self.phase_rates_per_s)
+
+    @property
+    def arrival_probs(self) -> tuple[float, ...]:
+        """Per-tick arrival count distribution of a Poisson model (one phase)."""
+        if self.n_phases != 1:
+            raise ValueError("arrival_probs: the model has several arrival phases; use phase_arrival_probs")
+        return self.phase_arrival_probs[0]
+
     @property
     def n_workers(self) -> int:
         return self.config.n_workers
@@ -190,13 +251,17 @@ class TickModel:
 
     @property
     def max_arrivals(self) -> int:
-        """``K``: the largest number of arrivals in one tick."""
-        return len(self.arrival_probs) - 1
+        """``K``: the largest number of arrivals in one tick (over the phases)."""
+        return max(len(p) for p in self.phase_arrival_probs) - 1
+
+    def phase_mean_arrivals(self, phase: int) -> float:
+        """Mean arrivals per tick in ``phase`` (truncated distribution)."""
+        return sum(k * p for k, p in enumerate(self.phase_arrival_probs[phase]))
 
     @property
     def mean_arrivals(self) -> float:
-        """Mean arrivals per tick of the truncated distribution."""
-        return sum(k * p for k, p in enumerate(self.arrival_probs))
+        """Mean arrivals per tick of the truncated distribution (stationary over the phases)."""
+        return sum(w * self.phase_mean_arrivals(i) for i, w in enumerate(self.phase_stationary))
 
     @property
     def max_busy_ticks(self) -> int:
@@ -212,10 +277,24 @@ class TickModel:
         qualities = self.config.qualities
         return max(qualities) - qualities[model]
 
-    def expected_drops(self, waiting: int) -> float:
-        """Expected arrivals dropped in a tick that starts with ``waiting`` requests queued."""
+    def expected_drops(self, waiting: int, phase: int | None = None) -> float:
+        """Expected arrivals dropped in a tick that starts with ``waiting`` requests queued, in
+        ``phase`` (default: stationary over the phases)."""
         cap = self.queue_cap
-        return sum(p * max(0, waiting + k - cap) for k, p in enumerate(self.arrival_probs))
+        phases = range(self.n_phases) if phase is None else (phase,)
+        weights = self.phase_stationary if phase is None else (1.0,) * self.n_phases
+        return sum(
+            weights[i] * sum(p * max(0, waiting + k - cap) for k, p in enumerate(self.phase_arrival_probs[i]))
+            for i in phases
+        )
+
+    def truncation_resolution(self, ticks: int) -> float:
+        """Largest error the per-tick truncation of the arrival counts can cause in a probability
+        of an event within ``ticks`` ticks: the model and the untruncated system can be coupled so
+        that they differ only after a tick with more than ``K`` arrivals, which happens with
+        probability at most ``1 - (1 - arrival_tail) ** ticks``. Model probabilities below it are
+        not resolved."""
+        return -math.expm1(ticks * math.log1p(-self.arrival_tail))
 
     def ticks_of(self, duration_ms: float) -> int:
         """The first age in ticks at which a request has waited ``duration_ms``: ``ceil(duration /
@@ -225,8 +304,17 @@ class TickModel:
         return max(0, math.ceil(duration_ms / self.tick_ms - 1e-9))
 
     def describe(self) -> str:
+        if self.n_phases == 1:
+            arrivals = (
+                f"rate {self.rate_per_s:g}/s ({self.mean_arrivals:.3f} arrivals/tick, K={self.max_arrivals})"
+            )
+        else:
+            phases = "/".join(f"{r:g}" for r in self.phase_rates_per_s)
+            arrivals = (
+                f"MMPP {phases}/s (mean {self.rate_per_s:g}/s, {self.mean_arrivals:.3f} arrivals/tick, "
+                f"K={self.max_arrivals})"
+            )
         return (
-            f"tick {self.tick_ms:g} ms, rate {self.rate_per_s:g}/s "
-            f"({self.mean_arrivals:.3f} arrivals/tick, K={self.max_arrivals}), queue cap "
+            f"tick {self.tick_ms:g} ms, {arrivals}, queue cap "
             f"{self.queue_cap}, max_wait {self.max_age_ticks} ticks, {self.n_workers} worker(s)"
         )

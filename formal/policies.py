@@ -35,6 +35,7 @@ __all__ = [
     "decision_states",
     "distill",
     "policy_table",
+    "raw_decision",
     "shielded_decision",
 ]
 
@@ -234,9 +235,32 @@ def shielded_decision(policy: DiscretePolicy, queue: int, age_ticks: int, model:
     return (m, min(queue, b, model.max_batch))
 
 
-def policy_table(policy: DiscretePolicy, model: TickModel) -> dict[tuple[int, int], Decision]:
-    """The shielded decision of ``policy`` in every decision state of ``model``."""
-    return {(q, a): shielded_decision(policy, q, a, model) for q, a in decision_states(model)}
+def raw_decision(policy: DiscretePolicy, queue: int, age_ticks: int, model: TickModel) -> Decision:
+    """The policy's own decision, without the shield, normalised as in :func:`shielded_decision`;
+    at ``a = max_age_ticks + 1`` (after a violation, outside every table) the shield's dispatch."""
+    if age_ticks > model.max_age_ticks:
+        return shielded_decision(policy, queue, model.max_age_ticks, model) or (
+            policy.forced_model,
+            min(queue, model.max_batch),
+        )
+    decision = policy.decide(queue, age_ticks, model)
+    if decision is None:
+        return None
+    m, b = decision
+    if not 0 <= m < model.n_models or b < 1:
+        raise ValueError(f"{policy.name}: invalid decision {decision!r} at q={queue}, a={age_ticks}")
+    return (m, min(queue, b, model.max_batch))
+
+
+def policy_table(
+    policy: DiscretePolicy, model: TickModel, *, shield: bool = True
+) -> dict[tuple[int, int], Decision]:
+    """The decision of ``policy`` in every decision state of ``model``: shielded (default), or
+    its raw table (:func:`raw_decision`), which also covers ``a = max_age_ticks + 1``."""
+    if shield:
+        return {(q, a): shielded_decision(policy, q, a, model) for q, a in decision_states(model)}
+    states = [*decision_states(model), *((q, model.max_age_ticks + 1) for q in range(1, model.queue_cap + 1))]
+    return {(q, a): raw_decision(policy, q, a, model) for q, a in states}
 
 
 _PROBE_HORIZON_S = 1e9

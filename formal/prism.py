@@ -6,7 +6,9 @@ service ticks come from :class:`batchenv.timing.ServiceTable`, the arrival distr
 rate and tick, the costs from the reward weights.
 
 Variables: ``q`` (waiting requests, 0..Q), ``a`` (age of the oldest waiting request in ticks,
-0..W+1; W+1 only after a timeout violation), ``r1..rn`` (remaining service ticks per worker).
+0..W+1; W+1 only after a timeout violation), ``r1..rn`` (remaining service ticks per worker),
+and with Markov-modulated arrivals ``ph`` (the arrival phase; every phase is an initial state,
+weighted by the stationary phase distribution when values are read).
 While every worker is busy, ``a`` holds the age the oldest request will have when the first
 worker becomes free, capped at W (it stays constant during the busy period); when a worker is idle
 it is the age itself. Decisions only happen when a worker is idle, so this changes no decision;
@@ -17,9 +19,11 @@ Commands, one per tick:
 - ``[wait]``: a worker is idle and requests wait; the scheduler waits. With the shield (default)
   only while ``a < W``.
 - ``[m<i>_b<b>]``: dispatch ``b`` requests on model ``i`` (the MDP offers ``b = min(q,
-  max_batch)`` on every model; a DTMC has the policy's own choice in each state).
+  max_batch)`` on every model; a DTMC has the policy's own choice in each state; a choice MDP
+  (:func:`choice_program`) offers, in each state, the decisions of a given set).
 
-Each command has (K + 1) arrival branches times two service-rounding branches.
+Each command has (K + 1) arrival branches times two service-rounding branches (times the next
+phases with Markov-modulated arrivals; commands are then written once per phase).
 
 Reward structures (all non-negative, per tick; long-run averages ``R{"..."}=? [LRA]``):
 
@@ -28,7 +32,13 @@ Reward structures (all non-negative, per tick; long-run averages ``R{"..."}=? [L
   service_s(b, m))`` per dispatch, ``best quality + w_drop`` per expected drop.
 - ``waiting`` (requests waiting during the tick), ``served`` (requests dispatched), ``batches``
   (dispatches), ``service_ms`` (``b * service_ms`` per dispatch), ``busy`` (busy workers during
-  the tick), ``dropped`` (expected drops).
+  the tick), ``dropped`` (expected drops), and for choice MDPs ``sojourn_ms`` (``tick_ms *
+  waiting + service_ms``: its long-run average over the served rate is the mean latency, so its
+  Rmin and Rmax bound the mean latency over every resolution of the choices).
+
+The SLO penalty ``reward.w_slo`` is not in the cost: the model keeps one age (the oldest
+request's), so the number of requests of a batch that miss ``slo_ms`` is not a function of its
+state. A config with ``w_slo > 0`` is refused (:func:`check_costs_modelled`).
 
 Labels: ``"violation"`` (``a > W``: the oldest request waited beyond max_wait_ms while a worker was
 idle), ``"full"`` (``q = Q``, an arrival now would be dropped).
@@ -36,16 +46,21 @@ idle), ``"full"`` (``q = Q``, an arrival now would be dropped).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from batchenv.config import ConfigError
 from batchenv.sim import Decision
 from formal.discrete import TickModel
 from formal.policies import DiscretePolicy, policy_table
 
 __all__ = [
+    "CHOICE_REWARD_NAMES",
     "REWARD_NAMES",
+    "Choices",
     "action_label",
+    "check_costs_modelled",
+    "choice_program",
     "dtmc_program",
     "mdp_program",
     "parse_action_label",
@@ -54,6 +69,27 @@ __all__ = [
 ]
 
 REWARD_NAMES = ("cost", "waiting", "served", "batches", "service_ms", "busy", "dropped")
+CHOICE_REWARD_NAMES = (*REWARD_NAMES, "sojourn_ms")
+"""Reward structures of a choice MDP: those of the DTMCs and ``sojourn_ms``."""
+
+Choices = Mapping[tuple[int, int, int], frozenset[Decision]]
+"""``{(phase, q, a): decisions allowed}`` over the decision states of a choice MDP; every
+decision is None (wait) or ``(model, b)`` with ``b`` the batch actually dispatched."""
+
+
+def check_costs_modelled(model: TickModel) -> None:
+    """ConfigError naming ``reward.w_slo`` when the config has an SLO penalty: the model keeps
+    the oldest request's age only, so it cannot count a batch's SLO misses, and a cost without
+    the penalty would be silently wrong."""
+    w_slo = model.config.reward.w_slo
+    if w_slo > 0:
+        raise ConfigError(
+            "reward.w_slo",
+            f"is {w_slo:g} (> 0) in scenario {model.config.name!r}: the discrete-time model keeps only the "
+            "oldest request's age, so the SLO misses of a batch, and their penalty, are not a function of its "
+            "state; set reward.w_slo to 0 (a scenario YAML with 'extends:') to verify the system without "
+            "the penalty",
+        )
 
 
 def _num(x: float) -> str:
@@ -127,16 +163,29 @@ class _Writer:
     """Shared pieces of the MDP and DTMC texts."""
 
     def __init__(self, model: TickModel) -> None:
+        check_costs_modelled(model)
         self.m = model
         self.workers = [f"r{i + 1}" for i in range(model.n_workers)]
+        self.phased = model.n_phases > 1
 
     # ------------------------------------------------------------------ expressions
     def idle(self) -> str:
         return " | ".join(f"{r}=0" for r in self.workers)
 
-    def drops(self, waiting: str) -> str:
-        """Expected drops in a tick that starts with ``waiting`` (an expression) queued."""
-        terms = [f"p{k}*max(0, {waiting}+{k}-Q)" for k in range(1, self.m.max_arrivals + 1)]
+    def p(self, phase: int, k: int) -> str:
+        """Name of the constant P(k arrivals in a tick of ``phase``)."""
+        return f"p{phase}_{k}" if self.phased else f"p{k}"
+
+    def phase_guard(self, guard: str, phase: int) -> str:
+        return f"ph={phase} & {guard}" if self.phased else guard
+
+    def phases(self) -> range:
+        return range(self.m.n_phases)
+
+    def drops(self, waiting: str, phase: int = 0) -> str:
+        """Expected drops in a tick of ``phase`` that starts with ``waiting`` (an expression) queued."""
+        k_max = len(self.m.phase_arrival_probs[phase]) - 1
+        terms = [f"{self.p(phase, k)}*max(0, {waiting}+{k}-Q)" for k in range(1, k_max + 1)]
         return " + ".join(terms) if terms else "0"
 
     def busy_count(self) -> str:
@@ -170,25 +219,37 @@ class _Writer:
         return parts[0] if len(parts) == 1 else f"min({', '.join(parts)})"
 
     def arrivals(
-        self, waiting: str, age_kept: str, age_new: str, workers: str, weight: str = ""
+        self, waiting: str, age_kept: str, age_new: str, workers: str, weight: str = "", phase: int = 0
     ) -> list[str]:
-        """One branch per arrival count k: ``p_k[*weight] : (q'=...) & (a'=...) & workers``.
+        """One branch per arrival count k (and next phase j with Markov-modulated arrivals):
+        ``p_k[*t_ij][*weight] : (q'=...) & (a'=...) & workers[ & (ph'=j)]``.
 
         :param waiting: requests left waiting after the decision (an expression).
         :param age_kept: next ``a`` when the branch has no arrivals (k = 0).
         :param age_new: next ``a`` when k > 0 requests arrive.
+        :param phase: the current arrival phase.
         """
+        m = self.m
+        nexts = (
+            [(j, f"t{phase}_{j}") for j in self.phases() if m.phase_switch[phase][j] > 0]
+            if self.phased
+            else [(0, "")]
+        )
         branches = []
-        for k in range(self.m.max_arrivals + 1):
+        for k in range(len(m.phase_arrival_probs[phase])):
             if waiting == "0":
-                q_next = str(min(k, self.m.queue_cap))
+                q_next = str(min(k, m.queue_cap))
             elif k == 0:
                 q_next = waiting
             else:
                 q_next = f"min({waiting}+{k}, Q)"
             a_next = age_kept if k == 0 else age_new
-            prob = f"p{k}*{weight}" if weight else f"p{k}"
-            branches.append(f"{prob} : (q'={q_next}) & (a'={a_next}) & {workers}")
+            for j, switch in nexts:
+                prob = "*".join(x for x in (self.p(phase, k), switch, weight) if x)
+                update = f"(q'={q_next}) & (a'={a_next}) & {workers}" + (
+                    f" & (ph'={j})" if self.phased else ""
+                )
+                branches.append(f"{prob} : {update}")
         return branches
 
     # ------------------------------------------------------------------ commands
@@ -196,40 +257,61 @@ class _Writer:
         body = "\n      + ".join(branches)
         return f"  [{label}] {guard} ->\n        {body};"
 
-    def tick_command(self) -> str:
+    def commands(self, label: str, guard: str, branches_of) -> list[str]:
+        """One command per phase (one without phases): ``branches_of(phase)`` gives its branches."""
+        return [self.command(label, self.phase_guard(guard, i), branches_of(i)) for i in self.phases()]
+
+    def tick_commands(self) -> list[str]:
         # q > 0 here means every worker is busy: a (the age at the next free tick) is unchanged.
         fresh = f"min({self.next_free_tick()}, W)"
-        return self.command(
+        return self.commands(
             "tick",
             f"!(({self.idle()}) & q>0)",
-            self.arrivals("q", "a", f"(q=0 ? {fresh} : a)", self.workers_tick()),
+            lambda i: self.arrivals("q", "a", f"(q=0 ? {fresh} : a)", self.workers_tick(), phase=i),
         )
 
-    def wait_command(self, guard: str) -> str:
+    def wait_commands(self, guards: list[str]) -> list[str]:
+        """Wait where a worker is idle; ``guards[phase]`` are the states (None: no wait there)."""
         # A worker is idle and stays idle: a is the age itself and may pass W (a violation).
-        return self.command(
-            "wait", guard, self.arrivals("q", "min(a+1, W+1)", "min(a+1, W+1)", self.workers_tick())
-        )
+        return [
+            self.command(
+                "wait",
+                self.phase_guard(guard, i),
+                self.arrivals("q", "min(a+1, W+1)", "min(a+1, W+1)", self.workers_tick(), phase=i),
+            )
+            for i, guard in enumerate(guards)
+            if guard is not None
+        ]
 
-    def dispatch_command(self, model: int, batch: int, guard: str, leftover: bool) -> str:
-        """Dispatch ``batch`` on ``model``; ``leftover``: some states of the guard keep requests."""
+    def dispatch_commands(
+        self, model: int, batch: int, guards: list[str | None], leftover: bool
+    ) -> list[str]:
+        """Dispatch ``batch`` on ``model`` where ``guards[phase]`` holds (None: nowhere in that
+        phase); ``leftover``: some states of the guards keep requests."""
         service = self.m.service_ticks(model, batch)
         waiting = f"q-{batch}" if leftover else "0"
-        branches: list[str] = []
         outcomes = [(service.hi - 1, service.p_hi)]
         if service.p_hi < 1.0:
             outcomes.append((service.hi - 2, 1.0 - service.p_hi))
-        for remaining, p in outcomes:
-            free = self.next_free_dispatch(remaining)
-            fresh = f"min({free}, W)"
-            if leftover:
-                kept = f"min(a+1+{free}, W)"
-                age_kept, age_new = f"(q>{batch} ? {kept} : 0)", f"(q>{batch} ? {kept} : {fresh})"
-            else:
-                age_kept, age_new = "0", fresh
-            weight = "" if p == 1.0 else _num(p)
-            branches += self.arrivals(waiting, age_kept, age_new, self.workers_dispatch(remaining), weight)
-        return self.command(action_label(model, batch), guard, branches)
+        out = []
+        for phase, guard in enumerate(guards):
+            if guard is None:
+                continue
+            branches: list[str] = []
+            for remaining, p in outcomes:
+                free = self.next_free_dispatch(remaining)
+                fresh = f"min({free}, W)"
+                if leftover:
+                    kept = f"min(a+1+{free}, W)"
+                    age_kept, age_new = f"(q>{batch} ? {kept} : 0)", f"(q>{batch} ? {kept} : {fresh})"
+                else:
+                    age_kept, age_new = "0", fresh
+                weight = "" if p == 1.0 else _num(p)
+                branches += self.arrivals(
+                    waiting, age_kept, age_new, self.workers_dispatch(remaining), weight, phase
+                )
+            out.append(self.command(action_label(model, batch), self.phase_guard(guard, phase), branches))
+        return out
 
     # ------------------------------------------------------------------ whole text
     def header(self, kind: str, title: str) -> list[str]:
@@ -246,30 +328,50 @@ class _Writer:
             "",
             f"const int Q = {m.queue_cap};  // model queue capacity (requests)",
             f"const int W = {m.max_age_ticks};  // max_wait_ms = {cfg.max_wait_ms:g} ms in ticks",
-            f"// arrivals per {m.tick_ms:g} ms tick: Poisson({m.mean_arrivals:.6g}) truncated at "
-            f"{m.max_arrivals}",
         ]
-        lines += [f"const double p{k} = {_num(p)};" for k, p in enumerate(m.arrival_probs)]
+        for i in self.phases():
+            probs = m.phase_arrival_probs[i]
+            mean = m.phase_mean_arrivals(i)
+            where = f" in phase {i} ({m.phase_rates_per_s[i]:g}/s)" if self.phased else ""
+            lines.append(
+                f"// arrivals per {m.tick_ms:g} ms tick{where}: Poisson({mean:.6g}) truncated at {len(probs) - 1}"
+            )
+            lines += [f"const double {self.p(i, k)} = {_num(p)};" for k, p in enumerate(probs)]
+        if self.phased:
+            lines.append(f"// phase transitions per {m.tick_ms:g} ms tick: expm(generator x tick)")
+            lines += [
+                f"const double t{i}_{j} = {_num(m.phase_switch[i][j])};"
+                for i in self.phases()
+                for j in self.phases()
+                if m.phase_switch[i][j] > 0
+            ]
         lines.append("")
         return lines
 
     def module(self, commands: list[str]) -> list[str]:
         m = self.m
+        init = "" if self.phased else " init 0"
         lines = [
             "module batching",
-            "  q : [0..Q] init 0;  // waiting requests",
-            "  a : [0..W+1] init 0;  // age of the oldest waiting request (ticks)",
+            f"  q : [0..Q]{init};  // waiting requests",
+            f"  a : [0..W+1]{init};  // age of the oldest waiting request (ticks)",
         ]
         lines += [
-            f"  {r} : [0..{m.max_busy_ticks}] init 0;  // remaining service ticks of worker {i + 1}"
+            f"  {r} : [0..{m.max_busy_ticks}]{init};  // remaining service ticks of worker {i + 1}"
             for i, r in enumerate(self.workers)
         ]
+        if self.phased:
+            lines.append(f"  ph : [0..{m.n_phases - 1}];  // arrival phase")
         lines.append("")
         lines += commands
         lines += ["endmodule", ""]
+        if self.phased:  # an empty system in every phase; values are weighted by the stationary law
+            lines += ["init q=0 & a=0 & " + " & ".join(f"{r}=0" for r in self.workers) + " endinit", ""]
         return lines
 
-    def labels_and_rewards(self, dispatches: list[tuple[int, int, bool]], has_wait: bool) -> list[str]:
+    def labels_and_rewards(
+        self, dispatches: list[tuple[int, int, bool]], has_wait: bool, names: tuple[str, ...] = REWARD_NAMES
+    ) -> list[str]:
         m = self.m
         w_tick = m.config.reward.w_latency_per_s * m.tick_s
         # a dropped request costs the best quality it did not get plus the drop penalty
@@ -279,48 +381,60 @@ class _Writer:
             'label "full" = q = Q;  // an arrival now would be dropped',
             "",
         ]
-        idle_terms = {"tick": "q", "wait": "q"} if has_wait else {"tick": "q"}
+        idle_labels = ("tick", "wait") if has_wait else ("tick",)
 
-        def structure(name: str, value_of: dict[str, str], dispatch_value) -> list[str]:
+        def structure(name: str, idle_value, dispatch_value) -> list[str]:
+            """``idle_value(waiting, phase)`` for tick and wait, ``dispatch_value(model, batch,
+            waiting, phase)`` for dispatches; one item per phase when a value uses the phase."""
             out = [f'rewards "{name}"']
-            for label, waiting in idle_terms.items():
-                value = value_of[label].replace("$W", waiting)
-                out.append(f"  [{label}] true : {value};")
+            items = [(label, "q", lambda w, i: idle_value(w, i)) for label in idle_labels]
             for model, batch, leftover in dispatches:
                 waiting = f"q-{batch}" if leftover else "0"
-                out.append(
-                    f"  [{action_label(model, batch)}] true : {dispatch_value(model, batch, waiting)};"
+                items.append(
+                    (
+                        action_label(model, batch),
+                        waiting,
+                        lambda w, i, mo=model, b=batch: dispatch_value(mo, b, w, i),
+                    )
                 )
+            for label, waiting, value in items:
+                values = [value(waiting, i) for i in self.phases()]
+                if len(set(values)) == 1:
+                    out.append(f"  [{label}] true : {values[0]};")
+                else:
+                    out += [f"  [{label}] ph={i} : {v};" for i, v in enumerate(values)]
             out += ["endrewards", ""]
             return out
 
-        def cost_idle() -> str:
-            return f"{_num(w_tick)}*$W + {_num(w_drop)}*({self.drops('$W')})"
+        def cost_idle(waiting: str, phase: int) -> str:
+            return f"{_num(w_tick)}*{waiting} + {_num(w_drop)}*({self.drops(waiting, phase)})"
 
-        def cost_dispatch(model: int, batch: int, waiting: str) -> str:
+        def cost_dispatch(model: int, batch: int, waiting: str, phase: int) -> str:
             ticks = m.service_ticks(model, batch)
             per_request = m.regret(model) + m.config.reward.w_latency_per_s * ticks.service_ms / 1000.0
             parts = [_num(batch * per_request)]
             if waiting != "0":
                 parts.append(f"{_num(w_tick)}*({waiting})")
-            drops = self.drops(waiting) if waiting != "0" else self.drops("0")
-            parts.append(f"{_num(w_drop)}*({drops})")
+            parts.append(f"{_num(w_drop)}*({self.drops(waiting, phase)})")
             return " + ".join(parts)
 
+        def sojourn_dispatch(model: int, batch: int, waiting: str, phase: int) -> str:
+            service = _num(batch * m.service_ticks(model, batch).service_ms)
+            return service if waiting == "0" else f"{service} + {_num(m.tick_ms)}*({waiting})"
+
         busy = self.busy_count()
-        lines += structure("cost", {"tick": cost_idle(), "wait": cost_idle()}, cost_dispatch)
-        lines += structure("waiting", {"tick": "$W", "wait": "$W"}, lambda mo, b, w: w)
-        lines += structure("served", {"tick": "0", "wait": "0"}, lambda mo, b, w: str(b))
-        lines += structure("batches", {"tick": "0", "wait": "0"}, lambda mo, b, w: "1")
-        lines += structure(
-            "service_ms",
-            {"tick": "0", "wait": "0"},
-            lambda mo, b, w: _num(b * m.service_ticks(mo, b).service_ms),
-        )
-        lines += structure("busy", {"tick": busy, "wait": busy}, lambda mo, b, w: f"1 + {busy}")
-        lines += structure(
-            "dropped", {"tick": self.drops("$W"), "wait": self.drops("$W")}, lambda mo, b, w: self.drops(w)
-        )
+        values = {
+            "cost": (cost_idle, cost_dispatch),
+            "waiting": (lambda w, i: w, lambda mo, b, w, i: w),
+            "served": (lambda w, i: "0", lambda mo, b, w, i: str(b)),
+            "batches": (lambda w, i: "0", lambda mo, b, w, i: "1"),
+            "service_ms": (lambda w, i: "0", lambda mo, b, w, i: _num(b * m.service_ticks(mo, b).service_ms)),
+            "busy": (lambda w, i: busy, lambda mo, b, w, i: f"1 + {busy}"),
+            "dropped": (lambda w, i: self.drops(w, i), lambda mo, b, w, i: self.drops(w, i)),
+            "sojourn_ms": (lambda w, i: f"{_num(m.tick_ms)}*{w}", sojourn_dispatch),
+        }
+        for name in names:
+            lines += structure(name, *values[name])
         return lines
 
 
@@ -333,15 +447,15 @@ def mdp_program(model: TickModel, *, shield: bool = True) -> str:
     """
     w = _Writer(model)
     cap = min(model.max_batch, model.queue_cap)
-    commands = [w.tick_command()]
+    commands = w.tick_commands()
     wait_guard = f"({w.idle()}) & q>0" + (" & a<W" if shield else "")
-    commands.append(w.wait_command(wait_guard))
+    commands += w.wait_commands([wait_guard] * model.n_phases)
     dispatches: list[tuple[int, int, bool]] = []
     for m in range(model.n_models):
         for b in range(1, cap + 1):
             leftover = b == model.max_batch and model.queue_cap > b
             q_guard = f"q>={b}" if leftover else f"q={b}"
-            commands.append(w.dispatch_command(m, b, f"({w.idle()}) & {q_guard}", leftover))
+            commands += w.dispatch_commands(m, b, [f"({w.idle()}) & {q_guard}"] * model.n_phases, leftover)
             dispatches.append((m, b, leftover))
     title = "Dynamic batching: MDP over all schedulers" + ("" if shield else " (no timeout shield)")
     lines = w.header("mdp", title)
@@ -350,26 +464,54 @@ def mdp_program(model: TickModel, *, shield: bool = True) -> str:
     return "\n".join(lines)
 
 
-def dtmc_program(model: TickModel, policy: DiscretePolicy) -> str:
-    """The DTMC of ``policy`` (with the timeout shield) on ``model``."""
+def dtmc_program(model: TickModel, policy: DiscretePolicy, *, shield: bool = True) -> str:
+    """The DTMC of ``policy`` on ``model``, with the timeout shield or, with ``shield=False``, its
+    raw table: a wait at ``a >= W`` then leads to the violation ``a = W + 1``, where the policy's
+    shield dispatch follows one tick late (so that the chain stays defined; only the reachability
+    of the violation is meant to be read from it)."""
+    table = policy_table(policy, model, shield=shield)
+    choices = {(i, q, a): frozenset((d,)) for (q, a), d in table.items() for i in range(model.n_phases)}
+    suffix = "" if shield else " (raw table, no timeout shield)"
+    return _choice_text(
+        model, choices, "dtmc", f"Dynamic batching under policy {policy.name}{suffix}", REWARD_NAMES
+    )
+
+
+def choice_program(model: TickModel, choices: Choices, title: str, *, kind: str = "mdp") -> str:
+    """An MDP whose nondeterminism, in each decision state ``(phase, q, a)`` (a worker idle, q >=
+    1), is the set ``choices[(phase, q, a)]``; decision states missing from ``choices`` wait. Its
+    reward structures are :data:`CHOICE_REWARD_NAMES`. With ``kind="dtmc"`` every set must have
+    one decision (a DTMC of the same chain)."""
+    if kind not in ("mdp", "dtmc"):
+        raise ValueError(f"kind must be 'mdp' or 'dtmc', got {kind!r}")
+    if kind == "dtmc" and any(len(c) != 1 for c in choices.values()):
+        raise ValueError("a DTMC needs exactly one decision in every state")
+    return _choice_text(model, choices, kind, title, CHOICE_REWARD_NAMES)
+
+
+def _choice_text(model: TickModel, choices: Choices, kind: str, title: str, names: tuple[str, ...]) -> str:
     w = _Writer(model)
-    table = policy_table(policy, model)
-    groups: dict[Decision, list[tuple[int, int]]] = {}
-    for state, decision in table.items():
-        groups.setdefault(decision, []).append(state)
-    commands = [w.tick_command()]
+    groups: dict[Decision, list[list[tuple[int, int]]]] = {}
+    for (phase, q, a), decisions in choices.items():
+        for decision in decisions:
+            groups.setdefault(decision, [[] for _ in w.phases()])[phase].append((q, a))
+    commands = w.tick_commands()
+
+    def guards(per_phase: list[list[tuple[int, int]]]) -> list[str | None]:
+        return [f"({w.idle()}) & ({_guard_of(states, model)})" if states else None for states in per_phase]
+
     if None in groups:
-        commands.append(w.wait_command(f"({w.idle()}) & ({_guard_of(groups[None], model)})"))
+        commands += w.wait_commands(guards(groups[None]))
     dispatches: list[tuple[int, int, bool]] = []
     for decision in sorted(d for d in groups if d is not None):
         m, b = decision
-        states = groups[decision]
-        leftover = any(q > b for q, _ in states)
-        commands.append(w.dispatch_command(m, b, f"({w.idle()}) & ({_guard_of(states, model)})", leftover))
+        per_phase = groups[decision]
+        leftover = any(q > b for states in per_phase for q, _ in states)
+        commands += w.dispatch_commands(m, b, guards(per_phase), leftover)
         dispatches.append((m, b, leftover))
-    lines = w.header("dtmc", f"Dynamic batching under policy {policy.name}")
+    lines = w.header(kind, title)
     lines += w.module(commands)
-    lines += w.labels_and_rewards(dispatches, has_wait=None in groups)
+    lines += w.labels_and_rewards(dispatches, has_wait=None in groups, names=names)
     return "\n".join(lines)
 
 

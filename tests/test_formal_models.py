@@ -12,6 +12,7 @@ import math
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -266,16 +267,55 @@ def test_storm_cost_is_finite_and_positive_on_the_default_system_cheap_model() -
     assert f.throughput_per_s == pytest.approx(100.0, rel=1e-3)
 
 
-def test_slow_sound_queries_fall_back_to_the_plain_solver() -> None:
-    from formal.check import _long_run_rates
+def test_certified_direct_solve_brackets_storms_sound_value() -> None:
+    import stormpy
+
+    from formal.lra import certified_long_run_averages
 
     built = build(dtmc_program(tiny_model(), GreedyPolicy(0)))
-    sound, solver = _long_run_rates(built)
-    assert solver == "sound"
-    plain, fallback = _long_run_rates(built, sound_budget_s=0.0)
-    assert fallback.startswith("plain")
-    for name, value in sound.items():
-        assert plain[name] == pytest.approx(value, rel=1e-4, abs=1e-12), name
+    certified = certified_long_run_averages(built.model, ["cost", "waiting", "dropped"])
+    for name, c in certified.items():
+        sound = stormpy.model_checking(
+            built.model, stormpy.parse_properties(f'R{{"{name}"}}=? [LRA]', built.program)[0]
+        )
+        value = sound.get_value(built.model.initial_states[0])
+        assert c.low <= c.high and c.half_width < 1e-10, name
+        assert value == pytest.approx(c.value, rel=2e-6, abs=1e-12), name
+
+
+def test_a_wrong_bias_only_widens_the_certified_interval() -> None:
+    """The certificate holds for any bias vector: with h = 0 it is [min r, max r]."""
+    from formal.lra import _reward_vector
+
+    built = build(dtmc_program(tiny_model(), GreedyPolicy(0)))
+    r = _reward_vector(built.model, "cost")
+    from formal.lra import certified_long_run_averages
+
+    c = certified_long_run_averages(built.model, ["cost"])["cost"]
+    assert r.min() <= c.low <= c.high <= r.max()
+
+
+def test_a_query_that_runs_out_of_its_cpu_budget_is_answered_by_the_default_solver() -> None:
+    from formal.check import PLAIN, SOUND, _mdp_long_run
+
+    built = build(mdp_program(tiny_model()))
+    value, solver = _mdp_long_run(built, "cost", "min", budget_s=60.0)
+    assert solver == SOUND and value > 0
+    plain, name = _mdp_long_run(built, "cost", "min", budget_s=0.0)
+    assert name.startswith(PLAIN) and plain == pytest.approx(value, rel=1e-4)
+
+
+def test_the_cpu_budget_is_enforced_by_the_kernel() -> None:
+    from formal.check import run_with_cpu_budget
+
+    def spin() -> float:
+        while True:
+            pass
+
+    start = time.process_time()
+    assert run_with_cpu_budget(spin, 1.0) is None  # SIGXCPU after 1 s of the child's CPU time
+    assert run_with_cpu_budget(lambda: 2.5, 1.0) == 2.5
+    assert time.process_time() - start < 0.5  # the parent only waited
 
 
 def test_committed_prism_model_and_properties_parse() -> None:
