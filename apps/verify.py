@@ -13,10 +13,14 @@ What it checks (details and semantics: docs/formal.md):
     max_wait_ms while a worker is idle = 0), and that it fails without the shield;
 (b) the optimal long-run cost Rmin[LRA] and its scheduler, against agents/optimal.py;
 (c) per policy (baselines, the SMDP optimum, Storm's optimum, agents distilled to tables), as a
-    DTMC: throughput, utilisation, mean queue, mean batch, latency (Little's law), cost, overflow
-    probability; and the same policies in a tick simulator (must agree within 2%) and in the
-    event-driven simulator;
-(d) timed automata (formal/ta/), with TChecker when it is installed (bash .ci/install_tchecker.sh):
+    DTMC: its raw table without the shield (P of a violation), then throughput, utilisation, mean
+    queue, mean batch, latency (Little's law), cost, overflow probability; and the same policies in
+    a tick simulator (must agree within 2%) and in the event-driven simulator;
+(d) the proposed scheduler's own rows (timed waits, SLO guard) with its rate estimate as an
+    adversary within a band of the true rate: Rmin/Rmax of cost and latency, Pmin/Pmax of overflow;
+(e) the real agents (rate estimator, RL network) in the event-driven simulator against their
+    tables and the model's figures;
+(f) timed automata (formal/ta/), with TChecker when it is installed (bash .ci/install_tchecker.sh):
     timeout safety under any arrivals, exact queue bound and worst-case latency under a token
     bucket of burst b, deadlock freedom with finitely many arrivals, leads-to from waiting to
     served; for the tuned timeout, a Triton-like timeout and the SMDP optimum.
@@ -81,6 +85,45 @@ def _parser() -> argparse.ArgumentParser:
         "checkpoint) to distil into tables over the model's states and check; '' for none; "
         f"'auto' (default): {DEFAULT_AGENTS} and the shipped checkpoints of the scenario "
         "(<algo>_<scenario>.zip among those listed, with their hashes, in checkpoints/SHA256SUMS)",
+    )
+    model.add_argument(
+        "--arrivals",
+        choices=("auto", "poisson"),
+        default="auto",
+        help="auto (default): a scenario with Markov-modulated arrivals (bursty) is modelled phase by phase, "
+        "any other as Poisson at its mean rate; poisson: Poisson at the mean rate always",
+    )
+    model.add_argument(
+        "--cpu-budget-s",
+        type=float,
+        default=60.0,
+        help="CPU seconds (not wall-clock) of one sound MDP long-run-average query before Storm's default "
+        "solver answers it (named in the results) (default: 60)",
+    )
+    band = parser.add_argument_group("the proposed scheduler under estimation error (Storm)")
+    band.add_argument(
+        "--band-scheduler",
+        default="proposed",
+        help="agent spec whose own decision rows are checked with its rate estimate as an adversary (it must "
+        "have decision_rows, batchenv/decision_rows.py); '' to skip (default: proposed)",
+    )
+    band.add_argument(
+        "--bands",
+        default="1,1.25,2",
+        help="band factors f: the estimate may be any rate in [r / f, r x f]; 1 is the exact estimate "
+        "(default: 1,1.25,2)",
+    )
+    band.add_argument(
+        "--agent-seeds",
+        type=int,
+        default=3,
+        help="seeds of each real agent's event simulation against its table; 0 to skip (default: 3)",
+    )
+    band.add_argument(
+        "--agent-horizon-s",
+        type=float,
+        default=200.0,
+        help="simulated seconds per seed of each real agent and its table (default: 200)",
     )
     ta = parser.add_argument_group("timed automata (TChecker)")
     ta.add_argument(
@@ -342,6 +385,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         config = _load_config(args)
+        from formal.prism import check_costs_modelled
         from formal.verification import Settings, run_verification
 
         agents = tuple(split_specs(args.agents))
@@ -351,6 +395,12 @@ def main(argv: list[str] | None = None) -> int:
         execution, warnings = backend_spec_from_args(args)
         for warning in warnings:
             console.print(f"[yellow]warning:[/yellow] {warning}")
+        try:
+            bands = tuple(float(b) for b in args.bands.split(",") if b.strip())
+        except ValueError:
+            raise ConfigError(
+                "--bands", f"comma-separated numbers >= 1 expected, got {args.bands!r}"
+            ) from None
         settings = Settings(
             config=config,
             rate_per_s=args.rate,
@@ -364,6 +414,12 @@ def main(argv: list[str] | None = None) -> int:
             seed=args.seed,
             backend=execution.name,
             address=execution.address,
+            arrivals=args.arrivals,
+            band_scheduler=args.band_scheduler or None,
+            bands=bands,
+            cpu_budget_s=args.cpu_budget_s,
+            agent_seeds=args.agent_seeds,
+            agent_horizon_s=args.agent_horizon_s,
         )
         tm = settings.tick_model()
         ta_settings = _ta_settings(args, config, tm.rate_per_s)
@@ -385,6 +441,7 @@ def main(argv: list[str] | None = None) -> int:
             if ta_report is not None:
                 _replace_ta_section(args.out, ta_report, command, console)
             return 0 if ta_report is not None and ta_report.ok else 1
+        check_costs_modelled(tm)
     except (ConfigError, AgentSpecError, ExecutionUsageError) as exc:
         console.print(f"[red]error:[/red] {exc}")
         return 2
@@ -410,7 +467,12 @@ def main(argv: list[str] | None = None) -> int:
         f"wrote {_display(args.out)} and {_display(args.out.with_suffix('.json'))} "
         f"({time.perf_counter() - start:.1f} s)"
     )
-    ok = report.safety is not None and report.safety.holds and all(r.figures is not None for r in report.rows)
+    ok = (
+        report.safety is not None
+        and report.safety.holds
+        and all(r.figures is not None for r in report.rows)
+        and all(b.figures is not None for b in report.bands)
+    )
     return 0 if ok and (ta_report is None or ta_report.ok) else 1
 
 

@@ -20,7 +20,9 @@ Solvers (the one that answered is recorded with every result):
   interval (:mod:`formal.lra`; sound, deterministic, no iteration count);
 - long-run averages of an MDP: Storm's sound value iteration, in a child process with a CPU-time
   budget (``RLIMIT_CPU``, not wall-clock time: the same budget on a loaded machine); a query
-  that runs out of it is answered by Storm's default, non-sound solver, and says so;
+  that runs out of it, and every drop rate, is answered by a certified policy iteration on the
+  model Storm built (:mod:`formal.lra`, started from the scheduler of Storm's default solver),
+  and says so;
 - probabilities: Storm's sound environment (bounded reachability is a fixed number of
   matrix-vector products; unbounded reachability of a violation is decided by graph analysis
   when it is 0).
@@ -47,7 +49,7 @@ import stormpy
 
 from batchenv.sim import Decision
 from formal.discrete import TickModel
-from formal.lra import certified_long_run_averages
+from formal.lra import ChoiceMatrix, certified_long_run_averages, certified_optimum, choice_matrix
 from formal.policies import DiscretePolicy, TablePolicy
 from formal.prism import (
     REWARD_NAMES,
@@ -81,8 +83,9 @@ answers it instead."""
 
 CERTIFIED = "certified direct solve"
 """Name of the DTMC long-run-average solver (:mod:`formal.lra`)."""
+CERTIFIED_PI = "certified policy iteration"
+"""Name of the MDP long-run-average solver of :mod:`formal.lra` (after Storm's sound VI)."""
 SOUND = "Storm sound VI"
-PLAIN = "Storm default (not sound)"
 
 
 @dataclass(frozen=True)
@@ -455,7 +458,9 @@ class ChoiceFigures:
         its sojourn over its served rate), plus the half-tick arrival offset.
     :ivar drop_rate: ``Rmin``/``Rmax`` of the drops per arrived request.
     :ivar p_overflow: ``Pmin``/``Pmax`` of the queue filling up within ``overflow_s``.
-    :ivar p_violation_max: ``Pmax=? [F "violation"]``.
+    :ivar p_violation_max: ``Pmax=? [F "violation"]`` of the model the figures come from (with
+        the shield, 0 by construction, unless the raw model is safe and was used);
+        ``p_violation_raw_max`` of the raw choices, without the shield (None if not checked).
     :ivar deterministic: one choice in every state (built and solved as a DTMC: low = high).
     :ivar solvers: per quantity, the solver that answered.
     """
@@ -465,6 +470,7 @@ class ChoiceFigures:
     drop_rate: Interval
     p_overflow: Interval
     p_violation_max: float
+    p_violation_raw_max: float | None
     overflow_s: float
     overflow_resolution: float
     drop_resolution: float
@@ -473,16 +479,49 @@ class ChoiceFigures:
     check_s: float
     solvers: dict[str, str]
 
+    @classmethod
+    def of_policy(cls, f: PolicyFigures, tm: TickModel) -> ChoiceFigures:
+        """The figures of one policy's DTMC as (point) bounds."""
+        solvers = dict.fromkeys(("cost", "sojourn_ms", "dropped"), f.solver)
+        raw = f.p_violation_raw
+        return cls(
+            cost_per_request=Interval(f.cost_per_request, f.cost_per_request),
+            latency_ms=Interval(f.latency_ms, f.latency_ms),
+            drop_rate=Interval(f.drop_rate, f.drop_rate),
+            p_overflow=Interval(f.p_overflow, f.p_overflow),
+            p_violation_max=f.p_violation,
+            p_violation_raw_max=raw,
+            overflow_s=f.overflow_s,
+            overflow_resolution=f.overflow_resolution,
+            drop_resolution=f.drop_resolution,
+            deterministic=True,
+            stats=f.stats or BuildStats(0, 0, 0, math.nan),
+            check_s=f.check_s,
+            solvers=solvers,
+        )
 
-def _mdp_long_run(built: _Built, name: str, direction: str, budget_s: float) -> tuple[float, str]:
-    """``R{name}{min|max}=? [LRA]``: Storm's sound solver within ``budget_s`` of CPU time, else
-    its default solver; the value and the solver's name."""
+
+def _mdp_long_run(
+    built: _Built, name: str, direction: str, budget_s: float, matrix: ChoiceMatrix | None = None
+) -> tuple[float, str]:
+    """``R{name}{min|max}=? [LRA]`` of a built MDP: Storm's sound value iteration within
+    ``budget_s`` of CPU time; when it runs out (and always for ``dropped``, whose tiny values the
+    sound method's relative stopping rule never reaches), the certified policy iteration of
+    :mod:`formal.lra` started from the scheduler of Storm's default solver. The value (the
+    interval's midpoint for the latter) and the solver's name."""
     formula = f'R{{"{name}"}}{direction}=? [LRA]'
-    value = _value_with_cpu_budget(built, formula, budget_s) if budget_s > 0 else None
-    if value is not None:
-        return value, SOUND
-    value, _ = _initial_value(built, formula, environment=stormpy.Environment())
-    return value, f"{PLAIN}: sound > {budget_s:g} s CPU"
+    if name != "dropped" and budget_s > 0:
+        value = _value_with_cpu_budget(built, formula, budget_s)
+        if value is not None:
+            return value, SOUND
+        why = f"sound VI > {budget_s:g} s CPU"
+    else:
+        why = "sound VI cannot stop on values near 0" if name == "dropped" else "no sound VI budget"
+    _, result = _initial_value(built, formula, environment=stormpy.Environment(), extract_scheduler=True)
+    scheduler = result.get_scheduler()
+    start = [scheduler.get_choice(s).get_deterministic_choice() for s in range(built.model.nr_states)]
+    c = certified_optimum(built.model, name, direction == "max", np.asarray(start), matrix=matrix)
+    return c.value, f"{CERTIFIED_PI} (+-{c.half_width:.0e} per tick, {c.iterations} evaluations; {why})"
 
 
 def check_choices(
@@ -490,17 +529,37 @@ def check_choices(
     choices: Choices,
     title: str,
     *,
+    raw_choices: Choices | None = None,
     overflow_s: float = 1.0,
     cpu_budget_s: float = CPU_BUDGET_S,
-    deterministic: bool = False,
 ) -> ChoiceFigures:
     """Build the MDP of ``choices`` (:func:`formal.prism.choice_program`) and bound its
-    figures over every scheduler (module docstring for the solvers). With ``deterministic`` (one
-    choice per state) it is solved as a DTMC and every interval is a point."""
+    figures over every scheduler (module docstring for the solvers). One choice in every state:
+    it is built and solved as a DTMC, and every interval is a point.
+
+    With ``raw_choices`` (the same scheduler without the shield) that model is built first and
+    ``Pmax=? [F "violation"]`` computed on it; when it is 0, no state where the shield would act
+    is reachable and its figures are those of the shielded model, so it is used for them."""
     start = time.perf_counter()
-    text = choice_program(tm, choices, title, kind="dtmc" if deterministic else "mdp")
-    built = build_model(text, tm)
     steps = max(1, round(overflow_s / tm.tick_s))
+    p_raw = None
+    built = None
+    build_s = 0.0
+
+    def make(which: Choices) -> _Built:
+        kind = "dtmc" if all(len(c) == 1 for c in which.values()) else "mdp"
+        return build_model(choice_program(tm, which, title, kind=kind), tm)
+
+    if raw_choices is not None:
+        built = make(raw_choices)
+        build_s = built.stats.build_s
+        p_raw = _initial_value(built, _violation(built))[0]
+        if p_raw > 0:
+            built = None
+    if built is None:
+        built = make(choices)
+        build_s += built.stats.build_s
+    deterministic = _is_dtmc(built)
     full = f'[F<={steps} "full"]'
     solvers: dict[str, str] = {}
     rates: dict[str, Interval] = {}
@@ -511,11 +570,11 @@ def check_choices(
         solvers = dict.fromkeys(names, solver)
         p = _initial_value(built, f"P=? {full}")[0]
         overflow = Interval(p, p)
-        violation = _initial_value(built, 'P=? [F "violation"]')[0]
     else:
+        matrix = choice_matrix(built.model)
         for name in names:
-            low, low_solver = _mdp_long_run(built, name, "min", cpu_budget_s)
-            high, high_solver = _mdp_long_run(built, name, "max", cpu_budget_s)
+            low, low_solver = _mdp_long_run(built, name, "min", cpu_budget_s, matrix)
+            high, high_solver = _mdp_long_run(built, name, "max", cpu_budget_s, matrix)
             rates[name] = Interval(low, high)
             solvers[name] = (
                 low_solver if low_solver == high_solver else f"min: {low_solver}; max: {high_solver}"
@@ -523,7 +582,7 @@ def check_choices(
         overflow = Interval(
             _initial_value(built, f"Pmin=? {full}")[0], _initial_value(built, f"Pmax=? {full}")[0]
         )
-        violation = _initial_value(built, 'Pmax=? [F "violation"]')[0]
+    violation = _initial_value(built, _violation(built))[0]
     arrivals = tm.mean_arrivals
 
     def latency(sojourn: float, dropped: float) -> float:
@@ -531,17 +590,28 @@ def check_choices(
         return sojourn / served + tm.tick_ms / 2 if served > 0 else math.inf
 
     sojourn, dropped, cost = rates["sojourn_ms"], rates["dropped"], rates["cost"]
+    stats = BuildStats(built.stats.states, built.stats.transitions, built.stats.choices, build_s)
     return ChoiceFigures(
         cost_per_request=Interval(cost_per_request(tm, cost.low), cost_per_request(tm, cost.high)),
         latency_ms=Interval(latency(sojourn.low, dropped.low), latency(sojourn.high, dropped.high)),
         drop_rate=Interval(dropped.low / arrivals, dropped.high / arrivals),
         p_overflow=overflow,
         p_violation_max=violation,
+        p_violation_raw_max=p_raw,
         overflow_s=steps * tm.tick_s,
         overflow_resolution=tm.truncation_resolution(steps),
         drop_resolution=tm.arrival_tail / arrivals,
         deterministic=deterministic,
-        stats=built.stats,
-        check_s=time.perf_counter() - start - built.stats.build_s,
+        stats=stats,
+        check_s=time.perf_counter() - start - build_s,
         solvers=solvers,
     )
+
+
+def _is_dtmc(built: _Built) -> bool:
+    return built.program.model_type.name == "DTMC"
+
+
+def _violation(built: _Built) -> str:
+    """The violation query of a DTMC (``P``) or an MDP (``Pmax``)."""
+    return 'P=? [F "violation"]' if _is_dtmc(built) else 'Pmax=? [F "violation"]'

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from scipy.linalg import expm
@@ -302,6 +303,16 @@ class TickModel:
         simulator). The shield's ``max_age_ticks`` is rounded down instead: the last tick at which
         the oldest request has not yet waited longer than ``max_wait_ms``."""
         return max(0, math.ceil(duration_ms / self.tick_ms - 1e-9))
+
+    def event_config(self, horizon_s: float) -> SystemConfig:
+        """The config of an event-driven simulation of the model's system: its arrival process
+        (Poisson at the model's rate, or the config's MMPP at that mean rate), its queue capacity
+        (the same drops), one episode of ``horizon_s`` seconds."""
+        if self.n_phases == 1:
+            arrivals: Any = {"process": "poisson", "rate_per_s": self.rate_per_s, "rate_range_per_s": None}
+        else:
+            arrivals = self.config.at_rate(self.rate_per_s).arrivals
+        return self.config.replace(horizon_s=horizon_s, queue_capacity=self.queue_cap, arrivals=arrivals)
 
     def describe(self) -> str:
         if self.n_phases == 1:

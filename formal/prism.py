@@ -85,10 +85,10 @@ def check_costs_modelled(model: TickModel) -> None:
     if w_slo > 0:
         raise ConfigError(
             "reward.w_slo",
-            f"is {w_slo:g} (> 0) in scenario {model.config.name!r}: the discrete-time model keeps only the "
-            "oldest request's age, so the SLO misses of a batch, and their penalty, are not a function of its "
-            "state; set reward.w_slo to 0 (a scenario YAML with 'extends:') to verify the system without "
-            "the penalty",
+            f"is {w_slo:g} (> 0) in scenario {model.config.name!r}: the discrete-time model keeps only "
+            "the oldest request's age, so the SLO misses of a batch, and their penalty, are not a "
+            "function of its state; set reward.w_slo to 0 (a scenario YAML with 'extends:') to verify "
+            "the system without the penalty",
         )
 
 
@@ -333,9 +333,8 @@ class _Writer:
             probs = m.phase_arrival_probs[i]
             mean = m.phase_mean_arrivals(i)
             where = f" in phase {i} ({m.phase_rates_per_s[i]:g}/s)" if self.phased else ""
-            lines.append(
-                f"// arrivals per {m.tick_ms:g} ms tick{where}: Poisson({mean:.6g}) truncated at {len(probs) - 1}"
-            )
+            truncated = f"Poisson({mean:.6g}) truncated at {len(probs) - 1}"
+            lines.append(f"// arrivals per {m.tick_ms:g} ms tick{where}: {truncated}")
             lines += [f"const double {self.p(i, k)} = {_num(p)};" for k, p in enumerate(probs)]
         if self.phased:
             lines.append(f"// phase transitions per {m.tick_ms:g} ms tick: expm(generator x tick)")

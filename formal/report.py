@@ -9,15 +9,20 @@ import math
 from typing import Any
 
 from batchenv.fileio import json_safe
-from formal.verification import CROSS_CHECK_FIELDS, PolicyRow, VerificationReport
+from formal.check import Interval
+from formal.real_agents import RealAgentResult
+from formal.verification import CROSS_CHECK_FIELDS, BandRow, PolicyRow, VerificationReport
 
 __all__ = [
     "TICK_SIM_TOLERANCE",
+    "band_table_rows",
     "fmt_pct",
     "fmt_prob",
+    "fmt_resolved",
     "fmt_sig",
     "markdown",
     "policy_table_rows",
+    "real_agent_rows",
     "report_data",
     "rich_tables",
 ]
@@ -43,11 +48,30 @@ def fmt_prob(value: float | None) -> str:
     return f"{value:.2e}" if value < 1e-3 else f"{value:.4f}"
 
 
-def fmt_pct(value: float | None) -> str:
+def fmt_resolved(value: float | None, resolution: float | None) -> str:
+    """A model probability or rate: below the model's ``resolution`` (the error the truncation of
+    the arrival counts can cause) it is shown as a bound, ``< 5e-04``, never as 1e-46."""
     if value is None or math.isnan(value):
         return "-"
+    if resolution is not None and math.isfinite(resolution) and value < resolution:
+        return f"< {resolution:.0e}"
+    return fmt_prob(value)
+
+
+def fmt_pct(value: float | None) -> str:
     """A fraction as a signed per cent with two decimals (``+0.42%``); None or NaN as ``-``."""
+    if value is None or math.isnan(value):
+        return "-"
     return f"{100 * value:+.2f}%"
+
+
+def fmt_interval(interval: Interval | None, fmt: Any = None) -> str:
+    """``low - high`` (one value when they are equal), each formatted by ``fmt``."""
+    if interval is None:
+        return "-"
+    fmt = fmt or (lambda v: fmt_sig(v, 5))
+    low, high = fmt(interval.low), fmt(interval.high)
+    return low if low == high else f"{low} - {high}"
 
 
 POLICY_HEADER = [
@@ -61,7 +85,8 @@ POLICY_HEADER = [
     "latency ms",
     "cost/request",
     "P(overflow)",
-    "P(violation)",
+    "P(violation), raw table",
+    "with the shield",
 ]
 
 
@@ -71,28 +96,109 @@ def policy_table_rows(report: VerificationReport) -> list[list[str]]:
     for row in report.rows:
         f = row.figures
         if f is None:
-            rows.append([row.key, "-", "-", *(["-"] * 7), f"error: {row.error}"])
+            rows.append([row.key, "-", "-", *(["-"] * 8), f"error: {row.error}"])
             continue
         stats = f.stats
         rows.append(
             [
                 row.key,
                 str(stats.states) if stats else "-",
-                f"= {row.same_as}"
-                if row.same_as
-                else f"{(stats.build_s if stats else 0) + f.check_s:.1f}"
-                + ("" if f.solver == "sound" else " *"),
+                f"= {row.same_as}" if row.same_as else f"{(stats.build_s if stats else 0) + f.check_s:.1f}",
                 fmt_sig(f.throughput_per_s, 5),
                 fmt_sig(f.utilisation),
                 fmt_sig(f.mean_queue),
                 fmt_sig(f.mean_batch),
                 fmt_sig(f.latency_ms),
                 fmt_sig(f.cost_per_request, 5),
-                fmt_prob(f.p_overflow),
+                fmt_resolved(f.p_overflow, f.overflow_resolution),
+                fmt_prob(f.p_violation_raw),
                 fmt_prob(f.p_violation),
             ]
         )
     return rows
+
+
+BAND_HEADER = [
+    "estimate",
+    "rows",
+    "states",
+    "choices",
+    "build+check s",
+    "cost/request",
+    "latency ms",
+    "drop rate",
+    "P(overflow)",
+    "Pmax(violation), raw rows",
+    "solver",
+]
+
+
+def band_table_rows(report: VerificationReport) -> list[list[str]]:
+    """One row per band of the band scheduler (min - max over every estimate in the band)."""
+    out = []
+    for band in report.bands:
+        f = band.figures
+        rows = "; ".join(band.rows)
+        if f is None:
+            out.append([band.label, rows, *(["-"] * 8), f"error: {band.error}"])
+            continue
+        resolved = lambda v, r=f.overflow_resolution: fmt_resolved(v, r)  # noqa: E731
+        drops = lambda v, r=f.drop_resolution: fmt_resolved(v, r)  # noqa: E731
+        solvers = sorted(set(f.solvers.values()))
+        out.append(
+            [
+                band.label,
+                rows,
+                str(f.stats.states),
+                str(f.stats.choices),
+                f"= {band.same_as}" if band.same_as else f"{f.stats.build_s + f.check_s:.1f}",
+                fmt_interval(f.cost_per_request),
+                fmt_interval(f.latency_ms, lambda v: fmt_sig(v, 4)),
+                fmt_interval(f.drop_rate, drops),
+                fmt_interval(f.p_overflow, resolved),
+                fmt_prob(f.p_violation_raw_max),
+                "; ".join(solvers),
+            ]
+        )
+    return out
+
+
+REAL_HEADER = [
+    "agent",
+    "model",
+    "model cost",
+    "its table, event sim",
+    "real agent, event sim",
+    "real - table",
+    "real - model",
+    "estimate in band",
+]
+
+
+def real_agent_rows(report: VerificationReport) -> list[list[str]]:
+    """One row per real agent: the model's figure, its table and itself in the event simulator."""
+    out = []
+    for r in report.real_agents:
+        gap, half = r.agent_vs_table
+        in_band = ", ".join(f"x{f:g}: {100 * v:.1f}%" for f, v in r.in_band.items()) or "-"
+        out.append(
+            [
+                r.agent,
+                r.model or "-",
+                fmt_sig(r.model_cost, 5),
+                _mean_ci(r.table_cost) if r.table_costs else "-",
+                _mean_ci(r.agent_cost),
+                f"{fmt_pct(gap)} +- {100 * half:.2f}%" if r.table_costs else "-",
+                fmt_pct(r.agent_vs_model),
+                in_band,
+            ]
+        )
+    return out
+
+
+def _mean_ci(value: tuple[float, float]) -> str:
+    mean, half = value
+    return fmt_sig(mean, 5) if math.isnan(half) else f"{fmt_sig(mean, 5)} +- {fmt_sig(half, 2)}"
 
 
 CROSS_HEADER = ["policy", "quantity", "Storm (DTMC)", "tick simulator", "diff", "event simulator", "diff"]
@@ -148,7 +254,20 @@ def _summary(report: VerificationReport) -> list[tuple[str, str, str]]:
                 "holds" if s.holds else "FAILS",
                 f"Pmax[F violation] = {fmt_prob(s.p_max_shielded)} with the shield "
                 f"({s.shielded.states} states); without it {fmt_prob(s.p_max_unshielded)} "
-                f"({s.unshielded.states} states): the check is not vacuous",
+                f"({s.unshielded.states} states): the check is not vacuous. {_bound_text(tm)}",
+            )
+        )
+    raw = [r for r in report.rows if r.figures is not None and r.figures.p_violation_raw is not None]
+    if raw:
+        unsafe = [r.key for r in raw if r.figures.p_violation_raw > 0]
+        out.append(
+            (
+                "(a) each policy's raw table, no shield",
+                f"{len(raw) - len(unsafe)} of {len(raw)} safe",
+                "P[F violation] = 0 on the raw tables of every policy but "
+                + (", ".join(unsafe) if unsafe else "none")
+                + " (a raw table that waits at the limit reaches the violation; the shield, which "
+                "every running scheduler has, dispatches there)",
             )
         )
     o = report.optimum
@@ -162,6 +281,35 @@ def _summary(report: VerificationReport) -> list[tuple[str, str, str]]:
                 f"the two optimal policies agree on {100 * report.smdp.agreement:.1f}% of decisions"
             )
         out.append(("(b) optimal long-run cost", f"{o.cost_per_request:.5g}", detail))
+    for band in report.bands:
+        f = band.figures
+        if f is None:
+            continue
+        exact = next((b.figures for b in report.bands if b.factor == 1.0 and b.figures), None)
+        worst = f.cost_per_request.high
+        overflow = fmt_interval(f.p_overflow, lambda v, r=f.overflow_resolution: fmt_resolved(v, r))
+        detail = (
+            f"cost per request {fmt_interval(f.cost_per_request)}, mean latency "
+            f"{fmt_interval(f.latency_ms, lambda v: fmt_sig(v, 4))} ms, P(overflow within "
+            f"{f.overflow_s:g} s) {overflow}, Pmax[F violation] of the raw rows "
+            f"{fmt_prob(f.p_violation_raw_max)}"
+        )
+        if exact is not None and band.factor != 1.0:
+            base = exact.cost_per_request.high
+            detail += f"; worst case {fmt_pct((worst - base) / base)} over the exact estimate"
+        out.append((f"(d) {band.scheduler}, {band.label}", f"<= {fmt_sig(worst, 5)}", detail))
+    for r in report.real_agents:
+        gap, half = r.agent_vs_table
+        out.append(
+            (
+                f"(e) real agent {r.agent}",
+                fmt_pct(r.agent_vs_model),
+                f"event simulator, {len(r.seeds)} seeds x {r.horizon_s:g} s: "
+                f"{fmt_sig(r.agent_cost[0], 5)} per request against the model's {fmt_sig(r.model_cost, 5)} "
+                f"({r.model or 'no model'})"
+                + (f"; against its own table {fmt_pct(gap)} +- {100 * half:.2f}%" if r.table_costs else ""),
+            )
+        )
     worst = _worst_deviations(report)
     if worst is not None:
         worst_tick, worst_cont = worst
@@ -183,6 +331,17 @@ def _summary(report: VerificationReport) -> list[tuple[str, str, str]]:
         )
     out.append(("model", tm.describe(), ""))
     return out
+
+
+def _bound_text(tm: Any) -> str:
+    """The waiting bound the safety check proves, with the tick included."""
+    bound = (tm.max_age_ticks + 1) * tm.tick_ms
+    return (
+        f"Bound proven: a request counted at a tick boundary is dispatched by age {tm.max_age_ticks} ticks "
+        f"while a worker is idle, so it waits less than (W + 1) x tick = {bound:g} ms from its arrival "
+        f"(max_wait_ms = {tm.config.max_wait_ms:g} ms plus up to one tick: ages count from the tick after "
+        "the arrival)"
+    )
 
 
 def markdown(report: VerificationReport, command: str) -> str:
@@ -260,18 +419,30 @@ def markdown(report: VerificationReport, command: str) -> str:
             ]
     lines += ["", "## (c) Policies as DTMCs (Storm)", ""]
     lines += _md_table(POLICY_HEADER, policy_table_rows(report))
+    resolution = tm.truncation_resolution(max(1, round(st.overflow_s / tm.tick_s)))
+    solvers = sorted({r.figures.solver for r in report.rows if r.figures is not None})
     lines += [
         "",
         f"P(overflow): probability that the queue reaches the model's capacity ({tm.queue_cap}) "
-        f'within {st.overflow_s:g} s from an empty system (`P=? [F<=n "full"]`). P(violation): '
-        '`P=? [F "violation"]`. Long-run averages use Storm\'s sound solver; * marks chains where '
-        "it ran out of its time budget and Storm's plain solver (relative precision 1e-6) gave them. "
-        "Drop rates always come from the plain solver.",
+        f'within {st.overflow_s:g} s from an empty system (`P=? [F<=n "full"]`); values below '
+        f"{resolution:.0e}, the largest error the truncation of the per-tick arrival counts (tail "
+        f"{tm.arrival_tail:g} per tick) can cause over {st.overflow_s:g} s, are not resolved by the model "
+        'and shown as a bound. P(violation): `P=? [F "violation"]`, first on the policy\'s raw table '
+        "(no shield: a wait at the limit is a violation), then with the shield (0 by construction). "
+        "Long-run averages: "
+        + "; ".join(solvers)
+        + " (formal/lra.py: a direct sparse solve of the chain Storm "
+        "built, with a certified interval; the +- is its largest half-width per tick).",
         "",
         "| policy | definition | parameters from |",
         "|---|---|---|",
     ]
     lines += [f"| {r.key} | `{r.name}` | {r.source} |" for r in report.rows]
+    if report.bands:
+        lines += ["", f"## (d) {report.bands[0].scheduler} under estimation error (MDP)", ""]
+        lines += _band_intro(report)
+        lines += [""]
+        lines += _md_table(BAND_HEADER, band_table_rows(report))
     lines += ["", "## Cross-check: the same policies simulated", ""]
     lines.append(
         f"Tick simulator: {st.crosscheck_ticks} ticks of the same chain (formal/ticksim.py, seed "
@@ -281,6 +452,22 @@ def markdown(report: VerificationReport, command: str) -> str:
     lines.append("")
     cross = [r for row in report.rows for r in _cross_rows(row)]
     lines += _md_table(CROSS_HEADER, cross)
+    if report.real_agents:
+        lines += ["", "## (e) The real agents in the event simulator", ""]
+        first = report.real_agents[0]
+        lines.append(
+            "Each agent as it runs (its rate estimator, its network and EWMA observations), and the table "
+            "the model checks, in batchenv's event simulator on the model's arrival process and queue "
+            f"capacity, seeds 0-{len(first.seeds) - 1}, {first.horizon_s:g} s each (the same arrivals for "
+            "both): costs per request with 95% intervals over the seeds; `real - table` is the "
+            "seed-paired gap of the mean costs (what the table hides), `real - model` the difference "
+            "to the model's figure (it also contains the price of the tick, about -0.4% for a table in "
+            "continuous time at 2 ms). "
+            "`estimate in band`: the share of the agent's decisions taken with its rate estimate within the "
+            "band of the true rate."
+        )
+        lines.append("")
+        lines += _md_table(REAL_HEADER, real_agent_rows(report))
     if report.notes:
         lines += ["", "## Notes", ""]
         lines += [f"- {note}" for note in report.notes]
@@ -306,12 +493,46 @@ def markdown(report: VerificationReport, command: str) -> str:
                     f"{row.figures.stats.build_s + row.figures.check_s:.1f}",
                 ]
             )
+    for band in report.bands:
+        if band.figures is not None and not band.same_as:
+            kind = "DTMC" if band.figures.deterministic else "MDP"
+            steps.append(
+                [
+                    f"{kind} {band.scheduler}, {band.label}: build + check "
+                    f"({band.figures.stats.states} states)",
+                    f"{band.figures.stats.build_s + band.figures.check_s:.1f}",
+                ]
+            )
     steps += [
         ["total (wall)", f"{report.total_s:.1f}"],
         ["total (CPU, all processes)", f"{report.cpu_s:.1f}"],
     ]
     lines += _md_table(["step", "seconds"], steps)
     return "\n".join(lines) + "\n"
+
+
+def _band_intro(report: VerificationReport) -> list[str]:
+    tm = report.model
+    spec = report.bands[0].scheduler
+    phases = (
+        "the true rate"
+        if tm.n_phases == 1
+        else "the current phase's rate (the phase is hidden from the scheduler; the estimate's only "
+        "constraint is the band)"
+    )
+    return [
+        f"`{spec}`'s own decision table (its rows, with their timed waits, fallbacks and SLO guard, read "
+        "through `decision_rows`, batchenv/decision_rows.py) in the discrete model, its arrival-rate "
+        f"estimate an adversary: at every decision it may be any rate within [r / f, r x f] of {phases}. "
+        "The MDP's nondeterminism is the set of decisions of every row such an estimate selects "
+        "(formal/band.py); its minimum and maximum over every scheduler are the algorithm's "
+        "guaranteed best and worst cases under any estimation error within the band (Rmin/Rmax of "
+        "the cost and of the drops, bounds on the mean latency from Rmin/Rmax of the sojourn, "
+        f"Pmin/Pmax of the overflow within {report.settings.overflow_s:g} s). The raw rows (no shield) "
+        "are checked first: Pmax of a violation. "
+        "With an exact estimate (f = 1) and one phase it is a DTMC; `= key` marks a table identical in "
+        "every state to that (c) policy, whose figures it shares.",
+    ]
 
 
 def _fields(obj: Any, drop: tuple[str, ...] = ()) -> dict[str, Any] | None:
@@ -330,9 +551,10 @@ def report_data(report: VerificationReport, command: str) -> dict[str, Any]:
     :func:`markdown`, unrounded; times in s, latencies in ms, rates per s, costs per request.
 
     Keys: ``command``, ``scenario``, ``wall_s``, ``cpu_s``, ``jobs``, ``model`` (the discrete-time
-    model), ``settings``, ``safety`` (a), ``optimum`` and ``smdp`` (b), ``policies`` (c: per policy
-    Storm's figures, the tick and event simulators' and their largest relative differences),
-    ``cross_check``, ``notes``, ``timings_s``."""
+    model), ``settings``, ``safety`` (a) and ``safety_bound_ms``, ``optimum`` and ``smdp`` (b),
+    ``policies`` (c: per policy Storm's figures, the tick and event simulators' and their largest
+    relative differences), ``bands`` (d: the band scheduler's bounds per band), ``real_agents``
+    (e), ``cross_check``, ``notes``, ``timings_s``."""
     tm, st = report.model, report.settings
     o, sm = report.optimum, report.smdp
     worst = _worst_deviations(report)
@@ -387,10 +609,37 @@ def report_data(report: VerificationReport, command: str) -> dict[str, Any]:
             "tick_simulator_max_rel_diff": worst[0] if worst else None,
             "event_simulator_max_rel_diff": worst[1] if worst else None,
         },
+        "bands": [_band_data(b) for b in report.bands],
+        "real_agents": [_real_agent_data(r) for r in report.real_agents],
+        "safety_bound_ms": (tm.max_age_ticks + 1) * tm.tick_ms,
         "notes": list(report.notes),
         "timings_s": dict(report.timings),
     }
     return json_safe(data)
+
+
+def _band_data(band: BandRow) -> dict[str, Any]:
+    return {
+        "factor": band.factor,
+        "label": band.label,
+        "scheduler": band.scheduler,
+        "rows": list(band.rows),
+        "same_as": band.same_as,
+        "error": band.error,
+        "figures": _fields(band.figures),
+    }
+
+
+def _real_agent_data(r: RealAgentResult) -> dict[str, Any]:
+    gap, half = r.agent_vs_table
+    return {
+        **_fields(r),
+        "agent_cost": list(r.agent_cost),
+        "table_cost": list(r.table_cost) if r.table_costs else None,
+        "agent_vs_table": {"gap": gap, "ci95": half},
+        "agent_vs_model": r.agent_vs_model,
+        "in_band": {f"{f:g}": v for f, v in r.in_band.items()},
+    }
 
 
 def rich_tables(report: VerificationReport) -> list[Any]:
@@ -413,4 +662,16 @@ def rich_tables(report: VerificationReport) -> list[Any]:
     for row in report.rows:
         for r in _cross_rows(row):
             cross.add_row(*r)
-    return [summary, policies, cross]
+    out = [summary, policies, cross]
+    for title, header, rows in (
+        ("The band scheduler under estimation error (min - max)", BAND_HEADER, band_table_rows(report)),
+        ("Real agents in the event simulator", REAL_HEADER, real_agent_rows(report)),
+    ):
+        if rows:
+            table = Table(title=title)
+            for col in header:
+                table.add_column(col, overflow="fold")
+            for r in rows:
+                table.add_row(*r)
+            out.append(table)
+    return out

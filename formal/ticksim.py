@@ -4,9 +4,12 @@
 truncated-Poisson arrivals per tick, service rounded down or up at random, the policy's shielded
 decision at ticks with an idle worker. Arrival counts and service coins are stratified (each value
 appears in exactly its expected proportion, in random order), a variance reduction that leaves
-the distribution of every single tick unchanged. It is written independently of :mod:`formal.prism` (plain
-Python over the state, no PRISM text), and measures each request's latency directly from a FIFO
-of arrival ticks rather than by Little's law. Its long-run figures must agree with Storm's.
+the distribution of every single tick unchanged. With Markov-modulated arrivals the phase path is
+sampled first (one-tick transition matrix of :class:`~formal.discrete.TickModel`), then the counts
+of the ticks of each phase are stratified among them. It is written independently of
+:mod:`formal.prism` (plain Python over the state, no PRISM text), and measures each request's
+latency directly from a FIFO of arrival ticks rather than by Little's law. Its long-run figures
+must agree with Storm's.
 """
 
 from __future__ import annotations
@@ -56,6 +59,26 @@ def _stratified_counts(probs: tuple[float, ...], n: int, rng: np.random.Generato
     return rng.permutation(values).tolist()
 
 
+def _arrival_counts(tm: TickModel, total: int, rng: np.random.Generator) -> list[int]:
+    """Arrivals of ``total`` ticks: stratified per phase along a sampled phase path."""
+    if tm.n_phases == 1:
+        return _stratified_counts(tm.phase_arrival_probs[0], total, rng)
+    switch = np.asarray(tm.phase_switch)
+    cumulative = np.cumsum(switch, axis=1)
+    uniforms = rng.random(total)
+    phase = int(rng.choice(tm.n_phases, p=np.asarray(tm.phase_stationary)))
+    path = np.empty(total, dtype=int)
+    for t in range(total):
+        path[t] = phase
+        phase = min(int(np.searchsorted(cumulative[phase], uniforms[t], side="right")), tm.n_phases - 1)
+    counts = np.zeros(total, dtype=int)
+    for i in range(tm.n_phases):
+        ticks = np.flatnonzero(path == i)
+        if len(ticks):
+            counts[ticks] = _stratified_counts(tm.phase_arrival_probs[i], len(ticks), rng)
+    return counts.tolist()
+
+
 def simulate_ticks(
     tm: TickModel,
     policy: DiscretePolicy,
@@ -75,7 +98,7 @@ def simulate_ticks(
     warm = ticks // 20 if warmup_ticks is None else warmup_ticks
     total = warm + ticks
     rng = np.random.default_rng(seed)
-    arrivals = _stratified_counts(tm.arrival_probs, total, rng)
+    arrivals = _arrival_counts(tm, total, rng)
     coins = ((rng.permutation(total) + rng.random(total)) / total).tolist()
     table = policy_table(policy, tm)
     service = tm.service

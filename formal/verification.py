@@ -1,6 +1,8 @@
 """The whole verification run behind ``verify.py``: Storm on the MDP and on one DTMC per policy,
-the comparison with the SMDP optimum of :mod:`agents.optimal`, and the cross-checks against the
-tick simulator (:mod:`formal.ticksim`) and the event-driven simulator (:mod:`batchenv.sim`).
+the comparison with the SMDP optimum of :mod:`agents.optimal`, the proposed scheduler's own rows
+with its rate estimate as an adversary (:mod:`formal.band`), the cross-checks against the tick
+simulator (:mod:`formal.ticksim`) and the event-driven simulator (:mod:`batchenv.sim`), and the
+real agents against their tables (:mod:`formal.real_agents`).
 
 Model checking tasks run on a backend of :mod:`execution` (``jobs`` local processes by default,
 or Ray); each returns plain dataclasses.
@@ -25,12 +27,16 @@ from batchenv.metrics import compute_metrics, request_table
 from batchenv.sim import Decision, Simulator, simulate
 from execution.backends import BackendSpec
 from execution.outcome import Outcome
+from formal.band import EstimateBand, band_choices, describe_rows
 from formal.check import (
+    CPU_BUDGET_S,
     BuildStats,
+    ChoiceFigures,
     OptimumResult,
     PolicyFigures,
     SafetyResult,
-    build,
+    build_model,
+    check_choices,
     check_optimum,
     check_policy,
     max_violation_probability,
@@ -45,11 +51,13 @@ from formal.policies import (
     distill,
     policy_table,
 )
-from formal.prism import mdp_program
+from formal.prism import Choices, check_costs_modelled, mdp_program
+from formal.real_agents import RealAgentResult, run_real_agent
 from formal.ticksim import TickSimResult, simulate_ticks
 
 __all__ = [
     "CROSS_CHECK_FIELDS",
+    "BandRow",
     "ContinuousResult",
     "PolicyEntry",
     "PolicyRow",
@@ -89,6 +97,17 @@ class Settings:
     :param backend: ``"local"`` (processes on this machine) or ``"ray"`` (:mod:`execution`).
     :param address: Ray cluster to join with ``backend="ray"`` (None: an embedded local Ray).
     :param seed: seed of the simulations.
+    :param arrivals: ``"auto"``: a scenario with Markov-modulated arrivals (``bursty``) is
+        modelled phase by phase, any other as Poisson at its mean rate; ``"poisson"``: Poisson at
+        the mean rate always.
+    :param band_scheduler: agent spec of the scheduler whose own rows are checked with its rate
+        estimate as an adversary (it must have ``decision_rows``, :mod:`batchenv.decision_rows`);
+        None or ``""`` to skip.
+    :param bands: the band factors ``f`` of the estimate, ``[rate / f, rate * f]`` (1: exact).
+    :param cpu_budget_s: CPU time (s) of one sound MDP long-run-average query before Storm's
+        default solver answers it.
+    :param agent_seeds: seeds of the real agents' event simulations (0, 1, ...).
+    :param agent_horizon_s: simulated time (s) per seed of each real agent and its table.
     """
 
     config: SystemConfig
@@ -103,13 +122,47 @@ class Settings:
     seed: int = 0
     backend: str = "local"
     address: str | None = None
+    arrivals: str = "auto"
+    band_scheduler: str | None = "proposed"
+    bands: tuple[float, ...] = (1.0, 1.25, 2.0)
+    cpu_budget_s: float = CPU_BUDGET_S
+    agent_seeds: int = 3
+    agent_horizon_s: float = 200.0
+
+    def __post_init__(self) -> None:
+        if self.arrivals not in ("auto", "poisson"):
+            raise ConfigError("arrivals", f"must be 'auto' or 'poisson', got {self.arrivals!r}")
+        for f in self.bands:
+            try:
+                EstimateBand(f)
+            except ValueError as exc:
+                raise ConfigError("bands", str(exc)) from None
+        if not self.cpu_budget_s >= 0:
+            raise ConfigError("cpu_budget_s", f"must be >= 0 (s of CPU time), got {self.cpu_budget_s!r}")
+        if (
+            isinstance(self.agent_seeds, bool)
+            or not isinstance(self.agent_seeds, int)
+            or self.agent_seeds < 0
+        ):
+            raise ConfigError("agent_seeds", f"must be an integer >= 0, got {self.agent_seeds!r}")
+        if not self.agent_horizon_s > 0:
+            raise ConfigError("agent_horizon_s", f"must be > 0 (s), got {self.agent_horizon_s!r}")
+
+    @property
+    def phased(self) -> bool:
+        """Markov-modulated arrivals are modelled phase by phase."""
+        return self.arrivals == "auto" and self.config.arrivals.process == "mmpp"
 
     def model_config(self) -> SystemConfig:
-        """The config the model describes: Poisson arrivals at ``rate_per_s`` (default the
-        config's mean rate), no per-episode rate range. Agents, tuned parameters and the SMDP
-        are looked up for it, so they act at the rate being verified."""
+        """The config the model describes: its MMPP (when :attr:`phased`) or Poisson arrivals at
+        ``rate_per_s`` (default the config's mean rate), no per-episode rate range. Agents, tuned
+        parameters and the SMDP are looked up for it, so they act at the rate being verified."""
         rate = self.config.arrivals.mean_rate_per_s if self.rate_per_s is None else self.rate_per_s
         arrivals = self.config.arrivals
+        if self.phased:
+            if rate == arrivals.mean_rate_per_s and arrivals.rate_range_per_s is None:
+                return self.config
+            return self.config.at_rate(rate)
         if (
             arrivals.process == "poisson"
             and arrivals.rate_per_s == rate
@@ -128,7 +181,7 @@ class Settings:
         )
 
     def tick_model(self) -> TickModel:
-        return TickModel(self.model_config(), None, self.tick_ms, self.queue_cap)
+        return TickModel(self.model_config(), None, self.tick_ms, self.queue_cap, mmpp=self.phased)
 
 
 @dataclass(frozen=True)
@@ -198,6 +251,27 @@ class SmdpComparison:
 
 
 @dataclass
+class BandRow:
+    """The band scheduler's rows with its estimate within one band (:mod:`formal.band`).
+
+    :ivar rows: per phase, a summary of the rows the band allows.
+    :ivar same_as: key of the (c) policy whose table equals these rows in every state (the
+        figures are then that policy's).
+    """
+
+    factor: float
+    scheduler: str
+    rows: list[str]
+    figures: ChoiceFigures | None = None
+    same_as: str | None = None
+    error: str | None = None
+
+    @property
+    def label(self) -> str:
+        return EstimateBand(self.factor).label
+
+
+@dataclass
 class VerificationReport:
     """Results of :func:`run_verification`, timings in seconds."""
 
@@ -207,6 +281,8 @@ class VerificationReport:
     optimum: OptimumResult | None = None
     smdp: SmdpComparison | None = None
     rows: list[PolicyRow] = field(default_factory=list)
+    bands: list[BandRow] = field(default_factory=list)
+    real_agents: list[RealAgentResult] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     total_s: float = 0.0
@@ -347,13 +423,10 @@ def simulate_continuous(
     tm: TickModel, policy: DiscretePolicy, horizon_s: float, seed: int
 ) -> ContinuousResult:
     """Figures of ``policy`` (through :func:`as_sim_policy`) in the event-driven simulator with
-    Poisson arrivals at the model's rate, one episode of ``horizon_s``. The mean queue is the
-    time-average of the waiting requests (total waiting time / horizon)."""
-    config = tm.config.replace(
-        horizon_s=horizon_s,
-        queue_capacity=tm.queue_cap,  # the model's capacity: the same drops
-        arrivals={"process": "poisson", "rate_per_s": tm.rate_per_s, "rate_range_per_s": None},
-    )
+    the model's arrival process (:meth:`~formal.discrete.TickModel.event_config`), one episode
+    of ``horizon_s``. The mean queue is the time-average of the waiting requests (total waiting
+    time / horizon)."""
+    config = tm.event_config(horizon_s)
     sim = simulate(config, as_sim_policy(policy, tm), seed, record=True)
     metrics = compute_metrics(sim)
     table = request_table(sim)
@@ -371,13 +444,13 @@ def simulate_continuous(
 
 # ---------------------------------------------------------------------------------- tasks
 def _shielded_task(tm: TickModel) -> tuple[float, float, OptimumResult]:
-    built = build(mdp_program(tm), choice_labels=True, state_valuations=True)
+    built = build_model(mdp_program(tm), tm, choice_labels=True, state_valuations=True)
     p_max, check_s = max_violation_probability(built)
     return p_max, check_s, check_optimum(tm, built)
 
 
 def _unshielded_task(tm: TickModel) -> tuple[float, float, BuildStats]:
-    built = build(mdp_program(tm, shield=False))
+    built = build_model(mdp_program(tm, shield=False), tm)
     p_max, check_s = max_violation_probability(built)
     return p_max, check_s, built.stats
 
@@ -389,6 +462,76 @@ def _policy_task(
     ticks = simulate_ticks(tm, policy, settings.crosscheck_ticks, settings.seed)
     continuous = simulate_continuous(tm, policy, settings.sim_horizon_s, settings.seed)
     return figures, ticks, continuous
+
+
+def _band_task(
+    tm: TickModel, choices: Choices, raw: Choices, title: str, settings: Settings
+) -> ChoiceFigures:
+    return check_choices(
+        tm,
+        choices,
+        title,
+        raw_choices=raw,
+        overflow_s=settings.overflow_s,
+        cpu_budget_s=settings.cpu_budget_s,
+    )
+
+
+def _real_agent_task(
+    tm: TickModel, spec: str, table: DiscretePolicy | None, settings: Settings, factors: tuple[float, ...]
+) -> RealAgentResult:
+    from agents.registry import make_agent
+
+    return run_real_agent(
+        tm,
+        spec,
+        make_agent(spec, tm.config),
+        None if table is None else as_sim_policy(table, tm),
+        seeds=range(settings.agent_seeds),
+        horizon_s=settings.agent_horizon_s,
+        band_factors=factors,
+    )
+
+
+def _band_rows(
+    settings: Settings, tm: TickModel, notes: list[str]
+) -> list[tuple[BandRow, Choices, Choices, TablePolicy | None]]:
+    """For each band of ``settings.bands``: its row, its choice sets with and without the shield,
+    and (exact estimate with Poisson arrivals: one row) the scheduler's table as a policy."""
+    spec = settings.band_scheduler
+    if not spec or not settings.bands:
+        return []
+    if tm.n_workers != 1:
+        notes.append(f"{spec}: band models not built: they need 1 worker, the system has {tm.n_workers}")
+        return []
+    try:
+        from agents.registry import AgentSpecError, make_agent
+
+        scheduler = make_agent(spec, tm.config)
+    except (ImportError, AgentSpecError, ValueError) as exc:
+        notes.append(f"{spec}: band models not built ({exc})")
+        return []
+    out = []
+    for factor in settings.bands:
+        band = EstimateBand(factor)
+        try:
+            choices, phase_rows = band_choices(tm, scheduler, band)
+            raw, _ = band_choices(tm, scheduler, band, shield=False)
+        except TypeError as exc:
+            notes.append(f"{spec}: band models not built ({exc})")
+            return []
+        rows = [describe_rows(r) for r in phase_rows]
+        table = None
+        if tm.n_phases == 1 and all(len(c) == 1 for c in choices.values()):
+            decisions = {(q, a): next(iter(c)) for (_, q, a), c in choices.items()}
+            table = TablePolicy(f"{spec} rows at {tm.rate_per_s:g}/s", decisions, _modal_model(decisions))
+        out.append((BandRow(factor, spec, rows), choices, raw, table))
+    return out
+
+
+def _modal_model(table: dict[tuple[int, int], Decision]) -> int:
+    models = [d[0] for d in table.values() if d is not None]
+    return max(set(models), key=models.count) if models else 0
 
 
 def _distilled(settings: Settings, tm: TickModel, notes: list[str]) -> list[PolicyEntry]:
@@ -447,19 +590,26 @@ def run_verification(settings: Settings, progress: Callable[[str], None] | None 
     start = time.perf_counter()
     cpu_start = _cpu_s()
     tm = settings.tick_model()
+    check_costs_modelled(tm)
     report = VerificationReport(settings, tm)
     if tm.config is not settings.config:
-        report.notes.append(
-            f"arrivals modelled as Poisson at {tm.rate_per_s:g}/s (the scenario has "
-            f"{settings.config.arrivals.process} arrivals at a mean "
-            f"{settings.config.arrivals.mean_rate_per_s:g}/s"
+        modelled = (
+            f"its MMPP at a mean {tm.rate_per_s:g}/s"
+            if tm.n_phases > 1
+            else f"Poisson at {tm.rate_per_s:g}/s (the scenario has {settings.config.arrivals.process} "
+            f"arrivals at a mean {settings.config.arrivals.mean_rate_per_s:g}/s"
             + (", a per-episode rate range" if settings.config.arrivals.rate_range_per_s else "")
-            + "); agents and tuned parameters are looked up for that system"
+            + ")"
+        )
+        report.notes.append(
+            f"arrivals modelled as {modelled}; agents and tuned parameters are looked up for that system"
         )
     entries, notes = baseline_policies(tm.config)
     report.notes += notes
     rows: dict[str, PolicyRow] = {}
     pending: dict[str, Future[Outcome[Any]]] = {}
+    band_pending: list[tuple[BandRow, Future[Outcome[Any]] | None]] = []
+    agent_pending: list[tuple[str, Future[Outcome[Any]]]] = []
     execution = BackendSpec(settings.backend, max(1, settings.jobs), settings.address, start_method="fork")  # type: ignore[arg-type]
     with execution.create() as pool:
         seen: dict[tuple, str] = {}  # policy table -> key of the first entry with it
@@ -489,10 +639,36 @@ def run_verification(settings: Settings, progress: Callable[[str], None] | None 
             submit(smdp_entry)
         t0 = time.perf_counter()
         say("distilling agents into tables ...")
-        for entry in _distilled(settings, tm, report.notes):
+        distilled = _distilled(settings, tm, report.notes)
+        for entry in distilled:
             entries.append(entry)
             submit(entry)
         report.timings["distillation of agents"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        say("the band scheduler's rows with its estimate as an adversary ...")
+        band_table = None
+        for row, choices, raw, table in _band_rows(settings, tm, report.notes):
+            key = seen.get(tuple(sorted(table.table.items()))) if table is not None else None
+            if table is not None and row.factor == 1.0:
+                band_table = table
+            if key is not None:
+                row.same_as = key
+                band_pending.append((row, None))
+            else:
+                title = f"{row.scheduler}: its rows, {row.label}"
+                band_pending.append((row, pool.submit(_band_task, tm, choices, raw, title, settings)))
+        report.timings["band choice sets"] = time.perf_counter() - t0
+        if settings.agent_seeds:
+            factors = tuple(f for f in settings.bands if f > 1.0)
+            if settings.band_scheduler and band_pending:
+                job = pool.submit(
+                    _real_agent_task, tm, settings.band_scheduler, band_table, settings, factors
+                )
+                agent_pending.append((settings.band_scheduler, job))
+            for entry in distilled:
+                agent_pending.append(
+                    (entry.key, pool.submit(_real_agent_task, tm, entry.key, entry.policy, settings, ()))
+                )
         try:
             p_shielded, t_shielded, optimum = shielded.result().unwrap()
         except Exception as exc:
@@ -519,6 +695,20 @@ def run_verification(settings: Settings, progress: Callable[[str], None] | None 
                 rows[key].figures, rows[key].ticksim, rows[key].continuous = future.result().unwrap()
             except Exception as exc:
                 rows[key].error = repr(exc)
+        for row, future in band_pending:
+            if future is None:
+                continue
+            say(f"checking {row.scheduler}, {row.label} ...")
+            try:
+                row.figures = future.result().unwrap()
+            except Exception as exc:
+                row.error = repr(exc)
+        for spec, future in agent_pending:
+            say(f"simulating the real agent {spec} ...")
+            try:
+                report.real_agents.append(future.result().unwrap())
+            except Exception as exc:
+                report.notes.append(f"{spec}: real agent not simulated ({exc!r})")
     for key, original in same_as.items():
         rows[key].figures, rows[key].ticksim, rows[key].continuous = (
             rows[original].figures,
@@ -527,6 +717,11 @@ def run_verification(settings: Settings, progress: Callable[[str], None] | None 
         )
         rows[key].error = rows[original].error
     report.rows = [rows[e.key] for e in entries]
+    for row, _ in band_pending:
+        if row.same_as is not None:
+            row.figures = ChoiceFigures.of_policy(rows[row.same_as].figures, tm)
+        report.bands.append(row)
+    _attach_model_costs(report)
 
     storm_row = rows.get("storm_optimum")
     if (
@@ -534,6 +729,7 @@ def run_verification(settings: Settings, progress: Callable[[str], None] | None 
         and storm_row.ticksim is not None
         and smdp_entry is not None
         and optimum is not None
+        and tm.n_phases == 1
     ):
         report.smdp = compare_with_smdp(
             tm, optimum.policy, smdp_entry.policy, storm_row.ticksim.decision_visits, smdp_whole, smdp_any
@@ -541,6 +737,20 @@ def run_verification(settings: Settings, progress: Callable[[str], None] | None 
     report.total_s = time.perf_counter() - start
     report.cpu_s = _cpu_s() - cpu_start
     return report
+
+
+def _attach_model_costs(report: VerificationReport) -> None:
+    """Each real agent's model figure: its table's DTMC, or for the band scheduler the model with
+    an exact estimate."""
+    by_key = {r.key: r for r in report.rows}
+    exact = next((b for b in report.bands if b.factor == 1.0 and b.figures is not None), None)
+    for result in report.real_agents:
+        row = by_key.get(result.agent)
+        if row is not None and row.figures is not None:
+            result.model, result.model_cost = "DTMC of its table", row.figures.cost_per_request
+        elif result.agent == report.settings.band_scheduler and exact is not None:
+            result.model = "its rows, exact estimate"
+            result.model_cost = exact.figures.cost_per_request.low
 
 
 def _cpu_s() -> float:

@@ -295,14 +295,31 @@ def test_a_wrong_bias_only_widens_the_certified_interval() -> None:
     assert r.min() <= c.low <= c.high <= r.max()
 
 
-def test_a_query_that_runs_out_of_its_cpu_budget_is_answered_by_the_default_solver() -> None:
-    from formal.check import PLAIN, SOUND, _mdp_long_run
+def test_a_query_that_runs_out_of_its_cpu_budget_is_answered_by_certified_policy_iteration() -> None:
+    from formal.check import CERTIFIED_PI, SOUND, _mdp_long_run
 
     built = build(mdp_program(tiny_model()))
-    value, solver = _mdp_long_run(built, "cost", "min", budget_s=60.0)
-    assert solver == SOUND and value > 0
-    plain, name = _mdp_long_run(built, "cost", "min", budget_s=0.0)
-    assert name.startswith(PLAIN) and plain == pytest.approx(value, rel=1e-4)
+    for direction in ("min", "max"):
+        value, solver = _mdp_long_run(built, "cost", direction, budget_s=60.0)
+        assert solver == SOUND and value > 0
+        certified, name = _mdp_long_run(built, "cost", direction, budget_s=0.0)
+        assert name.startswith(CERTIFIED_PI) and certified == pytest.approx(value, rel=1e-5)
+    dropped, name = _mdp_long_run(built, "dropped", "max", budget_s=60.0)
+    assert name.startswith(CERTIFIED_PI) and dropped > 0
+
+
+def test_policy_iteration_from_a_bad_start_reaches_the_optimum_and_certifies_it() -> None:
+    import stormpy
+
+    from formal.lra import certified_optimum
+
+    built = build(mdp_program(tiny_model()))
+    for direction, maximise in (("min", False), ("max", True)):
+        prop = stormpy.parse_properties(f'R{{"cost"}}{direction}=? [LRA]', built.program)[0]
+        storm = stormpy.model_checking(built.model, prop).get_value(built.model.initial_states[0])
+        c = certified_optimum(built.model, "cost", maximise)  # first choice everywhere
+        assert c.low <= storm * (1 + 2e-6) and storm * (1 - 2e-6) <= c.high
+        assert c.half_width < 1e-9 and c.iterations > 1
 
 
 def test_the_cpu_budget_is_enforced_by_the_kernel() -> None:
