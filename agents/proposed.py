@@ -39,6 +39,7 @@ Units: rates in requests/s, ``*_ms`` in milliseconds, ``*_s`` in seconds (the si
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Any
 
@@ -341,7 +342,7 @@ class _RowGuard:
                 continue
             points.update(late / j for j in range(1, b + 1) if late / j < widest)
         ordered = sorted(points)
-        candidates = ordered + [0.5 * (x + y) for x, y in zip(ordered, ordered[1:], strict=False)]
+        candidates = ordered + [0.5 * (x + y) for x, y in itertools.pairwise(ordered)]
         return frozenset(s._slo_choice_at(row, k, decision, age, 0.0, spacing) for spacing in candidates)
 
 

@@ -102,7 +102,9 @@ class DecisionRow:
 class RowSource(Protocol):
     """A scheduler that exposes its decision rows (module docstring)."""
 
-    def decision_rows(self, rate_lo_per_s: float, rate_hi_per_s: float) -> Sequence[DecisionRow]: ...
+    def decision_rows(self, rate_lo_per_s: float, rate_hi_per_s: float) -> Sequence[DecisionRow]:
+        """Every row the scheduler may follow with its estimate in ``[lo, hi]`` (requests/s)."""
+        ...
 
 
 def rows_of(scheduler: object, rate_lo_per_s: float, rate_hi_per_s: float) -> list[DecisionRow]:

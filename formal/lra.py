@@ -181,7 +181,8 @@ def certified_optimum(
     sign = 1.0 if maximise else -1.0
     best_low, best_high = -np.inf, np.inf
     iterations = 0
-    for iterations in range(1, max_iterations + 1):
+    for step in range(1, max_iterations + 1):
+        iterations = step
         evaluator = _Evaluator(m, rows)
         h = evaluator.bias(r[rows])
         q = r + m.matrix @ h  # the value of every choice
