@@ -249,6 +249,19 @@ def _display(path: Path) -> str:
         return str(path)
 
 
+def _bands(args: argparse.Namespace) -> tuple[float, ...]:
+    """``--bands`` as numbers in [1, 100] (ConfigError naming the flag otherwise)."""
+    from batchenv.config import ConfigError
+
+    try:
+        bands = tuple(float(b) for b in args.bands.split(",") if b.strip())
+    except ValueError:
+        bands = ()
+    if not bands or any(not 1.0 <= b <= 100.0 for b in bands):
+        raise ConfigError("--bands", f"comma-separated numbers in [1, 100] expected, got {args.bands!r}")
+    return bands
+
+
 def _ta_settings(args: argparse.Namespace, config, rate: float):
     from batchenv.config import ConfigError
     from formal.ta.properties import TASettings
@@ -268,8 +281,8 @@ def _uppaal_table(args: argparse.Namespace, config, settings):
     from formal.ta.stage import default_schedulers
 
     if args.uppaal_policy.strip() == "smdp":
-        schedulers, _ = default_schedulers(settings)
-        return schedulers[-1]
+        schedulers, _ = default_schedulers(settings, band_scheduler=None)
+        return next((name, t) for name, t in schedulers if name.startswith("SMDP"))
     policy = uppaal_policy(config, args.uppaal_policy)
     return policy.name, from_timeout(policy, config, queue_cap=settings.queue_cap, unit_ms=settings.unit_ms)
 
@@ -328,7 +341,9 @@ def _run_ta(args: argparse.Namespace, settings, console, command: str):
     except TCheckerMissingError as exc:
         console.print(f"[yellow]timed-automata stage skipped: {exc}[/yellow]")
         return None
-    schedulers, notes = default_schedulers(settings)
+    schedulers, notes = default_schedulers(
+        settings, band_scheduler=args.band_scheduler or None, bands=_bands(args)
+    )
     report = run_ta(settings, tck, schedulers, progress=lambda msg: console.print(f"  {msg}", style="dim"))
     report.notes += notes
     for r in report.results:
@@ -395,12 +410,7 @@ def main(argv: list[str] | None = None) -> int:
         execution, warnings = backend_spec_from_args(args)
         for warning in warnings:
             console.print(f"[yellow]warning:[/yellow] {warning}")
-        try:
-            bands = tuple(float(b) for b in args.bands.split(",") if b.strip())
-        except ValueError:
-            raise ConfigError(
-                "--bands", f"comma-separated numbers >= 1 expected, got {args.bands!r}"
-            ) from None
+        bands = _bands(args)
         settings = Settings(
             config=config,
             rate_per_s=args.rate,

@@ -56,7 +56,7 @@ from dataclasses import dataclass, field
 from batchenv.config import ConfigError, SystemConfig
 from batchenv.timing import ServiceTable
 from formal.ta.ir import Network, Process
-from formal.ta.schedulers import DecisionTable
+from formal.ta.schedulers import ChoiceTable, DecisionTable
 
 __all__ = [
     "MUTATIONS",
@@ -151,7 +151,7 @@ class TAModel:
     """
 
     config: SystemConfig
-    table: DecisionTable
+    table: DecisionTable | ChoiceTable
     arrivals: ArrivalCurve
     unit_ms: float = 0.5
     mutations: frozenset[str] = field(default_factory=frozenset)
@@ -211,6 +211,9 @@ def build_network(model: TAModel, observers: Observers = Observers(), name: str 
     deadlines = table.breakpoints()
     if deadlines:
         net.int("deadline", 0, max(deadlines), 0, "age at which the current wait ends (time units)")
+        if isinstance(table, ChoiceTable) and _ranged(table):
+            net.int("fire", 0, max(deadlines), 0, "earliest age at which the current wait's timer fires")
+            net.int("expired", 0, 1, 0, "the last wait ended by its timer: dispatch, do not wait again")
     if observers.tag:
         net.int("last_b", 0, config.max_batch_size, 0, "size of the batch just started (0 otherwise)")
         net.int("last_w", 0, n_workers - 1, 0, "its worker (0 otherwise)")
@@ -325,17 +328,19 @@ def _lowest_idle(n_workers: int, w: int) -> tuple[str, ...]:
 def _scheduler(net: Network, model: TAModel, tag: bool) -> None:
     config, table, mutated = model.config, model.table, model.mutations
     n = config.n_workers
-    svc = model.svc
     proc = net.process("Scheduler", f"queue and scheduler: {table.name}")
     proc.location("Empty", initial=True)
     timers = bool(table.breakpoints()) and "timer_removed" not in mutated
     if timers:
         proc.location("Wait", invariant=("age <= deadline",))
-    forever = any(
-        p.decision is None and (i + 1 == len(row) or not timers)
-        for row in table.rows
-        for i, p in enumerate(row)
-    )
+    if isinstance(table, ChoiceTable):
+        forever = any(o.decision is None and (o.until is None or not timers) for r in table.rows for o in r)
+    else:
+        forever = any(
+            p.decision is None and (i + 1 == len(row) or not timers)
+            for row in table.rows
+            for i, p in enumerate(row)
+        )
     if forever:
         proc.location("WaitForever")
     proc.location("Blocked")
@@ -350,6 +355,9 @@ def _scheduler(net: Network, model: TAModel, tag: bool) -> None:
     # Values that no longer matter are reset (deadline when a wait ends, svc_w when worker w
     # finishes), so that states differing only in them are one state.
     leave = {"Wait": ("deadline = 0",), "WaitForever": (), "Blocked": (), "Empty": ()}
+    ranged = isinstance(table, ChoiceTable) and timers and _ranged(table)
+    if ranged:
+        leave["Wait"] = ("deadline = 0", "fire = 0")
     proc.edge("Empty", "Decide", "arrive", updates=("q = q + 1", "age = 0"))
     waits = (*(("Wait",) if timers else ()), *(("WaitForever",) if forever else ()))
     for loc in waits:
@@ -361,11 +369,16 @@ def _scheduler(net: Network, model: TAModel, tag: bool) -> None:
         for loc in (*waits, "Blocked"):
             wake = "Blocked" if loc == "Blocked" and "lost_wakeup" in mutated else "Decide"
             proc.edge(loc, wake, f"done_{w}", updates=(*freed, *leave[loc]))
-    if timers:
+    if ranged:
+        proc.edge("Wait", "Decide", "expire", guard=("age >= fire",), updates=(*leave["Wait"], "expired = 1"))
+    elif timers:
         proc.edge("Wait", "Decide", "expire", guard=("age >= deadline",), updates=leave["Wait"])
     all_busy = f"nbusy == {n}" if "guard_flipped" not in mutated else f"nbusy < {n}"
     proc.edge("Decide", "Blocked", guard=(all_busy,))
     idle = f"nbusy < {n}"
+    if isinstance(table, ChoiceTable):
+        _choice_edges(proc, model, table, tag, timers)
+        return
     for k, row in enumerate(table.rows, start=1):
         for i, piece in enumerate(row):
             guard = [f"q == {k}", idle]
@@ -380,21 +393,73 @@ def _scheduler(net: Network, model: TAModel, tag: bool) -> None:
                 else:
                     proc.edge("Decide", "Wait", guard=tuple(guard), updates=(f"deadline = {end}",))
                 continue
-            m, batch = piece.decision
-            b = min(k, batch, config.max_batch_size)
-            left = k - b
-            for w in range(n):
-                updates = [f"q = {left}", f"busy_{w} = 1", "nbusy = nbusy + 1", f"svc_{w} = {svc[m][b]}"]
-                if tag:
-                    updates += [f"last_b = {b}", f"last_w = {w}"]
-                proc.edge(
-                    "Decide",
-                    "Notify" if tag else ("Decide" if left else "Empty"),
-                    f"start_{w}",
-                    guard=(*guard, *_lowest_idle(n, w)),
-                    updates=tuple(updates),
-                    comment=f"q={k}: {b} on model {m} ({config.models[m].name})",
-                )
+            _dispatch_edges(proc, model, k, piece.decision, tuple(guard), tag)
+
+
+def _dispatch_edges(
+    proc: Process,
+    model: TAModel,
+    k: int,
+    decision: tuple[int, int],
+    guard: tuple[str, ...],
+    tag: bool,
+    extra: tuple[str, ...] = (),
+) -> None:
+    """Decide -> start of ``decision`` at queue length ``k`` on the lowest idle worker."""
+    config, svc, n = model.config, model.svc, model.config.n_workers
+    m, batch = decision
+    b = min(k, batch, config.max_batch_size)
+    left = k - b
+    for w in range(n):
+        updates = [f"q = {left}", f"busy_{w} = 1", "nbusy = nbusy + 1", f"svc_{w} = {svc[m][b]}", *extra]
+        if tag:
+            updates += [f"last_b = {b}", f"last_w = {w}"]
+        proc.edge(
+            "Decide",
+            "Notify" if tag else ("Decide" if left else "Empty"),
+            f"start_{w}",
+            guard=(*guard, *_lowest_idle(n, w)),
+            updates=tuple(updates),
+            comment=f"q={k}: {b} on model {m} ({config.models[m].name})",
+        )
+
+
+def _ranged(table: ChoiceTable) -> bool:
+    """Some wait of ``table`` may fire before its end (a timer range): the ``expired`` flag."""
+    return any(
+        o.decision is None and o.fires_at is not None and o.fires_at < (o.until or 0)
+        for r in table.rows
+        for o in r
+    )
+
+
+def _choice_edges(proc: Process, model: TAModel, table: ChoiceTable, tag: bool, timers: bool) -> None:
+    """Decide's edges for a :class:`ChoiceTable`: one per option (overlapping guards: the
+    adversary picks). A wait sets ``deadline`` (its end) and ``fire`` (the earliest age its
+    timer may fire); once it fired (``expired = 1``) the scheduler dispatches, it does not wait
+    again before an arrival or a completion (a renewed wait without an event would let no time
+    pass)."""
+    idle = f"nbusy < {model.config.n_workers}"
+    ranged = _ranged(table) and timers
+    for k, options in enumerate(table.rows, start=1):
+        for o in options:
+            guard = [f"q == {k}", idle]
+            if o.from_age > 0:
+                guard.append(f"age >= {o.from_age}")
+            if o.until is not None:
+                guard.append(f"age < {o.until}")
+            if o.decision is None:
+                if ranged:
+                    guard.append("expired == 0")
+                if o.until is None or not timers:
+                    proc.edge("Decide", "WaitForever", guard=tuple(guard))
+                else:
+                    updates = [f"deadline = {o.until}"]
+                    if ranged:
+                        updates.append(f"fire = {o.fires_at}")
+                    proc.edge("Decide", "Wait", guard=tuple(guard), updates=tuple(updates))
+                continue
+            _dispatch_edges(proc, model, k, o.decision, tuple(guard), tag, ("expired = 0",) if ranged else ())
 
 
 def _worker(net: Network, w: int, slow: int) -> None:

@@ -40,7 +40,7 @@ from typing import Any
 from batchenv.config import ConfigError, SystemConfig
 from formal.ta.ir import Network
 from formal.ta.model import ArrivalCurve, Observers, TAModel, build_network, service_units, used_service_units
-from formal.ta.schedulers import DecisionTable
+from formal.ta.schedulers import Table
 from formal.ta.tchecker_format import to_tchecker
 from formal.ta.zonegraph import Node, max_over, upper_bound
 from formal.tchecker import CheckResult, TChecker, TCheckerTimeoutError
@@ -238,7 +238,7 @@ class TAChecks:
     def max_wait(self) -> int:
         return math.floor(self.config.max_wait_ms / self.settings.unit_ms + 1e-9)
 
-    def model(self, table: DecisionTable, arrivals: ArrivalCurve, **kwargs: object) -> TAModel:
+    def model(self, table: Table, arrivals: ArrivalCurve, **kwargs: object) -> TAModel:
         return TAModel(self.config, table, arrivals, self.settings.unit_ms, **kwargs)  # type: ignore[arg-type]
 
     def _latency_limit(self) -> int:
@@ -362,7 +362,7 @@ class TAChecks:
         )
 
     # ------------------------------------------------------------------ everything
-    def tasks(self, name: str, table: DecisionTable) -> list[Callable[[], list[PropertyResult]]]:
+    def tasks(self, name: str, table: Table) -> list[Callable[[], list[PropertyResult]]]:
         """The checks of one scheduler (shield applied), as independent tasks."""
         s = self.settings
         shielded = table.shielded(self.max_wait)
@@ -412,7 +412,7 @@ class TAChecks:
 
         return run
 
-    def run(self, schedulers: Sequence[tuple[str, DecisionTable]]) -> list[PropertyResult]:
+    def run(self, schedulers: Sequence[tuple[str, Table]]) -> list[PropertyResult]:
         """Every property of every scheduler, ``settings.jobs`` TChecker calls at a time; the
         results are in a fixed order whatever the number of jobs. Pass schedulers that decide
         differently (:func:`distinct`)."""
@@ -426,11 +426,11 @@ class TAChecks:
 
 
 def distinct(
-    schedulers: Sequence[tuple[str, DecisionTable]],
-) -> tuple[list[tuple[str, DecisionTable]], dict[str, str]]:
+    schedulers: Sequence[tuple[str, Table]],
+) -> tuple[list[tuple[str, Table]], dict[str, str]]:
     """The schedulers with a table of their own, and for each other one the name of the first
     scheduler that decides the same in every state."""
-    kept: list[tuple[str, DecisionTable]] = []
+    kept: list[tuple[str, Table]] = []
     same: dict[str, str] = {}
     for name, table in schedulers:
         twin = next(
@@ -444,7 +444,7 @@ def distinct(
 
 
 def uppaal_models(
-    checks: TAChecks, name: str, table: DecisionTable, burst: int
+    checks: TAChecks, name: str, table: Table, burst: int
 ) -> tuple[list[UppaalModel], list[Network]]:
     """The UPPAAL counterparts of the checks for one scheduler: ``batching.xml`` (token bucket of
     burst ``burst``, every observer) and ``batching_finite.xml`` (finitely many arrivals, for

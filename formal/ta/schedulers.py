@@ -19,6 +19,10 @@ Built here from
 - :func:`timed_rows`, the shape of the proposed scheduler's rate rows: per q a decision, and for
   a wait, the age at which it ends and the dispatch sent then.
 
+- :func:`from_decision_rows`, a :class:`ChoiceTable`: the rows a table-driven scheduler (the
+  proposed one) may follow for any rate estimate within a band, one chosen by an adversary at
+  every decision.
+
 The timeout shield (no wait once the oldest request has waited ``max_wait_ms``) is applied by
 :meth:`DecisionTable.shielded`; an unshielded table may wait forever (a mutant of the tests).
 """
@@ -30,13 +34,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from batchenv.config import ConfigError, SystemConfig
+from batchenv.decision_rows import DecisionRow, Dispatch
 from batchenv.sim import Decision
 from formal.discrete import TickModel
 from formal.policies import DiscretePolicy, TimeoutPolicy, policy_table
 
 __all__ = [
+    "ChoiceTable",
     "DecisionTable",
+    "Option",
     "Piece",
+    "Table",
+    "from_decision_rows",
     "from_tick_policy",
     "from_timeout",
     "timed_rows",
@@ -214,3 +223,249 @@ def timed_rows(
             end = max(0, units(timer, unit_ms))
             rows.append((Piece(0, fallbacks[k]),) if end == 0 else (Piece(0, None), Piece(end, fallbacks[k])))
     return DecisionTable(name, tuple(rows), forced_model, max_batch)
+
+
+# ------------------------------------------------------------------------------------------
+# Nondeterministic tables: a scheduler whose row is chosen by an adversary at every decision
+# ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Option:
+    """One decision a :class:`ChoiceTable` allows at a queue length while the oldest request's
+    age is in ``[from_age, until)`` (time units; ``until=None``: for ever). For a wait
+    (``decision is None``) the timer may fire at any age in ``[fire_from, until]`` (the range of
+    the timer over the estimates of the band): the wait then ends and the scheduler decides
+    again, without waiting a second time."""
+
+    decision: Decision
+    from_age: int = 0
+    until: int | None = None
+    fire_from: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.from_age < 0 or (self.until is not None and self.until <= self.from_age):
+            raise ValueError(f"option {self}: need 0 <= from_age < until")
+        ranged = self.decision is None and self.fire_from is not None and self.until is not None
+        if ranged and not self.from_age <= (self.fire_from or 0) <= (self.until or 0):
+            raise ValueError(f"option {self}: need from_age <= fire_from <= until")
+
+    @property
+    def fires_at(self) -> int | None:
+        """Earliest age at which the wait's timer may fire (None: never)."""
+        if self.until is None:
+            return None
+        return self.until if self.fire_from is None else self.fire_from
+
+
+@dataclass(frozen=True)
+class ChoiceTable:
+    """A scheduler with several decisions per state: ``rows[q - 1]`` are the :class:`Option`
+    allowed at queue length q; at every decision any option whose age range holds the current age
+    may be taken (an adversary's choice). Every age must be covered by some option.
+
+    The proposed scheduler with its rate estimate anywhere in a band is one
+    (:func:`from_decision_rows`): at every decision the estimate may select any of the rows of the
+    band, and a wait's timer may fire anywhere in its range over the band.
+
+    :param name: for tables and comments.
+    :param forced_model: the model of the shield's dispatch.
+    :param max_batch: the batch of the shield's dispatch (``min(q, max_batch)``).
+    """
+
+    name: str
+    rows: tuple[tuple[Option, ...], ...]
+    forced_model: int = 0
+    max_batch: int = 64
+
+    def __post_init__(self) -> None:
+        for q, options in enumerate(self.rows, start=1):
+            ages = sorted({0, *(o.from_age for o in options), *(o.until for o in options if o.until)})
+            if any(not self.allowed(q, age) for age in ages):
+                raise ValueError(f"{self.name}: some age has no option at q={q}")
+
+    @property
+    def queue_cap(self) -> int:
+        return len(self.rows)
+
+    def allowed(self, q: int, age: float) -> set[Decision]:
+        """Every decision allowed at queue length ``q`` and age ``age`` (time units)."""
+        return {
+            o.decision for o in self.rows[q - 1] if o.from_age <= age and (o.until is None or age < o.until)
+        }
+
+    def shielded(self, max_wait: int) -> ChoiceTable:
+        """The table with the timeout shield at ``max_wait`` time units: no wait from that age on
+        (waits end there at the latest), and where no dispatch remains the shield's."""
+        forced = (self.forced_model, self.max_batch)
+        rows = []
+        for options in self.rows:
+            kept: list[Option] = []
+            for o in options:
+                if o.from_age >= max_wait and o.decision is None:
+                    continue
+                if o.decision is None:
+                    until = max_wait if o.until is None else min(o.until, max_wait)
+                    fire = None if o.fire_from is None else min(o.fire_from, until)
+                    kept.append(Option(None, o.from_age, until, fire))
+                else:
+                    kept.append(o)
+            if not any(o.decision is not None and o.from_age <= max_wait and o.until is None for o in kept):
+                kept.append(Option(forced, max_wait))
+            rows.append(tuple(kept))
+        return ChoiceTable(f"{self.name}+shield", tuple(rows), self.forced_model, self.max_batch)
+
+    def normalised(self) -> ChoiceTable:
+        """Dispatches written as the batch they start, duplicates removed, options sorted."""
+        rows = []
+        for q, options in enumerate(self.rows, start=1):
+            out = {
+                Option(
+                    None if o.decision is None else (o.decision[0], min(q, o.decision[1], self.max_batch)),
+                    o.from_age,
+                    o.until,
+                    o.fire_from,
+                )
+                for o in options
+            }
+            rows.append(tuple(sorted(out, key=_option_key)))
+        return ChoiceTable(self.name, tuple(rows), self.forced_model, self.max_batch)
+
+    def same_decisions(self, other: object) -> bool:
+        return isinstance(other, ChoiceTable) and self.normalised().rows == other.normalised().rows
+
+    def longest_wait(self) -> int:
+        """The latest age (time units) at which some wait ends (0 if no option waits)."""
+        return max((o.until for r in self.rows for o in r if o.decision is None and o.until), default=0)
+
+    def waits_forever(self) -> list[int]:
+        """Queue lengths with a wait that never ends without an event."""
+        return [
+            q
+            for q, r in enumerate(self.rows, start=1)
+            if any(o.decision is None and o.until is None for o in r)
+        ]
+
+    def breakpoints(self) -> list[int]:
+        """Every age (time units) at which an option starts or ends or a timer may fire."""
+        points = {o.from_age for r in self.rows for o in r}
+        points |= {o.until for r in self.rows for o in r if o.until is not None}
+        points |= {o.fire_from for r in self.rows for o in r if o.fire_from is not None}
+        return sorted(p for p in points if p > 0)
+
+    def describe(self, unit_ms: float) -> str:
+        """Runs of queue lengths with the same options, e.g. ``q=1..3: m0 b=q | wait (fires
+        10-40 ms), from 10 ms m0 b=q``."""
+
+        def text(q: int, options: tuple[Option, ...]) -> str:
+            parts = []
+            for o in options:
+                if o.decision is None:
+                    fire = o.fires_at
+                    what = "wait" + (
+                        "" if fire is None else f" (fires {fire * unit_ms:g}-{(o.until or 0) * unit_ms:g} ms)"
+                    )
+                else:
+                    what = f"m{o.decision[0]} b={'q' if o.decision[1] == q else o.decision[1]}"
+                parts.append(what if o.from_age == 0 else f"from {o.from_age * unit_ms:g} ms {what}")
+            return " | ".join(parts)
+
+        runs: list[tuple[int, int, str]] = []
+        for q, options in enumerate(self.normalised().rows, start=1):
+            t = text(q, options)
+            if runs and runs[-1][2] == t:
+                runs[-1] = (runs[-1][0], q, t)
+            else:
+                runs.append((q, q, t))
+        return "; ".join(f"q={a}" + (f"..{b}" if b > a else "") + f": {t}" for a, b, t in runs)
+
+
+Table = DecisionTable | ChoiceTable
+"""A scheduler of the timed-automata model: one decision per state, or several."""
+
+
+def _option_key(o: Option) -> tuple:
+    d = (-1, -1) if o.decision is None else o.decision
+    return (o.from_age, -1 if o.until is None else o.until, d, -1 if o.fire_from is None else o.fire_from)
+
+
+def from_decision_rows(
+    name: str,
+    rows: Sequence[DecisionRow],
+    *,
+    queue_cap: int,
+    unit_ms: float,
+    max_wait: int,
+    forced_model: int,
+    max_batch: int,
+) -> ChoiceTable:
+    """The :class:`ChoiceTable` of a scheduler that may follow any of ``rows``
+    (:mod:`batchenv.decision_rows`) at every decision: a row that dispatches offers its dispatch
+    (and every alternative of its SLO guard); a row that waits with a timer in ``[shortest,
+    longest]`` ms offers the wait until ``longest`` and its fallback from ``shortest`` on, the
+    timer firing anywhere in between. Timer bounds are widened to whole time units (shortest
+    rounded down, longest up), so the table allows at least every behaviour of the rows.
+
+    The SLO guard's alternatives depend on the age; they are taken at every whole age ``u`` and at
+    ``u + 0.5`` and ``u + 1 - 1e-6`` time units, for ``u`` up to ``max_wait``, and offered over
+    ``[u, u + 1)`` (beyond ``max_wait`` those at ``max_wait``).
+    """
+    options: list[tuple[Option, ...]] = []
+    for q in range(1, queue_cap + 1):
+        out: set[Option] = set()
+        for row in rows:
+            k = row.at(q)
+            decision = row.decisions[k]
+            if decision is not None:
+                out |= _guarded_options(row, q, decision, 0, unit_ms, max_wait)
+                continue
+            timer = row.timers_ms[k]
+            if timer is None or not math.isfinite(timer[0]):
+                out.add(Option(None))
+                continue
+            shortest = max(0, math.floor(timer[0] / unit_ms + 1e-9))
+            longest = math.ceil(timer[1] / unit_ms - 1e-9) if math.isfinite(timer[1]) else None
+            if longest is not None and longest > 0:
+                out.add(Option(None, 0, longest, shortest))
+            fallback = row.fallbacks[k]
+            assert fallback is not None  # DecisionRow checks it
+            out |= _guarded_options(row, q, fallback, shortest, unit_ms, max_wait)
+        options.append(tuple(sorted(out, key=_option_key)))
+    return ChoiceTable(name, tuple(options), forced_model, max_batch)
+
+
+def _guarded_options(
+    row: DecisionRow, q: int, dispatch: Dispatch, start: int, unit_ms: float, max_wait: int
+) -> set[Option]:
+    """``dispatch`` from age ``start`` on, through the row's SLO guard (docstring of
+    :func:`from_decision_rows`)."""
+    if row.guard is None:
+        return {Option(dispatch, start)}
+    out: set[Option] = set()
+    last = max(start, max_wait)
+    for u in range(start, last + 1):
+        ages = (u, u + 0.5, u + 1 - 1e-6)
+        chosen = set().union(*(row.guard.choices(q, dispatch, a * unit_ms) for a in ages))
+        until = None if u == last else u + 1
+        out |= {Option(d, u, until) for d in chosen}
+    return _merge_options(out)
+
+
+def _merge_options(options: set[Option]) -> set[Option]:
+    """Adjacent age ranges of the same dispatch joined into one option."""
+    by_decision: dict[Decision, list[Option]] = {}
+    for o in options:
+        by_decision.setdefault(o.decision, []).append(o)
+    out: set[Option] = set()
+    for decision, group in by_decision.items():
+        group.sort(key=lambda o: o.from_age)
+        current = group[0]
+        for o in group[1:]:
+            if current.until is not None and o.from_age <= current.until:
+                until = None if o.until is None else max(current.until, o.until)
+                current = Option(decision, current.from_age, until)
+            else:
+                out.add(current)
+                current = o
+        out.add(current)
+    return out

@@ -3,15 +3,24 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from batchenv.decision_rows import rows_of
+from formal.band import EstimateBand, describe_rows
 from formal.discrete import TickModel
 from formal.policies import TimeoutPolicy
 from formal.ta.properties import PROPERTIES, PropertyResult, TAChecks, TASettings, distinct
-from formal.ta.schedulers import DecisionTable, from_tick_policy, from_timeout
+from formal.ta.schedulers import (
+    ChoiceTable,
+    DecisionTable,
+    from_decision_rows,
+    from_tick_policy,
+    from_timeout,
+)
 from formal.tchecker import TChecker
 
 __all__ = ["SECTION_TITLE", "TAReport", "default_schedulers", "markdown_section", "run_ta", "to_json"]
@@ -24,12 +33,18 @@ TRITON_DEFAULT = (8, 10.0)
 
 
 def default_schedulers(
-    settings: TASettings, tick_ms: float = 2.0
-) -> tuple[list[tuple[str, DecisionTable]], list[str]]:
+    settings: TASettings,
+    tick_ms: float = 2.0,
+    *,
+    band_scheduler: str | None = "proposed",
+    bands: tuple[float, ...] = (1.0, 1.25, 2.0),
+) -> tuple[list[tuple[str, DecisionTable | ChoiceTable]], list[str]]:
     """The schedulers of the stage: the scenario's tuned timeout (``agents/tuned``), the
-    Triton-like timeout(8, 10 ms), both on the best model, and the SMDP optimum of
-    :mod:`agents.optimal` at the curve's mean rate (a table over q, with the shield). Returns
-    them and notes."""
+    Triton-like timeout(8, 10 ms), both on the best model, the SMDP optimum of
+    :mod:`agents.optimal` at the curve's mean rate (a table over q, with the shield), and for each
+    band factor f of ``bands`` the rows of ``band_scheduler`` (the proposed scheduler) that its
+    rate estimate may select anywhere in ``[rate / f, rate * f]``, chosen by an adversary at every
+    decision (:func:`formal.ta.schedulers.from_decision_rows`). Returns them and notes."""
     # formal.verification brings the Storm stack; this stage runs inside verify.py beside it.
     from formal.verification import baseline_policies, smdp_policy
 
@@ -55,7 +70,46 @@ def default_schedulers(
         schedulers.append((f"SMDP optimum at {settings.rate:g}/s", from_tick_policy(smdp, tm, unit_ms=unit)))
     except ImportError as exc:
         notes.append(f"SMDP optimum not checked ({exc})")
+    if band_scheduler:
+        schedulers += _band_schedulers(settings, band_scheduler, bands, notes)
     return schedulers, notes
+
+
+def _band_schedulers(
+    settings: TASettings, spec: str, bands: tuple[float, ...], notes: list[str]
+) -> list[tuple[str, DecisionTable | ChoiceTable]]:
+    """The choice tables of ``spec``'s rows for each band (module docstring of
+    :mod:`formal.band` for the band; :func:`from_decision_rows` for the table)."""
+    from agents.registry import AgentSpecError, make_agent
+
+    config = settings.config
+    try:
+        scheduler = make_agent(spec, config.at_rate(settings.rate))
+    except (ImportError, AgentSpecError, ValueError) as exc:
+        notes.append(f"{spec}: its rows not checked ({exc})")
+        return []
+    max_wait = math.floor(config.max_wait_ms / settings.unit_ms + 1e-9)
+    out: list[tuple[str, DecisionTable | ChoiceTable]] = []
+    for factor in bands:
+        band = EstimateBand(factor)
+        try:
+            rows = rows_of(scheduler, *band.around(settings.rate))
+        except TypeError as exc:
+            notes.append(f"{spec}: its rows not checked ({exc})")
+            return out
+        name = f"{spec}, {band.label} ({len(rows)} row{'s' if len(rows) > 1 else ''})"
+        table = from_decision_rows(
+            name,
+            rows,
+            queue_cap=settings.queue_cap,
+            unit_ms=settings.unit_ms,
+            max_wait=max_wait,
+            forced_model=0,
+            max_batch=config.max_batch_size,
+        )
+        out.append((name, table))
+        notes.append(f"{name}: {describe_rows(rows)}")
+    return out
 
 
 @dataclass
@@ -78,7 +132,7 @@ class TAReport:
 def run_ta(
     settings: TASettings,
     tck: TChecker,
-    schedulers: list[tuple[str, DecisionTable]],
+    schedulers: list[tuple[str, DecisionTable | ChoiceTable]],
     progress: Callable[[str], None] | None = None,
 ) -> TAReport:
     """Check every property of every scheduler that decides differently from the ones before."""
@@ -87,7 +141,12 @@ def run_ta(
     if progress:
         progress(f"{tck.describe()}: {len(kept)} scheduler(s), {len(PROPERTIES)} properties")
     report = TAReport(settings, tck.describe(), same_as=same)
-    report.tables = {name: _describe_table(table, settings.unit_ms) for name, table in kept}
+    report.tables = {
+        name: table.describe(settings.unit_ms)
+        if isinstance(table, ChoiceTable)
+        else _describe_table(table, settings.unit_ms)
+        for name, table in kept
+    }
     report.results = TAChecks(tck, settings).run(kept)
     report.seconds = time.perf_counter() - start
     return report

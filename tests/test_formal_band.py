@@ -1,0 +1,248 @@
+"""The proposed scheduler's own rows in the formal models, its rate estimate an adversary within a
+band (formal/band.py, formal/ta/schedulers.py's ChoiceTable), and the real agents against their
+tables in the event simulator (formal/real_agents.py).
+
+Each property is also checked on a deliberately broken table (a mutant) that must fail it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from agents.proposed import Proposed
+from batchenv.config import SystemConfig
+from batchenv.decision_rows import DecisionRow, rows_of
+from formal.band import EstimateBand, band_choices, is_deterministic
+from formal.check import check_choices
+from formal.discrete import TickModel
+from formal.real_agents import run_real_agent
+from formal.ta.model import ArrivalCurve
+from formal.ta.properties import TAChecks, TASettings, with_mutation
+from formal.ta.schedulers import ChoiceTable, Option, from_decision_rows
+from formal.tchecker import TChecker, TCheckerMissingError, find_tchecker
+from formal.verification import as_sim_policy
+
+CONFIG = SystemConfig()
+CAP = 8
+RATE = 100.0
+
+
+def _tchecker() -> TChecker:
+    try:
+        return find_tchecker()
+    except TCheckerMissingError as exc:
+        pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="module")
+def proposed() -> Proposed:
+    return Proposed(CONFIG.at_rate(RATE))
+
+
+@pytest.fixture(scope="module")
+def checks() -> TAChecks:
+    return TAChecks(_tchecker(), TASettings(CONFIG, queue_cap=CAP, bursts=(1,), timeout_s=120))
+
+
+def waiting_row(shortest_ms: float, longest_ms: float) -> DecisionRow:
+    """Wait below 4 requests with a timer in [shortest, longest] ms, then dispatch all on model 0."""
+    wait = (None, None, None)
+    return DecisionRow(
+        "waiting row",
+        (*wait, (0, 64)),
+        ((shortest_ms, longest_ms),) * 3 + (None,),
+        ((0, 64),) * 3 + (None,),
+    )
+
+
+DISPATCH_ROW = DecisionRow("dispatch row", ((0, 64),), (None,), (None,))
+
+
+# ------------------------------------------------------------------------------------------------
+# Decision rows of the proposed scheduler
+# ------------------------------------------------------------------------------------------------
+
+
+def test_exact_band_is_the_row_the_scheduler_follows(proposed: Proposed) -> None:
+    rows = rows_of(proposed, RATE, RATE)
+    assert len(rows) == 1
+    row = proposed._rows[proposed._row_index(RATE)]
+    assert rows[0].decisions == tuple(row.decisions[1:])
+    wide = rows_of(proposed, *EstimateBand(2.0).around(RATE))
+    assert len(wide) > len(rows_of(proposed, *EstimateBand(1.25).around(RATE))) > 1
+    assert any(r.decisions == rows[0].decisions for r in wide)
+    with pytest.raises(ValueError, match=r"\[1, 100\]"):
+        EstimateBand(0.5)
+
+
+def test_without_rate_estimation_one_row_whatever_the_band() -> None:
+    fixed = Proposed(CONFIG.at_rate(RATE), rate_estimation=False)
+    assert len(rows_of(fixed, 10.0, 1000.0)) == 1
+
+
+def test_rows_of_refuses_a_scheduler_without_rows() -> None:
+    with pytest.raises(TypeError, match="decision_rows"):
+        rows_of(object(), 1.0, 2.0)
+
+
+# ------------------------------------------------------------------------------------------------
+# Storm: the band MDP
+# ------------------------------------------------------------------------------------------------
+
+
+def test_band_mdp_bounds_contain_the_exact_estimate_and_widen(proposed: Proposed) -> None:
+    tm = TickModel(CONFIG.at_rate(RATE), RATE, tick_ms=5.0, queue_cap=16)
+    exact, _ = band_choices(tm, proposed, EstimateBand(1.0))
+    assert is_deterministic(exact)
+    wide, _ = band_choices(tm, proposed, EstimateBand(2.0))
+    assert not is_deterministic(wide)
+    assert all(exact[s] <= wide[s] for s in exact)  # every exact decision is one of the band's
+    point = check_choices(tm, exact, "exact", overflow_s=0.5)
+    band = check_choices(tm, wide, "x2", overflow_s=0.5)
+    assert point.deterministic and point.cost_per_request.low == point.cost_per_request.high
+    lo, hi = band.cost_per_request.low, band.cost_per_request.high
+    assert lo <= point.cost_per_request.low * (1 + 1e-9) and point.cost_per_request.high <= hi * (1 + 1e-9)
+    assert hi > lo  # the estimate matters
+    assert band.p_violation_max == 0.0
+
+
+def test_unshielded_band_with_a_timer_beyond_max_wait_fails_safety() -> None:
+    """Mutant: a row whose timer ends after max_wait. Its raw table violates the timeout (Pmax > 0);
+    with the shield the violation is gone."""
+    config = CONFIG.replace(max_wait_ms=20.0)
+    tm = TickModel(config, RATE, tick_ms=5.0, queue_cap=8)
+
+    class Rows:
+        def __init__(self, longest_ms: float) -> None:
+            self.longest_ms = longest_ms
+
+        def decision_rows(self, lo: float, hi: float) -> list[DecisionRow]:
+            return [waiting_row(5.0, self.longest_ms), DISPATCH_ROW]
+
+    for longest, fails in ((15.0, False), (40.0, True)):
+        band = EstimateBand(1.0)
+        shielded, _ = band_choices(tm, Rows(longest), band)
+        raw, _ = band_choices(tm, Rows(longest), band, shield=False)
+        figures = check_choices(tm, shielded, "mutant", raw_choices=raw, overflow_s=0.2)
+        assert figures.p_violation_max == 0.0
+        assert (figures.p_violation_raw_max or 0.0) > 0.0 if fails else figures.p_violation_raw_max == 0.0
+
+
+# ------------------------------------------------------------------------------------------------
+# Timed automata (TChecker): the choice table
+# ------------------------------------------------------------------------------------------------
+
+
+def test_choice_table_of_rows() -> None:
+    table = from_decision_rows(
+        "t",
+        [waiting_row(4.2, 14.5), DISPATCH_ROW],
+        queue_cap=CAP,
+        unit_ms=1.0,
+        max_wait=100,
+        forced_model=0,
+        max_batch=64,
+    )
+    # q = 1: wait until 15 (rounded up), fire from 4 (rounded down), fallback from 4; dispatch now
+    assert table.allowed(1, 0) == {None, (0, 64)}
+    assert table.allowed(1, 14.9) == {None, (0, 64)}
+    assert table.allowed(1, 15) == {(0, 64)}
+    assert table.allowed(4, 0) == {(0, 64)}
+    assert table.longest_wait() == 15 and table.waits_forever() == []
+    shielded = table.shielded(10)
+    assert shielded.longest_wait() == 10 and shielded.allowed(1, 10) == {(0, 64)}
+    with pytest.raises(ValueError, match="no option"):
+        ChoiceTable("gap", ((Option(None, 0, 5, 5),),))
+
+
+def test_band_table_timeout_safety_is_the_longest_timer_and_needs_the_timer(checks: TAChecks) -> None:
+    table = from_decision_rows(
+        "band",
+        [waiting_row(5.0, 15.0), DISPATCH_ROW],
+        queue_cap=CAP,
+        unit_ms=1.0,
+        max_wait=100,
+        forced_model=0,
+        max_batch=64,
+    ).shielded(checks.max_wait)
+    model = checks.model(table, ArrivalCurve.unconstrained())
+    result = checks.timeout_safety("band", model)
+    assert result.holds and result.value == 15.0  # the adversary's longest timer, exactly
+    assert not checks.timeout_safety("band", with_mutation(model, "timer_removed")).holds
+
+
+def test_band_table_deadlock_and_leads_to_fail_on_mutants(checks: TAChecks) -> None:
+    s = checks.settings
+    table = from_decision_rows(
+        "band",
+        [waiting_row(5.0, 15.0), DISPATCH_ROW],
+        queue_cap=CAP,
+        unit_ms=1.0,
+        max_wait=100,
+        forced_model=0,
+        max_batch=64,
+    ).shielded(checks.max_wait)
+    finite = checks.model(table, s.curve(1, n_arrivals=3))
+    assert checks.deadlock_freedom("band", finite).holds
+    assert not checks.deadlock_freedom("band", with_mutation(finite, "lost_wakeup")).holds
+    live = checks.model(table, s.curve(1))
+    assert checks.leads_to("band", live).holds
+    assert not checks.leads_to("band", with_mutation(live, "timer_removed")).holds
+
+
+def test_proposed_band_in_the_timed_automata(checks: TAChecks, proposed: Proposed) -> None:
+    """The proposed scheduler's rows within x2 of the rate: the queue bound and latency under the
+    token bucket are at least those of its exact row (the band allows more behaviours)."""
+
+    def table(factor: float) -> ChoiceTable:
+        rows = rows_of(proposed, *EstimateBand(factor).around(RATE))
+        return from_decision_rows(
+            f"x{factor}",
+            rows,
+            queue_cap=CAP,
+            unit_ms=1.0,
+            max_wait=checks.max_wait,
+            forced_model=0,
+            max_batch=CONFIG.max_batch_size,
+        ).shielded(checks.max_wait)
+
+    curve = checks.settings.curve(1)
+    q1, l1 = checks.queue_and_latency("x1", checks.model(table(1.0), curve))
+    q2, l2 = checks.queue_and_latency("x2", checks.model(table(2.0), curve))
+    assert q1.holds and l1.holds and q2.holds and l2.holds
+    assert q2.value >= q1.value and l2.value >= l1.value
+
+
+# ------------------------------------------------------------------------------------------------
+# Real agents in the event simulator
+# ------------------------------------------------------------------------------------------------
+
+
+def test_real_agent_is_simulated_itself_and_deterministically(proposed: Proposed) -> None:
+    tm = TickModel(CONFIG.at_rate(RATE), RATE, tick_ms=2.0, queue_cap=32)
+    fixed = Proposed(CONFIG.at_rate(RATE), rate_estimation=False)
+    exact, _ = band_choices(tm, fixed, EstimateBand(1.0))
+    from formal.policies import TablePolicy
+
+    table = TablePolicy("exact", {(q, a): next(iter(c)) for (_, q, a), c in exact.items()}, 0)
+    runs = [
+        run_real_agent(
+            tm,
+            "proposed",
+            Proposed(CONFIG.at_rate(RATE)),
+            as_sim_policy(table, tm),
+            seeds=(0, 1),
+            horizon_s=10.0,
+            band_factors=(1.25, 2.0),
+        )
+        for _ in range(2)
+    ]
+    a, b = runs
+    assert a.agent_costs == b.agent_costs and a.table_costs == b.table_costs  # same seeds, same result
+    assert len(a.agent_costs) == 2 and all(math.isfinite(c) and c > 0 for c in a.agent_costs)
+    assert a.decisions > 0 and 0.0 <= a.in_band[1.25] <= a.in_band[2.0] <= 1.0
+    # its own running estimate was read, and it left the x1.25 band at some decisions (a frozen
+    # estimate at the true rate would stay inside)
+    assert a.in_band[1.25] < 1.0
