@@ -32,6 +32,8 @@ docs/results/verification.json and docs/results/verification_ta.json (written at
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import shlex
 import sys
 import time
@@ -202,6 +204,49 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+NUMERIC_FLAGS: tuple[tuple[str, float, float, bool], ...] = (
+    # flag, lowest, highest, lowest allowed (False: must be above it)
+    ("--rate", 0.0, 100_000.0, False),
+    ("--tick-ms", 1.0, 5.0, True),
+    ("--queue-cap", 1, 1024, True),
+    ("--overflow-s", 0.0, 3600.0, False),
+    ("--cpu-budget-s", 0.0, 86_400.0, True),
+    ("--agent-seeds", 0, 100, True),
+    ("--agent-horizon-s", 0.0, 100_000.0, False),
+    ("--ta-unit-ms", 0.1, 5.0, True),
+    ("--ta-queue-cap", 2, 64, True),
+    ("--ticks", 1, 1_000_000_000, True),
+    ("--sim-horizon-s", 0.0, 1_000_000.0, False),
+    ("--seed", 0, 2**32 - 1, True),
+)
+"""Every numeric flag with its allowed range, checked before anything runs or is written."""
+
+
+def check_numeric_flags(args: argparse.Namespace) -> None:
+    """ConfigError naming the first numeric flag outside its range (:data:`NUMERIC_FLAGS`)."""
+    from batchenv.config import ConfigError
+
+    for flag, low, high, closed in NUMERIC_FLAGS:
+        value = getattr(args, flag[2:].replace("-", "_"))
+        if value is None:
+            continue
+        above = value >= low if closed else value > low
+        if not (math.isfinite(value) and above and value <= high):
+            bracket = "[" if closed else "("
+            raise ConfigError(flag, f"must be in {bracket}{low:g}, {high:g}], got {value!r}")
+
+
+def check_agent_specs(specs: tuple[str, ...]) -> None:
+    """AgentSpecError for an unknown agent name or a checkpoint path that is not a file (no agent
+    is built here)."""
+    from agents.registry import AgentSpecError, parse_agent_spec
+
+    for text in specs:
+        spec = parse_agent_spec(text)
+        if spec.path is not None and not spec.path.is_file():
+            raise AgentSpecError(f"checkpoint {text!r} is not a file")
+
+
 def shipped_checkpoints(scenario: str) -> list[Path]:
     """The shipped checkpoints trained for ``scenario``: the ``<algo>_<scenario>.zip`` files
     listed in ``checkpoints/SHA256SUMS`` (never a glob: an unlisted file is not loaded)."""
@@ -318,22 +363,26 @@ def _run_uppaal(args: argparse.Namespace, config, settings, console) -> None:
         console.print(f"verifyta {_display(xml)} exited with {code}:\n{output}")
 
 
-def _replace_ta_section(path: Path, report, command: str, console) -> None:
-    """Put the timed-automata section of ``report`` at the end of the Markdown report ``path``
-    in place of the one there (the Storm part, from its own command, stays as it is)."""
-    from batchenv.fileio import write_atomic
-    from formal.ta.stage import SECTION_TITLE, markdown_section
+def _replace_ta_section(args: argparse.Namespace, report, command: str, console) -> None:
+    """Write the stage's JSON (``--ta-out``) and put its section at the end of the Markdown report
+    ``--out`` in place of the one there (the Storm part, from its own command, stays as it is)."""
+    from formal.ta.stage import SECTION_TITLE, markdown_section, to_json
 
+    path = args.out
     text = path.read_text() if path.is_file() else ""
     head = text.split(f"\n{SECTION_TITLE}\n", 1)[0].rstrip("\n")
-    write_atomic(path, (head + "\n\n" if head else "") + markdown_section(report, command))
-    console.print(f"wrote the timed-automata section of {_display(path)}")
+    write_together(
+        {
+            path: (head + "\n\n" if head else "") + markdown_section(report, command),
+            args.ta_out: _json_text(to_json(report, command)),
+        }
+    )
+    console.print(f"wrote {_display(args.ta_out)} and the timed-automata section of {_display(path)}")
 
 
 def _run_ta(args: argparse.Namespace, settings, console, command: str):
     """The timed-automata stage; None (with a message) when TChecker is not installed."""
-    from batchenv.fileio import write_json_atomic
-    from formal.ta.stage import default_schedulers, run_ta, to_json
+    from formal.ta.stage import default_schedulers, run_ta
     from formal.tchecker import TCheckerMissingError, find_tchecker
 
     try:
@@ -357,8 +406,7 @@ def _run_ta(args: argparse.Namespace, settings, console, command: str):
             style=style,
             soft_wrap=True,
         )
-    write_json_atomic(args.ta_out, to_json(report, command))
-    console.print(f"wrote {_display(args.ta_out)} (timed automata, {report.seconds:.1f} s)")
+    console.print(f"timed automata: {report.seconds:.1f} s")
     return report
 
 
@@ -399,6 +447,7 @@ def main(argv: list[str] | None = None) -> int:
     from agents.registry import AgentSpecError, split_specs
 
     try:
+        check_numeric_flags(args)
         config = _load_config(args)
         from formal.prism import check_costs_modelled
         from formal.verification import Settings, run_verification
@@ -407,6 +456,9 @@ def main(argv: list[str] | None = None) -> int:
         if agents == ("auto",):
             shipped = shipped_checkpoints(config.name)
             agents = (*split_specs(DEFAULT_AGENTS), *(_display(p) for p in shipped))
+        check_agent_specs(agents)
+        if args.band_scheduler:
+            check_agent_specs((args.band_scheduler,))
         execution, warnings = backend_spec_from_args(args)
         for warning in warnings:
             console.print(f"[yellow]warning:[/yellow] {warning}")
@@ -449,7 +501,7 @@ def main(argv: list[str] | None = None) -> int:
                 return 2
             ta_report = _run_ta(args, ta_settings, console, command)
             if ta_report is not None:
-                _replace_ta_section(args.out, ta_report, command, console)
+                _replace_ta_section(args, ta_report, command, console)
             return 0 if ta_report is not None and ta_report.ok else 1
         check_costs_modelled(tm)
     except (ConfigError, AgentSpecError, ExecutionUsageError) as exc:
@@ -465,17 +517,26 @@ def main(argv: list[str] | None = None) -> int:
     for note in report.notes:
         console.print(f"note: {note}")
     ta_report = None if args.no_ta else _run_ta(args, ta_settings, console, command)
-    from batchenv.fileio import write_atomic, write_json_atomic
-    from formal.ta.stage import markdown_section
+    from formal.ta.stage import markdown_section, to_json
 
+    if report.safety is None and not any(r.figures is not None for r in report.rows):
+        console.print(
+            f"[red]error:[/red] no check produced a result (see the notes above); {_display(args.out)} "
+            "and its JSON are left as they were"
+        )
+        return 1
     text = markdown(report, command)
     if ta_report is not None:
         text = text.rstrip("\n") + "\n\n" + markdown_section(ta_report, command)
-    write_atomic(args.out, text)
-    write_json_atomic(args.out.with_suffix(".json"), report_data(report, command))
+    outputs: dict[Path, str] = {
+        args.out: text,
+        args.out.with_suffix(".json"): _json_text(report_data(report, command)),
+    }
+    if ta_report is not None:
+        outputs[args.ta_out] = _json_text(to_json(ta_report, command))
+    write_together(outputs)
     console.print(
-        f"wrote {_display(args.out)} and {_display(args.out.with_suffix('.json'))} "
-        f"({time.perf_counter() - start:.1f} s)"
+        "wrote " + ", ".join(_display(p) for p in outputs) + f" ({time.perf_counter() - start:.1f} s)"
     )
     ok = (
         report.safety is not None
@@ -484,6 +545,29 @@ def main(argv: list[str] | None = None) -> int:
         and all(b.figures is not None for b in report.bands)
     )
     return 0 if ok and (ta_report is None or ta_report.ok) else 1
+
+
+def _json_text(data: object) -> str:
+    import json
+
+    return json.dumps(data, indent=2) + "\n"
+
+
+def write_together(outputs: dict[Path, str]) -> None:
+    """Write every file of ``outputs`` to a temporary name next to it, then rename them all: an
+    error or an interruption before the renames leaves every earlier file as it was."""
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for path, text in outputs.items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            staged.append((tmp, path))
+            tmp.write_text(text)
+        for tmp, path in staged:
+            os.replace(tmp, path)
+    finally:
+        for tmp, _ in staged:
+            tmp.unlink(missing_ok=True)
 
 
 if __name__ == "__main__":

@@ -69,3 +69,30 @@ def test_storm_optimum_matches_the_smdp_optimum() -> None:
     comparison = compare_with_smdp(tm, optimum.policy, smdp, visits, whole, any_batch)
     assert comparison.agreement >= 0.95
     assert comparison.storm_policy.split(";")[0] == comparison.smdp_policy.split(";")[0]
+
+
+def test_the_slo_penalty_is_refused_not_dropped() -> None:
+    """The model keeps one age, so it cannot count a batch's SLO misses: a scenario with
+    ``w_slo > 0`` is refused with the field's name. Without the penalty (w_slo = 0), Storm's greedy
+    agrees with the event simulator; with it, the simulator's cost is well above Storm's figure
+    (what a silent drop would have hidden)."""
+    import dataclasses
+
+    from batchenv.config import ConfigError
+    from batchenv.scenarios import load_scenario
+    from formal.prism import check_costs_modelled
+    from formal.verification import Settings
+
+    config = load_scenario("azure_trace_slo")
+    with_slo = Settings(config=config, tick_ms=2.0, queue_cap=32).tick_model()
+    with pytest.raises(ConfigError, match=r"reward\.w_slo"):
+        check_costs_modelled(with_slo)
+    plain = config.replace(reward=dataclasses.replace(config.reward, w_slo=0.0))
+    tm = Settings(config=plain, tick_ms=2.0, queue_cap=32).tick_model()
+    check_costs_modelled(tm)
+    policy = GreedyPolicy(0)
+    storm = check_policy(tm, policy)
+    sim = simulate_continuous(tm, policy, horizon_s=300.0, seed=5)
+    assert sim.cost_per_request == pytest.approx(storm.cost_per_request, rel=0.03)
+    penalised = simulate_continuous(with_slo, policy, horizon_s=300.0, seed=5)
+    assert penalised.cost_per_request > 1.2 * storm.cost_per_request

@@ -1,0 +1,99 @@
+"""verify.py's flags are checked before anything runs, and a run never leaves a half-written or
+all-error report in place of the committed one."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from apps import verify
+from formal import verification
+from formal.verification import Settings, VerificationReport
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--ticks", "0"], "--ticks: must be in [1, 1e+09], got 0"),
+        (["--overflow-s", "-1"], "--overflow-s: must be in (0, 3600], got -1.0"),
+        (["--sim-horizon-s", "0"], "--sim-horizon-s: must be in (0, 1e+06], got 0.0"),
+        (["--rate", "0"], "--rate: must be in (0, 100000]"),
+        (["--rate", "nan"], "--rate: must be in (0, 100000]"),
+        (["--rate", "inf"], "--rate: must be in (0, 100000]"),
+        (["--tick-ms", "0.5"], "--tick-ms: must be in [1, 5]"),
+        (["--queue-cap", "0"], "--queue-cap: must be in [1, 1024]"),
+        (["--cpu-budget-s", "-1"], "--cpu-budget-s: must be in [0, 86400]"),
+        (["--agent-seeds", "-1"], "--agent-seeds: must be in [0, 100]"),
+        (["--agent-horizon-s", "0"], "--agent-horizon-s: must be in (0, 100000]"),
+        (["--ta-unit-ms", "0"], "--ta-unit-ms: must be in [0.1, 5]"),
+        (["--ta-queue-cap", "1"], "--ta-queue-cap: must be in [2, 64]"),
+        (["--seed", "-1"], "--seed: must be in [0, 4.29497e+09]"),
+        (["--bands", "0.5"], "--bands: comma-separated numbers in [1, 100]"),
+        (["--bands", "x"], "--bands: comma-separated numbers in [1, 100]"),
+        (["--agents", "foo"], "unknown agent 'foo'"),
+        (["--band-scheduler", "foo"], "unknown agent 'foo'"),
+        (["--agents", "missing.zip"], "checkpoint 'missing.zip' is not a file"),
+    ],
+)
+def test_bad_flags_are_refused_up_front_and_nothing_is_written(
+    args: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    out = tmp_path / "v.md"
+    assert verify.main([*args, "--out", str(out), "--ta-out", str(tmp_path / "ta.json")]) == 2
+    printed = capsys.readouterr().out.replace("\n", " ")
+    assert message in printed, printed
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_bad_flag_is_one_line_and_exit_code_2(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, str(REPO / "verify.py"), "--ticks", "0", "--out", str(tmp_path / "v.md")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+        check=False,
+    )
+    assert result.returncode == 2
+    lines = [line for line in result.stdout.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: --ticks"), result.stdout
+    assert "Traceback" not in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_all_error_run_leaves_the_report_as_it_was(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "v.md"
+    out.write_text("committed\n")
+    out.with_suffix(".json").write_text("{}\n")
+
+    def failing(settings: Settings, progress: object = None) -> VerificationReport:
+        report = VerificationReport(settings, settings.tick_model())
+        report.notes.append("every check failed")
+        return report
+
+    monkeypatch.setattr(verification, "run_verification", failing)
+    code = verify.main(["--agents", "", "--no-ta", "--out", str(out), "--tick-ms", "5", "--queue-cap", "8"])
+    assert code == 1
+    assert "no check produced a result" in capsys.readouterr().out.replace("\n", " ")
+    assert out.read_text() == "committed\n" and out.with_suffix(".json").read_text() == "{}\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["v.json", "v.md"]  # no temporary left
+
+
+def test_outputs_are_renamed_together_or_not_at_all(tmp_path: Path) -> None:
+    first = tmp_path / "a.md"
+    first.write_text("old\n")
+    blocked = tmp_path / "file"
+    blocked.write_text("a file, not a folder\n")
+    with pytest.raises(OSError):
+        verify.write_together({first: "new\n", blocked / "b.json": "{}\n"})
+    assert first.read_text() == "old\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.md", "file"]
+    verify.write_together({first: "new\n", tmp_path / "b.json": "{}\n"})
+    assert first.read_text() == "new\n" and (tmp_path / "b.json").read_text() == "{}\n"
