@@ -99,8 +99,9 @@ def _parser() -> argparse.ArgumentParser:
         "--cpu-budget-s",
         type=float,
         default=60.0,
-        help="CPU seconds (not wall-clock) of one sound MDP long-run-average query before Storm's default "
-        "solver answers it (named in the results) (default: 60)",
+        help="CPU seconds (not wall-clock: the same on a loaded machine) of Storm's sound value iteration for "
+        "one MDP long-run average; beyond it a certified policy iteration answers (sound too; the solver is "
+        "named per row) (default: 60)",
     )
     band = parser.add_argument_group("the proposed scheduler under estimation error (Storm)")
     band.add_argument(
