@@ -29,13 +29,6 @@ CAP = 8
 RATE = 100.0
 
 
-def _tchecker() -> TChecker:
-    try:
-        return find_tchecker()
-    except TCheckerMissingError as exc:
-        pytest.skip(str(exc))
-
-
 @pytest.fixture(scope="module")
 def proposed() -> Proposed:
     return Proposed(CONFIG.at_rate(RATE))
@@ -43,7 +36,19 @@ def proposed() -> Proposed:
 
 @pytest.fixture(scope="module")
 def checks() -> TAChecks:
-    return TAChecks(_tchecker(), TASettings(CONFIG, queue_cap=CAP, bursts=(1,), timeout_s=120))
+    """TChecker's checks of the small system (skipped without TChecker)."""
+    try:
+        tck: TChecker = find_tchecker()
+    except TCheckerMissingError as exc:
+        pytest.skip(str(exc))
+    return TAChecks(tck, TASettings(CONFIG, queue_cap=CAP, bursts=(1,), timeout_s=120))
+
+
+def band_table(rows: list[DecisionRow], max_wait: int = 100) -> ChoiceTable:
+    """The choice table of ``rows`` at 1 ms, queue cap CAP."""
+    return from_decision_rows(
+        "band", rows, queue_cap=CAP, unit_ms=1.0, max_wait=max_wait, forced_model=0, max_batch=64
+    )
 
 
 def waiting_row(shortest_ms: float, longest_ms: float) -> DecisionRow:
@@ -136,15 +141,7 @@ def test_unshielded_band_with_a_timer_beyond_max_wait_fails_safety() -> None:
 
 
 def test_choice_table_of_rows() -> None:
-    table = from_decision_rows(
-        "t",
-        [waiting_row(4.2, 14.5), DISPATCH_ROW],
-        queue_cap=CAP,
-        unit_ms=1.0,
-        max_wait=100,
-        forced_model=0,
-        max_batch=64,
-    )
+    table = band_table([waiting_row(4.2, 14.5), DISPATCH_ROW])
     # q = 1: wait until 15 (rounded up), fire from 4 (rounded down), fallback from 4; dispatch now
     assert table.allowed(1, 0) == {None, (0, 64)}
     assert table.allowed(1, 14.9) == {None, (0, 64)}
@@ -158,15 +155,7 @@ def test_choice_table_of_rows() -> None:
 
 
 def test_band_table_timeout_safety_is_the_longest_timer_and_needs_the_timer(checks: TAChecks) -> None:
-    table = from_decision_rows(
-        "band",
-        [waiting_row(5.0, 15.0), DISPATCH_ROW],
-        queue_cap=CAP,
-        unit_ms=1.0,
-        max_wait=100,
-        forced_model=0,
-        max_batch=64,
-    ).shielded(checks.max_wait)
+    table = band_table([waiting_row(5.0, 15.0), DISPATCH_ROW]).shielded(checks.max_wait)
     model = checks.model(table, ArrivalCurve.unconstrained())
     result = checks.timeout_safety("band", model)
     assert result.holds and result.value == 15.0  # the adversary's longest timer, exactly
@@ -175,15 +164,7 @@ def test_band_table_timeout_safety_is_the_longest_timer_and_needs_the_timer(chec
 
 def test_band_table_deadlock_and_leads_to_fail_on_mutants(checks: TAChecks) -> None:
     s = checks.settings
-    table = from_decision_rows(
-        "band",
-        [waiting_row(5.0, 15.0), DISPATCH_ROW],
-        queue_cap=CAP,
-        unit_ms=1.0,
-        max_wait=100,
-        forced_model=0,
-        max_batch=64,
-    ).shielded(checks.max_wait)
+    table = band_table([waiting_row(5.0, 15.0), DISPATCH_ROW]).shielded(checks.max_wait)
     finite = checks.model(table, s.curve(1, n_arrivals=3))
     assert checks.deadlock_freedom("band", finite).holds
     assert not checks.deadlock_freedom("band", with_mutation(finite, "lost_wakeup")).holds
@@ -198,15 +179,7 @@ def test_proposed_band_in_the_timed_automata(checks: TAChecks, proposed: Propose
 
     def table(factor: float) -> ChoiceTable:
         rows = rows_of(proposed, *EstimateBand(factor).around(RATE))
-        return from_decision_rows(
-            f"x{factor}",
-            rows,
-            queue_cap=CAP,
-            unit_ms=1.0,
-            max_wait=checks.max_wait,
-            forced_model=0,
-            max_batch=CONFIG.max_batch_size,
-        ).shielded(checks.max_wait)
+        return band_table(rows, checks.max_wait).shielded(checks.max_wait)
 
     curve = checks.settings.curve(1)
     q1, l1 = checks.queue_and_latency("x1", checks.model(table(1.0), curve))

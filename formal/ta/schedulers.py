@@ -149,6 +149,20 @@ class DecisionTable:
         """Every age (time units) at which some row changes its decision."""
         return sorted({p.from_age for row in self.rows for p in row if p.from_age > 0})
 
+    def describe(self, unit_ms: float) -> str:
+        """Runs of queue lengths with the same decisions, e.g. ``q=1..7: wait, from 10 ms m0 b=q``
+        (model index m, batch b)."""
+
+        def text(q: int, row: tuple[Piece, ...]) -> str:
+            return ", ".join(
+                decision_text(q, p.decision)
+                if p.from_age == 0
+                else f"from {p.from_age * unit_ms:g} ms {decision_text(q, p.decision)}"
+                for p in row
+            )
+
+        return describe_runs([text(q, row) for q, row in enumerate(self.normalised().rows, start=1)])
+
 
 def _merge(pieces: Sequence[Piece]) -> tuple[Piece, ...]:
     out: list[Piece] = []
@@ -360,24 +374,31 @@ class ChoiceTable:
         def text(q: int, options: tuple[Option, ...]) -> str:
             parts = []
             for o in options:
-                if o.decision is None:
-                    fire = o.fires_at
-                    what = "wait" + (
-                        "" if fire is None else f" (fires {fire * unit_ms:g}-{(o.until or 0) * unit_ms:g} ms)"
-                    )
-                else:
-                    what = f"m{o.decision[0]} b={'q' if o.decision[1] == q else o.decision[1]}"
+                what = decision_text(q, o.decision)
+                if o.decision is None and o.fires_at is not None:
+                    what += f" (fires {o.fires_at * unit_ms:g}-{(o.until or 0) * unit_ms:g} ms)"
                 parts.append(what if o.from_age == 0 else f"from {o.from_age * unit_ms:g} ms {what}")
             return " | ".join(parts)
 
-        runs: list[tuple[int, int, str]] = []
-        for q, options in enumerate(self.normalised().rows, start=1):
-            t = text(q, options)
-            if runs and runs[-1][2] == t:
-                runs[-1] = (runs[-1][0], q, t)
-            else:
-                runs.append((q, q, t))
-        return "; ".join(f"q={a}" + (f"..{b}" if b > a else "") + f": {t}" for a, b, t in runs)
+        return describe_runs([text(q, r) for q, r in enumerate(self.normalised().rows, start=1)])
+
+
+def decision_text(q: int, decision: Decision) -> str:
+    """``wait`` or ``m<model> b=<batch>`` (``b=q``: the whole queue)."""
+    if decision is None:
+        return "wait"
+    return f"m{decision[0]} b={'q' if decision[1] == q else decision[1]}"
+
+
+def describe_runs(texts: Sequence[str]) -> str:
+    """``texts[q - 1]`` per queue length, runs of equal neighbours joined: ``q=1..7: ...; q=8: ...``."""
+    runs: list[tuple[int, int, str]] = []
+    for q, t in enumerate(texts, start=1):
+        if runs and runs[-1][2] == t:
+            runs[-1] = (runs[-1][0], q, t)
+        else:
+            runs.append((q, q, t))
+    return "; ".join(f"q={a}" + (f"..{b}" if b > a else "") + f": {t}" for a, b, t in runs)
 
 
 Table = DecisionTable | ChoiceTable

@@ -141,40 +141,10 @@ def run_ta(
     if progress:
         progress(f"{tck.describe()}: {len(kept)} scheduler(s), {len(PROPERTIES)} properties")
     report = TAReport(settings, tck.describe(), same_as=same)
-    report.tables = {
-        name: table.describe(settings.unit_ms)
-        if isinstance(table, ChoiceTable)
-        else _describe_table(table, settings.unit_ms)
-        for name, table in kept
-    }
+    report.tables = {name: table.describe(settings.unit_ms) for name, table in kept}
     report.results = TAChecks(tck, settings).run(kept)
     report.seconds = time.perf_counter() - start
     return report
-
-
-def _describe_table(table: DecisionTable, unit_ms: float) -> str:
-    """Runs of queue lengths with the same decisions, e.g. ``q=1..7: wait, from 10 ms m0 b=q``
-    (model index m, batch b)."""
-
-    def text(q: int, row: tuple) -> str:
-        pieces = []
-        for p in row:
-            what = (
-                "wait"
-                if p.decision is None
-                else f"m{p.decision[0]} b={'q' if p.decision[1] == q else p.decision[1]}"
-            )
-            pieces.append(what if p.from_age == 0 else f"from {p.from_age * unit_ms:g} ms {what}")
-        return ", ".join(pieces)
-
-    runs: list[tuple[int, int, str]] = []
-    for q, row in enumerate(table.normalised().rows, start=1):
-        t = text(q, row)
-        if runs and runs[-1][2] == t:
-            runs[-1] = (runs[-1][0], q, t)
-        else:
-            runs.append((q, q, t))
-    return "; ".join(f"q={a}" + (f"..{b}" if b > a else "") + f": {t}" for a, b, t in runs)
 
 
 def _value(r: PropertyResult) -> str:
