@@ -219,3 +219,21 @@ def test_real_agent_is_simulated_itself_and_deterministically(proposed: Proposed
     # its own running estimate was read, and it left the x1.25 band at some decisions (a frozen
     # estimate at the true rate would stay inside)
     assert a.in_band[1.25] < 1.0
+
+
+def test_a_policy_raw_table_that_waits_too_long_fails_the_safety_check() -> None:
+    """(c)'s raw-table check can fail: a table that never dispatches below 4 requests (a timer
+    removed) violates the timeout without the shield; greedy does not; with the shield neither."""
+    from formal.check import check_policy
+    from formal.policies import GreedyPolicy, TablePolicy
+
+    tm = TickModel(CONFIG.replace(max_wait_ms=20.0), RATE, tick_ms=5.0, queue_cap=8)
+    no_timer = TablePolicy(
+        "no timer",
+        {(q, a): (None if q < 4 else (0, 64)) for q in range(1, 9) for a in range(tm.max_age_ticks + 2)},
+    )
+    bad = check_policy(tm, no_timer, overflow_s=0.2)
+    good = check_policy(tm, GreedyPolicy(0), overflow_s=0.2)
+    assert bad.p_violation_raw is not None and bad.p_violation_raw > 0.5
+    assert good.p_violation_raw == 0.0
+    assert bad.p_violation == 0.0 and good.p_violation == 0.0
