@@ -99,9 +99,9 @@ def _parser() -> argparse.ArgumentParser:
         "--cpu-budget-s",
         type=float,
         default=60.0,
-        help="CPU seconds (not wall-clock: the same on a loaded machine) of Storm's sound value iteration for "
-        "one MDP long-run average; beyond it a certified policy iteration answers (sound too; the solver is "
-        "named per row) (default: 60)",
+        help="CPU seconds (not wall-clock: the same on a loaded machine) of Storm's sound value iteration "
+        "for one MDP long-run average; beyond it a certified policy iteration answers (sound too; the solver "
+        "is named per row) (default: 60)",
     )
     band = parser.add_argument_group("the proposed scheduler under estimation error (Storm)")
     band.add_argument(
@@ -526,7 +526,7 @@ def main(argv: list[str] | None = None) -> int:
             "and its JSON are left as they were"
         )
         return 1
-    text = markdown(report, command)
+    text = markdown(report, command, reduced_settings_note(args))
     if ta_report is not None:
         text = text.rstrip("\n") + "\n\n" + markdown_section(ta_report, command)
     outputs: dict[Path, str] = {
@@ -546,6 +546,37 @@ def main(argv: list[str] | None = None) -> int:
         and all(b.figures is not None for b in report.bands)
     )
     return 0 if ok and (ta_report is None or ta_report.ok) else 1
+
+
+SIZE_FLAGS = (
+    "--tick-ms",
+    "--queue-cap",
+    "--cpu-budget-s",
+    "--bands",
+    "--agent-seeds",
+    "--agent-horizon-s",
+    "--ta-bursts",
+    "--ta-queue-cap",
+    "--ticks",
+    "--sim-horizon-s",
+)
+"""Flags that size the run: a report made with other values than the defaults says so."""
+
+
+def reduced_settings_note(args: argparse.Namespace) -> str:
+    """A line for the report when a sizing flag differs from its default ("" otherwise)."""
+    defaults = _parser().parse_args([])
+    changed = [
+        f"{flag} {getattr(args, flag[2:].replace('-', '_'))}"
+        for flag in SIZE_FLAGS
+        if getattr(args, flag[2:].replace("-", "_")) != getattr(defaults, flag[2:].replace("-", "_"))
+    ]
+    if not changed:
+        return ""
+    return (
+        f"**Settings other than the defaults** ({', '.join(changed)}): the default run is "
+        "`python verify.py` (docs/formal.md gives its size and time)."
+    )
 
 
 def _json_text(data: object) -> str:

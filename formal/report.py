@@ -344,8 +344,9 @@ def _bound_text(tm: Any) -> str:
     )
 
 
-def markdown(report: VerificationReport, command: str) -> str:
-    """The Markdown report for ``docs/results/verification.md``."""
+def markdown(report: VerificationReport, command: str, preamble: str = "") -> str:
+    """The Markdown report for ``docs/results/verification.md``; ``preamble`` (e.g. that the run's
+    settings are reduced) is printed under the first paragraph."""
     tm = report.model
     st = report.settings
     lines = [
@@ -355,6 +356,7 @@ def markdown(report: VerificationReport, command: str) -> str:
         f"with {st.jobs} worker processes, {report.cpu_s:.1f} s CPU time in all). Semantics of the "
         "models: [docs/formal.md](../formal.md).",
         "",
+        *([preamble, ""] if preamble else []),
         f"Discrete-time model: {tm.describe()}; arrivals per tick Poisson "
         f"truncated with tail <= {tm.arrival_tail:g}; service ticks rounded at random to keep "
         "the mean exact. Latencies include the half-tick arrival offset.",
