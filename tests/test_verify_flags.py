@@ -97,3 +97,9 @@ def test_outputs_are_renamed_together_or_not_at_all(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.md", "file"]
     verify.write_together({first: "new\n", tmp_path / "b.json": "{}\n"})
     assert first.read_text() == "new\n" and (tmp_path / "b.json").read_text() == "{}\n"
+
+
+def test_a_report_with_other_sizes_than_the_defaults_says_so() -> None:
+    assert verify.reduced_settings_note(verify._parser().parse_args([])) == ""
+    note = verify.reduced_settings_note(verify._parser().parse_args(["--ticks", "1000", "--bands", "1"]))
+    assert "--ticks 1000" in note and "--bands 1" in note and "`python verify.py`" in note
