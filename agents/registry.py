@@ -9,6 +9,8 @@ A spec is one of
 - ``optimal``: the exact SMDP optimum of :mod:`agents.optimal` (one worker, Poisson arrivals);
 - ``proposed``: the project's own scheduler (:mod:`agents.proposed`);
 - ``robust``: the proposed scheduler made robust to bursts (:mod:`agents.robust`);
+- ``slo_target``: a table-based scheduler aiming at a latency target with the best quality it
+  can (:mod:`agents.slo_target`), e.g. ``slo_target(inner=optimal,target=p99<=100ms)``;
 - a checkpoint path ending in ``.zip``: a learned agent saved by ``train.py``
   (:mod:`agents.checkpoint`), run by :class:`~agents.checkpoint.RLScheduler`.
 
@@ -39,6 +41,7 @@ from agents.baselines import BASELINES
 from agents.optimal import OptimalScheduler
 from agents.proposed import Proposed
 from agents.robust import RobustProposed
+from agents.slo_target import SloTargeted
 from agents.tuned_params import TUNABLE, TUNED_DIR, load_tuned, tuned_path, tuning_target
 from batchenv.config import ConfigError, SystemConfig
 from batchenv.sim import Simulator, simulate
@@ -83,6 +86,7 @@ EXTERNAL: dict[str, tuple[type[Scheduler], str]] = {
     "optimal": (OptimalScheduler, "solved"),
     "proposed": (Proposed, "defaults"),
     "robust": (RobustProposed, "defaults"),
+    "slo_target": (SloTargeted, "defaults"),
 }
 """The agents besides the baselines, whose construction solves SMDPs (a plan builds them only
 when it runs them): name -> (class, the ``params_source`` of their default parameters)."""
