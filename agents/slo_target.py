@@ -176,7 +176,11 @@ class ScaledProposed(Proposed):
         self.scale_index = index
 
     def policy_rate_per_s(self, sim: Simulator) -> float:
-        rate = self.estimator.update(sim.now_s, sim.n_arrived) if self.rate_estimation else self.nominal_rate_per_s
+        rate = (
+            self.estimator.update(sim.now_s, sim.n_arrived)
+            if self.rate_estimation
+            else self.nominal_rate_per_s
+        )
         row = self._row_index(rate * self._rate_scale)
         return self.table.rates_per_s[row] / self._rate_scale
 
@@ -347,7 +351,11 @@ class SloTargeted(Scheduler):
             ("margin", margin, isinstance(margin, int | float) and 0 <= margin < 1),
             ("gain", gain, isinstance(gain, int | float) and gain >= 0),
             ("memory", memory, isinstance(memory, int | float) and memory > 0),
-            ("calibration_requests", calibration_requests, isinstance(calibration_requests, int) and calibration_requests >= 100),
+            (
+                "calibration_requests",
+                calibration_requests,
+                isinstance(calibration_requests, int) and calibration_requests >= 100,
+            ),
         ):
             if isinstance(value, bool) or not ok:
                 allowed = {
@@ -371,8 +379,12 @@ class SloTargeted(Scheduler):
         self._budget = 1.0 - self.target.quantile
         self._aim = (1.0 - self.margin) * self._budget
         self._step = self.gain / (self._budget * self.memory)
-        self._log_step = math.log(self.latency_scales[1] / self.latency_scales[0]) if len(self.latency_scales) > 1 else 1.0
-        self._system_key = repr(config.replace(name="-", horizon_s=1.0, arrivals=ArrivalConfig(), latency_target=None))
+        self._log_step = (
+            math.log(self.latency_scales[1] / self.latency_scales[0]) if len(self.latency_scales) > 1 else 1.0
+        )
+        self._system_key = repr(
+            config.replace(name="-", horizon_s=1.0, arrivals=ArrivalConfig(), latency_target=None)
+        )
         self._max_batch = config.max_batch_size
         self.reset_state()
 
@@ -455,8 +467,16 @@ class SloTargeted(Scheduler):
 
     # ------------------------------------------------------------------ reports
     def params(self) -> dict[str, Any]:
-        params: dict[str, Any] = {"inner": self.inner_spec, "target": self.target.describe(self.config.slo_ms)}
-        defaults = {"margin": 0.2, "gain": 1.0, "memory": 2000.0, "calibration_requests": CALIBRATION_REQUESTS}
+        params: dict[str, Any] = {
+            "inner": self.inner_spec,
+            "target": self.target.describe(self.config.slo_ms),
+        }
+        defaults = {
+            "margin": 0.2,
+            "gain": 1.0,
+            "memory": 2000.0,
+            "calibration_requests": CALIBRATION_REQUESTS,
+        }
         params.update({k: getattr(self, k) for k, v in defaults.items() if getattr(self, k) != v})
         if self._custom_scales:
             params["latency_scales"] = list(self.latency_scales)
@@ -468,13 +488,17 @@ class SloTargeted(Scheduler):
         mean_index = self._sum_index / self._decisions if self._decisions else float("nan")
         low = self.latency_scales[0]
         return {
-            "slo_mean_scale": low * math.exp(mean_index * self._log_step) if self._decisions else float("nan"),
+            "slo_mean_scale": low * math.exp(mean_index * self._log_step)
+            if self._decisions
+            else float("nan"),
             "slo_final_multiplier": self.multiplier,
             "slo_estimated_misses": float(self._estimated_misses),
         }
 
 
-def _resolve_target(config: SystemConfig, target: LatencyTarget | str | dict[str, Any] | None) -> LatencyTarget:
+def _resolve_target(
+    config: SystemConfig, target: LatencyTarget | str | dict[str, Any] | None
+) -> LatencyTarget:
     if target is None:
         if config.latency_target is None:
             raise ConfigError(

@@ -580,7 +580,9 @@ class LatencyTarget:
             if not 0 < percentile < 100:
                 raise ConfigError(f"{path}.percentile", f"must be in (0, 100), got {percentile!r}")
             if self.bound_ms is None:
-                raise ConfigError(f"{path}.bound_ms", "is required with percentile (a latency bound in ms > 0)")
+                raise ConfigError(
+                    f"{path}.bound_ms", "is required with percentile (a latency bound in ms > 0)"
+                )
         if self.attainment is not None:
             attainment = _number(f"{path}.attainment", self.attainment)
             if not 0 < attainment < 1:
@@ -621,6 +623,13 @@ class LatencyTarget:
         if self.percentile is not None:
             return f"p{self.percentile:g} <= {bound:g} ms"
         return f"{100 * self.quantile:g}% within {bound:g} ms"
+
+    def short(self, slo_ms: float) -> str:
+        """The short form :meth:`parse` reads: ``p99<=100ms``, ``95%<=250ms``."""
+        bound = self.bound_for(slo_ms)
+        if self.percentile is not None:
+            return f"p{self.percentile:g}<={bound:g}ms"
+        return f"{100 * self.quantile:g}%<={bound:g}ms"
 
     def slug(self, slo_ms: float) -> str:
         """A short name for files: ``p99-100ms``, ``att95-250ms``."""

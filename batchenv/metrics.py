@@ -193,14 +193,18 @@ def compute_metrics(sim: Simulator) -> EpisodeMetrics:
     )
 
 
-def latency_within(sim: Simulator, bounds_ms: Sequence[float], table: RequestTable | None = None) -> list[int]:
+def latency_within(
+    sim: Simulator, bounds_ms: Sequence[float], table: RequestTable | None = None
+) -> list[int]:
     """Per bound (ms): the served requests whose latency is at most the bound (the comparison of
     ``slo_attainment``). Needs ``record=True``."""
     table = table or request_table(sim)
     return [int(np.sum(~(table.arrival_s < table.completion_s - b / 1000.0))) for b in bounds_ms]
 
 
-def target_metrics(sim: Simulator, target: LatencyTarget, table: RequestTable | None = None) -> dict[str, float]:
+def target_metrics(
+    sim: Simulator, target: LatencyTarget, table: RequestTable | None = None
+) -> dict[str, float]:
     """``target_attainment`` (served within the bound / (served + dropped)) and
     ``target_latency_ms`` (the target's percentile of the served latencies, ms) of the episode
     (module docstring); NaN where nothing was judged. Needs ``record=True``."""
