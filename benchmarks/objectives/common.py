@@ -14,10 +14,11 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from batchenv.config import SystemConfig
+from batchenv.config import LatencyTarget, SystemConfig
 from batchenv.metrics import ScoreTerms
 from batchenv.scenarios import SUITE, eval_split_of, scenario_config, trace_scenarios, train_split_of
 from batchenv.seeds import TRAINING_SEEDS
@@ -32,9 +33,10 @@ __all__ = [
     "CACHE_DIR",
     "REPO",
     "AgentRun",
+    "Cell",
     "display_path",
     "pct",
-    "run_agents",
+    "run_cells",
     "suite_and_traces",
     "tuning_runs",
 ]
@@ -114,43 +116,62 @@ class AgentRun:
         return mean_ci95(values)
 
 
-def run_agents(
-    backend: Backend,
-    specs: Sequence[str],
-    scenario: str | SystemConfig,
-    seeds: Sequence[int],
-    horizon_s: float | None = None,
-    params: dict[str, dict[str, Any]] | None = None,
-    tuned: bool = True,
-) -> dict[str, AgentRun | str]:
-    """Per agent spec: its :class:`AgentRun` on ``scenario`` (episodes with score terms and the
-    within-bound counts), or the reason it does not apply.
+@dataclass(frozen=True)
+class Cell:
+    """One agent on one scenario over seeds, as a study asks for it.
 
-    :param params: per spec, constructor keywords that override its parameters (e.g. the
-        parameters a study tuned; then ``tuned`` files are not read for it).
+    :param key: the study's name for the cell (any hashable).
+    :param spec: the agent spec.
+    :param scenario: a scenario name or config.
+    :param seeds: evaluation seeds.
+    :param params: constructor keywords that override the spec's (e.g. parameters a study tuned;
+        tuned files are then not read).
+    :param latency_target: the latency target stated for the episodes.
+    :param horizon_s: None = the scenario's.
     """
-    params = params or {}
+
+    key: Any
+    spec: str
+    scenario: str | SystemConfig
+    seeds: tuple[int, ...]
+    params: dict[str, Any] | None = None
+    latency_target: LatencyTarget | None = None
+    horizon_s: float | None = None
+
+
+def run_cells(backend: Backend, cells: Sequence[Cell], console: Any = None) -> dict[Any, AgentRun | str]:
+    """Per cell key: its :class:`AgentRun` (episodes with score terms and the within-bound counts
+    of :data:`BOUNDS_MS`), or the reason the agent does not apply. Every episode of every cell is
+    one task on ``backend`` (results identical for any backend and number of jobs)."""
     tasks = [
-        EpisodeTask(
-            spec,
-            scenario,
-            seed,
-            horizon_s,
-            tuned=tuned and spec not in params,
-            params=params.get(spec),
-            record="requests",
-            terms=True,
-            bounds_ms=BOUNDS_MS,
+        (
+            cell.key,
+            EpisodeTask(
+                cell.spec,
+                cell.scenario,
+                seed,
+                cell.horizon_s,
+                tuned=cell.params is None,
+                params=cell.params,
+                record="requests",
+                latency_target=cell.latency_target,
+                terms=True,
+                bounds_ms=BOUNDS_MS,
+            ),
         )
-        for spec in specs
-        for seed in seeds
+        for cell in cells
+        for seed in cell.seeds
     ]
-    outcomes = run_tasks(backend, run_episode_task, [(task,) for task in tasks])
-    out: dict[str, AgentRun | str] = {}
-    for spec in specs:
-        results = [o.unwrap() for t, o in zip(tasks, outcomes, strict=True) if t.agent == spec]
+    outcomes = run_tasks(
+        backend, run_episode_task, [(task,) for _, task in tasks], description="episodes", console=console
+    )
+    grouped: dict[Any, list[EpisodeResult]] = {}
+    for (key, _), outcome in zip(tasks, outcomes, strict=True):
+        grouped.setdefault(key, []).append(outcome.unwrap())
+    out: dict[Any, AgentRun | str] = {}
+    for key, results in grouped.items():
         bad = [r for r in results if r.status != "ok"]
-        out[spec] = bad[0].reason if bad else AgentRun(results)
+        out[key] = bad[0].reason if bad else AgentRun(results)
     return out
 
 
