@@ -11,7 +11,7 @@ smallest s at which the target holds, so the best quality among those policies.
     scheduler = SloTargeted(config, inner="proposed", target="p99<=100ms")
     sim = simulate(config, scheduler, seed)          # evaluate.py: agent slo_target
 
-Two parts choose s (the grid :data:`DEFAULT_SCALES`, 0.1 to 10, 8 per decade):
+Two parts choose s (the grid :data:`DEFAULT_SCALES`, 0.1 to 100, 8 per decade):
 
 - **Offline, per rate** (:func:`calibrate_scale`): for each arrival rate the inner scheduler's
   policy is indexed by (a row of its rate grid), the first time it is visited, simulate Poisson
@@ -27,7 +27,11 @@ Two parts choose s (the grid :data:`DEFAULT_SCALES`, 0.1 to 10, 8 per decade):
   batch of b. The scale used is the grid scale nearest to ``s*(rate) * m``. This is a dual
   ascent step on a Lagrange multiplier of the miss rate: m rises while the tail misses more
   than the budget, falls while it misses less, and so corrects what the Poisson calibration gets
-  wrong on bursty or traced arrivals. m is clipped to the grid (no integration beyond its ends).
+  wrong on bursty or traced arrivals. log m is clipped to plus or minus the grid's span, so it
+  never winds up beyond what the grid can express. It integrates the misses at every rate, also
+  where the rate's own scale is already at an end of the grid: misses in a burst, served by the
+  most latency-averse tables, are what must make the tables of the calmer rates before it more
+  cautious.
 
 The interface a wrapped scheduler needs (:class:`LatencyScaled`; implemented here for the
 proposed scheduler by :class:`ScaledProposed` and for the optimum by :class:`ScaledOptimal`):
@@ -77,8 +81,9 @@ __all__ = [
     "scale_grid",
 ]
 
-DEFAULT_SCALES: tuple[float, ...] = tuple(10.0 ** (k / 8) for k in range(-8, 9))
-"""Multipliers of ``reward.w_latency_per_s`` with a policy: 0.1 to 10, 8 per decade (17)."""
+DEFAULT_SCALES: tuple[float, ...] = tuple(10.0 ** (k / 8) for k in range(-8, 17))
+"""Multipliers of ``reward.w_latency_per_s`` with a policy: 0.1 to 100, 8 per decade (25). At
+the top the tables send even single requests to the fastest model, whatever the rate."""
 
 CALIBRATION_REQUESTS = 20_000
 """Requests of the Poisson episode that calibrates one (rate, scale)."""
@@ -379,6 +384,7 @@ class SloTargeted(Scheduler):
         self._budget = 1.0 - self.target.quantile
         self._aim = (1.0 - self.margin) * self._budget
         self._step = self.gain / (self._budget * self.memory)
+        self._span = math.log(self.latency_scales[-1] / self.latency_scales[0])
         self._log_step = (
             math.log(self.latency_scales[1] / self.latency_scales[0]) if len(self.latency_scales) > 1 else 1.0
         )
@@ -432,11 +438,9 @@ class SloTargeted(Scheduler):
         self._dropped = dropped
         if self.gain > 0.0 and count:
             change = self._step * (misses - self._aim * count)
-            at_top = base + offset >= last and change > 0.0
-            at_bottom = base + offset <= 0 and change < 0.0
-            if not (at_top or at_bottom):  # no integration beyond the grid (anti-windup)
-                self.log_multiplier += change
-                self.multiplier = math.exp(self.log_multiplier)
+            log_m = self.log_multiplier + change
+            self.log_multiplier = min(max(log_m, -self._span), self._span)  # no windup beyond the grid
+            self.multiplier = math.exp(self.log_multiplier)
         return decision
 
     def _offline_index(self, rate_per_s: float) -> int:

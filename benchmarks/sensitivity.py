@@ -65,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=",".join(sorted(str(p.relative_to(REPO)) for p in (REPO / "checkpoints").glob("*.zip"))),
         help="comma-separated checkpoints of learned agents (default: checkpoints/*.zip)",
     )
+    parser.add_argument(
+        "--scenarios", default="suite", help="comma-separated scenario names; 'suite' = the scenario suite"
+    )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="the Markdown file (JSON next to it)")
     add_execution_arguments(parser)
     return parser
@@ -82,20 +85,29 @@ def conclusions(data: dict[str, Any], rl_agents: Sequence[str]) -> dict[str, dic
     """Per setting, the figures and verdicts of C1-C6 (module docstring)."""
     out: dict[str, dict[str, Any]] = {}
     scenarios = data["scenarios"]
+    poisson = [n for n in POISSON_ONE_WORKER if n in scenarios]
+    changing = [n for n in NON_POISSON if n in scenarios]
+    randomised = [n for n in (RANDOMISED,) if n in scenarios]
     for setting in (s.label for s in SETTINGS):
 
         def gap(name: str, agent: str, setting: str = setting) -> list[float]:
             return scenarios[name][setting]["agents"].get(agent, {}).get("gap", [math.nan, math.nan])
 
-        c1 = max(gap(n, "proposed")[0] for n in POISSON_ONE_WORKER)
-        c2 = [_significance(gap(n, "proposed")) for n in NON_POISSON]
-        c2_best = min(gap(n, "proposed")[0] for n in NON_POISSON)
-        c3 = [_significance(scenarios[n][setting]["proposed_vs_util_switch"]) for n in NON_POISSON]
-        rl = {agent: max(gap(n, agent)[0] for n in [*POISSON_ONE_WORKER, RANDOMISED]) for agent in rl_agents}
-        c5 = {agent: gap(RANDOMISED, agent)[0] - gap(RANDOMISED, "proposed")[0] for agent in rl_agents}
+        c1 = max((gap(n, "proposed")[0] for n in poisson), default=math.nan)
+        c2 = [_significance(gap(n, "proposed")) for n in changing]
+        c2_best = min((gap(n, "proposed")[0] for n in changing), default=math.nan)
+        c3 = [_significance(scenarios[n][setting]["proposed_vs_util_switch"]) for n in changing]
+        rl = {
+            agent: max((gap(n, agent)[0] for n in [*poisson, *randomised]), default=math.nan)
+            for agent in rl_agents
+        }
+        c5 = {
+            agent: (gap(RANDOMISED, agent)[0] - gap(RANDOMISED, "proposed")[0]) if randomised else math.nan
+            for agent in rl_agents
+        }
         tails = [
             n
-            for n in [*POISSON_ONE_WORKER, *NON_POISSON]
+            for n in [*poisson, *changing]
             if scenarios[n][setting]["agents"]["proposed"]["p99_ms"]
             > scenarios[n][setting]["agents"]["timeout"]["p99_ms"]
         ]
@@ -249,10 +261,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(str(exc))
     for warning in warnings:
         print(f"warning: {warning}")
+    names = (
+        list(SUITE)
+        if args.scenarios == "suite"
+        else [s.strip() for s in args.scenarios.split(",") if s.strip()]
+    )
+    unknown = [n for n in names if n not in SUITE]
+    if unknown:
+        parser.error(f"--scenarios: {unknown[0]!r} is not a scenario of the suite {list(SUITE)}")
     seeds = list(range(args.n_seeds))
     start = time.perf_counter()
     with spec.create() as backend:
-        data = run_study(list(SUITE), SETTINGS, seeds, checkpoints, backend)
+        data = run_study(names, SETTINGS, seeds, checkpoints, backend)
     rl = [c.stem for c in checkpoints]
     data["command"] = f"{PROG} {shlex.join(argv)}".strip()
     data["settings"] = {
