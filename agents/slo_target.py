@@ -61,8 +61,8 @@ from typing import Any, Protocol, runtime_checkable
 from agents.base import Scheduler
 from agents.optimal import OptimalScheduler
 from agents.policy_table import build_policy_table
-from agents.smdp import solve_optimal
 from agents.proposed import Proposed, _arrival_spacing_s, _misses
+from agents.smdp import solve_optimal
 from batchenv.config import ArrivalConfig, ConfigError, LatencyTarget, SystemConfig
 from batchenv.metrics import latency_within
 from batchenv.seeds import CALIBRATION_SEED
@@ -115,17 +115,23 @@ class LatencyScaled(Protocol):
 
     latency_scales: tuple[float, ...]
 
-    def use_latency_scale(self, index: int) -> None: ...
+    def use_latency_scale(self, index: int) -> None:
+        """Follow the policy of ``latency_scales[index]`` from now on."""
 
-    def policy_rate_per_s(self, sim: Simulator) -> float: ...
+    def policy_rate_per_s(self, sim: Simulator) -> float:
+        """The rate (requests/s) whose policy row is used at this epoch."""
 
-    def fixed_rate_policy(self, rate_per_s: float, index: int) -> Scheduler: ...
+    def fixed_rate_policy(self, rate_per_s: float, index: int) -> Scheduler:
+        """A scheduler playing the policy of ``rate_per_s`` at scale ``index``."""
 
-    def reset(self, sim: Simulator) -> None: ...
+    def reset(self, sim: Simulator) -> None:
+        """Start an episode."""
 
-    def decide(self, sim: Simulator) -> Decision: ...
+    def decide(self, sim: Simulator) -> Decision:
+        """The decision at this epoch."""
 
-    def params(self) -> dict[str, Any]: ...
+    def params(self) -> dict[str, Any]:
+        """The scheduler's parameters."""
 
 
 def _check_scales(scales: Sequence[float]) -> tuple[float, ...]:
@@ -177,10 +183,12 @@ class ScaledProposed(Proposed):
         return rows
 
     def use_latency_scale(self, index: int) -> None:
+        """Follow the table of ``latency_scales[index]`` (solved the first time)."""
         self._rows = self._rows_at(index)
         self.scale_index = index
 
     def policy_rate_per_s(self, sim: Simulator) -> float:
+        """The grid rate (requests/s) of the row used now; updates the rate estimate."""
         rate = (
             self.estimator.update(sim.now_s, sim.n_arrived)
             if self.rate_estimation
@@ -190,6 +198,7 @@ class ScaledProposed(Proposed):
         return self.table.rates_per_s[row] / self._rate_scale
 
     def fixed_rate_policy(self, rate_per_s: float, index: int) -> Scheduler:
+        """The proposed scheduler at a fixed rate (no estimation) and the scale ``index``."""
         kwargs = {**self._kwargs, "rate_estimation": False, "nominal_rate_per_s": rate_per_s}
         policy = ScaledProposed(self.config, self.latency_scales, **kwargs)
         policy._scaled_rows = self._scaled_rows  # shared: each scale's table is solved once
@@ -219,11 +228,13 @@ class ScaledOptimal(OptimalScheduler):
         self._tables[self._loaded] = (self._table, self._shield, self._cap)
 
     def reset(self, sim: Simulator) -> None:
+        """Start an episode at the scale 1."""
         super().reset(sim)  # the episode's rate at the scale 1 (solved if new)
         self._loaded = None
         self.use_latency_scale(self._base)
 
     def use_latency_scale(self, index: int) -> None:
+        """Follow the optimum at ``latency_scales[index]`` (solved for the rate when first used)."""
         key = (self.solution.rate_per_s, index)
         self.scale_index = index
         if key == self._loaded:
@@ -238,9 +249,11 @@ class ScaledOptimal(OptimalScheduler):
         self._loaded = key
 
     def policy_rate_per_s(self, sim: Simulator) -> float:
+        """The episode's rate (requests/s): the optimum knows it."""
         return self.solution.rate_per_s
 
     def fixed_rate_policy(self, rate_per_s: float, index: int) -> Scheduler:
+        """The optimum at ``rate_per_s`` and the scale ``index``."""
         config = latency_scaled_config(self.config, self.latency_scales[index])
         return OptimalScheduler(config, rate_per_s, **self._kwargs)
 
@@ -407,10 +420,14 @@ class SloTargeted(Scheduler):
 
     # ------------------------------------------------------------------ episode
     def reset(self, sim: Simulator) -> None:
+        """Start an episode: the online part forgotten, the inner scheduler reset."""
         self.reset_state()
         self.inner.reset(sim)
 
     def decide(self, sim: Simulator) -> Decision:
+        """Choose the scale (offline index times the online multiplier), let the inner scheduler
+        decide, and update the multiplier from the decision's estimated misses. O(1) once the
+        rate's scale is calibrated."""
         rate = self.inner.policy_rate_per_s(sim)
         base = self._offline_index(rate)
         last = len(self.latency_scales) - 1
@@ -471,6 +488,7 @@ class SloTargeted(Scheduler):
 
     # ------------------------------------------------------------------ reports
     def params(self) -> dict[str, Any]:
+        """The inner spec, the target and the parameters that differ from their defaults."""
         params: dict[str, Any] = {
             "inner": self.inner_spec,
             "target": self.target.describe(self.config.slo_ms),
@@ -522,7 +540,7 @@ def _resolve_target(
 
 def _parse_inner(spec: str) -> tuple[str, dict[str, Any]]:
     """``"proposed(rate_estimation=false)"`` -> ("proposed", {"rate_estimation": False})."""
-    from agents.registry import AgentSpecError, parse_agent_spec  # registry imports this module lazily
+    from agents.registry import AgentSpecError, parse_agent_spec  # the registry imports this module
 
     try:
         parsed = parse_agent_spec(spec)

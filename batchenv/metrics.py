@@ -271,10 +271,12 @@ class ScoreTerms:
         return sum(n * q for n, q in zip(self.served_per_model, qualities, strict=True)) / served
 
     def to_dict(self) -> dict[str, Any]:
+        """The terms as plain JSON values."""
         return {**asdict(self), "served_per_model": list(self.served_per_model)}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ScoreTerms:
+        """The terms of :meth:`to_dict`'s output."""
         return cls(
             n_arrived=int(data["n_arrived"]),
             n_dropped=int(data["n_dropped"]),

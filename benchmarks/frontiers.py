@@ -15,7 +15,7 @@ Writes ``docs/results/frontiers.md``, ``.json`` next to it and one figure per sc
 from __future__ import annotations
 
 import argparse
-import json
+import math
 import shlex
 import sys
 import time
@@ -26,12 +26,17 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from batchenv.fileio import json_safe, write_atomic  # noqa: E402
+from batchenv.config import ConfigError  # noqa: E402
 from batchenv.scenarios import SUITE, scenario_config  # noqa: E402
-from benchmarks.objectives.common import display_path  # noqa: E402
+from benchmarks.objectives.common import (  # noqa: E402
+    add_study_arguments,
+    check_study_arguments,
+    display_path,
+    scope_note,
+    write_results,
+)
 from benchmarks.objectives.frontier import DEFAULT_WEIGHTS, LATENCIES, run_study  # noqa: E402
 from evaluation.plots import save_png  # noqa: E402
-from execution.cli import ExecutionUsageError, add_execution_arguments, backend_spec_from_args  # noqa: E402
 
 DEFAULT_OUT = REPO / "docs" / "results" / "frontiers.md"
 PROG = "python benchmarks/frontiers.py"
@@ -49,14 +54,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--scenarios", default="suite", help="comma-separated scenario names; 'suite' = the scenario suite"
     )
-    parser.add_argument("--n-seeds", type=int, default=5, help="evaluation seeds 0..N-1 (default 5)")
     parser.add_argument(
         "--checkpoints",
         default=",".join(sorted(str(p.relative_to(REPO)) for p in (REPO / "checkpoints").glob("*.zip"))),
         help="comma-separated checkpoints of learned agents (default: checkpoints/*.zip)",
     )
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="the Markdown file (JSON next to it)")
-    add_execution_arguments(parser)
+    parser.add_argument(
+        "--weights",
+        default=",".join(f"{w:.6g}" for w in DEFAULT_WEIGHTS),
+        help="comma-separated latency weights (per second) of the optimum's and the proposed "
+        "scheduler's sweeps (default: 0.1 to 10, four per decade)",
+    )
+    add_study_arguments(parser, DEFAULT_OUT, n_seeds=5)
     return parser
 
 
@@ -125,7 +134,14 @@ def to_markdown(data: dict[str, Any], figure_dir: str) -> str:
         "",
         f"```\n{data['command']}\n```",
         "",
-        f"Evaluation seeds {settings['seeds'][0]}-{settings['seeds'][-1]}, each scenario's horizon, "
+        data["shortened"],
+        f"Evaluation seeds {settings['seeds'][0]}-{settings['seeds'][-1]}, "
+        + (
+            "each scenario's horizon"
+            if settings["horizon_s"] is None
+            else f"horizon {settings['horizon_s']:g} s"
+        )
+        + ", "
         "common random numbers. Each point is an agent's mean over the seeds of the mean quality of the "
         "served requests and of the episode's mean or p99 latency. Families: the timeout baseline over "
         f"its whole tuning grid ({settings['timeout_candidates']} candidates), the optimum (one "
@@ -187,31 +203,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name in names:
         try:
             scenario_config(name)
-        except Exception as exc:
+        except ConfigError as exc:
             parser.error(f"--scenarios: {exc}")
     checkpoints = [REPO / c.strip() for c in args.checkpoints.split(",") if c.strip()]
     missing = [c for c in checkpoints if not c.is_file()]
     if missing:
         parser.error(f"--checkpoints: {missing[0]} does not exist")
-    if args.n_seeds < 2:
-        parser.error("--n-seeds must be >= 2")
-    if args.out.is_dir() or not args.out.parent.is_dir():
-        parser.error(f"--out: {args.out} must be a file name in an existing folder")
     try:
-        spec, warnings = backend_spec_from_args(args)
-    except ExecutionUsageError as exc:
-        parser.error(str(exc))
-    for warning in warnings:
-        print(f"warning: {warning}")
-    seeds = list(range(args.n_seeds))
+        weights = sorted({float(w) for w in args.weights.split(",") if w.strip()})
+    except ValueError:
+        parser.error(f"--weights: comma-separated numbers > 0 (per second), got {args.weights!r}")
+    if not weights or not all(math.isfinite(w) and 0 < w <= 1000 for w in weights):
+        parser.error(f"--weights: comma-separated numbers in (0, 1000] (per second), got {args.weights!r}")
+    study = check_study_arguments(parser, args)
+    shortened = []
+    if args.scenarios != "suite":
+        shortened.append(f"the scenarios {', '.join(names)} instead of the suite")
+    if args.n_seeds < 5:
+        shortened.append(f"{args.n_seeds} evaluation seeds instead of 5")
+    if args.horizon_s is not None:
+        shortened.append(f"every episode {args.horizon_s:g} s long instead of each scenario's horizon")
+    if len(weights) < len(DEFAULT_WEIGHTS):
+        shortened.append(f"{len(weights)} latency weights instead of {len(DEFAULT_WEIGHTS)}")
     start = time.perf_counter()
-    with spec.create() as backend:
-        data = run_study(names, seeds, DEFAULT_WEIGHTS, checkpoints, backend)
+    with study.backend.create() as backend:
+        data = run_study(names, study.seeds, weights, checkpoints, backend, study.horizon_s)
     first = next(iter(data["scenarios"].values()))
     data["command"] = f"{PROG} {shlex.join(argv)}".strip()
+    data["shortened"] = scope_note(PROG, argv, shortened)
     data["settings"] = {
-        "seeds": seeds,
-        "weights": list(DEFAULT_WEIGHTS),
+        "seeds": study.seeds,
+        "horizon_s": study.horizon_s,
+        "weights": weights,
         "timeout_candidates": first["families"]["timeout"]["points"],
         "checkpoints": [display_path(c) for c in checkpoints],
         "elapsed_s": round(time.perf_counter() - start, 1),
@@ -221,10 +244,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     figures.mkdir(exist_ok=True)
     for name, entry in data["scenarios"].items():
         draw(name, entry, figures / f"{name}.png")
-    write_atomic(args.out, to_markdown(data, figures.name))
-    write_atomic(args.out.with_suffix(".json"), json.dumps(json_safe(data), indent=1) + "\n")
-    json_path = display_path(args.out.with_suffix(".json"))
-    print(f"wrote {display_path(args.out)}, {json_path} and {display_path(figures)}/")
+    write_results(args.out, to_markdown(data, figures.name), data)
+    print(f"figures in {display_path(figures)}/")
     return 0
 
 

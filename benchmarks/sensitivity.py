@@ -28,7 +28,6 @@ Writes ``docs/results/sensitivity.md`` and ``.json`` next to it, and prints wher
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import shlex
 import sys
@@ -40,11 +39,9 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from batchenv.fileio import json_safe, write_atomic  # noqa: E402
 from batchenv.scenarios import SUITE  # noqa: E402
-from benchmarks.objectives.common import display_path  # noqa: E402
+from benchmarks.objectives.common import add_study_arguments, check_study_arguments, scope_note, write_results  # noqa: E402
 from benchmarks.objectives.sensitivity import NON_POISSON, POISSON_ONE_WORKER, SETTINGS, run_study  # noqa: E402
-from execution.cli import ExecutionUsageError, add_execution_arguments, backend_spec_from_args  # noqa: E402
 
 DEFAULT_OUT = REPO / "docs" / "results" / "sensitivity.md"
 PROG = "python benchmarks/sensitivity.py"
@@ -58,9 +55,6 @@ RL_NEAR_OPTIMUM = 0.02
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--n-seeds", type=int, default=10, help="evaluation seeds 0..N-1 (default 10, as the suite)"
-    )
-    parser.add_argument(
         "--checkpoints",
         default=",".join(sorted(str(p.relative_to(REPO)) for p in (REPO / "checkpoints").glob("*.zip"))),
         help="comma-separated checkpoints of learned agents (default: checkpoints/*.zip)",
@@ -68,8 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--scenarios", default="suite", help="comma-separated scenario names; 'suite' = the scenario suite"
     )
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="the Markdown file (JSON next to it)")
-    add_execution_arguments(parser)
+    add_study_arguments(parser, DEFAULT_OUT, n_seeds=10)
     return parser
 
 
@@ -128,10 +121,21 @@ def conclusions(data: dict[str, Any], rl_agents: Sequence[str]) -> dict[str, dic
                 "holds": c3.count(1) == 0,
             },
             "C4": {"max_gap": rl, "holds": all(v <= RL_NEAR_OPTIMUM for v in rl.values())},
-            "C5": {"gap_over_proposed": c5, "holds": all(v > 0 for v in c5.values())},
-            "C6": {"p99_higher_than_timeout": len(tails), "scenarios": tails},
+            "C5": {
+                "gap_over_proposed": c5,
+                "holds": all(v > 0 for v in c5.values()) if randomised else None,
+            },
+            "C6": {
+                "p99_higher_than_timeout": len(tails),
+                "of": len(poisson) + len(changing),
+                "scenarios": tails,
+            },
         }
     return out
+
+
+def _verdict(holds: bool | None) -> str:
+    return "n/a" if holds is None else ("holds" if holds else "**fails**")
 
 
 def _pct(value: float) -> str:
@@ -149,8 +153,15 @@ def to_markdown(data: dict[str, Any]) -> str:
         "",
         f"```\n{data['command']}\n```",
         "",
+        data["shortened"],
         f"The suite's scenarios, evaluation seeds {data['settings']['seeds'][0]}-"
-        f"{data['settings']['seeds'][-1]}, each scenario's horizon, common random numbers. Every "
+        f"{data['settings']['seeds'][-1]}, "
+        + (
+            "each scenario's horizon"
+            if data["settings"]["horizon_s"] is None
+            else f"horizon {data['settings']['horizon_s']:g} s (retuning included)"
+        )
+        + ", common random numbers. Every "
         "number of the project's other results prices one second of latency like one unit of "
         "quality (w = 1 per second) with qualities 1.00/0.97/0.92; here the score is "
         "`quality(m) - w * latency` under the settings in the columns. Under each setting timeout "
@@ -203,14 +214,14 @@ def to_markdown(data: dict[str, Any]) -> str:
     row(
         "C5 learned agents above the proposed scheduler on randomised rates (gap difference)",
         lambda v: (
-            f"{'holds' if v['C5']['holds'] else '**fails**'} ("
+            f"{_verdict(v['C5']['holds'])} ("
             + ", ".join(_pct(v["C5"]["gap_over_proposed"][a]) for a in rl)
             + ")"
         ),
     )
     row(
-        "C6 scenarios where the proposed p99 is above the timeout's (of 15)",
-        lambda v: str(v["C6"]["p99_higher_than_timeout"]),
+        "C6 scenarios where the proposed p99 is above the timeout's",
+        lambda v: f"{v['C6']['p99_higher_than_timeout']} of {v['C6']['of']}",
     )
     lines += ["", "## Gaps per scenario", ""]
     agents = ["timeout", "util_switch", "proposed", *rl]
@@ -251,16 +262,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     missing = [c for c in checkpoints if not c.is_file()]
     if missing:
         parser.error(f"--checkpoints: {missing[0]} does not exist")
-    if args.n_seeds < 2:
-        parser.error("--n-seeds must be >= 2")
-    if args.out.is_dir() or not args.out.parent.is_dir():
-        parser.error(f"--out: {args.out} must be a file name in an existing folder")
-    try:
-        spec, warnings = backend_spec_from_args(args)
-    except ExecutionUsageError as exc:
-        parser.error(str(exc))
-    for warning in warnings:
-        print(f"warning: {warning}")
     names = (
         list(SUITE)
         if args.scenarios == "suite"
@@ -269,14 +270,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     unknown = [n for n in names if n not in SUITE]
     if unknown:
         parser.error(f"--scenarios: {unknown[0]!r} is not a scenario of the suite {list(SUITE)}")
-    seeds = list(range(args.n_seeds))
+    study = check_study_arguments(parser, args)
+    shortened = []
+    if args.scenarios != "suite":
+        shortened.append(f"the scenarios {', '.join(names)} instead of the suite")
+    if args.n_seeds < 10:
+        shortened.append(f"{args.n_seeds} evaluation seeds instead of 10")
+    if args.horizon_s is not None:
+        shortened.append(f"every episode {args.horizon_s:g} s long instead of each scenario's horizon")
     start = time.perf_counter()
-    with spec.create() as backend:
-        data = run_study(names, SETTINGS, seeds, checkpoints, backend)
+    with study.backend.create() as backend:
+        data = run_study(names, SETTINGS, study.seeds, checkpoints, backend, study.horizon_s)
     rl = [c.stem for c in checkpoints]
     data["command"] = f"{PROG} {shlex.join(argv)}".strip()
+    data["shortened"] = scope_note(PROG, argv, shortened)
     data["settings"] = {
-        "seeds": seeds,
+        "seeds": study.seeds,
+        "horizon_s": study.horizon_s,
         "settings": [
             {"label": s.label, "w_latency_per_s": s.w_latency_per_s, "qualities": s.qualities}
             for s in SETTINGS
@@ -285,9 +295,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "elapsed_s": round(time.perf_counter() - start, 1),
     }
     data["conclusions"] = conclusions(data, rl)
-    write_atomic(args.out, to_markdown(data))
-    write_atomic(args.out.with_suffix(".json"), json.dumps(json_safe(data), indent=1) + "\n")
-    print(f"wrote {display_path(args.out)} and {display_path(args.out.with_suffix('.json'))}")
+    write_results(args.out, to_markdown(data), data)
     return 0
 
 

@@ -17,7 +17,6 @@ Writes ``docs/results/slo_targets.md`` and ``.json`` next to it, and prints wher
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import sys
 import time
@@ -29,7 +28,6 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from batchenv.config import ConfigError, LatencyTarget  # noqa: E402
-from batchenv.fileio import json_safe, write_atomic  # noqa: E402
 from batchenv.scenarios import (  # noqa: E402
     SUITE,
     eval_split_of,
@@ -38,9 +36,13 @@ from batchenv.scenarios import (  # noqa: E402
     train_split_of,
 )
 from batchenv.seeds import TRAINING_SEEDS  # noqa: E402
-from benchmarks.objectives.common import display_path  # noqa: E402
+from benchmarks.objectives.common import (  # noqa: E402
+    add_study_arguments,
+    check_study_arguments,
+    scope_note,
+    write_results,
+)
 from benchmarks.objectives.slo import AGENTS, DEFAULT_TARGETS, LABELS, MARGIN, run_study  # noqa: E402
-from execution.cli import ExecutionUsageError, add_execution_arguments, backend_spec_from_args  # noqa: E402
 
 DEFAULT_OUT = REPO / "docs" / "results" / "slo_targets.md"
 PROG = "python benchmarks/slo_targets.py"
@@ -74,9 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="comma-separated labels of the default rows to keep (default: all; e.g. bursty,default)",
     )
-    parser.add_argument("--n-seeds", type=int, default=10, help="evaluation seeds 0..N-1 (default 10)")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="the Markdown file (JSON next to it)")
-    add_execution_arguments(parser)
+    add_study_arguments(parser, DEFAULT_OUT, n_seeds=10)
     return parser
 
 
@@ -97,8 +97,10 @@ def to_markdown(data: dict[str, Any]) -> str:
         "",
         f"```\n{data['command']}\n```",
         "",
-        f"Evaluation seeds {settings['seeds'][0]}-{settings['seeds'][-1]}, each scenario's horizon "
-        f"({settings['horizons_s']} s), common random numbers. A target is **met** when the mean over "
+        data["shortened"],
+        f"Evaluation seeds {settings['seeds'][0]}-{settings['seeds'][-1]}, horizon "
+        f"{settings['horizons_s']} s (training and evaluation), common random numbers. A target is "
+        "**met** when the mean over "
         "the seeds of the attainment (served within the bound / (served + dropped)) is at least its "
         "fraction (p99 <= 100 ms: at least 99% within 100 ms); the tables give it with the mean "
         "quality of the served requests. timeout and util_switch are tuned to meet the target on "
@@ -220,31 +222,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(str(exc))
     if not targets:
         parser.error("--targets: no target given")
-    if args.n_seeds < 2:
-        parser.error("--n-seeds must be >= 2 (confidence intervals)")
+    study = check_study_arguments(parser, args)
     rows = default_rows()
+    shortened = []
     if args.scenarios:
+        known = [r[0].split(" ")[0] for r in rows]
         keep = [s.strip() for s in args.scenarios.split(",") if s.strip()]
-        unknown = [k for k in keep if k not in {r[0].split(" ")[0] for r in rows}]
+        unknown = [k for k in keep if k not in known]
         if unknown:
-            parser.error(f"--scenarios: unknown {unknown[0]!r}; known: {[r[0].split(' ')[0] for r in rows]}")
+            parser.error(f"--scenarios: unknown {unknown[0]!r}; known: {known}")
         rows = [r for r in rows if r[0].split(" ")[0] in keep]
-    if args.out.is_dir() or not args.out.parent.is_dir():
-        parser.error(f"--out: {args.out} must be a file name in an existing folder")
-    try:
-        spec, warnings = backend_spec_from_args(args)
-    except ExecutionUsageError as exc:
-        parser.error(str(exc))
-    for warning in warnings:
-        print(f"warning: {warning}")
-    seeds = list(range(args.n_seeds))
+        shortened.append(f"{len(rows)} of the {len(known)} scenarios")
+    if args.n_seeds < 10:
+        shortened.append(f"{args.n_seeds} evaluation seeds instead of 10")
+    if args.horizon_s is not None:
+        shortened.append(f"every episode {args.horizon_s:g} s long instead of each scenario's horizon")
     start = time.perf_counter()
-    with spec.create() as backend:
-        data = run_study(rows, targets, seeds, backend)
-    horizons = sorted({scenario_config(r[2]).horizon_s for r in rows})
+    with study.backend.create() as backend:
+        data = run_study(rows, targets, study.seeds, backend, study.horizon_s)
+    horizons = sorted({scenario_config(r[2], study.horizon_s).horizon_s for r in rows})
     data["command"] = f"{PROG} {shlex.join(argv)}".strip()
+    data["shortened"] = scope_note(PROG, argv, shortened)
     data["settings"] = {
-        "seeds": seeds,
+        "seeds": study.seeds,
         "training_seeds": f"{TRAINING_SEEDS[0]}-{TRAINING_SEEDS[-1]}",
         "horizons_s": "/".join(f"{h:g}" for h in horizons),
         "targets": [target_text(t) for t in targets],
@@ -252,11 +252,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "elapsed_s": round(time.perf_counter() - start, 1),
     }
     data["summary"] = summarise(data)
-    write_atomic(args.out, to_markdown(data))
-    write_atomic(args.out.with_suffix(".json"), json.dumps(json_safe(data), indent=1) + "\n")
     for line in data["summary"]["lines"]:
         print(line)
-    print(f"wrote {display_path(args.out)} and {display_path(args.out.with_suffix('.json'))}")
+    write_results(args.out, to_markdown(data), data)
     return 0
 
 

@@ -84,15 +84,17 @@ def run_study(
     weights: Sequence[float],
     checkpoints: Sequence[Path],
     backend: Backend,
+    horizon_s: float | None = None,
     log: Any = print,
     console: Any = None,
 ) -> dict[str, Any]:
     """Every point of every family on ``scenarios``; returns JSON-ready data per scenario: the
-    points (family, label, parameter, latencies, quality) and their frontier flags."""
+    points (family, label, parameter, latencies, quality) and their frontier flags.
+    ``horizon_s``: simulated seconds of every episode (None: each scenario's)."""
     trained = {str(path): training_weight(path) for path in checkpoints}
     cells = []
     for name in scenarios:
-        config = scenario_config(name)
+        config = scenario_config(name, horizon_s)
         for w in weights:
             for family in ("optimal", "proposed"):
                 cells.append(Cell((name, family, w), family, weighted(config, w), tuple(seeds)))
@@ -102,7 +104,7 @@ def run_study(
     results = run_cells(backend, cells, console)
     out: dict[str, Any] = {}
     for name in scenarios:
-        config = scenario_config(name)
+        config = scenario_config(name, horizon_s)
         log(f"{name}: the timeout grid on seeds {seeds[0]}-{seeds[-1]}")
         runs = tuning_runs(config, backend, seeds)
         grid = timeout_grid(config)

@@ -123,15 +123,17 @@ def run_study(
     seeds: Sequence[int],
     checkpoints: Sequence[Path],
     backend: Backend,
+    horizon_s: float | None = None,
     log: Any = print,
     console: Any = None,
 ) -> dict[str, Any]:
     """Every agent of the headline comparisons on ``scenarios`` under every setting; returns
     JSON-ready data: per scenario and setting, per agent, the cost, the gap to the reference, the
-    p99 latency and the quality, and the retuned parameters."""
+    p99 latency and the quality, and the retuned parameters. ``horizon_s``: simulated seconds of
+    every episode (None: each scenario's)."""
     tuned: dict[tuple[str, str], dict[str, Any]] = {}
     for name in scenarios:
-        config = scenario_config(name)
+        config = scenario_config(name, horizon_s)
         runs = tuning_runs(config, backend)
         for setting in settings:
             log(f"{name}: retuning timeout and util_switch for {setting.label}")
@@ -139,7 +141,7 @@ def run_study(
             tuned[(name, setting.label)] = tune_for_objective(runs, objective)
     cells = []
     for name in scenarios:
-        config = scenario_config(name)
+        config = scenario_config(name, horizon_s)
         for setting in settings:
             for spec in ("optimal", "proposed"):
                 cells.append(Cell((name, setting.label, spec), spec, setting.apply(config), tuple(seeds)))
@@ -149,7 +151,7 @@ def run_study(
     results = run_cells(backend, cells, console)
     out: dict[str, Any] = {}
     for name in scenarios:
-        config = scenario_config(name)
+        config = scenario_config(name, horizon_s)
         evaluation = tuning_runs(config, backend, seeds)
         out[name] = {}
         for setting in settings:

@@ -95,16 +95,17 @@ def run_study(
     targets: Sequence[LatencyTarget],
     seeds: Sequence[int],
     backend: Backend,
+    horizon_s: float | None = None,
     log: Any = print,
     console: Any = None,
 ) -> dict[str, Any]:
     """The study over ``rows`` (label, tuning scenario, evaluation scenario) and ``targets``;
     returns the JSON-ready results (per row and target: tuned parameters, per-agent summaries,
-    feasibility)."""
+    feasibility). ``horizon_s``: simulated seconds of every episode (None: each scenario's)."""
     tuned: dict[tuple[str, int], dict[str, Any]] = {}
     grid_best: dict[tuple[str, int], dict[str, Any]] = {}
     for label, tune_name, _ in rows:
-        config = scenario_config(tune_name)
+        config = scenario_config(tune_name, horizon_s)
         runs = tuning_runs(config, backend)
         for t, target in enumerate(targets):
             log(f"{label}: tuning for {target.describe(config.slo_ms)} on {tune_name}")
@@ -115,12 +116,12 @@ def run_study(
         for t, target in enumerate(targets):
             for spec in AGENTS:
                 params = tuned[(label, t)][spec]["params"] if spec in ("timeout", "util_switch") else None
-                cells.append(Cell((label, t, spec), spec, eval_name, tuple(seeds), params, target))
+                cells.append(Cell((label, t, spec), spec, eval_name, tuple(seeds), params, target, horizon_s))
     log(f"{len(cells)} cells x {len(seeds)} seeds on {backend.describe()}")
     results = run_cells(backend, cells, console)
     out_rows = []
     for label, tune_name, eval_name in rows:
-        config = scenario_config(eval_name)
+        config = scenario_config(eval_name, horizon_s)
         entry: dict[str, Any] = {
             "label": label,
             "tuned_on": tune_name,
