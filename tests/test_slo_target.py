@@ -5,6 +5,7 @@ and the command lines that take a target."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from agents.slo_target import (
     calibrate_scale,
     scale_grid,
 )
-from agents.tuned_params import load_tuned, tuned_file
+from agents.tuned_params import load_tuned, read_tuned, tuned_file
 from batchenv.config import ConfigError, LatencyTarget, SystemConfig
 from batchenv.metrics import compute_metrics, latency_within, score_terms, target_metrics
 from batchenv.scenarios import load_scenario
@@ -225,3 +226,235 @@ def test_tuned_files_for_a_target_live_apart() -> None:
     config = load_scenario("azure_trace").replace(latency_target="p99<=100ms")
     assert tuned_file(config).parts[-2:] == ("targets", "azure_trace__p99-100ms.yaml")
     assert tuned_file(load_scenario("azure_trace")).name == "azure_trace.yaml"
+
+
+# -------------------------------------------------------------------- command lines
+
+
+def _exit_code(main: object, argv: list[str]) -> int:
+    try:
+        return int(main(argv))  # type: ignore[operator]
+    except SystemExit as exc:  # argparse's own errors
+        return int(exc.code or 0)
+
+
+def test_evaluate_with_a_target_says_who_met_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from apps import evaluate as evaluate_app
+
+    slo = "slo_target(inner=optimal,calibration_requests=2000)"
+    agents = f"greedy(model=LLM-3),greedy(model=LLM-1),{slo}"
+    argv = ["--scenarios", "poisson_05", "--agents", agents, "--target", "p99<=20ms", "--n-seeds", "2"]
+    argv += ["--horizon-s", "5", "--no-hindsight", "--no-tuned", "--jobs", "1", "--out", str(tmp_path)]
+    assert evaluate_app.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "p99 <= 20 ms: met by" in out
+    (run,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    data = json.loads((run / "results.json").read_text())
+    assert data["scenarios"][0]["latency_target"]["bound_ms"] == 20.0
+    cells = {c["agent"]: c for c in data["cells"]}
+    for cell in cells.values():
+        attainment = cell["summary"]["target_attainment"]["mean"]
+        assert cell["target_met"] is (attainment >= 0.99)
+    fast, slow = cells["greedy(model=LLM-3)"], cells["greedy(model=LLM-1)"]
+    assert fast["target_met"] and not slow["target_met"]  # 9 ms against 15 ms for one request
+    assert cells[slo]["target_met"]
+    assert cells[slo]["summary"]["mean_quality"]["mean"] > 0.92  # better than LLM-3 alone
+    report = (run / "report.md").read_text()
+    assert "## Latency targets" in report and "### poisson_05: p99 <= 20 ms" in report
+    capsys.readouterr()
+    code = _exit_code(evaluate_app.main, ["--target", "p100<=5ms", "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2 and "percentile" in err and "Traceback" not in err
+
+
+def test_tune_for_a_target_writes_its_own_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from apps import tune
+
+    argv = ["--scenarios", "poisson_05", "--agents", "timeout", "--seeds", "1000", "--horizon-s", "2"]
+    argv += ["--target", "p99<=60ms", "--jobs", "1", "--out", str(tmp_path)]
+    assert tune.main(argv) == 0
+    path = tmp_path / "targets" / "poisson_05__p99-60ms.yaml"
+    record = read_tuned(path)
+    assert record is not None and record.data["latency_target"] == "p99<=60ms"
+    entry = record.agents["timeout"]
+    config = load_scenario("poisson_05").replace(horizon_s=2.0)
+    runs = CandidateRuns(config, [1000], (60.0,))
+    (episodes,) = runs.episodes("timeout", [entry["params"]])
+    assert entry["feasible"] and episodes[0].attainment(0) >= 1 - 0.8 * 0.01
+    assert not (tmp_path / "poisson_05.yaml").exists()  # the cost-tuned file is another one
+    capsys.readouterr()
+    for bad in (["--target", "soon"], ["--target", "p99<=60ms", "--margin", "1"]):
+        assert _exit_code(tune.main, [*bad, "--out", str(tmp_path)]) == 2
+        err = capsys.readouterr().err
+        assert ("--target" in err or "--margin" in err) and "Traceback" not in err
+
+
+# -------------------------------------------------------------------- the studies, tiny
+
+
+@pytest.mark.slow  # minutes: the proposed scheduler's tables at several weights
+def test_slo_target_study_on_tiny_settings(tmp_path: Path) -> None:
+    from benchmarks import slo_targets
+
+    out = tmp_path / "slo.md"
+    argv = ["--scenarios", "poisson_05", "--targets", "p99<=50ms,99%", "--n-seeds", "2", "--horizon-s", "1"]
+    assert slo_targets.main([*argv, "--jobs", "1", "--out", str(out)]) == 0
+    text = out.read_text()
+    assert "python benchmarks/slo_targets.py --scenarios poisson_05" in text
+    assert "**Shortened run**" in text and "`nice -n 10 python benchmarks/slo_targets.py --jobs 1`" in text
+    data = json.loads(out.with_suffix(".json").read_text())
+    (row,) = data["rows"]
+    assert [t["target"] for t in row["targets"]] == ["p99<=50ms", "99%"]
+    for entry in row["targets"]:
+        agents = entry["agents"]
+        assert set(agents) == set(slo_targets.AGENTS)
+        assert entry["feasible"] == any(a.get("met") for a in agents.values())
+        for agent in agents.values():
+            assert agent["met"] == (agent["attainment"][0] >= (0.99))
+    assert data["summary"]["pairs"] == 2
+
+
+@pytest.mark.slow  # minutes: the proposed scheduler's tables at several weights
+def test_frontier_study_on_tiny_settings(tmp_path: Path) -> None:
+    from benchmarks import frontiers
+
+    out = tmp_path / "front.md"
+    argv = ["--scenarios", "poisson_05", "--weights", "0.3,3", "--n-seeds", "2", "--horizon-s", "1"]
+    argv += ["--checkpoints", "", "--jobs", "1", "--out", str(out)]
+    assert frontiers.main(argv) == 0
+    data = json.loads(out.with_suffix(".json").read_text())
+    points = data["scenarios"]["poisson_05"]["points"]
+    assert {p["family"] for p in points} == {"timeout", "optimal", "proposed"}
+    assert [p["param"] for p in points if p["family"] == "proposed"] == [0.3, 3.0]
+    for latency in frontiers.LATENCIES:
+        on = [p for p in points if p[f"frontier_{latency}"]]
+        assert on and all(
+            not (o[latency] <= p[latency] and o["mean_quality"] > p["mean_quality"])
+            for p in on
+            for o in points
+        )
+    assert (tmp_path / "front_figures" / "poisson_05.png").stat().st_size > 1000
+    assert "2 latency weights instead of 9" in out.read_text()
+
+
+def test_frontier_flags() -> None:
+    from benchmarks.objectives.frontier import frontier_flags
+
+    points = [
+        {"lat": 10.0, "mean_quality": 0.92},
+        {"lat": 20.0, "mean_quality": 0.97},
+        {"lat": 30.0, "mean_quality": 0.95},  # dominated by the second
+        {"lat": 20.0, "mean_quality": 0.97},  # a tie: both stay
+        {"lat": math.nan, "mean_quality": 1.0},
+    ]
+    assert frontier_flags(points, "lat") == [True, True, False, True, False]
+
+
+@pytest.mark.slow  # minutes: the proposed scheduler's tables at several weights
+def test_sensitivity_study_on_tiny_settings(tmp_path: Path) -> None:
+    from benchmarks import sensitivity
+
+    out = tmp_path / "sens.md"
+    argv = ["--scenarios", "poisson_05,bursty", "--n-seeds", "2", "--horizon-s", "1", "--checkpoints", ""]
+    assert sensitivity.main([*argv, "--jobs", "1", "--out", str(out)]) == 0
+    data = json.loads(out.with_suffix(".json").read_text())
+    labels = [s.label for s in sensitivity.SETTINGS]
+    assert set(data["conclusions"]) == set(labels)
+    for label in labels:
+        poisson = data["scenarios"]["poisson_05"][label]
+        assert poisson["reference"] == "optimal" and poisson["agents"]["optimal"]["gap"][0] == 0.0
+        assert data["scenarios"]["bursty"][label]["reference"] == "timeout"
+        c1 = data["conclusions"][label]["C1"]
+        assert c1["max_gap"] == poisson["agents"]["proposed"]["gap"][0]
+        assert c1["holds"] == (c1["max_gap"] <= sensitivity.NEAR_OPTIMUM)
+        assert data["conclusions"][label]["C5"]["holds"] is None  # no randomised-rate scenario
+    heavy = data["scenarios"]["bursty"]["w = 10"]["tuned"]["timeout"]
+    light = data["scenarios"]["bursty"]["w = 0.1"]["tuned"]["timeout"]
+    assert heavy != light  # retuned for each cost
+    assert "**Shortened run**" in out.read_text()
+
+
+@pytest.mark.parametrize(
+    ("script", "argv", "message"),
+    [
+        ("slo_targets", ["--targets", "p99"], "bound_ms"),
+        ("slo_targets", ["--n-seeds", "1"], "--n-seeds"),
+        ("frontiers", ["--weights", "0,1"], "--weights"),
+        ("frontiers", ["--horizon-s", "-1"], "--horizon-s"),
+        ("sensitivity", ["--scenarios", "nowhere"], "--scenarios"),
+        ("sensitivity", ["--out", "/nonexistent/x.md"], "--out"),
+    ],
+)
+def test_study_flags_are_checked(
+    script: str, argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import importlib
+
+    module = importlib.import_module(f"benchmarks.{script}")
+    assert _exit_code(module.main, argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and len(err.strip().splitlines()[-1]) < 400
+
+
+def _summary_entry(met: bool, attainment: float, quality: float) -> dict[str, object]:
+    return {"met": met, "attainment": [attainment, 0.0], "mean_quality": [quality, 0.0]}
+
+
+def test_slo_study_summary_counts_what_the_rows_say() -> None:
+    from benchmarks import slo_targets
+
+    def entry(slo: tuple[bool, float, float], timeout: tuple[bool, float, float], feasible: bool) -> dict:
+        agents = {"slo_target": _summary_entry(*slo), "timeout": _summary_entry(*timeout)}
+        agents["util_switch"] = {"not_applicable": "n/a"}
+        return {
+            "target": "p99<=50ms",
+            "feasible": feasible,
+            "agents": agents,
+            "best_attainment": {"agent": "timeout", "attainment": timeout[1]},
+            "grid_best_training": {"attainment": 0.95, "candidates": 246},
+        }
+
+    rows = [
+        {"label": "a", "targets": [entry((True, 0.995, 0.96), (True, 0.999, 0.93), True)]},
+        {"label": "b", "targets": [entry((False, 0.98, 0.97), (True, 0.992, 0.92), True)]},
+        {"label": "c", "targets": [entry((False, 0.90, 0.97), (False, 0.93, 0.92), False)]},
+    ]
+    summary = slo_targets.summarise({"rows": rows})
+    assert (summary["pairs"], summary["feasible"], summary["met_by_slo_target"]) == (3, 2, 1)
+    assert summary["missed_by_slo_target"] == ["b p99<=50ms"] and summary["infeasible"] == ["c p99<=50ms"]
+    assert summary["quality_vs_best_tuned"] == [pytest.approx(0.03)]
+
+
+def test_sensitivity_verdicts_follow_their_rules() -> None:
+    from benchmarks import sensitivity
+
+    def agents(proposed_gap: float, proposed_p99: float, rl_gap: float) -> dict:
+        return {
+            "optimal": {"gap": [0.0, 0.0], "p99_ms": 50.0},
+            "timeout": {"gap": [0.05, 0.01], "p99_ms": 60.0},
+            "proposed": {"gap": [proposed_gap, 0.001], "p99_ms": proposed_p99},
+            "ppo": {"gap": [rl_gap, 0.001], "p99_ms": 50.0},
+        }
+
+    def changing(proposed_gap: float) -> dict:
+        return {
+            "timeout": {"gap": [0.0, 0.0], "p99_ms": 60.0},
+            "proposed": {"gap": [proposed_gap, 0.01], "p99_ms": 70.0},
+        }
+
+    scenarios: dict[str, dict] = {"default": {}, "bursty": {}, "azure_trace": {}}
+    for setting in sensitivity.SETTINGS:
+        heavy = setting.w_latency_per_s > 1
+        scenarios["default"][setting.label] = {"agents": agents(0.02 if heavy else 0.002, 40.0, 0.01)}
+        for name in ("bursty", "azure_trace"):
+            scenarios[name][setting.label] = {
+                "agents": changing(0.05 if heavy else -0.05),
+                "proposed_vs_util_switch": [-0.02, 0.01],
+            }
+    verdicts = sensitivity.conclusions({"scenarios": scenarios}, ["ppo"])
+    light, heavy = verdicts["w = 1 (reported)"], verdicts["w = 10"]
+    assert light["C1"]["holds"] and not heavy["C1"]["holds"] and heavy["C1"]["max_gap"] == 0.02
+    assert (light["C2"]["verdict"], heavy["C2"]["verdict"]) == ("holds", "reverses")
+    assert light["C3"]["holds"] and light["C3"]["proposed_lower"] == 2
+    assert light["C4"]["holds"] and light["C5"]["holds"] is None
+    assert light["C6"] == {"p99_higher_than_timeout": 2, "of": 3, "scenarios": ["bursty", "azure_trace"]}
