@@ -134,11 +134,15 @@ class LatencyScaled(Protocol):
         """The scheduler's parameters."""
 
 
-def _check_scales(scales: Sequence[float]) -> tuple[float, ...]:
+def _scale_setup(
+    scales: Sequence[float], kwargs: dict[str, Any]
+) -> tuple[dict[str, Any], tuple[float, ...], int]:
+    """(the inner scheduler's own parameters, the checked scale grid, the index of the scale 1);
+    ValueError unless the grid is increasing multipliers > 0 that include 1."""
     grid = tuple(float(s) for s in scales)
     if not grid or any(not s > 0 for s in grid) or list(grid) != sorted(set(grid)) or 1.0 not in grid:
         raise ValueError(f"latency_scales must be increasing multipliers > 0 that include 1, got {scales!r}")
-    return grid
+    return dict(kwargs), grid, grid.index(1.0)
 
 
 # --------------------------------------------------------------------------------------------
@@ -160,9 +164,7 @@ class ScaledProposed(Proposed):
         self, config: SystemConfig, latency_scales: Sequence[float] = DEFAULT_SCALES, **kwargs: Any
     ) -> None:
         super().__init__(config.replace(latency_target=None), **kwargs)
-        self.latency_scales = _check_scales(latency_scales)
-        self._kwargs = dict(kwargs)
-        self._base = self.latency_scales.index(1.0)
+        self._kwargs, self.latency_scales, self._base = _scale_setup(latency_scales, kwargs)
         self._scaled_rows: dict[int, tuple[Any, ...]] = {self._base: self._rows}
         self.scale_index = self._base
 
@@ -219,9 +221,7 @@ class ScaledOptimal(OptimalScheduler):
         self, config: SystemConfig, latency_scales: Sequence[float] = DEFAULT_SCALES, **kwargs: Any
     ) -> None:
         super().__init__(config.replace(latency_target=None), **kwargs)
-        self.latency_scales = _check_scales(latency_scales)
-        self._kwargs = dict(kwargs)
-        self._base = self.latency_scales.index(1.0)
+        self._kwargs, self.latency_scales, self._base = _scale_setup(latency_scales, kwargs)
         self.scale_index = self._base
         self._tables: dict[tuple[float, int], tuple[list[Decision], list[Decision], int]] = {}
         self._loaded: tuple[float, int] | None = (self.solution.rate_per_s, self._base)

@@ -26,12 +26,14 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from batchenv.config import ConfigError  # noqa: E402
-from batchenv.scenarios import SUITE, scenario_config  # noqa: E402
 from benchmarks.objectives.common import (  # noqa: E402
+    add_checkpoints_argument,
     add_study_arguments,
     check_study_arguments,
+    checkpoint_paths,
     display_path,
+    scenario_names,
+    scope_cuts,
     scope_note,
     write_results,
 )
@@ -54,14 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--scenarios", default="suite", help="comma-separated scenario names; 'suite' = the scenario suite"
     )
-    parser.add_argument(
-        "--checkpoints",
-        default=",".join(sorted(str(p.relative_to(REPO)) for p in (REPO / "checkpoints").glob("*.zip"))),
-        help="comma-separated checkpoints of learned agents (default: checkpoints/*.zip)",
-    )
+    add_checkpoints_argument(parser)
     parser.add_argument(
         "--weights",
-        default=",".join(f"{w:.6g}" for w in DEFAULT_WEIGHTS),
+        default=",".join(str(w) for w in DEFAULT_WEIGHTS),
         help="comma-separated latency weights (per second) of the optimum's and the proposed "
         "scheduler's sweeps (default: 0.1 to 10, four per decade)",
     )
@@ -195,20 +193,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(argv)
-    names = (
-        list(SUITE)
-        if args.scenarios == "suite"
-        else [s.strip() for s in args.scenarios.split(",") if s.strip()]
-    )
-    for name in names:
-        try:
-            scenario_config(name)
-        except ConfigError as exc:
-            parser.error(f"--scenarios: {exc}")
-    checkpoints = [REPO / c.strip() for c in args.checkpoints.split(",") if c.strip()]
-    missing = [c for c in checkpoints if not c.is_file()]
-    if missing:
-        parser.error(f"--checkpoints: {missing[0]} does not exist")
+    names = scenario_names(parser, args.scenarios)
+    checkpoints = checkpoint_paths(parser, args.checkpoints)
     try:
         weights = sorted({float(w) for w in args.weights.split(",") if w.strip()})
     except ValueError:
@@ -216,13 +202,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not weights or not all(math.isfinite(w) and 0 < w <= 1000 for w in weights):
         parser.error(f"--weights: comma-separated numbers in (0, 1000] (per second), got {args.weights!r}")
     study = check_study_arguments(parser, args)
-    shortened = []
-    if args.scenarios != "suite":
-        shortened.append(f"the scenarios {', '.join(names)} instead of the suite")
-    if args.n_seeds < 5:
-        shortened.append(f"{args.n_seeds} evaluation seeds instead of 5")
-    if args.horizon_s is not None:
-        shortened.append(f"every episode {args.horizon_s:g} s long instead of each scenario's horizon")
+    shortened = (
+        [] if args.scenarios == "suite" else [f"the scenarios {', '.join(names)} instead of the suite"]
+    )
+    shortened += scope_cuts(args, 5)
     if len(weights) < len(DEFAULT_WEIGHTS):
         shortened.append(f"{len(weights)} latency weights instead of {len(DEFAULT_WEIGHTS)}")
     start = time.perf_counter()

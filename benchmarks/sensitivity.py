@@ -39,8 +39,16 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from batchenv.scenarios import SUITE  # noqa: E402
-from benchmarks.objectives.common import add_study_arguments, check_study_arguments, scope_note, write_results  # noqa: E402
+from benchmarks.objectives.common import (  # noqa: E402
+    add_checkpoints_argument,
+    add_study_arguments,
+    check_study_arguments,
+    checkpoint_paths,
+    scenario_names,
+    scope_cuts,
+    scope_note,
+    write_results,
+)
 from benchmarks.objectives.sensitivity import NON_POISSON, POISSON_ONE_WORKER, SETTINGS, run_study  # noqa: E402
 
 DEFAULT_OUT = REPO / "docs" / "results" / "sensitivity.md"
@@ -54,11 +62,7 @@ RL_NEAR_OPTIMUM = 0.02
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--checkpoints",
-        default=",".join(sorted(str(p.relative_to(REPO)) for p in (REPO / "checkpoints").glob("*.zip"))),
-        help="comma-separated checkpoints of learned agents (default: checkpoints/*.zip)",
-    )
+    add_checkpoints_argument(parser)
     parser.add_argument(
         "--scenarios", default="suite", help="comma-separated scenario names; 'suite' = the scenario suite"
     )
@@ -258,26 +262,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(argv)
-    checkpoints = [REPO / c.strip() for c in args.checkpoints.split(",") if c.strip()]
-    missing = [c for c in checkpoints if not c.is_file()]
-    if missing:
-        parser.error(f"--checkpoints: {missing[0]} does not exist")
-    names = (
-        list(SUITE)
-        if args.scenarios == "suite"
-        else [s.strip() for s in args.scenarios.split(",") if s.strip()]
-    )
-    unknown = [n for n in names if n not in SUITE]
-    if unknown:
-        parser.error(f"--scenarios: {unknown[0]!r} is not a scenario of the suite {list(SUITE)}")
+    checkpoints = checkpoint_paths(parser, args.checkpoints)
+    names = scenario_names(parser, args.scenarios)
     study = check_study_arguments(parser, args)
-    shortened = []
-    if args.scenarios != "suite":
-        shortened.append(f"the scenarios {', '.join(names)} instead of the suite")
-    if args.n_seeds < 10:
-        shortened.append(f"{args.n_seeds} evaluation seeds instead of 10")
-    if args.horizon_s is not None:
-        shortened.append(f"every episode {args.horizon_s:g} s long instead of each scenario's horizon")
+    shortened = (
+        [] if args.scenarios == "suite" else [f"the scenarios {', '.join(names)} instead of the suite"]
+    )
+    shortened += scope_cuts(args, 10)
     start = time.perf_counter()
     with study.backend.create() as backend:
         data = run_study(names, SETTINGS, study.seeds, checkpoints, backend, study.horizon_s)

@@ -39,6 +39,7 @@ from batchenv.seeds import TRAINING_SEEDS  # noqa: E402
 from benchmarks.objectives.common import (  # noqa: E402
     add_study_arguments,
     check_study_arguments,
+    scope_cuts,
     scope_note,
     write_results,
 )
@@ -233,10 +234,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(f"--scenarios: unknown {unknown[0]!r}; known: {known}")
         rows = [r for r in rows if r[0].split(" ")[0] in keep]
         shortened.append(f"{len(rows)} of the {len(known)} scenarios")
-    if args.n_seeds < 10:
-        shortened.append(f"{args.n_seeds} evaluation seeds instead of 10")
-    if args.horizon_s is not None:
-        shortened.append(f"every episode {args.horizon_s:g} s long instead of each scenario's horizon")
+    shortened += scope_cuts(args, 10)
     start = time.perf_counter()
     with study.backend.create() as backend:
         data = run_study(rows, targets, study.seeds, backend, study.horizon_s)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from batchenv.config import LatencyTarget, SystemConfig
+from batchenv.config import ConfigError, LatencyTarget, SystemConfig
 from batchenv.fileio import json_safe, write_atomic
 from batchenv.metrics import ScoreTerms
 from batchenv.scenarios import SUITE, eval_split_of, scenario_config, trace_scenarios, train_split_of
@@ -40,11 +40,15 @@ __all__ = [
     "AgentRun",
     "Cell",
     "StudyArgs",
+    "add_checkpoints_argument",
     "add_study_arguments",
     "check_study_arguments",
+    "checkpoint_paths",
     "display_path",
     "pct",
     "run_cells",
+    "scenario_names",
+    "scope_cuts",
     "scope_note",
     "suite_and_traces",
     "tuning_runs",
@@ -216,6 +220,49 @@ def add_study_arguments(parser: argparse.ArgumentParser, default_out: Path, n_se
     )
     parser.add_argument("--out", type=Path, default=default_out, help="the Markdown file (JSON next to it)")
     add_execution_arguments(parser)
+
+
+def add_checkpoints_argument(parser: argparse.ArgumentParser) -> None:
+    """``--checkpoints``: the learned agents a study runs (default ``checkpoints/*.zip``)."""
+    parser.add_argument(
+        "--checkpoints",
+        default=",".join(sorted(str(p.relative_to(REPO)) for p in (REPO / "checkpoints").glob("*.zip"))),
+        help="comma-separated checkpoints of learned agents (default: checkpoints/*.zip)",
+    )
+
+
+def checkpoint_paths(parser: argparse.ArgumentParser, text: str) -> list[Path]:
+    """The checkpoints of ``--checkpoints`` (paths relative to the repository), each an existing
+    file (``parser.error`` otherwise)."""
+    paths = [REPO / c.strip() for c in text.split(",") if c.strip()]
+    missing = [c for c in paths if not c.is_file()]
+    if missing:
+        parser.error(f"--checkpoints: {missing[0]} does not exist")
+    return paths
+
+
+def scenario_names(parser: argparse.ArgumentParser, text: str) -> list[str]:
+    """The scenarios of ``--scenarios`` ('suite' = the scenario suite), each one that loads
+    (``parser.error`` naming the first that does not)."""
+    names = list(SUITE) if text == "suite" else [s.strip() for s in text.split(",") if s.strip()]
+    if not names:
+        parser.error("--scenarios: no scenario given")
+    for name in names:
+        try:
+            scenario_config(name)
+        except ConfigError as exc:
+            parser.error(f"--scenarios: {exc}")
+    return names
+
+
+def scope_cuts(args: argparse.Namespace, n_seeds: int) -> list[str]:
+    """What ``--n-seeds`` (below the default ``n_seeds``) and ``--horizon-s`` cut from a study."""
+    cuts = []
+    if args.n_seeds < n_seeds:
+        cuts.append(f"{args.n_seeds} evaluation seeds instead of {n_seeds}")
+    if args.horizon_s is not None:
+        cuts.append(f"every episode {args.horizon_s:g} s long instead of each scenario's horizon")
+    return cuts
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from batchenv.config import RewardConfig, SystemConfig
-from batchenv.scenarios import scenario_config
+from batchenv.scenarios import SUITE, scenario_config
 from benchmarks.objectives.common import AgentRun, Cell, run_cells, tuning_runs
 from evaluation.candidates import CandidateEpisode
 from evaluation.stats import mean_ci95, paired_gap
@@ -74,25 +74,20 @@ SETTINGS: tuple[Setting, ...] = (
 """The reported cost (w = 1 per second, qualities 1.00/0.97/0.92), four other latency weights and
 two other quality profiles (at w = 1)."""
 
-POISSON_ONE_WORKER = (
-    "default",
-    "poisson_05",
-    "poisson_25",
-    "poisson_50",
-    "poisson_75",
-    "poisson_95",
-    "high_load",
+
+def _one_worker_poisson(name: str) -> bool:
+    """Stationary Poisson arrivals at a fixed rate on one worker: where the optimum applies."""
+    config = scenario_config(name)
+    arrivals = config.arrivals
+    return config.n_workers == 1 and arrivals.process == "poisson" and arrivals.rate_range_per_s is None
+
+
+POISSON_ONE_WORKER = tuple(n for n in SUITE if _one_worker_poisson(n))
+"""The suite's scenarios where the optimum applies (the reference of conclusion C1)."""
+NON_POISSON = tuple(
+    n for n in SUITE if not _one_worker_poisson(n) and scenario_config(n).arrivals.rate_range_per_s is None
 )
-NON_POISSON = (
-    "bursty",
-    "diurnal",
-    "azure_trace",
-    "azure_trace_low",
-    "azure_trace_medium",
-    "azure_trace_high",
-    "multi_gpu",
-    "multi_gpu_4",
-)
+"""The suite's scenarios with changing load, traces or several workers (conclusions C2, C3)."""
 
 
 def _costs_of_episodes(
