@@ -9,6 +9,8 @@ A spec is one of
 - ``optimal``: the exact SMDP optimum of :mod:`agents.optimal` (one worker, Poisson arrivals);
 - ``proposed``: the project's own scheduler (:mod:`agents.proposed`);
 - ``robust``: the proposed scheduler made robust to bursts (:mod:`agents.robust`);
+- ``slo_target``: a table-based scheduler aiming at a latency target with the best quality it
+  can (:mod:`agents.slo_target`), e.g. ``slo_target(inner=optimal,target=p99<=100ms)``;
 - a checkpoint path ending in ``.zip``: a learned agent saved by ``train.py``
   (:mod:`agents.checkpoint`), run by :class:`~agents.checkpoint.RLScheduler`.
 
@@ -39,7 +41,8 @@ from agents.baselines import BASELINES
 from agents.optimal import OptimalScheduler
 from agents.proposed import Proposed
 from agents.robust import RobustProposed
-from agents.tuned_params import TUNABLE, TUNED_DIR, load_tuned, tuned_path, tuning_target
+from agents.slo_target import SloTargeted
+from agents.tuned_params import TUNABLE, TUNED_DIR, load_tuned, tuned_file, tuning_target
 from batchenv.config import ConfigError, SystemConfig
 from batchenv.sim import Simulator, simulate
 
@@ -83,6 +86,7 @@ EXTERNAL: dict[str, tuple[type[Scheduler], str]] = {
     "optimal": (OptimalScheduler, "solved"),
     "proposed": (Proposed, "defaults"),
     "robust": (RobustProposed, "defaults"),
+    "slo_target": (SloTargeted, "defaults"),
 }
 """The agents besides the baselines, whose construction solves SMDPs (a plan builds them only
 when it runs them): name -> (class, the ``params_source`` of their default parameters)."""
@@ -185,11 +189,16 @@ def _build_baseline(spec: AgentSpec, config: SystemConfig, tuned: bool, tuned_di
             kwargs = {**record.agents[spec.name]["params"], **kwargs}
             source = f"tuned ({record.path.name})" + (" with given overrides" if spec.kwargs else "")
         elif not spec.kwargs:
-            target = tuning_target(config).name
-            why = "stale: the scenario changed" if tuned_path(target, directory).is_file() else "none"
+            source_name = tuning_target(config).name
+            why = "stale: the scenario changed" if tuned_file(config, directory).is_file() else "none"
+            target = config.latency_target
+            option = "" if target is None else f" --target '{target.short(config.slo_ms)}'"
+            for_what = (
+                source_name if target is None else f"{source_name} with {target.describe(config.slo_ms)}"
+            )
             source = (
-                f"defaults (tuned parameters for {target!r}: {why}; "
-                f"run python -m apps.tune --scenarios {target})"
+                f"defaults (tuned parameters for {for_what!r}: {why}; "
+                f"run python -m apps.tune --scenarios {source_name}{option})"
             )
     try:
         agent = cls(config, **kwargs)

@@ -26,6 +26,7 @@ __all__ = [
     "config_fingerprint",
     "load_tuned",
     "read_tuned",
+    "tuned_file",
     "tuned_path",
     "tuning_target",
     "write_tuned",
@@ -35,6 +36,8 @@ TUNABLE = ("timeout", "util_switch")
 """The baselines that have tuned parameters."""
 
 TUNED_DIR = Path(__file__).resolve().parent / "tuned"
+TARGETS_SUBDIR = "targets"
+"""Tuned files for a scenario with a latency target live in ``<tuned dir>/targets/``."""
 
 
 def config_fingerprint(config: SystemConfig) -> str:
@@ -71,22 +74,36 @@ def tuned_path(scenario: str, directory: Path = TUNED_DIR) -> Path:
 def tuning_target(config: SystemConfig) -> SystemConfig:
     """The scenario whose tuned parameters serve ``config``: for the held-out half of a trace
     scenario (``X_test``, :func:`batchenv.scenarios.eval_split_of`) its training half ``X_train``
-    (tune on the first part of a trace, evaluate on the rest); otherwise ``config`` itself."""
+    (tune on the first part of a trace, evaluate on the rest), with ``config``'s latency target;
+    otherwise ``config`` itself."""
     base = config.name.removesuffix("_test")
     if base == config.name or base not in trace_scenarios():
         return config
-    if config_fingerprint(config) != config_fingerprint(load_scenario(config.name)):
+    plain = config.replace(latency_target=None)
+    if config_fingerprint(plain) != config_fingerprint(load_scenario(config.name)):
         return config  # a changed copy of the packaged scenario: tune it as it is
-    return load_scenario(train_split_of(base))
+    return load_scenario(train_split_of(base)).replace(latency_target=config.latency_target)
+
+
+def tuned_file(config: SystemConfig, directory: Path = TUNED_DIR) -> Path:
+    """Where the tuned parameters of ``config`` live: ``<directory>/<scenario>.yaml``, or with a
+    latency target (tuned to meet it, :func:`evaluation.tuning.tune_for_objective`)
+    ``<directory>/targets/<scenario>__<target>.yaml`` (e.g. ``azure_trace__p99-100ms.yaml``);
+    the scenario is the :func:`tuning_target` of ``config``."""
+    source = tuning_target(config)
+    target = config.latency_target
+    if target is None:
+        return tuned_path(source.name, directory)
+    return Path(directory) / TARGETS_SUBDIR / f"{source.name}__{target.slug(config.slo_ms)}.yaml"
 
 
 def load_tuned(config: SystemConfig, directory: Path = TUNED_DIR) -> TunedRecord | None:
-    """The tuned parameters for ``config`` (looked up by the name of its :func:`tuning_target`:
-    a trace's ``_test`` half takes those tuned on its ``_train`` half), or None if there are none
-    or they were tuned for a different version of the scenario."""
-    target = tuning_target(config)
-    record = read_tuned(tuned_path(target.name, directory))
-    if record is None or record.fingerprint != config_fingerprint(target):
+    """The tuned parameters for ``config`` (looked up by the name of its :func:`tuning_target`
+    and its latency target, :func:`tuned_file`: a trace's ``_test`` half takes those tuned on its
+    ``_train`` half), or None if there are none or they were tuned for a different version of
+    the scenario."""
+    record = read_tuned(tuned_file(config, directory))
+    if record is None or record.fingerprint != config_fingerprint(tuning_target(config)):
         return None
     return record
 
@@ -118,11 +135,14 @@ def read_tuned(path: Path) -> TunedRecord | None:
 
 def write_tuned(path: Path, data: dict[str, Any]) -> None:
     """Write a tuned-parameter file atomically (temporary file + rename)."""
+    objective = "mean cost per request (best quality - score); lower is better"
+    if "latency_target" in data:
+        objective = data["objective"]
     header = (
         f"# Tuned parameters of the timeout and util_switch baselines for scenario "
         f"{data['scenario']!r}.\n"
         f"# Grid search on training seeds {data['training_seeds']} (never used for evaluation);\n"
-        f"# objective: mean cost per request (best quality - score); lower is better.\n"
+        f"# objective: {objective}.\n"
         f"# Reproduce with: {data['command']}\n"
     )
     text = header + yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=100)

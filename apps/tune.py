@@ -1,7 +1,9 @@
 """``python -m apps.tune`` (console script ``batchenv-tune``): tune the ``timeout`` and
 ``util_switch`` baselines per scenario by grid search on training seeds (:mod:`evaluation.tuning`)
 and write ``agents/tuned/<scenario>.yaml`` (:mod:`agents.tuned_params`), which ``evaluate.py`` uses
-by default."""
+by default. With ``--target p99<=100ms`` they are tuned to meet a latency target with the best
+quality instead (``agents/tuned/targets/<scenario>__p99-100ms.yaml``, used by ``evaluate.py
+--target``)."""
 
 from __future__ import annotations
 
@@ -11,15 +13,18 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-from agents.tuned_params import TUNABLE, TUNED_DIR, config_fingerprint, read_tuned, tuned_path, write_tuned
-from batchenv.config import ConfigError
+from agents.tuned_params import TUNABLE, TUNED_DIR, config_fingerprint, read_tuned, tuned_file, write_tuned
+from batchenv.config import ConfigError, LatencyTarget, SystemConfig
 from batchenv.scenarios import SUITE, scenario_config
 from batchenv.seeds import TRAINING_SEEDS, parse_seeds
-from evaluation.tuning import tune_scenario
+from evaluation.candidates import CandidateRuns
+from evaluation.tuning import TargetObjective, tune_for_objective, tune_scenario
+from execution.backends import Backend
 from execution.cli import ExecutionUsageError, add_execution_arguments, backend_spec_from_args
 from execution.outcome import TaskFailedError
 
@@ -57,6 +62,20 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="simulated seconds per episode (default: each scenario's horizon_s)",
     )
+    parser.add_argument(
+        "--target",
+        default=None,
+        help="tune to meet a latency target instead of minimising the cost: the best mean quality "
+        "among the candidates that meet it on the training seeds (with the margin of --margin), e.g. "
+        "p99<=100ms, 95%%<=250ms or 95%% (of requests within slo_ms); writes "
+        "<out>/targets/<scenario>__<target>.yaml",
+    )
+    parser.add_argument(
+        "--margin",
+        type=float,
+        default=0.2,
+        help="with --target: the share of the miss budget kept in reserve (as agent slo_target's margin)",
+    )
     parser.add_argument("--out", type=Path, default=TUNED_DIR, help="directory of the tuned-parameter files")
     add_execution_arguments(parser)
     return parser
@@ -83,6 +102,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--seeds: training seeds must be >= 1000 (seeds below are for evaluation)")
     if args.horizon_s is not None and not args.horizon_s > 0:
         parser.error("--horizon-s must be > 0")
+    target = None
+    if args.target is not None:
+        try:
+            target = LatencyTarget.parse(args.target, "--target")
+        except ConfigError as exc:
+            parser.error(str(exc))
+    if not 0 <= args.margin < 1:
+        parser.error(f"--margin must be in [0, 1), got {args.margin}")
     try:
         spec, warnings = backend_spec_from_args(args)
     except ExecutionUsageError as exc:
@@ -90,15 +117,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     configs = []
     for name in names:
         try:
-            configs.append(scenario_config(name, args.horizon_s))
+            config = scenario_config(name, args.horizon_s)
+            configs.append(config if target is None else config.replace(latency_target=target))
         except ConfigError as exc:
             parser.error(str(exc))
     for warning in warnings:
         console.print(f"[yellow]warning:[/] {warning}")
     command = f"{PROG} {shlex.join(argv)}" if argv else PROG
 
-    table = Table(title="Tuned baselines (mean cost per request on the training seeds)")
-    for column in ("scenario", "agent", "cost/request", "candidates", "params"):
+    what = "mean cost per request" if target is None else "feasible, attainment, quality, cost"
+    table = Table(title=f"Tuned baselines ({what} on the training seeds)")
+    for column in (
+        "scenario",
+        "agent",
+        "cost/request" if target is None else "result",
+        "candidates",
+        "params",
+    ):
         table.add_column(column)
     try:
         with spec.create() as backend:
@@ -106,32 +141,30 @@ def main(argv: Sequence[str] | None = None) -> int:
             for config in configs:
                 start = time.perf_counter()
                 console.print(f"[bold]{config.name}[/] (horizon {config.horizon_s:g} s, seeds {seeds})")
-                results = tune_scenario(config, agents, seeds, backend, console.print)
-                path = tuned_path(config.name, args.out)
+                data = _tune_one(config, agents, seeds, backend, console, args.margin)
+                data["command"] = command
+                path = tuned_file(config, args.out)
                 previous = read_tuned(path)
-                merged = {}
                 if previous is not None and previous.fingerprint == config_fingerprint(config):
-                    merged = {k: v for k, v in previous.agents.items() if k not in results}
-                data = {
-                    "scenario": config.name,
-                    "config_fingerprint": config_fingerprint(config),
-                    "command": command,
-                    "training_seeds": list(seeds),
-                    "horizon_s": config.horizon_s,
-                    "objective": "mean cost per request (best quality - score)",
-                    "agents": {**merged, **results},
-                }
+                    data["agents"] = {
+                        **{k: v for k, v in previous.agents.items() if k not in data["agents"]},
+                        **data["agents"],
+                    }
                 write_tuned(path, data)
                 console.print(f"  wrote {path} ({time.perf_counter() - start:.1f} s)")
-                for agent, entry in results.items():
+                for agent, entry in data["agents"].items():
+                    if agent not in agents:
+                        continue
                     params = ", ".join(f"{k}={v}" for k, v in entry["params"].items())
-                    table.add_row(
-                        config.name,
-                        agent,
-                        f"{entry['cost_per_request']:.5f}",
-                        str(entry["candidates"]),
-                        params,
-                    )
+                    if target is None:
+                        result = f"{entry['cost_per_request']:.5f}"
+                    else:
+                        met = "meets" if entry["feasible"] else "misses"
+                        result = (
+                            f"{met}: {entry['attainment']:.4f}, q {entry['mean_quality']:.4f}, "
+                            f"{entry['cost_per_request']:.5f}"
+                        )
+                    table.add_row(config.name, agent, result, str(entry["candidates"]), params)
     except KeyboardInterrupt:
         console.print("[red]interrupted[/]: the scenarios written above are kept")
         return 130
@@ -140,6 +173,36 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     console.print(table)
     return 0
+
+
+def _tune_one(
+    config: SystemConfig,
+    agents: list[str],
+    seeds: list[int],
+    backend: Backend,
+    console: Console,
+    margin: float,
+) -> dict[str, Any]:
+    """The content of one tuned file (without the command): the cost-minimising parameters, or
+    with ``config.latency_target`` those of the best quality that meets it."""
+    target = config.latency_target
+    data: dict[str, Any] = {
+        "scenario": config.name,
+        "config_fingerprint": config_fingerprint(config),
+        "command": "",
+        "training_seeds": list(seeds),
+        "horizon_s": config.horizon_s,
+        "objective": "mean cost per request (best quality - score)",
+    }
+    if target is None:
+        data["agents"] = tune_scenario(config, agents, seeds, backend, console.print)
+        return data
+    objective = TargetObjective(target, margin)
+    runs = CandidateRuns(config, seeds, (target.bound_for(config.slo_ms),), backend)
+    data["latency_target"] = target.short(config.slo_ms)
+    data["objective"] = objective.describe(config.slo_ms)
+    data["agents"] = tune_for_objective(runs, objective, agents, console.print)
+    return data
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,7 @@ __all__ = [
     "ArrivalConfig",
     "ConfigError",
     "EnvConfig",
+    "LatencyTarget",
     "MixtureComponent",
     "ModelProfile",
     "RewardConfig",
@@ -535,6 +537,108 @@ class RewardConfig:
         )
 
 
+_TARGET_TEXT = re.compile(
+    r"^\s*(?:p(?P<pct>[0-9]*\.?[0-9]+)|(?P<att>[0-9]*\.?[0-9]+)\s*%)\s*"
+    r"(?:<=\s*(?P<bound>[0-9]*\.?[0-9]+)\s*(?:ms)?)?\s*$"
+)
+
+
+@dataclass(frozen=True)
+class LatencyTarget:
+    """A latency objective as an operator states it, on top of the score: either a percentile
+    and a bound (``percentile: 99, bound_ms: 100``: p99 <= 100 ms) or an attainment of a bound
+    (``attainment: 0.95``: 95% of the requests within ``bound_ms``, by default the system's
+    ``slo_ms``).
+
+    Both forms are one requirement: at least a fraction :attr:`quantile` of the requests
+    finishes within the bound, dropped requests counting as late (the definition of
+    ``slo_attainment`` in :mod:`batchenv.metrics`). Exactly one of ``percentile`` and
+    ``attainment`` is given.
+
+    :param percentile: the percentile of the latency that must stay within ``bound_ms``, in
+        (0, 100) (99 = p99).
+    :param bound_ms: the latency bound (ms) > 0; required with ``percentile``; with
+        ``attainment`` it defaults to the system's ``slo_ms``.
+    :param attainment: the fraction of requests that must finish within the bound, in (0, 1).
+    """
+
+    percentile: float | None = None
+    bound_ms: float | None = None
+    attainment: float | None = None
+
+    def validate(self, path: str) -> LatencyTarget:
+        """The target, checked; ConfigError naming the field under ``path`` otherwise."""
+        if (self.percentile is None) == (self.attainment is None):
+            raise ConfigError(
+                path,
+                "give exactly one of percentile (with bound_ms, e.g. 99 and 100 for p99 <= 100 ms) "
+                "or attainment (a fraction in (0, 1) of requests within bound_ms or slo_ms)",
+            )
+        percentile = attainment = bound = None
+        if self.percentile is not None:
+            percentile = _number(f"{path}.percentile", self.percentile)
+            if not 0 < percentile < 100:
+                raise ConfigError(f"{path}.percentile", f"must be in (0, 100), got {percentile!r}")
+            if self.bound_ms is None:
+                raise ConfigError(
+                    f"{path}.bound_ms", "is required with percentile (a latency bound in ms > 0)"
+                )
+        if self.attainment is not None:
+            attainment = _number(f"{path}.attainment", self.attainment)
+            if not 0 < attainment < 1:
+                raise ConfigError(f"{path}.attainment", f"must be in (0, 1), got {attainment!r}")
+        if self.bound_ms is not None:
+            bound = _positive(f"{path}.bound_ms", self.bound_ms)
+        return LatencyTarget(percentile=percentile, bound_ms=bound, attainment=attainment)
+
+    @classmethod
+    def parse(cls, text: str, path: str = "latency_target") -> LatencyTarget:
+        """A target from its short form: ``p99<=100ms`` (a percentile and a bound),
+        ``95%<=250ms`` (an attainment and a bound) or ``95%`` (an attainment of ``slo_ms``);
+        ConfigError naming ``path`` otherwise."""
+        match = _TARGET_TEXT.match(text) if isinstance(text, str) and len(text) <= 64 else None
+        if match is None:
+            raise ConfigError(
+                path,
+                f"cannot read latency target {short_repr(text)}; expected e.g. p99<=100ms (a "
+                "percentile and a bound), 95%<=250ms or 95% (of requests within slo_ms)",
+            )
+        bound = float(match["bound"]) if match["bound"] else None
+        if match["pct"] is not None:
+            return cls(percentile=float(match["pct"]), bound_ms=bound).validate(path)
+        return cls(attainment=float(match["att"]) / 100.0, bound_ms=bound).validate(path)
+
+    @property
+    def quantile(self) -> float:
+        """The fraction of requests that must finish within the bound, in (0, 1)."""
+        return self.percentile / 100.0 if self.percentile is not None else float(self.attainment or 0.0)
+
+    def bound_for(self, slo_ms: float) -> float:
+        """The latency bound (ms): ``bound_ms``, or the system's ``slo_ms`` when not given."""
+        return self.bound_ms if self.bound_ms is not None else float(slo_ms)
+
+    def describe(self, slo_ms: float) -> str:
+        """``p99 <= 100 ms`` or ``95% within 250 ms``."""
+        bound = self.bound_for(slo_ms)
+        if self.percentile is not None:
+            return f"p{self.percentile:g} <= {bound:g} ms"
+        return f"{100 * self.quantile:g}% within {bound:g} ms"
+
+    def short(self, slo_ms: float) -> str:
+        """The short form :meth:`parse` reads: ``p99<=100ms``, ``95%<=250ms``."""
+        bound = self.bound_for(slo_ms)
+        if self.percentile is not None:
+            return f"p{self.percentile:g}<={bound:g}ms"
+        return f"{100 * self.quantile:g}%<={bound:g}ms"
+
+    def slug(self, slo_ms: float) -> str:
+        """A short name for files: ``p99-100ms``, ``att95-250ms``."""
+        bound = self.bound_for(slo_ms)
+        if self.percentile is not None:
+            return f"p{self.percentile:g}-{bound:g}ms"
+        return f"att{100 * self.quantile:g}-{bound:g}ms"
+
+
 @dataclass(frozen=True)
 class EnvConfig:
     """Options of the Gymnasium environment that are not part of the served system.
@@ -602,6 +706,9 @@ class SystemConfig:
     :param arrivals: the arrival process.
     :param reward: reward weights.
     :param env: environment options.
+    :param latency_target: an operator's latency objective (:class:`LatencyTarget`), on top of
+        the score; None (default) states none. Schedulers that take targets
+        (:mod:`agents.slo_target`) aim at it and ``evaluate.py`` reports whether it was met.
     :param source_path: the YAML file this config came from (relative trace paths resolve there).
     """
 
@@ -617,6 +724,7 @@ class SystemConfig:
     arrivals: ArrivalConfig = field(default_factory=ArrivalConfig)
     reward: RewardConfig = field(default_factory=RewardConfig)
     env: EnvConfig = field(default_factory=EnvConfig)
+    latency_target: LatencyTarget | None = None
     source_path: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
@@ -662,6 +770,7 @@ class SystemConfig:
             arrivals=self.arrivals.validate("arrivals"),
             reward=self.reward.validate("reward"),
             env=self.env.validate("env"),
+            latency_target=_latency_target(self.latency_target),
         )
         for key, value in validated.items():
             object.__setattr__(self, key, value)
@@ -746,6 +855,10 @@ class SystemConfig:
         for component in data["arrivals"].get("components") or ():
             _leave_out_defaults(component["arrivals"], _LEFT_OUT_AT_DEFAULT["arrivals"])
         _leave_out_defaults(data["env"], _LEFT_OUT_AT_DEFAULT["env"])
+        if data["latency_target"] is None:  # unset: the YAML (and tuned fingerprints) as before
+            del data["latency_target"]
+        else:
+            data["latency_target"] = {k: v for k, v in data["latency_target"].items() if v is not None}
         return data
 
     def to_yaml(self) -> str:
@@ -766,6 +879,16 @@ def _leave_out_defaults(section: dict[str, Any], defaults: dict[str, Any]) -> No
         value = section.get(name)
         if name in section and (value == default or (isinstance(value, list) and tuple(value) == default)):
             del section[name]
+
+
+def _latency_target(value: Any) -> LatencyTarget | None:
+    """The ``latency_target`` field: None, a :class:`LatencyTarget`, a mapping of its fields or
+    its short form (``p99<=100ms``), checked."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return LatencyTarget.parse(value)
+    return _build(LatencyTarget, value, "latency_target").validate("latency_target")
 
 
 _SECTIONS: dict[str, type] = {

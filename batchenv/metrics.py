@@ -13,17 +13,38 @@ Definitions (``H`` = the time simulated, normally the horizon):
 - ``score_per_request`` = sum of per-request scores / arrived requests, which equals the episode
   return / arrived requests; ``cost_per_request`` = best model quality - score (the regret
   against an ideal that answers instantly with the best model; compare agents by it).
+- A latency target (:class:`batchenv.config.LatencyTarget`, bound ``B`` ms, quantile ``p``):
+  ``target_attainment`` = served within ``B`` / (served + dropped), the definition of
+  ``slo_attainment`` with ``B`` for ``slo_ms``; the target is met when it is at least ``p``.
+  ``target_latency_ms`` = the ``100 p``-th percentile of the served requests' latencies.
+- :class:`ScoreTerms` splits the score into what its weights multiply (quality served per
+  model, latency charged, misses, drops), so that the cost of an episode under other weights or
+  qualities follows without a rerun, for every policy that does not read them.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 
+from batchenv.config import LatencyTarget, RewardConfig
 from batchenv.sim import Simulator
 
-__all__ = ["EpisodeMetrics", "RequestTable", "compute_metrics", "request_scores", "request_table"]
+__all__ = [
+    "EpisodeMetrics",
+    "RequestTable",
+    "ScoreTerms",
+    "compute_metrics",
+    "latency_within",
+    "request_scores",
+    "request_table",
+    "score_terms",
+    "target_metrics",
+]
 
 
 @dataclass(frozen=True)
@@ -169,4 +190,108 @@ def compute_metrics(sim: Simulator) -> EpisodeMetrics:
             name: (count / n_served if n_served else 0.0)
             for name, count in zip(cfg.model_names, sim.served_per_model, strict=True)
         },
+    )
+
+
+def latency_within(
+    sim: Simulator, bounds_ms: Sequence[float], table: RequestTable | None = None
+) -> list[int]:
+    """Per bound (ms): the served requests whose latency is at most the bound (the comparison of
+    ``slo_attainment``). Needs ``record=True``."""
+    table = table or request_table(sim)
+    return [int(np.sum(~(table.arrival_s < table.completion_s - b / 1000.0))) for b in bounds_ms]
+
+
+def target_metrics(
+    sim: Simulator, target: LatencyTarget, table: RequestTable | None = None
+) -> dict[str, float]:
+    """``target_attainment`` (served within the bound / (served + dropped)) and
+    ``target_latency_ms`` (the target's percentile of the served latencies, ms) of the episode
+    (module docstring); NaN where nothing was judged. Needs ``record=True``."""
+    table = table or request_table(sim)
+    bound_ms = target.bound_for(sim.config.slo_ms)
+    (within,) = latency_within(sim, [bound_ms], table)
+    judged = sim.n_served + sim.n_dropped
+    latency_ms = table.latency_s * 1000.0
+    quantile = float(np.percentile(latency_ms, 100.0 * target.quantile)) if len(latency_ms) else math.nan
+    return {
+        "target_attainment": within / judged if judged else math.nan,
+        "target_latency_ms": quantile,
+    }
+
+
+@dataclass(frozen=True)
+class ScoreTerms:
+    """An episode's score split into the parts its weights multiply.
+
+    score per request = (sum over models of served_m * quality_m - w_latency_per_s * latency_s
+    - w_slo * n_slo_misses - w_drop * n_dropped) / n_arrived, exactly the simulator's
+    ``total_reward / n_arrived``. A policy that reads neither the weights nor the qualities (the
+    baselines, a trained network) has the same trajectory under other ones, so its cost there
+    follows from these terms without a rerun.
+
+    :ivar n_arrived: arrived requests (admitted or dropped).
+    :ivar n_dropped: dropped requests.
+    :ivar n_slo_misses: served requests over ``slo_ms``.
+    :ivar served_per_model: served requests per model index.
+    :ivar latency_s: latency charged (s): the served requests' latencies plus the time waited so
+        far by the requests still waiting at the end.
+    """
+
+    n_arrived: int
+    n_dropped: int
+    n_slo_misses: int
+    served_per_model: tuple[int, ...]
+    latency_s: float
+
+    def score_per_request(self, qualities: Sequence[float], reward: RewardConfig) -> float:
+        """The score per arrived request under ``qualities`` (one per model) and ``reward``."""
+        if not self.n_arrived:
+            return 0.0
+        quality = sum(n * q for n, q in zip(self.served_per_model, qualities, strict=True))
+        total = (
+            quality
+            - reward.w_latency_per_s * self.latency_s
+            - reward.w_slo * self.n_slo_misses
+            - reward.w_drop * self.n_dropped
+        )
+        return total / self.n_arrived
+
+    def cost_per_request(self, qualities: Sequence[float], reward: RewardConfig) -> float:
+        """Best quality - score per request (NaN without arrivals)."""
+        if not self.n_arrived:
+            return math.nan
+        return max(qualities) - self.score_per_request(qualities, reward)
+
+    def mean_quality(self, qualities: Sequence[float]) -> float:
+        """Mean quality of the served requests (NaN if none was served)."""
+        served = sum(self.served_per_model)
+        if not served:
+            return math.nan
+        return sum(n * q for n, q in zip(self.served_per_model, qualities, strict=True)) / served
+
+    def to_dict(self) -> dict[str, Any]:
+        """The terms as plain JSON values."""
+        return {**asdict(self), "served_per_model": list(self.served_per_model)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ScoreTerms:
+        """The terms of :meth:`to_dict`'s output."""
+        return cls(
+            n_arrived=int(data["n_arrived"]),
+            n_dropped=int(data["n_dropped"]),
+            n_slo_misses=int(data["n_slo_misses"]),
+            served_per_model=tuple(int(n) for n in data["served_per_model"]),
+            latency_s=float(data["latency_s"]),
+        )
+
+
+def score_terms(sim: Simulator) -> ScoreTerms:
+    """The :class:`ScoreTerms` of the episode so far (running totals: no ``record`` needed)."""
+    return ScoreTerms(
+        n_arrived=sim.n_arrived,
+        n_dropped=sim.n_dropped,
+        n_slo_misses=sim.n_slo_misses,
+        served_per_model=tuple(sim.served_per_model),
+        latency_s=sim.sum_latency_s + sim.queue_len * sim.mean_wait_s,
     )

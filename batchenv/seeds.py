@@ -7,10 +7,14 @@ evaluated on.
 
 from __future__ import annotations
 
-__all__ = ["MAX_SEEDS", "TRAINING_SEEDS", "parse_seeds"]
+__all__ = ["CALIBRATION_SEED", "MAX_SEEDS", "TRAINING_SEEDS", "parse_seeds"]
 
 TRAINING_SEEDS: tuple[int, ...] = (1000, 1001, 1002, 1003)
 """Seeds of the tuning episodes; evaluation seeds are 0..N-1 and must stay below 1000."""
+
+CALIBRATION_SEED = 40_000
+"""Seed of the Poisson episodes that calibrate a latency target offline (``agents.slo_target``):
+one long episode per (rate, latency scale), apart from evaluation and tuning seeds."""
 
 MAX_SEEDS = 100_000
 """Most seeds a seed list may hold (a longer one is a typing slip, not a plan)."""

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from batchenv.config import LatencyTarget
 from evaluation.plan import Plan
 from evaluation.stats import mean_ci95, relative_gap
 from execution.episode import EpisodeResult, EpisodeTask
@@ -66,6 +67,14 @@ class Cell:
 
     def value(self, metric: str) -> float:
         return self.summary.get(metric, (math.nan, math.nan))[0]
+
+    def target_met(self, target: LatencyTarget) -> bool | None:
+        """Whether the cell met ``target``: its mean attainment over seeds (dropped requests
+        count as late) is at least the target's fraction; None when the cell has no attainment."""
+        attainment = self.value("target_attainment")
+        if not math.isfinite(attainment):
+            return None
+        return attainment >= target.quantile
 
 
 def collect(

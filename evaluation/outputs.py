@@ -144,9 +144,10 @@ def to_json(
 ) -> str:
     """``results.json`` (also written next to ``--report X.md`` as ``X.json``): the command, seeds,
     horizon (s), each scenario (name, arrival process, mean rate and rate range in requests/s,
-    workers, the full config, the hindsight bound per seed or why there is none) and one entry
-    per (scenario, agent) cell with every metric's mean and 95% half-width under ``summary``
-    (``gap_hindsight``: the relative gap to the bound) and the per-seed values under
+    workers, latency target, the full config, the hindsight bound per seed or why there is none)
+    and one entry per (scenario, agent) cell with every metric's mean and 95% half-width under
+    ``summary`` (``gap_hindsight``: the relative gap to the bound), whether it met the scenario's
+    latency target (``target_met``; None without a target) and the per-seed values under
     ``per_seed``."""
     data = {
         "command": plan.command,
@@ -164,6 +165,13 @@ def to_json(
                 "mean_rate_per_s": s.config.arrivals.mean_rate_per_s,
                 "rate_range_per_s": s.config.arrivals.rate_range_per_s,
                 "n_workers": s.config.n_workers,
+                "latency_target": None
+                if s.target is None
+                else {
+                    "describe": s.target.describe(s.config.slo_ms),
+                    "quantile": s.target.quantile,
+                    "bound_ms": s.target.bound_for(s.config.slo_ms),
+                },
                 "config": s.config.to_dict(),
                 "hindsight_cost_per_request": {str(k): v for k, v in (bounds or {}).get(s.name, {}).items()},
                 "no_hindsight": (no_bound or {}).get(s.name),
@@ -182,6 +190,7 @@ def to_json(
                 "not_applicable": cell.not_applicable,
                 "error": cell.error,
                 "summary": {k: {"mean": m, "ci95": h} for k, (m, h) in cell.summary.items()},
+                "target_met": None if scenario.target is None else cell.target_met(scenario.target),
                 "per_seed": cell.per_seed,
             }
             for scenario in plan.scenarios

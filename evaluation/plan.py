@@ -24,7 +24,7 @@ from agents.registry import (
     split_specs,
 )
 from batchenv.arrivals import make_arrival_process
-from batchenv.config import ConfigError, SystemConfig
+from batchenv.config import ConfigError, LatencyTarget, SystemConfig
 from batchenv.scenarios import SUITE, list_scenarios, scenario_config
 from batchenv.seeds import MAX_SEEDS, TRAINING_SEEDS, parse_seeds
 from execution.backends import BackendSpec
@@ -71,6 +71,9 @@ agents (--agents, comma-separated):
   optimal                     the exact SMDP optimum (one worker, Poisson arrivals; other
                               scenarios are reported as n/a)
   proposed                    the project's own scheduler (agents/proposed.py)
+  slo_target(inner=proposed)  a table-based scheduler (proposed or optimal) at the smallest
+                              latency weight that meets the scenario's latency target
+                              (--target or the scenario's latency_target)
   path/to/agent.zip           a checkpoint saved by train.py
   Parameters in a spec override tuned values; quote specs with brackets in the shell.
 
@@ -132,6 +135,15 @@ def build_parser() -> argparse.ArgumentParser:
         "it applies, else the tuned timeout, else none; 'none' = no gap (default: auto)",
     )
     parser.add_argument(
+        "--target",
+        default=None,
+        help="a latency target for every scenario (replaces a scenario's own latency_target), e.g. "
+        "p99<=100ms, 95%%<=250ms or 95%% (of requests within slo_ms): the tables then say, per agent, "
+        "whether it was met, with the quality and throughput under it; agent slo_target aims at it, "
+        "timeout and util_switch take the parameters tuned to meet it "
+        "(python -m apps.tune --target ...)",
+    )
+    parser.add_argument(
         "--no-tuned",
         action="store_true",
         help="use the default parameters of timeout and util_switch instead of the tuned ones",
@@ -190,6 +202,11 @@ class ScenarioEntry:
     def name(self) -> str:
         return self.config.name
 
+    @property
+    def target(self) -> LatencyTarget | None:
+        """The scenario's latency target (``--target`` or its own ``latency_target``), if any."""
+        return self.config.latency_target
+
     def describe(self) -> str:
         arrivals = self.config.arrivals
         workers = self.config.n_workers
@@ -219,6 +236,7 @@ class Plan:
     warnings: list[str] = field(default_factory=list)
     demo: bool = False
     hindsight: bool = True
+    target: LatencyTarget | None = None
 
 
 def check_writable_folder(folder: Path, flag: str, create: bool) -> None:
@@ -302,6 +320,12 @@ def make_plan(args: argparse.Namespace, argv: Sequence[str]) -> Plan:
     if args.horizon_s is not None and not (math.isfinite(args.horizon_s) and args.horizon_s > 0):
         raise UsageError(f"--horizon-s must be a number > 0, got {args.horizon_s}")
 
+    target = None
+    if args.target is not None:
+        try:
+            target = LatencyTarget.parse(args.target, "--target")
+        except ConfigError as exc:
+            raise UsageError(str(exc)) from None
     names = list(SUITE) if args.scenarios.strip() == "suite" else split_specs(args.scenarios)
     if not names:
         raise UsageError("--scenarios: no scenario given")
@@ -309,6 +333,8 @@ def make_plan(args: argparse.Namespace, argv: Sequence[str]) -> Plan:
     for spec in names:
         try:
             config = scenario_config(spec, args.horizon_s)
+            if target is not None:
+                config = config.replace(latency_target=target)
             make_arrival_process(config)  # reads and checks a trace file now, not in a worker
         except ConfigError as exc:
             known = ", ".join(list_scenarios())
@@ -361,4 +387,5 @@ def make_plan(args: argparse.Namespace, argv: Sequence[str]) -> Plan:
         warnings=warnings,
         demo=args.demo,
         hindsight=not args.no_hindsight,
+        target=target,
     )

@@ -17,7 +17,7 @@ from evaluation.cells import Cell
 from evaluation.plan import Plan, ScenarioEntry
 from execution.episode import LATENCY_EDGES_MS
 
-__all__ = ["compact_png", "plot_all"]
+__all__ = ["compact_png", "plot_all", "save_png"]
 
 
 def _grid(n: int) -> tuple[int, int]:
@@ -36,7 +36,8 @@ def compact_png(png: bytes) -> bytes:
     return buffer.getvalue()
 
 
-def _save(fig: Any, path: Path) -> None:
+def save_png(fig: Any, path: Path) -> None:
+    """Write ``fig`` to ``path`` as a compact 256-colour PNG (110 dpi; no software tag)."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
     write_atomic(path, compact_png(buffer.getvalue()))
@@ -60,7 +61,7 @@ def plot_all(plan: Plan, cells: dict[tuple[str, str], Cell], folder: Path) -> li
         fig = draw(plan, cells, color)
         fig.tight_layout()
         paths.append(folder / name)
-        _save(fig, paths[-1])
+        save_png(fig, paths[-1])
         plt.close(fig)
     return paths
 

@@ -18,7 +18,7 @@ __all__ = ["make_bound_tasks", "make_tasks", "run_plan"]
 def make_tasks(plan: Plan) -> list[EpisodeTask]:
     """The episodes of ``plan``, by scenario, then agent, then seed."""
     return [
-        EpisodeTask(agent.text, scenario.spec, seed, plan.horizon_s, plan.tuned)
+        EpisodeTask(agent.text, scenario.spec, seed, plan.horizon_s, plan.tuned, latency_target=plan.target)
         for scenario in plan.scenarios
         for agent in plan.agents
         for seed in plan.seeds

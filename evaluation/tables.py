@@ -6,13 +6,21 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from batchenv.config import SystemConfig
+from batchenv.config import LatencyTarget, SystemConfig
 from batchenv.seeds import TRAINING_SEEDS
 from evaluation.cells import Cell
 from evaluation.outputs import params_text
 from evaluation.plan import Plan, ScenarioEntry
 
-__all__ = ["CI_COLUMNS", "TABLE_COLUMNS", "TERMINAL_COLUMNS", "print_tables", "summary_lines", "to_markdown"]
+__all__ = [
+    "CI_COLUMNS",
+    "TABLE_COLUMNS",
+    "TARGET_COLUMNS",
+    "TERMINAL_COLUMNS",
+    "print_tables",
+    "summary_lines",
+    "to_markdown",
+]
 
 TABLE_COLUMNS = (  # (metric, header, format) of the terminal and Markdown tables
     ("cost_per_request", "cost/req", "{:.4f}"),
@@ -29,7 +37,7 @@ TABLE_COLUMNS = (  # (metric, header, format) of the terminal and Markdown table
     ("drop_rate", "drops", "{:.3f}"),
     ("n_forced", "forced", "{:.1f}"),
 )
-CI_COLUMNS = ("cost_per_request", "gap", "gap_hindsight", "score_per_request")
+CI_COLUMNS = ("cost_per_request", "gap", "gap_hindsight", "score_per_request", "target_attainment")
 TERMINAL_COLUMNS = (
     "cost_per_request",
     "gap",
@@ -120,6 +128,7 @@ def to_markdown(plan: Plan, cells: dict[tuple[str, str], Cell], figure_dir: str 
         "",
     ]
     lines += _overview(plan, cells)
+    lines += _targets(plan, cells)
     for scenario in plan.scenarios:
         lines += [f"## {_table_title(scenario, cells, plan)}", ""]
         lines.append("| " + " | ".join(headers) + " |")
@@ -180,6 +189,59 @@ def _overview(plan: Plan, cells: dict[tuple[str, str], Cell]) -> list[str]:
     return [*lines, ""]
 
 
+TARGET_COLUMNS = (  # (metric, header, format) of the latency-target tables
+    ("target_attainment", "attainment", "{:.4f}"),
+    ("target_latency_ms", "latency at the percentile (ms)", "{:.1f}"),
+    ("mean_quality", "quality", "{:.4f}"),
+    ("throughput_per_s", "thr/s", "{:.1f}"),
+    ("latency_mean_ms", "mean ms", "{:.1f}"),
+    ("latency_p99_ms", "p99 ms", "{:.1f}"),
+    ("cost_per_request", "cost/req", "{:.4f}"),
+)
+
+
+def _met_text(cell: Cell, target: LatencyTarget) -> str:
+    met = cell.target_met(target)
+    return "n/a" if met is None else ("yes" if met else "**no**")
+
+
+def _targets(plan: Plan, cells: dict[tuple[str, str], Cell]) -> list[str]:
+    """Markdown: per scenario with a latency target, whether each agent met it and the quality,
+    throughput and latency under it."""
+    targeted = [s for s in plan.scenarios if s.target is not None]
+    if not targeted:
+        return []
+    lines = [
+        "## Latency targets",
+        "",
+        "A target is met when the mean over seeds of the attainment (served within the bound / "
+        "(served + dropped)) is at least its fraction: p99 <= 100 ms means at least 99% of the "
+        "requests within 100 ms. The latency at the target's percentile is the mean over seeds "
+        "of each episode's percentile of the served requests' latencies.",
+        "",
+    ]
+    headers = ["agent", "met", *(h for _, h, _ in TARGET_COLUMNS)]
+    for scenario in targeted:
+        target = scenario.target
+        assert target is not None
+        lines += [f"### {scenario.name}: {target.describe(scenario.config.slo_ms)}", ""]
+        lines.append("| " + " | ".join(headers) + " |")
+        lines.append("|" + "|".join("---" for _ in headers) + "|")
+        for agent in plan.agents:
+            cell = cells[(agent.label, scenario.name)]
+            if not cell.per_seed:
+                status = "n/a" if cell.not_applicable else "error"
+                lines.append("| " + " | ".join([agent.label, status, *[""] * len(TARGET_COLUMNS)]) + " |")
+                continue
+            values = [
+                _cell_text(cell, metric, spec, metric == "target_attainment")
+                for metric, _, spec in TARGET_COLUMNS
+            ]
+            lines.append("| " + " | ".join([agent.label, _met_text(cell, target), *values]) + " |")
+        lines.append("")
+    return lines
+
+
 def _seed_text(seeds: list[int]) -> str:
     if seeds == list(range(seeds[0], seeds[0] + len(seeds))) and len(seeds) > 1:
         return f"{seeds[0]}-{seeds[-1]}"
@@ -228,5 +290,13 @@ def summary_lines(plan: Plan, cells: dict[tuple[str, str], Cell]) -> list[str]:
             lines.append(
                 f"  {'':<{width}}  the cheapest, {ranked[0].agent}, is {best:+.1%} above the hindsight bound "
                 "(the least cost of any schedule on the same arrivals)"
+            )
+        if scenario.target is not None:
+            met = [c.agent for c in ran if c.target_met(scenario.target)]
+            missed = [c.agent for c in ran if c.target_met(scenario.target) is False]
+            text = scenario.target.describe(scenario.config.slo_ms)
+            lines.append(
+                f"  {'':<{width}}  {text}: met by {', '.join(met) or 'none'}; "
+                f"missed by {', '.join(missed) or 'none'}"
             )
     return lines

@@ -22,12 +22,14 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from agents.baselines import BASELINES
 from agents.tuned_params import TUNABLE
-from batchenv.config import SystemConfig
+from batchenv.config import LatencyTarget, RewardConfig, SystemConfig
 from batchenv.seeds import TRAINING_SEEDS
+from evaluation.candidates import CandidateEpisode, CandidateRuns
 from execution.backends import Backend, LocalBackend
 from execution.episode import EpisodeResult, EpisodeTask, run_episode_tasks
 from execution.run import run_tasks
@@ -38,9 +40,12 @@ __all__ = [
     "HYSTERESIS_GRID",
     "QUEUE_GRID",
     "UTIL_GRID",
+    "CostObjective",
+    "TargetObjective",
     "grid_search",
     "mean_cost",
     "timeout_grid",
+    "tune_for_objective",
     "tune_scenario",
     "util_switch_stages",
 ]
@@ -170,13 +175,131 @@ def util_switch_stages(config: SystemConfig) -> list[Stage]:
     ]
 
 
+def _plain_params(params: dict[str, Any]) -> dict[str, Any]:
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in params.items()}
+
+
+# --------------------------------------------------------------------------------------------
+# Objectives other than the scenario's cost (episodes memoised by evaluation.candidates)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CostObjective:
+    """The mean cost per request over the seeds under ``qualities`` (one per model) and
+    ``reward``; None keeps the scenario's. A baseline's trajectory reads neither, so its cost
+    under them follows from the score terms of one run."""
+
+    qualities: tuple[float, ...] | None = None
+    reward: RewardConfig | None = None
+
+    def describe(self) -> str:
+        parts = []
+        if self.reward is not None:
+            parts.append(f"w_latency_per_s = {self.reward.w_latency_per_s:g}")
+        if self.qualities is not None:
+            parts.append("qualities " + "/".join(f"{q:g}" for q in self.qualities))
+        return "mean cost per request" + (f" ({', '.join(parts)})" if parts else "")
+
+    def cost(self, config: SystemConfig, episodes: Sequence[CandidateEpisode]) -> float:
+        qualities = self.qualities or config.qualities
+        reward = self.reward or config.reward
+        return sum(e.terms.cost_per_request(qualities, reward) for e in episodes) / len(episodes)
+
+    def key(self, runs: CandidateRuns, episodes: Sequence[CandidateEpisode]) -> tuple[float, ...]:
+        return (self.cost(runs.config, episodes),)
+
+    def summary(self, runs: CandidateRuns, episodes: Sequence[CandidateEpisode]) -> dict[str, Any]:
+        return {"cost_per_request": round(self.cost(runs.config, episodes), 6)}
+
+
+@dataclass(frozen=True)
+class TargetObjective:
+    """Meet a latency target on the seeds, then the best quality: a candidate is feasible when
+    its mean attainment of the target's bound is at least ``1 - (1 - margin)(1 - p)`` (the
+    margin of :class:`agents.slo_target.SloTargeted`: the same reserve for every agent);
+    feasible candidates rank by mean quality (higher first), then mean cost; infeasible ones
+    after them, by attainment. The runs must record the target's bound."""
+
+    target: LatencyTarget
+    margin: float = 0.2
+
+    def describe(self, slo_ms: float) -> str:
+        return f"best mean quality with {self.target.describe(slo_ms)} (margin {self.margin:g})"
+
+    def aim(self) -> float:
+        return 1.0 - (1.0 - self.margin) * (1.0 - self.target.quantile)
+
+    def _figures(
+        self, runs: CandidateRuns, episodes: Sequence[CandidateEpisode]
+    ) -> tuple[float, float, float]:
+        index = runs.target_index(self.target)
+        config = runs.config
+        n = len(episodes)
+        attainment = sum(e.attainment(index) for e in episodes) / n
+        quality = sum(e.terms.mean_quality(config.qualities) for e in episodes) / n
+        cost = sum(e.terms.cost_per_request(config.qualities, config.reward) for e in episodes) / n
+        return attainment, quality, cost
+
+    def key(self, runs: CandidateRuns, episodes: Sequence[CandidateEpisode]) -> tuple[float, ...]:
+        attainment, quality, cost = self._figures(runs, episodes)
+        if attainment >= self.aim():
+            return (0.0, -quality, cost)
+        return (1.0, -attainment, cost)
+
+    def summary(self, runs: CandidateRuns, episodes: Sequence[CandidateEpisode]) -> dict[str, Any]:
+        attainment, quality, cost = self._figures(runs, episodes)
+        return {
+            "feasible": bool(attainment >= self.aim()),
+            "attainment": round(attainment, 6),
+            "mean_quality": round(quality, 6),
+            "cost_per_request": round(cost, 6),
+        }
+
+
+Objective = CostObjective | TargetObjective
+
+
 # --------------------------------------------------------------------------------------------
 # Tuning one scenario
 # --------------------------------------------------------------------------------------------
 
 
-def _plain_params(params: dict[str, Any]) -> dict[str, Any]:
-    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in params.items()}
+Evaluate = Callable[[str, list[dict[str, Any]]], list[Any]]
+"""(agent name, candidates) -> one comparable key per candidate, smaller is better."""
+
+
+def _first_best(candidates: list[dict[str, Any]], keys: list[Any]) -> tuple[dict[str, Any], Any]:
+    """The first candidate with the smallest key (ties keep grid order: backend-independent)."""
+    best = min(range(len(keys)), key=keys.__getitem__)
+    return candidates[best], keys[best]
+
+
+def _search(
+    config: SystemConfig, agents: list[str], evaluate: Evaluate, log: Callable[[str], None]
+) -> dict[str, tuple[dict[str, Any], Any, int]]:
+    """The timeout grid, then util_switch's coordinate search from the best timeout's (B, T);
+    per agent asked for: (best params, its key, candidates evaluated)."""
+    found: dict[str, tuple[dict[str, Any], Any, int]] = {}
+    grid = timeout_grid(config)
+    best, key = _first_best(grid, evaluate("timeout", grid))
+    log(f"  timeout: {len(grid)} candidates -> {key} {best}")
+    if "timeout" in agents:
+        found["timeout"] = (best, key, len(grid))
+    if "util_switch" in agents:
+        incumbent: dict[str, Any] = {
+            "preferred_batch_size": best["preferred_batch_size"],
+            "max_queue_delay_ms": best["max_queue_delay_ms"],
+        }
+        count = 0
+        for stage, make in util_switch_stages(config):
+            # the incumbent first: ties keep it (the first of equal keys wins)
+            candidates = [incumbent, *(c for c in make(incumbent) if c != incumbent)]
+            count += len(candidates)
+            incumbent, key = _first_best(candidates, evaluate("util_switch", candidates))
+            log(f"  util_switch {stage}: {len(candidates)} candidates -> {key}")
+        found["util_switch"] = (BASELINES["util_switch"](config, **incumbent).params(), key, count)
+    return found
 
 
 def tune_scenario(
@@ -188,33 +311,38 @@ def tune_scenario(
 ) -> dict[str, dict[str, Any]]:
     """Tune the named agents on ``config`` (its horizon) and return, per agent, the entry of the
     tuned file: ``params``, ``cost_per_request``, ``candidates``."""
-    agents = list(agents)
-    results: dict[str, dict[str, Any]] = {}
-    grid = timeout_grid(config)
-    best, cost, _ = grid_search(config, "timeout", grid, seeds, backend)
-    log(f"  timeout: {len(grid)} candidates -> cost {cost:.5f} {best}")
-    if "timeout" in agents:
-        results["timeout"] = {
-            "params": _plain_params(best),
-            "cost_per_request": round(cost, 6),
-            "candidates": len(grid),
-        }
-    if "util_switch" in agents:
-        incumbent: dict[str, Any] = {
-            "preferred_batch_size": best["preferred_batch_size"],
-            "max_queue_delay_ms": best["max_queue_delay_ms"],
-        }
-        count = 0
-        for stage, make in util_switch_stages(config):
-            # the incumbent first: ties keep it (grid_search prefers the first of equal costs)
-            candidates = [incumbent, *(c for c in make(incumbent) if c != incumbent)]
-            count += len(candidates)
-            incumbent, cost, _ = grid_search(config, "util_switch", candidates, seeds, backend)
-            log(f"  util_switch {stage}: {len(candidates)} candidates -> cost {cost:.5f}")
-        full = BASELINES["util_switch"](config, **incumbent).params()
-        results["util_switch"] = {
-            "params": _plain_params(full),
-            "cost_per_request": round(cost, 6),
+
+    def costs(name: str, candidates: list[dict[str, Any]]) -> list[float]:
+        return grid_search(config, name, candidates, seeds, backend)[2]
+
+    found = _search(config, list(agents), costs, log)
+    return {
+        name: {"params": _plain_params(params), "cost_per_request": round(cost, 6), "candidates": count}
+        for name, (params, cost, count) in found.items()
+    }
+
+
+def tune_for_objective(
+    runs: CandidateRuns,
+    objective: Objective,
+    agents: Iterable[str] = TUNABLE,
+    log: Callable[[str], None] = lambda _: None,
+) -> dict[str, dict[str, Any]]:
+    """Tune the named agents on ``runs``' scenario and seeds for ``objective`` (a cost under other
+    weights or qualities, or a latency target); episodes are memoised in ``runs``, so tuning for
+    several objectives runs each candidate once. Per agent: ``params``, ``candidates`` and the
+    objective's ``summary`` of the chosen candidate (e.g. ``feasible``, ``attainment``)."""
+
+    def keys(name: str, candidates: list[dict[str, Any]]) -> list[tuple[float, ...]]:
+        return [objective.key(runs, episodes) for episodes in runs.episodes(name, candidates)]
+
+    found = _search(runs.config, list(agents), keys, log)
+    out = {}
+    for name, (params, _, count) in found.items():
+        (episodes,) = runs.episodes(name, [params])
+        out[name] = {
+            "params": _plain_params(params),
             "candidates": count,
+            **objective.summary(runs, episodes),
         }
-    return results
+    return out

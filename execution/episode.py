@@ -19,8 +19,15 @@ from typing import Any, Literal
 import numpy as np
 
 from agents.registry import AgentSpecError, NotApplicableError, make_agent, parse_agent_spec
-from batchenv.config import SystemConfig
-from batchenv.metrics import EpisodeMetrics, compute_metrics, request_table
+from batchenv.config import LatencyTarget, SystemConfig
+from batchenv.metrics import (
+    EpisodeMetrics,
+    compute_metrics,
+    latency_within,
+    request_table,
+    score_terms,
+    target_metrics,
+)
 from batchenv.scenarios import scenario_config
 from batchenv.sim import Simulator, simulate
 
@@ -63,6 +70,12 @@ class EpisodeTask:
         latency histogram (:data:`LATENCY_EDGES_MS`); ``"requests"``: percentiles, no
         histogram; ``"totals"``: running totals only (percentiles are NaN; fastest, memory
         bounded by the queue capacity).
+    :param latency_target: state this latency target for the episode (replaces the scenario's
+        ``latency_target``); with a target (either) and every request kept, the metrics carry
+        ``target_attainment`` and ``target_latency_ms`` (:func:`batchenv.metrics.target_metrics`).
+    :param terms: also return the episode's :class:`~batchenv.metrics.ScoreTerms` (``terms``).
+    :param bounds_ms: also return, per bound (ms), the served requests within it (``within``);
+        needs every request kept (``record`` other than ``"totals"``).
     """
 
     agent: str
@@ -73,6 +86,9 @@ class EpisodeTask:
     tuned_dir: str | None = None
     params: Mapping[str, Any] | None = None
     record: Literal["histogram", "requests", "totals"] = "histogram"
+    latency_target: LatencyTarget | None = None
+    terms: bool = False
+    bounds_ms: tuple[float, ...] = ()
 
 
 @dataclass
@@ -87,7 +103,10 @@ class EpisodeResult:
     :ivar describe: the agent's one-line description; ``params``: its parameters;
         ``params_source``: where they come from.
     :ivar diagnostics: agent-specific counters, e.g. ``estimator_alarms`` (the proposed
-        scheduler's rate-change alarms in the episode).
+        scheduler's rate-change alarms in the episode), and whatever an agent's
+        ``diagnostics()`` method returns.
+    :ivar terms: the episode's :class:`~batchenv.metrics.ScoreTerms` as a dict (``terms=True``).
+    :ivar within: per bound of ``bounds_ms``, the served requests within it.
     """
 
     status: Literal["ok", "not_applicable", "error"] = "ok"
@@ -99,6 +118,8 @@ class EpisodeResult:
     params: dict[str, Any] = field(default_factory=dict)
     params_source: str = ""
     diagnostics: dict[str, float] = field(default_factory=dict)
+    terms: dict[str, Any] | None = None
+    within: list[int] | None = None
 
 
 def latency_histogram(latency_ms: np.ndarray) -> np.ndarray:
@@ -127,8 +148,10 @@ def _cached(cache: OrderedDict[str, Any], key: str, build: Callable[[], Any]) ->
 def _config(task: EpisodeTask) -> SystemConfig:
     if isinstance(task.scenario, SystemConfig):
         config = task.scenario
-        return config if task.horizon_s is None else config.replace(horizon_s=task.horizon_s)
-    return scenario_config(task.scenario, task.horizon_s)
+        config = config if task.horizon_s is None else config.replace(horizon_s=task.horizon_s)
+    else:
+        config = scenario_config(task.scenario, task.horizon_s)
+    return config if task.latency_target is None else config.replace(latency_target=task.latency_target)
 
 
 def _build_agent(task: EpisodeTask, config: SystemConfig) -> Any:
@@ -143,6 +166,8 @@ def run_episode_task(task: EpisodeTask) -> EpisodeResult:
     """Run one episode (see :class:`EpisodeTask`). An agent that does not apply or cannot be
     built gives a result with that status; any other error (e.g. a trace file that cannot be
     read) is raised, and the execution layer returns it as a task error."""
+    if task.bounds_ms and task.record == "totals":
+        raise ValueError("EpisodeTask: bounds_ms needs every request kept (record 'requests' or 'histogram')")
     config = _config(task)
     config_key = repr(config)
     params = sorted((task.params or {}).items())
@@ -157,19 +182,28 @@ def run_episode_task(task: EpisodeTask) -> EpisodeResult:
     sim = _cached(_SIMULATORS, repr((config_key, record)), lambda: Simulator(config, record=record))
     simulate(config, agent, task.seed, sim=sim)
     metrics = compute_metrics(sim)
+    values = {name: float(getattr(metrics, name)) for name in SCALAR_METRICS}
+    needs_table = task.record == "histogram" or config.latency_target is not None or task.bounds_ms
+    table = request_table(sim) if record and needs_table else None
     histogram = None
     if task.record == "histogram":
-        histogram = latency_histogram(request_table(sim).latency_s * 1000.0)
+        histogram = latency_histogram(table.latency_s * 1000.0)
+    if config.latency_target is not None and table is not None:
+        values.update(target_metrics(sim, config.latency_target, table))
     estimator = getattr(agent, "estimator", None)
     diagnostics = {"estimator_alarms": float(estimator.alarms)} if hasattr(estimator, "alarms") else {}
+    if callable(getattr(agent, "diagnostics", None)):
+        diagnostics.update(agent.diagnostics())
     return EpisodeResult(
-        metrics={name: float(getattr(metrics, name)) for name in SCALAR_METRICS},
+        metrics=values,
         model_mix={name: float(share) for name, share in metrics.model_mix.items()},
         latency_histogram=histogram,
         describe=agent.describe(),
         params=agent.params(),
         params_source=getattr(agent, "params_source", "defaults"),
         diagnostics=diagnostics,
+        terms=score_terms(sim).to_dict() if task.terms else None,
+        within=latency_within(sim, task.bounds_ms, table) if task.bounds_ms else None,
     )
 
 

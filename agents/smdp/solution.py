@@ -257,6 +257,7 @@ def _system_key(config: SystemConfig) -> SystemConfig:
         slo_ms=1.0,
         arrivals=ArrivalConfig(),
         env=EnvConfig(),
+        latency_target=None,
         source_path=None,
     )
 

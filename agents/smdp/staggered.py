@@ -34,6 +34,7 @@ def solver_system(config: SystemConfig, model: int | None = None) -> SystemConfi
         "env": EnvConfig(),
         "horizon_s": 1.0,
         "max_wait_ms": 100.0,  # the SMDP has no request ages: its policy does not depend on it
+        "latency_target": None,  # nor on an operator's target (agents.slo_target reads it)
     }
     if model is not None:
         changes["models"] = (config.models[model],)
