@@ -166,6 +166,19 @@ EXPERIMENTS: dict[str, Experiment] = {
     )
 }
 DEFAULT_EXPERIMENTS = ("ppo_mixture", "dqn_mixture")
+ABLATIONS = ("ppo_mixture_plain_reward", "ppo_mixture_observation")
+"""Experiments compared with ``ppo_mixture`` by their training evaluation only (not assessed)."""
+RL_DOC_BEGIN = "<!-- benchmarks/learning.py: begin -->"
+RL_DOC_END = "<!-- benchmarks/learning.py: end -->"
+LOW_RATES = (
+    "poisson_rate_1",
+    "poisson_rate_3",
+    "poisson_rate_10",
+    "bursty_low",
+    "azure_trace_native_test",
+    "mooncake_conv_test",
+)
+"""Assessment scenarios below 10 requests/s (mean rate): the quiet servers of the summary."""
 MODEL_CHOICE = {
     "best": "`best_model.zip`: the lowest mean gap to the reference of the training evaluation, on "
     "training-side scenarios only",
@@ -484,6 +497,38 @@ def _gap_cell(summary: dict[str, Any], key: str) -> str:
     return f"{_pct(s['mean'])}{ci}"
 
 
+def comparison_lines(result: dict[str, Any], heading: str) -> list[str]:
+    """The table of the experiments' own training evaluation at a common step (the ablations),
+    under a ``heading`` title (``"##"``, ``"###"``); empty when fewer than two have it."""
+    lines: list[str] = []
+    at_step = result.get("training_evaluation_at") or {}
+    compared = {name: table for name, table in at_step.get("experiments", {}).items() if table}
+    if len(compared) > 1:
+        names = list(compared)
+        targets = list(next(iter(compared.values())))
+        lines += [
+            f"{heading} Training evaluation at {at_step['step']:,} steps: what each change does",
+            "",
+            "The runs' own evaluation (training-side scenarios only, seeds "
+            "10000-10001, 30 s) at the same step: gap to the best of greedy, the timeout and the "
+            "proposed scheduler, mean ± 95% CI across training seeds.",
+            "",
+            "| target | "
+            + " | ".join(f"{n} ({compared[n]['mean over targets']['n']} seeds)" for n in names)
+            + " |",
+            "|---|" + "---|" * len(names),
+        ]
+        for target in targets:
+            cells = []
+            for name in names:
+                cell = compared[name].get(target)
+                ci = "" if cell is None or not math.isfinite(cell["ci95"]) else f" ± {cell['ci95']:.2%}"
+                cells.append("n/a" if cell is None else f"{_pct(cell['mean'])}{ci}")
+            lines.append(f"| {target} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return lines
+
+
 def markdown(result: dict[str, Any]) -> str:
     meta = result["meta"]
     lines = [
@@ -523,29 +568,7 @@ def markdown(result: dict[str, Any]) -> str:
             + ".",
             "",
         ]
-    at_step = result.get("training_evaluation_at") or {}
-    compared = {name: table for name, table in at_step.get("experiments", {}).items() if table}
-    if len(compared) > 1:
-        names = list(compared)
-        targets = list(next(iter(compared.values())))
-        lines += [
-            f"## Training evaluation at {at_step['step']:,} steps: what each change does",
-            "",
-            "The runs' own evaluation (training-side scenarios only, seeds "
-            "10000-10001, 30 s) at the same step: gap to the best of greedy, the timeout and the "
-            "proposed scheduler, mean ± 95% CI across training seeds.",
-            "",
-            "| target | " + " | ".join(names) + " |",
-            "|---|" + "---|" * len(names),
-        ]
-        for target in targets:
-            cells = []
-            for name in names:
-                cell = compared[name].get(target)
-                ci = "" if cell is None or not math.isfinite(cell["ci95"]) else f" ± {cell['ci95']:.2%}"
-                cells.append("n/a" if cell is None else f"{_pct(cell['mean'])}{ci}")
-            lines.append(f"| {target} | " + " | ".join(cells) + " |")
-        lines.append("")
+    lines += comparison_lines(result, "##")
     labels = list(result["experiments"]) + [Path(p).stem for p in result.get("shipped", [])]
     lines += [
         "## Gap to the baselines (the better of greedy and the tuned timeout) per scenario",
@@ -602,6 +625,76 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def summary_lines(result: dict[str, Any]) -> list[str]:
+    """The summary that :func:`replace_block` puts in docs/rl.md: per agent, how many assessment
+    scenarios it is within 2% of the baselines on, its worst scenario and the quiet servers."""
+    meta = result["meta"]
+    labels = list(result["experiments"]) + [Path(p).stem for p in result.get("shipped", [])]
+    assessment = result["assessment"]
+    seeds = meta["assess_seeds"]
+    lines = [
+        f"Produced by `{meta['command']}` ({meta['date']}; every table of "
+        "[results/learning.md](results/learning.md)). Assessment seeds "
+        f"{seeds[0]}-{seeds[-1]}, {meta['assess_horizon_s']:g} s episodes, {len(assessment)} scenarios; "
+        "gap to the better of greedy and the tuned timeout, mean ± 95% CI across training seeds "
+        "(a shipped checkpoint is one model, no CI).",
+        "",
+        "| agent | models | within 2% of the baselines | worst scenario (its gap) | mean gap |",
+        "|---|---|---|---|---|",
+    ]
+    for label in labels:
+        gaps = {
+            name: entry["agents"][label]["summary"]["gap_to_baselines"]
+            for name, entry in assessment.items()
+            if label in entry["agents"]
+        }
+        if not gaps:
+            continue
+        experiment = result["experiments"].get(label)
+        if experiment is None:
+            models = "1 (shipped)"
+        else:
+            steps = sorted(set(experiment.get("steps") or []))
+            models = f"{len(experiment['models'])} seeds, {'/'.join(f'{n:,}' for n in steps)} steps"
+        within = sum(1 for g in gaps.values() if g["mean"] <= 0.02)
+        worst = max(gaps, key=lambda n: gaps[n]["mean"])
+        mean = float(np.mean([g["mean"] for g in gaps.values()]))
+        lines.append(
+            f"| {label} | {models} | {within} of {len(gaps)} | {worst} "
+            f"({_gap_cell({'g': gaps[worst]}, 'g')}) | {_pct(mean)} |"
+        )
+    quiet = [name for name in LOW_RATES if name in assessment]
+    if quiet:
+        lines += [
+            "",
+            "Below 10 requests/s (gap to the better of greedy and the tuned timeout):",
+            "",
+            "| scenario | " + " | ".join(labels) + " |",
+            "|---|" + "---|" * len(labels),
+        ]
+        for name in quiet:
+            agents = assessment[name]["agents"]
+            cells = [
+                _gap_cell(agents[label]["summary"], "gap_to_baselines") if label in agents else "n/a"
+                for label in labels
+            ]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    compared = comparison_lines(result, "###")
+    return lines + (["", *compared[:-1]] if compared else [])
+
+
+def replace_block(text: str, block: str) -> str:
+    """``text`` with the lines between :data:`RL_DOC_BEGIN` and :data:`RL_DOC_END` replaced by
+    ``block``.
+
+    :raises SystemExit: the markers are missing or out of order.
+    """
+    begin, end = text.find(RL_DOC_BEGIN), text.find(RL_DOC_END)
+    if begin < 0 or end < begin:
+        raise SystemExit(f"learning.py: --rl-doc needs the lines {RL_DOC_BEGIN} and {RL_DOC_END}")
+    return text[: begin + len(RL_DOC_BEGIN)] + "\n" + block + "\n" + text[end:]
+
+
 def plot(result: dict[str, Any], path: Path) -> None:
     import matplotlib
 
@@ -641,6 +734,12 @@ def main(argv: list[str] | None = None) -> int:
         help=f"comma-separated experiments among {', '.join(EXPERIMENTS)} "
         f"(default: {','.join(DEFAULT_EXPERIMENTS)})",
     )
+    parser.add_argument(
+        "--compare",
+        default=",".join(ABLATIONS),
+        help="experiments compared by their training evaluation only (at 300,000 steps), not assessed "
+        f"(default: {','.join(ABLATIONS)}); their finished seeds are used",
+    )
     parser.add_argument("--seeds", default="0-2", help="training seeds of every experiment (default 0-2)")
     parser.add_argument("--jobs", type=int, default=2, help="training runs / assessment processes at once")
     parser.add_argument(
@@ -666,10 +765,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--markdown", type=Path, default=REPO / "docs" / "results" / "learning.md", help="Markdown report"
     )
+    parser.add_argument(
+        "--rl-doc",
+        type=Path,
+        default=REPO / "docs" / "rl.md",
+        help=f"document whose block between {RL_DOC_BEGIN} and {RL_DOC_END} is replaced by the summary "
+        "(default docs/rl.md; none: leave it)",
+    )
     given = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(given)
     names = [n for n in args.experiments.split(",") if n]
-    unknown = [n for n in names if n not in EXPERIMENTS]
+    compare = [n for n in args.compare.split(",") if n and n not in names]
+    unknown = [n for n in (*names, *compare) if n not in EXPERIMENTS]
     if unknown:
         parser.error(f"--experiments: unknown {unknown[0]!r}; known: {', '.join(EXPERIMENTS)}")
     try:
@@ -704,7 +811,8 @@ def main(argv: list[str] | None = None) -> int:
     at_step = {
         "step": compare_step,
         "experiments": {
-            name: training_evaluation_at(EXPERIMENTS[name], args.runs_dir, compare_step) for name in names
+            name: training_evaluation_at(EXPERIMENTS[name], args.runs_dir, compare_step)
+            for name in (*names, *compare)
         },
     }
     shipped = [] if args.no_shipped else [p for p in SHIPPED if (REPO / p).is_file()]
@@ -735,6 +843,11 @@ def main(argv: list[str] | None = None) -> int:
     write_atomic(args.markdown, markdown(result))
     plot(result, args.plot)
     print(f"wrote {args.markdown}, {args.out} and {args.plot}")
+    if str(args.rl_doc) != "none":
+        write_atomic(args.rl_doc, replace_block(args.rl_doc.read_text(), "\n".join(summary_lines(result))))
+        print(f"updated the summary in {args.rl_doc}")
+    for line in summary_lines(result):
+        print(line)
     return 0
 
 
