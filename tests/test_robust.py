@@ -240,6 +240,35 @@ def test_follows_a_cheaper_expert_when_the_default_loses():
     assert report["regret"] < 0.01 * report["real_cost"]
 
 
+def test_tail_term_leaves_an_expert_with_a_longer_tail():
+    """With the tail term always on, the portfolio leaves the table (p99 near 90 ms at 144/s)
+    for the only expert whose p99 is within 2% of the cheapest timeout's, the LLM-3 timeout,
+    although it costs more; without the tail term it keeps the cheaper table."""
+    config = load_scenario("poisson_25").replace(horizon_s=15.0)
+    experts = [Proposed, lambda c: Timeout(c, preferred_batch_size=2, max_queue_delay_ms=1.0, model=2)]
+    plain = ExpertPortfolio(config, experts, labels=["table", "fast"])
+    tail = ExpertPortfolio(
+        config, experts, labels=["table", "fast"], tail_references=[1], tail_tolerance=0.02
+    )
+    sim_plain, sim_tail = simulate(config, plain, seed=3), simulate(config, tail, seed=3)
+    assert plain.report(sim_plain)["followed"] == "table"
+    report = tail.report(sim_tail)
+    assert report["followed"] == "fast" and report["switches"] >= 1
+    assert report["leads"] < 0  # it gave up cost for the tail
+    p99 = [shadow.latencies.quantile_s(0.99) for shadow in tail.shadows]
+    assert p99[0] > 1.02 * p99[1]
+
+
+def test_tail_term_is_off_by_default_and_gated_by_the_burst_meter():
+    config = load_scenario("default")
+    assert RobustProposed(config).tail_references == ()
+    gated = RobustProposed(config, tilted=True, tail_tolerance=0.02)
+    assert len(gated.experts) == 14 and len(gated.tail_references) == 6
+    assert gated.experts[0].meter.sigma == 0.0 and all(gated.eligible())  # no burst measured
+    with pytest.raises(ValueError, match="tail_sigma"):
+        RobustProposed(config, tail_tolerance=0.02, tail_sigma=-1)
+
+
 # --------------------------------------------------------------------------------------------
 # Pieces and interfaces
 # --------------------------------------------------------------------------------------------

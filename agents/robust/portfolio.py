@@ -74,6 +74,15 @@ class ExpertPortfolio(Scheduler):
     :param block_s: length of the cost blocks of the variance estimate (s of simulated time).
     :param min_blocks: blocks before any switch.
     :param review_s: time between two reviews of the target (s of simulated time).
+    :param tail_references: indices of the *reference* experts of the tail term (e.g. the
+        timeouts); empty (default): no tail term.
+    :param tail_tolerance: the tail term. An expert is *eligible* when its shadow latency
+        quantile ``tail_quantile`` is at most ``1 + tail_tolerance`` times that of the cheapest
+        reference expert (which is always eligible). The target is the cheapest eligible
+        expert; a followed expert that is no longer eligible is left at the next coupling epoch
+        even when the target costs more (its lead is then negative). The quantiles are read
+        when a block closes (O(histogram bins) per block, not per decision).
+    :param tail_quantile: the latency quantile of the tail term, in (0, 1); default 0.99.
     :ivar followed: index of the expert the real server follows.
     :ivar target: index of the expert it switches to at the next coupling epoch.
     :ivar switches: the switches of the episode (:class:`SwitchRecord`).
@@ -91,6 +100,9 @@ class ExpertPortfolio(Scheduler):
         block_s: float = 1.0,
         min_blocks: int = 3,
         review_s: float = 0.1,
+        tail_references: Sequence[int] = (),
+        tail_tolerance: float = 0.0,
+        tail_quantile: float = 0.99,
     ) -> None:
         super().__init__(config)
         if not experts:
@@ -102,6 +114,13 @@ class ExpertPortfolio(Scheduler):
                 f"need z > 0, block_s > 0, review_s > 0, min_blocks >= 0; got z={z!r}, "
                 f"block_s={block_s!r}, review_s={review_s!r}, min_blocks={min_blocks!r}"
             )
+        if not (tail_tolerance > -1 and 0 < tail_quantile < 1):
+            raise ValueError(
+                f"need tail_tolerance > -1 and tail_quantile in (0, 1); got "
+                f"tail_tolerance={tail_tolerance!r}, tail_quantile={tail_quantile!r}"
+            )
+        if any(not 0 <= i < len(experts) for i in tail_references):
+            raise ValueError(f"tail_references must index the experts, got {list(tail_references)!r}")
         self.labels = list(labels) if labels is not None else [f"expert{i}" for i in range(len(experts))]
         if len(self.labels) != len(experts):
             raise ValueError("labels must give one name per expert")
@@ -112,6 +131,9 @@ class ExpertPortfolio(Scheduler):
         self.block_s = float(block_s)
         self.min_blocks = int(min_blocks)
         self.review_s = float(review_s)
+        self.tail_references = tuple(int(i) for i in tail_references)
+        self.tail_tolerance = float(tail_tolerance)
+        self.tail_quantile = float(tail_quantile)
         self.followed = self.target = self.start
         self.switches: list[SwitchRecord] = []
         self._seen = 0
@@ -130,6 +152,7 @@ class ExpertPortfolio(Scheduler):
         self._next_review_s = sim.now_s + self.review_s
         self._next_block_s = sim.now_s + self.block_s
         self._blocks.reset(self.costs())
+        self._eligible = [True] * len(self.shadows)
 
     def _observe(self, sim: Simulator) -> None:
         """Feed the arrivals admitted since the last call to every shadow and run them to now."""
@@ -156,12 +179,14 @@ class ExpertPortfolio(Scheduler):
         if now >= self._next_block_s:
             self._blocks.close(self.costs())
             self._next_block_s = now + self.block_s
+            if self.tail_references:
+                self._eligible = self.eligible()
         if now >= self._next_review_s:
             self.target = self.review()
             self._next_review_s = now + self.review_s
         if self.target != self.followed and coupled(self.shadows[self.target], followed, now):
             lead = followed.cost - self.shadows[self.target].cost
-            if lead > 0.0:
+            if lead > 0.0 or not self._eligible[self.followed]:
                 self.switches.append(SwitchRecord((now, self.followed, self.target, lead)))
                 self.followed = self.target
             else:  # the target lost its lead while waiting for a coupling epoch
@@ -173,6 +198,16 @@ class ExpertPortfolio(Scheduler):
         """Accrued cost of every expert on the arrivals so far (cost units)."""
         return [shadow.cost for shadow in self.shadows]
 
+    def eligible(self) -> list[bool]:
+        """Per expert, whether it passes the tail term (class docstring); all True without one."""
+        if not self.tail_references:
+            return [True] * len(self.shadows)
+        costs = self.costs()
+        reference = min(self.tail_references, key=costs.__getitem__)
+        quantiles = [_quantile_s(shadow, self.tail_quantile) for shadow in self.shadows]
+        limit = quantiles[reference] * (1.0 + self.tail_tolerance)
+        return [k == reference or not quantiles[k] > limit for k in range(len(quantiles))]
+
     def review(self) -> int:
         """The target expert under the rule of the class docstring."""
         current = self.followed
@@ -180,8 +215,9 @@ class ExpertPortfolio(Scheduler):
         if blocks.n < self.min_blocks:
             return current
         costs = self.costs()
-        best = min(range(len(costs)), key=costs.__getitem__)
-        if costs[current] - costs[best] > self.z * blocks.sd(current, best):
+        eligible = self._eligible
+        best = min((k for k in range(len(costs)) if eligible[k]), key=costs.__getitem__)
+        if not eligible[current] or costs[current] - costs[best] > self.z * blocks.sd(current, best):
             return best
         return current
 
@@ -215,7 +251,18 @@ class ExpertPortfolio(Scheduler):
             "block_s": self.block_s,
             "min_blocks": self.min_blocks,
             "review_s": self.review_s,
+            "tail_references": list(self.tail_references),
+            "tail_tolerance": self.tail_tolerance,
+            "tail_quantile": self.tail_quantile,
         }
+
+
+def _quantile_s(shadow: ShadowSim, q: float) -> float:
+    """The ``q`` latency quantile (s) of a shadow's served requests; 0 before any is served."""
+    histogram = shadow.latencies
+    if histogram is None or not histogram.total:
+        return 0.0
+    return histogram.quantile_s(q)
 
 
 class BlockMoments:

@@ -26,12 +26,20 @@ from typing import Any
 
 from agents.baselines import Timeout
 from agents.proposed import Proposed
-from agents.robust.burst import BurstAwareProposed
+from agents.robust.burst import BurstAwareProposed, tilted_config
 from agents.robust.portfolio import ExpertPortfolio
 from batchenv.config import SystemConfig
 from batchenv.timing import ServiceTable
 
-__all__ = ["AGILE_ESTIMATOR", "TIMEOUT_EXPERTS", "RobustProposed", "expert_catalogue"]
+__all__ = [
+    "AGILE_ESTIMATOR",
+    "TAIL_SIGMA",
+    "TAIL_TOLERANCE",
+    "TILTED_EXPERTS",
+    "TIMEOUT_EXPERTS",
+    "RobustProposed",
+    "expert_catalogue",
+]
 
 AGILE_ESTIMATOR = {"detect_drops": True, "cusum_threshold": 7.0}
 """Rate-estimator settings of the agile expert: drops restart the estimate too, and the CUSUM
@@ -40,12 +48,33 @@ alarm level is 7 instead of 10 (:class:`agents.proposed.RateEstimator`)."""
 TIMEOUT_EXPERTS = ((0, 2, 1.0), (0, 2, 10.0), (0, 4, 5.0), (0, 12, 10.0), (1, 1, 1.0), (1, 4, 2.0))
 """Timeout experts as (speed rank of the model: 0 fastest, preferred batch size, queue delay ms)."""
 
+TILTED_EXPERTS = (1.1, 1.25, 1.35, 1.5, 2.0)
+"""Latency-weight multipliers kappa of the fixed latency-tilted table experts (the plain
+proposed table solved with ``kappa * w_latency_per_s``): cheaper tails than the table's, for the
+tail term."""
+
+TAIL_SIGMA = 0.05
+"""The tail term is on while the burst meter of the start expert reads more extra-Poisson
+variability than this (:class:`agents.robust.burst.BurstMeter`; it reads 0.00-0.01 on Poisson
+arrivals and 0.05-0.19 on the shipped traces at 0.5-s windows). On Poisson arrivals the table is
+the optimum, and its latency tail is part of the price of that optimum."""
+
+TAIL_TOLERANCE = 0.02
+"""Default ``tail_tolerance``: one bin of the shadows' latency histograms (2% apart), the
+resolution at which their p99 latencies are compared."""
+
 Factory = Callable[[SystemConfig], Any]
 
 
 def _timeout(config: SystemConfig, *, model: int, batch: int, delay_ms: float) -> Timeout:
     """A timeout expert: dispatch on ``model`` at ``batch`` waiting or after ``delay_ms``."""
     return Timeout(config, preferred_batch_size=batch, max_queue_delay_ms=delay_ms, model=model)
+
+
+def _tilted(config: SystemConfig, *, kappa: float, proposed: dict[str, Any]) -> Proposed:
+    """A table expert solved with the latency weight times ``kappa`` (its cost is still measured
+    with the system's own weights, by the shadow)."""
+    return Proposed(tilted_config(config, kappa), **proposed)
 
 
 def _models_by_speed(config: SystemConfig) -> list[int]:
@@ -61,12 +90,14 @@ def expert_catalogue(
     burst_tilt: bool = True,
     agile: bool = True,
     timeouts: bool = True,
+    tilted: tuple[float, ...] = (),
 ) -> tuple[list[str], list[Factory]]:
-    """Labels and factories of the portfolio's experts, the start expert first.
+    """Labels and factories of the portfolio's experts, the start expert first, the timeouts last.
 
     :param config: the system (the timeouts use its two fastest models, batch sizes and delays
         clipped to ``max_batch_size`` and ``max_wait_ms``).
     :param proposed: keyword arguments passed to every table expert.
+    :param tilted: kappa of the fixed latency-tilted table experts (:data:`TILTED_EXPERTS`).
     """
     base = BurstAwareProposed if burst_tilt else Proposed
     labels = ["burst_aware" if burst_tilt else "table"]
@@ -78,6 +109,12 @@ def expert_catalogue(
         estimator = {**proposed.get("estimator", {}), **AGILE_ESTIMATOR}
         labels.append(f"{labels[0]}_agile")
         factories.append(lambda c: base(c, **{**proposed, "estimator": estimator}))
+    plain = {
+        k: v for k, v in proposed.items() if k not in ("tilt", "tilts", "burst_window_s", "burst_memory")
+    }
+    for kappa in tilted:
+        labels.append(f"table(kappa={kappa:g})")
+        factories.append(functools.partial(_tilted, kappa=kappa, proposed=plain))
     if timeouts:
         order = _models_by_speed(config)
         for rank, batch, delay in TIMEOUT_EXPERTS:
@@ -100,6 +137,16 @@ class RobustProposed(ExpertPortfolio):
         proposed table.
     :param agile: include the agile (drop-detecting) table expert.
     :param timeouts: include the timeout experts (:data:`TIMEOUT_EXPERTS`).
+    :param tilted: include the fixed latency-tilted table experts (:data:`TILTED_EXPERTS`);
+        default False (they serve the tail term).
+    :param tail_tolerance: the tail term of the portfolio
+        (:class:`agents.robust.portfolio.ExpertPortfolio`): while the burst meter reads more than
+        ``tail_sigma``, follow only experts whose p99 latency is at most ``1 + tail_tolerance``
+        times the cheapest timeout expert's (:data:`TAIL_TOLERANCE` is the histogram's
+        resolution); None (default): no tail term. It trades cost for p99: docs/algorithm.md,
+        "Robust to bursts", gives the measurements and why it is off by default.
+    :param tail_sigma: the burst-meter reading above which the tail term is on (>= 0); 0: always
+        on. Default :data:`TAIL_SIGMA`.
     :param z: confidence of the switching test (standard deviations); default 2.
     :param min_blocks: 1-s cost blocks before any switch; default 5.
     :param proposed: keyword arguments of every table expert (:class:`agents.proposed.Proposed`
@@ -116,6 +163,9 @@ class RobustProposed(ExpertPortfolio):
         burst_tilt: bool = True,
         agile: bool = True,
         timeouts: bool = True,
+        tilted: bool = False,
+        tail_tolerance: float | None = None,
+        tail_sigma: float = TAIL_SIGMA,
         z: float = 2.0,
         min_blocks: int = 5,
         proposed: dict[str, Any] | None = None,
@@ -125,15 +175,43 @@ class RobustProposed(ExpertPortfolio):
             for key in ("tilt", "tilts", "burst_window_s", "burst_memory"):
                 self.proposed_kwargs.pop(key, None)
         labels, factories = expert_catalogue(
-            config, self.proposed_kwargs, burst_tilt=burst_tilt, agile=agile, timeouts=timeouts
+            config,
+            self.proposed_kwargs,
+            burst_tilt=burst_tilt,
+            agile=agile,
+            timeouts=timeouts,
+            tilted=TILTED_EXPERTS if tilted else (),
         )
         if not portfolio:
             labels, factories = labels[:1], factories[:1]
-        super().__init__(config, factories, labels=labels, z=z, min_blocks=min_blocks)
+        if not (isinstance(tail_sigma, int | float) and tail_sigma >= 0):
+            raise ValueError(f"tail_sigma must be a number >= 0, got {tail_sigma!r}")
+        references = [i for i, label in enumerate(labels) if label.startswith("timeout(")]
+        if tail_tolerance is None:
+            references = []
+        super().__init__(
+            config,
+            factories,
+            labels=labels,
+            z=z,
+            min_blocks=min_blocks,
+            tail_references=references,
+            tail_tolerance=0.0 if tail_tolerance is None else tail_tolerance,
+        )
         self.portfolio = bool(portfolio)
         self.burst_tilt = bool(burst_tilt)
         self.agile = bool(agile)
         self.timeouts = bool(timeouts)
+        self.tilted = bool(tilted)
+        self.tail_sigma = float(tail_sigma)
+
+    def eligible(self) -> list[bool]:
+        """The portfolio's tail term, on only while the start expert's burst meter reads more
+        than ``tail_sigma`` (always on without a meter)."""
+        meter = getattr(self.experts[0], "meter", None)
+        if meter is not None and not meter.sigma > self.tail_sigma:
+            return [True] * len(self.experts)
+        return super().eligible()
 
     def params(self) -> dict[str, Any]:
         """Constructor keyword arguments that differ from the defaults."""
@@ -142,10 +220,14 @@ class RobustProposed(ExpertPortfolio):
             "burst_tilt": True,
             "agile": True,
             "timeouts": True,
+            "tilted": False,
+            "tail_sigma": TAIL_SIGMA,
             "z": 2.0,
             "min_blocks": 5,
         }
         params = {key: getattr(self, key) for key, value in defaults.items() if getattr(self, key) != value}
+        if self.tail_references:
+            params["tail_tolerance"] = self.tail_tolerance
         if self.proposed_kwargs:
             params["proposed"] = dict(self.proposed_kwargs)
         return params

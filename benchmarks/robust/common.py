@@ -43,11 +43,11 @@ def mmpp_config() -> SystemConfig:
 
 
 def build_agent(spec: str, config: SystemConfig, tuned: dict[str, dict] | None) -> Any:
-    """An agent for ``config``: the tuned baselines with the parameters of ``tuned`` (tuned on
+    """An agent for ``config``: the baselines ``tuned`` names, with its parameters (tuned on
     another scenario: the training half), the oracle, a latency-tilted table ``tilted(kappa)``
     and a burst-aware table ``aware(tilt, window_s)`` (design part), anything else from the
     registry."""
-    if tuned is not None and spec in TUNED_AGENTS:
+    if tuned is not None and spec in tuned:
         return BASELINES[spec](config, **tuned[spec]["params"])
     if spec == ORACLE:
         return PhaseRateOracle(config)

@@ -1,0 +1,242 @@
+"""Every agent on every trace scenario and rate, tuned on the first half of each trace and
+evaluated on the second: ``docs/results/trace_results.md`` and ``.json``.
+
+Agents: greedy, static, the timeout, util_switch and aimd tuned on ``<name>_train`` (seeds
+1000-1003; timeout and util_switch from the same files as ``docs/results/robust.md``, aimd over
+its model and batch latency objective), proposed, robust, the shipped PPO and DQN checkpoints and
+the SMDP optimum where it applies (Poisson arrivals only, so never on a trace). Per agent and
+scenario: cost per request, gap to the tuned timeout (the seed-paired gap of
+``evaluation.stats.paired_gap``, 95% interval), gap to the hindsight bound of each episode
+(``execution.hindsight_task``, as ``evaluate.py`` reports it), mean and p99 latency, SLO
+attainment, quality, and the verdicts against the tuned timeout (*beats*: the 95% interval of
+the paired difference lies below 0; *ties*: it contains 0; *loses*).
+
+Usage::
+
+    python benchmarks/trace_results.py                    # goal traces, 10 seeds, 60 s
+    python benchmarks/trace_results.py --traces all --seeds 10
+    python benchmarks/trace_results.py --help
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shlex
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from batchenv.fileio import write_atomic  # noqa: E402
+from batchenv.scenarios import load_scenario, trace_scenarios  # noqa: E402
+from batchenv.seeds import TRAINING_SEEDS  # noqa: E402
+from benchmarks.proposed.common import display_path  # noqa: E402
+from benchmarks.robust.common import ms, pct, tuned_for  # noqa: E402
+from benchmarks.robust.parts import GOAL_TRACES  # noqa: E402
+from benchmarks.robust.trace_table import (  # noqa: E402
+    AGENTS,
+    agent_label,
+    hindsight,
+    run_cells,
+    scenario_summary,
+    tuned_aimd,
+)
+from execution.cli import ExecutionUsageError, add_execution_arguments, backend_spec_from_args  # noqa: E402
+
+DEFAULT_OUT = REPO / "docs" / "results" / "trace_results.md"
+ROBUST_TUNED = REPO / "docs" / "results" / "robust" / "tuned"
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python benchmarks/trace_results.py",
+        description="Every agent on every trace scenario: tuned on the first half, evaluated on the "
+        "second (see the module docstring).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument(
+        "--traces",
+        choices=("goal", "all"),
+        default="goal",
+        help="goal: each trace at its native rate, 30%% and 60%% of capacity; all: every trace scenario",
+    )
+    parser.add_argument(
+        "--scenarios",
+        default="",
+        help="comma-separated trace scenarios with a time split (overrides --traces), e.g. azure_trace_30",
+    )
+    parser.add_argument("--seeds", type=int, default=10, help="evaluation seeds 0..N-1 (>= 2)")
+    parser.add_argument("--horizon-s", type=float, default=60.0, help="episode length (s) > 0")
+    parser.add_argument(
+        "--agents", default=",".join(AGENTS), help=f"comma-separated, among {','.join(AGENTS)}"
+    )
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="Markdown file to write (and .json)")
+    parser.add_argument(
+        "--tuned-dir",
+        type=Path,
+        default=ROBUST_TUNED,
+        help="tuned timeout and util_switch of the training halves",
+    )
+    add_execution_arguments(parser, default_jobs=2)
+    args = parser.parse_args(argv)
+    args.agent_list = [a.strip() for a in re.split(r",(?![^()]*\))", args.agents) if a.strip()]
+    unknown = sorted(set(args.agent_list) - set(AGENTS))
+    if unknown:
+        parser.error(f"--agents: unknown agent {unknown[0]!r}; agents: {','.join(AGENTS)}")
+    splits = trace_scenarios()
+    args.scenario_list = [n.strip() for n in args.scenarios.split(",") if n.strip()]
+    if not args.scenario_list:
+        args.scenario_list = list(GOAL_TRACES) if args.traces == "goal" else splits
+    bad = [n for n in args.scenario_list if n not in splits]
+    if bad:
+        parser.error(
+            f"--scenarios: {bad[0]!r} is not a trace scenario with a time split; "
+            f"choose among {','.join(splits)}"
+        )
+    if "timeout" not in args.agent_list:
+        parser.error("--agents must include timeout (the reference)")
+    if not 2 <= args.seeds <= 1000:
+        parser.error(f"--seeds must be in [2, 1000], got {args.seeds}")
+    if not args.horizon_s > 0:
+        parser.error(f"--horizon-s must be > 0 (s), got {args.horizon_s}")
+    try:
+        args.execution, args.warnings = backend_spec_from_args(args)
+    except ExecutionUsageError as exc:
+        parser.error(str(exc))
+    return args
+
+
+def cell(s: dict[str, Any], key: str, digits: int = 4) -> str:
+    mean, half = s[key]
+    return f"{mean:.{digits}f} ± {half:.{digits}f}"
+
+
+def scenario_lines(name: str, tuned: dict[str, dict], summaries: dict[str, dict], bounds: list) -> list[str]:
+    config = load_scenario(f"{name}_test")
+    params = ", ".join(f"{k}={v}" for k, v in tuned["timeout"]["params"].items())
+    exact = sum(b.exact for b in bounds if b.status == "ok")
+    lines = [
+        f"### {name}_test ({config.arrivals.rate_per_s:g}/s; tuned timeout: {params})",
+        "",
+        f"Hindsight bound: exact on {exact} of {len(bounds)} episodes (a lower bound on the others).",
+        "",
+        "| agent | cost/req | gap vs timeout | gap vs hindsight | mean ms | p99 ms | p99 - timeout (ms) "
+        "| SLO | quality | verdict (cost, p99) |",
+        "|" + "---|" * 10,
+    ]
+    for spec, s in summaries.items():
+        if "not_applicable" in s:
+            lines.append(
+                f"| {spec} | n/a | | | | | | | | not applicable: {s['not_applicable'].split(';')[0]} |"
+            )
+            continue
+        lines.append(
+            f"| {spec} | {cell(s, 'cost')} | {pct(s['gap_vs_timeout'])} | {pct(s['gap_vs_hindsight'])} "
+            f"| {s['mean_ms'][0]:.1f} | {s['p99_ms'][0]:.1f} | {ms(s['p99_minus_timeout_ms'])} "
+            f"| {s['slo'][0]:.3f} | {s['quality'][0]:.4f} | {s['verdict_cost']}, {s['verdict_p99']} |"
+        )
+    return [*lines, ""]
+
+
+def overview_lines(names: Sequence[str], agents: Sequence[str], data: dict[str, Any]) -> list[str]:
+    lines = [
+        "## Overview: gap to the tuned timeout (cost; p99 difference in ms) and verdicts",
+        "",
+        "| scenario | " + " | ".join(agents) + " |",
+        "|---|" + "---|" * len(agents),
+    ]
+    for name in names:
+        cells = []
+        for spec in agents:
+            s = data[name]["agents"][spec]
+            if "not_applicable" in s:
+                cells.append("n/a")
+                continue
+            cost, d99 = s["gap_vs_timeout"][0], s["p99_minus_timeout_ms"][0]
+            cells.append(f"{100 * cost:+.2f}%; {d99:+.1f} ms ({s['verdict_cost']}, {s['verdict_p99']})")
+        label = f"**{name}**" if name in GOAL_TRACES else name
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parse_args(argv)
+    for warning in args.warnings:
+        print(f"warning: {warning}")
+    command = "python benchmarks/trace_results.py" + (" " + shlex.join(argv) if argv else "")
+    names = args.scenario_list
+    seeds = list(range(args.seeds))
+    agents = args.agent_list
+    aimd_dir = Path(args.out).with_suffix("") / "tuned"
+    with args.execution.create() as backend:
+        print(f"episodes on {backend.describe()}", flush=True)
+        tuned: dict[str, dict[str, dict]] = {}
+        for name in names:
+            train = load_scenario(f"{name}_train")
+            tuned[name] = dict(tuned_for(train, Path(args.tuned_dir), backend, command))
+            if "aimd" in agents:
+                tuned[name]["aimd"] = tuned_aimd(train, aimd_dir, backend, command)
+        tasks = [
+            ("traces", f"{name}_test", agent_label(spec), seed, tuned[name], args.horizon_s)
+            for name in names
+            for spec in agents
+            for seed in seeds
+        ]
+        print(f"{len(tasks)} episodes", flush=True)
+        flat = iter(run_cells(backend, tasks))
+        rows = {name: {spec: [next(flat) for _ in seeds] for spec in agents} for name in names}
+        print(f"hindsight bounds of {len(names) * len(seeds)} episodes", flush=True)
+        bounds = hindsight(backend, [f"{name}_test" for name in names], seeds, args.horizon_s)
+    data: dict[str, Any] = {
+        "command": command,
+        "settings": {"traces": args.traces, "seeds": seeds, "horizon_s": args.horizon_s, "agents": agents},
+    }
+    for name in names:
+        test_bounds = bounds[f"{name}_test"]
+        data[name] = {
+            "tuned": {
+                a: tuned[name][a]["params"] for a in ("timeout", "util_switch", "aimd") if a in tuned[name]
+            },
+            "hindsight_exact": [b.exact for b in test_bounds],
+            "agents": scenario_summary(rows[name], test_bounds),
+        }
+    lines = [
+        "# Every agent on every trace: tuned on the first half, evaluated on the second",
+        "",
+        f"Produced by `{command}`.",
+        "",
+        f"Scenarios: {', '.join(f'`{n}_test`' for n in names)}; seeds {seeds[0]}-{seeds[-1]}, "
+        f"{args.horizon_s:g} s each, every agent on the same arrivals per seed. timeout and util_switch "
+        f"tuned on `<name>_train` (seeds {TRAINING_SEEDS[0]}-{TRAINING_SEEDS[-1]}, files in "
+        f"`{display_path(Path(args.tuned_dir))}/`), aimd tuned there over its model and batch latency "
+        f"objective (`{display_path(aimd_dir)}/`); greedy and static with their defaults; proposed and "
+        "robust have no parameter tuned per trace; ppo_default and dqn_default are the shipped "
+        "checkpoints (`checkpoints/`); optimal needs Poisson arrivals and does not apply to a trace. "
+        "Gap vs timeout: relative difference of the mean cost to the tuned timeout's, 95% interval "
+        "from the seed-paired differences (`evaluation.stats.paired_gap`); gap vs hindsight: the same "
+        "to the hindsight lower bound of each episode (`execution/hindsight_task.py`, as `evaluate.py` "
+        "reports it). Verdicts against the tuned timeout: *beats* (95% interval below 0), *ties* "
+        "(it contains 0), *loses*; goal scenarios in bold. cost/req = best quality - score per "
+        "request; latencies in ms; SLO = fraction of requests within `slo_ms`.",
+        "",
+        *overview_lines(names, agents, data),
+        "## Per scenario",
+        "",
+    ]
+    for name in names:
+        lines += scenario_lines(name, tuned[name], data[name]["agents"], bounds[f"{name}_test"])
+    out = Path(args.out)
+    write_atomic(out, "\n".join(lines) + "\n")
+    write_atomic(out.with_suffix(".json"), json.dumps(data, indent=1, default=float) + "\n")
+    print(f"wrote {out} and {out.with_suffix('.json')}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,59 @@
+"""The one command of the trace results table (benchmarks/trace_results.py) on tiny settings."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+FIELDS = {
+    "cost",
+    "gap_vs_timeout",
+    "gap_vs_hindsight",
+    "mean_ms",
+    "p99_ms",
+    "slo",
+    "quality",
+    "verdict_cost",
+    "verdict_p99",
+}
+
+
+def test_trace_results_command_writes_every_field(tmp_path: Path) -> None:
+    from benchmarks import trace_results
+
+    out = tmp_path / "trace_results.md"
+    argv = ["--scenarios", "azure_trace_30", "--agents", "greedy,timeout,proposed,optimal"]
+    argv += ["--seeds", "2", "--horizon-s", "2", "--jobs", "1", "--out", str(out)]
+    assert trace_results.main(argv) == 0
+    text = out.read_text()
+    assert "`python benchmarks/trace_results.py --scenarios azure_trace_30" in text.splitlines()[2]
+    data = json.loads(out.with_suffix(".json").read_text())
+    agents = data["azure_trace_30"]["agents"]
+    assert set(agents) == {"greedy", "timeout", "proposed", "optimal"}
+    assert "does not apply" in agents["optimal"]["not_applicable"]
+    for name in ("greedy", "timeout", "proposed"):
+        assert set(agents[name]) >= FIELDS
+        assert agents[name]["verdict_cost"] in ("beats", "ties", "loses")
+    assert agents["timeout"]["gap_vs_timeout"] == [0.0, 0.0]
+    hindsight_gap = agents["timeout"]["gap_vs_hindsight"][0]
+    assert math.isfinite(hindsight_gap) and hindsight_gap >= -1e-9  # no schedule beats the bound
+
+
+@pytest.mark.parametrize(
+    ("argv", "match"),
+    [
+        (["--scenarios", "default"], "not a trace scenario"),
+        (["--agents", "greedy"], "must include timeout"),
+        (["--agents", "timeout,bogus"], "unknown agent"),
+        (["--seeds", "1"], "--seeds must be in"),
+    ],
+)
+def test_trace_results_bad_flags_are_one_line_errors(argv: list[str], match: str, capsys) -> None:
+    from benchmarks import trace_results
+
+    with pytest.raises(SystemExit):
+        trace_results.main(argv)
+    assert match in capsys.readouterr().err
