@@ -22,6 +22,9 @@ Parts (``--parts``, comma-separated; default all):
   phase and time since the phase began), the latency tilt on Poisson loads and on traces, the
   burst meter's reading, the tilt and window of the burst-aware table, and the confidence z of the
   portfolio's switching test. Run only when asked for.
+- ``tail``: the optional tail term of the portfolio (burst-gated and always on) on the goal
+  traces, the Poisson loads and the MMPP; the tuned baselines of ``docs/results/robust/tuned/``.
+  Run only when asked for.
 
 Every cell pairs agents by seed (common random numbers). Usage::
 
@@ -57,9 +60,10 @@ PART_FUNCTIONS: dict[str, Callable[[argparse.Namespace, Backend, str], tuple[lis
     "mmpp": parts.run_mmpp,
     "poisson": parts.run_poisson,
     "design": parts.run_design,
+    "tail": parts.run_tail,
 }
 PARTS = tuple(PART_FUNCTIONS)
-DEFAULT_PARTS = PARTS[:-1]
+DEFAULT_PARTS = PARTS[:3]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -74,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--parts",
         default=",".join(DEFAULT_PARTS),
-        help=f"comma-separated, among {','.join(PARTS)} (design only when asked for)",
+        help=f"comma-separated, among {','.join(PARTS)} (design and tail only when asked for)",
     )
     parser.add_argument(
         "--traces",

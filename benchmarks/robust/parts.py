@@ -19,6 +19,7 @@ from benchmarks.robust.common import (
     MMPP_NAME,
     ORACLE,
     PHASE_EDGES_S,
+    REPO,
     TUNED_AGENTS,
     agent_table,
     gap,
@@ -33,6 +34,8 @@ from benchmarks.robust.common import (
 )
 from execution.backends import Backend
 
+ROBUST_TUNED = REPO / "docs" / "results" / "robust" / "tuned"
+"""The tuned baselines of docs/results/robust.md (the tail part reuses them)."""
 GOAL_TRACES = (
     "azure_trace_native",
     "azure_trace_30",
@@ -331,3 +334,120 @@ def _design_grid_poisson(
         name: {spec: [next(flat) for _ in DESIGN_SEEDS] for spec in ("optimal", *specs)}
         for name in DESIGN_POISSON
     }
+
+
+TAIL_GATED = "robust(tilted=true,tail_tolerance=0.02)"
+TAIL_ALWAYS = "robust(tilted=true,tail_tolerance=0.02,tail_sigma=0)"
+TAIL_AGENTS = ("robust", TAIL_GATED, TAIL_ALWAYS)
+"""The robust scheduler without, with a burst-gated and with an always-on tail term."""
+
+
+def run_tail(args: argparse.Namespace, backend: Backend, command: str) -> tuple[list[str], dict]:
+    """The tail term of the portfolio (``RobustProposed(tail_tolerance=...)``) on the goal traces
+    (against the timeout tuned on the first half), the stationary Poisson loads (against the
+    optimum) and the MMPP (closure)."""
+    tuned_dir = ROBUST_TUNED
+    seeds = list(range(args.seeds))
+    tuned = {
+        name: tuned_for(load_scenario(f"{name}_train"), tuned_dir, backend, command) for name in GOAL_TRACES
+    }
+    mmpp_tuned = tuned_for(mmpp_config(), tuned_dir, backend, command)
+    trace_specs = ("timeout", *TAIL_AGENTS)
+    poisson_specs = ("optimal", "timeout", *TAIL_AGENTS)
+    mmpp_specs = ("timeout", *TAIL_AGENTS, ORACLE)
+    mmpp_seeds = list(range(args.mmpp_seeds))
+    tasks = [
+        ("traces", f"{name}_test", spec, seed, tuned[name], args.horizon_s)
+        for name in GOAL_TRACES
+        for spec in trace_specs
+        for seed in seeds
+    ]
+    tasks += [
+        ("poisson", name, spec, seed, None, args.horizon_s)
+        for name in POISSON
+        for spec in poisson_specs
+        for seed in seeds
+    ]
+    tasks += [
+        ("mmpp", MMPP_NAME, spec, seed, mmpp_tuned, mmpp_config().horizon_s)
+        for spec in mmpp_specs
+        for seed in mmpp_seeds
+    ]
+    flat = iter(run_episodes(backend, tasks))
+    traces = {name: {spec: [next(flat) for _ in seeds] for spec in trace_specs} for name in GOAL_TRACES}
+    poisson = {name: {spec: [next(flat) for _ in seeds] for spec in poisson_specs} for name in POISSON}
+    mmpp = {spec: [next(flat) for _ in mmpp_seeds] for spec in mmpp_specs}
+
+    def cells(rows: list[dict], ref: list[dict]) -> str:
+        return f"{pct(gap(rows, ref))}; p99 {ms(p99_difference(rows, ref))}"
+
+    head = "| scenario | " + " | ".join(TAIL_AGENTS) + " |"
+    rule = "|---|" + "---|" * len(TAIL_AGENTS)
+    lines = [
+        "## The tail term of the portfolio",
+        "",
+        "`robust` without a tail term (the default), with the tail term gated by the burst meter "
+        f"(`{TAIL_GATED}`) and always on (`{TAIL_ALWAYS}`). Goal traces: cost gap and p99 "
+        "difference (ms) to the timeout tuned on the first half, on the second half, seeds "
+        f"0-{seeds[-1]}, {args.horizon_s:g} s each.",
+        "",
+        head,
+        rule,
+    ]
+    data: dict[str, Any] = {"traces": {}, "poisson": {}, "mmpp": {}}
+    for name, res in traces.items():
+        lines.append(
+            f"| {name} | " + " | ".join(cells(res[spec], res["timeout"]) for spec in TAIL_AGENTS) + " |"
+        )
+        data["traces"][name] = {
+            spec: {
+                "gap_vs_timeout": gap(res[spec], res["timeout"]),
+                "p99_minus_timeout_ms": p99_difference(res[spec], res["timeout"]),
+            }
+            for spec in TAIL_AGENTS
+        }
+    lines += [
+        "",
+        f"Stationary Poisson loads: cost gap and p99 difference (ms) to `optimal`, seeds 0-{seeds[-1]}, "
+        f"{args.horizon_s:g} s each; the last column is the p99 (ms) of the optimum and of the timeout "
+        "tuned per scenario (`agents/tuned/`).",
+        "",
+        head[:-1] + "| p99 optimal, timeout |",
+        rule + "---|",
+    ]
+    for name, res in poisson.items():
+        p99 = (summary(res["optimal"])["p99_ms"][0], summary(res["timeout"])["p99_ms"][0])
+        lines.append(
+            f"| {name} | "
+            + " | ".join(cells(res[spec], res["optimal"]) for spec in TAIL_AGENTS)
+            + f" | {p99[0]:.1f}, {p99[1]:.1f} |"
+        )
+        data["poisson"][name] = {
+            spec: {
+                "gap_vs_optimal": gap(res[spec], res["optimal"]),
+                "p99_minus_optimal_ms": p99_difference(res[spec], res["optimal"]),
+            }
+            for spec in ("timeout", *TAIL_AGENTS)
+        }
+    gap_timeout = gap(mmpp["timeout"], mmpp[ORACLE])[0]
+    closures = {spec: 1.0 - gap(mmpp[spec], mmpp[ORACLE])[0] / gap_timeout for spec in TAIL_AGENTS}
+    lines += [
+        "",
+        f"MMPP 50 <-> 450/s (seeds 0-{mmpp_seeds[-1]}): cost gap to the phase oracle and closure of the "
+        "tuned timeout's gap.",
+        "",
+        head,
+        rule,
+        "| mmpp_50_450 | "
+        + " | ".join(
+            f"{pct(gap(mmpp[spec], mmpp[ORACLE]))}; closure {100 * closures[spec]:.0f}%"
+            for spec in TAIL_AGENTS
+        )
+        + " |",
+        "",
+    ]
+    data["mmpp"] = {
+        spec: {"gap_vs_oracle": gap(mmpp[spec], mmpp[ORACLE]), "closure": closures[spec]}
+        for spec in TAIL_AGENTS
+    }
+    return lines, data

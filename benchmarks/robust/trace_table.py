@@ -29,15 +29,13 @@ from execution.backends import Backend
 from execution.hindsight_task import BoundTask, run_bound_task
 from execution.run import run_tasks
 
-__all__ = ["AGENTS", "CHECKPOINTS", "TAIL_VARIANT", "agent_label", "hindsight", "run_cells", "tuned_aimd"]
+__all__ = ["AGENTS", "CHECKPOINTS", "agent_label", "hindsight", "run_cells", "tuned_aimd"]
 
 CHECKPOINTS = {
     "ppo_default": REPO / "checkpoints" / "ppo_default.zip",
     "dqn_default": REPO / "checkpoints" / "dqn_default.zip",
 }
 """The shipped learned agents, by label."""
-TAIL_VARIANT = "robust(tilted=true,tail_tolerance=0.02,tail_sigma=0)"
-"""The robust scheduler with its tail term always on (:class:`agents.robust.RobustProposed`)."""
 AGENTS = (
     "greedy",
     "static",
@@ -46,7 +44,6 @@ AGENTS = (
     "aimd",
     "proposed",
     "robust",
-    TAIL_VARIANT,
     *CHECKPOINTS,
     "optimal",
 )
