@@ -38,7 +38,6 @@ It writes ``docs/results/robust.md`` (tables) and ``.json`` next to it, and prin
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import sys
 import time
@@ -49,8 +48,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from batchenv.fileio import write_atomic  # noqa: E402
 from benchmarks.robust import parts  # noqa: E402
+from benchmarks.robust.common import write_results  # noqa: E402
 from execution.backends import Backend  # noqa: E402
 from execution.cli import ExecutionUsageError, add_execution_arguments, backend_spec_from_args  # noqa: E402
 
@@ -131,9 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             lines += part_lines
             print(f"part {part} done in {time.perf_counter() - start:.0f} s", flush=True)
     out = Path(args.out)
-    write_atomic(out, "\n".join(lines) + "\n")
-    write_atomic(out.with_suffix(".json"), json.dumps(data, indent=1, default=float) + "\n")
-    print(f"wrote {out} and {out.with_suffix('.json')}")
+    write_results(out, lines, data)
     return 0
 
 

@@ -21,7 +21,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import shlex
 import sys
@@ -32,11 +31,10 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from batchenv.fileio import write_atomic  # noqa: E402
 from batchenv.scenarios import load_scenario, trace_scenarios  # noqa: E402
 from batchenv.seeds import TRAINING_SEEDS  # noqa: E402
 from benchmarks.proposed.common import display_path  # noqa: E402
-from benchmarks.robust.common import ms, pct, tuned_for  # noqa: E402
+from benchmarks.robust.common import ms, pct, trace_tasks, tuned_for, write_results  # noqa: E402
 from benchmarks.robust.parts import GOAL_TRACES  # noqa: E402
 from benchmarks.robust.trace_table import (  # noqa: E402
     AGENTS,
@@ -182,12 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             tuned[name] = dict(tuned_for(train, Path(args.tuned_dir), backend, command))
             if "aimd" in agents:
                 tuned[name]["aimd"] = tuned_aimd(train, aimd_dir, backend, command)
-        tasks = [
-            ("traces", f"{name}_test", agent_label(spec), seed, tuned[name], args.horizon_s)
-            for name in names
-            for spec in agents
-            for seed in seeds
-        ]
+        tasks = trace_tasks(names, [agent_label(spec) for spec in agents], seeds, tuned, args.horizon_s)
         print(f"{len(tasks)} episodes", flush=True)
         flat = iter(run_cells(backend, tasks))
         rows = {name: {spec: [next(flat) for _ in seeds] for spec in agents} for name in names}
@@ -232,9 +225,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name in names:
         lines += scenario_lines(name, tuned[name], data[name]["agents"], bounds[f"{name}_test"])
     out = Path(args.out)
-    write_atomic(out, "\n".join(lines) + "\n")
-    write_atomic(out.with_suffix(".json"), json.dumps(data, indent=1, default=float) + "\n")
-    print(f"wrote {out} and {out.with_suffix('.json')}")
+    write_results(out, lines, data)
     return 0
 
 

@@ -5,6 +5,7 @@ formatting."""
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,6 +19,7 @@ from agents.registry import make_agent
 from agents.robust.burst import BurstAwareProposed, tilted_config
 from agents.tuned_params import config_fingerprint, load_tuned, write_tuned
 from batchenv.config import ArrivalConfig, SystemConfig
+from batchenv.fileio import write_atomic
 from batchenv.metrics import compute_metrics, request_table
 from batchenv.scenarios import load_scenario
 from batchenv.seeds import TRAINING_SEEDS
@@ -140,6 +142,13 @@ def tuned_for(config: SystemConfig, directory: Path, backend: Backend, command: 
         return record.agents
     print(f"  tuning {', '.join(TUNED_AGENTS)} on {config.name} (seeds {list(TRAINING_SEEDS)})", flush=True)
     agents = tune_scenario(config, TUNED_AGENTS, backend=backend)
+    write_tuned_record(directory, config, command, agents)
+    return agents
+
+
+def write_tuned_record(directory: Path, config: SystemConfig, command: str, agents: dict[str, dict]) -> None:
+    """Write ``directory/<config name>.yaml``: the agents' entries tuned on ``config`` at the
+    training seeds by ``command`` (read back by :func:`agents.tuned_params.load_tuned`)."""
     write_tuned(
         directory / f"{config.name}.yaml",
         {
@@ -152,7 +161,26 @@ def tuned_for(config: SystemConfig, directory: Path, backend: Backend, command: 
             "agents": agents,
         },
     )
-    return agents
+
+
+def write_results(out: Path, lines: Sequence[str], data: dict[str, Any]) -> None:
+    """Write the Markdown ``lines`` to ``out`` and ``data`` to ``out`` with suffix .json."""
+    write_atomic(out, "\n".join(lines) + "\n")
+    write_atomic(out.with_suffix(".json"), json.dumps(data, indent=1, default=float) + "\n")
+    print(f"wrote {out} and {out.with_suffix('.json')}")
+
+
+def trace_tasks(
+    names: Sequence[str], specs: Sequence[str], seeds: Sequence[int], tuned: dict[str, dict], horizon_s: float
+) -> list[tuple]:
+    """Episode tasks of every spec on the second half (``<name>_test``) of every trace ``name``,
+    with the baselines tuned on its first half (``tuned[name]``): scenario, spec, then seed order."""
+    return [
+        ("traces", f"{name}_test", spec, seed, tuned[name], horizon_s)
+        for name in names
+        for spec in specs
+        for seed in seeds
+    ]
 
 
 def gap(rows: Sequence[dict], ref: Sequence[dict]) -> tuple[float, float]:

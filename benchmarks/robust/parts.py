@@ -29,6 +29,7 @@ from benchmarks.robust.common import (
     pct,
     run_episodes,
     summary,
+    trace_tasks,
     tuned_for,
     verdict,
 )
@@ -63,12 +64,7 @@ def run_traces(args: argparse.Namespace, backend: Backend, command: str) -> tupl
     tuned_dir = Path(args.out).with_suffix("") / "tuned"
     tuned = {name: tuned_for(load_scenario(f"{name}_train"), tuned_dir, backend, command) for name in names}
     seeds = list(range(args.seeds))
-    tasks = [
-        ("traces", f"{name}_test", spec, seed, tuned[name], args.horizon_s)
-        for name in names
-        for spec in AGENTS
-        for seed in seeds
-    ]
+    tasks = trace_tasks(names, AGENTS, seeds, tuned, args.horizon_s)
     flat = iter(run_episodes(backend, tasks))
     results = {name: {spec: [next(flat) for _ in seeds] for spec in AGENTS} for name in names}
     model_names = load_scenario("default").model_names
@@ -356,12 +352,7 @@ def run_tail(args: argparse.Namespace, backend: Backend, command: str) -> tuple[
     poisson_specs = ("optimal", "timeout", *TAIL_AGENTS)
     mmpp_specs = ("timeout", *TAIL_AGENTS, ORACLE)
     mmpp_seeds = list(range(args.mmpp_seeds))
-    tasks = [
-        ("traces", f"{name}_test", spec, seed, tuned[name], args.horizon_s)
-        for name in GOAL_TRACES
-        for spec in trace_specs
-        for seed in seeds
-    ]
+    tasks = trace_tasks(GOAL_TRACES, trace_specs, seeds, tuned, args.horizon_s)
     tasks += [
         ("poisson", name, spec, seed, None, args.horizon_s)
         for name in POISSON

@@ -19,10 +19,10 @@ from typing import Any
 import numpy as np
 
 from agents.registry import AgentSpecError
-from agents.tuned_params import config_fingerprint, load_tuned, write_tuned
+from agents.tuned_params import load_tuned
 from batchenv.config import SystemConfig
 from batchenv.seeds import TRAINING_SEEDS
-from benchmarks.robust.common import REPO, episode, gap, p99_difference, summary, verdict
+from benchmarks.robust.common import REPO, episode, gap, p99_difference, summary, verdict, write_tuned_record
 from evaluation.stats import paired_gap
 from evaluation.tuning import grid_search
 from execution.backends import Backend
@@ -67,18 +67,7 @@ def tuned_aimd(config: SystemConfig, directory: Path, backend: Backend, command:
     grid = [{"model": m, "batch_slo_ms": t} for m in config.model_names for t in AIMD_BATCH_SLO_MS]
     best, cost, _ = grid_search(config, "aimd", grid, TRAINING_SEEDS, backend)
     entry = {"params": dict(best), "cost_per_request": round(cost, 6), "candidates": len(grid)}
-    write_tuned(
-        directory / f"{config.name}.yaml",
-        {
-            "scenario": config.name,
-            "config_fingerprint": config_fingerprint(config),
-            "command": command,
-            "training_seeds": list(TRAINING_SEEDS),
-            "horizon_s": config.horizon_s,
-            "objective": "mean cost per request (best quality - score)",
-            "agents": {"aimd": entry},
-        },
-    )
+    write_tuned_record(directory, config, command, {"aimd": entry})
     return entry
 
 
