@@ -412,17 +412,26 @@ def assess(
 
 
 def train_experiment(experiment: Experiment, args: argparse.Namespace) -> None:
-    """Train every seed of ``experiment`` (train.py --seeds; Ray Tune) unless it is done."""
-    folder = REPO / args.runs_dir / experiment.name
-    if (folder / "aggregate.json").is_file():
-        print(f"{experiment.name}: done ({folder / 'aggregate.json'})", flush=True)
+    """Train every seed of ``experiment`` that has not finished (train.py --seeds; Ray Tune): all
+    of them into ``<runs-dir>/<name>/``, or, when that sweep exists, the missing ones into a
+    continuation sweep ``<runs-dir>/<name>+seeds<list>/``."""
+    seeds = parse_seeds(args.seeds)
+    finished = {_seed_of(p.parent) for p in _seed_runs(experiment, args.runs_dir, "final_model.zip")}
+    missing = [seed for seed in seeds if seed not in finished]
+    if not missing:
+        print(f"{experiment.name}: every seed has finished", flush=True)
         return
-    if folder.exists():
-        raise SystemExit(
-            f"learning.py: {folder} exists without aggregate.json (an interrupted sweep): move it "
-            "away to train again, or assess what it holds with --collect-only"
-        )
     command = experiment.command(args.seeds, args.runs_dir, args.jobs)
+    if (REPO / args.runs_dir / experiment.name).exists():
+        text = ",".join(map(str, missing))
+        name = f"{experiment.name}+seeds{text.replace(',', '_')}"
+        if (REPO / args.runs_dir / name).exists():
+            raise SystemExit(
+                f"learning.py: {args.runs_dir}/{name} exists but seeds {text} have not finished there "
+                "(an interrupted sweep): move it away to train them again"
+            )
+        command[command.index("--seeds") + 1] = text
+        command[command.index("--run-name") + 1] = name
     print(f"{experiment.name}: {shlex.join(command)}", flush=True)
     subprocess.run([sys.executable, *command[1:]], cwd=REPO, check=True)
 
@@ -600,8 +609,9 @@ def markdown(result: dict[str, Any]) -> str:
         asked, found = experiment.get("seeds_asked"), len(experiment["models"])
         if asked and found < asked:
             lines += [
-                f"Finished seeds: {found} of {asked}; the others did not finish (the training command "
-                "above trains what is missing). No claim rests on fewer than three seeds.",
+                f"Finished seeds: {found} of {asked}; the others did not finish (`python "
+                "benchmarks/learning.py` trains what is missing, into a continuation sweep). No claim "
+                "rests on fewer than three seeds.",
                 "",
             ]
         steps = experiment.get("steps") or [None] * len(experiment["models"])
