@@ -64,6 +64,7 @@ from batchenv.metrics import compute_metrics  # noqa: E402
 from batchenv.scenarios import SUITE, load_scenario, trace_scenarios  # noqa: E402
 from batchenv.seeds import parse_seeds  # noqa: E402
 from batchenv.sim import Simulator, simulate  # noqa: E402
+from benchmarks.learning_gate import gate  # noqa: E402
 from evaluation.stats import mean_ci95  # noqa: E402
 from evaluation.tuning import tune_scenario  # noqa: E402
 from execution.backends import LocalBackend  # noqa: E402
@@ -282,6 +283,32 @@ def _gap(rows: list[dict[str, Any]], reference: list[dict[str, Any]]) -> float:
     return (_mean(rows, "cost_per_request") - ref) / ref
 
 
+def shipping_gates(models: dict[str, list[str]]) -> dict[str, dict[str, Any]]:
+    """The shipping gate (:mod:`benchmarks.learning_gate`) of every model, by path."""
+    print(f"shipping gate of {sum(map(len, models.values()))} models", flush=True)
+    return {path: gate(REPO / path) for paths in models.values() for path in paths}
+
+
+def gate_lines(result: dict[str, Any]) -> list[str]:
+    """The shipping gate as a Markdown table (empty without one)."""
+    gates = result.get("shipping_gate") or {}
+    if not gates:
+        return []
+    lines = [
+        "| model | default_randomised: mean / greedy (worst seed) | 200/s: mean / optimum | "
+        "300/s: mean / optimum | passes |",
+        "|---|---|---|---|---|",
+    ]
+    for path, g in gates.items():
+        r = g["randomised"]
+        lines.append(
+            f"| `{path}` | {r['mean_over_greedy']:.4f} ({r['worst_seed_over_greedy']:.4f}) | "
+            f"{g['rate_200']['mean_over_optimal']:.4f} | {g['rate_300']['mean_over_optimal']:.4f} | "
+            f"{'yes' if g['passes'] else 'no'} |"
+        )
+    return lines
+
+
 def _task_key(
     agent: str, scenario: str, seeds: Sequence[int], horizon_s: float, timeout: dict, hashes: dict[str, str]
 ) -> str:
@@ -385,17 +412,26 @@ def assess(
 
 
 def train_experiment(experiment: Experiment, args: argparse.Namespace) -> None:
-    """Train every seed of ``experiment`` (train.py --seeds; Ray Tune) unless it is done."""
-    folder = REPO / args.runs_dir / experiment.name
-    if (folder / "aggregate.json").is_file():
-        print(f"{experiment.name}: done ({folder / 'aggregate.json'})", flush=True)
+    """Train every seed of ``experiment`` that has not finished (train.py --seeds; Ray Tune): all
+    of them into ``<runs-dir>/<name>/``, or, when that sweep exists, the missing ones into a
+    continuation sweep ``<runs-dir>/<name>+seeds<list>/``."""
+    seeds = parse_seeds(args.seeds)
+    finished = {_seed_of(p.parent) for p in _seed_runs(experiment, args.runs_dir, "final_model.zip")}
+    missing = [seed for seed in seeds if seed not in finished]
+    if not missing:
+        print(f"{experiment.name}: every seed has finished", flush=True)
         return
-    if folder.exists():
-        raise SystemExit(
-            f"learning.py: {folder} exists without aggregate.json (an interrupted sweep): move it "
-            "away to train again, or assess what it holds with --collect-only"
-        )
     command = experiment.command(args.seeds, args.runs_dir, args.jobs)
+    if (REPO / args.runs_dir / experiment.name).exists():
+        text = ",".join(map(str, missing))
+        name = f"{experiment.name}+seeds{text.replace(',', '_')}"
+        if (REPO / args.runs_dir / name).exists():
+            raise SystemExit(
+                f"learning.py: {args.runs_dir}/{name} exists but seeds {text} have not finished there "
+                "(an interrupted sweep): move it away to train them again"
+            )
+        command[command.index("--seeds") + 1] = text
+        command[command.index("--run-name") + 1] = name
     print(f"{experiment.name}: {shlex.join(command)}", flush=True)
     subprocess.run([sys.executable, *command[1:]], cwd=REPO, check=True)
 
@@ -497,6 +533,16 @@ def _gap_cell(summary: dict[str, Any], key: str) -> str:
     return f"{_pct(s['mean'])}{ci}"
 
 
+def _assessed_labels(result: dict[str, Any]) -> list[str]:
+    """The assessed experiments, then the shipped checkpoints (the columns of the tables)."""
+    names = [n for n, e in result["experiments"].items() if e.get("assessed", True)]
+    return names + [Path(p).stem for p in result.get("shipped", [])]
+
+
+def _seeds(n: int) -> str:
+    return f"{n} seed" if n == 1 else f"{n} seeds"
+
+
 def comparison_lines(result: dict[str, Any], heading: str) -> list[str]:
     """The table of the experiments' own training evaluation at a common step (the ablations),
     under a ``heading`` title (``"##"``, ``"###"``); empty when fewer than two have it."""
@@ -514,7 +560,7 @@ def comparison_lines(result: dict[str, Any], heading: str) -> list[str]:
             "proposed scheduler, mean ± 95% CI across training seeds.",
             "",
             "| target | "
-            + " | ".join(f"{n} ({compared[n]['mean over targets']['n']} seeds)" for n in names)
+            + " | ".join(f"{n} ({_seeds(compared[n]['mean over targets']['n'])})" for n in names)
             + " |",
             "|---|" + "---|" * len(names),
         ]
@@ -549,7 +595,9 @@ def markdown(result: dict[str, Any]) -> str:
         "",
     ]
     for name, experiment in result["experiments"].items():
-        lines += [f"## {name}", "", experiment["description"] + ".", ""]
+        assessed = experiment.get("assessed", True)
+        title = name if assessed else f"{name} (compared by its training evaluation only)"
+        lines += [f"## {title}", "", experiment["description"] + ".", ""]
         lines += [f"Training command: `{experiment['command']}`", ""]
         trained_by = experiment.get("trained_by", [])
         if trained_by and trained_by != [experiment["command"]]:
@@ -558,6 +606,14 @@ def markdown(result: dict[str, Any]) -> str:
         if not experiment["models"]:
             lines += ["Not trained.", ""]
             continue
+        asked, found = experiment.get("seeds_asked"), len(experiment["models"])
+        if asked and found < asked:
+            lines += [
+                f"Finished seeds: {found} of {asked}; the others did not finish (`python "
+                "benchmarks/learning.py` trains what is missing, into a continuation sweep). No claim "
+                "rests on fewer than three seeds.",
+                "",
+            ]
         steps = experiment.get("steps") or [None] * len(experiment["models"])
         lines += [
             "Models: "
@@ -569,7 +625,7 @@ def markdown(result: dict[str, Any]) -> str:
             "",
         ]
     lines += comparison_lines(result, "##")
-    labels = list(result["experiments"]) + [Path(p).stem for p in result.get("shipped", [])]
+    labels = _assessed_labels(result)
     lines += [
         "## Gap to the baselines (the better of greedy and the tuned timeout) per scenario",
         "",
@@ -611,6 +667,17 @@ def markdown(result: dict[str, Any]) -> str:
                 f"{s['latency_p99_ms']['mean']:.1f} | "
                 f"{s['mean_quality']['mean']:.4f} |"
             )
+    if result.get("shipping_gate"):
+        lines += [
+            "",
+            "## Shipping gate: tests/test_checkpoints.py's thresholds",
+            "",
+            "A retrained model replaces a shipped checkpoint only if it passes (benchmarks/learning_gate.py: "
+            "seeds 0-5, 60 s; default_randomised: mean below 0.5 x greedy's and every seed at most 1.01 x; "
+            "200/s and 300/s: mean at most 1.06 and 1.01 x the optimum's, every seed below 0.6 x greedy's).",
+            "",
+            *gate_lines(result),
+        ]
     lines += [
         "",
         "## Tuned timeouts (the reference)",
@@ -629,7 +696,7 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
     """The summary that :func:`replace_block` puts in docs/rl.md: per agent, how many assessment
     scenarios it is within 2% of the baselines on, its worst scenario and the quiet servers."""
     meta = result["meta"]
-    labels = list(result["experiments"]) + [Path(p).stem for p in result.get("shipped", [])]
+    labels = _assessed_labels(result)
     assessment = result["assessment"]
     seeds = meta["assess_seeds"]
     lines = [
@@ -655,7 +722,7 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
             models = "1 (shipped)"
         else:
             steps = sorted(set(experiment.get("steps") or []))
-            models = f"{len(experiment['models'])} seeds, {'/'.join(f'{n:,}' for n in steps)} steps"
+            models = f"{_seeds(len(experiment['models']))}, {'/'.join(f'{k:,}' for k in steps)} steps"
         within = sum(1 for g in gaps.values() if g["mean"] <= 0.02)
         worst = max(gaps, key=lambda n: gaps[n]["mean"])
         mean = float(np.mean([g["mean"] for g in gaps.values()]))
@@ -679,6 +746,14 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
                 for label in labels
             ]
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    gates = gate_lines(result)
+    if gates:
+        lines += [
+            "",
+            "Shipping gate (the thresholds of tests/test_checkpoints.py, benchmarks/learning_gate.py):",
+            "",
+        ]
+        lines += gates
     compared = comparison_lines(result, "###")
     return lines + (["", *compared[:-1]] if compared else [])
 
@@ -760,6 +835,11 @@ def main(argv: list[str] | None = None) -> int:
         "on training-side scenarios only) or final (default best)",
     )
     parser.add_argument("--no-shipped", action="store_true", help="do not assess checkpoints/*.zip")
+    parser.add_argument(
+        "--no-gate",
+        action="store_true",
+        help="skip the shipping gate (tests/test_checkpoints.py's thresholds)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS / "learning.json", help="JSON output")
     parser.add_argument("--plot", type=Path, default=RESULTS / "learning.png", help="learning curves")
     parser.add_argument(
@@ -796,17 +876,21 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     experiments: dict[str, Any] = {}
     models: dict[str, list[str]] = {}
-    for name in names:
+    for name in (*names, *compare):
         experiment = EXPERIMENTS[name]
-        models[name] = trained_models(experiment, args.runs_dir, args.model)
+        found = trained_models(experiment, args.runs_dir, args.model)
         experiments[name] = {
             "description": experiment.description,
             "command": shlex.join(experiment.command(args.seeds, args.runs_dir, args.jobs)),
             "trained_by": sweep_commands(experiment, args.runs_dir),
-            "models": models[name],
-            "steps": [trained_steps(m) for m in models[name]],
+            "models": found,
+            "steps": [trained_steps(m) for m in found],
             "curve": training_curves(experiment, args.runs_dir),
+            "assessed": name in names,
+            "seeds_asked": len(parse_seeds(args.seeds)),
         }
+        if name in names:
+            models[name] = found
     compare_step = 300_000
     at_step = {
         "step": compare_step,
@@ -823,6 +907,7 @@ def main(argv: list[str] | None = None) -> int:
         "experiments": experiments,
         "shipped": shipped,
         "training_evaluation_at": at_step,
+        "shipping_gate": {} if args.no_gate else shipping_gates(assessed),
         "assessment": assess(
             assessed,
             scenarios,

@@ -86,3 +86,33 @@ def test_bad_flags(flags: list[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         _learning().main(["--collect-only", *flags])
     assert exit_info.value.code == 2
+
+
+def test_only_the_unfinished_seeds_are_trained_into_a_continuation_sweep(tmp_path: Path, monkeypatch) -> None:
+    import argparse
+    import json
+    import os
+
+    learning = _learning()
+    experiment = learning.EXPERIMENTS["dqn_mixture"]
+    runs_dir = os.path.relpath(tmp_path, REPO)
+    for folder, seed, finished in (("dqn_mixture", 0, True), ("dqn_mixture", 1, False)):
+        run = tmp_path / folder / f"dqn_default_mixture_seed{seed}"
+        run.mkdir(parents=True)
+        (run / "evaluations.json").write_text(json.dumps([{"timesteps": 5}]))
+        if finished:
+            (run / "final_model.zip").write_bytes(b"")
+    calls: list[list[str]] = []
+    monkeypatch.setattr(learning.subprocess, "run", lambda command, **_: calls.append(command))
+    args = argparse.Namespace(seeds="0-2", runs_dir=runs_dir, jobs=1)
+    learning.train_experiment(experiment, args)
+    (command,) = calls
+    assert command[command.index("--seeds") + 1] == "1,2"
+    assert command[command.index("--run-name") + 1] == "dqn_mixture+seeds1_2"
+    # the finished seed is the experiment's only model until the continuation finishes
+    assert learning.trained_models(experiment, runs_dir, "best") == [
+        str(Path(runs_dir) / "dqn_mixture" / "dqn_default_mixture_seed0" / "best_model.zip")
+    ]
+    (tmp_path / "dqn_mixture+seeds1_2").mkdir()
+    with pytest.raises(SystemExit, match="interrupted sweep"):
+        learning.train_experiment(experiment, args)
