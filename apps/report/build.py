@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from apps.report import formal_numbers, numbers, parameters, tables
+from apps.report import formal_numbers, numbers, parameters, sim_to_real, tables, traces
 from apps.report.figures import LEARNING_LINEAR_PERCENT, figure_data
 from apps.report.learning import learning_numbers
 from apps.report.macros import Macros, render_numbers, used_macros
@@ -22,8 +22,12 @@ from apps.report.sources import (
     GENERATED,
     LEARNING,
     REPO,
+    ROBUST,
+    SIM_TO_REAL,
+    SIM_TO_REAL_CALIBRATION,
     SOURCES,
     SUITE,
+    TRACE_RESULTS,
     UPPAAL_FILES,
     VERIFICATION,
     VERIFICATION_TA,
@@ -117,6 +121,27 @@ def compute(root: Path = REPO, only_committed: bool = True) -> Build:
         learning = _optional(src, build, LEARNING)
         learning_numbers(m, learning)
         build.tables["tab_rl.tex"] = tables.rl_table(learning) if learning else tables.pending_table(LEARNING)
+    with reading(ROBUST):
+        robust = src.read_json(ROBUST)
+        traces.robust_numbers(m, robust)
+    with reading(TRACE_RESULTS):
+        trace_results = _optional(src, build, TRACE_RESULTS)
+        traces.trace_results_numbers(m, trace_results)
+        build.tables["tab_traces.tex"] = (
+            traces.trace_table(traces.trace_cells(trace_results, from_trace_results=True), TRACE_RESULTS)
+            if trace_results
+            else traces.trace_table(traces.trace_cells(robust, from_trace_results=False), ROBUST)
+        )
+    with reading(SIM_TO_REAL):
+        real = _optional(src, build, SIM_TO_REAL)
+        calibration = src.read_json(SIM_TO_REAL_CALIBRATION) if real and src.available(SIM_TO_REAL_CALIBRATION) else None
+        sim_to_real.sim_to_real_numbers(m, real, calibration)
+        build.tables["tab_calibrated.tex"] = (
+            sim_to_real.calibrated_table(real, calibration) if real else tables.pending_table(SIM_TO_REAL)
+        )
+        build.tables["tab_fidelity.tex"] = (
+            sim_to_real.fidelity_table(real) if real else tables.pending_table(SIM_TO_REAL)
+        )
     m.add(
         "resFigLinearPct", f"{LEARNING_LINEAR_PERCENT:g}", "apps/report/figures.py", "LEARNING_LINEAR_PERCENT"
     )
