@@ -151,13 +151,23 @@ def poisson_table(gap: dict[str, Any], suite: dict[str, SuiteScenario]) -> str:
     )
 
 
+POLICY_LABELS = {
+    "smdp_optimum": "SMDP optimum",
+    "storm_optimum": "Storm optimum",
+    "proposed(rate_estimation=false)": "proposed$^\\ast$",
+    "util_switch": "util\\_switch",
+}
+"""Row names of verify.py's policies; a checkpoint file is named by its agent (``PPO (shipped)``)."""
+
+
 def _policy_label(name: str) -> str:
-    return {
-        "smdp_optimum": "SMDP optimum",
-        "storm_optimum": "Storm optimum",
-        "proposed(rate_estimation=false)": "proposed$^\\ast$",
-        "util_switch": "util\\_switch",
-    }.get(name, name.replace("_", "\\_").replace("%", "\\%").replace("&", "\\&"))
+    if name in POLICY_LABELS:
+        return POLICY_LABELS[name]
+    stem = name.rsplit("/", 1)[-1].removesuffix(".zip")
+    algo, _, variant = stem.partition("_")
+    if algo in ALGO_NAMES:
+        return f"{ALGO_NAMES[algo]} ({'shipped' if variant == 'default' else variant.replace('_', ' ')})"
+    return stem.replace("_", "\\_").replace("%", "\\%").replace("&", "\\&")
 
 
 def _sci(text: str) -> str:
@@ -169,7 +179,7 @@ def _sci(text: str) -> str:
 
 
 def verification_table(data: dict[str, Any]) -> str:
-    """Storm's results: (a) timeout safety, (c) each policy as a DTMC."""
+    """Storm's results: (a) timeout safety, (b) each policy as a DTMC."""
     safety = data["safety"]
     shield, noshield = safety["shielded"], safety["unshielded"]
 
@@ -180,13 +190,13 @@ def verification_table(data: dict[str, Any]) -> str:
         )
 
     out = [
-        table_header(VERIFICATION, "Storm results: (a) timeout safety, (c) policies as DTMCs"),
+        table_header(VERIFICATION, "Storm results: (a) timeout safety, (b) policies as DTMCs"),
         "\\begin{tabular}{@{}l r r r r r@{}}\n\\toprule\n",
         "\\multicolumn{6}{@{}l}{(a) MDP over every scheduler: $P_{\\max}$[F violation]} \\\\\n",
         "model & states & transitions & build (s) & & $P_{\\max}$ \\\\\n\\midrule\n",
         mdp_row("with the shield", shield, safety["p_max_shielded"]),
         mdp_row("without", noshield, safety["p_max_unshielded"]) + "\\midrule\n",
-        "\\multicolumn{6}{@{}l}{(c) one policy as a DTMC: long-run figures} \\\\\n",
+        "\\multicolumn{6}{@{}l}{(b) one policy as a DTMC: long-run figures} \\\\\n",
         "policy & states & util. & latency (ms) & cost/req. & $P$(overflow) \\\\\n\\midrule\n",
     ]
     for policy in data["policies"]:
