@@ -75,11 +75,14 @@ def sim_to_real_numbers(macros: Macros, data: dict[str, Any] | None, calibration
     if data is None:
         add_pending(macros, SIM_TO_REAL_KEYS, SIM_TO_REAL)
         macros.flags["simRealPreliminary"] = (False, f"{SIM_TO_REAL} absent")
+        macros.flags["simRealRanksHold"] = (False, f"{SIM_TO_REAL} absent")
         return
     _check_pair(data, calibration)
     preliminary = bool(data["preliminary"])
     macros.flags["simRealPreliminary"] = (preliminary, f"{SIM_TO_REAL}: preliminary = {str(preliminary).lower()}")
     settings, summary = data["settings"], data["summary"]
+    hold = all(r["simulated"] == r["measured"] for r in _cost_ranks(data))
+    macros.flags["simRealRanksHold"] = (hold, f"{SIM_TO_REAL}: every cost ranking holds = {str(hold).lower()}")
     loads = data["machine"]["load_average_per_run"]
     ranks = _cost_ranks(data)
     ratios = [
