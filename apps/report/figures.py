@@ -27,12 +27,12 @@ from apps.report.sources import SuiteScenario
 __all__ = ["FIGURES", "LEARNING_LINEAR_PERCENT", "draw", "figure_data", "inputs_hash"]
 
 STYLE = {
-    "font.size": 7,
-    "axes.titlesize": 7,
-    "axes.labelsize": 7,
-    "legend.fontsize": 6,
-    "xtick.labelsize": 6,
-    "ytick.labelsize": 6,
+    "font.size": 8,
+    "axes.titlesize": 8,
+    "axes.labelsize": 8,
+    "legend.fontsize": 7,
+    "xtick.labelsize": 7,
+    "ytick.labelsize": 7,
     "font.family": "serif",
     "pdf.fonttype": 42,
     "axes.grid": True,
@@ -142,7 +142,7 @@ def cost_vs_rate(data: dict[str, Any], path: Path) -> None:
         )
     for model, cap in data["capacities_per_s"].items():
         ax.axvline(cap, color="k", ls=":", lw=0.6)
-        ax.text(cap, 0.0115, f" {model}\n max", fontsize=5, va="bottom")
+        ax.text(cap, 0.0115, f" {model}\n max", fontsize=6, va="bottom")
     ax.set_yscale("log")
     ax.set_ylim(0.01, 8)
     ax.set_xlabel("Poisson arrival rate $\\lambda$ (requests/s), one worker")
@@ -171,7 +171,8 @@ def gaps(data: dict[str, Any], path: Path) -> None:
     ax.set_xticklabels([short(s) for s in scenarios], rotation=35, ha="right")
     ax.set_ylabel("cost gap to the reference (%)")
     ax.set_ylim(-25, 25)
-    ax.legend(loc="upper left", ncol=1)
+    # above the axes, so that no bar is hidden
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, frameon=False, columnspacing=0.8)
     _save(fig, path)
 
 
@@ -203,7 +204,7 @@ def sensitivity(data: dict[str, Any], path: Path) -> None:
     ax.set_ylim(1e-3, 50)
     ax.set_xlabel("true Poisson rate $r$ (requests/s)")
     ax.set_ylabel("extra cost (%)")
-    ax.legend(ncol=3, loc="lower center")
+    ax.legend(ncol=3, loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False, columnspacing=0.8)
     _save(fig, path)
 
 
@@ -246,7 +247,7 @@ def learning(data: dict[str, Any], path: Path) -> None:
     ax.set_ylim(-1, max(top, 1) * 1.6)
     ax.set_xlabel("training timesteps")
     ax.set_ylabel("gap to the optimum (%)")
-    ax.legend(ncol=2, loc="lower left")
+    ax.legend(ncol=3, loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False, columnspacing=0.8)
     _save(fig, path)
 
 
