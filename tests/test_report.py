@@ -244,7 +244,7 @@ def test_figures_draw_from_the_committed_results(tmp_path: Path, computed: repor
 
 def _results_root(tmp_path: Path) -> Path:
     """A copy of the sources the build reads (symlinks), without the optional ones."""
-    for rel in (src.SUITE, src.BENCH, src.DESIGN, src.ENV_SPEED, src.CONFIG, *src.UPPAAL_FILES):
+    for rel in (src.SUITE, src.BENCH, src.DESIGN, src.ENV_SPEED, src.ROBUST, src.CONFIG, *src.UPPAAL_FILES):
         target = tmp_path / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         target.symlink_to(REPO / rel)
@@ -253,12 +253,20 @@ def _results_root(tmp_path: Path) -> Path:
 
 def test_optional_sources_are_marked_pending_when_absent(tmp_path: Path) -> None:
     bd = report_build.compute(_results_root(tmp_path))
-    assert bd.present == {src.VERIFICATION: False, src.LEARNING: False}
-    assert bd.macros.value("resRLWorstFinal") == src.PENDING
-    assert bd.macros.value("resVerOptCost") == src.PENDING
+    assert bd.present == {
+        src.VERIFICATION: False,
+        src.LEARNING: False,
+        src.SIM_TO_REAL: False,
+        src.TRACE_RESULTS: False,
+    }
+    for name in ("resRLWorstFinal", "resVerOptCost", "resSrCellsWithin", "resTrBoundMaxRobust"):
+        assert bd.macros.value(name) == src.PENDING, name
     assert "fig_learning.pdf" not in bd.figures
     numbers = render_numbers(bd.macros, {"resRLWorstFinal", "resVerOptCost"})
     assert "\\haveRLfalse" in numbers and "\\haveVerificationfalse" in numbers
+    assert "\\haveSimRealfalse" in numbers and "\\simRealPreliminaryfalse" in numbers
+    # without trace_results.json, the trace table comes from robust.json (no hindsight column)
+    assert "robust.json" in bd.tables["tab_traces.tex"] and "bound" not in bd.tables["tab_traces.tex"]
 
 
 def test_a_damaged_results_file_is_a_clear_error(tmp_path: Path) -> None:

@@ -134,7 +134,11 @@ def compute(root: Path = REPO, only_committed: bool = True) -> Build:
         )
     with reading(SIM_TO_REAL):
         real = _optional(src, build, SIM_TO_REAL)
-        calibration = src.read_json(SIM_TO_REAL_CALIBRATION) if real and src.available(SIM_TO_REAL_CALIBRATION) else None
+        calibration = (
+            src.read_json(SIM_TO_REAL_CALIBRATION)
+            if real and src.available(SIM_TO_REAL_CALIBRATION)
+            else None
+        )
         sim_to_real.sim_to_real_numbers(m, real, calibration)
         build.tables["tab_calibrated.tex"] = (
             sim_to_real.calibrated_table(real, calibration) if real else tables.pending_table(SIM_TO_REAL)

@@ -124,7 +124,11 @@ def _suite_aggregates(macros: Macros, suite: dict[str, SuiteScenario]) -> None:
             SUITE,
             f"the scenario of resSuiteBestRed{tok}",
         )
-        for metric, mtok in (("latency_mean_ms", "Mean"), ("latency_p99_ms", "Tail"), ("mean_quality", "Qual")):
+        for metric, mtok in (
+            ("latency_mean_ms", "Mean"),
+            ("latency_p99_ms", "Tail"),
+            ("mean_quality", "Qual"),
+        ):
             for agent, atok in (("proposed", "Prop"), ("timeout", "Timeout")):
                 macros.add(
                     f"resSuiteBest{tok}{mtok}{atok}",

@@ -69,7 +69,9 @@ def _check_pair(data: dict[str, Any], calibration: dict[str, Any] | None) -> Non
         )
 
 
-def sim_to_real_numbers(macros: Macros, data: dict[str, Any] | None, calibration: dict[str, Any] | None) -> None:
+def sim_to_real_numbers(
+    macros: Macros, data: dict[str, Any] | None, calibration: dict[str, Any] | None
+) -> None:
     """The macros of :data:`SIM_TO_REAL_KEYS` (``[pending]`` when the results are absent) and the
     switch ``\\ifsimRealPreliminary`` (the JSON's ``preliminary`` flag)."""
     if data is None:
@@ -79,10 +81,16 @@ def sim_to_real_numbers(macros: Macros, data: dict[str, Any] | None, calibration
         return
     _check_pair(data, calibration)
     preliminary = bool(data["preliminary"])
-    macros.flags["simRealPreliminary"] = (preliminary, f"{SIM_TO_REAL}: preliminary = {str(preliminary).lower()}")
+    macros.flags["simRealPreliminary"] = (
+        preliminary,
+        f"{SIM_TO_REAL}: preliminary = {str(preliminary).lower()}",
+    )
     settings, summary = data["settings"], data["summary"]
     hold = all(r["simulated"] == r["measured"] for r in _cost_ranks(data))
-    macros.flags["simRealRanksHold"] = (hold, f"{SIM_TO_REAL}: every cost ranking holds = {str(hold).lower()}")
+    macros.flags["simRealRanksHold"] = (
+        hold,
+        f"{SIM_TO_REAL}: every cost ranking holds = {str(hold).lower()}",
+    )
     loads = data["machine"]["load_average_per_run"]
     ranks = _cost_ranks(data)
     ratios = [
@@ -126,7 +134,11 @@ def sim_to_real_numbers(macros: Macros, data: dict[str, Any] | None, calibration
         values["resSrTorchThreads"] = str(calibration["machine"]["torch_threads"])
         values["resSrShapes"] = ", ".join(s.replace("x", "$\\times$") for s in calibration["models"].values())
     for name, key in SIM_TO_REAL_KEYS.items():
-        source = SIM_TO_REAL_CALIBRATION if name in ("resSrCalibReps", "resSrTorchThreads", "resSrShapes") else SIM_TO_REAL
+        source = (
+            SIM_TO_REAL_CALIBRATION
+            if name in ("resSrCalibReps", "resSrTorchThreads", "resSrShapes")
+            else SIM_TO_REAL
+        )
         if name in values:
             macros.add(name, values[name], source, key)
         else:

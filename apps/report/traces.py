@@ -109,13 +109,17 @@ def _token(name: str) -> str:
 def _gap_cell(cell: TraceCell) -> str:
     text = fpct(cell.gap[0], 2, sign=True)
     verdict = cell.verdict("gap")
-    return f"\\textbf{{{text}}}" if verdict == "beats" else f"{text}$^\\dagger$" if verdict == "loses" else text
+    return (
+        f"\\textbf{{{text}}}" if verdict == "beats" else f"{text}$^\\dagger$" if verdict == "loses" else text
+    )
 
 
 def _d99_cell(cell: TraceCell) -> str:
     text = fnum(cell.d99[0], 1, sign=True)
     verdict = cell.verdict("d99")
-    return f"\\textbf{{{text}}}" if verdict == "beats" else f"{text}$^\\dagger$" if verdict == "loses" else text
+    return (
+        f"\\textbf{{{text}}}" if verdict == "beats" else f"{text}$^\\dagger$" if verdict == "loses" else text
+    )
 
 
 def trace_table(cells: dict[str, dict[str, TraceCell]], source: str) -> str:
@@ -136,8 +140,9 @@ def trace_table(cells: dict[str, dict[str, TraceCell]], source: str) -> str:
     cols += ["r"] * len(robust_heads)
     n_ref = 4 if with_bound else 3
     group = (
-        f"& \\multicolumn{{{n_ref}}}{{c}}{{tuned timeout}} & \\multicolumn{{{len(agents)}}}{{c}}{{cost gap to "
-        f"the tuned timeout (\\%)}} & \\multicolumn{{{len(robust_heads)}}}{{c}}{{robust}} \\\\\n"
+        f"& \\multicolumn{{{n_ref}}}{{c}}{{tuned timeout}} & "
+        f"\\multicolumn{{{len(agents)}}}{{c}}{{cost gap to the tuned timeout (\\%)}} & "
+        f"\\multicolumn{{{len(robust_heads)}}}{{c}}{{robust}} \\\\\n"
         f"\\cmidrule(lr){{2-{n_ref + 1}}}\\cmidrule(lr){{{n_ref + 2}-{n_ref + 1 + len(agents)}}}"
         f"\\cmidrule(l){{{n_ref + 2 + len(agents)}-{n_ref + 1 + len(agents) + len(robust_heads)}}}\n"
     )
@@ -155,7 +160,9 @@ def trace_table(cells: dict[str, dict[str, TraceCell]], source: str) -> str:
                 out.append(fpct(rob.bound[0], 1, sign=True))
         rows.append(" & ".join(out) + " \\\\")
     return (
-        table_header(source, "agents on the traces' test halves against the timeout tuned on the training halves")
+        table_header(
+            source, "agents on the traces' test halves against the timeout tuned on the training halves"
+        )
         + f"\\begin{{tabular}}{{@{{}}{' '.join(cols)}@{{}}}}\n\\toprule\n"
         + group
         + " & ".join(heads)
@@ -176,7 +183,8 @@ def _verdict_counts(macros: Macros, cells: dict[str, dict[str, TraceCell]], sour
                 f"{prefix}{what}Loses{tok}",
                 str(sum(c.verdict(which) == "loses" for c in rows)),
                 source,
-                f"scenarios where {agent} loses to the tuned timeout on {'cost' if which == 'gap' else 'p99'}",
+                f"scenarios where {agent} loses to the tuned timeout on "
+                + ("cost" if which == "gap" else "p99"),
             )
     for name, row in cells.items():
         stok = _token(name)
@@ -187,9 +195,24 @@ def _verdict_counts(macros: Macros, cells: dict[str, dict[str, TraceCell]], sour
                 continue
             atok = TRACE_AGENTS[agent][0]
             c = row[agent]
-            macros.add(f"{prefix}Gap{atok}{stok}", fpct(c.gap[0], 2, sign=True), source, f"{name} / {agent} / gap_vs_timeout[0] (%)")
-            macros.add(f"{prefix}DTail{atok}{stok}", fnum(c.d99[0], 1, sign=True), source, f"{name} / {agent} / p99_minus_timeout_ms[0]")
-        macros.add(f"{prefix}TailTimeout{stok}", fnum(row["timeout"].p99_ms, 1), source, f"{name} / timeout / p99_ms[0]")
+            macros.add(
+                f"{prefix}Gap{atok}{stok}",
+                fpct(c.gap[0], 2, sign=True),
+                source,
+                f"{name} / {agent} / gap_vs_timeout[0] (%)",
+            )
+            macros.add(
+                f"{prefix}DTail{atok}{stok}",
+                fnum(c.d99[0], 1, sign=True),
+                source,
+                f"{name} / {agent} / p99_minus_timeout_ms[0]",
+            )
+        macros.add(
+            f"{prefix}TailTimeout{stok}",
+            fnum(row["timeout"].p99_ms, 1),
+            source,
+            f"{name} / timeout / p99_ms[0]",
+        )
     macros.add(f"{prefix}Scenarios", str(len(cells)), source, "number of trace scenarios")
 
 
@@ -202,14 +225,36 @@ def robust_numbers(macros: Macros, data: dict[str, Any]) -> None:
     macros.add("resRbMmppSeeds", str(settings["mmpp_seeds"]), ROBUST, "settings.mmpp_seeds")
     _verdict_counts(macros, trace_cells(data, from_trace_results=False), ROBUST, "resRb")
     agents = data["mmpp"]["agents"]
-    for agent, tok in (("timeout", "Timeout"), ("util_switch", "Switch"), ("proposed", "Prop"), ("robust", "Robust")):
-        macros.add(f"resRbMmppGap{tok}", fpct(agents[agent]["gap_vs_oracle"][0], 2, sign=True), ROBUST, f"mmpp.agents.{agent}.gap_vs_oracle[0] (%)")
+    for agent, tok in (
+        ("timeout", "Timeout"),
+        ("util_switch", "Switch"),
+        ("proposed", "Prop"),
+        ("robust", "Robust"),
+    ):
+        macros.add(
+            f"resRbMmppGap{tok}",
+            fpct(agents[agent]["gap_vs_oracle"][0], 2, sign=True),
+            ROBUST,
+            f"mmpp.agents.{agent}.gap_vs_oracle[0] (%)",
+        )
         if agent != "timeout":
-            macros.add(f"resRbClosure{tok}", fpct(agents[agent]["closure"], 0), ROBUST, f"mmpp.agents.{agent}.closure (%)")
+            macros.add(
+                f"resRbClosure{tok}",
+                fpct(agents[agent]["closure"], 0),
+                ROBUST,
+                f"mmpp.agents.{agent}.closure (%)",
+            )
     worst = max(abs(v["gap_vs_optimal"]["robust"][0]) for v in data["poisson"].values())
     upper = max(sum(v["gap_vs_optimal"]["robust"]) for v in data["poisson"].values())
-    macros.add("resRbPoisMaxGap", fpct(worst, 2), ROBUST, "max over poisson.* of |gap_vs_optimal.robust[0]| (%)")
-    macros.add("resRbPoisMaxUpper", fpct(upper, 2), ROBUST, "max over poisson.* of gap_vs_optimal.robust[0] + [1] (%)")
+    macros.add(
+        "resRbPoisMaxGap", fpct(worst, 2), ROBUST, "max over poisson.* of |gap_vs_optimal.robust[0]| (%)"
+    )
+    macros.add(
+        "resRbPoisMaxUpper",
+        fpct(upper, 2),
+        ROBUST,
+        "max over poisson.* of gap_vs_optimal.robust[0] + [1] (%)",
+    )
 
 
 TRACE_RESULTS_KEYS = {
@@ -235,9 +280,20 @@ def trace_results_numbers(macros: Macros, data: dict[str, Any] | None) -> None:
     settings = data["settings"]
     macros.add("resTrSeeds", str(len(settings["seeds"])), TRACE_RESULTS, "len(settings.seeds)")
     macros.add("resTrHorizonS", f"{settings['horizon_s']:g}", TRACE_RESULTS, "settings.horizon_s (s)")
-    for agent, tok, fn in (("robust", "MinRobust", min), ("robust", "MaxRobust", max), ("timeout", "MaxTimeout", max)):
-        values = [row[agent].bound[0] for row in cells.values() if agent in row and row[agent].bound is not None]  # type: ignore[index]
-        macros.add(f"resTrBound{tok}", fpct(fn(values), 1, sign=True), TRACE_RESULTS, TRACE_RESULTS_KEYS[f"resTrBound{tok}"])
+    for agent, tok, fn in (
+        ("robust", "MinRobust", min),
+        ("robust", "MaxRobust", max),
+        ("timeout", "MaxTimeout", max),
+    ):
+        values = [
+            row[agent].bound[0] for row in cells.values() if agent in row and row[agent].bound is not None
+        ]  # type: ignore[index]
+        macros.add(
+            f"resTrBound{tok}",
+            fpct(fn(values), 1, sign=True),
+            TRACE_RESULTS,
+            TRACE_RESULTS_KEYS[f"resTrBound{tok}"],
+        )
     counts = Macros()
     _verdict_counts(counts, cells, TRACE_RESULTS, "resTr")
     for name, key in TRACE_RESULTS_KEYS.items():
