@@ -223,7 +223,10 @@ def robust_numbers(macros: Macros, data: dict[str, Any]) -> None:
     macros.add("resRbSeeds", str(settings["seeds"]), ROBUST, "settings.seeds")
     macros.add("resRbHorizonS", f"{settings['horizon_s']:g}", ROBUST, "settings.horizon_s (s)")
     macros.add("resRbMmppSeeds", str(settings["mmpp_seeds"]), ROBUST, "settings.mmpp_seeds")
-    _verdict_counts(macros, trace_cells(data, from_trace_results=False), ROBUST, "resRb")
+    cells = trace_cells(data, from_trace_results=False)
+    _verdict_counts(macros, cells, ROBUST, "resRb")
+    never = all(row["robust"].verdict("gap") != "loses" for row in cells.values())
+    macros.flags["robustNeverCostlier"] = (never, f"{ROBUST}: robust never loses on cost = {str(never).lower()}")
     agents = data["mmpp"]["agents"]
     for agent, tok in (
         ("timeout", "Timeout"),
