@@ -258,6 +258,7 @@ def test_optional_sources_are_marked_pending_when_absent(tmp_path: Path) -> None
         src.LEARNING: False,
         src.SIM_TO_REAL: False,
         src.TRACE_RESULTS: False,
+        src.FRONTIERS: False,
     }
     for name in ("resRLWorstFinal", "resVerOptCost", "resSrCellsWithin", "resTrBoundMaxRobust"):
         assert bd.macros.value(name) == src.PENDING, name

@@ -121,3 +121,43 @@ def test_verification_table_is_readable() -> None:
     assert not [r for r in rows if "/" in r or ".zip" in r], rows  # no file paths as row names
     labels = re.findall(r"\{\((\w)\)", table)
     assert labels == [chr(ord("a") + i) for i in range(len(labels))]  # (a), (b), ... no letter skipped
+
+
+def test_frontier_figure_is_drawn_when_the_study_is_committed(tmp_path: Path) -> None:
+    from apps.report import build as report_build
+    from apps.report.figures import draw
+
+    for rel in (src.SUITE, src.BENCH, src.DESIGN, src.ENV_SPEED, src.ROBUST, src.CONFIG, *src.UPPAAL_FILES):
+        target = tmp_path / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.symlink_to(REPO / rel)
+    assert "fig_frontiers.pdf" not in report_build.compute(tmp_path).figures
+
+    def point(family: str, p99: float, quality: float, on: bool) -> dict[str, Any]:
+        return {
+            "family": family,
+            "label": "x",
+            "param": 1.0,
+            "latency_mean_ms": p99 / 2,
+            "latency_p99_ms": p99,
+            "mean_quality": quality,
+            "mean_quality_ci95": 0.001,
+            "frontier_latency_mean_ms": on,
+            "frontier_latency_p99_ms": on,
+        }
+
+    points = [
+        point("timeout", 90.0, 0.92, False),
+        point("proposed", 80.0, 0.95, True),
+        point("optimal", 70.0, 0.93, True),
+        point("ppo_default", 120.0, 0.9, False),
+    ]
+    study = {"scenarios": {"bursty": {"points": points, "families": {}}, "other": {"points": points}}}
+    (tmp_path / src.FRONTIERS).write_text(json.dumps(study))
+    bd = report_build.compute(tmp_path)
+    assert bd.present[src.FRONTIERS] is True
+    data = bd.figures["fig_frontiers.pdf"]
+    assert list(data) == ["bursty"]  # the preferred scenarios the study ran
+    assert data["bursty"]["proposed"] == [[80.0, 0.95, True]]
+    draw("fig_frontiers.pdf", data, tmp_path / "f.pdf")
+    assert (tmp_path / "f.pdf").read_bytes()[:5] == b"%PDF-"

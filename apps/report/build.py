@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from apps.report import formal_numbers, numbers, parameters, sim_to_real, tables, traces
-from apps.report.figures import LEARNING_LINEAR_PERCENT, figure_data
+from apps.report.figures import LEARNING_LINEAR_PERCENT, figure_data, frontier_data
 from apps.report.learning import learning_numbers
 from apps.report.macros import Macros, render_numbers, used_macros
 from apps.report.names import MODEL_LETTERS
@@ -19,6 +19,7 @@ from apps.report.sources import (
     CONFIG,
     DESIGN,
     ENV_SPEED,
+    FRONTIERS,
     GENERATED,
     LEARNING,
     REPO,
@@ -155,6 +156,10 @@ def compute(root: Path = REPO, only_committed: bool = True) -> Build:
     }
     with reading(SUITE):
         build.figures = figure_data(suite, caps, bench["sensitivity"], learning)
+    with reading(FRONTIERS):
+        frontiers = _optional(src, build, FRONTIERS)
+        if frontiers is not None:
+            build.figures["fig_frontiers.pdf"] = frontier_data(frontiers)
     return build
 
 

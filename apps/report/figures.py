@@ -24,7 +24,7 @@ from apps.report.learning import rate_token
 from apps.report.names import ALGO_NAMES, NON_POISSON, PLAIN_LABELS, POISSON_ONE_WORKER
 from apps.report.sources import SuiteScenario
 
-__all__ = ["FIGURES", "LEARNING_LINEAR_PERCENT", "draw", "figure_data", "inputs_hash"]
+__all__ = ["FIGURES", "LEARNING_LINEAR_PERCENT", "draw", "figure_data", "frontier_data", "inputs_hash"]
 
 STYLE = {
     "font.size": 8,
@@ -74,6 +74,31 @@ PARETO_AGENTS = [
 SENSITIVITY_FACTORS = ["0.5", "0.8", "0.9", "1.1", "1.25", "2.0"]
 LEARNING_LINEAR_PERCENT = 1
 """The learning figure's y axis is linear within +- this gap (%), logarithmic beyond."""
+
+
+FRONTIER_SCENARIOS = ["poisson_50", "bursty", "diurnal", "azure_trace"]
+"""The scenarios of the frontier figure, those of them that the frontiers study ran."""
+FRONTIER_STYLE = {
+    "timeout": {"color": "#aaaaaa", "marker": ".", "ls": "none"},
+    "optimal": {"color": "black", "marker": "x", "ls": "--"},
+    "proposed": {"color": "tab:blue", "marker": "o", "ls": "-"},
+}
+
+
+def frontier_data(frontiers: dict[str, Any]) -> dict[str, Any]:
+    """Per scenario of :data:`FRONTIER_SCENARIOS` (or the study's first four): per family, the
+    points (p99 latency in ms, mean quality, on the p99 frontier) sorted by latency."""
+    scenarios = frontiers["scenarios"]
+    names = [s for s in FRONTIER_SCENARIOS if s in scenarios] or list(scenarios)[:4]
+    out: dict[str, Any] = {}
+    for name in names:
+        families: dict[str, list[list[Any]]] = {}
+        for point in scenarios[name]["points"]:
+            families.setdefault(point["family"], []).append(
+                [point["latency_p99_ms"], point["mean_quality"], bool(point["frontier_latency_p99_ms"])]
+            )
+        out[name] = {family: sorted(points) for family, points in families.items()}
+    return out
 
 
 def figure_data(
@@ -190,6 +215,36 @@ def pareto(data: dict[str, Any], path: Path) -> None:
     _save(fig, path)
 
 
+def frontiers(data: dict[str, Any], path: Path) -> None:
+    """Quality against p99 latency per family on up to four scenarios; filled markers: points on
+    the frontier (no other point of any family has lower p99 and higher quality)."""
+    fig, axes = plt.subplots(1, len(data), figsize=(7.0, 1.9), squeeze=False)
+    for ax, (scenario, families) in zip(axes[0], data.items(), strict=True):
+        for k, (family, points) in enumerate(families.items()):
+            style = FRONTIER_STYLE.get(family, {"color": f"C{3 + k}", "marker": "D", "ls": "none"})
+            xs, ys = [p[0] for p in points], [p[1] for p in points]
+            ax.plot(xs, ys, color=style["color"], ls=style["ls"], lw=0.8, marker=None, label=None)
+            ax.scatter(
+                xs,
+                ys,
+                s=[14 if on else 6 for *_, on in points],
+                marker=style["marker"],
+                color=style["color"],
+                label=family.replace("_default", " (shipped)"),
+                zorder=3,
+            )
+        ax.set_title(scenario)
+        ax.set_xscale("log")
+        ax.set_xlabel("p99 latency (ms)")
+    axes[0][0].set_ylabel("mean quality")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(
+        handles, labels, loc="upper center", ncol=len(labels), bbox_to_anchor=(0.5, 1.1), frameon=False
+    )
+    fig.tight_layout()
+    _save(fig, path)
+
+
 def sensitivity(data: dict[str, Any], path: Path) -> None:
     rates = sorted(data, key=float)
     fig, ax = plt.subplots(figsize=(3.4, 1.65))
@@ -257,6 +312,7 @@ FIGURES: dict[str, Callable[[dict[str, Any], Path], None]] = {
     "fig_pareto.pdf": pareto,
     "fig_sensitivity.pdf": sensitivity,
     "fig_learning.pdf": learning,
+    "fig_frontiers.pdf": frontiers,
 }
 
 

@@ -27,6 +27,7 @@ __all__ = [
     "CONFIG",
     "DESIGN",
     "ENV_SPEED",
+    "FRONTIERS",
     "GENERATED",
     "LEARNING",
     "OPTIONAL",
@@ -67,6 +68,7 @@ VERIFICATION_TA = "docs/results/verification_ta.json"
 ENV_SPEED = "benchmarks/results/env_speed.json"
 LEARNING = "benchmarks/results/learning.json"
 ROBUST = "docs/results/robust.json"
+FRONTIERS = "docs/results/frontiers.json"
 TRACE_RESULTS = "docs/results/trace_results.json"
 SIM_TO_REAL = "docs/results/sim_to_real.json"
 SIM_TO_REAL_CALIBRATION = "docs/results/sim_to_real_calibrated.json"
@@ -87,6 +89,7 @@ SOURCES = {
     VERIFICATION_TA: "python verify.py --jobs 2 (its timed-automata stage, TChecker)",
     ENV_SPEED: "python benchmarks/env_speed.py",
     LEARNING: "python benchmarks/learning.py",
+    FRONTIERS: "python benchmarks/frontiers.py",
     ROBUST: "python benchmarks/robust_eval.py --parts traces,mmpp,poisson,design",
     TRACE_RESULTS: "python benchmarks/trace_results.py",
     SIM_TO_REAL: "python benchmarks/sim_to_real.py",
@@ -99,6 +102,7 @@ OPTIONAL = {
     VERIFICATION: "Verification",
     SIM_TO_REAL: "SimReal",
     TRACE_RESULTS: "TraceResults",
+    FRONTIERS: "Frontiers",
 }
 """Results files the report can do without: file -> the name of its ``\\ifhave...`` switch."""
 PENDING = r"\textbf{[pending]}"

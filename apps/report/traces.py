@@ -226,7 +226,10 @@ def robust_numbers(macros: Macros, data: dict[str, Any]) -> None:
     cells = trace_cells(data, from_trace_results=False)
     _verdict_counts(macros, cells, ROBUST, "resRb")
     never = all(row["robust"].verdict("gap") != "loses" for row in cells.values())
-    macros.flags["robustNeverCostlier"] = (never, f"{ROBUST}: robust never loses on cost = {str(never).lower()}")
+    macros.flags["robustNeverCostlier"] = (
+        never,
+        f"{ROBUST}: robust never loses on cost = {str(never).lower()}",
+    )
     agents = data["mmpp"]["agents"]
     for agent, tok in (
         ("timeout", "Timeout"),
