@@ -15,7 +15,7 @@ from apps.report import sources as src
 from apps.report.macros import Macros
 from apps.report.sim_to_real import calibrated_table, fidelity_table, sim_to_real_numbers
 from apps.report.tables import verification_table
-from apps.report.traces import robust_numbers, trace_cells, trace_results_numbers, trace_table
+from apps.report.traces import robust_numbers, trace_cells, trace_numbers, trace_results_numbers, trace_table
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -101,16 +101,22 @@ def test_trace_table_prefers_trace_results_and_marks_verdicts() -> None:
     assert table.count("+2.00$^\\dagger$") == n  # PPO loses on cost on every trace
     m = Macros()
     trace_results_numbers(m, results)
-    assert m.value("resTrCostLosesPpo") == str(n)
+    trace_numbers(m, cells, src.TRACE_RESULTS)
+    assert m.value("resRbCostLosesPpo") == str(n)
+    assert m.results["resRbCostLosesPpo"].source == src.TRACE_RESULTS
     assert m.value("resTrBoundMaxRobust") == "+5.0"
-    # robust.json alone: the same verdicts for robust as computed from its intervals
+    # robust.json alone: the same verdicts for robust as computed from its intervals, and the
+    # agents it does not have are pending
     m = Macros()
     robust_numbers(m, robust)
+    trace_numbers(m, trace_cells(robust, from_trace_results=False), src.ROBUST)
     loses = sum(
         e["gap_vs_timeout"]["robust"][0] - e["gap_vs_timeout"]["robust"][1] > 0
         for e in robust["traces"].values()
     )
     assert m.value("resRbCostLosesRobust") == str(loses)
+    assert m.flags["robustNeverCostlier"][0] is (loses == 0)
+    assert m.value("resRbCostLosesPpo") == src.PENDING
     closure = robust["mmpp"]["agents"]["robust"]["closure"]
     assert m.value("resRbClosureRobust") == f"{100 * closure:.0f}"
 

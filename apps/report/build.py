@@ -128,11 +128,14 @@ def compute(root: Path = REPO, only_committed: bool = True) -> Build:
     with reading(TRACE_RESULTS):
         trace_results = _optional(src, build, TRACE_RESULTS)
         traces.trace_results_numbers(m, trace_results)
-        build.tables["tab_traces.tex"] = (
-            traces.trace_table(traces.trace_cells(trace_results, from_trace_results=True), TRACE_RESULTS)
+        # the trace table and its verdicts: from trace_results.json when committed, else robust.json
+        cells, origin = (
+            (traces.trace_cells(trace_results, from_trace_results=True), TRACE_RESULTS)
             if trace_results
-            else traces.trace_table(traces.trace_cells(robust, from_trace_results=False), ROBUST)
+            else (traces.trace_cells(robust, from_trace_results=False), ROBUST)
         )
+        traces.trace_numbers(m, cells, origin)
+        build.tables["tab_traces.tex"] = traces.trace_table(cells, origin)
     with reading(SIM_TO_REAL):
         real = _optional(src, build, SIM_TO_REAL)
         calibration = (

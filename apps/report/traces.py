@@ -20,6 +20,7 @@ __all__ = [
     "TraceCell",
     "robust_numbers",
     "trace_cells",
+    "trace_numbers",
     "trace_results_numbers",
     "trace_table",
 ]
@@ -61,7 +62,11 @@ def trace_cells(data: dict[str, Any], from_trace_results: bool) -> dict[str, dic
     (agents that do not apply to a scenario are left out)."""
     out: dict[str, dict[str, TraceCell]] = {}
     scenarios = (
-        {k: v for k, v in data.items() if isinstance(v, dict) and "agents" in v}
+        {
+            k: v
+            for k, v in data.items()
+            if k != "settings" and isinstance(v, dict) and isinstance(v.get("agents"), dict)
+        }
         if from_trace_results
         else data["traces"]
     )
@@ -216,20 +221,32 @@ def _verdict_counts(macros: Macros, cells: dict[str, dict[str, TraceCell]], sour
     macros.add(f"{prefix}Scenarios", str(len(cells)), source, "number of trace scenarios")
 
 
+def trace_numbers(macros: Macros, cells: dict[str, dict[str, TraceCell]], source: str) -> None:
+    """The verdicts of the trace table (from ``source``, the file the table is built from): per
+    agent, on how many test halves it loses on cost and on p99 (``resRb...``; agents the source
+    does not have are ``[pending]``), the proposed and robust schedulers' gaps per scenario, and
+    the switch ``\\ifrobustNeverCostlier``."""
+    _verdict_counts(macros, cells, source, "resRb")
+    for agent, (tok, _) in TRACE_AGENTS.items():
+        for what in ("Cost", "Tail"):
+            if f"resRb{what}Loses{tok}" not in macros.results:
+                add_pending(
+                    macros, {f"resRb{what}Loses{tok}": f"scenarios where {agent} loses"}, TRACE_RESULTS
+                )
+    never = all(row["robust"].verdict("gap") != "loses" for row in cells.values() if "robust" in row)
+    macros.flags["robustNeverCostlier"] = (
+        never,
+        f"{source}: robust never loses on cost = {str(never).lower()}",
+    )
+
+
 def robust_numbers(macros: Macros, data: dict[str, Any]) -> None:
-    """robust.json: the settings, the verdicts on the traces, the MMPP's gaps to the phase oracle
-    and the share of the timeout's gap closed, and the largest gap to the optimum on Poisson."""
+    """robust.json: the settings, the MMPP's gaps to the phase oracle and the share of the
+    timeout's gap closed, and the largest gap to the optimum on Poisson."""
     settings = data["settings"]
     macros.add("resRbSeeds", str(settings["seeds"]), ROBUST, "settings.seeds")
     macros.add("resRbHorizonS", f"{settings['horizon_s']:g}", ROBUST, "settings.horizon_s (s)")
     macros.add("resRbMmppSeeds", str(settings["mmpp_seeds"]), ROBUST, "settings.mmpp_seeds")
-    cells = trace_cells(data, from_trace_results=False)
-    _verdict_counts(macros, cells, ROBUST, "resRb")
-    never = all(row["robust"].verdict("gap") != "loses" for row in cells.values())
-    macros.flags["robustNeverCostlier"] = (
-        never,
-        f"{ROBUST}: robust never loses on cost = {str(never).lower()}",
-    )
     agents = data["mmpp"]["agents"]
     for agent, tok in (
         ("timeout", "Timeout"),
@@ -269,23 +286,21 @@ TRACE_RESULTS_KEYS = {
     "resTrBoundMinRobust": "min over scenarios of robust / gap_vs_hindsight[0] (%)",
     "resTrBoundMaxRobust": "max over scenarios of robust / gap_vs_hindsight[0] (%)",
     "resTrBoundMaxTimeout": "max over scenarios of timeout / gap_vs_hindsight[0] (%)",
-    **{
-        f"resTr{what}Loses{tok}": f"scenarios where {agent} loses on {what.lower()}"
-        for agent, (tok, _) in TRACE_AGENTS.items()
-        for what in ("Cost", "Tail")
-    },
 }
 
 
 def trace_results_numbers(macros: Macros, data: dict[str, Any] | None) -> None:
-    """trace_results.json's macros (``[pending]`` when the file is absent)."""
+    """trace_results.json's settings and gaps to the hindsight bound (``[pending]`` when the file
+    is absent)."""
     if data is None:
         add_pending(macros, TRACE_RESULTS_KEYS, TRACE_RESULTS)
         return
     cells = trace_cells(data, from_trace_results=True)
     settings = data["settings"]
-    macros.add("resTrSeeds", str(len(settings["seeds"])), TRACE_RESULTS, "len(settings.seeds)")
-    macros.add("resTrHorizonS", f"{settings['horizon_s']:g}", TRACE_RESULTS, "settings.horizon_s (s)")
+    macros.add("resTrSeeds", str(len(settings["seeds"])), TRACE_RESULTS, TRACE_RESULTS_KEYS["resTrSeeds"])
+    macros.add(
+        "resTrHorizonS", f"{settings['horizon_s']:g}", TRACE_RESULTS, TRACE_RESULTS_KEYS["resTrHorizonS"]
+    )
     for agent, tok, fn in (
         ("robust", "MinRobust", min),
         ("robust", "MaxRobust", max),
@@ -294,17 +309,5 @@ def trace_results_numbers(macros: Macros, data: dict[str, Any] | None) -> None:
         values = [
             row[agent].bound[0] for row in cells.values() if agent in row and row[agent].bound is not None
         ]  # type: ignore[index]
-        macros.add(
-            f"resTrBound{tok}",
-            fpct(fn(values), 1, sign=True),
-            TRACE_RESULTS,
-            TRACE_RESULTS_KEYS[f"resTrBound{tok}"],
-        )
-    counts = Macros()
-    _verdict_counts(counts, cells, TRACE_RESULTS, "resTr")
-    for name, key in TRACE_RESULTS_KEYS.items():
-        if name in counts.results:
-            r = counts.results[name]
-            macros.add(name, r.value, r.source, r.key)
-        elif name not in macros.results:
-            add_pending(macros, {name: key}, TRACE_RESULTS)
+        name = f"resTrBound{tok}"
+        macros.add(name, fpct(fn(values), 1, sign=True), TRACE_RESULTS, TRACE_RESULTS_KEYS[name])
