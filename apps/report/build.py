@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from apps.report import formal_numbers, numbers, parameters, sim_to_real, tables, traces
-from apps.report.figures import LEARNING_LINEAR_PERCENT, figure_data, frontier_data
+from apps.report.figures import figure_data, frontier_data
 from apps.report.learning import learning_numbers
 from apps.report.macros import Macros, render_numbers, used_macros
 from apps.report.names import MODEL_LETTERS
@@ -150,9 +150,6 @@ def compute(root: Path = REPO, only_committed: bool = True) -> Build:
         build.tables["tab_fidelity.tex"] = (
             sim_to_real.fidelity_table(real) if real else tables.pending_table(SIM_TO_REAL)
         )
-    m.add(
-        "resFigLinearPct", f"{LEARNING_LINEAR_PERCENT:g}", "apps/report/figures.py", "LEARNING_LINEAR_PERCENT"
-    )
     caps = {
         model.name: float(m.value(f"resCap{letter}"))
         for letter, model in zip(MODEL_LETTERS, config.models, strict=False)

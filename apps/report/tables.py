@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from apps.report.formatting import fint, fnum, fpct, short, tt
-from apps.report.learning import RL_WITHIN, rate_token, rl_assessment, sorted_runs
+from apps.report.learning import RL_TOLERANCE, rl_agent_label, rl_rows
 from apps.report.names import ABLATION_AGENTS, ABLATION_SCENARIOS, ALGO_NAMES, NON_POISSON, POISSON_ONE_WORKER
 from apps.report.sources import (
     BENCH,
@@ -220,26 +220,22 @@ def verification_table(data: dict[str, Any]) -> str:
 
 
 def rl_table(data: dict[str, Any]) -> str:
-    """The learning runs: gap of the cost per request to the optimum."""
-    runs = sorted_runs(data)
-    assess = [rl_assessment(r, data.get("references", {})) for r in runs]
-
-    def gap(v: tuple[float, float]) -> str:
-        return f"{fpct(v[0], 2, sign=True)}\\,$\\pm$\\,{fpct(v[1], 2)}"
-
+    """The learned agents on every assessed scenario: training seeds, the largest mean gap to the
+    optimum (Poisson), the worst mean gap to the baselines and where, and how many scenarios
+    exceed the tolerance."""
     rows = []
-    for r, a in zip(runs, assess, strict=True):
-        within = (r.get("first_timesteps_within") or {}).get(RL_WITHIN)
+    for agent, row in rl_rows(data).items():
+        opt = "--" if row["optimal_max"] is None else fpct(row["optimal_max"], 1, sign=True)
         rows.append(
-            f"{ALGO_NAMES.get(r['algo'], r['algo'])} & {rate_token(r['rate_per_s'])} & "
-            f"{fnum(a['optimal_cost'], 4)} & {gap(a['final'])} & {gap(a['best'])} & "
-            f"{fint(within) if within is not None else '--'} & {gap(a['timeout'])} \\\\"
+            f"{rl_agent_label(agent)} & {row['seeds']} & {opt} & {fpct(row['worst_base'], 1, sign=True)} & "
+            f"{tt(row['worst_scenario'])} & {row['over_tolerance']} of {row['scenarios']} \\\\"
         )
     return _tabular(
         LEARNING,
-        f"RL runs: gap of the cost per request to the optimum (from the {assess[0]['source']})",
-        "@{}l r r r r r r@{}",
-        "algo & $\\lambda$ & opt.\\ cost & final model (\\%) & best model (\\%) & "
-        f"steps to {RL_WITHIN.rstrip('%')}\\% & timeout (\\%) \\\\\n",
+        "learned agents: gaps to the optimum and to the baselines over the assessed scenarios",
+        "@{}l r r r l r@{}",
+        "agent & seeds & \\makecell{max gap to\\\\optimum (\\%)} & "
+        "\\makecell{worst gap to\\\\baselines (\\%)} & "
+        f"scenario & \\makecell{{above\\\\{100 * RL_TOLERANCE:g}\\%}} \\\\\n",
         rows,
     )
