@@ -259,6 +259,7 @@ def test_optional_sources_are_marked_pending_when_absent(tmp_path: Path) -> None
         src.SIM_TO_REAL: False,
         src.TRACE_RESULTS: False,
         src.FRONTIERS: False,
+        src.SENSITIVITY: False,
     }
     for name in ("resRLWorstBasePpoMix", "resVerOptCost", "resSrCellsWithin", "resTrBoundMaxRobust"):
         assert bd.macros.value(name) == src.PENDING, name

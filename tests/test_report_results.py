@@ -167,3 +167,34 @@ def test_frontier_figure_is_drawn_when_the_study_is_committed(tmp_path: Path) ->
     assert data["bursty"]["proposed"] == [[80.0, 0.95, True]]
     draw("fig_frontiers.pdf", data, tmp_path / "f.pdf")
     assert (tmp_path / "f.pdf").read_bytes()[:5] == b"%PDF-"
+
+
+def test_sensitivity_study_counts_the_settings_where_each_conclusion_holds() -> None:
+    from apps.report.objectives import sensitivity_numbers
+
+    def setting(gap: float, c1: bool, c2: str, c3: bool) -> dict[str, Any]:
+        return {
+            "C1": {"max_gap": gap, "holds": c1},
+            "C2": {"verdict": c2},
+            "C3": {"holds": c3},
+            "C4": {"holds": True},
+        }
+
+    m = Macros()
+    sensitivity_numbers(
+        m,
+        {
+            "conclusions": {
+                "w=0.1": setting(0.004, True, "holds", False),
+                "w=10": setting(0.03, False, "reverses", True),
+            }
+        },
+    )
+    values = {k: r.value for k, r in m.results.items()}
+    assert values["resObjSettings"] == "2" and values["resObjCOneHolds"] == "1"
+    assert values["resObjCOneWorst"] == "+3.00"
+    assert values["resObjCTwoHolds"] == "1" and values["resObjCTwoReverses"] == "1"
+    assert values["resObjCThreeHolds"] == "1" and values["resObjCFourHolds"] == "2"
+    m = Macros()
+    sensitivity_numbers(m, None)
+    assert m.value("resObjSettings") == src.PENDING

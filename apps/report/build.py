@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from apps.report import formal_numbers, numbers, parameters, sim_to_real, tables, traces
+from apps.report import formal_numbers, numbers, objectives, parameters, sim_to_real, tables, traces
 from apps.report.figures import figure_data, frontier_data
 from apps.report.learning import learning_numbers
 from apps.report.macros import Macros, render_numbers, used_macros
@@ -24,6 +24,7 @@ from apps.report.sources import (
     LEARNING,
     REPO,
     ROBUST,
+    SENSITIVITY,
     SIM_TO_REAL,
     SIM_TO_REAL_CALIBRATION,
     SOURCES,
@@ -150,6 +151,8 @@ def compute(root: Path = REPO, only_committed: bool = True) -> Build:
         build.tables["tab_fidelity.tex"] = (
             sim_to_real.fidelity_table(real) if real else tables.pending_table(SIM_TO_REAL)
         )
+    with reading(SENSITIVITY):
+        objectives.sensitivity_numbers(m, _optional(src, build, SENSITIVITY))
     caps = {
         model.name: float(m.value(f"resCap{letter}"))
         for letter, model in zip(MODEL_LETTERS, config.models, strict=False)

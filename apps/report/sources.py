@@ -35,6 +35,7 @@ __all__ = [
     "REPO",
     "REPORT_DIR",
     "ROBUST",
+    "SENSITIVITY",
     "SIM_TO_REAL",
     "SIM_TO_REAL_CALIBRATION",
     "SLIDES_DIR",
@@ -69,6 +70,7 @@ ENV_SPEED = "benchmarks/results/env_speed.json"
 LEARNING = "benchmarks/results/learning.json"
 ROBUST = "docs/results/robust.json"
 FRONTIERS = "docs/results/frontiers.json"
+SENSITIVITY = "docs/results/sensitivity.json"
 TRACE_RESULTS = "docs/results/trace_results.json"
 SIM_TO_REAL = "docs/results/sim_to_real.json"
 SIM_TO_REAL_CALIBRATION = "docs/results/sim_to_real_calibrated.json"
@@ -90,6 +92,7 @@ SOURCES = {
     ENV_SPEED: "python benchmarks/env_speed.py",
     LEARNING: "python benchmarks/learning.py",
     FRONTIERS: "python benchmarks/frontiers.py",
+    SENSITIVITY: "python benchmarks/sensitivity.py",
     ROBUST: "python benchmarks/robust_eval.py --parts traces,mmpp,poisson,design",
     TRACE_RESULTS: "python benchmarks/trace_results.py",
     SIM_TO_REAL: "python benchmarks/sim_to_real.py",
@@ -103,6 +106,7 @@ OPTIONAL = {
     SIM_TO_REAL: "SimReal",
     TRACE_RESULTS: "TraceResults",
     FRONTIERS: "Frontiers",
+    SENSITIVITY: "Sensitivity",
 }
 """Results files the report can do without: file -> the name of its ``\\ifhave...`` switch."""
 PENDING = r"\textbf{[pending]}"
