@@ -244,7 +244,7 @@ def test_figures_draw_from_the_committed_results(tmp_path: Path, computed: repor
 
 def _results_root(tmp_path: Path) -> Path:
     """A copy of the sources the build reads (symlinks), without the optional ones."""
-    for rel in (src.SUITE, src.BENCH, src.DESIGN, src.ENV_SPEED, src.CONFIG, *src.UPPAAL_FILES):
+    for rel in (src.SUITE, src.BENCH, src.DESIGN, src.ENV_SPEED, src.ROBUST, src.CONFIG, *src.UPPAAL_FILES):
         target = tmp_path / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         target.symlink_to(REPO / rel)
@@ -253,12 +253,22 @@ def _results_root(tmp_path: Path) -> Path:
 
 def test_optional_sources_are_marked_pending_when_absent(tmp_path: Path) -> None:
     bd = report_build.compute(_results_root(tmp_path))
-    assert bd.present == {src.VERIFICATION: False, src.LEARNING: False}
-    assert bd.macros.value("resRLWorstFinal") == src.PENDING
-    assert bd.macros.value("resVerOptCost") == src.PENDING
+    assert bd.present == {
+        src.VERIFICATION: False,
+        src.LEARNING: False,
+        src.SIM_TO_REAL: False,
+        src.TRACE_RESULTS: False,
+        src.FRONTIERS: False,
+        src.SENSITIVITY: False,
+    }
+    for name in ("resRLWorstBasePpoMix", "resVerOptCost", "resSrCellsWithin", "resTrBoundMaxRobust"):
+        assert bd.macros.value(name) == src.PENDING, name
     assert "fig_learning.pdf" not in bd.figures
-    numbers = render_numbers(bd.macros, {"resRLWorstFinal", "resVerOptCost"})
+    numbers = render_numbers(bd.macros, {"resRLWorstBasePpoMix", "resVerOptCost"})
     assert "\\haveRLfalse" in numbers and "\\haveVerificationfalse" in numbers
+    assert "\\haveSimRealfalse" in numbers and "\\simRealPreliminaryfalse" in numbers
+    # without trace_results.json, the trace table comes from robust.json (no hindsight column)
+    assert "robust.json" in bd.tables["tab_traces.tex"] and "bound" not in bd.tables["tab_traces.tex"]
 
 
 def test_a_damaged_results_file_is_a_clear_error(tmp_path: Path) -> None:
@@ -275,77 +285,63 @@ def test_a_damaged_results_file_is_a_clear_error(tmp_path: Path) -> None:
         report_build.compute(root)
 
 
-def test_learning_curves_are_picked_up_when_present(tmp_path: Path) -> None:
+def test_learning_results_are_picked_up_when_present(tmp_path: Path) -> None:
     root = _results_root(tmp_path)
 
-    def curve(costs: list[float]) -> list[dict]:
-        return [
-            {"timesteps": 50_000 * (i + 1), "cost_per_request": c, "gap_to_optimal": c / 0.1 - 1}
-            for i, c in enumerate(costs)
-        ]
+    def summary(gap: float, n: int, optimal: float | None = None) -> dict:
+        out = {"gap_to_baselines": {"mean": gap, "ci95": 0.01, "worst": gap, "n": n}}
+        if optimal is not None:
+            out["gap_to_optimal"] = {"mean": optimal, "ci95": 0.01, "worst": optimal, "n": n}
+        return out
 
-    def run(algo: str, costs: list[float], gap: float, within: int | None, horizon: float | None) -> dict:
+    def scenario(ppo: float, dqn: float, optimal: float | None = None) -> dict:
         return {
-            "algo": algo,
-            "rate_per_s": 200.0,
-            "gamma": 0.99,
-            "discount_horizon_s": horizon,
-            "curve": curve(costs),
-            "best_gap": gap,
-            "final_gap": gap,
-            "first_timesteps_within": {"2%": within},
+            "agents": {
+                "ppo_mixture": {"models": [], "summary": summary(ppo, 3, optimal)},
+                "dqn_default": {"models": [], "summary": summary(dqn, 1)},
+            }
         }
 
-    runs = [run("ppo", [0.2, 0.103, 0.1005], 0.005, 100_000, 1.0), run("dqn", [0.3, 0.12], 0.2, None, None)]
     data = {
-        "runs": runs,
-        "references": {"200": {"optimal_cost_per_request": 0.1, "timeout_cost_per_request": 0.11}},
-        "meta": {"n_timesteps": 100_000, "eval_seeds": [1, 2, 3], "eval_horizon_s": 30.0},
+        "experiments": {
+            "ppo_mixture": {
+                "steps": [1_000_000, 1_007_616],
+                "curve": [
+                    {"timesteps": 100_000, "mean": 0.3, "ci95": 0.2, "n": 3},
+                    {"timesteps": 200_000, "mean": 0.01, "ci95": 0.005, "n": 3},
+                ],
+            }
+        },
+        "assessment": {
+            "default": scenario(0.001, 0.03, optimal=0.004),
+            "bursty": scenario(0.05, -0.2),
+            "azure_trace_30_test": scenario(-0.01, 0.025),
+        },
+        "meta": {"assess_seeds": [30000, 30001, 30002], "assess_horizon_s": 30.0},
     }
     learning = root / src.LEARNING
     learning.parent.mkdir(parents=True, exist_ok=True)
-    # a DQN run with the time discount is expected (the text quotes its rate)
-    learning.write_text(json.dumps(data))
-    with pytest.raises(src.BuildError, match="DQN run"):
+    learning.write_text(json.dumps({"experiments": {}}))
+    with pytest.raises(src.BuildError, match="no experiments"):
         report_build.compute(root)
-    runs.append(run("dqn", [0.3, 0.12], 0.2, None, 1.0) | {"rate_per_s": 400.0})
-    data["references"]["400"] = {"optimal_cost_per_request": 0.1, "timeout_cost_per_request": 0.11}
+    learning.unlink()
     learning.write_text(json.dumps(data))
     bd = report_build.compute(root)
     assert bd.present[src.LEARNING] is True
     values = {k: v.value for k, v in bd.macros.results.items() if k.startswith("resRL")}
-    assert values["resRLFinalMin"] == "+0.50"
-    assert values["resRLWorstFinal"] == "+20.00"
-    assert values["resRLWorstAlgo"] == "DQN"
-    assert values["resRLRuns"] == "3"
-    assert values["resRLWithinOne"] == "1"
-    assert values["resRLTimeoutGapMax"] == "+10.00"
-    assert values["resRLEvalEvery"] == "50\\,000"
-    assert values["resRLSlowestTwo"] == "--"
-    assert values["resRLStepGamma"] == "0.99" and values["resRLTimeDiscountRate"] == "400"
-    assert "PPO & 200 & 0.1000 & +0.50" in bd.tables["tab_rl.tex"]
-    assert "fig_learning.pdf" in bd.figures
-
-    # with learning.py's fresh-seed assessment, the gaps come from it (with their intervals)
-    for r, final in zip(runs, ([0.004, 0.002], [0.03, 0.01], [0.025, 0.01]), strict=True):
-        r["assessment"] = {
-            "seeds": [30000, 30009],
-            "horizon_s": 60.0,
-            "optimal_cost_per_request": 0.1,
-            "timeout_gap": [0.02, 0.005],
-            "best_model_gap": [0.001, 0.002],
-            "final_model_gap": final,
-        }
-    learning.write_text(json.dumps(data))
-    bd = report_build.compute(root)
-    values = {k: v.value for k, v in bd.macros.results.items() if k.startswith("resRL")}
-    assert values["resRLAssessSeeds"] == "10"
-    assert values["resRLFinalMin"] == "+0.40"
-    assert values["resRLWorstFinal"] == "+3.00"
-    assert values["resRLWorstFinalCi"] == "1.00"
-    assert values["resRLAboveOpt"] == "3"
-    assert values["resRLNotAbove"] == "1"
-    assert "\\haveRLtrue" in render_numbers(bd.macros, {"resRLWorstFinal"})
+    assert values["resRLSteps"] == "1\\,000\\,000"
+    assert values["resRLAssessSeeds"] == "3" and values["resRLScenarios"] == "3"
+    assert values["resRLSeedsPpoMix"] == "3"
+    assert values["resRLWorstBasePpoMix"] == "+5.0"
+    assert values["resRLWorstBaseScenPpoMix"] == "\\sname{bursty}"
+    assert values["resRLOverTolPpoMix"] == "1"
+    assert values["resRLOverTolDqnShip"] == "2"
+    assert values["resRLOptMaxPpoMix"] == "+0.4"
+    assert values["resRLOptMaxDqnShip"] == src.PENDING  # no Poisson scenario with an optimum
+    assert values["resRLWorstBaseDqnMix"] == src.PENDING  # not assessed
+    assert "PPO (mixture) & 3 & +0.4 & +5.0 & \\texttt{bursty} & 1 of 3" in bd.tables["tab_rl.tex"]
+    assert bd.figures["fig_learning.pdf"] == {"ppo_mixture": [[100_000, 30.0, 20.0], [200_000, 1.0, 0.5]]}
+    assert "\\haveRLtrue" in render_numbers(bd.macros, {"resRLSteps"})
 
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
@@ -353,12 +349,12 @@ def test_only_committed_results_files_are_read(tmp_path: Path) -> None:
     root = _results_root(tmp_path)
     learning = root / src.LEARNING
     learning.parent.mkdir(parents=True, exist_ok=True)
-    learning.write_text(json.dumps({"runs": []}))  # would be an error if it were read
+    learning.write_text(json.dumps({"experiments": {}}))  # would be an error if it were read
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
     subprocess.run([*git, "init", "-q"], cwd=root, check=True)
     subprocess.run([*git, "add", "docs", "batchenv", "formal", src.ENV_SPEED], cwd=root, check=True)
     assert report_build.compute(root).present[src.LEARNING] is False
-    with pytest.raises(src.BuildError, match="no runs"):
+    with pytest.raises(src.BuildError, match="no experiments"):
         report_build.compute(root, only_committed=False)
 
 

@@ -12,6 +12,9 @@ parameters  the parameters quoted: system, scenarios, the scheduler's defaults, 
 numbers     the suite's and the benchmarks' results quoted
 formal_numbers  the verification's figures and the UPPAAL models'
 learning    the learning benchmark's figures (optional)
+traces      the robust scheduler and the trace table (robust.json; trace_results.json, optional)
+sim_to_real the real server: calibrated table, fidelity, ranks (sim_to_real.json, optional)
+objectives  the sensitivity study's verdicts (sensitivity.json, optional)
 tables      ``tab_*.tex``, one function per table
 figures     ``fig_*.pdf`` from plain data
 build       :func:`compute`: all of the above from the sources; writing ``generated/``

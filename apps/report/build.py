@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from apps.report import formal_numbers, numbers, parameters, tables
-from apps.report.figures import LEARNING_LINEAR_PERCENT, figure_data
+from apps.report import formal_numbers, numbers, objectives, parameters, sim_to_real, tables, traces
+from apps.report.figures import figure_data, frontier_data
 from apps.report.learning import learning_numbers
 from apps.report.macros import Macros, render_numbers, used_macros
 from apps.report.names import MODEL_LETTERS
@@ -19,11 +19,17 @@ from apps.report.sources import (
     CONFIG,
     DESIGN,
     ENV_SPEED,
+    FRONTIERS,
     GENERATED,
     LEARNING,
     REPO,
+    ROBUST,
+    SENSITIVITY,
+    SIM_TO_REAL,
+    SIM_TO_REAL_CALIBRATION,
     SOURCES,
     SUITE,
+    TRACE_RESULTS,
     UPPAAL_FILES,
     VERIFICATION,
     VERIFICATION_TA,
@@ -117,15 +123,46 @@ def compute(root: Path = REPO, only_committed: bool = True) -> Build:
         learning = _optional(src, build, LEARNING)
         learning_numbers(m, learning)
         build.tables["tab_rl.tex"] = tables.rl_table(learning) if learning else tables.pending_table(LEARNING)
-    m.add(
-        "resFigLinearPct", f"{LEARNING_LINEAR_PERCENT:g}", "apps/report/figures.py", "LEARNING_LINEAR_PERCENT"
-    )
+    with reading(ROBUST):
+        robust = src.read_json(ROBUST)
+        traces.robust_numbers(m, robust)
+    with reading(TRACE_RESULTS):
+        trace_results = _optional(src, build, TRACE_RESULTS)
+        traces.trace_results_numbers(m, trace_results)
+        # the trace table and its verdicts: from trace_results.json when committed, else robust.json
+        cells, origin = (
+            (traces.trace_cells(trace_results, from_trace_results=True), TRACE_RESULTS)
+            if trace_results
+            else (traces.trace_cells(robust, from_trace_results=False), ROBUST)
+        )
+        traces.trace_numbers(m, cells, origin)
+        build.tables["tab_traces.tex"] = traces.trace_table(cells, origin)
+    with reading(SIM_TO_REAL):
+        real = _optional(src, build, SIM_TO_REAL)
+        calibration = (
+            src.read_json(SIM_TO_REAL_CALIBRATION)
+            if real and src.available(SIM_TO_REAL_CALIBRATION)
+            else None
+        )
+        sim_to_real.sim_to_real_numbers(m, real, calibration)
+        build.tables["tab_calibrated.tex"] = (
+            sim_to_real.calibrated_table(real, calibration) if real else tables.pending_table(SIM_TO_REAL)
+        )
+        build.tables["tab_fidelity.tex"] = (
+            sim_to_real.fidelity_table(real) if real else tables.pending_table(SIM_TO_REAL)
+        )
+    with reading(SENSITIVITY):
+        objectives.sensitivity_numbers(m, _optional(src, build, SENSITIVITY))
     caps = {
         model.name: float(m.value(f"resCap{letter}"))
         for letter, model in zip(MODEL_LETTERS, config.models, strict=False)
     }
     with reading(SUITE):
         build.figures = figure_data(suite, caps, bench["sensitivity"], learning)
+    with reading(FRONTIERS):
+        frontiers = _optional(src, build, FRONTIERS)
+        if frontiers is not None:
+            build.figures["fig_frontiers.pdf"] = frontier_data(frontiers)
     return build
 
 

@@ -10,10 +10,11 @@ every number quoted in report.tex or slides.tex is a macro of generated/numbers.
 names the file and the key it was read from. Figures and PDFs are rebuilt only when their inputs
 changed (generated/hashes.json records what each was built from; --force rebuilds them all).
 
-Optional sources: when benchmarks/results/learning.json or docs/results/verification.json is
-missing or not yet committed, the macros that would come from it are a visible "[pending]",
-\\ifhaveRL / \\ifhaveVerification are false, and the text says so. --include-untracked previews a
-results file that is not committed yet.
+Optional sources (apps/report/sources.py: OPTIONAL): when one of them (learning.json,
+verification.json, sim_to_real.json, trace_results.json, frontiers.json, sensitivity.json) is
+missing or not yet committed, the macros that would come from it are a visible "[pending]", its
+\\ifhave... switch is false, and the text says so. --include-untracked previews a results file
+that is not committed yet.
 """
 
 from __future__ import annotations

@@ -20,19 +20,19 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from apps.report.formatting import short
-from apps.report.learning import rate_token
-from apps.report.names import ALGO_NAMES, NON_POISSON, PLAIN_LABELS, POISSON_ONE_WORKER
+from apps.report.learning import rl_agent_label
+from apps.report.names import NON_POISSON, PLAIN_LABELS, POISSON_ONE_WORKER
 from apps.report.sources import SuiteScenario
 
-__all__ = ["FIGURES", "LEARNING_LINEAR_PERCENT", "draw", "figure_data", "inputs_hash"]
+__all__ = ["FIGURES", "draw", "figure_data", "frontier_data", "inputs_hash"]
 
 STYLE = {
-    "font.size": 7,
-    "axes.titlesize": 7,
-    "axes.labelsize": 7,
-    "legend.fontsize": 6,
-    "xtick.labelsize": 6,
-    "ytick.labelsize": 6,
+    "font.size": 8,
+    "axes.titlesize": 8,
+    "axes.labelsize": 8,
+    "legend.fontsize": 7,
+    "xtick.labelsize": 7,
+    "ytick.labelsize": 7,
     "font.family": "serif",
     "pdf.fonttype": 42,
     "axes.grid": True,
@@ -72,8 +72,31 @@ PARETO_AGENTS = [
     "proposed(guard_slo_ms=80,guard_penalty=0.2)",
 ]
 SENSITIVITY_FACTORS = ["0.5", "0.8", "0.9", "1.1", "1.25", "2.0"]
-LEARNING_LINEAR_PERCENT = 1
-"""The learning figure's y axis is linear within +- this gap (%), logarithmic beyond."""
+
+
+FRONTIER_SCENARIOS = ["poisson_50", "bursty", "diurnal", "azure_trace"]
+"""The scenarios of the frontier figure, those of them that the frontiers study ran."""
+FRONTIER_STYLE = {
+    "timeout": {"color": "#aaaaaa", "marker": ".", "ls": "none"},
+    "optimal": {"color": "black", "marker": "x", "ls": "--"},
+    "proposed": {"color": "tab:blue", "marker": "o", "ls": "-"},
+}
+
+
+def frontier_data(frontiers: dict[str, Any]) -> dict[str, Any]:
+    """Per scenario of :data:`FRONTIER_SCENARIOS` (or the study's first four): per family, the
+    points (p99 latency in ms, mean quality, on the p99 frontier) sorted by latency."""
+    scenarios = frontiers["scenarios"]
+    names = [s for s in FRONTIER_SCENARIOS if s in scenarios] or list(scenarios)[:4]
+    out: dict[str, Any] = {}
+    for name in names:
+        families: dict[str, list[list[Any]]] = {}
+        for point in scenarios[name]["points"]:
+            families.setdefault(point["family"], []).append(
+                [point["latency_p99_ms"], point["mean_quality"], bool(point["frontier_latency_p99_ms"])]
+            )
+        out[name] = {family: sorted(points) for family, points in families.items()}
+    return out
 
 
 def figure_data(
@@ -118,7 +141,14 @@ def figure_data(
         },
     }
     if learning is not None:
-        data["fig_learning.pdf"] = {"runs": learning["runs"], "references": learning["references"]}
+        data["fig_learning.pdf"] = {
+            name: [
+                [c["timesteps"], 100 * c["mean"], 100 * c["ci95"] if c.get("n", 1) > 1 else 0.0]
+                for c in e["curve"]
+            ]
+            for name, e in learning["experiments"].items()
+            if e.get("curve")
+        }
     return data
 
 
@@ -142,7 +172,7 @@ def cost_vs_rate(data: dict[str, Any], path: Path) -> None:
         )
     for model, cap in data["capacities_per_s"].items():
         ax.axvline(cap, color="k", ls=":", lw=0.6)
-        ax.text(cap, 0.0115, f" {model}\n max", fontsize=5, va="bottom")
+        ax.text(cap, 0.0115, f" {model}\n max", fontsize=6, va="bottom")
     ax.set_yscale("log")
     ax.set_ylim(0.01, 8)
     ax.set_xlabel("Poisson arrival rate $\\lambda$ (requests/s), one worker")
@@ -171,7 +201,8 @@ def gaps(data: dict[str, Any], path: Path) -> None:
     ax.set_xticklabels([short(s) for s in scenarios], rotation=35, ha="right")
     ax.set_ylabel("cost gap to the reference (%)")
     ax.set_ylim(-25, 25)
-    ax.legend(loc="upper left", ncol=1)
+    # above the axes, so that no bar is hidden
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, frameon=False, columnspacing=0.8)
     _save(fig, path)
 
 
@@ -185,6 +216,36 @@ def pareto(data: dict[str, Any], path: Path) -> None:
     axes[0].set_ylabel("mean quality")
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="upper center", ncol=6, bbox_to_anchor=(0.5, 1.12), frameon=False)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def frontiers(data: dict[str, Any], path: Path) -> None:
+    """Quality against p99 latency per family on up to four scenarios; filled markers: points on
+    the frontier (no other point of any family has lower p99 and higher quality)."""
+    fig, axes = plt.subplots(1, len(data), figsize=(7.0, 1.9), squeeze=False)
+    for ax, (scenario, families) in zip(axes[0], data.items(), strict=True):
+        for k, (family, points) in enumerate(families.items()):
+            style = FRONTIER_STYLE.get(family, {"color": f"C{3 + k}", "marker": "D", "ls": "none"})
+            xs, ys = [p[0] for p in points], [p[1] for p in points]
+            ax.plot(xs, ys, color=style["color"], ls=style["ls"], lw=0.8, marker=None, label=None)
+            ax.scatter(
+                xs,
+                ys,
+                s=[14 if on else 6 for *_, on in points],
+                marker=style["marker"],
+                color=style["color"],
+                label=family.replace("_default", " (shipped)"),
+                zorder=3,
+            )
+        ax.set_title(scenario)
+        ax.set_xscale("log")
+        ax.set_xlabel("p99 latency (ms)")
+    axes[0][0].set_ylabel("mean quality")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(
+        handles, labels, loc="upper center", ncol=len(labels), bbox_to_anchor=(0.5, 1.1), frameon=False
+    )
     fig.tight_layout()
     _save(fig, path)
 
@@ -203,50 +264,30 @@ def sensitivity(data: dict[str, Any], path: Path) -> None:
     ax.set_ylim(1e-3, 50)
     ax.set_xlabel("true Poisson rate $r$ (requests/s)")
     ax.set_ylabel("extra cost (%)")
-    ax.legend(ncol=3, loc="lower center")
+    ax.legend(ncol=3, loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False, columnspacing=0.8)
     _save(fig, path)
 
 
 def learning(data: dict[str, Any], path: Path) -> None:
-    runs, refs = data["runs"], data["references"]
-    rates = sorted({r["rate_per_s"] for r in runs})
-    colours = dict(zip(rates, ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple"), strict=False))
-    styles = {"ppo": "-", "dqn": "--", "a2c": "-.", "maskable_ppo": ":"}
-
-    def gap_percent(run: dict[str, Any], point: dict[str, Any]) -> float:
-        return 100 * (
-            point["cost_per_request"] / refs[rate_token(run["rate_per_s"])]["optimal_cost_per_request"] - 1
-        )
-
+    """Per experiment: the training evaluation's mean gap to its reference (%) across training
+    seeds against timesteps, with its 95% interval as a band."""
     fig, ax = plt.subplots(figsize=(3.4, 2.0))
-    for run in sorted(runs, key=lambda r: (r["rate_per_s"], r["algo"])):
-        ax.plot(
-            [c["timesteps"] for c in run["curve"]],
-            [gap_percent(run, c) for c in run["curve"]],
-            marker="o",
-            ms=2,
-            color=colours.get(run["rate_per_s"], "k"),
-            ls=styles.get(run["algo"], "-"),
-            label=f"{ALGO_NAMES.get(run['algo'], run['algo'])}, {run['rate_per_s']:g}/s",
-        )
-    for rate in rates:
-        ref = refs[rate_token(rate)]
-        ax.axhline(
-            100 * (ref["timeout_cost_per_request"] / ref["optimal_cost_per_request"] - 1),
-            color=colours.get(rate, "k"),
-            ls=":",
-            lw=0.8,
+    for k, (name, curve) in enumerate(sorted(data.items())):
+        xs = [c[0] for c in curve]
+        ys = [c[1] for c in curve]
+        ax.plot(xs, ys, marker="o", ms=2, color=f"C{k}", label=rl_agent_label(name))
+        ax.fill_between(
+            xs,
+            [y - c[2] for y, c in zip(ys, curve, strict=True)],
+            [y + c[2] for y, c in zip(ys, curve, strict=True)],
+            color=f"C{k}",
+            alpha=0.2,
+            lw=0,
         )
     ax.axhline(0, color="k", lw=0.8)
-    ax.set_yscale("symlog", linthresh=LEARNING_LINEAR_PERCENT, linscale=2)
-    top = max(gap_percent(r, c) for r in runs for c in r["curve"])
-    ticks = [t for t in (-1, -0.5, 0, 0.5, 1, 2, 5, 10, 20, 50, 100) if t <= max(top, 1) * 1.5]
-    ax.set_yticks(ticks)
-    ax.set_yticklabels([f"{t:g}" for t in ticks])
-    ax.set_ylim(-1, max(top, 1) * 1.6)
     ax.set_xlabel("training timesteps")
-    ax.set_ylabel("gap to the optimum (%)")
-    ax.legend(ncol=2, loc="lower left")
+    ax.set_ylabel("gap to the reference (%)")
+    ax.legend(ncol=2, loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False, columnspacing=0.8)
     _save(fig, path)
 
 
@@ -256,6 +297,7 @@ FIGURES: dict[str, Callable[[dict[str, Any], Path], None]] = {
     "fig_pareto.pdf": pareto,
     "fig_sensitivity.pdf": sensitivity,
     "fig_learning.pdf": learning,
+    "fig_frontiers.pdf": frontiers,
 }
 
 

@@ -28,10 +28,12 @@ class Result:
 @dataclass
 class Macros:
     """Macro name -> :class:`Result`, each name defined once; ``present`` says which optional
-    sources were found (file -> bool)."""
+    sources were found (file -> bool); ``flags`` are further switches read from a source
+    (``\\if<name>``: name -> (value, the source and key it was read from))."""
 
     results: dict[str, Result] = field(default_factory=dict)
     present: dict[str, bool] = field(default_factory=dict)
+    flags: dict[str, tuple[bool, str]] = field(default_factory=dict)
 
     def add(self, name: str, value: str, source: str, key: str) -> None:
         """Define ``\\name`` as ``value``, read from ``source`` under ``key``."""
@@ -76,6 +78,8 @@ def render_numbers(macros: Macros, used: set[str]) -> str:
         have = macros.present.get(rel, False)
         state = ("true", "present") if have else ("false", "absent")
         lines.append(f"\\newif\\ifhave{flag}\\have{flag}{state[0]} % {rel} {state[1]}")
+    for flag, (value, origin) in sorted(macros.flags.items()):
+        lines.append(f"\\newif\\if{flag}\\{flag}{str(value).lower()} % {origin}")
     for name in sorted(used):
         r = macros.results[name]
         lines.append(f"\\newcommand{{\\{name}}}{{{r.value}}} % {r.source}: {r.key}")

@@ -116,6 +116,26 @@ def _suite_aggregates(macros: Macros, suite: dict[str, SuiteScenario]) -> None:
         SUITE,
         "max over multi_gpu* of -(proposed / gap) (%)",
     )
+    for tok, group in (("Load", loads), ("Gpu", gpus)):
+        best = max(group, key=lambda s: -gap(s, "proposed"))
+        macros.add(
+            f"resSuiteBest{tok}Name",
+            f"\\sname{{{best.replace('_', chr(92) + '_')}}}",
+            SUITE,
+            f"the scenario of resSuiteBestRed{tok}",
+        )
+        for metric, mtok in (
+            ("latency_mean_ms", "Mean"),
+            ("latency_p99_ms", "Tail"),
+            ("mean_quality", "Qual"),
+        ):
+            for agent, atok in (("proposed", "Prop"), ("timeout", "Timeout")):
+                macros.add(
+                    f"resSuiteBest{tok}{mtok}{atok}",
+                    suite[best].value(agent, metric).tex(),
+                    SUITE,
+                    f"{best} / {agent} / {metric}",
+                )
     horizons = {s.horizon_s for s in suite.values()}
     if len(horizons) != 1:
         raise BuildError(f"{SUITE}: the scenarios have different horizons {sorted(horizons)}")

@@ -27,16 +27,22 @@ __all__ = [
     "CONFIG",
     "DESIGN",
     "ENV_SPEED",
+    "FRONTIERS",
     "GENERATED",
     "LEARNING",
     "OPTIONAL",
     "PENDING",
     "REPO",
     "REPORT_DIR",
+    "ROBUST",
+    "SENSITIVITY",
+    "SIM_TO_REAL",
+    "SIM_TO_REAL_CALIBRATION",
     "SLIDES_DIR",
     "SOURCES",
     "SUITE",
     "TEX_SOURCES",
+    "TRACE_RESULTS",
     "UPPAAL_FILES",
     "VERIFICATION",
     "VERIFICATION_TA",
@@ -62,6 +68,12 @@ VERIFICATION = "docs/results/verification.json"
 VERIFICATION_TA = "docs/results/verification_ta.json"
 ENV_SPEED = "benchmarks/results/env_speed.json"
 LEARNING = "benchmarks/results/learning.json"
+ROBUST = "docs/results/robust.json"
+FRONTIERS = "docs/results/frontiers.json"
+SENSITIVITY = "docs/results/sensitivity.json"
+TRACE_RESULTS = "docs/results/trace_results.json"
+SIM_TO_REAL = "docs/results/sim_to_real.json"
+SIM_TO_REAL_CALIBRATION = "docs/results/sim_to_real_calibrated.json"
 CONFIG = "batchenv/configs/default.yaml"
 UPPAAL_FILES = (
     "formal/models/batching.xml",
@@ -79,10 +91,23 @@ SOURCES = {
     VERIFICATION_TA: "python verify.py --jobs 2 (its timed-automata stage, TChecker)",
     ENV_SPEED: "python benchmarks/env_speed.py",
     LEARNING: "python benchmarks/learning.py",
+    FRONTIERS: "python benchmarks/frontiers.py",
+    SENSITIVITY: "python benchmarks/sensitivity.py",
+    ROBUST: "python benchmarks/robust_eval.py --parts traces,mmpp,poisson,design",
+    TRACE_RESULTS: "python benchmarks/trace_results.py",
+    SIM_TO_REAL: "python benchmarks/sim_to_real.py",
+    SIM_TO_REAL_CALIBRATION: "python benchmarks/sim_to_real.py (its calibration step)",
     CONFIG: "(input: the brief's system)",
     **dict.fromkeys(UPPAAL_FILES, "python verify.py --uppaal (formal/ta/, formal/uppaal.py)"),
 }
-OPTIONAL = {LEARNING: "RL", VERIFICATION: "Verification"}
+OPTIONAL = {
+    LEARNING: "RL",
+    VERIFICATION: "Verification",
+    SIM_TO_REAL: "SimReal",
+    TRACE_RESULTS: "TraceResults",
+    FRONTIERS: "Frontiers",
+    SENSITIVITY: "Sensitivity",
+}
 """Results files the report can do without: file -> the name of its ``\\ifhave...`` switch."""
 PENDING = r"\textbf{[pending]}"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from apps.report.formatting import fint, fnum, fpct, short, tt
-from apps.report.learning import RL_WITHIN, rate_token, rl_assessment, sorted_runs
+from apps.report.learning import RL_TOLERANCE, rl_agent_label, rl_rows
 from apps.report.names import ABLATION_AGENTS, ABLATION_SCENARIOS, ALGO_NAMES, NON_POISSON, POISSON_ONE_WORKER
 from apps.report.sources import (
     BENCH,
@@ -81,21 +81,28 @@ def _gap_cell(scenario: SuiteScenario, agent: str, bold: bool = False) -> str:
 
 
 def suite_table(suite: dict[str, SuiteScenario]) -> str:
+    """Non-Poisson scenarios: the gaps of util_switch and proposed to the reference, and beside
+    them the mean and p99 latency and the mean quality of the tuned timeout and proposed."""
     rows = []
     for name in [*NON_POISSON, "default_randomised"]:
         s = suite[name]
         g_sw, g_pr = s.value("util_switch", "gap").x, s.value("proposed", "gap").x
-        p99 = "/".join(s.value(a, "latency_p99_ms").tex() for a in ("timeout", "util_switch", "proposed"))
-        ref_cost = s.value(s.reference or "", "cost_per_request").tex()
+        pair = ("timeout", "proposed")
+        mean = "/".join(s.value(a, "latency_mean_ms").tex() for a in pair)
+        p99 = "/".join(s.value(a, "latency_p99_ms").tex() for a in pair)
+        quality = "/".join(fnum(s.value(a, "mean_quality").x, 3) for a in pair)
         rows.append(
-            f"{tt(short(name))} & {ref_cost} & {_gap_cell(s, 'util_switch', g_sw < g_pr)} & "
-            f"{_gap_cell(s, 'proposed', g_pr <= g_sw)} & {p99} \\\\"
+            f"{tt(short(name))} & {_gap_cell(s, 'util_switch', g_sw < g_pr)} & "
+            f"{_gap_cell(s, 'proposed', g_pr <= g_sw)} & {mean} & {p99} & {quality} \\\\"
         )
     return _tabular(
         SUITE,
-        "non-Poisson scenarios, gap to the reference (timeout; optimum for default_randomised)",
-        "@{}l r r r r@{}",
-        "scenario & ref.\\ cost & util\\_switch (\\%) & proposed (\\%) & p99 (ms) \\\\\n",
+        "non-Poisson scenarios, gap to the reference (timeout; optimum for default_randomised), "
+        "mean and p99 latency and quality of timeout / proposed",
+        "@{}l r r r r r@{}",
+        "& \\multicolumn{2}{c}{cost gap (\\%)} & \\multicolumn{3}{c}{timeout\\,/\\,proposed} \\\\\n"
+        "\\cmidrule(lr){2-3}\\cmidrule(l){4-6}\n"
+        "scenario & util\\_switch & proposed & mean (ms) & p99 (ms) & quality \\\\\n",
         rows,
     )
 
@@ -151,13 +158,23 @@ def poisson_table(gap: dict[str, Any], suite: dict[str, SuiteScenario]) -> str:
     )
 
 
+POLICY_LABELS = {
+    "smdp_optimum": "SMDP optimum",
+    "storm_optimum": "Storm optimum",
+    "proposed(rate_estimation=false)": "proposed$^\\ast$",
+    "util_switch": "util\\_switch",
+}
+"""Row names of verify.py's policies; a checkpoint file is named by its agent (``PPO (shipped)``)."""
+
+
 def _policy_label(name: str) -> str:
-    return {
-        "smdp_optimum": "SMDP optimum",
-        "storm_optimum": "Storm optimum",
-        "proposed(rate_estimation=false)": "proposed$^\\ast$",
-        "util_switch": "util\\_switch",
-    }.get(name, name.replace("_", "\\_").replace("%", "\\%").replace("&", "\\&"))
+    if name in POLICY_LABELS:
+        return POLICY_LABELS[name]
+    stem = name.rsplit("/", 1)[-1].removesuffix(".zip")
+    algo, _, variant = stem.partition("_")
+    if algo in ALGO_NAMES:
+        return f"{ALGO_NAMES[algo]} ({'shipped' if variant == 'default' else variant.replace('_', ' ')})"
+    return stem.replace("_", "\\_").replace("%", "\\%").replace("&", "\\&")
 
 
 def _sci(text: str) -> str:
@@ -169,7 +186,7 @@ def _sci(text: str) -> str:
 
 
 def verification_table(data: dict[str, Any]) -> str:
-    """Storm's results: (a) timeout safety, (c) each policy as a DTMC."""
+    """Storm's results: (a) timeout safety, (b) each policy as a DTMC."""
     safety = data["safety"]
     shield, noshield = safety["shielded"], safety["unshielded"]
 
@@ -180,13 +197,13 @@ def verification_table(data: dict[str, Any]) -> str:
         )
 
     out = [
-        table_header(VERIFICATION, "Storm results: (a) timeout safety, (c) policies as DTMCs"),
+        table_header(VERIFICATION, "Storm results: (a) timeout safety, (b) policies as DTMCs"),
         "\\begin{tabular}{@{}l r r r r r@{}}\n\\toprule\n",
         "\\multicolumn{6}{@{}l}{(a) MDP over every scheduler: $P_{\\max}$[F violation]} \\\\\n",
         "model & states & transitions & build (s) & & $P_{\\max}$ \\\\\n\\midrule\n",
         mdp_row("with the shield", shield, safety["p_max_shielded"]),
         mdp_row("without", noshield, safety["p_max_unshielded"]) + "\\midrule\n",
-        "\\multicolumn{6}{@{}l}{(c) one policy as a DTMC: long-run figures} \\\\\n",
+        "\\multicolumn{6}{@{}l}{(b) one policy as a DTMC: long-run figures} \\\\\n",
         "policy & states & util. & latency (ms) & cost/req. & $P$(overflow) \\\\\n\\midrule\n",
     ]
     for policy in data["policies"]:
@@ -203,26 +220,22 @@ def verification_table(data: dict[str, Any]) -> str:
 
 
 def rl_table(data: dict[str, Any]) -> str:
-    """The learning runs: gap of the cost per request to the optimum."""
-    runs = sorted_runs(data)
-    assess = [rl_assessment(r, data.get("references", {})) for r in runs]
-
-    def gap(v: tuple[float, float]) -> str:
-        return f"{fpct(v[0], 2, sign=True)}\\,$\\pm$\\,{fpct(v[1], 2)}"
-
+    """The learned agents on every assessed scenario: training seeds, the largest mean gap to the
+    optimum (Poisson), the worst mean gap to the baselines and where, and how many scenarios
+    exceed the tolerance."""
     rows = []
-    for r, a in zip(runs, assess, strict=True):
-        within = (r.get("first_timesteps_within") or {}).get(RL_WITHIN)
+    for agent, row in rl_rows(data).items():
+        opt = "--" if row["optimal_max"] is None else fpct(row["optimal_max"], 1, sign=True)
         rows.append(
-            f"{ALGO_NAMES.get(r['algo'], r['algo'])} & {rate_token(r['rate_per_s'])} & "
-            f"{fnum(a['optimal_cost'], 4)} & {gap(a['final'])} & {gap(a['best'])} & "
-            f"{fint(within) if within is not None else '--'} & {gap(a['timeout'])} \\\\"
+            f"{rl_agent_label(agent)} & {row['seeds']} & {opt} & {fpct(row['worst_base'], 1, sign=True)} & "
+            f"{tt(row['worst_scenario'])} & {row['over_tolerance']} of {row['scenarios']} \\\\"
         )
     return _tabular(
         LEARNING,
-        f"RL runs: gap of the cost per request to the optimum (from the {assess[0]['source']})",
-        "@{}l r r r r r r@{}",
-        "algo & $\\lambda$ & opt.\\ cost & final model (\\%) & best model (\\%) & "
-        f"steps to {RL_WITHIN.rstrip('%')}\\% & timeout (\\%) \\\\\n",
+        "learned agents: gaps to the optimum and to the baselines over the assessed scenarios",
+        "@{}l r r r l r@{}",
+        "agent & seeds & \\makecell{max gap to\\\\optimum (\\%)} & "
+        "\\makecell{worst gap to\\\\baselines (\\%)} & "
+        f"scenario & \\makecell{{above\\\\{100 * RL_TOLERANCE:g}\\%}} \\\\\n",
         rows,
     )

@@ -1,0 +1,222 @@
+"""The sim-to-real study (``python benchmarks/sim_to_real.py``): the calibrated timing table, the
+fidelity of the simulator against the real batching server, and whether the schedulers' ranks
+hold. Reads ``docs/results/sim_to_real.json`` and the calibration record next to it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from apps.report.formatting import fnum, fpct
+from apps.report.macros import Macros, add_pending
+from apps.report.sources import SIM_TO_REAL, SIM_TO_REAL_CALIBRATION, BuildError
+from apps.report.tables import table_header
+
+__all__ = [
+    "SIM_TO_REAL_KEYS",
+    "calibrated_table",
+    "fidelity_table",
+    "sim_to_real_numbers",
+]
+
+SIM_TO_REAL_KEYS = {
+    "resSrCapacity": "capacity_per_s (1/s)",
+    "resSrLoadLow": "settings.loads[0] (%)",
+    "resSrLoadMid": "settings.loads[1] (%)",
+    "resSrLoadHigh": "settings.loads[2] (%)",
+    "resSrTraceLoad": "settings.trace_load (%)",
+    "resSrHorizonS": "settings.horizon_s (s)",
+    "resSrSeeds": "len(settings.seeds)",
+    "resSrRepeats": "settings.repeats",
+    "resSrWarmupS": "settings.warmup_s (s)",
+    "resSrCpus": "machine.cpus",
+    "resSrLoadAvgMin": "min of machine.load_average_per_run",
+    "resSrLoadAvgMax": "max of machine.load_average_per_run",
+    "resSrGoalPct": "goal_relative_error (%)",
+    "resSrCells": "summary.cells",
+    "resSrCellsWithin": "summary.cells_within_goal",
+    "resSrMedErrMean": "summary.median_abs_error_mean (%)",
+    "resSrMedErrTail": "summary.median_abs_error_p99 (%)",
+    "resSrRankScenarios": "number of scenarios ranked by cost",
+    "resSrRanksHold": "scenarios whose cost ranking is the same simulated and measured",
+    "resSrTauMin": "min over scenarios of the cost ranking's kendall_tau",
+    "resSrAgents": "number of schedulers compared",
+    "resSrServiceRatioMin": "min over cells of service_check ratio (measured / table)",
+    "resSrServiceRatioMax": "max over cells of service_check ratio (measured / table)",
+    "resSrTPre": "calibrated_config.timing.t_pre_ms (ms)",
+    "resSrTPost": "calibrated_config.timing.t_post_ms (ms)",
+    "resSrCalibReps": "reps of the calibration",
+    "resSrTorchThreads": "machine.torch_threads of the calibration",
+    "resSrShapes": "models of the calibration (layers x width)",
+}
+AGENT_NAMES = {"greedy": "greedy", "timeout (tuned)": "timeout (tuned)", "proposed": "proposed"}
+CHECKPOINT_NAMES = {"ppo_default": "PPO (shipped)", "dqn_default": "DQN (shipped)"}
+
+
+def _agent_label(agent: str) -> str:
+    return AGENT_NAMES.get(agent) or CHECKPOINT_NAMES.get(agent) or agent.replace("_", "\\_")
+
+
+def _cost_ranks(data: dict[str, Any]) -> list[dict[str, Any]]:
+    return [r for r in data["ranks"] if r["metric"] == "cost_per_request"]
+
+
+def _check_pair(data: dict[str, Any], calibration: dict[str, Any] | None) -> None:
+    """The calibration record must come from the same run as the fidelity results."""
+    if calibration is not None and calibration.get("command") != data.get("command"):
+        raise BuildError(
+            f"{SIM_TO_REAL_CALIBRATION} ({calibration.get('command')!r}) and {SIM_TO_REAL} "
+            f"({data.get('command')!r}) come from different runs; rerun: python benchmarks/sim_to_real.py"
+        )
+
+
+def sim_to_real_numbers(
+    macros: Macros, data: dict[str, Any] | None, calibration: dict[str, Any] | None
+) -> None:
+    """The macros of :data:`SIM_TO_REAL_KEYS` (``[pending]`` when the results are absent) and the
+    switch ``\\ifsimRealPreliminary`` (the JSON's ``preliminary`` flag)."""
+    if data is None:
+        add_pending(macros, SIM_TO_REAL_KEYS, SIM_TO_REAL)
+        macros.flags["simRealPreliminary"] = (False, f"{SIM_TO_REAL} absent")
+        macros.flags["simRealRanksHold"] = (False, f"{SIM_TO_REAL} absent")
+        return
+    _check_pair(data, calibration)
+    preliminary = bool(data["preliminary"])
+    macros.flags["simRealPreliminary"] = (
+        preliminary,
+        f"{SIM_TO_REAL}: preliminary = {str(preliminary).lower()}",
+    )
+    settings, summary = data["settings"], data["summary"]
+    hold = all(r["simulated"] == r["measured"] for r in _cost_ranks(data))
+    macros.flags["simRealRanksHold"] = (
+        hold,
+        f"{SIM_TO_REAL}: every cost ranking holds = {str(hold).lower()}",
+    )
+    loads = data["machine"]["load_average_per_run"]
+    ranks = _cost_ranks(data)
+    ratios = [
+        entry["ratio"]
+        for cell in data["cells"]
+        for run in cell["service_check"]
+        for entry in run.values()
+        if entry.get("batches")
+    ]
+    timing = data["calibrated_config"]["timing"]
+    low, mid, high = settings["loads"][:3]
+    values = {
+        "resSrCapacity": fnum(data["capacity_per_s"], 1),
+        "resSrLoadLow": f"{100 * low:.0f}",
+        "resSrLoadMid": f"{100 * mid:.0f}",
+        "resSrLoadHigh": f"{100 * high:.0f}",
+        "resSrTraceLoad": f"{100 * settings['trace_load']:.0f}",
+        "resSrHorizonS": f"{settings['horizon_s']:g}",
+        "resSrSeeds": str(len(settings["seeds"])),
+        "resSrRepeats": str(settings["repeats"]),
+        "resSrWarmupS": f"{settings['warmup_s']:g}",
+        "resSrCpus": str(data["machine"]["cpus"]),
+        "resSrLoadAvgMin": fnum(min(loads), 1),
+        "resSrLoadAvgMax": fnum(max(loads), 1),
+        "resSrGoalPct": f"{100 * data['goal_relative_error']:g}",
+        "resSrCells": str(summary["cells"]),
+        "resSrCellsWithin": str(summary["cells_within_goal"]),
+        "resSrMedErrMean": fpct(summary["median_abs_error_mean"], 0),
+        "resSrMedErrTail": fpct(summary["median_abs_error_p99"], 0),
+        "resSrRankScenarios": str(len(ranks)),
+        "resSrRanksHold": str(sum(r["simulated"] == r["measured"] for r in ranks)),
+        "resSrTauMin": fnum(min(r["kendall_tau"] for r in ranks), 2),
+        "resSrAgents": str(len(data["agents"])),
+        "resSrServiceRatioMin": fnum(min(ratios), 2),
+        "resSrServiceRatioMax": fnum(max(ratios), 2),
+        "resSrTPre": fnum(timing["t_pre_ms"], 1),
+        "resSrTPost": fnum(timing["t_post_ms"], 1),
+    }
+    if calibration is not None:
+        values["resSrCalibReps"] = str(calibration["reps"])
+        values["resSrTorchThreads"] = str(calibration["machine"]["torch_threads"])
+        values["resSrShapes"] = ", ".join(s.replace("x", "$\\times$") for s in calibration["models"].values())
+    for name, key in SIM_TO_REAL_KEYS.items():
+        source = (
+            SIM_TO_REAL_CALIBRATION
+            if name in ("resSrCalibReps", "resSrTorchThreads", "resSrShapes")
+            else SIM_TO_REAL
+        )
+        if name in values:
+            macros.add(name, values[name], source, key)
+        else:
+            add_pending(macros, {name: key}, source)
+
+
+def calibrated_table(data: dict[str, Any], calibration: dict[str, Any] | None) -> str:
+    """The calibrated timing table: T_inf(m, b) (the table's entry, made non-decreasing) with the
+    95% half-width of the raw samples' mean, and T_comm(b), in ms."""
+    _check_pair(data, calibration)
+    config = data["calibrated_config"]
+    timing, models = config["timing"], config["models"]
+    stages = (calibration or {}).get("stages", {})
+    rows = []
+    for i, b in enumerate(timing["batch_sizes"]):
+        if b > config["max_batch_size"]:
+            break
+        cells = []
+        for model in models:
+            stage = stages.get(f"{model['name']}/b{b}", {}).get("inference")
+            ci = f"\\,$\\pm$\\,{stage['ci95_ms']:.1f}" if stage else ""
+            cells.append(f"{model['inference_ms'][i]:.1f}{ci}")
+        rows.append(f"{b} & " + " & ".join(cells) + f" & {timing['comm_ms'][i]:.1f} \\\\")
+    names = " & ".join(m["name"] for m in models)
+    return (
+        table_header(SIM_TO_REAL, "calibrated timing table (ms)")
+        + "\\begin{tabular}{@{}r r r r r@{}}\n\\toprule\n"
+        + f"& \\multicolumn{{{len(models)}}}{{c}}{{$T_{{\\mathrm{{inf}}}}(m, b)$ (ms)}} & \\\\\n"
+        + f"\\cmidrule(lr){{2-{len(models) + 1}}}\n"
+        + f"$b$ & {names} & $T_{{\\mathrm{{comm}}}}(b)$ \\\\\n\\midrule\n"
+        + "\n".join(rows)
+        + "\n\\bottomrule\n\\end{tabular}\n"
+    )
+
+
+def fidelity_table(data: dict[str, Any]) -> str:
+    """Per scheduler (rows) and scenario (columns): the relative error of the simulated mean and
+    p99 latency against the measured ones (%; bold: both within the goal), and per scenario
+    whether the ranking by cost holds (Kendall's tau)."""
+    scenarios = list(data["scenarios"])
+    cells = {(c["scenario"], c["agent"]): c["comparison"] for c in data["cells"]}
+    rows = []
+    for agent in data["agents"]:
+        out = []
+        for scen in scenarios:
+            comp = cells.get((scen, agent))
+            if comp is None:
+                out.append("--")
+                continue
+            metrics = comp["metrics"]
+            text = "/".join(
+                fpct(metrics[m]["error"], 0, sign=True) for m in ("latency_mean_ms", "latency_p99_ms")
+            )
+            out.append(f"\\textbf{{{text}}}" if comp["within_goal"] else text)
+        rows.append(f"{_agent_label(agent)} & " + " & ".join(out) + " \\\\")
+    taus = {r["scenario"]: r for r in _cost_ranks(data)}
+    tau_cells = []
+    for scen in scenarios:
+        r = taus.get(scen)
+        if r is None:
+            tau_cells.append("--")
+            continue
+        mark = "" if r["simulated"] == r["measured"] else "$^\\ast$"
+        tau_cells.append(fnum(r["kendall_tau"], 2) + mark)
+    heads = []
+    for scen in scenarios:
+        entry = data["scenarios"][scen]
+        process = entry["arrivals"]["process"]
+        load = 100 * entry["arrivals"]["rate_per_s"] / data["capacity_per_s"]
+        heads.append(f"\\makecell{{{'Poisson' if process == 'poisson' else process}\\\\{load:.0f}\\%}}")
+    return (
+        table_header(SIM_TO_REAL, "error of the simulated mean/p99 latency against the measured (%)")
+        + f"\\begin{{tabular}}{{@{{}}l {' '.join('r' for _ in scenarios)}@{{}}}}\n\\toprule\n"
+        + "scheduler & "
+        + " & ".join(heads)
+        + " \\\\\n\\midrule\n"
+        + "\n".join(rows)
+        + "\n\\midrule\ncost rank: Kendall $\\tau$ & "
+        + " & ".join(tau_cells)
+        + " \\\\\n\\bottomrule\n\\end{tabular}\n"
+    )

@@ -1,0 +1,313 @@
+"""The robust scheduler and the trace protocol: tuned on the first half of each trace, evaluated
+on the second. Reads ``docs/results/robust.json`` (``python benchmarks/robust_eval.py``: traces,
+the MMPP with its phase oracle, Poisson loads) and, when committed,
+``docs/results/trace_results.json`` (``python benchmarks/trace_results.py``: every agent, with
+the gap to the hindsight bound); the trace table comes from the latter when present."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from apps.report.formatting import fnum, fpct
+from apps.report.macros import Macros, add_pending
+from apps.report.sources import ROBUST, TRACE_RESULTS
+from apps.report.tables import table_header
+
+__all__ = [
+    "TRACE_RESULTS_KEYS",
+    "TraceCell",
+    "robust_numbers",
+    "trace_cells",
+    "trace_numbers",
+    "trace_results_numbers",
+    "trace_table",
+]
+
+TRACE_AGENTS = {
+    "util_switch": ("Switch", "util\\_switch"),
+    "aimd": ("Aimd", "AIMD"),
+    "proposed": ("Prop", "proposed"),
+    "robust": ("Robust", "robust"),
+    "ppo_default": ("Ppo", "PPO"),
+    "dqn_default": ("Dqn", "DQN"),
+}
+"""Agents of the trace table besides the reference (the tuned timeout): macro token, column head."""
+TRACE_NAMES = {"azure_trace": "Azure conv.", "mooncake_conv": "Mooncake conv."}
+
+
+@dataclass(frozen=True)
+class TraceCell:
+    """One agent on one trace's test half: means (cost per request, latencies in ms, quality),
+    the seed-paired gap to the tuned timeout and p99 difference (mean, 95% half-width; fractions
+    and ms), and the gap to the hindsight bound (None when the source has none)."""
+
+    cost: float
+    mean_ms: float
+    p99_ms: float
+    quality: float
+    gap: tuple[float, float]
+    d99: tuple[float, float]
+    bound: tuple[float, float] | None
+
+    def verdict(self, which: str) -> str:
+        """``beats`` (95% interval below 0), ``ties`` or ``loses``, for ``gap`` or ``d99``."""
+        mean, half = self.gap if which == "gap" else self.d99
+        return "beats" if mean + half < 0 else "loses" if mean - half > 0 else "ties"
+
+
+def trace_cells(data: dict[str, Any], from_trace_results: bool) -> dict[str, dict[str, TraceCell]]:
+    """Scenario -> agent -> :class:`TraceCell`, from trace_results.json or robust.json's traces
+    (agents that do not apply to a scenario are left out)."""
+    out: dict[str, dict[str, TraceCell]] = {}
+    scenarios = (
+        {
+            k: v
+            for k, v in data.items()
+            if k != "settings" and isinstance(v, dict) and isinstance(v.get("agents"), dict)
+        }
+        if from_trace_results
+        else data["traces"]
+    )
+    for name, entry in scenarios.items():
+        row = {}
+        for agent, s in entry["agents"].items():
+            if "not_applicable" in s:
+                continue
+            gap = s["gap_vs_timeout"] if from_trace_results else entry["gap_vs_timeout"][agent]
+            d99 = s["p99_minus_timeout_ms"] if from_trace_results else entry["p99_minus_timeout_ms"][agent]
+            bound = s.get("gap_vs_hindsight") if from_trace_results else None
+            row[agent] = TraceCell(
+                cost=s["cost"][0],
+                mean_ms=s["mean_ms"][0],
+                p99_ms=s["p99_ms"][0],
+                quality=s["quality"][0],
+                gap=(gap[0], gap[1]),
+                d99=(d99[0], d99[1]),
+                bound=None if bound is None else (bound[0], bound[1]),
+            )
+        out[name] = row
+    return out
+
+
+def _label(name: str) -> str:
+    """``mooncake_conv_30`` -> ``Mooncake conv. 30\\%``; ``azure_trace_native`` -> ``... native``."""
+    match = re.fullmatch(r"(.*?)(?:_(native|\d+))?", name)
+    base, load = (match.group(1), match.group(2)) if match else (name, None)
+    text = TRACE_NAMES.get(base, base.replace("_", "\\_"))
+    if load is None or load == "native":
+        return f"{text} native"
+    return f"{text} {load}\\%"
+
+
+def _token(name: str) -> str:
+    """Letters-only macro token of a trace scenario (``azure_trace_30`` -> ``AzureThirty``)."""
+    words = {"30": "Thirty", "60": "Sixty", "native": "Native"}
+    base, _, load = name.rpartition("_")
+    if load not in words:
+        base, load = name, "native"
+    head = "Azure" if base.startswith("azure") else "Moon" if base.startswith("mooncake") else ""
+    return head + words[load] if head else ""
+
+
+def _gap_cell(cell: TraceCell) -> str:
+    text = fpct(cell.gap[0], 2, sign=True)
+    verdict = cell.verdict("gap")
+    return (
+        f"\\textbf{{{text}}}" if verdict == "beats" else f"{text}$^\\dagger$" if verdict == "loses" else text
+    )
+
+
+def _d99_cell(cell: TraceCell) -> str:
+    text = fnum(cell.d99[0], 1, sign=True)
+    verdict = cell.verdict("d99")
+    return (
+        f"\\textbf{{{text}}}" if verdict == "beats" else f"{text}$^\\dagger$" if verdict == "loses" else text
+    )
+
+
+def trace_table(cells: dict[str, dict[str, TraceCell]], source: str) -> str:
+    """Rows: the trace scenarios' test halves; columns: the tuned timeout's cost, p99 and quality
+    (and gap to the hindsight bound), every other agent's cost gap to it, and the robust
+    scheduler's p99 difference, quality (and gap to the bound)."""
+    agents = [a for a in TRACE_AGENTS if all(a in row for row in cells.values())]
+    with_bound = all(c.bound is not None for row in cells.values() for c in row.values())
+    heads = ["trace (test half)", "cost", "p99", "qual."]
+    cols = ["l", "r", "r", "r"]
+    if with_bound:
+        heads.append("bound")
+        cols.append("r")
+    heads += [TRACE_AGENTS[a][1] for a in agents]
+    cols += ["r"] * len(agents)
+    robust_heads = ["$\\Delta$p99", "qual."] + (["bound"] if with_bound else [])
+    heads += robust_heads
+    cols += ["r"] * len(robust_heads)
+    n_ref = 4 if with_bound else 3
+    group = (
+        f"& \\multicolumn{{{n_ref}}}{{c}}{{tuned timeout}} & "
+        f"\\multicolumn{{{len(agents)}}}{{c}}{{cost gap to the tuned timeout (\\%)}} & "
+        f"\\multicolumn{{{len(robust_heads)}}}{{c}}{{robust}} \\\\\n"
+        f"\\cmidrule(lr){{2-{n_ref + 1}}}\\cmidrule(lr){{{n_ref + 2}-{n_ref + 1 + len(agents)}}}"
+        f"\\cmidrule(l){{{n_ref + 2 + len(agents)}-{n_ref + 1 + len(agents) + len(robust_heads)}}}\n"
+    )
+    rows = []
+    for name, row in cells.items():
+        ref = row["timeout"]
+        out = [_label(name), fnum(ref.cost, 4), fnum(ref.p99_ms, 1), fnum(ref.quality, 3)]
+        if with_bound and ref.bound is not None:
+            out.append(fpct(ref.bound[0], 1, sign=True))
+        out += [_gap_cell(row[a]) for a in agents]
+        rob = row.get("robust")
+        if rob is not None:
+            out += [_d99_cell(rob), fnum(rob.quality, 3)]
+            if with_bound and rob.bound is not None:
+                out.append(fpct(rob.bound[0], 1, sign=True))
+        rows.append(" & ".join(out) + " \\\\")
+    return (
+        table_header(
+            source, "agents on the traces' test halves against the timeout tuned on the training halves"
+        )
+        + f"\\begin{{tabular}}{{@{{}}{' '.join(cols)}@{{}}}}\n\\toprule\n"
+        + group
+        + " & ".join(heads)
+        + " \\\\\n\\midrule\n"
+        + "\n".join(rows)
+        + "\n\\bottomrule\n\\end{tabular}\n"
+    )
+
+
+def _verdict_counts(macros: Macros, cells: dict[str, dict[str, TraceCell]], source: str, prefix: str) -> None:
+    """Per agent: on how many scenarios it loses on cost and on p99 (95% intervals above 0)."""
+    for agent, (tok, _) in TRACE_AGENTS.items():
+        rows = [row[agent] for row in cells.values() if agent in row]
+        if not rows:
+            continue
+        for which, what in (("gap", "Cost"), ("d99", "Tail")):
+            macros.add(
+                f"{prefix}{what}Loses{tok}",
+                str(sum(c.verdict(which) == "loses" for c in rows)),
+                source,
+                f"scenarios where {agent} loses to the tuned timeout on "
+                + ("cost" if which == "gap" else "p99"),
+            )
+    for name, row in cells.items():
+        stok = _token(name)
+        if not stok:
+            continue
+        for agent in ("proposed", "robust"):
+            if agent not in row:
+                continue
+            atok = TRACE_AGENTS[agent][0]
+            c = row[agent]
+            macros.add(
+                f"{prefix}Gap{atok}{stok}",
+                fpct(c.gap[0], 2, sign=True),
+                source,
+                f"{name} / {agent} / gap_vs_timeout[0] (%)",
+            )
+            macros.add(
+                f"{prefix}DTail{atok}{stok}",
+                fnum(c.d99[0], 1, sign=True),
+                source,
+                f"{name} / {agent} / p99_minus_timeout_ms[0]",
+            )
+        macros.add(
+            f"{prefix}TailTimeout{stok}",
+            fnum(row["timeout"].p99_ms, 1),
+            source,
+            f"{name} / timeout / p99_ms[0]",
+        )
+    macros.add(f"{prefix}Scenarios", str(len(cells)), source, "number of trace scenarios")
+
+
+def trace_numbers(macros: Macros, cells: dict[str, dict[str, TraceCell]], source: str) -> None:
+    """The verdicts of the trace table (from ``source``, the file the table is built from): per
+    agent, on how many test halves it loses on cost and on p99 (``resRb...``; agents the source
+    does not have are ``[pending]``), the proposed and robust schedulers' gaps per scenario, and
+    the switch ``\\ifrobustNeverCostlier``."""
+    _verdict_counts(macros, cells, source, "resRb")
+    for agent, (tok, _) in TRACE_AGENTS.items():
+        for what in ("Cost", "Tail"):
+            if f"resRb{what}Loses{tok}" not in macros.results:
+                add_pending(
+                    macros, {f"resRb{what}Loses{tok}": f"scenarios where {agent} loses"}, TRACE_RESULTS
+                )
+    never = all(row["robust"].verdict("gap") != "loses" for row in cells.values() if "robust" in row)
+    macros.flags["robustNeverCostlier"] = (
+        never,
+        f"{source}: robust never loses on cost = {str(never).lower()}",
+    )
+
+
+def robust_numbers(macros: Macros, data: dict[str, Any]) -> None:
+    """robust.json: the settings, the MMPP's gaps to the phase oracle and the share of the
+    timeout's gap closed, and the largest gap to the optimum on Poisson."""
+    settings = data["settings"]
+    macros.add("resRbSeeds", str(settings["seeds"]), ROBUST, "settings.seeds")
+    macros.add("resRbHorizonS", f"{settings['horizon_s']:g}", ROBUST, "settings.horizon_s (s)")
+    macros.add("resRbMmppSeeds", str(settings["mmpp_seeds"]), ROBUST, "settings.mmpp_seeds")
+    agents = data["mmpp"]["agents"]
+    for agent, tok in (
+        ("timeout", "Timeout"),
+        ("util_switch", "Switch"),
+        ("proposed", "Prop"),
+        ("robust", "Robust"),
+    ):
+        macros.add(
+            f"resRbMmppGap{tok}",
+            fpct(agents[agent]["gap_vs_oracle"][0], 2, sign=True),
+            ROBUST,
+            f"mmpp.agents.{agent}.gap_vs_oracle[0] (%)",
+        )
+        if agent != "timeout":
+            macros.add(
+                f"resRbClosure{tok}",
+                fpct(agents[agent]["closure"], 0),
+                ROBUST,
+                f"mmpp.agents.{agent}.closure (%)",
+            )
+    worst = max(abs(v["gap_vs_optimal"]["robust"][0]) for v in data["poisson"].values())
+    upper = max(sum(v["gap_vs_optimal"]["robust"]) for v in data["poisson"].values())
+    macros.add(
+        "resRbPoisMaxGap", fpct(worst, 2), ROBUST, "max over poisson.* of |gap_vs_optimal.robust[0]| (%)"
+    )
+    macros.add(
+        "resRbPoisMaxUpper",
+        fpct(upper, 2),
+        ROBUST,
+        "max over poisson.* of gap_vs_optimal.robust[0] + [1] (%)",
+    )
+
+
+TRACE_RESULTS_KEYS = {
+    "resTrSeeds": "len(settings.seeds)",
+    "resTrHorizonS": "settings.horizon_s (s)",
+    "resTrBoundMinRobust": "min over scenarios of robust / gap_vs_hindsight[0] (%)",
+    "resTrBoundMaxRobust": "max over scenarios of robust / gap_vs_hindsight[0] (%)",
+    "resTrBoundMaxTimeout": "max over scenarios of timeout / gap_vs_hindsight[0] (%)",
+}
+
+
+def trace_results_numbers(macros: Macros, data: dict[str, Any] | None) -> None:
+    """trace_results.json's settings and gaps to the hindsight bound (``[pending]`` when the file
+    is absent)."""
+    if data is None:
+        add_pending(macros, TRACE_RESULTS_KEYS, TRACE_RESULTS)
+        return
+    cells = trace_cells(data, from_trace_results=True)
+    settings = data["settings"]
+    macros.add("resTrSeeds", str(len(settings["seeds"])), TRACE_RESULTS, TRACE_RESULTS_KEYS["resTrSeeds"])
+    macros.add(
+        "resTrHorizonS", f"{settings['horizon_s']:g}", TRACE_RESULTS, TRACE_RESULTS_KEYS["resTrHorizonS"]
+    )
+    for agent, tok, fn in (
+        ("robust", "MinRobust", min),
+        ("robust", "MaxRobust", max),
+        ("timeout", "MaxTimeout", max),
+    ):
+        values = [
+            row[agent].bound[0] for row in cells.values() if agent in row and row[agent].bound is not None
+        ]  # type: ignore[index]
+        name = f"resTrBound{tok}"
+        macros.add(name, fpct(fn(values), 1, sign=True), TRACE_RESULTS, TRACE_RESULTS_KEYS[name])

@@ -1,0 +1,200 @@
+"""The report's newer sources: the sim-to-real study, the robust scheduler and the trace table,
+and the readability of the verification table (no LaTeX needed)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from apps.report import sources as src
+from apps.report.macros import Macros
+from apps.report.sim_to_real import calibrated_table, fidelity_table, sim_to_real_numbers
+from apps.report.tables import verification_table
+from apps.report.traces import robust_numbers, trace_cells, trace_numbers, trace_results_numbers, trace_table
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _json(rel: str) -> Any:
+    path = REPO / rel
+    if not path.is_file():
+        pytest.skip(f"{rel} is not in this checkout")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def test_sim_to_real_macros_count_what_the_cells_say() -> None:
+    data, calibration = _json(src.SIM_TO_REAL), _json(src.SIM_TO_REAL_CALIBRATION)
+    if calibration.get("command") != data.get("command"):
+        calibration = None
+    m = Macros()
+    sim_to_real_numbers(m, data, calibration)
+    within = sum(c["comparison"]["within_goal"] for c in data["cells"])
+    assert m.value("resSrCellsWithin") == str(within)
+    assert m.value("resSrCells") == str(len(data["cells"]))
+    ranks = [r for r in data["ranks"] if r["metric"] == "cost_per_request"]
+    hold = sum(r["simulated"] == r["measured"] for r in ranks)
+    assert m.value("resSrRanksHold") == str(hold)
+    assert m.flags["simRealPreliminary"][0] is bool(data["preliminary"])
+    assert m.flags["simRealRanksHold"][0] is (hold == len(ranks))
+    table = fidelity_table(data)
+    assert table.count("\\textbf{") == within  # the cells within the goal, and only those
+    assert len(re.findall(r"\\\\$", table, re.M)) == len(data["agents"]) + 2  # head, agents, tau
+
+
+def test_sim_to_real_refuses_a_calibration_from_another_run() -> None:
+    data = _json(src.SIM_TO_REAL)
+    other = {"command": "python benchmarks/sim_to_real.py --something-else", "reps": 1, "stages": {}}
+    with pytest.raises(src.BuildError, match="different runs"):
+        sim_to_real_numbers(Macros(), data, other)
+    with pytest.raises(src.BuildError, match="different runs"):
+        calibrated_table(data, other)
+
+
+def test_calibrated_table_has_a_row_per_batch_size_and_the_intervals() -> None:
+    data, calibration = _json(src.SIM_TO_REAL), _json(src.SIM_TO_REAL_CALIBRATION)
+    if calibration.get("command") != data.get("command"):
+        pytest.skip("the committed calibration and fidelity files come from different runs")
+    table = calibrated_table(data, calibration)
+    config = data["calibrated_config"]
+    sizes = [b for b in config["timing"]["batch_sizes"] if b <= config["max_batch_size"]]
+    assert table.count("$\\pm$") == len(sizes) * len(config["models"])
+    first = config["models"][0]["inference_ms"][0]
+    assert f"\n1 & {first:.1f}\\,$\\pm$" in table
+
+
+def _as_trace_results(robust: dict[str, Any]) -> dict[str, Any]:
+    """robust.json's trace part in trace_results.json's shape, with a made-up hindsight gap and a
+    checkpoint that loses on cost everywhere."""
+    out: dict[str, Any] = {"command": "test", "settings": {"seeds": list(range(10)), "horizon_s": 60.0}}
+    for name, entry in robust["traces"].items():
+        agents = {}
+        for agent, s in entry["agents"].items():
+            agents[agent] = {
+                **s,
+                "gap_vs_timeout": entry["gap_vs_timeout"][agent],
+                "p99_minus_timeout_ms": entry["p99_minus_timeout_ms"][agent],
+                "gap_vs_hindsight": [0.05, 0.01],
+            }
+        ppo = copy.deepcopy(agents["timeout"])
+        ppo.update(
+            gap_vs_timeout=[0.02, 0.005], p99_minus_timeout_ms=[3.0, 1.0], gap_vs_hindsight=[0.07, 0.01]
+        )
+        agents["ppo_default"] = ppo
+        agents["optimal"] = {"not_applicable": "optimal needs Poisson arrivals; this is a trace"}
+        out[name] = {"tuned": entry["tuned"], "agents": agents}
+    return out
+
+
+def test_trace_table_prefers_trace_results_and_marks_verdicts() -> None:
+    robust = _json(src.ROBUST)
+    results = _as_trace_results(robust)
+    cells = trace_cells(results, from_trace_results=True)
+    assert all("optimal" not in row for row in cells.values())  # not applicable: left out
+    table = trace_table(cells, src.TRACE_RESULTS)
+    assert "bound" in table and "PPO" in table
+    n = len(robust["traces"])
+    assert table.count("+2.00$^\\dagger$") == n  # PPO loses on cost on every trace
+    m = Macros()
+    trace_results_numbers(m, results)
+    trace_numbers(m, cells, src.TRACE_RESULTS)
+    assert m.value("resRbCostLosesPpo") == str(n)
+    assert m.results["resRbCostLosesPpo"].source == src.TRACE_RESULTS
+    assert m.value("resTrBoundMaxRobust") == "+5.0"
+    # robust.json alone: the same verdicts for robust as computed from its intervals, and the
+    # agents it does not have are pending
+    m = Macros()
+    robust_numbers(m, robust)
+    trace_numbers(m, trace_cells(robust, from_trace_results=False), src.ROBUST)
+    loses = sum(
+        e["gap_vs_timeout"]["robust"][0] - e["gap_vs_timeout"]["robust"][1] > 0
+        for e in robust["traces"].values()
+    )
+    assert m.value("resRbCostLosesRobust") == str(loses)
+    assert m.flags["robustNeverCostlier"][0] is (loses == 0)
+    assert m.value("resRbCostLosesPpo") == src.PENDING
+    closure = robust["mmpp"]["agents"]["robust"]["closure"]
+    assert m.value("resRbClosureRobust") == f"{100 * closure:.0f}"
+
+
+def test_verification_table_is_readable() -> None:
+    table = verification_table(_json(src.VERIFICATION))
+    rows = [line.split(" & ")[0] for line in table.splitlines() if " & " in line]
+    assert not [r for r in rows if "/" in r or ".zip" in r], rows  # no file paths as row names
+    labels = re.findall(r"\{\((\w)\)", table)
+    assert labels == [chr(ord("a") + i) for i in range(len(labels))]  # (a), (b), ... no letter skipped
+
+
+def test_frontier_figure_is_drawn_when_the_study_is_committed(tmp_path: Path) -> None:
+    from apps.report import build as report_build
+    from apps.report.figures import draw
+
+    for rel in (src.SUITE, src.BENCH, src.DESIGN, src.ENV_SPEED, src.ROBUST, src.CONFIG, *src.UPPAAL_FILES):
+        target = tmp_path / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.symlink_to(REPO / rel)
+    assert "fig_frontiers.pdf" not in report_build.compute(tmp_path).figures
+
+    def point(family: str, p99: float, quality: float, on: bool) -> dict[str, Any]:
+        return {
+            "family": family,
+            "label": "x",
+            "param": 1.0,
+            "latency_mean_ms": p99 / 2,
+            "latency_p99_ms": p99,
+            "mean_quality": quality,
+            "mean_quality_ci95": 0.001,
+            "frontier_latency_mean_ms": on,
+            "frontier_latency_p99_ms": on,
+        }
+
+    points = [
+        point("timeout", 90.0, 0.92, False),
+        point("proposed", 80.0, 0.95, True),
+        point("optimal", 70.0, 0.93, True),
+        point("ppo_default", 120.0, 0.9, False),
+    ]
+    study = {"scenarios": {"bursty": {"points": points, "families": {}}, "other": {"points": points}}}
+    (tmp_path / src.FRONTIERS).write_text(json.dumps(study))
+    bd = report_build.compute(tmp_path)
+    assert bd.present[src.FRONTIERS] is True
+    data = bd.figures["fig_frontiers.pdf"]
+    assert list(data) == ["bursty"]  # the preferred scenarios the study ran
+    assert data["bursty"]["proposed"] == [[80.0, 0.95, True]]
+    draw("fig_frontiers.pdf", data, tmp_path / "f.pdf")
+    assert (tmp_path / "f.pdf").read_bytes()[:5] == b"%PDF-"
+
+
+def test_sensitivity_study_counts_the_settings_where_each_conclusion_holds() -> None:
+    from apps.report.objectives import sensitivity_numbers
+
+    def setting(gap: float, c1: bool, c2: str, c3: bool) -> dict[str, Any]:
+        return {
+            "C1": {"max_gap": gap, "holds": c1},
+            "C2": {"verdict": c2},
+            "C3": {"holds": c3},
+            "C4": {"holds": True},
+        }
+
+    m = Macros()
+    sensitivity_numbers(
+        m,
+        {
+            "conclusions": {
+                "w=0.1": setting(0.004, True, "holds", False),
+                "w=10": setting(0.03, False, "reverses", True),
+            }
+        },
+    )
+    values = {k: r.value for k, r in m.results.items()}
+    assert values["resObjSettings"] == "2" and values["resObjCOneHolds"] == "1"
+    assert values["resObjCOneWorst"] == "+3.00"
+    assert values["resObjCTwoHolds"] == "1" and values["resObjCTwoReverses"] == "1"
+    assert values["resObjCThreeHolds"] == "1" and values["resObjCFourHolds"] == "2"
+    m = Macros()
+    sensitivity_numbers(m, None)
+    assert m.value("resObjSettings") == src.PENDING
