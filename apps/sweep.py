@@ -218,7 +218,14 @@ def run_seeds(args: TrainArgs, sweep: SweepArgs, command: str) -> int:
         return 2
     failed = report_failures(results)
     run_dirs = [sweep_dir / seed_run_name(args, scenario, s) for s in sweep.seeds]
-    done = [d for d in run_dirs if (d / "evaluations.json").is_file()]
+    # a finished run has its final model; an interrupted one's last evaluation is not final
+    done = [d for d in run_dirs if (d / "final_model.zip").is_file() and (d / "evaluations.json").is_file()]
+    for run_dir in run_dirs:
+        if run_dir not in done and run_dir.is_dir():
+            print(
+                f"train.py: {relative_path(run_dir)} did not finish: left out of the aggregate",
+                file=sys.stderr,
+            )
     if done:
         aggregate = aggregate_runs(done)
         aggregate["command"] = command
@@ -231,5 +238,5 @@ def run_seeds(args: TrainArgs, sweep: SweepArgs, command: str) -> int:
             f"(95% CI ± {overall['ci95']:.2%}, {overall['n']} seeds); {shown / 'aggregate.md'}"
         )
     else:
-        print(f"sweep folder: {shown} (no evaluations to aggregate)")
+        print(f"sweep folder: {shown} (no finished run to aggregate)")
     return 1 if failed else 0

@@ -68,7 +68,9 @@ def load_scenario(name_or_path: str | Path) -> SystemConfig:
         return SystemConfig.from_yaml(path)
     candidate = SCENARIO_DIR / f"{text}.yaml"
     if not candidate.is_file():
-        raise ConfigError("scenario", f"unknown scenario {text!r}; known: {list_scenarios()} or a YAML path")
+        names = list_scenarios()  # 50 names: too long for a one-line error, so the first few
+        more = f" and {len(names) - 8} more in batchenv/configs/" if len(names) > 8 else ""
+        raise ConfigError("scenario", f"unknown scenario {text!r}; known: {names[:8]}{more}, or a YAML path")
     return SystemConfig.from_yaml(candidate)
 
 

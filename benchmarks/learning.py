@@ -580,9 +580,9 @@ def markdown(result: dict[str, Any]) -> str:
     lines = [
         "# Learning: RL agents across training seeds, on the suite, low rates and held-out traces",
         "",
-        f"Produced by `{meta['command']}` on {meta['date']} (`benchmarks/results/learning.json`, learning "
-        "curves `benchmarks/results/learning.png`). Each experiment is trained once per seed by the "
-        "command listed under it (Ray Tune trials, `train.py --seeds`); every seed's "
+        f"Produced by `{meta['command']}` on {meta['date']} (`benchmarks/results/learning.json`, "
+        "learning curves `benchmarks/results/learning.png`). Each experiment is trained once per "
+        "seed by the command listed under it (Ray Tune trials, `train.py --seeds`); every seed's "
         f"{meta['model']} model ({MODEL_CHOICE[meta['model']]}) is "
         f"assessed on seeds {meta['assess_seeds'][0]}-{meta['assess_seeds'][-1]} "
         f"({meta['assess_horizon_s']:g} s "
@@ -784,7 +784,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
         steps = np.array([c["timesteps"] for c in curve])
         mean = np.array([c["mean"] for c in curve]) * 100
         half = np.nan_to_num(np.array([c["ci95"] for c in curve]) * 100)
-        ax.plot(steps, mean, marker="o", ms=3, label=f"{name} ({curve[0]['n']} seeds)")
+        ax.plot(steps, mean, marker="o", ms=3, label=f"{name} ({_seeds(curve[0]['n'])})")
         ax.fill_between(steps, mean - half, mean + half, alpha=0.2)
     ax.axhline(0, color="k", lw=0.8)
     ax.set_xlabel("environment steps")
@@ -904,7 +904,7 @@ def main(argv: list[str] | None = None) -> int:
         models[Path(path).stem] = [path]
     assessed = {label: paths for label, paths in models.items() if paths}
     result = {
-        "experiments": experiments,
+        "experiments": experiments,  # the compared ones too, with "assessed": false
         "shipped": shipped,
         "training_evaluation_at": at_step,
         "shipping_gate": {} if args.no_gate else shipping_gates(assessed),
