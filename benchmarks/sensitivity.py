@@ -10,9 +10,9 @@ Settings, agents and tuning: :mod:`benchmarks.objectives.sensitivity`. The concl
 - C1: the proposed scheduler is within 1% of the optimum's cost on every one-worker Poisson
   scenario of the suite;
 - C2: it costs less than the retuned timeout on the scenarios with changing load, traces or
-  several workers: *holds* when it is significantly dearer (95% interval of the paired gap above
-  0) nowhere, *reverses* when it is significantly dearer in more scenarios than significantly
-  cheaper, else *partly*;
+  several workers: *holds* when it is significantly cheaper (95% interval of the paired gap below
+  0) somewhere and significantly dearer nowhere, *level* when neither anywhere, *reverses* when
+  it is significantly dearer in more scenarios than significantly cheaper, else *partly*;
 - C3: against the retuned util_switch on the same scenarios (seed-paired gap between the two):
   the count of scenarios where each is significantly cheaper; *holds* when util_switch is
   significantly cheaper nowhere;
@@ -116,7 +116,7 @@ def conclusions(data: dict[str, Any], rl_agents: Sequence[str]) -> dict[str, dic
                 "level": c2.count(0),
                 "higher": higher,
                 "best_gap": c2_best,
-                "verdict": "holds" if higher == 0 else ("reverses" if higher > lower else "partly"),
+                "verdict": _c2_verdict(lower, higher),
             },
             "C3": {
                 "proposed_lower": c3.count(-1),
@@ -136,6 +136,14 @@ def conclusions(data: dict[str, Any], rl_agents: Sequence[str]) -> dict[str, dic
             },
         }
     return out
+
+
+def _c2_verdict(lower: int, higher: int) -> str:
+    """C2 from the counts of scenarios where the proposed scheduler is significantly cheaper
+    (``lower``) and dearer (``higher``) than the retuned timeout."""
+    if higher == 0:
+        return "holds" if lower > 0 else "level (no significant difference)"
+    return "reverses" if higher > lower else "partly"
 
 
 def _verdict(holds: bool | None) -> str:

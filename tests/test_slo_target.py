@@ -455,6 +455,7 @@ def test_sensitivity_verdicts_follow_their_rules() -> None:
     light, heavy = verdicts["w = 1 (reported)"], verdicts["w = 10"]
     assert light["C1"]["holds"] and not heavy["C1"]["holds"] and heavy["C1"]["max_gap"] == 0.02
     assert (light["C2"]["verdict"], heavy["C2"]["verdict"]) == ("holds", "reverses")
+    assert sensitivity._c2_verdict(0, 0).startswith("level") and sensitivity._c2_verdict(2, 1) == "partly"
     assert light["C3"]["holds"] and light["C3"]["proposed_lower"] == 2
     assert light["C4"]["holds"] and light["C5"]["holds"] is None
     assert light["C6"] == {"p99_higher_than_timeout": 2, "of": 3, "scenarios": ["bursty", "azure_trace"]}
