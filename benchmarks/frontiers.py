@@ -47,7 +47,8 @@ FAMILY_STYLE = {  # colour, marker, line style
     "optimal": ("black", "x", "--"),
     "proposed": ("tab:blue", "o", "-"),
 }
-RL_STYLE = ("tab:green", "*", "")
+RL_STYLES = (("tab:green", "*", ""), ("tab:purple", "P", ""), ("tab:orange", "X", ""), ("tab:brown", "D", ""))
+"""Styles of the learned agents, in the order they appear."""
 LATENCY_LABEL = {"latency_mean_ms": "mean latency (ms)", "latency_p99_ms": "p99 latency (ms)"}
 
 
@@ -87,9 +88,13 @@ def draw(name: str, entry: dict[str, Any], path: Path) -> None:
             alpha=0.6,
             label="frontier (all families)",
         )
+        learned = [f for f in dict.fromkeys(p["family"] for p in points) if f not in FAMILY_STYLE]
         for family in dict.fromkeys(p["family"] for p in points):
             own = [p for p in points if p["family"] == family]
-            colour, marker, line = FAMILY_STYLE.get(family, RL_STYLE)
+            if family in FAMILY_STYLE:
+                colour, marker, line = FAMILY_STYLE[family]
+            else:
+                colour, marker, line = RL_STYLES[learned.index(family) % len(RL_STYLES)]
             if family in ("optimal", "proposed"):
                 own = sorted(own, key=lambda p: p["param"])
             ax.plot(
