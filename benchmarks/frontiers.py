@@ -74,6 +74,7 @@ def draw(name: str, entry: dict[str, Any], path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     points = entry["points"]
     fig, axes = plt.subplots(1, 2, figsize=(9.0, 3.6), sharey=True)
@@ -108,6 +109,9 @@ def draw(name: str, entry: dict[str, Any], path: Path) -> None:
                 zorder=2 if family == "timeout" else 3,
             )
         ax.set_xscale("log")
+        ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel(LATENCY_LABEL[latency])
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("mean quality")
