@@ -314,7 +314,6 @@ def test_slo_target_study_on_tiny_settings(tmp_path: Path) -> None:
     assert data["summary"]["pairs"] == 2
 
 
-@pytest.mark.slow  # minutes: the proposed scheduler's tables at several weights
 def test_frontier_study_on_tiny_settings(tmp_path: Path) -> None:
     from benchmarks import frontiers
 
