@@ -32,6 +32,7 @@ docs/results/verification.json and docs/results/verification_ta.json (written at
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import shlex
@@ -39,7 +40,24 @@ import sys
 import time
 from pathlib import Path
 
+from rich.console import Console
+
+from batchenv.config import ConfigError, SystemConfig
+from batchenv.fileio import write_atomic
+from batchenv.scenarios import load_scenario
 from execution.cli import ExecutionUsageError, add_execution_arguments, backend_spec_from_args
+from formal.policies import TimeoutPolicy
+from formal.prism import check_costs_modelled, mdp_program, write_program
+from formal.ta.properties import TAChecks, TASettings, uppaal_models
+from formal.ta.schedulers import from_timeout
+from formal.ta.stage import SECTION_TITLE, default_schedulers, markdown_section, run_ta, to_json
+from formal.ta.tchecker_format import to_tchecker
+from formal.tchecker import TCheckerMissingError, find_tchecker
+from formal.uppaal import lint, run_verifyta, write_models
+
+# agents.registry (torch, SB3) and formal.verification/formal.report (stormpy) take over a second
+# to import: they are imported in the functions that need them, so that --help and flag errors
+# answer at once.
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO / "docs" / "results" / "verification.md"
@@ -225,7 +243,6 @@ NUMERIC_FLAGS: tuple[tuple[str, float, float, bool], ...] = (
 
 def check_numeric_flags(args: argparse.Namespace) -> None:
     """ConfigError naming the first numeric flag outside its range (:data:`NUMERIC_FLAGS`)."""
-    from batchenv.config import ConfigError
 
     for flag, low, high, closed in NUMERIC_FLAGS:
         value = getattr(args, flag[2:].replace("-", "_"))
@@ -257,8 +274,6 @@ def shipped_checkpoints(scenario: str) -> list[Path]:
 
 
 def _load_config(args: argparse.Namespace):
-    from batchenv.config import SystemConfig
-    from batchenv.scenarios import load_scenario
 
     if args.config is not None:
         return SystemConfig.from_yaml(args.config)
@@ -268,8 +283,6 @@ def _load_config(args: argparse.Namespace):
 def uppaal_policy(config, text: str):
     """The UPPAAL model's policy from ``B=..,T=..,models=a/b,thresholds=x/y``: timeout(B, T ms)
     on model ``models[i]`` once the queue reaches ``thresholds[i-1]``."""
-    from batchenv.config import ConfigError
-    from formal.policies import TimeoutPolicy
 
     fields: dict[str, str] = {}
     for item in text.split(","):
@@ -297,7 +310,6 @@ def _display(path: Path) -> str:
 
 def _bands(args: argparse.Namespace) -> tuple[float, ...]:
     """``--bands`` as numbers in [1, 100] (ConfigError naming the flag otherwise)."""
-    from batchenv.config import ConfigError
 
     try:
         bands = tuple(float(b) for b in args.bands.split(",") if b.strip())
@@ -309,8 +321,6 @@ def _bands(args: argparse.Namespace) -> tuple[float, ...]:
 
 
 def _ta_settings(args: argparse.Namespace, config, rate: float):
-    from batchenv.config import ConfigError
-    from formal.ta.properties import TASettings
 
     try:
         bursts = tuple(int(b) for b in args.ta_bursts.split(",") if b.strip())
@@ -323,8 +333,6 @@ def _ta_settings(args: argparse.Namespace, config, rate: float):
 
 
 def _uppaal_table(args: argparse.Namespace, config, settings):
-    from formal.ta.schedulers import from_timeout
-    from formal.ta.stage import default_schedulers
 
     if args.uppaal_policy.strip() == "smdp":
         schedulers, _ = default_schedulers(settings, band_scheduler=None)
@@ -334,10 +342,6 @@ def _uppaal_table(args: argparse.Namespace, config, settings):
 
 
 def _run_uppaal(args: argparse.Namespace, config, settings, console) -> None:
-    from batchenv.fileio import write_atomic
-    from formal.ta.properties import TAChecks, uppaal_models
-    from formal.ta.tchecker_format import to_tchecker
-    from formal.uppaal import lint, run_verifyta, write_models
 
     name, table = _uppaal_table(args, config, settings)
     checks = TAChecks(None, settings)
@@ -367,7 +371,6 @@ def _run_uppaal(args: argparse.Namespace, config, settings, console) -> None:
 def _replace_ta_section(args: argparse.Namespace, report, command: str, console) -> None:
     """Write the stage's JSON (``--ta-out``) and put its section at the end of the Markdown report
     ``--out`` in place of the one there (the Storm part, from its own command, stays as it is)."""
-    from formal.ta.stage import SECTION_TITLE, markdown_section, to_json
 
     path = args.out
     text = path.read_text() if path.is_file() else ""
@@ -383,8 +386,6 @@ def _replace_ta_section(args: argparse.Namespace, report, command: str, console)
 
 def _run_ta(args: argparse.Namespace, settings, console, command: str):
     """The timed-automata stage; None (with a message) when TChecker is not installed."""
-    from formal.ta.stage import default_schedulers, run_ta
-    from formal.tchecker import TCheckerMissingError, find_tchecker
 
     try:
         tck = find_tchecker()
@@ -412,7 +413,6 @@ def _run_ta(args: argparse.Namespace, settings, console, command: str):
 
 
 def _write_prism(args: argparse.Namespace, tm, console) -> None:
-    from formal.prism import mdp_program, write_program
 
     props = "\n".join(
         [
@@ -437,9 +437,6 @@ def _write_prism(args: argparse.Namespace, tm, console) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    from rich.console import Console
-
-    from batchenv.config import ConfigError
 
     console = Console()
     command = "python verify.py" + (
@@ -450,7 +447,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         check_numeric_flags(args)
         config = _load_config(args)
-        from formal.prism import check_costs_modelled
         from formal.verification import Settings, run_verification
 
         agents = tuple(split_specs(args.agents))
@@ -493,8 +489,6 @@ def main(argv: list[str] | None = None) -> int:
         if args.uppaal_only:
             return 0
         if args.ta_only:
-            from formal.tchecker import TCheckerMissingError, find_tchecker
-
             try:
                 find_tchecker()
             except TCheckerMissingError as exc:
@@ -518,7 +512,6 @@ def main(argv: list[str] | None = None) -> int:
     for note in report.notes:
         console.print(f"note: {note}")
     ta_report = None if args.no_ta else _run_ta(args, ta_settings, console, command)
-    from formal.ta.stage import markdown_section, to_json
 
     if report.safety is None and not any(r.figures is not None for r in report.rows):
         console.print(
@@ -580,7 +573,6 @@ def reduced_settings_note(args: argparse.Namespace) -> str:
 
 
 def _json_text(data: object) -> str:
-    import json
 
     return json.dumps(data, indent=2) + "\n"
 
