@@ -45,8 +45,8 @@ import yaml
 
 from agents.checkpoint import CheckpointError
 from agents.hyperparameters import validate_hyperparams
-from apps.sweep import ray_session, relative_path, report_failures, train_trial
-from apps.train import build_parser, new_run_dir, parse_command_line, plan_run
+from apps.sweep import group_run_dir, ray_session, relative_path, report_failures, train_trial
+from apps.train import build_parser, parse_command_line, plan_run
 from batchenv.config import ConfigError, short_repr
 from batchenv.fileio import write_atomic, write_json_atomic
 
@@ -247,17 +247,10 @@ def main(argv: list[str] | None = None) -> int:
     scenario = plan.config.name
     n_timesteps = int(args.n_timesteps or plan.own("n_timesteps", 1_000_000))
     runs_dir = Path(args.runs_dir)
-    if args.run_name:
-        search_dir = runs_dir / args.run_name
-        try:
-            search_dir.mkdir(parents=True)
-        except FileExistsError:
-            print(f"search: error: --run-name: {search_dir} exists already", file=sys.stderr)
-            return 2
-    else:
-        search_dir = new_run_dir(runs_dir, args.algo, f"{scenario}_search")
-    search_dir = search_dir.resolve()
-    write_atomic(search_dir / "command.txt", command + "\n")
+    search_dir = group_run_dir(runs_dir, args.run_name, args.algo, f"{scenario}_search", command)
+    if search_dir is None:
+        print(f"search: error: --run-name: {runs_dir / args.run_name} exists already", file=sys.stderr)
+        return 2
     base = dataclasses.replace(
         args, runs_dir=str(search_dir), run_name=f"{args.algo}_{scenario}", progress=False, verbose=0
     )

@@ -171,17 +171,10 @@ def run_seeds(args: TrainArgs, sweep: SweepArgs, command: str) -> int:
         return 2
     scenario = plan.config.name
     runs_dir = Path(args.runs_dir)
-    if args.run_name:
-        sweep_dir = runs_dir / args.run_name
-        try:
-            sweep_dir.mkdir(parents=True)
-        except FileExistsError:
-            print(f"train.py: error: --run-name: {sweep_dir} exists already", file=sys.stderr)
-            return 2
-    else:
-        sweep_dir = new_run_dir(runs_dir, args.algo, f"{scenario}_seeds")
-    sweep_dir = sweep_dir.resolve()
-    write_atomic(sweep_dir / "command.txt", command + "\n")
+    sweep_dir = group_run_dir(runs_dir, args.run_name, args.algo, f"{scenario}_seeds", command)
+    if sweep_dir is None:
+        print(f"train.py: error: --run-name: {runs_dir / args.run_name} exists already", file=sys.stderr)
+        return 2
     shown = relative_path(sweep_dir)
     trials = []
     for seed in sweep.seeds:
@@ -240,3 +233,20 @@ def run_seeds(args: TrainArgs, sweep: SweepArgs, command: str) -> int:
     else:
         print(f"sweep folder: {shown} (no finished run to aggregate)")
     return 1 if failed else 0
+
+
+def group_run_dir(runs_dir: Path, run_name: str | None, algo: str, label: str, command: str) -> Path | None:
+    """The folder of a group of runs (a seed sweep, a search), absolute, with ``command.txt``
+    (``command`` and a newline) written in it: ``runs_dir/run_name`` when a name is given (None
+    when that folder exists already), else a new ``<algo>_<label>_<n>`` folder."""
+    if run_name:
+        group_dir = runs_dir / run_name
+        try:
+            group_dir.mkdir(parents=True)
+        except FileExistsError:
+            return None
+    else:
+        group_dir = new_run_dir(runs_dir, algo, label)
+    group_dir = group_dir.resolve()
+    write_atomic(group_dir / "command.txt", command + "\n")
+    return group_dir
