@@ -33,17 +33,31 @@ from batchenv.timing import ServiceTable
 
 __all__ = [
     "AGILE_ESTIMATOR",
+    "TAIL_GUARD_MS",
+    "TAIL_GUARD_PENALTY",
     "TAIL_SIGMA",
     "TAIL_TOLERANCE",
     "TILTED_EXPERTS",
     "TIMEOUT_EXPERTS",
     "RobustProposed",
     "expert_catalogue",
+    "tail_guarded",
 ]
 
 AGILE_ESTIMATOR = {"detect_drops": True, "cusum_threshold": 7.0}
 """Rate-estimator settings of the agile expert: drops restart the estimate too, and the CUSUM
 alarm level is 7 instead of 10 (:class:`agents.proposed.RateEstimator`)."""
+
+TAIL_GUARD_MS = 70.0
+"""Latency (ms) the tail guard of the table experts protects on scenarios without an SLO penalty
+(``reward.w_slo == 0``): the SLO guard of :class:`agents.proposed.Proposed` with
+``guard_slo_ms``. Chosen on Poisson loads (144 and 173 requests/s) and the traces' first halves
+(docs/algorithm.md, "Robust to bursts", section 4)."""
+
+TAIL_GUARD_PENALTY = 0.02
+"""Price (score units) per request the tail guard expects to finish later than
+:data:`TAIL_GUARD_MS`: ``guard_penalty`` of :class:`agents.proposed.Proposed`. It only steers the
+guard's choice of model and the end of waits; the scenario's score is unchanged."""
 
 TIMEOUT_EXPERTS = ((0, 2, 1.0), (0, 2, 10.0), (0, 4, 5.0), (0, 12, 10.0), (1, 1, 1.0), (1, 4, 2.0))
 """Timeout experts as (speed rank of the model: 0 fastest, preferred batch size, queue delay ms)."""
@@ -128,6 +142,21 @@ def expert_catalogue(
     return labels, factories
 
 
+def tail_guarded(config: SystemConfig, proposed: dict[str, Any]) -> dict[str, Any]:
+    """The table experts' keyword arguments ``proposed`` with the tail guard
+    (``guard_slo_ms=TAIL_GUARD_MS``, ``guard_penalty=TAIL_GUARD_PENALTY``) when the scenario has
+    no SLO penalty and ``proposed`` sets neither; otherwise ``proposed`` unchanged.
+
+    The proposed table is age-blind and optimal for Poisson arrivals: at 140-180 requests/s it
+    sends LLM-1 batches whose 99th latency percentile is about 10 ms above a tuned timeout's.
+    Pricing a request that would finish after :data:`TAIL_GUARD_MS` turns the guard's one-step
+    improvement on the table into a tail guard: it picks a faster model for a batch whose oldest
+    request is already late, and ends waits before that request would be."""
+    if config.reward.w_slo > 0 or "guard_slo_ms" in proposed or "guard_penalty" in proposed:
+        return proposed
+    return {**proposed, "guard_slo_ms": TAIL_GUARD_MS, "guard_penalty": TAIL_GUARD_PENALTY}
+
+
 class RobustProposed(ExpertPortfolio):
     """The robust proposed scheduler (module docstring).
 
@@ -149,6 +178,10 @@ class RobustProposed(ExpertPortfolio):
         on. Default :data:`TAIL_SIGMA`.
     :param z: confidence of the switching test (standard deviations); default 2.
     :param min_blocks: 1-s cost blocks before any switch; default 5.
+    :param tail_guard: on scenarios without an SLO penalty, the table experts guard the latency
+        tail: their SLO guard protects :data:`TAIL_GUARD_MS` at :data:`TAIL_GUARD_PENALTY` per
+        late request (:func:`tail_guarded`; default True). Ignored where ``reward.w_slo > 0``
+        (the SLO guard then protects the scenario's own SLO) or ``proposed`` sets the guard.
     :param proposed: keyword arguments of every table expert (:class:`agents.proposed.Proposed`
         and :class:`agents.robust.burst.BurstAwareProposed` parameters, e.g. ``tilt``,
         ``slo_guard``).
@@ -168,6 +201,7 @@ class RobustProposed(ExpertPortfolio):
         tail_sigma: float = TAIL_SIGMA,
         z: float = 2.0,
         min_blocks: int = 5,
+        tail_guard: bool = True,
         proposed: dict[str, Any] | None = None,
     ) -> None:
         self.proposed_kwargs = dict(proposed or {})
@@ -176,7 +210,7 @@ class RobustProposed(ExpertPortfolio):
                 self.proposed_kwargs.pop(key, None)
         labels, factories = expert_catalogue(
             config,
-            self.proposed_kwargs,
+            tail_guarded(config, self.proposed_kwargs) if tail_guard else self.proposed_kwargs,
             burst_tilt=burst_tilt,
             agile=agile,
             timeouts=timeouts,
@@ -204,6 +238,7 @@ class RobustProposed(ExpertPortfolio):
         self.timeouts = bool(timeouts)
         self.tilted = bool(tilted)
         self.tail_sigma = float(tail_sigma)
+        self.tail_guard = bool(tail_guard)
 
     def eligible(self) -> list[bool]:
         """The portfolio's tail term, on only while the start expert's burst meter reads more
@@ -224,6 +259,7 @@ class RobustProposed(ExpertPortfolio):
             "tail_sigma": TAIL_SIGMA,
             "z": 2.0,
             "min_blocks": 5,
+            "tail_guard": True,
         }
         params = {key: getattr(self, key) for key, value in defaults.items() if getattr(self, key) != value}
         if self.tail_references:
