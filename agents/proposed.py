@@ -171,7 +171,7 @@ class Proposed(Scheduler):
         """The table's decision at the estimated rate and the queue length (module docstring)."""
         now = sim.now_s
         if self.rate_estimation:
-            rate = self.estimator.update(now, sim.n_arrived)
+            rate = self._estimate_rate(sim)
             self.rate_per_s = rate
         else:
             rate = self.nominal_rate_per_s
@@ -188,6 +188,11 @@ class Proposed(Scheduler):
         if self._guard and decision is not None:
             decision = self._slo_choice(sim, row, k, decision)
         return decision
+
+    def _estimate_rate(self, sim: Simulator) -> float:
+        """The arrival-rate estimate (requests/s) at this decision epoch (a subclass may add
+        evidence to the estimator's)."""
+        return self.estimator.update(sim.now_s, sim.n_arrived)
 
     def _timer_s(self, rate: float, fallback: Dispatch | None) -> float:
         """Age (s) of the oldest request at which a wait ends: ``patience`` mean inter-arrival

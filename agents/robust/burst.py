@@ -127,9 +127,13 @@ class BurstAwareProposed(Proposed):
         tilts: Sequence[float] = DEFAULT_TILTS,
         burst_window_s: float = 0.5,
         burst_memory: int = 40,
+        backlog_llr: float = 0.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(config, **kwargs)
+        if isinstance(backlog_llr, bool) or not isinstance(backlog_llr, int | float) or not backlog_llr >= 0:
+            raise ValueError(f"backlog_llr must be a number >= 0 (log-likelihood units), got {backlog_llr!r}")
+        self.backlog_llr = float(backlog_llr)
         grid = tuple(float(k) for k in tilts)
         if not grid or grid[0] != 1.0 or list(grid) != sorted(set(grid)):
             raise ValueError(
@@ -166,8 +170,8 @@ class BurstAwareProposed(Proposed):
         """The proposed scheduler's decision on the table of the tilt nearest to 1 + tilt x sigma."""
         if self.rate_estimation and self.tilt > 0.0:
             now, count = sim.now_s, sim.n_arrived
-            rate = self.estimator.update(now, count)  # Proposed.decide's own update is then a no-op
-            kappa = 1.0 + self.tilt * self.meter.update(now, count, rate)
+            self._estimate_rate(sim)  # Proposed.decide's own call is then a no-op
+            kappa = 1.0 + self.tilt * self.meter.update(now, count, self.estimator.value)
             index = 0
             for midpoint in self._midpoints:
                 if kappa < midpoint:
@@ -177,9 +181,27 @@ class BurstAwareProposed(Proposed):
             self.kappa = self.tilts[index]
         return super().decide(sim)
 
+    def _estimate_rate(self, sim: Simulator) -> float:
+        """The estimator's rate, raised to the rate the backlog implies, ``(q - 1) / age`` of
+        the oldest request, when the backlog is significantly more than the estimate explains:
+        the Poisson log-likelihood ratio of ``k = q - 1`` arrivals in ``age`` s at rate
+        ``k / age`` against the estimate, ``k ln(k / mu) - (k - mu)`` with ``mu = rate * age``,
+        exceeds ``backlog_llr`` (0: never). The queue is the most recent evidence of the rate;
+        the estimator weighs it only after its own delay."""
+        rate = self.estimator.update(sim.now_s, sim.n_arrived)
+        threshold = self.backlog_llr
+        if threshold:
+            k, age = sim.queue_len - 1, sim.oldest_wait_s
+            mu = rate * age
+            if k > mu and age > 0.0 and (mu <= 0.0 or k * math.log(k / mu) - (k - mu) > threshold):
+                return k / age
+        return rate
+
     def params(self) -> dict[str, Any]:
         """Constructor keyword arguments that differ from the defaults."""
         params = super().params()
+        if self.backlog_llr:
+            params["backlog_llr"] = self.backlog_llr
         if self.tilt != 2.0:
             params["tilt"] = self.tilt
         if self.tilts != DEFAULT_TILTS:

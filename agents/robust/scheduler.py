@@ -33,6 +33,8 @@ from batchenv.timing import ServiceTable
 
 __all__ = [
     "AGILE_ESTIMATOR",
+    "BACKLOG_LLR",
+    "BURST_KEYS",
     "TAIL_GUARD_MS",
     "TAIL_GUARD_PENALTY",
     "TAIL_SIGMA",
@@ -48,7 +50,17 @@ AGILE_ESTIMATOR = {"detect_drops": True, "cusum_threshold": 7.0}
 """Rate-estimator settings of the agile expert: drops restart the estimate too, and the CUSUM
 alarm level is 7 instead of 10 (:class:`agents.proposed.RateEstimator`)."""
 
-TAIL_GUARD_MS = 70.0
+BURST_KEYS = ("tilt", "tilts", "burst_window_s", "burst_memory", "backlog_llr")
+"""Keyword arguments of :class:`agents.robust.burst.BurstAwareProposed` that the plain table
+experts do not take."""
+
+BACKLOG_LLR = 6.0
+"""Default ``backlog_llr`` of the burst-aware experts: the backlog raises the rate estimate when
+its Poisson log-likelihood ratio against the estimate exceeds 6
+(:meth:`agents.robust.burst.BurstAwareProposed._estimate_rate`). Chosen on the MMPP's training
+seeds and the Poisson loads (docs/algorithm.md, "Robust to bursts", section 4)."""
+
+TAIL_GUARD_MS = 80.0
 """Latency (ms) the tail guard of the table experts protects on scenarios without an SLO penalty
 (``reward.w_slo == 0``): the SLO guard of :class:`agents.proposed.Proposed` with
 ``guard_slo_ms``. Chosen on Poisson loads (144 and 173 requests/s) and the traces' first halves
@@ -114,18 +126,16 @@ def expert_catalogue(
     :param tilted: kappa of the fixed latency-tilted table experts (:data:`TILTED_EXPERTS`).
     """
     base = BurstAwareProposed if burst_tilt else Proposed
+    plain = {k: v for k, v in proposed.items() if k not in BURST_KEYS}
     labels = ["burst_aware" if burst_tilt else "table"]
     factories: list[Factory] = [lambda c: base(c, **proposed)]
     if burst_tilt:
         labels.append("table")
-        factories.append(lambda c: Proposed(c, **proposed))
+        factories.append(lambda c: Proposed(c, **plain))
     if agile and proposed.get("rate_estimation", True):
         estimator = {**proposed.get("estimator", {}), **AGILE_ESTIMATOR}
         labels.append(f"{labels[0]}_agile")
         factories.append(lambda c: base(c, **{**proposed, "estimator": estimator}))
-    plain = {
-        k: v for k, v in proposed.items() if k not in ("tilt", "tilts", "burst_window_s", "burst_memory")
-    }
     for kappa in tilted:
         labels.append(f"table(kappa={kappa:g})")
         factories.append(functools.partial(_tilted, kappa=kappa, proposed=plain))
@@ -182,6 +192,9 @@ class RobustProposed(ExpertPortfolio):
         tail: their SLO guard protects :data:`TAIL_GUARD_MS` at :data:`TAIL_GUARD_PENALTY` per
         late request (:func:`tail_guarded`; default True). Ignored where ``reward.w_slo > 0``
         (the SLO guard then protects the scenario's own SLO) or ``proposed`` sets the guard.
+    :param backlog_llr: the burst-aware experts raise their rate estimate to the rate the backlog
+        implies when that is this significant (``backlog_llr`` of
+        :class:`agents.robust.burst.BurstAwareProposed`; 0: never); default :data:`BACKLOG_LLR`.
     :param proposed: keyword arguments of every table expert (:class:`agents.proposed.Proposed`
         and :class:`agents.robust.burst.BurstAwareProposed` parameters, e.g. ``tilt``,
         ``slo_guard``).
@@ -202,15 +215,21 @@ class RobustProposed(ExpertPortfolio):
         z: float = 2.0,
         min_blocks: int = 5,
         tail_guard: bool = True,
+        backlog_llr: float = BACKLOG_LLR,
         proposed: dict[str, Any] | None = None,
     ) -> None:
         self.proposed_kwargs = dict(proposed or {})
         if not burst_tilt:
-            for key in ("tilt", "tilts", "burst_window_s", "burst_memory"):
+            for key in BURST_KEYS:
                 self.proposed_kwargs.pop(key, None)
+        if not (isinstance(backlog_llr, int | float) and backlog_llr >= 0):
+            raise ValueError(f"backlog_llr must be a number >= 0, got {backlog_llr!r}")
+        experts = tail_guarded(config, self.proposed_kwargs) if tail_guard else self.proposed_kwargs
+        if burst_tilt and "backlog_llr" not in experts:
+            experts = {**experts, "backlog_llr": float(backlog_llr)}
         labels, factories = expert_catalogue(
             config,
-            tail_guarded(config, self.proposed_kwargs) if tail_guard else self.proposed_kwargs,
+            experts,
             burst_tilt=burst_tilt,
             agile=agile,
             timeouts=timeouts,
@@ -239,6 +258,7 @@ class RobustProposed(ExpertPortfolio):
         self.tilted = bool(tilted)
         self.tail_sigma = float(tail_sigma)
         self.tail_guard = bool(tail_guard)
+        self.backlog_llr = float(backlog_llr)
 
     def eligible(self) -> list[bool]:
         """The portfolio's tail term, on only while the start expert's burst meter reads more
@@ -260,6 +280,7 @@ class RobustProposed(ExpertPortfolio):
             "z": 2.0,
             "min_blocks": 5,
             "tail_guard": True,
+            "backlog_llr": BACKLOG_LLR,
         }
         params = {key: getattr(self, key) for key, value in defaults.items() if getattr(self, key) != value}
         if self.tail_references:
