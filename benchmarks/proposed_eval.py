@@ -55,6 +55,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from batchenv.fileio import write_atomic  # noqa: E402
+from benchmarks.cli_parts import parse_parts  # noqa: E402
 from benchmarks.proposed import (  # noqa: E402
     design,
     gap,
@@ -105,10 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="Markdown file to write")
     add_execution_arguments(parser, default_jobs=2)
     args = parser.parse_args(argv)
-    parts = [p.strip() for p in args.parts.split(",") if p.strip()]
-    unknown = sorted(set(parts) - set(PARTS))
-    if unknown:
-        parser.error(f"unknown part {unknown[0]!r}; parts: {','.join(PARTS)}")
+    parts = parse_parts(parser, args.parts, PARTS)
     if min(args.seeds, args.slo_seeds, args.oracle_seeds) < 2:
         parser.error("--seeds, --slo-seeds and --oracle-seeds must be >= 2")
     try:

@@ -48,6 +48,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.cli_parts import parse_parts  # noqa: E402
 from benchmarks.robust import parts  # noqa: E402
 from benchmarks.robust.common import write_results  # noqa: E402
 from execution.backends import Backend  # noqa: E402
@@ -91,10 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="Markdown file to write (and .json)")
     add_execution_arguments(parser, default_jobs=2)
     args = parser.parse_args(argv)
-    chosen = [p.strip() for p in args.parts.split(",") if p.strip()]
-    unknown = sorted(set(chosen) - set(PARTS))
-    if unknown:
-        parser.error(f"--parts: unknown part {unknown[0]!r}; parts: {','.join(PARTS)}")
+    chosen = parse_parts(parser, args.parts, PARTS)
     if min(args.seeds, args.mmpp_seeds) < 2:
         parser.error("--seeds and --mmpp-seeds must be >= 2")
     if not args.horizon_s > 0:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 from pathlib import Path
 
 import pytest
+
+from benchmarks.cli_parts import parse_parts
 
 FIELDS = {
     "cost",
@@ -57,3 +60,11 @@ def test_trace_results_bad_flags_are_one_line_errors(argv: list[str], match: str
     with pytest.raises(SystemExit):
         trace_results.main(argv)
     assert match in capsys.readouterr().err
+
+
+def test_parse_parts_keeps_the_order_and_names_an_unknown_part(capsys):
+    parser = argparse.ArgumentParser(prog="bench")
+    assert parse_parts(parser, " mmpp, traces,,", ("traces", "mmpp")) == ["mmpp", "traces"]
+    with pytest.raises(SystemExit):
+        parse_parts(parser, "traces,nope", ("traces", "mmpp"))
+    assert "--parts: unknown part 'nope'; parts: traces,mmpp" in capsys.readouterr().err
