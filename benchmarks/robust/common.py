@@ -61,6 +61,21 @@ def build_agent(spec: str, config: SystemConfig, tuned: dict[str, dict] | None) 
     return make_agent(spec, config)
 
 
+POISSON_AT = "poisson@"
+"""Scenario name prefix of the default system at another Poisson rate: ``poisson@173`` is
+Poisson at 173 requests/s (design part)."""
+
+
+def design_scenario(name: str) -> SystemConfig:
+    """The scenario ``name``, or for ``poisson@<rate>`` the default system with Poisson arrivals
+    at that rate (requests/s)."""
+    if not name.startswith(POISSON_AT):
+        return load_scenario(name)
+    rate = float(name[len(POISSON_AT) :])
+    arrivals = ArrivalConfig(process="poisson", rate_per_s=rate).validate("arrivals")
+    return load_scenario("default").replace(name=name, arrivals=arrivals)
+
+
 def measure(sim: Simulator, agent: Any) -> dict[str, Any]:
     """Per-episode figures: cost, latencies (ms), SLO attainment, quality, model mix, and for the
     portfolio its switches and regret against the best expert in hindsight (% of its cost)."""
@@ -101,7 +116,7 @@ def episode(task: tuple) -> dict[str, Any]:
         agent.reset(sim)
         sim.run(agent)
         return {**measure(sim, agent), "phases": phase_breakdown(sim, starts, rates)}
-    config = load_scenario(scenario).replace(horizon_s=horizon_s)
+    config = design_scenario(scenario).replace(horizon_s=horizon_s)
     agent = build_agent(spec, config, tuned)
     return measure(simulate(config, agent, seed), agent)
 
