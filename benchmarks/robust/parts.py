@@ -379,17 +379,7 @@ def _design_backlog(args: argparse.Namespace, backend: Backend, data: dict) -> l
     flat = iter(run_episodes(backend, tasks))
     mmpp = {spec: [next(flat) for _ in DESIGN_SEEDS] for spec in specs}
     poisson_names = ("default", "poisson_25")
-    tasks = [
-        ("design", name, spec, seed, None, args.horizon_s)
-        for name in poisson_names
-        for spec in ("optimal", *DESIGN_BACKLOG)
-        for seed in DESIGN_SEEDS
-    ]
-    flat = iter(run_episodes(backend, tasks))
-    poisson = {
-        name: {spec: [next(flat) for _ in DESIGN_SEEDS] for spec in ("optimal", *DESIGN_BACKLOG)}
-        for name in poisson_names
-    }
+    poisson = _design_grid_poisson(args, backend, DESIGN_BACKLOG, poisson_names)
     lines = [
         "",
         "### Backlog-aware rate estimate",
@@ -413,18 +403,22 @@ def _design_backlog(args: argparse.Namespace, backend: Backend, data: dict) -> l
 
 
 def _design_grid_poisson(
-    args: argparse.Namespace, backend: Backend, specs: Sequence[str]
+    args: argparse.Namespace,
+    backend: Backend,
+    specs: Sequence[str],
+    names: Sequence[str] = DESIGN_POISSON,
 ) -> dict[str, dict[str, list[dict]]]:
+    """Per Poisson scenario of ``names`` and spec (and the optimum), the per-seed results on the
+    design seeds."""
     tasks = [
         ("design", name, spec, seed, None, args.horizon_s)
-        for name in DESIGN_POISSON
+        for name in names
         for spec in ("optimal", *specs)
         for seed in DESIGN_SEEDS
     ]
     flat = iter(run_episodes(backend, tasks))
     return {
-        name: {spec: [next(flat) for _ in DESIGN_SEEDS] for spec in ("optimal", *specs)}
-        for name in DESIGN_POISSON
+        name: {spec: [next(flat) for _ in DESIGN_SEEDS] for spec in ("optimal", *specs)} for name in names
     }
 
 
