@@ -12,10 +12,15 @@ timeouts on the two fastest models. Every expert runs in a shadow simulation on 
 arrivals, so the real cost is, exactly, the followed experts' shadow costs spliced at the
 switches, and the regret against any expert is measured online.
 
+The table experts also guard the latency tail (:func:`tail_guarded`: on scenarios without an
+SLO penalty their SLO guard protects :data:`TAIL_GUARD_MS`), and the burst-aware ones raise their
+rate estimate to the rate a significant backlog implies (:data:`BACKLOG_LLR`).
+
 Ablations (constructor flags): ``portfolio=False`` runs the burst-aware table alone;
 ``burst_tilt=False`` uses the plain proposed table instead of the burst-aware one (as the start
 expert, and drops the plain-table expert); ``timeouts=False`` and ``agile=False`` remove those
-experts.
+experts; ``tail_guard=False`` and ``backlog_llr=0`` remove the tail guard and the backlog-aware
+estimate.
 """
 
 from __future__ import annotations
