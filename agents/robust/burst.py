@@ -16,8 +16,12 @@ rate). :class:`BurstAwareProposed` keeps SMDP tables solved for a grid of latenc
 proposed scheduler (the optimum at the estimated rate); on bursty traffic it prices the risk of
 long services by weighting latency more.
 
-Work per decision: O(1) (one window update, one nearest-grid lookup, then the table lookup of
-:class:`agents.proposed.Proposed`).
+With ``backlog_llr`` it also reads the queue as evidence of the rate: when the waiting
+requests are significantly more than the rate estimate explains, the estimate is raised to the
+rate they imply (:meth:`BurstAwareProposed._estimate_rate`).
+
+Work per decision: O(1) (one window update, one nearest-grid lookup, the backlog test, then the
+table lookup of :class:`agents.proposed.Proposed`).
 """
 
 from __future__ import annotations
@@ -114,6 +118,8 @@ class BurstAwareProposed(Proposed):
         :data:`DEFAULT_TILTS`.
     :param burst_window_s: :class:`BurstMeter` window (s); default 0.5.
     :param burst_memory: :class:`BurstMeter` memory (windows); default 40.
+    :param backlog_llr: raise the rate estimate to the rate a significant backlog implies
+        (:meth:`_estimate_rate`; log-likelihood units, >= 0); default 0 (never).
     :ivar kappa: the tilt of the table used at the last decision.
     """
 
