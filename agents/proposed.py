@@ -39,6 +39,7 @@ Units: rates in requests/s, ``*_ms`` in milliseconds, ``*_s`` in seconds (the si
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from typing import Any
@@ -51,7 +52,13 @@ from batchenv.estimators import RateEstimator
 from batchenv.sim import Decision, Simulator
 from batchenv.timing import ServiceTable
 
-__all__ = ["Proposed"]
+__all__ = ["Proposed", "latency_weight_scaled"]
+
+
+def latency_weight_scaled(config: SystemConfig, scale: float) -> SystemConfig:
+    """``config`` with its latency weight ``reward.w_latency_per_s`` (per s) multiplied by ``scale``."""
+    reward = dataclasses.replace(config.reward, w_latency_per_s=config.reward.w_latency_per_s * scale)
+    return config.replace(reward=reward)
 
 
 class Proposed(Scheduler):
@@ -140,14 +147,8 @@ class Proposed(Scheduler):
         self._w_slo = config.reward.w_slo if guard_penalty is None else float(guard_penalty)
         self._slo_s = (config.slo_ms if guard_slo_ms is None else guard_slo_ms) / 1000.0
         self._guard = self.slo_guard and self.model_switching and self._w_slo > 0.0
-        self.table = build_policy_table(
-            config.replace(n_workers=1) if share else config,
-            rate_points=rate_points,
-            max_load=max_load,
-            action_set=action_set,
-            model_switching=model_switching,
-            values=self._guard,
-        )
+        self._table_config = config.replace(n_workers=1) if share else config
+        self.table = self._build_table()
         self._rows = self.table.rows
         self._row_index = self.table.row_index
         self._service_s = ServiceTable(config).service_s
@@ -162,6 +163,21 @@ class Proposed(Scheduler):
         self.rate_per_s = self.nominal_rate_per_s
 
     # ------------------------------------------------------------------ episode
+    def _build_table(self, latency_scale: float = 1.0) -> PolicyTable:
+        """This scheduler's decision table (its rate points, load bound, actions, model switching
+        and SLO guard), solved with the latency weight times ``latency_scale``: a few seconds."""
+        config = self._table_config
+        if latency_scale != 1.0:
+            config = latency_weight_scaled(config, latency_scale)
+        return build_policy_table(
+            config,
+            rate_points=self.rate_points,
+            max_load=self.max_load,
+            action_set=self.action_set,
+            model_switching=self.model_switching,
+            values=self._guard,
+        )
+
     def reset(self, sim: Simulator) -> None:
         """Start of an episode: restart the rate estimate at the simulator's clock and counter."""
         self.estimator.reset(sim.now_s, sim.n_arrived)

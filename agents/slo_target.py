@@ -52,7 +52,6 @@ Units: ``*_ms`` milliseconds, ``*_s`` seconds, rates in requests/s.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import math
 from collections.abc import Callable, Sequence
@@ -60,8 +59,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from agents.base import Scheduler
 from agents.optimal import OptimalScheduler
-from agents.policy_table import build_policy_table
-from agents.proposed import Proposed, _arrival_spacing_s, _misses
+from agents.proposed import Proposed, _arrival_spacing_s, _misses, latency_weight_scaled
 from agents.smdp import solve_optimal
 from batchenv.config import ArrivalConfig, ConfigError, LatencyTarget, SystemConfig
 from batchenv.metrics import latency_within
@@ -105,8 +103,7 @@ def scale_grid(low: float = 0.1, high: float = 10.0, per_decade: int = 8) -> tup
 def latency_scaled_config(config: SystemConfig, scale: float) -> SystemConfig:
     """``config`` with ``reward.w_latency_per_s`` multiplied by ``scale`` (and no latency target:
     the tables do not depend on it)."""
-    reward = dataclasses.replace(config.reward, w_latency_per_s=config.reward.w_latency_per_s * scale)
-    return config.replace(reward=reward, latency_target=None)
+    return latency_weight_scaled(config, scale).replace(latency_target=None)
 
 
 @runtime_checkable
@@ -172,15 +169,7 @@ class ScaledProposed(Proposed):
         """The table rows of scale ``index`` (solved the first time: a few seconds)."""
         rows = self._scaled_rows.get(index)
         if rows is None:
-            config = self.config.replace(n_workers=1) if self._rate_scale != 1.0 else self.config
-            rows = build_policy_table(
-                latency_scaled_config(config, self.latency_scales[index]),
-                rate_points=self.rate_points,
-                max_load=self.max_load,
-                action_set=self.action_set,
-                model_switching=self.model_switching,
-                values=self._guard,
-            ).rows
+            rows = self._build_table(self.latency_scales[index]).rows
             self._scaled_rows[index] = rows
         return rows
 

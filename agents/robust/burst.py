@@ -26,18 +26,16 @@ table lookup of :class:`agents.proposed.Proposed`).
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import math
 from collections.abc import Sequence
 from typing import Any
 
-from agents.policy_table import build_policy_table
 from agents.proposed import Proposed
 from batchenv.config import SystemConfig
 from batchenv.sim import Decision, Simulator
 
-__all__ = ["DEFAULT_TILTS", "BurstAwareProposed", "BurstMeter", "tilted_config"]
+__all__ = ["DEFAULT_TILTS", "BurstAwareProposed", "BurstMeter"]
 
 DEFAULT_TILTS = (1.0, 1.1, 1.25, 1.5, 2.0)
 """Latency-weight multipliers kappa the burst-aware scheduler keeps a table for."""
@@ -103,12 +101,6 @@ class BurstMeter:
         return {"window_s": self.window_s, "memory": self.memory}
 
 
-def tilted_config(config: SystemConfig, kappa: float) -> SystemConfig:
-    """``config`` with its latency weight ``reward.w_latency_per_s`` multiplied by ``kappa``."""
-    reward = dataclasses.replace(config.reward, w_latency_per_s=config.reward.w_latency_per_s * kappa)
-    return config.replace(reward=reward)
-
-
 class BurstAwareProposed(Proposed):
     """The proposed scheduler with its table tilted towards latency by the measured burstiness
     (module docstring). Every :class:`agents.proposed.Proposed` parameter is accepted.
@@ -150,18 +142,7 @@ class BurstAwareProposed(Proposed):
         self.tilt = float(tilt)
         self.tilts = grid
         self.meter = BurstMeter(burst_window_s, burst_memory)
-        base = self.config.replace(n_workers=1) if self._rate_scale != 1.0 else self.config
-        self._tilted_rows = [self._rows] + [
-            build_policy_table(
-                tilted_config(base, kappa),
-                rate_points=self.rate_points,
-                max_load=self.max_load,
-                action_set=self.action_set,
-                model_switching=self.model_switching,
-                values=self._guard,
-            ).rows
-            for kappa in grid[1:]
-        ]
+        self._tilted_rows = [self._rows] + [self._build_table(kappa).rows for kappa in grid[1:]]
         self._midpoints = [(a + b) / 2.0 for a, b in itertools.pairwise(grid)]
         self.kappa = 1.0
 

@@ -30,8 +30,8 @@ from collections.abc import Callable
 from typing import Any
 
 from agents.baselines import Timeout
-from agents.proposed import Proposed
-from agents.robust.burst import BurstAwareProposed, tilted_config
+from agents.proposed import Proposed, latency_weight_scaled
+from agents.robust.burst import BurstAwareProposed
 from agents.robust.portfolio import ExpertPortfolio
 from batchenv.config import SystemConfig
 from batchenv.timing import ServiceTable
@@ -105,7 +105,7 @@ def _timeout(config: SystemConfig, *, model: int, batch: int, delay_ms: float) -
 def _tilted(config: SystemConfig, *, kappa: float, proposed: dict[str, Any]) -> Proposed:
     """A table expert solved with the latency weight times ``kappa`` (its cost is still measured
     with the system's own weights, by the shadow)."""
-    return Proposed(tilted_config(config, kappa), **proposed)
+    return Proposed(latency_weight_scaled(config, kappa), **proposed)
 
 
 def _models_by_speed(config: SystemConfig) -> list[int]:
