@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 
 from agents.baselines import BASELINES
-from agents.proposed import Proposed
+from agents.proposed import Proposed, latency_weight_scaled
 from agents.registry import make_agent
-from agents.robust.burst import BurstAwareProposed, tilted_config
+from agents.robust.burst import BurstAwareProposed
 from agents.tuned_params import config_fingerprint, load_tuned, write_tuned
 from batchenv.config import ArrivalConfig, SystemConfig
 from batchenv.fileio import write_atomic
@@ -54,7 +54,7 @@ def build_agent(spec: str, config: SystemConfig, tuned: dict[str, dict] | None) 
     if spec == ORACLE:
         return PhaseRateOracle(config)
     if spec.startswith("tilted(") and spec.endswith(")"):
-        return Proposed(tilted_config(config, float(spec[len("tilted(") : -1])))
+        return Proposed(latency_weight_scaled(config, float(spec[len("tilted(") : -1])))
     if spec.startswith("aware(") and spec.endswith(")"):
         tilt, window = (float(x) for x in spec[len("aware(") : -1].split(","))
         return BurstAwareProposed(config, tilt=tilt, burst_window_s=window)
