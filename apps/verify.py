@@ -71,10 +71,8 @@ DEFAULT_AGENTS = "util_switch,proposed(rate_estimation=false)"
 CHECKPOINTS = REPO / "checkpoints"
 
 QUICK_SIZES: dict[str, object] = {
-    "tick_ms": 2.0,
     "queue_cap": 32,
     "agents": DEFAULT_AGENTS,
-    "agent_seeds": 3,
     "agent_horizon_s": 100.0,
     "ticks": 200_000,
     "sim_horizon_s": 300.0,
@@ -83,10 +81,8 @@ QUICK_SIZES: dict[str, object] = {
 optima, two distilled agents, the proposed scheduler's three bands, the real agents, both
 simulators, every timed-automata property at bursts 1-3) within about 60 s of CPU time on 2 cores."""
 FULL_SIZES: dict[str, object] = {
-    "tick_ms": 2.0,
     "queue_cap": 64,
     "agents": "auto",
-    "agent_seeds": 3,
     "agent_horizon_s": 200.0,
     "ticks": 300_000,
     "sim_horizon_s": 600.0,
@@ -133,9 +129,7 @@ def _parser() -> argparse.ArgumentParser:
         help="the large sizes (queue cap 64, every shipped checkpoint, longer simulations): "
         "several minutes instead of about one; any sizing flag given still wins",
     )
-    model.add_argument(
-        "--tick-ms", type=float, default=None, help=_size_help("tick_ms", "tick length in ms, 1-5")
-    )
+    model.add_argument("--tick-ms", type=float, default=2.0, help="tick length in ms, 1-5 (default: 2)")
     model.add_argument(
         "--queue-cap",
         type=int,
@@ -188,10 +182,8 @@ def _parser() -> argparse.ArgumentParser:
     band.add_argument(
         "--agent-seeds",
         type=int,
-        default=None,
-        help=_size_help(
-            "agent_seeds", "seeds of each real agent's event simulation against its table; 0 to skip"
-        ),
+        default=3,
+        help="seeds of each real agent's event simulation against its table; 0 to skip (default: 3)",
     )
     band.add_argument(
         "--agent-horizon-s",
