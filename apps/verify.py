@@ -36,6 +36,7 @@ import argparse
 import json
 import math
 import os
+import resource
 import shlex
 import sys
 import time
@@ -480,7 +481,25 @@ def _write_prism(args: argparse.Namespace, tm, console) -> None:
     console.print("PRISM model written: " + ", ".join(_display(p) for p in paths))
 
 
+def _process_tree_cpu_s() -> float:
+    """CPU time (s) of this process and of every child process it has waited for (the worker
+    processes, Storm's solver children, TChecker)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def whole_run_line(wall_s: float, cpu_s: float, load_before: float, load_after: float) -> str:
+    """The report's last line: the whole run's time (Storm, the simulations and the timed
+    automata), with the 1-minute load average before and after (a loaded machine stretches the
+    wall time, not the CPU time)."""
+    return (
+        f"Whole run (every stage): {wall_s:.1f} s wall time, {cpu_s:.1f} s CPU time in all its processes; "
+        f"load average {load_before:.1f} before, {load_after:.1f} after."
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
+    run_start, cpu_start, load_before = time.perf_counter(), _process_tree_cpu_s(), os.getloadavg()[0]
     args = resolve_sizes(_parser().parse_args(argv))
 
     console = Console()
@@ -567,9 +586,16 @@ def main(argv: list[str] | None = None) -> int:
     text = markdown(report, command, reduced_settings_note(args))
     if ta_report is not None:
         text = text.rstrip("\n") + "\n\n" + markdown_section(ta_report, command)
+    run = {
+        "wall_s": time.perf_counter() - run_start,
+        "cpu_s": _process_tree_cpu_s() - cpu_start,
+        "load_average_before": load_before,
+        "load_average_after": os.getloadavg()[0],
+    }
+    text = text.rstrip("\n") + "\n\n" + whole_run_line(*run.values()) + "\n"
     outputs: dict[Path, str] = {
         args.out: text,
-        args.out.with_suffix(".json"): _json_text(report_data(report, command)),
+        args.out.with_suffix(".json"): _json_text({**report_data(report, command), "whole_run": run}),
     }
     if ta_report is not None:
         outputs[args.ta_out] = _json_text(to_json(ta_report, command))
