@@ -505,10 +505,11 @@ def _mdp_long_run(
     built: _Built, name: str, direction: str, budget_s: float, matrix: ChoiceMatrix | None = None
 ) -> tuple[float, str]:
     """``R{name}{min|max}=? [LRA]`` of a built MDP: Storm's sound value iteration within
-    ``budget_s`` of CPU time; when it runs out (and always for ``dropped``, whose tiny values the
-    sound method's relative stopping rule never reaches), the certified policy iteration of
-    :mod:`formal.lra` started from the scheduler of Storm's default solver. The value (the
-    interval's midpoint for the latter) and the solver's name."""
+    ``budget_s`` of CPU time; when it runs out, the certified policy iteration of
+    :mod:`formal.lra` started from the scheduler of Storm's default solver. For ``dropped``, whose
+    tiny values neither Storm solver stops on, the certified policy iteration alone, started from
+    the first choice of every state. The value (the interval's midpoint for the latter) and the
+    solver's name."""
     formula = f'R{{"{name}"}}{direction}=? [LRA]'
     if name != "dropped" and budget_s > 0:
         value = _value_with_cpu_budget(built, formula, budget_s)
