@@ -2,7 +2,8 @@
 """Formal verification of the batching system: Storm model checking, timed automata checked with
 TChecker, and UPPAAL model generation.
 
-    python verify.py                      # Storm and TChecker checks of the default scenario
+    python verify.py                      # every check of the default scenario, in about a minute
+    python verify.py --full               # the same checks at the large sizes (times: docs/formal.md)
     python verify.py --scenario high_load --tick-ms 1
     python verify.py --ta-only            # only the timed-automata stage (TChecker)
     python verify.py --uppaal             # also write the UPPAAL/TChecker models and run verifyta if present
@@ -35,6 +36,7 @@ import argparse
 import json
 import math
 import os
+import resource
 import shlex
 import sys
 import time
@@ -69,6 +71,40 @@ DEFAULT_TA_UNIT_MS = 1.0
 DEFAULT_AGENTS = "util_switch,proposed(rate_estimation=false)"
 CHECKPOINTS = REPO / "checkpoints"
 
+QUICK_SIZES: dict[str, object] = {
+    "queue_cap": 32,
+    "agents": DEFAULT_AGENTS,
+    "agent_horizon_s": 100.0,
+    "ticks": 200_000,
+    "sim_horizon_s": 300.0,
+}
+"""Sizes of the default run: every kind of check (both MDPs, the baselines, the SMDP and Storm
+optima, two distilled agents, the proposed scheduler's three bands, the real agents, both
+simulators, every timed-automata property at bursts 1-3) within about 60 s of CPU time on 2 cores."""
+FULL_SIZES: dict[str, object] = {
+    "queue_cap": 64,
+    "agents": "auto",
+    "agent_horizon_s": 200.0,
+    "ticks": 300_000,
+    "sim_horizon_s": 600.0,
+}
+"""Sizes of ``--full``: a larger queue, every shipped checkpoint distilled and run as itself,
+and longer simulations; the timed-automata stage is the same."""
+
+
+def _size_help(dest: str, text: str) -> str:
+    return f"{text} (default: {QUICK_SIZES[dest]}; with --full: {FULL_SIZES[dest]})"
+
+
+def resolve_sizes(args: argparse.Namespace) -> argparse.Namespace:
+    """Fill every sizing flag left unset with its value in :data:`QUICK_SIZES`, or in
+    :data:`FULL_SIZES` with ``--full`` (a flag given on the command line wins). Returns ``args``."""
+    preset = FULL_SIZES if args.full else QUICK_SIZES
+    for dest, value in preset.items():
+        if getattr(args, dest) is None:
+            setattr(args, dest, value)
+    return args
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -88,9 +124,18 @@ def _parser() -> argparse.ArgumentParser:
         help="Poisson arrival rate in requests/s (default: the scenario's mean rate)",
     )
     model = parser.add_argument_group("discrete-time model (Storm)")
+    parser.add_argument(
+        "--full",
+        action="store_true",
+        help="the large sizes (queue cap 64, every shipped checkpoint, longer simulations): "
+        "several minutes instead of about one; any sizing flag given still wins",
+    )
     model.add_argument("--tick-ms", type=float, default=2.0, help="tick length in ms, 1-5 (default: 2)")
     model.add_argument(
-        "--queue-cap", type=int, default=64, help="queue capacity of the model in requests (default: 64)"
+        "--queue-cap",
+        type=int,
+        default=None,
+        help=_size_help("queue_cap", "queue capacity of the model in requests"),
     )
     model.add_argument(
         "--overflow-s",
@@ -100,11 +145,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     model.add_argument(
         "--agents",
-        default="auto",
+        default=None,
         help="comma-separated agent specs (agents/registry.py: a baseline, 'proposed', a .zip "
         "checkpoint) to distil into tables over the model's states and check; '' for none; "
-        f"'auto' (default): {DEFAULT_AGENTS} and the shipped checkpoints of the scenario "
-        "(<algo>_<scenario>.zip among those listed, with their hashes, in checkpoints/SHA256SUMS)",
+        f"'auto': {DEFAULT_AGENTS} and the shipped checkpoints of the scenario "
+        "(<algo>_<scenario>.zip among those listed, with their hashes, in checkpoints/SHA256SUMS) "
+        f"(default: {DEFAULT_AGENTS}; with --full: auto)",
     )
     model.add_argument(
         "--arrivals",
@@ -143,8 +189,8 @@ def _parser() -> argparse.ArgumentParser:
     band.add_argument(
         "--agent-horizon-s",
         type=float,
-        default=200.0,
-        help="simulated seconds per seed of each real agent and its table (default: 200)",
+        default=None,
+        help=_size_help("agent_horizon_s", "simulated seconds per seed of each real agent and its table"),
     )
     ta = parser.add_argument_group("timed automata (TChecker)")
     ta.add_argument(
@@ -161,7 +207,7 @@ def _parser() -> argparse.ArgumentParser:
         "--ta-bursts",
         default="1,2,3",
         help="burst sizes b of the token-bucket arrival curve for the queue bound and worst-case latency "
-        "(default: 1,2,3; each b costs more than the one before)",
+        "(default: 1,2,3; each b costs about 2.5 times the one before)",
     )
     ta.add_argument(
         "--ta-unit-ms",
@@ -180,13 +226,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     cross = parser.add_argument_group("cross-checks")
     cross.add_argument(
-        "--ticks", type=int, default=300_000, help="ticks per policy in the tick simulator (default: 300000)"
+        "--ticks", type=int, default=None, help=_size_help("ticks", "ticks per policy in the tick simulator")
     )
     cross.add_argument(
         "--sim-horizon-s",
         type=float,
-        default=600.0,
-        help="simulated seconds per policy in the event-driven simulator (default: 600)",
+        default=None,
+        help=_size_help("sim_horizon_s", "simulated seconds per policy in the event-driven simulator"),
     )
     cross.add_argument("--seed", type=int, default=0, help="seed of both simulations (default: 0)")
     out = parser.add_argument_group("outputs")
@@ -435,8 +481,26 @@ def _write_prism(args: argparse.Namespace, tm, console) -> None:
     console.print("PRISM model written: " + ", ".join(_display(p) for p in paths))
 
 
+def _process_tree_cpu_s() -> float:
+    """CPU time (s) of this process and of every child process it has waited for (the worker
+    processes, Storm's solver children, TChecker)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def whole_run_line(wall_s: float, cpu_s: float, load_before: float, load_after: float) -> str:
+    """The report's last line: the whole run's time (Storm, the simulations and the timed
+    automata), with the 1-minute load average before and after (a loaded machine stretches the
+    wall time, not the CPU time)."""
+    return (
+        f"Whole run (every stage): {wall_s:.1f} s wall time, {cpu_s:.1f} s CPU time in all its processes; "
+        f"load average {load_before:.1f} before, {load_after:.1f} after."
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    run_start, cpu_start, load_before = time.perf_counter(), _process_tree_cpu_s(), os.getloadavg()[0]
+    args = resolve_sizes(_parser().parse_args(argv))
 
     console = Console()
     command = "python verify.py" + (
@@ -522,9 +586,16 @@ def main(argv: list[str] | None = None) -> int:
     text = markdown(report, command, reduced_settings_note(args))
     if ta_report is not None:
         text = text.rstrip("\n") + "\n\n" + markdown_section(ta_report, command)
+    run = {
+        "wall_s": time.perf_counter() - run_start,
+        "cpu_s": _process_tree_cpu_s() - cpu_start,
+        "load_average_before": load_before,
+        "load_average_after": os.getloadavg()[0],
+    }
+    text = text.rstrip("\n") + "\n\n" + whole_run_line(*run.values()) + "\n"
     outputs: dict[Path, str] = {
         args.out: text,
-        args.out.with_suffix(".json"): _json_text(report_data(report, command)),
+        args.out.with_suffix(".json"): _json_text({**report_data(report, command), "whole_run": run}),
     }
     if ta_report is not None:
         outputs[args.ta_out] = _json_text(to_json(ta_report, command))
@@ -542,6 +613,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 SIZE_FLAGS = (
+    "--agents",
     "--tick-ms",
     "--queue-cap",
     "--cpu-budget-s",
@@ -557,18 +629,21 @@ SIZE_FLAGS = (
 
 
 def reduced_settings_note(args: argparse.Namespace) -> str:
-    """A line for the report when a sizing flag differs from its default ("" otherwise)."""
-    defaults = _parser().parse_args([])
+    """A line for the report when a sizing flag differs from the preset's value (the default
+    sizes, or those of ``--full``; "" when none does)."""
+    args = resolve_sizes(args)
+    preset = resolve_sizes(_parser().parse_args(["--full"] if args.full else []))
     changed = [
         f"{flag} {getattr(args, flag[2:].replace('-', '_'))}"
         for flag in SIZE_FLAGS
-        if getattr(args, flag[2:].replace("-", "_")) != getattr(defaults, flag[2:].replace("-", "_"))
+        if getattr(args, flag[2:].replace("-", "_")) != getattr(preset, flag[2:].replace("-", "_"))
     ]
     if not changed:
         return ""
+    run = "python verify.py --full" if args.full else "python verify.py"
     return (
-        f"**Settings other than the defaults** ({', '.join(changed)}): the default run is "
-        "`python verify.py` (docs/formal.md gives its size and time)."
+        f"**Settings other than those of `{run}`** ({', '.join(changed)}): docs/formal.md gives the "
+        "sizes and times of `python verify.py` and `python verify.py --full`."
     )
 
 

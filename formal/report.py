@@ -264,8 +264,8 @@ def _summary(report: VerificationReport) -> list[tuple[str, str, str]]:
             (
                 "(a) each policy's raw table, no shield",
                 f"{len(raw) - len(unsafe)} of {len(raw)} safe",
-                "P[F violation] = 0 on the raw tables of every policy but "
-                + (", ".join(unsafe) if unsafe else "none")
+                "P[F violation] = 0 on the raw tables of every policy"
+                + (" but " + ", ".join(unsafe) if unsafe else "")
                 + " (a raw table that waits at the limit reaches the violation; the shield, which "
                 "every running scheduler has, dispatches there)",
             )

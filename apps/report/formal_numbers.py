@@ -51,6 +51,15 @@ VERIFICATION_KEYS = {
     "resVerTickSimTol": "cross_check.tick_simulator_tolerance (%)",
     "resVerEventSimDiff": "cross_check.event_simulator_max_rel_diff (%)",
     "resVerPolicies": "number of policies",
+    "resVerBandFactor": "bands[widest].factor",
+    "resVerBandRows": "bands[widest].rows (number of rate rows)",
+    "resVerBandCostLow": "bands[widest].figures.cost_per_request.low",
+    "resVerBandCostHigh": "bands[widest].figures.cost_per_request.high",
+    "resVerBandCostPct": "bands[widest] cost high / low - 1 (%)",
+    "resVerBandLatLow": "bands[widest].figures.latency_ms.low",
+    "resVerBandLatHigh": "bands[widest].figures.latency_ms.high",
+    "resVerRealPropGap": "real_agents[proposed].agent_vs_model (%)",
+    "resVerRealPropInBand": "real_agents[proposed].in_band[widest] (%)",
 }
 VERIFIED_POLICIES = {
     "greedy": "Greedy",
@@ -97,6 +106,7 @@ def verification_numbers(macros: Macros, data: dict[str, Any] | None) -> None:
         "resVerEventSimDiff": f"{100 * cross['event_simulator_max_rel_diff']:.2f}",
         "resVerPolicies": str(len(data["policies"])),
     }
+    values.update(_band_values(data))
     for name, key in VERIFICATION_KEYS.items():
         macros.add(name, values[name], s, key)
     for policy in data["policies"]:
@@ -108,6 +118,33 @@ def verification_numbers(macros: Macros, data: dict[str, Any] | None) -> None:
         macros.add(f"resVerLatency{tok}", fmt_sig(storm["latency_ms"]), s, f"{where}.latency_ms")
         macros.add(f"resVerCost{tok}", fmt_sig(storm["cost_per_request"], 5), s, f"{where}.cost_per_request")
         macros.add(f"resVerUtil{tok}", fmt_sig(storm["utilisation"]), s, f"{where}.utilisation")
+
+
+def _band_values(data: dict[str, Any]) -> dict[str, str]:
+    """The proposed scheduler under the widest band of estimation error (its Rmin/Rmax of cost
+    and latency) and the real proposed scheduler against its model."""
+    bands = [b for b in data["bands"] if b["figures"] is not None]
+    if not bands:
+        raise BuildError(f"{VERIFICATION}: no band of the proposed scheduler has figures")
+    widest = max(bands, key=lambda b: b["factor"])
+    figures = widest["figures"]
+    cost, latency = figures["cost_per_request"], figures["latency_ms"]
+    rows = re.match(r"(\d+) rows", widest["rows"][0])
+    real = next((r for r in data["real_agents"] if r["agent"] == widest["scheduler"]), None)
+    if real is None:
+        raise BuildError(f"{VERIFICATION}: the real {widest['scheduler']} scheduler was not simulated")
+    band_key = f"{widest['factor']:g}"  # the JSON's keys of in_band
+    return {
+        "resVerBandFactor": f"{widest['factor']:g}",
+        "resVerBandRows": rows.group(1) if rows else "1",
+        "resVerBandCostLow": f"{cost['low']:.6g}",
+        "resVerBandCostHigh": f"{cost['high']:.6g}",
+        "resVerBandCostPct": f"{100 * (cost['high'] / cost['low'] - 1):.1f}",
+        "resVerBandLatLow": f"{latency['low']:.1f}",
+        "resVerBandLatHigh": f"{latency['high']:.1f}",
+        "resVerRealPropGap": latex_minus(f"{100 * real['agent_vs_model']:+.2f}"),
+        "resVerRealPropInBand": f"{100 * real['in_band'][band_key]:.1f}",
+    }
 
 
 # -- the UPPAAL models (as verify.py --uppaal generates them)
