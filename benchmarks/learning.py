@@ -164,6 +164,20 @@ EXPERIMENTS: dict[str, Experiment] = {
             "unbiased estimates (benchmarks/configs/default_mixture_observation.yaml), 300k steps "
             "(compared with ppo_mixture's training evaluation at the same step)",
         ),
+        Experiment(
+            "ppo_mixture_spikes",
+            "ppo",
+            _mixture_flags(
+                1_000_000,
+                "reward_center:false",
+                "reward_per_request:true",
+                env="benchmarks/configs/default_mixture_spikes.yaml",
+            ),
+            "ppo_mixture trained on default_mixture plus a sixth component, sharp spikes on a quiet "
+            "server (400x bursts of 100 ms every 5 s on average, mean 1-30 requests/s; "
+            "benchmarks/configs/default_mixture_spikes.yaml; the hyperparameters of the "
+            "default_mixture entry), 1M steps",
+        ),
     )
 }
 DEFAULT_EXPERIMENTS = ("ppo_mixture", "dqn_mixture")
@@ -196,6 +210,19 @@ def assessment_scenarios() -> list[str]:
 
 
 SHIPPED = ("checkpoints/ppo_default.zip", "checkpoints/dqn_default.zip")
+MIN_REQUESTS = 10_000
+"""Least number of requests (expected: mean rate x horizon x episodes) that a scenario's
+assessment holds: five 60 s episodes of a quiet server hold a few hundred requests (bursty_low:
+about 750 in some 30 bursts), too few to tell a 2% gap from noise."""
+
+
+def scenario_seeds(scenario: str, seeds: Sequence[int], horizon_s: float, min_requests: int) -> list[int]:
+    """The assessment seeds of ``scenario``: ``seeds``, then the seeds that follow the last one,
+    until the episodes hold at least ``min_requests`` requests on average (mean arrival rate x
+    ``horizon_s`` each). Busy scenarios keep ``seeds``; quiet ones get more episodes."""
+    per_episode = load_scenario(scenario).arrivals.mean_rate_per_s * horizon_s
+    count = max(len(seeds), math.ceil(min_requests / per_episode))
+    return [*seeds, *range(seeds[-1] + 1, seeds[-1] + 1 + count - len(seeds))]
 
 
 # --------------------------------------------------------------------------------------------
@@ -331,10 +358,12 @@ def assess(
     horizon_s: float,
     jobs: int,
     cache: Path | None = None,
+    min_requests: int = MIN_REQUESTS,
 ) -> dict[str, Any]:
     """Assess ``models`` (label -> checkpoint paths, one per training seed) and the references on
-    every scenario; returns per scenario the references and, per label, the per-model gaps and
-    their mean and CI across models. ``cache``: a JSON file of finished (agent, scenario) results,
+    every scenario, on :func:`scenario_seeds` (``seeds``, more for a quiet scenario); returns per
+    scenario the seeds, the references and, per label, the per-model gaps and their mean and CI
+    across models. ``cache``: a JSON file of finished (agent, scenario) results,
     keyed by :func:`_task_key`, read first and written after every scenario (an interrupted or
     extended assessment computes only what is missing; the results do not depend on it)."""
     timeouts = tuned_timeouts(scenarios, RESULTS / "learning_timeouts.json", jobs)
@@ -346,12 +375,13 @@ def assess(
     print(f"assessing {n_tasks} (agent, scenario) pairs on seeds {seeds[0]}-{seeds[-1]}", flush=True)
     with LocalBackend(jobs) as backend:  # the execution layer's process pool
         for name in scenarios:  # one scenario at a time, saved to the cache after each
+            own = scenario_seeds(name, seeds, horizon_s, min_requests)
             tasks = [(ref, name) for ref in references]
             tasks += [(path, name) for paths in models.values() for path in paths]
-            keys = {t: _task_key(t[0], name, seeds, horizon_s, timeouts[name], hashes) for t in tasks}
+            keys = {t: _task_key(t[0], name, own, horizon_s, timeouts[name], hashes) for t in tasks}
             missing = [t for t in tasks if keys[t] not in known]
             outcomes = run_tasks(
-                backend, _episodes, [(a, s, seeds, horizon_s, timeouts[s]) for a, s in missing]
+                backend, _episodes, [(a, s, own, horizon_s, timeouts[s]) for a, s in missing]
             )
             for task, outcome in zip(missing, outcomes, strict=True):
                 known[keys[task]] = outcome.unwrap()
@@ -364,6 +394,7 @@ def assess(
         greedy, timeout = refs["greedy"]["per_seed"], refs["timeout_tuned"]["per_seed"]
         best = greedy if _mean(greedy, "cost_per_request") <= _mean(timeout, "cost_per_request") else timeout
         entry: dict[str, Any] = {
+            "seeds": [row["seed"] for row in greedy],
             "timeout": timeouts[name],
             "references": {
                 ref: (
@@ -473,9 +504,15 @@ def sweep_commands(experiment: Experiment, runs_dir: str) -> list[str]:
 
 
 def trained_steps(model: str) -> int:
-    """Environment steps of the run that holds ``model`` (its last training evaluation)."""
+    """Environment steps at which ``model`` was saved: for ``best_model.zip`` the training
+    evaluation it was kept at (the first with the lowest mean gap, as the run keeps it), for
+    ``final_model.zip`` the last one (the end of the run)."""
     history = json.loads((REPO / model).parent.joinpath("evaluations.json").read_text())
-    return int(history[-1]["timesteps"]) if history else 0
+    if not history:
+        return 0
+    if Path(model).name == "best_model.zip":
+        return int(min(history, key=lambda h: h["gap_to_reference"])["timesteps"])
+    return int(history[-1]["timesteps"])
 
 
 def _seed_of(run: Path) -> int:
@@ -575,6 +612,25 @@ def comparison_lines(result: dict[str, Any], heading: str) -> list[str]:
     return lines
 
 
+def episodes_text(result: dict[str, Any]) -> str:
+    """The sentence that names the scenarios assessed on more than the assessment seeds (a quiet
+    scenario: :func:`scenario_seeds`), each with its number of episodes; empty when none is."""
+    meta = result["meta"]
+    base = len(meta["assess_seeds"])
+    more = {
+        name: len(entry["seeds"])
+        for name, entry in result["assessment"].items()
+        if len(entry.get("seeds", ())) > base
+    }
+    if not more:
+        return ""
+    listed = ", ".join(f"{name} {n}" for name, n in more.items())
+    return (
+        f"A scenario whose {base} episodes hold fewer than {meta['assess_min_requests']:,} requests on "
+        f"average is assessed on the seeds that follow too, up to that many requests: {listed} episodes."
+    )
+
+
 def markdown(result: dict[str, Any]) -> str:
     meta = result["meta"]
     lines = [
@@ -591,7 +647,8 @@ def markdown(result: dict[str, Any]) -> str:
         "**baselines** = the better of greedy and the timeout tuned on training seeds (on a trace's "
         "`_test` half: tuned on its `_train` half); mean ± 95% CI across training seeds (Student t), "
         "and the worst seed. Scope: the default system (one worker, three models, "
-        "w_latency = 1 per s, no SLO penalty), each scenario at its own rate and horizon.",
+        "w_latency = 1 per s, no SLO penalty), each scenario at its own rate and horizon. "
+        + episodes_text(result),
         "",
     ]
     for name, experiment in result["experiments"].items():
@@ -704,7 +761,7 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
         "[results/learning.md](results/learning.md)). Assessment seeds "
         f"{seeds[0]}-{seeds[-1]}, {meta['assess_horizon_s']:g} s episodes, {len(assessment)} scenarios; "
         "gap to the better of greedy and the tuned timeout, mean ± 95% CI across training seeds "
-        "(a shipped checkpoint is one model, no CI).",
+        "(a shipped checkpoint is one model, no CI). " + episodes_text(result),
         "",
         "| agent | models | within 2% of the baselines | worst scenario (its gap) | mean gap |",
         "|---|---|---|---|---|",
@@ -825,6 +882,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--assess-seeds", default="30000-30004", help="fresh seeds of the assessment")
     parser.add_argument("--assess-horizon-s", type=float, default=60.0, help="seconds per assessment episode")
     parser.add_argument(
+        "--assess-min-requests",
+        type=int,
+        default=MIN_REQUESTS,
+        help="a scenario whose assessment episodes hold fewer requests (mean rate x horizon) gets the "
+        f"following seeds too, up to this many (default {MIN_REQUESTS:,}; 0: the assessment seeds only)",
+    )
+    parser.add_argument(
         "--scenarios", default=None, help="assessment scenarios (default: see assessment_scenarios)"
     )
     parser.add_argument(
@@ -864,6 +928,10 @@ def main(argv: list[str] | None = None) -> int:
         assess_seeds = parse_seeds(args.assess_seeds)
     except ValueError as exc:
         parser.error(str(exc))
+    if not args.assess_horizon_s > 0:
+        parser.error(f"--assess-horizon-s must be > 0 seconds, got {args.assess_horizon_s:g}")
+    if not 0 <= args.assess_min_requests <= 10_000_000:
+        parser.error(f"--assess-min-requests must be in [0, 10000000], got {args.assess_min_requests}")
     if Path(args.runs_dir).is_absolute():
         parser.error("--runs-dir must be relative to the repository (results name their run folders)")
     scenarios = [s for s in args.scenarios.split(",") if s] if args.scenarios else assessment_scenarios()
@@ -915,12 +983,14 @@ def main(argv: list[str] | None = None) -> int:
             args.assess_horizon_s,
             args.jobs,
             cache=REPO / args.runs_dir / "assessment_cache.json",
+            min_requests=args.assess_min_requests,
         ),
         "meta": {
             "command": "python benchmarks/learning.py" + "".join(" " + a for a in map(shlex.quote, given)),
             "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
             "assess_seeds": assess_seeds,
             "assess_horizon_s": args.assess_horizon_s,
+            "assess_min_requests": args.assess_min_requests,
             "model": args.model,
         },
     }

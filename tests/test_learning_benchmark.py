@@ -66,22 +66,66 @@ def test_report_lists_every_scenario_and_the_worst_gap() -> None:
             "date": "now",
             "assess_seeds": [1, 2],
             "assess_horizon_s": 60,
+            "assess_min_requests": 1000,
             "model": "best",
         },
         "experiments": {"ppo_mixture": {"description": "d", "command": "c", "models": ["m0"], "curve": []}},
         "shipped": [],
         "assessment": {
-            name: {"timeout": timeout, "references": {}, "agents": {"ppo_mixture": {"summary": summary}}}
-            for name in ("a_test", "b")
+            name: {
+                "seeds": seeds,
+                "timeout": timeout,
+                "references": {},
+                "agents": {"ppo_mixture": {"summary": summary}},
+            }
+            for name, seeds in (("a_test", [1, 2]), ("b", [1, 2, 3, 4]))
         },
     }
     text = learning.markdown(result)
     assert "`python benchmarks/learning.py`" in text.splitlines()[2]
+    assert "fewer than 1,000 requests on average is assessed on the seeds that follow too" in text
+    assert "b 4 episodes." in text and "a_test 2" not in text
     assert "| a_test | +1.00% ± 0.50% [+2.00%] |" in text
     assert "| **worst** | +2.00% |" in text
 
 
-@pytest.mark.parametrize("flags", [["--runs-dir", "/abs/path"], ["--experiments", "nope"]])
+def test_a_quiet_scenario_gets_more_episodes_up_to_the_least_number_of_requests() -> None:
+    learning = _learning()
+    seeds = [30000, 30001, 30002, 30003, 30004]
+    # busy: five 60 s episodes at 100/s hold 30,000 requests, the seeds are kept
+    assert learning.scenario_seeds("default", seeds, 60.0, 10_000) == seeds
+    # 1 request/s: 60 per episode, 167 episodes for 10,000, the following seeds
+    quiet = learning.scenario_seeds("poisson_rate_1", seeds, 60.0, 10_000)
+    assert len(quiet) == 167 and quiet[:5] == seeds and quiet == list(range(30000, 30167))
+    rate = load_scenario("bursty_low").arrivals.mean_rate_per_s
+    spiky = learning.scenario_seeds("bursty_low", seeds, 30.0, 10_000)
+    assert len(spiky) * rate * 30.0 >= 10_000 > (len(spiky) - 1) * rate * 30.0
+    assert learning.scenario_seeds("bursty_low", seeds, 60.0, 0) == seeds
+
+
+def test_a_best_model_is_reported_at_the_step_it_was_kept(tmp_path: Path, monkeypatch) -> None:
+    import json
+
+    learning = _learning()
+    monkeypatch.setattr(learning, "REPO", tmp_path)
+    run = tmp_path / "run"
+    run.mkdir()
+    gaps = [(100, 0.3), (200, 0.1), (300, 0.2), (400, 0.1), (410, 0.15)]
+    history = [{"timesteps": step, "gap_to_reference": gap} for step, gap in gaps]
+    (run / "evaluations.json").write_text(json.dumps(history))
+    assert learning.trained_steps("run/best_model.zip") == 200  # the first of the lowest, as kept
+    assert learning.trained_steps("run/final_model.zip") == 410
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ["--runs-dir", "/abs/path"],
+        ["--experiments", "nope"],
+        ["--assess-min-requests", "-1"],
+        ["--assess-horizon-s", "0"],
+    ],
+)
 def test_bad_flags(flags: list[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         _learning().main(["--collect-only", *flags])

@@ -9,6 +9,7 @@ skipped only when Ray Tune is not installed (``pip install -e ".[dist]"``).
 from __future__ import annotations
 
 import json
+import os
 import shlex
 from collections.abc import Iterator
 from pathlib import Path
@@ -112,3 +113,26 @@ def test_a_search_writes_the_best_hyperparameters_for_train(ray_session: None, t
     assert best == winner["hyperparams"]
     # train.py takes the file
     assert train.main([*_argv(tmp_path / "again", "--eval-freq", "0"), "--hyperparams-file", str(out)]) == 0
+
+
+def test_a_local_ray_keeps_the_priority_of_the_command(monkeypatch) -> None:
+    """Ray starts its workers at nice 15 unless told otherwise: a local Ray started by a sweep
+    gets RAY_worker_niceness=0 (trials at the command's priority); a cluster, or a value the user
+    set, is left alone."""
+    from apps import sweep
+    from execution import ray_backend
+
+    seen: list[str | None] = []
+    monkeypatch.setattr(
+        ray_backend, "start_or_join", lambda jobs, address: seen.append(os.environ.get(name)) or False
+    )
+    name = sweep.WORKER_NICENESS[0]
+    monkeypatch.delenv(name, raising=False)
+    with sweep.ray_session("auto", 1):
+        pass
+    with sweep.ray_session(None, 1):
+        pass
+    monkeypatch.setenv(name, "5")
+    with sweep.ray_session(None, 1):
+        pass
+    assert seen == [None, "0", "5"]
