@@ -504,15 +504,19 @@ def sweep_commands(experiment: Experiment, runs_dir: str) -> list[str]:
 
 
 def trained_steps(model: str) -> int:
+    """Environment steps of the run that holds ``model`` (its last training evaluation)."""
+    history = json.loads((REPO / model).parent.joinpath("evaluations.json").read_text())
+    return int(history[-1]["timesteps"]) if history else 0
+
+
+def kept_at_step(model: str) -> int:
     """Environment steps at which ``model`` was saved: for ``best_model.zip`` the training
     evaluation it was kept at (the first with the lowest mean gap, as the run keeps it), for
-    ``final_model.zip`` the last one (the end of the run)."""
+    ``final_model.zip`` the end of the run (:func:`trained_steps`)."""
+    if Path(model).name != "best_model.zip":
+        return trained_steps(model)
     history = json.loads((REPO / model).parent.joinpath("evaluations.json").read_text())
-    if not history:
-        return 0
-    if Path(model).name == "best_model.zip":
-        return int(min(history, key=lambda h: h["gap_to_reference"])["timesteps"])
-    return int(history[-1]["timesteps"])
+    return int(min(history, key=lambda h: h["gap_to_reference"])["timesteps"]) if history else 0
 
 
 def _seed_of(run: Path) -> int:
@@ -574,6 +578,15 @@ def _assessed_labels(result: dict[str, Any]) -> list[str]:
     """The assessed experiments, then the shipped checkpoints (the columns of the tables)."""
     names = [n for n, e in result["experiments"].items() if e.get("assessed", True)]
     return names + [Path(p).stem for p in result.get("shipped", [])]
+
+
+def _steps_text(trained: int | None, kept: int | None) -> str:
+    """`` (kept at 300,000 of 1,007,616 steps)``, or `` (1,007,616 steps)`` for the last model."""
+    if trained is None:
+        return ""
+    if kept is None or kept == trained:
+        return f" ({trained:,} steps)"
+    return f" (kept at {kept:,} of {trained:,} steps)"
 
 
 def _seeds(n: int) -> str:
@@ -672,11 +685,12 @@ def markdown(result: dict[str, Any]) -> str:
                 "",
             ]
         steps = experiment.get("steps") or [None] * len(experiment["models"])
+        kept = experiment.get("kept_at") or steps
         lines += [
             "Models: "
             + ", ".join(
-                f"`{m}`" + ("" if n is None else f" ({n:,} steps)")
-                for m, n in zip(experiment["models"], steps, strict=True)
+                f"`{m}`" + _steps_text(n, k)
+                for m, n, k in zip(experiment["models"], steps, kept, strict=True)
             )
             + ".",
             "",
@@ -953,6 +967,7 @@ def main(argv: list[str] | None = None) -> int:
             "trained_by": sweep_commands(experiment, args.runs_dir),
             "models": found,
             "steps": [trained_steps(m) for m in found],
+            "kept_at": [kept_at_step(m) for m in found],
             "curve": training_curves(experiment, args.runs_dir),
             "assessed": name in names,
             "seeds_asked": len(parse_seeds(args.seeds)),

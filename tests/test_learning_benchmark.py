@@ -113,8 +113,10 @@ def test_a_best_model_is_reported_at_the_step_it_was_kept(tmp_path: Path, monkey
     gaps = [(100, 0.3), (200, 0.1), (300, 0.2), (400, 0.1), (410, 0.15)]
     history = [{"timesteps": step, "gap_to_reference": gap} for step, gap in gaps]
     (run / "evaluations.json").write_text(json.dumps(history))
-    assert learning.trained_steps("run/best_model.zip") == 200  # the first of the lowest, as kept
-    assert learning.trained_steps("run/final_model.zip") == 410
+    assert learning.kept_at_step("run/best_model.zip") == 200  # the first of the lowest, as kept
+    assert learning.kept_at_step("run/final_model.zip") == learning.trained_steps("run/best_model.zip") == 410
+    assert learning._steps_text(410, 200) == " (kept at 200 of 410 steps)"
+    assert learning._steps_text(410, 410) == " (410 steps)"
 
 
 @pytest.mark.parametrize(
