@@ -10,7 +10,7 @@ agent sends the queue that a burst leaves to a smaller model, and from which que
 
 Usage::
 
-    python benchmarks/learning_bursts.py                       # bursty_low, seeds 30000-30099
+    python benchmarks/learning_bursts.py                       # bursty_low, seeds 30000-30199
     python benchmarks/learning_bursts.py --models checkpoints/ppo_default.zip --seeds 0-9
 
 Writes ``docs/results/learning_bursts.md`` and ``benchmarks/results/learning_bursts.json``.
@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--scenario", default="bursty_low", help="scenario name or YAML (default bursty_low)")
-    parser.add_argument("--seeds", default="30000-30099", help="episode seeds (default 30000-30099)")
+    parser.add_argument("--seeds", default="30000-30199", help="episode seeds (default 30000-30199)")
     parser.add_argument("--horizon-s", type=float, default=60.0, help="seconds per episode (default 60)")
     parser.add_argument(
         "--models",

@@ -60,6 +60,11 @@ def test_report_lists_every_scenario_and_the_worst_gap() -> None:
         "slo_attainment": {"mean": 1.0},
     }
     timeout = {"tuned_on": "x_train", "params": {"preferred_batch_size": 2}, "source": "grid"}
+    poisson = {  # where the optimum applies, the tuned timeout's own gap to it is a row too
+        "greedy": {"cost_per_request": 0.2, "latency_p99_ms": 90.0},
+        "timeout_tuned": {"cost_per_request": 0.102, "latency_p99_ms": 50.0},
+        "optimal": {"cost_per_request": 0.1, "latency_p99_ms": 40.0},
+    }
     result = {
         "meta": {
             "command": "python benchmarks/learning.py",
@@ -75,16 +80,18 @@ def test_report_lists_every_scenario_and_the_worst_gap() -> None:
             name: {
                 "seeds": seeds,
                 "timeout": timeout,
-                "references": {},
+                "references": references,
                 "agents": {"ppo_mixture": {"summary": summary}},
             }
-            for name, seeds in (("a_test", [1, 2]), ("b", [1, 2, 3, 4]))
+            for name, seeds, references in (("a_test", [1, 2], {}), ("b", [1, 2, 3, 4], poisson))
         },
     }
     text = learning.markdown(result)
     assert "`python benchmarks/learning.py`" in text.splitlines()[2]
     assert "fewer than 1,000 requests on average is assessed on the seeds that follow too" in text
     assert "b 4 episodes." in text and "a_test 2" not in text
+    assert "| b | timeout (tuned) | +2.00% | +0.00% | -49.00% | 50.0 | n/a |" in text
+    assert "| a_test | timeout (tuned)" not in text
     assert "| a_test | +1.00% ± 0.50% [+2.00%] |" in text
     assert "| **worst** | +2.00% |" in text
 
