@@ -180,7 +180,7 @@ EXPERIMENTS: dict[str, Experiment] = {
         ),
     )
 }
-DEFAULT_EXPERIMENTS = ("ppo_mixture", "dqn_mixture")
+DEFAULT_EXPERIMENTS = ("ppo_mixture", "dqn_mixture", "ppo_mixture_spikes")
 ABLATIONS = ("ppo_mixture_plain_reward", "ppo_mixture_observation")
 """Experiments compared with ``ppo_mixture`` by their training evaluation only (not assessed)."""
 RL_DOC_BEGIN = "<!-- benchmarks/learning.py: begin -->"
