@@ -2,30 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 
 from agents.baselines import Greedy
 from batchenv.scenarios import load_scenario
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def _bursts():
-    spec = importlib.util.spec_from_file_location(
-        "learning_bursts", REPO / "benchmarks" / "learning_bursts.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["learning_bursts"] = module
-    spec.loader.exec_module(module)
-    return module
+from benchmarks import learning_bursts
 
 
 def test_greedy_against_itself_and_a_scheduler_that_sends_everything_to_llm3() -> None:
-    bursts = _bursts()
+    bursts = learning_bursts
     config = load_scenario("bursty_low").replace(horizon_s=30.0)
     seeds = [1, 2, 3]
     greedy = bursts.episode_rows(config, Greedy(config), seeds)
@@ -56,7 +41,7 @@ def test_greedy_against_itself_and_a_scheduler_that_sends_everything_to_llm3() -
 
 
 def test_bad_flags() -> None:
-    bursts = _bursts()
+    bursts = learning_bursts
     for flags in (["--seeds", "x"], ["--horizon-s", "0"], ["--models", "missing.zip", "--seeds", "1"]):
         with pytest.raises(SystemExit) as exit_info:
             bursts.main(flags)
