@@ -74,7 +74,15 @@ def test_report_lists_every_scenario_and_the_worst_gap() -> None:
             "assess_min_requests": 1000,
             "model": "best",
         },
-        "experiments": {"ppo_mixture": {"description": "d", "command": "c", "models": ["m0"], "curve": []}},
+        "experiments": {
+            "ppo_mixture": {
+                "description": "d",
+                "command": "c",
+                "models": ["m0"],
+                "steps": [1000],
+                "curve": [],
+            }
+        },
         "shipped": [],
         "assessment": {
             name: {
@@ -91,6 +99,13 @@ def test_report_lists_every_scenario_and_the_worst_gap() -> None:
     assert "fewer than 1,000 requests on average is assessed on the seeds that follow too" in text
     assert "b 4 episodes." in text and "a_test 2" not in text
     assert "| b | timeout (tuned) | +2.00% | +0.00% | -49.00% | 50.0 | n/a |" in text
+    # the summary counts the scenarios within 2% on the mean, and names those where a seed is not
+    summary["gap_to_baselines"]["worst"] = 0.025
+    rows = "\n".join(learning.summary_lines(result))
+    assert (
+        "| ppo_mixture | 1 seed, 1,000 steps | 2 of 2 | a_test (+2.50%), b (+2.50%) | a_test (+1.00% ± 0.50%) |"
+        in rows
+    )
     assert "| a_test | timeout (tuned)" not in text
     assert "| a_test | +1.00% ± 0.50% [+2.00%] |" in text
     assert "| **worst** | +2.00% |" in text
