@@ -103,8 +103,8 @@ def test_report_lists_every_scenario_and_the_worst_gap() -> None:
     summary["gap_to_baselines"]["worst"] = 0.025
     rows = "\n".join(learning.summary_lines(result))
     assert (
-        "| ppo_mixture | 1 seed, 1,000 steps | 2 of 2 | a_test (+2.50%), b (+2.50%) | a_test (+1.00% ± 0.50%) |"
-        in rows
+        "| ppo_mixture | 1 seed, 1,000 steps | 2 of 2 | a_test (+2.50%), b (+2.50%) | "
+        "a_test (+1.00% ± 0.50%) |" in rows
     )
     assert "| a_test | timeout (tuned)" not in text
     assert "| a_test | +1.00% ± 0.50% [+2.00%] |" in text
