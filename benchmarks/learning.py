@@ -510,14 +510,21 @@ def trained_steps(model: str) -> int:
     return int(history[-1]["timesteps"]) if history else 0
 
 
-def kept_at_step(model: str) -> int:
-    """Environment steps at which ``model`` was saved: for ``best_model.zip`` the training
-    evaluation it was kept at (the first with the lowest mean gap, as the run keeps it), for
-    ``final_model.zip`` the end of the run (:func:`trained_steps`)."""
-    if Path(model).name != "best_model.zip":
-        return trained_steps(model)
+def kept_evaluation(model: str) -> dict[str, Any]:
+    """The training evaluation ``model`` was saved at: for ``best_model.zip`` the one it was kept
+    at (the first with the lowest mean gap, as the run keeps it), else the last one (the end of
+    the run); ``{}`` without evaluations."""
     history = json.loads((REPO / model).parent.joinpath("evaluations.json").read_text())
-    return int(min(history, key=lambda h: h["gap_to_reference"])["timesteps"]) if history else 0
+    if not history:
+        return {}
+    if Path(model).name != "best_model.zip":
+        return history[-1]
+    return min(history, key=lambda h: h["gap_to_reference"])
+
+
+def kept_at_step(model: str) -> int:
+    """Environment steps at which ``model`` was saved (:func:`kept_evaluation`)."""
+    return int(kept_evaluation(model).get("timesteps", 0))
 
 
 def _seed_of(run: Path) -> int:
@@ -645,6 +652,35 @@ def episodes_text(result: dict[str, Any]) -> str:
     )
 
 
+def model_lines(result: dict[str, Any]) -> list[str]:
+    """Per assessed model: its own training evaluation where it was kept (what chooses among
+    the seeds without the assessment), its worst scenario and the scenarios where it is over 2%."""
+    kept = {
+        m: g
+        for e in result["experiments"].values()
+        for m, g in zip(e["models"], e.get("kept_gap") or [None] * len(e["models"]), strict=True)
+    }
+    per_model: dict[str, list[tuple[float, str]]] = {}
+    for scenario, entry in result["assessment"].items():
+        for agent in entry["agents"].values():
+            for row in agent["models"]:
+                per_model.setdefault(row["model"], []).append((row["gap_to_baselines"], scenario))
+    lines = [
+        "## Per model: its training evaluation, its worst scenario, where it is over 2%",
+        "",
+        "The training evaluation's mean gap (training-side scenarios, seeds 10000-10001) where the "
+        "model was kept ranks the seeds of an experiment without the assessment.",
+        "",
+        "| model | training evaluation | worst scenario (gap to the baselines) | over 2% on |",
+        "|---|---|---|---|",
+    ]
+    for model, gaps in per_model.items():
+        worst = max(gaps)
+        over = ", ".join(f"{name} ({_pct(g)})" for g, name in gaps if g > 0.02) or "none"
+        lines.append(f"| `{model}` | {_pct(kept.get(model))} | {worst[1]} ({_pct(worst[0])}) | {over} |")
+    return lines
+
+
 def markdown(result: dict[str, Any]) -> str:
     meta = result["meta"]
     lines = [
@@ -720,6 +756,7 @@ def markdown(result: dict[str, Any]) -> str:
             cells.append(cell if s["n"] == 1 else f"{cell} [{_pct(s['worst'])}]")
         lines.append(f"| {scenario} | " + " | ".join(cells) + " |")
     lines.append("| **worst** | " + " | ".join(_pct(worst.get(label)) for label in labels) + " |")
+    lines += ["", *model_lines(result)]
     lines += [
         "",
         "## Gap to the exact optimum (Poisson scenarios) and to the tuned timeout alone",
@@ -986,6 +1023,7 @@ def main(argv: list[str] | None = None) -> int:
             "models": found,
             "steps": [trained_steps(m) for m in found],
             "kept_at": [kept_at_step(m) for m in found],
+            "kept_gap": [kept_evaluation(m).get("gap_to_reference") for m in found],
             "curve": training_curves(experiment, args.runs_dir),
             "assessed": name in names,
             "seeds_asked": len(parse_seeds(args.seeds)),

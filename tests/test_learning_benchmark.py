@@ -80,6 +80,7 @@ def test_report_lists_every_scenario_and_the_worst_gap() -> None:
                 "command": "c",
                 "models": ["m0"],
                 "steps": [1000],
+                "kept_gap": [0.005],
                 "curve": [],
             }
         },
@@ -89,9 +90,14 @@ def test_report_lists_every_scenario_and_the_worst_gap() -> None:
                 "seeds": seeds,
                 "timeout": timeout,
                 "references": references,
-                "agents": {"ppo_mixture": {"summary": summary}},
+                "agents": {
+                    "ppo_mixture": {"summary": summary, "models": [{"model": "m0", "gap_to_baselines": gap}]}
+                },
             }
-            for name, seeds, references in (("a_test", [1, 2], {}), ("b", [1, 2, 3, 4], poisson))
+            for name, seeds, references, gap in (
+                ("a_test", [1, 2], {}, 0.01),
+                ("b", [1, 2, 3, 4], poisson, 0.03),
+            )
         },
     }
     text = learning.markdown(result)
@@ -107,6 +113,7 @@ def test_report_lists_every_scenario_and_the_worst_gap() -> None:
         "a_test (+1.00% ± 0.50%) |" in rows
     )
     assert "| a_test | timeout (tuned)" not in text
+    assert "| `m0` | +0.50% | b (+3.00%) | b (+3.00%) |" in text  # per model
     assert "| a_test | +1.00% ± 0.50% [+2.00%] |" in text
     assert "| **worst** | +2.00% |" in text
 
