@@ -310,7 +310,8 @@ def test_learning_results_are_picked_up_when_present(tmp_path: Path) -> None:
                     {"timesteps": 100_000, "mean": 0.3, "ci95": 0.2, "n": 3},
                     {"timesteps": 200_000, "mean": 0.01, "ci95": 0.005, "n": 3},
                 ],
-            }
+            },
+            "ablation": {"steps": [300_000], "assessed": False, "curve": []},  # not its steps
         },
         "assessment": {
             "default": scenario(0.001, 0.03, optimal=0.004),
