@@ -6,8 +6,9 @@ interval over the training seeds.
 Each experiment (:data:`EXPERIMENTS`) is one ``train.py`` command whose flags this script owns;
 it is trained once per seed as Ray Tune trials (``train.py --seeds``, the ``dist`` extra) into
 ``<runs-dir>/<experiment>/`` (relative to the repository), which also holds the sweep's
-``aggregate.json`` (the training-time evaluations). Then every seed's final model is assessed on
-:data:`ASSESSMENT` with fresh seeds (never used for training or model selection), paired with
+``aggregate.json`` (the training-time evaluations). Then every seed's model is assessed on
+:func:`assessment_scenarios` with fresh seeds (never used for training or model selection;
+a quiet scenario gets more of them, up to :data:`MIN_REQUESTS` requests), paired with
 the references on the same arrivals (``--model best``, the default, assesses each seed's
 ``best_model.zip``, selected by the training evaluation on training-side scenarios only):
 
@@ -28,6 +29,7 @@ Usage::
     python benchmarks/learning.py                    # train what is missing (seeds 0-2), assess, write
     python benchmarks/learning.py --collect-only     # assess finished runs only
     python benchmarks/learning.py --experiments ppo_mixture --seeds 0-4 --jobs 2
+    python benchmarks/learning_bursts.py             # the agents' decisions on spikes (bursty_low)
 
 Writes ``docs/results/learning.md``, ``benchmarks/results/learning.json`` and the learning curves
 ``benchmarks/results/learning.png``. The tuned timeouts are cached in
