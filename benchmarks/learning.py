@@ -211,7 +211,12 @@ def assessment_scenarios() -> list[str]:
     return [*one_worker, *low, *(f"{name}_test" for name in trace_scenarios())]
 
 
-SHIPPED = ("checkpoints/ppo_default.zip", "checkpoints/dqn_default.zip")
+SHIPPED = (
+    "checkpoints/ppo_default.zip",
+    "checkpoints/dqn_default.zip",
+    "checkpoints/ppo_default_mixture.zip",
+    "checkpoints/dqn_default_mixture.zip",
+)
 MIN_REQUESTS = 30_000
 """Least number of requests (expected: mean rate x horizon x episodes) that a scenario's
 assessment holds, that of the default scenario's (five 60 s episodes at 100 requests/s): five

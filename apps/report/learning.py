@@ -34,6 +34,8 @@ RL_AGENTS = {
     "dqn_mixture": "DqnMix",
     "ppo_default": "PpoShip",
     "dqn_default": "DqnShip",
+    "ppo_default_mixture": "PpoShipMix",
+    "dqn_default_mixture": "DqnShipMix",
 }
 """Agents of the assessment the text quotes: macro token."""
 RL_KEYS = {
@@ -57,10 +59,14 @@ RL_KEYS = {
 
 
 def rl_agent_label(agent: str) -> str:
-    """``ppo_mixture`` -> ``PPO (mixture)``, ``dqn_default`` -> ``DQN (shipped)``."""
+    """``ppo_mixture`` -> ``PPO (mixture)``, ``dqn_default`` -> ``DQN (shipped)``,
+    ``ppo_default_mixture`` -> ``PPO (shipped, mixture)``."""
     algo, _, variant = agent.partition("_")
     name = ALGO_NAMES.get(algo, algo)
-    return f"{name} ({'shipped' if variant == 'default' else variant.replace('_', ' ')})"
+    if variant.startswith("default"):
+        trained_on = variant.removeprefix("default").lstrip("_").replace("_", " ")
+        return f"{name} (shipped{', ' + trained_on if trained_on else ''})"
+    return f"{name} ({variant.replace('_', ' ')})"
 
 
 def _finite(x: Any) -> bool:

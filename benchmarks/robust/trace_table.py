@@ -34,6 +34,8 @@ __all__ = ["AGENTS", "CHECKPOINTS", "agent_label", "hindsight", "run_cells", "tu
 CHECKPOINTS = {
     "ppo_default": REPO / "checkpoints" / "ppo_default.zip",
     "dqn_default": REPO / "checkpoints" / "dqn_default.zip",
+    "ppo_default_mixture": REPO / "checkpoints" / "ppo_default_mixture.zip",
+    "dqn_default_mixture": REPO / "checkpoints" / "dqn_default_mixture.zip",
 }
 """The shipped learned agents, by label."""
 AGENTS = (
