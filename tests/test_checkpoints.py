@@ -12,6 +12,9 @@ per request over the optimum's: PPO +3.79% and DQN +2.36% at 200/s, PPO +0.42% a
 300/s; greedy costs +98% at 200/s and 32 times the optimum at 300/s. The bounds below hold these
 figures with a margin; at 200/s they are wider than the 2% learning goal of docs/rl.md, which the
 shipped checkpoints do not reach there.
+
+The two checkpoints trained on the workload mixture (``*_default_mixture.zip``) are held to that
+learning goal instead: within 2% of the better of greedy and the tuned timeout (:data:`MIXTURE`).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import pytest
 from agents.baselines import Greedy
 from agents.checkpoint import RLScheduler, load_checkpoint
 from agents.optimal import OptimalScheduler
+from agents.registry import NotApplicableError, make_agent
 from batchenv.metrics import compute_metrics
 from batchenv.scenarios import load_scenario
 from batchenv.sim import simulate
@@ -77,9 +81,38 @@ def test_shipped_checkpoint_is_near_the_optimum_where_decisions_matter(name: str
     assert np.all(learned < 0.6 * greedy), (learned, greedy)
 
 
-def test_a_one_worker_checkpoint_does_not_apply_to_two_workers() -> None:
-    from agents.registry import NotApplicableError, make_agent
+MIXTURE = ("ppo_default_mixture.zip", "dqn_default_mixture.zip")
+"""The checkpoints trained on the workload mixture (``default_mixture``: log-uniform rates, MMPP and
+trace segments of the training halves); docs/rl.md says how each was chosen among three seeds."""
 
+
+@pytest.mark.parametrize("name", MIXTURE)
+def test_mixture_checkpoint_is_complete_and_listed(name: str) -> None:
+    path = CHECKPOINTS / name
+    checkpoint = load_checkpoint(path)
+    assert checkpoint.config.name == "default_mixture"
+    assert checkpoint.config.arrivals.process == "mixture"
+    assert checkpoint.meta["timesteps"] >= 500_000
+    card = path.with_suffix(".md")
+    assert card.is_file(), "every shipped checkpoint has its metrics card"
+    assert f"{checkpoint.meta['timesteps']:,}" in card.read_text()
+    listed = (CHECKPOINTS / "SHA256SUMS").read_text().split()
+    assert name in listed, "verify.py and the loaders trust only the files the manifest lists"
+
+
+@pytest.mark.parametrize("scenario", ["poisson_rate_10", "default", "poisson_50", "bursty"])
+@pytest.mark.parametrize("name", MIXTURE)
+def test_mixture_checkpoint_is_within_two_percent_of_the_baselines(name: str, scenario: str) -> None:
+    """The learning goal (docs/rl.md): never more than 2% above the better of greedy and the tuned
+    timeout, here at a low rate, the default load, 288 requests/s and on bursts (6 seeds x 60 s;
+    measured: PPO +0.00%, +0.82%, -0.24%, -9.93%; DQN +0.00%, +0.78%, -0.16%, -10.45%)."""
+    config = load_scenario(scenario).replace(horizon_s=60.0)
+    agent = RLScheduler(load_checkpoint(CHECKPOINTS / name), config)
+    baseline = min(_costs(config, make_agent(a, config)).mean() for a in ("greedy", "timeout"))
+    assert _costs(config, agent).mean() <= 1.02 * baseline
+
+
+def test_a_one_worker_checkpoint_does_not_apply_to_two_workers() -> None:
     with pytest.raises(NotApplicableError, match=r"trained with 8 observations .* 'multi_gpu' has 9"):
         make_agent(str(CHECKPOINTS / "ppo_default.zip"), load_scenario("multi_gpu"))
 
