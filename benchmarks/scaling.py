@@ -225,15 +225,25 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+QUIET_LOAD = 0.5
+"""A one-minute load average below this before the run counts as a machine with no other work."""
+
+
 def markdown(result: dict[str, Any]) -> str:
     grid_ = result["grid"]
     load = "/".join(f"{x:.1f}" for x in result["load_average_before"])
+    quiet = result["load_average_before"][0] < QUIET_LOAD
+    scope = (
+        "no other work on the machine"
+        if quiet
+        else "**other work shared the machine, so these are preliminary figures**; rerun the command on "
+        "a quiet machine"
+    )
     lines = [
         "# Scaling of the execution layer",
         "",
         f"Produced by `{result['command']}` on {result['date']} ({result['machine']['usable_cores']} usable "
-        f"cores; load average {load} before the run: **other work shared the machine, so these are "
-        "preliminary figures**; rerun the command on a quiet machine). docs/scaling.md explains them.",
+        f"cores; load average {load} before the run: {scope}). docs/scaling.md explains them.",
         "",
         f"Grid: {len(grid_['agents'])} agents ({', '.join(grid_['agents'])}) x {len(grid_['scenarios'])} "
         f"scenarios ({', '.join(grid_['scenarios'])}) x {grid_['seeds']} seeds, {grid_['horizon_s']:g} s "
