@@ -157,8 +157,8 @@ class BurstAwareProposed(Proposed):
         """The proposed scheduler's decision on the table of the tilt nearest to 1 + tilt x sigma."""
         if self.rate_estimation and self.tilt > 0.0:
             now, count = sim.now_s, sim.n_arrived
-            self._estimate_rate(sim)  # Proposed.decide's own call is then a no-op
-            kappa = 1.0 + self.tilt * self.meter.update(now, count, self.estimator.value)
+            rate = self.estimator.update(now, count)  # Proposed.decide's own update is then a no-op
+            kappa = 1.0 + self.tilt * self.meter.update(now, count, rate)
             index = 0
             for midpoint in self._midpoints:
                 if kappa < midpoint:
