@@ -127,8 +127,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--full",
         action="store_true",
-        help="the large sizes (queue cap 64, every shipped checkpoint, longer simulations): "
-        "several minutes instead of about one; any sizing flag given still wins",
+        help="the large sizes (queue cap 64, every shipped checkpoint, longer simulations): about "
+        "three times the default run's time (docs/formal.md); any sizing flag given still wins",
     )
     model.add_argument("--tick-ms", type=float, default=2.0, help="tick length in ms, 1-5 (default: 2)")
     model.add_argument(

@@ -511,23 +511,25 @@ def _mdp_long_run(
     the first choice of every state. The value (the interval's midpoint for the latter) and the
     solver's name."""
     formula = f'R{{"{name}"}}{direction}=? [LRA]'
-    if name != "dropped" and budget_s > 0:
-        value = _value_with_cpu_budget(built, formula, budget_s)
-        if value is not None:
-            return value, SOUND
-        why = f"sound VI > {budget_s:g} s CPU"
-    elif name == "dropped":
+    start: np.ndarray | None = None
+    if name == "dropped":
         # Storm's default solver does not stop either on values near 0 (minutes on a band MDP of
         # 6,500 states): the policy iteration starts from the first choice of every state.
-        c = certified_optimum(built.model, name, direction == "max", None, matrix=matrix)
         why = "sound VI cannot stop on values near 0"
-        return c.value, f"{CERTIFIED_PI} (+-{c.half_width:.0e} per tick, {c.iterations} evaluations; {why})"
     else:
-        why = "no sound VI budget"
-    _, result = _initial_value(built, formula, environment=stormpy.Environment(), extract_scheduler=True)
-    scheduler = result.get_scheduler()
-    start = [scheduler.get_choice(s).get_deterministic_choice() for s in range(built.model.nr_states)]
-    c = certified_optimum(built.model, name, direction == "max", np.asarray(start), matrix=matrix)
+        if budget_s > 0:
+            value = _value_with_cpu_budget(built, formula, budget_s)
+            if value is not None:
+                return value, SOUND
+            why = f"sound VI > {budget_s:g} s CPU"
+        else:
+            why = "no sound VI budget"
+        _, result = _initial_value(built, formula, environment=stormpy.Environment(), extract_scheduler=True)
+        scheduler = result.get_scheduler()
+        start = np.asarray(
+            [scheduler.get_choice(s).get_deterministic_choice() for s in range(built.model.nr_states)]
+        )
+    c = certified_optimum(built.model, name, direction == "max", start, matrix=matrix)
     return c.value, f"{CERTIFIED_PI} (+-{c.half_width:.0e} per tick, {c.iterations} evaluations; {why})"
 
 
