@@ -97,6 +97,7 @@ class LocalBackend(Backend):
         self.jobs = jobs
         self.start_method = start_method
         self._pool: ProcessPoolExecutor | None = None  # started at the first submission
+        self._unfinished: set[Future[Outcome[Any]]] = set()  # the pool's futures not done yet
 
     def describe(self) -> str:
         return "this process" if self.jobs == 1 else f"{self.jobs} local processes"
@@ -109,13 +110,21 @@ class LocalBackend(Backend):
         if self._pool is None:
             context = multiprocessing.get_context(self.start_method)
             self._pool = ProcessPoolExecutor(self.jobs, mp_context=context, initializer=_ignore_sigint)
-        return _errors_as_outcomes(self._pool.submit(call_safely, fn, args))
+        inner = self._pool.submit(call_safely, fn, args)
+        self._unfinished.add(inner)
+        inner.add_done_callback(self._unfinished.discard)
+        return _errors_as_outcomes(inner)
 
     def cancel(self) -> None:
         if self._pool is None:
             return
         pool, self._pool = self._pool, None
         processes = list(getattr(pool, "_processes", {}).values())  # no public API before 3.14
+        # Cancel the queued tasks here and now: shutdown's cancel_futures is carried out later by
+        # the pool's manager thread, which may first see the terminated workers below and fail
+        # every queued task as a broken pool instead of cancelling it.
+        for future in list(self._unfinished):
+            future.cancel()
         pool.shutdown(wait=False, cancel_futures=True)
         for process in processes:
             if process.is_alive():
