@@ -414,13 +414,20 @@ def _run_uppaal(args: argparse.Namespace, config, settings, console) -> None:
         console.print(f"verifyta {_display(xml)} exited with {code}:\n{output}")
 
 
+def _before_ta_section(text: str) -> str:
+    """The Markdown before the timed-automata section of ``text`` (all of it when there is none),
+    without trailing newlines; empty when the section is the file's first line."""
+
+    return ("\n" + text).split(f"\n{SECTION_TITLE}\n", 1)[0].strip("\n")
+
+
 def _replace_ta_section(args: argparse.Namespace, report, command: str, console) -> None:
     """Write the stage's JSON (``--ta-out``) and put its section at the end of the Markdown report
     ``--out`` in place of the one there (the Storm part, from its own command, stays as it is)."""
 
     path = args.out
     text = path.read_text() if path.is_file() else ""
-    head = text.split(f"\n{SECTION_TITLE}\n", 1)[0].rstrip("\n")
+    head = _before_ta_section(text)
     write_together(
         {
             path: (head + "\n\n" if head else "") + markdown_section(report, command),

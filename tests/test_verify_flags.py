@@ -103,3 +103,18 @@ def test_a_report_with_other_sizes_than_the_defaults_says_so() -> None:
     assert verify.reduced_settings_note(verify._parser().parse_args([])) == ""
     note = verify.reduced_settings_note(verify._parser().parse_args(["--ticks", "1000", "--bands", "1"]))
     assert "--ticks 1000" in note and "--bands 1" in note and "`python verify.py`" in note
+
+
+@pytest.mark.parametrize(
+    ("text", "head"),
+    [
+        ("", ""),
+        ("# Storm\n\nrows\n", "# Storm\n\nrows"),
+        (f"# Storm\n\nrows\n\n{verify.SECTION_TITLE}\n\nold rows\n", "# Storm\n\nrows"),
+        # a report that holds only a timed-automata section (``--ta-only`` on a new file):
+        # rerunning must replace it, not keep it and append a second one
+        (f"{verify.SECTION_TITLE}\n\nold rows\n", ""),
+    ],
+)
+def test_ta_section_is_replaced_wherever_it_starts(text: str, head: str) -> None:
+    assert verify._before_ta_section(text) == head
