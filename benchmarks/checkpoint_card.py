@@ -5,6 +5,12 @@ training command and timesteps from the checkpoint's own metadata, and the table
 ``evaluate.py`` comparing it with the baselines, the proposed scheduler and the optimum on the
 default scenario and a few loads, with the evaluation command that produced it.
 
+Every scenario is measured on at least :data:`benchmarks.learning.MIN_REQUESTS` requests, the rule of
+the learning assessment (``evaluate.py --min-requests``): ten 60 s episodes of a quiet or spiky
+scenario hold a few hundred to a few thousand requests, and on ``bursty_low`` (about 1,500
+requests in some 60 bursts) ten seeds put the same model anywhere from -17% to +10% from the
+tuned timeout (docs/rl.md, "Spikes on a quiet server").
+
 Usage::
 
     python benchmarks/checkpoint_card.py checkpoints/ppo_default.zip checkpoints/dqn_default.zip
@@ -25,6 +31,7 @@ sys.path.insert(0, str(REPO))
 from agents.checkpoint import load_checkpoint  # noqa: E402
 from batchenv.config import ArrivalConfig  # noqa: E402
 from batchenv.fileio import write_atomic  # noqa: E402
+from benchmarks.learning import MIN_REQUESTS  # noqa: E402
 
 SCENARIOS = (
     "poisson_rate_1,poisson_rate_10,bursty_low,default,default_randomised,poisson_25,poisson_50,high_load,bursty,"
@@ -50,7 +57,10 @@ def describe_arrivals(arrivals: ArrivalConfig) -> str:
     return f"{arrivals.process}{source} at a mean rate drawn {scale} from {low:g}-{high:g} requests/s"
 
 
-def card(path: Path, scenarios: str, n_seeds: int, jobs: int) -> Path:
+def card(path: Path, scenarios: str, n_seeds: int, jobs: int, min_requests: int = MIN_REQUESTS) -> Path:
+    """Write ``<checkpoint>.md`` next to ``path``: its training, and ``evaluate.py``'s table on
+    ``scenarios`` (seeds 0..``n_seeds``-1, more for a scenario whose episodes hold fewer than
+    ``min_requests`` requests); returns the card's path."""
     checkpoint = load_checkpoint(path)
     meta = checkpoint.meta
     with tempfile.TemporaryDirectory() as tmp:
@@ -64,6 +74,8 @@ def card(path: Path, scenarios: str, n_seeds: int, jobs: int) -> Path:
             scenarios,
             "--n-seeds",
             str(n_seeds),
+            "--min-requests",
+            str(min_requests),
             "--jobs",
             str(jobs),
             "--no-plots",
@@ -110,10 +122,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("checkpoints", nargs="+", type=Path, help="checkpoint .zip files")
     parser.add_argument("--scenarios", default=SCENARIOS, help=f"evaluation scenarios (default {SCENARIOS})")
     parser.add_argument("--n-seeds", type=int, default=10, help="evaluation seeds 0..N-1 (default 10)")
+    parser.add_argument(
+        "--min-requests",
+        type=int,
+        default=MIN_REQUESTS,
+        help="a scenario whose episodes hold fewer requests on average gets the seeds that follow "
+        f"too, up to this many (evaluate.py --min-requests; default {MIN_REQUESTS:,}, the learning "
+        "assessment's; 0: the same seeds everywhere)",
+    )
     parser.add_argument("--jobs", type=int, default=2, help="evaluation processes (default 2)")
     args = parser.parse_args(argv)
     for path in args.checkpoints:
-        print(f"wrote {card(path, args.scenarios, args.n_seeds, args.jobs)}")
+        print(f"wrote {card(path, args.scenarios, args.n_seeds, args.jobs, args.min_requests)}")
     return 0
 
 

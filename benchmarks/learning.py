@@ -67,6 +67,7 @@ from batchenv.scenarios import SUITE, load_scenario, trace_scenarios  # noqa: E4
 from batchenv.seeds import parse_seeds  # noqa: E402
 from batchenv.sim import Simulator, simulate  # noqa: E402
 from benchmarks.learning_gate import gate  # noqa: E402
+from evaluation.plan import seeds_for_requests  # noqa: E402
 from evaluation.stats import mean_ci95  # noqa: E402
 from evaluation.tuning import tune_scenario  # noqa: E402
 from execution.backends import LocalBackend  # noqa: E402
@@ -227,10 +228,10 @@ whose sizes decide the gap), too few to tell a 2% gap from noise."""
 def scenario_seeds(scenario: str, seeds: Sequence[int], horizon_s: float, min_requests: int) -> list[int]:
     """The assessment seeds of ``scenario``: ``seeds``, then the seeds that follow the last one,
     until the episodes hold at least ``min_requests`` requests on average (mean arrival rate x
-    ``horizon_s`` each). Busy scenarios keep ``seeds``; quiet ones get more episodes."""
+    ``horizon_s`` each; :func:`evaluation.plan.seeds_for_requests`, the rule of ``evaluate.py
+    --min-requests``). Busy scenarios keep ``seeds``; quiet ones get more episodes."""
     per_episode = load_scenario(scenario).arrivals.mean_rate_per_s * horizon_s
-    count = max(len(seeds), math.ceil(min_requests / per_episode))
-    return [*seeds, *range(seeds[-1] + 1, seeds[-1] + 1 + count - len(seeds))]
+    return seeds_for_requests(seeds, per_episode, min_requests)
 
 
 # --------------------------------------------------------------------------------------------

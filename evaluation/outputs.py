@@ -143,12 +143,12 @@ def to_json(
     no_bound: dict[str, str] | None = None,
 ) -> str:
     """``results.json`` (also written next to ``--report X.md`` as ``X.json``): the command, seeds,
-    horizon (s), each scenario (name, arrival process, mean rate and rate range in requests/s,
-    workers, latency target, the full config, the hindsight bound per seed or why there is none)
-    and one entry per (scenario, agent) cell with every metric's mean and 95% half-width under
-    ``summary`` (``gap_hindsight``: the relative gap to the bound), whether it met the scenario's
-    latency target (``target_met``; None without a target) and the per-seed values under
-    ``per_seed``."""
+    horizon (s), each scenario (name, its seeds: ``--min-requests`` extends a quiet one's, arrival
+    process, mean rate and rate range in requests/s, workers, latency target, the full config, the
+    hindsight bound per seed or why there is none) and one entry per (scenario, agent) cell with
+    every metric's mean and 95% half-width under ``summary`` (``gap_hindsight``: the relative gap
+    to the bound), whether it met the scenario's latency target (``target_met``; None without a
+    target) and the per-seed values under ``per_seed``."""
     data = {
         "command": plan.command,
         "seeds": plan.seeds,
@@ -160,6 +160,7 @@ def to_json(
             {
                 "name": s.name,
                 "spec": s.spec,
+                "seeds": plan.seeds_of(s),
                 "description": s.describe(),
                 "process": s.config.arrivals.process,
                 "mean_rate_per_s": s.config.arrivals.mean_rate_per_s,

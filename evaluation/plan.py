@@ -41,18 +41,34 @@ __all__ = [
     "build_parser",
     "check_writable_folder",
     "make_plan",
+    "seeds_for_requests",
 ]
 
 BASELINE_AGENTS = ("greedy", "static", "timeout", "aimd", "util_switch")
 """The agents evaluated when ``--agents`` is not given (with ``optimal`` where it is available)."""
 
-DEMO_CHECKPOINT = Path(__file__).resolve().parents[1] / "checkpoints" / "ppo_default.zip"
+DEMO_CHECKPOINT = Path(__file__).resolve().parents[1] / "checkpoints" / "ppo_default_mixture.zip"
 DEMO_AGENTS = ("greedy", "timeout", "util_switch", "optimal", "proposed")
 """``--demo``: the baselines that matter, the optimum, the proposed scheduler and (when the
-repository's checkpoint is there) the shipped PPO agent."""
+repository's checkpoint is there) the shipped PPO agent trained on the workload mixture."""
 DEMO_SCENARIOS = ("bursty", "azure_trace", "high_load")
 """``--demo``: loads where decisions matter: bursts, a production trace, a high steady load."""
 DEMO_SEEDS = 5
+
+
+MAX_MIN_REQUESTS = 10_000_000
+"""Largest ``--min-requests`` (more is a typing slip: weeks of simulated time at 1 request/s)."""
+
+
+def seeds_for_requests(seeds: Sequence[int], requests_per_episode: float, min_requests: int) -> list[int]:
+    """``seeds``, then the seeds that follow the last one, until the episodes hold at least
+    ``min_requests`` requests on average (``requests_per_episode`` each: mean arrival rate in
+    requests/s x horizon in s). A busy scenario keeps ``seeds``; a quiet one gets more episodes,
+    so that a gap is not measured on a few hundred requests (a few bursts of a spiky scenario)."""
+    if requests_per_episode <= 0:
+        raise ValueError(f"requests_per_episode must be > 0, got {requests_per_episode}")
+    count = max(len(seeds), math.ceil(min_requests / requests_per_episode))
+    return [*seeds, *range(seeds[-1] + 1, seeds[-1] + 1 + count - len(seeds))]
 
 
 class UsageError(Exception):
@@ -121,6 +137,15 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         help="use seeds 0..N-1 (default 10; 5 with --quick)",
+    )
+    parser.add_argument(
+        "--min-requests",
+        type=int,
+        default=0,
+        help="a scenario whose episodes hold fewer requests than this on average (mean rate x "
+        "horizon x seeds) also runs the seeds that follow, up to that many requests: a quiet or "
+        "spiky scenario is then measured on as many requests as a busy one (default 0: the same "
+        "seeds everywhere)",
     )
     parser.add_argument(
         "--horizon-s",
@@ -237,6 +262,20 @@ class Plan:
     demo: bool = False
     hindsight: bool = True
     target: LatencyTarget | None = None
+    min_requests: int = 0
+
+    def seeds_of(self, scenario: ScenarioEntry) -> list[int]:
+        """The seeds ``scenario`` runs on: :attr:`seeds`, extended by :func:`seeds_for_requests`
+        to :attr:`min_requests` requests (mean rate x the scenario's horizon per episode)."""
+        return _scenario_seeds(scenario, self.seeds, self.min_requests)
+
+
+def _scenario_seeds(scenario: ScenarioEntry, seeds: list[int], min_requests: int) -> list[int]:
+    """``seeds`` extended to ``min_requests`` requests of ``scenario`` (none when 0)."""
+    if min_requests <= 0:
+        return list(seeds)
+    config = scenario.config
+    return seeds_for_requests(seeds, config.arrivals.mean_rate_per_s * config.horizon_s, min_requests)
 
 
 def check_writable_folder(folder: Path, flag: str, create: bool) -> None:
@@ -312,9 +351,8 @@ def make_plan(args: argparse.Namespace, argv: Sequence[str]) -> Plan:
         if not 1 <= n_seeds <= MAX_SEEDS:
             raise UsageError(f"--n-seeds must be in [1, {MAX_SEEDS}], got {n_seeds}")
         seeds = list(range(n_seeds))
-    overlap = sorted(set(seeds) & set(TRAINING_SEEDS))
-    if overlap:
-        warnings.append(f"seeds {overlap} are also tuning seeds: tuned baselines are favoured on them")
+    if not 0 <= args.min_requests <= MAX_MIN_REQUESTS:
+        raise UsageError(f"--min-requests must be in [0, {MAX_MIN_REQUESTS}], got {args.min_requests}")
     if len(seeds) < 2:
         warnings.append("one seed: no confidence intervals")
     if args.horizon_s is not None and not (math.isfinite(args.horizon_s) and args.horizon_s > 0):
@@ -341,6 +379,7 @@ def make_plan(args: argparse.Namespace, argv: Sequence[str]) -> Plan:
             text = str(exc) if "known:" in str(exc) else f"{exc} (known scenarios: {known})"
             raise UsageError(f"--scenarios: {spec!r}: {text}") from None
         scenarios.append(ScenarioEntry(spec, config))
+    _check_seeds(scenarios, seeds, args.min_requests, warnings)
     scenario_names = [s.name for s in scenarios]
     repeated = sorted({n for n in scenario_names if scenario_names.count(n) > 1})
     if repeated:
@@ -388,4 +427,26 @@ def make_plan(args: argparse.Namespace, argv: Sequence[str]) -> Plan:
         demo=args.demo,
         hindsight=not args.no_hindsight,
         target=target,
+        min_requests=args.min_requests,
     )
+
+
+def _check_seeds(
+    scenarios: list[ScenarioEntry], seeds: list[int], min_requests: int, warnings: list[str]
+) -> None:
+    """Every scenario's seeds (``--min-requests`` extends a quiet one's) stay within
+    :data:`MAX_SEEDS`; a warning in ``warnings`` names any that are also tuning seeds.
+
+    :raises UsageError: naming ``--min-requests`` and the scenario that would need too many."""
+    every_seed: set[int] = set()
+    for scenario in scenarios:
+        own = _scenario_seeds(scenario, seeds, min_requests)
+        if len(own) > MAX_SEEDS:
+            raise UsageError(
+                f"--min-requests: scenario {scenario.name!r} would need {len(own):,} episodes "
+                f"(at most {MAX_SEEDS:,}); lower it or use a longer --horizon-s"
+            )
+        every_seed.update(own)
+    overlap = sorted(every_seed & set(TRAINING_SEEDS))
+    if overlap:
+        warnings.append(f"seeds {overlap} are also tuning seeds: tuned baselines are favoured on them")

@@ -16,12 +16,13 @@ __all__ = ["make_bound_tasks", "make_tasks", "run_plan"]
 
 
 def make_tasks(plan: Plan) -> list[EpisodeTask]:
-    """The episodes of ``plan``, by scenario, then agent, then seed."""
+    """The episodes of ``plan``, by scenario, then agent, then seed (the scenario's own seeds:
+    :meth:`Plan.seeds_of`)."""
     return [
         EpisodeTask(agent.text, scenario.spec, seed, plan.horizon_s, plan.tuned, latency_target=plan.target)
         for scenario in plan.scenarios
         for agent in plan.agents
-        for seed in plan.seeds
+        for seed in plan.seeds_of(scenario)
     ]
 
 
@@ -34,7 +35,7 @@ def make_bound_tasks(plan: Plan) -> list[BoundTask]:
         BoundTask(scenario.spec, seed, plan.horizon_s)
         for scenario in plan.scenarios
         if scenario.config.n_workers == 1
-        for seed in plan.seeds
+        for seed in plan.seeds_of(scenario)
     ]
 
 

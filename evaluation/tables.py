@@ -127,6 +127,9 @@ def to_markdown(plan: Plan, cells: dict[tuple[str, str], Cell], figure_dir: str 
         ),
         "",
     ]
+    extended = _extended_seeds_text(plan)
+    if extended:
+        lines[-2] += " " + extended
     lines += _overview(plan, cells)
     lines += _targets(plan, cells)
     for scenario in plan.scenarios:
@@ -240,6 +243,19 @@ def _targets(plan: Plan, cells: dict[tuple[str, str], Cell]) -> list[str]:
             lines.append("| " + " | ".join([agent.label, _met_text(cell, target), *values]) + " |")
         lines.append("")
     return lines
+
+
+def _extended_seeds_text(plan: Plan) -> str:
+    """The sentence that lists the scenarios ``--min-requests`` gave more seeds (empty: none)."""
+    more = [(s.name, plan.seeds_of(s)) for s in plan.scenarios if len(plan.seeds_of(s)) > len(plan.seeds)]
+    if not more:
+        return ""
+    listed = ", ".join(f"{name} {_seed_text(seeds)} ({len(seeds)} per cell)" for name, seeds in more)
+    return (
+        f"A scenario whose {len(plan.seeds)} episodes hold fewer than {plan.min_requests:,} requests on "
+        f"average (mean rate x horizon) runs the seeds that follow too, up to that many (--min-requests): "
+        f"{listed}."
+    )
 
 
 def _seed_text(seeds: list[int]) -> str:

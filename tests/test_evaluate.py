@@ -28,7 +28,7 @@ from batchenv import fileio
 from batchenv.scenarios import load_scenario
 from evaluation.cells import collect, hindsight_bounds
 from evaluation.outputs import make_run_dir, staged_run_dir
-from evaluation.plan import build_parser, make_plan
+from evaluation.plan import build_parser, make_plan, seeds_for_requests
 from evaluation.runner import make_bound_tasks, make_tasks, run_plan
 from evaluation.stats import mean_ci95, relative_gap
 
@@ -308,6 +308,11 @@ def test_run_folders_are_never_reused_and_writes_are_atomic(tmp_path: Path, monk
         (["--reference", "best"], "--reference: 'best' is not among the agents"),
         (["--n-seeds", "three"], "invalid int value"),
         (["--seeds", "0", "--n-seeds", "2"], "not allowed with argument"),
+        (["--min-requests", "-1"], "--min-requests must be in [0, 10000000], got -1"),
+        (
+            ["--scenarios", "poisson_rate_1", "--min-requests", "10000000"],
+            "--min-requests: scenario 'poisson_rate_1' would need 166,667 episodes (at most 100,000)",
+        ),
     ],
 )
 def test_bad_input_is_a_clear_error_with_exit_code_2(
@@ -331,6 +336,7 @@ def test_help_explains_every_flag() -> None:
         "--scenarios",
         "--seeds",
         "--n-seeds",
+        "--min-requests",
         "--horizon-s",
         "--jobs",
         "--reference",
@@ -409,7 +415,7 @@ def test_demo_shows_where_decisions_matter_and_says_what_it_shows(tmp_path: Path
     data = json.loads((run_dir / "results.json").read_text())
     assert [s["name"] for s in data["scenarios"]] == list(DEMO_SCENARIOS)
     agents = {c["agent"] for c in data["cells"]}
-    assert set(DEMO_AGENTS) | {"ppo_default"} == agents  # the shipped checkpoint beside the others
+    assert set(DEMO_AGENTS) | {"ppo_default_mixture"} == agents  # the shipped checkpoint beside the others
     # the closing lines rank the agents by their measured cost, per scenario, with their gaps
     for scenario in DEMO_SCENARIOS:
         (line,) = [x for x in out.splitlines() if x.startswith(f"  {scenario} ")]
@@ -423,6 +429,49 @@ def test_demo_shows_where_decisions_matter_and_says_what_it_shows(tmp_path: Path
             if agent != ref:
                 assert f"{agent} {cells[agent]['summary']['gap']['mean']:+.1%}" in line
     assert f"results: {run_dir}/" in out and f"report: {run_dir / 'report.md'}" in out
+
+
+def test_seeds_for_requests_extends_only_a_quiet_scenario() -> None:
+    assert seeds_for_requests([0, 1, 2], 1000.0, 2000) == [0, 1, 2]  # busy: 3,000 requests already
+    assert seeds_for_requests([0, 1, 2], 1000.0, 0) == [0, 1, 2]
+    assert seeds_for_requests([5, 6], 100.0, 1000) == list(range(5, 15))  # the seeds that follow
+    assert seeds_for_requests([0, 1], 149.0, 1000) == list(range(7))  # ceil(1000 / 149) episodes
+    with pytest.raises(ValueError, match="requests_per_episode must be > 0"):
+        seeds_for_requests([0], 0.0, 10)
+
+
+def test_min_requests_gives_a_spiky_scenario_more_seeds_and_says_so(tmp_path: Path, capsys) -> None:
+    """--min-requests: bursty_low (2.49 requests/s) gets the seeds that follow until its episodes
+    hold the requests asked for; the default scenario (100/s) keeps its seeds; the shared seeds
+    give the same episodes as without the flag (common random numbers are kept)."""
+    base = ["--agents", "greedy,timeout", "--scenarios", "bursty_low,default", "--seeds", "0,1"]
+    base += ["--horizon-s", "5", "--jobs", "1", "--no-plots", "--no-hindsight"]
+    code, _, err = _run([*base, "--out", str(tmp_path / "plain")], capsys)
+    assert code == 0, err
+    report = tmp_path / "more.md"
+    code, _, err = _run(
+        [*base, "--min-requests", "1000", "--out", str(tmp_path / "more"), "--report", str(report)], capsys
+    )
+    assert code == 0, err
+    plain, more = (
+        json.loads(next((tmp_path / d).iterdir()).joinpath("results.json").read_text())
+        for d in ("plain", "more")
+    )
+    per_episode = load_scenario("bursty_low").arrivals.mean_rate_per_s * 5.0
+    expected = list(range(math.ceil(1000 / per_episode)))
+    assert len(expected) > 50  # 12.4 requests per 5 s episode
+    seeds = {s["name"]: s["seeds"] for s in more["scenarios"]}
+    assert seeds == {"bursty_low": expected, "default": [0, 1]}
+    for cell in more["cells"]:
+        assert [row["seed"] for row in cell["per_seed"]] == seeds[cell["scenario"]]
+        (same,) = [
+            c for c in plain["cells"] if (c["scenario"], c["agent"]) == (cell["scenario"], cell["agent"])
+        ]
+        assert cell["per_seed"][:2] == same["per_seed"]
+    text = report.read_text()
+    assert "fewer than 1,000 requests on average" in text
+    assert f"bursty_low 0-{expected[-1]} ({len(expected)} per cell)" in text
+    assert "default 0-1" not in text
 
 
 # ------------------------------------------------------------------------------------ failures
