@@ -8,6 +8,13 @@ some six bursts, so one episode's gap is mostly noise), the share of requests se
 distilled models (LLM-2, LLM-3), and that share by the size of the batch dispatched: whether the
 agent sends the queue that a burst leaves to a smaller model, and from which queue length on.
 
+Then how many episodes a gap needs here (:func:`sample_spread`): for the proposed scheduler and
+the shipped mixture checkpoints (:data:`SAMPLE_AGENTS`), the gap to the tuned timeout (the
+reference of ``evaluate.py`` and of the checkpoint cards) with its 95% CI over ten seeds, the
+sample of a card made without ``--min-requests`` (``--sample-seeds``, seeds 0-9), next to the
+same gap over every episode of ``--seeds`` and over each disjoint block of ten of them: how far
+a ten-episode figure strays, and how often its interval misses the figure of all the episodes.
+
 Usage::
 
     python benchmarks/learning_bursts.py                       # bursty_low, seeds 30000-30199
@@ -34,16 +41,22 @@ sys.path.insert(0, str(REPO))
 
 from agents.baselines import Greedy  # noqa: E402
 from agents.checkpoint import CheckpointError, RLScheduler, load_checkpoint  # noqa: E402
+from agents.registry import make_agent  # noqa: E402
 from batchenv.config import ConfigError, SystemConfig  # noqa: E402
 from batchenv.fileio import write_atomic, write_json_atomic  # noqa: E402
 from batchenv.metrics import compute_metrics  # noqa: E402
 from batchenv.scenarios import load_scenario  # noqa: E402
 from batchenv.seeds import parse_seeds  # noqa: E402
 from batchenv.sim import Simulator, simulate  # noqa: E402
+from evaluation.stats import paired_gap  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results"
 BATCH_BUCKETS = ((1, 1), (2, 3), (4, 7), (8, 11), (12, 15), (16, 23), (24, 64))
 """Batch sizes (inclusive ranges) of the table of the distilled models' share."""
+SAMPLE_AGENTS = ("proposed", "checkpoints/ppo_default_mixture.zip", "checkpoints/dqn_default_mixture.zip")
+"""Agents of the sample-size table (agent specs of :mod:`agents.registry`)."""
+SAMPLE_SIZE = 10
+"""Episodes of one sample: the seeds 0-9 of a checkpoint card made without ``--min-requests``."""
 
 
 def default_models(learning_json: Path) -> list[str]:
@@ -99,6 +112,43 @@ def summarise(rows: dict[str, Any], greedy_costs: Sequence[float]) -> dict[str, 
     }
 
 
+def _costs(config: SystemConfig, spec: str, seeds: Sequence[int]) -> np.ndarray:
+    """Cost per request of the agent ``spec`` (tuned timeout and util_switch) per seed."""
+    agent = make_agent(spec, config)
+    sim = Simulator(config, record=True)
+    return np.array(
+        [compute_metrics(simulate(config, agent, seed, sim=sim)).cost_per_request for seed in seeds]
+    )
+
+
+def sample_spread(config: SystemConfig, spec: str, seeds: Sequence[int], sample_seeds: Sequence[int]) -> dict:
+    """The gap of ``spec`` to the tuned timeout (:func:`evaluation.stats.paired_gap`, as
+    ``evaluate.py`` reports it) on ``sample_seeds``, on all of ``seeds`` and on each disjoint block
+    of :data:`SAMPLE_SIZE` of ``seeds``; ``covered``: the blocks whose 95% CI holds the gap over
+    all of ``seeds``."""
+    timeout, costs = _costs(config, "timeout", seeds), _costs(config, spec, seeds)
+    whole, whole_ci = paired_gap(costs, timeout)
+    blocks = [
+        paired_gap(costs[i : i + SAMPLE_SIZE], timeout[i : i + SAMPLE_SIZE])
+        for i in range(0, len(seeds) - SAMPLE_SIZE + 1, SAMPLE_SIZE)
+    ]
+    sample, sample_ci = paired_gap(
+        _costs(config, spec, sample_seeds), _costs(config, "timeout", sample_seeds)
+    )
+    gaps = [g for g, _ in blocks]
+    return {
+        "gap": whole,
+        "ci95": whole_ci,
+        "sample_gap": sample,
+        "sample_ci95": sample_ci,
+        "block_gaps": gaps,
+        "block_min": float(min(gaps)),
+        "block_median": float(np.median(gaps)),
+        "block_max": float(max(gaps)),
+        "covered": int(sum(g - h <= whole <= g + h for g, h in blocks)),
+    }
+
+
 def markdown(result: dict[str, Any]) -> str:
     meta = result["meta"]
     seeds = meta["seeds"]
@@ -135,6 +185,30 @@ def markdown(result: dict[str, Any]) -> str:
             for b in s["by_batch_size"]
         ]
         lines.append(f"| `{model}` | " + " | ".join(cells) + " |")
+    spread = result.get("sample_spread") or {}
+    if spread:
+        sample = meta["sample_seeds"]
+        n_blocks = len(next(iter(spread.values()))["block_gaps"])
+        lines += [
+            "",
+            f"How many episodes a gap needs here: the gap to the tuned timeout (the reference of "
+            f"evaluate.py and of the checkpoint cards; ± the 95% CI of the seed-paired differences) "
+            f"over seeds {sample[0]}-{sample[-1]} ({len(sample)} episodes, what a card measured without "
+            f"--min-requests), over all {len(seeds)} episodes above, and over each of their {n_blocks} "
+            f"disjoint blocks of {SAMPLE_SIZE} episodes (CI holds = blocks whose 95% CI holds the gap "
+            "over all the episodes):",
+            "",
+            f"| agent | seeds {sample[0]}-{sample[-1]} | all {len(seeds)} episodes | "
+            f"blocks of {SAMPLE_SIZE}: min, median, max | CI holds |",
+            "|---|---|---|---|---|",
+        ]
+        for agent, r in spread.items():
+            lines.append(
+                f"| `{agent}` | {r['sample_gap']:+.2%} ± {r['sample_ci95']:.2%} | "
+                f"{r['gap']:+.2%} ± {r['ci95']:.2%} | "
+                f"{r['block_min']:+.2%}, {r['block_median']:+.2%}, {r['block_max']:+.2%} | "
+                f"{r['covered']} of {n_blocks} |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -145,6 +219,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scenario", default="bursty_low", help="scenario name or YAML (default bursty_low)")
     parser.add_argument("--seeds", default="30000-30199", help="episode seeds (default 30000-30199)")
     parser.add_argument("--horizon-s", type=float, default=60.0, help="seconds per episode (default 60)")
+    parser.add_argument(
+        "--sample-seeds",
+        default="0-9",
+        help="the ten-episode sample of the sample-size table (default 0-9: a card's seeds "
+        "without --min-requests)",
+    )
     parser.add_argument(
         "--models",
         default=None,
@@ -161,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(given)
     try:
         seeds = parse_seeds(args.seeds)
+        sample_seeds = parse_seeds(args.sample_seeds)
         config = load_scenario(args.scenario).replace(horizon_s=args.horizon_s)
     except (ValueError, ConfigError) as exc:
         parser.error(str(exc))
@@ -178,14 +259,24 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--models: {model}: {exc}")
         out[model] = summarise(episode_rows(config, scheduler, seeds), greedy)
         print(f"{model}: gap to greedy {out[model]['gap_to_greedy']:+.2%}", flush=True)
+    spread = {}
+    if len(seeds) >= 2 * SAMPLE_SIZE:
+        for agent in SAMPLE_AGENTS:
+            spread[agent] = sample_spread(config, agent, seeds, sample_seeds)
+            r = spread[agent]
+            print(
+                f"{agent}: gap to the timeout {r['gap']:+.2%}, on {args.sample_seeds} {r['sample_gap']:+.2%}"
+            )
     result = {
         "models": out,
+        "sample_spread": spread,
         "greedy_cost_per_request": float(np.mean(greedy)),
         "meta": {
             "command": "python benchmarks/learning_bursts.py" + "".join(" " + shlex.quote(a) for a in given),
             "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
             "scenario": config.name,
             "seeds": seeds,
+            "sample_seeds": sample_seeds,
             "horizon_s": args.horizon_s,
         },
     }

@@ -46,3 +46,19 @@ def test_bad_flags() -> None:
         with pytest.raises(SystemExit) as exit_info:
             bursts.main(flags)
         assert exit_info.value.code == 2
+
+
+def test_sample_spread_of_the_timeout_against_itself_and_of_ten_episode_blocks() -> None:
+    """The sample-size table: a gap over each block of ten episodes, over all of them and over
+    the card's seeds, computed as evaluate.py does (seed-paired, to the tuned timeout)."""
+    from evaluation.stats import paired_gap
+
+    config = load_scenario("bursty_low").replace(horizon_s=20.0)
+    seeds = list(range(100, 120))
+    same = learning_bursts.sample_spread(config, "timeout", seeds, [0, 1])
+    assert same["gap"] == 0.0 and same["block_gaps"] == [0.0, 0.0] and same["covered"] == 2
+    spread = learning_bursts.sample_spread(config, "greedy(model=LLM-3)", seeds, [0, 1])
+    assert len(spread["block_gaps"]) == 2 and spread["block_min"] <= spread["gap"] <= spread["block_max"]
+    timeout = learning_bursts._costs(config, "timeout", seeds[:10])
+    llm3 = learning_bursts._costs(config, "greedy(model=LLM-3)", seeds[:10])
+    assert spread["block_gaps"][0] == paired_gap(llm3, timeout)[0]
