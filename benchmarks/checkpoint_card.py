@@ -5,11 +5,11 @@ training command and timesteps from the checkpoint's own metadata, and the table
 ``evaluate.py`` comparing it with the baselines, the proposed scheduler and the optimum on the
 default scenario and a few loads, with the evaluation command that produced it.
 
-Every scenario is measured on at least :data:`benchmarks.learning.MIN_REQUESTS` requests, the rule of
-the learning assessment (``evaluate.py --min-requests``): ten 60 s episodes of a quiet or spiky
-scenario hold a few hundred to a few thousand requests, and on ``bursty_low`` (about 1,500
-requests in some 60 bursts) ten seeds put the same model anywhere from -17% to +10% from the
-tuned timeout (docs/rl.md, "Spikes on a quiet server").
+Every scenario is measured on at least :data:`benchmarks.learning.MIN_REQUESTS` requests, the
+rule of the learning assessment (``evaluate.py --min-requests``): ten 60 s episodes of a quiet or
+spiky scenario hold a few hundred to a few thousand requests, and on ``bursty_low`` (about 1,500
+requests in some 60 bursts) ten seeds put the shipped mixture models and the proposed scheduler
+anywhere from -16% to +17% from the tuned timeout (docs/results/learning_bursts.md).
 
 Usage::
 
