@@ -44,8 +44,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         console.print(f"[yellow]warning:[/] {warning}")
     tasks = make_tasks(plan)
     bound_tasks = make_bound_tasks(plan)
+    extended = sum(len(plan.seeds_of(scenario)) > len(plan.seeds) for scenario in plan.scenarios)
+    more = f" (more on {extended} quiet scenario{'s' * (extended > 1)}, --min-requests)" if extended else ""
     console.print(
-        f"{len(plan.agents)} agents x {len(plan.scenarios)} scenarios x {len(plan.seeds)} seeds "
+        f"{len(plan.agents)} agents x {len(plan.scenarios)} scenarios x {len(plan.seeds)} seeds{more} "
         f"= {len(tasks)} episodes (+ {len(bound_tasks)} hindsight bounds) on {plan.backend.describe()}"
     )
     start = time.perf_counter()
