@@ -6,6 +6,7 @@ TChecker, and UPPAAL model generation.
     python verify.py --full               # the same checks at the large sizes (times: docs/formal.md)
     python verify.py --scenario high_load --tick-ms 1
     python verify.py --ta-only            # only the timed-automata stage (TChecker)
+    python verify.py --robust             # also the robust scheduler under any switching (slower)
     python verify.py --uppaal             # also write the UPPAAL/TChecker models and run verifyta if present
 
 What it checks (details and semantics: docs/formal.md):
@@ -25,6 +26,10 @@ What it checks (details and semantics: docs/formal.md):
     timeout safety under any arrivals, exact queue bound and worst-case latency under a token
     bucket of burst b, deadlock freedom with finitely many arrivals, leads-to from waiting to
     served; for the tuned timeout, a Triton-like timeout and the SMDP optimum.
+(g) with --robust: the robust scheduler as an adversarial switch among its experts (any expert at
+    every decision, each table expert with any estimate within each band, any tilt, any backlog
+    raise): Storm's Pmax of a violation and min/max of cost, latency, drops and overflow, beside
+    the proposed scheduler's bands; in the timed automata its queue bound and worst-case latency.
 
 Results: a terminal table, docs/results/verification.md, the Storm results as JSON in
 docs/results/verification.json and docs/results/verification_ta.json (written atomically).
@@ -179,6 +184,13 @@ def _parser() -> argparse.ArgumentParser:
         default="1,1.25,2",
         help="band factors f: the estimate may be any rate in [r / f, r x f]; 1 is the exact estimate "
         "(default: 1,1.25,2)",
+    )
+    band.add_argument(
+        "--robust",
+        action="store_true",
+        help="also check the robust scheduler (agents/robust) as an adversarial switch among its experts, "
+        "each within every band of --bands: Storm's bounds (f) and, in the timed automata, its queue bound "
+        "and worst-case latency (docs/formal.md; results: docs/results/verification_robust.md)",
     )
     band.add_argument(
         "--agent-seeds",
@@ -445,10 +457,17 @@ def _run_ta(args: argparse.Namespace, settings, console, command: str):
     except TCheckerMissingError as exc:
         console.print(f"[yellow]timed-automata stage skipped: {exc}[/yellow]")
         return None
+    skip: dict[str, tuple[str, ...]] = {}
     schedulers, notes = default_schedulers(
-        settings, band_scheduler=args.band_scheduler or None, bands=_bands(args)
+        settings,
+        band_scheduler=args.band_scheduler or None,
+        bands=_bands(args),
+        portfolio_scheduler=ROBUST if args.robust else None,
+        skip=skip,
     )
-    report = run_ta(settings, tck, schedulers, progress=lambda msg: console.print(f"  {msg}", style="dim"))
+    report = run_ta(
+        settings, tck, schedulers, progress=lambda msg: console.print(f"  {msg}", style="dim"), skip=skip
+    )
     report.notes += notes
     for r in report.results:
         style = "" if r.holds else "bold red"
@@ -550,6 +569,7 @@ def main(argv: list[str] | None = None) -> int:
             cpu_budget_s=args.cpu_budget_s,
             agent_seeds=args.agent_seeds,
             agent_horizon_s=args.agent_horizon_s,
+            portfolio_scheduler=ROBUST if args.robust else None,
         )
         tm = settings.tick_model()
         ta_settings = _ta_settings(args, config, tm.rate_per_s)
@@ -614,10 +634,13 @@ def main(argv: list[str] | None = None) -> int:
         report.safety is not None
         and report.safety.holds
         and all(r.figures is not None for r in report.rows)
-        and all(b.figures is not None for b in report.bands)
+        and all(b.figures is not None for b in report.bands + report.portfolio)
     )
     return 0 if ok and (ta_report is None or ta_report.ok) else 1
 
+
+ROBUST = "robust"
+"""Agent spec of the portfolio scheduler ``--robust`` checks."""
 
 SIZE_FLAGS = (
     "--agents",

@@ -29,7 +29,7 @@ table is checked: a wait there is a violation (``a = W + 1``).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from batchenv.decision_rows import DecisionRow, Dispatch, rows_of
@@ -62,24 +62,38 @@ class EstimateBand:
         return "exact estimate" if self.factor == 1.0 else f"estimate within x{self.factor:g}"
 
 
-def _dispatches(row: DecisionRow, queue: int, dispatch: Dispatch, age_ms: float) -> frozenset[Dispatch]:
+GuardChoices = Callable[[DecisionRow, int, Dispatch, float], frozenset[Dispatch]]
+"""``(row, queue, dispatch, age_ms) -> every dispatch the row's SLO guard may send``."""
+
+
+def guarded_dispatches(
+    row: DecisionRow, queue: int, dispatch: Dispatch, age_ms: float
+) -> frozenset[Dispatch]:
+    """Every dispatch ``row`` may send for ``dispatch`` (through its SLO guard, if any)."""
     if row.guard is None:
         return frozenset((dispatch,))
     return row.guard.choices(queue, dispatch, age_ms)
 
 
 def row_choices(
-    row: DecisionRow, queue: int, age_ticks: int, tm: TickModel, *, shield: bool
+    row: DecisionRow,
+    queue: int,
+    age_ticks: int,
+    tm: TickModel,
+    *,
+    shield: bool,
+    dispatches: GuardChoices = guarded_dispatches,
 ) -> frozenset[Decision]:
     """The decisions ``row`` allows at queue length ``queue`` and age ``age_ticks`` (a worker idle),
     normalised to the batch dispatched; ``age_ticks`` may be ``W + 1`` (after a violation, where the
-    fallback follows as with the shield)."""
+    fallback follows as with the shield). ``dispatches`` reads the row's SLO guard (a memo of
+    :func:`guarded_dispatches` may be passed)."""
     k = row.at(queue)
     age_ms = age_ticks * tm.tick_ms
     decision = row.decisions[k]
     out: set[Decision] = set()
     if decision is not None:
-        out |= _dispatches(row, queue, decision, age_ms)
+        out |= dispatches(row, queue, decision, age_ms)
     else:
         shortest, longest = row.timers_ms[k] or (math.inf, math.inf)
         waits = age_ms < longest - _EPS
@@ -91,7 +105,7 @@ def row_choices(
             fallback = row.fallbacks[k]
             if fallback is None:  # a wait without a fallback: the shield's dispatch on model 0
                 fallback = (0, tm.max_batch)
-            out |= _dispatches(row, queue, fallback, age_ms)
+            out |= dispatches(row, queue, fallback, age_ms)
     return frozenset(None if d is None else (d[0], min(queue, d[1], tm.max_batch)) for d in out)
 
 

@@ -133,10 +133,11 @@ BAND_HEADER = [
 ]
 
 
-def band_table_rows(report: VerificationReport) -> list[list[str]]:
-    """One row per band of the band scheduler (min - max over every estimate in the band)."""
+def band_table_rows(report: VerificationReport, bands: list[BandRow] | None = None) -> list[list[str]]:
+    """One row per band of the band scheduler (min - max over every estimate in the band), or of
+    ``bands`` (e.g. the portfolio's, :attr:`VerificationReport.portfolio`)."""
     out = []
-    for band in report.bands:
+    for band in report.bands if bands is None else bands:
         f = band.figures
         rows = "; ".join(band.rows)
         if f is None:
@@ -298,6 +299,19 @@ def _summary(report: VerificationReport) -> list[tuple[str, str, str]]:
             base = exact.cost_per_request.high
             detail += f"; worst case {fmt_pct((worst - base) / base)} over the exact estimate"
         out.append((f"(d) {band.scheduler}, {band.label}", f"<= {fmt_sig(worst, 5)}", detail))
+    for row in report.portfolio:
+        f = row.figures
+        if f is None:
+            continue
+        detail = (
+            f"any expert at every decision: cost per request {fmt_interval(f.cost_per_request)}, mean "
+            f"latency {fmt_interval(f.latency_ms, lambda v: fmt_sig(v, 4))} ms, Pmax[F violation] "
+            f"without the shield {fmt_prob(f.p_violation_raw_max)}"
+        )
+        twin = next((b.figures for b in report.bands if b.factor == row.factor and b.figures), None)
+        if twin is not None:
+            detail += f"; {report.bands[0].scheduler}'s worst case {fmt_sig(twin.cost_per_request.high, 5)}"
+        out.append((f"(g) {row.scheduler}, {row.label}", f"<= {fmt_sig(f.cost_per_request.high, 5)}", detail))
     for r in report.real_agents:
         gap, half = r.agent_vs_table
         out.append(
@@ -445,6 +459,15 @@ def markdown(report: VerificationReport, command: str, preamble: str = "") -> st
         lines += _band_intro(report)
         lines += [""]
         lines += _md_table(BAND_HEADER, band_table_rows(report))
+    if report.portfolio:
+        lines += ["", f"## (g) {report.portfolio[0].scheduler}: any switching among its experts (MDP)", ""]
+        lines += _portfolio_intro(report)
+        lines += [""]
+        lines += _md_table(BAND_HEADER, band_table_rows(report, report.portfolio))
+        compared = portfolio_comparison_rows(report)
+        if compared:
+            lines += ["", f"Worst and best cases against `{report.bands[0].scheduler}`'s, band by band:", ""]
+            lines += _md_table(comparison_header(report), compared)
     lines += ["", "## Cross-check: the same policies simulated", ""]
     lines.append(
         f"Tick simulator: {st.crosscheck_ticks} ticks of the same chain (formal/ticksim.py, seed "
@@ -495,7 +518,7 @@ def markdown(report: VerificationReport, command: str, preamble: str = "") -> st
                     f"{row.figures.stats.build_s + row.figures.check_s:.1f}",
                 ]
             )
-    for band in report.bands:
+    for band in report.bands + report.portfolio:
         if band.figures is not None and not band.same_as:
             kind = "DTMC" if band.figures.deterministic else "MDP"
             steps.append(
@@ -537,6 +560,55 @@ def _band_intro(report: VerificationReport) -> list[str]:
     ]
 
 
+def _portfolio_intro(report: VerificationReport) -> list[str]:
+    spec = report.portfolio[0].scheduler
+    return [
+        f"`{spec}` follows one expert of its portfolio at a time and switches at coupling epochs by a "
+        "rule that reads the experts' shadow costs and latency tails, none of which the model tracks. "
+        "Here the rule is an adversary (formal/portfolio.py): at every decision the MDP may follow any "
+        "expert, a table expert with any estimate within the band of the true rate, any of its tilted "
+        "tables (the burst meter may read anything), any rate its backlog test may raise the estimate "
+        "to in that state, and any dispatch of its SLO guard; a timeout expert with its exact (B, T). "
+        "Every switching pattern of the portfolio is a scheduler of this MDP, so its maximum is a "
+        "sound worst case of the robust scheduler for any switching and any estimate within the band "
+        "(its minimum is a best case of the MDP, which the portfolio need not reach). The raw choices "
+        "(no shield) are checked first: Pmax of a violation.",
+    ]
+
+
+def comparison_header(report: VerificationReport) -> list[str]:
+    """Header of :func:`portfolio_comparison_rows`."""
+    first, other = report.bands[0].scheduler, report.portfolio[0].scheduler
+    return ["estimate"] + [
+        f"{what}, {who}" for what in ("cost/request", "latency ms", "P(overflow)") for who in (first, other)
+    ]
+
+
+def portfolio_comparison_rows(report: VerificationReport) -> list[list[str]]:
+    """Per band: the band scheduler's and the portfolio's intervals side by side
+    (:func:`comparison_header`)."""
+    if not report.bands or not report.portfolio:
+        return []
+    out = []
+    for row in report.portfolio:
+        twin = next((b for b in report.bands if b.factor == row.factor), None)
+        if twin is None or twin.figures is None or row.figures is None:
+            continue
+        a, b = twin.figures, row.figures
+        out.append(
+            [
+                row.label,
+                fmt_interval(a.cost_per_request),
+                fmt_interval(b.cost_per_request),
+                fmt_interval(a.latency_ms, lambda v: fmt_sig(v, 4)),
+                fmt_interval(b.latency_ms, lambda v: fmt_sig(v, 4)),
+                fmt_interval(a.p_overflow, lambda v, r=a.overflow_resolution: fmt_resolved(v, r)),
+                fmt_interval(b.p_overflow, lambda v, r=b.overflow_resolution: fmt_resolved(v, r)),
+            ]
+        )
+    return out
+
+
 def _fields(obj: Any, drop: tuple[str, ...] = ()) -> dict[str, Any] | None:
     """A dataclass's fields as a mapping (nested dataclasses too), without ``drop``; None stays None."""
     if obj is None:
@@ -556,7 +628,8 @@ def report_data(report: VerificationReport, command: str) -> dict[str, Any]:
     model), ``settings``, ``safety`` (a) and ``safety_bound_ms``, ``optimum`` and ``smdp`` (b),
     ``policies`` (c: per policy Storm's figures, the tick and event simulators' and their largest
     relative differences), ``bands`` (d: the band scheduler's bounds per band), ``real_agents``
-    (e), ``cross_check``, ``notes``, ``timings_s``."""
+    (e), ``portfolio`` (g: the portfolio scheduler's bounds per band, empty unless checked),
+    ``cross_check``, ``notes``, ``timings_s``."""
     tm, st = report.model, report.settings
     o, sm = report.optimum, report.smdp
     worst = _worst_deviations(report)
@@ -612,6 +685,7 @@ def report_data(report: VerificationReport, command: str) -> dict[str, Any]:
             "event_simulator_max_rel_diff": worst[1] if worst else None,
         },
         "bands": [_band_data(b) for b in report.bands],
+        "portfolio": [_band_data(b) for b in report.portfolio],
         "real_agents": [_real_agent_data(r) for r in report.real_agents],
         "safety_bound_ms": (tm.max_age_ticks + 1) * tm.tick_ms,
         "notes": list(report.notes),
@@ -667,6 +741,11 @@ def rich_tables(report: VerificationReport) -> list[Any]:
     out = [summary, policies, cross]
     for title, header, rows in (
         ("The band scheduler under estimation error (min - max)", BAND_HEADER, band_table_rows(report)),
+        (
+            "The portfolio under any switching (min - max)",
+            BAND_HEADER,
+            band_table_rows(report, report.portfolio),
+        ),
         ("Real agents in the event simulator", REAL_HEADER, real_agent_rows(report)),
     ):
         if rows:

@@ -51,6 +51,7 @@ from formal.policies import (
     distill,
     policy_table,
 )
+from formal.portfolio import distinct_experts, experts_of, portfolio_choice_pair
 from formal.prism import Choices, check_costs_modelled, mdp_program
 from formal.real_agents import RealAgentResult, run_real_agent
 from formal.ticksim import TickSimResult, simulate_ticks
@@ -108,6 +109,9 @@ class Settings:
         default solver answers it.
     :param agent_seeds: seeds of the real agents' event simulations (0, 1, ...).
     :param agent_horizon_s: simulated time (s) per seed of each real agent and its table.
+    :param portfolio_scheduler: agent spec of a portfolio scheduler (``robust``) checked as an
+        adversarial switch among its experts, each with its estimate within each band of
+        ``bands`` (:mod:`formal.portfolio`); None or ``""`` to skip (default).
     """
 
     config: SystemConfig
@@ -128,6 +132,7 @@ class Settings:
     cpu_budget_s: float = CPU_BUDGET_S
     agent_seeds: int = 3
     agent_horizon_s: float = 200.0
+    portfolio_scheduler: str | None = None
 
     def __post_init__(self) -> None:
         if self.arrivals not in ("auto", "poisson"):
@@ -282,6 +287,7 @@ class VerificationReport:
     smdp: SmdpComparison | None = None
     rows: list[PolicyRow] = field(default_factory=list)
     bands: list[BandRow] = field(default_factory=list)
+    portfolio: list[BandRow] = field(default_factory=list)
     real_agents: list[RealAgentResult] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
@@ -529,6 +535,41 @@ def _band_rows(
     return out
 
 
+def _portfolio_rows(
+    settings: Settings, tm: TickModel, notes: list[str]
+) -> list[tuple[BandRow, Choices, Choices]]:
+    """For each band of ``settings.bands``: the portfolio scheduler's row (its experts and rows)
+    and its choice sets with and without the shield (:mod:`formal.portfolio`)."""
+    spec = settings.portfolio_scheduler
+    if not spec or not settings.bands:
+        return []
+    if tm.n_workers != 1:
+        notes.append(f"{spec}: portfolio models not built: they need 1 worker, the system has {tm.n_workers}")
+        return []
+    try:
+        from agents.registry import AgentSpecError, make_agent
+
+        scheduler = make_agent(spec, tm.config)
+    except (ImportError, AgentSpecError, ValueError) as exc:
+        notes.append(f"{spec}: portfolio models not built ({exc})")
+        return []
+    experts = experts_of(scheduler)
+    kept, same = distinct_experts(experts)
+    described = ", ".join(e.label + (f" (= {same[e.label]})" if e.label in same else "") for e in experts)
+    notes.append(f"{spec}: {len(experts)} experts: {described}")
+    out = []
+    for factor in settings.bands:
+        band = EstimateBand(factor)
+        try:
+            choices, raw, counts = portfolio_choice_pair(tm, kept, band)
+        except TypeError as exc:
+            notes.append(f"{spec}: portfolio models not built ({exc})")
+            return []
+        rows = [f"{len(experts)} experts, {n} rows (+ backlog rows)" for n in counts]
+        out.append((BandRow(factor, spec, rows), choices, raw))
+    return out
+
+
 def _modal_model(table: dict[tuple[int, int], Decision]) -> int:
     models = [d[0] for d in table.values() if d is not None]
     return max(set(models), key=models.count) if models else 0
@@ -658,6 +699,15 @@ def run_verification(settings: Settings, progress: Callable[[str], None] | None 
                 title = f"{row.scheduler}: its rows, {row.label}"
                 band_pending.append((row, pool.submit(_band_task, tm, choices, raw, title, settings)))
         report.timings["band choice sets"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        portfolio_pending: list[tuple[BandRow, Future[Outcome[Any]]]] = []
+        if settings.portfolio_scheduler:
+            say(f"{settings.portfolio_scheduler}: any switching among its experts ...")
+        for row, choices, raw in _portfolio_rows(settings, tm, report.notes):
+            title = f"{row.scheduler}: any expert, {row.label}"
+            portfolio_pending.append((row, pool.submit(_band_task, tm, choices, raw, title, settings)))
+        if portfolio_pending:
+            report.timings["portfolio choice sets (and its tables)"] = time.perf_counter() - t0
         if settings.agent_seeds:
             factors = tuple(f for f in settings.bands if f > 1.0)
             if settings.band_scheduler and band_pending:
@@ -703,6 +753,13 @@ def run_verification(settings: Settings, progress: Callable[[str], None] | None 
                 row.figures = future.result().unwrap()
             except Exception as exc:
                 row.error = repr(exc)
+        for row, future in portfolio_pending:
+            say(f"checking {row.scheduler}, any expert, {row.label} ...")
+            try:
+                row.figures = future.result().unwrap()
+            except Exception as exc:
+                row.error = repr(exc)
+            report.portfolio.append(row)
         for spec, future in agent_pending:
             say(f"simulating the real agent {spec} ...")
             try:

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -362,8 +362,11 @@ class TAChecks:
         )
 
     # ------------------------------------------------------------------ everything
-    def tasks(self, name: str, table: Table) -> list[Callable[[], list[PropertyResult]]]:
-        """The checks of one scheduler (shield applied), as independent tasks."""
+    def tasks(
+        self, name: str, table: Table, skip: Sequence[str] = ()
+    ) -> list[Callable[[], list[PropertyResult]]]:
+        """The checks of one scheduler (shield applied), as independent tasks, without the
+        properties named in ``skip``."""
         s = self.settings
         shielded = table.shielded(self.max_wait)
         bounded = self.model(shielded, ArrivalCurve.unconstrained())
@@ -383,7 +386,11 @@ class TAChecks:
                     lambda model=model: list(self.queue_and_latency(name, model)),
                 )
             )
-        return [self._guarded(name, props, model, task) for props, model, task in out]
+        return [
+            self._guarded(name, props, model, task)
+            for props, model, task in out
+            if not set(props) & set(skip)
+        ]
 
     def _guarded(
         self, name: str, props: tuple[str, ...], model: TAModel, task: Callable[[], list[PropertyResult]]
@@ -412,11 +419,14 @@ class TAChecks:
 
         return run
 
-    def run(self, schedulers: Sequence[tuple[str, Table]]) -> list[PropertyResult]:
-        """Every property of every scheduler, ``settings.jobs`` TChecker calls at a time; the
-        results are in a fixed order whatever the number of jobs. Pass schedulers that decide
-        differently (:func:`distinct`)."""
-        tasks = [task for name, table in schedulers for task in self.tasks(name, table)]
+    def run(
+        self, schedulers: Sequence[tuple[str, Table]], skip: Mapping[str, Sequence[str]] | None = None
+    ) -> list[PropertyResult]:
+        """Every property of every scheduler (but those ``skip`` names for it),
+        ``settings.jobs`` TChecker calls at a time; the results are in a fixed order whatever the
+        number of jobs. Pass schedulers that decide differently (:func:`distinct`)."""
+        skip = skip or {}
+        tasks = [task for name, table in schedulers for task in self.tasks(name, table, skip.get(name, ()))]
         with ThreadPoolExecutor(max_workers=max(1, self.settings.jobs)) as pool:
             futures = [pool.submit(task) for task in tasks]
             results = [row for future in futures for row in future.result()]

@@ -1,0 +1,239 @@
+"""The robust scheduler as an adversarial switch among its experts (formal/portfolio.py,
+formal/ta/portfolio.py): the union's choice sets against the experts' own decisions, the collapse
+to one expert's chain, and a mutant expert that breaks timeout safety."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from batchenv.decision_rows import DecisionRow
+from batchenv.scenarios import load_scenario
+from batchenv.sim import Simulator
+from formal.band import EstimateBand, band_choices
+from formal.discrete import TickModel
+from formal.policies import TimeoutPolicy
+from formal.portfolio import Expert, backlog_rates, distinct_experts, experts_of, portfolio_choices
+
+pytest.importorskip("stormpy")
+
+BAND = EstimateBand(1.25)
+TICK_MS = 2.0
+CAP = 16
+ROWS = 16  # rate points of the table experts' tables (80 by default): faster to build
+
+
+@pytest.fixture(scope="module")
+def config():
+    return load_scenario("default")
+
+
+@pytest.fixture(scope="module")
+def robust(config):
+    from agents.robust import RobustProposed
+
+    return RobustProposed(config, proposed={"rate_points": ROWS})
+
+
+@pytest.fixture(scope="module")
+def tm(config):
+    return TickModel(config, None, TICK_MS, CAP)
+
+
+@pytest.fixture(scope="module")
+def union(tm, robust):
+    return portfolio_choices(tm, experts_of(robust), BAND)[0]
+
+
+def _probe(config, q: int, age_s: float, together: float | None) -> Simulator:
+    """A simulator holding ``q`` requests, the oldest ``age_s`` old; the others arrived evenly
+    spread up to now (``together`` None) or all at the fraction ``together`` of the age."""
+    if q == 1:
+        times = [0.0]
+    elif together is None:
+        times = [age_s * i / (q - 1) for i in range(q)]
+    else:
+        times = [0.0] + [age_s * together] * (q - 1)
+
+    def arrivals():
+        yield np.asarray(times, dtype=float)
+        while True:
+            yield np.array([1e12])
+
+    sim = Simulator(config, record=False)
+    sim.reset(arrivals=arrivals(), horizon_s=1e6)
+    while sim.queue_len < q or sim.now_s < age_s - 1e-12:
+        sim.wait(age_s)
+    assert sim.queue_len == q and abs(sim.oldest_wait_s - age_s) < 1e-9
+    return sim
+
+
+def _normalised(decision, q: int, max_batch: int):
+    if decision is None or isinstance(decision, float):
+        return None
+    return (int(decision[0]), min(q, int(decision[1]), max_batch))
+
+
+def _expert_decisions(config, robust, q: int, a: int, rates) -> set:
+    """Every decision an expert of ``robust`` makes, by its own ``decide``, at queue length q and
+    age a ticks: each table expert with its estimate at each of ``rates`` and each tilt, and the
+    waiting requests in several arrival patterns; each timeout."""
+    out = set()
+    age_s = a * TICK_MS / 1000.0
+    patterns = [None, *np.linspace(0.0, 1.0, 41)]
+    for expert in robust.experts:
+        if hasattr(expert, "max_queue_delay_ms"):
+            out.add(_normalised(expert.decide(_probe(config, q, age_s, None)), q, config.max_batch_size))
+            continue
+        tilts = getattr(expert, "tilts", (1.0,))
+        for kappa in tilts:
+            for rate in rates:
+                expert.estimator.update = lambda now, count, rate=rate: rate
+                if hasattr(expert, "meter"):
+                    sigma = (kappa - 1.0) / expert.tilt
+                    expert.meter.update = lambda t, c, r, sigma=sigma: sigma
+                for together in patterns if q > 1 else [None]:
+                    sim = _probe(config, q, age_s, together)
+                    decision = expert.decide(sim)
+                    if hasattr(expert, "kappa"):
+                        assert expert.kappa == kappa
+                    out.add(_normalised(decision, q, config.max_batch_size))
+    return out
+
+
+def _band_rates(rate: float, n: int = 120) -> list[float]:
+    lo, hi = BAND.around(rate)
+    return list(np.geomspace(lo, hi, n))
+
+
+@pytest.mark.parametrize("q,a", [(1, 0), (1, 20), (3, 5), (3, 30), (5, 24), (8, 40)])
+def test_the_union_is_exactly_the_experts_decisions(config, robust, tm, union, q, a):
+    """Where the backlog test cannot fire, the choice set is every decision of every expert, by its
+    own decide(), over estimates in the band, tilts and arrival patterns, and nothing else."""
+    rate = tm.phase_rates_per_s[0]
+    for expert in experts_of(robust):
+        assert (
+            backlog_rates(q, a * TICK_MS, (a + 1) * TICK_MS, rate / BAND.factor, expert.backlog_llr) is None
+        )
+    seen = _expert_decisions(config, robust, q, a, _band_rates(rate))
+    assert seen == set(union[(0, q, a)])
+
+
+@pytest.mark.parametrize("q,a,adds", [(12, 2, False), (16, 24, True)])
+def test_the_backlog_raises_are_in_the_union(config, robust, tm, union, q, a, adds):
+    """Where the backlog test fires, each expert's own decisions (its test run on the probe) are
+    in the choice set; at (16, 24) the raised rows add decisions the band alone does not have."""
+    rate = tm.phase_rates_per_s[0]
+    lo = rate / BAND.factor
+    assert backlog_rates(q, a * TICK_MS, (a + 1) * TICK_MS, lo, robust.experts[0].backlog_llr) is not None
+    seen = _expert_decisions(config, robust, q, a, _band_rates(rate, 40))
+    assert seen <= set(union[(0, q, a)])
+    no_backlog = [Expert(e.label, e.rows, 0.0, e.key) for e in experts_of(robust)]
+    band_only = portfolio_choices(tm, no_backlog, BAND)[0]
+    assert set(band_only[(0, q, a)]) <= set(union[(0, q, a)])
+    assert (set(band_only[(0, q, a)]) != set(union[(0, q, a)])) == adds
+
+
+def test_backlog_rates_match_the_llr_test():
+    """The test fires below the age where the Poisson log-likelihood ratio reaches the threshold."""
+    k, estimate, llr = 9, 80.0, 6.0
+
+    def fires(age_s: float) -> bool:
+        mu = estimate * age_s
+        return k > mu and k * math.log(k / mu) - (k - mu) > llr
+
+    ages = np.linspace(0.0005, 0.08, 400)
+    last = max(t for t in ages if fires(t))
+    assert backlog_rates(k + 1, 1000 * last - 0.01, 1000 * last, estimate, llr) is not None
+    assert backlog_rates(k + 1, 1000 * last + 0.3, 1000 * last + 2.0, estimate, llr) is None
+    assert backlog_rates(1, 0.0, 2.0, estimate, llr) is None  # one request: no backlog
+    assert backlog_rates(5, 0.0, 2.0, estimate, 0.0) is None  # no test
+    low, high = backlog_rates(k + 1, 10.0, 12.0, estimate, llr)
+    assert low == pytest.approx(k / 0.012) and high == pytest.approx(k / 0.010)
+
+
+def test_the_agile_expert_has_the_burst_aware_rows(robust):
+    kept, same = distinct_experts(experts_of(robust))
+    labels = [e.label for e in kept]
+    assert same == {f"{labels[0]}_agile": labels[0]}
+    assert len(kept) == len(robust.experts) - 1
+
+
+def test_one_timeout_expert_with_an_exact_estimate_is_its_dtmc(config, robust, tm):
+    """The portfolio restricted to one timeout expert is that timeout's DTMC: the same figures as
+    the single-policy check of formal/policies.py's TimeoutPolicy."""
+    from formal.check import check_choices, check_policy
+
+    index = next(i for i, e in enumerate(robust.experts) if getattr(e, "max_queue_delay_ms", 0) >= 5)
+    timeout = robust.experts[index]
+    expert = experts_of(robust)[index]
+    choices, _ = portfolio_choices(tm, [expert], EstimateBand(1.0))
+    assert all(len(c) == 1 for c in choices.values())
+    figures = check_choices(tm, choices, "one expert")
+    policy = TimeoutPolicy(timeout.preferred_batch_size, timeout.max_queue_delay_ms, (timeout.model,))
+    single = check_policy(tm, policy.validate(config))
+    assert figures.deterministic
+    assert figures.cost_per_request.low == pytest.approx(single.cost_per_request, rel=1e-9)
+    assert figures.latency_ms.high == pytest.approx(single.latency_ms, rel=1e-9)
+    assert figures.p_overflow.low == pytest.approx(single.p_overflow, abs=1e-12)
+
+
+def test_one_table_expert_is_its_band_model(robust, tm):
+    """The plain table expert alone (no backlog test) gives the choice sets of formal/band.py's
+    model of that scheduler."""
+    index = robust.labels.index("table")
+    alone, _ = portfolio_choices(tm, [experts_of(robust)[index]], EstimateBand(1.0))
+    band, _ = band_choices(tm, robust.experts[index], EstimateBand(1.0))
+    assert alone == band
+
+
+def test_an_expert_without_the_shield_breaks_timeout_safety(robust, tm):
+    """Raw choices (no shield): the real portfolio never waits beyond max_wait (Pmax = 0); with a
+    mutant expert that waits without a timer below 4 requests, Pmax > 0."""
+    from formal.check import check_choices
+
+    waits = DecisionRow(
+        "never dispatches below 4",
+        decisions=(None, None, None, (0, 64)),
+        timers_ms=(None, None, None, None),
+        fallbacks=(None, None, None, None),
+    )
+    mutant = Expert("mutant", lambda lo, hi: [waits])
+    experts = [e for e in experts_of(robust) if e.backlog_llr == 0.0]  # the timeouts and the table
+    for extra, unsafe in (([], False), ([mutant], True)):
+        shielded, _ = portfolio_choices(tm, experts + extra, EstimateBand(1.0))
+        raw, _ = portfolio_choices(tm, experts + extra, EstimateBand(1.0), shield=False)
+        figures = check_choices(tm, shielded, "portfolio", raw_choices=raw, cpu_budget_s=0)
+        assert (figures.p_violation_raw_max > 0) == unsafe
+        assert figures.p_violation_max == 0.0
+
+
+def test_the_timed_automata_union_of_one_timeout_is_the_timeout(config, robust):
+    """formal/ta/portfolio.py with one timeout expert allows exactly the timeout's decision at
+    every queue length and age."""
+    from formal.ta.portfolio import portfolio_table
+    from formal.ta.schedulers import from_timeout
+
+    index = next(i for i, e in enumerate(robust.experts) if getattr(e, "max_queue_delay_ms", 0) >= 5)
+    timeout = robust.experts[index]
+    table = portfolio_table(
+        "one",
+        [experts_of(robust)[index]],
+        100.0,
+        100.0,
+        queue_cap=CAP,
+        unit_ms=1.0,
+        max_wait=100,
+        forced_model=0,
+        max_batch=config.max_batch_size,
+    )
+    policy = TimeoutPolicy(timeout.preferred_batch_size, timeout.max_queue_delay_ms, (timeout.model,))
+    exact = from_timeout(policy, config, queue_cap=CAP, unit_ms=1.0)
+    for q in range(1, CAP + 1):
+        for age in range(0, 101):
+            decision = exact.decision(q, age)
+            allowed = table.allowed(q, age)
+            assert decision in allowed
+            assert allowed <= {decision, None}  # a wait until T, then the dispatch
