@@ -4,6 +4,7 @@ to one expert's chain, and a mutant expert that breaks timeout safety."""
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -79,39 +80,59 @@ def _normalised(decision, q: int, max_batch: int):
 def _expert_decisions(config, robust, q: int, a: int, rates) -> set:
     """Every decision an expert of ``robust`` makes, by its own ``decide``, at queue length q and
     age a ticks: each table expert with its estimate at each of ``rates`` and each tilt, and the
-    waiting requests in several arrival patterns; each timeout."""
+    waiting requests in several arrival patterns; each timeout. (``decide`` reads the probe
+    simulator without changing it, so the probes are shared.)"""
     out = set()
     age_s = a * TICK_MS / 1000.0
-    patterns = [None, *np.linspace(0.0, 1.0, 41)]
+    patterns = [None, *_guard_patterns(config, robust, q, age_s)] if q > 1 else [None]
+    probes = [_probe(config, q, age_s, together) for together in patterns]
     for expert in robust.experts:
         if hasattr(expert, "max_queue_delay_ms"):
-            out.add(_normalised(expert.decide(_probe(config, q, age_s, None)), q, config.max_batch_size))
+            out.add(_normalised(expert.decide(probes[0]), q, config.max_batch_size))
             continue
-        tilts = getattr(expert, "tilts", (1.0,))
-        for kappa in tilts:
+        for kappa in getattr(expert, "tilts", (1.0,)):
+            if hasattr(expert, "meter"):
+                sigma = (kappa - 1.0) / expert.tilt
+                expert.meter.update = lambda t, c, r, sigma=sigma: sigma
             for rate in rates:
                 expert.estimator.update = lambda now, count, rate=rate: rate
-                if hasattr(expert, "meter"):
-                    sigma = (kappa - 1.0) / expert.tilt
-                    expert.meter.update = lambda t, c, r, sigma=sigma: sigma
-                for together in patterns if q > 1 else [None]:
-                    sim = _probe(config, q, age_s, together)
+                for sim in probes:
                     decision = expert.decide(sim)
-                    if hasattr(expert, "kappa"):
-                        assert expert.kappa == kappa
+                    assert getattr(expert, "kappa", kappa) == kappa
                     out.add(_normalised(decision, q, config.max_batch_size))
     return out
 
 
-def _band_rates(rate: float, n: int = 120) -> list[float]:
+def _guard_patterns(config, robust, q: int, age_s: float) -> list[float]:
+    """Arrival patterns (``together`` of :func:`_probe`) whose mean spacing, ``2 age together /
+    q``, lands at every spacing where some model's count of late requests changes for the tail
+    guard (late / j), and between two such spacings: the guard's choice is constant in between."""
+    from batchenv.timing import ServiceTable
+
+    service = ServiceTable(config).service_s
+    slo_s = robust.experts[0].guard_slo_ms / 1000.0
+    widest = 2.0 * age_s / q
+    points = {0.0, widest}
+    for m in range(config.n_models):
+        for b in range(1, q + 1):
+            late = age_s + service[m][b] - slo_s
+            points |= {late / j for j in range(1, b + 1) if 0.0 < late / j < widest}
+    ordered = sorted(points)
+    spacings = ordered + [0.5 * (x + y) for x, y in itertools.pairwise(ordered)]
+    return sorted({min(1.0, x / widest) for x in spacings})
+
+
+def _band_rates(rate: float, n: int = 40) -> list[float]:
     lo, hi = BAND.around(rate)
     return list(np.geomspace(lo, hi, n))
 
 
-@pytest.mark.parametrize("q,a", [(1, 0), (1, 20), (3, 5), (3, 30), (5, 24), (8, 40)])
+@pytest.mark.parametrize("q,a", [(1, 0), (1, 20), (3, 5), (3, 30), (5, 24), (8, 40), (9, 12), (9, 30)])
 def test_the_union_is_exactly_the_experts_decisions(config, robust, tm, union, q, a):
     """Where the backlog test cannot fire, the choice set is every decision of every expert, by its
-    own decide(), over estimates in the band, tilts and arrival patterns, and nothing else."""
+    own decide(), over estimates in the band, tilts and arrival patterns, and nothing else. (The
+    timeouts add decisions at (1, 0), (3, 5) and (5, 24); the tilted tables at (9, 12) and
+    (9, 30); the SLO guard acts from about 30 ms on.)"""
     rate = tm.phase_rates_per_s[0]
     for expert in experts_of(robust):
         assert (
@@ -128,7 +149,7 @@ def test_the_backlog_raises_are_in_the_union(config, robust, tm, union, q, a, ad
     rate = tm.phase_rates_per_s[0]
     lo = rate / BAND.factor
     assert backlog_rates(q, a * TICK_MS, (a + 1) * TICK_MS, lo, robust.experts[0].backlog_llr) is not None
-    seen = _expert_decisions(config, robust, q, a, _band_rates(rate, 40))
+    seen = _expert_decisions(config, robust, q, a, _band_rates(rate, 30))
     assert seen <= set(union[(0, q, a)])
     no_backlog = [Expert(e.label, e.rows, 0.0, e.key) for e in experts_of(robust)]
     band_only = portfolio_choices(tm, no_backlog, BAND)[0]
