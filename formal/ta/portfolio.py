@@ -11,7 +11,8 @@ The table is the union of
   the rows of every rate it may raise the estimate to: their dispatches (through the SLO guard)
   over that unit, their waits (taken there, ending at their timer).
 
-Every wait is offered from age 0 to the end of its timer range: a chain of waits without an event
+Dispatch options of the same decision whose age ranges meet are joined (fewer edges, the same
+behaviours). Every wait is offered from age 0 to the end of its timer range: a chain of waits without an event
 in between (the portfolio switching experts, or an estimate that moves, at a timer's expiry)
 ends at the latest timer of the chain, which the longest of these waits covers, and the model
 then dispatches whatever is allowed at that age.
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 
 from batchenv.decision_rows import DecisionRow
 from formal.portfolio import Expert, backlog_rates, distinct_experts, snapped
@@ -96,7 +98,13 @@ def portfolio_table(
                     raised_rows[key] = expert.rows(key[1], key[2])
                 for row in raised_rows[key]:
                     extra |= _unit_options(row, q, u, unit_ms)
-        merged = set(base.rows[q - 1]) | _merge_options({o for o in extra if o.decision is not None})
-        merged |= {o for o in extra if o.decision is None}
+        every = {
+            o
+            if o.decision is None
+            else replace(o, decision=(o.decision[0], min(q, o.decision[1], max_batch)))
+            for o in set(base.rows[q - 1]) | extra
+        }
+        merged = _merge_options({o for o in every if o.decision is not None})
+        merged |= {o for o in every if o.decision is None}
         options.append(tuple(sorted(merged, key=_option_key)))
     return ChoiceTable(name, tuple(options), forced_model, max_batch)

@@ -482,7 +482,9 @@ def _merge_options(options: set[Option]) -> set[Option]:
         group.sort(key=lambda o: o.from_age)
         current = group[0]
         for o in group[1:]:
-            if current.until is not None and o.from_age <= current.until:
+            if current.until is None:  # lasts for ever from an earlier age: o adds nothing
+                continue
+            if o.from_age <= current.until:
                 until = None if o.until is None else max(current.until, o.until)
                 current = Option(decision, current.from_age, until)
             else:
