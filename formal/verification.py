@@ -499,23 +499,33 @@ def _real_agent_task(
     )
 
 
+def _one_worker_agent(
+    spec: str | None, settings: Settings, tm: TickModel, notes: list[str], what: str
+) -> Any:
+    """The agent ``spec`` for ``tm``'s system, or None (with a note saying why ``what`` are not
+    built) when there is no spec or band, the system has several workers, or it cannot be built."""
+    if not spec or not settings.bands:
+        return None
+    if tm.n_workers != 1:
+        notes.append(f"{spec}: {what} not built: they need 1 worker, the system has {tm.n_workers}")
+        return None
+    try:
+        from agents.registry import AgentSpecError, make_agent
+
+        return make_agent(spec, tm.config)
+    except (ImportError, AgentSpecError, ValueError) as exc:
+        notes.append(f"{spec}: {what} not built ({exc})")
+        return None
+
+
 def _band_rows(
     settings: Settings, tm: TickModel, notes: list[str]
 ) -> list[tuple[BandRow, Choices, Choices, TablePolicy | None]]:
     """For each band of ``settings.bands``: its row, its choice sets with and without the shield,
     and (exact estimate with Poisson arrivals: one row) the scheduler's table as a policy."""
     spec = settings.band_scheduler
-    if not spec or not settings.bands:
-        return []
-    if tm.n_workers != 1:
-        notes.append(f"{spec}: band models not built: they need 1 worker, the system has {tm.n_workers}")
-        return []
-    try:
-        from agents.registry import AgentSpecError, make_agent
-
-        scheduler = make_agent(spec, tm.config)
-    except (ImportError, AgentSpecError, ValueError) as exc:
-        notes.append(f"{spec}: band models not built ({exc})")
+    scheduler = _one_worker_agent(spec, settings, tm, notes, "band models")
+    if scheduler is None:
         return []
     out = []
     for factor in settings.bands:
@@ -541,17 +551,8 @@ def _portfolio_rows(
     """For each band of ``settings.bands``: the portfolio scheduler's row (its experts and rows)
     and its choice sets with and without the shield (:mod:`formal.portfolio`)."""
     spec = settings.portfolio_scheduler
-    if not spec or not settings.bands:
-        return []
-    if tm.n_workers != 1:
-        notes.append(f"{spec}: portfolio models not built: they need 1 worker, the system has {tm.n_workers}")
-        return []
-    try:
-        from agents.registry import AgentSpecError, make_agent
-
-        scheduler = make_agent(spec, tm.config)
-    except (ImportError, AgentSpecError, ValueError) as exc:
-        notes.append(f"{spec}: portfolio models not built ({exc})")
+    scheduler = _one_worker_agent(spec, settings, tm, notes, "portfolio models")
+    if scheduler is None:
         return []
     experts = experts_of(scheduler)
     kept, same = distinct_experts(experts)

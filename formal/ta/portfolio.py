@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import Any
 
 from batchenv.decision_rows import DecisionRow
 from formal.portfolio import Expert, backlog_rates, distinct_experts, snapped
@@ -59,31 +60,20 @@ def _unit_options(row: DecisionRow, q: int, u: int, unit_ms: float) -> set[Optio
 
 
 def portfolio_table(
-    name: str,
-    experts: Sequence[Expert],
-    rate_lo_per_s: float,
-    rate_hi_per_s: float,
-    *,
-    queue_cap: int,
-    unit_ms: float,
-    max_wait: int,
-    forced_model: int,
-    max_batch: int,
+    name: str, experts: Sequence[Expert], rate_lo_per_s: float, rate_hi_per_s: float, **shape: Any
 ) -> ChoiceTable:
     """The :class:`ChoiceTable` of a portfolio that may follow any of ``experts`` at every
     decision, each table expert with its estimate anywhere in ``[rate_lo_per_s, rate_hi_per_s]``
-    (or raised by its backlog test); module docstring."""
+    (or raised by its backlog test); module docstring.
+
+    :param shape: the keyword arguments of :func:`from_decision_rows` (``queue_cap``,
+        ``unit_ms``, ``max_wait`` in time units, ``forced_model``, ``max_batch``)."""
+    queue_cap, unit_ms, max_wait, max_batch = (
+        shape[k] for k in ("queue_cap", "unit_ms", "max_wait", "max_batch")
+    )
     experts, _ = distinct_experts(experts)
     rows = [row for e in experts for row in e.rows(rate_lo_per_s, rate_hi_per_s)]
-    base = from_decision_rows(
-        name,
-        rows,
-        queue_cap=queue_cap,
-        unit_ms=unit_ms,
-        max_wait=max_wait,
-        forced_model=forced_model,
-        max_batch=max_batch,
-    )
+    base = from_decision_rows(name, rows, **shape)
     raised_rows: dict[tuple[int, float, float], list[DecisionRow]] = {}
     options: list[tuple[Option, ...]] = []
     for q in range(1, queue_cap + 1):
@@ -107,4 +97,4 @@ def portfolio_table(
         merged = _merge_options({o for o in every if o.decision is not None})
         merged |= {o for o in every if o.decision is None}
         options.append(tuple(sorted(merged, key=_option_key)))
-    return ChoiceTable(name, tuple(options), forced_model, max_batch)
+    return ChoiceTable(name, tuple(options), shape["forced_model"], max_batch)

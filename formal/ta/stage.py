@@ -97,6 +97,19 @@ def default_schedulers(
     return schedulers, notes
 
 
+def _shape(settings: TASettings) -> dict[str, int | float]:
+    """The keyword arguments of a choice table for the stage's system: queue capacity, time unit
+    (ms), the shield's age in time units, the shield's model and batch."""
+    config = settings.config
+    return {
+        "queue_cap": settings.queue_cap,
+        "unit_ms": settings.unit_ms,
+        "max_wait": math.floor(config.max_wait_ms / settings.unit_ms + 1e-9),
+        "forced_model": 0,
+        "max_batch": config.max_batch_size,
+    }
+
+
 def _portfolio_schedulers(
     settings: TASettings, spec: str, bands: tuple[float, ...], notes: list[str]
 ) -> list[tuple[str, DecisionTable | ChoiceTable]]:
@@ -110,22 +123,11 @@ def _portfolio_schedulers(
     except (ImportError, AgentSpecError, ValueError, TypeError) as exc:
         notes.append(f"{spec}: not checked ({exc})")
         return []
-    max_wait = math.floor(config.max_wait_ms / settings.unit_ms + 1e-9)
     out: list[tuple[str, DecisionTable | ChoiceTable]] = []
     for factor in bands:
         band = EstimateBand(factor)
         name = f"{spec}, any of its {len(experts)} experts, {band.label}"
-        table = portfolio_table(
-            name,
-            experts,
-            *band.around(settings.rate),
-            queue_cap=settings.queue_cap,
-            unit_ms=settings.unit_ms,
-            max_wait=max_wait,
-            forced_model=0,
-            max_batch=config.max_batch_size,
-        )
-        out.append((name, table))
+        out.append((name, portfolio_table(name, experts, *band.around(settings.rate), **_shape(settings))))
     notes.append(f"{spec}: experts " + ", ".join(e.label for e in experts))
     return out
 
@@ -143,7 +145,6 @@ def _band_schedulers(
     except (ImportError, AgentSpecError, ValueError) as exc:
         notes.append(f"{spec}: its rows not checked ({exc})")
         return []
-    max_wait = math.floor(config.max_wait_ms / settings.unit_ms + 1e-9)
     out: list[tuple[str, DecisionTable | ChoiceTable]] = []
     for factor in bands:
         band = EstimateBand(factor)
@@ -153,16 +154,7 @@ def _band_schedulers(
             notes.append(f"{spec}: its rows not checked ({exc})")
             return out
         name = f"{spec}, {band.label} ({len(rows)} row{'s' if len(rows) > 1 else ''})"
-        table = from_decision_rows(
-            name,
-            rows,
-            queue_cap=settings.queue_cap,
-            unit_ms=settings.unit_ms,
-            max_wait=max_wait,
-            forced_model=0,
-            max_batch=config.max_batch_size,
-        )
-        out.append((name, table))
+        out.append((name, from_decision_rows(name, rows, **_shape(settings))))
         notes.append(f"{name}: {describe_rows(rows)}")
     return out
 
