@@ -634,7 +634,7 @@ def main(argv: list[str] | None = None) -> int:
         report.safety is not None
         and report.safety.holds
         and all(r.figures is not None for r in report.rows)
-        and all(b.figures is not None for b in report.bands + report.portfolio)
+        and all(b.figures is not None for b in report.bands + report.portfolio + report.portfolio_experts)
     )
     return 0 if ok and (ta_report is None or ta_report.ok) else 1
 

@@ -468,6 +468,16 @@ def markdown(report: VerificationReport, command: str, preamble: str = "") -> st
         if compared:
             lines += ["", f"Worst and best cases against `{report.bands[0].scheduler}`'s, band by band:", ""]
             lines += _md_table(comparison_header(report), compared)
+        if report.portfolio_experts:
+            lines += [
+                "",
+                "Each expert alone with an exact estimate (the MDP of its own choices: its tilts, backlog "
+                "raises and guard alternatives; a timeout's is its DTMC):",
+                "",
+            ]
+            alone = band_table_rows(report, report.portfolio_experts)
+            named = [[b.scheduler, *r[1:]] for b, r in zip(report.portfolio_experts, alone, strict=True)]
+            lines += _md_table(["expert", *BAND_HEADER[1:]], named)
     lines += ["", "## Cross-check: the same policies simulated", ""]
     lines.append(
         f"Tick simulator: {st.crosscheck_ticks} ticks of the same chain (formal/ticksim.py, seed "
@@ -518,7 +528,7 @@ def markdown(report: VerificationReport, command: str, preamble: str = "") -> st
                     f"{row.figures.stats.build_s + row.figures.check_s:.1f}",
                 ]
             )
-    for band in report.bands + report.portfolio:
+    for band in report.bands + report.portfolio + report.portfolio_experts:
         if band.figures is not None and not band.same_as:
             kind = "DTMC" if band.figures.deterministic else "MDP"
             steps.append(
@@ -628,7 +638,8 @@ def report_data(report: VerificationReport, command: str) -> dict[str, Any]:
     model), ``settings``, ``safety`` (a) and ``safety_bound_ms``, ``optimum`` and ``smdp`` (b),
     ``policies`` (c: per policy Storm's figures, the tick and event simulators' and their largest
     relative differences), ``bands`` (d: the band scheduler's bounds per band), ``real_agents``
-    (e), ``portfolio`` (g: the portfolio scheduler's bounds per band, empty unless checked),
+    (e), ``portfolio`` (g: the portfolio scheduler's bounds per band, empty unless checked) and
+    ``portfolio_experts`` (each of its experts alone, exact estimate),
     ``cross_check``, ``notes``, ``timings_s``."""
     tm, st = report.model, report.settings
     o, sm = report.optimum, report.smdp
@@ -686,6 +697,7 @@ def report_data(report: VerificationReport, command: str) -> dict[str, Any]:
         },
         "bands": [_band_data(b) for b in report.bands],
         "portfolio": [_band_data(b) for b in report.portfolio],
+        "portfolio_experts": [_band_data(b) for b in report.portfolio_experts],
         "real_agents": [_real_agent_data(r) for r in report.real_agents],
         "safety_bound_ms": (tm.max_age_ticks + 1) * tm.tick_ms,
         "notes": list(report.notes),

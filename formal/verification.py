@@ -288,6 +288,7 @@ class VerificationReport:
     rows: list[PolicyRow] = field(default_factory=list)
     bands: list[BandRow] = field(default_factory=list)
     portfolio: list[BandRow] = field(default_factory=list)
+    portfolio_experts: list[BandRow] = field(default_factory=list)
     real_agents: list[RealAgentResult] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
@@ -547,13 +548,14 @@ def _band_rows(
 
 def _portfolio_rows(
     settings: Settings, tm: TickModel, notes: list[str]
-) -> list[tuple[BandRow, Choices, Choices]]:
+) -> tuple[list[tuple[BandRow, Choices, Choices]], list[tuple[BandRow, Choices, Choices]]]:
     """For each band of ``settings.bands``: the portfolio scheduler's row (its experts and rows)
-    and its choice sets with and without the shield (:mod:`formal.portfolio`)."""
+    and its choice sets with and without the shield (:mod:`formal.portfolio`); and the same for
+    each distinct expert alone with an exact estimate (a row named after the expert)."""
     spec = settings.portfolio_scheduler
     scheduler = _one_worker_agent(spec, settings, tm, notes, "portfolio models")
     if scheduler is None:
-        return []
+        return [], []
     experts = experts_of(scheduler)
     kept, same = distinct_experts(experts)
     described = ", ".join(e.label + (f" (= {same[e.label]})" if e.label in same else "") for e in experts)
@@ -565,10 +567,18 @@ def _portfolio_rows(
             choices, raw, counts = portfolio_choice_pair(tm, kept, band)
         except TypeError as exc:
             notes.append(f"{spec}: portfolio models not built ({exc})")
-            return []
+            return [], []
         rows = [f"{len(experts)} experts, {n} rows (+ backlog rows)" for n in counts]
         out.append((BandRow(factor, spec, rows), choices, raw))
-    return out
+    alone = []
+    for expert in kept:
+        choices, raw, counts = portfolio_choice_pair(tm, [expert], EstimateBand(1.0))
+        rows = [
+            f"{n} row{'s' if n > 1 else ''}" + (" (+ backlog rows)" if expert.backlog_llr else "")
+            for n in counts
+        ]
+        alone.append((BandRow(1.0, expert.label, rows), choices, raw))
+    return out, alone
 
 
 def _modal_model(table: dict[tuple[int, int], Decision]) -> int:
@@ -704,9 +714,14 @@ def run_verification(settings: Settings, progress: Callable[[str], None] | None 
         portfolio_pending: list[tuple[BandRow, Future[Outcome[Any]]]] = []
         if settings.portfolio_scheduler:
             say(f"{settings.portfolio_scheduler}: any switching among its experts ...")
-        for row, choices, raw in _portfolio_rows(settings, tm, report.notes):
+        expert_pending: list[tuple[BandRow, Future[Outcome[Any]]]] = []
+        together, alone = _portfolio_rows(settings, tm, report.notes)
+        for row, choices, raw in together:
             title = f"{row.scheduler}: any expert, {row.label}"
             portfolio_pending.append((row, pool.submit(_band_task, tm, choices, raw, title, settings)))
+        for row, choices, raw in alone:
+            title = f"expert {row.scheduler} alone, {row.label}"
+            expert_pending.append((row, pool.submit(_band_task, tm, choices, raw, title, settings)))
         if portfolio_pending:
             report.timings["portfolio choice sets (and its tables)"] = time.perf_counter() - t0
         if settings.agent_seeds:
@@ -754,13 +769,17 @@ def run_verification(settings: Settings, progress: Callable[[str], None] | None 
                 row.figures = future.result().unwrap()
             except Exception as exc:
                 row.error = repr(exc)
-        for row, future in portfolio_pending:
-            say(f"checking {row.scheduler}, any expert, {row.label} ...")
-            try:
-                row.figures = future.result().unwrap()
-            except Exception as exc:
-                row.error = repr(exc)
-            report.portfolio.append(row)
+        for collected, pending in (
+            (report.portfolio, portfolio_pending),
+            (report.portfolio_experts, expert_pending),
+        ):
+            for row, future in pending:
+                say(f"checking {row.scheduler}, {row.label} ...")
+                try:
+                    row.figures = future.result().unwrap()
+                except Exception as exc:
+                    row.error = repr(exc)
+                collected.append(row)
         for spec, future in agent_pending:
             say(f"simulating the real agent {spec} ...")
             try:
