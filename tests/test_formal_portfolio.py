@@ -258,3 +258,50 @@ def test_the_timed_automata_union_of_one_timeout_is_the_timeout(config, robust):
             allowed = table.allowed(q, age)
             assert decision in allowed
             assert allowed <= {decision, None}  # a wait until T, then the dispatch
+
+
+@pytest.mark.slow
+def test_verify_robust_reports_the_portfolio_beside_proposed(tmp_path):
+    """``verify.py --robust`` (small model): the robust section (g), its comparison with the
+    proposed scheduler's bands and its experts alone, and the same in the JSON; the union's
+    worst case is at least that of every expert alone."""
+    import json
+
+    from apps.verify import main
+
+    out = tmp_path / "robust.md"
+    code = main(
+        [
+            "--robust",
+            "--queue-cap",
+            "8",
+            "--agents",
+            "",
+            "--ticks",
+            "1000",
+            "--sim-horizon-s",
+            "5",
+            "--agent-seeds",
+            "0",
+            "--bands",
+            "1,1.25",
+            "--no-ta",
+            "--jobs",
+            "1",
+            "--out",
+            str(out),
+        ]
+    )
+    assert code == 0
+    text = out.read_text()
+    assert "## (g) robust: any switching among its experts (MDP)" in text
+    assert "cost/request, proposed | cost/request, robust" in text
+    data = json.loads(out.with_suffix(".json").read_text())
+    union = [b["figures"] for b in data["portfolio"]]
+    alone = [b["figures"] for b in data["portfolio_experts"]]
+    assert len(union) == 2 and len(alone) == len(data["portfolio_experts"]) >= 8
+    worst = max(f["cost_per_request"]["high"] for f in alone)
+    for f in union:
+        assert f["p_violation_raw_max"] == 0.0
+        assert f["cost_per_request"]["high"] >= worst * (1 - 1e-9)
+        assert f["cost_per_request"]["low"] <= min(a["cost_per_request"]["low"] for a in alone) * (1 + 1e-9)

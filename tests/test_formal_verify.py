@@ -61,6 +61,7 @@ def test_help_explains_every_flag() -> None:
         "--ta-unit-ms",
         "--ta-queue-cap",
         "--ta-out",
+        "--robust",
     ):
         assert flag in result.stdout
 
