@@ -303,5 +303,5 @@ def test_verify_robust_reports_the_portfolio_beside_proposed(tmp_path):
     worst = max(f["cost_per_request"]["high"] for f in alone)
     for f in union:
         assert f["p_violation_raw_max"] == 0.0
-        assert f["cost_per_request"]["high"] >= worst * (1 - 1e-9)
-        assert f["cost_per_request"]["low"] <= min(a["cost_per_request"]["low"] for a in alone) * (1 + 1e-9)
+        assert f["cost_per_request"]["high"] >= worst * (1 - 1e-6)
+        assert f["cost_per_request"]["low"] <= min(a["cost_per_request"]["low"] for a in alone) * (1 + 1e-6)
