@@ -92,6 +92,9 @@ class Proposed(Scheduler):
         scenarios without an SLO penalty (the scenario's own score is unchanged).
     :param guard_penalty: penalty per request over ``guard_slo_ms`` that the guard weighs
         (score units); default the system's ``reward.w_slo``.
+    :param guard_waits: the guard also ends waits before the oldest request would miss the
+        objective (default); False: it only chooses the model of a batch whose oldest request
+        would be late.
     :param worker_model: with several workers, ``"staggered"`` (default) uses the
         staggered-workers SMDP (:func:`agents.smdp.staggered_model`); ``"share"`` uses the
         one-worker table at the per-worker rate (total rate / n), the simpler approximation it
@@ -116,6 +119,7 @@ class Proposed(Scheduler):
         guard_slo_ms: float | None = None,
         guard_penalty: float | None = None,
         worker_model: str = "staggered",
+        guard_waits: bool = True,
     ) -> None:
         super().__init__(config)
         if worker_model not in ("staggered", "share"):
@@ -139,6 +143,7 @@ class Proposed(Scheduler):
         self.action_set = action_set
         self.guard_slo_ms = guard_slo_ms
         self.guard_penalty = guard_penalty
+        self.guard_waits = bool(guard_waits)
         self.worker_model = worker_model
         share = worker_model == "share" and config.n_workers > 1
         self._rate_scale = 1.0 / config.n_workers if share else 1.0
@@ -217,7 +222,7 @@ class Proposed(Scheduler):
         timer = self.patience / rate if rate > 0.0 else self._max_wait_s
         if timer > self._max_wait_s:
             timer = self._max_wait_s
-        if self._guard and fallback is not None:
+        if self._guard and self.guard_waits and fallback is not None:
             b = fallback[1]
             latest = self._slo_s - self._service_s[self._fastest[b]][b]
             if 0.0 < latest < timer:
@@ -314,6 +319,7 @@ class Proposed(Scheduler):
             "guard_slo_ms": None,
             "guard_penalty": None,
             "worker_model": "staggered",
+            "guard_waits": True,
         }
         params = {key: getattr(self, key) for key, value in defaults.items() if getattr(self, key) != value}
         if not self.rate_estimation:

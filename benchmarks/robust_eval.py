@@ -22,6 +22,9 @@ Parts (``--parts``, comma-separated; default all):
   phase and time since the phase began), the latency tilt on Poisson loads and on traces, the
   burst meter's reading, the tilt and window of the burst-aware table, and the confidence z of the
   portfolio's switching test. Run only when asked for.
+- ``guard``: the grid of the tail guard's target and price (``benchmarks/robust/guard.py``), on
+  training seeds 1000-1019 only, with the selection rule of docs/algorithm.md applied to it (about
+  20 min at ``--jobs 1``). Run only when asked for.
 - ``tail``: the optional tail term of the portfolio (burst-gated and always on) on the goal
   traces, the Poisson loads and the MMPP; the tuned baselines of ``docs/results/robust/tuned/``.
   Run only when asked for.
@@ -49,7 +52,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks.cli_parts import parse_parts  # noqa: E402
-from benchmarks.robust import parts  # noqa: E402
+from benchmarks.robust import guard, parts  # noqa: E402
 from benchmarks.robust.common import write_results  # noqa: E402
 from execution.backends import Backend  # noqa: E402
 from execution.cli import ExecutionUsageError, add_execution_arguments, backend_spec_from_args  # noqa: E402
@@ -61,6 +64,7 @@ PART_FUNCTIONS: dict[str, Callable[[argparse.Namespace, Backend, str], tuple[lis
     "poisson": parts.run_poisson,
     "design": parts.run_design,
     "tail": parts.run_tail,
+    "guard": guard.run_guard,
 }
 PARTS = tuple(PART_FUNCTIONS)
 DEFAULT_PARTS = PARTS[:3]
@@ -78,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--parts",
         default=",".join(DEFAULT_PARTS),
-        help=f"comma-separated, among {','.join(PARTS)} (design and tail only when asked for)",
+        help=f"comma-separated, among {','.join(PARTS)} (design, tail and guard only when asked for)",
     )
     parser.add_argument(
         "--traces",

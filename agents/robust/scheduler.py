@@ -157,20 +157,32 @@ def expert_catalogue(
     return labels, factories
 
 
-def tail_guarded(config: SystemConfig, proposed: dict[str, Any]) -> dict[str, Any]:
+def tail_guarded(
+    config: SystemConfig,
+    proposed: dict[str, Any],
+    *,
+    slo_ms: float = TAIL_GUARD_MS,
+    penalty: float = TAIL_GUARD_PENALTY,
+    waits: bool = True,
+) -> dict[str, Any]:
     """The table experts' keyword arguments ``proposed`` with the tail guard
-    (``guard_slo_ms=TAIL_GUARD_MS``, ``guard_penalty=TAIL_GUARD_PENALTY``) when the scenario has
-    no SLO penalty and ``proposed`` sets neither; otherwise ``proposed`` unchanged.
+    (``guard_slo_ms=slo_ms``, ``guard_penalty=penalty``, and ``guard_waits=False`` when ``waits``
+    is False) when the scenario has no SLO penalty and ``proposed`` sets neither; otherwise
+    ``proposed`` unchanged.
 
     The proposed table is age-blind and optimal for Poisson arrivals in cost, not in tail: at
     140-180 requests/s its LLM-1 batches give it a 99th latency percentile above a tuned
     timeout's (11 ms above on the Azure excerpt's second half at 173 requests/s).
-    Pricing a request that would finish after :data:`TAIL_GUARD_MS` turns the guard's one-step
-    improvement on the table into a tail guard: it picks a faster model for a batch whose oldest
-    request is already late, and ends waits before that request would be."""
+    Pricing a request that would finish after ``slo_ms`` (default :data:`TAIL_GUARD_MS`) turns
+    the guard's one-step improvement on the table into a tail guard: it picks a faster model for
+    a batch whose oldest request is already late, and (with ``waits``) ends waits before that
+    request would be."""
     if config.reward.w_slo > 0 or "guard_slo_ms" in proposed or "guard_penalty" in proposed:
         return proposed
-    return {**proposed, "guard_slo_ms": TAIL_GUARD_MS, "guard_penalty": TAIL_GUARD_PENALTY}
+    guard: dict[str, Any] = {"guard_slo_ms": float(slo_ms), "guard_penalty": float(penalty)}
+    if not waits:
+        guard["guard_waits"] = False
+    return {**proposed, **guard}
 
 
 class RobustProposed(ExpertPortfolio):
@@ -195,9 +207,13 @@ class RobustProposed(ExpertPortfolio):
     :param z: confidence of the switching test (standard deviations); default 2.
     :param min_blocks: 1-s cost blocks before any switch; default 5.
     :param tail_guard: on scenarios without an SLO penalty, the table experts guard the latency
-        tail: their SLO guard protects :data:`TAIL_GUARD_MS` at :data:`TAIL_GUARD_PENALTY` per
-        late request (:func:`tail_guarded`; default True). Ignored where ``reward.w_slo > 0``
-        (the SLO guard then protects the scenario's own SLO) or ``proposed`` sets the guard.
+        tail: their SLO guard protects ``guard_ms`` at ``guard_penalty`` per late request
+        (:func:`tail_guarded`; default True). Ignored where ``reward.w_slo > 0`` (the SLO guard
+        then protects the scenario's own SLO) or ``proposed`` sets the guard.
+    :param guard_ms: latency (ms, > 0) the tail guard protects; default :data:`TAIL_GUARD_MS`.
+    :param guard_penalty: price (score units, >= 0) per request the tail guard expects late;
+        default :data:`TAIL_GUARD_PENALTY`.
+    :param guard_waits: the tail guard also ends waits (default); False: it only chooses models.
     :param backlog_llr: the burst-aware experts raise their rate estimate to the rate the backlog
         implies when that is this significant (``backlog_llr`` of
         :class:`agents.robust.burst.BurstAwareProposed`; 0: never); default :data:`BACKLOG_LLR`.
@@ -223,6 +239,9 @@ class RobustProposed(ExpertPortfolio):
         tail_guard: bool = True,
         backlog_llr: float = BACKLOG_LLR,
         proposed: dict[str, Any] | None = None,
+        guard_ms: float = TAIL_GUARD_MS,
+        guard_penalty: float = TAIL_GUARD_PENALTY,
+        guard_waits: bool = True,
     ) -> None:
         self.proposed_kwargs = dict(proposed or {})
         if not burst_tilt:
@@ -230,7 +249,14 @@ class RobustProposed(ExpertPortfolio):
                 self.proposed_kwargs.pop(key, None)
         if isinstance(backlog_llr, bool) or not (isinstance(backlog_llr, int | float) and backlog_llr >= 0):
             raise ValueError(f"backlog_llr must be a number >= 0, got {backlog_llr!r}")
-        experts = tail_guarded(config, self.proposed_kwargs) if tail_guard else self.proposed_kwargs
+        if isinstance(guard_ms, bool) or not (isinstance(guard_ms, int | float) and guard_ms > 0):
+            raise ValueError(f"guard_ms must be a number > 0 (ms), got {guard_ms!r}")
+        price_ok = isinstance(guard_penalty, int | float) and guard_penalty >= 0
+        if isinstance(guard_penalty, bool) or not price_ok:
+            raise ValueError(f"guard_penalty must be a number >= 0, got {guard_penalty!r}")
+        experts = self.proposed_kwargs
+        if tail_guard:
+            experts = tail_guarded(config, experts, slo_ms=guard_ms, penalty=guard_penalty, waits=guard_waits)
         if burst_tilt and "backlog_llr" not in experts:
             experts = {**experts, "backlog_llr": float(backlog_llr)}
         labels, factories = expert_catalogue(
@@ -265,6 +291,9 @@ class RobustProposed(ExpertPortfolio):
         self.tail_sigma = float(tail_sigma)
         self.tail_guard = bool(tail_guard)
         self.backlog_llr = float(backlog_llr)
+        self.guard_ms = float(guard_ms)
+        self.guard_penalty = float(guard_penalty)
+        self.guard_waits = bool(guard_waits)
 
     def eligible(self) -> list[bool]:
         """The portfolio's tail term, on only while the start expert's burst meter reads more
@@ -287,6 +316,9 @@ class RobustProposed(ExpertPortfolio):
             "min_blocks": 5,
             "tail_guard": True,
             "backlog_llr": BACKLOG_LLR,
+            "guard_ms": TAIL_GUARD_MS,
+            "guard_penalty": TAIL_GUARD_PENALTY,
+            "guard_waits": True,
         }
         params = {key: getattr(self, key) for key, value in defaults.items() if getattr(self, key) != value}
         if self.tail_references:
