@@ -25,6 +25,9 @@ Parts (``--parts``, comma-separated; default all):
 - ``guard``: the grid of the tail guard's target and price (``benchmarks/robust/guard.py``), on
   training seeds 1000-1019 only, with the selection rule of docs/algorithm.md applied to it (about
   20 min at ``--jobs 1``). Run only when asked for.
+- ``regime``: the grid of the regime memory of the burst-aware experts
+  (``benchmarks/robust/regime.py``), on training seeds 1000-1019 only, with its selection rule
+  applied (about 12 min at ``--jobs 1``). Run only when asked for.
 - ``tail``: the optional tail term of the portfolio (burst-gated and always on) on the goal
   traces, the Poisson loads and the MMPP; the tuned baselines of ``docs/results/robust/tuned/``.
   Run only when asked for.
@@ -52,7 +55,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks.cli_parts import parse_parts  # noqa: E402
-from benchmarks.robust import guard, parts  # noqa: E402
+from benchmarks.robust import guard, parts, regime  # noqa: E402
 from benchmarks.robust.common import write_results  # noqa: E402
 from execution.backends import Backend  # noqa: E402
 from execution.cli import ExecutionUsageError, add_execution_arguments, backend_spec_from_args  # noqa: E402
@@ -65,6 +68,7 @@ PART_FUNCTIONS: dict[str, Callable[[argparse.Namespace, Backend, str], tuple[lis
     "design": parts.run_design,
     "tail": parts.run_tail,
     "guard": guard.run_guard,
+    "regime": regime.run_regime,
 }
 PARTS = tuple(PART_FUNCTIONS)
 DEFAULT_PARTS = PARTS[:3]
@@ -82,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--parts",
         default=",".join(DEFAULT_PARTS),
-        help=f"comma-separated, among {','.join(PARTS)} (design, tail and guard only when asked for)",
+        help=f"comma-separated, among {','.join(PARTS)} (design, tail, guard and regime only when asked for)",
     )
     parser.add_argument(
         "--traces",

@@ -18,7 +18,12 @@ long services by weighting latency more.
 
 With ``backlog_llr`` it also reads the queue as evidence of the rate: when the waiting
 requests are significantly more than the rate estimate explains, the estimate is raised to the
-rate they imply (:meth:`BurstAwareProposed._estimate_rate`).
+rate they imply (:meth:`BurstAwareProposed._estimate_rate`). With ``regime_hold_s`` it
+remembers the rate of the last high regime: after a jump up, the estimate is held, for that long,
+at least at the rate it read one second into the previous jump (if that was less than
+:data:`REGIME_MEMORY_S` ago). At the start of a burst the estimator's restart rests on a few
+arrivals, and a recurring burst is better predicted by the last one. ``regime_llr`` adds a CUSUM
+for a return to that remembered rate (:meth:`BurstAwareProposed._regime_floor`).
 
 Work per decision: O(1) (one window update, one nearest-grid lookup, the backlog test, then the
 table lookup of :class:`agents.proposed.Proposed`).
@@ -35,10 +40,16 @@ from agents.proposed import Proposed
 from batchenv.config import SystemConfig
 from batchenv.sim import Decision, Simulator
 
-__all__ = ["DEFAULT_TILTS", "BurstAwareProposed", "BurstMeter"]
+__all__ = ["DEFAULT_TILTS", "REGIME_MEMORY_S", "REGIME_SETTLE_S", "BurstAwareProposed", "BurstMeter"]
 
 DEFAULT_TILTS = (1.0, 1.1, 1.25, 1.5, 2.0)
 """Latency-weight multipliers kappa the burst-aware scheduler keeps a table for."""
+
+REGIME_SETTLE_S = 1.0
+"""Time (s) after a detected jump up at which the estimate is recorded as the regime's rate."""
+
+REGIME_MEMORY_S = 30.0
+"""A regime's recorded rate is used at the next jump up only if recorded less than this (s) ago."""
 
 
 class BurstMeter:
@@ -112,6 +123,11 @@ class BurstAwareProposed(Proposed):
     :param burst_memory: :class:`BurstMeter` memory (windows); default 40.
     :param backlog_llr: raise the rate estimate to the rate a significant backlog implies
         (:meth:`_estimate_rate`; log-likelihood units, >= 0); default 0 (never).
+    :param regime_hold_s: after a jump up, hold the estimate for this long (s, >= 0) at least at
+        the rate recorded in the previous high regime (module docstring); default 0 (never).
+    :param regime_llr: with ``regime_hold_s``, also detect a return to that rate with a CUSUM
+        for it, alarming at this level (log-likelihood units, >= 0; :meth:`_regime_floor`);
+        default 0 (only the estimator's own alarms).
     :ivar kappa: the tilt of the table used at the last decision.
     """
 
@@ -126,9 +142,16 @@ class BurstAwareProposed(Proposed):
         burst_window_s: float = 0.5,
         burst_memory: int = 40,
         backlog_llr: float = 0.0,
+        regime_hold_s: float = 0.0,
+        regime_llr: float = 0.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(config, **kwargs)
+        for key, value in (("regime_hold_s", regime_hold_s), ("regime_llr", regime_llr)):
+            if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+                raise ValueError(f"{key} must be a number >= 0, got {value!r}")
+        self.regime_hold_s = float(regime_hold_s)
+        self.regime_llr = float(regime_llr)
         if isinstance(backlog_llr, bool) or not isinstance(backlog_llr, int | float) or not backlog_llr >= 0:
             raise ValueError(f"backlog_llr must be a number >= 0 (log-likelihood units), got {backlog_llr!r}")
         self.backlog_llr = float(backlog_llr)
@@ -152,6 +175,15 @@ class BurstAwareProposed(Proposed):
         self.meter.reset(sim.now_s, sim.n_arrived)
         self._rows = self._tilted_rows[0]
         self.kappa = 1.0
+        self._alarms = 0
+        self._last_rate = 0.0
+        self._onset_s = -math.inf  # the last jump up
+        self._floor = 0.0  # the rate held after it
+        self._recorded = True  # the current regime's rate is recorded
+        self._regime_rate = 0.0  # the last recorded regime rate, and when
+        self._regime_at_s = -math.inf
+        self._cusum = 0.0  # the regime CUSUM, and the counter at its last update
+        self._t_s, self._count = sim.now_s, sim.n_arrived
 
     def decide(self, sim: Simulator) -> Decision:
         """The proposed scheduler's decision on the table of the tilt nearest to 1 + tilt x sigma."""
@@ -174,8 +206,12 @@ class BurstAwareProposed(Proposed):
         the Poisson log-likelihood ratio of ``k = q - 1`` arrivals in ``age`` s at rate
         ``k / age`` against the estimate, ``k ln(k / mu) - (k - mu)`` with ``mu = rate * age``,
         exceeds ``backlog_llr`` (0: never). The queue is the most recent evidence of the rate;
-        the estimator weighs it only after its own delay."""
+        the estimator weighs it only after its own delay. With ``regime_hold_s``, the estimate
+        is first raised to the remembered rate of the previous high regime
+        (:meth:`_regime_floor`)."""
         rate = self.estimator.update(sim.now_s, sim.n_arrived)
+        if self.regime_hold_s:
+            rate = self._regime_floor(sim.now_s, sim.n_arrived, rate)
         threshold = self.backlog_llr
         if threshold:
             k, age = sim.queue_len - 1, sim.oldest_wait_s
@@ -184,9 +220,48 @@ class BurstAwareProposed(Proposed):
                 return k / age
         return rate
 
+    def _regime_floor(self, now: float, count: float, rate: float) -> float:
+        """The estimator's ``rate`` (requests/s), held for ``regime_hold_s`` after a jump up at
+        least at the rate recorded :data:`REGIME_SETTLE_S` into the previous jump (if recorded
+        less than :data:`REGIME_MEMORY_S` ago). A jump up is the estimator's own alarm or, with
+        ``regime_llr``, a CUSUM for a return to that remembered rate R: per interval with ``k``
+        arrivals in ``dt`` s it adds ``k ln(R / rate) - (R - rate) dt`` and alarms above
+        ``regime_llr`` (``count`` is the arrival counter at ``now`` s). O(1)."""
+        alarms = self.estimator.alarms
+        recent = now - self._regime_at_s < REGIME_MEMORY_S
+        if alarms != self._alarms:
+            self._alarms = alarms
+            if rate > self._last_rate:
+                self._onset_s = now
+                self._recorded = False
+                self._floor = self._regime_rate if recent else 0.0
+        elif self.regime_llr and recent and now - self._onset_s >= self.regime_hold_s:
+            high = self._regime_rate
+            if rate > 0.0 and high > 2.0 * rate:
+                dt = now - self._t_s
+                step = (count - self._count) * math.log(high / rate) - (high - rate) * dt
+                self._cusum = max(0.0, self._cusum + step)
+                if self._cusum > self.regime_llr:
+                    self._onset_s, self._floor, self._cusum = now, high, 0.0
+            else:
+                self._cusum = 0.0
+        self._last_rate = rate
+        self._t_s, self._count = now, count
+        since = now - self._onset_s
+        if not self._recorded and since >= REGIME_SETTLE_S:
+            self._recorded = True
+            self._regime_rate, self._regime_at_s = rate, now
+        if since < self.regime_hold_s and self._floor > rate:
+            return self._floor
+        return rate
+
     def params(self) -> dict[str, Any]:
         """Constructor keyword arguments that differ from the defaults."""
         params = super().params()
+        if self.regime_hold_s:
+            params["regime_hold_s"] = self.regime_hold_s
+        if self.regime_llr:
+            params["regime_llr"] = self.regime_llr
         if self.backlog_llr:
             params["backlog_llr"] = self.backlog_llr
         if self.tilt != 2.0:

@@ -40,6 +40,8 @@ __all__ = [
     "AGILE_ESTIMATOR",
     "BACKLOG_LLR",
     "BURST_KEYS",
+    "REGIME_HOLD_S",
+    "REGIME_LLR",
     "TAIL_GUARD_MS",
     "TAIL_GUARD_PENALTY",
     "TAIL_SIGMA",
@@ -55,7 +57,7 @@ AGILE_ESTIMATOR = {"detect_drops": True, "cusum_threshold": 7.0}
 """Rate-estimator settings of the agile expert: drops restart the estimate too, and the CUSUM
 alarm level is 7 instead of 10 (:class:`agents.proposed.RateEstimator`)."""
 
-BURST_KEYS = ("tilt", "tilts", "burst_window_s", "burst_memory", "backlog_llr")
+BURST_KEYS = ("tilt", "tilts", "burst_window_s", "burst_memory", "backlog_llr", "regime_hold_s", "regime_llr")
 """Keyword arguments of :class:`agents.robust.burst.BurstAwareProposed` that the plain table
 experts do not take."""
 
@@ -64,6 +66,15 @@ BACKLOG_LLR = 6.0
 its Poisson log-likelihood ratio against the estimate exceeds 6
 (:meth:`agents.robust.burst.BurstAwareProposed._estimate_rate`). Chosen on the MMPP's training
 seeds and the Poisson loads (docs/algorithm.md, "Robust to bursts", section 4)."""
+
+REGIME_HOLD_S = 0.0
+"""Default ``regime_hold_s`` of the burst-aware experts (:class:`agents.robust.burst
+.BurstAwareProposed`): how long (s) after a detected jump up the rate estimate is held at least at
+the previous high regime's rate; 0: off."""
+
+REGIME_LLR = 0.0
+"""Default ``regime_llr`` of the burst-aware experts: the level of the CUSUM that detects a return
+to the previous high regime's rate; 0: only the estimator's own alarms."""
 
 TAIL_GUARD_MS = 80.0
 """Latency (ms) the tail guard of the table experts protects on scenarios without an SLO penalty
@@ -217,6 +228,13 @@ class RobustProposed(ExpertPortfolio):
     :param backlog_llr: the burst-aware experts raise their rate estimate to the rate the backlog
         implies when that is this significant (``backlog_llr`` of
         :class:`agents.robust.burst.BurstAwareProposed`; 0: never); default :data:`BACKLOG_LLR`.
+    :param regime_hold_s: after a detected jump up, the burst-aware experts hold their rate
+        estimate for this long (s) at least at the rate of the previous high regime
+        (``regime_hold_s`` of :class:`agents.robust.burst.BurstAwareProposed`; 0: never);
+        default :data:`REGIME_HOLD_S`.
+    :param regime_llr: the burst-aware experts also detect a return to that rate with a CUSUM at
+        this level (``regime_llr`` of :class:`agents.robust.burst.BurstAwareProposed`; 0: only
+        the estimator's alarms); default :data:`REGIME_LLR`.
     :param proposed: keyword arguments of every table expert (:class:`agents.proposed.Proposed`
         and :class:`agents.robust.burst.BurstAwareProposed` parameters, e.g. ``tilt``,
         ``slo_guard``).
@@ -242,6 +260,8 @@ class RobustProposed(ExpertPortfolio):
         guard_ms: float = TAIL_GUARD_MS,
         guard_penalty: float = TAIL_GUARD_PENALTY,
         guard_waits: bool = True,
+        regime_hold_s: float = REGIME_HOLD_S,
+        regime_llr: float = REGIME_LLR,
     ) -> None:
         self.proposed_kwargs = dict(proposed or {})
         if not burst_tilt:
@@ -257,8 +277,16 @@ class RobustProposed(ExpertPortfolio):
         experts = self.proposed_kwargs
         if tail_guard:
             experts = tail_guarded(config, experts, slo_ms=guard_ms, penalty=guard_penalty, waits=guard_waits)
+        if isinstance(regime_hold_s, bool) or not (
+            isinstance(regime_hold_s, int | float) and regime_hold_s >= 0
+        ):
+            raise ValueError(f"regime_hold_s must be a number >= 0 (s), got {regime_hold_s!r}")
         if burst_tilt and "backlog_llr" not in experts:
             experts = {**experts, "backlog_llr": float(backlog_llr)}
+        if isinstance(regime_llr, bool) or not (isinstance(regime_llr, int | float) and regime_llr >= 0):
+            raise ValueError(f"regime_llr must be a number >= 0, got {regime_llr!r}")
+        if burst_tilt and regime_hold_s and "regime_hold_s" not in experts:
+            experts = {**experts, "regime_hold_s": float(regime_hold_s), "regime_llr": float(regime_llr)}
         labels, factories = expert_catalogue(
             config,
             experts,
@@ -294,6 +322,8 @@ class RobustProposed(ExpertPortfolio):
         self.guard_ms = float(guard_ms)
         self.guard_penalty = float(guard_penalty)
         self.guard_waits = bool(guard_waits)
+        self.regime_hold_s = float(regime_hold_s)
+        self.regime_llr = float(regime_llr)
 
     def eligible(self) -> list[bool]:
         """The portfolio's tail term, on only while the start expert's burst meter reads more
@@ -319,6 +349,8 @@ class RobustProposed(ExpertPortfolio):
             "guard_ms": TAIL_GUARD_MS,
             "guard_penalty": TAIL_GUARD_PENALTY,
             "guard_waits": True,
+            "regime_hold_s": REGIME_HOLD_S,
+            "regime_llr": REGIME_LLR,
         }
         params = {key: getattr(self, key) for key, value in defaults.items() if getattr(self, key) != value}
         if self.tail_references:

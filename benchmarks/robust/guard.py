@@ -77,6 +77,27 @@ def select(rows: dict[str, dict[str, Any]]) -> str | None:
     return min(tied, key=lambda spec: rows[spec]["max_poisson_gap"])
 
 
+Cell = tuple[str, str, str, str, str, dict | None]
+"""(result key, row label, task part, scenario, agent spec, tuned baselines or None)."""
+
+
+def run_cells(
+    backend: Backend, cells: Sequence[Cell], seeds: Sequence[int], horizon_s: float
+) -> dict[str, dict[str, list[dict]]]:
+    """Every cell on every seed (one episode each, :func:`benchmarks.robust.common.episode`):
+    ``result[key][label]`` is the list of per-seed rows, in seed order."""
+    tasks = [
+        (part, scenario, spec, seed, tuned, horizon_s)
+        for _, _, part, scenario, spec, tuned in cells
+        for seed in seeds
+    ]
+    flat = iter(run_episodes(backend, tasks))
+    res: dict[str, dict[str, list[dict]]] = {}
+    for key, label, *_ in cells:
+        res.setdefault(key, {})[label] = [next(flat) for _ in seeds]
+    return res
+
+
 def run_guard(args: argparse.Namespace, backend: Backend, command: str) -> tuple[list[str], dict]:
     """The grid (module docstring): its Markdown lines and data."""
     seeds = list(GUARD_SEEDS)
@@ -85,22 +106,16 @@ def run_guard(args: argparse.Namespace, backend: Backend, command: str) -> tuple
         for name in GUARD_TRACES
     }
     specs = (OFF, *CANDIDATES)
-    tasks: list[tuple] = []
-    layout: list[tuple[str, str]] = []
-    for name in GUARD_POISSON:
-        for spec in ("optimal", *specs):
-            layout.append((name, spec))
-            tasks += [("design", name, spec, seed, None, args.horizon_s) for seed in seeds]
-    layout.append((TAIL_POISSON, TIMEOUT_173))
-    tasks += [("design", TAIL_POISSON, "timeout", s, tuned["azure_trace_30"], args.horizon_s) for s in seeds]
-    for name in GUARD_TRACES:
-        for spec in ("timeout", *specs):
-            layout.append((f"{name}_train", spec))
-            tasks += [("design", f"{name}_train", spec, s, tuned[name], args.horizon_s) for s in seeds]
-    flat = iter(run_episodes(backend, tasks))
-    res: dict[str, dict[str, list[dict]]] = {}
-    for name, spec in layout:
-        res.setdefault(name, {})[spec] = [next(flat) for _ in seeds]
+    cells = [
+        (name, spec, "design", name, spec, None) for name in GUARD_POISSON for spec in ("optimal", *specs)
+    ]
+    cells.append((TAIL_POISSON, TIMEOUT_173, "design", TAIL_POISSON, "timeout", tuned["azure_trace_30"]))
+    cells += [
+        (f"{name}_train", spec, "design", f"{name}_train", spec, tuned[name])
+        for name in GUARD_TRACES
+        for spec in ("timeout", *specs)
+    ]
+    res = run_cells(backend, cells, seeds, args.horizon_s)
     rows = {spec: _figures(res, spec) for spec in specs}
     pick = select(rows)
     lines = _lines(res, rows, pick, seeds, args.horizon_s)
