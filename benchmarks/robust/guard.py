@@ -179,7 +179,8 @@ def _lines(
         f"(to the optimum) and on the two halves (ms). Rule (docs/algorithm.md): admissible if every "
         f"Poisson gap is <= {100 * MAX_POISSON_GAP:.2f}% and both trace gaps are < 0; the pick is "
         f"the admissible candidate with the lowest score (ties within {TIE_MS:g} ms: the smaller "
-        f"largest Poisson gap). Previous default: {TAIL_GUARD_MS:g} ms at {TAIL_GUARD_PENALTY:g}.",
+        f"largest Poisson gap). The default of `robust` when this file was written: {TAIL_GUARD_MS:g} ms at "
+        f"{TAIL_GUARD_PENALTY:g}.",
         "",
         "| candidate | "
         + " | ".join(short[n] for n in GUARD_POISSON)

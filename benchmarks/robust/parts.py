@@ -191,16 +191,6 @@ DESIGN_TRACES = ("azure_trace_30", "azure_trace_60", "mooncake_conv_30", "moonca
 DESIGN_TILTS = ("proposed", "tilted(1.25)", "tilted(1.5)")
 DESIGN_AWARE = tuple(f"aware({c:g},{w:g})" for c in (1.0, 2.0, 4.0) for w in (0.5, 1.0))
 DESIGN_Z = tuple(f"robust(z={z:g})" for z in (1.5, 2.0, 2.5))
-DESIGN_GUARD_SCENARIOS = ("poisson_25", "poisson@173", "default")
-DESIGN_GUARD_TRACES = ("azure_trace_30", "mooncake_conv_30")
-DESIGN_GUARDS = (
-    "proposed",
-    *(
-        f"proposed(guard_slo_ms={ms:g},guard_penalty={price:g})"
-        for ms, price in ((70, 0.02), (75, 0.02), (80, 0.02), (80, 0.03))
-    ),
-)
-"""The tail guard (``RobustProposed``'s default: 80 ms at 0.02) on the proposed table."""
 DESIGN_BACKLOG = tuple(f"robust(backlog_llr={llr:g})" for llr in (0, 4, 6, 8))
 """The backlog-aware rate estimate of the burst-aware experts (default 6; 0: off)."""
 
@@ -326,47 +316,8 @@ def run_design(args: argparse.Namespace, backend: Backend, command: str) -> tupl
         cells.append(f"{np.mean([r['switches'] for r in mmpp[spec]]):.1f}")
         lines.append(f"| {spec} | " + " | ".join(cells) + " |")
     data["z"] = {spec: summary(rows) for spec, rows in mmpp.items()}
-    lines += _design_guard(args, backend, command, data)
     lines += _design_backlog(args, backend, data)
     return [*lines, ""], data
-
-
-def _design_guard(args: argparse.Namespace, backend: Backend, command: str, data: dict) -> list[str]:
-    """The tail guard's latency and price on Poisson loads (against the optimum) and the traces'
-    first halves (against the timeout tuned there)."""
-    tuned_dir = Path(args.out).with_suffix("") / "tuned"
-    scenarios: list[tuple[str, dict | None, str]] = [
-        (name, None, "optimal") for name in DESIGN_GUARD_SCENARIOS
-    ]
-    for name in DESIGN_GUARD_TRACES:
-        tuned = tuned_for(load_scenario(f"{name}_train"), tuned_dir, backend, command)
-        scenarios.append((f"{name}_train", tuned, "timeout"))
-    tasks = [
-        ("design", name, spec, seed, tuned, args.horizon_s)
-        for name, tuned, ref in scenarios
-        for spec in (ref, *DESIGN_GUARDS)
-        for seed in DESIGN_SEEDS
-    ]
-    flat = iter(run_episodes(backend, tasks))
-    results = {
-        name: {spec: [next(flat) for _ in DESIGN_SEEDS] for spec in (ref, *DESIGN_GUARDS)}
-        for name, _, ref in scenarios
-    }
-    data["guard"] = {
-        name: {spec: summary(rows) for spec, rows in res.items()} for name, res in results.items()
-    }
-    return [
-        "",
-        "### Tail guard",
-        "",
-        "The proposed table with its SLO guard protecting `guard_slo_ms` at `guard_penalty` per late "
-        "request (the scenario's score unchanged). Paired cost gap and p99 difference (ms) to `optimal` "
-        "(Poisson; poisson@173 is the default system at 173 requests/s, the rate of the traces' 30% "
-        "scenarios) or to the timeout tuned on the same half (traces). The default of `robust` is "
-        "80 ms at 0.02.",
-        "",
-        *_design_table(results, DESIGN_GUARDS),
-    ]
 
 
 def _design_backlog(args: argparse.Namespace, backend: Backend, data: dict) -> list[str]:
