@@ -67,12 +67,14 @@ its Poisson log-likelihood ratio against the estimate exceeds 6
 (:meth:`agents.robust.burst.BurstAwareProposed._estimate_rate`). Chosen on the MMPP's training
 seeds and the Poisson loads (docs/algorithm.md, "Robust to bursts", section 4)."""
 
-REGIME_HOLD_S = 0.0
+REGIME_HOLD_S = 0.25
 """Default ``regime_hold_s`` of the burst-aware experts (:class:`agents.robust.burst
-.BurstAwareProposed`): how long (s) after a detected jump up the rate estimate is held at least at
-the previous high regime's rate; 0: off."""
+.BurstAwareProposed`): how long (s) after a jump up the rate estimate is held at least at the
+previous high regime's rate; 0: off. Chosen with :data:`REGIME_LLR` by the rule of
+docs/algorithm.md ("Robust to bursts", section 4) on training data only (``python
+benchmarks/robust_eval.py --parts regime``)."""
 
-REGIME_LLR = 0.0
+REGIME_LLR = 4.0
 """Default ``regime_llr`` of the burst-aware experts: the level of the CUSUM that detects a return
 to the previous high regime's rate; 0: only the estimator's own alarms."""
 
