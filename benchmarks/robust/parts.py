@@ -54,7 +54,7 @@ AGENTS = (
     "robust",
     "robust(portfolio=false)",
     "robust(burst_tilt=false)",
-    "robust(tail_guard=false,backlog_llr=0)",
+    "robust(tail_guard=false,backlog_llr=0,regime_hold_s=0)",
 )
 POISSON = ("poisson_05", "poisson_25", "default", "poisson_50", "poisson_75", "poisson_95", "high_load")
 POISSON_AGENTS = ("optimal", "timeout", "proposed", "robust")
