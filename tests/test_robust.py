@@ -5,7 +5,6 @@ Poisson loads, the burst meter and the reaction at burst onsets."""
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 import time
 
@@ -336,26 +335,16 @@ def test_regime_memory_raises_the_estimate_at_a_recurring_burst_only():
     assert raised_at(poisson_times(5, (173.0,), 20.0), 20.0) == []
 
 
-def test_regime_memory_is_deterministic_and_constant_work():
-    """The same seed gives the same batches with regime memory on; its work per decision is O(1)
-    (the time per event in overload is within 3x of light load)."""
-    base = load_scenario("default")
-    config = load_scenario("bursty").replace(horizon_s=10.0)
-    make = functools.partial(RobustProposed, regime_hold_s=0.5, regime_llr=4.0)
-    assert simulate(config, make(config), seed=3).batches == simulate(config, make(config), seed=3).batches
-
-    def time_per_event(rate: float) -> float:
-        cfg = base.replace(arrivals=ArrivalConfig(process="poisson", rate_per_s=rate), horizon_s=6.0)
-        agent = make(cfg)
-        best = math.inf
-        for _ in range(2):
-            sim = Simulator(cfg, record=False)
-            start = time.perf_counter()
-            simulate(cfg, agent, seed=0, sim=sim)
-            best = min(best, (time.perf_counter() - start) / (sim.n_epochs + sim.n_arrived))
-        return best
-
-    assert time_per_event(640.0) < 3.0 * time_per_event(50.0)
+def test_regime_memory_is_deterministic():
+    """Where the regime memory acts (recurring jumps from 50 to 450/s), the same arrivals give the
+    same batches, and the default robust scheduler has it on (so the work test above, on the
+    default, covers its O(1) work per decision)."""
+    config = load_scenario("default").replace(horizon_s=12.0)
+    times = poisson_times(4, (50.0, 450.0, 50.0, 450.0), 3.0)
+    first = run_on(config, RobustProposed(config), times, 12.0)
+    second = run_on(config, RobustProposed(config), times, 12.0)
+    assert first.batches == second.batches
+    assert RobustProposed(config).experts[0].regime_hold_s > 0
 
 
 def test_follows_a_cheaper_expert_when_the_default_loses():
