@@ -305,7 +305,7 @@ def test_guard_settings_reach_the_table_experts():
     agent = RobustProposed(config, guard_ms=72.0, guard_penalty=0.05, guard_waits=False)
     table = agent.experts[0]
     assert (table.guard_slo_ms, table.guard_penalty, table.guard_waits) == (72.0, 0.05, False)
-    assert agent.describe() == "robust(guard_ms=72.0,guard_penalty=0.05,guard_waits=False)"
+    assert agent.describe() == "robust(guard_ms=72.0, guard_penalty=0.05, guard_waits=False)"
     assert RobustProposed(config).experts[0].guard_slo_ms == TAIL_GUARD_MS
 
 
