@@ -24,7 +24,7 @@ Parts (``--parts``, comma-separated; default all):
   portfolio's switching test. Run only when asked for.
 - ``guard``: the grid of the tail guard's target and price (``benchmarks/robust/guard.py``), on
   training seeds 1000-1019 only, with the selection rule of docs/algorithm.md applied to it (about
-  20 min at ``--jobs 1``). Run only when asked for.
+  26 min at ``--jobs 1`` on a shared machine). Run only when asked for.
 - ``regime``: the grid of the regime memory of the burst-aware experts
   (``benchmarks/robust/regime.py``), on training seeds 1000-1019 only, with its selection rule
   applied (about 12 min at ``--jobs 1``). Run only when asked for.
