@@ -42,6 +42,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
+from collections.abc import Sequence
 from typing import Any
 
 from agents.base import Scheduler
@@ -275,6 +276,13 @@ class Proposed(Scheduler):
             )
         if not self.rate_estimation:
             rate_lo_per_s = rate_hi_per_s = self.nominal_rate_per_s
+        return self._table_decision_rows(self._rows, rate_lo_per_s, rate_hi_per_s)
+
+    def _table_decision_rows(
+        self, table_rows: Sequence[Any], rate_lo_per_s: float, rate_hi_per_s: float
+    ) -> list[DecisionRow]:
+        """:meth:`decision_rows` of the table ``table_rows`` (the rows of a table solved on this
+        table's rate grid, e.g. at another latency weight)."""
         scale = self._rate_scale
         first = self._row_index(rate_lo_per_s * scale)
         last = self._row_index(rate_hi_per_s * scale)
@@ -283,12 +291,11 @@ class Proposed(Scheduler):
             low, high = _rate_bounds(self.table, index)
             lo = max(rate_lo_per_s, low / scale)
             hi = min(rate_hi_per_s, high / scale)
-            rows.append(self._decision_row(index, lo, hi))
+            rows.append(self._decision_row(table_rows[index], index, lo, hi))
         return rows
 
-    def _decision_row(self, index: int, lo: float, hi: float) -> DecisionRow:
-        """Row ``index`` of the table for estimates in ``[lo, hi]`` (requests/s)."""
-        row = self._rows[index]
+    def _decision_row(self, row: Any, index: int, lo: float, hi: float) -> DecisionRow:
+        """Row ``row`` (index ``index`` of its table) for estimates in ``[lo, hi]`` (requests/s)."""
         timers: list[tuple[float, float] | None] = []
         for decision, fallback in zip(row.decisions[1:], row.fallback[1:], strict=True):
             if decision is not None:

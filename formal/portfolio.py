@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from batchenv.decision_rows import DecisionRow, Dispatch, rows_of
 from batchenv.sim import Decision
@@ -85,22 +85,6 @@ def timeout_row(label: str, batch: int, timeout_ms: float, model: int, max_batch
     )
 
 
-def _tilted_rows(scheduler: object, lo: float, hi: float) -> list[DecisionRow]:
-    """The rows of every tilted table of a burst-aware table scheduler
-    (:class:`agents.robust.burst.BurstAwareProposed`: ``tilts`` and one table per tilt): its
-    :meth:`decision_rows` reads the table in use, so each tilt's table is put in use in turn."""
-    tables = scheduler._tilted_rows  # type: ignore[attr-defined]
-    current = scheduler._rows  # type: ignore[attr-defined]
-    out: list[DecisionRow] = []
-    try:
-        for kappa, table in zip(scheduler.tilts, tables, strict=True):  # type: ignore[attr-defined]
-            scheduler._rows = table  # type: ignore[attr-defined]
-            out += [replace(r, label=f"kappa {kappa:g}, {r.label}") for r in rows_of(scheduler, lo, hi)]
-    finally:
-        scheduler._rows = current  # type: ignore[attr-defined]
-    return out
-
-
 def expert_of(label: str, scheduler: object) -> Expert:
     """An :class:`Expert` from a scheduler object: a timeout (``preferred_batch_size``,
     ``max_queue_delay_ms``, ``model``, ``max_batch_size``), a burst-aware table (every tilt, its
@@ -116,8 +100,6 @@ def expert_of(label: str, scheduler: object) -> Expert:
         return Expert(label, lambda lo, hi: [row])
     backlog = float(getattr(scheduler, "backlog_llr", 0.0) or 0.0)
     key = _model_key(scheduler)
-    if hasattr(scheduler, "_tilted_rows") and hasattr(scheduler, "tilts"):
-        return Expert(label, lambda lo, hi: _tilted_rows(scheduler, lo, hi), backlog, key)
     return Expert(label, lambda lo, hi: rows_of(scheduler, lo, hi), backlog, key)
 
 

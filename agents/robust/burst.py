@@ -34,10 +34,12 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from agents.proposed import Proposed
 from batchenv.config import SystemConfig
+from batchenv.decision_rows import DecisionRow
 from batchenv.sim import Decision, Simulator
 
 __all__ = ["DEFAULT_TILTS", "REGIME_MEMORY_S", "REGIME_SETTLE_S", "BurstAwareProposed", "BurstMeter"]
@@ -183,7 +185,20 @@ class BurstAwareProposed(Proposed):
         self._regime_rate = 0.0  # the last recorded regime rate, and when
         self._regime_at_s = -math.inf
         self._cusum = 0.0  # the regime CUSUM, and the counter at its last update
-        self._t_s, self._count = sim.now_s, sim.n_arrived
+        self._t_s, self._count = sim.now_s, float(sim.n_arrived)
+
+    def decision_rows(self, rate_lo_per_s: float, rate_hi_per_s: float) -> list[DecisionRow]:
+        """Every row the scheduler may follow while its rate estimate is in ``[rate_lo_per_s,
+        rate_hi_per_s]`` (requests/s): those of each tilted table, since the burst meter may
+        select any of them (labels start with ``kappa <tilt>``). Without rate estimation or with
+        ``tilt = 0`` only the untilted table is ever used."""
+        if not self.rate_estimation or self.tilt == 0.0:
+            return super().decision_rows(rate_lo_per_s, rate_hi_per_s)
+        out: list[DecisionRow] = []
+        for kappa, table_rows in zip(self.tilts, self._tilted_rows, strict=True):
+            rows = self._table_decision_rows(table_rows, rate_lo_per_s, rate_hi_per_s)
+            out += [replace(r, label=f"kappa {kappa:g}, {r.label}") for r in rows]
+        return out
 
     def decide(self, sim: Simulator) -> Decision:
         """The proposed scheduler's decision on the table of the tilt nearest to 1 + tilt x sigma."""
