@@ -324,11 +324,13 @@ def check_agent_specs(specs: tuple[str, ...]) -> None:
 
 
 def shipped_checkpoints(scenario: str) -> list[Path]:
-    """The shipped checkpoints trained for ``scenario``: the ``<algo>_<scenario>.zip`` files
-    listed in ``checkpoints/SHA256SUMS`` (never a glob: an unlisted file is not loaded)."""
+    """The shipped checkpoints trained for ``scenario``'s system: the ``<algo>_<scenario>.zip``
+    and ``<algo>_<scenario>_mixture.zip`` (trained on the workload mixture of the same system)
+    files listed in ``checkpoints/SHA256SUMS`` (never a glob: an unlisted file is not loaded)."""
     manifest = CHECKPOINTS / "SHA256SUMS"
     names = [line.split("  ", 1)[1] for line in manifest.read_text().splitlines() if "  " in line]
-    return [CHECKPOINTS / name for name in sorted(names) if name.split("_", 1)[-1] == f"{scenario}.zip"]
+    wanted = {f"{scenario}.zip", f"{scenario}_mixture.zip"}
+    return [CHECKPOINTS / name for name in sorted(names) if name.split("_", 1)[-1] in wanted]
 
 
 def _load_config(args: argparse.Namespace):

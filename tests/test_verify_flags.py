@@ -118,3 +118,16 @@ def test_a_report_with_other_sizes_than_the_defaults_says_so() -> None:
 )
 def test_ta_section_is_replaced_wherever_it_starts(text: str, head: str) -> None:
     assert verify._before_ta_section(text) == head
+
+
+def test_full_run_checks_every_checkpoint_shipped_for_the_system() -> None:
+    """``verify.py --full`` checks the checkpoints trained for the scenario's system, the ones
+    trained on its workload mixture included, and nothing for a scenario with none."""
+    names = sorted(path.name for path in verify.shipped_checkpoints("default"))
+    assert names == [
+        "dqn_default.zip",
+        "dqn_default_mixture.zip",
+        "ppo_default.zip",
+        "ppo_default_mixture.zip",
+    ]
+    assert verify.shipped_checkpoints("bursty") == []
