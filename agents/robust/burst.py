@@ -54,6 +54,16 @@ REGIME_MEMORY_S = 30.0
 """A regime's recorded rate is used at the next jump up only if recorded less than this (s) ago."""
 
 
+def checked_number(name: str, value: Any, *, positive: bool = False, unit: str = "") -> float:
+    """``value`` as a float, or ValueError naming ``name`` unless it is a number (not a bool)
+    ``>= 0`` (``> 0`` with ``positive``; NaN is neither); ``unit`` is named in the message."""
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    if not (ok and (value > 0 if positive else value >= 0)):
+        bound = "> 0" if positive else ">= 0"
+        raise ValueError(f"{name} must be a number {bound}{f' ({unit})' if unit else ''}, got {value!r}")
+    return float(value)
+
+
 class BurstMeter:
     """Extra-Poisson relative variability of the arrival rate at one time scale; O(1) per update.
 
@@ -149,22 +159,15 @@ class BurstAwareProposed(Proposed):
         **kwargs: Any,
     ) -> None:
         super().__init__(config, **kwargs)
-        for key, value in (("regime_hold_s", regime_hold_s), ("regime_llr", regime_llr)):
-            if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
-                raise ValueError(f"{key} must be a number >= 0, got {value!r}")
-        self.regime_hold_s = float(regime_hold_s)
-        self.regime_llr = float(regime_llr)
-        if isinstance(backlog_llr, bool) or not isinstance(backlog_llr, int | float) or not backlog_llr >= 0:
-            raise ValueError(f"backlog_llr must be a number >= 0 (log-likelihood units), got {backlog_llr!r}")
-        self.backlog_llr = float(backlog_llr)
+        self.regime_hold_s = checked_number("regime_hold_s", regime_hold_s)
+        self.regime_llr = checked_number("regime_llr", regime_llr)
+        self.backlog_llr = checked_number("backlog_llr", backlog_llr, unit="log-likelihood units")
         grid = tuple(float(k) for k in tilts)
         if not grid or grid[0] != 1.0 or list(grid) != sorted(set(grid)):
             raise ValueError(
                 f"tilts must be increasing latency-weight multipliers starting at 1, got {tilts!r}"
             )
-        if isinstance(tilt, bool) or not isinstance(tilt, int | float) or not tilt >= 0:
-            raise ValueError(f"tilt must be a number >= 0, got {tilt!r}")
-        self.tilt = float(tilt)
+        self.tilt = checked_number("tilt", tilt)
         self.tilts = grid
         self.meter = BurstMeter(burst_window_s, burst_memory)
         self._tilted_rows = [self._rows] + [self._build_table(kappa).rows for kappa in grid[1:]]

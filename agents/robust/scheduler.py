@@ -31,7 +31,7 @@ from typing import Any
 
 from agents.baselines import Timeout
 from agents.proposed import Proposed, latency_weight_scaled
-from agents.robust.burst import BurstAwareProposed
+from agents.robust.burst import BurstAwareProposed, checked_number
 from agents.robust.portfolio import ExpertPortfolio
 from batchenv.config import SystemConfig
 from batchenv.timing import ServiceTable
@@ -271,26 +271,18 @@ class RobustProposed(ExpertPortfolio):
         if not burst_tilt:
             for key in BURST_KEYS:
                 self.proposed_kwargs.pop(key, None)
-        if isinstance(backlog_llr, bool) or not (isinstance(backlog_llr, int | float) and backlog_llr >= 0):
-            raise ValueError(f"backlog_llr must be a number >= 0, got {backlog_llr!r}")
-        if isinstance(guard_ms, bool) or not (isinstance(guard_ms, int | float) and guard_ms > 0):
-            raise ValueError(f"guard_ms must be a number > 0 (ms), got {guard_ms!r}")
-        price_ok = isinstance(guard_penalty, int | float) and guard_penalty >= 0
-        if isinstance(guard_penalty, bool) or not price_ok:
-            raise ValueError(f"guard_penalty must be a number >= 0, got {guard_penalty!r}")
+        backlog_llr = checked_number("backlog_llr", backlog_llr)
+        guard_ms = checked_number("guard_ms", guard_ms, positive=True, unit="ms")
+        guard_penalty = checked_number("guard_penalty", guard_penalty)
+        regime_hold_s = checked_number("regime_hold_s", regime_hold_s, unit="s")
+        regime_llr = checked_number("regime_llr", regime_llr)
         experts = self.proposed_kwargs
         if tail_guard:
             experts = tail_guarded(config, experts, slo_ms=guard_ms, penalty=guard_penalty, waits=guard_waits)
-        if isinstance(regime_hold_s, bool) or not (
-            isinstance(regime_hold_s, int | float) and regime_hold_s >= 0
-        ):
-            raise ValueError(f"regime_hold_s must be a number >= 0 (s), got {regime_hold_s!r}")
         if burst_tilt and "backlog_llr" not in experts:
-            experts = {**experts, "backlog_llr": float(backlog_llr)}
-        if isinstance(regime_llr, bool) or not (isinstance(regime_llr, int | float) and regime_llr >= 0):
-            raise ValueError(f"regime_llr must be a number >= 0, got {regime_llr!r}")
+            experts = {**experts, "backlog_llr": backlog_llr}
         if burst_tilt and regime_hold_s and "regime_hold_s" not in experts:
-            experts = {**experts, "regime_hold_s": float(regime_hold_s), "regime_llr": float(regime_llr)}
+            experts = {**experts, "regime_hold_s": regime_hold_s, "regime_llr": regime_llr}
         labels, factories = expert_catalogue(
             config,
             experts,
@@ -322,12 +314,12 @@ class RobustProposed(ExpertPortfolio):
         self.tilted = bool(tilted)
         self.tail_sigma = float(tail_sigma)
         self.tail_guard = bool(tail_guard)
-        self.backlog_llr = float(backlog_llr)
-        self.guard_ms = float(guard_ms)
-        self.guard_penalty = float(guard_penalty)
+        self.backlog_llr = backlog_llr
+        self.guard_ms = guard_ms
+        self.guard_penalty = guard_penalty
         self.guard_waits = bool(guard_waits)
-        self.regime_hold_s = float(regime_hold_s)
-        self.regime_llr = float(regime_llr)
+        self.regime_hold_s = regime_hold_s
+        self.regime_llr = regime_llr
 
     def eligible(self) -> list[bool]:
         """The portfolio's tail term, on only while the start expert's burst meter reads more
