@@ -25,6 +25,7 @@ Units: rates in requests/s, ages and timers in ms unless a name says ticks or ti
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -130,6 +131,7 @@ def _llr(k: int, mu: float) -> float:
     return k * math.log(k / mu) - (k - mu)
 
 
+@functools.cache
 def _threshold_mean(k: int, llr: float) -> float:
     """The mean ``mu`` in (0, k) at which :func:`_llr` equals ``llr`` (it decreases in mu there):
     the backlog test fires for ``mu`` below it."""
@@ -171,13 +173,13 @@ class _GuardMemo:
 
     def __init__(self) -> None:
         self._memo: dict[tuple, frozenset[Dispatch]] = {}
-        self._alive: list[object] = []  # keeps the guards (and the ids in the keys) alive
+        self._alive: dict[int, object] = {}  # keeps the guards (and the ids in the keys) alive
 
     def key(self, row: DecisionRow) -> tuple[int, int] | None:
         guard = row.guard
         if guard is None:
             return None
-        self._alive.append(guard)
+        self._alive[id(guard)] = guard
         return id(getattr(guard, "scheduler", guard)), id(getattr(guard, "row", guard))
 
     def __call__(
