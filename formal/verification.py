@@ -581,6 +581,15 @@ def _portfolio_rows(
     return out, alone
 
 
+def _fill_band_row(row: BandRow, future: Future[Outcome[Any]], say: Callable[[str], None]) -> None:
+    """Wait for the check of ``row`` and put its figures, or its error, into ``row``."""
+    say(f"checking {row.scheduler}, {row.label} ...")
+    try:
+        row.figures = future.result().unwrap()
+    except Exception as exc:
+        row.error = repr(exc)
+
+
 def _modal_model(table: dict[tuple[int, int], Decision]) -> int:
     models = [d[0] for d in table.values() if d is not None]
     return max(set(models), key=models.count) if models else 0
@@ -762,23 +771,14 @@ def run_verification(settings: Settings, progress: Callable[[str], None] | None 
             except Exception as exc:
                 rows[key].error = repr(exc)
         for row, future in band_pending:
-            if future is None:
-                continue
-            say(f"checking {row.scheduler}, {row.label} ...")
-            try:
-                row.figures = future.result().unwrap()
-            except Exception as exc:
-                row.error = repr(exc)
+            if future is not None:
+                _fill_band_row(row, future, say)
         for collected, pending in (
             (report.portfolio, portfolio_pending),
             (report.portfolio_experts, expert_pending),
         ):
             for row, future in pending:
-                say(f"checking {row.scheduler}, {row.label} ...")
-                try:
-                    row.figures = future.result().unwrap()
-                except Exception as exc:
-                    row.error = repr(exc)
+                _fill_band_row(row, future, say)
                 collected.append(row)
         for spec, future in agent_pending:
             say(f"simulating the real agent {spec} ...")
