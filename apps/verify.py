@@ -133,7 +133,7 @@ def _parser() -> argparse.ArgumentParser:
         "--full",
         action="store_true",
         help="the large sizes (queue cap 64, every shipped checkpoint, longer simulations): about "
-        "three times the default run's time (docs/formal.md); any sizing flag given still wins",
+        "twice the default run's time (docs/formal.md); any sizing flag given still wins",
     )
     model.add_argument("--tick-ms", type=float, default=2.0, help="tick length in ms, 1-5 (default: 2)")
     model.add_argument(
@@ -154,7 +154,8 @@ def _parser() -> argparse.ArgumentParser:
         help="comma-separated agent specs (agents/registry.py: a baseline, 'proposed', a .zip "
         "checkpoint) to distil into tables over the model's states and check; '' for none; "
         f"'auto': {DEFAULT_AGENTS} and the shipped checkpoints of the scenario "
-        "(<algo>_<scenario>.zip among those listed, with their hashes, in checkpoints/SHA256SUMS) "
+        "(<algo>_<scenario>.zip and <algo>_<scenario>_mixture.zip among those listed, with their hashes, "
+        "in checkpoints/SHA256SUMS) "
         f"(default: {DEFAULT_AGENTS}; with --full: auto)",
     )
     model.add_argument(
