@@ -114,11 +114,7 @@ def summarise(rows: dict[str, Any], greedy_costs: Sequence[float]) -> dict[str, 
 
 def _costs(config: SystemConfig, spec: str, seeds: Sequence[int]) -> np.ndarray:
     """Cost per request of the agent ``spec`` (tuned timeout and util_switch) per seed."""
-    agent = make_agent(spec, config)
-    sim = Simulator(config, record=True)
-    return np.array(
-        [compute_metrics(simulate(config, agent, seed, sim=sim)).cost_per_request for seed in seeds]
-    )
+    return np.array(episode_rows(config, make_agent(spec, config), seeds)["costs"])
 
 
 def sample_spread(config: SystemConfig, spec: str, seeds: Sequence[int], sample_seeds: Sequence[int]) -> dict:
