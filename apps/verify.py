@@ -396,7 +396,7 @@ def _ta_settings(args: argparse.Namespace, config, rate: float):
 def _uppaal_table(args: argparse.Namespace, config, settings):
 
     if args.uppaal_policy.strip() == "smdp":
-        schedulers, _ = default_schedulers(settings, band_scheduler=None)
+        schedulers = default_schedulers(settings, band_scheduler=None).schedulers
         return next((name, t) for name, t in schedulers if name.startswith("SMDP"))
     policy = uppaal_policy(config, args.uppaal_policy)
     return policy.name, from_timeout(policy, config, queue_cap=settings.queue_cap, unit_ms=settings.unit_ms)
@@ -460,18 +460,20 @@ def _run_ta(args: argparse.Namespace, settings, console, command: str):
     except TCheckerMissingError as exc:
         console.print(f"[yellow]timed-automata stage skipped: {exc}[/yellow]")
         return None
-    skip: dict[str, tuple[str, ...]] = {}
-    schedulers, notes = default_schedulers(
+    stage = default_schedulers(
         settings,
         band_scheduler=args.band_scheduler or None,
         bands=_bands(args),
         portfolio_scheduler=ROBUST if args.robust else None,
-        skip=skip,
     )
     report = run_ta(
-        settings, tck, schedulers, progress=lambda msg: console.print(f"  {msg}", style="dim"), skip=skip
+        settings,
+        tck,
+        stage.schedulers,
+        progress=lambda msg: console.print(f"  {msg}", style="dim"),
+        skip=stage.skip,
     )
-    report.notes += notes
+    report.notes += stage.notes
     for r in report.results:
         style = "" if r.holds else "bold red"
         value = "-" if r.value is None else f"{r.value:g} {r.unit}"

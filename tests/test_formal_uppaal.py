@@ -216,7 +216,7 @@ def test_verifyta_is_run_only_when_present(tmp_path: Path) -> None:
 
 def test_schedulers_of_the_stage() -> None:
     _, settings = _default_models()
-    schedulers, _ = default_schedulers(settings)
+    schedulers = default_schedulers(settings).schedulers
     names = [name for name, _ in schedulers]
     assert names[0].startswith("timeout tuned") and names[1].startswith("Triton-like timeout(B=8,T=10ms")
     assert names[2].startswith("SMDP optimum at 100/s")

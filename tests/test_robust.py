@@ -13,15 +13,22 @@ import pytest
 
 from agents.baselines import Timeout, UtilSwitch
 from agents.optimal import OptimalScheduler
-from agents.proposed import Proposed
+from agents.proposed import Proposed, latency_weight_scaled
 from agents.registry import make_agent
 from agents.robust import BurstAwareProposed, BurstMeter, ExpertPortfolio, RobustProposed
-from agents.robust.scheduler import TAIL_GUARD_MS, TAIL_GUARD_PENALTY, tail_guarded
+from agents.robust.scheduler import (
+    GUARD_EXPERTS,
+    TAIL_BUDGET,
+    TAIL_GUARD_MS,
+    TAIL_GUARD_PENALTY,
+    tail_guarded,
+)
 from agents.robust.shadow import LatencyHistogram
 from batchenv.config import ArrivalConfig, SystemConfig
 from batchenv.metrics import compute_metrics
 from batchenv.scenarios import load_scenario
 from batchenv.sim import Simulator, simulate
+from benchmarks.robust.common import design_scenario
 
 
 def cost(config: SystemConfig, agent, seed: int) -> float:
@@ -392,6 +399,44 @@ def test_tail_term_is_off_by_default_and_gated_by_the_burst_meter():
         RobustProposed(config, tail_tolerance=0.02, tail_sigma=-1)
 
 
+def _tilted_pair(config: SystemConfig, budget: float) -> ExpertPortfolio:
+    """The table and a latency-tilted table (kappa 1.25: a shorter tail for about 3% more cost
+    at 173/s) under the budgeted tail rule."""
+    experts = [Proposed, lambda c: Proposed(latency_weight_scaled(c, 1.25))]
+    return ExpertPortfolio(config, experts, labels=["table", "tilted"], tail_budget=budget)
+
+
+def test_budgeted_tail_rule_buys_a_shorter_tail_within_its_budget():
+    """With 5% to spend, the rule leaves the table for the shorter-tailed tilted table (a
+    negative lead) and its real cost stays within 5% of the table's; with nothing to spend it
+    keeps the real cost at the table's."""
+    config = design_scenario("poisson@173").replace(horizon_s=20.0)
+    rich, poor = _tilted_pair(config, 0.05), _tilted_pair(config, 0.0)
+    sim_rich, sim_poor = simulate(config, rich, seed=4), simulate(config, poor, seed=4)
+    report = rich.report(sim_rich)
+    assert report["switches"] >= 1 and report["leads"] < 0
+    assert report["budget_reference"] == report["expert_costs"]["table"]
+    assert report["real_cost"] <= 1.05 * report["budget_reference"] * 1.001
+    assert report["real_cost"] > 1.005 * report["budget_reference"]  # it did spend
+    assert compute_metrics(sim_rich).latency_p99_ms < compute_metrics(sim_poor).latency_p99_ms
+    assert math.isclose(report["spliced_cost"], report["real_cost"], rel_tol=1e-9)
+    lean = poor.report(sim_poor)
+    assert lean["real_cost"] <= lean["budget_reference"] * 1.001
+
+
+def test_robust_with_the_budgeted_tail_rule_keeps_its_budget_on_poisson():
+    config = design_scenario("poisson@173").replace(horizon_s=20.0)
+    agent = RobustProposed(config, guarded=True, tail_budget=TAIL_BUDGET)
+    assert len(agent.experts) == 9 + len(GUARD_EXPERTS) and agent.tail_active()  # sigma 0: smooth
+    assert agent.params() == {"guarded": True, "tail_budget": TAIL_BUDGET}
+    for seed in range(2):
+        report = agent.report(simulate(config, agent, seed=seed))
+        assert report["real_cost"] <= (1 + TAIL_BUDGET) * report["budget_reference"] * 1.001
+    slo = load_scenario("default")
+    slo = slo.replace(reward=dataclasses.replace(slo.reward, w_slo=0.5))
+    assert len(RobustProposed(slo, guarded=True).experts) == 9  # the SLO guard is the scenario's own
+
+
 # --------------------------------------------------------------------------------------------
 # Pieces and interfaces
 # --------------------------------------------------------------------------------------------
@@ -434,6 +479,9 @@ def test_registry_and_ablations():
         ({"regime_hold_s": -1}, "regime_hold_s"),
         ({"regime_llr": True}, "regime_llr"),
         ({"proposed": {"regime_hold_s": "x"}}, "regime_hold_s"),
+        ({"tail_budget": -0.01}, "tail_budget >= 0"),
+        ({"tail_budget": "x"}, "tail_budget >= 0"),
+        ({"tail_budget": 0.01, "tail_tolerance": 0.02}, "set one of them"),
     ],
 )
 def test_bad_parameters_are_clear_errors(kwargs, match):

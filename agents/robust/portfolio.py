@@ -83,6 +83,21 @@ class ExpertPortfolio(Scheduler):
         even when the target costs more (its lead is then negative). The quantiles are read
         when a block closes (O(histogram bins) per block, not per decision).
     :param tail_quantile: the latency quantile of the tail term, in (0, 1); default 0.99.
+    :param tail_budget: the *budgeted* tail rule (None, default: off), a fraction >= 0 of cost,
+        which replaces the cost rule while :meth:`tail_active`. The *limit* is ``1 +
+        tail_budget`` times :meth:`budget_reference` (the start expert's cost, or a significantly
+        cheaper expert's). While the real cost so far (the accounting identity) is within the
+        limit, at every block close the target becomes, among the experts whose own cost is
+        within the limit, the one with the shortest tail (latency quantile ``tail_quantile``;
+        ties within ``tail_step`` go to the cheaper), if its tail is shorter than the followed
+        expert's by more than ``tail_step``; the switch is taken at the next coupling epoch even
+        at a negative lead, if the target is still within the limit then. Once the real cost
+        exceeds the limit, the target is the cheapest expert. So the real cost stays within the
+        limit up to what accrues between a review and the switch it calls for (:meth:`report`
+        gives the reference): the tail is bought with at most that share of the cost.
+        Exclusive with ``tail_references``.
+    :param tail_step: relative tail difference below which two experts' tails tie (default
+        0.02, one bin of the shadows' latency histograms).
     :ivar followed: index of the expert the real server follows.
     :ivar target: index of the expert it switches to at the next coupling epoch.
     :ivar switches: the switches of the episode (:class:`SwitchRecord`).
@@ -103,6 +118,8 @@ class ExpertPortfolio(Scheduler):
         tail_references: Sequence[int] = (),
         tail_tolerance: float = 0.0,
         tail_quantile: float = 0.99,
+        tail_budget: float | None = None,
+        tail_step: float = 0.02,
     ) -> None:
         super().__init__(config)
         if not experts:
@@ -119,6 +136,15 @@ class ExpertPortfolio(Scheduler):
                 f"need tail_tolerance > -1 and tail_quantile in (0, 1); got "
                 f"tail_tolerance={tail_tolerance!r}, tail_quantile={tail_quantile!r}"
             )
+        if tail_budget is not None and not (
+            isinstance(tail_budget, int | float) and 0 <= tail_budget < math.inf and tail_step >= 0
+        ):
+            raise ValueError(
+                f"need tail_budget >= 0 (a fraction of cost) and tail_step >= 0; got "
+                f"tail_budget={tail_budget!r}, tail_step={tail_step!r}"
+            )
+        if tail_budget is not None and tail_references:
+            raise ValueError("tail_budget and tail_references are two tail rules: set one of them")
         if any(not 0 <= i < len(experts) for i in tail_references):
             raise ValueError(f"tail_references must index the experts, got {list(tail_references)!r}")
         self.labels = list(labels) if labels is not None else [f"expert{i}" for i in range(len(experts))]
@@ -134,6 +160,8 @@ class ExpertPortfolio(Scheduler):
         self.tail_references = tuple(int(i) for i in tail_references)
         self.tail_tolerance = float(tail_tolerance)
         self.tail_quantile = float(tail_quantile)
+        self.tail_budget = None if tail_budget is None else float(tail_budget)
+        self.tail_step = float(tail_step)
         self.followed = self.target = self.start
         self.switches: list[SwitchRecord] = []
         self._seen = 0
@@ -153,6 +181,10 @@ class ExpertPortfolio(Scheduler):
         self._next_block_s = sim.now_s + self.block_s
         self._blocks.reset(self.costs())
         self._eligible = [True] * len(self.shadows)
+        self._quantiles = [0.0] * len(self.shadows)
+        self._leads = 0.0
+        self._forced = False
+        self._tail_review = False
 
     def _observe(self, sim: Simulator) -> None:
         """Feed the arrivals admitted since the last call to every shadow and run them to now."""
@@ -181,13 +213,17 @@ class ExpertPortfolio(Scheduler):
             self._next_block_s = now + self.block_s
             if self.tail_references:
                 self._eligible = self.eligible()
+            if self.tail_budget is not None:
+                self._quantiles = [_quantile_s(shadow, self.tail_quantile) for shadow in self.shadows]
+                self._tail_review = True
         if now >= self._next_review_s:
             self.target = self.review()
             self._next_review_s = now + self.review_s
         if self.target != self.followed and coupled(self.shadows[self.target], followed, now):
             lead = followed.cost - self.shadows[self.target].cost
-            if lead > 0.0 or not self._eligible[self.followed]:
+            if lead > 0.0 or not self._eligible[self.followed] or (self._forced and self._affordable()):
                 self.switches.append(SwitchRecord((now, self.followed, self.target, lead)))
+                self._leads += lead
                 self.followed = self.target
             else:  # the target lost its lead while waiting for a coupling epoch
                 self.target = self.followed
@@ -215,11 +251,60 @@ class ExpertPortfolio(Scheduler):
         if blocks.n < self.min_blocks:
             return current
         costs = self.costs()
+        self._forced = False
+        if self.tail_budget is not None and self.tail_active():
+            return self._budgeted_target(costs)
         eligible = self._eligible
         best = min((k for k in range(len(costs)) if eligible[k]), key=costs.__getitem__)
         if not eligible[current] or costs[current] - costs[best] > self.z * blocks.sd(current, best):
             return best
         return current
+
+    def _affordable(self) -> bool:
+        """Whether a switch the budgeted tail rule forces is taken now, whatever the lead: always
+        when the real cost is over budget (the target is then the cheapest expert), otherwise
+        when the target's cost is still within the limit."""
+        costs = self.costs()
+        limit = self.budget_limit(costs)
+        return costs[self.followed] + self._leads > limit or costs[self.target] <= limit
+
+    def tail_active(self) -> bool:
+        """Whether the budgeted tail rule applies at this review (always, here; subclasses may
+        gate it)."""
+        return True
+
+    def budget_reference(self, costs: Sequence[float]) -> float:
+        """The cost the budgeted tail rule measures its spending against: the start expert's,
+        or that of an expert significantly cheaper than it (``z`` standard deviations), the
+        least such upper bound: ``min_k cost_k + z sd(k, start)``."""
+        start, sd = self.start, self._blocks.sd
+        return min(costs[k] + self.z * sd(k, start) if k != start else costs[k] for k in range(len(costs)))
+
+    def _budgeted_target(self, costs: list[float]) -> int:
+        """The target under the budgeted tail rule (``tail_budget`` in the class docstring)."""
+        current = self.followed
+        limit = self.budget_limit(costs)
+        if costs[current] + self._leads > limit:  # over budget: to the cheapest expert
+            best = min(range(len(costs)), key=costs.__getitem__)
+            self._forced = best != current
+            return best
+        if not self._tail_review:  # tail moves only when the quantiles are read (block closes)
+            return current if costs[current] <= limit else min(range(len(costs)), key=costs.__getitem__)
+        self._tail_review = False
+        quantiles = self._quantiles
+        within = [k for k in range(len(costs)) if costs[k] <= limit]
+        shortest = min(quantiles[k] for k in within)
+        tied = [k for k in within if quantiles[k] <= shortest * (1.0 + self.tail_step)]
+        pick = min(tied, key=costs.__getitem__)
+        if quantiles[pick] * (1.0 + self.tail_step) < quantiles[current] or costs[current] > limit:
+            self._forced = True
+            return pick
+        return current
+
+    def budget_limit(self, costs: Sequence[float]) -> float:
+        """The most the real cost may be under the budgeted tail rule: ``1 + tail_budget`` times
+        :meth:`budget_reference`."""
+        return (1.0 + self.tail_budget) * self.budget_reference(costs)  # type: ignore[operator]
 
     def report(self, sim: Simulator) -> dict[str, Any]:
         """Advance every shadow to ``sim.now_s`` (the end of an episode) and report, in cost
@@ -228,7 +313,7 @@ class ExpertPortfolio(Scheduler):
         the best expert in hindsight."""
         self._observe(sim)
         costs = self.costs()
-        leads = sum(record[3] for record in self.switches)
+        leads = self._leads
         spliced = costs[self.followed] + leads
         best = min(range(len(costs)), key=costs.__getitem__)
         return {
@@ -240,6 +325,7 @@ class ExpertPortfolio(Scheduler):
             "leads": leads,
             "switches": len(self.switches),
             "followed": self.labels[self.followed],
+            "budget_reference": self.budget_reference(costs) if self.tail_budget is not None else None,
         }
 
     def params(self) -> dict[str, Any]:
@@ -254,6 +340,8 @@ class ExpertPortfolio(Scheduler):
             "tail_references": list(self.tail_references),
             "tail_tolerance": self.tail_tolerance,
             "tail_quantile": self.tail_quantile,
+            "tail_budget": self.tail_budget,
+            "tail_step": self.tail_step,
         }
 
 

@@ -20,7 +20,9 @@ Ablations (constructor flags): ``portfolio=False`` runs the burst-aware table al
 ``burst_tilt=False`` uses the plain proposed table instead of the burst-aware one (as the start
 expert, and drops the plain-table expert); ``timeouts=False`` and ``agile=False`` remove those
 experts; ``tail_guard=False`` and ``backlog_llr=0`` remove the tail guard and the backlog-aware
-estimate.
+estimate. Two tail rules were tried and are off by default (docs/algorithm.md, "Robust to
+bursts", section 3): the tail term (``tilted=True, tail_tolerance=...``) and the budgeted tail
+rule (``guarded=True, tail_budget=TAIL_BUDGET``).
 """
 
 from __future__ import annotations
@@ -40,8 +42,10 @@ __all__ = [
     "AGILE_ESTIMATOR",
     "BACKLOG_LLR",
     "BURST_KEYS",
+    "GUARD_EXPERTS",
     "REGIME_HOLD_S",
     "REGIME_LLR",
+    "TAIL_BUDGET",
     "TAIL_GUARD_MS",
     "TAIL_GUARD_PENALTY",
     "TAIL_SIGMA",
@@ -91,6 +95,15 @@ TAIL_GUARD_PENALTY = 0.01
 :data:`TAIL_GUARD_MS`: ``guard_penalty`` of :class:`agents.proposed.Proposed`. It only steers the
 guard's choice of model and the end of waits; the scenario's score is unchanged."""
 
+TAIL_BUDGET = 0.0025
+"""The ``tail_budget`` measured in docs/algorithm.md: half the 0.5% no-regression margin on
+Poisson arrivals (the other half is the table's own estimation noise there)."""
+
+GUARD_EXPERTS = ((78, 0.02), (75, 0.02), (72, 0.02), (70, 0.02), (65, 0.03), (65, 0.05))
+"""(latency ms, price per late request) of the guarded experts of the budgeted tail rule: the
+start expert with a stronger tail guard than :data:`TAIL_GUARD_MS` at :data:`TAIL_GUARD_PENALTY`,
+a ladder of longer waits cut and more fast-model batches."""
+
 TIMEOUT_EXPERTS = ((0, 2, 1.0), (0, 2, 10.0), (0, 4, 5.0), (0, 12, 10.0), (1, 1, 1.0), (1, 4, 2.0))
 """Timeout experts as (speed rank of the model: 0 fastest, preferred batch size, queue delay ms)."""
 
@@ -123,6 +136,11 @@ def _tilted(config: SystemConfig, *, kappa: float, proposed: dict[str, Any]) -> 
     return Proposed(latency_weight_scaled(config, kappa), **proposed)
 
 
+def _guarded(config: SystemConfig, *, base: type, proposed: dict[str, Any]) -> Any:
+    """A guarded table expert: ``base`` (the start expert's class) with ``proposed``."""
+    return base(config, **proposed)
+
+
 def _models_by_speed(config: SystemConfig) -> list[int]:
     """Model indices, fastest first (service time of a full batch)."""
     service = ServiceTable(config).service_s
@@ -137,6 +155,7 @@ def expert_catalogue(
     agile: bool = True,
     timeouts: bool = True,
     tilted: tuple[float, ...] = (),
+    guards: tuple[tuple[float, float], ...] = (),
 ) -> tuple[list[str], list[Factory]]:
     """Labels and factories of the portfolio's experts, the start expert first, the timeouts last.
 
@@ -144,6 +163,8 @@ def expert_catalogue(
         clipped to ``max_batch_size`` and ``max_wait_ms``).
     :param proposed: keyword arguments passed to every table expert.
     :param tilted: kappa of the fixed latency-tilted table experts (:data:`TILTED_EXPERTS`).
+    :param guards: (latency ms, price per late request) of the guarded experts: the start
+        expert with its tail guard at that setting (:data:`GUARD_EXPERTS`).
     """
     base = BurstAwareProposed if burst_tilt else Proposed
     plain = {k: v for k, v in proposed.items() if k not in BURST_KEYS}
@@ -156,6 +177,10 @@ def expert_catalogue(
         estimator = {**proposed.get("estimator", {}), **AGILE_ESTIMATOR}
         labels.append(f"{labels[0]}_agile")
         factories.append(lambda c: base(c, **{**proposed, "estimator": estimator}))
+    for slo_ms, price in guards:
+        labels.append(f"{labels[0]}(guard={slo_ms:g}ms@{price:g})")
+        guarded = {**proposed, "guard_slo_ms": float(slo_ms), "guard_penalty": float(price)}
+        factories.append(functools.partial(_guarded, base=base, proposed=guarded))
     for kappa in tilted:
         labels.append(f"table(kappa={kappa:g})")
         factories.append(functools.partial(_tilted, kappa=kappa, proposed=plain))
@@ -218,7 +243,17 @@ class RobustProposed(ExpertPortfolio):
         resolution); None (default): no tail term. It trades cost for p99: docs/algorithm.md,
         "Robust to bursts", gives the measurements and why it is off by default.
     :param tail_sigma: the burst-meter reading above which the tail term is on (>= 0); 0: always
-        on. Default :data:`TAIL_SIGMA`.
+        on. Default :data:`TAIL_SIGMA`. The budgeted tail rule is on *below* it (smooth traffic).
+    :param tail_budget: the budgeted tail rule of the portfolio (``tail_budget`` of
+        :class:`agents.robust.portfolio.ExpertPortfolio`): while the burst meter reads at most
+        ``tail_sigma``, follow the expert with the shortest p99 among those the budget allows,
+        keeping the real cost within ``1 + tail_budget`` times the start expert's (or a
+        significantly cheaper expert's); None (default): off. :data:`TAIL_BUDGET` is half the
+        no-regression margin. docs/algorithm.md ("Robust to bursts", section 3) gives the
+        measurements and why it is off by default. Exclusive with ``tail_tolerance``.
+    :param guarded: add the guarded experts (:data:`GUARD_EXPERTS`: the start expert with
+        stronger tail guards), the experts the budgeted rule buys its tail from; default False.
+        Only where the tail guard applies (no SLO penalty, no guard set in ``proposed``).
     :param z: confidence of the switching test (standard deviations); default 2.
     :param min_blocks: 1-s cost blocks before any switch; default 5.
     :param tail_guard: on scenarios without an SLO penalty, the table experts guard the latency
@@ -266,6 +301,8 @@ class RobustProposed(ExpertPortfolio):
         guard_waits: bool = True,
         regime_hold_s: float = REGIME_HOLD_S,
         regime_llr: float = REGIME_LLR,
+        tail_budget: float | None = None,
+        guarded: bool = False,
     ) -> None:
         self.proposed_kwargs = dict(proposed or {})
         if not burst_tilt:
@@ -290,6 +327,7 @@ class RobustProposed(ExpertPortfolio):
             agile=agile,
             timeouts=timeouts,
             tilted=TILTED_EXPERTS if tilted else (),
+            guards=GUARD_EXPERTS if guarded and experts.get("guard_slo_ms") == guard_ms else (),
         )
         if not portfolio:
             labels, factories = labels[:1], factories[:1]
@@ -306,12 +344,15 @@ class RobustProposed(ExpertPortfolio):
             min_blocks=min_blocks,
             tail_references=references,
             tail_tolerance=0.0 if tail_tolerance is None else tail_tolerance,
+            tail_budget=tail_budget,
+            tail_step=TAIL_TOLERANCE,
         )
         self.portfolio = bool(portfolio)
         self.burst_tilt = bool(burst_tilt)
         self.agile = bool(agile)
         self.timeouts = bool(timeouts)
         self.tilted = bool(tilted)
+        self.guarded = bool(guarded)
         self.tail_sigma = float(tail_sigma)
         self.tail_guard = bool(tail_guard)
         self.backlog_llr = backlog_llr
@@ -329,6 +370,12 @@ class RobustProposed(ExpertPortfolio):
             return [True] * len(self.experts)
         return super().eligible()
 
+    def tail_active(self) -> bool:
+        """The budgeted tail rule applies while the start expert's burst meter reads at most
+        ``tail_sigma`` (smooth traffic), always without a meter."""
+        meter = getattr(self.experts[0], "meter", None)
+        return meter is None or not meter.sigma > self.tail_sigma
+
     def params(self) -> dict[str, Any]:
         """Constructor keyword arguments that differ from the defaults."""
         defaults = {
@@ -337,6 +384,7 @@ class RobustProposed(ExpertPortfolio):
             "agile": True,
             "timeouts": True,
             "tilted": False,
+            "guarded": False,
             "tail_sigma": TAIL_SIGMA,
             "z": 2.0,
             "min_blocks": 5,
@@ -351,6 +399,8 @@ class RobustProposed(ExpertPortfolio):
         params = {key: getattr(self, key) for key, value in defaults.items() if getattr(self, key) != value}
         if self.tail_references:
             params["tail_tolerance"] = self.tail_tolerance
+        if self.tail_budget is not None:
+            params["tail_budget"] = self.tail_budget
         if self.proposed_kwargs:
             params["proposed"] = dict(self.proposed_kwargs)
         return params

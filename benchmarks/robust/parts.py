@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from agents.robust.scheduler import TAIL_BUDGET
 from batchenv.scenarios import load_scenario, trace_scenarios
 from batchenv.seeds import TRAINING_SEEDS
 from benchmarks.proposed.common import display_path
@@ -376,8 +377,10 @@ def _design_grid_poisson(
 
 TAIL_GATED = "robust(tilted=true,tail_tolerance=0.02)"
 TAIL_ALWAYS = "robust(tilted=true,tail_tolerance=0.02,tail_sigma=0)"
-TAIL_AGENTS = ("robust", TAIL_GATED, TAIL_ALWAYS)
-"""The robust scheduler without, with a burst-gated and with an always-on tail term."""
+TAIL_BUDGETED = f"robust(guarded=true,tail_budget={TAIL_BUDGET:g})"
+TAIL_AGENTS = ("robust", TAIL_GATED, TAIL_ALWAYS, TAIL_BUDGETED)
+"""The robust scheduler without, with a burst-gated and with an always-on tail term, and with
+the budgeted tail rule."""
 
 
 def run_tail(args: argparse.Namespace, backend: Backend, command: str) -> tuple[list[str], dict]:
@@ -420,7 +423,9 @@ def run_tail(args: argparse.Namespace, backend: Backend, command: str) -> tuple[
         "## The tail term of the portfolio",
         "",
         "`robust` without a tail term (the default), with the tail term gated by the burst meter "
-        f"(`{TAIL_GATED}`) and always on (`{TAIL_ALWAYS}`). Goal traces: cost gap and p99 "
+        f"(`{TAIL_GATED}`) and always on (`{TAIL_ALWAYS}`), and with the budgeted tail rule "
+        f"(`{TAIL_BUDGETED}`: at most {100 * TAIL_BUDGET:g}% more cost than the start expert, on "
+        "smooth traffic only). Goal traces: cost gap and p99 "
         "difference (ms) to the timeout tuned on the first half, on the second half, seeds "
         f"0-{seeds[-1]}, {args.horizon_s:g} s each.",
         "",

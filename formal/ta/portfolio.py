@@ -27,7 +27,7 @@ from typing import Any
 
 from batchenv.decision_rows import DecisionRow
 from formal.portfolio import Expert, backlog_rates, distinct_experts, snapped
-from formal.ta.schedulers import ChoiceTable, Option, _merge_options, _option_key, from_decision_rows
+from formal.ta.schedulers import ChoiceTable, Option, from_decision_rows, merge_options, option_key
 
 __all__ = ["portfolio_table"]
 
@@ -94,7 +94,7 @@ def portfolio_table(
             else replace(o, decision=(o.decision[0], min(q, o.decision[1], max_batch)))
             for o in set(base.rows[q - 1]) | extra
         }
-        merged = _merge_options({o for o in every if o.decision is not None})
+        merged = merge_options({o for o in every if o.decision is not None})
         merged |= {o for o in every if o.decision is None}
-        options.append(tuple(sorted(merged, key=_option_key)))
+        options.append(tuple(sorted(merged, key=option_key)))
     return ChoiceTable(name, tuple(options), shape["forced_model"], max_batch)

@@ -48,6 +48,8 @@ __all__ = [
     "from_decision_rows",
     "from_tick_policy",
     "from_timeout",
+    "merge_options",
+    "option_key",
     "timed_rows",
     "units",
 ]
@@ -342,7 +344,7 @@ class ChoiceTable:
                 )
                 for o in options
             }
-            rows.append(tuple(sorted(out, key=_option_key)))
+            rows.append(tuple(sorted(out, key=option_key)))
         return ChoiceTable(self.name, tuple(rows), self.forced_model, self.max_batch)
 
     def same_decisions(self, other: object) -> bool:
@@ -405,7 +407,8 @@ Table = DecisionTable | ChoiceTable
 """A scheduler of the timed-automata model: one decision per state, or several."""
 
 
-def _option_key(o: Option) -> tuple:
+def option_key(o: Option) -> tuple:
+    """Sort key of an option: its age range (from, until), then its decision and firing age."""
     d = (-1, -1) if o.decision is None else o.decision
     return (o.from_age, -1 if o.until is None else o.until, d, -1 if o.fire_from is None else o.fire_from)
 
@@ -451,7 +454,7 @@ def from_decision_rows(
             fallback = row.fallbacks[k]
             assert fallback is not None  # DecisionRow checks it
             out |= _guarded_options(row, q, fallback, shortest, unit_ms, max_wait)
-        options.append(tuple(sorted(out, key=_option_key)))
+        options.append(tuple(sorted(out, key=option_key)))
     return ChoiceTable(name, tuple(options), forced_model, max_batch)
 
 
@@ -469,10 +472,10 @@ def _guarded_options(
         chosen = set().union(*(row.guard.choices(q, dispatch, a * unit_ms) for a in ages))
         until = None if u == last else u + 1
         out |= {Option(d, u, until) for d in chosen}
-    return _merge_options(out)
+    return merge_options(out)
 
 
-def _merge_options(options: set[Option]) -> set[Option]:
+def merge_options(options: set[Option]) -> set[Option]:
     """Adjacent age ranges of the same dispatch joined into one option."""
     by_decision: dict[Decision, list[Option]] = {}
     for o in options:

@@ -25,7 +25,15 @@ from formal.ta.schedulers import (
 )
 from formal.tchecker import TChecker
 
-__all__ = ["SECTION_TITLE", "TAReport", "default_schedulers", "markdown_section", "run_ta", "to_json"]
+__all__ = [
+    "SECTION_TITLE",
+    "StageSchedulers",
+    "TAReport",
+    "default_schedulers",
+    "markdown_section",
+    "run_ta",
+    "to_json",
+]
 
 SECTION_TITLE = "## Timed automata (TChecker)"
 """Heading of the stage's section in docs/results/verification.md."""
@@ -37,6 +45,21 @@ TRITON_DEFAULT = (8, 10.0)
 """Triton-like timeout(B, T ms) checked besides the tuned one."""
 
 
+@dataclass
+class StageSchedulers:
+    """What :func:`default_schedulers` returns.
+
+    :ivar schedulers: (name, table) of every scheduler the stage checks, in order.
+    :ivar notes: what was not checked and why.
+    :ivar skip: per scheduler name, the properties the stage does not check for it
+        (:data:`PORTFOLIO_SKIPS` for the portfolio's union tables); ``skip`` of :func:`run_ta`.
+    """
+
+    schedulers: list[tuple[str, DecisionTable | ChoiceTable]]
+    notes: list[str]
+    skip: dict[str, tuple[str, ...]]
+
+
 def default_schedulers(
     settings: TASettings,
     tick_ms: float = 2.0,
@@ -44,8 +67,7 @@ def default_schedulers(
     band_scheduler: str | None = "proposed",
     bands: tuple[float, ...] = (1.0, 1.25, 2.0),
     portfolio_scheduler: str | None = None,
-    skip: dict[str, tuple[str, ...]] | None = None,
-) -> tuple[list[tuple[str, DecisionTable | ChoiceTable]], list[str]]:
+) -> StageSchedulers:
     """The schedulers of the stage: the scenario's tuned timeout (``agents/tuned``), the
     Triton-like timeout(8, 10 ms), both on the best model, the SMDP optimum of
     :mod:`agents.optimal` at the curve's mean rate (a table over q, with the shield), and for each
@@ -53,8 +75,8 @@ def default_schedulers(
     rate estimate may select anywhere in ``[rate / f, rate * f]``, chosen by an adversary at every
     decision (:func:`formal.ta.schedulers.from_decision_rows`), and for each band the portfolio
     ``portfolio_scheduler`` (``robust``) following any of its experts at every decision
-    (:func:`formal.ta.portfolio.portfolio_table`; ``skip``, when given, receives the properties
-    not checked for them: :data:`PORTFOLIO_SKIPS`). Returns them and notes."""
+    (:func:`formal.ta.portfolio.portfolio_table`; the properties not checked for them,
+    :data:`PORTFOLIO_SKIPS`, are in the result's ``skip``)."""
     # formal.verification brings the Storm stack; this stage runs inside verify.py beside it.
     from formal.verification import baseline_policies, smdp_policy
 
@@ -82,11 +104,11 @@ def default_schedulers(
         notes.append(f"SMDP optimum not checked ({exc})")
     if band_scheduler:
         schedulers += _band_schedulers(settings, band_scheduler, bands, notes)
+    skip: dict[str, tuple[str, ...]] = {}
     if portfolio_scheduler:
         tables = _portfolio_schedulers(settings, portfolio_scheduler, bands, notes)
         schedulers += tables
-        if skip is not None:
-            skip.update({name: PORTFOLIO_SKIPS for name, _ in tables})
+        skip.update({name: PORTFOLIO_SKIPS for name, _ in tables})
         if tables:
             notes.append(
                 f"{portfolio_scheduler}: {', '.join(PORTFOLIO_SKIPS)} not checked here (its union table "
@@ -94,7 +116,7 @@ def default_schedulers(
                 "time-out); the Storm part proves it for the same scheduler (Pmax of a violation, with and "
                 "without the shield)"
             )
-    return schedulers, notes
+    return StageSchedulers(schedulers, notes, skip)
 
 
 def _shape(settings: TASettings) -> dict[str, int | float]:
