@@ -25,12 +25,16 @@ Parts (``--parts``, comma-separated; default all):
 - ``guard``: the grid of the tail guard's target and price (``benchmarks/robust/guard.py``), on
   training seeds 1000-1019 only, with the selection rule of docs/algorithm.md applied to it (about
   26 min at ``--jobs 1`` on a shared machine). Run only when asked for.
+- ``guard_test``: the guard grid's candidates on the held-out second halves of the 30% traces,
+  after the fact, beside their largest Poisson gap from the ``guard`` part's JSON: the conflict
+  between the p99 goal and the Poisson goal, measured; nothing is chosen from it. Run only when
+  asked for.
 - ``regime``: the grid of the regime memory of the burst-aware experts
   (``benchmarks/robust/regime.py``), on training seeds 1000-1019 only, with its selection rule
   applied (about 12 min at ``--jobs 1``). Run only when asked for.
-- ``tail``: the optional tail term of the portfolio (burst-gated and always on) on the goal
-  traces, the Poisson loads and the MMPP; the tuned baselines of ``docs/results/robust/tuned/``.
-  Run only when asked for.
+- ``tail``: the optional tail rules of the portfolio (the tail term, burst-gated and always on,
+  and the budgeted tail rule) on the goal traces, the Poisson loads and the MMPP; the tuned
+  baselines of ``docs/results/robust/tuned/``. Run only when asked for.
 
 Every cell pairs agents by seed (common random numbers). Usage::
 
@@ -68,6 +72,7 @@ PART_FUNCTIONS: dict[str, Callable[[argparse.Namespace, Backend, str], tuple[lis
     "design": parts.run_design,
     "tail": parts.run_tail,
     "guard": guard.run_guard,
+    "guard_test": guard.run_guard_test,
     "regime": regime.run_regime,
 }
 PARTS = tuple(PART_FUNCTIONS)
@@ -86,7 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--parts",
         default=",".join(DEFAULT_PARTS),
-        help=f"comma-separated, among {','.join(PARTS)} (design, tail, guard and regime only when asked for)",
+        help=f"comma-separated, among {','.join(PARTS)}",
     )
     parser.add_argument(
         "--traces",

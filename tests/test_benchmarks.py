@@ -7,6 +7,8 @@ import json
 import math
 from pathlib import Path
 
+import pytest
+
 from benchmarks import scaling
 from benchmarks.proposed.common import gap, run_grid
 from evaluation.stats import paired_gap
@@ -52,3 +54,24 @@ def test_robust_benchmark_on_tiny_settings(tmp_path: Path) -> None:
     data = json.loads(out.with_suffix(".json").read_text())
     assert set(data["poisson"]) == set(robust_eval.parts.POISSON)
     assert data["poisson"]["poisson_05"]["gap_vs_optimal"]["robust"][0] == 0.0
+
+
+def test_guard_test_part_reads_the_grid_and_measures_the_held_out_halves(tmp_path: Path, monkeypatch) -> None:
+    from benchmarks import robust_eval
+    from benchmarks.robust import guard
+
+    monkeypatch.setattr(guard, "CANDIDATES", guard.CANDIDATES[:1])
+    out = tmp_path / "guard_test.md"
+    argv = ["--parts", "guard_test", "--seeds", "2", "--horizon-s", "2", "--jobs", "1", "--out", str(out)]
+    assert robust_eval.main(argv) == 0
+    data = json.loads(out.with_suffix(".json").read_text())["guard_test"]
+    grid = json.loads(guard.GUARD_RESULTS.read_text())["guard"]["candidates"]
+    assert set(data["candidates"]) == {guard.OFF, guard.CANDIDATES[0]}
+    for spec, row in data["candidates"].items():
+        assert row["max_poisson_gap"] == grid[spec]["max_poisson_gap"]
+        assert row["within_goal"] == (row["max_poisson_gap"] <= guard.GOAL_POISSON_GAP)
+        assert set(row["tests"]) == set(guard.GUARD_TRACES)
+    assert set(data["within_goal_and_matching"]) <= set(data["candidates"])
+    monkeypatch.setattr(guard, "GUARD_RESULTS", tmp_path / "missing.json")
+    with pytest.raises(SystemExit, match="run --parts guard first"):
+        robust_eval.main(argv)

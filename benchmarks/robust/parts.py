@@ -384,7 +384,8 @@ the budgeted tail rule."""
 
 
 def run_tail(args: argparse.Namespace, backend: Backend, command: str) -> tuple[list[str], dict]:
-    """The tail term of the portfolio (``RobustProposed(tail_tolerance=...)``) on the goal traces
+    """The tail rules of the portfolio (``RobustProposed(tail_tolerance=...)`` and
+    ``RobustProposed(guarded=True, tail_budget=...)``) on the goal traces
     (against the timeout tuned on the first half), the stationary Poisson loads (against the
     optimum) and the MMPP (closure)."""
     tuned_dir = ROBUST_TUNED
