@@ -260,13 +260,22 @@ def test_optional_sources_are_marked_pending_when_absent(tmp_path: Path) -> None
         src.TRACE_RESULTS: False,
         src.FRONTIERS: False,
         src.SENSITIVITY: False,
+        src.GUARD_TEST: False,
     }
-    for name in ("resRLWorstBasePpoMix", "resVerOptCost", "resSrCellsWithin", "resTrBoundMaxRobust"):
+    for name in (
+        "resRLWorstBasePpoMix",
+        "resVerOptCost",
+        "resSrCellsWithin",
+        "resTrBoundMaxRobust",
+        "resGtClosestMs",
+    ):
         assert bd.macros.value(name) == src.PENDING, name
     assert "fig_learning.pdf" not in bd.figures
     numbers = render_numbers(bd.macros, {"resRLWorstBasePpoMix", "resVerOptCost"})
     assert "\\haveRLfalse" in numbers and "\\haveVerificationfalse" in numbers
     assert "\\haveSimRealfalse" in numbers and "\\simRealPreliminaryfalse" in numbers
+    guard_test = render_numbers(bd.macros, {"resGtClosestMs"})
+    assert "\\haveGuardTestfalse" in guard_test and "\\guardTestNoneMatchesfalse" in guard_test
     # without trace_results.json, the trace table comes from robust.json (no hindsight column)
     assert "robust.json" in bd.tables["tab_traces.tex"] and "bound" not in bd.tables["tab_traces.tex"]
 

@@ -15,7 +15,14 @@ from apps.report import sources as src
 from apps.report.macros import Macros
 from apps.report.sim_to_real import calibrated_table, fidelity_table, sim_to_real_numbers
 from apps.report.tables import verification_table
-from apps.report.traces import robust_numbers, trace_cells, trace_numbers, trace_results_numbers, trace_table
+from apps.report.traces import (
+    guard_test_numbers,
+    robust_numbers,
+    trace_cells,
+    trace_numbers,
+    trace_results_numbers,
+    trace_table,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -198,3 +205,15 @@ def test_sensitivity_study_counts_the_settings_where_each_conclusion_holds() -> 
     m = Macros()
     sensitivity_numbers(m, None)
     assert m.value("resObjSettings") == src.PENDING
+
+
+def test_guard_test_macros_pick_the_closest_setting_within_the_goal() -> None:
+    data = _json(src.GUARD_TEST)
+    m = Macros()
+    guard_test_numbers(m, data)
+    rows = data["guard_test"]["candidates"].values()
+    within = [row for row in rows if row["max_poisson_gap"] <= data["guard_test"]["goal_poisson_gap"]]
+    closest = min(row["tests"]["azure_trace_30"]["p99"][0] for row in within)
+    assert m.value("resGtClosestMs") == f"{closest:+.1f}"
+    assert m.value("resGtGoal") == "0.5"
+    assert m.flags["guardTestNoneMatches"][0] == (not data["guard_test"]["within_goal_and_matching"])

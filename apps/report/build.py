@@ -21,6 +21,7 @@ from apps.report.sources import (
     ENV_SPEED,
     FRONTIERS,
     GENERATED,
+    GUARD_TEST,
     LEARNING,
     REPO,
     ROBUST,
@@ -126,6 +127,8 @@ def compute(root: Path = REPO, only_committed: bool = True) -> Build:
     with reading(ROBUST):
         robust = src.read_json(ROBUST)
         traces.robust_numbers(m, robust)
+    with reading(GUARD_TEST):
+        traces.guard_test_numbers(m, _optional(src, build, GUARD_TEST))
     with reading(TRACE_RESULTS):
         trace_results = _optional(src, build, TRACE_RESULTS)
         traces.trace_results_numbers(m, trace_results)

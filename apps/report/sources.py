@@ -29,6 +29,7 @@ __all__ = [
     "ENV_SPEED",
     "FRONTIERS",
     "GENERATED",
+    "GUARD_TEST",
     "LEARNING",
     "OPTIONAL",
     "PENDING",
@@ -69,6 +70,7 @@ VERIFICATION_TA = "docs/results/verification_ta.json"
 ENV_SPEED = "benchmarks/results/env_speed.json"
 LEARNING = "benchmarks/results/learning.json"
 ROBUST = "docs/results/robust.json"
+GUARD_TEST = "docs/results/robust_guard_test.json"
 FRONTIERS = "docs/results/frontiers.json"
 SENSITIVITY = "docs/results/sensitivity.json"
 TRACE_RESULTS = "docs/results/trace_results.json"
@@ -94,6 +96,8 @@ SOURCES = {
     FRONTIERS: "python benchmarks/frontiers.py",
     SENSITIVITY: "python benchmarks/sensitivity.py",
     ROBUST: "python benchmarks/robust_eval.py --parts traces,mmpp,poisson,design",
+    GUARD_TEST: "python benchmarks/robust_eval.py --parts guard_test --jobs 2 "
+    "--out docs/results/robust_guard_test.md",
     TRACE_RESULTS: "python benchmarks/trace_results.py",
     SIM_TO_REAL: "python benchmarks/sim_to_real.py",
     SIM_TO_REAL_CALIBRATION: "python benchmarks/sim_to_real.py (its calibration step)",
@@ -107,6 +111,7 @@ OPTIONAL = {
     TRACE_RESULTS: "TraceResults",
     FRONTIERS: "Frontiers",
     SENSITIVITY: "Sensitivity",
+    GUARD_TEST: "GuardTest",
 }
 """Results files the report can do without: file -> the name of its ``\\ifhave...`` switch."""
 PENDING = r"\textbf{[pending]}"

@@ -12,7 +12,7 @@ from typing import Any
 
 from apps.report.formatting import fnum, fpct
 from apps.report.macros import Macros, add_pending
-from apps.report.sources import ROBUST, TRACE_RESULTS
+from apps.report.sources import GUARD_TEST, ROBUST, TRACE_RESULTS
 from apps.report.tables import table_header
 
 __all__ = [
@@ -277,6 +277,44 @@ def robust_numbers(macros: Macros, data: dict[str, Any]) -> None:
         fpct(upper, 2),
         ROBUST,
         "max over poisson.* of gap_vs_optimal.robust[0] + [1] (%)",
+    )
+
+
+GUARD_TEST_TRACE = "azure_trace_30"
+GUARD_TEST_KEYS = {
+    "resGtGoal": "guard_test.goal_poisson_gap (%)",
+    "resGtClosestMs": f"min over guard_test.candidates within the goal of tests.{GUARD_TEST_TRACE}.p99[0]",
+    "resGtClosestGap": "guard_test.candidates[that one].max_poisson_gap (%)",
+    "resGtLightestGap": "guard_test.candidates[guard_test.lightest_matching].max_poisson_gap (%)",
+}
+
+
+def guard_test_numbers(macros: Macros, data: dict[str, Any] | None) -> None:
+    """robust_guard_test.json: the tail guard settings on the held-out halves, after the fact: the
+    p99 difference to the tuned timeout on the Azure trace at 30% of the setting within the Poisson
+    goal that comes closest, and the Poisson gap of the lightest setting that matches the timeout
+    (``[pending]`` when the file is absent)."""
+    if data is None:
+        add_pending(macros, GUARD_TEST_KEYS, GUARD_TEST)
+        macros.flags["guardTestNoneMatches"] = (False, f"{GUARD_TEST} absent")
+        return
+    data = data["guard_test"]
+    rows = data["candidates"]
+    within = [row for row in rows.values() if row["within_goal"]]
+    closest = min(within, key=lambda row: row["tests"][GUARD_TEST_TRACE]["p99"][0])
+    lightest = data["lightest_matching"]
+    values = {
+        "resGtGoal": fpct(data["goal_poisson_gap"], 1),
+        "resGtClosestMs": f"{closest['tests'][GUARD_TEST_TRACE]['p99'][0]:+.1f}",
+        "resGtClosestGap": fpct(closest["max_poisson_gap"], 2, sign=True),
+        "resGtLightestGap": fpct(rows[lightest]["max_poisson_gap"], 2, sign=True) if lightest else "none",
+    }
+    for name, value in values.items():
+        macros.add(name, value, GUARD_TEST, GUARD_TEST_KEYS[name])
+    none = not data["within_goal_and_matching"]
+    macros.flags["guardTestNoneMatches"] = (
+        none,
+        f"{GUARD_TEST}: no setting within the goal matches = {str(none).lower()}",
     )
 
 
