@@ -435,6 +435,7 @@ def test_robust_with_the_budgeted_tail_rule_keeps_its_budget_on_poisson():
     slo = load_scenario("default")
     slo = slo.replace(reward=dataclasses.replace(slo.reward, w_slo=0.5))
     assert len(RobustProposed(slo, guarded=True).experts) == 9  # the SLO guard is the scenario's own
+    assert len(RobustProposed(config, guarded=True, tail_guard=False).experts) == 9
 
 
 # --------------------------------------------------------------------------------------------

@@ -136,11 +136,6 @@ def _tilted(config: SystemConfig, *, kappa: float, proposed: dict[str, Any]) -> 
     return Proposed(latency_weight_scaled(config, kappa), **proposed)
 
 
-def _guarded(config: SystemConfig, *, base: type, proposed: dict[str, Any]) -> Any:
-    """A guarded table expert: ``base`` (the start expert's class) with ``proposed``."""
-    return base(config, **proposed)
-
-
 def _models_by_speed(config: SystemConfig) -> list[int]:
     """Model indices, fastest first (service time of a full batch)."""
     service = ServiceTable(config).service_s
@@ -180,7 +175,7 @@ def expert_catalogue(
     for slo_ms, price in guards:
         labels.append(f"{labels[0]}(guard={slo_ms:g}ms@{price:g})")
         guarded = {**proposed, "guard_slo_ms": float(slo_ms), "guard_penalty": float(price)}
-        factories.append(functools.partial(_guarded, base=base, proposed=guarded))
+        factories.append(functools.partial(base, **guarded))
     for kappa in tilted:
         labels.append(f"table(kappa={kappa:g})")
         factories.append(functools.partial(_tilted, kappa=kappa, proposed=plain))
@@ -195,6 +190,12 @@ def expert_catalogue(
             labels.append(f"timeout({config.model_names[model]},B={b},T={t:g})")
             factories.append(functools.partial(_timeout, model=model, batch=b, delay_ms=t))
     return labels, factories
+
+
+def guard_applies(config: SystemConfig, proposed: dict[str, Any]) -> bool:
+    """Whether the table experts get the tail guard (:func:`tail_guarded`): the scenario has no
+    SLO penalty and ``proposed`` sets no guard of its own."""
+    return config.reward.w_slo == 0 and "guard_slo_ms" not in proposed and "guard_penalty" not in proposed
 
 
 def tail_guarded(
@@ -217,7 +218,7 @@ def tail_guarded(
     the guard's one-step improvement on the table into a tail guard: it picks a faster model for
     a batch whose oldest request is already late, and (with ``waits``) ends waits before that
     request would be."""
-    if config.reward.w_slo > 0 or "guard_slo_ms" in proposed or "guard_penalty" in proposed:
+    if not guard_applies(config, proposed):
         return proposed
     guard: dict[str, Any] = {"guard_slo_ms": float(slo_ms), "guard_penalty": float(penalty)}
     if not waits:
@@ -314,6 +315,7 @@ class RobustProposed(ExpertPortfolio):
         regime_hold_s = checked_number("regime_hold_s", regime_hold_s, unit="s")
         regime_llr = checked_number("regime_llr", regime_llr)
         experts = self.proposed_kwargs
+        guards = GUARD_EXPERTS if guarded and tail_guard and guard_applies(config, experts) else ()
         if tail_guard:
             experts = tail_guarded(config, experts, slo_ms=guard_ms, penalty=guard_penalty, waits=guard_waits)
         if burst_tilt and "backlog_llr" not in experts:
@@ -327,7 +329,7 @@ class RobustProposed(ExpertPortfolio):
             agile=agile,
             timeouts=timeouts,
             tilted=TILTED_EXPERTS if tilted else (),
-            guards=GUARD_EXPERTS if guarded and experts.get("guard_slo_ms") == guard_ms else (),
+            guards=guards,
         )
         if not portfolio:
             labels, factories = labels[:1], factories[:1]
