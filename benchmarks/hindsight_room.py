@@ -1,5 +1,6 @@
-"""How much room each scheduler leaves on real traffic: its cost per request against the
-hindsight bound of the same episodes (agents/hindsight), on trace scenarios.
+"""How much room each scheduler leaves: its cost per request against the hindsight bound of the
+same episodes (agents/hindsight), on trace scenarios by default (any scenario: with several
+workers the bound is a lower bound only, docs/hindsight.md).
 
 For every scenario and seed, the bound ``episode_bound(config, seed)`` (the least cost any
 policy can reach on that episode's arrivals, known in advance) and each agent's cost per request
@@ -12,6 +13,8 @@ Usage::
 
     python benchmarks/hindsight_room.py        # writes docs/results/hindsight_room.{md,json}
     python benchmarks/hindsight_room.py --scenarios azure_trace --seeds 0-1 --out-dir /tmp/room
+    python benchmarks/hindsight_room.py --scenarios multi_gpu,multi_gpu_4 --seeds 0-2 --horizon-s 10 \
+        --name hindsight_workers                # docs/results/hindsight_workers.{md,json}
 """
 
 from __future__ import annotations
@@ -45,9 +48,12 @@ def _seeds(text: str) -> list[int]:
         raise SystemExit(f"--seeds: expected FIRST-LAST or a comma-separated list, got {text!r}") from None
 
 
-def measure(scenario: str, agents: list[str], seeds: list[int]) -> dict:
-    """Bound and agents' costs per request, per seed, on one scenario."""
+def measure(scenario: str, agents: list[str], seeds: list[int], horizon_s: float | None = None) -> dict:
+    """Bound and agents' costs per request, per seed, on one scenario (``horizon_s``: instead of
+    the scenario's own, s)."""
     config = load_scenario(scenario)
+    if horizon_s is not None:
+        config = config.replace(horizon_s=horizon_s)
     built = {spec: make_agent(spec, config) for spec in agents}
     bound_rows, rows = [], {spec: [] for spec in agents}
     for seed in seeds:
@@ -83,6 +89,7 @@ def measure(scenario: str, agents: list[str], seeds: list[int]) -> dict:
         "scenario": scenario,
         "rate_per_s": config.arrivals.mean_rate_per_s,
         "horizon_s": config.horizon_s,
+        "n_workers": config.n_workers,
         "bound": bound_rows,
         "bound_mean": mean_ci95([row["cost_per_request"] for row in bound_rows]),
         "agents": summary,
@@ -90,17 +97,26 @@ def measure(scenario: str, agents: list[str], seeds: list[int]) -> dict:
     }
 
 
-def markdown(results: list[dict], command: str, seeds: list[int]) -> str:
+def markdown(results: list[dict], command: str, seeds: list[int], horizon_s: float | None = None) -> str:
     """The report: one table per scenario."""
+    several = any(result["n_workers"] > 1 for result in results)
     lines = [
-        "# Room left to the hindsight bound on trace scenarios",
+        f"# Room left to the hindsight bound {'with several workers' if several else 'on trace scenarios'}",
         "",
         f"Produced by:\n\n```\n{command}\n```",
         "",
-        f"Seeds {seeds[0]}-{seeds[-1]} ({len(seeds)} per scenario), each scenario's horizon, one worker, "
-        "the same arrivals for the bound and every agent. The bound is the least cost per request any "
+        f"Seeds {seeds[0]}-{seeds[-1]} ({len(seeds)} per scenario), "
+        + ("the horizon given, " if horizon_s is not None else "each scenario's horizon, ")
+        + ("the workers of each scenario, " if several else "one worker, ")
+        + "the same arrivals for the bound and every agent. The bound is the least cost per request any "
         "policy can reach on the episode's arrivals known in advance (agents/hindsight, docs/hindsight.md); "
-        "'exact' counts the seeds where a schedule the simulator plays reaches it. Gap to the bound = "
+        + (
+            "with several workers it is a lower bound of that least cost, from a relaxation, and no "
+            "schedule is searched (docs/hindsight.md, 'Several workers'); "
+            if several
+            else ""
+        )
+        + "'exact' counts the seeds where a schedule the simulator plays reaches it. Gap to the bound = "
         "(mean cost - mean bound) / mean bound, with the 95% CI of the seed-paired differences; ± on a "
         "cost is the half-width of its 95% CI (Student t).",
         "",
@@ -109,11 +125,17 @@ def markdown(results: list[dict], command: str, seeds: list[int]) -> str:
         exact = sum(row["exact"] for row in result["bound"])
         bound_mean, bound_half = result["bound_mean"]
         slowest = max(row["elapsed_s"] for row in result["bound"])
+        workers = result["n_workers"]
+        kind = (
+            f"exact on {exact} of {len(result['bound'])} seeds"
+            if workers == 1
+            else f"a lower bound ({workers} workers)"
+        )
         lines += [
-            f"## {result['scenario']} ({result['rate_per_s']:g} requests/s, {result['horizon_s']:g} s)",
+            f"## {result['scenario']} ({result['rate_per_s']:g} requests/s, {result['horizon_s']:g} s"
+            + (f", {workers} workers)" if workers > 1 else ")"),
             "",
-            f"Bound: {bound_mean:.5f} ± {bound_half:.5f} per request, exact on {exact} of "
-            f"{len(result['bound'])} seeds (slowest seed {slowest:.1f} s).",
+            f"Bound: {bound_mean:.5f} ± {bound_half:.5f} per request, {kind} (slowest seed {slowest:.1f} s).",
             "",
             "| agent | cost/req | gap to the bound | parameters |",
             "|---|---|---|---|",
@@ -138,7 +160,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--agents", default=AGENTS, help=f"agent specs (default {AGENTS})")
     parser.add_argument("--seeds", default="0-4", help="FIRST-LAST or a list (default 0-4)")
     parser.add_argument("--out-dir", type=Path, default=OUT_DIR, help=f"output folder (default {OUT_DIR})")
+    parser.add_argument(
+        "--name", default="hindsight_room", help="stem of the output files (default hindsight_room)"
+    )
+    parser.add_argument(
+        "--horizon-s", type=float, default=None, help="episode length (s; default: each scenario's own)"
+    )
     args = parser.parse_args(argv)
+    if args.horizon_s is not None and not (0 < args.horizon_s < float("inf")):
+        parser.error(f"--horizon-s: must be a number > 0 (s), got {args.horizon_s!r}")
+    if not args.name or "/" in args.name or args.name.startswith("."):
+        parser.error(f"--name: a file stem without '/', got {args.name!r}")
     seeds = _seeds(args.seeds)
     if not seeds:
         parser.error("--seeds: give at least one seed")
@@ -146,13 +178,13 @@ def main(argv: list[str] | None = None) -> int:
     agents = split_specs(args.agents)
     command = " ".join(["python benchmarks/hindsight_room.py", *(argv if argv is not None else sys.argv[1:])])
     try:
-        results = [measure(scenario, agents, seeds) for scenario in scenarios]
+        results = [measure(scenario, agents, seeds, args.horizon_s) for scenario in scenarios]
     except ConfigError as exc:
         raise SystemExit(f"error: {exc}") from None
-    report = markdown(results, command, seeds)
-    md = write_atomic(args.out_dir / "hindsight_room.md", report + "\n")
+    report = markdown(results, command, seeds, args.horizon_s)
+    md = write_atomic(args.out_dir / f"{args.name}.md", report + "\n")
     data = {"command": command, "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "results": results}
-    js = write_atomic(args.out_dir / "hindsight_room.json", json.dumps(data, indent=2) + "\n")
+    js = write_atomic(args.out_dir / f"{args.name}.json", json.dumps(data, indent=2) + "\n")
     print(report)
     print(f"wrote {md} and {js}")
     return 0

@@ -31,9 +31,10 @@ def hindsight_bounds(
     names = {s.spec: s.name for s in plan.scenarios}
     bounds: Bounds = {}
     missing: dict[str, str] = {
-        s.name: f"the hindsight bound covers one worker; this scenario has {s.config.n_workers}"
+        s.name: f"{s.config.n_workers} workers: their lower bound is slow to compute, "
+        "--hindsight-several asks for it (docs/hindsight.md)"
         for s in plan.scenarios
-        if plan.hindsight and s.config.n_workers > 1
+        if plan.hindsight and s.config.n_workers > 1 and not plan.hindsight_several
     }
     for task, outcome in zip(tasks, outcomes, strict=True):
         name = names[str(task.scenario)]

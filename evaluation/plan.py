@@ -201,6 +201,13 @@ def build_parser() -> argparse.ArgumentParser:
         "gap to it: seconds of CPU per episode at a few hundred requests/s)",
     )
     parser.add_argument(
+        "--hindsight-several",
+        action="store_true",
+        help="also bound the scenarios with several workers (a lower bound only, from a relaxation; "
+        "slow: about 14 s of CPU per 10 s of episode at 400 requests/s on 2 workers, 90 s at 800/s "
+        "on 4; docs/hindsight.md, 'Several workers')",
+    )
+    parser.add_argument(
         "--quick",
         action="store_true",
         help="a short run: 5 seeds and 30 s episodes unless --seeds/--n-seeds/--horizon-s say otherwise",
@@ -261,6 +268,7 @@ class Plan:
     warnings: list[str] = field(default_factory=list)
     demo: bool = False
     hindsight: bool = True
+    hindsight_several: bool = False
     target: LatencyTarget | None = None
     min_requests: int = 0
 
@@ -426,6 +434,7 @@ def make_plan(args: argparse.Namespace, argv: Sequence[str]) -> Plan:
         warnings=warnings,
         demo=args.demo,
         hindsight=not args.no_hindsight,
+        hindsight_several=args.hindsight_several and not args.no_hindsight,
         target=target,
         min_requests=args.min_requests,
     )

@@ -27,14 +27,16 @@ def make_tasks(plan: Plan) -> list[EpisodeTask]:
 
 
 def make_bound_tasks(plan: Plan) -> list[BoundTask]:
-    """The hindsight bounds of ``plan`` (one per one-worker scenario and seed, none without
-    ``plan.hindsight``): the least cost any schedule reaches on each episode's arrivals."""
+    """The hindsight bounds of ``plan`` (one per scenario and seed; none without
+    ``plan.hindsight``, and for several workers only with ``plan.hindsight_several``): the least
+    cost any schedule reaches on each episode's arrivals (a lower bound of it for several
+    workers)."""
     if not plan.hindsight:
         return []
     return [
         BoundTask(scenario.spec, seed, plan.horizon_s)
         for scenario in plan.scenarios
-        if scenario.config.n_workers == 1
+        if scenario.config.n_workers == 1 or plan.hindsight_several
         for seed in plan.seeds_of(scenario)
     ]
 

@@ -303,9 +303,13 @@ def summary_lines(plan: Plan, cells: dict[tuple[str, str], Cell]) -> list[str]:
         lines.append(f"{head} " + ", ".join(parts))
         best = ranked[0].value("gap_hindsight")
         if math.isfinite(best):
+            workers = scenario.config.n_workers
+            what = "the least cost of any schedule"
+            if workers > 1:
+                what = f"a lower bound of {what}, {workers} workers"
             lines.append(
-                f"  {'':<{width}}  the cheapest, {ranked[0].agent}, is {best:+.1%} above the hindsight bound "
-                "(the least cost of any schedule on the same arrivals)"
+                f"  {'':<{width}}  the cheapest, {ranked[0].agent}, is {best:+.1%} above the hindsight "
+                f"bound ({what}, on the same arrivals)"
             )
         if scenario.target is not None:
             met = [c.agent for c in ran if c.target_met(scenario.target)]

@@ -25,7 +25,9 @@ def test_scaling_benchmark_on_a_tiny_grid(tmp_path: Path) -> None:
     assert result["grid"]["episodes"] == len(scaling.AGENTS) * len(scaling.SCENARIOS)
     assert result["per_episode_s"] > 0 and result["task_overhead_s"]["local"] > 0
     text = markdown.read_text()
-    assert "python benchmarks/scaling.py --no-ray" in text and "preliminary" in text
+    assert "python benchmarks/scaling.py --no-ray" in text
+    quiet = result["load_average_before"][0] < scaling.QUIET_LOAD  # the scope follows the load
+    assert ("no other work on the machine" in text) == quiet and ("preliminary" in text) == (not quiet)
 
 
 def test_proposed_benchmark_grid_and_gap() -> None:

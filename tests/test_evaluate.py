@@ -566,7 +566,7 @@ def test_every_agent_is_at_or_above_the_hindsight_bound(tmp_path: Path) -> None:
     scenarios = {s["name"]: s for s in data["scenarios"]}
     bounds = {int(k): v for k, v in scenarios["bursty"]["hindsight_cost_per_request"].items()}
     assert sorted(bounds) == [0, 1] and all(v > 0 for v in bounds.values())
-    assert "one worker" in scenarios["multi_gpu"]["no_hindsight"]
+    assert "--hindsight-several" in scenarios["multi_gpu"]["no_hindsight"]
     for cell in data["cells"]:
         if cell["scenario"] != "bursty":
             assert "gap_hindsight" not in cell["summary"]
@@ -574,3 +574,20 @@ def test_every_agent_is_at_or_above_the_hindsight_bound(tmp_path: Path) -> None:
         assert cell["summary"]["gap_hindsight"]["mean"] >= 0
         for row in cell["per_seed"]:
             assert row["cost_per_request"] >= bounds[row["seed"]] * (1 - 1e-9)
+
+
+def test_hindsight_several_bounds_the_multi_worker_scenarios(tmp_path: Path) -> None:
+    """With --hindsight-several the two-worker scenario gets its lower bound too, below every
+    agent seed by seed."""
+    argv = ["--agents", "greedy,timeout", "--scenarios", "multi_gpu", "--seeds", "0-1", "--horizon-s", "1"]
+    assert (
+        evaluate_app.main([*argv, "--jobs", "1", "--no-plots", "--hindsight-several", "--out", str(tmp_path)])
+        == 0
+    )
+    data = json.loads(next(tmp_path.glob("eval_*/results.json")).read_text())
+    scenario = data["scenarios"][0]
+    bounds = {int(k): v for k, v in scenario["hindsight_cost_per_request"].items()}
+    assert sorted(bounds) == [0, 1] and all(v > 0 for v in bounds.values())
+    for cell in data["cells"]:
+        for row in cell["per_seed"]:
+            assert row["cost_per_request"] >= bounds[row["seed"]]

@@ -365,9 +365,96 @@ def test_no_arrivals() -> None:
         ([0.0, float("nan")], {}, {}, "arrivals_s"),
         ([[0.0, 0.1]], {}, {}, "arrivals_s"),
         ([0.0], {}, {"horizon_s": 0.0}, "horizon_s"),
-        ([0.0], {"n_workers": 2}, {}, "n_workers"),
+        ([0.0], {}, {"horizon_s": float("inf")}, "horizon_s"),
     ],
 )
 def test_bad_input_names_the_argument(arrivals: list, changes: dict, kwargs: dict, field: str) -> None:
     with pytest.raises(ConfigError, match=field):
         hindsight_bound(tiny_config(**changes), np.array(arrivals), **kwargs)
+
+
+# ---------------------------------------------------------------------------------------------
+# Several workers: the relaxed programme on the virtual worker is a lower bound
+# ---------------------------------------------------------------------------------------------
+
+
+def brute_force_workers(problem: HindsightProblem) -> float:
+    """Least cost over every FIFO schedule on ``problem.n_workers`` workers that serves every
+    request: every split into batches, every model and every worker per batch, each batch
+    dispatched at the earliest time its worker, its last arrival and the previous dispatch (FIFO)
+    allow (a later dispatch changes no batch and delays every completion after it). No shield, no
+    queue limit, no drop: the least cost of the simulator's schedules is at least this."""
+    a = [float(x) for x in problem.arrivals_s]
+    n = len(a)
+    w, w_slo, slo = problem.w_latency_per_s, problem.w_slo, problem.slo_s
+    best_q = problem.best_quality
+    best = math.inf
+
+    def visit(i: int, free: tuple[float, ...], last_dispatch: float, cost: float) -> None:
+        nonlocal best
+        if cost >= best:
+            return
+        if i == n:
+            best = cost
+            return
+        for last in range(i, min(n, i + problem.max_batch_size)):
+            for worker in sorted(set(range(len(free))), key=lambda k: free[k]):
+                d = max(free[worker], a[last], last_dispatch)
+                if d >= problem.horizon_s:
+                    continue
+                for m in range(problem.n_models):
+                    done = d + float(problem.service_s[m, last - i + 1])
+                    batch = sum(
+                        best_q - float(problem.quality[m]) + w * (done - a[r]) + w_slo * (a[r] < done - slo)
+                        for r in range(i, last + 1)
+                    )
+                    after = tuple(done if k == worker else f for k, f in enumerate(free))
+                    visit(last + 1, after, d, cost + batch)
+
+    visit(0, (0.0,) * problem.n_workers, 0.0, 0.0)
+    return best
+
+
+@pytest.mark.parametrize("seed", range(24))
+def test_several_workers_bound_is_below_every_schedule(seed: int) -> None:
+    """On small instances with 2 or 3 workers the relaxed programme costs at most the best FIFO
+    schedule (brute force), at least what every request costs alone on an idle worker, and at
+    most the one-worker optimum (more workers can only help)."""
+    config, times, _ = tiny_instance(seed)
+    config = config.replace(
+        n_workers=2 + seed % 2, queue_capacity=1024, horizon_s=float(times[-1] + 1.0), max_wait_ms=1000.0
+    )
+    problem = HindsightProblem.from_config(config, times)
+    bound = hindsight_bound(config, times)
+    optimum = brute_force_workers(problem)
+    assert bound.lower_cost <= optimum * (1 + 1e-12)
+    alone = min(
+        problem.best_quality - problem.quality[m] + problem.w_latency_per_s * problem.service_s[m, 1]
+        for m in range(problem.n_models)
+    )
+    assert bound.lower_cost >= len(times) * alone * (1 - 1e-12)
+    one_worker = hindsight_bound(config.replace(n_workers=1), times)
+    assert bound.lower_cost <= one_worker.lower_cost * (1 + 1e-12)
+    assert not bound.exact and bound.schedule is None and math.isinf(bound.upper_cost)
+
+
+def test_several_workers_bound_is_below_the_agents_on_multi_gpu() -> None:
+    """A lower bound of every policy of the simulator: below each agent on the same arrivals."""
+    config = load_scenario("multi_gpu").replace(horizon_s=2.0)
+    for seed in range(2):
+        bound = episode_bound(config, seed)
+        assert bound.lower_cost_per_request > 0
+        for spec in ("greedy", "timeout", "util_switch", "proposed"):
+            metrics = compute_metrics(simulate(config, make_agent(spec, config), seed))
+            assert bound.lower_cost_per_request <= metrics.cost_per_request
+
+
+def test_one_worker_has_no_credit_and_the_realisable_programme_refuses_several() -> None:
+    config, times, _ = tiny_instance(3)
+    one = HindsightProblem.from_config(config, times)
+    assert one.credit_s == 0.0 and one.n_workers == 1
+    two = HindsightProblem.from_config(config.replace(n_workers=2), times)
+    assert two.credit_s == pytest.approx(0.5 * float(two.service_s[:, 1:].max()))
+    assert two.drop_backlog_s() == pytest.approx(one.drop_backlog_s() / 2 - two.credit_s)
+    with pytest.raises(ValueError, match="one worker"):
+        solve_frontier(two, "realisable")

@@ -8,9 +8,11 @@ advance, by dynamic programming over FIFO batches (docs/hindsight.md).
     sim = replay_schedule(config, arrivals_s, bound.schedule)   # the simulator plays it
     hindsight_cost_per_request(config, seed)            # per evaluation episode (config, seed)
 
-One worker (a system with several raises ``ConfigError`` naming ``n_workers``). Speed: a 60 s
-episode at 300 requests/s takes about 3 s of CPU and 42 MB; the time per request grows with the
-load, through the size of the fronts (``benchmarks/hindsight_speed.py``, docs/hindsight.md).
+One worker: the least cost (exact, or a lower bound beside the best schedule found). Several
+workers: a lower bound only, from a relaxation (:attr:`HindsightProblem.credit_s`). Speed: a 60 s
+episode at 300 requests/s on one worker takes about 3 s of CPU and 42 MB; the time per request
+grows with the load, through the size of the fronts (``benchmarks/hindsight_speed.py``,
+docs/hindsight.md, which gives the several-worker figures too).
 
 Modules: :mod:`~agents.hindsight.problem` (the arrays of one problem),
 :mod:`~agents.hindsight.frontier` (the programme), :mod:`~agents.hindsight.schedule` (a schedule,

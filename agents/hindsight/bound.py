@@ -16,8 +16,12 @@ Procedure (:func:`hindsight_bound`):
    schedule is the best found, its cost an upper bound on the least cost, and the gap between
    the two is reported.
 
-One worker only (a system with several raises ``ConfigError``; docs/hindsight.md says what was
-tried for several and why it is not shipped).
+Several workers: step 1 only. The relaxed programme then runs on one *virtual* worker that a
+batch of service s occupies for s / W, with a dispatch allowed up to
+:attr:`HindsightProblem.credit_s` before it is free (every schedule of the W workers is one of
+this relaxation, at the same cost): its optimum is a lower bound, no schedule is checked or
+searched (``upper_cost`` is inf), and the gap is stated against the agents' own costs
+(docs/hindsight.md, "Several workers").
 """
 
 from __future__ import annotations
@@ -95,6 +99,17 @@ def solve_problem(problem: HindsightProblem) -> HindsightBound:
     """The bound of a built :class:`HindsightProblem` (see the module docstring)."""
     relaxed = solve_frontier(problem, "relaxed")
     stats = {"relaxed": relaxed.stats}
+    if problem.n_workers > 1:  # a lower bound only (module docstring)
+        return HindsightBound(
+            n_requests=problem.n_requests,
+            lower_cost=relaxed.cost,
+            upper_cost=np.inf,
+            schedule=None,
+            relaxed_schedule=relaxed.schedule,
+            exact=False,
+            violations=(),
+            stats=stats,
+        )
     found = relaxed.schedule
     violations = tuple(schedule_violations(problem, found)) if found is not None else ()
     schedule, upper = (None, np.inf)
@@ -130,9 +145,10 @@ def hindsight_bound(
 ) -> HindsightBound:
     """Least cost any schedule reaches on ``arrivals_s``, known in advance.
 
-    :param config: the system (models, timing, rewards, queue capacity, shield; one worker).
+    :param config: the system (models, timing, rewards, queue capacity, shield, workers; with
+        several workers a lower bound only, module docstring).
     :param arrivals_s: arrival times (s), sorted; those at or after the horizon are ignored.
     :param horizon_s: episode length (s); default ``config.horizon_s``.
-    :raises ConfigError: bad arrivals or horizon, or several workers.
+    :raises ConfigError: bad arrivals or horizon.
     """
     return solve_problem(HindsightProblem.from_config(config, arrivals_s, horizon_s))

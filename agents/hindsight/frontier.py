@@ -57,6 +57,10 @@ __all__ = ["MODES", "FrontierResult", "FrontierStats", "solve_frontier"]
 
 MODES = ("relaxed", "realisable")
 
+GRID_S = 1e-4
+"""Several workers: the virtual worker's free time is rounded down to this grid (s). An earlier
+free time only loosens the constraints, so the programme stays a relaxation (a lower bound),
+and the fronts hold at most a few hundred states."""
 _PREFILTER_FROM = 256  # candidates from which the O(K) bucket pass runs before the sort
 _SKIP = -1  # model code of a drop
 _ROOT = -2  # model code of the start state
@@ -210,7 +214,13 @@ class _Programme:
         self.arr = np.empty(n + 1)
         self.arr[0] = 0.0
         self.arr[1:] = a
-        self.clamp = np.append(a, -np.inf)
+        # several workers (relaxed only): f is the virtual worker's free time less the credit,
+        # the earliest dispatch it allows (HindsightProblem.credit_s); 0 and 1 for one worker
+        self.credit = p.credit_s
+        self.n_workers = p.n_workers
+        if p.n_workers > 1 and not relaxed:
+            raise ValueError("the realisable programme covers one worker")
+        self.clamp = np.append(a - self.credit, -np.inf)
         self.w_prefix = np.zeros(n + 1)
         self.w_prefix[1:] = w * np.cumsum(a)
         self.service_by_size = np.ascontiguousarray(service.T)  # (B + 1, M)
@@ -263,7 +273,7 @@ class _Programme:
         s.ensure(hi + 1)
         # Per group, only the states still busy at ak and the last one that is not (the cheapest
         # of those, which all dispatch at ak) can be best.
-        src = lo + np.flatnonzero(s.last[lo:hi] | (s.f[lo + 1 : hi + 1] > ak))
+        src = lo + np.flatnonzero(s.last[lo:hi] | (s.f[lo + 1 : hi + 1] > ak - self.credit))
         f_src = s.f[src]
         first = s.index[src]
         dispatch = np.maximum(f_src, ak)
@@ -285,14 +295,20 @@ class _Programme:
         """The states after each batch (source, model) of requests first .. k - 1."""
         p = self.problem
         b = k - first
-        completion = dispatch[:, None] + self.service_by_size[b]  # (K, M)
+        service = self.service_by_size[b]  # (K, M)
+        completion = dispatch[:, None] + service
+        if self.n_workers == 1:
+            free = completion
+        else:  # the virtual worker: f' = max(f, d - credit) + service / W, rounded down
+            free = np.maximum(self.s.f[src], dispatch - self.credit)[:, None] + service / self.n_workers
+            free = np.floor(free / GRID_S) * GRID_S
         waited = self.s.c[src] + self.w_prefix[first] - self.w_prefix[k] + self.size_weight[b] * dispatch
         cost = waited[:, None] + self.batch_cost[b]
         if p.w_slo:
             before = np.searchsorted(self.a, completion - p.slo_s, side="left")
             cost += p.w_slo * np.clip(before - first[:, None], 0, b[:, None])
         ids = np.flatnonzero(self.allowed[b])
-        return _Candidates(ids, completion.ravel()[ids], cost.ravel()[ids])
+        return _Candidates(ids, free.ravel()[ids], cost.ravel()[ids])
 
     def _add_drops(self, k: int, cand: _Candidates, n_grid: int) -> np.ndarray | None:
         """Relaxed: append the drops of request k - 1 that the backlog allows; returns the
@@ -386,7 +402,7 @@ class _Programme:
     def run(self) -> FrontierResult:
         start = time.perf_counter()
         s = self.s
-        s.f[0] = max(0.0, self.clamp[0])
+        s.f[0] = max(-self.credit, self.clamp[0])
         s.c[0] = 0.0
         s.index[0] = 0
         s.parent[0] = -1
@@ -439,7 +455,7 @@ class _Programme:
 
 
 def solve_frontier(problem: HindsightProblem, mode: str) -> FrontierResult:
-    """Run the programme on ``problem`` (one worker).
+    """Run the programme on ``problem`` (``realisable``: one worker).
 
     :param mode: ``"relaxed"`` (lower bound) or ``"realisable"`` (a schedule the simulator plays).
     """

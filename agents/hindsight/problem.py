@@ -53,6 +53,8 @@ class HindsightProblem:
     :ivar max_wait_s: the timeout shield (s), as the simulator computes it (``max_wait_ms / 1000``).
     :ivar slo_s: latency objective (s), as the simulator computes it.
     :ivar w_latency_per_s, w_slo, w_drop: reward weights.
+    :ivar n_workers: identical workers W (the relaxed programme covers any W, the realisable one
+        and the schedule checks one; :attr:`credit_s`).
     """
 
     arrivals_s: np.ndarray
@@ -65,6 +67,7 @@ class HindsightProblem:
     w_latency_per_s: float
     w_slo: float
     w_drop: float
+    n_workers: int = 1
 
     @classmethod
     def from_config(
@@ -73,25 +76,18 @@ class HindsightProblem:
         arrivals_s: np.ndarray,
         horizon_s: float | None = None,
     ) -> HindsightProblem:
-        """The problem of serving ``arrivals_s`` with the system ``config`` (one worker).
+        """The problem of serving ``arrivals_s`` with the system ``config``.
 
         :param arrivals_s: arrival times (s), sorted, finite, >= 0. Arrivals at or after the
             horizon are left out (the simulator never sees them).
         :param horizon_s: episode length (s); default ``config.horizon_s``.
-        :raises ConfigError: bad arrivals or horizon, or a system with several workers (naming
-            the argument or field).
+        :raises ConfigError: bad arrivals or horizon (naming the argument).
         """
         horizon = config.horizon_s if horizon_s is None else horizon_s
         if isinstance(horizon, bool) or not isinstance(horizon, int | float) or not horizon > 0:
             raise ConfigError("horizon_s", f"must be a number > 0 (s), got {horizon!r}")
         if not math.isfinite(horizon):
             raise ConfigError("horizon_s", f"must be finite, got {horizon!r}")
-        if config.n_workers != 1:
-            raise ConfigError(
-                "n_workers",
-                f"the hindsight bound covers one worker, got {config.n_workers} "
-                "(docs/hindsight.md: several workers)",
-            )
         times = np.asarray(arrivals_s, dtype=float)
         if times.ndim != 1:
             raise ConfigError("arrivals_s", f"must be a 1-D array of times (s), got shape {times.shape}")
@@ -114,6 +110,7 @@ class HindsightProblem:
             w_latency_per_s=config.reward.w_latency_per_s,
             w_slo=config.reward.w_slo,
             w_drop=config.reward.w_drop,
+            n_workers=config.n_workers,
         )
 
     # ---------------------------------------------------------------- derived quantities
@@ -142,6 +139,21 @@ class HindsightProblem:
         """Cost of a dropped request: best quality + ``w_drop``."""
         return self.best_quality + self.w_drop
 
+    @property
+    def credit_s(self) -> float:
+        """How far (s) a dispatch may run ahead of the *virtual* worker of the relaxed programme
+        with several workers: ``(W - 1) / W`` times the longest service time; 0 for one worker.
+
+        The relaxation replaces the W workers by one virtual worker that a batch of service s
+        occupies for s / W (its latency still counts s): ``f' = max(f, d) + s / W``. Every
+        schedule of the W workers is one of the relaxation with the same dispatch times if each
+        dispatch ``d_j >= f_j - credit_s``: the work dispatched in ``[d_k, d_j)`` is at most
+        ``W (d_j - d_k) + (W - 1) s_max`` (the worker that takes batch j is free by ``d_j``; each
+        other one can start at most ``d_j - d_k + s_max`` of work in that window), so
+        ``f_j - d_j = max_k (work in [d_k, d_j) / W - (d_j - d_k)) <= (W - 1) s_max / W``."""
+        w = self.n_workers
+        return (w - 1) / w * float(self.service_s[:, 1:].max())
+
     def leftover_costs(self) -> np.ndarray:
         """Cost of each request if it is still waiting at the horizon: best quality +
         ``w_latency_per_s`` * (horizon - arrival). Shape (N,)."""
@@ -163,11 +175,14 @@ class HindsightProblem:
         return deadline
 
     def drop_backlog_s(self) -> float:
-        """Least backlog (s of work in front of the workers) that a drop implies.
+        """Least backlog (s of work in front of the virtual worker, beyond ``arrivals_s[r]``)
+        that a drop of request r implies.
 
         A request r is dropped only if ``queue_capacity`` requests wait at its arrival. At most
         ``max_batch_size`` of them can share the batch that is formed next; the others (at least
         C - B) are in earlier batches, all dispatched at or after ``arrivals_s[r]``, so the
         workers are busy with them from then on for at least ``T(C - B)`` seconds in total
-        (:func:`min_service_to_serve_s`)."""
-        return min_service_to_serve_s(self.service_s, self.queue_capacity - self.max_batch_size)
+        (:func:`min_service_to_serve_s`). With W workers the virtual worker of the relaxation
+        (:attr:`credit_s`) is then free no earlier than ``arrivals_s[r] - credit_s + T(C - B) / W``."""
+        work = min_service_to_serve_s(self.service_s, self.queue_capacity - self.max_batch_size)
+        return work / self.n_workers - self.credit_s
