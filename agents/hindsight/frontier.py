@@ -36,6 +36,11 @@ Two programmes share this engine (:mod:`agents.hindsight.bound` explains what ea
     then a heuristic (the shield can reward a later dispatch): the optimum of this programme is
     a schedule found, not a proven optimum.
 
+Several workers (``relaxed`` only): ``f`` is the free time of one virtual worker, less the
+credit ``HindsightProblem.credit_s``, and a batch of service s advances it by s / W from
+``max(f, d - credit)``, rounded down to :data:`GRID_S` (docs/hindsight.md, "Several workers",
+proves that every schedule of the W workers is one of this relaxation).
+
 Work per request index: the source states (fronts of the previous ``B`` indices; per front only
 the states still busy at the batch's last arrival and one more, the cheapest of the others, all
 of which dispatch at that arrival) times the ``M`` models (less the (b, m) that another model
