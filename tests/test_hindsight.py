@@ -438,6 +438,16 @@ def test_several_workers_bound_is_below_every_schedule(seed: int) -> None:
     assert not bound.exact and bound.schedule is None and math.isinf(bound.upper_cost)
 
 
+@pytest.mark.parametrize("seed", range(8))
+def test_no_sequence_of_simulator_decisions_beats_the_several_workers_bound(seed: int) -> None:
+    """The simulator itself as the oracle, with two workers: drops (a queue of 2 on odd seeds),
+    forced dispatches and the horizon included."""
+    config, arrivals, _ = tiny_instance(100 + seed)
+    config = config.replace(models=config.models[:2], queue_capacity=2 if seed % 2 else 1024, n_workers=2)
+    arrivals = arrivals[:4]
+    assert hindsight_bound(config, arrivals).lower_cost <= simulator_brute_force(config, arrivals) + 1e-12
+
+
 def test_several_workers_bound_is_below_the_agents_on_multi_gpu() -> None:
     """A lower bound of every policy of the simulator: below each agent on the same arrivals."""
     config = load_scenario("multi_gpu").replace(horizon_s=2.0)
