@@ -266,7 +266,12 @@ class ExpertPortfolio(Scheduler):
         when the target's cost is still within the limit."""
         costs = self.costs()
         limit = self.budget_limit(costs)
-        return costs[self.followed] + self._leads > limit or costs[self.target] <= limit
+        return self.spliced_cost(costs) > limit or costs[self.target] <= limit
+
+    def spliced_cost(self, costs: Sequence[float]) -> float:
+        """The real cost so far by the accounting identity: the followed expert's shadow cost
+        ``costs[followed]`` plus the leads given up at the switches (cost units)."""
+        return costs[self.followed] + self._leads
 
     def tail_active(self) -> bool:
         """Whether the budgeted tail rule applies at this review (always, here; subclasses may
@@ -284,12 +289,12 @@ class ExpertPortfolio(Scheduler):
         """The target under the budgeted tail rule (``tail_budget`` in the class docstring)."""
         current = self.followed
         limit = self.budget_limit(costs)
-        if costs[current] + self._leads > limit:  # over budget: to the cheapest expert
-            best = min(range(len(costs)), key=costs.__getitem__)
+        if self.spliced_cost(costs) > limit:  # over budget: to the cheapest expert
+            best = _cheapest(costs)
             self._forced = best != current
             return best
         if not self._tail_review:  # tail moves only when the quantiles are read (block closes)
-            return current if costs[current] <= limit else min(range(len(costs)), key=costs.__getitem__)
+            return current if costs[current] <= limit else _cheapest(costs)
         self._tail_review = False
         quantiles = self._quantiles
         within = [k for k in range(len(costs)) if costs[k] <= limit]
@@ -314,8 +319,8 @@ class ExpertPortfolio(Scheduler):
         self._observe(sim)
         costs = self.costs()
         leads = self._leads
-        spliced = costs[self.followed] + leads
-        best = min(range(len(costs)), key=costs.__getitem__)
+        spliced = self.spliced_cost(costs)
+        best = _cheapest(costs)
         return {
             "expert_costs": dict(zip(self.labels, costs, strict=True)),
             "spliced_cost": spliced,
@@ -343,6 +348,11 @@ class ExpertPortfolio(Scheduler):
             "tail_budget": self.tail_budget,
             "tail_step": self.tail_step,
         }
+
+
+def _cheapest(costs: Sequence[float]) -> int:
+    """Index of the cheapest expert (the lowest index on ties)."""
+    return min(range(len(costs)), key=costs.__getitem__)
 
 
 def _quantile_s(shadow: ShadowSim, q: float) -> float:
