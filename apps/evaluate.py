@@ -56,8 +56,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         console.print("[red]interrupted[/]: tasks cancelled, nothing written")
         return 130
-    bounds, no_bound = hindsight_bounds(plan, bound_tasks, bound_outcomes)
-    cells = collect(plan, tasks, outcomes, bounds)
+    hindsight = hindsight_bounds(plan, bound_tasks, bound_outcomes)
+    cells = collect(plan, tasks, outcomes, hindsight.lower)
     elapsed = time.perf_counter() - start
 
     print_tables(plan, cells, console)
@@ -74,17 +74,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     skipped = {c.not_applicable for c in cells.values() if c.not_applicable}
     for reason in sorted(skipped):
         console.print(f"[dim]n/a: {reason}[/]")
-    for scenario, reason in no_bound.items():
+    for scenario, reason in hindsight.missing.items():
         console.print(f"[dim]no hindsight bound on {scenario}: {reason}[/]")
 
-    results_json = to_json(plan, cells, bounds, no_bound)
+    results_json = to_json(plan, cells, hindsight)
     try:
         run_dir, figures = _write_outputs(plan, cells, results_json)
     except OSError as exc:
         console.print(f"[red]error[/]: cannot write the results ({exc}); no results folder was left behind")
         return 1
     console.print()
-    for line in summary_lines(plan, cells):
+    for line in summary_lines(plan, cells, hindsight):
         console.print(line, highlight=False)
     console.print(
         f"results: {run_dir}/ (summary.csv, per_seed.csv, results.json; {elapsed:.1f} s of episodes)",

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -17,21 +17,36 @@ from execution.episode import EpisodeResult, EpisodeTask
 from execution.hindsight_task import BoundResult, BoundTask
 from execution.outcome import Outcome
 
-__all__ = ["Bounds", "Cell", "collect", "hindsight_bounds"]
+__all__ = ["Bounds", "Cell", "HindsightBounds", "collect", "hindsight_bounds"]
 
 Bounds = dict[str, dict[int, float]]
-"""Hindsight lower bounds (cost per request) by scenario name, then seed."""
+"""Hindsight costs per request (lower bounds, or the schedules found) by scenario name, then seed."""
+
+
+class HindsightBounds(NamedTuple):
+    """What the hindsight bounds of an evaluation found.
+
+    :ivar lower: per scenario and seed, the lower bound (no policy's cost per request is below).
+    :ivar found: per scenario and seed, the cost per request of the best schedule found with the
+        arrivals known (the least cost lies between the two; equal where the bound is exact).
+    :ivar missing: per scenario, why it has no bound (does not apply, or failed).
+    """
+
+    lower: Bounds
+    found: Bounds
+    missing: dict[str, str]
 
 
 def hindsight_bounds(
     plan: Plan, tasks: list[BoundTask], outcomes: list[Outcome[BoundResult]]
-) -> tuple[Bounds, dict[str, str]]:
-    """The bounds that were computed, by scenario name and seed, and per scenario why there is
-    none (does not apply, or failed)."""
+) -> HindsightBounds:
+    """The bounds that were computed and the schedules found, by scenario name and seed, and per
+    scenario why there is none (does not apply, or failed)."""
     names = {s.spec: s.name for s in plan.scenarios}
     bounds: Bounds = {}
+    found: Bounds = {}
     missing: dict[str, str] = {
-        s.name: f"{s.config.n_workers} workers: their lower bound is slow to compute, "
+        s.name: f"{s.config.n_workers} workers: their bound is slow to compute, "
         "--hindsight-several asks for it (docs/hindsight.md)"
         for s in plan.scenarios
         if plan.hindsight and s.config.n_workers > 1 and not plan.hindsight_several
@@ -45,9 +60,11 @@ def hindsight_bounds(
             missing[name] = result.reason
         else:
             bounds.setdefault(name, {})[task.seed] = result.lower_cost_per_request
+            found.setdefault(name, {})[task.seed] = result.upper_cost_per_request
     for name in missing:
         bounds.pop(name, None)  # a gap over some of the seeds would not be comparable
-    return bounds, missing
+        found.pop(name, None)
+    return HindsightBounds(bounds, found, missing)
 
 
 @dataclass

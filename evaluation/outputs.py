@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from batchenv.fileio import json_safe
-from evaluation.cells import Bounds, Cell
+from evaluation.cells import Bounds, Cell, HindsightBounds
 from evaluation.plan import Plan
 from execution.episode import SCALAR_METRICS
 
@@ -136,16 +136,21 @@ def to_csv(rows: list[dict[str, Any]]) -> str:
     return buffer.getvalue()
 
 
+def _by_seed(bounds: Bounds, scenario: str) -> dict[str, float]:
+    """One scenario's costs per request by seed, with the seeds as JSON keys."""
+    return {str(seed): value for seed, value in bounds.get(scenario, {}).items()}
+
+
 def to_json(
     plan: Plan,
     cells: dict[tuple[str, str], Cell],
-    bounds: Bounds | None = None,
-    no_bound: dict[str, str] | None = None,
+    hindsight: HindsightBounds | None = None,
 ) -> str:
     """``results.json`` (also written next to ``--report X.md`` as ``X.json``): the command, seeds,
     horizon (s), each scenario (name, its seeds: ``--min-requests`` extends a quiet one's, arrival
     process, mean rate and rate range in requests/s, workers, latency target, the full config, the
-    hindsight bound per seed or why there is none) and one entry per (scenario, agent) cell with
+    hindsight bound per seed, the cost per request of the best schedule found with the arrivals
+    known, or why there is none) and one entry per (scenario, agent) cell with
     every metric's mean and 95% half-width under ``summary`` (``gap_hindsight``: the relative gap
     to the bound), whether it met the scenario's latency target (``target_met``; None without a
     target) and the per-seed values under ``per_seed``."""
@@ -174,8 +179,9 @@ def to_json(
                     "bound_ms": s.target.bound_for(s.config.slo_ms),
                 },
                 "config": s.config.to_dict(),
-                "hindsight_cost_per_request": {str(k): v for k, v in (bounds or {}).get(s.name, {}).items()},
-                "no_hindsight": (no_bound or {}).get(s.name),
+                "hindsight_cost_per_request": _by_seed(hindsight.lower if hindsight else {}, s.name),
+                "hindsight_found_cost_per_request": _by_seed(hindsight.found if hindsight else {}, s.name),
+                "no_hindsight": hindsight.missing.get(s.name) if hindsight else None,
             }
             for s in plan.scenarios
         ],

@@ -531,9 +531,10 @@ def test_a_failing_episode_is_an_error_cell_and_the_rest_is_kept(tmp_path: Path,
     trace.unlink()
     tasks, bound_tasks = make_tasks(plan), make_bound_tasks(plan)
     outcomes, bound_outcomes = run_plan(plan, tasks, None, bound_tasks)
-    bounds, no_bound = hindsight_bounds(plan, bound_tasks, bound_outcomes)
-    assert set(bounds) == {"default"} and "trace file not found" in no_bound["fragile"]
-    cells = collect(plan, tasks, outcomes, bounds)
+    hindsight = hindsight_bounds(plan, bound_tasks, bound_outcomes)
+    assert set(hindsight.lower) == set(hindsight.found) == {"default"}
+    assert "trace file not found" in hindsight.missing["fragile"]
+    cells = collect(plan, tasks, outcomes, hindsight.lower)
     assert cells[("greedy", "default")].per_seed and not cells[("greedy", "default")].error
     failed = cells[("greedy", "fragile")]
     assert not failed.per_seed
@@ -576,9 +577,10 @@ def test_every_agent_is_at_or_above_the_hindsight_bound(tmp_path: Path) -> None:
             assert row["cost_per_request"] >= bounds[row["seed"]] * (1 - 1e-9)
 
 
-def test_hindsight_several_bounds_the_multi_worker_scenarios(tmp_path: Path) -> None:
+def test_hindsight_several_bounds_the_multi_worker_scenarios(tmp_path: Path, capsys) -> None:
     """With --hindsight-several the two-worker scenario gets its lower bound too, below every
-    agent seed by seed."""
+    agent seed by seed, and the schedule found with the arrivals known, above the bound; the
+    summary states the gap between the two."""
     argv = ["--agents", "greedy,timeout", "--scenarios", "multi_gpu", "--seeds", "0-1", "--horizon-s", "1"]
     assert (
         evaluate_app.main([*argv, "--jobs", "1", "--no-plots", "--hindsight-several", "--out", str(tmp_path)])
@@ -587,7 +589,13 @@ def test_hindsight_several_bounds_the_multi_worker_scenarios(tmp_path: Path) -> 
     data = json.loads(next(tmp_path.glob("eval_*/results.json")).read_text())
     scenario = data["scenarios"][0]
     bounds = {int(k): v for k, v in scenario["hindsight_cost_per_request"].items()}
-    assert sorted(bounds) == [0, 1] and all(v > 0 for v in bounds.values())
+    found = {int(k): v for k, v in scenario["hindsight_found_cost_per_request"].items()}
+    assert sorted(bounds) == sorted(found) == [0, 1] and all(v > 0 for v in bounds.values())
+    assert all(bounds[seed] < found[seed] for seed in bounds)
     for cell in data["cells"]:
         for row in cell["per_seed"]:
             assert row["cost_per_request"] >= bounds[row["seed"]]
+    lower = sum(bounds.values()) / 2
+    room = (sum(found.values()) / 2 - lower) / lower
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"the best schedule found with the arrivals known is {room:+.1%} above the bound" in out

@@ -25,6 +25,7 @@ from agents.hindsight import (
 )
 from agents.hindsight.frontier import solve_frontier
 from agents.hindsight.replay import arrival_stream
+from agents.hindsight.workers import solve_workers
 from agents.optimal import OptimalScheduler
 from agents.registry import make_agent, run_episode
 from agents.smdp import solve_optimal
@@ -435,7 +436,53 @@ def test_several_workers_bound_is_below_every_schedule(seed: int) -> None:
     assert bound.lower_cost >= len(times) * alone * (1 - 1e-12)
     one_worker = hindsight_bound(config.replace(n_workers=1), times)
     assert bound.lower_cost <= one_worker.lower_cost * (1 + 1e-12)
-    assert not bound.exact and bound.schedule is None and math.isinf(bound.upper_cost)
+    # the schedule found is one of the brute force's: at least its optimum, and the simulator
+    # plays it at the cost the bound says
+    assert bound.schedule is not None and "workers" in bound.stats
+    assert optimum <= bound.upper_cost * (1 + 1e-12)
+    assert schedule_violations(problem, bound.schedule) == []
+    played = replay_schedule(config, times, bound.schedule)
+    assert problem.best_quality * played.n_arrived - played.total_reward == pytest.approx(
+        bound.upper_cost, rel=1e-12
+    )
+
+
+@pytest.mark.parametrize("seed", range(24))
+def test_worker_search_with_one_worker_and_a_wide_beam_is_the_exact_optimum(seed: int) -> None:
+    """With one worker the front of (free time, cost) is the exact Pareto front, so a beam
+    that never binds finds the earliest-dispatch optimum: the relaxed programme's where that one
+    is playable."""
+    config, times, _ = tiny_instance(seed)
+    config = config.replace(queue_capacity=1024, max_wait_ms=1000.0, horizon_s=float(times[-1] + 1.0))
+    problem = HindsightProblem.from_config(config, times)
+    bound = hindsight_bound(config, times)
+    assert bound.exact
+    searched = solve_workers(problem, beam=10**6)
+    assert searched.cost == pytest.approx(bound.lower_cost, rel=1e-12)
+    assert schedule_cost(problem, searched.schedule) == pytest.approx(searched.cost, rel=1e-12)
+
+
+def test_a_narrower_beam_never_finds_a_cheaper_schedule_here() -> None:
+    """On a two-worker episode at 400 requests/s the search with a wider beam costs no more
+    (it keeps a superset of the front at the first index where the narrow one thins it), and
+    both are playable."""
+    config = load_scenario("multi_gpu").replace(horizon_s=1.0)
+    arrivals = episode_arrivals(config, 0)
+    problem = HindsightProblem.from_config(config, arrivals)
+    costs = []
+    for beam in (2, 16, 128):
+        found = solve_workers(problem, beam=beam)
+        assert schedule_violations(problem, found.schedule) == []
+        costs.append(found.cost)
+    assert costs[2] <= costs[1] <= costs[0]
+    assert costs[2] >= hindsight_bound(config, arrivals).lower_cost
+
+
+@pytest.mark.parametrize("beam", [0, -3, 2.5, True, "8"])
+def test_worker_search_refuses_a_bad_beam(beam) -> None:
+    config, times, _ = tiny_instance(0)
+    with pytest.raises(ValueError, match="beam must be an integer >= 1"):
+        solve_workers(HindsightProblem.from_config(config.replace(n_workers=2), times), beam=beam)
 
 
 @pytest.mark.parametrize("seed", range(8))
@@ -445,7 +492,10 @@ def test_no_sequence_of_simulator_decisions_beats_the_several_workers_bound(seed
     config, arrivals, _ = tiny_instance(100 + seed)
     config = config.replace(models=config.models[:2], queue_capacity=2 if seed % 2 else 1024, n_workers=2)
     arrivals = arrivals[:4]
-    assert hindsight_bound(config, arrivals).lower_cost <= simulator_brute_force(config, arrivals) + 1e-12
+    bound = hindsight_bound(config, arrivals)
+    best = simulator_brute_force(config, arrivals)
+    assert bound.lower_cost <= best + 1e-12
+    assert best <= bound.upper_cost + 1e-12  # the schedule found is a sequence of decisions too
 
 
 def test_several_workers_bound_is_below_the_agents_on_multi_gpu() -> None:
@@ -454,9 +504,15 @@ def test_several_workers_bound_is_below_the_agents_on_multi_gpu() -> None:
     for seed in range(2):
         bound = episode_bound(config, seed)
         assert bound.lower_cost_per_request > 0
+        assert bound.lower_cost_per_request < bound.upper_cost_per_request
         for spec in ("greedy", "timeout", "util_switch", "proposed"):
             metrics = compute_metrics(simulate(config, make_agent(spec, config), seed))
             assert bound.lower_cost_per_request <= metrics.cost_per_request
+            # knowing the arrivals helps: the schedule found beats every online agent here
+            assert bound.upper_cost_per_request < metrics.cost_per_request
+        played = replay_schedule(config, episode_arrivals(config, seed), bound.schedule)
+        cost = compute_metrics(played).cost_per_request
+        assert cost == pytest.approx(bound.upper_cost_per_request, rel=1e-9)
 
 
 def test_one_worker_has_no_credit_and_the_realisable_programme_refuses_several() -> None:

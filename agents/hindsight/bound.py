@@ -16,11 +16,12 @@ Procedure (:func:`hindsight_bound`):
    schedule is the best found, its cost an upper bound on the least cost, and the gap between
    the two is reported.
 
-Several workers: step 1 only. The relaxed programme then runs on one *virtual* worker that a
-batch of service s occupies for s / W, with a dispatch allowed up to
-:attr:`HindsightProblem.credit_s` before it is free (every schedule of the W workers is one of
-this relaxation, at the same cost): its optimum is a lower bound, no schedule is checked or
-searched (``upper_cost`` is inf), and the gap is stated against the agents' own costs
+Several workers: the relaxed programme runs on one *virtual* worker that a batch of service s
+occupies for s / W, with a dispatch allowed up to :attr:`HindsightProblem.credit_s` before it is
+free (every schedule of the W workers is one of this relaxation, at the same cost): its optimum
+is the lower bound. The best schedule found comes from a beam search over the W workers' free
+times (:mod:`agents.hindsight.workers`): it obeys every rule of the simulator, which plays it
+exactly, so its cost is an upper bound, and the gap between the two is reported
 (docs/hindsight.md, "Several workers").
 """
 
@@ -33,6 +34,7 @@ import numpy as np
 from agents.hindsight.frontier import FrontierStats, solve_frontier
 from agents.hindsight.problem import HindsightProblem
 from agents.hindsight.schedule import Schedule, schedule_cost, schedule_violations
+from agents.hindsight.workers import DEFAULT_BEAM, solve_workers
 from batchenv.config import SystemConfig
 
 __all__ = ["HindsightBound", "hindsight_bound", "solve_problem"]
@@ -57,8 +59,10 @@ class HindsightBound:
     :ivar relaxed_schedule: the schedule of the lower bound (may break the simulator's rules).
     :ivar exact: True when the two costs agree (relative tolerance :data:`EXACT_RTOL`): the
         least cost is known.
-    :ivar violations: the rules the relaxed optimum breaks (empty when it is realisable).
-    :ivar stats: per programme run (``"relaxed"``, ``"realisable"``), its sizes and time.
+    :ivar violations: the rules the relaxed optimum breaks (empty when it is realisable; not
+        checked with several workers, where it lives on the virtual worker).
+    :ivar stats: per programme run (``"relaxed"``, and ``"realisable"`` with one worker or
+        ``"workers"`` with several when it ran), its sizes and time.
     """
 
     n_requests: int
@@ -95,36 +99,33 @@ def _close(lower: float, upper: float) -> bool:
     return bool(upper - lower <= EXACT_RTOL * max(1.0, abs(lower)))
 
 
-def solve_problem(problem: HindsightProblem) -> HindsightBound:
-    """The bound of a built :class:`HindsightProblem` (see the module docstring)."""
+def solve_problem(problem: HindsightProblem, *, beam: int = DEFAULT_BEAM) -> HindsightBound:
+    """The bound of a built :class:`HindsightProblem` (see the module docstring).
+
+    :param beam: several workers: states the schedule search keeps per request index
+        (:func:`agents.hindsight.workers.solve_workers`).
+    """
     relaxed = solve_frontier(problem, "relaxed")
     stats = {"relaxed": relaxed.stats}
-    if problem.n_workers > 1:  # a lower bound only (module docstring)
-        return HindsightBound(
-            n_requests=problem.n_requests,
-            lower_cost=relaxed.cost,
-            upper_cost=np.inf,
-            schedule=None,
-            relaxed_schedule=relaxed.schedule,
-            exact=False,
-            violations=(),
-            stats=stats,
-        )
-    found = relaxed.schedule
+    # several workers: the relaxed schedule's times are the virtual worker's, not the simulator's
+    found = relaxed.schedule if problem.n_workers == 1 else None
     violations = tuple(schedule_violations(problem, found)) if found is not None else ()
     schedule, upper = (None, np.inf)
     if found is not None and not violations:
         schedule, upper = found, schedule_cost(problem, found)
     if not _close(relaxed.cost, upper):
-        realisable = solve_frontier(problem, "realisable")
-        stats["realisable"] = realisable.stats
-        if realisable.schedule is not None:
-            broken = schedule_violations(problem, realisable.schedule)
+        if problem.n_workers == 1:
+            searched, name = solve_frontier(problem, "realisable"), "realisable"
+        else:
+            searched, name = solve_workers(problem, beam), "workers"
+        stats[name] = searched.stats
+        if searched.schedule is not None:
+            broken = schedule_violations(problem, searched.schedule)
             if broken:
-                raise AssertionError(f"the realisable programme broke a rule: {broken}")
-            cost = schedule_cost(problem, realisable.schedule)
+                raise AssertionError(f"the {name} programme broke a rule: {broken}")
+            cost = schedule_cost(problem, searched.schedule)
             if cost < upper:
-                schedule, upper = realisable.schedule, cost
+                schedule, upper = searched.schedule, cost
     return HindsightBound(
         n_requests=problem.n_requests,
         lower_cost=relaxed.cost,

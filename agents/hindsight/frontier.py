@@ -58,7 +58,7 @@ import numpy as np
 from agents.hindsight.problem import HindsightProblem
 from agents.hindsight.schedule import PlannedBatch, Schedule
 
-__all__ = ["MODES", "FrontierResult", "FrontierStats", "solve_frontier"]
+__all__ = ["MODES", "FrontierResult", "FrontierStats", "solve_frontier", "useful_models"]
 
 MODES = ("relaxed", "realisable")
 
@@ -135,7 +135,7 @@ def _suffix_sums(values: np.ndarray) -> np.ndarray:
     return out
 
 
-def _useful_models(service_by_size: np.ndarray, batch_cost: np.ndarray) -> np.ndarray:
+def useful_models(service_by_size: np.ndarray, batch_cost: np.ndarray) -> np.ndarray:
     """``allowed[b, m]``: False where another model is at least as fast and at least as cheap for
     a batch of b (from the same state it then gives a state at least as good: earlier free
     worker, lower cost, and no more SLO misses). Shape (B + 1, M)."""
@@ -236,7 +236,7 @@ class _Programme:
             w * sizes[:, None] * self.service_by_size
         )
         self.size_weight = w * sizes.astype(float)
-        self.allowed = _useful_models(self.service_by_size, self.batch_cost)
+        self.allowed = useful_models(self.service_by_size, self.batch_cost)
         self.max_service = float(service.max())
         leftover = p.leftover_costs()
         if relaxed:

@@ -122,10 +122,11 @@ def schedule_violations(problem: HindsightProblem, schedule: Schedule) -> list[s
     exactly (then :func:`schedule_cost` is what the simulator charges).
 
     The rules: batches take the oldest waiting requests in order, from request 0 on, with no
-    request dropped; a batch is dispatched when all its requests have arrived and the worker is
-    free, before the horizon, at a time no earlier than the previous batch; the timeout shield
-    (no dispatch later than the moment the oldest waiting request has waited ``max_wait_ms``
-    while the worker is idle, also before the horizon for the requests left waiting); the queue
+    request dropped; a batch is dispatched when all its requests have arrived and a worker is
+    free (it runs on the one free earliest, as any idle worker is alike), before the horizon, at
+    a time no earlier than the previous batch; the timeout shield (no dispatch later than the
+    moment the oldest waiting request has waited ``max_wait_ms`` while a worker is idle, also
+    before the horizon for the requests left waiting); the queue
     capacity (request r dispatched before request r + capacity arrives, and requests left
     waiting at the horizon never fill the queue).
     Times are compared with the simulator's own float sums.
@@ -139,7 +140,7 @@ def schedule_violations(problem: HindsightProblem, schedule: Schedule) -> list[s
         problems.append(f"drops {len(schedule.dropped)} requests (only the queue capacity drops)")
     shield = problem.shield_deadline_s()
     capacity = problem.capacity_deadline_s()
-    free_at = 0.0  # the worker's free time (s)
+    free_at = [0.0] * problem.n_workers  # the workers' free times (s)
     next_request = 0
     previous = -np.inf
     for k, batch in enumerate(schedule.batches):
@@ -154,22 +155,24 @@ def schedule_violations(problem: HindsightProblem, schedule: Schedule) -> list[s
         d = batch.dispatch_s
         if d < arrivals[last]:
             problems.append(f"{where}: dispatched at {d!r} s before its last request arrives")
-        if d < free_at:
-            problems.append(f"{where}: dispatched at {d!r} s while the worker is busy")
+        worker = int(np.argmin(free_at))
+        free = free_at[worker]
+        if d < free:
+            problems.append(f"{where}: dispatched at {d!r} s while every worker is busy")
         if d < previous:
             problems.append(f"{where}: dispatched before the previous batch")
         if d >= problem.horizon_s:
             problems.append(f"{where}: dispatched at or after the horizon")
-        if d > max(free_at, shield[batch.first_request]):
-            problems.append(f"{where}: the worker idles past the timeout shield (max_wait_ms)")
+        if d > max(free, shield[batch.first_request]):
+            problems.append(f"{where}: a worker idles past the timeout shield (max_wait_ms)")
         if not d < capacity[batch.first_request]:
             problems.append(f"{where}: the queue reaches its capacity before the dispatch")
-        free_at = d + problem.service_s[batch.model, batch.size]
+        free_at[worker] = d + problem.service_s[batch.model, batch.size]
         previous = d
         next_request = last + 1
     if next_request < n:
         if next_request + problem.queue_capacity < n:
             problems.append("the requests left waiting at the horizon fill the queue")
-        if max(free_at, shield[next_request]) < problem.horizon_s:
+        if max(min(free_at), shield[next_request]) < problem.horizon_s:
             problems.append("the timeout shield dispatches a request left waiting before the horizon")
     return problems
