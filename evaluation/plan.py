@@ -203,9 +203,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--hindsight-several",
         action="store_true",
-        help="also bound the scenarios with several workers (a lower bound only, from a relaxation; "
-        "slow: about 14 s of CPU per 10 s of episode at 400 requests/s on 2 workers, 90 s at 800/s "
-        "on 4; docs/hindsight.md, 'Several workers')",
+        help="also bound the scenarios with several workers (a lower bound from a relaxation, beside "
+        "the best schedule found; slow: docs/results/hindsight_workers.md gives the CPU time per "
+        "10 s of episode at 400 requests/s on 2 workers and 800/s on 4; docs/hindsight.md, "
+        "'Several workers')",
     )
     parser.add_argument(
         "--quick",

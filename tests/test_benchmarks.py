@@ -77,3 +77,25 @@ def test_guard_test_part_reads_the_grid_and_measures_the_held_out_halves(tmp_pat
     monkeypatch.setattr(guard, "GUARD_RESULTS", tmp_path / "missing.json")
     with pytest.raises(SystemExit, match="run --parts guard first"):
         robust_eval.main(argv)
+
+
+def test_hindsight_room_with_two_workers_brackets_the_least_cost(tmp_path: Path) -> None:
+    """benchmarks/hindsight_room.py on a two-worker scenario: the report gives the lower bound and
+    the best schedule found above it, and every agent costs at least the bound."""
+    from benchmarks import hindsight_room
+
+    argv = ["--scenarios", "multi_gpu", "--agents", "greedy,timeout", "--seeds", "0-1", "--horizon-s", "0.5"]
+    assert hindsight_room.main([*argv, "--out-dir", str(tmp_path), "--name", "room"]) == 0
+    data = json.loads((tmp_path / "room.json").read_text())
+    (result,) = data["results"]
+    assert result["n_workers"] == 2
+    for row in result["bound"]:
+        assert 0 < row["cost_per_request"] < row["upper_cost_per_request"] < math.inf
+        assert row["search_s"] > 0 and row["search_mean_front"] >= 1
+    for spec, rows in result["per_seed"].items():
+        bounds = {row["seed"]: row["cost_per_request"] for row in result["bound"]}
+        assert all(row["cost_per_request"] >= bounds[row["seed"]] for row in rows), spec
+    report = (tmp_path / "room.md").read_text()
+    lower, found = result["bound_mean"][0], result["found_mean"][0]
+    assert f"Best schedule found: {found:.5f}" in report
+    assert f"{100 * (found - lower) / lower:+.2f}% above the bound" in report

@@ -53,7 +53,7 @@ class HindsightBound:
 
     :ivar n_requests: arrived requests (arrivals before the horizon).
     :ivar lower_cost: every policy of the simulator costs at least this on these arrivals.
-    :ivar upper_cost: cost of :attr:`schedule` (inf if no realisable schedule was found).
+    :ivar upper_cost: cost of :attr:`schedule` (inf if no schedule the simulator plays was found).
     :ivar schedule: the best schedule found that the simulator plays exactly
         (:func:`agents.hindsight.replay.replay_schedule`), or None.
     :ivar relaxed_schedule: the schedule of the lower bound (may break the simulator's rules).
@@ -147,7 +147,8 @@ def hindsight_bound(
     """Least cost any schedule reaches on ``arrivals_s``, known in advance.
 
     :param config: the system (models, timing, rewards, queue capacity, shield, workers; with
-        several workers a lower bound only, module docstring).
+        several workers a lower bound from a relaxation beside a schedule found, module
+        docstring).
     :param arrivals_s: arrival times (s), sorted; those at or after the horizon are ignored.
     :param horizon_s: episode length (s); default ``config.horizon_s``.
     :raises ConfigError: bad arrivals or horizon.
