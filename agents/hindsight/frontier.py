@@ -52,13 +52,22 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
 from agents.hindsight.problem import HindsightProblem
 from agents.hindsight.schedule import PlannedBatch, Schedule
 
-__all__ = ["MODES", "FrontierResult", "FrontierStats", "solve_frontier", "useful_models"]
+__all__ = [
+    "MODES",
+    "BatchTables",
+    "FrontierResult",
+    "FrontierStats",
+    "solve_frontier",
+    "suffix_sums",
+    "useful_models",
+]
 
 MODES = ("relaxed", "realisable")
 
@@ -128,7 +137,47 @@ class _Store:
             setattr(self, name, new)
 
 
-def _suffix_sums(values: np.ndarray) -> np.ndarray:
+class BatchTables(NamedTuple):
+    """The tables both schedule programmes price a batch with (this one and
+    :mod:`agents.hindsight.workers`). A batch of requests ``i .. k - 1`` (size b) on model m
+    dispatched at d costs ``size_weight[b] * d - (w_prefix[k] - w_prefix[i]) + batch_cost[b, m]``
+    plus its SLO penalties: its requests' latency up to d, then ``b (best - quality(m)) +
+    w b service(m, b)``.
+
+    :ivar arr: 1-based arrivals (s), shape (N + 1,): ``arr[k]`` is the arrival of request k - 1.
+    :ivar w_prefix: ``w_latency_per_s`` x the sum of the first k arrivals, shape (N + 1,).
+    :ivar service_by_size: service time (s), shape (B + 1, M).
+    :ivar batch_cost: the dispatch-time-free part of a batch's cost, shape (B + 1, M).
+    :ivar size_weight: ``w_latency_per_s * b``, shape (B + 1,).
+    :ivar allowed: the (b, m) that no other model beats outright (:func:`useful_models`).
+    """
+
+    arr: np.ndarray
+    w_prefix: np.ndarray
+    service_by_size: np.ndarray
+    batch_cost: np.ndarray
+    size_weight: np.ndarray
+    allowed: np.ndarray
+
+    @classmethod
+    def of(cls, p: HindsightProblem) -> BatchTables:
+        """The tables of ``p``."""
+        n, w = p.n_requests, p.w_latency_per_s
+        arr = np.empty(n + 1)
+        arr[0] = 0.0
+        arr[1:] = p.arrivals_s
+        w_prefix = np.zeros(n + 1)
+        w_prefix[1:] = w * np.cumsum(p.arrivals_s)
+        service_by_size = np.ascontiguousarray(p.service_s.T)
+        sizes = np.arange(service_by_size.shape[0])
+        batch_cost = sizes[:, None] * (p.best_quality - p.quality)[None, :] + (
+            w * sizes[:, None] * service_by_size
+        )
+        allowed = useful_models(service_by_size, batch_cost)
+        return cls(arr, w_prefix, service_by_size, batch_cost, w * sizes.astype(float), allowed)
+
+
+def suffix_sums(values: np.ndarray) -> np.ndarray:
     """``out[i] = sum(values[i:])``, shape (len + 1,)."""
     out = np.zeros(len(values) + 1)
     out[:-1] = np.cumsum(values[::-1])[::-1]
@@ -213,12 +262,15 @@ class _Programme:
         self.horizon = p.horizon_s
         service = p.service_s
         self.n_models, self.max_b = service.shape[0], service.shape[1] - 1
-        w = p.w_latency_per_s
-        # 1-based arrivals: arr[k] = arrival of request k - 1; clamp[k] = arrival of the next
-        # request of front k (-inf at k = n: none).
-        self.arr = np.empty(n + 1)
-        self.arr[0] = 0.0
-        self.arr[1:] = a
+        # 1-based arrivals: arr[k] = arrival of request k - 1 (BatchTables); clamp[k] = arrival
+        # of the next request of front k (-inf at k = n: none).
+        tables = BatchTables.of(p)
+        self.arr, self.w_prefix, self.service_by_size = tables.arr, tables.w_prefix, tables.service_by_size
+        self.batch_cost, self.size_weight, self.allowed = (
+            tables.batch_cost,
+            tables.size_weight,
+            tables.allowed,
+        )
         # several workers (relaxed only): f is the virtual worker's free time less the credit,
         # the earliest dispatch it allows (HindsightProblem.credit_s); 0 and 1 for one worker
         self.credit = p.credit_s
@@ -226,24 +278,13 @@ class _Programme:
         if p.n_workers > 1 and not relaxed:
             raise ValueError("the realisable programme covers one worker")
         self.clamp = np.append(a - self.credit, -np.inf)
-        self.w_prefix = np.zeros(n + 1)
-        self.w_prefix[1:] = w * np.cumsum(a)
-        self.service_by_size = np.ascontiguousarray(service.T)  # (B + 1, M)
-        sizes = np.arange(self.max_b + 1)
-        # Cost of a batch of b on model m dispatched at d, besides its requests' waiting up to
-        # d: b (best - quality(m)) + w b service(m, b) + w b d; the first two terms by (b, m):
-        self.batch_cost = sizes[:, None] * (p.best_quality - p.quality)[None, :] + (
-            w * sizes[:, None] * self.service_by_size
-        )
-        self.size_weight = w * sizes.astype(float)
-        self.allowed = useful_models(self.service_by_size, self.batch_cost)
         self.max_service = float(service.max())
         leftover = p.leftover_costs()
         if relaxed:
-            self.tail = _suffix_sums(np.minimum(leftover, p.drop_cost))
+            self.tail = suffix_sums(np.minimum(leftover, p.drop_cost))
             self.drop_backlog = p.drop_backlog_s()
         else:
-            self.tail = _suffix_sums(leftover)
+            self.tail = suffix_sums(leftover)
             self.shield = p.shield_deadline_s()
             self.capacity = p.capacity_deadline_s()
             # may the requests from index i on be left waiting (queue room, no shield before H)?

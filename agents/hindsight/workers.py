@@ -33,7 +33,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from agents.hindsight.frontier import FrontierResult, FrontierStats, useful_models
+from agents.hindsight.frontier import BatchTables, FrontierResult, FrontierStats, suffix_sums
 from agents.hindsight.problem import HindsightProblem
 from agents.hindsight.schedule import PlannedBatch, Schedule
 
@@ -97,22 +97,8 @@ class _Beam:
         self.w = p.n_workers
         service = p.service_s
         self.n_models, self.max_b = service.shape[0], service.shape[1] - 1
-        self.arr = np.empty(n + 1)  # arr[k]: arrival of request k - 1
-        self.arr[0] = 0.0
-        self.arr[1:] = p.arrivals_s
-        w_lat = p.w_latency_per_s
-        self.w_prefix = np.zeros(n + 1)
-        self.w_prefix[1:] = w_lat * np.cumsum(p.arrivals_s)
-        self.service_by_size = np.ascontiguousarray(service.T)  # (B + 1, M)
-        sizes = np.arange(self.max_b + 1)
-        self.batch_cost = sizes[:, None] * (p.best_quality - p.quality)[None, :] + (
-            w_lat * sizes[:, None] * self.service_by_size
-        )
-        self.size_weight = w_lat * sizes.astype(float)
-        self.allowed = useful_models(self.service_by_size, self.batch_cost)
-        leftover = p.leftover_costs()
-        self.tail = np.zeros(n + 1)
-        self.tail[:-1] = np.cumsum(leftover[::-1])[::-1]
+        self.tables = BatchTables.of(p)
+        self.tail = suffix_sums(p.leftover_costs())  # tail[k]: requests k.. wait at the horizon
         self.shield = np.append(p.shield_deadline_s(), np.inf)
         self.capacity = p.capacity_deadline_s()
         self.room = np.arange(n + 1) + p.queue_capacity >= n  # may requests k.. wait at H?
@@ -134,7 +120,8 @@ class _Beam:
 
     def _step(self, k: int) -> None:
         """Build the states of index k from those of the ``B`` indices before it."""
-        p, ak = self.p, self.arr[k]
+        p, t = self.p, self.tables
+        ak = t.arr[k]
         lo = max(0, k - self.max_b)
         rows = [i for i in range(lo, k) if len(self.fronts[i].cost)]
         if not rows:  # no way to dispatch request k - 1 (the rules exclude every batch)
@@ -149,13 +136,13 @@ class _Beam:
         ok = (d < p.horizon_s) & shield_ok & (d < self.capacity[first])
         free, cost, first, ids, d = free[ok], cost[ok], first[ok], ids[ok], d[ok]
         b = k - first
-        service = self.service_by_size[b]  # (S, M)
-        waited = cost + self.w_prefix[first] - self.w_prefix[k] + self.size_weight[b] * d
-        total = waited[:, None] + self.batch_cost[b]
+        service = t.service_by_size[b]  # (S, M)
+        waited = cost + t.w_prefix[first] - t.w_prefix[k] + t.size_weight[b] * d
+        total = waited[:, None] + t.batch_cost[b]
         if p.w_slo:
             before = np.searchsorted(p.arrivals_s, d[:, None] + service - p.slo_s, side="left")
             total = total + p.w_slo * np.clip(before - first[:, None], 0, b[:, None])
-        src, model = np.nonzero(self.allowed[b])
+        src, model = np.nonzero(t.allowed[b])
         self.n_candidates += len(src)
         if not len(src):
             self._store(k, _Front.of(self.w, 0))
