@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,7 @@ from benchmarks.robust.common import (
     tuned_for,
     verdict,
 )
+from evaluation.stats import closure_interval
 from execution.backends import Backend
 
 ROBUST_TUNED = REPO / "docs" / "results" / "robust" / "tuned"
@@ -125,29 +125,37 @@ def run_mmpp(args: argparse.Namespace, backend: Backend, command: str) -> tuple[
     flat = iter(run_episodes(backend, tasks))
     res = {spec: [next(flat) for _ in seeds] for spec in specs}
     oracle, timeout = res[ORACLE], res["timeout"]
-    gap_timeout = gap(timeout, oracle)[0]
     lines = [
         "## MMPP 50 <-> 450 requests/s, 5 s sojourns",
         "",
         f"Phases recorded; seeds 0-{seeds[-1]}, {config.horizon_s:g} s each; timeout and util_switch "
         f"tuned on the same MMPP (seeds {TRAINING_SEEDS[0]}-{TRAINING_SEEDS[-1]}). The oracle is the "
         "SMDP table at the true rate of the current phase. Closure = 1 - (agent's gap to the oracle) "
-        "/ (tuned timeout's gap).",
+        "/ (tuned timeout's gap), with its 95% interval from a paired bootstrap over the seeds "
+        "(`evaluation.stats.closure_interval`).",
         "",
-        "| agent | cost/req | gap vs oracle | closure | gap vs timeout | p99 ms | switches, regret |",
+        "| agent | cost/req | gap vs oracle | closure (95% interval) | gap vs timeout | p99 ms "
+        "| switches, regret |",
         "|---|---|---|---|---|---|---|",
     ]
     data: dict[str, Any] = {"tuned": {a: tuned[a]["params"] for a in TUNED_AGENTS}, "agents": {}}
+    costs = {spec: [row["cost"] for row in rows] for spec, rows in res.items()}
     for spec, rows in res.items():
         s = summary(rows)
         cost_gap = gap(rows, oracle)
-        closure = 1.0 - cost_gap[0] / gap_timeout if gap_timeout > 0 else math.nan
+        closure, low, high = closure_interval(costs[spec], costs["timeout"], costs[ORACLE])
+        interval = f" ({100 * low:.0f}-{100 * high:.0f}%)" if spec not in ("timeout", ORACLE) else ""
         portfolio = f"{s['switches']:.1f}, {s['regret_pct'][0]:.2f}%" if "switches" in s else ""
         lines.append(
-            f"| {spec} | {s['cost'][0]:.4f} | {pct(cost_gap)} | {100 * closure:.0f}% "
+            f"| {spec} | {s['cost'][0]:.4f} | {pct(cost_gap)} | {100 * closure:.0f}%{interval} "
             f"| {pct(gap(rows, timeout))} | {s['p99_ms'][0]:.1f} | {portfolio} |"
         )
-        data["agents"][spec] = {**s, "gap_vs_oracle": cost_gap, "closure": closure}
+        data["agents"][spec] = {
+            **s,
+            "gap_vs_oracle": cost_gap,
+            "closure": closure,
+            "closure_interval": [low, high],
+        }
     return [*lines, ""], data
 
 
