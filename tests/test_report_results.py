@@ -126,6 +126,10 @@ def test_trace_table_prefers_trace_results_and_marks_verdicts() -> None:
     assert m.value("resRbCostLosesPpo") == src.PENDING
     closure = robust["mmpp"]["agents"]["robust"]["closure"]
     assert m.value("resRbClosureRobust") == f"{100 * closure:.0f}"
+    low, high = robust["mmpp"]["agents"]["robust"]["closure_interval"]
+    assert m.value("resRbClosureRobustLow") == f"{100 * low:.0f}"
+    assert m.value("resRbClosureRobustHigh") == f"{100 * high:.0f}"
+    assert float(m.value("resRbClosureRobustLow")) <= float(m.value("resRbClosureRobust"))
 
 
 def test_verification_table_is_readable() -> None:

@@ -267,6 +267,10 @@ def robust_numbers(macros: Macros, data: dict[str, Any]) -> None:
                 ROBUST,
                 f"mmpp.agents.{agent}.closure (%)",
             )
+    low, high = agents["robust"]["closure_interval"]
+    what = "mmpp.agents.robust.closure_interval[{}] (%, paired bootstrap over the seeds)"
+    macros.add("resRbClosureRobustLow", fpct(low, 0), ROBUST, what.format(0))
+    macros.add("resRbClosureRobustHigh", fpct(high, 0), ROBUST, what.format(1))
     worst = max(abs(v["gap_vs_optimal"]["robust"][0]) for v in data["poisson"].values())
     upper = max(sum(v["gap_vs_optimal"]["robust"]) for v in data["poisson"].values())
     macros.add(
