@@ -224,6 +224,22 @@ def test_committed_pdfs_were_built_from_the_current_sources() -> None:
         )
 
 
+def test_a_report_over_its_page_limit_fails_the_build(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The IEEE report may have at most 8 pages: a ninth is a build error, and the PDF is not
+    recorded as up to date (so --check keeps failing until the text is shortened)."""
+    from apps.report import cli
+
+    assert DOCUMENTS["docs/report/report.pdf"].max_pages == 8
+    monkeypatch.setattr(cli, "latexmk", lambda directory, main: 9)
+    manifest = Manifest()
+    with pytest.raises(src.BuildError, match=r"report\.pdf has 9 pages, more than its limit of 8"):
+        cli._documents(manifest, slides=False, force=True)
+    assert "docs/report/report.pdf" not in manifest.documents
+    monkeypatch.setattr(cli, "latexmk", lambda directory, main: 8)
+    cli._documents(manifest, slides=False, force=True)
+    assert "docs/report/report.pdf" in manifest.documents
+
+
 def test_figures_draw_from_the_committed_results(tmp_path: Path, computed: report_build.Build) -> None:
     """Every figure draws (matplotlib, Agg) from the committed JSON into a scratch folder, and
     the committed figure was drawn from the same inputs."""

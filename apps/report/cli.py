@@ -91,6 +91,11 @@ def _documents(manifest: Manifest, slides: bool, force: bool) -> None:
             print(f"{rel} is up to date (its inputs have not changed)")
             continue
         pages = latexmk(doc.directory, doc.main)
+        if doc.max_pages is not None and pages > doc.max_pages:
+            raise BuildError(
+                f"{rel} has {pages} pages, more than its limit of {doc.max_pages}: shorten "
+                f"{doc.main} (the PDF is written but not recorded as up to date)"
+            )
         manifest.record("documents", rel, digest, doc.pdf)
         print(f"wrote {rel} ({pages} pages)")
 

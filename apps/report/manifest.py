@@ -29,11 +29,13 @@ def file_sha256(path: Path) -> str:
 
 @dataclass(frozen=True)
 class Document:
-    """A LaTeX document: its folder, main file and the inputs besides the generated files."""
+    """A LaTeX document: its folder, main file, the inputs besides the generated files, and the
+    most pages it may have (None: no limit)."""
 
     directory: Path
     main: str
     own_inputs: tuple[str, ...]
+    max_pages: int | None = None
 
     @property
     def pdf(self) -> Path:
@@ -48,8 +50,8 @@ class Document:
 
 DOCUMENTS = {
     "docs/report/report.pdf": Document(
-        REPORT_DIR, "report.tex", ("report.tex", "system_diagram.tex", "references.bib")
-    ),
+        REPORT_DIR, "report.tex", ("report.tex", "system_diagram.tex", "references.bib"), max_pages=8
+    ),  # an IEEE conference paper: 4-8 pages, references included
     "docs/slides/slides.pdf": Document(
         SLIDES_DIR, "slides.tex", ("slides.tex", "../report/system_diagram.tex")
     ),
