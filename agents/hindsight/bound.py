@@ -16,13 +16,14 @@ Procedure (:func:`hindsight_bound`):
    schedule is the best found, its cost an upper bound on the least cost, and the gap between
    the two is reported.
 
-Several workers: the relaxed programme runs on one *virtual* worker that a batch of service s
-occupies for s / W, with a dispatch allowed up to :attr:`HindsightProblem.credit_s` before it is
-free (every schedule of the W workers is one of this relaxation, at the same cost): its optimum
-is the lower bound. The best schedule found comes from a beam search over the W workers' free
-times (:mod:`agents.hindsight.workers`): it obeys every rule of the simulator, which plays it
-exactly, so its cost is an upper bound, and the gap between the two is reported
-(docs/hindsight.md, "Several workers").
+Several workers: with two, the lower bound is the optimum of a relaxation whose state is the
+pair of free times (:mod:`agents.hindsight.pairs`); with more, the relaxed programme runs on one
+*virtual* worker that a batch of service s occupies for s / W, with a dispatch allowed up to
+:attr:`HindsightProblem.credit_s` before it is free (every schedule of the W workers is one of
+this relaxation, at the same cost), and its optimum is the lower bound. The best schedule
+found comes from a beam search over the W workers' free times (:mod:`agents.hindsight.workers`):
+it obeys every rule of the simulator, which plays it exactly, so its cost is an upper bound, and
+the gap between the two is reported (docs/hindsight.md, "Several workers").
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from agents.hindsight.frontier import FrontierStats, solve_frontier
+from agents.hindsight.pairs import solve_pairs
 from agents.hindsight.problem import HindsightProblem
 from agents.hindsight.schedule import Schedule, schedule_cost, schedule_violations
 from agents.hindsight.workers import DEFAULT_BEAM, solve_workers
@@ -56,13 +58,15 @@ class HindsightBound:
     :ivar upper_cost: cost of :attr:`schedule` (inf if no schedule the simulator plays was found).
     :ivar schedule: the best schedule found that the simulator plays exactly
         (:func:`agents.hindsight.replay.replay_schedule`), or None.
-    :ivar relaxed_schedule: the schedule of the lower bound (may break the simulator's rules).
+    :ivar relaxed_schedule: the schedule of the lower bound (may break the simulator's rules;
+        None with two workers, whose programme keeps no schedule).
     :ivar exact: True when the two costs agree (relative tolerance :data:`EXACT_RTOL`): the
         least cost is known.
     :ivar violations: the rules the relaxed optimum breaks (empty when it is realisable; not
         checked with several workers, where it lives on the virtual worker).
-    :ivar stats: per programme run (``"relaxed"``, and ``"realisable"`` with one worker or
-        ``"workers"`` with several when it ran), its sizes and time.
+    :ivar stats: per programme run (``"relaxed"``, or ``"pairs"`` with two workers; and
+        ``"realisable"`` with one worker or ``"workers"`` with several when it ran), its sizes and
+        time.
     """
 
     n_requests: int
@@ -105,15 +109,19 @@ def solve_problem(problem: HindsightProblem, *, beam: int = DEFAULT_BEAM) -> Hin
     :param beam: several workers: states the schedule search keeps per request index
         (:func:`agents.hindsight.workers.solve_workers`).
     """
-    relaxed = solve_frontier(problem, "relaxed")
-    stats = {"relaxed": relaxed.stats}
+    if problem.n_workers == 2:  # the pair of free times: a tighter relaxation, no schedule kept
+        pairs = solve_pairs(problem)
+        lower, relaxed_schedule, stats = pairs.cost, None, {"pairs": pairs.stats}
+    else:
+        relaxed = solve_frontier(problem, "relaxed")
+        lower, relaxed_schedule, stats = relaxed.cost, relaxed.schedule, {"relaxed": relaxed.stats}
     # several workers: the relaxed schedule's times are the virtual worker's, not the simulator's
-    found = relaxed.schedule if problem.n_workers == 1 else None
+    found = relaxed_schedule if problem.n_workers == 1 else None
     violations = tuple(schedule_violations(problem, found)) if found is not None else ()
     schedule, upper = (None, np.inf)
     if found is not None and not violations:
         schedule, upper = found, schedule_cost(problem, found)
-    if not _close(relaxed.cost, upper):
+    if not _close(lower, upper):
         if problem.n_workers == 1:
             searched, name = solve_frontier(problem, "realisable"), "realisable"
         else:
@@ -128,11 +136,11 @@ def solve_problem(problem: HindsightProblem, *, beam: int = DEFAULT_BEAM) -> Hin
                 schedule, upper = searched.schedule, cost
     return HindsightBound(
         n_requests=problem.n_requests,
-        lower_cost=relaxed.cost,
+        lower_cost=lower,
         upper_cost=upper,
         schedule=schedule,
-        relaxed_schedule=relaxed.schedule,
-        exact=_close(relaxed.cost, upper),
+        relaxed_schedule=relaxed_schedule,
+        exact=_close(lower, upper),
         violations=violations,
         stats=stats,
     )

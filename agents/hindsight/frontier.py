@@ -221,7 +221,7 @@ def _not_surely_dominated(f: np.ndarray, c: np.ndarray) -> np.ndarray:
     return c < cheapest[bucket]
 
 
-def _segmented_front(c_sorted: np.ndarray, starts: np.ndarray) -> np.ndarray:
+def segmented_front(c_sorted: np.ndarray, starts: np.ndarray) -> np.ndarray:
     """Pareto pruning of states sorted by (segment, f, c): keep a state if it costs less than
     every earlier state of its segment (``starts`` marks each segment's first state)."""
     keep = np.empty(len(c_sorted), dtype=bool)
@@ -395,7 +395,7 @@ class _Programme:
             # how many of the first requests each state may drop (grows with f)
             key = np.maximum(k, np.searchsorted(self.a, cand.f[order] - self.drop_backlog, side="right"))
             starts[1:] = key[1:] != key[:-1]
-        keep = _segmented_front(cand.c[order], starts)
+        keep = segmented_front(cand.c[order], starts)
         return order[keep], None if key is None else key[keep]
 
     def _store(self, k: int, cand: _Candidates, front: np.ndarray, groups, parents, models) -> None:
