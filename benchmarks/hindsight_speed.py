@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from agents.hindsight import HindsightProblem, episode_bound
+from agents.hindsight import episode_bound
 from batchenv.fileio import write_atomic
 from batchenv.scenarios import load_scenario
 
@@ -138,10 +138,6 @@ def main(argv: list[str] | None = None) -> int:
             "numpy": np.__version__,
             "machine": platform.machine(),
             "cpu_count": os.cpu_count(),
-            # backlog (s) a drop implies on the default system: T(queue_capacity - max_batch_size)
-            "drop_backlog_s": HindsightProblem.from_config(
-                load_scenario("default"), np.zeros(0)
-            ).drop_backlog_s(),
         },
         "rows": rows,
     }

@@ -85,15 +85,14 @@ def tiny_instance(seed: int) -> tuple[SystemConfig, np.ndarray, float]:
 def brute_force(problem: HindsightProblem, *, relaxed: bool, delays: tuple[float, ...] = (0.0,)) -> float:
     """Least cost over every FIFO schedule on one worker: every split into batches, every model,
     dispatch at the earliest time plus each of ``delays`` and at every later arrival time (and,
-    with the shield, at the shield time); drops (relaxed: when the backlog allows) and the
-    requests left at the horizon. Costs are summed request by request."""
+    with the shield, at the shield time); drops (relaxed: of any request) and the requests left
+    at the horizon. Costs are summed request by request."""
     a = [float(x) for x in problem.arrivals_s]
     n = len(a)
     horizon, w, w_slo, slo = problem.horizon_s, problem.w_latency_per_s, problem.w_slo, problem.slo_s
     best_q = problem.best_quality
     leftover = [best_q + w * (horizon - t) for t in a]
     drop = problem.drop_cost
-    backlog = problem.drop_backlog_s()
     cap = problem.queue_capacity
     wait_s = problem.max_wait_s
     best = math.inf
@@ -114,8 +113,7 @@ def brute_force(problem: HindsightProblem, *, relaxed: bool, delays: tuple[float
             return
         if relaxed:
             best = min(best, cost + sum(min(leftover[r], drop) for r in range(i, n)))
-            if f >= a[i] + backlog:
-                visit(i + 1, f, cost + drop)
+            visit(i + 1, f, cost + drop)
         elif i + cap >= n and max(f, a[i] + wait_s) >= horizon:
             best = min(best, cost + sum(leftover[i:]))
         for last in range(i, min(n, i + problem.max_batch_size)):
@@ -582,6 +580,5 @@ def test_one_worker_has_no_credit_and_the_realisable_programme_refuses_several()
     assert one.credit_s == 0.0 and one.n_workers == 1
     two = HindsightProblem.from_config(config.replace(n_workers=2), times)
     assert two.credit_s == pytest.approx(0.5 * float(two.service_s[:, 1:].max()))
-    assert two.drop_backlog_s() == pytest.approx(one.drop_backlog_s() / 2 - two.credit_s)
     with pytest.raises(ValueError, match="one worker"):
         solve_frontier(two, "realisable")

@@ -21,13 +21,12 @@ why the relaxed programme drops it; see below.)
 Two programmes share this engine (:mod:`agents.hindsight.bound` explains what each proves):
 
 ``relaxed`` (a lower bound)
-    No timeout shield; a request may be dropped, at ``best quality + w_drop``, when the worker's
-    backlog at its arrival is at least :meth:`HindsightProblem.drop_backlog_s` (a drop implies
-    it); at the end each request left over costs the cheaper of waiting until the horizon and
-    being dropped. The dominance ``f1 <= f2, c1 <= c2`` is exact: from ``f1`` every continuation
-    of ``f2`` can be played with the same dispatch times, at the same cost. States whose drop
-    options differ are not compared (their *class*: how many of the next requests the backlog
-    lets them drop; all states share one class unless the backlog is that long).
+    No timeout shield and no queue capacity; any request may be dropped, at ``best quality +
+    w_drop``; at the end each request left over costs the cheaper of waiting until the horizon
+    and being dropped. (A drop allowed only with the backlog a full queue implies would depend on
+    the dispatch times, and so break the earliest-dispatch argument above: a later dispatch
+    raises the backlog.) The dominance ``f1 <= f2, c1 <= c2`` is exact: from ``f1`` every
+    continuation of ``f2`` can be played with the same dispatch times, at the same cost.
 ``realisable`` (schedules the simulator plays)
     The shield (an idle worker dispatches by ``max(f, arrival of the batch's first request +
     max_wait)``), the queue capacity (request r before request r + capacity arrives), no drops,
@@ -124,7 +123,7 @@ class _Store:
         self.index = np.empty(capacity, dtype=np.int64)
         self.parent = np.empty(capacity, dtype=np.int64)
         self.model = np.empty(capacity, dtype=np.int8)
-        self.last = np.empty(capacity, dtype=bool)  # last state of its (index, class) group
+        self.last = np.empty(capacity, dtype=bool)  # last (cheapest) state of its front
 
     def ensure(self, size: int) -> None:
         if size <= len(self.f):
@@ -282,7 +281,6 @@ class _Programme:
         leftover = p.leftover_costs()
         if relaxed:
             self.tail = suffix_sums(np.minimum(leftover, p.drop_cost))
-            self.drop_backlog = p.drop_backlog_s()
         else:
             self.tail = suffix_sums(leftover)
             self.shield = p.shield_deadline_s()
@@ -356,14 +354,11 @@ class _Programme:
         ids = np.flatnonzero(self.allowed[b])
         return _Candidates(ids, free.ravel()[ids], cost.ravel()[ids])
 
-    def _add_drops(self, k: int, cand: _Candidates, n_grid: int) -> np.ndarray | None:
-        """Relaxed: append the drops of request k - 1 that the backlog allows; returns the
-        dropping states (None if none)."""
+    def _add_drops(self, k: int, cand: _Candidates, n_grid: int) -> np.ndarray:
+        """Relaxed: append the drop of request k - 1 from every state of front k - 1; returns
+        those states."""
         s = self.s
         prev = np.arange(self.offsets[k - 1], self.offsets[k])
-        prev = prev[s.f[prev] >= self.arr[k] + self.drop_backlog]
-        if not len(prev):
-            return None
         cand.append(n_grid + np.arange(len(prev)), s.f[prev], s.c[prev] + self.problem.drop_cost)
         return prev
 
@@ -383,22 +378,16 @@ class _Programme:
             models[~on_grid] = _SKIP
         return parents, models
 
-    def _prune(self, k: int, cand: _Candidates) -> tuple[np.ndarray, np.ndarray | None]:
-        """Indices (into cand) of the front, sorted by f, and their classes (None: one class)."""
+    def _prune(self, cand: _Candidates) -> np.ndarray:
+        """Indices (into cand) of the front, sorted by f (cost falling)."""
         if len(cand.ids) > _PREFILTER_FROM:
             cand.select(_not_surely_dominated(cand.f, cand.c))
         order = np.lexsort((cand.c, cand.f))
         starts = np.zeros(len(order), dtype=bool)
         starts[0] = True
-        key = None
-        if self.relaxed and cand.f[order[-1]] >= self.clamp[k] + self.drop_backlog:
-            # how many of the first requests each state may drop (grows with f)
-            key = np.maximum(k, np.searchsorted(self.a, cand.f[order] - self.drop_backlog, side="right"))
-            starts[1:] = key[1:] != key[:-1]
-        keep = segmented_front(cand.c[order], starts)
-        return order[keep], None if key is None else key[keep]
+        return order[segmented_front(cand.c[order], starts)]
 
-    def _store(self, k: int, cand: _Candidates, front: np.ndarray, groups, parents, models) -> None:
+    def _store(self, k: int, cand: _Candidates, front: np.ndarray, parents, models) -> None:
         """Append front k to the store."""
         s = self.s
         hi = self.offsets[k]
@@ -410,13 +399,9 @@ class _Programme:
         s.index[out] = k
         s.parent[out] = parents
         s.model[out] = models
-        last = np.zeros(size, dtype=bool)
-        last[-1] = True
-        if groups is not None:
-            last[:-1] = groups[1:] != groups[:-1]
-        s.last[out] = last
-        for state in np.flatnonzero(last) + hi:  # the cheapest state of each class
-            self._leave_at(int(state), k)
+        s.last[out] = False
+        s.last[hi + size - 1] = True
+        self._leave_at(int(hi + size - 1), k)  # the cheapest state of the front
         self.offsets[k + 1] = hi + size
         self.largest_front = max(self.largest_front, size)
 
@@ -441,9 +426,9 @@ class _Programme:
         if len(cand.ids) == 0:
             self.offsets[k + 1] = self.offsets[k]
             return
-        front, groups = self._prune(k, cand)
+        front = self._prune(cand)
         parents, models = self._origin(cand.ids[front], src, drops, n_grid, n_early)
-        self._store(k, cand, front, groups, parents, models)
+        self._store(k, cand, front, parents, models)
 
     def run(self) -> FrontierResult:
         start = time.perf_counter()

@@ -19,24 +19,7 @@ import numpy as np
 from batchenv.config import ConfigError, SystemConfig
 from batchenv.timing import ServiceTable
 
-__all__ = ["HindsightProblem", "min_service_to_serve_s"]
-
-
-def min_service_to_serve_s(service_s: np.ndarray, n_requests: int) -> float:
-    """Least total service time (s) of batches (any model, sizes 1..B) that hold at least
-    ``n_requests`` requests: ``T(n) = min_b (min_m service(m, b) + T(max(n - b, 0)))``, ``T(0) = 0``.
-
-    :param service_s: service times, shape (M, B + 1), column 0 unused.
-    """
-    if n_requests <= 0:
-        return 0.0
-    best = service_s[:, 1:].min(axis=0)  # (B,): fastest model per batch size
-    n_b = len(best)
-    total = np.zeros(n_requests + 1)
-    for n in range(1, n_requests + 1):
-        sizes = np.arange(1, n_b + 1)
-        total[n] = float(np.min(best + total[np.maximum(n - sizes, 0)]))
-    return float(total[n_requests])
+__all__ = ["HindsightProblem"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -173,16 +156,3 @@ class HindsightProblem:
         if cap < n:
             deadline[: n - cap] = self.arrivals_s[cap:]
         return deadline
-
-    def drop_backlog_s(self) -> float:
-        """Least backlog (s of work in front of the virtual worker, beyond ``arrivals_s[r]``)
-        that a drop of request r implies.
-
-        A request r is dropped only if ``queue_capacity`` requests wait at its arrival. At most
-        ``max_batch_size`` of them can share the batch that is formed next; the others (at least
-        C - B) are in earlier batches, all dispatched at or after ``arrivals_s[r]``, so the
-        workers are busy with them from then on for at least ``T(C - B)`` seconds in total
-        (:func:`min_service_to_serve_s`). With W workers the virtual worker of the relaxation
-        (:attr:`credit_s`) is then free no earlier than ``arrivals_s[r] - credit_s + T(C - B) / W``."""
-        work = min_service_to_serve_s(self.service_s, self.queue_capacity - self.max_batch_size)
-        return work / self.n_workers - self.credit_s
