@@ -4,11 +4,10 @@ simulator, the best schedule found that the simulator can play, and whether the 
 Procedure (:func:`hindsight_bound`):
 
 1. Solve the *relaxed* programme (:mod:`agents.hindsight.frontier`): its optimum is a lower
-   bound, because every episode the simulator can produce is a schedule of the relaxation with
-   the same cost (FIFO batches dispatched when a worker is free and their last request has
-   arrived, before the horizon; drops only with the backlog a full queue implies; requests left
-   waiting at the horizon; the relaxation drops the timeout shield and the queue capacity as
-   constraints).
+   bound, because every episode the simulator can produce is a schedule of the relaxation at no
+   lower cost (FIFO batches dispatched when a worker is free and their last request has
+   arrived, before the horizon; any drop; requests left waiting at the horizon; the relaxation
+   drops the timeout shield and the queue capacity as constraints).
 2. If its optimal schedule breaks none of the simulator's rules (:func:`schedule_violations`:
    shield, capacity, no drop, the requests left at the horizon), the simulator can play it: the
    bound is *exact*, the least cost any policy reaches on these arrivals.
