@@ -11,7 +11,7 @@ advance, by dynamic programming over FIFO batches (docs/hindsight.md).
 One worker: the least cost (exact, or a lower bound beside the best schedule found). Several
 workers: a lower bound from a relaxation (:attr:`HindsightProblem.credit_s`), beside the best
 schedule a beam search finds (:mod:`~agents.hindsight.workers`). Speed: a 60 s
-episode at 300 requests/s on one worker takes about 3 s of CPU and 42 MB; the time per request
+episode at 300 requests/s on one worker takes about 3.5 s of CPU and 70 MB; the time per request
 grows with the load, through the size of the fronts (``benchmarks/hindsight_speed.py``,
 docs/hindsight.md, which gives the several-worker figures too).
 
