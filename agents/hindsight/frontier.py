@@ -63,6 +63,7 @@ __all__ = [
     "BatchTables",
     "FrontierResult",
     "FrontierStats",
+    "segmented_front",
     "solve_frontier",
     "suffix_sums",
     "useful_models",
@@ -175,6 +176,20 @@ class BatchTables(NamedTuple):
         allowed = useful_models(service_by_size, batch_cost)
         return cls(arr, w_prefix, service_by_size, batch_cost, w * sizes.astype(float), allowed)
 
+    def costs(
+        self, p: HindsightProblem, cost: np.ndarray, first: np.ndarray, k: int, dispatch: np.ndarray
+    ) -> np.ndarray:
+        """The cost after a batch of requests ``first .. k - 1`` dispatched at ``dispatch`` (s),
+        on each model, from states of cost ``cost``: shape (S, M) for inputs of shape (S,)."""
+        b = k - first
+        waited = cost + self.w_prefix[first] - self.w_prefix[k] + self.size_weight[b] * dispatch
+        total = waited[:, None] + self.batch_cost[b]
+        if p.w_slo:
+            completion = dispatch[:, None] + self.service_by_size[b]
+            before = np.searchsorted(p.arrivals_s, completion - p.slo_s, side="left")
+            total += p.w_slo * np.clip(before - first[:, None], 0, b[:, None])
+        return total
+
 
 def suffix_sums(values: np.ndarray) -> np.ndarray:
     """``out[i] = sum(values[i:])``, shape (len + 1,)."""
@@ -256,19 +271,18 @@ class _Programme:
     def __init__(self, problem: HindsightProblem, relaxed: bool) -> None:
         self.problem = p = problem
         self.relaxed = relaxed
-        a = self.a = p.arrivals_s
+        a = p.arrivals_s
         n = self.n = p.n_requests
         self.horizon = p.horizon_s
         service = p.service_s
         self.n_models, self.max_b = service.shape[0], service.shape[1] - 1
         # 1-based arrivals: arr[k] = arrival of request k - 1 (BatchTables); clamp[k] = arrival
         # of the next request of front k (-inf at k = n: none).
-        tables = BatchTables.of(p)
-        self.arr, self.w_prefix, self.service_by_size = tables.arr, tables.w_prefix, tables.service_by_size
-        self.batch_cost, self.size_weight, self.allowed = (
-            tables.batch_cost,
-            tables.size_weight,
-            tables.allowed,
+        self.tables = BatchTables.of(p)
+        self.arr, self.service_by_size, self.allowed = (
+            self.tables.arr,
+            self.tables.service_by_size,
+            self.tables.allowed,
         )
         # several workers (relaxed only): f is the virtual worker's free time less the credit,
         # the earliest dispatch it allows (HindsightProblem.credit_s); 0 and 1 for one worker
@@ -346,11 +360,7 @@ class _Programme:
         else:  # the virtual worker: f' = max(f, d - credit) + service / W, rounded down
             free = np.maximum(self.s.f[src], dispatch - self.credit)[:, None] + service / self.n_workers
             free = np.floor(free / GRID_S) * GRID_S
-        waited = self.s.c[src] + self.w_prefix[first] - self.w_prefix[k] + self.size_weight[b] * dispatch
-        cost = waited[:, None] + self.batch_cost[b]
-        if p.w_slo:
-            before = np.searchsorted(self.a, completion - p.slo_s, side="left")
-            cost += p.w_slo * np.clip(before - first[:, None], 0, b[:, None])
+        cost = self.tables.costs(p, self.s.c[src], first, k, dispatch)
         ids = np.flatnonzero(self.allowed[b])
         return _Candidates(ids, free.ravel()[ids], cost.ravel()[ids])
 

@@ -120,10 +120,7 @@ class _Pairs:
         pairs, cost, first, d = pairs[ok], cost[ok], first[ok], d[ok]
         b = k - first
         service = t.service_by_size[b]  # (S, M)
-        total = (cost + t.w_prefix[first] - t.w_prefix[k] + t.size_weight[b] * d)[:, None] + t.batch_cost[b]
-        if p.w_slo:
-            before = np.searchsorted(p.arrivals_s, d[:, None] + service - p.slo_s, side="left")
-            total = total + p.w_slo * np.clip(before - first[:, None], 0, b[:, None])
+        total = t.costs(p, cost, first, k, d)
         src, model = np.nonzero(t.allowed[b])
         done = d[src] + service[src, model]
         other = np.maximum(pairs[src, 1], d[src])

@@ -137,11 +137,7 @@ class _Beam:
         free, cost, first, ids, d = free[ok], cost[ok], first[ok], ids[ok], d[ok]
         b = k - first
         service = t.service_by_size[b]  # (S, M)
-        waited = cost + t.w_prefix[first] - t.w_prefix[k] + t.size_weight[b] * d
-        total = waited[:, None] + t.batch_cost[b]
-        if p.w_slo:
-            before = np.searchsorted(p.arrivals_s, d[:, None] + service - p.slo_s, side="left")
-            total = total + p.w_slo * np.clip(before - first[:, None], 0, b[:, None])
+        total = t.costs(p, cost, first, k, d)
         src, model = np.nonzero(t.allowed[b])
         self.n_candidates += len(src)
         if not len(src):
