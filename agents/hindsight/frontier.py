@@ -97,6 +97,19 @@ class FrontierStats:
     n_candidates: int
     elapsed_s: float
 
+    @classmethod
+    def of_fronts(cls, sizes: list[int], n_candidates: int, start: float) -> FrontierStats:
+        """The stats of a run that kept ``sizes[k]`` states at index k and began at ``start``
+        (a ``time.perf_counter()`` reading)."""
+        array = np.asarray(sizes)
+        return cls(
+            n_states=int(array.sum()),
+            max_front=int(array.max()),
+            mean_front=float(array.mean()),
+            n_candidates=n_candidates,
+            elapsed_s=time.perf_counter() - start,
+        )
+
 
 @dataclass(frozen=True)
 class FrontierResult:

@@ -143,15 +143,8 @@ class _Pairs:
         self.fronts.append((np.zeros((1, 2)), np.zeros(1)))
         for k in range(1, self.p.n_requests + 1):
             self._step(k)
-        sizes = np.array([len(front[1]) for front in self.fronts])
-        stats = FrontierStats(
-            n_states=int(sizes.sum()),
-            max_front=int(sizes.max()),
-            mean_front=float(sizes.mean()),
-            n_candidates=self.n_candidates,
-            elapsed_s=time.perf_counter() - start,
-        )
-        return PairResult(self.best, stats)
+        sizes = [len(front[1]) for front in self.fronts]
+        return PairResult(self.best, FrontierStats.of_fronts(sizes, self.n_candidates, start))
 
 
 def solve_pairs(problem: HindsightProblem, grid_s: float = PAIR_GRID_S) -> PairResult:

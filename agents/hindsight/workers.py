@@ -164,14 +164,8 @@ class _Beam:
         self._store(0, _Front.of(self.w, 1))
         for k in range(1, self.n + 1):
             self._step(k)
-        sizes = np.array([len(front.cost) for front in self.fronts])
-        stats = FrontierStats(
-            n_states=int(sizes.sum()),
-            max_front=int(sizes.max()),
-            mean_front=float(sizes.mean()),
-            n_candidates=self.n_candidates,
-            elapsed_s=time.perf_counter() - start,
-        )
+        sizes = [len(front.cost) for front in self.fronts]
+        stats = FrontierStats.of_fronts(sizes, self.n_candidates, start)
         total, k, j = self.best
         if not np.isfinite(total):
             return FrontierResult(np.inf, None, stats)
