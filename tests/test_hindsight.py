@@ -483,6 +483,23 @@ def test_pareto_pairs_is_the_front_of_a_brute_force() -> None:
             assert (i in kept) == (not beaten), (i, f0[i], f1[i], cost[i])
 
 
+def test_pareto_pairs_with_its_bucket_pass_is_the_front_of_a_brute_force() -> None:
+    """Past 512 states a bucket pass runs first: the front is still exact (vectorised brute force
+    over every pair of states)."""
+    rng = np.random.default_rng(12)
+    for n in (600, 3000):
+        f0 = rng.integers(0, 200, n).astype(float)
+        f1 = f0 + rng.integers(0, 200, n)
+        cost = rng.normal(size=n) - 0.01 * (f0 + f1)  # cheaper when later, as in the programme
+        kept = np.zeros(n, dtype=bool)
+        kept[pareto_pairs(f0, f1, cost)] = True
+        no_worse = (f0[:, None] <= f0) & (f1[:, None] <= f1) & (cost[:, None] <= cost)  # [j, i]
+        same = (f0[:, None] == f0) & (f1[:, None] == f1) & (cost[:, None] == cost)
+        earlier = np.arange(n)[:, None] < np.arange(n)
+        beaten = (no_worse & (~same | earlier)).any(axis=0)
+        np.testing.assert_array_equal(kept, ~beaten)
+
+
 def test_pair_programme_is_tighter_than_the_credit_relaxation_on_multi_gpu() -> None:
     """The reason it exists: on two 2 s episodes at 400 requests/s the pair bound is above the
     one-virtual-worker bound and within 3% of the schedule found."""

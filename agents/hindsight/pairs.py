@@ -21,9 +21,9 @@ down and raising them to the next arrival only loosen the constraints. The pruni
 state whose pair and cost are both at or below another's does at least as well from there on.
 
 Pruning: per request index, the Pareto front of (f0, f1, cost), by a sweep over f0 that keeps the
-least cost at each f1 cell. Sources: per earlier index, every state still busy at the batch's last
-arrival, and of the others (which all dispatch at that arrival) only the front of (max(f1, that
-arrival), cost). Work per request index: the sources of the previous ``B`` indices times the
+least cost at each f1 cell. Sources: per earlier index, every state with a worker still busy at
+the batch's last arrival, and of those with both idle then (which all lead to the same pairs)
+only the cheapest. Work per request index: the sources of the previous ``B`` indices times the
 ``M`` models, one sort of the candidates and a sweep of one pass per distinct f0.
 """
 
@@ -34,10 +34,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from agents.hindsight.frontier import BatchTables, FrontierStats, segmented_front, suffix_sums
+from agents.hindsight.frontier import BatchTables, FrontierStats, suffix_sums
 from agents.hindsight.problem import HindsightProblem
 
 __all__ = ["PAIR_GRID_S", "PairResult", "pareto_pairs", "solve_pairs"]
+
+_PREFILTER_FROM = 512  # candidates from which the bucket pass runs before the exact sweep
 
 PAIR_GRID_S = 1e-3
 """Grid (s) the free times are rounded down to (docs/hindsight.md, "Several workers", measures
@@ -56,9 +58,33 @@ class PairResult:
     stats: FrontierStats
 
 
+def _not_surely_dominated(
+    f0: np.ndarray, f1: np.ndarray, cost: np.ndarray, n_buckets: int = 32
+) -> np.ndarray:
+    """A cheap first pass of the pruning, O(K + buckets^2): bucket the states by f0 and f1; a state
+    is dominated if a state of a bucket lower on both (hence strictly smaller f0 and f1) costs no
+    more. Returns the mask of the states this pass cannot rule out (a superset of the front)."""
+    rows = []
+    for values in (f0, f1):
+        low, span = values.min(), values.max() - values.min()
+        if not span > 0:
+            return np.ones(len(cost), dtype=bool)
+        rows.append(np.minimum((values - low) * (n_buckets / span), n_buckets - 1).astype(np.int64))
+    b0, b1 = rows
+    cheapest = np.full((n_buckets + 1, n_buckets + 1), np.inf)
+    np.minimum.at(cheapest, (b0 + 1, b1 + 1), cost)
+    np.minimum.accumulate(cheapest, axis=0, out=cheapest)
+    np.minimum.accumulate(cheapest, axis=1, out=cheapest)  # [i, j]: least cost in buckets < i, < j
+    return cost < cheapest[b0, b1]
+
+
 def pareto_pairs(f0: np.ndarray, f1: np.ndarray, cost: np.ndarray) -> np.ndarray:
     """Indices of the states that no other state beats or ties on ``f0``, ``f1`` and ``cost`` at
     once (the first of exact duplicates is kept). Shapes (K,)."""
+    if len(cost) > _PREFILTER_FROM:
+        survivors = np.flatnonzero(_not_surely_dominated(f0, f1, cost))
+        if len(survivors) < len(cost):
+            return survivors[pareto_pairs(f0[survivors], f1[survivors], cost[survivors])]
     _, x0 = np.unique(f0, return_inverse=True)
     _, x1 = np.unique(f1, return_inverse=True)
     order = np.lexsort((cost, x1, x0))
@@ -95,20 +121,20 @@ class _Pairs:
 
     def _sources(self, k: int, ak: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Pairs, costs and first requests of the states a batch ending with request k - 1 may
-        leave from (module docstring: the idle ones reduced to a front)."""
+        leave from: of the states of one index with both workers idle at ``ak``, which all lead to
+        the same pairs, only the cheapest."""
         rows = [i for i in range(max(0, k - self.max_b), k) if len(self.fronts[i][1])]
+        sizes = [len(self.fronts[i][1]) for i in rows]
         pairs = np.concatenate([self.fronts[i][0] for i in rows])
         cost = np.concatenate([self.fronts[i][1] for i in rows])
-        first = np.concatenate([np.full(len(self.fronts[i][1]), i) for i in rows])
-        idle = pairs[:, 0] <= ak
-        if not idle.any():
+        first = np.repeat(rows, sizes)
+        # both workers idle at ak: all such states of one index lead to the same pairs
+        both = pairs[:, 1] <= ak
+        if not both.any():
             return pairs, cost, first
-        later = np.maximum(pairs[:, 1], ak)
-        order = np.lexsort((cost, later, first, idle))  # busy first, then idle by (index, f1, cost)
-        n_busy = len(order) - int(np.count_nonzero(idle))
-        idle_first = first[order[n_busy:]]
-        starts = np.r_[True, idle_first[1:] != idle_first[:-1]]
-        kept = order[np.r_[np.ones(n_busy, dtype=bool), segmented_front(cost[order[n_busy:]], starts)]]
+        starts = np.r_[0, np.cumsum(sizes)[:-1]]
+        least = np.repeat(np.minimum.reduceat(np.where(both, cost, np.inf), starts), sizes)
+        kept = ~both | (cost == least)  # (ties are merged by the pruning)
         return pairs[kept], cost[kept], first[kept]
 
     def _step(self, k: int) -> None:
