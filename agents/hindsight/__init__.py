@@ -9,14 +9,16 @@ advance, by dynamic programming over FIFO batches (docs/hindsight.md).
     hindsight_cost_per_request(config, seed)            # per evaluation episode (config, seed)
 
 One worker: the least cost (exact, or a lower bound beside the best schedule found). Several
-workers: a lower bound from a relaxation (:attr:`HindsightProblem.credit_s`), beside the best
-schedule a beam search finds (:mod:`~agents.hindsight.workers`). Speed: a 60 s
+workers: a lower bound from a relaxation (two workers: the pair of free times,
+:mod:`~agents.hindsight.pairs`; more: one virtual worker, :attr:`HindsightProblem.credit_s`),
+beside the best schedule a beam search finds (:mod:`~agents.hindsight.workers`). Speed: a 60 s
 episode at 300 requests/s on one worker takes about 3.5 s of CPU and 70 MB; the time per request
 grows with the load, through the size of the fronts (``benchmarks/hindsight_speed.py``,
 docs/hindsight.md, which gives the several-worker figures too).
 
 Modules: :mod:`~agents.hindsight.problem` (the arrays of one problem),
-:mod:`~agents.hindsight.frontier` (the programme), :mod:`~agents.hindsight.schedule` (a schedule,
+:mod:`~agents.hindsight.frontier` (the programme), :mod:`~agents.hindsight.pairs` (the
+two-worker relaxation), :mod:`~agents.hindsight.schedule` (a schedule,
 its cost, its rule check), :mod:`~agents.hindsight.workers` (the schedule search for several
 workers), :mod:`~agents.hindsight.replay` (the simulator plays a schedule),
 :mod:`~agents.hindsight.bound` (lower bound, best schedule, exactness) and
