@@ -152,11 +152,9 @@ class _Pairs:
         other = np.maximum(pairs[src, 1], d[src])
         low = np.concatenate([np.minimum(done, other), self.fronts[k - 1][0][:, 0]])
         high = np.concatenate([np.maximum(done, other), self.fronts[k - 1][0][:, 1]])
-        c = np.concatenate([total[src, model], self.fronts[k - 1][1] + p.drop_cost])  # or drop k - 1
+        # or drop request k - 1: every front has states (a drop is always allowed)
+        c = np.concatenate([total[src, model], self.fronts[k - 1][1] + p.drop_cost])
         self.n_candidates += len(c)
-        if not len(c):
-            self.fronts.append((np.empty((0, 2)), np.empty(0)))
-            return
         after = t.arr[k + 1] if k < p.n_requests else ak  # the next arrival
         low = np.floor(np.maximum(low, after) / self.grid) * self.grid
         high = np.floor(np.maximum(high, after) / self.grid) * self.grid
