@@ -476,25 +476,30 @@ def run_tail(args: argparse.Namespace, backend: Backend, command: str) -> tuple[
             }
             for spec in ("timeout", *TAIL_AGENTS)
         }
-    gap_timeout = gap(mmpp["timeout"], mmpp[ORACLE])[0]
-    closures = {spec: 1.0 - gap(mmpp[spec], mmpp[ORACLE])[0] / gap_timeout for spec in TAIL_AGENTS}
+    costs = {spec: [row["cost"] for row in rows] for spec, rows in mmpp.items()}
+    closures = {spec: closure_interval(costs[spec], costs["timeout"], costs[ORACLE]) for spec in TAIL_AGENTS}
     lines += [
         "",
         f"MMPP 50 <-> 450/s (seeds 0-{mmpp_seeds[-1]}): cost gap to the phase oracle and closure of the "
-        "tuned timeout's gap.",
+        "tuned timeout's gap (95% interval: paired bootstrap over the seeds).",
         "",
         head,
         rule,
         "| mmpp_50_450 | "
         + " | ".join(
-            f"{pct(gap(mmpp[spec], mmpp[ORACLE]))}; closure {100 * closures[spec]:.0f}%"
+            f"{pct(gap(mmpp[spec], mmpp[ORACLE]))}; closure {100 * closures[spec][0]:.0f}% "
+            f"({100 * closures[spec][1]:.0f}-{100 * closures[spec][2]:.0f}%)"
             for spec in TAIL_AGENTS
         )
         + " |",
         "",
     ]
     data["mmpp"] = {
-        spec: {"gap_vs_oracle": gap(mmpp[spec], mmpp[ORACLE]), "closure": closures[spec]}
+        spec: {
+            "gap_vs_oracle": gap(mmpp[spec], mmpp[ORACLE]),
+            "closure": closures[spec][0],
+            "closure_interval": list(closures[spec][1:]),
+        }
         for spec in TAIL_AGENTS
     }
     return lines, data
