@@ -436,7 +436,8 @@ class _Programme:
         drops = self._add_drops(k, cand, n_grid) if self.relaxed else None
         self.n_candidates += len(cand.ids)
         np.maximum(cand.f, self.clamp[k], out=cand.f)
-        if (len(dispatch) and dispatch.max() + self.max_service >= self.horizon) or drops is not None:
+        # a drop keeps a state busy until the horizon at any index, a batch only near the horizon
+        if self.relaxed or (len(dispatch) and dispatch.max() + self.max_service >= self.horizon):
             done = cand.f >= self.horizon  # busy until the horizon: the episode ends
             if done.any():
                 if self._room_at(k):

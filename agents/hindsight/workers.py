@@ -40,8 +40,8 @@ from agents.hindsight.schedule import PlannedBatch, Schedule
 __all__ = ["DEFAULT_BEAM", "solve_workers"]
 
 DEFAULT_BEAM = 64
-"""States kept per request index: at 400 requests/s on two workers the front of (sum of free
-times, cost) holds about 60-90 states, so 64 rarely thins it (docs/hindsight.md, "Several workers")."""
+"""States kept per request index (docs/results/hindsight_workers.md records the mean front it
+leaves at 400 and 800 requests/s; tests/test_hindsight.py checks that a wider beam costs no more)."""
 
 
 def _thin(c_by_g: np.ndarray, beam: int) -> np.ndarray:
@@ -95,8 +95,7 @@ class _Beam:
         self.beam = beam
         self.n = n = p.n_requests
         self.w = p.n_workers
-        service = p.service_s
-        self.n_models, self.max_b = service.shape[0], service.shape[1] - 1
+        self.max_b = p.max_batch_size
         self.tables = BatchTables.of(p)
         self.tail = suffix_sums(p.leftover_costs())  # tail[k]: requests k.. wait at the horizon
         self.shield = np.append(p.shield_deadline_s(), np.inf)
@@ -129,7 +128,7 @@ class _Beam:
             return
         free = np.concatenate([self.fronts[i].free for i in rows])  # (S, W)
         cost = np.concatenate([self.fronts[i].cost for i in rows])
-        first = np.concatenate([np.full(len(self.fronts[i].cost), i) for i in rows])
+        first = np.repeat(rows, [len(self.fronts[i].cost) for i in rows])
         ids = np.concatenate([(i << 32) + np.arange(len(self.fronts[i].cost)) for i in rows])
         d = np.maximum(free[:, 0], ak)
         shield_ok = d <= np.maximum(free[:, 0], self.shield[first])
