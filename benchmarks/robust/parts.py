@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +116,13 @@ def run_traces(args: argparse.Namespace, backend: Backend, command: str) -> tupl
     return lines, data
 
 
+def _closures(res: dict[str, list[dict]], specs: Iterable[str]) -> dict[str, tuple[float, float, float]]:
+    """Per spec of ``specs``: the share of the tuned timeout's gap to the oracle that it closes on
+    the MMPP runs ``res`` (rows by seed), with its bootstrap interval (``closure_interval``)."""
+    costs = {spec: [row["cost"] for row in rows] for spec, rows in res.items()}
+    return {spec: closure_interval(costs[spec], costs["timeout"], costs[ORACLE]) for spec in specs}
+
+
 def run_mmpp(args: argparse.Namespace, backend: Backend, command: str) -> tuple[list[str], dict]:
     config = mmpp_config()
     tuned = tuned_for(config, Path(args.out).with_suffix("") / "tuned", backend, command)
@@ -139,11 +146,11 @@ def run_mmpp(args: argparse.Namespace, backend: Backend, command: str) -> tuple[
         "|---|---|---|---|---|---|---|",
     ]
     data: dict[str, Any] = {"tuned": {a: tuned[a]["params"] for a in TUNED_AGENTS}, "agents": {}}
-    costs = {spec: [row["cost"] for row in rows] for spec, rows in res.items()}
+    closures = _closures(res, res)
     for spec, rows in res.items():
         s = summary(rows)
         cost_gap = gap(rows, oracle)
-        closure, low, high = closure_interval(costs[spec], costs["timeout"], costs[ORACLE])
+        closure, low, high = closures[spec]
         interval = f" ({100 * low:.0f}-{100 * high:.0f}%)" if spec not in ("timeout", ORACLE) else ""
         portfolio = f"{s['switches']:.1f}, {s['regret_pct'][0]:.2f}%" if "switches" in s else ""
         lines.append(
@@ -476,8 +483,7 @@ def run_tail(args: argparse.Namespace, backend: Backend, command: str) -> tuple[
             }
             for spec in ("timeout", *TAIL_AGENTS)
         }
-    costs = {spec: [row["cost"] for row in rows] for spec, rows in mmpp.items()}
-    closures = {spec: closure_interval(costs[spec], costs["timeout"], costs[ORACLE]) for spec in TAIL_AGENTS}
+    closures = _closures(mmpp, TAIL_AGENTS)
     lines += [
         "",
         f"MMPP 50 <-> 450/s (seeds 0-{mmpp_seeds[-1]}): cost gap to the phase oracle and closure of the "
