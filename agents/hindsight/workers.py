@@ -17,9 +17,10 @@ waiting at the horizon neither trigger the shield nor fill the queue.
 
 Pruning keeps, per request index, at most ``beam`` states: those on the Pareto front of (sum of
 the free times, cost), thinned evenly along it. A state dominated on the whole free-time vector
-and the cost is dominated on that pair too, so no state the exact front would keep is dropped
-for being dominated; the cap is what makes this a heuristic. Its cost is therefore an upper bound
-on the least cost (any schedule the simulator plays is one), not a proven optimum.
+and the cost is dominated on that pair too, but not conversely: the projection on the pair may
+drop a state the exact front (over the whole vector) would keep, and the cap drops more. Both make
+this a heuristic. Its cost is therefore an upper bound on the least cost (any schedule the
+simulator plays is one), not a proven optimum.
 
 Work per request index: ``B x beam x M`` candidates (the sources of the previous ``B`` indices
 times the models), one sort of their free-time rows (W each) and one of the pairs. Memory: every
