@@ -8,7 +8,9 @@ the field, the file, the row and the offending value.
 batchenv ships an excerpt of the Azure LLM inference trace 2023 (conversation service, CC-BY 4.0),
 addressed as ``package:azure_conv_excerpt``, and the Mooncake conversation trace of the FAST'25
 release (Apache-2.0; columns ``recorded_s`` on a 3 s grid and the evenly spread ``arrival_s``),
-``package:mooncake_conv``; see ``batchenv/data/ATTRIBUTION.md``.
+``package:mooncake_conv``, and one hour of arrivals generated from ServeGen's production statistics
+of Alibaba Cloud Model Studio (Apache-2.0; not recorded timestamps, :mod:`batchenv.servegen`),
+``package:servegen_m_large``; see ``batchenv/data/ATTRIBUTION.md``.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ _DATA_DIR = Path(__file__).resolve().parent / "data"
 PACKAGE_TRACES = {
     "azure_conv_excerpt": _DATA_DIR / "azure_conv_excerpt.csv",
     "mooncake_conv": _DATA_DIR / "mooncake_conv.csv",
+    "servegen_m_large": _DATA_DIR / "servegen_m_large.csv",
 }
 _FIELD = "arrivals.trace_path"
 

@@ -11,6 +11,17 @@ Sources (fetch them yourself; this script never downloads anything):
   ``SPREAD_SEED``, so the file is the same at every run) and the token counts, and drops the
   prefix hashes.
 
+- ``servegen_m_large.csv``: arrivals generated from ServeGen's production statistics of the
+  language model "m-large" (Alibaba Cloud Model Studio), https://github.com/alibaba/ServeGen,
+  folder ``data/language/m-large`` (the 162 files ``chunk-<id>-trace.csv`` at commit
+  f891d1189eb32b3868dfc443800c4150548c282a, 2025-06-09; their digest, ``SERVEGEN_M_LARGE_SHA256``,
+  is the sha256 of the files' names and bytes in the order of their ids). Apache License 2.0.
+  ServeGen publishes per-client rates and fitted gap distributions per 10-minute window, not
+  timestamps: :func:`batchenv.servegen.servegen_arrivals` draws arrivals from them by ServeGen's
+  method, for the busiest hour of the first day (six windows), the aggregate rate scaled to a
+  mean of ``SERVEGEN_MEAN_RATE_PER_S`` (seed ``SERVEGEN_SEED``, so the file is the same at every
+  run).
+
 ``azure_conv_excerpt.csv`` (the first 3,001 requests of the Azure LLM inference trace 2023,
 conversation service, unchanged) predates this script and is described in
 ``batchenv/data/ATTRIBUTION.md``.
@@ -18,6 +29,7 @@ conversation service, unchanged) predates this script and is described in
 Usage::
 
     python benchmarks/make_trace_excerpts.py --mooncake-conversation path/to/conversation_trace.jsonl
+    python benchmarks/make_trace_excerpts.py --servegen-m-large path/to/ServeGen/data/language/m-large
 """
 
 from __future__ import annotations
@@ -34,6 +46,7 @@ sys.path.insert(0, str(REPO))
 
 from batchenv.config import ConfigError  # noqa: E402
 from batchenv.fileio import write_atomic  # noqa: E402
+from batchenv.servegen import WINDOW_S, read_servegen_clients, servegen_arrivals  # noqa: E402
 from batchenv.trace_prep import (  # noqa: E402
     excerpt_csv,
     read_mooncake_jsonl,
@@ -45,6 +58,13 @@ DATA_DIR = REPO / "batchenv" / "data"
 MOONCAKE_CONVERSATION_SHA256 = "b8cbb061a85206d729d91cdc2981f43c9e0d99209dce588d3af5f7934408b9df"
 SPREAD_SEED = 0
 """Seed of the spread of the tied timestamps within their recording intervals."""
+SERVEGEN_M_LARGE_SHA256 = "638a546a4dbf5ea1aaef876f751e0364e2dbb17338c46ed8c6f0f9d42ac30f3e"
+SERVEGEN_MEAN_RATE_PER_S = 5.0
+"""Mean rate of the generated hour (requests/s): about 18,000 requests, a file of the size of the
+others (the scenarios rescale its time axis; at the data's own rates the hour holds 1.3 million)."""
+SERVEGEN_SEED = 0
+"""Seed of the draws of the gaps."""
+WINDOWS_PER_HOUR = 6
 
 
 def _sha256(path: Path) -> str:
@@ -76,6 +96,50 @@ def mooncake_conversation(source: Path, out_dir: Path, check_digest: bool = True
     return path
 
 
+def servegen_digest(folder: Path) -> str:
+    """sha256 of the names and bytes of the folder's ``chunk-<id>-trace.csv`` files, by id."""
+    files = sorted(folder.glob("chunk-*-trace.csv"), key=lambda p: int(p.name.split("-")[1]))
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def busiest_hour(aggregate_per_window: np.ndarray, hours: int = 24) -> int:
+    """Index of the hour (six aligned windows) with the highest mean rate among the first ``hours``."""
+    day = aggregate_per_window[: hours * WINDOWS_PER_HOUR].reshape(hours, WINDOWS_PER_HOUR)
+    return int(np.argmax(day.mean(axis=1)))
+
+
+def servegen_m_large(source: Path, out_dir: Path, check_digest: bool = True) -> Path:
+    """Write ``servegen_m_large.csv`` (``arrival_s,client``) from ServeGen's m-large statistics."""
+    if not source.is_dir():
+        raise ConfigError("--servegen-m-large", f"folder not found: {source}")
+    if check_digest and servegen_digest(source) != SERVEGEN_M_LARGE_SHA256:
+        raise ConfigError(
+            "--servegen-m-large",
+            f"{source} does not hold the m-large files of ServeGen commit f891d11 (digest differs from "
+            f"{SERVEGEN_M_LARGE_SHA256}); pass --any-version to generate anyway",
+        )
+    clients = read_servegen_clients(source)
+    hour = busiest_hour(clients.aggregate_rate_per_s())
+    times, owners = servegen_arrivals(
+        clients,
+        hour * WINDOWS_PER_HOUR,
+        WINDOWS_PER_HOUR,
+        SERVEGEN_MEAN_RATE_PER_S,
+        np.random.default_rng(SERVEGEN_SEED),
+    )
+    lines = ["arrival_s,client"] + [f"{t:.4f},{c}" for t, c in zip(times, owners, strict=True)]
+    path = write_atomic(out_dir / "servegen_m_large.csv", "\n".join(lines) + "\n")
+    print(
+        f"wrote {path} ({len(times)} requests from {len(np.unique(owners))} clients, "
+        f"hour {hour} of the first day, "
+        f"{WINDOWS_PER_HOUR * WINDOW_S:.0f} s, {path.stat().st_size} bytes)"
+    )
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="Regenerate the trace excerpts shipped in batchenv/data/ from their public sources "
@@ -84,8 +148,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--mooncake-conversation",
         type=Path,
-        required=True,
         help="FAST25-release/traces/conversation_trace.jsonl of github.com/kvcache-ai/Mooncake",
+    )
+    parser.add_argument(
+        "--servegen-m-large", type=Path, help="data/language/m-large of github.com/alibaba/ServeGen"
     )
     parser.add_argument(
         "--out-dir", type=Path, default=DATA_DIR, help=f"where to write the excerpts (default: {DATA_DIR})"
@@ -94,8 +160,13 @@ def main(argv: list[str] | None = None) -> int:
         "--any-version", action="store_true", help="do not check the source file's sha256 against the release"
     )
     args = parser.parse_args(argv)
+    if args.mooncake_conversation is None and args.servegen_m_large is None:
+        parser.error("give --mooncake-conversation, --servegen-m-large or both")
     try:
-        mooncake_conversation(args.mooncake_conversation, args.out_dir, check_digest=not args.any_version)
+        if args.mooncake_conversation is not None:
+            mooncake_conversation(args.mooncake_conversation, args.out_dir, check_digest=not args.any_version)
+        if args.servegen_m_large is not None:
+            servegen_m_large(args.servegen_m_large, args.out_dir, check_digest=not args.any_version)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

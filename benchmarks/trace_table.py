@@ -43,6 +43,12 @@ SHIPPED = (
     ("Mooncake conv (FAST'25)", "package:mooncake_conv", "recorded_s", "recorded: ties on a 3 s grid"),
     ("Mooncake conv (FAST'25)", "package:mooncake_conv", "arrival_s", "random spread (shipped, replayed)"),
     ("Mooncake conv (FAST'25)", "package:mooncake_conv", "even", "even spread (not shipped)"),
+    (
+        "ServeGen m-large (hour)",
+        "package:servegen_m_large",
+        "arrival_s",
+        "generated from production statistics",
+    ),
 )
 
 
@@ -204,6 +210,12 @@ def render(data: dict) -> str:
         "two spreads nearly agree (IDC 10 s); the ties give more there because a 10 s bin holds 3",
         "or 4 grid ticks. Rescaled to 30% and 60% of capacity the 3 s grid becomes 59 ms and 29 ms",
         "of replayed time: below that the arrival pattern is the spread's assumption, not data.",
+        "",
+        "The ServeGen hour holds no recorded timestamp: its arrivals are drawn from ServeGen's",
+        "per-client rates and fitted gap distributions of production traffic, per 10-minute window",
+        "(`batchenv/servegen.py`). Its figures measure that generation: the clients' bursts (the",
+        "tied gaps are requests drawn at the same 0.1 ms, from clients whose fitted gaps are mostly",
+        "near 0) and the mix of clients are from the data, each timestamp is a draw.",
         "",
         "## The same traces rescaled to the scenarios' rates",
         "",

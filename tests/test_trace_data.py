@@ -39,6 +39,16 @@ ATTRIBUTION = {
         "LICENSE-APACHE-2.0.txt",
         ["kvcache-ai/Mooncake", "conversation_trace.jsonl", "FAST 25", "Apache License 2.0", "Changes made"],
     ),
+    "servegen_m_large": (
+        "LICENSE-APACHE-2.0.txt",
+        [
+            "alibaba/ServeGen",
+            "arXiv:2505.09999",
+            "Apache License 2.0",
+            "Changes made",
+            "not a recorded trace",
+        ],
+    ),
 }
 
 
