@@ -34,7 +34,12 @@ TRACE_AGENTS = {
     "dqn_default": ("Dqn", "DQN"),
 }
 """Agents of the trace table besides the reference (the tuned timeout): macro token, column head."""
-TRACE_NAMES = {"azure_trace": "Azure conv.", "mooncake_conv": "Mooncake conv."}
+TRACE_NAMES = {
+    "azure_trace": "Azure conv.",
+    "mooncake_conv": "Mooncake conv.",
+    "servegen": "ServeGen$^\\ast$",
+}
+"""Row labels; the asterisk marks arrivals generated from production statistics, not recorded."""
 
 
 @dataclass(frozen=True)
@@ -107,7 +112,8 @@ def _token(name: str) -> str:
     base, _, load = name.rpartition("_")
     if load not in words:
         base, load = name, "native"
-    head = "Azure" if base.startswith("azure") else "Moon" if base.startswith("mooncake") else ""
+    heads = {"azure": "Azure", "mooncake": "Moon", "servegen": "Serve"}
+    head = next((h for prefix, h in heads.items() if base.startswith(prefix)), "")
     return head + words[load] if head else ""
 
 

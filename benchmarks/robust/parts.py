@@ -45,9 +45,14 @@ GOAL_TRACES = (
     "mooncake_conv",
     "mooncake_conv_30",
     "mooncake_conv_60",
+    "servegen",
+    "servegen_30",
 )
 """The trace scenarios of the goal: each trace at its native rate and at 30% and 60% of LLM-3's
-capacity."""
+capacity (the ServeGen hour's own rate is 63% of it, so it has no separate 60% scenario)."""
+TAIL_TRACES = GOAL_TRACES[:6]
+"""The goal traces of the ``tail`` part: those of the goal when the tail rules were measured
+(before the ServeGen hour was added); the rules stay off by default."""
 AGENTS = (
     "timeout",
     "util_switch",
@@ -406,14 +411,14 @@ def run_tail(args: argparse.Namespace, backend: Backend, command: str) -> tuple[
     tuned_dir = ROBUST_TUNED
     seeds = list(range(args.seeds))
     tuned = {
-        name: tuned_for(load_scenario(f"{name}_train"), tuned_dir, backend, command) for name in GOAL_TRACES
+        name: tuned_for(load_scenario(f"{name}_train"), tuned_dir, backend, command) for name in TAIL_TRACES
     }
     mmpp_tuned = tuned_for(mmpp_config(), tuned_dir, backend, command)
     trace_specs = ("timeout", *TAIL_AGENTS)
     poisson_specs = ("optimal", "timeout", *TAIL_AGENTS)
     mmpp_specs = ("timeout", *TAIL_AGENTS, ORACLE)
     mmpp_seeds = list(range(args.mmpp_seeds))
-    tasks = trace_tasks(GOAL_TRACES, trace_specs, seeds, tuned, args.horizon_s)
+    tasks = trace_tasks(TAIL_TRACES, trace_specs, seeds, tuned, args.horizon_s)
     tasks += [
         ("poisson", name, spec, seed, None, args.horizon_s)
         for name in POISSON
@@ -426,7 +431,7 @@ def run_tail(args: argparse.Namespace, backend: Backend, command: str) -> tuple[
         for seed in mmpp_seeds
     ]
     flat = iter(run_episodes(backend, tasks))
-    traces = {name: {spec: [next(flat) for _ in seeds] for spec in trace_specs} for name in GOAL_TRACES}
+    traces = {name: {spec: [next(flat) for _ in seeds] for spec in trace_specs} for name in TAIL_TRACES}
     poisson = {name: {spec: [next(flat) for _ in seeds] for spec in poisson_specs} for name in POISSON}
     mmpp = {spec: [next(flat) for _ in mmpp_seeds] for spec in mmpp_specs}
 
