@@ -1,6 +1,7 @@
 """Speed of the hindsight bound (agents/hindsight) on whole episodes: wall time, front sizes and
-memory at 50, 150 and 300 requests/s on Poisson arrivals and on the Azure conversation trace,
-one worker, the default system, 60 s episodes.
+memory at 50, 150 and 300 requests/s on Poisson arrivals and on the Azure conversation trace
+(and, with ``--arrivals servegen``, on the burstier ServeGen hour), one worker, the default
+system, 60 s episodes.
 
 For each (arrivals, rate, seed) it computes ``episode_bound(config, seed)`` once and records the
 requests, the time of each programme run (the relaxed one always; the realisable one only when
@@ -14,6 +15,8 @@ Usage::
 
     python benchmarks/hindsight_speed.py              # writes benchmarks/results/hindsight_speed.json
     python benchmarks/hindsight_speed.py --rates 50,150 --seeds 0,1 --horizon-s 30 --out /tmp/h.json
+    python benchmarks/hindsight_speed.py --arrivals servegen --rates 150,300,364.73 \
+        --out benchmarks/results/hindsight_speed_servegen.json
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from batchenv.fileio import write_atomic
 from batchenv.scenarios import load_scenario
 
 RESULTS = Path(__file__).resolve().parent / "results" / "hindsight_speed.json"
-ARRIVALS = {"poisson": "default", "trace": "azure_trace"}
+ARRIVALS = {"poisson": "default", "trace": "azure_trace", "servegen": "servegen"}
 """Arrival kind -> the scenario whose arrival process (rescaled to each rate) is used."""
 STATE_BYTES = 34  # per kept state: f, c (float64), index, parent (int64), model (int8), last (bool)
 
@@ -91,7 +94,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--seeds", default="0", help="episode seeds, default 0")
     parser.add_argument("--horizon-s", type=float, default=60.0, help="episode length (s), default 60")
-    parser.add_argument("--arrivals", default="poisson,trace", help="poisson and/or trace (default both)")
+    parser.add_argument(
+        "--arrivals",
+        default="poisson,trace",
+        help="among poisson, trace (the Azure excerpt), servegen (the ServeGen hour); default poisson,trace",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS, help=f"JSON output (default {RESULTS})")
     args = parser.parse_args(argv)
     rates = _numbers(args.rates, "rates", float)
