@@ -40,7 +40,7 @@ from agents.hindsight.schedule import PlannedBatch, Schedule
 
 __all__ = ["DEFAULT_BEAM", "solve_workers"]
 
-DEFAULT_BEAM = 64
+DEFAULT_BEAM = 256
 """States kept per request index (docs/results/hindsight_workers.md records the mean front it
 leaves at 400 and 800 requests/s; tests/test_hindsight.py checks that a wider beam costs no more)."""
 
