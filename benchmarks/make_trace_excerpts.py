@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -75,16 +76,29 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _check_source(
+    flag: str, source: Path, exists: bool, digest: Callable[[], str] | None, expected: str, what: str
+) -> None:
+    """Refuse a missing source, or one whose digest (when ``digest`` is given) is not ``expected``."""
+    if not exists:
+        raise ConfigError(flag, f"not found: {source}")
+    if digest is not None and digest() != expected:
+        raise ConfigError(
+            flag,
+            f"{source} is not {what} (digest differs from {expected}); pass --any-version to use it anyway",
+        )
+
+
 def mooncake_conversation(source: Path, out_dir: Path, check_digest: bool = True) -> Path:
     """Write ``mooncake_conv.csv`` from the FAST'25 conversation trace; returns its path."""
-    if not source.is_file():
-        raise ConfigError("--mooncake-conversation", f"file not found: {source}")
-    if check_digest and _sha256(source) != MOONCAKE_CONVERSATION_SHA256:
-        raise ConfigError(
-            "--mooncake-conversation",
-            f"{source} is not the FAST'25 release file (sha256 differs from {MOONCAKE_CONVERSATION_SHA256}); "
-            "pass --any-version to cut it anyway",
-        )
+    _check_source(
+        "--mooncake-conversation",
+        source,
+        source.is_file(),
+        (lambda: _sha256(source)) if check_digest else None,
+        MOONCAKE_CONVERSATION_SHA256,
+        "the FAST'25 release file",
+    )
     records = read_mooncake_jsonl(source)
     granularity_s = recording_granularity_s(records.times_s)
     arrival_s = spread_ties_uniformly(records.times_s, granularity_s, np.random.default_rng(SPREAD_SEED))
@@ -113,14 +127,14 @@ def busiest_hour(aggregate_per_window: np.ndarray, hours: int = 24) -> int:
 
 def servegen_m_large(source: Path, out_dir: Path, check_digest: bool = True) -> Path:
     """Write ``servegen_m_large.csv`` (``arrival_s,client``) from ServeGen's m-large statistics."""
-    if not source.is_dir():
-        raise ConfigError("--servegen-m-large", f"folder not found: {source}")
-    if check_digest and servegen_digest(source) != SERVEGEN_M_LARGE_SHA256:
-        raise ConfigError(
-            "--servegen-m-large",
-            f"{source} does not hold the m-large files of ServeGen commit f891d11 (digest differs from "
-            f"{SERVEGEN_M_LARGE_SHA256}); pass --any-version to generate anyway",
-        )
+    _check_source(
+        "--servegen-m-large",
+        source,
+        source.is_dir(),
+        (lambda: servegen_digest(source)) if check_digest else None,
+        SERVEGEN_M_LARGE_SHA256,
+        "the m-large folder of ServeGen commit f891d11",
+    )
     clients = read_servegen_clients(source)
     hour = busiest_hour(clients.aggregate_rate_per_s())
     times, owners = servegen_arrivals(

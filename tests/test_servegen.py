@@ -119,7 +119,7 @@ def test_script_writes_the_busiest_hour_and_checks_its_source(tmp_path: Path, ca
     out = tmp_path / "out"
     out.mkdir()
     assert script.main(["--servegen-m-large", str(folder), "--out-dir", str(out)]) == 2
-    assert "digest differs" in capsys.readouterr().err
+    assert "is not the m-large folder" in capsys.readouterr().err
     assert script.main(["--servegen-m-large", str(folder), "--out-dir", str(out), "--any-version"]) == 0
     assert "hour 1 of the first day" in capsys.readouterr().out  # the busiest hour
     first = (out / "servegen_m_large.csv").read_text()
