@@ -31,7 +31,9 @@ Parts (``--parts``, comma-separated; default all):
   asked for.
 - ``regime``: the grid of the regime memory of the burst-aware experts
   (``benchmarks/robust/regime.py``), on training seeds 1000-1019 only, with its selection rule
-  applied (about 12 min at ``--jobs 1``). Run only when asked for.
+  applied (about 12 min at ``--jobs 1``, 5 at ``--jobs 2``). Run only when asked for.
+- ``window``: the grid of the burst meter's window (``benchmarks/robust/window.py``), on the
+  regime grid's training data, with its tail selection rule applied. Run only when asked for.
 - ``tail``: the optional tail rules of the portfolio (the tail term, burst-gated and always on,
   and the budgeted tail rule) on the goal traces, the Poisson loads and the MMPP; the tuned
   baselines of ``docs/results/robust/tuned/``. Run only when asked for.
@@ -59,7 +61,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks.cli_parts import parse_parts  # noqa: E402
-from benchmarks.robust import guard, parts, regime  # noqa: E402
+from benchmarks.robust import guard, parts, regime, window  # noqa: E402
 from benchmarks.robust.common import write_results  # noqa: E402
 from execution.backends import Backend  # noqa: E402
 from execution.cli import ExecutionUsageError, add_execution_arguments, backend_spec_from_args  # noqa: E402
@@ -74,6 +76,7 @@ PART_FUNCTIONS: dict[str, Callable[[argparse.Namespace, Backend, str], tuple[lis
     "guard": guard.run_guard,
     "guard_test": guard.run_guard_test,
     "regime": regime.run_regime,
+    "window": window.run_window,
 }
 PARTS = tuple(PART_FUNCTIONS)
 DEFAULT_PARTS = PARTS[:3]

@@ -354,6 +354,38 @@ def test_regime_memory_is_deterministic():
     assert RobustProposed(config).experts[0].regime_hold_s > 0
 
 
+def test_burst_window_reaches_every_burst_aware_expert_with_20_s_of_history():
+    """``burst_window_s`` sets the meter of the start and agile experts (memory: 20 s of windows);
+    the default is the meter's own default, so the default scheduler is unchanged by it."""
+    config = load_scenario("default")
+    for window, memory in ((0.5, 40), (0.1, 200), (0.25, 80)):
+        agent = RobustProposed(config, burst_window_s=window)
+        meters = [e.meter for e in agent.experts if hasattr(e, "meter")]
+        assert len(meters) == 2
+        assert all(m.window_s == window and m.memory == memory for m in meters)
+    assert "burst_window_s" not in RobustProposed(config).params()
+    assert RobustProposed(config, burst_window_s=0.1).params()["burst_window_s"] == 0.1
+
+
+def test_window_grid_rule_picks_the_shortest_tail_among_admissible_candidates():
+    from benchmarks.robust import window
+
+    def row(p99s: list[float], admissible: bool = True) -> dict:
+        return {"admissible": admissible, "halves": {f"h{i}": {"p99": (v, 0.1)} for i, v in enumerate(p99s)}}
+
+    short, shorter = window.CANDIDATES
+    rows = {
+        window.DEFAULT: row([0.0, 0.0]),
+        short: row([-1.0, -1.5]),
+        shorter: row([-3.0, -3.0], admissible=False),
+    }
+    assert window.select(rows) == short  # the inadmissible one is never picked
+    rows[short] = row([-0.5, -0.5])
+    assert window.select(rows) == window.DEFAULT  # a gain under 1 ms keeps the default
+    rows[shorter] = row([-3.0, -3.0])
+    assert window.select(rows) == shorter
+
+
 def test_follows_a_cheaper_expert_when_the_default_loses():
     """On batch arrivals (the Mooncake trace replayed with its recorded 3 s ties) at 60% load the
     burst-aware table is not the cheapest expert; the portfolio's regret against the best expert
@@ -479,6 +511,8 @@ def test_registry_and_ablations():
         ({"guard_penalty": -0.1}, "guard_penalty"),
         ({"regime_hold_s": -1}, "regime_hold_s"),
         ({"regime_llr": True}, "regime_llr"),
+        ({"burst_window_s": 0}, "burst_window_s"),
+        ({"burst_window_s": "x"}, "burst_window_s"),
         ({"proposed": {"regime_hold_s": "x"}}, "regime_hold_s"),
         ({"tail_budget": -0.01}, "tail_budget >= 0"),
         ({"tail_budget": "x"}, "tail_budget >= 0"),

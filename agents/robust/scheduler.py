@@ -41,7 +41,9 @@ from batchenv.timing import ServiceTable
 __all__ = [
     "AGILE_ESTIMATOR",
     "BACKLOG_LLR",
+    "BURST_HISTORY_S",
     "BURST_KEYS",
+    "BURST_WINDOW_S",
     "GUARD_EXPERTS",
     "REGIME_HOLD_S",
     "REGIME_LLR",
@@ -71,6 +73,11 @@ its Poisson log-likelihood ratio against the estimate exceeds 6
 (:meth:`agents.robust.burst.BurstAwareProposed._estimate_rate`). Chosen on the MMPP's training
 seeds and the Poisson loads (docs/algorithm.md, "Robust to bursts", section 4)."""
 
+BURST_WINDOW_S = 0.5
+"""Default window (s) of the burst-aware experts' burst meter (``burst_window_s`` of
+:class:`agents.robust.burst.BurstAwareProposed`)."""
+BURST_HISTORY_S = 20.0
+"""History (s) the burst meter averages over: its memory is this many seconds of windows."""
 REGIME_HOLD_S = 0.25
 """Default ``regime_hold_s`` of the burst-aware experts (:class:`agents.robust.burst
 .BurstAwareProposed`): how long (s) after a jump up the rate estimate is held at least at the
@@ -275,6 +282,8 @@ class RobustProposed(ExpertPortfolio):
     :param regime_llr: the burst-aware experts also detect a return to that rate with a CUSUM at
         this level (``regime_llr`` of :class:`agents.robust.burst.BurstAwareProposed`; 0: only
         the estimator's alarms); default :data:`REGIME_LLR`.
+    :param burst_window_s: window (s, > 0) of the burst-aware experts' burst meter, which
+        averages :data:`BURST_HISTORY_S` of windows; default :data:`BURST_WINDOW_S`.
     :param proposed: keyword arguments of every table expert (:class:`agents.proposed.Proposed`
         and :class:`agents.robust.burst.BurstAwareProposed` parameters, e.g. ``tilt``,
         ``slo_guard``).
@@ -304,6 +313,7 @@ class RobustProposed(ExpertPortfolio):
         regime_llr: float = REGIME_LLR,
         tail_budget: float | None = None,
         guarded: bool = False,
+        burst_window_s: float = BURST_WINDOW_S,
     ) -> None:
         self.proposed_kwargs = dict(proposed or {})
         if not burst_tilt:
@@ -314,6 +324,7 @@ class RobustProposed(ExpertPortfolio):
         guard_penalty = checked_number("guard_penalty", guard_penalty)
         regime_hold_s = checked_number("regime_hold_s", regime_hold_s, unit="s")
         regime_llr = checked_number("regime_llr", regime_llr)
+        burst_window_s = checked_number("burst_window_s", burst_window_s, positive=True, unit="s")
         experts = self.proposed_kwargs
         guards = GUARD_EXPERTS if guarded and tail_guard and guard_applies(config, experts) else ()
         if tail_guard:
@@ -322,6 +333,9 @@ class RobustProposed(ExpertPortfolio):
             experts = {**experts, "backlog_llr": backlog_llr}
         if burst_tilt and regime_hold_s and "regime_hold_s" not in experts:
             experts = {**experts, "regime_hold_s": regime_hold_s, "regime_llr": regime_llr}
+        if burst_tilt and "burst_window_s" not in experts:
+            memory = max(1, round(BURST_HISTORY_S / burst_window_s))
+            experts = {**experts, "burst_window_s": burst_window_s, "burst_memory": memory}
         labels, factories = expert_catalogue(
             config,
             experts,
@@ -363,6 +377,7 @@ class RobustProposed(ExpertPortfolio):
         self.guard_waits = bool(guard_waits)
         self.regime_hold_s = regime_hold_s
         self.regime_llr = regime_llr
+        self.burst_window_s = burst_window_s
 
     def eligible(self) -> list[bool]:
         """The portfolio's tail term, on only while the start expert's burst meter reads more
@@ -397,6 +412,7 @@ class RobustProposed(ExpertPortfolio):
             "guard_waits": True,
             "regime_hold_s": REGIME_HOLD_S,
             "regime_llr": REGIME_LLR,
+            "burst_window_s": BURST_WINDOW_S,
         }
         params = {key: getattr(self, key) for key, value in defaults.items() if getattr(self, key) != value}
         if self.tail_references:

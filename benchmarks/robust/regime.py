@@ -32,7 +32,8 @@ from execution.backends import Backend
 
 REGIME_TRACES = ("azure_trace_30", "azure_trace_60", "mooncake_conv_30", "mooncake_conv_60")
 """Traces whose first halves (``_train``) the grid runs on."""
-OFF = "robust"
+OFF = "robust(regime_hold_s=0)"
+"""The baseline of the grid: no regime memory (the default before this grid chose one)."""
 HOLDS_S = (0.25, 0.5, 1.0)
 LLRS = (0.0, 4.0, 8.0)
 CANDIDATES = tuple(f"robust(regime_hold_s={h:g},regime_llr={llr:g})" for h in HOLDS_S for llr in LLRS)
@@ -61,15 +62,22 @@ def select(rows: dict[str, dict[str, Any]]) -> str:
     return best if rows[best]["mmpp_gap"][0] <= rows[OFF]["mmpp_gap"][0] - MIN_GAIN else OFF
 
 
-def run_regime(args: argparse.Namespace, backend: Backend, command: str) -> tuple[list[str], dict]:
-    """The grid (module docstring): its Markdown lines and data."""
+def grid_rows(
+    args: argparse.Namespace, backend: Backend, command: str, specs: tuple[str, ...]
+) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, list[dict]]], float, list[int]]:
+    """Run ``specs`` (the first is the default the others are compared with) on the training data
+    of the module docstring. Per spec: its MMPP gap to the oracle and closure, its Poisson gaps to
+    the optimum, its cost gap and p99 difference to the timeout tuned on each training half, and
+    whether it is admissible (every Poisson gap at most :data:`MAX_POISSON_GAP`; on every half a
+    cost gap at most :data:`COST_SLACK` and a p99 difference at most :data:`P99_SLACK_MS` above
+    the default's). Returns the rows, the raw episode results, the tuned timeout's MMPP gap to
+    the oracle and the seeds."""
     seeds = list(GUARD_SEEDS)
     tuned = {
         name: tuned_for(load_scenario(f"{name}_train"), ROBUST_TUNED, backend, command)
         for name in REGIME_TRACES
     }
     mmpp_tuned = tuned_for(mmpp_config(), ROBUST_TUNED, backend, command)
-    specs = (OFF, *CANDIDATES)
     cells = [("mmpp", spec, "mmpp", MMPP_NAME, spec, mmpp_tuned) for spec in ("timeout", ORACLE, *specs)]
     cells += [
         (name, spec, "design", name, spec, None) for name in GUARD_POISSON for spec in ("optimal", *specs)
@@ -99,27 +107,17 @@ def run_regime(args: argparse.Namespace, backend: Backend, command: str) -> tupl
             "max_poisson_gap": max(g[0] for g in poisson.values()),
             "halves": halves,
         }
+    off = rows[specs[0]]["halves"]
     for row in rows.values():
-        off = rows[OFF]["halves"]
         p99_ok = all(h["p99"][0] <= off[name]["p99"][0] + P99_SLACK_MS for name, h in row["halves"].items())
         cost_ok = all(h["gap"][0] <= off[name]["gap"][0] + COST_SLACK for name, h in row["halves"].items())
         row["admissible"] = row["max_poisson_gap"] <= MAX_POISSON_GAP and cost_ok and p99_ok
-    pick = select(rows)
+    return rows, res, timeout_gap, seeds
+
+
+def grid_table(rows: dict[str, dict[str, Any]], pick: str) -> list[str]:
+    """The Markdown table of :func:`grid_rows`' rows, the pick in bold."""
     lines = [
-        "## Regime memory grid (training data only)",
-        "",
-        "`robust` with its burst-aware experts' regime memory: after a jump up, the rate estimate is "
-        "held for `regime_hold_s` at least at the rate read 1 s into the previous jump; `regime_llr` "
-        "(0: off) adds a CUSUM for a return to that rate. Seeds "
-        f"{seeds[0]}-{seeds[-1]}, {args.horizon_s:g} s each. MMPP: cost gap to the phase oracle and "
-        "closure of the gap of the timeout tuned on the MMPP; Poisson: the largest cost gap to "
-        "`optimal` over the suite's loads and 173/s (point estimate); traces' first halves: cost gap "
-        "and p99 difference (ms) to the timeout tuned there. Rule (docs/algorithm.md): admissible if "
-        f"every Poisson gap is <= {100 * MAX_POISSON_GAP:.2f}% and, on every trace half, the cost gap "
-        f"is at most {100 * COST_SLACK:.2f} points and the p99 difference at most {P99_SLACK_MS:g} ms "
-        "above the default's; the pick is the admissible "
-        f"candidate with the smallest MMPP gap if it gains at least {100 * MIN_GAIN:.2f} points.",
-        "",
         "| candidate | MMPP: gap vs oracle | closure | largest Poisson gap | "
         + " | ".join(REGIME_TRACES)
         + " | admissible |",
@@ -136,12 +134,54 @@ def run_regime(args: argparse.Namespace, backend: Backend, command: str) -> tupl
         ]
         label = f"**{spec}** (pick)" if spec == pick else spec
         lines.append(f"| {label} | " + " | ".join(cells_text) + " |")
-    lines += ["", f"Pick: {pick}.", ""]
-    data = {
+    return lines
+
+
+def grid_data(
+    rows: dict[str, dict[str, Any]],
+    res: dict[str, dict[str, list[dict]]],
+    timeout_gap: float,
+    seeds: list[int],
+    pick: str,
+) -> dict[str, Any]:
+    """The JSON data of a grid part."""
+    return {
         "seeds": seeds,
         "candidates": rows,
         "pick": pick,
         "timeout_gap_vs_oracle": timeout_gap,
         "summaries": {name: {spec: summary(r) for spec, r in by.items()} for name, by in res.items()},
     }
-    return lines, data
+
+
+RULE_ADMISSIBLE = (
+    f"admissible if every Poisson gap is <= {100 * MAX_POISSON_GAP:.2f}% and, on every trace half, "
+    f"the cost gap is at most {100 * COST_SLACK:.2f} points and the p99 difference at most "
+    f"{P99_SLACK_MS:g} ms above the default's"
+)
+"""The admissibility rule of :func:`grid_rows`, in words."""
+
+
+def run_regime(args: argparse.Namespace, backend: Backend, command: str) -> tuple[list[str], dict]:
+    """The grid (module docstring): its Markdown lines and data."""
+    rows, res, timeout_gap, seeds = grid_rows(args, backend, command, (OFF, *CANDIDATES))
+    pick = select(rows)
+    lines = [
+        "## Regime memory grid (training data only)",
+        "",
+        "`robust` with its burst-aware experts' regime memory: after a jump up, the rate estimate is "
+        "held for `regime_hold_s` at least at the rate read 1 s into the previous jump; `regime_llr` "
+        "(0: off) adds a CUSUM for a return to that rate. Seeds "
+        f"{seeds[0]}-{seeds[-1]}, {args.horizon_s:g} s each. MMPP: cost gap to the phase oracle and "
+        "closure of the gap of the timeout tuned on the MMPP; Poisson: the largest cost gap to "
+        "`optimal` over the suite's loads and 173/s (point estimate); traces' first halves: cost gap "
+        f"and p99 difference (ms) to the timeout tuned there. Rule (docs/algorithm.md): {RULE_ADMISSIBLE}; "
+        "the pick is the admissible "
+        f"candidate with the smallest MMPP gap if it gains at least {100 * MIN_GAIN:.2f} points.",
+        "",
+        *grid_table(rows, pick),
+        "",
+        f"Pick: {pick}.",
+        "",
+    ]
+    return lines, grid_data(rows, res, timeout_gap, seeds, pick)
