@@ -99,3 +99,18 @@ def test_hindsight_room_with_two_workers_brackets_the_least_cost(tmp_path: Path)
     lower, found = result["bound_mean"][0], result["found_mean"][0]
     assert f"Best schedule found: {found:.5f}" in report
     assert f"{100 * (found - lower) / lower:+.2f}% above the bound" in report
+
+
+def test_window_part_runs_its_grid_and_applies_its_rule(tmp_path: Path, monkeypatch) -> None:
+    from benchmarks import robust_eval
+    from benchmarks.robust import window
+
+    monkeypatch.setattr(window, "CANDIDATES", window.CANDIDATES[:1])
+    out = tmp_path / "window.md"
+    argv = ["--parts", "window", "--horizon-s", "1", "--jobs", "2", "--out", str(out)]
+    assert robust_eval.main(argv) == 0
+    data = json.loads(out.with_suffix(".json").read_text())["window"]
+    assert set(data["candidates"]) == {window.DEFAULT, window.CANDIDATES[0]}
+    assert data["pick"] == window.select(data["candidates"])
+    text = out.read_text()
+    assert "## Burst meter window grid (training data only)" in text and f"Pick: {data['pick']}." in text

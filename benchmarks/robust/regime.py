@@ -13,6 +13,7 @@ Poisson at 173 requests/s (against the exact optimum) and on the first halves of
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from typing import Any
 
 from batchenv.scenarios import load_scenario
@@ -162,13 +163,28 @@ RULE_ADMISSIBLE = (
 """The admissibility rule of :func:`grid_rows`, in words."""
 
 
+def grid_part(
+    args: argparse.Namespace,
+    backend: Backend,
+    command: str,
+    specs: tuple[str, ...],
+    select_pick: Callable[[dict[str, dict[str, Any]]], str],
+    heading: str,
+    description: str,
+    notes: Callable[[dict[str, dict[str, Any]]], list[str]] = lambda rows: [],
+) -> tuple[list[str], dict]:
+    """A grid part: :func:`grid_rows` of ``specs``, the pick of ``select_pick``, the Markdown
+    (heading, description, table, ``notes`` of the rows, the pick) and the data."""
+    rows, res, timeout_gap, seeds = grid_rows(args, backend, command, specs)
+    pick = select_pick(rows)
+    lines = [heading, "", description, "", *grid_table(rows, pick), "", *notes(rows), f"Pick: {pick}.", ""]
+    return lines, grid_data(rows, res, timeout_gap, seeds, pick)
+
+
 def run_regime(args: argparse.Namespace, backend: Backend, command: str) -> tuple[list[str], dict]:
     """The grid (module docstring): its Markdown lines and data."""
-    rows, res, timeout_gap, seeds = grid_rows(args, backend, command, (OFF, *CANDIDATES))
-    pick = select(rows)
-    lines = [
-        "## Regime memory grid (training data only)",
-        "",
+    seeds = GUARD_SEEDS
+    description = (
         "`robust` with its burst-aware experts' regime memory: after a jump up, the rate estimate is "
         "held for `regime_hold_s` at least at the rate read 1 s into the previous jump; `regime_llr` "
         "(0: off) adds a CUSUM for a return to that rate. Seeds "
@@ -177,11 +193,7 @@ def run_regime(args: argparse.Namespace, backend: Backend, command: str) -> tupl
         "`optimal` over the suite's loads and 173/s (point estimate); traces' first halves: cost gap "
         f"and p99 difference (ms) to the timeout tuned there. Rule (docs/algorithm.md): {RULE_ADMISSIBLE}; "
         "the pick is the admissible "
-        f"candidate with the smallest MMPP gap if it gains at least {100 * MIN_GAIN:.2f} points.",
-        "",
-        *grid_table(rows, pick),
-        "",
-        f"Pick: {pick}.",
-        "",
-    ]
-    return lines, grid_data(rows, res, timeout_gap, seeds, pick)
+        f"candidate with the smallest MMPP gap if it gains at least {100 * MIN_GAIN:.2f} points."
+    )
+    heading = "## Regime memory grid (training data only)"
+    return grid_part(args, backend, command, (OFF, *CANDIDATES), select, heading, description)

@@ -16,7 +16,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from benchmarks.robust.regime import RULE_ADMISSIBLE, grid_data, grid_rows, grid_table
+from benchmarks.robust.guard import GUARD_SEEDS
+from benchmarks.robust.regime import RULE_ADMISSIBLE, grid_part
 from execution.backends import Backend
 
 DEFAULT = "robust"
@@ -44,27 +45,26 @@ def select(rows: dict[str, dict[str, Any]]) -> str:
     return best if gain >= MIN_TAIL_GAIN_MS else DEFAULT
 
 
+def _mean_p99_line(rows: dict[str, dict[str, Any]]) -> list[str]:
+    return [
+        "Mean p99 difference over the training halves (ms): "
+        + ", ".join(f"{spec} {mean_p99_difference(row):+.1f}" for spec, row in rows.items())
+        + ".",
+        "",
+    ]
+
+
 def run_window(args: argparse.Namespace, backend: Backend, command: str) -> tuple[list[str], dict]:
     """The grid (module docstring): its Markdown lines and data."""
-    rows, res, timeout_gap, seeds = grid_rows(args, backend, command, (DEFAULT, *CANDIDATES))
-    pick = select(rows)
-    lines = [
-        "## Burst meter window grid (training data only)",
-        "",
+    seeds = GUARD_SEEDS
+    description = (
         "`robust` with the burst meter of its burst-aware experts on windows of `burst_window_s` "
         "(default 0.5 s), keeping 20 s of windows. Seeds "
         f"{seeds[0]}-{seeds[-1]}, {args.horizon_s:g} s each; the data and columns of the regime grid. "
         f"Rule (docs/algorithm.md): {RULE_ADMISSIBLE}; the pick is the admissible candidate with "
         "the lowest mean p99 difference over the four training halves if it gains at least "
-        f"{MIN_TAIL_GAIN_MS:g} ms.",
-        "",
-        *grid_table(rows, pick),
-        "",
-        "Mean p99 difference over the training halves (ms): "
-        + ", ".join(f"{spec} {mean_p99_difference(row):+.1f}" for spec, row in rows.items())
-        + ".",
-        "",
-        f"Pick: {pick}.",
-        "",
-    ]
-    return lines, grid_data(rows, res, timeout_gap, seeds, pick)
+        f"{MIN_TAIL_GAIN_MS:g} ms."
+    )
+    heading = "## Burst meter window grid (training data only)"
+    specs = (DEFAULT, *CANDIDATES)
+    return grid_part(args, backend, command, specs, select, heading, description, _mean_p99_line)
