@@ -41,6 +41,8 @@ _PATTERNS = ("Gamma", "Weibull")
 _CHUNK = re.compile(r"chunk-(\d+)-trace\.csv")
 WINDOW_S = 600.0
 """Length of a ServeGen statistics window (s)."""
+MAX_WINDOWS = 100_000
+"""Most windows a client's file may hold (ServeGen's hold 2,016: two weeks); a bound on memory."""
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,8 @@ def _read_client(path: Path) -> list[tuple[float, int, float, float]]:
         for line_number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
+            if len(rows) >= MAX_WINDOWS:
+                raise ConfigError(_FIELD, f"{path}: more than {MAX_WINDOWS:,} windows")
             cells = line.rstrip("\n").split(",")
             if len(cells) != 6:
                 raise ConfigError(_FIELD, f"{path} line {line_number}: expected 6 columns, got {len(cells)}")

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from batchenv import servegen
 from batchenv.config import ConfigError
 from batchenv.scenarios import load_scenario
 from batchenv.servegen import WINDOW_S, read_servegen_clients, servegen_arrivals
@@ -25,7 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 def _folder(tmp_path: Path, clients: dict[int, list[str]]) -> Path:
     """A ServeGen model folder: per client id, its rows (without the window start)."""
     folder = tmp_path / "m-test"
-    folder.mkdir()
+    folder.mkdir(parents=True)
     for cid, rows in clients.items():
         lines = [f"{int(i * WINDOW_S)},{row}" for i, row in enumerate(rows)]
         (folder / f"chunk-{cid}-trace.csv").write_text("\n".join(lines) + "\n")
@@ -82,7 +83,7 @@ def test_bad_statistics_give_one_clear_error(tmp_path: Path, rows: dict, words: 
     assert info.value.field == "source" and words in str(info.value)
 
 
-def test_missing_folder_and_bad_span_are_refused(tmp_path: Path) -> None:
+def test_missing_folder_and_bad_span_are_refused(tmp_path: Path, monkeypatch) -> None:
     with pytest.raises(ConfigError, match="not found"):
         read_servegen_clients(tmp_path / "nope")
     (tmp_path / "empty").mkdir()
@@ -92,6 +93,10 @@ def test_missing_folder_and_bad_span_are_refused(tmp_path: Path) -> None:
     (tmp_path / "gap" / "chunk-0-trace.csv").write_text("0,1,1,Gamma,1,1\n1200,1,1,Gamma,1,1\n")
     with pytest.raises(ConfigError, match="window start must be 600"):
         read_servegen_clients(tmp_path / "gap")
+    monkeypatch.setattr(servegen, "MAX_WINDOWS", 2)
+    with pytest.raises(ConfigError, match="more than 2 windows"):
+        read_servegen_clients(_folder(tmp_path / "long", {0: [SMOOTH, SMOOTH, SMOOTH]}))
+    monkeypatch.undo()
     clients = read_servegen_clients(_folder(tmp_path, {0: [SMOOTH, IDLE]}))
     with pytest.raises(ValueError, match="outside"):
         servegen_arrivals(clients, 1, 2, 1.0, np.random.default_rng(0))
