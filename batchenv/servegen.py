@@ -43,6 +43,8 @@ WINDOW_S = 600.0
 """Length of a ServeGen statistics window (s)."""
 MAX_WINDOWS = 100_000
 """Most windows a client's file may hold (ServeGen's hold 2,016: two weeks); a bound on memory."""
+MAX_CLIENTS = 10_000
+"""Most client files a model folder may hold (ServeGen's m-large: 162); a bound on memory."""
 
 
 @dataclass(frozen=True)
@@ -135,6 +137,8 @@ def read_servegen_clients(directory: str | Path) -> ServeGenClients:
     )
     if not files:
         raise ConfigError(_FIELD, f"{folder} holds no chunk-<id>-trace.csv file")
+    if len(files) > MAX_CLIENTS:
+        raise ConfigError(_FIELD, f"{folder} holds {len(files):,} client files, more than {MAX_CLIENTS:,}")
     tables = [_read_client(path) for _, path in files]
     lengths = {len(rows) for rows in tables}
     if len(lengths) != 1 or 0 in lengths:

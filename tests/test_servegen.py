@@ -96,6 +96,9 @@ def test_missing_folder_and_bad_span_are_refused(tmp_path: Path, monkeypatch) ->
     monkeypatch.setattr(servegen, "MAX_WINDOWS", 2)
     with pytest.raises(ConfigError, match="more than 2 windows"):
         read_servegen_clients(_folder(tmp_path / "long", {0: [SMOOTH, SMOOTH, SMOOTH]}))
+    monkeypatch.setattr(servegen, "MAX_CLIENTS", 1)
+    with pytest.raises(ConfigError, match="more than 1"):
+        read_servegen_clients(_folder(tmp_path / "many", {0: [SMOOTH], 1: [SMOOTH]}))
     monkeypatch.undo()
     clients = read_servegen_clients(_folder(tmp_path, {0: [SMOOTH, IDLE]}))
     with pytest.raises(ValueError, match="outside"):
