@@ -18,6 +18,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+from matplotlib.ticker import NullFormatter
 
 from apps.report.formatting import short
 from apps.report.learning import rl_agent_label
@@ -240,6 +241,7 @@ def frontiers(data: dict[str, Any], path: Path) -> None:
             )
         ax.set_title(scenario)
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())  # no crowded minor labels
         ax.set_xlabel("p99 latency (ms)")
     axes[0][0].set_ylabel("mean quality")
     handles, labels = axes[0][0].get_legend_handles_labels()
