@@ -38,19 +38,21 @@ from execution.backends import Backend
 
 ROBUST_TUNED = REPO / "docs" / "results" / "robust" / "tuned"
 """The tuned baselines of docs/results/robust.md (the tail part reuses them)."""
-GOAL_TRACES = (
+RECORDED_TRACES = (
     "azure_trace_native",
     "azure_trace_30",
     "azure_trace_60",
     "mooncake_conv",
     "mooncake_conv_30",
     "mooncake_conv_60",
-    "servegen",
-    "servegen_30",
 )
-"""The trace scenarios of the goal: each trace at its native rate and at 30% and 60% of LLM-3's
-capacity (the ServeGen hour's own rate is 63% of it, so it has no separate 60% scenario)."""
-TAIL_TRACES = GOAL_TRACES[:6]
+"""The goal scenarios of the two recorded traces: each at its native rate and at 30% and 60% of
+LLM-3's capacity."""
+GOAL_TRACES = (*RECORDED_TRACES, "servegen", "servegen_30")
+"""The trace scenarios of the goal: the recorded traces' and the ServeGen hour's (generated from
+production statistics; its own rate is 63% of LLM-3's capacity, so it has no separate 60%
+scenario)."""
+TAIL_TRACES = RECORDED_TRACES
 """The goal traces of the ``tail`` part: those of the goal when the tail rules were measured
 (before the ServeGen hour was added); the rules stay off by default."""
 AGENTS = (
