@@ -34,7 +34,7 @@ import numpy as np
 
 from batchenv.config import ConfigError
 
-__all__ = ["ServeGenClients", "read_servegen_clients", "servegen_arrivals"]
+__all__ = ["ServeGenClients", "client_files", "read_servegen_clients", "servegen_arrivals"]
 
 _FIELD = "source"
 _PATTERNS = ("Gamma", "Weibull")
@@ -121,12 +121,10 @@ def _read_client(path: Path) -> list[tuple[float, int, float, float]]:
     return rows
 
 
-def read_servegen_clients(directory: str | Path) -> ServeGenClients:
-    """Read every ``chunk-<id>-trace.csv`` of a ServeGen model folder (e.g.
-    ``data/language/m-large``), clients in the order of their ids.
+def client_files(directory: str | Path) -> list[tuple[int, Path]]:
+    """The ``chunk-<id>-trace.csv`` files of a ServeGen model folder with their client ids, by id.
 
-    :raises ConfigError: no such folder, no client file, a malformed row, or clients whose
-        windows differ in number.
+    :raises ConfigError: no such folder, no client file, or more than :data:`MAX_CLIENTS`.
     """
     folder = Path(directory)
     if not folder.is_dir():
@@ -139,6 +137,18 @@ def read_servegen_clients(directory: str | Path) -> ServeGenClients:
         raise ConfigError(_FIELD, f"{folder} holds no chunk-<id>-trace.csv file")
     if len(files) > MAX_CLIENTS:
         raise ConfigError(_FIELD, f"{folder} holds {len(files):,} client files, more than {MAX_CLIENTS:,}")
+    return files
+
+
+def read_servegen_clients(directory: str | Path) -> ServeGenClients:
+    """Read every ``chunk-<id>-trace.csv`` of a ServeGen model folder (e.g.
+    ``data/language/m-large``), clients in the order of their ids.
+
+    :raises ConfigError: no such folder, no client file, a malformed row, or clients whose
+        windows differ in number.
+    """
+    folder = Path(directory)
+    files = client_files(folder)
     tables = [_read_client(path) for _, path in files]
     lengths = {len(rows) for rows in tables}
     if len(lengths) != 1 or 0 in lengths:

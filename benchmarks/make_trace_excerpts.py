@@ -39,6 +39,7 @@ import hashlib
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -47,7 +48,7 @@ sys.path.insert(0, str(REPO))
 
 from batchenv.config import ConfigError  # noqa: E402
 from batchenv.fileio import write_atomic  # noqa: E402
-from batchenv.servegen import WINDOW_S, read_servegen_clients, servegen_arrivals  # noqa: E402
+from batchenv.servegen import WINDOW_S, client_files, read_servegen_clients, servegen_arrivals  # noqa: E402
 from batchenv.trace_prep import (  # noqa: E402
     excerpt_csv,
     read_mooncake_jsonl,
@@ -68,11 +69,16 @@ SERVEGEN_SEED = 0
 WINDOWS_PER_HOUR = 6
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
+def _feed(digest: Any, path: Path) -> None:
+    """Feed a file's bytes to a hashlib digest, 1 MiB at a time."""
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    _feed(digest, path)
     return digest.hexdigest()
 
 
@@ -112,10 +118,11 @@ def mooncake_conversation(source: Path, out_dir: Path, check_digest: bool = True
 
 def servegen_digest(folder: Path) -> str:
     """sha256 of the names and bytes of the folder's ``chunk-<id>-trace.csv`` files, by id."""
-    files = sorted(folder.glob("chunk-*-trace.csv"), key=lambda p: int(p.name.split("-")[1]))
     digest = hashlib.sha256()
-    for path in files:
-        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    for _, path in client_files(folder):
+        digest.update(path.name.encode() + b"\0")
+        _feed(digest, path)
+        digest.update(b"\0")
     return digest.hexdigest()
 
 

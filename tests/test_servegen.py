@@ -124,6 +124,7 @@ def test_script_writes_the_busiest_hour_and_checks_its_source(tmp_path: Path, ca
     quiet, busy = "0.5,1.0,Gamma,1.0,2.0", "3.0,1.0,Gamma,1.0,0.3"
     rows = [quiet] * 6 + [busy] * 6 + [quiet] * (24 * 6 - 12)
     folder = _folder(tmp_path, {0: rows, 1: rows})
+    (folder / "chunk-x-trace.csv").write_text("not a client file\n")  # not chunk-<id>: ignored
     out = tmp_path / "out"
     out.mkdir()
     assert script.main(["--servegen-m-large", str(folder), "--out-dir", str(out)]) == 2
