@@ -200,7 +200,7 @@ def servegen_arrivals(
             k, theta = clients.shape[c, w], clients.scale[c, w]
             gaps = rng.gamma(k, theta, n) if clients.pattern[c, w] == 0 else theta * rng.weibull(k, n)
             total = gaps.sum()
-            if not total > 0:  # every gap underflowed to 0: one burst at the window's start
+            if not total > 0:  # every gap underflowed to 0: spread the requests evenly instead
                 gaps = np.full(n, 1.0)
                 total = float(n)
             offsets = np.cumsum(gaps * (WINDOW_S / total))[:-1]
