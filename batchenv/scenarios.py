@@ -1,7 +1,11 @@
 """Named scenarios: the YAML files in ``batchenv/configs/``.
 
 ``load_scenario("default")`` reads ``batchenv/configs/default.yaml``; any other argument ending in
-``.yaml``/``.yml`` (or naming an existing file) is read as a path.
+``.yaml``/``.yml`` (or naming an existing file) is read as a path. Scenarios of your own can be
+named too: the directories listed in the environment variable ``BATCHENV_SCENARIO_PATH``
+(separated by ``os.pathsep``, ``:`` on Linux) are searched after the packaged ones, whose names
+come first (:func:`scenario_dirs`). Worker processes inherit the variable, so a name resolves the
+same way in every task of a parallel run.
 
 Trace scenarios come with a time split: ``<name>_train`` replays the first half of the trace of
 ``<name>`` (``arrivals.trace_window: [0.0, 0.5]``) and ``<name>_test`` the second half, so that
@@ -12,25 +16,31 @@ it has not seen. :func:`trace_scenarios` lists the trace scenarios that have bot
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from batchenv.config import ConfigError, SystemConfig
 
 __all__ = [
     "SCENARIO_DIR",
+    "SCENARIO_PATH_ENV",
     "SPLIT_WINDOWS",
     "SUITE",
+    "add_scenario_dir",
     "env_id",
     "eval_split_of",
     "list_scenarios",
     "load_scenario",
     "scenario_config",
+    "scenario_dirs",
     "split_of",
     "trace_scenarios",
     "train_split_of",
 ]
 
 SCENARIO_DIR = Path(__file__).resolve().parent / "configs"
+SCENARIO_PATH_ENV = "BATCHENV_SCENARIO_PATH"
+"""Environment variable listing more scenario directories (``os.pathsep``-separated)."""
 SPLIT_WINDOWS: dict[str, tuple[float, float]] = {"train": (0.0, 0.5), "test": (0.5, 1.0)}
 """The ``arrivals.trace_window`` of the ``_train`` and ``_test`` variant of a trace scenario."""
 
@@ -55,22 +65,64 @@ SUITE: tuple[str, ...] = (
 """The scenario suite (``--scenarios suite`` of ``evaluate.py`` and ``python -m apps.tune``)."""
 
 
+def scenario_dirs() -> list[Path]:
+    """Where named scenarios are looked up, in order: ``batchenv/configs/``, then each existing
+    directory of ``$BATCHENV_SCENARIO_PATH`` (entries that are not directories are skipped here
+    and named by :func:`load_scenario`'s error)."""
+    parts = os.environ.get(SCENARIO_PATH_ENV, "").split(os.pathsep)
+    extra = (Path(part).expanduser() for part in parts if part)
+    return [SCENARIO_DIR, *(d.resolve() for d in extra if d.is_dir())]
+
+
+def add_scenario_dir(directory: str | Path) -> Path:
+    """Append ``directory`` to ``$BATCHENV_SCENARIO_PATH`` of this process, and so of the worker
+    processes it starts (a command line's ``--scenario-path``); returns it resolved.
+
+    :raises ConfigError: (``scenario_path``) if it is not a directory.
+    """
+    path = Path(directory).expanduser()
+    if not path.is_dir():
+        raise ConfigError("scenario_path", f"not a directory: {directory}")
+    current = os.environ.get(SCENARIO_PATH_ENV, "")
+    os.environ[SCENARIO_PATH_ENV] = os.pathsep.join(p for p in (current, str(path.resolve())) if p)
+    return path.resolve()
+
+
+def _scenario_file(name: str) -> Path | None:
+    """The file of scenario ``name`` in the first of :func:`scenario_dirs` that has one."""
+    for directory in scenario_dirs():
+        candidate = directory / f"{name}.yaml"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
 def list_scenarios() -> list[str]:
-    """Names of the packaged scenarios, sorted."""
-    return sorted(p.stem for p in SCENARIO_DIR.glob("*.yaml"))
+    """Names of the scenarios of :func:`scenario_dirs` (packaged ones and your own), sorted."""
+    return sorted({p.stem for directory in scenario_dirs() for p in directory.glob("*.yaml")})
 
 
 def load_scenario(name_or_path: str | Path) -> SystemConfig:
-    """A packaged scenario by name, or a scenario YAML file by path."""
+    """A named scenario (:func:`scenario_dirs`), or a scenario YAML file by path."""
     text = str(name_or_path)
     path = Path(text)
     if text.endswith((".yaml", ".yml")) or path.is_file():
         return SystemConfig.from_yaml(path)
-    candidate = SCENARIO_DIR / f"{text}.yaml"
-    if not candidate.is_file():
+    candidate = _scenario_file(text)
+    if candidate is None:
         names = list_scenarios()  # 50 names: too long for a one-line error, so the first few
-        more = f" and {len(names) - 8} more in batchenv/configs/" if len(names) > 8 else ""
-        raise ConfigError("scenario", f"unknown scenario {text!r}; known: {names[:8]}{more}, or a YAML path")
+        more = f" and {len(names) - 8} more" if len(names) > 8 else ""
+        missing = [
+            part
+            for part in os.environ.get(SCENARIO_PATH_ENV, "").split(os.pathsep)
+            if part and not Path(part).expanduser().is_dir()
+        ]
+        note = f"; {SCENARIO_PATH_ENV} names no directory {missing[0]!r}" if missing else ""
+        raise ConfigError(
+            "scenario",
+            f"unknown scenario {text!r}; known: {names[:8]}{more} (in batchenv/configs/ and "
+            f"${SCENARIO_PATH_ENV}){note}, or a YAML path",
+        )
     return SystemConfig.from_yaml(candidate)
 
 

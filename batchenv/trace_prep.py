@@ -2,9 +2,11 @@
 were recorded at a coarse granularity, and write the compact CSV that batchenv ships.
 
 Some public traces record arrival times on a coarse grid (the Mooncake traces on a 3 s grid, so
-that about ten requests share each timestamp). Replaying such ties literally turns every grid
-tick into one batch arrival, a burstiness that the recording created; spreading them evenly over
-the tick makes the traffic smoother than any real one. batchenv ships the recorded times and a
+that about ten requests share each timestamp; FineServe's replay traces to the second, written in
+microseconds with a jitter of a few tenths of a second around each whole second, which
+:func:`snap_to_grid` removes). Replaying such ties literally turns every grid tick into one batch
+arrival, a burstiness that the recording created; spreading them evenly over the tick makes the
+traffic smoother than any real one. batchenv ships the recorded times and a
 random spread that is fixed once and for all (seeded, so the shipped file is deterministic): each
 request recorded at time t gets an independent uniform time in its recording interval
 [t, t + g), where g is the time to the next recorded timestamp, at most the grid, and the
@@ -18,6 +20,7 @@ line and the value.
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import math
@@ -27,12 +30,15 @@ from pathlib import Path
 import numpy as np
 
 from batchenv.config import ConfigError
+from batchenv.traces import MAX_TRACE_ROWS
 
 __all__ = [
     "TraceRecords",
     "excerpt_csv",
+    "read_fineserve_csv",
     "read_mooncake_jsonl",
     "recording_granularity_s",
+    "snap_to_grid",
     "spread_ties_evenly",
     "spread_ties_uniformly",
 ]
@@ -103,6 +109,87 @@ def read_mooncake_jsonl(path: str | Path) -> TraceRecords:
     )
 
 
+FINESERVE_COLUMNS = ("input_length", "output_length", "timestamp")
+"""Columns of a FineServe replay trace that batchenv reads (``timestamp`` in microseconds)."""
+
+
+def _fineserve_count(path: Path, line: int, key: str, cell: str) -> int:
+    try:
+        value = int(cell)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise ConfigError(_FIELD, f"{path} line {line}: {key!r} must be an integer >= 0, got {cell!r}")
+    return value
+
+
+def read_fineserve_csv(path: str | Path) -> tuple[TraceRecords, int]:
+    """Read a FineServe replay trace (CSV with ``input_length``, ``output_length`` and
+    ``timestamp`` in microseconds since the first request; other columns are ignored).
+
+    Some released files end with rows that have no timestamp; those rows, which must all come
+    after the last timestamped one, are dropped and counted.
+
+    :returns: the timestamped requests (times in s) and the number of trailing rows dropped.
+    :raises ConfigError: on a missing file or column, a count that is not an integer >= 0, a
+        timestamp that is not a finite number >= 0, timestamps out of order, a timestamped row
+        after an untimed one, or fewer than 2 timestamped requests.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(_FIELD, f"trace file not found: {path}")
+    times_us: list[float] = []
+    inputs: list[int] = []
+    outputs: list[int] = []
+    untimed = 0
+    with open(path, newline="", encoding="utf-8-sig") as handle:
+        reader = csv.reader(handle)
+        header = [cell.strip() for cell in next(reader, [])]
+        missing = [c for c in FINESERVE_COLUMNS if c not in header]
+        if missing:
+            raise ConfigError(_FIELD, f"{path}: column {missing[0]!r} missing; columns: {header}")
+        i_in, i_out, i_t = (header.index(c) for c in FINESERVE_COLUMNS)
+        width = max(i_in, i_out, i_t) + 1
+        for line, row in enumerate(reader, start=2):
+            if not row:
+                continue
+            if len(row) < width:
+                raise ConfigError(_FIELD, f"{path} line {line}: {len(row)} fields, expected {len(header)}")
+            stamp = row[i_t].strip()
+            if not stamp:
+                untimed += 1
+                continue
+            if untimed:
+                raise ConfigError(_FIELD, f"{path} line {line}: a timestamp after {untimed} rows without one")
+            try:
+                value = float(stamp)
+            except ValueError:
+                value = math.nan
+            if not (math.isfinite(value) and value >= 0):
+                raise ConfigError(
+                    _FIELD,
+                    f"{path} line {line}: 'timestamp' must be a finite number >= 0 (us), got {stamp!r}",
+                )
+            if times_us and value < times_us[-1]:
+                raise ConfigError(
+                    _FIELD,
+                    f"{path} line {line}: timestamps must be non-decreasing ({stamp} after {times_us[-1]})",
+                )
+            times_us.append(value)
+            if len(times_us) > MAX_TRACE_ROWS:
+                raise ConfigError(_FIELD, f"{path}: more than {MAX_TRACE_ROWS} timestamped rows")
+            inputs.append(_fineserve_count(path, line, "input_length", row[i_in].strip()))
+            outputs.append(_fineserve_count(path, line, "output_length", row[i_out].strip()))
+    if len(times_us) < 2:
+        raise ConfigError(_FIELD, f"{path} needs at least 2 timestamped requests, found {len(times_us)}")
+    records = TraceRecords(
+        times_s=np.asarray(times_us, dtype=np.float64) / 1e6,
+        input_tokens=np.asarray(inputs, dtype=np.int64),
+        output_tokens=np.asarray(outputs, dtype=np.int64),
+    )
+    return records, untimed
+
+
 def recording_granularity_s(times_s: np.ndarray) -> float:
     """The grid a trace was recorded on (s): the median gap between its distinct timestamps."""
     distinct = np.unique(np.asarray(times_s, dtype=float))
@@ -124,6 +211,22 @@ def _tie_groups(times_s: np.ndarray, granularity_s: float) -> tuple[np.ndarray, 
     interval = np.minimum(np.append(np.diff(distinct), granularity_s), granularity_s)
     ranks = np.arange(len(times)) - np.repeat(first, counts)
     return ranks, np.repeat(counts, counts), np.repeat(interval, counts)
+
+
+def snap_to_grid(times_s: np.ndarray, grid_s: float) -> tuple[np.ndarray, float]:
+    """Times recorded on a grid but published with a jitter, put back on it: each time is moved
+    to the nearest multiple of ``grid_s`` (order kept, as rounding is monotone).
+
+    :param times_s: sorted published times (s), shape (n,).
+    :param grid_s: the recording grid (s), > 0.
+    :returns: the snapped times (s, shape (n,)) and the largest move (s); a move near
+        ``grid_s / 2`` means the times are not bunched around the grid.
+    """
+    if not grid_s > 0 or not math.isfinite(grid_s):
+        raise ValueError(f"grid_s must be a finite number > 0, got {grid_s!r}")
+    times = np.asarray(times_s, dtype=float)
+    snapped = np.round(times / grid_s) * grid_s
+    return snapped, float(np.max(np.abs(times - snapped)))
 
 
 def spread_ties_evenly(times_s: np.ndarray, granularity_s: float) -> np.ndarray:

@@ -22,6 +22,18 @@ Sources (fetch them yourself; this script never downloads anything):
   mean of ``SERVEGEN_MEAN_RATE_PER_S`` (seed ``SERVEGEN_SEED``, so the file is the same at every
   run).
 
+- ``fineserve_dense.csv`` (**not shipped**, written to ``external/``, which git ignores):
+  FineServe's replay trace of its dense 30-100B models (a commercial model marketplace),
+  https://github.com/hihiztc1/FineServe, file ``datasets/replay/Dense_30to100B.csv`` at commit
+  f2ff77d64d6f643bc7f771fed3dbc1118f5e80d3 (2026-03-19; 1,048,873 bytes, sha256 below). The
+  repository has no licence and releases the data "solely for research purposes", so batchenv
+  neither ships nor commits it: you fetch the file, this script prepares it, and the scenarios
+  of ``benchmarks/configs/external/`` replay it. All 21,116 requests that have a timestamp (the
+  first 8.0 hours; the 6,350 rows after them have none) are kept. The timestamps are written in
+  microseconds but bunch within 0.3 s of whole seconds: they are snapped to the second
+  (:func:`batchenv.trace_prep.snap_to_grid`) and spread uniformly within it, as the Mooncake
+  ticks are (seed ``SPREAD_SEED``).
+
 ``azure_conv_excerpt.csv`` (the first 3,001 requests of the Azure LLM inference trace 2023,
 conversation service, unchanged) predates this script and is described in
 ``batchenv/data/ATTRIBUTION.md``.
@@ -30,6 +42,7 @@ Usage::
 
     python benchmarks/make_trace_excerpts.py --mooncake-conversation path/to/conversation_trace.jsonl
     python benchmarks/make_trace_excerpts.py --servegen-m-large path/to/ServeGen/data/language/m-large
+    python benchmarks/make_trace_excerpts.py --fineserve-dense path/to/Dense_30to100B.csv
 """
 
 from __future__ import annotations
@@ -50,13 +63,18 @@ from batchenv.config import ConfigError  # noqa: E402
 from batchenv.fileio import write_atomic  # noqa: E402
 from batchenv.servegen import WINDOW_S, client_files, read_servegen_clients, servegen_arrivals  # noqa: E402
 from batchenv.trace_prep import (  # noqa: E402
+    TraceRecords,
     excerpt_csv,
+    read_fineserve_csv,
     read_mooncake_jsonl,
     recording_granularity_s,
+    snap_to_grid,
     spread_ties_uniformly,
 )
 
 DATA_DIR = REPO / "batchenv" / "data"
+EXTERNAL_DIR = REPO / "external"
+"""Where traces that batchenv may not redistribute are prepared (ignored by git)."""
 MOONCAKE_CONVERSATION_SHA256 = "b8cbb061a85206d729d91cdc2981f43c9e0d99209dce588d3af5f7934408b9df"
 SPREAD_SEED = 0
 """Seed of the spread of the tied timestamps within their recording intervals."""
@@ -67,6 +85,9 @@ others (the scenarios rescale its time axis; at the data's own rates the hour ho
 SERVEGEN_SEED = 0
 """Seed of the draws of the gaps."""
 WINDOWS_PER_HOUR = 6
+FINESERVE_DENSE_SHA256 = "b6fe2bbfc4d91906859d20b211ff205fd79ff8d82f466aa42875e76384f3d61f"
+FINESERVE_GRID_S = 1.0
+"""FineServe's recording grid (s): its timestamps lie within 0.3 s of whole seconds."""
 
 
 def _feed(digest: Any, path: Path) -> None:
@@ -161,6 +182,32 @@ def servegen_m_large(source: Path, out_dir: Path, check_digest: bool = True) -> 
     return path
 
 
+def fineserve_dense(source: Path, out_dir: Path, check_digest: bool = True) -> Path:
+    """Write ``fineserve_dense.csv`` (``recorded_s,arrival_s,input_tokens,output_tokens``) from
+    FineServe's ``Dense_30to100B.csv``; returns its path."""
+    _check_source(
+        "--fineserve-dense",
+        source,
+        source.is_file(),
+        (lambda: _sha256(source)) if check_digest else None,
+        FINESERVE_DENSE_SHA256,
+        "Dense_30to100B.csv of FineServe commit f2ff77d",
+    )
+    published, untimed = read_fineserve_csv(source)
+    times_s = published.times_s - published.times_s[0]
+    seconds, largest_move_s = snap_to_grid(times_s, FINESERVE_GRID_S)
+    arrival_s = spread_ties_uniformly(seconds, FINESERVE_GRID_S, np.random.default_rng(SPREAD_SEED))
+    records = TraceRecords(times_s, published.input_tokens, published.output_tokens)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = write_atomic(out_dir / "fineserve_dense.csv", excerpt_csv(records, arrival_s))
+    print(
+        f"wrote {path} ({len(times_s)} requests, {times_s[-1]:.0f} s, {untimed} trailing rows "
+        f"without a timestamp dropped, timestamps snapped to {FINESERVE_GRID_S:g} s: largest move "
+        f"{largest_move_s:.3f} s, {path.stat().st_size} bytes)"
+    )
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="Regenerate the trace excerpts shipped in batchenv/data/ from their public sources "
@@ -175,19 +222,34 @@ def main(argv: list[str] | None = None) -> int:
         "--servegen-m-large", type=Path, help="data/language/m-large of github.com/alibaba/ServeGen"
     )
     parser.add_argument(
-        "--out-dir", type=Path, default=DATA_DIR, help=f"where to write the excerpts (default: {DATA_DIR})"
+        "--fineserve-dense",
+        type=Path,
+        help="datasets/replay/Dense_30to100B.csv of github.com/hihiztc1/FineServe (not shipped: written to "
+        f"{EXTERNAL_DIR.name}/)",
+    )
+    parser.add_argument(
+        "--out-dir",
+        type=Path,
+        default=None,
+        help=f"where to write the excerpts (default: {DATA_DIR} for the shipped ones, "
+        f"{EXTERNAL_DIR} for FineServe)",
     )
     parser.add_argument(
         "--any-version", action="store_true", help="do not check the source file's sha256 against the release"
     )
     args = parser.parse_args(argv)
-    if args.mooncake_conversation is None and args.servegen_m_large is None:
-        parser.error("give --mooncake-conversation, --servegen-m-large or both")
+    sources = (args.mooncake_conversation, args.servegen_m_large, args.fineserve_dense)
+    if all(source is None for source in sources):
+        parser.error("give at least one of --mooncake-conversation, --servegen-m-large, --fineserve-dense")
+    shipped_dir = args.out_dir or DATA_DIR
+    check = not args.any_version
     try:
         if args.mooncake_conversation is not None:
-            mooncake_conversation(args.mooncake_conversation, args.out_dir, check_digest=not args.any_version)
+            mooncake_conversation(args.mooncake_conversation, shipped_dir, check_digest=check)
         if args.servegen_m_large is not None:
-            servegen_m_large(args.servegen_m_large, args.out_dir, check_digest=not args.any_version)
+            servegen_m_large(args.servegen_m_large, shipped_dir, check_digest=check)
+        if args.fineserve_dense is not None:
+            fineserve_dense(args.fineserve_dense, args.out_dir or EXTERNAL_DIR, check_digest=check)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -15,6 +15,9 @@ Usage::
 
     python benchmarks/trace_results.py                    # goal traces, 10 seeds, 60 s
     python benchmarks/trace_results.py --traces all --seeds 10
+    python benchmarks/trace_results.py --scenario-path benchmarks/configs/external \
+        --scenarios fineserve_dense,fineserve_dense_30,fineserve_dense_60 \
+        --out docs/results/external_traces.md --tuned-dir docs/results/external_traces/robust_tuned
     python benchmarks/trace_results.py --help
 """
 
@@ -31,7 +34,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from batchenv.scenarios import load_scenario, trace_scenarios  # noqa: E402
+from batchenv.config import ConfigError  # noqa: E402
+from batchenv.scenarios import add_scenario_dir, load_scenario, trace_scenarios  # noqa: E402
 from batchenv.seeds import TRAINING_SEEDS  # noqa: E402
 from benchmarks.proposed.common import display_path  # noqa: E402
 from benchmarks.robust.common import ms, pct, trace_tasks, tuned_for, write_results  # noqa: E402
@@ -68,6 +72,14 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         default="",
         help="comma-separated trace scenarios with a time split (overrides --traces), e.g. azure_trace_30",
     )
+    parser.add_argument(
+        "--scenario-path",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="a directory of scenarios of your own, searched after the packaged ones (repeatable; "
+        "as $BATCHENV_SCENARIO_PATH), e.g. benchmarks/configs/external",
+    )
     parser.add_argument("--seeds", type=int, default=10, help="evaluation seeds 0..N-1 (>= 2)")
     parser.add_argument("--horizon-s", type=float, default=60.0, help="episode length (s) > 0")
     parser.add_argument(
@@ -86,6 +98,11 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     unknown = sorted(set(args.agent_list) - set(AGENTS))
     if unknown:
         parser.error(f"--agents: unknown agent {unknown[0]!r}; agents: {','.join(AGENTS)}")
+    for directory in args.scenario_path:
+        try:
+            add_scenario_dir(directory)
+        except ConfigError as exc:
+            parser.error(f"--scenario-path: {exc}")
     splits = trace_scenarios()
     args.scenario_list = [n.strip() for n in args.scenarios.split(",") if n.strip()]
     if not args.scenario_list:
