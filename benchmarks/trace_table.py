@@ -11,12 +11,17 @@ simulation, no random draw except the fixed one of the shipped spread.
 Usage::
 
     python benchmarks/trace_table.py
+    python benchmarks/trace_table.py --scenario-path benchmarks/configs/external \
+        --scenarios fineserve_dense,fineserve_dense_30,fineserve_dense_60 \
+        --out-dir docs/results/external_traces
 """
 
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -25,8 +30,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from batchenv.arrivals import TraceArrivals, make_arrival_process  # noqa: E402
+from batchenv.config import ConfigError  # noqa: E402
 from batchenv.fileio import write_atomic, write_json_atomic  # noqa: E402
-from batchenv.scenarios import load_scenario, split_of, trace_scenarios  # noqa: E402
+from batchenv.scenarios import add_scenario_dir, load_scenario, split_of, trace_scenarios  # noqa: E402
 from batchenv.timing import ServiceTable  # noqa: E402
 from batchenv.trace_prep import recording_granularity_s, spread_ties_evenly  # noqa: E402
 from batchenv.trace_stats import characterise, share_in_bins_above  # noqa: E402
@@ -65,8 +71,9 @@ def _row(times_s: np.ndarray, capacity_per_s: float) -> dict:
     return stats
 
 
-def collect() -> dict:
-    """All the numbers of the report, as plain data."""
+def collect(names: Sequence[str] | None = None, command: str = COMMAND) -> dict:
+    """All the numbers of the report, as plain data: the shipped traces and the halves of the
+    trace scenarios ``names`` (None: every one, :func:`batchenv.scenarios.trace_scenarios`)."""
     default = load_scenario("default")
     table = ServiceTable(default)
     capacity = table.model_throughput_per_s(default.model_index("LLM-3"))
@@ -82,7 +89,7 @@ def collect() -> dict:
             {"trace": label, "path": path, "column": column, "timestamps": treatment, "at_rate": at_rates}
         )
     scenarios = []
-    for base in trace_scenarios():
+    for base in trace_scenarios() if names is None else names:
         config = load_scenario(base)
         entry = {"scenario": base, "rate_per_s": config.arrivals.rate_per_s, "parts": {}}
         for part in ("train", "test"):
@@ -96,7 +103,7 @@ def collect() -> dict:
             entry["parts"][part] = row
         scenarios.append(entry)
     return {
-        "command": COMMAND,
+        "command": command,
         "llm3_capacity_per_s": capacity,
         "rates_per_s": rates,
         "peak_bin_s": PEAK_BIN_S,
@@ -240,8 +247,34 @@ def render(data: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out-dir", type=Path, default=OUT_DIR, help=f"default: {OUT_DIR}")
+    parser.add_argument(
+        "--scenario-path",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="a directory of scenarios of your own, searched after the packaged ones (repeatable)",
+    )
+    parser.add_argument(
+        "--scenarios", default="", help="comma-separated trace scenarios with a time split (default: all)"
+    )
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
-    data = collect()
+    for directory in args.scenario_path:
+        try:
+            add_scenario_dir(directory)
+        except ConfigError as exc:
+            parser.error(f"--scenario-path: {exc}")
+    names = [n.strip() for n in args.scenarios.split(",") if n.strip()] or None
+    known = trace_scenarios()
+    unknown = [n for n in names or () if n not in known]
+    if unknown:
+        parser.error(
+            f"--scenarios: {unknown[0]!r} is not a trace scenario with a time split; "
+            f"choose among {','.join(known)}"
+        )
+    command = COMMAND + (" " + shlex.join(argv) if argv else "")
+    data = collect(names, command)
+    args.out_dir.mkdir(parents=True, exist_ok=True)
     json_path = write_json_atomic(args.out_dir / "traces.json", data)
     md_path = write_atomic(args.out_dir / "traces.md", render(data))
     print(f"wrote {md_path} and {json_path}")

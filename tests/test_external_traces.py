@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import csv
 import importlib.util
+import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -203,3 +205,21 @@ def test_the_external_fineserve_scenarios_are_complete_and_at_the_suite_rates(mo
     if PREPARED.is_file():  # prepared by make_trace_excerpts.py; never in a clean clone
         times = load_trace_times_s(str(PREPARED), "arrival_s")
         assert base.arrivals.rate_per_s == round((len(times) - 1) / times[-1], 4)  # native, to 4 decimals
+
+
+def test_trace_table_characterises_the_named_scenarios_of_ones_own(
+    own_dir: Path, tmp_path: Path, capsys
+) -> None:
+    script = _script("trace_table")
+    out = tmp_path / "out"
+    argv = ["--scenario-path", str(own_dir), "--scenarios", "ticks", "--out-dir", str(out)]
+    assert script.main(argv) == 0
+    data = json.loads((out / "traces.json").read_text())
+    assert [entry["scenario"] for entry in data["scenarios"]] == ["ticks"]
+    assert data["command"] == "python benchmarks/trace_table.py " + shlex.join(argv)
+    train = data["scenarios"][0]["parts"]["train"]
+    assert train["n_requests"] == 100 and train["gap_cv"] == pytest.approx(0.0, abs=1e-6)
+    assert "| ticks |" in (out / "traces.md").read_text()
+    with pytest.raises(SystemExit):
+        script.main(["--scenarios", "bursty"])
+    assert "'bursty' is not a trace scenario with a time split" in capsys.readouterr().err

@@ -216,5 +216,8 @@ def test_trace_table_reports_what_the_scenarios_replay(tmp_path: Path) -> None:
     ties = shipped[("package:mooncake_conv", "recorded_s")]["native"]
     spread = shipped[("package:mooncake_conv", "arrival_s")]["native"]
     assert ties["gap_cv"] > 2.5 > 1.2 > spread["gap_cv"]
+    assert data["command"] == f"python benchmarks/trace_table.py --out-dir {tmp_path}"
     committed = json.loads((REPO / "docs" / "results" / "traces.json").read_text())
+    assert committed["command"] == "python benchmarks/trace_table.py"
+    data["command"] = committed["command"]  # the same content, written elsewhere
     assert committed == data, "docs/results/traces.json is stale: run python benchmarks/trace_table.py"
