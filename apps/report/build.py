@@ -19,6 +19,7 @@ from apps.report.sources import (
     CONFIG,
     DESIGN,
     ENV_SPEED,
+    EXTERNAL_TRACES,
     FRONTIERS,
     GENERATED,
     GUARD_TEST,
@@ -140,6 +141,8 @@ def compute(root: Path = REPO, only_committed: bool = True) -> Build:
         )
         traces.trace_numbers(m, cells, origin)
         build.tables["tab_traces.tex"] = traces.trace_table(cells, origin)
+    with reading(EXTERNAL_TRACES):
+        traces.external_trace_numbers(m, _optional(src, build, EXTERNAL_TRACES))
     with reading(SIM_TO_REAL):
         real = _optional(src, build, SIM_TO_REAL)
         calibration = (

@@ -27,6 +27,7 @@ __all__ = [
     "CONFIG",
     "DESIGN",
     "ENV_SPEED",
+    "EXTERNAL_TRACES",
     "FRONTIERS",
     "GENERATED",
     "GUARD_TEST",
@@ -74,6 +75,7 @@ GUARD_TEST = "docs/results/robust_guard_test.json"
 FRONTIERS = "docs/results/frontiers.json"
 SENSITIVITY = "docs/results/sensitivity.json"
 TRACE_RESULTS = "docs/results/trace_results.json"
+EXTERNAL_TRACES = "docs/results/external_traces.json"
 SIM_TO_REAL = "docs/results/sim_to_real.json"
 SIM_TO_REAL_CALIBRATION = "docs/results/sim_to_real_calibrated.json"
 CONFIG = "batchenv/configs/default.yaml"
@@ -99,6 +101,10 @@ SOURCES = {
     GUARD_TEST: "python benchmarks/robust_eval.py --parts guard_test --jobs 2 "
     "--out docs/results/robust_guard_test.md",
     TRACE_RESULTS: "python benchmarks/trace_results.py",
+    EXTERNAL_TRACES: "python benchmarks/trace_results.py --scenario-path benchmarks/configs/external "
+    "--scenarios fineserve_dense,fineserve_dense_30,fineserve_dense_60 --out docs/results/external_traces.md "
+    "--tuned-dir docs/results/external_traces/robust_tuned --jobs 2 "
+    "(after make_trace_excerpts.py --fineserve-dense)",
     SIM_TO_REAL: "python benchmarks/sim_to_real.py",
     SIM_TO_REAL_CALIBRATION: "python benchmarks/sim_to_real.py (its calibration step)",
     CONFIG: "(input: the brief's system)",
@@ -109,6 +115,7 @@ OPTIONAL = {
     VERIFICATION: "Verification",
     SIM_TO_REAL: "SimReal",
     TRACE_RESULTS: "TraceResults",
+    EXTERNAL_TRACES: "ExternalTraces",
     FRONTIERS: "Frontiers",
     SENSITIVITY: "Sensitivity",
     GUARD_TEST: "GuardTest",

@@ -12,12 +12,14 @@ from typing import Any
 
 from apps.report.formatting import fnum, fpct
 from apps.report.macros import Macros, add_pending
-from apps.report.sources import GUARD_TEST, ROBUST, TRACE_RESULTS
+from apps.report.sources import EXTERNAL_TRACES, GUARD_TEST, ROBUST, TRACE_RESULTS
 from apps.report.tables import table_header
 
 __all__ = [
+    "EXTERNAL_KEYS",
     "TRACE_RESULTS_KEYS",
     "TraceCell",
+    "external_trace_numbers",
     "robust_numbers",
     "trace_cells",
     "trace_numbers",
@@ -359,3 +361,34 @@ def trace_results_numbers(macros: Macros, data: dict[str, Any] | None) -> None:
         ]  # type: ignore[index]
         name = f"resTrBound{tok}"
         macros.add(name, fpct(fn(values), 1, sign=True), TRACE_RESULTS, TRACE_RESULTS_KEYS[name])
+
+
+EXTERNAL_LOADS = {"Thirty": "fineserve_dense_30", "Sixty": "fineserve_dense_60"}
+"""The rescaled scenarios of the recorded trace batchenv does not ship: macro token -> scenario."""
+EXTERNAL_KEYS = {
+    key: what
+    for tok, name in EXTERNAL_LOADS.items()
+    for key, what in (
+        (f"resExtLoad{tok}", f"the load in the name of {name} (% of LLM-3's capacity)"),
+        (f"resExtGapRobust{tok}", f"{name}.agents.robust.gap_vs_timeout[0] (%)"),
+        (f"resExtDTailRobust{tok}", f"{name}.agents.robust.p99_minus_timeout_ms[0] (ms)"),
+    )
+}
+
+
+def external_trace_numbers(macros: Macros, data: dict[str, Any] | None) -> None:
+    """external_traces.json (a recorded trace that batchenv does not ship, FineServe's): the
+    robust scheduler's cost gap and p99 difference to the tuned timeout at 30% and 60% load
+    (``[pending]`` when the file is absent)."""
+    if data is None:
+        add_pending(macros, EXTERNAL_KEYS, EXTERNAL_TRACES)
+        return
+    cells = trace_cells(data, from_trace_results=True)
+    for tok, name in EXTERNAL_LOADS.items():
+        robust = cells[name]["robust"]
+        for key, value in (
+            (f"resExtLoad{tok}", name.rsplit("_", 1)[1]),
+            (f"resExtGapRobust{tok}", fpct(robust.gap[0], 2, sign=True)),
+            (f"resExtDTailRobust{tok}", f"{robust.d99[0]:+.1f}"),
+        ):
+            macros.add(key, value, EXTERNAL_TRACES, EXTERNAL_KEYS[key])
