@@ -65,13 +65,18 @@ SUITE: tuple[str, ...] = (
 """The scenario suite (``--scenarios suite`` of ``evaluate.py`` and ``python -m apps.tune``)."""
 
 
+def _path_entries() -> list[Path]:
+    """The non-empty entries of ``$BATCHENV_SCENARIO_PATH``, as written (``~`` expanded)."""
+    return [
+        Path(part).expanduser() for part in os.environ.get(SCENARIO_PATH_ENV, "").split(os.pathsep) if part
+    ]
+
+
 def scenario_dirs() -> list[Path]:
     """Where named scenarios are looked up, in order: ``batchenv/configs/``, then each existing
     directory of ``$BATCHENV_SCENARIO_PATH`` (entries that are not directories are skipped here
     and named by :func:`load_scenario`'s error)."""
-    parts = os.environ.get(SCENARIO_PATH_ENV, "").split(os.pathsep)
-    extra = (Path(part).expanduser() for part in parts if part)
-    return [SCENARIO_DIR, *(d.resolve() for d in extra if d.is_dir())]
+    return [SCENARIO_DIR, *(entry.resolve() for entry in _path_entries() if entry.is_dir())]
 
 
 def add_scenario_dir(directory: str | Path) -> Path:
@@ -112,11 +117,7 @@ def load_scenario(name_or_path: str | Path) -> SystemConfig:
     if candidate is None:
         names = list_scenarios()  # 50 names: too long for a one-line error, so the first few
         more = f" and {len(names) - 8} more" if len(names) > 8 else ""
-        missing = [
-            part
-            for part in os.environ.get(SCENARIO_PATH_ENV, "").split(os.pathsep)
-            if part and not Path(part).expanduser().is_dir()
-        ]
+        missing = [str(entry) for entry in _path_entries() if not entry.is_dir()]
         note = f"; {SCENARIO_PATH_ENV} names no directory {missing[0]!r}" if missing else ""
         raise ConfigError(
             "scenario",
