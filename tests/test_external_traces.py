@@ -223,3 +223,23 @@ def test_trace_table_characterises_the_named_scenarios_of_ones_own(
     with pytest.raises(SystemExit):
         script.main(["--scenarios", "bursty"])
     assert "'bursty' is not a trace scenario with a time split" in capsys.readouterr().err
+
+
+def test_trace_results_runs_a_scenario_of_ones_own_in_worker_processes(own_dir: Path, tmp_path: Path) -> None:
+    from benchmarks import trace_results
+
+    quick = own_dir  # a relative trace_path is relative to the directory of the file that names the scenario
+    (quick / "ticks_quick.yaml").write_text("extends: ticks.yaml\nname: ticks_quick\nhorizon_s: 0.4\n")
+    for part, (lo, hi) in SPLIT_WINDOWS.items():
+        (quick / f"ticks_quick_{part}.yaml").write_text(
+            f"extends: ticks_quick.yaml\nname: ticks_quick_{part}\narrivals:\n  trace_window: [{lo}, {hi}]\n"
+        )
+    out = tmp_path / "results.md"
+    argv = ["--scenario-path", str(quick), "--scenarios", "ticks_quick", "--agents", "timeout,greedy"]
+    argv += ["--seeds", "2", "--horizon-s", "0.4", "--jobs", "2", "--out", str(out)]
+    argv += ["--tuned-dir", str(tmp_path / "tuned")]
+    assert trace_results.main(argv) == 0  # the workers resolve the name through the variable
+    data = json.loads(out.with_suffix(".json").read_text())
+    assert set(data["ticks_quick"]["agents"]) == {"timeout", "greedy"}
+    assert (tmp_path / "tuned" / "ticks_quick_train.yaml").is_file()
+    assert data["ticks_quick"]["agents"]["timeout"]["gap_vs_timeout"] == [0.0, 0.0]
