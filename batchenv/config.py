@@ -265,8 +265,10 @@ class ArrivalConfig:
     :param amplitude: diurnal only: relative amplitude in [0, 1): rate(t) = r (1 + a sin(2 pi t / P)).
     :param period_s: diurnal only: period P of the rate cycle (s).
     :param phase_rad: diurnal only: phase of the rate cycle at t = 0 (rad).
-    :param trace_path: trace only: CSV of arrival timestamps (absolute, or relative to the YAML
-        file); ``"package:azure_conv_excerpt"`` names the excerpt shipped with batchenv.
+    :param trace_path: trace only: CSV of arrival timestamps (absolute, or relative to the
+        directory of the YAML file loaded, the one that ``extends`` others when it does, not the
+        one that sets the field); ``"package:azure_conv_excerpt"`` names the excerpt shipped with
+        batchenv.
     :param trace_column: trace only: CSV column with the timestamps (ISO datetimes or seconds).
     :param random_start: trace only: start each episode at a random point of the trace (of its
         window, when ``trace_window`` is set).
