@@ -243,3 +243,15 @@ def test_trace_results_runs_a_scenario_of_ones_own_in_worker_processes(own_dir: 
     assert set(data["ticks_quick"]["agents"]) == {"timeout", "greedy"}
     assert (tmp_path / "tuned" / "ticks_quick_train.yaml").is_file()
     assert data["ticks_quick"]["agents"]["timeout"]["gap_vs_timeout"] == [0.0, 0.0]
+
+
+def test_a_relative_trace_path_resolves_from_the_loaded_files_directory(own_dir: Path) -> None:
+    from batchenv.arrivals import make_arrival_process
+
+    sub = own_dir / "sub"
+    sub.mkdir()
+    (sub / "child.yaml").write_text("extends: ../ticks.yaml\nname: child\n")
+    with pytest.raises(ConfigError, match="trace file not found") as info:
+        make_arrival_process(load_scenario(sub / "child.yaml"))
+    assert str(sub / "ticks.csv") in str(info.value)
+    assert make_arrival_process(load_scenario(own_dir / "ticks.yaml")) is not None
