@@ -16,7 +16,7 @@ Usage::
     python benchmarks/trace_results.py                    # goal traces, 10 seeds, 60 s
     python benchmarks/trace_results.py --traces all --seeds 10
     python benchmarks/trace_results.py --scenario-path benchmarks/configs/external \
-        --scenarios fineserve_dense,fineserve_dense_30,fineserve_dense_60 \
+        --scenarios fineserve_dense,fineserve_dense_30,fineserve_dense_60,fineserve_dense_30_published \
         --out docs/results/external_traces.md --tuned-dir docs/results/external_traces/robust_tuned
     python benchmarks/trace_results.py --help
 """

@@ -12,7 +12,7 @@ Usage::
 
     python benchmarks/trace_table.py
     python benchmarks/trace_table.py --scenario-path benchmarks/configs/external \
-        --scenarios fineserve_dense,fineserve_dense_30,fineserve_dense_60 \
+        --scenarios fineserve_dense,fineserve_dense_30,fineserve_dense_60,fineserve_dense_30_published \
         --out-dir docs/results/external_traces
 """
 

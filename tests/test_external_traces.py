@@ -184,10 +184,23 @@ def test_excerpt_script_prepares_fineserve_outside_the_package(tmp_path: Path, c
 def test_the_external_fineserve_scenarios_are_complete_and_at_the_suite_rates(monkeypatch) -> None:
     monkeypatch.setenv(SCENARIO_PATH_ENV, str(EXTERNAL_CONFIGS))
     bases = ["fineserve_dense", "fineserve_dense_30", "fineserve_dense_60"]
-    assert set(bases) <= set(trace_scenarios())
+    published = "fineserve_dense_30_published"  # the timestamps as published, not spread
+    assert {*bases, published} <= set(trace_scenarios())
     assert sorted(p.stem for p in EXTERNAL_CONFIGS.glob("*.yaml")) == sorted(
-        [*bases, *(f"{b}_{part}" for b in bases for part in SPLIT_WINDOWS)]
+        f"{b}{suffix}"
+        for b in [*bases, published]
+        for suffix in ("", *(f"_{part}" for part in SPLIT_WINDOWS))
     )
+    as_published = load_scenario(published)
+    assert as_published.arrivals.trace_column == "recorded_s"
+    spread = {"trace_column": "arrival_s"}
+    assert as_published.replace(name="fineserve_dense_30", arrivals=spread) == load_scenario(
+        "fineserve_dense_30"
+    )
+    for part, window in SPLIT_WINDOWS.items():
+        split = load_scenario(f"{published}_{part}")
+        assert split.replace(name=published, arrivals={"trace_window": None}) == as_published
+        assert split.arrivals.trace_window == window
     default = load_scenario("default")
     capacity = ServiceTable(default).model_throughput_per_s(default.model_index("LLM-3"))
     base = load_scenario("fineserve_dense")

@@ -102,7 +102,8 @@ SOURCES = {
     "--out docs/results/robust_guard_test.md",
     TRACE_RESULTS: "python benchmarks/trace_results.py",
     EXTERNAL_TRACES: "python benchmarks/trace_results.py --scenario-path benchmarks/configs/external "
-    "--scenarios fineserve_dense,fineserve_dense_30,fineserve_dense_60 --out docs/results/external_traces.md "
+    "--scenarios fineserve_dense,fineserve_dense_30,fineserve_dense_60,fineserve_dense_30_published "
+    "--out docs/results/external_traces.md "
     "--tuned-dir docs/results/external_traces/robust_tuned --jobs 2 "
     "(after make_trace_excerpts.py --fineserve-dense)",
     SIM_TO_REAL: "python benchmarks/sim_to_real.py",
