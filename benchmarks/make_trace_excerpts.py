@@ -116,13 +116,19 @@ def _check_source(
         )
 
 
+def _check_file(flag: str, source: Path, check_digest: bool, expected: str, what: str) -> None:
+    """:func:`_check_source` for a source that is one file, its digest the file's sha256."""
+    _check_source(
+        flag, source, source.is_file(), (lambda: _sha256(source)) if check_digest else None, expected, what
+    )
+
+
 def mooncake_conversation(source: Path, out_dir: Path, check_digest: bool = True) -> Path:
     """Write ``mooncake_conv.csv`` from the FAST'25 conversation trace; returns its path."""
-    _check_source(
+    _check_file(
         "--mooncake-conversation",
         source,
-        source.is_file(),
-        (lambda: _sha256(source)) if check_digest else None,
+        check_digest,
         MOONCAKE_CONVERSATION_SHA256,
         "the FAST'25 release file",
     )
@@ -185,11 +191,10 @@ def servegen_m_large(source: Path, out_dir: Path, check_digest: bool = True) -> 
 def fineserve_dense(source: Path, out_dir: Path, check_digest: bool = True) -> Path:
     """Write ``fineserve_dense.csv`` (``recorded_s,arrival_s,input_tokens,output_tokens``) from
     FineServe's ``Dense_30to100B.csv``; returns its path."""
-    _check_source(
+    _check_file(
         "--fineserve-dense",
         source,
-        source.is_file(),
-        (lambda: _sha256(source)) if check_digest else None,
+        check_digest,
         FINESERVE_DENSE_SHA256,
         "Dense_30to100B.csv of FineServe commit f2ff77d",
     )
