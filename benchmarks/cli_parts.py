@@ -1,11 +1,15 @@
-"""The ``--parts`` option that the benchmark scripts with several parts share."""
+"""Options that several benchmark scripts share: ``--parts`` (the scripts with several parts), and
+``--scenario-path`` with ``--scenarios`` (the scripts over trace scenarios)."""
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
 
-__all__ = ["parse_parts"]
+from batchenv.config import ConfigError
+from batchenv.scenarios import add_scenario_dir, trace_scenarios
+
+__all__ = ["add_scenario_path_argument", "chosen_trace_scenarios", "parse_parts"]
 
 
 def parse_parts(parser: argparse.ArgumentParser, text: str, parts: Sequence[str]) -> list[str]:
@@ -17,3 +21,43 @@ def parse_parts(parser: argparse.ArgumentParser, text: str, parts: Sequence[str]
     if unknown:
         parser.error(f"--parts: unknown part {unknown[0]!r}; parts: {','.join(parts)}")
     return chosen
+
+
+def add_scenario_path_argument(parser: argparse.ArgumentParser) -> None:
+    """``--scenario-path DIR`` (repeatable): a directory of scenarios of one's own, applied by
+    :func:`chosen_trace_scenarios`."""
+    parser.add_argument(
+        "--scenario-path",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="a directory of scenarios of your own, searched after the packaged ones (repeatable; "
+        "as $BATCHENV_SCENARIO_PATH), e.g. benchmarks/configs/external",
+    )
+
+
+def chosen_trace_scenarios(
+    parser: argparse.ArgumentParser, args: argparse.Namespace
+) -> tuple[list[str], list[str]]:
+    """Add ``args.scenario_path``'s directories to the scenario path of this process (and its
+    workers), then read ``args.scenarios`` (comma-separated, blanks ignored).
+
+    :returns: the names chosen, in their order (empty when none is given), and every trace
+        scenario with a time split (:func:`batchenv.scenarios.trace_scenarios`).
+    A directory that is not one, or a name that is not such a scenario, is a usage error
+    (``parser.error``) naming it.
+    """
+    for directory in args.scenario_path:
+        try:
+            add_scenario_dir(directory)
+        except ConfigError as exc:
+            parser.error(f"--scenario-path: {exc}")
+    known = trace_scenarios()
+    chosen = [name.strip() for name in args.scenarios.split(",") if name.strip()]
+    unknown = [name for name in chosen if name not in known]
+    if unknown:
+        parser.error(
+            f"--scenarios: {unknown[0]!r} is not a trace scenario with a time split; "
+            f"choose among {','.join(known)}"
+        )
+    return chosen, known

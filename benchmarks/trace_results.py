@@ -34,9 +34,9 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from batchenv.config import ConfigError  # noqa: E402
-from batchenv.scenarios import add_scenario_dir, load_scenario, trace_scenarios  # noqa: E402
+from batchenv.scenarios import load_scenario  # noqa: E402
 from batchenv.seeds import TRAINING_SEEDS  # noqa: E402
+from benchmarks.cli_parts import add_scenario_path_argument, chosen_trace_scenarios  # noqa: E402
 from benchmarks.proposed.common import display_path  # noqa: E402
 from benchmarks.robust.common import ms, pct, trace_tasks, tuned_for, write_results  # noqa: E402
 from benchmarks.robust.parts import GOAL_TRACES  # noqa: E402
@@ -72,14 +72,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         default="",
         help="comma-separated trace scenarios with a time split (overrides --traces), e.g. azure_trace_30",
     )
-    parser.add_argument(
-        "--scenario-path",
-        action="append",
-        default=[],
-        metavar="DIR",
-        help="a directory of scenarios of your own, searched after the packaged ones (repeatable; "
-        "as $BATCHENV_SCENARIO_PATH), e.g. benchmarks/configs/external",
-    )
+    add_scenario_path_argument(parser)
     parser.add_argument("--seeds", type=int, default=10, help="evaluation seeds 0..N-1 (>= 2)")
     parser.add_argument("--horizon-s", type=float, default=60.0, help="episode length (s) > 0")
     parser.add_argument(
@@ -98,21 +91,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     unknown = sorted(set(args.agent_list) - set(AGENTS))
     if unknown:
         parser.error(f"--agents: unknown agent {unknown[0]!r}; agents: {','.join(AGENTS)}")
-    for directory in args.scenario_path:
-        try:
-            add_scenario_dir(directory)
-        except ConfigError as exc:
-            parser.error(f"--scenario-path: {exc}")
-    splits = trace_scenarios()
-    args.scenario_list = [n.strip() for n in args.scenarios.split(",") if n.strip()]
+    args.scenario_list, splits = chosen_trace_scenarios(parser, args)
     if not args.scenario_list:
         args.scenario_list = list(GOAL_TRACES) if args.traces == "goal" else splits
-    bad = [n for n in args.scenario_list if n not in splits]
-    if bad:
-        parser.error(
-            f"--scenarios: {bad[0]!r} is not a trace scenario with a time split; "
-            f"choose among {','.join(splits)}"
-        )
     if "timeout" not in args.agent_list:
         parser.error("--agents must include timeout (the reference)")
     if not 2 <= args.seeds <= 1000:

@@ -30,13 +30,13 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from batchenv.arrivals import TraceArrivals, make_arrival_process  # noqa: E402
-from batchenv.config import ConfigError  # noqa: E402
 from batchenv.fileio import write_atomic, write_json_atomic  # noqa: E402
-from batchenv.scenarios import add_scenario_dir, load_scenario, split_of, trace_scenarios  # noqa: E402
+from batchenv.scenarios import load_scenario, split_of, trace_scenarios  # noqa: E402
 from batchenv.timing import ServiceTable  # noqa: E402
 from batchenv.trace_prep import recording_granularity_s, spread_ties_evenly  # noqa: E402
 from batchenv.trace_stats import characterise, share_in_bins_above  # noqa: E402
 from batchenv.traces import load_trace_times_s  # noqa: E402
+from benchmarks.cli_parts import add_scenario_path_argument, chosen_trace_scenarios  # noqa: E402
 
 COMMAND = "python benchmarks/trace_table.py"
 OUT_DIR = REPO / "docs" / "results"
@@ -247,31 +247,13 @@ def render(data: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out-dir", type=Path, default=OUT_DIR, help=f"default: {OUT_DIR}")
-    parser.add_argument(
-        "--scenario-path",
-        action="append",
-        default=[],
-        metavar="DIR",
-        help="a directory of scenarios of your own, searched after the packaged ones (repeatable)",
-    )
+    add_scenario_path_argument(parser)
     parser.add_argument(
         "--scenarios", default="", help="comma-separated trace scenarios with a time split (default: all)"
     )
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
-    for directory in args.scenario_path:
-        try:
-            add_scenario_dir(directory)
-        except ConfigError as exc:
-            parser.error(f"--scenario-path: {exc}")
-    names = [n.strip() for n in args.scenarios.split(",") if n.strip()] or None
-    known = trace_scenarios()
-    unknown = [n for n in names or () if n not in known]
-    if unknown:
-        parser.error(
-            f"--scenarios: {unknown[0]!r} is not a trace scenario with a time split; "
-            f"choose among {','.join(known)}"
-        )
+    names = chosen_trace_scenarios(parser, args)[0] or None
     command = COMMAND + (" " + shlex.join(argv) if argv else "")
     data = collect(names, command)
     args.out_dir.mkdir(parents=True, exist_ok=True)
