@@ -591,11 +591,51 @@ def test_several_workers_bound_is_below_the_agents_on_multi_gpu() -> None:
         assert cost == pytest.approx(bound.upper_cost_per_request, rel=1e-9)
 
 
+def config_with_a_slow_model(config: SystemConfig) -> SystemConfig:
+    """``config`` plus a fourth model that is useful for one request (better than LLM-2, faster
+    than LLM-1) and beaten outright by LLM-1 at 4 (83 ms, three times LLM-1's): the longest
+    service of the table is then not a useful option."""
+    slow = ModelProfile("LLM-slow", 0.99, (7.0, 20.0, 80.0))
+    return config.replace(models=(*config.models, slow))
+
+
+def test_the_credit_counts_useful_options_only() -> None:
+    config, times, _ = tiny_instance(1)
+    problem = HindsightProblem.from_config(config_with_a_slow_model(config).replace(n_workers=3), times)
+    useful = problem.useful_options()
+    assert useful[1, 3] and not useful[4, 3]  # LLM-slow alone is useful, at 4 it is not
+    longest = float(problem.service_s[:, 1:].max())
+    assert longest == pytest.approx(problem.service_s[3, 4])
+    assert problem.credit_s == pytest.approx(2 / 3 * float(problem.service_s[0, 4]))
+    assert problem.credit_s < 0.5 * 2 / 3 * longest
+    default = HindsightProblem.from_config(load_scenario("multi_gpu_4"), np.zeros(1))
+    # the default system's longest useful batch is LLM-2's at 37 (LLM-1's at 64 is not useful)
+    assert not default.useful_options()[64, 0] and default.useful_options()[37, 1]
+    assert default.credit_s == pytest.approx(0.75 * float(default.service_s[1, 37]))
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_the_virtual_worker_is_below_every_schedule_when_the_longest_batch_is_not_useful(seed: int) -> None:
+    """The credit leaves out the options another model beats outright; the brute force tries them
+    all (three workers, the slow model among them): the relaxed programme stays at or below the
+    least cost of every FIFO schedule."""
+    config, times, _ = tiny_instance(200 + seed)
+    times = times[:5]
+    config = config_with_a_slow_model(config).replace(
+        n_workers=3, queue_capacity=1024, horizon_s=float(times[-1] + 1.0), max_wait_ms=1000.0
+    )
+    problem = HindsightProblem.from_config(config, times)
+    assert problem.credit_s < 2 / 3 * float(problem.service_s[:, 1:].max())
+    assert solve_frontier(problem, "relaxed").cost <= brute_force_workers(problem) * (1 + 1e-12)
+
+
 def test_one_worker_has_no_credit_and_the_realisable_programme_refuses_several() -> None:
     config, times, _ = tiny_instance(3)
     one = HindsightProblem.from_config(config, times)
     assert one.credit_s == 0.0 and one.n_workers == 1
     two = HindsightProblem.from_config(config.replace(n_workers=2), times)
-    assert two.credit_s == pytest.approx(0.5 * float(two.service_s[:, 1:].max()))
+    useful = two.useful_options()[1:]
+    assert two.credit_s == pytest.approx(0.5 * float(two.service_by_size()[1:][useful].max()))
+    assert two.credit_s <= 0.5 * float(two.service_s[:, 1:].max())
     with pytest.raises(ValueError, match="one worker"):
         solve_frontier(two, "realisable")

@@ -55,7 +55,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from agents.hindsight.problem import HindsightProblem
+from agents.hindsight.problem import HindsightProblem, useful_models
 from agents.hindsight.schedule import PlannedBatch, Schedule
 
 __all__ = [
@@ -181,11 +181,9 @@ class BatchTables(NamedTuple):
         arr[1:] = p.arrivals_s
         w_prefix = np.zeros(n + 1)
         w_prefix[1:] = w * np.cumsum(p.arrivals_s)
-        service_by_size = np.ascontiguousarray(p.service_s.T)
+        service_by_size = p.service_by_size()
         sizes = np.arange(service_by_size.shape[0])
-        batch_cost = sizes[:, None] * (p.best_quality - p.quality)[None, :] + (
-            w * sizes[:, None] * service_by_size
-        )
+        batch_cost = p.batch_costs()
         allowed = useful_models(service_by_size, batch_cost)
         return cls(arr, w_prefix, service_by_size, batch_cost, w * sizes.astype(float), allowed)
 
@@ -209,26 +207,6 @@ def suffix_sums(values: np.ndarray) -> np.ndarray:
     out = np.zeros(len(values) + 1)
     out[:-1] = np.cumsum(values[::-1])[::-1]
     return out
-
-
-def useful_models(service_by_size: np.ndarray, batch_cost: np.ndarray) -> np.ndarray:
-    """``allowed[b, m]``: False where another model is at least as fast and at least as cheap for
-    a batch of b (from the same state it then gives a state at least as good: earlier free
-    worker, lower cost, and no more SLO misses). Shape (B + 1, M)."""
-    n_models = service_by_size.shape[1]
-    allowed = np.ones(service_by_size.shape, dtype=bool)
-    for m in range(n_models):
-        for other in range(n_models):
-            if other == m:
-                continue
-            faster = service_by_size[:, other] <= service_by_size[:, m]
-            cheaper = batch_cost[:, other] <= batch_cost[:, m]
-            strictly = (service_by_size[:, other] < service_by_size[:, m]) | (
-                batch_cost[:, other] < batch_cost[:, m]
-            )
-            # on exact ties keep the lower model index
-            allowed[:, m] &= ~(faster & cheaper & (strictly | (other < m)))
-    return allowed
 
 
 def _not_surely_dominated(f: np.ndarray, c: np.ndarray) -> np.ndarray:

@@ -19,7 +19,7 @@ import numpy as np
 from batchenv.config import ConfigError, SystemConfig
 from batchenv.timing import ServiceTable
 
-__all__ = ["HindsightProblem"]
+__all__ = ["HindsightProblem", "useful_models"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -122,20 +122,51 @@ class HindsightProblem:
         """Cost of a dropped request: best quality + ``w_drop``."""
         return self.best_quality + self.w_drop
 
+    def service_by_size(self) -> np.ndarray:
+        """Service time (s) of a batch of b on model m, ``[b, m]``: shape (B + 1, M)."""
+        return np.ascontiguousarray(self.service_s.T)
+
+    def batch_costs(self) -> np.ndarray:
+        """The part of a batch's cost that does not depend on its dispatch time, ``[b, m]``:
+        ``b (best - quality(m)) + w_latency_per_s b service(m, b)``. Shape (B + 1, M)."""
+        service = self.service_by_size()
+        sizes = np.arange(service.shape[0])[:, None]
+        quality_loss = (self.best_quality - self.quality)[None, :]
+        return sizes * quality_loss + self.w_latency_per_s * sizes * service
+
+    def useful_options(self) -> np.ndarray:
+        """``[b, m]``: True where no other model is at least as fast and at least as cheap for a
+        batch of b (:func:`useful_models`). Shape (B + 1, M)."""
+        return useful_models(self.service_by_size(), self.batch_costs())
+
     @property
     def credit_s(self) -> float:
         """How far (s) a dispatch may run ahead of the *virtual* worker of the relaxed programme
-        with several workers: ``(W - 1) / W`` times the longest service time; 0 for one worker.
+        with several workers: ``(W - 1) / W`` times the longest service time of a useful option
+        (:meth:`useful_options`); 0 for one worker.
 
         The relaxation replaces the W workers by one virtual worker that a batch of service s
         occupies for s / W (its latency still counts s): ``f' = max(f, d) + s / W``. Every
         schedule of the W workers is one of the relaxation with the same dispatch times if each
         dispatch ``d_j >= f_j - credit_s``: the work dispatched in ``[d_k, d_j)`` is at most
         ``W (d_j - d_k) + (W - 1) s_max`` (the worker that takes batch j is free by ``d_j``; each
-        other one can start at most ``d_j - d_k + s_max`` of work in that window), so
-        ``f_j - d_j = max_k (work in [d_k, d_j) / W - (d_j - d_k)) <= (W - 1) s_max / W``."""
+        other one can start at most ``d_j - d_k + s_max`` of work in that window, s_max the
+        longest batch it runs), so
+        ``f_j - d_j = max_k (work in [d_k, d_j) / W - (d_j - d_k)) <= (W - 1) s_max / W``.
+
+        Only useful options count in s_max: a schedule that runs a batch on an option another
+        model beats outright costs no less than the same schedule with that batch on the
+        faster, no dearer model (same dispatch times, the worker free sooner, no more SLO
+        misses), so the least cost over every schedule is reached among those that use useful
+        options only. On the default system this halves the credit: LLM-1 above 21 requests and
+        LLM-2 above 37 are not useful, and the longest useful batch is LLM-2's at 37 (125 ms)
+        instead of LLM-1's at 64 (271 ms)."""
         w = self.n_workers
-        return (w - 1) / w * float(self.service_s[:, 1:].max())
+        if w == 1:
+            return 0.0
+        useful = self.useful_options()
+        useful[0] = False  # the empty batch
+        return (w - 1) / w * float(self.service_by_size()[useful].max())
 
     def leftover_costs(self) -> np.ndarray:
         """Cost of each request if it is still waiting at the horizon: best quality +
@@ -156,3 +187,23 @@ class HindsightProblem:
         if cap < n:
             deadline[: n - cap] = self.arrivals_s[cap:]
         return deadline
+
+
+def useful_models(service_by_size: np.ndarray, batch_cost: np.ndarray) -> np.ndarray:
+    """``allowed[b, m]``: False where another model is at least as fast and at least as cheap for
+    a batch of b (from the same state it then gives a state at least as good: earlier free
+    worker, lower cost, and no more SLO misses). Shape (B + 1, M)."""
+    n_models = service_by_size.shape[1]
+    allowed = np.ones(service_by_size.shape, dtype=bool)
+    for m in range(n_models):
+        for other in range(n_models):
+            if other == m:
+                continue
+            faster = service_by_size[:, other] <= service_by_size[:, m]
+            cheaper = batch_cost[:, other] <= batch_cost[:, m]
+            strictly = (service_by_size[:, other] < service_by_size[:, m]) | (
+                batch_cost[:, other] < batch_cost[:, m]
+            )
+            # on exact ties keep the lower model index
+            allowed[:, m] &= ~(faster & cheaper & (strictly | (other < m)))
+    return allowed
