@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from batchenv.scenarios import load_scenario
+from batchenv.timing import ServiceTable
 from benchmarks import scaling
 from benchmarks.proposed.common import gap, run_grid
 from evaluation.stats import paired_gap
@@ -81,10 +83,20 @@ def test_guard_test_part_reads_the_grid_and_measures_the_held_out_halves(tmp_pat
 
 def test_hindsight_room_with_two_workers_brackets_the_least_cost(tmp_path: Path) -> None:
     """benchmarks/hindsight_room.py on a two-worker scenario: the report gives the lower bound and
-    the best schedule found above it, and every agent costs at least the bound."""
+    the best schedule found above it, and every agent (robust with its shadows on two workers
+    included) costs at least the bound."""
     from benchmarks import hindsight_room
 
-    argv = ["--scenarios", "multi_gpu", "--agents", "greedy,timeout", "--seeds", "0-1", "--horizon-s", "0.5"]
+    argv = [
+        "--scenarios",
+        "multi_gpu",
+        "--agents",
+        "greedy,timeout,robust",
+        "--seeds",
+        "0-1",
+        "--horizon-s",
+        "0.5",
+    ]
     assert hindsight_room.main([*argv, "--out-dir", str(tmp_path), "--name", "room"]) == 0
     data = json.loads((tmp_path / "room.json").read_text())
     (result,) = data["results"]
@@ -95,6 +107,9 @@ def test_hindsight_room_with_two_workers_brackets_the_least_cost(tmp_path: Path)
     for spec, rows in result["per_seed"].items():
         bounds = {row["seed"]: row["cost_per_request"] for row in result["bound"]}
         assert all(row["cost_per_request"] >= bounds[row["seed"]] for row in rows), spec
+        # no request finishes sooner than one served alone on the fastest model
+        fastest_ms = 1e3 * min(row[1] for row in ServiceTable(load_scenario("multi_gpu")).service_s)
+        assert all(fastest_ms <= row["p99_ms"] < math.inf for row in rows), spec
     report = (tmp_path / "room.md").read_text()
     lower, found = result["bound_mean"][0], result["found_mean"][0]
     assert f"Best schedule found: {found:.5f}" in report
