@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 from agents.hindsight import episode_bound
+from agents.hindsight.workers import DEFAULT_BEAM
 from agents.registry import make_agent, run_episode, split_specs
 from batchenv.config import ConfigError
 from batchenv.fileio import write_atomic
@@ -48,9 +49,15 @@ def _seeds(text: str) -> list[int]:
         raise SystemExit(f"--seeds: expected FIRST-LAST or a comma-separated list, got {text!r}") from None
 
 
-def measure(scenario: str, agents: list[str], seeds: list[int], horizon_s: float | None = None) -> dict:
+def measure(
+    scenario: str,
+    agents: list[str],
+    seeds: list[int],
+    horizon_s: float | None = None,
+    beam: int = DEFAULT_BEAM,
+) -> dict:
     """Bound and agents' costs per request, per seed, on one scenario (``horizon_s``: instead of
-    the scenario's own, s)."""
+    the scenario's own, s; ``beam``: the several-worker schedule search's, states per index)."""
     config = load_scenario(scenario)
     if horizon_s is not None:
         config = config.replace(horizon_s=horizon_s)
@@ -58,7 +65,7 @@ def measure(scenario: str, agents: list[str], seeds: list[int], horizon_s: float
     bound_rows, rows = [], {spec: [] for spec in agents}
     for seed in seeds:
         start = time.perf_counter()
-        bound = episode_bound(config, seed)
+        bound = episode_bound(config, seed, beam=beam)
         search = bound.stats.get("workers")
         bound_rows.append(
             {
@@ -98,6 +105,7 @@ def measure(scenario: str, agents: list[str], seeds: list[int], horizon_s: float
         "rate_per_s": config.arrivals.mean_rate_per_s,
         "horizon_s": config.horizon_s,
         "n_workers": config.n_workers,
+        "beam": beam,
         "bound": bound_rows,
         "bound_mean": mean_ci95([row["cost_per_request"] for row in bound_rows]),
         "found_mean": mean_ci95([row["upper_cost_per_request"] for row in bound_rows]),
@@ -158,7 +166,8 @@ def markdown(results: list[dict], command: str, seeds: list[int], horizon_s: flo
             lines += [
                 f"Best schedule found: {found_mean:.5f} ± {found_half:.5f} per request, "
                 f"{100 * (found_mean - bound_mean) / bound_mean:+.2f}% above the bound (its search: "
-                f"slowest seed {search_s:.1f} s, mean front up to {front:.1f} states).",
+                f"beam {result['beam']}, slowest seed {search_s:.1f} s, "
+                f"mean front up to {front:.1f} states).",
                 "",
             ]
         lines += [
@@ -192,7 +201,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--horizon-s", type=float, default=None, help="episode length (s; default: each scenario's own)"
     )
+    parser.add_argument(
+        "--beam",
+        type=int,
+        default=DEFAULT_BEAM,
+        help=f"several workers: states the schedule search keeps per request index (default {DEFAULT_BEAM})",
+    )
     args = parser.parse_args(argv)
+    if args.beam < 1:
+        parser.error(f"--beam: must be an integer >= 1, got {args.beam}")
     if args.horizon_s is not None and not (0 < args.horizon_s < float("inf")):
         parser.error(f"--horizon-s: must be a number > 0 (s), got {args.horizon_s!r}")
     if not args.name or "/" in args.name or args.name.startswith("."):
@@ -204,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     agents = split_specs(args.agents)
     command = " ".join(["python benchmarks/hindsight_room.py", *(argv if argv is not None else sys.argv[1:])])
     try:
-        results = [measure(scenario, agents, seeds, args.horizon_s) for scenario in scenarios]
+        results = [measure(scenario, agents, seeds, args.horizon_s, args.beam) for scenario in scenarios]
     except ConfigError as exc:
         raise SystemExit(f"error: {exc}") from None
     report = markdown(results, command, seeds, args.horizon_s)

@@ -97,10 +97,10 @@ def test_hindsight_room_with_two_workers_brackets_the_least_cost(tmp_path: Path)
         "--horizon-s",
         "0.5",
     ]
-    assert hindsight_room.main([*argv, "--out-dir", str(tmp_path), "--name", "room"]) == 0
+    assert hindsight_room.main([*argv, "--beam", "64", "--out-dir", str(tmp_path), "--name", "room"]) == 0
     data = json.loads((tmp_path / "room.json").read_text())
     (result,) = data["results"]
-    assert result["n_workers"] == 2
+    assert result["n_workers"] == 2 and result["beam"] == 64
     for row in result["bound"]:
         assert 0 < row["cost_per_request"] < row["upper_cost_per_request"] < math.inf
         assert row["search_s"] > 0 and row["search_mean_front"] >= 1
@@ -113,7 +113,9 @@ def test_hindsight_room_with_two_workers_brackets_the_least_cost(tmp_path: Path)
     report = (tmp_path / "room.md").read_text()
     lower, found = result["bound_mean"][0], result["found_mean"][0]
     assert f"Best schedule found: {found:.5f}" in report
-    assert f"{100 * (found - lower) / lower:+.2f}% above the bound" in report
+    assert f"{100 * (found - lower) / lower:+.2f}% above the bound (its search: beam 64," in report
+    with pytest.raises(SystemExit):
+        hindsight_room.main([*argv, "--beam", "0", "--out-dir", str(tmp_path)])
 
 
 def test_window_part_runs_its_grid_and_applies_its_rule(tmp_path: Path, monkeypatch) -> None:

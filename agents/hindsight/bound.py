@@ -150,6 +150,7 @@ def hindsight_bound(
     arrivals_s: np.ndarray,
     *,
     horizon_s: float | None = None,
+    beam: int = DEFAULT_BEAM,
 ) -> HindsightBound:
     """Least cost any schedule reaches on ``arrivals_s``, known in advance.
 
@@ -158,6 +159,8 @@ def hindsight_bound(
         docstring).
     :param arrivals_s: arrival times (s), sorted; those at or after the horizon are ignored.
     :param horizon_s: episode length (s); default ``config.horizon_s``.
+    :param beam: several workers: states the schedule search keeps per request index (>= 1).
     :raises ConfigError: bad arrivals or horizon.
+    :raises ValueError: a bad ``beam``.
     """
-    return solve_problem(HindsightProblem.from_config(config, arrivals_s, horizon_s))
+    return solve_problem(HindsightProblem.from_config(config, arrivals_s, horizon_s), beam=beam)

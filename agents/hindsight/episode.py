@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from agents.hindsight.bound import HindsightBound, hindsight_bound
+from agents.hindsight.workers import DEFAULT_BEAM
 from batchenv.arrivals import ArrivalProcess, episode_rate_per_s, make_arrival_process
 from batchenv.config import SystemConfig
 
@@ -46,10 +47,13 @@ def episode_arrivals(
     return times[times < horizon]
 
 
-def episode_bound(config: SystemConfig, seed: int, *, horizon_s: float | None = None) -> HindsightBound:
-    """:func:`agents.hindsight.hindsight_bound` of the episode (config, seed)."""
+def episode_bound(
+    config: SystemConfig, seed: int, *, horizon_s: float | None = None, beam: int = DEFAULT_BEAM
+) -> HindsightBound:
+    """:func:`agents.hindsight.hindsight_bound` of the episode (config, seed); ``beam``: with
+    several workers, states the schedule search keeps per request index."""
     arrivals = episode_arrivals(config, seed, horizon_s=horizon_s)
-    return hindsight_bound(config, arrivals, horizon_s=horizon_s)
+    return hindsight_bound(config, arrivals, horizon_s=horizon_s, beam=beam)
 
 
 def hindsight_cost_per_request(config: SystemConfig, seed: int, *, horizon_s: float | None = None) -> float:
