@@ -559,6 +559,9 @@ def test_worker_search_refuses_a_bad_beam(beam) -> None:
     config, times, _ = tiny_instance(0)
     with pytest.raises(ValueError, match="beam must be an integer >= 1"):
         solve_workers(HindsightProblem.from_config(config.replace(n_workers=2), times), beam=beam)
+    for workers in (1, 2):  # the bound checks it before any programme runs, with one worker too
+        with pytest.raises(ValueError, match="beam must be an integer >= 1"):
+            hindsight_bound(config.replace(n_workers=workers), times, beam=beam)
 
 
 @pytest.mark.parametrize("seed", range(8))

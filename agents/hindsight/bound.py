@@ -35,7 +35,7 @@ from agents.hindsight.frontier import FrontierStats, solve_frontier
 from agents.hindsight.pairs import solve_pairs
 from agents.hindsight.problem import HindsightProblem
 from agents.hindsight.schedule import Schedule, schedule_cost, schedule_violations
-from agents.hindsight.workers import DEFAULT_BEAM, solve_workers
+from agents.hindsight.workers import DEFAULT_BEAM, check_beam, solve_workers
 from batchenv.config import SystemConfig
 
 __all__ = ["HindsightBound", "hindsight_bound", "solve_problem"]
@@ -106,8 +106,10 @@ def solve_problem(problem: HindsightProblem, *, beam: int = DEFAULT_BEAM) -> Hin
     """The bound of a built :class:`HindsightProblem` (see the module docstring).
 
     :param beam: several workers: states the schedule search keeps per request index
-        (:func:`agents.hindsight.workers.solve_workers`).
+        (:func:`agents.hindsight.workers.solve_workers`), checked whatever the workers.
+    :raises ValueError: a bad ``beam``.
     """
+    check_beam(beam)
     if problem.n_workers == 2:  # the pair of free times: a tighter relaxation, no schedule kept
         pairs = solve_pairs(problem)
         lower, relaxed_schedule, stats = pairs.cost, None, {"pairs": pairs.stats}

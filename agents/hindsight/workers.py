@@ -38,7 +38,7 @@ from agents.hindsight.frontier import BatchTables, FrontierResult, FrontierStats
 from agents.hindsight.problem import HindsightProblem
 from agents.hindsight.schedule import PlannedBatch, Schedule
 
-__all__ = ["DEFAULT_BEAM", "solve_workers"]
+__all__ = ["DEFAULT_BEAM", "check_beam", "solve_workers"]
 
 DEFAULT_BEAM = 256
 """States kept per request index (docs/results/hindsight_workers.md records the mean front it
@@ -184,7 +184,13 @@ def solve_workers(problem: HindsightProblem, beam: int = DEFAULT_BEAM) -> Fronti
     by the beam search of the module docstring.
 
     :param beam: states kept per request index (>= 1).
+    :raises ValueError: a bad ``beam``.
     """
+    check_beam(beam)
+    return _Beam(problem, beam).run()
+
+
+def check_beam(beam: int) -> None:
+    """:raises ValueError: ``beam`` is not an integer >= 1 (states per request index)."""
     if isinstance(beam, bool) or not isinstance(beam, int) or beam < 1:
         raise ValueError(f"beam must be an integer >= 1, got {beam!r}")
-    return _Beam(problem, beam).run()
