@@ -32,21 +32,11 @@ from batchenv.config import ConfigError
 from batchenv.fileio import write_atomic
 from batchenv.metrics import compute_metrics
 from batchenv.scenarios import load_scenario
+from batchenv.seeds import parse_seeds
 from evaluation.stats import mean_ci95, relative_gap
 
 OUT_DIR = Path(__file__).resolve().parents[1] / "docs" / "results"
 AGENTS = "greedy,static,timeout,aimd,util_switch,proposed,robust"
-
-
-def _seeds(text: str) -> list[int]:
-    """``0-4`` or ``0,1,2``."""
-    try:
-        if "-" in text:
-            first, last = (int(part) for part in text.split("-", 1))
-            return list(range(first, last + 1))
-        return [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise SystemExit(f"--seeds: expected FIRST-LAST or a comma-separated list, got {text!r}") from None
 
 
 def measure(
@@ -214,9 +204,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--horizon-s: must be a number > 0 (s), got {args.horizon_s!r}")
     if not args.name or "/" in args.name or args.name.startswith("."):
         parser.error(f"--name: a file stem without '/', got {args.name!r}")
-    seeds = _seeds(args.seeds)
-    if not seeds:
-        parser.error("--seeds: give at least one seed")
+    try:
+        seeds = parse_seeds(args.seeds)
+    except ValueError as exc:
+        parser.error(f"--seeds: {exc}")
     scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
     agents = split_specs(args.agents)
     command = " ".join(["python benchmarks/hindsight_room.py", *(argv if argv is not None else sys.argv[1:])])

@@ -118,6 +118,15 @@ def test_hindsight_room_with_two_workers_brackets_the_least_cost(tmp_path: Path)
         hindsight_room.main([*argv, "--beam", "0", "--out-dir", str(tmp_path)])
 
 
+@pytest.mark.parametrize("seeds", ["5-1", "0,0", "x", "-1", ""])
+def test_hindsight_room_refuses_bad_seeds_naming_the_flag(seeds: str, capsys) -> None:
+    from benchmarks import hindsight_room
+
+    with pytest.raises(SystemExit):
+        hindsight_room.main(["--seeds", seeds, "--out-dir", "/nonexistent"])
+    assert "--seeds:" in capsys.readouterr().err
+
+
 def test_window_part_runs_its_grid_and_applies_its_rule(tmp_path: Path, monkeypatch) -> None:
     from benchmarks import robust_eval
     from benchmarks.robust import window
