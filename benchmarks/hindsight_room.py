@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from agents.hindsight import episode_bound
-from agents.hindsight.workers import DEFAULT_BEAM
+from agents.hindsight.workers import DEFAULT_BEAM, check_beam
 from agents.registry import make_agent, run_episode, split_specs
 from batchenv.config import ConfigError
 from batchenv.fileio import write_atomic
@@ -198,8 +198,10 @@ def main(argv: list[str] | None = None) -> int:
         help=f"several workers: states the schedule search keeps per request index (default {DEFAULT_BEAM})",
     )
     args = parser.parse_args(argv)
-    if args.beam < 1:
-        parser.error(f"--beam: must be an integer >= 1, got {args.beam}")
+    try:
+        check_beam(args.beam)
+    except ValueError as exc:
+        parser.error(f"--beam: {exc}")
     if args.horizon_s is not None and not (0 < args.horizon_s < float("inf")):
         parser.error(f"--horizon-s: must be a number > 0 (s), got {args.horizon_s!r}")
     if not args.name or "/" in args.name or args.name.startswith("."):
