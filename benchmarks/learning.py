@@ -689,13 +689,20 @@ def model_lines(result: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _shown(path: Path) -> str:
+    """``path`` as the results name it: relative to the repository when inside it."""
+    resolved = path.resolve()
+    return str(resolved.relative_to(REPO)) if resolved.is_relative_to(REPO) else str(path)
+
+
 def markdown(result: dict[str, Any]) -> str:
     meta = result["meta"]
     lines = [
         "# Learning: RL agents across training seeds, on the suite, low rates and held-out traces",
         "",
-        f"Produced by `{meta['command']}` on {meta['date']} (`benchmarks/results/learning.json`, "
-        "learning curves `benchmarks/results/learning.png`). Each experiment is trained once per "
+        f"Produced by `{meta['command']}` on {meta['date']} "
+        f"(`{meta.get('out', 'benchmarks/results/learning.json')}`, learning curves "
+        f"`{meta.get('plot', 'benchmarks/results/learning.png')}`). Each experiment is trained once per "
         "seed by the command listed under it (Ray Tune trials, `train.py --seeds`); every seed's "
         f"{meta['model']} model ({MODEL_CHOICE[meta['model']]}) is "
         f"assessed on seeds {meta['assess_seeds'][0]}-{meta['assess_seeds'][-1]} "
@@ -1073,6 +1080,8 @@ def main(argv: list[str] | None = None) -> int:
             "assess_horizon_s": args.assess_horizon_s,
             "assess_min_requests": args.assess_min_requests,
             "model": args.model,
+            "out": _shown(args.out),
+            "plot": _shown(args.plot),
         },
     }
     write_json_atomic(args.out, result)

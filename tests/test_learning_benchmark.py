@@ -102,6 +102,9 @@ def test_report_lists_every_scenario_and_the_worst_gap() -> None:
     }
     text = learning.markdown(result)
     assert "`python benchmarks/learning.py`" in text.splitlines()[2]
+    assert "(`benchmarks/results/learning.json`, learning curves" in text  # the default names
+    result["meta"] |= {"out": "elsewhere/rerun.json", "plot": "elsewhere/rerun.png"}
+    assert "(`elsewhere/rerun.json`, learning curves `elsewhere/rerun.png`)" in learning.markdown(result)
     assert "fewer than 1,000 requests on average is assessed on the seeds that follow too" in text
     assert "b 4 episodes." in text and "a_test 2" not in text
     assert "| b | timeout (tuned) | +2.00% | +0.00% | -49.00% | 50.0 | n/a |" in text
@@ -116,6 +119,12 @@ def test_report_lists_every_scenario_and_the_worst_gap() -> None:
     assert "| `m0` | +0.50% | b (+3.00%) | b (+3.00%) |" in text  # per model
     assert "| a_test | +1.00% ± 0.50% [+2.00%] |" in text
     assert "| **worst** | +2.00% |" in text
+
+
+def test_results_name_their_files_relative_to_the_repository(tmp_path: Path) -> None:
+    learning = _learning()
+    assert learning._shown(learning.REPO / "docs" / "results" / "x.md") == "docs/results/x.md"
+    assert learning._shown(tmp_path / "x.json") == str(tmp_path / "x.json")
 
 
 def test_a_quiet_scenario_gets_more_episodes_up_to_the_least_number_of_requests() -> None:

@@ -272,6 +272,7 @@ def test_optional_sources_are_marked_pending_when_absent(tmp_path: Path) -> None
     assert bd.present == {
         src.VERIFICATION: False,
         src.LEARNING: False,
+        src.LEARNING_RERUN: False,
         src.SIM_TO_REAL: False,
         src.TRACE_RESULTS: False,
         src.EXTERNAL_TRACES: False,
@@ -369,6 +370,43 @@ def test_learning_results_are_picked_up_when_present(tmp_path: Path) -> None:
     assert "PPO (mixture) & 3 & +0.4 & +5.0 & \\texttt{bursty} & 1 of 3" in bd.tables["tab_rl.tex"]
     assert bd.figures["fig_learning.pdf"] == {"ppo_mixture": [[100_000, 30.0, 20.0], [200_000, 1.0, 0.5]]}
     assert "\\haveRLtrue" in render_numbers(bd.macros, {"resRLSteps"})
+
+
+def test_the_retrained_experiment_and_the_seed_its_training_evaluation_picks(tmp_path: Path) -> None:
+    root = _results_root(tmp_path)
+    models = ["m0", "m1", "m2"]
+    per_scenario = {"a": [0.0, 0.01, 0.04], "b": [0.025, -0.01, 0.03], "c": [0.0, 0.015, -0.02]}
+
+    def entry(gaps: list[float]) -> dict:
+        mean = sum(gaps) / len(gaps)
+        rows = [{"model": m, "gap_to_baselines": g} for m, g in zip(models, gaps, strict=True)]
+        summary = {"gap_to_baselines": {"mean": mean, "ci95": 0.01, "worst": max(gaps), "n": 3}}
+        return {"agents": {"ppo_mixture": {"models": rows, "summary": summary}}}
+
+    data = {
+        "experiments": {"ppo_mixture": {"models": models, "kept_gap": [0.014, 0.012, 0.032]}},
+        "assessment": {name: entry(gaps) for name, gaps in per_scenario.items()},
+    }
+    rerun = root / src.LEARNING_RERUN
+    rerun.parent.mkdir(parents=True, exist_ok=True)
+    rerun.write_text(json.dumps(data))
+    bd = report_build.compute(root, only_committed=False)
+    assert bd.present[src.LEARNING_RERUN] is True
+    values = {k: v.value for k, v in bd.macros.results.items() if k.startswith("resRLRerun")}
+    # means: a +1.7%, b +1.5%, c -0.2%: none over 2%; m0 (b) and m2 (a, b) fail somewhere
+    assert values["resRLRerunOverTol"] == "0" and values["resRLRerunScenarios"] == "3"
+    assert values["resRLRerunWorstBase"] == "+1.7" and values["resRLRerunSeeds"] == "3"
+    assert values["resRLRerunSeedsOverTol"] == "2"
+    # m1 has the lowest training-evaluation gap: within 2% everywhere, worst +1.5%
+    assert values["resRLRerunPickOverTol"] == "0" and values["resRLRerunPickWorst"] == "+1.5"
+    data["experiments"]["ppo_mixture"]["kept_gap"] = [0.014, 0.02, 0.001]  # now m2
+    rerun.write_text(json.dumps(data))
+    values = {k: v.value for k, v in report_build.compute(root, only_committed=False).macros.results.items()}
+    assert values["resRLRerunPickOverTol"] == "2" and values["resRLRerunPickWorst"] == "+4.0"
+    data["experiments"]["ppo_mixture"]["kept_gap"] = [0.01]
+    rerun.write_text(json.dumps(data))
+    with pytest.raises(src.BuildError, match="3 models and 1 kept_gap"):
+        report_build.compute(root, only_committed=False)
 
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")

@@ -110,6 +110,21 @@ def test_train_save_resume_load_evaluate(algo: str, tmp_path: Path) -> None:
     assert sorted(p.name for p in (resumed / "checkpoints").iterdir()) == ["step_768.zip"]
 
 
+@pytest.mark.parametrize("algo", ["ppo", "dqn"])
+def test_training_repeats_bit_for_bit_with_the_same_seed(algo: str, tmp_path: Path) -> None:
+    """On one machine, the same command and seed train the same network, weight for weight, and
+    another seed trains another (docs/rl.md, "Retrained on another machine")."""
+
+    def weights(seed: int, folder: str) -> list[np.ndarray]:
+        run = _train(tmp_path / folder, algo, "--seed", str(seed), n=256)
+        policy = load_checkpoint(run / "final_model.zip").model.policy
+        return [p.detach().numpy().copy() for p in policy.parameters()]
+
+    first, again, other = weights(3, "a"), weights(3, "b"), weights(4, "c")
+    assert all(np.array_equal(x, y) for x, y in zip(first, again, strict=True))
+    assert not all(np.array_equal(x, y) for x, y in zip(first, other, strict=True))
+
+
 def test_scheduler_sees_the_env_observations(tmp_path: Path) -> None:
     run = _train(tmp_path, "ppo", "normalize_obs=true")
     checkpoint = load_checkpoint(run / "final_model.zip")

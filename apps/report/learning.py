@@ -16,13 +16,16 @@ from typing import Any
 from apps.report.formatting import fint, fpct
 from apps.report.macros import Macros, add_pending
 from apps.report.names import ALGO_NAMES
-from apps.report.sources import LEARNING, BuildError
+from apps.report.sources import LEARNING, LEARNING_RERUN, BuildError
 
 __all__ = [
+    "RERUN_AGENT",
+    "RERUN_KEYS",
     "RL_AGENTS",
     "RL_KEYS",
     "RL_TOLERANCE",
     "learning_numbers",
+    "rerun_numbers",
     "rl_agent_label",
     "rl_rows",
 ]
@@ -148,3 +151,62 @@ def learning_numbers(macros: Macros, data: dict[str, Any] | None) -> None:
             macros.add(name, values[name], s, key)
         else:
             add_pending(macros, {name: key}, s)
+
+
+RERUN_AGENT = "ppo_mixture"
+"""The experiment retrained on another machine (docs/rl.md, "Retrained on another machine")."""
+RERUN_KEYS = {
+    "resRLRerunSeeds": f"{RERUN_AGENT}: training seeds (models)",
+    "resRLRerunScenarios": "number of assessment scenarios",
+    "resRLRerunOverTol": f"{RERUN_AGENT}: scenarios whose summary.gap_to_baselines.mean > the tolerance",
+    "resRLRerunWorstBase": f"{RERUN_AGENT}: max over scenarios of summary.gap_to_baselines.mean (%)",
+    "resRLRerunSeedsOverTol": f"{RERUN_AGENT}: models whose gap_to_baselines > the tolerance somewhere",
+    "resRLRerunPickOverTol": f"the {RERUN_AGENT} model with the lowest kept_gap (training evaluation): "
+    "scenarios where its gap_to_baselines > the tolerance",
+    "resRLRerunPickWorst": "that model: max over scenarios of gap_to_baselines (%)",
+}
+
+
+def _model_gaps(data: dict[str, Any], agent: str) -> dict[str, list[float]]:
+    """Per model of ``agent``: its gap to the baselines on every assessed scenario (fractions)."""
+    gaps: dict[str, list[float]] = {}
+    for entry in (data.get("assessment") or {}).values():
+        for row in entry.get("agents", {}).get(agent, {}).get("models", []):
+            if _finite(row.get("gap_to_baselines")):
+                gaps.setdefault(row["model"], []).append(row["gap_to_baselines"])
+    return gaps
+
+
+def rerun_numbers(macros: Macros, data: dict[str, Any] | None) -> None:
+    """The retrained experiment's figures (every macro [pending] when ``data`` is None): its
+    mean gaps across seeds, how many seeds fail the goal somewhere, and the seed that the
+    training evaluation alone would pick (the lowest ``kept_gap``) on the assessment."""
+    s = LEARNING_RERUN
+    if data is None:
+        add_pending(macros, RERUN_KEYS, s)
+        return
+    experiment = (data.get("experiments") or {}).get(RERUN_AGENT)
+    row = rl_rows(data).get(RERUN_AGENT)
+    if not experiment or row is None:
+        raise BuildError(f"{s}: no assessed {RERUN_AGENT} experiment")
+    models, kept_gaps = experiment.get("models", []), experiment.get("kept_gap", [])
+    if len(models) != len(kept_gaps):
+        raise BuildError(f"{s}: {RERUN_AGENT} has {len(models)} models and {len(kept_gaps)} kept_gap values")
+    kept = [(g, m) for g, m in zip(kept_gaps, models, strict=True) if _finite(g)]
+    if not kept:
+        raise BuildError(f"{s}: {RERUN_AGENT} has no kept_gap of its training evaluation")
+    per_model = _model_gaps(data, RERUN_AGENT)
+    pick = per_model.get(min(kept)[1])
+    if not pick:
+        raise BuildError(f"{s}: the model {min(kept)[1]} is not in the assessment")
+    values = {
+        "resRLRerunSeeds": str(row["seeds"]),
+        "resRLRerunScenarios": str(row["scenarios"]),
+        "resRLRerunOverTol": str(row["over_tolerance"]),
+        "resRLRerunWorstBase": fpct(row["worst_base"], 1, sign=True),
+        "resRLRerunSeedsOverTol": str(sum(max(g) > RL_TOLERANCE for g in per_model.values())),
+        "resRLRerunPickOverTol": str(sum(g > RL_TOLERANCE for g in pick)),
+        "resRLRerunPickWorst": fpct(max(pick), 1, sign=True),
+    }
+    for name, key in RERUN_KEYS.items():
+        macros.add(name, values[name], s, key)

@@ -32,6 +32,7 @@ __all__ = [
     "GENERATED",
     "GUARD_TEST",
     "LEARNING",
+    "LEARNING_RERUN",
     "OPTIONAL",
     "PENDING",
     "REPO",
@@ -70,6 +71,7 @@ VERIFICATION = "docs/results/verification.json"
 VERIFICATION_TA = "docs/results/verification_ta.json"
 ENV_SPEED = "benchmarks/results/env_speed.json"
 LEARNING = "benchmarks/results/learning.json"
+LEARNING_RERUN = "benchmarks/results/learning_rerun.json"
 ROBUST = "docs/results/robust.json"
 GUARD_TEST = "docs/results/robust_guard_test.json"
 FRONTIERS = "docs/results/frontiers.json"
@@ -95,6 +97,9 @@ SOURCES = {
     VERIFICATION_TA: "python verify.py --jobs 2 (its timed-automata stage, TChecker)",
     ENV_SPEED: "python benchmarks/env_speed.py",
     LEARNING: "python benchmarks/learning.py",
+    LEARNING_RERUN: "python benchmarks/learning.py --experiments ppo_mixture --compare '' --no-shipped "
+    "--no-gate --jobs 2 --runs-dir runs/learning_rerun --out benchmarks/results/learning_rerun.json "
+    "--plot benchmarks/results/learning_rerun.png --markdown docs/results/learning_rerun.md --rl-doc none",
     FRONTIERS: "python benchmarks/frontiers.py",
     SENSITIVITY: "python benchmarks/sensitivity.py",
     ROBUST: "python benchmarks/robust_eval.py --parts traces,mmpp,poisson,design",
@@ -113,6 +118,7 @@ SOURCES = {
 }
 OPTIONAL = {
     LEARNING: "RL",
+    LEARNING_RERUN: "RLRerun",
     VERIFICATION: "Verification",
     SIM_TO_REAL: "SimReal",
     TRACE_RESULTS: "TraceResults",
