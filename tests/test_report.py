@@ -372,7 +372,7 @@ def test_learning_results_are_picked_up_when_present(tmp_path: Path) -> None:
     assert "\\haveRLtrue" in render_numbers(bd.macros, {"resRLSteps"})
 
 
-def test_the_retrained_experiment_and_the_seed_its_training_evaluation_picks(tmp_path: Path) -> None:
+def test_the_retrained_experiments_and_the_seed_each_training_evaluation_picks(tmp_path: Path) -> None:
     root = _results_root(tmp_path)
     models = ["m0", "m1", "m2"]
     per_scenario = {"a": [0.0, 0.01, 0.04], "b": [0.025, -0.01, 0.03], "c": [0.0, 0.015, -0.02]}
@@ -389,23 +389,30 @@ def test_the_retrained_experiment_and_the_seed_its_training_evaluation_picks(tmp
     }
     rerun = root / src.LEARNING_RERUN
     rerun.parent.mkdir(parents=True, exist_ok=True)
-    rerun.write_text(json.dumps(data))
-    bd = report_build.compute(root, only_committed=False)
-    assert bd.present[src.LEARNING_RERUN] is True
-    values = {k: v.value for k, v in bd.macros.results.items() if k.startswith("resRLRerun")}
+
+    def values_of(data: dict) -> dict[str, str]:
+        rerun.write_text(json.dumps(data))
+        bd = report_build.compute(root, only_committed=False)
+        assert bd.present[src.LEARNING_RERUN] is True
+        return {k: v.value for k, v in bd.macros.results.items() if k.startswith("resRLRerun")}
+
+    values = values_of(data)
     # means: a +1.7%, b +1.5%, c -0.2%: none over 2%; m0 (b) and m2 (a, b) fail somewhere
-    assert values["resRLRerunOverTol"] == "0" and values["resRLRerunScenarios"] == "3"
-    assert values["resRLRerunWorstBase"] == "+1.7" and values["resRLRerunSeeds"] == "3"
-    assert values["resRLRerunSeedsOverTol"] == "2"
+    assert values["resRLRerunOverTolPpo"] == "0" and values["resRLRerunScenarios"] == "3"
+    assert values["resRLRerunWorstBasePpo"] == "+1.7" and values["resRLRerunSeedsPpo"] == "3"
+    assert values["resRLRerunSeedsOverTolPpo"] == "2"
     # m1 has the lowest training-evaluation gap: within 2% everywhere, worst +1.5%
-    assert values["resRLRerunPickOverTol"] == "0" and values["resRLRerunPickWorst"] == "+1.5"
+    assert values["resRLRerunPickOverTolPpo"] == "0" and values["resRLRerunPickWorstPpo"] == "+1.5"
+    assert values["resRLRerunPickOverTolDqn"] == src.PENDING  # DQN was not retrained
     data["experiments"]["ppo_mixture"]["kept_gap"] = [0.014, 0.02, 0.001]  # now m2
-    rerun.write_text(json.dumps(data))
-    values = {k: v.value for k, v in report_build.compute(root, only_committed=False).macros.results.items()}
-    assert values["resRLRerunPickOverTol"] == "2" and values["resRLRerunPickWorst"] == "+4.0"
+    values = values_of(data)
+    assert values["resRLRerunPickOverTolPpo"] == "2" and values["resRLRerunPickWorstPpo"] == "+4.0"
     data["experiments"]["ppo_mixture"]["kept_gap"] = [0.01]
     rerun.write_text(json.dumps(data))
     with pytest.raises(src.BuildError, match="3 models and 1 kept_gap"):
+        report_build.compute(root, only_committed=False)
+    rerun.write_text(json.dumps({"experiments": {}, "assessment": {"a": {"agents": {}}}}))
+    with pytest.raises(src.BuildError, match="none of ppo_mixture, dqn_mixture is assessed"):
         report_build.compute(root, only_committed=False)
 
 

@@ -19,7 +19,7 @@ from apps.report.names import ALGO_NAMES
 from apps.report.sources import LEARNING, LEARNING_RERUN, BuildError
 
 __all__ = [
-    "RERUN_AGENT",
+    "RERUN_AGENTS",
     "RERUN_KEYS",
     "RL_AGENTS",
     "RL_KEYS",
@@ -153,17 +153,27 @@ def learning_numbers(macros: Macros, data: dict[str, Any] | None) -> None:
             add_pending(macros, {name: key}, s)
 
 
-RERUN_AGENT = "ppo_mixture"
-"""The experiment retrained on another machine (docs/rl.md, "Retrained on another machine")."""
+RERUN_AGENTS = {"ppo_mixture": "Ppo", "dqn_mixture": "Dqn"}
+"""The experiments retrained on another machine (docs/rl.md, "Retrained on another machine"):
+macro token."""
 RERUN_KEYS = {
-    "resRLRerunSeeds": f"{RERUN_AGENT}: training seeds (models)",
     "resRLRerunScenarios": "number of assessment scenarios",
-    "resRLRerunOverTol": f"{RERUN_AGENT}: scenarios whose summary.gap_to_baselines.mean > the tolerance",
-    "resRLRerunWorstBase": f"{RERUN_AGENT}: max over scenarios of summary.gap_to_baselines.mean (%)",
-    "resRLRerunSeedsOverTol": f"{RERUN_AGENT}: models whose gap_to_baselines > the tolerance somewhere",
-    "resRLRerunPickOverTol": f"the {RERUN_AGENT} model with the lowest kept_gap (training evaluation): "
-    "scenarios where its gap_to_baselines > the tolerance",
-    "resRLRerunPickWorst": "that model: max over scenarios of gap_to_baselines (%)",
+    **{
+        f"resRLRerun{what}{tok}": f"{agent}: {key}"
+        for agent, tok in RERUN_AGENTS.items()
+        for what, key in (
+            ("Seeds", "training seeds (models)"),
+            ("OverTol", "scenarios whose summary.gap_to_baselines.mean > the tolerance"),
+            ("WorstBase", "max over scenarios of summary.gap_to_baselines.mean (%)"),
+            ("SeedsOverTol", "models whose gap_to_baselines > the tolerance somewhere"),
+            (
+                "PickOverTol",
+                "the model with the lowest kept_gap (training evaluation): scenarios "
+                "where its gap_to_baselines > the tolerance",
+            ),
+            ("PickWorst", "that model: max over scenarios of gap_to_baselines (%)"),
+        )
+    },
 }
 
 
@@ -177,36 +187,51 @@ def _model_gaps(data: dict[str, Any], agent: str) -> dict[str, list[float]]:
     return gaps
 
 
-def rerun_numbers(macros: Macros, data: dict[str, Any] | None) -> None:
-    """The retrained experiment's figures (every macro [pending] when ``data`` is None): its
-    mean gaps across seeds, how many seeds fail the goal somewhere, and the seed that the
-    training evaluation alone would pick (the lowest ``kept_gap``) on the assessment."""
+def _picked_gaps(data: dict[str, Any], agent: str) -> list[float]:
+    """The gaps to the baselines of the model of ``agent`` that its training evaluation alone
+    would pick (the lowest ``kept_gap``), on every assessed scenario."""
     s = LEARNING_RERUN
-    if data is None:
-        add_pending(macros, RERUN_KEYS, s)
-        return
-    experiment = (data.get("experiments") or {}).get(RERUN_AGENT)
-    row = rl_rows(data).get(RERUN_AGENT)
-    if not experiment or row is None:
-        raise BuildError(f"{s}: no assessed {RERUN_AGENT} experiment")
+    experiment = (data.get("experiments") or {}).get(agent) or {}
     models, kept_gaps = experiment.get("models", []), experiment.get("kept_gap", [])
     if len(models) != len(kept_gaps):
-        raise BuildError(f"{s}: {RERUN_AGENT} has {len(models)} models and {len(kept_gaps)} kept_gap values")
+        raise BuildError(f"{s}: {agent} has {len(models)} models and {len(kept_gaps)} kept_gap values")
     kept = [(g, m) for g, m in zip(kept_gaps, models, strict=True) if _finite(g)]
     if not kept:
-        raise BuildError(f"{s}: {RERUN_AGENT} has no kept_gap of its training evaluation")
-    per_model = _model_gaps(data, RERUN_AGENT)
-    pick = per_model.get(min(kept)[1])
+        raise BuildError(f"{s}: {agent} has no kept_gap of its training evaluation")
+    pick = _model_gaps(data, agent).get(min(kept)[1])
     if not pick:
         raise BuildError(f"{s}: the model {min(kept)[1]} is not in the assessment")
-    values = {
-        "resRLRerunSeeds": str(row["seeds"]),
-        "resRLRerunScenarios": str(row["scenarios"]),
-        "resRLRerunOverTol": str(row["over_tolerance"]),
-        "resRLRerunWorstBase": fpct(row["worst_base"], 1, sign=True),
-        "resRLRerunSeedsOverTol": str(sum(max(g) > RL_TOLERANCE for g in per_model.values())),
-        "resRLRerunPickOverTol": str(sum(g > RL_TOLERANCE for g in pick)),
-        "resRLRerunPickWorst": fpct(max(pick), 1, sign=True),
-    }
+    return pick
+
+
+def rerun_numbers(macros: Macros, data: dict[str, Any] | None) -> None:
+    """The retrained experiments' figures (a macro is [pending] when its experiment, or the
+    file, is absent): their mean gaps across seeds, how many seeds fail the goal somewhere, and
+    the seed that the training evaluation alone would pick on the assessment."""
+    s = LEARNING_RERUN
+    values: dict[str, str] = {}
+    if data is not None:
+        rows = rl_rows(data)
+        values["resRLRerunScenarios"] = str(len(data["assessment"]))
+        for agent, tok in RERUN_AGENTS.items():
+            row = rows.get(agent)
+            if row is None:
+                continue
+            pick = _picked_gaps(data, agent)
+            values |= {
+                f"resRLRerunSeeds{tok}": str(row["seeds"]),
+                f"resRLRerunOverTol{tok}": str(row["over_tolerance"]),
+                f"resRLRerunWorstBase{tok}": fpct(row["worst_base"], 1, sign=True),
+                f"resRLRerunSeedsOverTol{tok}": str(
+                    sum(max(g) > RL_TOLERANCE for g in _model_gaps(data, agent).values())
+                ),
+                f"resRLRerunPickOverTol{tok}": str(sum(g > RL_TOLERANCE for g in pick)),
+                f"resRLRerunPickWorst{tok}": fpct(max(pick), 1, sign=True),
+            }
+        if len(values) == 1:
+            raise BuildError(f"{s}: none of {', '.join(RERUN_AGENTS)} is assessed")
     for name, key in RERUN_KEYS.items():
-        macros.add(name, values[name], s, key)
+        if name in values:
+            macros.add(name, values[name], s, key)
+        else:
+            add_pending(macros, {name: key}, s)

@@ -97,9 +97,10 @@ SOURCES = {
     VERIFICATION_TA: "python verify.py --jobs 2 (its timed-automata stage, TChecker)",
     ENV_SPEED: "python benchmarks/env_speed.py",
     LEARNING: "python benchmarks/learning.py",
-    LEARNING_RERUN: "python benchmarks/learning.py --experiments ppo_mixture --compare '' --no-shipped "
-    "--no-gate --jobs 2 --runs-dir runs/learning_rerun --out benchmarks/results/learning_rerun.json "
-    "--plot benchmarks/results/learning_rerun.png --markdown docs/results/learning_rerun.md --rl-doc none",
+    LEARNING_RERUN: "python benchmarks/learning.py --experiments ppo_mixture,dqn_mixture --compare '' "
+    "--no-shipped --no-gate --jobs 2 --runs-dir runs/learning_rerun "
+    "--out benchmarks/results/learning_rerun.json --plot benchmarks/results/learning_rerun.png "
+    "--markdown docs/results/learning_rerun.md --rl-doc none",
     FRONTIERS: "python benchmarks/frontiers.py",
     SENSITIVITY: "python benchmarks/sensitivity.py",
     ROBUST: "python benchmarks/robust_eval.py --parts traces,mmpp,poisson,design",
