@@ -41,23 +41,34 @@ RL_AGENTS = {
     "dqn_default_mixture": "DqnShipMix",
 }
 """Agents of the assessment the text quotes: macro token."""
+_SUMMARY_ITEMS = (
+    ("Seeds", "training seeds (models)"),
+    ("WorstBase", "max over scenarios of summary.gap_to_baselines.mean (%)"),
+    ("OverTol", "scenarios whose summary.gap_to_baselines.mean > the tolerance"),
+)
+"""Per-agent figures of the assessment summary that both results files give: name, key."""
+
+
+def _agent_keys(prefix: str, agents: dict[str, str], items: tuple[tuple[str, str], ...]) -> dict[str, str]:
+    """One macro per agent and item: ``{prefix}{item}{token}`` -> ``"{agent}: {key}"``."""
+    return {f"{prefix}{what}{tok}": f"{agent}: {key}" for agent, tok in agents.items() for what, key in items}
+
+
 RL_KEYS = {
     "resRLSteps": "min over the assessed experiments of steps (per model)",
     "resRLAssessSeeds": "len(meta.assess_seeds)",
     "resRLAssessHorizon": "meta.assess_horizon_s (s)",
     "resRLScenarios": "number of assessment scenarios",
     "resRLTolerance": "the goal: at most this gap to the baselines (%)",
-    **{
-        f"resRL{what}{tok}": f"{agent}: {key}"
-        for agent, tok in RL_AGENTS.items()
-        for what, key in (
-            ("Seeds", "training seeds (models)"),
-            ("WorstBase", "max over scenarios of summary.gap_to_baselines.mean (%)"),
+    **_agent_keys(
+        "resRL",
+        RL_AGENTS,
+        (
+            *_SUMMARY_ITEMS,
             ("WorstBaseScen", "the scenario of that maximum"),
-            ("OverTol", "scenarios whose summary.gap_to_baselines.mean > the tolerance"),
             ("OptMax", "max over Poisson scenarios of summary.gap_to_optimal.mean (%)"),
-        )
-    },
+        ),
+    ),
 }
 
 
@@ -158,13 +169,11 @@ RERUN_AGENTS = {"ppo_mixture": "Ppo", "dqn_mixture": "Dqn"}
 macro token."""
 RERUN_KEYS = {
     "resRLRerunScenarios": "number of assessment scenarios",
-    **{
-        f"resRLRerun{what}{tok}": f"{agent}: {key}"
-        for agent, tok in RERUN_AGENTS.items()
-        for what, key in (
-            ("Seeds", "training seeds (models)"),
-            ("OverTol", "scenarios whose summary.gap_to_baselines.mean > the tolerance"),
-            ("WorstBase", "max over scenarios of summary.gap_to_baselines.mean (%)"),
+    **_agent_keys(
+        "resRLRerun",
+        RERUN_AGENTS,
+        (
+            *_SUMMARY_ITEMS,
             ("SeedsOverTol", "models whose gap_to_baselines > the tolerance somewhere"),
             (
                 "PickOverTol",
@@ -172,8 +181,8 @@ RERUN_KEYS = {
                 "where its gap_to_baselines > the tolerance",
             ),
             ("PickWorst", "that model: max over scenarios of gap_to_baselines (%)"),
-        )
-    },
+        ),
+    ),
 }
 
 
