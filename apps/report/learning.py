@@ -196,9 +196,9 @@ def _model_gaps(data: dict[str, Any], agent: str) -> dict[str, list[float]]:
     return gaps
 
 
-def _picked_gaps(data: dict[str, Any], agent: str) -> list[float]:
-    """The gaps to the baselines of the model of ``agent`` that its training evaluation alone
-    would pick (the lowest ``kept_gap``), on every assessed scenario."""
+def _picked_gaps(data: dict[str, Any], agent: str, per_model: dict[str, list[float]]) -> list[float]:
+    """The gaps to the baselines (``per_model``: :func:`_model_gaps`) of the model of ``agent``
+    that its training evaluation alone would pick (the lowest ``kept_gap``)."""
     s = LEARNING_RERUN
     experiment = (data.get("experiments") or {}).get(agent) or {}
     models, kept_gaps = experiment.get("models", []), experiment.get("kept_gap", [])
@@ -207,7 +207,7 @@ def _picked_gaps(data: dict[str, Any], agent: str) -> list[float]:
     kept = [(g, m) for g, m in zip(kept_gaps, models, strict=True) if _finite(g)]
     if not kept:
         raise BuildError(f"{s}: {agent} has no kept_gap of its training evaluation")
-    pick = _model_gaps(data, agent).get(min(kept)[1])
+    pick = per_model.get(min(kept)[1])
     if not pick:
         raise BuildError(f"{s}: the model {min(kept)[1]} is not in the assessment")
     return pick
@@ -226,14 +226,13 @@ def rerun_numbers(macros: Macros, data: dict[str, Any] | None) -> None:
             row = rows.get(agent)
             if row is None:
                 continue
-            pick = _picked_gaps(data, agent)
+            per_model = _model_gaps(data, agent)
+            pick = _picked_gaps(data, agent, per_model)
             values |= {
                 f"resRLRerunSeeds{tok}": str(row["seeds"]),
                 f"resRLRerunOverTol{tok}": str(row["over_tolerance"]),
                 f"resRLRerunWorstBase{tok}": fpct(row["worst_base"], 1, sign=True),
-                f"resRLRerunSeedsOverTol{tok}": str(
-                    sum(max(g) > RL_TOLERANCE for g in _model_gaps(data, agent).values())
-                ),
+                f"resRLRerunSeedsOverTol{tok}": str(sum(max(g) > RL_TOLERANCE for g in per_model.values())),
                 f"resRLRerunPickOverTol{tok}": str(sum(g > RL_TOLERANCE for g in pick)),
                 f"resRLRerunPickWorst{tok}": fpct(max(pick), 1, sign=True),
             }
