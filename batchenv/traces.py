@@ -5,8 +5,9 @@ beyond microseconds are truncated). The times must be
 non-decreasing; every problem is reported as a :class:`~batchenv.config.ConfigError` that names
 the field, the file, the row and the offending value.
 
-batchenv ships an excerpt of the Azure LLM inference trace 2023 (conversation service, CC-BY 4.0),
-addressed as ``package:azure_conv_excerpt``, and the Mooncake conversation trace of the FAST'25
+batchenv ships the Azure LLM inference trace 2023 of the conversation service (CC-BY 4.0), whole
+as ``package:azure_conv_hour`` and its first 3,001 requests as ``package:azure_conv_excerpt``, the
+Mooncake conversation trace of the FAST'25
 release (Apache-2.0; columns ``recorded_s`` on a 3 s grid and the evenly spread ``arrival_s``),
 ``package:mooncake_conv``, and one hour of arrivals generated from ServeGen's production statistics
 of Alibaba Cloud Model Studio (Apache-2.0; not recorded timestamps, :mod:`batchenv.servegen`),
@@ -29,6 +30,7 @@ __all__ = ["PACKAGE_TRACES", "load_trace_times_s", "resolve_trace_path"]
 _DATA_DIR = Path(__file__).resolve().parent / "data"
 PACKAGE_TRACES = {
     "azure_conv_excerpt": _DATA_DIR / "azure_conv_excerpt.csv",
+    "azure_conv_hour": _DATA_DIR / "azure_conv_hour.csv",
     "mooncake_conv": _DATA_DIR / "mooncake_conv.csv",
     "servegen_m_large": _DATA_DIR / "servegen_m_large.csv",
 }

@@ -34,12 +34,16 @@ Sources (fetch them yourself; this script never downloads anything):
   (:func:`batchenv.trace_prep.snap_to_grid`) and spread uniformly within it, as the Mooncake
   ticks are (seed ``SPREAD_SEED``).
 
-``azure_conv_excerpt.csv`` (the first 3,001 requests of the Azure LLM inference trace 2023,
-conversation service, unchanged) predates this script and is described in
+``azure_conv_hour.csv``, the Azure LLM inference trace 2023 of the conversation service
+(``data/AzureLLMInferenceTrace_conv.csv`` of github.com/Azure/AzurePublicDataset, CC-BY 4.0;
+19,366 requests in 58 minutes), is shipped unchanged, and ``azure_conv_excerpt.csv`` is its
+first 3,001 requests, unchanged (the source's header and first 3,001 rows). The digest checked
+is that of the copy this project was given (``AZURE_CONVERSATION_SHA256``); see
 ``batchenv/data/ATTRIBUTION.md``.
 
 Usage::
 
+    python benchmarks/make_trace_excerpts.py --azure-conversation path/to/AzureLLMInferenceTrace_conv.csv
     python benchmarks/make_trace_excerpts.py --mooncake-conversation path/to/conversation_trace.jsonl
     python benchmarks/make_trace_excerpts.py --servegen-m-large path/to/ServeGen/data/language/m-large
     python benchmarks/make_trace_excerpts.py --fineserve-dense path/to/Dense_30to100B.csv
@@ -75,6 +79,9 @@ from batchenv.trace_prep import (  # noqa: E402
 DATA_DIR = REPO / "batchenv" / "data"
 EXTERNAL_DIR = REPO / "external"
 """Where traces that batchenv may not redistribute are prepared (ignored by git)."""
+AZURE_CONVERSATION_SHA256 = "2f1e5b666d4e3055fdbba98598ce2ec307767b9064e03e2fa46676dbcc7d0bf8"
+AZURE_EXCERPT_REQUESTS = 3001
+"""Requests in ``azure_conv_excerpt.csv``: the first 10.5 minutes of the hour."""
 MOONCAKE_CONVERSATION_SHA256 = "b8cbb061a85206d729d91cdc2981f43c9e0d99209dce588d3af5f7934408b9df"
 SPREAD_SEED = 0
 """Seed of the spread of the tied timestamps within their recording intervals."""
@@ -121,6 +128,25 @@ def _check_file(flag: str, source: Path, check_digest: bool, expected: str, what
     _check_source(
         flag, source, source.is_file(), (lambda: _sha256(source)) if check_digest else None, expected, what
     )
+
+
+def azure_conversation(source: Path, out_dir: Path, check_digest: bool = True) -> tuple[Path, Path]:
+    """Write ``azure_conv_hour.csv`` (the source, unchanged) and ``azure_conv_excerpt.csv`` (its
+    header and first :data:`AZURE_EXCERPT_REQUESTS` rows); returns their paths."""
+    _check_file(
+        "--azure-conversation", source, check_digest, AZURE_CONVERSATION_SHA256, "the 2023 conversation trace"
+    )
+    data = source.read_bytes()
+    lines = data.splitlines(keepends=True)
+    if len(lines) <= AZURE_EXCERPT_REQUESTS:
+        raise ConfigError(
+            "--azure-conversation",
+            f"{source} has {len(lines) - 1} requests, fewer than {AZURE_EXCERPT_REQUESTS}",
+        )
+    hour = write_atomic(out_dir / "azure_conv_hour.csv", data)
+    excerpt = write_atomic(out_dir / "azure_conv_excerpt.csv", b"".join(lines[: AZURE_EXCERPT_REQUESTS + 1]))
+    print(f"wrote {hour} ({len(lines) - 1} requests) and {excerpt} (the first {AZURE_EXCERPT_REQUESTS})")
+    return hour, excerpt
 
 
 def mooncake_conversation(source: Path, out_dir: Path, check_digest: bool = True) -> Path:
@@ -219,6 +245,12 @@ def main(argv: list[str] | None = None) -> int:
         "(see this file's docstring for where to get them)."
     )
     parser.add_argument(
+        "--azure-conversation",
+        type=Path,
+        help="data/AzureLLMInferenceTrace_conv.csv of github.com/Azure/AzurePublicDataset (the 2023 "
+        "conversation trace; never the code trace)",
+    )
+    parser.add_argument(
         "--mooncake-conversation",
         type=Path,
         help="FAST25-release/traces/conversation_trace.jsonl of github.com/kvcache-ai/Mooncake",
@@ -243,12 +275,22 @@ def main(argv: list[str] | None = None) -> int:
         "--any-version", action="store_true", help="do not check the source file's sha256 against the release"
     )
     args = parser.parse_args(argv)
-    sources = (args.mooncake_conversation, args.servegen_m_large, args.fineserve_dense)
+    sources = (
+        args.azure_conversation,
+        args.mooncake_conversation,
+        args.servegen_m_large,
+        args.fineserve_dense,
+    )
     if all(source is None for source in sources):
-        parser.error("give at least one of --mooncake-conversation, --servegen-m-large, --fineserve-dense")
+        parser.error(
+            "give at least one of --azure-conversation, --mooncake-conversation, --servegen-m-large, "
+            "--fineserve-dense"
+        )
     shipped_dir = args.out_dir or DATA_DIR
     check = not args.any_version
     try:
+        if args.azure_conversation is not None:
+            azure_conversation(args.azure_conversation, shipped_dir, check_digest=check)
         if args.mooncake_conversation is not None:
             mooncake_conversation(args.mooncake_conversation, shipped_dir, check_digest=check)
         if args.servegen_m_large is not None:

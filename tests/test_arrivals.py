@@ -124,7 +124,8 @@ def test_trace_replay_rescales_to_target_rate_and_keeps_cv(target: float) -> Non
 
 
 def test_packaged_excerpt_is_the_head_of_the_full_trace(shared_trace: Path) -> None:
-    """The packaged excerpt is the full trace's first rows, with the same burstiness."""
+    """The packaged hour is the full trace, byte for byte; the excerpt its first rows."""
+    assert PACKAGE_TRACES["azure_conv_hour"].read_bytes() == shared_trace.read_bytes()
     excerpt = load_trace_times_s(str(PACKAGE_TRACES["azure_conv_excerpt"]))
     full = load_trace_times_s(str(shared_trace))
     assert len(full) == 19366

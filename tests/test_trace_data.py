@@ -35,6 +35,16 @@ DATA = REPO / "batchenv" / "data"
 # per shipped trace: the licence file that must sit next to it and words its attribution must hold
 ATTRIBUTION = {
     "azure_conv_excerpt": ("LICENSE-CC-BY-4.0.txt", ["Azure/AzurePublicDataset", "Splitwise", "ISCA 2024"]),
+    "azure_conv_hour": (
+        "LICENSE-CC-BY-4.0.txt",
+        [
+            "Azure/AzurePublicDataset",
+            "AzureLLMInferenceTrace_conv.csv",
+            "Splitwise",
+            "ISCA 2024",
+            "unchanged",
+        ],
+    ),
     "mooncake_conv": (
         "LICENSE-APACHE-2.0.txt",
         ["kvcache-ai/Mooncake", "conversation_trace.jsonl", "FAST 25", "Apache License 2.0", "Changes made"],
@@ -68,8 +78,8 @@ def _rows(name: str) -> list[dict[str, str]]:
 @pytest.mark.parametrize("name", sorted(PACKAGE_TRACES))
 def test_each_shipped_excerpt_loads_and_has_its_attribution_and_licence(name: str) -> None:
     path = PACKAGE_TRACES[name]
-    assert path.stat().st_size < 400_000  # small enough to ship
-    column = "TIMESTAMP" if name == "azure_conv_excerpt" else "arrival_s"
+    assert path.stat().st_size < 750_000  # small enough to ship
+    column = "TIMESTAMP" if name.startswith("azure_conv") else "arrival_s"
     times = load_trace_times_s(f"package:{name}", column)
     assert len(times) > 2000 and times[0] == 0.0 and np.all(np.diff(times) >= 0)
     licence, words = ATTRIBUTION[name]
@@ -151,6 +161,27 @@ def test_bad_source_lines_give_one_clear_error(tmp_path: Path, lines: list[str],
         read_mooncake_jsonl(_write_jsonl(tmp_path / "t.jsonl", lines))
     assert info.value.field == "source"
     assert words in str(info.value)
+
+
+def test_excerpt_script_ships_the_azure_hour_unchanged_and_its_first_requests(tmp_path: Path, capsys) -> None:
+    script = _script("make_trace_excerpts")
+    hour, excerpt = PACKAGE_TRACES["azure_conv_hour"], PACKAGE_TRACES["azure_conv_excerpt"]
+    assert script.main(["--azure-conversation", str(hour), "--out-dir", str(tmp_path)]) == 0
+    assert (tmp_path / "azure_conv_hour.csv").read_bytes() == hour.read_bytes()
+    assert (tmp_path / "azure_conv_excerpt.csv").read_bytes() == excerpt.read_bytes()
+    times = load_trace_times_s(str(hour))
+    assert len(times) == 19366 and len(load_trace_times_s(str(excerpt))) == script.AZURE_EXCERPT_REQUESTS
+    # another file is refused by its digest, and a short one even with --any-version
+    other = tmp_path / "other.csv"
+    other.write_text("TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:15:46.68,374,44\n")
+    assert script.main(["--azure-conversation", str(other), "--out-dir", str(tmp_path / "a")]) == 2
+    assert "not the 2023 conversation trace" in capsys.readouterr().err
+    assert (
+        script.main(["--azure-conversation", str(other), "--out-dir", str(tmp_path / "b"), "--any-version"])
+        == 2
+    )
+    assert "fewer than 3001" in capsys.readouterr().err
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
 def test_excerpt_script_cuts_a_loadable_file_and_checks_its_source(tmp_path: Path, capsys) -> None:
