@@ -115,14 +115,15 @@ def load_scenario(name_or_path: str | Path) -> SystemConfig:
         return SystemConfig.from_yaml(path)
     candidate = _scenario_file(text)
     if candidate is None:
-        names = list_scenarios()  # 50 names: too long for a one-line error, so the first few
+        # too many names for a one-line error: the first few, without the time splits of traces
+        names = [name for name in list_scenarios() if not name.endswith(("_train", "_test"))]
         more = f" and {len(names) - 8} more" if len(names) > 8 else ""
         missing = [str(entry) for entry in _path_entries() if not entry.is_dir()]
         note = f"; {SCENARIO_PATH_ENV} names no directory {missing[0]!r}" if missing else ""
         raise ConfigError(
             "scenario",
-            f"unknown scenario {text!r}; known: {names[:8]}{more} (in batchenv/configs/ and "
-            f"${SCENARIO_PATH_ENV}){note}, or a YAML path",
+            f"unknown scenario {text!r}{note}; known: {names[:8]}{more} (in batchenv/configs/ and "
+            f"${SCENARIO_PATH_ENV}), or a YAML path",
         )
     return SystemConfig.from_yaml(candidate)
 
