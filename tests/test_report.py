@@ -276,6 +276,7 @@ def test_optional_sources_are_marked_pending_when_absent(tmp_path: Path) -> None
         src.SIM_TO_REAL: False,
         src.TRACE_RESULTS: False,
         src.EXTERNAL_TRACES: False,
+        src.AZURE_HOUR: False,
         src.FRONTIERS: False,
         src.SENSITIVITY: False,
         src.GUARD_TEST: False,

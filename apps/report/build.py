@@ -15,6 +15,7 @@ from apps.report.learning import learning_numbers, rerun_numbers
 from apps.report.macros import Macros, render_numbers, used_macros
 from apps.report.names import MODEL_LETTERS
 from apps.report.sources import (
+    AZURE_HOUR,
     BENCH,
     CONFIG,
     DESIGN,
@@ -146,6 +147,8 @@ def compute(root: Path = REPO, only_committed: bool = True) -> Build:
         build.tables["tab_traces.tex"] = traces.trace_table(cells, origin)
     with reading(EXTERNAL_TRACES):
         traces.external_trace_numbers(m, _optional(src, build, EXTERNAL_TRACES))
+    with reading(AZURE_HOUR):
+        traces.azure_hour_numbers(m, _optional(src, build, AZURE_HOUR))
     with reading(SIM_TO_REAL):
         real = _optional(src, build, SIM_TO_REAL)
         calibration = (

@@ -143,7 +143,7 @@ def _band_values(data: dict[str, Any]) -> dict[str, str]:
         "resVerBandLatLow": f"{latency['low']:.1f}",
         "resVerBandLatHigh": f"{latency['high']:.1f}",
         "resVerRealPropGap": latex_minus(f"{100 * real['agent_vs_model']:+.2f}"),
-        "resVerRealPropInBand": f"{100 * real['in_band'][band_key]:.1f}",
+        "resVerRealPropInBand": f"{100 * real['in_band'][band_key]:.2f}",
     }
 
 

@@ -18,6 +18,9 @@ SENSITIVITY_KEYS = {
     "resObjCOneWorst": "max over settings of conclusions.*.C1.max_gap (%)",
     "resObjCTwoHolds": "settings where C2 (proposed never significantly dearer than the timeout) holds",
     "resObjCTwoReverses": "settings where C2 reverses",
+    "resObjNeverDearer": "settings where proposed is nowhere significantly dearer (C2.higher = 0)",
+    "resObjSeeds": "number of seeds per setting (settings.seeds)",
+    "resObjHorizonS": "episode length, s (settings.horizon_s)",
     "resObjCThreeHolds": "settings where C3 (util_switch never significantly cheaper) holds",
     "resObjCFourHolds": "settings where C4 (learned agents near the optimum) holds",
 }
@@ -35,6 +38,9 @@ def sensitivity_numbers(macros: Macros, data: dict[str, Any] | None) -> None:
         "resObjCOneWorst": fpct(max(v["C1"]["max_gap"] for v in verdicts.values()), 2, sign=True),
         "resObjCTwoHolds": str(sum(v["C2"]["verdict"] == "holds" for v in verdicts.values())),
         "resObjCTwoReverses": str(sum(v["C2"]["verdict"] == "reverses" for v in verdicts.values())),
+        "resObjNeverDearer": str(sum(v["C2"]["higher"] == 0 for v in verdicts.values())),
+        "resObjSeeds": str(len(data["settings"]["seeds"])),
+        "resObjHorizonS": f"{data['settings']['horizon_s']:g}",
         "resObjCThreeHolds": str(sum(bool(v["C3"]["holds"]) for v in verdicts.values())),
         "resObjCFourHolds": str(sum(bool(v["C4"]["holds"]) for v in verdicts.values())),
     }

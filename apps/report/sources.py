@@ -22,6 +22,7 @@ from apps.report.formatting import Shown
 from apps.report.names import SUITE_METRICS
 
 __all__ = [
+    "AZURE_HOUR",
     "BENCH",
     "BUILD_COMMAND",
     "CONFIG",
@@ -78,6 +79,7 @@ FRONTIERS = "docs/results/frontiers.json"
 SENSITIVITY = "docs/results/sensitivity.json"
 TRACE_RESULTS = "docs/results/trace_results.json"
 EXTERNAL_TRACES = "docs/results/external_traces.json"
+AZURE_HOUR = "docs/results/azure_hour.json"
 SIM_TO_REAL = "docs/results/sim_to_real.json"
 SIM_TO_REAL_CALIBRATION = "docs/results/sim_to_real_calibrated.json"
 CONFIG = "batchenv/configs/default.yaml"
@@ -112,6 +114,8 @@ SOURCES = {
     "--out docs/results/external_traces.md "
     "--tuned-dir docs/results/external_traces/robust_tuned --jobs 2 "
     "(after make_trace_excerpts.py --fineserve-dense)",
+    AZURE_HOUR: "python benchmarks/trace_results.py --scenarios azure_conv_hour,azure_conv_hour_30,"
+    "azure_conv_hour_60 --out docs/results/azure_hour.md --tuned-dir docs/results/azure_hour/tuned --jobs 2",
     SIM_TO_REAL: "python benchmarks/sim_to_real.py",
     SIM_TO_REAL_CALIBRATION: "python benchmarks/sim_to_real.py (its calibration step)",
     CONFIG: "(input: the brief's system)",
@@ -124,6 +128,7 @@ OPTIONAL = {
     SIM_TO_REAL: "SimReal",
     TRACE_RESULTS: "TraceResults",
     EXTERNAL_TRACES: "ExternalTraces",
+    AZURE_HOUR: "AzureHour",
     FRONTIERS: "Frontiers",
     SENSITIVITY: "Sensitivity",
     GUARD_TEST: "GuardTest",

@@ -12,13 +12,15 @@ from typing import Any
 
 from apps.report.formatting import fnum, fpct
 from apps.report.macros import Macros, add_pending
-from apps.report.sources import EXTERNAL_TRACES, GUARD_TEST, ROBUST, TRACE_RESULTS
+from apps.report.sources import AZURE_HOUR, EXTERNAL_TRACES, GUARD_TEST, ROBUST, TRACE_RESULTS
 from apps.report.tables import table_header
 
 __all__ = [
+    "AZURE_HOUR_KEYS",
     "EXTERNAL_KEYS",
     "TRACE_RESULTS_KEYS",
     "TraceCell",
+    "azure_hour_numbers",
     "external_trace_numbers",
     "robust_numbers",
     "trace_cells",
@@ -363,32 +365,63 @@ def trace_results_numbers(macros: Macros, data: dict[str, Any] | None) -> None:
         macros.add(name, fpct(fn(values), 1, sign=True), TRACE_RESULTS, TRACE_RESULTS_KEYS[name])
 
 
+def _robust_keys(prefix: str, loads: dict[str, str]) -> dict[str, str]:
+    """The macros of :func:`_robust_at_loads` for ``loads`` (macro token -> scenario)."""
+    keys = {
+        key: what
+        for tok, name in loads.items()
+        for key, what in (
+            (f"{prefix}Load{tok}", f"the load in the name of {name} (% of LLM-3's capacity)"),
+            (f"{prefix}GapRobust{tok}", f"{name}.agents.robust.gap_vs_timeout[0] (%)"),
+            (f"{prefix}DTailRobust{tok}", f"{name}.agents.robust.p99_minus_timeout_ms[0] (ms)"),
+        )
+    }
+    keys[f"{prefix}RobustMatches"] = (
+        "scenarios where robust loses to the tuned timeout neither on cost nor on p99"
+    )
+    keys[f"{prefix}Scenarios"] = "number of scenarios in the file"
+    return keys
+
+
+def _robust_at_loads(
+    macros: Macros, data: dict[str, Any] | None, source: str, prefix: str, loads: dict[str, str]
+) -> None:
+    """A trace_results.py file of its own: the robust scheduler's cost gap and p99 difference to
+    the tuned timeout at ``loads``, and on how many of the file's scenarios it matches the timeout
+    on both (``[pending]`` when the file is absent)."""
+    keys = _robust_keys(prefix, loads)
+    if data is None:
+        add_pending(macros, keys, source)
+        return
+    cells = trace_cells(data, from_trace_results=True)
+    for tok, name in loads.items():
+        robust = cells[name]["robust"]
+        for key, value in (
+            (f"{prefix}Load{tok}", name.rsplit("_", 1)[1]),
+            (f"{prefix}GapRobust{tok}", fpct(robust.gap[0], 2, sign=True)),
+            (f"{prefix}DTailRobust{tok}", fnum(robust.d99[0], 1, sign=True)),
+        ):
+            macros.add(key, value, source, keys[key])
+    matches = sum(
+        all(row["robust"].verdict(which) != "loses" for which in ("gap", "d99")) for row in cells.values()
+    )
+    macros.add(f"{prefix}RobustMatches", str(matches), source, keys[f"{prefix}RobustMatches"])
+    macros.add(f"{prefix}Scenarios", str(len(cells)), source, keys[f"{prefix}Scenarios"])
+
+
 EXTERNAL_LOADS = {"Thirty": "fineserve_dense_30", "Sixty": "fineserve_dense_60"}
 """The rescaled scenarios of the recorded trace batchenv does not ship: macro token -> scenario."""
-EXTERNAL_KEYS = {
-    key: what
-    for tok, name in EXTERNAL_LOADS.items()
-    for key, what in (
-        (f"resExtLoad{tok}", f"the load in the name of {name} (% of LLM-3's capacity)"),
-        (f"resExtGapRobust{tok}", f"{name}.agents.robust.gap_vs_timeout[0] (%)"),
-        (f"resExtDTailRobust{tok}", f"{name}.agents.robust.p99_minus_timeout_ms[0] (ms)"),
-    )
-}
+EXTERNAL_KEYS = _robust_keys("resExt", EXTERNAL_LOADS)
+AZURE_HOUR_LOADS = {"Thirty": "azure_conv_hour_30", "Sixty": "azure_conv_hour_60"}
+"""The whole Azure conversation hour rescaled: macro token -> scenario."""
+AZURE_HOUR_KEYS = _robust_keys("resHour", AZURE_HOUR_LOADS)
 
 
 def external_trace_numbers(macros: Macros, data: dict[str, Any] | None) -> None:
-    """external_traces.json (a recorded trace that batchenv does not ship, FineServe's): the
-    robust scheduler's cost gap and p99 difference to the tuned timeout at 30% and 60% load
-    (``[pending]`` when the file is absent)."""
-    if data is None:
-        add_pending(macros, EXTERNAL_KEYS, EXTERNAL_TRACES)
-        return
-    cells = trace_cells(data, from_trace_results=True)
-    for tok, name in EXTERNAL_LOADS.items():
-        robust = cells[name]["robust"]
-        for key, value in (
-            (f"resExtLoad{tok}", name.rsplit("_", 1)[1]),
-            (f"resExtGapRobust{tok}", fpct(robust.gap[0], 2, sign=True)),
-            (f"resExtDTailRobust{tok}", f"{robust.d99[0]:+.1f}"),
-        ):
-            macros.add(key, value, EXTERNAL_TRACES, EXTERNAL_KEYS[key])
+    """external_traces.json (a recorded trace that batchenv does not ship, FineServe's)."""
+    _robust_at_loads(macros, data, EXTERNAL_TRACES, "resExt", EXTERNAL_LOADS)
+
+
+def azure_hour_numbers(macros: Macros, data: dict[str, Any] | None) -> None:
+    """azure_hour.json (the whole Azure conversation hour, halves of about 9,700 requests)."""
+    _robust_at_loads(macros, data, AZURE_HOUR, "resHour", AZURE_HOUR_LOADS)
