@@ -12,10 +12,12 @@ from typing import Any
 import pytest
 
 from apps.report import sources as src
+from apps.report.formatting import fpct
 from apps.report.macros import Macros
 from apps.report.sim_to_real import calibrated_table, fidelity_table, sim_to_real_numbers
 from apps.report.tables import verification_table
 from apps.report.traces import (
+    azure_hour_numbers,
     guard_test_numbers,
     robust_numbers,
     trace_cells,
@@ -183,10 +185,10 @@ def test_frontier_figure_is_drawn_when_the_study_is_committed(tmp_path: Path) ->
 def test_sensitivity_study_counts_the_settings_where_each_conclusion_holds() -> None:
     from apps.report.objectives import sensitivity_numbers
 
-    def setting(gap: float, c1: bool, c2: str, c3: bool) -> dict[str, Any]:
+    def setting(gap: float, c1: bool, c2: str, c3: bool, higher: int) -> dict[str, Any]:
         return {
             "C1": {"max_gap": gap, "holds": c1},
-            "C2": {"verdict": c2},
+            "C2": {"verdict": c2, "higher": higher},
             "C3": {"holds": c3},
             "C4": {"holds": True},
         }
@@ -195,17 +197,22 @@ def test_sensitivity_study_counts_the_settings_where_each_conclusion_holds() -> 
     sensitivity_numbers(
         m,
         {
+            "settings": {"seeds": [0, 1, 2], "horizon_s": 10.0},
             "conclusions": {
-                "w=0.1": setting(0.004, True, "holds", False),
-                "w=10": setting(0.03, False, "reverses", True),
-            }
+                "w=0.1": setting(0.004, True, "holds", False, 0),
+                "w=0.3": setting(0.002, True, "level (no significant difference)", False, 0),
+                "w=10": setting(0.03, False, "reverses", True, 2),
+            },
         },
     )
     values = {k: r.value for k, r in m.results.items()}
-    assert values["resObjSettings"] == "2" and values["resObjCOneHolds"] == "1"
+    assert values["resObjSettings"] == "3" and values["resObjCOneHolds"] == "2"
     assert values["resObjCOneWorst"] == "+3.00"
     assert values["resObjCTwoHolds"] == "1" and values["resObjCTwoReverses"] == "1"
-    assert values["resObjCThreeHolds"] == "1" and values["resObjCFourHolds"] == "2"
+    # a level setting is never significantly dearer without the conclusion holding
+    assert values["resObjNeverDearer"] == "2"
+    assert values["resObjCThreeHolds"] == "1" and values["resObjCFourHolds"] == "3"
+    assert values["resObjSeeds"] == "3" and values["resObjHorizonS"] == "10"
     m = Macros()
     sensitivity_numbers(m, None)
     assert m.value("resObjSettings") == src.PENDING
@@ -221,3 +228,29 @@ def test_guard_test_macros_pick_the_closest_setting_within_the_goal() -> None:
     assert m.value("resGtClosestMs") == f"{closest:+.1f}"
     assert m.value("resGtGoal") == "0.5"
     assert m.flags["guardTestNoneMatches"][0] == (not data["guard_test"]["within_goal_and_matching"])
+
+
+def test_azure_hour_macros_read_robust_and_count_the_loads_it_does_not_lose() -> None:
+    data = _json(src.AZURE_HOUR)
+    m = Macros()
+    azure_hour_numbers(m, data)
+    cells = trace_cells(data, from_trace_results=True)
+    robust = cells["azure_conv_hour_30"]["robust"]
+    assert m.value("resHourLoadThirty") == "30" and m.value("resHourLoadSixty") == "60"
+    assert m.value("resHourGapRobustThirty") == fpct(robust.gap[0], 2, sign=True)
+    assert m.value("resHourScenarios") == str(len(cells)) == "3"
+    not_losing = [
+        name
+        for name, row in cells.items()
+        if row["robust"].verdict("gap") != "loses" and row["robust"].verdict("d99") != "loses"
+    ]
+    assert m.value("resHourRobustMatches") == str(len(not_losing))
+    # a scenario where robust's p99 interval lies above 0 is no longer counted
+    worse = copy.deepcopy(data)
+    worse["azure_conv_hour_60"]["agents"]["robust"]["p99_minus_timeout_ms"] = [5.0, 1.0]
+    m = Macros()
+    azure_hour_numbers(m, worse)
+    assert m.value("resHourRobustMatches") == str(len(not_losing) - 1)
+    m = Macros()
+    azure_hour_numbers(m, None)
+    assert m.value("resHourRobustMatches") == src.PENDING
