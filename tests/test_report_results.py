@@ -17,6 +17,7 @@ from apps.report.macros import Macros
 from apps.report.sim_to_real import calibrated_table, fidelity_table, sim_to_real_numbers
 from apps.report.tables import verification_table
 from apps.report.traces import (
+    all_traces_numbers,
     azure_hour_numbers,
     guard_test_numbers,
     robust_numbers,
@@ -254,3 +255,16 @@ def test_azure_hour_macros_read_robust_and_count_the_loads_it_does_not_lose() ->
     m = Macros()
     azure_hour_numbers(m, None)
     assert m.value("resHourRobustMatches") == src.PENDING
+
+
+def test_all_traces_macros_count_robust_losses_over_every_half() -> None:
+    data = _json(src.TRACE_RESULTS_ALL)
+    m = Macros()
+    all_traces_numbers(m, data)
+    robust = [row["robust"] for row in trace_cells(data, from_trace_results=True).values()]
+    assert m.value("resAllScenarios") == str(len(robust))
+    assert m.value("resAllCostLosesRobust") == str(sum(c.verdict("gap") == "loses" for c in robust))
+    assert m.value("resAllTailLosesRobust") == str(sum(c.verdict("d99") == "loses" for c in robust))
+    # the goal scenarios are a subset: at least as many p99 losses as in trace_results.json
+    goal = [row["robust"] for row in trace_cells(_json(src.TRACE_RESULTS), from_trace_results=True).values()]
+    assert int(m.value("resAllTailLosesRobust")) >= sum(c.verdict("d99") == "loses" for c in goal)

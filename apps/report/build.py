@@ -34,6 +34,7 @@ from apps.report.sources import (
     SOURCES,
     SUITE,
     TRACE_RESULTS,
+    TRACE_RESULTS_ALL,
     UPPAAL_FILES,
     VERIFICATION,
     VERIFICATION_TA,
@@ -149,6 +150,8 @@ def compute(root: Path = REPO, only_committed: bool = True) -> Build:
         traces.external_trace_numbers(m, _optional(src, build, EXTERNAL_TRACES))
     with reading(AZURE_HOUR):
         traces.azure_hour_numbers(m, _optional(src, build, AZURE_HOUR))
+    with reading(TRACE_RESULTS_ALL):
+        traces.all_traces_numbers(m, _optional(src, build, TRACE_RESULTS_ALL))
     with reading(SIM_TO_REAL):
         real = _optional(src, build, SIM_TO_REAL)
         calibration = (

@@ -47,6 +47,7 @@ __all__ = [
     "SUITE",
     "TEX_SOURCES",
     "TRACE_RESULTS",
+    "TRACE_RESULTS_ALL",
     "UPPAAL_FILES",
     "VERIFICATION",
     "VERIFICATION_TA",
@@ -80,6 +81,7 @@ SENSITIVITY = "docs/results/sensitivity.json"
 TRACE_RESULTS = "docs/results/trace_results.json"
 EXTERNAL_TRACES = "docs/results/external_traces.json"
 AZURE_HOUR = "docs/results/azure_hour.json"
+TRACE_RESULTS_ALL = "docs/results/trace_results_all.json"
 SIM_TO_REAL = "docs/results/sim_to_real.json"
 SIM_TO_REAL_CALIBRATION = "docs/results/sim_to_real_calibrated.json"
 CONFIG = "batchenv/configs/default.yaml"
@@ -116,6 +118,8 @@ SOURCES = {
     "(after make_trace_excerpts.py --fineserve-dense)",
     AZURE_HOUR: "python benchmarks/trace_results.py --scenarios azure_conv_hour,azure_conv_hour_30,"
     "azure_conv_hour_60 --out docs/results/azure_hour.md --tuned-dir docs/results/azure_hour/tuned --jobs 2",
+    TRACE_RESULTS_ALL: "python benchmarks/trace_results.py --traces all "
+    "--out docs/results/trace_results_all.md --tuned-dir docs/results/trace_results_all/tuned --jobs 2",
     SIM_TO_REAL: "python benchmarks/sim_to_real.py",
     SIM_TO_REAL_CALIBRATION: "python benchmarks/sim_to_real.py (its calibration step)",
     CONFIG: "(input: the brief's system)",
@@ -129,6 +133,7 @@ OPTIONAL = {
     TRACE_RESULTS: "TraceResults",
     EXTERNAL_TRACES: "ExternalTraces",
     AZURE_HOUR: "AzureHour",
+    TRACE_RESULTS_ALL: "TraceResultsAll",
     FRONTIERS: "Frontiers",
     SENSITIVITY: "Sensitivity",
     GUARD_TEST: "GuardTest",

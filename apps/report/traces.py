@@ -12,14 +12,23 @@ from typing import Any
 
 from apps.report.formatting import fnum, fpct
 from apps.report.macros import Macros, add_pending
-from apps.report.sources import AZURE_HOUR, EXTERNAL_TRACES, GUARD_TEST, ROBUST, TRACE_RESULTS
+from apps.report.sources import (
+    AZURE_HOUR,
+    EXTERNAL_TRACES,
+    GUARD_TEST,
+    ROBUST,
+    TRACE_RESULTS,
+    TRACE_RESULTS_ALL,
+)
 from apps.report.tables import table_header
 
 __all__ = [
+    "ALL_TRACES_KEYS",
     "AZURE_HOUR_KEYS",
     "EXTERNAL_KEYS",
     "TRACE_RESULTS_KEYS",
     "TraceCell",
+    "all_traces_numbers",
     "azure_hour_numbers",
     "external_trace_numbers",
     "robust_numbers",
@@ -379,6 +388,8 @@ def _robust_keys(prefix: str, loads: dict[str, str]) -> dict[str, str]:
     keys[f"{prefix}RobustMatches"] = (
         "scenarios where robust loses to the tuned timeout neither on cost nor on p99"
     )
+    keys[f"{prefix}CostLosesRobust"] = "scenarios where robust loses to the tuned timeout on cost"
+    keys[f"{prefix}TailLosesRobust"] = "scenarios where robust loses to the tuned timeout on p99"
     keys[f"{prefix}Scenarios"] = "number of scenarios in the file"
     return keys
 
@@ -387,8 +398,8 @@ def _robust_at_loads(
     macros: Macros, data: dict[str, Any] | None, source: str, prefix: str, loads: dict[str, str]
 ) -> None:
     """A trace_results.py file of its own: the robust scheduler's cost gap and p99 difference to
-    the tuned timeout at ``loads``, and on how many of the file's scenarios it matches the timeout
-    on both (``[pending]`` when the file is absent)."""
+    the tuned timeout at ``loads``, and on how many of the file's scenarios it loses on cost, on
+    p99, and on neither (``[pending]`` when the file is absent)."""
     keys = _robust_keys(prefix, loads)
     if data is None:
         add_pending(macros, keys, source)
@@ -402,10 +413,13 @@ def _robust_at_loads(
             (f"{prefix}DTailRobust{tok}", fnum(robust.d99[0], 1, sign=True)),
         ):
             macros.add(key, value, source, keys[key])
-    matches = sum(
-        all(row["robust"].verdict(which) != "loses" for which in ("gap", "d99")) for row in cells.values()
-    )
-    macros.add(f"{prefix}RobustMatches", str(matches), source, keys[f"{prefix}RobustMatches"])
+    robust = [row["robust"] for row in cells.values()]
+    for key, count in (
+        ("RobustMatches", sum(all(c.verdict(which) != "loses" for which in ("gap", "d99")) for c in robust)),
+        ("CostLosesRobust", sum(c.verdict("gap") == "loses" for c in robust)),
+        ("TailLosesRobust", sum(c.verdict("d99") == "loses" for c in robust)),
+    ):
+        macros.add(f"{prefix}{key}", str(count), source, keys[f"{prefix}{key}"])
     macros.add(f"{prefix}Scenarios", str(len(cells)), source, keys[f"{prefix}Scenarios"])
 
 
@@ -415,6 +429,7 @@ EXTERNAL_KEYS = _robust_keys("resExt", EXTERNAL_LOADS)
 AZURE_HOUR_LOADS = {"Thirty": "azure_conv_hour_30", "Sixty": "azure_conv_hour_60"}
 """The whole Azure conversation hour rescaled: macro token -> scenario."""
 AZURE_HOUR_KEYS = _robust_keys("resHour", AZURE_HOUR_LOADS)
+ALL_TRACES_KEYS = _robust_keys("resAll", {})
 
 
 def external_trace_numbers(macros: Macros, data: dict[str, Any] | None) -> None:
@@ -425,3 +440,8 @@ def external_trace_numbers(macros: Macros, data: dict[str, Any] | None) -> None:
 def azure_hour_numbers(macros: Macros, data: dict[str, Any] | None) -> None:
     """azure_hour.json (the whole Azure conversation hour, halves of about 9,700 requests)."""
     _robust_at_loads(macros, data, AZURE_HOUR, "resHour", AZURE_HOUR_LOADS)
+
+
+def all_traces_numbers(macros: Macros, data: dict[str, Any] | None) -> None:
+    """trace_results_all.json (every trace scenario at every rate, not only the goal's)."""
+    _robust_at_loads(macros, data, TRACE_RESULTS_ALL, "resAll", {})
