@@ -406,21 +406,22 @@ def _robust_at_loads(
         return
     cells = trace_cells(data, from_trace_results=True)
     for tok, name in loads.items():
-        robust = cells[name]["robust"]
+        cell = cells[name]["robust"]
         for key, value in (
             (f"{prefix}Load{tok}", name.rsplit("_", 1)[1]),
-            (f"{prefix}GapRobust{tok}", fpct(robust.gap[0], 2, sign=True)),
-            (f"{prefix}DTailRobust{tok}", fnum(robust.d99[0], 1, sign=True)),
+            (f"{prefix}GapRobust{tok}", fpct(cell.gap[0], 2, sign=True)),
+            (f"{prefix}DTailRobust{tok}", fnum(cell.d99[0], 1, sign=True)),
         ):
             macros.add(key, value, source, keys[key])
-    robust = [row["robust"] for row in cells.values()]
+    robust_cells = [row["robust"] for row in cells.values()]
+    losses = [(c.verdict("gap") == "loses", c.verdict("d99") == "loses") for c in robust_cells]
     for key, count in (
-        ("RobustMatches", sum(all(c.verdict(which) != "loses" for which in ("gap", "d99")) for c in robust)),
-        ("CostLosesRobust", sum(c.verdict("gap") == "loses" for c in robust)),
-        ("TailLosesRobust", sum(c.verdict("d99") == "loses" for c in robust)),
+        ("RobustMatches", sum(not (cost or tail) for cost, tail in losses)),
+        ("CostLosesRobust", sum(cost for cost, _ in losses)),
+        ("TailLosesRobust", sum(tail for _, tail in losses)),
+        ("Scenarios", len(robust_cells)),
     ):
         macros.add(f"{prefix}{key}", str(count), source, keys[f"{prefix}{key}"])
-    macros.add(f"{prefix}Scenarios", str(len(cells)), source, keys[f"{prefix}Scenarios"])
 
 
 EXTERNAL_LOADS = {"Thirty": "fineserve_dense_30", "Sixty": "fineserve_dense_60"}
