@@ -697,14 +697,21 @@ def _shown(path: Path) -> str:
 
 def markdown(result: dict[str, Any]) -> str:
     meta = result["meta"]
+    out = meta.get("out", "benchmarks/results/learning.json")
+    curves = meta.get("plot", "benchmarks/results/learning.png")
+    files = f"`{out}`, learning curves `{curves}`" if curves else f"`{out}`; no learning curves"
+    if result["experiments"]:
+        models = (
+            "Each experiment is trained once per seed by the command listed under it (Ray Tune "
+            f"trials, `train.py --seeds`); every seed's {meta['model']} model "
+            f"({MODEL_CHOICE[meta['model']]}) is"
+        )
+    else:
+        models = "No experiment: the shipped checkpoints (`checkpoints/*.zip`), one model each, are"
     lines = [
         "# Learning: RL agents across training seeds, on the suite, low rates and held-out traces",
         "",
-        f"Produced by `{meta['command']}` on {meta['date']} "
-        f"(`{meta.get('out', 'benchmarks/results/learning.json')}`, learning curves "
-        f"`{meta.get('plot', 'benchmarks/results/learning.png')}`). Each experiment is trained once per "
-        "seed by the command listed under it (Ray Tune trials, `train.py --seeds`); every seed's "
-        f"{meta['model']} model ({MODEL_CHOICE[meta['model']]}) is "
+        f"Produced by `{meta['command']}` on {meta['date']} ({files}). {models} "
         f"assessed on seeds {meta['assess_seeds'][0]}-{meta['assess_seeds'][-1]} "
         f"({meta['assess_horizon_s']:g} s "
         "episodes, never used for training or model selection), paired with the references on the same "
@@ -1055,6 +1062,7 @@ def main(argv: list[str] | None = None) -> int:
             for name in (*names, *compare)
         },
     }
+    has_curves = any(experiment["curve"] for experiment in experiments.values())
     shipped = [] if args.no_shipped else [p for p in SHIPPED if (REPO / p).is_file()]
     for path in shipped:
         models[Path(path).stem] = [path]
@@ -1081,13 +1089,16 @@ def main(argv: list[str] | None = None) -> int:
             "assess_min_requests": args.assess_min_requests,
             "model": args.model,
             "out": _shown(args.out),
-            "plot": _shown(args.plot),
+            "plot": _shown(args.plot) if has_curves else None,
         },
     }
     write_json_atomic(args.out, result)
     write_atomic(args.markdown, markdown(result))
-    plot(result, args.plot)
-    print(f"wrote {args.markdown}, {args.out} and {args.plot}")
+    if has_curves:
+        plot(result, args.plot)
+        print(f"wrote {args.markdown}, {args.out} and {args.plot}")
+    else:
+        print(f"wrote {args.markdown} and {args.out} (no training curve to plot)")
     if str(args.rl_doc) != "none":
         write_atomic(args.rl_doc, replace_block(args.rl_doc.read_text(), "\n".join(summary_lines(result))))
         print(f"updated the summary in {args.rl_doc}")

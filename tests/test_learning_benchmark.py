@@ -119,6 +119,13 @@ def test_report_lists_every_scenario_and_the_worst_gap() -> None:
     assert "| `m0` | +0.50% | b (+3.00%) | b (+3.00%) |" in text  # per model
     assert "| a_test | +1.00% ± 0.50% [+2.00%] |" in text
     assert "| **worst** | +2.00% |" in text
+    # shipped checkpoints only: no experiment to describe and no training curve to point to
+    result |= {"experiments": {}, "shipped": ["checkpoints/x.zip"]}
+    result["meta"]["plot"] = None
+    intro = learning.markdown(result).splitlines()[2]
+    assert "(`elsewhere/rerun.json`; no learning curves)" in intro
+    assert "No experiment: the shipped checkpoints (`checkpoints/*.zip`), one model each, are" in intro
+    assert "trained once per seed" not in intro
 
 
 def test_results_name_their_files_relative_to_the_repository(tmp_path: Path) -> None:
