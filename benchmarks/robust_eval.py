@@ -34,6 +34,10 @@ Parts (``--parts``, comma-separated; default all):
   applied (about 12 min at ``--jobs 1``, 5 at ``--jobs 2``). Run only when asked for.
 - ``window``: the grid of the burst meter's window (``benchmarks/robust/window.py``), on the
   regime grid's training data, with its tail selection rule applied. Run only when asked for.
+- ``replay``: ``robust`` and the tuned timeout on Poisson surrogates of ``azure_trace_30_test``
+  replayed like it, on the recorded half and on fresh Poisson arrivals at its rate
+  (``benchmarks/robust/replay.py``): how far one realization of a half moves the p99 verdict
+  (about 6 min at ``--jobs 2``). Run only when asked for.
 - ``tail``: the optional tail rules of the portfolio (the tail term, burst-gated and always on,
   and the budgeted tail rule) on the goal traces, the Poisson loads and the MMPP; the tuned
   baselines of ``docs/results/robust/tuned/``. Run only when asked for.
@@ -61,7 +65,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks.cli_parts import parse_parts  # noqa: E402
-from benchmarks.robust import guard, parts, regime, window  # noqa: E402
+from benchmarks.robust import guard, parts, regime, replay, window  # noqa: E402
 from benchmarks.robust.common import write_results  # noqa: E402
 from execution.backends import Backend  # noqa: E402
 from execution.cli import ExecutionUsageError, add_execution_arguments, backend_spec_from_args  # noqa: E402
@@ -77,6 +81,7 @@ PART_FUNCTIONS: dict[str, Callable[[argparse.Namespace, Backend, str], tuple[lis
     "guard_test": guard.run_guard_test,
     "regime": regime.run_regime,
     "window": window.run_window,
+    "replay": replay.run_replay,
 }
 PARTS = tuple(PART_FUNCTIONS)
 DEFAULT_PARTS = PARTS[:3]

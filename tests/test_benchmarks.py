@@ -7,6 +7,7 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from batchenv.scenarios import load_scenario
@@ -140,3 +141,48 @@ def test_window_part_runs_its_grid_and_applies_its_rule(tmp_path: Path, monkeypa
     assert data["pick"] == window.select(data["candidates"])
     text = out.read_text()
     assert "## Burst meter window grid (training data only)" in text and f"Pick: {data['pick']}." in text
+
+
+def test_the_recorded_surrogate_replays_the_half_exactly_and_a_surrogate_keeps_its_size() -> None:
+    from benchmarks.robust.common import episode
+    from benchmarks.robust.surrogate import half_process, parse_surrogate, surrogate_name, surrogate_process
+
+    half = "azure_trace_30_test"
+    task = ("traces", half, "timeout(B=4,T=2)", 3, None, 2.0)
+    recorded = ("replay", surrogate_name(half, "recorded"), "timeout(B=4,T=2)", 3, None, 2.0)
+    # the same start from the same seed and the same gaps (up to rounding: the replay rescales them)
+    assert episode(recorded) == pytest.approx(episode(task), rel=1e-9)
+    replay = half_process(load_scenario(half))
+    _, first = surrogate_process(surrogate_name(half, 0))
+    _, again = surrogate_process(surrogate_name(half, 0))
+    _, second = surrogate_process(surrogate_name(half, 1))
+    assert len(first.unit_gaps) == len(replay.unit_gaps)
+    assert math.isclose(first.window_rate_per_s, replay.window_rate_per_s)
+    assert math.isclose(float(first.one_pass_s()[-1]), float(replay.one_pass_s()[-1]))  # same span
+    assert np.array_equal(first.unit_gaps, again.unit_gaps)
+    assert not np.array_equal(first.unit_gaps, second.unit_gaps)
+    assert 0.8 < float(np.var(first.unit_gaps) / np.mean(first.unit_gaps) ** 2) < 1.2  # exponential gaps
+    assert parse_surrogate(surrogate_name(half, 7)) == (half, 7)
+    for bad in ("azure_trace_30_test", "surrogate@azure_trace_30_test#x", "surrogate@azure_trace_30_test#-1"):
+        with pytest.raises(ValueError, match="surrogate"):
+            parse_surrogate(bad)
+
+
+def test_replay_part_places_the_recorded_half_among_its_surrogates(tmp_path: Path, monkeypatch) -> None:
+    from benchmarks import robust_eval
+    from benchmarks.robust import replay
+
+    monkeypatch.setattr(replay, "N_SURROGATES", 3)
+    monkeypatch.setattr(replay, "REPLAY_SEEDS", (0, 1))
+    monkeypatch.setattr(replay, "POISSON_SEEDS", (0, 1))
+    out = tmp_path / "replay.md"
+    assert robust_eval.main(["--parts", "replay", "--horizon-s", "1", "--jobs", "1", "--out", str(out)]) == 0
+    data = json.loads(out.with_suffix(".json").read_text())["replay"]
+    assert len(data["surrogates"]) == 3
+    p99s = [s["p99"][0] for s in data["surrogates"]]
+    assert data["surrogates_above_recorded"] == sum(p > data["recorded"]["p99"][0] for p in p99s)
+    assert sum(data["p99_verdicts"].values()) == 3
+    assert data["p99_spread_ms"]["min"] == min(p99s) and data["p99_spread_ms"]["max"] == max(p99s)
+    text = out.read_text()
+    assert "## One realization or the scheduler? Poisson surrogates of azure_trace_30_test" in text
+    assert "| recorded half |" in text and "| fresh Poisson, 170.27/s |" in text

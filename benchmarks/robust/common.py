@@ -25,6 +25,7 @@ from batchenv.scenarios import load_scenario
 from batchenv.seeds import TRAINING_SEEDS
 from batchenv.sim import Simulator, simulate
 from benchmarks.mmpp_phases import PhaseRateOracle, mmpp_with_phases
+from benchmarks.robust.surrogate import SURROGATE_AT, surrogate_process
 from evaluation.stats import mean_ci95, paired_gap
 from evaluation.tuning import tune_scenario
 from execution.backends import Backend
@@ -102,8 +103,19 @@ def measure(sim: Simulator, agent: Any) -> dict[str, Any]:
     return row
 
 
+def _run_on(config: SystemConfig, agent: Any, arrivals: Any, horizon_s: float) -> Simulator:
+    """One episode of ``agent`` on explicit ``arrivals`` (an iterator of sorted time chunks, s)."""
+    sim = Simulator(config, record=True)
+    sim.reset(arrivals=arrivals, horizon_s=horizon_s)
+    agent.reset(sim)
+    sim.run(agent)
+    return sim
+
+
 def episode(task: tuple) -> dict[str, Any]:
-    """One episode: (part, scenario, agent spec, seed, tuned parameters or None, horizon s)."""
+    """One episode: (part, scenario, agent spec, seed, tuned parameters or None, horizon s).
+    A scenario named ``surrogate@<half>#<k>`` replays a Poisson surrogate of a trace half
+    (:mod:`benchmarks.robust.surrogate`), its start drawn from ``seed``."""
     part, scenario, spec, seed, tuned, horizon_s = task
     if part == "mmpp":
         config = mmpp_config().replace(horizon_s=horizon_s)
@@ -111,11 +123,14 @@ def episode(task: tuple) -> dict[str, Any]:
         times, starts, rates = mmpp_with_phases(config.arrivals, seed, horizon_s)
         if isinstance(agent, PhaseRateOracle):
             agent.starts, agent.rates = starts, rates
-        sim = Simulator(config, record=True)
-        sim.reset(arrivals=iter([times, np.asarray([math.inf])]), horizon_s=horizon_s)
-        agent.reset(sim)
-        sim.run(agent)
+        sim = _run_on(config, agent, iter([times, np.asarray([math.inf])]), horizon_s)
         return {**measure(sim, agent), "phases": phase_breakdown(sim, starts, rates)}
+    if scenario.startswith(SURROGATE_AT):
+        config, process = surrogate_process(scenario)
+        config = config.replace(horizon_s=horizon_s)
+        agent = build_agent(spec, config, tuned)
+        sim = _run_on(config, agent, process.stream(np.random.default_rng(seed)), horizon_s)
+        return measure(sim, agent)
     config = design_scenario(scenario).replace(horizon_s=horizon_s)
     agent = build_agent(spec, config, tuned)
     return measure(simulate(config, agent, seed), agent)

@@ -1,0 +1,71 @@
+"""Poisson surrogates of a recorded trace half, replayed the way the half is replayed.
+
+A trace scenario's half is one recorded realization of its arrival process: the ``_test`` half of
+``azure_trace_30`` holds 1,475 arrivals (8.7 s at 30% load), replayed in a loop from a random
+start in every 60 s episode, so its p99 rests on a few dozen requests of that one realization and
+the seeds of an evaluation only move the start. A *surrogate* has the half's number of gaps and
+mean rate, but its gaps are drawn independently from an exponential distribution (the gaps of a
+Poisson process), and it is replayed exactly as the half is (:class:`batchenv.arrivals
+.TraceArrivals`, random start, wrap-around). Over many surrogates the spread of a verdict shows
+how much of it one realization of Poisson-like arrivals of that length can move.
+
+Scenario names (the ``scenario`` field of :func:`benchmarks.robust.common.episode`'s task):
+``surrogate@<half>#<k>`` is surrogate ``k`` of the trace half ``<half>`` (its gaps from the seed
+``SURROGATE_SEED_BASE + k``), and ``surrogate@<half>#recorded`` is the recorded half itself through
+the same replay, as a check that the pipeline reproduces the scenario.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from batchenv.arrivals import TraceArrivals, make_arrival_process
+from batchenv.config import SystemConfig
+from batchenv.scenarios import load_scenario
+
+SURROGATE_AT = "surrogate@"
+RECORDED = "recorded"
+SURROGATE_SEED_BASE = 7000
+"""Seed of surrogate 0's gaps (surrogate k: this + k); apart from the evaluation seeds."""
+
+
+def surrogate_name(half: str, index: int | str) -> str:
+    """The scenario name of surrogate ``index`` (or :data:`RECORDED`) of the trace half ``half``."""
+    return f"{SURROGATE_AT}{half}#{index}"
+
+
+def parse_surrogate(name: str) -> tuple[str, int | None]:
+    """``(half, index)`` of a surrogate name; ``index`` is None for the recorded half.
+
+    :raises ValueError: not a surrogate name, or an index that is neither an integer >= 0 nor
+        :data:`RECORDED`.
+    """
+    if not name.startswith(SURROGATE_AT) or "#" not in name:
+        raise ValueError(f"not a surrogate scenario name: {name!r} (expected {SURROGATE_AT}<half>#<k>)")
+    half, _, index = name[len(SURROGATE_AT) :].rpartition("#")
+    if index == RECORDED:
+        return half, None
+    if not index.isdigit():
+        raise ValueError(f"surrogate index of {name!r} must be an integer >= 0 or {RECORDED!r}")
+    return half, int(index)
+
+
+def half_process(config: SystemConfig) -> TraceArrivals:
+    """The replay of a trace half as its scenario builds it."""
+    process = make_arrival_process(config)
+    if not isinstance(process, TraceArrivals):
+        raise ValueError(f"{config.name} does not replay a trace (arrivals.process must be 'trace')")
+    return process
+
+
+def surrogate_process(name: str) -> tuple[SystemConfig, TraceArrivals]:
+    """The half's scenario and the replay of the surrogate (or the recorded half) ``name``, at
+    the rate the half is replayed at (requests/s), from a random start, wrapping around."""
+    half, index = parse_surrogate(name)
+    config = load_scenario(half)
+    recorded = half_process(config)
+    times_s = recorded.one_pass_s()
+    if index is not None:
+        gaps = np.random.default_rng(SURROGATE_SEED_BASE + index).exponential(1.0, len(times_s) - 1)
+        times_s = np.concatenate(([0.0], np.cumsum(gaps)))
+    return config, TraceArrivals(times_s, recorded.window_rate_per_s, random_start=True)
