@@ -178,11 +178,13 @@ def test_replay_part_places_the_recorded_half_among_its_surrogates(tmp_path: Pat
     out = tmp_path / "replay.md"
     assert robust_eval.main(["--parts", "replay", "--horizon-s", "1", "--jobs", "1", "--out", str(out)]) == 0
     data = json.loads(out.with_suffix(".json").read_text())["replay"]
-    assert len(data["surrogates"]) == 3
-    p99s = [s["p99"][0] for s in data["surrogates"]]
-    assert data["surrogates_above_recorded"] == sum(p > data["recorded"]["p99"][0] for p in p99s)
-    assert sum(data["p99_verdicts"].values()) == 3
-    assert data["p99_spread_ms"]["min"] == min(p99s) and data["p99_spread_ms"]["max"] == max(p99s)
+    assert set(data["candidates"]) == set(replay.CANDIDATES)
+    for c in data["candidates"].values():
+        assert len(c["surrogates"]) == 3
+        p99s = [s["p99"][0] for s in c["surrogates"]]
+        assert c["surrogates_above_recorded"] == sum(p > c["recorded"]["p99"][0] for p in p99s)
+        assert sum(c["p99_verdicts"].values()) == 3 and 0 <= c["matches"] <= 3
+        assert c["p99_spread_ms"]["min"] == min(p99s) and c["p99_spread_ms"]["max"] == max(p99s)
     text = out.read_text()
     assert "## One realization or the scheduler? Poisson surrogates of azure_trace_30_test" in text
-    assert "| recorded half |" in text and "| fresh Poisson, 170.27/s |" in text
+    assert "| robust | recorded half |" in text and "| robust | fresh Poisson, 170.27/s |" in text
