@@ -179,6 +179,7 @@ def test_replay_part_places_the_recorded_half_among_its_surrogates(tmp_path: Pat
     assert robust_eval.main(["--parts", "replay", "--horizon-s", "1", "--jobs", "1", "--out", str(out)]) == 0
     data = json.loads(out.with_suffix(".json").read_text())["replay"]
     assert set(data["candidates"]) == set(replay.CANDIDATES)
+    assert len(data["timeout_p99_ms"]["surrogates"]) == 3
     for c in data["candidates"].values():
         assert len(c["surrogates"]) == 3
         p99s = [s["p99"][0] for s in c["surrogates"]]

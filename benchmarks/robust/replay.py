@@ -126,6 +126,10 @@ def run_replay(args: argparse.Namespace, backend: Backend, command: str) -> tupl
         "timeout_p99_ms": {
             "recorded": float(np.mean([r["p99_ms"] for r in res[HALF]["timeout"]])),
             "poisson": float(np.mean([r["p99_ms"] for r in res[poisson]["timeout"]])),
+            "surrogates": [
+                float(np.mean([r["p99_ms"] for r in res[surrogate_name(HALF, k)]["timeout"]]))
+                for k in range(N_SURROGATES)
+            ],
         },
         "candidates": figures,
     }
@@ -142,7 +146,9 @@ def run_replay(args: argparse.Namespace, backend: Backend, command: str) -> tupl
         f"{horizon:g} s episodes. Cost gap and p99 difference (ms) of the candidate minus the "
         "timeout, 95% intervals paired by seed. The timeout's mean p99 is "
         f"{_timeout_p99(res[HALF]['timeout'])} ms on the recorded half and "
-        f"{_timeout_p99(res[poisson]['timeout'])} ms on fresh Poisson.",
+        f"{_timeout_p99(res[poisson]['timeout'])} ms on fresh Poisson; over the surrogates it runs "
+        f"from {min(data['timeout_p99_ms']['surrogates']):.1f} to "
+        f"{max(data['timeout_p99_ms']['surrogates']):.1f} ms.",
         "",
         "| candidate | arrivals | cost gap | p99 difference (ms) | verdicts (cost, p99) |",
         "|---|---|---|---|---|",
