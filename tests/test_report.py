@@ -281,6 +281,7 @@ def test_optional_sources_are_marked_pending_when_absent(tmp_path: Path) -> None
         src.FRONTIERS: False,
         src.SENSITIVITY: False,
         src.GUARD_TEST: False,
+        src.REPLAY: False,
     }
     for name in (
         "resRLWorstBasePpoMix",
@@ -288,6 +289,7 @@ def test_optional_sources_are_marked_pending_when_absent(tmp_path: Path) -> None
         "resSrCellsWithin",
         "resTrBoundMaxRobust",
         "resGtClosestMs",
+        "resRpPoisMs",
     ):
         assert bd.macros.value(name) == src.PENDING, name
     assert "fig_learning.pdf" not in bd.figures

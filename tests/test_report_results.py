@@ -20,6 +20,7 @@ from apps.report.traces import (
     all_traces_numbers,
     azure_hour_numbers,
     guard_test_numbers,
+    replay_numbers,
     robust_numbers,
     trace_cells,
     trace_numbers,
@@ -229,6 +230,21 @@ def test_guard_test_macros_pick_the_closest_setting_within_the_goal() -> None:
     assert m.value("resGtClosestMs") == f"{closest:+.1f}"
     assert m.value("resGtGoal") == "0.5"
     assert m.flags["guardTestNoneMatches"][0] == (not data["guard_test"]["within_goal_and_matching"])
+
+
+def test_replay_macros_read_the_default_robust_on_fresh_poisson_and_the_surrogates() -> None:
+    data = _json(src.REPLAY)
+    m = Macros()
+    replay_numbers(m, data)
+    robust = data["replay"]["candidates"]["robust"]
+    p99s = [c["p99"][0] for c in robust["surrogates"]]
+    assert m.value("resRpPoisMs") == f"{robust['poisson']['p99'][0]:+.1f}"
+    assert m.value("resRpSurrogates") == str(len(p99s))
+    assert m.value("resRpMinMs") == f"{min(p99s):+.1f}" and m.value("resRpMaxMs") == f"{max(p99s):+.1f}"
+    assert m.value("resRpLoses") == str(sum(c["p99_verdict"] == "loses" for c in robust["surrogates"]))
+    m = Macros()
+    replay_numbers(m, None)
+    assert m.value("resRpPoisMs") == src.PENDING
 
 
 def test_azure_hour_macros_read_robust_and_count_the_loads_it_does_not_lose() -> None:

@@ -26,6 +26,7 @@ from apps.report.sources import (
     GUARD_TEST,
     LEARNING,
     LEARNING_RERUN,
+    REPLAY,
     REPO,
     ROBUST,
     SENSITIVITY,
@@ -135,6 +136,8 @@ def compute(root: Path = REPO, only_committed: bool = True) -> Build:
         traces.robust_numbers(m, robust)
     with reading(GUARD_TEST):
         traces.guard_test_numbers(m, _optional(src, build, GUARD_TEST))
+    with reading(REPLAY):
+        traces.replay_numbers(m, _optional(src, build, REPLAY))
     with reading(TRACE_RESULTS):
         trace_results = _optional(src, build, TRACE_RESULTS)
         traces.trace_results_numbers(m, trace_results)

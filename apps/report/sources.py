@@ -36,6 +36,7 @@ __all__ = [
     "LEARNING_RERUN",
     "OPTIONAL",
     "PENDING",
+    "REPLAY",
     "REPO",
     "REPORT_DIR",
     "ROBUST",
@@ -76,6 +77,7 @@ LEARNING = "benchmarks/results/learning.json"
 LEARNING_RERUN = "benchmarks/results/learning_rerun.json"
 ROBUST = "docs/results/robust.json"
 GUARD_TEST = "docs/results/robust_guard_test.json"
+REPLAY = "docs/results/robust_replay.json"
 FRONTIERS = "docs/results/frontiers.json"
 SENSITIVITY = "docs/results/sensitivity.json"
 TRACE_RESULTS = "docs/results/trace_results.json"
@@ -110,6 +112,7 @@ SOURCES = {
     ROBUST: "python benchmarks/robust_eval.py --parts traces,mmpp,poisson,design",
     GUARD_TEST: "python benchmarks/robust_eval.py --parts guard_test --jobs 2 "
     "--out docs/results/robust_guard_test.md",
+    REPLAY: "python benchmarks/robust_eval.py --parts replay --jobs 2 --out docs/results/robust_replay.md",
     TRACE_RESULTS: "python benchmarks/trace_results.py",
     EXTERNAL_TRACES: "python benchmarks/trace_results.py --scenario-path benchmarks/configs/external "
     "--scenarios fineserve_dense,fineserve_dense_30,fineserve_dense_60,fineserve_dense_30_published "
@@ -137,6 +140,7 @@ OPTIONAL = {
     FRONTIERS: "Frontiers",
     SENSITIVITY: "Sensitivity",
     GUARD_TEST: "GuardTest",
+    REPLAY: "Replay",
 }
 """Results files the report can do without: file -> the name of its ``\\ifhave...`` switch."""
 PENDING = r"\textbf{[pending]}"

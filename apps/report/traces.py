@@ -16,6 +16,7 @@ from apps.report.sources import (
     AZURE_HOUR,
     EXTERNAL_TRACES,
     GUARD_TEST,
+    REPLAY,
     ROBUST,
     TRACE_RESULTS,
     TRACE_RESULTS_ALL,
@@ -26,11 +27,13 @@ __all__ = [
     "ALL_TRACES_KEYS",
     "AZURE_HOUR_KEYS",
     "EXTERNAL_KEYS",
+    "REPLAY_KEYS",
     "TRACE_RESULTS_KEYS",
     "TraceCell",
     "all_traces_numbers",
     "azure_hour_numbers",
     "external_trace_numbers",
+    "replay_numbers",
     "robust_numbers",
     "trace_cells",
     "trace_numbers",
@@ -339,6 +342,34 @@ def guard_test_numbers(macros: Macros, data: dict[str, Any] | None) -> None:
         none,
         f"{GUARD_TEST}: no setting within the goal matches = {str(none).lower()}",
     )
+
+
+REPLAY_KEYS = {
+    "resRpPoisMs": "replay.candidates.robust.poisson.p99[0] (ms)",
+    "resRpSurrogates": "len(replay.candidates.robust.surrogates)",
+    "resRpMinMs": "replay.candidates.robust.p99_spread_ms.min",
+    "resRpMaxMs": "replay.candidates.robust.p99_spread_ms.max",
+    "resRpLoses": "replay.candidates.robust.p99_verdicts.loses",
+}
+
+
+def replay_numbers(macros: Macros, data: dict[str, Any] | None) -> None:
+    """robust_replay.json: robust against the tuned timeout on fresh Poisson arrivals at the rate
+    of the Azure trace's 30% test half, and the spread of its p99 difference over Poisson
+    surrogates of that half replayed like it (``[pending]`` when the file is absent)."""
+    if data is None:
+        add_pending(macros, REPLAY_KEYS, REPLAY)
+        return
+    robust = data["replay"]["candidates"]["robust"]
+    values = {
+        "resRpPoisMs": f"{robust['poisson']['p99'][0]:+.1f}",
+        "resRpSurrogates": str(len(robust["surrogates"])),
+        "resRpMinMs": f"{robust['p99_spread_ms']['min']:+.1f}",
+        "resRpMaxMs": f"{robust['p99_spread_ms']['max']:+.1f}",
+        "resRpLoses": str(robust["p99_verdicts"]["loses"]),
+    }
+    for name, value in values.items():
+        macros.add(name, value, REPLAY, REPLAY_KEYS[name])
 
 
 TRACE_RESULTS_KEYS = {
