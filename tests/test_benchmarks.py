@@ -163,6 +163,9 @@ def test_the_recorded_surrogate_replays_the_half_exactly_and_a_surrogate_keeps_i
     assert not np.array_equal(first.unit_gaps, second.unit_gaps)
     assert 0.8 < float(np.var(first.unit_gaps) / np.mean(first.unit_gaps) ** 2) < 1.2  # exponential gaps
     assert parse_surrogate(surrogate_name(half, 7)) == (half, 7)
+    config, fresh = surrogate_process(surrogate_name(half, "poisson"))  # no replay: Poisson at the rate
+    assert config.name == half and math.isclose(fresh.mean_rate_per_s, replay.window_rate_per_s)
+    assert parse_surrogate(surrogate_name(half, "poisson")) == (half, "poisson")
     for bad in ("azure_trace_30_test", "surrogate@azure_trace_30_test#x", "surrogate@azure_trace_30_test#-1"):
         with pytest.raises(ValueError, match="surrogate"):
             parse_surrogate(bad)
@@ -172,20 +175,27 @@ def test_replay_part_places_the_recorded_half_among_its_surrogates(tmp_path: Pat
     from benchmarks import robust_eval
     from benchmarks.robust import replay
 
+    monkeypatch.setattr(replay, "TRACES", ("azure_trace_30", "azure_trace_slo"))
     monkeypatch.setattr(replay, "N_SURROGATES", 3)
     monkeypatch.setattr(replay, "REPLAY_SEEDS", (0, 1))
     monkeypatch.setattr(replay, "POISSON_SEEDS", (0, 1))
     out = tmp_path / "replay.md"
     assert robust_eval.main(["--parts", "replay", "--horizon-s", "1", "--jobs", "1", "--out", str(out)]) == 0
     data = json.loads(out.with_suffix(".json").read_text())["replay"]
-    assert set(data["candidates"]) == set(replay.CANDIDATES)
-    assert len(data["timeout_p99_ms"]["surrogates"]) == 3
-    for c in data["candidates"].values():
-        assert len(c["surrogates"]) == 3
-        p99s = [s["p99"][0] for s in c["surrogates"]]
-        assert c["surrogates_above_recorded"] == sum(p > c["recorded"]["p99"][0] for p in p99s)
-        assert sum(c["p99_verdicts"].values()) == 3 and 0 <= c["matches"] <= 3
-        assert c["p99_spread_ms"]["min"] == min(p99s) and c["p99_spread_ms"]["max"] == max(p99s)
+    assert set(data["traces"]) == {"azure_trace_30", "azure_trace_slo"}
+    goal = data["traces"]["azure_trace_30"]
+    assert goal["half"] == "azure_trace_30_test" and goal["tuned_timeout"]["model"] == "LLM-2"
+    assert len(goal["timeout_p99_ms"]["surrogates"]) == 3
+    for trace in data["traces"].values():
+        assert set(trace["candidates"]) == set(replay.CANDIDATES)
+        for c in trace["candidates"].values():
+            assert len(c["surrogates"]) == 3
+            p99s = [s["p99"][0] for s in c["surrogates"]]
+            assert c["surrogates_above_recorded"] == sum(p > c["recorded"]["p99"][0] for p in p99s)
+            assert sum(c["p99_verdicts"].values()) == 3 and 0 <= c["matches"] <= 3
+            assert c["p99_spread_ms"]["min"] == min(p99s) and c["p99_spread_ms"]["max"] == max(p99s)
     text = out.read_text()
-    assert "## One realization or the scheduler? Poisson surrogates of azure_trace_30_test" in text
-    assert "| robust | recorded half |" in text and "| robust | fresh Poisson, 170.27/s |" in text
+    assert (
+        "## One realization or the scheduler?" in text and "### azure_trace_30_test: every surrogate" in text
+    )
+    assert "| azure_trace_30_test | 170.27 | robust |" in text and "| azure_trace_slo_test |" in text

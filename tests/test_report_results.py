@@ -236,12 +236,16 @@ def test_replay_macros_read_the_default_robust_on_fresh_poisson_and_the_surrogat
     data = _json(src.REPLAY)
     m = Macros()
     replay_numbers(m, data)
-    robust = data["replay"]["candidates"]["robust"]
+    robust = data["replay"]["traces"]["azure_trace_30"]["candidates"]["robust"]
     p99s = [c["p99"][0] for c in robust["surrogates"]]
     assert m.value("resRpPoisMs") == f"{robust['poisson']['p99'][0]:+.1f}"
     assert m.value("resRpSurrogates") == str(len(p99s))
     assert m.value("resRpMinMs") == f"{min(p99s):+.1f}" and m.value("resRpMaxMs") == f"{max(p99s):+.1f}"
     assert m.value("resRpLoses") == str(sum(c["p99_verdict"] == "loses" for c in robust["surrogates"]))
+    fresh = [t["candidates"]["robust"]["poisson"]["p99_verdict"] for t in data["replay"]["traces"].values()]
+    assert m.value("resRpTraces") == str(len(fresh)) and m.value("resRpPoisLoses") == str(
+        fresh.count("loses")
+    )
     m = Macros()
     replay_numbers(m, None)
     assert m.value("resRpPoisMs") == src.PENDING

@@ -345,11 +345,13 @@ def guard_test_numbers(macros: Macros, data: dict[str, Any] | None) -> None:
 
 
 REPLAY_KEYS = {
-    "resRpPoisMs": "replay.candidates.robust.poisson.p99[0] (ms)",
-    "resRpSurrogates": "len(replay.candidates.robust.surrogates)",
-    "resRpMinMs": "replay.candidates.robust.p99_spread_ms.min",
-    "resRpMaxMs": "replay.candidates.robust.p99_spread_ms.max",
-    "resRpLoses": "replay.candidates.robust.p99_verdicts.loses",
+    "resRpPoisMs": "replay.traces.azure_trace_30.candidates.robust.poisson.p99[0] (ms)",
+    "resRpSurrogates": "len(replay.traces.azure_trace_30.candidates.robust.surrogates)",
+    "resRpMinMs": "replay.traces.azure_trace_30.candidates.robust.p99_spread_ms.min",
+    "resRpMaxMs": "replay.traces.azure_trace_30.candidates.robust.p99_spread_ms.max",
+    "resRpLoses": "replay.traces.azure_trace_30.candidates.robust.p99_verdicts.loses",
+    "resRpTraces": "len(replay.traces)",
+    "resRpPoisLoses": "count of replay.traces.* with candidates.robust.poisson.p99_verdict == loses",
 }
 
 
@@ -360,13 +362,20 @@ def replay_numbers(macros: Macros, data: dict[str, Any] | None) -> None:
     if data is None:
         add_pending(macros, REPLAY_KEYS, REPLAY)
         return
-    robust = data["replay"]["candidates"]["robust"]
+    robust = data["replay"]["traces"][GUARD_TEST_TRACE]["candidates"]["robust"]
     values = {
         "resRpPoisMs": f"{robust['poisson']['p99'][0]:+.1f}",
         "resRpSurrogates": str(len(robust["surrogates"])),
         "resRpMinMs": f"{robust['p99_spread_ms']['min']:+.1f}",
         "resRpMaxMs": f"{robust['p99_spread_ms']['max']:+.1f}",
         "resRpLoses": str(robust["p99_verdicts"]["loses"]),
+        "resRpTraces": str(len(data["replay"]["traces"])),
+        "resRpPoisLoses": str(
+            sum(
+                t["candidates"]["robust"]["poisson"]["p99_verdict"] == "loses"
+                for t in data["replay"]["traces"].values()
+            )
+        ),
     }
     for name, value in values.items():
         macros.add(name, value, REPLAY, REPLAY_KEYS[name])

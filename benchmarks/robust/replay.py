@@ -1,18 +1,20 @@
 """The ``replay`` part of ``python benchmarks/robust_eval.py``: how much of a verdict on a
 replayed trace half one realization of its arrivals can move.
 
-The only goal verdict that ``robust`` loses (docs/algorithm.md, "Where it still loses") is the
-p99 on ``azure_trace_30_test``: 1,475 recorded arrivals (8.7 s at 30% load) replayed in a loop
-in every 60 s episode, whose gaps look exponential (CV 1.00, docs/results/traces.md). Its 95%
-interval over evaluation seeds treats that realization as fixed: the seeds only move the replay's
-start. This part runs ``robust``, ``robust`` with the guard setting that matches the timeout's p99 on
-Poisson arrivals at 173 requests/s within the Poisson goal (80 ms at 0.03, the ``guard`` part's
-grid), and the timeout tuned on ``azure_trace_30_train`` on
-:data:`N_SURROGATES` Poisson surrogates of the half (:mod:`benchmarks.robust.surrogate`: the
-half's number of gaps and rate, exponential gaps, the same replay), on the recorded half, and
-on fresh Poisson arrivals at the half's rate (60 s episodes, no replay). Nothing is chosen
-from it: it says where the recorded half's verdict lies among those of Poisson-like halves of
-its length, and what the two schedulers' p99 difference is on Poisson arrivals themselves.
+The goal verdict that ``robust`` loses (docs/algorithm.md, "Where it still loses") is the p99 on
+``azure_trace_30_test``: 1,475 recorded arrivals (8.7 s at 30% load) replayed in a loop in every
+60 s episode, whose gaps look exponential (CV 1.00, docs/results/traces.md); the same half loses
+the p99 at the excerpt's other moderate rates too (:data:`TRACES`). A 95% interval over
+evaluation seeds treats that realization as fixed: the seeds only move the replay's start. For
+every trace of :data:`TRACES`, this part runs the candidates (``robust``, and ``robust`` with the
+guard setting that matches the timeout's p99 on Poisson arrivals at 173 requests/s within the
+Poisson goal, 80 ms at 0.03, the ``guard`` part's grid) and the timeout tuned on the trace's
+first half (``agents/tuned/``) on :data:`N_SURROGATES` Poisson surrogates of the second half
+(:mod:`benchmarks.robust.surrogate`: the half's number of gaps and rate, exponential gaps, the
+same replay), on the recorded half, and on fresh Poisson arrivals at the half's rate on the
+half's system (no replay). Nothing is chosen from it: it says where the recorded half's verdict
+lies among those of Poisson-like halves of its length, and what the verdict is on Poisson
+arrivals themselves.
 """
 
 from __future__ import annotations
@@ -23,14 +25,17 @@ from typing import Any
 import numpy as np
 
 from batchenv.scenarios import load_scenario
-from benchmarks.robust.common import gap, ms, p99_difference, pct, tuned_for, verdict
+from benchmarks.robust.common import REPO, gap, ms, p99_difference, pct, tuned_for, verdict
 from benchmarks.robust.guard import run_cells
-from benchmarks.robust.parts import ROBUST_TUNED
-from benchmarks.robust.surrogate import SURROGATE_SEED_BASE, half_process, surrogate_name
+from benchmarks.robust.surrogate import FRESH_POISSON, SURROGATE_SEED_BASE, half_process, surrogate_name
 from execution.backends import Backend
 
-TRACE = "azure_trace_30"
-HALF = f"{TRACE}_test"
+TRACES = ("azure_trace_30", "azure_trace_low", "azure_trace", "azure_trace_slo", "azure_trace_medium")
+"""The excerpt's scenarios whose second half robust loses on p99 (docs/results/trace_results_all.md):
+30% (the goal's), 25%, 150 requests/s, 150 requests/s with an SLO penalty, 50%."""
+DETAILED = "azure_trace_30"
+"""The trace whose per-surrogate figures are tabulated (the goal's)."""
+TUNED_DIR = REPO / "agents" / "tuned"
 CANDIDATES = ("robust", "robust(guard_ms=80,guard_penalty=0.03)")
 """Compared with the tuned timeout: the default, and the guard setting of the ``guard`` grid whose
 p99 at Poisson 173/s matches the timeout's within the Poisson goal (docs/algorithm.md)."""
@@ -61,15 +66,15 @@ def spread(values: list[float]) -> dict[str, float]:
     }
 
 
-def candidate_figures(res: dict[str, dict[str, list[dict]]], spec: str, poisson: str) -> dict[str, Any]:
-    """Every figure of one candidate: on the recorded half, on fresh Poisson, on each surrogate,
-    and the spread and verdict counts over the surrogates."""
-    recorded = _cell_figures(res[HALF], spec)
-    surrogates = [_cell_figures(res[surrogate_name(HALF, k)], spec) for k in range(N_SURROGATES)]
+def candidate_figures(res: dict[str, dict[str, list[dict]]], half: str, spec: str) -> dict[str, Any]:
+    """Every figure of one candidate on one half: on the recorded half, on fresh Poisson, on each
+    surrogate, and the spread and verdict counts over the surrogates."""
+    recorded = _cell_figures(res[half], spec)
+    surrogates = [_cell_figures(res[surrogate_name(half, k)], spec) for k in range(N_SURROGATES)]
     p99s = [c["p99"][0] for c in surrogates]
     return {
         "recorded": recorded,
-        "poisson": _cell_figures(res[poisson], spec),
+        "poisson": _cell_figures(res[surrogate_name(half, FRESH_POISSON)], spec),
         "surrogates": surrogates,
         "p99_spread_ms": spread(p99s),
         "gap_spread": spread([c["gap"][0] for c in surrogates]),
@@ -80,8 +85,34 @@ def candidate_figures(res: dict[str, dict[str, list[dict]]], spec: str, poisson:
     }
 
 
-def _timeout_p99(rows: list[dict]) -> str:
-    return f"{np.mean([r['p99_ms'] for r in rows]):.1f}"
+def _mean_p99(rows: list[dict]) -> float:
+    return float(np.mean([r["p99_ms"] for r in rows]))
+
+
+def trace_cells(trace: str, tuned: dict[str, dict]) -> list[tuple]:
+    """The cells of one trace: its recorded half, fresh Poisson and every surrogate, each spec."""
+    half = f"{trace}_test"
+    names = [surrogate_name(half, FRESH_POISSON), *(surrogate_name(half, k) for k in range(N_SURROGATES))]
+    cells = [(half, spec, "traces", half, spec, tuned) for spec in SPECS]
+    return cells + [(name, spec, "replay", name, spec, tuned) for name in names for spec in SPECS]
+
+
+def trace_figures(
+    res: dict[str, dict[str, list[dict]]], trace: str, tuned: dict[str, dict]
+) -> dict[str, Any]:
+    """Every figure of one trace (its data in the results file)."""
+    half = f"{trace}_test"
+    return {
+        "half": half,
+        "rate_per_s": half_process(load_scenario(half)).window_rate_per_s,
+        "tuned_timeout": tuned["timeout"]["params"],
+        "timeout_p99_ms": {
+            "recorded": _mean_p99(res[half]["timeout"]),
+            "poisson": _mean_p99(res[surrogate_name(half, FRESH_POISSON)]["timeout"]),
+            "surrogates": [_mean_p99(res[surrogate_name(half, k)]["timeout"]) for k in range(N_SURROGATES)],
+        },
+        "candidates": {spec: candidate_figures(res, half, spec) for spec in CANDIDATES},
+    }
 
 
 def _summary_line(spec: str, c: dict[str, Any]) -> str:
@@ -97,85 +128,81 @@ def _summary_line(spec: str, c: dict[str, Any]) -> str:
     )
 
 
+def _overview(traces: dict[str, dict[str, Any]]) -> list[str]:
+    """One row per trace and candidate: recorded half, fresh Poisson, the surrogates' spread."""
+    lines = [
+        "| trace half | rate (/s) | candidate | recorded half: cost, p99 | fresh Poisson: cost, p99 "
+        "| surrogates: p99 mean (SD), min to max | p99 loses on | matches on |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for t in traces.values():
+        for spec, c in t["candidates"].items():
+            rec, poi, p = c["recorded"], c["poisson"], c["p99_spread_ms"]
+            lines.append(
+                f"| {t['half']} | {t['rate_per_s']:.2f} | {spec} | {pct(rec['gap'])}; {ms(rec['p99'])} "
+                f"| {pct(poi['gap'])}; {ms(poi['p99'])} | {p['mean']:+.1f} ({p['sd']:.1f}), "
+                f"{p['min']:+.1f} to {p['max']:+.1f} | {c['p99_verdicts']['loses']} | {c['matches']} |"
+            )
+    return lines
+
+
+def _detail(t: dict[str, Any]) -> list[str]:
+    """The detailed figures of one trace: summary lines and the per-surrogate table."""
+    timeout = t["timeout_p99_ms"]
+    lines = [
+        f"### {t['half']}: every surrogate",
+        "",
+        f"The timeout's mean p99 is {timeout['recorded']:.1f} ms on the recorded half and "
+        f"{timeout['poisson']:.1f} ms on fresh Poisson; over the surrogates it runs from "
+        f"{min(timeout['surrogates']):.1f} to {max(timeout['surrogates']):.1f} ms. Over the "
+        f"{N_SURROGATES} surrogates:",
+        "",
+        *(_summary_line(spec, c) for spec, c in t["candidates"].items()),
+        "",
+        "| surrogate | timeout p99 (ms) | "
+        + " | ".join(f"{spec}: cost gap; p99 difference" for spec in CANDIDATES)
+        + " |",
+        "|---|---|" + "---|" * len(CANDIDATES),
+    ]
+    for k in range(N_SURROGATES):
+        each = [t["candidates"][spec]["surrogates"][k] for spec in CANDIDATES]
+        cells = " | ".join(f"{pct(c['gap'])}; {ms(c['p99'])}" for c in each)
+        lines.append(f"| {k} | {timeout['surrogates'][k]:.1f} | {cells} |")
+    return [*lines, ""]
+
+
 def run_replay(args: argparse.Namespace, backend: Backend, command: str) -> tuple[list[str], dict]:
     """The part (module docstring): its Markdown lines and data."""
-    tuned = tuned_for(load_scenario(f"{TRACE}_train"), ROBUST_TUNED, backend, command)
-    replayed = half_process(load_scenario(HALF))
-    rate = replayed.window_rate_per_s
-    horizon = args.horizon_s
-    cells = [(HALF, spec, "traces", HALF, spec, tuned) for spec in SPECS]
-    cells += [
-        (surrogate_name(HALF, k), spec, "replay", surrogate_name(HALF, k), spec, tuned)
-        for k in range(N_SURROGATES)
-        for spec in SPECS
-    ]
-    res = run_cells(backend, cells, REPLAY_SEEDS, horizon)
-    poisson = f"poisson@{rate:.4f}"
-    res |= run_cells(
-        backend, [(poisson, spec, "poisson", poisson, spec, tuned) for spec in SPECS], POISSON_SEEDS, horizon
-    )
-    figures = {spec: candidate_figures(res, spec, poisson) for spec in CANDIDATES}
+    tuned = {
+        trace: tuned_for(load_scenario(f"{trace}_train"), TUNED_DIR, backend, command) for trace in TRACES
+    }
+    cells = [cell for trace in TRACES for cell in trace_cells(trace, tuned[trace])]
+    replayed = [cell for cell in cells if not cell[0].endswith(f"#{FRESH_POISSON}")]
+    fresh = [cell for cell in cells if cell[0].endswith(f"#{FRESH_POISSON}")]
+    res = run_cells(backend, replayed, REPLAY_SEEDS, args.horizon_s)
+    res |= run_cells(backend, fresh, POISSON_SEEDS, args.horizon_s)
+    traces = {trace: trace_figures(res, trace, tuned[trace]) for trace in TRACES}
     data = {
-        "trace": TRACE,
-        "half": HALF,
-        "rate_per_s": rate,
         "replay_seeds": list(REPLAY_SEEDS),
         "poisson_seeds": list(POISSON_SEEDS),
         "surrogate_seeds": [SURROGATE_SEED_BASE, SURROGATE_SEED_BASE + N_SURROGATES - 1],
-        "tuned_timeout": tuned["timeout"]["params"],
-        "timeout_p99_ms": {
-            "recorded": float(np.mean([r["p99_ms"] for r in res[HALF]["timeout"]])),
-            "poisson": float(np.mean([r["p99_ms"] for r in res[poisson]["timeout"]])),
-            "surrogates": [
-                float(np.mean([r["p99_ms"] for r in res[surrogate_name(HALF, k)]["timeout"]]))
-                for k in range(N_SURROGATES)
-            ],
-        },
-        "candidates": figures,
+        "traces": traces,
     }
     lines = [
-        "## One realization or the scheduler? Poisson surrogates of azure_trace_30_test",
+        "## One realization or the scheduler? Poisson surrogates of the Azure excerpt's second half",
         "",
-        f"The candidates against the timeout tuned on `{TRACE}_train` "
-        f"({', '.join(f'{k}={v}' for k, v in tuned['timeout']['params'].items())}) on the recorded "
-        f"half (`{HALF}`, seeds {REPLAY_SEEDS[0]}-{REPLAY_SEEDS[-1]}), on {N_SURROGATES} Poisson "
-        f"surrogates of it (its {len(replayed.unit_gaps):,} gaps drawn exponential with seeds "
-        f"{SURROGATE_SEED_BASE}-{SURROGATE_SEED_BASE + N_SURROGATES - 1}, replayed like the half at "
-        f"{rate:.2f} requests/s, seeds {REPLAY_SEEDS[0]}-{REPLAY_SEEDS[-1]}) and on fresh Poisson "
-        f"arrivals at that rate (`{poisson}`, no replay, seeds {POISSON_SEEDS[0]}-{POISSON_SEEDS[-1]}); "
-        f"{horizon:g} s episodes. Cost gap and p99 difference (ms) of the candidate minus the "
-        "timeout, 95% intervals paired by seed. The timeout's mean p99 is "
-        f"{_timeout_p99(res[HALF]['timeout'])} ms on the recorded half and "
-        f"{_timeout_p99(res[poisson]['timeout'])} ms on fresh Poisson; over the surrogates it runs "
-        f"from {min(data['timeout_p99_ms']['surrogates']):.1f} to "
-        f"{max(data['timeout_p99_ms']['surrogates']):.1f} ms.",
+        "The candidates against the timeout tuned on each trace's first half (`agents/tuned/`) on "
+        f"the recorded second half (seeds {REPLAY_SEEDS[0]}-{REPLAY_SEEDS[-1]}), on {N_SURROGATES} "
+        "Poisson surrogates of it (its gaps drawn exponential with seeds "
+        f"{SURROGATE_SEED_BASE}-{SURROGATE_SEED_BASE + N_SURROGATES - 1}, replayed like the half, "
+        f"seeds {REPLAY_SEEDS[0]}-{REPLAY_SEEDS[-1]}) and on fresh Poisson arrivals at the half's rate "
+        f"on its system (no replay, seeds {POISSON_SEEDS[0]}-{POISSON_SEEDS[-1]}); {args.horizon_s:g} s "
+        "episodes. Cost gap and p99 difference (ms) of the candidate minus the timeout, 95% intervals "
+        "paired by seed; *p99 loses on*, *matches on*: of the surrogates, those where the p99 "
+        "verdict is a loss, and those where neither verdict is.",
         "",
-        "| candidate | arrivals | cost gap | p99 difference (ms) | verdicts (cost, p99) |",
-        "|---|---|---|---|---|",
-    ]
-    for spec, c in figures.items():
-        for label, cell in (("recorded half", c["recorded"]), (f"fresh Poisson, {rate:.2f}/s", c["poisson"])):
-            lines.append(
-                f"| {spec} | {label} | {pct(cell['gap'])} | {ms(cell['p99'])} | "
-                f"{cell['cost_verdict']}, {cell['p99_verdict']} |"
-            )
-    lines += ["", f"Over the {N_SURROGATES} surrogates:", ""]
-    lines += [_summary_line(spec, c) for spec, c in figures.items()]
-    lines += [
+        *_overview(traces),
         "",
-        "| surrogate | timeout p99 (ms) | "
-        + " | ".join(f"{spec}: cost gap, p99 difference" for spec in CANDIDATES)
-        + " |",
-        "|---|---|" + "---|" * len(CANDIDATES),
-        *(
-            f"| {k} | {_timeout_p99(res[surrogate_name(HALF, k)]['timeout'])} | "
-            + " | ".join(
-                f"{pct(figures[spec]['surrogates'][k]['gap'])}; {ms(figures[spec]['surrogates'][k]['p99'])}"
-                for spec in CANDIDATES
-            )
-            + " |"
-            for k in range(N_SURROGATES)
-        ),
-        "",
+        *_detail(traces[DETAILED]),
     ]
     return lines, data
