@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from apps.report import sources as src
-from apps.report.formatting import fpct
+from apps.report.formatting import fnum, fpct
 from apps.report.macros import Macros
 from apps.report.sim_to_real import calibrated_table, fidelity_table, sim_to_real_numbers
 from apps.report.tables import verification_table
@@ -227,7 +227,7 @@ def test_guard_test_macros_pick_the_closest_setting_within_the_goal() -> None:
     rows = data["guard_test"]["candidates"].values()
     within = [row for row in rows if row["max_poisson_gap"] <= data["guard_test"]["goal_poisson_gap"]]
     closest = min(row["tests"]["azure_trace_30"]["p99"][0] for row in within)
-    assert m.value("resGtClosestMs") == f"{closest:+.1f}"
+    assert m.value("resGtClosestMs") == fnum(closest, 1, sign=True)
     assert m.value("resGtGoal") == "0.5"
     assert m.flags["guardTestNoneMatches"][0] == (not data["guard_test"]["within_goal_and_matching"])
 
@@ -238,9 +238,11 @@ def test_replay_macros_read_the_default_robust_on_fresh_poisson_and_the_surrogat
     replay_numbers(m, data)
     robust = data["replay"]["traces"]["azure_trace_30"]["candidates"]["robust"]
     p99s = [c["p99"][0] for c in robust["surrogates"]]
-    assert m.value("resRpPoisMs") == f"{robust['poisson']['p99'][0]:+.1f}"
+    assert m.value("resRpPoisMs") == fnum(robust["poisson"]["p99"][0], 1, sign=True)
     assert m.value("resRpSurrogates") == str(len(p99s))
-    assert m.value("resRpMinMs") == f"{min(p99s):+.1f}" and m.value("resRpMaxMs") == f"{max(p99s):+.1f}"
+    assert m.value("resRpMinMs") == fnum(min(p99s), 1, sign=True)
+    assert m.value("resRpMaxMs") == fnum(max(p99s), 1, sign=True)
+    assert m.value("resRpMinMs").startswith(r"\ensuremath{-}")  # a minus sign: the spread reaches below 0
     assert m.value("resRpLoses") == str(sum(c["p99_verdict"] == "loses" for c in robust["surrogates"]))
     fresh = [t["candidates"]["robust"]["poisson"]["p99_verdict"] for t in data["replay"]["traces"].values()]
     assert m.value("resRpTraces") == str(len(fresh)) and m.value("resRpPoisLoses") == str(

@@ -331,7 +331,7 @@ def guard_test_numbers(macros: Macros, data: dict[str, Any] | None) -> None:
     lightest = data["lightest_matching"]
     values = {
         "resGtGoal": fpct(data["goal_poisson_gap"], 1),
-        "resGtClosestMs": f"{closest['tests'][GUARD_TEST_TRACE]['p99'][0]:+.1f}",
+        "resGtClosestMs": fnum(closest["tests"][GUARD_TEST_TRACE]["p99"][0], 1, sign=True),
         "resGtClosestGap": fpct(closest["max_poisson_gap"], 2, sign=True),
         "resGtLightestGap": fpct(rows[lightest]["max_poisson_gap"], 2, sign=True) if lightest else "none",
     }
@@ -364,10 +364,10 @@ def replay_numbers(macros: Macros, data: dict[str, Any] | None) -> None:
         return
     robust = data["replay"]["traces"][GUARD_TEST_TRACE]["candidates"]["robust"]
     values = {
-        "resRpPoisMs": f"{robust['poisson']['p99'][0]:+.1f}",
+        "resRpPoisMs": fnum(robust["poisson"]["p99"][0], 1, sign=True),
         "resRpSurrogates": str(len(robust["surrogates"])),
-        "resRpMinMs": f"{robust['p99_spread_ms']['min']:+.1f}",
-        "resRpMaxMs": f"{robust['p99_spread_ms']['max']:+.1f}",
+        "resRpMinMs": fnum(robust["p99_spread_ms"]["min"], 1, sign=True),
+        "resRpMaxMs": fnum(robust["p99_spread_ms"]["max"], 1, sign=True),
         "resRpLoses": str(robust["p99_verdicts"]["loses"]),
         "resRpTraces": str(len(data["replay"]["traces"])),
         "resRpPoisLoses": str(
