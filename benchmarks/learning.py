@@ -181,6 +181,20 @@ EXPERIMENTS: dict[str, Experiment] = {
             "benchmarks/configs/default_mixture_spikes.yaml; the hyperparameters of the "
             "default_mixture entry), 1M steps",
         ),
+        Experiment(
+            "ppo_mixture_high",
+            "ppo",
+            _mixture_flags(
+                1_000_000,
+                "reward_center:false",
+                "reward_per_request:true",
+                env="benchmarks/configs/default_mixture_high.yaml",
+            ),
+            "ppo_mixture trained on default_mixture plus a sixth component, Poisson at 150-600 "
+            "requests/s drawn uniformly (25% of the episodes above 250/s instead of 12%; "
+            "benchmarks/configs/default_mixture_high.yaml; the hyperparameters of the "
+            "default_mixture entry), 1M steps",
+        ),
     )
 }
 DEFAULT_EXPERIMENTS = ("ppo_mixture", "dqn_mixture", "ppo_mixture_spikes")
