@@ -47,7 +47,7 @@ import shlex
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -498,31 +498,41 @@ def sweep_folders(experiment: Experiment, runs_dir: str) -> list[Path]:
     return [f for f in (folder, *sorted(folder.parent.glob(f"{experiment.name}+*"))) if f.is_dir()]
 
 
-def _seed_runs(experiment: Experiment, runs_dir: str, name: str) -> list[Path]:
+def _seed_runs(
+    experiment: Experiment, runs_dir: str, name: str, seeds: Collection[int] | None = None
+) -> list[Path]:
     """The file ``name`` of every finished seed's run folder (one with ``final_model.zip``: an
-    interrupted or running seed is left out), in seed order."""
+    interrupted or running seed is left out), in seed order; only the ``seeds`` given, if any (the
+    folders may hold more seeds than a command asks for, trained by another command)."""
     found = [
         run / name
         for folder in sweep_folders(experiment, runs_dir)
         for run in folder.glob(f"{experiment.algo}_*_seed*")
-        if (run / "final_model.zip").is_file() and (run / name).is_file()
+        if (run / "final_model.zip").is_file()
+        and (run / name).is_file()
+        and (seeds is None or _seed_of(run) in seeds)
     ]
     return sorted(found, key=lambda p: _seed_of(p.parent))
 
 
-def trained_models(experiment: Experiment, runs_dir: str, which: str) -> list[str]:
+def trained_models(
+    experiment: Experiment, runs_dir: str, which: str, seeds: Collection[int] | None = None
+) -> list[str]:
     """Every finished seed's ``best_model.zip`` (lowest mean gap of the training evaluation, on
-    the training-side scenarios) or ``final_model.zip`` (relative paths), in seed order."""
-    runs = [p.parent for p in _seed_runs(experiment, runs_dir, "final_model.zip")]
+    the training-side scenarios) or ``final_model.zip`` (relative paths), in seed order; only the
+    ``seeds`` given, if any."""
+    runs = [p.parent for p in _seed_runs(experiment, runs_dir, "final_model.zip", seeds)]
     return [str((run / f"{which}_model.zip").relative_to(REPO)) for run in runs]
 
 
-def sweep_commands(experiment: Experiment, runs_dir: str) -> list[str]:
-    """The commands that trained the experiment's sweep folders (their ``command.txt``)."""
+def sweep_commands(experiment: Experiment, runs_dir: str, models: Sequence[str] | None = None) -> list[str]:
+    """The commands that trained the experiment's sweep folders (their ``command.txt``); with
+    ``models`` (relative paths), only those of the folders that hold one of them."""
+    used = None if models is None else {(REPO / m).parent.parent for m in models}
     return [
         (f / "command.txt").read_text().strip()
         for f in sweep_folders(experiment, runs_dir)
-        if (f / "command.txt").is_file()
+        if (f / "command.txt").is_file() and (used is None or f in used)
     ]
 
 
@@ -553,11 +563,14 @@ def _seed_of(run: Path) -> int:
     return int(run.name.rsplit("seed", 1)[1])
 
 
-def training_evaluation_at(experiment: Experiment, runs_dir: str, step: int) -> dict[str, Any] | None:
+def training_evaluation_at(
+    experiment: Experiment, runs_dir: str, step: int, seeds: Collection[int] | None = None
+) -> dict[str, Any] | None:
     """Every target's gap to the reference in the training evaluation at ``step`` (mean and 95%
-    CI across seeds), or None when not every seed has an evaluation there."""
+    CI across seeds; only the ``seeds`` given, if any), or None when not every seed has an
+    evaluation there."""
     records = []
-    for path in _seed_runs(experiment, runs_dir, "evaluations.json"):
+    for path in _seed_runs(experiment, runs_dir, "evaluations.json", seeds):
         record = next((h for h in json.loads(path.read_text()) if h["timesteps"] == step), None)
         if record is None:
             return None
@@ -573,10 +586,13 @@ def training_evaluation_at(experiment: Experiment, runs_dir: str, step: int) -> 
     return out
 
 
-def training_curves(experiment: Experiment, runs_dir: str) -> list[dict[str, Any]]:
+def training_curves(
+    experiment: Experiment, runs_dir: str, seeds: Collection[int] | None = None
+) -> list[dict[str, Any]]:
     """Per evaluation step: the mean gap to the reference over the training evaluations of every
-    seed (mean and 95% CI across seeds)."""
-    histories = [json.loads(p.read_text()) for p in _seed_runs(experiment, runs_dir, "evaluations.json")]
+    seed (only the ``seeds`` given, if any; mean and 95% CI across seeds)."""
+    runs = _seed_runs(experiment, runs_dir, "evaluations.json", seeds)
+    histories = [json.loads(p.read_text()) for p in runs]
     steps = sorted({h["timesteps"] for history in histories for h in history})
     curve = []
     for step in steps:
@@ -1051,18 +1067,19 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     experiments: dict[str, Any] = {}
     models: dict[str, list[str]] = {}
+    seeds = set(parse_seeds(args.seeds))  # the run folders may hold more seeds than asked for
     for name in (*names, *compare):
         experiment = EXPERIMENTS[name]
-        found = trained_models(experiment, args.runs_dir, args.model)
+        found = trained_models(experiment, args.runs_dir, args.model, seeds)
         experiments[name] = {
             "description": experiment.description,
             "command": shlex.join(experiment.command(args.seeds, args.runs_dir, args.jobs)),
-            "trained_by": sweep_commands(experiment, args.runs_dir),
+            "trained_by": sweep_commands(experiment, args.runs_dir, found),
             "models": found,
             "steps": [trained_steps(m) for m in found],
             "kept_at": [kept_at_step(m) for m in found],
             "kept_gap": [kept_evaluation(m).get("gap_to_reference") for m in found],
-            "curve": training_curves(experiment, args.runs_dir),
+            "curve": training_curves(experiment, args.runs_dir, seeds),
             "assessed": name in names,
             "seeds_asked": len(parse_seeds(args.seeds)),
         }
@@ -1072,7 +1089,7 @@ def main(argv: list[str] | None = None) -> int:
     at_step = {
         "step": compare_step,
         "experiments": {
-            name: training_evaluation_at(EXPERIMENTS[name], args.runs_dir, compare_step)
+            name: training_evaluation_at(EXPERIMENTS[name], args.runs_dir, compare_step, seeds)
             for name in (*names, *compare)
         },
     }

@@ -220,6 +220,20 @@ def test_only_the_unfinished_seeds_are_trained_into_a_continuation_sweep(tmp_pat
     assert learning.trained_models(experiment, runs_dir, "best") == [
         str(Path(runs_dir) / "dqn_mixture" / "dqn_default_mixture_seed0" / "best_model.zip")
     ]
+    # a command that asks for other seeds does not see this one
+    assert learning.trained_models(experiment, runs_dir, "best", {1, 2}) == []
+    assert learning.trained_models(experiment, runs_dir, "best", {0}) == learning.trained_models(
+        experiment, runs_dir, "best"
+    )
     (tmp_path / "dqn_mixture+seeds1_2").mkdir()
     with pytest.raises(SystemExit, match="interrupted sweep"):
         learning.train_experiment(experiment, args)
+    # the results name the commands of the sweeps whose models they use, not every sweep's
+    for folder in ("dqn_mixture", "dqn_mixture+seeds1_2"):
+        (tmp_path / folder / "command.txt").write_text(f"train {folder}\n")
+    models = learning.trained_models(experiment, runs_dir, "best", {0})
+    assert learning.sweep_commands(experiment, runs_dir, models) == ["train dqn_mixture"]
+    assert learning.sweep_commands(experiment, runs_dir) == [
+        "train dqn_mixture",
+        "train dqn_mixture+seeds1_2",
+    ]
