@@ -195,6 +195,20 @@ EXPERIMENTS: dict[str, Experiment] = {
             "benchmarks/configs/default_mixture_high.yaml; the hyperparameters of the "
             "default_mixture entry), 1M steps",
         ),
+        Experiment(
+            "dqn_mixture_high",
+            "dqn",
+            _mixture_flags(
+                1_000_000,
+                "discount_horizon_s:1.0",
+                "reward_center:false",
+                "reward_per_request:true",
+                "reward_scale:1000.0",
+                env="benchmarks/configs/default_mixture_high.yaml",
+            ),
+            "dqn_mixture trained on default_mixture_high (ppo_mixture_high's mixture: 25% of the "
+            "episodes above 250/s; the hyperparameters of the default_mixture entry), 1M steps",
+        ),
     )
 }
 DEFAULT_EXPERIMENTS = ("ppo_mixture", "dqn_mixture", "ppo_mixture_spikes")
