@@ -59,6 +59,7 @@ sys.path.insert(0, str(REPO))
 
 from agents.baselines import BASELINES  # noqa: E402
 from agents.checkpoint_safety import sha256_of  # noqa: E402
+from agents.hyperparameters import load_hyperparams  # noqa: E402
 from agents.registry import AgentSpecError, make_agent  # noqa: E402
 from agents.tuned_params import config_fingerprint, load_tuned, tuning_target  # noqa: E402
 from batchenv.fileio import write_atomic, write_json_atomic  # noqa: E402
@@ -130,6 +131,18 @@ def _mixture_flags(steps: int, *hyperparams: str, env: str = "default_mixture") 
     return (*flags, "--hyperparams", *hyperparams) if hyperparams else flags
 
 
+def _entry_overrides(algo: str, entry: str = "default_mixture") -> tuple[str, ...]:
+    """``--hyperparams`` overrides (``KEY:VALUE``, sorted by key) that give a run on another env
+    file, which train.py looks up under ``default``, the hyperparameters of ``entry`` of
+    ``agents/hyperparams/<algo>.yml``: the keys where the two entries differ."""
+    default, own = load_hyperparams(algo, "default"), load_hyperparams(algo, entry)
+    return tuple(
+        f"{key}:{str(value).lower() if isinstance(value, bool) else value}"
+        for key, value in sorted(own.items())
+        if default.get(key) != value
+    )
+
+
 EXPERIMENTS: dict[str, Experiment] = {
     experiment.name: experiment
     for experiment in (
@@ -159,8 +172,7 @@ EXPERIMENTS: dict[str, Experiment] = {
             "ppo",
             _mixture_flags(
                 300_000,
-                "reward_center:false",
-                "reward_per_request:true",
+                *_entry_overrides("ppo"),
                 env="benchmarks/configs/default_mixture_observation.yaml",
             ),
             "ablation: ppo_mixture with rates on a log scale, 50 ms and 10 s rate estimates and "
@@ -172,8 +184,7 @@ EXPERIMENTS: dict[str, Experiment] = {
             "ppo",
             _mixture_flags(
                 1_000_000,
-                "reward_center:false",
-                "reward_per_request:true",
+                *_entry_overrides("ppo"),
                 env="benchmarks/configs/default_mixture_spikes.yaml",
             ),
             "ppo_mixture trained on default_mixture plus a sixth component, sharp spikes on a quiet "
@@ -186,8 +197,7 @@ EXPERIMENTS: dict[str, Experiment] = {
             "ppo",
             _mixture_flags(
                 1_000_000,
-                "reward_center:false",
-                "reward_per_request:true",
+                *_entry_overrides("ppo"),
                 env="benchmarks/configs/default_mixture_high.yaml",
             ),
             "ppo_mixture trained on default_mixture plus a sixth component, Poisson at 150-600 "
@@ -200,10 +210,7 @@ EXPERIMENTS: dict[str, Experiment] = {
             "dqn",
             _mixture_flags(
                 1_000_000,
-                "discount_horizon_s:1.0",
-                "reward_center:false",
-                "reward_per_request:true",
-                "reward_scale:1000.0",
+                *_entry_overrides("dqn"),
                 env="benchmarks/configs/default_mixture_high.yaml",
             ),
             "dqn_mixture trained on default_mixture_high (ppo_mixture_high's mixture: 25% of the "
@@ -1081,7 +1088,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     experiments: dict[str, Any] = {}
     models: dict[str, list[str]] = {}
-    seeds = set(parse_seeds(args.seeds))  # the run folders may hold more seeds than asked for
+    asked = parse_seeds(args.seeds)
+    seeds = set(asked)  # the run folders may hold more seeds than asked for
     for name in (*names, *compare):
         experiment = EXPERIMENTS[name]
         found = trained_models(experiment, args.runs_dir, args.model, seeds)
@@ -1095,7 +1103,7 @@ def main(argv: list[str] | None = None) -> int:
             "kept_gap": [kept_evaluation(m).get("gap_to_reference") for m in found],
             "curve": training_curves(experiment, args.runs_dir, seeds),
             "assessed": name in names,
-            "seeds_asked": len(parse_seeds(args.seeds)),
+            "seeds_asked": len(asked),
         }
         if name in names:
             models[name] = found

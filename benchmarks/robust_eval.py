@@ -34,10 +34,11 @@ Parts (``--parts``, comma-separated; default all):
   applied (about 12 min at ``--jobs 1``, 5 at ``--jobs 2``). Run only when asked for.
 - ``window``: the grid of the burst meter's window (``benchmarks/robust/window.py``), on the
   regime grid's training data, with its tail selection rule applied. Run only when asked for.
-- ``replay``: ``robust`` and the tuned timeout on Poisson surrogates of ``azure_trace_30_test``
-  replayed like it, on the recorded half and on fresh Poisson arrivals at its rate
+- ``replay``: ``robust`` (the default and the 80 ms/0.03 guard) and the tuned timeout on Poisson
+  surrogates of the five halves of the Azure excerpt where robust loses the p99, each replayed
+  like the half, on the recorded halves and on fresh Poisson arrivals at their rates
   (``benchmarks/robust/replay.py``): how far one realization of a half moves the p99 verdict
-  (about 6 min at ``--jobs 2``). Run only when asked for.
+  (about 4 min at ``--jobs 2``). Run only when asked for.
 - ``tail``: the optional tail rules of the portfolio (the tail term, burst-gated and always on,
   and the budgeted tail rule) on the goal traces, the Poisson loads and the MMPP; the tuned
   baselines of ``docs/results/robust/tuned/``. Run only when asked for.

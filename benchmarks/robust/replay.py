@@ -89,12 +89,15 @@ def _mean_p99(rows: list[dict]) -> float:
     return float(np.mean([r["p99_ms"] for r in rows]))
 
 
-def trace_cells(trace: str, tuned: dict[str, dict]) -> list[tuple]:
-    """The cells of one trace: its recorded half, fresh Poisson and every surrogate, each spec."""
+def trace_cells(trace: str, tuned: dict[str, dict]) -> tuple[list[tuple], list[tuple]]:
+    """The cells of one trace, each spec: the replayed ones (its recorded half and every
+    surrogate, run on :data:`REPLAY_SEEDS`) and fresh Poisson (run on :data:`POISSON_SEEDS`)."""
     half = f"{trace}_test"
-    names = [surrogate_name(half, FRESH_POISSON), *(surrogate_name(half, k) for k in range(N_SURROGATES))]
-    cells = [(half, spec, "traces", half, spec, tuned) for spec in SPECS]
-    return cells + [(name, spec, "replay", name, spec, tuned) for name in names for spec in SPECS]
+    replayed = [(half, spec, "traces", half, spec, tuned) for spec in SPECS]
+    for name in (surrogate_name(half, k) for k in range(N_SURROGATES)):
+        replayed += [(name, spec, "replay", name, spec, tuned) for spec in SPECS]
+    fresh = surrogate_name(half, FRESH_POISSON)
+    return replayed, [(fresh, spec, "replay", fresh, spec, tuned) for spec in SPECS]
 
 
 def trace_figures(
@@ -176,9 +179,9 @@ def run_replay(args: argparse.Namespace, backend: Backend, command: str) -> tupl
     tuned = {
         trace: tuned_for(load_scenario(f"{trace}_train"), TUNED_DIR, backend, command) for trace in TRACES
     }
-    cells = [cell for trace in TRACES for cell in trace_cells(trace, tuned[trace])]
-    replayed = [cell for cell in cells if not cell[0].endswith(f"#{FRESH_POISSON}")]
-    fresh = [cell for cell in cells if cell[0].endswith(f"#{FRESH_POISSON}")]
+    cells = [trace_cells(trace, tuned[trace]) for trace in TRACES]
+    replayed = [cell for trace_replayed, _ in cells for cell in trace_replayed]
+    fresh = [cell for _, trace_fresh in cells for cell in trace_fresh]
     res = run_cells(backend, replayed, REPLAY_SEEDS, args.horizon_s)
     res |= run_cells(backend, fresh, POISSON_SEEDS, args.horizon_s)
     traces = {trace: trace_figures(res, trace, tuned[trace]) for trace in TRACES}
