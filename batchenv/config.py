@@ -521,22 +521,66 @@ class RewardConfig:
     """Reward weights. Per request: ``quality - w_latency_per_s * latency_s``, minus ``w_slo`` if it
     misses its SLO; a dropped request scores ``-w_drop``.
 
+    Training across objectives: with ``slo_probability`` > 0, each episode draws (from the
+    episode's generator, before its arrivals) whether it has an SLO objective of its own; if so,
+    its SLO bound (ms) and penalty are drawn uniformly from ``slo_ms_range`` and
+    ``w_slo_range`` and replace the system's ``slo_ms`` and ``w_slo`` for that episode: the
+    reward, the per-request scores and the count of late requests use them, and
+    ``env.observe_slo`` shows them to the agent. A training option: a score per request computed
+    from the totals (``EpisodeMetrics.score_per_request``) weighs the late requests with the
+    system's ``w_slo``, so evaluate on scenarios without drawn objectives.
+
     :param w_latency_per_s: cost of one second of latency (default 1).
     :param w_slo: penalty per request that misses ``slo_ms`` (default 0).
     :param w_drop: penalty per dropped request (default 1).
+    :param slo_probability: share of episodes with a drawn SLO objective, in [0, 1] (default 0:
+        every episode has the system's own).
+    :param slo_ms_range: [low, high] of the drawn SLO bound (ms), 0 < low <= high; required
+        with ``slo_probability`` > 0.
+    :param w_slo_range: [low, high] of the drawn penalty per late request (score units),
+        0 <= low <= high; required with ``slo_probability`` > 0.
     """
 
     w_latency_per_s: float = 1.0
     w_slo: float = 0.0
     w_drop: float = 1.0
+    slo_probability: float = 0.0
+    slo_ms_range: tuple[float, float] | None = None
+    w_slo_range: tuple[float, float] | None = None
 
     def validate(self, path: str) -> RewardConfig:
         """The weights, checked; ConfigError naming the field under ``path`` otherwise."""
+        probability = _non_negative(f"{path}.slo_probability", self.slo_probability)
+        if probability > 1:
+            raise ConfigError(f"{path}.slo_probability", f"must be in [0, 1], got {probability!r}")
+        slo_ms_range = _optional_range(f"{path}.slo_ms_range", self.slo_ms_range, "ms", positive=True)
+        w_slo_range = _optional_range(f"{path}.w_slo_range", self.w_slo_range, "score units")
+        if probability > 0:
+            for name, value in (("slo_ms_range", slo_ms_range), ("w_slo_range", w_slo_range)):
+                if value is None:
+                    raise ConfigError(f"{path}.{name}", "is required with slo_probability > 0 ([low, high])")
         return RewardConfig(
             w_latency_per_s=_non_negative(f"{path}.w_latency_per_s", self.w_latency_per_s),
             w_slo=_non_negative(f"{path}.w_slo", self.w_slo),
             w_drop=_non_negative(f"{path}.w_drop", self.w_drop),
+            slo_probability=probability,
+            slo_ms_range=slo_ms_range,
+            w_slo_range=w_slo_range,
         )
+
+
+def _optional_range(
+    path: str, value: Any, unit: str, *, positive: bool = False
+) -> tuple[float, float] | None:
+    """``[low, high]`` as a pair with ``0 <= low <= high`` (``0 < low`` if ``positive``), or None."""
+    if value is None:
+        return None
+    bounds = _number_list(path, value, min_len=2)
+    lowest_ok = bounds[0] > 0 if positive else bounds[0] >= 0
+    if len(bounds) != 2 or not lowest_ok or bounds[0] > bounds[1]:
+        relation = "0 < low <= high" if positive else "0 <= low <= high"
+        raise ConfigError(path, f"must be [low, high] with {relation} ({unit}), got {list(bounds)}")
+    return (bounds[0], bounds[1])
 
 
 _TARGET_TEXT = re.compile(
@@ -656,6 +700,10 @@ class EnvConfig:
     :param rate_ewma_unbiased: start the rate and utilisation estimates without their bias to 0:
         before ``t >> tau`` an estimate is the average since the episode began
         (:class:`~batchenv.estimators.EwmaRate`), not an average with zero; default false.
+    :param observe_slo: two more observation entries, last: the episode's SLO penalty as a
+        share of itself plus the latency cost of ``max_wait_ms``, and the oldest wait relative
+        to the episode's SLO bound (for agents trained across objectives,
+        ``reward.slo_probability``); default false.
     """
 
     batch_choice: bool = False
@@ -663,6 +711,7 @@ class EnvConfig:
     rate_scale: str = "linear"
     extra_rate_taus_s: tuple[float, ...] = ()
     rate_ewma_unbiased: bool = False
+    observe_slo: bool = False
 
     def validate(self, path: str) -> EnvConfig:
         """The env options, checked; ConfigError naming the field under ``path`` otherwise."""
@@ -672,11 +721,11 @@ class EnvConfig:
             raise ConfigError(
                 f"{path}.rate_scale", f"must be one of {RATE_SCALES}, got {short_repr(self.rate_scale)}"
             )
-        if not isinstance(self.rate_ewma_unbiased, bool):
-            raise ConfigError(
-                f"{path}.rate_ewma_unbiased",
-                f"must be true or false, got {short_repr(self.rate_ewma_unbiased)}",
-            )
+        for name in ("rate_ewma_unbiased", "observe_slo"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(
+                    f"{path}.{name}", f"must be true or false, got {short_repr(getattr(self, name))}"
+                )
         taus = _number_list(f"{path}.extra_rate_taus_s", self.extra_rate_taus_s, min_len=0)
         if len(taus) > 8:
             raise ConfigError(f"{path}.extra_rate_taus_s", f"at most 8 time constants, got {len(taus)}")
@@ -688,6 +737,7 @@ class EnvConfig:
             rate_scale=self.rate_scale,
             extra_rate_taus_s=taus,
             rate_ewma_unbiased=self.rate_ewma_unbiased,
+            observe_slo=self.observe_slo,
         )
 
 
@@ -857,6 +907,7 @@ class SystemConfig:
         for component in data["arrivals"].get("components") or ():
             _leave_out_defaults(component["arrivals"], _LEFT_OUT_AT_DEFAULT["arrivals"])
         _leave_out_defaults(data["env"], _LEFT_OUT_AT_DEFAULT["env"])
+        _leave_out_defaults(data["reward"], _LEFT_OUT_AT_DEFAULT["reward"])
         if data["latency_target"] is None:  # unset: the YAML (and tuned fingerprints) as before
             del data["latency_target"]
         else:
@@ -870,7 +921,13 @@ class SystemConfig:
 
 _LEFT_OUT_AT_DEFAULT: dict[str, dict[str, Any]] = {
     "arrivals": {"trace_window": None, "rate_range_scale": "linear", "components": None},
-    "env": {"rate_scale": "linear", "extra_rate_taus_s": (), "rate_ewma_unbiased": False},
+    "env": {
+        "rate_scale": "linear",
+        "extra_rate_taus_s": (),
+        "rate_ewma_unbiased": False,
+        "observe_slo": False,
+    },
+    "reward": {"slo_probability": 0.0, "slo_ms_range": None, "w_slo_range": None},
 }
 """Optional fields that :meth:`SystemConfig.to_dict` leaves out while at their default, so that
 a config written before they existed keeps its YAML form (and the fingerprint of its tuned files)."""

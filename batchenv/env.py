@@ -49,16 +49,17 @@ class DynamicBatchingEnv(gym.Env):
 
     ## Observation Space
 
-    ``Box(shape=(7 + n_workers + len(env.extra_rate_taus_s),), dtype=float32)``
+    ``Box(shape=(7 + n_workers + len(env.extra_rate_taus_s) (+ 2 with env.observe_slo),), dtype=float32)``
     (:mod:`batchenv.observation`); everything a real server knows, nothing of the future:
 
     {observation_table}
 
     "max throughput" is the largest sustainable rate, ``n_workers * max(b / service(b, m))``
     (requests/s); W = n_workers. ``env.rate_scale: log`` reports every rate on a log scale,
-    ``env.extra_rate_taus_s`` adds rate estimates with other time constants, and
+    ``env.extra_rate_taus_s`` adds rate estimates with other time constants,
     ``env.rate_ewma_unbiased`` starts the estimates without their bias to 0 (otherwise they start
-    at 0 each episode).
+    at 0 each episode), and ``env.observe_slo`` shows the episode's SLO objective (for training
+    across objectives: ``reward.slo_probability`` draws one per episode).
 
     ## Rewards
 

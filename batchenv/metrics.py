@@ -93,11 +93,12 @@ def request_table(sim: Simulator) -> RequestTable:
 
 def request_scores(sim: Simulator, table: RequestTable | None = None) -> np.ndarray:
     """Score of every request of the episode, computed from the records alone:
-    served ``quality - w_lat * latency - w_slo * [latency > slo]``, dropped ``-w_drop``,
-    still waiting ``-w_lat * (now - arrival)``. Shape: (arrived,)."""
+    served ``quality - w_lat * latency - w_slo * [latency > slo]`` (the episode's SLO bound and
+    penalty, ``sim.slo_s`` and ``sim.w_slo``), dropped ``-w_drop``, still waiting ``-w_lat * (now -
+    arrival)``. Shape: (arrived,)."""
     table = table or request_table(sim)
     cfg = sim.config
-    w_lat, w_slo, w_drop = cfg.reward.w_latency_per_s, cfg.reward.w_slo, cfg.reward.w_drop
+    w_lat, w_slo, w_drop = cfg.reward.w_latency_per_s, sim.w_slo, cfg.reward.w_drop
     quality = np.asarray(cfg.qualities)[table.model]
     missed = table.arrival_s < table.completion_s - sim.slo_s
     served = quality - w_lat * (table.completion_s - table.arrival_s) - w_slo * missed

@@ -7,7 +7,9 @@ running on the simulator directly does the same and sees identical observations)
 {table}
 "max throughput" is the largest sustainable rate, ``n_workers * max(b / service(b, m))``
 (requests/s); W = n_workers; the entries ``7 + W + k`` exist only when ``env.extra_rate_taus_s``
-lists time constants. With ``env.rate_scale: log`` every rate entry is ``log(1 + rate x 1 s) /
+lists time constants, the last two only with ``env.observe_slo`` (the SLO objective of the
+episode: its penalty per late request and its bound, which ``reward.slo_probability`` may draw
+per episode). With ``env.rate_scale: log`` every rate entry is ``log(1 + rate x 1 s) /
 log(1 + 2 x max throughput x 1 s)`` instead (in [0, 1]; 1/s and 10/s as far apart as 100/s and
 1000/s). The rate and utilisation estimates start at 0 each episode, or without that bias with
 ``env.rate_ewma_unbiased`` (:class:`~batchenv.estimators.EwmaRate`). The log-scaled queue length
@@ -41,6 +43,8 @@ OBSERVATION_TABLE = """\
 | 6      | time since the last dispatch / max_wait_ms, clipped            | 0   | 2   |
 | 7 + w  | remaining busy time of worker w / longest service time         | 0   | 1   |
 | 7 + W + k | arrival rate EWMA (tau = env.extra_rate_taus_s[k]), scaled as 4 | 0 | 2 |
+| last 2 | SLO weight w_slo / (w_slo + w_latency_per_s x max_wait_ms)  | 0 | 1 |
+|        | wait of the oldest request / the episode's SLO bound, clipped  | 0 | 2 |
 """
 """The observation vector, index by index (a Markdown table; also in the env's docstring)."""
 
@@ -62,8 +66,8 @@ WAIT_CLIP = 2.0
 
 
 class ObservationBuilder:
-    """Builds the float32 observation vector, shape ``(7 + n_workers + len(env.extra_rate_taus_s),)``,
-    from a simulator.
+    """Builds the float32 observation vector, shape ``(7 + n_workers + len(env.extra_rate_taus_s)
+    (+ 2 with env.observe_slo),)``, from a simulator.
 
     :param config: the system (scales: max batch, capacity, max wait, throughput, service).
     :param service_table: the config's service table, if already built.
@@ -77,7 +81,8 @@ class ObservationBuilder:
         high = np.array(
             [1.0, 1.0, WAIT_CLIP, WAIT_CLIP, WAIT_CLIP, 1.0, WAIT_CLIP]
             + [1.0] * n_workers
-            + [WAIT_CLIP] * len(extra_taus),
+            + [WAIT_CLIP] * len(extra_taus)
+            + ([1.0, WAIT_CLIP] if env.observe_slo else []),
             dtype=np.float32,
         )
         self.space = spaces.Box(np.zeros_like(high), high, dtype=np.float32)
@@ -85,7 +90,10 @@ class ObservationBuilder:
             *OBSERVATION_NAMES,
             *(f"busy_remaining_{w}" for w in range(n_workers)),
             *(f"arrival_rate_tau_{tau:g}s" for tau in extra_taus),
+            *(("slo_weight", "oldest_wait_slo") if env.observe_slo else ()),
         )
+        self._observe_slo = env.observe_slo
+        self._latency_cost_of_max_wait = config.reward.w_latency_per_s * config.max_wait_ms / 1000.0
         self.max_throughput_per_s = table.max_throughput_per_s(n_workers)
         self._inv_batch = 1.0 / config.max_batch_size
         self._inv_log_capacity = 1.0 / math.log1p(config.queue_capacity)
@@ -132,6 +140,7 @@ class ObservationBuilder:
         now, q, oldest, mean, n_arrived, busy = sim.observe()
         inv_wait = self._inv_wait
         clip = WAIT_CLIP
+        oldest_s = oldest
         oldest *= inv_wait
         mean = mean * inv_wait if mean > 0.0 else 0.0
         rate = self._rate.update(now, n_arrived)
@@ -154,4 +163,10 @@ class ObservationBuilder:
             obs.append(remaining if remaining < 1.0 else 1.0)
         for estimate in self._extra_rates:
             obs.append(self._scaled_rate(estimate.update(now, n_arrived)))
+        if self._observe_slo:
+            w_slo = sim.w_slo
+            scale = w_slo + self._latency_cost_of_max_wait
+            late = oldest_s / sim.slo_s
+            obs.append(w_slo / scale if scale > 0.0 else 0.0)
+            obs.append(late if late < clip else clip)
         return np.array(obs, dtype=np.float32)

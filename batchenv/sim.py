@@ -96,14 +96,29 @@ class Simulator:
         self.queue_capacity = config.queue_capacity
         self.max_wait_s = config.max_wait_ms / 1000.0
         self.slo_s = config.slo_ms / 1000.0
+        """The SLO bound of the current episode (s): ``slo_ms``, or the episode's own draw
+        (``reward.slo_probability``)."""
         self._service_s = self.service_table.service_s
         self._quality = list(config.qualities)
         self._w_lat = config.reward.w_latency_per_s
-        self._w_slo = config.reward.w_slo
+        self.w_slo = config.reward.w_slo
+        """The SLO penalty of the current episode (score units per late request)."""
         self._w_drop = config.reward.w_drop
         self.done = True
 
     # ------------------------------------------------------------------ episode start
+    def _draw_objective(self, rng: np.random.Generator) -> None:
+        """Draw the episode's SLO objective (``reward.slo_probability``): with that probability
+        a bound and a penalty uniform in their ranges, else the system's own. Three draws from
+        ``rng`` whatever the outcome, so that the arrivals after them do not depend on it."""
+        reward = self.config.reward
+        draw = rng.random(3)
+        if draw[0] < reward.slo_probability:
+            assert reward.slo_ms_range is not None and reward.w_slo_range is not None  # validated
+            (slo_lo, slo_hi), (w_lo, w_hi) = reward.slo_ms_range, reward.w_slo_range
+            self.slo_s = (slo_lo + (slo_hi - slo_lo) * draw[1]) / 1000.0
+            self.w_slo = w_lo + (w_hi - w_lo) * draw[2]
+
     def reset(
         self,
         rng: np.random.Generator | int | None = None,
@@ -113,15 +128,21 @@ class Simulator:
     ) -> None:
         """Start an episode and advance to its first decision epoch.
 
-        :param rng: generator (or seed) for the arrivals: first the episode's mean rate is drawn
-            (if ``arrivals.rate_range_per_s`` is set; a mixture first draws its component), then
-            the arrival stream (:func:`batchenv.arrivals.start_episode`).
-        :param arrivals: an explicit iterator of sorted arrival-time chunks (s) instead.
+        :param rng: generator (or seed) for the episode: first its SLO objective is drawn (only
+            if ``reward.slo_probability`` > 0), then its mean rate (if
+            ``arrivals.rate_range_per_s`` is set; a mixture first draws its component), then the
+            arrival stream (:func:`batchenv.arrivals.start_episode`).
+        :param arrivals: an explicit iterator of sorted arrival-time chunks (s) instead (the
+            episode keeps the system's SLO objective).
         :param horizon_s: episode length (s); default ``config.horizon_s``.
         """
+        reward = self.config.reward
+        self.slo_s, self.w_slo = self.config.slo_ms / 1000.0, reward.w_slo
         if arrivals is None:
             if not isinstance(rng, np.random.Generator):
                 rng = np.random.default_rng(rng)
+            if reward.slo_probability > 0.0:
+                self._draw_objective(rng)
             self.episode_rate_per_s, arrivals = start_episode(self.arrival_process, self.config, rng)
         else:
             self.episode_rate_per_s = float("nan")
@@ -338,7 +359,7 @@ class Simulator:
         arrivals_sum = sum(queue[head:end])
         misses = bisect.bisect_left(queue, completion - self.slo_s, head, end) - head
         quality = self._quality[model]
-        gain = b * (quality - self._w_lat * service) - self._w_slo * misses
+        gain = b * (quality - self._w_lat * service) - self.w_slo * misses
         self._reward += gain
         self.total_reward += gain
         self.sum_latency_s += b * completion - arrivals_sum

@@ -113,7 +113,12 @@ class Experiment:
         ]
 
 
-def _mixture_flags(steps: int, *hyperparams: str, env: str = "default_mixture") -> tuple[str, ...]:
+def _mixture_flags(
+    steps: int,
+    *hyperparams: str,
+    env: str = "default_mixture",
+    eval_scenarios: str = TRAINING_EVALUATION,
+) -> tuple[str, ...]:
     flags = (
         "--env",
         env,
@@ -122,7 +127,7 @@ def _mixture_flags(steps: int, *hyperparams: str, env: str = "default_mixture") 
         "--eval-freq",
         "100000",
         "--eval-scenarios",
-        TRAINING_EVALUATION,
+        eval_scenarios,
         "--eval-horizon-s",
         "30",
         "--save-freq",
@@ -204,6 +209,21 @@ EXPERIMENTS: dict[str, Experiment] = {
             "requests/s drawn uniformly (25% of the episodes above 250/s instead of 12%; "
             "benchmarks/configs/default_mixture_high.yaml; the hyperparameters of the "
             "default_mixture entry), 1M steps",
+        ),
+        Experiment(
+            "ppo_mixture_slo",
+            "ppo",
+            _mixture_flags(
+                1_000_000,
+                *_entry_overrides("ppo"),
+                env="benchmarks/configs/default_mixture_slo.yaml",
+                eval_scenarios=f"{TRAINING_EVALUATION},azure_trace_slo_train",
+            ),
+            "ppo_mixture_high across objectives: 30% of the episodes draw an SLO bound (50-250 ms) "
+            "and a penalty per late request (0.05-0.5), and the observation shows the episode's "
+            "objective (benchmarks/configs/default_mixture_slo.yaml); the training evaluation "
+            "adds azure_trace_slo_train (the SLO scenario's first half); the hyperparameters of "
+            "the default_mixture entry; 1M steps",
         ),
         Experiment(
             "dqn_mixture_high",
