@@ -39,6 +39,11 @@ Parts (``--parts``, comma-separated; default all):
   like the half, on the recorded halves and on fresh Poisson arrivals at their rates
   (``benchmarks/robust/replay.py``): how far one realization of a half moves the p99 verdict
   (about 4 min at ``--jobs 2``). Run only when asked for.
+- ``guard_rates``: every candidate of the guard grid on Poisson arrivals at the rates of the
+  losing halves without an SLO penalty (25%, 30%, 150 requests/s, 50%), training seeds
+  1000-1019, against the optimum and the timeout tuned on each trace's first half
+  (``benchmarks/robust/guard_rates.py``): whether a setting within the Poisson goal reaches the
+  timeout's tail at those rates; nothing is chosen from it. Run only when asked for.
 - ``tail``: the optional tail rules of the portfolio (the tail term, burst-gated and always on,
   and the budgeted tail rule) on the goal traces, the Poisson loads and the MMPP; the tuned
   baselines of ``docs/results/robust/tuned/``. Run only when asked for.
@@ -66,7 +71,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks.cli_parts import parse_parts  # noqa: E402
-from benchmarks.robust import guard, parts, regime, replay, window  # noqa: E402
+from benchmarks.robust import guard, guard_rates, parts, regime, replay, window  # noqa: E402
 from benchmarks.robust.common import write_results  # noqa: E402
 from execution.backends import Backend  # noqa: E402
 from execution.cli import ExecutionUsageError, add_execution_arguments, backend_spec_from_args  # noqa: E402
@@ -83,6 +88,7 @@ PART_FUNCTIONS: dict[str, Callable[[argparse.Namespace, Backend, str], tuple[lis
     "regime": regime.run_regime,
     "window": window.run_window,
     "replay": replay.run_replay,
+    "guard_rates": guard_rates.run_guard_rates,
 }
 PARTS = tuple(PART_FUNCTIONS)
 DEFAULT_PARTS = PARTS[:3]

@@ -199,3 +199,48 @@ def test_replay_part_places_the_recorded_half_among_its_surrogates(tmp_path: Pat
         "## One realization or the scheduler?" in text and "### azure_trace_30_test: every surrogate" in text
     )
     assert "| azure_trace_30_test | 170.27 | robust |" in text and "| azure_trace_slo_test |" in text
+
+
+def test_guard_rates_summary_picks_within_the_goal_and_the_cheapest_reaching_the_timeout(monkeypatch) -> None:
+    from benchmarks.robust import guard_rates
+
+    monkeypatch.setattr(guard_rates, "SPECS", ("a", "b", "c"))
+    figures = {
+        "a": {"p99_vs_timeout": (-3.0, 1.0), "p99_verdict": "beats"},  # short tail, too costly
+        "b": {"p99_vs_timeout": (0.5, 1.0), "p99_verdict": "ties"},
+        "c": {"p99_vs_timeout": (2.0, 1.0), "p99_verdict": "loses"},
+    }
+    largest = {"a": 0.009, "b": 0.004, "c": 0.001}
+    assert guard_rates.rate_summary(figures, largest) == {
+        "shortest_within_goal": "b",
+        "cheapest_reaching_timeout": "b",
+    }
+    largest["b"] = 0.006  # now only c is within the goal, and it loses
+    assert guard_rates.rate_summary(figures, largest) == {
+        "shortest_within_goal": "c",
+        "cheapest_reaching_timeout": "b",
+    }
+    figures["a"]["p99_verdict"] = figures["b"]["p99_verdict"] = "loses"
+    assert guard_rates.rate_summary(figures, largest)["cheapest_reaching_timeout"] is None
+
+
+def test_guard_rates_part_runs_the_grid_at_the_halves_rates(tmp_path: Path, monkeypatch) -> None:
+    from benchmarks import robust_eval
+    from benchmarks.robust import guard_rates
+
+    specs = (guard_rates.OFF, guard_rates.CANDIDATES[0])
+    monkeypatch.setattr(guard_rates, "TRACES", ("azure_trace_30",))
+    monkeypatch.setattr(guard_rates, "SPECS", specs)
+    monkeypatch.setattr(guard_rates, "GUARD_SEEDS", (1000, 1001))
+    out = tmp_path / "rates.md"
+    argv = ["--parts", "guard_rates", "--horizon-s", "1", "--jobs", "1", "--out", str(out)]
+    assert robust_eval.main(argv) == 0
+    data = json.loads(out.with_suffix(".json").read_text())["guard_rates"]
+    assert data["rates_per_s"]["azure_trace_30"] == pytest.approx(170.27, abs=0.01)
+    assert data["timeout"]["azure_trace_30"]["params"]["model"] == "LLM-2"
+    grid = json.loads(guard_rates.GUARD_RESULTS.read_text())["guard"]["candidates"]
+    for spec in specs:
+        c = data["candidates"][spec]
+        here = c["rates"]["azure_trace_30"]["gap_to_optimal"][0]
+        assert c["largest_poisson_gap"] == max(grid[spec]["max_poisson_gap"], here)
+    assert "| azure_trace_30_test, 170.27/s |" in out.read_text()
