@@ -43,7 +43,7 @@ OBSERVATION_TABLE = """\
 | 6      | time since the last dispatch / max_wait_ms, clipped            | 0   | 2   |
 | 7 + w  | remaining busy time of worker w / longest service time         | 0   | 1   |
 | 7 + W + k | arrival rate EWMA (tau = env.extra_rate_taus_s[k]), scaled as 4 | 0 | 2 |
-| last 2 | SLO weight w_slo / (w_slo + w_latency_per_s x max_wait_ms)  | 0 | 1 |
+| last 2 | SLO weight w_slo / (w_slo + w_latency_per_s x max_wait_s)   | 0 | 1 |
 |        | wait of the oldest request / the episode's SLO bound, clipped  | 0 | 2 |
 """
 """The observation vector, index by index (a Markdown table; also in the env's docstring)."""

@@ -80,6 +80,17 @@ class SchedulerState(Protocol):
         ...
 
     @property
+    def slo_s(self) -> float:
+        """The episode's SLO bound (s): the config's ``slo_ms``, or a training episode's own draw
+        (``reward.slo_probability``)."""
+        ...
+
+    @property
+    def w_slo(self) -> float:
+        """The episode's SLO penalty per late request (score units), as :attr:`slo_s`."""
+        ...
+
+    @property
     def shielded(self) -> bool:
         """True when the oldest request has waited ``max_wait_ms`` and a worker is idle: a wait
         is then turned into a forced dispatch."""
@@ -110,6 +121,8 @@ STATE_MEMBERS: tuple[str, ...] = (
     "free_at_s",
     "last_dispatch_s",
     "episode_rate_per_s",
+    "slo_s",
+    "w_slo",
     "shielded",
     "busy_time_s",
     "service_s",

@@ -226,6 +226,18 @@ EXPERIMENTS: dict[str, Experiment] = {
             "the default_mixture entry; 1M steps",
         ),
         Experiment(
+            "ppo_mixture_slo_low",
+            "ppo",
+            _mixture_flags(
+                1_000_000,
+                *_entry_overrides("ppo"),
+                env="benchmarks/configs/default_mixture_slo_low.yaml",
+                eval_scenarios=f"{TRAINING_EVALUATION},azure_trace_slo_train",
+            ),
+            "ppo_mixture_slo with 15% of the episodes drawing an SLO objective instead of 30% "
+            "(benchmarks/configs/default_mixture_slo_low.yaml), 1M steps",
+        ),
+        Experiment(
             "dqn_mixture_high",
             "dqn",
             _mixture_flags(

@@ -112,6 +112,8 @@ class ServerState:
         self.config = config
         self._service_s = ServiceTable(config).service_s
         self.max_wait_s = config.max_wait_ms / 1000.0
+        self.slo_s = config.slo_ms / 1000.0  # a served episode keeps the system's SLO objective
+        self.w_slo = config.reward.w_slo
         rate = config.arrivals
         self.episode_rate_per_s = rate.mean_rate_per_s if rate.rate_range_per_s is None else math.nan
         self.reset()

@@ -116,3 +116,17 @@ def test_the_env_with_drawn_objectives_passes_gymnasiums_checker() -> None:
     check_env(env, skip_render_check=True)
     first = [env.reset(seed=11)[0] for _ in range(2)]
     np.testing.assert_array_equal(first[0], first[1])
+
+
+def test_the_slo_entries_read_only_the_scheduler_interface_and_the_server_provides_them() -> None:
+    from serving.engine import ServerState
+    from tests.test_serving_state import StateView
+
+    config = SystemConfig(slo_ms=80.0, reward={"w_slo": 0.2}, env={"observe_slo": True})
+    sim = Simulator(config)
+    sim.reset(2)
+    sim.step(None)
+    through_view = ObservationBuilder(config)(StateView(sim))  # type: ignore[arg-type]
+    np.testing.assert_array_equal(through_view, ObservationBuilder(config)(sim))
+    served = ObservationBuilder(config)(ServerState(config))  # type: ignore[arg-type]
+    assert served[-2] == pytest.approx(0.2 / 0.3) and served[-1] == 0.0  # empty queue
