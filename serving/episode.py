@@ -54,7 +54,8 @@ class MeasuredEpisode:
         answers = [a for a in answers if a["arrival_s"] < horizon_s]
         drop_times_s = [t for t in drop_times_s if t < horizon_s]
         self.now_s = float(horizon_s)
-        self.slo_s = config.slo_ms / 1000.0
+        self.slo_s = config.slo_ms / 1000.0  # a served episode keeps the system's SLO objective
+        self.w_slo = config.reward.w_slo
         batches: dict[int, dict[str, Any]] = {}
         members: dict[int, list[dict[str, Any]]] = {}
         for answer in answers:
