@@ -48,7 +48,8 @@ def trace_rate(trace: str) -> float:
 
 
 def poisson_at(rate_per_s: float) -> str:
-    """The part's scenario name of Poisson at ``rate_per_s`` on the default system."""
+    """The part's scenario name of Poisson at ``rate_per_s`` on the default system (the rate
+    rounded to 0.01 requests/s, as the tables print it; the JSON keeps the half's exact rate)."""
     return f"{POISSON_AT}{rate_per_s:.2f}"
 
 
