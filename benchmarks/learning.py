@@ -238,6 +238,19 @@ EXPERIMENTS: dict[str, Experiment] = {
             "(benchmarks/configs/default_mixture_slo_low.yaml), 1M steps",
         ),
         Experiment(
+            "ppo_mixture_high_observed",
+            "ppo",
+            _mixture_flags(
+                1_000_000,
+                *_entry_overrides("ppo"),
+                env="benchmarks/configs/default_mixture_high_observed.yaml",
+                eval_scenarios=f"{TRAINING_EVALUATION},azure_trace_slo_train",
+            ),
+            "ablation: ppo_mixture_slo without the SLO episodes (its observation and training "
+            "evaluation on default_mixture_high; benchmarks/configs/default_mixture_high_observed.yaml), "
+            "1M steps",
+        ),
+        Experiment(
             "dqn_mixture_high",
             "dqn",
             _mixture_flags(
