@@ -251,6 +251,19 @@ EXPERIMENTS: dict[str, Experiment] = {
             "1M steps",
         ),
         Experiment(
+            "ppo_mixture_high_slo_eval",
+            "ppo",
+            _mixture_flags(
+                1_000_000,
+                *_entry_overrides("ppo"),
+                env="benchmarks/configs/default_mixture_high.yaml",
+                eval_scenarios=f"{TRAINING_EVALUATION},azure_trace_slo_train",
+            ),
+            "ablation: ppo_mixture_high with the SLO scenario's first half in its training "
+            "evaluation, nothing else changed (ppo_mixture_high_observed without the observation "
+            "entries), 1M steps",
+        ),
+        Experiment(
             "dqn_mixture_high",
             "dqn",
             _mixture_flags(
