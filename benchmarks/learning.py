@@ -82,6 +82,9 @@ TRAINING_EVALUATION = (
 )
 """What the runs evaluate on while training (model selection): Poisson at 1 to 400/s, the bursty
 MMPP and the *training* halves of three trace scenarios; never a ``_test`` half."""
+SLO_EVALUATION = f"{TRAINING_EVALUATION},azure_trace_slo_train"
+"""The training evaluation of the experiments across objectives: :data:`TRAINING_EVALUATION` and
+the first half of the SLO scenario (``azure_trace_slo``: 0.2 per request over 80 ms)."""
 
 
 @dataclass(frozen=True)
@@ -217,7 +220,7 @@ EXPERIMENTS: dict[str, Experiment] = {
                 1_000_000,
                 *_entry_overrides("ppo"),
                 env="benchmarks/configs/default_mixture_slo.yaml",
-                eval_scenarios=f"{TRAINING_EVALUATION},azure_trace_slo_train",
+                eval_scenarios=SLO_EVALUATION,
             ),
             "ppo_mixture_high across objectives: 30% of the episodes draw an SLO bound (50-250 ms) "
             "and a penalty per late request (0.05-0.5), and the observation shows the episode's "
@@ -232,7 +235,7 @@ EXPERIMENTS: dict[str, Experiment] = {
                 1_000_000,
                 *_entry_overrides("ppo"),
                 env="benchmarks/configs/default_mixture_slo_low.yaml",
-                eval_scenarios=f"{TRAINING_EVALUATION},azure_trace_slo_train",
+                eval_scenarios=SLO_EVALUATION,
             ),
             "ppo_mixture_slo with 15% of the episodes drawing an SLO objective instead of 30% "
             "(benchmarks/configs/default_mixture_slo_low.yaml), 1M steps",
@@ -244,7 +247,7 @@ EXPERIMENTS: dict[str, Experiment] = {
                 1_000_000,
                 *_entry_overrides("ppo"),
                 env="benchmarks/configs/default_mixture_high_observed.yaml",
-                eval_scenarios=f"{TRAINING_EVALUATION},azure_trace_slo_train",
+                eval_scenarios=SLO_EVALUATION,
             ),
             "ablation: ppo_mixture_slo without the SLO episodes (its observation and training "
             "evaluation on default_mixture_high; benchmarks/configs/default_mixture_high_observed.yaml), "
@@ -257,7 +260,7 @@ EXPERIMENTS: dict[str, Experiment] = {
                 1_000_000,
                 *_entry_overrides("ppo"),
                 env="benchmarks/configs/default_mixture_high.yaml",
-                eval_scenarios=f"{TRAINING_EVALUATION},azure_trace_slo_train",
+                eval_scenarios=SLO_EVALUATION,
             ),
             "ablation: ppo_mixture_high with the SLO scenario's first half in its training "
             "evaluation, nothing else changed (ppo_mixture_high_observed without the observation "
