@@ -362,13 +362,9 @@ class ArrivalConfig:
         if self.trace_window is not None:
             changes["trace_window"] = _trace_window(f"{path}.trace_window", self.trace_window, self.process)
         if self.rate_range_per_s is not None:
-            bounds = _number_list(f"{path}.rate_range_per_s", self.rate_range_per_s, min_len=2)
-            if len(bounds) != 2 or not 0 < bounds[0] <= bounds[1]:
-                raise ConfigError(
-                    f"{path}.rate_range_per_s",
-                    f"must be [low, high] with 0 < low <= high (requests/s), got {list(bounds)}",
-                )
-            changes["rate_range_per_s"] = (bounds[0], bounds[1])
+            changes["rate_range_per_s"] = _optional_range(
+                f"{path}.rate_range_per_s", self.rate_range_per_s, "requests/s", positive=True
+            )
         elif self.rate_range_scale != "linear":
             raise ConfigError(f"{path}.rate_range_scale", "applies only with rate_range_per_s [low, high]")
         return dataclasses.replace(self, **changes)

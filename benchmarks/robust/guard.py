@@ -226,24 +226,32 @@ GUARD_RESULTS = REPO / "docs" / "results" / "robust_guard.json"
 """The grid's training-data figures (the ``guard`` part), read by the ``guard_test`` part."""
 
 
+def guard_grid(specs: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """The ``guard`` part's figures per candidate (``candidates`` of :data:`GUARD_RESULTS`), for
+    the parts that read them; SystemExit naming what to run when the file or a candidate of
+    ``specs`` is missing."""
+    if not GUARD_RESULTS.is_file():
+        raise SystemExit(f"{GUARD_RESULTS} is missing: run --parts guard first")
+    grid = json.loads(GUARD_RESULTS.read_text())["guard"]["candidates"]
+    missing = [spec for spec in specs if spec not in grid]
+    if missing:
+        raise SystemExit(f"{GUARD_RESULTS} has no figures for {missing}: rerun --parts guard")
+    return grid
+
+
 def run_guard_test(args: argparse.Namespace, backend: Backend, command: str) -> tuple[list[str], dict]:
     """The grid's candidates on the second halves of the 30% traces, after the fact: which guard
     setting would have matched the tuned timeout's p99 there, and at what cost on Poisson
     arrivals (the largest Poisson gap of the ``guard`` part, training seeds). An analysis of the
     conflict between the two goals; nothing is chosen here (the default comes from the ``guard``
     part's rule on training data)."""
-    if not GUARD_RESULTS.is_file():
-        raise SystemExit(f"{GUARD_RESULTS} is missing: run --parts guard first")
-    grid = json.loads(GUARD_RESULTS.read_text())["guard"]["candidates"]
+    specs = (OFF, *CANDIDATES)
+    grid = guard_grid(specs)
     seeds = list(range(args.seeds))
     tuned = {
         name: tuned_for(load_scenario(f"{name}_train"), ROBUST_TUNED, backend, command)
         for name in GUARD_TRACES
     }
-    specs = (OFF, *CANDIDATES)
-    missing = [spec for spec in specs if spec not in grid]
-    if missing:
-        raise SystemExit(f"{GUARD_RESULTS} has no figures for {missing}: rerun --parts guard")
     cells = [
         (f"{name}_test", spec, "traces", f"{name}_test", spec, tuned[name])
         for name in GUARD_TRACES

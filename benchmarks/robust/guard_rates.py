@@ -18,7 +18,6 @@ protects the scenario's own SLO and the exact optimum does not apply to an SLO p
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
 from batchenv.scenarios import load_scenario
@@ -30,21 +29,17 @@ from benchmarks.robust.guard import (
     GUARD_SEEDS,
     MAX_POISSON_GAP,
     OFF,
+    guard_grid,
     run_cells,
 )
 from benchmarks.robust.replay import TUNED_DIR
-from benchmarks.robust.surrogate import half_process
+from benchmarks.robust.surrogate import half_rate
 from execution.backends import Backend
 
 TRACES = ("azure_trace_low", "azure_trace_30", "azure_trace", "azure_trace_medium")
 """The excerpt's scenarios whose second half robust loses on p99 without an SLO penalty (25%,
 30%, 150 requests/s, 50%; the ``replay`` part)."""
 SPECS = (OFF, *CANDIDATES)
-
-
-def trace_rate(trace: str) -> float:
-    """The rate (requests/s) at which ``<trace>_test`` replays its half."""
-    return half_process(load_scenario(f"{trace}_test")).window_rate_per_s
 
 
 def poisson_at(rate_per_s: float) -> str:
@@ -74,14 +69,9 @@ def rate_summary(figures: dict[str, dict[str, Any]], largest: dict[str, float]) 
 
 def run_guard_rates(args: argparse.Namespace, backend: Backend, command: str) -> tuple[list[str], dict]:
     """The part (module docstring): its Markdown lines and data."""
-    if not GUARD_RESULTS.is_file():
-        raise SystemExit(f"{GUARD_RESULTS} is missing: run --parts guard first")
-    grid = json.loads(GUARD_RESULTS.read_text())["guard"]["candidates"]
-    missing = [spec for spec in SPECS if spec not in grid]
-    if missing:
-        raise SystemExit(f"{GUARD_RESULTS} has no figures for {missing}: rerun --parts guard")
+    grid = guard_grid(SPECS)
     seeds = list(GUARD_SEEDS)
-    rates = {trace: trace_rate(trace) for trace in TRACES}
+    rates = {trace: half_rate(f"{trace}_test") for trace in TRACES}
     tuned = {
         trace: tuned_for(load_scenario(f"{trace}_train"), TUNED_DIR, backend, command) for trace in TRACES
     }

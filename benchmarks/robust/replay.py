@@ -27,7 +27,7 @@ import numpy as np
 from batchenv.scenarios import load_scenario
 from benchmarks.robust.common import REPO, gap, ms, p99_difference, pct, tuned_for, verdict
 from benchmarks.robust.guard import run_cells
-from benchmarks.robust.surrogate import FRESH_POISSON, SURROGATE_SEED_BASE, half_process, surrogate_name
+from benchmarks.robust.surrogate import FRESH_POISSON, SURROGATE_SEED_BASE, half_rate, surrogate_name
 from execution.backends import Backend
 
 TRACES = ("azure_trace_30", "azure_trace_low", "azure_trace", "azure_trace_slo", "azure_trace_medium")
@@ -107,7 +107,7 @@ def trace_figures(
     half = f"{trace}_test"
     return {
         "half": half,
-        "rate_per_s": half_process(load_scenario(half)).window_rate_per_s,
+        "rate_per_s": half_rate(half),
         "tuned_timeout": tuned["timeout"]["params"],
         "timeout_p99_ms": {
             "recorded": _mean_p99(res[half]["timeout"]),

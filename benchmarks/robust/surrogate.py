@@ -64,6 +64,11 @@ def half_process(config: SystemConfig) -> TraceArrivals:
     return process
 
 
+def half_rate(half: str) -> float:
+    """The rate (requests/s) at which the scenario ``half`` replays its trace half."""
+    return half_process(load_scenario(half)).window_rate_per_s
+
+
 def surrogate_process(name: str) -> tuple[SystemConfig, ArrivalProcess]:
     """The half's scenario and the arrivals of ``name``: the replay of the surrogate (or of the
     recorded half) at the rate the half is replayed at (requests/s), from a random start,
