@@ -685,6 +685,33 @@ def training_curves(
     return curve
 
 
+def target_curves(
+    experiment: Experiment, runs_dir: str, target: str, seeds: Collection[int] | None = None
+) -> list[dict[str, Any]]:
+    """Per evaluation step, one target of the training evaluation across seeds (only the ``seeds``
+    given, if any): its gap to the reference (mean and 95% CI) and the mean share of requests
+    each model served (``model_mix/<name>`` of the evaluation). Steps that not every seed reached
+    are left out; empty when the target is not evaluated."""
+    runs = _seed_runs(experiment, runs_dir, "evaluations.json", seeds)
+    histories = [json.loads(p.read_text()) for p in runs]
+    steps = sorted({h["timesteps"] for history in histories for h in history})
+    curve = []
+    for step in steps:
+        cells = [
+            h["per_rate"][target]
+            for history in histories
+            for h in history
+            if h["timesteps"] == step and target in h["per_rate"]
+        ]
+        if not cells or len(cells) != len(histories):
+            continue
+        mean, half = mean_ci95([c["gap_to_reference"] for c in cells])
+        mix = sorted(k for k in cells[0] if k.startswith("model_mix/"))
+        shares = {k.removeprefix("model_mix/"): float(np.mean([c[k] for c in cells])) for k in mix}
+        curve.append({"timesteps": step, "mean": mean, "ci95": half, "n": len(cells), "model_mix": shares})
+    return curve
+
+
 # --------------------------------------------------------------------------------------------
 # Output
 # --------------------------------------------------------------------------------------------
@@ -749,6 +776,48 @@ def comparison_lines(result: dict[str, Any], heading: str) -> list[str]:
                 ci = "" if cell is None or not math.isfinite(cell["ci95"]) else f" ± {cell['ci95']:.2%}"
                 cells.append("n/a" if cell is None else f"{_pct(cell['mean'])}{ci}")
             lines.append(f"| {target} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return lines
+
+
+def target_curve_lines(result: dict[str, Any]) -> list[str]:
+    """One table per target of ``--curve-targets``: the training evaluation at every step, per
+    experiment (gap to the reference, mean ± 95% CI across seeds, and the share of requests on
+    the first model); empty without such targets."""
+    lines: list[str] = []
+    for target in result["meta"].get("curve_targets", []):
+        curves = {
+            name: experiment["target_curves"][target]
+            for name, experiment in result["experiments"].items()
+            if experiment.get("target_curves", {}).get(target)
+        }
+        if not curves:
+            continue
+        names = list(curves)
+        first_model = next(iter(next(iter(curves.values()))[0]["model_mix"]), None)
+        steps = sorted({row["timesteps"] for curve in curves.values() for row in curve})
+        lines += [
+            f"## Over training: {target}",
+            "",
+            f"The runs' own evaluation of {target} (seeds 10000-10001, 30 s) at every evaluation step: "
+            "gap to the reference (the best of greedy, the timeout and the proposed scheduler), mean "
+            f"± 95% CI across training seeds, and in brackets the mean share of requests sent to "
+            f"{first_model}. Every seed's model at that step, whichever the run kept.",
+            "",
+            "| steps | " + " | ".join(f"{n} ({_seeds(curves[n][0]['n'])})" for n in names) + " |",
+            "|---|" + "---|" * len(names),
+        ]
+        for step in steps:
+            cells = []
+            for name in names:
+                row = next((r for r in curves[name] if r["timesteps"] == step), None)
+                if row is None:
+                    cells.append("n/a")
+                    continue
+                ci = "" if not math.isfinite(row["ci95"]) else f" ± {row['ci95']:.2%}"
+                share = row["model_mix"].get(first_model, float("nan"))
+                cells.append(f"{_pct(row['mean'])}{ci} [{share:.0%}]")
+            lines.append(f"| {step:,} | " + " | ".join(cells) + " |")
         lines.append("")
     return lines
 
@@ -867,6 +936,7 @@ def markdown(result: dict[str, Any]) -> str:
             "",
         ]
     lines += comparison_lines(result, "##")
+    lines += target_curve_lines(result)
     labels = _assessed_labels(result)
     lines += [
         "## Gap to the baselines (the better of greedy and the tuned timeout) per scenario",
@@ -1103,6 +1173,12 @@ def main(argv: list[str] | None = None) -> int:
         help="which model of each seed to assess: best (the lowest mean gap of the training evaluation, "
         "on training-side scenarios only) or final (default best)",
     )
+    parser.add_argument(
+        "--curve-targets",
+        default="",
+        help="comma-separated targets of the training evaluation (e.g. poisson_50) whose every step is "
+        "tabulated per experiment: gap and model mix across seeds (default: none)",
+    )
     parser.add_argument("--no-shipped", action="store_true", help="do not assess checkpoints/*.zip")
     parser.add_argument(
         "--no-gate",
@@ -1140,6 +1216,7 @@ def main(argv: list[str] | None = None) -> int:
     if Path(args.runs_dir).is_absolute():
         parser.error("--runs-dir must be relative to the repository (results name their run folders)")
     scenarios = [s for s in args.scenarios.split(",") if s] if args.scenarios else assessment_scenarios()
+    curve_targets = [t for t in args.curve_targets.split(",") if t]
     if args.collect_only and args.train_only:
         parser.error("--collect-only and --train-only exclude each other")
     if not args.collect_only:
@@ -1163,6 +1240,7 @@ def main(argv: list[str] | None = None) -> int:
             "kept_at": [kept_at_step(m) for m in found],
             "kept_gap": [kept_evaluation(m).get("gap_to_reference") for m in found],
             "curve": training_curves(experiment, args.runs_dir, seeds),
+            "target_curves": {t: target_curves(experiment, args.runs_dir, t, seeds) for t in curve_targets},
             "assessed": name in names,
             "seeds_asked": len(asked),
         }
@@ -1202,6 +1280,7 @@ def main(argv: list[str] | None = None) -> int:
             "assess_horizon_s": args.assess_horizon_s,
             "assess_min_requests": args.assess_min_requests,
             "model": args.model,
+            "curve_targets": curve_targets,
             "out": _shown(args.out),
             "plot": _shown(args.plot) if has_curves else None,
         },

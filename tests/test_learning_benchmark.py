@@ -237,3 +237,41 @@ def test_only_the_unfinished_seeds_are_trained_into_a_continuation_sweep(tmp_pat
         "train dqn_mixture",
         "train dqn_mixture+seeds1_2",
     ]
+
+
+def test_a_target_is_tabulated_at_every_step_every_seed_reached(tmp_path: Path) -> None:
+    import json
+    import os
+
+    learning = _learning()
+    experiment = learning.EXPERIMENTS["dqn_mixture"]
+    runs_dir = os.path.relpath(tmp_path, REPO)
+
+    def record(step: int, gap: float, precise: float) -> dict:
+        cell = {"gap_to_reference": gap, "model_mix/LLM-1": precise, "model_mix/LLM-3": 1 - precise}
+        return {"timesteps": step, "per_rate": {"poisson_50": cell}}
+
+    histories = {
+        0: [record(100, 0.01, 0.0), record(200, 0.03, 0.2), record(300, 0.05, 0.3)],
+        1: [record(100, 0.03, 0.1), record(200, 0.05, 0.4)],  # stopped earlier: no step 300
+    }
+    for seed, history in histories.items():
+        run = tmp_path / "dqn_mixture" / f"dqn_default_mixture_seed{seed}"
+        run.mkdir(parents=True)
+        (run / "evaluations.json").write_text(json.dumps(history))
+        (run / "final_model.zip").write_bytes(b"")
+    curve = learning.target_curves(experiment, runs_dir, "poisson_50")
+    assert [row["timesteps"] for row in curve] == [100, 200]  # 300: only one seed reached it
+    assert curve[1]["mean"] == pytest.approx(0.04) and curve[1]["n"] == 2
+    assert curve[1]["model_mix"] == pytest.approx({"LLM-1": 0.3, "LLM-3": 0.7})
+    assert learning.target_curves(experiment, runs_dir, "high_load") == []
+    assert learning.target_curves(experiment, runs_dir, "poisson_50", {0})[-1]["timesteps"] == 300
+    result = {
+        "meta": {"curve_targets": ["poisson_50", "high_load"]},
+        "experiments": {"dqn_mixture": {"target_curves": {"poisson_50": curve, "high_load": []}}},
+    }
+    lines = learning.target_curve_lines(result)
+    assert "## Over training: poisson_50" in lines and "## Over training: high_load" not in lines
+    assert "| 200 | +4.00% ± 12.71% [30%] |" in lines
+    assert any("share of requests sent to LLM-1" in line for line in lines)
+    assert learning.target_curve_lines({"meta": {}, "experiments": {}}) == []
