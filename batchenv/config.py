@@ -54,6 +54,8 @@ evaluation, which records every request (about 200 bytes each)."""
 ARRIVAL_PROCESSES = ("poisson", "mmpp", "diurnal", "trace", "mixture")
 RATE_RANGE_SCALES = ("linear", "log")
 RATE_SCALES = ("linear", "log")
+SLO_WAIT_MODES = ("always", "penalised")
+"""``env.observe_slo_wait``: when the oldest-wait-over-the-bound entry reads the wait."""
 
 
 _MAX_MESSAGE = 400
@@ -700,6 +702,9 @@ class EnvConfig:
         share of itself plus the latency cost of ``max_wait_ms``, and the oldest wait relative
         to the episode's SLO bound (for agents trained across objectives,
         ``reward.slo_probability``); default false.
+    :param observe_slo_wait: with ``observe_slo``, when the second entry reads the oldest wait
+        over the episode's bound: ``"always"`` (the default) or ``"penalised"`` (only in episodes
+        with an SLO penalty, ``w_slo > 0``; 0 in the others, where the bound costs nothing).
     """
 
     batch_choice: bool = False
@@ -708,6 +713,7 @@ class EnvConfig:
     extra_rate_taus_s: tuple[float, ...] = ()
     rate_ewma_unbiased: bool = False
     observe_slo: bool = False
+    observe_slo_wait: str = "always"
 
     def validate(self, path: str) -> EnvConfig:
         """The env options, checked; ConfigError naming the field under ``path`` otherwise."""
@@ -716,6 +722,11 @@ class EnvConfig:
         if self.rate_scale not in RATE_SCALES:
             raise ConfigError(
                 f"{path}.rate_scale", f"must be one of {RATE_SCALES}, got {short_repr(self.rate_scale)}"
+            )
+        if self.observe_slo_wait not in SLO_WAIT_MODES:
+            raise ConfigError(
+                f"{path}.observe_slo_wait",
+                f"must be one of {SLO_WAIT_MODES}, got {short_repr(self.observe_slo_wait)}",
             )
         for name in ("rate_ewma_unbiased", "observe_slo"):
             if not isinstance(getattr(self, name), bool):
@@ -734,6 +745,7 @@ class EnvConfig:
             extra_rate_taus_s=taus,
             rate_ewma_unbiased=self.rate_ewma_unbiased,
             observe_slo=self.observe_slo,
+            observe_slo_wait=self.observe_slo_wait,
         )
 
 
@@ -922,6 +934,7 @@ _LEFT_OUT_AT_DEFAULT: dict[str, dict[str, Any]] = {
         "extra_rate_taus_s": (),
         "rate_ewma_unbiased": False,
         "observe_slo": False,
+        "observe_slo_wait": "always",
     },
     "reward": {"slo_probability": 0.0, "slo_ms_range": None, "w_slo_range": None},
 }

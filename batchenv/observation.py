@@ -93,6 +93,7 @@ class ObservationBuilder:
             *(("slo_weight", "oldest_wait_slo") if env.observe_slo else ()),
         )
         self._observe_slo = env.observe_slo
+        self._slo_wait_always = env.observe_slo_wait == "always"
         self._latency_cost_of_max_wait = config.reward.w_latency_per_s * config.max_wait_ms / 1000.0
         self.max_throughput_per_s = table.max_throughput_per_s(n_workers)
         self._inv_batch = 1.0 / config.max_batch_size
@@ -166,7 +167,7 @@ class ObservationBuilder:
         if self._observe_slo:
             w_slo = sim.w_slo
             scale = w_slo + self._latency_cost_of_max_wait
-            late = oldest_s / sim.slo_s
+            late = oldest_s / sim.slo_s if self._slo_wait_always or w_slo > 0.0 else 0.0
             obs.append(w_slo / scale if scale > 0.0 else 0.0)
             obs.append(late if late < clip else clip)
         return np.array(obs, dtype=np.float32)

@@ -241,6 +241,19 @@ EXPERIMENTS: dict[str, Experiment] = {
             "(benchmarks/configs/default_mixture_slo_low.yaml), 1M steps",
         ),
         Experiment(
+            "ppo_mixture_slo_gated",
+            "ppo",
+            _mixture_flags(
+                1_000_000,
+                *_entry_overrides("ppo"),
+                env="benchmarks/configs/default_mixture_slo_gated.yaml",
+                eval_scenarios=SLO_EVALUATION,
+            ),
+            "ppo_mixture_slo with the oldest-wait entry of the objective read only in the episodes "
+            "with an SLO penalty, 0 in the others (env.observe_slo_wait: penalised; "
+            "benchmarks/configs/default_mixture_slo_gated.yaml), 1M steps",
+        ),
+        Experiment(
             "ppo_mixture_high_observed",
             "ppo",
             _mixture_flags(

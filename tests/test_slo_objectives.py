@@ -45,18 +45,23 @@ def test_bad_objective_draws_name_the_field(reward: dict, field: str) -> None:
     assert err.value.field == field
 
 
-def test_observe_slo_must_be_a_boolean() -> None:
+@pytest.mark.parametrize(
+    ("env", "field"),
+    [({"observe_slo": "yes"}, "env.observe_slo"), ({"observe_slo_wait": "never"}, "env.observe_slo_wait")],
+)
+def test_bad_slo_observation_options_name_the_field(env: dict, field: str) -> None:
     with pytest.raises(ConfigError) as err:
-        SystemConfig(env={"observe_slo": "yes"})
-    assert err.value.field == "env.observe_slo"
+        SystemConfig(env=env)
+    assert err.value.field == field
 
 
 def test_new_fields_at_their_defaults_leave_the_yaml_unchanged() -> None:
     text = SystemConfig().to_yaml()
     for name in ("slo_probability", "slo_ms_range", "w_slo_range", "observe_slo"):
         assert name not in text
-    drawn = _drawing(0.3, observe_slo=True)
-    assert SystemConfig.from_dict(drawn.to_dict()) == drawn
+    for mode in ("always", "penalised"):
+        drawn = _drawing(0.3, observe_slo=True, observe_slo_wait=mode)
+        assert SystemConfig.from_dict(drawn.to_dict()) == drawn
 
 
 def test_without_draws_the_episode_keeps_the_system_objective_and_its_arrivals() -> None:
@@ -109,6 +114,27 @@ def test_the_observation_shows_the_episodes_objective() -> None:
     sim = Simulator(SystemConfig())
     sim.reset(0)
     assert plain(sim)[-2] == 0.0  # no SLO penalty
+
+
+def test_the_wait_entry_can_read_only_in_episodes_with_a_penalty() -> None:
+    """``observe_slo_wait: penalised``: 0 in an episode without an SLO penalty, the oldest wait
+    over the bound in one with it; the rest of the observation as with ``always``."""
+    seen = set()
+    for seed in range(12):
+        readings = []
+        for mode in ("always", "penalised"):
+            config = _drawing(0.5, observe_slo=True, observe_slo_wait=mode)
+            builder, sim = ObservationBuilder(config), Simulator(config)
+            sim.reset(seed)
+            for _ in range(40):
+                sim.step(None if sim.queue_len < 6 else (0, 6))
+            readings.append((builder(sim), sim.w_slo, sim.oldest_wait_s / sim.slo_s))
+        (always, w_slo, late), (penalised, _, _) = readings
+        np.testing.assert_array_equal(always[:-1], penalised[:-1])
+        assert always[-1] == pytest.approx(min(late, 2.0), rel=1e-5)
+        assert penalised[-1] == (always[-1] if w_slo > 0 else 0.0)
+        seen.add((w_slo > 0, always[-1] > 0))
+    assert seen == {(True, True), (False, True)}  # both kinds of episode, each with a wait
 
 
 def test_the_env_with_drawn_objectives_passes_gymnasiums_checker() -> None:
