@@ -44,7 +44,9 @@ OBSERVATION_TABLE = """\
 | 7 + w  | remaining busy time of worker w / longest service time         | 0   | 1   |
 | 7 + W + k | arrival rate EWMA (tau = env.extra_rate_taus_s[k]), scaled as 4 | 0 | 2 |
 | last 2 | SLO weight w_slo / (w_slo + w_latency_per_s x max_wait_s)   | 0 | 1 |
-|        | wait of the oldest request / the episode's SLO bound, clipped  | 0 | 2 |
+|        | wait of the oldest request / the episode's SLO bound, clipped (*) | 0 | 2 |
+
+(*) 0 in an episode without an SLO penalty when ``env.observe_slo_wait`` is ``penalised``.
 """
 """The observation vector, index by index (a Markdown table; also in the env's docstring)."""
 
