@@ -267,6 +267,20 @@ EXPERIMENTS: dict[str, Experiment] = {
             "1M steps",
         ),
         Experiment(
+            "ppo_mixture_high_blank",
+            "ppo",
+            _mixture_flags(
+                1_000_000,
+                *_entry_overrides("ppo"),
+                env="benchmarks/configs/default_mixture_high_blank.yaml",
+                eval_scenarios=SLO_EVALUATION,
+            ),
+            "ablation: ppo_mixture_high_observed with both entries of the objective reading 0 "
+            "(env.observe_slo_wait: penalised, no SLO episode; "
+            "benchmarks/configs/default_mixture_high_blank.yaml): what ppo_mixture_high_slo_eval "
+            "sees, on a network with two more inputs, 1M steps",
+        ),
+        Experiment(
             "ppo_mixture_high_slo_eval",
             "ppo",
             _mixture_flags(
