@@ -294,6 +294,32 @@ EXPERIMENTS: dict[str, Experiment] = {
             "entries), 1M steps",
         ),
         Experiment(
+            "ppo_mixture_high_short",
+            "ppo",
+            _mixture_flags(
+                1_000_000,
+                *_entry_overrides("ppo"),
+                env="benchmarks/configs/default_mixture_high_short.yaml",
+                eval_scenarios=SLO_EVALUATION,
+            ),
+            "ppo_mixture_high_slo_eval with 10 s training episodes instead of 60 s, six times as "
+            "many draws of the workload per step (benchmarks/configs/default_mixture_high_short.yaml), "
+            "1M steps",
+        ),
+        Experiment(
+            "ppo_mixture_high_wide",
+            "ppo",
+            _mixture_flags(
+                1_000_000,
+                *_entry_overrides("ppo"),
+                "policy_kwargs:{net_arch: [256, 256]}",
+                env="benchmarks/configs/default_mixture_high.yaml",
+                eval_scenarios=SLO_EVALUATION,
+            ),
+            "ppo_mixture_high_slo_eval with two hidden layers of 256 units instead of 64 in the "
+            "policy and the value networks, 1M steps",
+        ),
+        Experiment(
             "dqn_mixture_high",
             "dqn",
             _mixture_flags(
@@ -739,6 +765,36 @@ def target_curves(
     return curve
 
 
+def target_seeds(
+    experiment: Experiment, runs_dir: str, target: str, seeds: Collection[int] | None = None
+) -> list[dict[str, Any]]:
+    """Per seed, one target of the training evaluation: its gap to the reference at the step the
+    run kept (the first step with the lowest mean gap over the targets, as the run's callback keeps
+    ``best_model.zip``), at the step where the target itself was lowest, and at the last step.
+    Would a model kept on this target alone have been better? Empty when it is not evaluated."""
+    rows = []
+    for path in _seed_runs(experiment, runs_dir, "evaluations.json", seeds):
+        history = [h for h in json.loads(path.read_text()) if target in h["per_rate"]]
+        if not history:
+            continue
+        kept = min(history, key=lambda h: h["gap_to_reference"])
+        best = min(history, key=lambda h: h["per_rate"][target]["gap_to_reference"])
+        rows.append(
+            {
+                "seed": _seed_of(path.parent),
+                **{
+                    f"{which}_step": int(h["timesteps"])
+                    for which, h in (("kept", kept), ("best", best), ("last", history[-1]))
+                },
+                **{
+                    f"{which}_gap": float(h["per_rate"][target]["gap_to_reference"])
+                    for which, h in (("kept", kept), ("best", best), ("last", history[-1]))
+                },
+            }
+        )
+    return rows
+
+
 # --------------------------------------------------------------------------------------------
 # Output
 # --------------------------------------------------------------------------------------------
@@ -845,6 +901,45 @@ def target_curve_lines(result: dict[str, Any]) -> list[str]:
                 share = row["model_mix"].get(first_model, float("nan"))
                 cells.append(f"{_pct(row['mean'])}{ci} [{share:.0%}]")
             lines.append(f"| {step:,} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return lines
+
+
+def target_seed_lines(result: dict[str, Any]) -> list[str]:
+    """One table per target of ``--curve-targets``: per seed and experiment, the target's gap at
+    the step the run kept, at the step where the target was lowest, and at the last step; empty
+    without such targets."""
+    lines: list[str] = []
+    for target in result["meta"].get("curve_targets", []):
+        per_seed = {
+            name: {row["seed"]: row for row in experiment["target_seeds"][target]}
+            for name, experiment in result["experiments"].items()
+            if experiment.get("target_seeds", {}).get(target)
+        }
+        if not per_seed:
+            continue
+        names = list(per_seed)
+        lines += [
+            f"## Per seed: {target}",
+            "",
+            f"The runs' own evaluation of {target} (seeds 10000-10001, 30 s): its gap to the reference "
+            "at the step the run kept (lowest mean over the training evaluation's targets), at the "
+            "step where this target alone was lowest, and at the last step (steps in thousands).",
+            "",
+            "| seed | " + " | ".join(f"{n}: kept / lowest / last" for n in names) + " |",
+            "|---|" + "---|" * len(names),
+        ]
+        for seed in sorted({seed for rows in per_seed.values() for seed in rows}):
+            cells = []
+            for name in names:
+                row = per_seed[name].get(seed)
+                cells.append(
+                    "n/a"
+                    if row is None
+                    else f"{_pct(row['kept_gap'])} ({row['kept_step'] // 1000}k) / "
+                    f"{_pct(row['best_gap'])} ({row['best_step'] // 1000}k) / {_pct(row['last_gap'])}"
+                )
+            lines.append(f"| {seed} | " + " | ".join(cells) + " |")
         lines.append("")
     return lines
 
@@ -964,6 +1059,7 @@ def markdown(result: dict[str, Any]) -> str:
         ]
     lines += comparison_lines(result, "##")
     lines += target_curve_lines(result)
+    lines += target_seed_lines(result)
     labels = _assessed_labels(result)
     lines += [
         "## Gap to the baselines (the better of greedy and the tuned timeout) per scenario",
@@ -1268,6 +1364,7 @@ def main(argv: list[str] | None = None) -> int:
             "kept_gap": [kept_evaluation(m).get("gap_to_reference") for m in found],
             "curve": training_curves(experiment, args.runs_dir, seeds),
             "target_curves": {t: target_curves(experiment, args.runs_dir, t, seeds) for t in curve_targets},
+            "target_seeds": {t: target_seeds(experiment, args.runs_dir, t, seeds) for t in curve_targets},
             "assessed": name in names,
             "seeds_asked": len(asked),
         }

@@ -275,3 +275,55 @@ def test_a_target_is_tabulated_at_every_step_every_seed_reached(tmp_path: Path) 
     assert "| 200 | +4.00% ± 12.71% [30%] |" in lines
     assert any("share of requests sent to LLM-1" in line for line in lines)
     assert learning.target_curve_lines({"meta": {}, "experiments": {}}) == []
+
+
+def test_per_seed_the_kept_step_is_set_against_the_targets_lowest(tmp_path: Path) -> None:
+    import json
+    import os
+
+    learning = _learning()
+    experiment = learning.EXPERIMENTS["dqn_mixture"]
+    runs_dir = os.path.relpath(tmp_path, REPO)
+
+    def record(step: int, mean: float, busy: float) -> dict:
+        return {
+            "timesteps": step,
+            "gap_to_reference": mean,
+            "per_rate": {"poisson_50": {"gap_to_reference": busy}},
+        }
+
+    histories = {
+        # kept at 200k (lowest mean, first of two equal), poisson_50 lowest at 100k
+        3: [
+            record(100_000, 0.05, 0.01),
+            record(200_000, 0.02, 0.04),
+            record(300_000, 0.02, 0.03),
+            record(400_000, 0.06, 0.09),
+        ],
+        7: [record(100_000, 0.01, 0.02)],
+    }
+    for seed, history in histories.items():
+        run = tmp_path / "dqn_mixture" / f"dqn_default_mixture_seed{seed}"
+        run.mkdir(parents=True)
+        (run / "evaluations.json").write_text(json.dumps(history))
+        (run / "final_model.zip").write_bytes(b"")
+    rows = learning.target_seeds(experiment, runs_dir, "poisson_50")
+    assert [row["seed"] for row in rows] == [3, 7]
+    assert rows[0] == {
+        "seed": 3,
+        "kept_step": 200_000,
+        "best_step": 100_000,
+        "last_step": 400_000,
+        "kept_gap": 0.04,
+        "best_gap": 0.01,
+        "last_gap": 0.09,
+    }
+    assert learning.target_seeds(experiment, runs_dir, "high_load") == []
+    assert [row["seed"] for row in learning.target_seeds(experiment, runs_dir, "poisson_50", {7})] == [7]
+    result = {
+        "meta": {"curve_targets": ["poisson_50", "high_load"]},
+        "experiments": {"dqn_mixture": {"target_seeds": {"poisson_50": rows, "high_load": []}}},
+    }
+    lines = learning.target_seed_lines(result)
+    assert "## Per seed: poisson_50" in lines and "## Per seed: high_load" not in lines
+    assert "| 3 | +4.00% (200k) / +1.00% (100k) / +9.00% |" in lines
