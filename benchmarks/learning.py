@@ -320,6 +320,19 @@ EXPERIMENTS: dict[str, Experiment] = {
             "policy and the value networks, 1M steps",
         ),
         Experiment(
+            "ppo_mixture_high_short_wide",
+            "ppo",
+            _mixture_flags(
+                1_000_000,
+                *_entry_overrides("ppo"),
+                "policy_kwargs:{net_arch: [256, 256]}",
+                env="benchmarks/configs/default_mixture_high_short.yaml",
+                eval_scenarios=SLO_EVALUATION,
+            ),
+            "ppo_mixture_high_short and ppo_mixture_high_wide together: 10 s training episodes and "
+            "two hidden layers of 256 units, 1M steps",
+        ),
+        Experiment(
             "dqn_mixture_high",
             "dqn",
             _mixture_flags(
