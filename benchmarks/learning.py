@@ -1313,7 +1313,8 @@ def main(argv: list[str] | None = None) -> int:
         "--curve-targets",
         default="",
         help="comma-separated targets of the training evaluation (e.g. poisson_50) whose every step is "
-        "tabulated per experiment: gap and model mix across seeds (default: none)",
+        "tabulated per experiment: gap and model mix across seeds; and per seed, the gap at the kept "
+        "step, at the target's own lowest step and at the last (default: none)",
     )
     parser.add_argument("--no-shipped", action="store_true", help="do not assess checkpoints/*.zip")
     parser.add_argument(
