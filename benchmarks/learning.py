@@ -85,6 +85,9 @@ MMPP and the *training* halves of three trace scenarios; never a ``_test`` half.
 SLO_EVALUATION = f"{TRAINING_EVALUATION},azure_trace_slo_train"
 """The training evaluation of the experiments across objectives: :data:`TRAINING_EVALUATION` and
 the first half of the SLO scenario (``azure_trace_slo``: 0.2 per request over 80 ms)."""
+WIDE_LAYERS = "policy_kwargs:{net_arch: [256, 256]}"
+"""The ``--hyperparams`` override of the wide experiments: two hidden layers of 256 units in the
+policy and the value networks (64 in agents/hyperparams/ppo.yml)."""
 
 
 @dataclass(frozen=True)
@@ -312,7 +315,7 @@ EXPERIMENTS: dict[str, Experiment] = {
             _mixture_flags(
                 1_000_000,
                 *_entry_overrides("ppo"),
-                "policy_kwargs:{net_arch: [256, 256]}",
+                WIDE_LAYERS,
                 env="benchmarks/configs/default_mixture_high.yaml",
                 eval_scenarios=SLO_EVALUATION,
             ),
@@ -325,7 +328,7 @@ EXPERIMENTS: dict[str, Experiment] = {
             _mixture_flags(
                 1_000_000,
                 *_entry_overrides("ppo"),
-                "policy_kwargs:{net_arch: [256, 256]}",
+                WIDE_LAYERS,
                 env="benchmarks/configs/default_mixture_high_short.yaml",
                 eval_scenarios=SLO_EVALUATION,
             ),
@@ -790,21 +793,16 @@ def target_seeds(
         history = [h for h in json.loads(path.read_text()) if target in h["per_rate"]]
         if not history:
             continue
-        kept = min(history, key=lambda h: h["gap_to_reference"])
-        best = min(history, key=lambda h: h["per_rate"][target]["gap_to_reference"])
-        rows.append(
-            {
-                "seed": _seed_of(path.parent),
-                **{
-                    f"{which}_step": int(h["timesteps"])
-                    for which, h in (("kept", kept), ("best", best), ("last", history[-1]))
-                },
-                **{
-                    f"{which}_gap": float(h["per_rate"][target]["gap_to_reference"])
-                    for which, h in (("kept", kept), ("best", best), ("last", history[-1]))
-                },
-            }
-        )
+        points = {
+            "kept": min(history, key=lambda h: h["gap_to_reference"]),
+            "best": min(history, key=lambda h: h["per_rate"][target]["gap_to_reference"]),
+            "last": history[-1],
+        }
+        row: dict[str, Any] = {"seed": _seed_of(path.parent)}
+        for which, h in points.items():
+            row[f"{which}_step"] = int(h["timesteps"])
+            row[f"{which}_gap"] = float(h["per_rate"][target]["gap_to_reference"])
+        rows.append(row)
     return rows
 
 

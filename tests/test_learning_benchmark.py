@@ -239,13 +239,23 @@ def test_only_the_unfinished_seeds_are_trained_into_a_continuation_sweep(tmp_pat
     ]
 
 
-def test_a_target_is_tabulated_at_every_step_every_seed_reached(tmp_path: Path) -> None:
+def _finished_dqn_mixture_runs(tmp_path: Path, histories: dict[int, list[dict]]) -> str:
+    """Finished run folders of ``dqn_mixture`` under ``tmp_path``, one per seed with its training
+    evaluations; returns the runs directory relative to the repository."""
     import json
     import os
 
+    for seed, history in histories.items():
+        run = tmp_path / "dqn_mixture" / f"dqn_default_mixture_seed{seed}"
+        run.mkdir(parents=True)
+        (run / "evaluations.json").write_text(json.dumps(history))
+        (run / "final_model.zip").write_bytes(b"")
+    return os.path.relpath(tmp_path, REPO)
+
+
+def test_a_target_is_tabulated_at_every_step_every_seed_reached(tmp_path: Path) -> None:
     learning = _learning()
     experiment = learning.EXPERIMENTS["dqn_mixture"]
-    runs_dir = os.path.relpath(tmp_path, REPO)
 
     def record(step: int, gap: float, precise: float) -> dict:
         cell = {"gap_to_reference": gap, "model_mix/LLM-1": precise, "model_mix/LLM-3": 1 - precise}
@@ -255,11 +265,7 @@ def test_a_target_is_tabulated_at_every_step_every_seed_reached(tmp_path: Path) 
         0: [record(100, 0.01, 0.0), record(200, 0.03, 0.2), record(300, 0.05, 0.3)],
         1: [record(100, 0.03, 0.1), record(200, 0.05, 0.4)],  # stopped earlier: no step 300
     }
-    for seed, history in histories.items():
-        run = tmp_path / "dqn_mixture" / f"dqn_default_mixture_seed{seed}"
-        run.mkdir(parents=True)
-        (run / "evaluations.json").write_text(json.dumps(history))
-        (run / "final_model.zip").write_bytes(b"")
+    runs_dir = _finished_dqn_mixture_runs(tmp_path, histories)
     curve = learning.target_curves(experiment, runs_dir, "poisson_50")
     assert [row["timesteps"] for row in curve] == [100, 200]  # 300: only one seed reached it
     assert curve[1]["mean"] == pytest.approx(0.04) and curve[1]["n"] == 2
@@ -278,12 +284,8 @@ def test_a_target_is_tabulated_at_every_step_every_seed_reached(tmp_path: Path) 
 
 
 def test_per_seed_the_kept_step_is_set_against_the_targets_lowest(tmp_path: Path) -> None:
-    import json
-    import os
-
     learning = _learning()
     experiment = learning.EXPERIMENTS["dqn_mixture"]
-    runs_dir = os.path.relpath(tmp_path, REPO)
 
     def record(step: int, mean: float, busy: float) -> dict:
         return {
@@ -302,11 +304,7 @@ def test_per_seed_the_kept_step_is_set_against_the_targets_lowest(tmp_path: Path
         ],
         7: [record(100_000, 0.01, 0.02)],
     }
-    for seed, history in histories.items():
-        run = tmp_path / "dqn_mixture" / f"dqn_default_mixture_seed{seed}"
-        run.mkdir(parents=True)
-        (run / "evaluations.json").write_text(json.dumps(history))
-        (run / "final_model.zip").write_bytes(b"")
+    runs_dir = _finished_dqn_mixture_runs(tmp_path, histories)
     rows = learning.target_seeds(experiment, runs_dir, "poisson_50")
     assert [row["seed"] for row in rows] == [3, 7]
     assert rows[0] == {
