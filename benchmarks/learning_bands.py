@@ -45,11 +45,11 @@ sys.path.insert(0, str(REPO))
 from scipy.stats import fisher_exact  # noqa: E402
 
 from batchenv.config import SystemConfig  # noqa: E402
-from batchenv.fileio import write_atomic  # noqa: E402
+from batchenv.fileio import write_atomic, write_json_atomic  # noqa: E402
 from batchenv.scenarios import load_scenario  # noqa: E402
 from batchenv.timing import ServiceTable  # noqa: E402
 
-__all__ = ["BANDS", "ExperimentSeeds", "band", "collect", "main", "render"]
+__all__ = ["BANDS", "ExperimentSeeds", "band", "collect", "main", "render", "summarise"]
 
 TOLERANCE = 0.02
 """The goal of issue-level claims in docs/rl.md: at most 2% above the baselines."""
@@ -169,48 +169,74 @@ def _fisher(a: int, n_a: int, b: int, n_b: int) -> float:
     return float(fisher_exact([[a, n_a - a], [b, n_b - b]])[1])
 
 
-def render(
+def summarise(
     experiments: dict[str, ExperimentSeeds], reference: str | None, command: str, capacity_per_s: float
-) -> str:
-    """The markdown page: per experiment the failing seeds per band and the clean seeds."""
+) -> dict[str, Any]:
+    """The results (JSON-ready): the bands' scenarios and, per experiment, its seeds, the seeds
+    failing in each band, the clean seeds and, against ``reference``, Fisher's p of each count."""
     if reference is not None and reference not in experiments:
         read = ", ".join(experiments)
         raise SystemExit(f"--reference {reference!r}: not among the experiments read ({read})")
     scenarios = sorted(set().union(*(e.scenarios for e in experiments.values())))
     band_of = {s: band(s, capacity_per_s) for s in scenarios}
+    ref = experiments[reference] if reference else None
+    rows: dict[str, Any] = {}
+    for exp in experiments.values():
+        n = len(exp.models)
+        row: dict[str, Any] = {
+            "seeds": n,
+            "failing": {which: [_seed_of(m) for m in exp.failing(band_of, which)] for which in BANDS},
+            "clean": [_seed_of(m) for m in exp.clean()],
+        }
+        if ref is not None and exp is not ref:
+            counts = {which: len(ref.failing(band_of, which)) for which in BANDS} | {
+                "clean": len(ref.clean())
+            }
+            mine = {which: len(row["failing"][which]) for which in BANDS} | {"clean": len(row["clean"])}
+            row["p_vs_reference"] = {k: _fisher(mine[k], n, counts[k], len(ref.models)) for k in mine}
+        rows[exp.name] = row
+    return {
+        "meta": {
+            "command": command,
+            "tolerance": TOLERANCE,
+            "busy_load": BUSY_LOAD,
+            "moderate_rate_per_s": MODERATE_RATE_PER_S,
+            "capacity_per_s": capacity_per_s,
+            "reference": reference,
+        },
+        "bands": {which: [s for s in scenarios if band_of[s] == which] for which in BANDS},
+        "experiments": rows,
+    }
+
+
+def render(summary: dict[str, Any]) -> str:
+    """The markdown page of :func:`summarise`'s results."""
+    meta, reference = summary["meta"], summary["meta"]["reference"]
     lines = [
         "# Learning: failing training seeds per load band",
         "",
-        f"Produced by `{command}` (reads the results files only). A seed fails on a scenario when its "
-        f"model is more than {TOLERANCE:.0%} above the better of greedy and the tuned timeout there. "
-        f"Bands: **busy** = stationary arrivals at {BUSY_LOAD:.0%} or more of LLM-3's capacity "
-        f"({capacity_per_s:.2f} requests/s); **moderate** = stationary arrivals from "
-        f"{MODERATE_RATE_PER_S:g} requests/s up to the busy band; **slo** = an SLO penalty; "
-        "**clean** = within the goal on every assessed scenario. Cells: failing seeds / seeds "
-        "(the seeds)"
+        f"Produced by `{meta['command']}` (reads the results files only). A seed fails on a scenario "
+        f"when its model is more than {meta['tolerance']:.0%} above the better of greedy and the tuned "
+        f"timeout there. Bands: **busy** = stationary arrivals at {meta['busy_load']:.0%} or more of "
+        f"LLM-3's capacity ({meta['capacity_per_s']:.2f} requests/s); **moderate** = stationary "
+        f"arrivals from {meta['moderate_rate_per_s']:g} requests/s up to the busy band; **slo** = an "
+        "SLO penalty; **clean** = within the goal on every assessed scenario. Cells: failing seeds / "
+        "seeds (the seeds)"
         + (f"; p = Fisher's exact test (two-sided) against `{reference}`." if reference else "."),
         "",
     ]
-    for name in BANDS:
-        members = [s for s in scenarios if band_of[s] == name]
-        lines.append(f"- {name}: {', '.join(f'`{s}`' for s in members) or 'none'}")
+    for which, members in summary["bands"].items():
+        lines.append(f"- {which}: {', '.join(f'`{s}`' for s in members) or 'none'}")
     lines += ["", "| experiment | seeds | busy | moderate | slo | clean |", "|---|---:|---|---|---|---|"]
-    ref = experiments[reference] if reference else None
-    for exp in experiments.values():
-        n = len(exp.models)
+    for name, row in summary["experiments"].items():
+        n, p = row["seeds"], row.get("p_vs_reference")
         cells = []
         for which in BANDS:
-            failing = exp.failing(band_of, which)
-            cell = f"{len(failing)}/{n} ({', '.join(_seed_of(m) for m in failing) or '-'})"
-            if ref is not None and exp is not ref:
-                p = _fisher(len(failing), n, len(ref.failing(band_of, which)), len(ref.models))
-                cell += f", p = {p:.3f}"
-            cells.append(cell)
-        clean = exp.clean()
-        clean_cell = f"{len(clean)}/{n}"
-        if ref is not None and exp is not ref:
-            clean_cell += f", p = {_fisher(len(clean), n, len(ref.clean()), len(ref.models)):.3f}"
-        lines.append(f"| `{exp.name}` | {n} | {' | '.join(cells)} | {clean_cell} |")
+            failing = row["failing"][which]
+            cell = f"{len(failing)}/{n} ({', '.join(failing) or '-'})"
+            cells.append(cell + (f", p = {p[which]:.3f}" if p else ""))
+        clean = f"{len(row['clean'])}/{n}" + (f", p = {p['clean']:.3f}" if p else "")
+        lines.append(f"| `{name}` | {n} | {' | '.join(cells)} | {clean} |")
     return "\n".join(lines) + "\n"
 
 
@@ -218,7 +244,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("results", nargs="+", type=Path, help="JSON files written by benchmarks/learning.py")
     parser.add_argument("--reference", default=None, help="experiment the others are tested against")
+    parser.add_argument(
+        "--experiments",
+        default=None,
+        help="comma-separated experiments to count, in this order (default: every one read, in file order)",
+    )
     parser.add_argument("--markdown", type=Path, default=None, help="write the page here (default: print it)")
+    parser.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     args = parser.parse_args(argv)
     command = "python benchmarks/learning_bands.py " + shlex.join(
         [str(a) for a in (argv if argv is not None else sys.argv[1:])]
@@ -226,7 +258,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     experiments = collect(args.results)
     if not experiments:
         raise SystemExit("no experiment assessed in " + ", ".join(map(str, args.results)))
-    page = render(experiments, args.reference, command, default_capacity_per_s())
+    if args.experiments is not None:
+        wanted = [name for name in args.experiments.split(",") if name]
+        unknown = [name for name in wanted if name not in experiments]
+        if unknown or not wanted:
+            missing, read = ", ".join(unknown) or "none", ", ".join(experiments)
+            raise SystemExit(f"--experiments {args.experiments!r}: {missing} not read ({read})")
+        experiments = {name: experiments[name] for name in wanted}
+    summary = summarise(experiments, args.reference, command, default_capacity_per_s())
+    if args.out is not None:
+        write_json_atomic(args.out, summary)
+        print(f"wrote {args.out}")
+    page = render(summary)
     if args.markdown is None:
         print(page, end="")
     else:

@@ -89,7 +89,10 @@ def test_counts_seeds_per_band_merges_files_and_tests_against_the_reference(tmp_
     assert [bands._seed_of(m) for m in ref.clean()] == ["2"]
     assert [bands._seed_of(m) for m in new.clean()] == ["0", "1"]
 
-    page = bands.render(experiments, "ref", "python benchmarks/learning_bands.py a.json b.json", 576.58)
+    summary = bands.summarise(experiments, "ref", "python benchmarks/learning_bands.py a.json b.json", 576.58)
+    assert summary["experiments"]["new"]["failing"] == {"busy": ["2"], "moderate": [], "slo": []}
+    assert "p_vs_reference" not in summary["experiments"]["ref"]
+    page = bands.render(summary)
     p_busy = fisher_exact([[1, 2], [1, 3]])[1]
     assert f"| `new` | 3 | 1/3 (2), p = {p_busy:.3f} |" in page
     assert "| `ref` | 4 | 1/4 (0) | 1/4 (1) | 0/4 (-) | 1/4 |" in page
@@ -117,6 +120,8 @@ def test_bad_results_files_are_refused_with_the_path(tmp_path: Path) -> None:
     good = _results(tmp_path / "good.json", {"default": {"ppo": {0: 0.0}}})
     with pytest.raises(SystemExit, match="--reference 'dqn': not among the experiments read"):
         bands.main([str(good), "--reference", "dqn"])
+    with pytest.raises(SystemExit, match="--experiments 'ppo,dqn': dqn not read"):
+        bands.main([str(good), "--experiments", "ppo,dqn"])
 
 
 def test_the_committed_page_is_what_the_command_writes(tmp_path: Path) -> None:
@@ -126,7 +131,14 @@ def test_the_committed_page_is_what_the_command_writes(tmp_path: Path) -> None:
     command = page.split("Produced by `", 1)[1].split("`", 1)[0]
     argv = command.split()[2:]
     out = tmp_path / "page.md"
-    at = argv.index("--markdown")
-    argv[at + 1] = str(out)
-    bands.main([str(REPO / a) if a.endswith(".json") else a for a in argv])
+    argv[argv.index("--markdown") + 1] = str(out)
+    if "--out" in argv:  # the JSON next to it: written to tmp_path, compared with the committed one
+        committed = REPO / argv[argv.index("--out") + 1]
+        argv[argv.index("--out") + 1] = str(tmp_path / "bands.json")
+    bands.main([str(REPO / a) if a.endswith(".json") and not a.startswith("/") else a for a in argv])
     assert out.read_text(encoding="utf-8").split("(reads", 1)[1] == page.split("(reads", 1)[1]
+    if "--out" in command.split():
+        written = json.loads((tmp_path / "bands.json").read_text(encoding="utf-8"))
+        expected = json.loads(committed.read_text(encoding="utf-8"))
+        written["meta"].pop("command"), expected["meta"].pop("command")
+        assert written == expected
