@@ -89,6 +89,12 @@ WIDE_LAYERS = "policy_kwargs:{net_arch: [256, 256]}"
 """The ``--hyperparams`` override of the wide experiments: two hidden layers of 256 units in the
 policy and the value networks (64 in agents/hyperparams/ppo.yml)."""
 
+ENTROPY_BONUS = "ent_coef:0.01"
+"""The ``--hyperparams`` override of the entropy experiment: SB3's entropy coefficient (0 in
+agents/hyperparams/ppo.yml)."""
+SMALL_ENTROPY_BONUS = "ent_coef:0.001"
+"""The override of the small-entropy experiment: a tenth of :data:`ENTROPY_BONUS`."""
+
 
 @dataclass(frozen=True)
 class Experiment:
@@ -334,6 +340,31 @@ EXPERIMENTS: dict[str, Experiment] = {
             ),
             "ppo_mixture_high_short and ppo_mixture_high_wide together: 10 s training episodes and "
             "two hidden layers of 256 units, 1M steps",
+        ),
+        Experiment(
+            "ppo_mixture_high_entropy",
+            "ppo",
+            _mixture_flags(
+                1_000_000,
+                *_entry_overrides("ppo"),
+                ENTROPY_BONUS,
+                env="benchmarks/configs/default_mixture_high.yaml",
+                eval_scenarios=SLO_EVALUATION,
+            ),
+            "ppo_mixture_high_slo_eval with an entropy bonus (ent_coef 0.01 instead of 0): the "
+            "policy keeps trying the other models and batch choices for longer, 1M steps",
+        ),
+        Experiment(
+            "ppo_mixture_high_entropy_small",
+            "ppo",
+            _mixture_flags(
+                1_000_000,
+                *_entry_overrides("ppo"),
+                SMALL_ENTROPY_BONUS,
+                env="benchmarks/configs/default_mixture_high.yaml",
+                eval_scenarios=SLO_EVALUATION,
+            ),
+            "ppo_mixture_high_entropy with a tenth of its bonus (ent_coef 0.001), 1M steps",
         ),
         Experiment(
             "dqn_mixture_high",
