@@ -169,6 +169,11 @@ def _fisher(a: int, n_a: int, b: int, n_b: int) -> float:
     return float(fisher_exact([[a, n_a - a], [b, n_b - b]])[1])
 
 
+def _p_text(p: float) -> str:
+    """``p = 0.049``, or ``p < 0.001`` below what three decimals show."""
+    return "p < 0.001" if p < 0.0005 else f"p = {p:.3f}"
+
+
 def summarise(
     experiments: dict[str, ExperimentSeeds], reference: str | None, command: str, capacity_per_s: float
 ) -> dict[str, Any]:
@@ -234,8 +239,8 @@ def render(summary: dict[str, Any]) -> str:
         for which in BANDS:
             failing = row["failing"][which]
             cell = f"{len(failing)}/{n} ({', '.join(failing) or '-'})"
-            cells.append(cell + (f", p = {p[which]:.3f}" if p else ""))
-        clean = f"{len(row['clean'])}/{n}" + (f", p = {p['clean']:.3f}" if p else "")
+            cells.append(cell + (f", {_p_text(p[which])}" if p else ""))
+        clean = f"{len(row['clean'])}/{n}" + (f", {_p_text(p['clean'])}" if p else "")
         lines.append(f"| `{name}` | {n} | {' | '.join(cells)} | {clean} |")
     return "\n".join(lines) + "\n"
 
