@@ -273,6 +273,7 @@ def test_optional_sources_are_marked_pending_when_absent(tmp_path: Path) -> None
         src.VERIFICATION: False,
         src.LEARNING: False,
         src.LEARNING_RERUN: False,
+        src.LEARNING_BANDS: False,
         src.SIM_TO_REAL: False,
         src.TRACE_RESULTS: False,
         src.EXTERNAL_TRACES: False,
@@ -290,6 +291,7 @@ def test_optional_sources_are_marked_pending_when_absent(tmp_path: Path) -> None
         "resTrBoundMaxRobust",
         "resGtClosestMs",
         "resRpPoisMs",
+        "resRLBandsRefBusy",
     ):
         assert bd.macros.value(name) == src.PENDING, name
     assert "fig_learning.pdf" not in bd.figures
@@ -441,3 +443,53 @@ def test_shown_values_round_like_the_tables() -> None:
     assert (v.tex(sign=True), v.ci_tex()) == (r"\ensuremath{-}13.98", "4.80")
     assert Shown.of(-0.000001, 2, 100.0).tex(sign=True) == r"\ensuremath{-}0.00"
     assert math.isclose(Shown.of(2.51, 1).x, 2.5)
+
+
+def test_bands_macros_count_the_reference_seeds_and_the_smallest_p_of_the_changes(tmp_path: Path) -> None:
+    root = _results_root(tmp_path)
+    bands = root / src.LEARNING_BANDS
+    bands.parent.mkdir(parents=True, exist_ok=True)
+    data = {
+        "meta": {"reference": "ref"},
+        "experiments": {
+            "ref": {
+                "seeds": 20,
+                "failing": {"busy": ["1", "4"], "moderate": ["2"], "slo": []},
+                "clean": ["0"],
+            },
+            "a": {
+                "seeds": 10,
+                "failing": {"busy": [], "moderate": ["3"], "slo": []},
+                "clean": ["0", "1"],
+                "p_vs_reference": {"busy": 0.54, "moderate": 1.0, "slo": 1.0, "clean": 0.25},
+            },
+            "b": {
+                "seeds": 8,
+                "failing": {"busy": ["5"], "moderate": [], "slo": []},
+                "clean": ["0"],
+                "p_vs_reference": {"busy": 1.0, "moderate": 0.456, "slo": 1.0, "clean": 1.0},
+            },
+        },
+    }
+    bands.write_text(json.dumps(data))
+    bd = report_build.compute(root, only_committed=False)
+    assert bd.present[src.LEARNING_BANDS] is True
+    values = {k: v.value for k, v in bd.macros.results.items() if k.startswith("resRLBands")}
+    assert values == {
+        "resRLBandsRefSeeds": "20",
+        "resRLBandsRefBusy": "2",
+        "resRLBandsRefModerate": "1",
+        "resRLBandsRefClean": "1",
+        "resRLBandsChanges": "2",
+        "resRLBandsChangeSeeds": "8",
+        "resRLBandsMinBusyP": "0.54",
+        "resRLBandsMinModerateP": "0.46",
+    }
+    assert bd.macros.flags["rlBandsNoneSignificant"][0] is True
+    data["experiments"]["b"]["p_vs_reference"]["moderate"] = 0.04
+    bands.write_text(json.dumps(data))
+    assert report_build.compute(root, only_committed=False).macros.flags["rlBandsNoneSignificant"][0] is False
+    data["meta"]["reference"] = "c"
+    bands.write_text(json.dumps(data))
+    with pytest.raises(src.BuildError, match=r"meta\.reference 'c' is not among its experiments"):
+        report_build.compute(root, only_committed=False)

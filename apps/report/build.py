@@ -11,7 +11,7 @@ from typing import Any
 
 from apps.report import formal_numbers, numbers, objectives, parameters, sim_to_real, tables, traces
 from apps.report.figures import figure_data, frontier_data
-from apps.report.learning import learning_numbers, rerun_numbers
+from apps.report.learning import bands_numbers, learning_numbers, rerun_numbers
 from apps.report.macros import Macros, render_numbers, used_macros
 from apps.report.names import MODEL_LETTERS
 from apps.report.sources import (
@@ -25,6 +25,7 @@ from apps.report.sources import (
     GENERATED,
     GUARD_TEST,
     LEARNING,
+    LEARNING_BANDS,
     LEARNING_RERUN,
     REPLAY,
     REPO,
@@ -131,6 +132,8 @@ def compute(root: Path = REPO, only_committed: bool = True) -> Build:
         build.tables["tab_rl.tex"] = tables.rl_table(learning) if learning else tables.pending_table(LEARNING)
     with reading(LEARNING_RERUN):
         rerun_numbers(m, _optional(src, build, LEARNING_RERUN))
+    with reading(LEARNING_BANDS):
+        bands_numbers(m, _optional(src, build, LEARNING_BANDS))
     with reading(ROBUST):
         robust = src.read_json(ROBUST)
         traces.robust_numbers(m, robust)

@@ -16,14 +16,16 @@ from typing import Any
 from apps.report.formatting import fint, fpct
 from apps.report.macros import Macros, add_pending
 from apps.report.names import ALGO_NAMES
-from apps.report.sources import LEARNING, LEARNING_RERUN, BuildError
+from apps.report.sources import LEARNING, LEARNING_BANDS, LEARNING_RERUN, BuildError
 
 __all__ = [
+    "BANDS_KEYS",
     "RERUN_AGENTS",
     "RERUN_KEYS",
     "RL_AGENTS",
     "RL_KEYS",
     "RL_TOLERANCE",
+    "bands_numbers",
     "learning_numbers",
     "rerun_numbers",
     "rl_agent_label",
@@ -243,3 +245,53 @@ def rerun_numbers(macros: Macros, data: dict[str, Any] | None) -> None:
             macros.add(name, values[name], s, key)
         else:
             add_pending(macros, {name: key}, s)
+
+
+SIGNIFICANCE = 0.05
+"""The level below which a change's count of failing seeds differs from the reference's."""
+BANDS_KEYS = {
+    "resRLBandsRefSeeds": "experiments[meta.reference].seeds",
+    "resRLBandsRefBusy": "len(experiments[meta.reference].failing.busy)",
+    "resRLBandsRefModerate": "len(experiments[meta.reference].failing.moderate)",
+    "resRLBandsRefClean": "len(experiments[meta.reference].clean)",
+    "resRLBandsChanges": "number of experiments other than meta.reference",
+    "resRLBandsChangeSeeds": "min over those experiments of seeds",
+    "resRLBandsMinBusyP": "min over those experiments of p_vs_reference.busy",
+    "resRLBandsMinModerateP": "min over those experiments of p_vs_reference.moderate",
+}
+
+
+def bands_numbers(macros: Macros, data: dict[str, Any] | None) -> None:
+    """learning_bands.json: how many training seeds of the reference experiment fail the goal at
+    busy and at moderate loads, and how far the changes tried move those counts (the smallest
+    Fisher p against the reference); ``[pending]`` when the file is absent."""
+    s = LEARNING_BANDS
+    if data is None:
+        add_pending(macros, BANDS_KEYS, s)
+        macros.flags["rlBandsNoneSignificant"] = (False, f"{s} absent")
+        return
+    reference = data.get("meta", {}).get("reference")
+    experiments = data.get("experiments") or {}
+    if reference not in experiments:
+        raise BuildError(f"{s}: meta.reference {reference!r} is not among its experiments")
+    ref = experiments[reference]
+    others = [row for name, row in experiments.items() if name != reference]
+    if not others:
+        raise BuildError(f"{s}: no experiment besides the reference {reference!r}")
+    values = {
+        "resRLBandsRefSeeds": str(ref["seeds"]),
+        "resRLBandsRefBusy": str(len(ref["failing"]["busy"])),
+        "resRLBandsRefModerate": str(len(ref["failing"]["moderate"])),
+        "resRLBandsRefClean": str(len(ref["clean"])),
+        "resRLBandsChanges": str(len(others)),
+        "resRLBandsChangeSeeds": str(min(row["seeds"] for row in others)),
+        "resRLBandsMinBusyP": f"{min(row['p_vs_reference']['busy'] for row in others):.2f}",
+        "resRLBandsMinModerateP": f"{min(row['p_vs_reference']['moderate'] for row in others):.2f}",
+    }
+    for name, value in values.items():
+        macros.add(name, value, s, BANDS_KEYS[name])
+    smallest = min(row["p_vs_reference"][band] for row in others for band in ("busy", "moderate"))
+    macros.flags["rlBandsNoneSignificant"] = (
+        smallest >= SIGNIFICANCE,
+        f"{s}: min over the changes of p_vs_reference.busy and .moderate >= {SIGNIFICANCE}",
+    )

@@ -33,6 +33,7 @@ __all__ = [
     "GENERATED",
     "GUARD_TEST",
     "LEARNING",
+    "LEARNING_BANDS",
     "LEARNING_RERUN",
     "OPTIONAL",
     "PENDING",
@@ -75,6 +76,7 @@ VERIFICATION_TA = "docs/results/verification_ta.json"
 ENV_SPEED = "benchmarks/results/env_speed.json"
 LEARNING = "benchmarks/results/learning.json"
 LEARNING_RERUN = "benchmarks/results/learning_rerun.json"
+LEARNING_BANDS = "benchmarks/results/learning_bands.json"
 ROBUST = "docs/results/robust.json"
 GUARD_TEST = "docs/results/robust_guard_test.json"
 REPLAY = "docs/results/robust_replay.json"
@@ -107,6 +109,7 @@ SOURCES = {
     "--no-shipped --no-gate --jobs 2 --runs-dir runs/learning_rerun "
     "--out benchmarks/results/learning_rerun.json --plot benchmarks/results/learning_rerun.png "
     "--markdown docs/results/learning_rerun.md --rl-doc none",
+    LEARNING_BANDS: "python benchmarks/learning_bands.py (the command in docs/results/learning_bands.md)",
     FRONTIERS: "python benchmarks/frontiers.py",
     SENSITIVITY: "python benchmarks/sensitivity.py",
     ROBUST: "python benchmarks/robust_eval.py --parts traces,mmpp,poisson,design",
@@ -131,6 +134,7 @@ SOURCES = {
 OPTIONAL = {
     LEARNING: "RL",
     LEARNING_RERUN: "RLRerun",
+    LEARNING_BANDS: "RLBands",
     VERIFICATION: "Verification",
     SIM_TO_REAL: "SimReal",
     TRACE_RESULTS: "TraceResults",
