@@ -4,14 +4,13 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import shlex
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from benchmark_scripts import load_script
 
 from batchenv import scenarios
 from batchenv.config import ConfigError
@@ -34,12 +33,7 @@ HEADER = "input_length,output_length,latency,timestamp,architecture,scale"
 
 
 def _script(name: str):
-    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script(name)
 
 
 def _write(path: Path, rows: list[str], header: str = HEADER) -> Path:

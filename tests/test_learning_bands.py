@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
+from benchmark_scripts import load_script
 from scipy.stats import fisher_exact
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def _bands():
-    spec = importlib.util.spec_from_file_location("learning_bands", REPO / "benchmarks" / "learning_bands.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["learning_bands"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script("learning_bands")
 
 
 def _results(path: Path, gaps: dict[str, dict[str, dict[int, float]]]) -> Path:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
 import shlex
-import sys
 from pathlib import Path
 
 import pytest
+from benchmark_scripts import load_script
 
 from apps import train
 from batchenv.scenarios import load_scenario, trace_scenarios
@@ -16,11 +15,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _learning():
-    spec = importlib.util.spec_from_file_location("learning_benchmark", REPO / "benchmarks" / "learning.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["learning_benchmark"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script("learning", "learning_benchmark")
 
 
 def test_experiments_are_valid_train_commands_with_relative_folders() -> None:

@@ -5,13 +5,12 @@ shipped file itself."""
 from __future__ import annotations
 
 import csv
-import importlib.util
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from benchmark_scripts import load_script
 
 from batchenv import servegen
 from batchenv.config import ConfigError
@@ -110,13 +109,7 @@ def test_missing_folder_and_bad_span_are_refused(tmp_path: Path, monkeypatch) ->
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location(
-        "make_trace_excerpts", REPO / "benchmarks" / "make_trace_excerpts.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["make_trace_excerpts"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script("make_trace_excerpts")
 
 
 def test_script_writes_the_busiest_hour_and_checks_its_source(tmp_path: Path, capsys) -> None:

@@ -5,13 +5,12 @@ characterise them (batchenv.trace_stats, benchmarks/trace_table.py)."""
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from benchmark_scripts import load_script
 
 from batchenv.config import ConfigError
 from batchenv.trace_prep import (
@@ -63,11 +62,7 @@ ATTRIBUTION = {
 
 
 def _script(name: str):
-    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script(name)
 
 
 def _rows(name: str) -> list[dict[str, str]]:
