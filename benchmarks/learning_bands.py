@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shlex
 import sys
 from collections.abc import Sequence
@@ -44,7 +45,7 @@ sys.path.insert(0, str(REPO))
 
 from scipy.stats import fisher_exact  # noqa: E402
 
-from batchenv.config import SystemConfig  # noqa: E402
+from batchenv.config import ConfigError, SystemConfig  # noqa: E402
 from batchenv.fileio import write_atomic, write_json_atomic  # noqa: E402
 from batchenv.scenarios import load_scenario  # noqa: E402
 from batchenv.timing import ServiceTable  # noqa: E402
@@ -59,6 +60,8 @@ no stationary scenario between 30% and 50%, so any value in between gives the sa
 MODERATE_RATE_PER_S = 100.0
 """Lowest mean arrival rate (requests/s) of the moderate band."""
 BANDS = ("busy", "moderate", "slo")
+SCENARIO_NAME = re.compile(r"[A-Za-z0-9_]+")
+"""What a scenario name of a results file may hold: a name of the suite, never a path."""
 MAX_FILE_BYTES = 64 * 2**20
 """Largest results file read (a learning JSON of 34 scenarios and 20 seeds is about 1 MB)."""
 
@@ -68,7 +71,12 @@ def band(scenario: str, capacity_per_s: float) -> str | None:
 
     :param capacity_per_s: LLM-3's largest throughput on one worker (requests/s).
     """
-    config = load_scenario(scenario)
+    if not SCENARIO_NAME.fullmatch(scenario):
+        raise SystemExit(f"scenario {scenario!r}: not a scenario name (letters, digits and '_')")
+    try:
+        config = load_scenario(scenario)
+    except ConfigError as exc:
+        raise SystemExit(f"scenario {scenario!r} of the results: {exc}") from None
     if config.reward.w_slo > 0:
         return "slo"
     arrivals = config.arrivals

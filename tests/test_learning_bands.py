@@ -112,6 +112,10 @@ def test_bad_results_files_are_refused_with_the_path(tmp_path: Path) -> None:
         bands.collect([bad_row])
     with pytest.raises(SystemExit, match=r"missing\.json: cannot read it"):
         bands.collect([tmp_path / "missing.json"])
+    for scenario, message in (("../x.yaml", "not a scenario name"), ("nope", "unknown scenario 'nope'")):
+        named = _results(tmp_path / "named.json", {scenario: {"ppo": {0: 0.0}}})
+        with pytest.raises(SystemExit, match=message):
+            bands.main([str(named)])
     good = _results(tmp_path / "good.json", {"default": {"ppo": {0: 0.0}}})
     with pytest.raises(SystemExit, match="--reference 'dqn': not among the experiments read"):
         bands.main([str(good), "--reference", "dqn"])
