@@ -367,6 +367,20 @@ EXPERIMENTS: dict[str, Experiment] = {
             "ppo_mixture_high_entropy with a tenth of its bonus (ent_coef 0.001), 1M steps",
         ),
         Experiment(
+            "ppo_mixture_high_entropy_wide",
+            "ppo",
+            _mixture_flags(
+                1_000_000,
+                *_entry_overrides("ppo"),
+                ENTROPY_BONUS,
+                WIDE_LAYERS,
+                env="benchmarks/configs/default_mixture_high.yaml",
+                eval_scenarios=SLO_EVALUATION,
+            ),
+            "ppo_mixture_high_entropy and ppo_mixture_high_wide together: the entropy bonus 0.01 and "
+            "two hidden layers of 256 units, 1M steps",
+        ),
+        Experiment(
             "dqn_mixture_high",
             "dqn",
             _mixture_flags(
