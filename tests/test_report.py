@@ -493,3 +493,8 @@ def test_bands_macros_count_the_reference_seeds_and_the_smallest_p_of_the_change
     bands.write_text(json.dumps(data))
     with pytest.raises(src.BuildError, match=r"meta\.reference 'c' is not among its experiments"):
         report_build.compute(root, only_committed=False)
+    data["meta"]["reference"] = "ref"
+    del data["experiments"]["a"]["p_vs_reference"]
+    bands.write_text(json.dumps(data))
+    with pytest.raises(src.BuildError, match=r"no 'experiments\.a\.p_vs_reference'"):
+        report_build.compute(root, only_committed=False)

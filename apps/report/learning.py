@@ -16,7 +16,7 @@ from typing import Any
 from apps.report.formatting import fint, fpct
 from apps.report.macros import Macros, add_pending
 from apps.report.names import ALGO_NAMES
-from apps.report.sources import LEARNING, LEARNING_BANDS, LEARNING_RERUN, BuildError
+from apps.report.sources import LEARNING, LEARNING_BANDS, LEARNING_RERUN, BuildError, need
 
 __all__ = [
     "BANDS_KEYS",
@@ -270,27 +270,33 @@ def bands_numbers(macros: Macros, data: dict[str, Any] | None) -> None:
         add_pending(macros, BANDS_KEYS, s)
         macros.flags["rlBandsNoneSignificant"] = (False, f"{s} absent")
         return
-    reference = data.get("meta", {}).get("reference")
-    experiments = data.get("experiments") or {}
+    reference = need(data, "meta", "reference", source=s)
+    experiments = need(data, "experiments", source=s)
     if reference not in experiments:
         raise BuildError(f"{s}: meta.reference {reference!r} is not among its experiments")
-    ref = experiments[reference]
-    others = [row for name, row in experiments.items() if name != reference]
+    others = [name for name in experiments if name != reference]
     if not others:
         raise BuildError(f"{s}: no experiment besides the reference {reference!r}")
+
+    def field(name: str, *keys: str) -> Any:
+        return need(data, "experiments", name, *keys, source=s)
+
+    def p_of(name: str, band: str) -> float:
+        return float(field(name, "p_vs_reference", band))
+
     values = {
-        "resRLBandsRefSeeds": str(ref["seeds"]),
-        "resRLBandsRefBusy": str(len(ref["failing"]["busy"])),
-        "resRLBandsRefModerate": str(len(ref["failing"]["moderate"])),
-        "resRLBandsRefClean": str(len(ref["clean"])),
+        "resRLBandsRefSeeds": str(field(reference, "seeds")),
+        "resRLBandsRefBusy": str(len(field(reference, "failing", "busy"))),
+        "resRLBandsRefModerate": str(len(field(reference, "failing", "moderate"))),
+        "resRLBandsRefClean": str(len(field(reference, "clean"))),
         "resRLBandsChanges": str(len(others)),
-        "resRLBandsChangeSeeds": str(min(row["seeds"] for row in others)),
-        "resRLBandsMinBusyP": f"{min(row['p_vs_reference']['busy'] for row in others):.2f}",
-        "resRLBandsMinModerateP": f"{min(row['p_vs_reference']['moderate'] for row in others):.2f}",
+        "resRLBandsChangeSeeds": str(min(field(name, "seeds") for name in others)),
+        "resRLBandsMinBusyP": f"{min(p_of(name, 'busy') for name in others):.2f}",
+        "resRLBandsMinModerateP": f"{min(p_of(name, 'moderate') for name in others):.2f}",
     }
     for name, value in values.items():
         macros.add(name, value, s, BANDS_KEYS[name])
-    smallest = min(row["p_vs_reference"][band] for row in others for band in ("busy", "moderate"))
+    smallest = min(p_of(name, band) for name in others for band in ("busy", "moderate"))
     macros.flags["rlBandsNoneSignificant"] = (
         smallest >= SIGNIFICANCE,
         f"{s}: min over the changes of p_vs_reference.busy and .moderate >= {SIGNIFICANCE}",
