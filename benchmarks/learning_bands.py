@@ -102,8 +102,8 @@ class ExperimentSeeds:
 
     name: str
     models: list[str] = field(default_factory=list)
-    failures: dict[str, dict[str, float]] = field(default_factory=dict)
-    """model path -> {scenario: gap to the baselines} for the gaps over :data:`TOLERANCE`."""
+    failures: dict[str, set[str]] = field(default_factory=dict)
+    """model path -> the scenarios where its gap to the baselines is over :data:`TOLERANCE`."""
     scenarios: set[str] = field(default_factory=set)
 
     def failing(self, band_of: dict[str, str | None], which: str) -> list[str]:
@@ -131,9 +131,9 @@ def _read(path: Path) -> dict[str, Any]:
     return data
 
 
-def _file_failures(path: Path) -> dict[str, dict[str, tuple[set[str], dict[str, float]]]]:
-    """Per experiment and model of one file: the scenarios assessed and the gaps over the goal."""
-    out: dict[str, dict[str, tuple[set[str], dict[str, float]]]] = {}
+def _file_failures(path: Path) -> dict[str, dict[str, tuple[set[str], set[str]]]]:
+    """Per experiment and model of one file: the scenarios assessed and those over the goal."""
+    out: dict[str, dict[str, tuple[set[str], set[str]]]] = {}
     for scenario, entry in _read(path)["assessment"].items():
         agents = entry.get("agents", {}) if isinstance(entry, dict) else {}
         for name, agent in agents.items():
@@ -145,10 +145,10 @@ def _file_failures(path: Path) -> dict[str, dict[str, tuple[set[str], dict[str, 
                         f"results file {path}: scenario {scenario!r}, agent {name!r}: a model row "
                         "without 'model' and a numeric 'gap_to_baselines'"
                     ) from None
-                assessed, over = out.setdefault(name, {}).setdefault(model, (set(), {}))
+                assessed, over = out.setdefault(name, {}).setdefault(model, (set(), set()))
                 assessed.add(scenario)
                 if gap > TOLERANCE:
-                    over[scenario] = gap
+                    over.add(scenario)
     return out
 
 
