@@ -43,6 +43,7 @@ import numpy as np
 
 from batchenv.arrivals import ArrivalProcess, make_arrival_process, start_episode
 from batchenv.config import SystemConfig
+from batchenv.queue_view import QueueView
 from batchenv.timing import ServiceTable
 
 __all__ = ["Batch", "Decision", "Policy", "Simulator", "simulate"]
@@ -69,7 +70,7 @@ class Batch(NamedTuple):
     first_request: int  # index of its first request in Simulator.admitted_arrivals_s
 
 
-class Simulator:
+class Simulator(QueueView):
     """Exact event-driven simulation of the queue and workers of a :class:`SystemConfig`.
 
     :param config: the system.
@@ -192,27 +193,6 @@ class Simulator:
         return chunk
 
     # ------------------------------------------------------------------ state (read-only)
-    @property
-    def queue_len(self) -> int:
-        """Number of waiting requests."""
-        return len(self._queue) - self._head
-
-    @property
-    def oldest_arrival_s(self) -> float:
-        """Arrival time (s) of the oldest waiting request (``inf`` if the queue is empty)."""
-        return self._queue[self._head] if len(self._queue) > self._head else float("inf")
-
-    @property
-    def oldest_wait_s(self) -> float:
-        """How long (s) the oldest waiting request has waited (0 if the queue is empty)."""
-        return self.now_s - self._queue[self._head] if len(self._queue) > self._head else 0.0
-
-    @property
-    def mean_wait_s(self) -> float:
-        """Mean time (s) waited so far by the waiting requests (0 if the queue is empty)."""
-        q = len(self._queue) - self._head
-        return self.now_s - self._sum_waiting_arrivals_s / q if q else 0.0
-
     def waiting_arrivals_s(self) -> list[float]:
         """Arrival times (s) of the waiting requests, oldest first (a copy)."""
         return self._queue[self._head :]
@@ -229,12 +209,6 @@ class Simulator:
         return self._queue[len(self._queue) - count :]
 
     @property
-    def n_idle_workers(self) -> int:
-        """Workers idle now."""
-        now = self.now_s
-        return sum(1 for f in self.free_at_s if f <= now)
-
-    @property
     def n_in_service(self) -> int:
         """Requests in batches that are still running at ``now_s``."""
         now = self.now_s
@@ -244,43 +218,6 @@ class Simulator:
     def n_completed(self) -> int:
         """Requests whose batch has finished by ``now_s``."""
         return self.n_served - self.n_in_service
-
-    @property
-    def n_arrived(self) -> int:
-        """Requests arrived so far (admitted or dropped)."""
-        return self.n_admitted + self.n_dropped
-
-    @property
-    def shielded(self) -> bool:
-        """True at an epoch where the oldest request has waited ``max_wait_ms``: wait is not allowed."""
-        head = self._head
-        return (
-            len(self._queue) > head
-            and self.now_s >= self._queue[head] + self.max_wait_s
-            and min(self.free_at_s) <= self.now_s
-        )
-
-    def observe(self) -> tuple[float, int, float, float, int, float]:
-        """The state a server can observe, in one call (the env's observation is built from it):
-        ``(now_s, queue_len, oldest_wait_s, mean_wait_s, n_arrived, busy_time_s)``."""
-        now = self.now_s
-        head = self._head
-        q = len(self._queue) - head
-        if q:
-            oldest = now - self._queue[head]
-            mean = now - self._sum_waiting_arrivals_s / q
-        else:
-            oldest = mean = 0.0
-        return now, q, oldest, mean, self.n_admitted + self.n_dropped, self.busy_time_s()
-
-    def busy_time_s(self) -> float:
-        """Total busy time (s) of all workers from 0 to ``now_s``."""
-        now = self.now_s
-        return sum(self.busy_s) - sum(f - now for f in self.free_at_s if f > now)
-
-    def service_s(self, model: int, batch_size: int) -> float:
-        """Service time (s) of a batch of ``batch_size`` on ``model``."""
-        return self._service_s[model][batch_size]
 
     @property
     def admitted_arrivals_s(self) -> list[float]:

@@ -5,8 +5,9 @@ decision epochs, timed waits, timeout shield, FIFO batches, lowest-numbered idle
 accrual) but it is *fed* the arrival times as a real server observes them instead of drawing
 them, and it is advanced to a given time, never beyond: it only ever knows the past. It exposes
 the attributes a scheduler reads (``now_s``, ``queue_len``, ``oldest_arrival_s``,
-``oldest_wait_s``, ``mean_wait_s``, ``n_arrived``, ``shielded``, ``busy_time_s()``, ...), so
-any :class:`agents.base.Scheduler` runs on it unchanged.
+``oldest_wait_s``, ``mean_wait_s``, ``n_arrived``, ``shielded``, ``busy_time_s()``, ...) through
+the simulator's own :class:`batchenv.queue_view.QueueView`, so any :class:`agents.base.Scheduler`
+runs on it unchanged.
 
 Given the same arrivals, a scheduler's shadow makes the same decisions at the same times as the
 scheduler in the real simulator (a test checks this batch by batch); its accrued cost and
@@ -30,6 +31,7 @@ import math
 from typing import Any
 
 from batchenv.config import SystemConfig
+from batchenv.queue_view import QueueView
 from batchenv.sim import Decision
 from batchenv.timing import ServiceTable
 
@@ -74,7 +76,7 @@ class LatencyHistogram:
         return self._low_s * self._ratio
 
 
-class ShadowSim:
+class ShadowSim(QueueView):
     """A scheduler simulated on observed arrivals (module docstring).
 
     :param config: the system (as the real simulator's).
@@ -146,60 +148,9 @@ class ShadowSim:
 
     # ------------------------------------------------------------------ state read by policies
     @property
-    def queue_len(self) -> int:
-        """Number of waiting requests."""
-        return len(self._queue) - self._head
-
-    @property
     def head_index(self) -> int:
         """Index (0-based, over the episode's admitted requests) of the oldest waiting request."""
         return self._offset + self._head
-
-    @property
-    def oldest_arrival_s(self) -> float:
-        """Arrival time (s) of the oldest waiting request (inf if none)."""
-        return self._queue[self._head] if len(self._queue) > self._head else math.inf
-
-    @property
-    def oldest_wait_s(self) -> float:
-        """How long (s) the oldest waiting request has waited (0 if none)."""
-        return self.now_s - self._queue[self._head] if len(self._queue) > self._head else 0.0
-
-    @property
-    def mean_wait_s(self) -> float:
-        """Mean time (s) waited so far by the waiting requests (0 if none)."""
-        q = len(self._queue) - self._head
-        return self.now_s - self._sum_waiting_arrivals_s / q if q else 0.0
-
-    @property
-    def n_arrived(self) -> int:
-        """Requests arrived so far (admitted and dropped)."""
-        return self.n_admitted + self.n_dropped
-
-    @property
-    def n_idle_workers(self) -> int:
-        """Workers idle at ``now_s``."""
-        now = self.now_s
-        return sum(1 for f in self.free_at_s if f <= now)
-
-    @property
-    def shielded(self) -> bool:
-        """True at an epoch where the oldest request has waited ``max_wait_ms``."""
-        head = self._head
-        return (
-            len(self._queue) > head
-            and self.now_s >= self._queue[head] + self.max_wait_s
-            and min(self.free_at_s) <= self.now_s
-        )
-
-    def busy_time_s(self) -> float:
-        """Total busy time (s) of all workers from 0 to ``now_s``."""
-        now = self.now_s
-        return sum(self.busy_s) - sum(f - now for f in self.free_at_s if f > now)
-
-    def service_s(self, model: int, batch_size: int) -> float:
-        """Service time (s) of a batch of ``batch_size`` on ``model``."""
-        return self._service_s[model][batch_size]
 
     @property
     def cost(self) -> float:
