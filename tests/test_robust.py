@@ -83,6 +83,39 @@ def test_a_shadow_makes_the_simulators_decisions(scenario, make):
     assert copied.n_forced == alone.n_forced == 0
 
 
+class _StateRecorder:
+    """Wraps a scheduler and records, at each decision epoch, what it reads of the state."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.seen: list[tuple] = []
+
+    def reset(self, state) -> None:
+        self.seen = []
+        self.inner.reset(state)
+
+    def __call__(self, state):
+        self.seen.append(
+            (*state.observe(), state.oldest_arrival_s, state.shielded, state.n_idle_workers, state.n_arrived)
+        )
+        return self.inner(state)
+
+
+@pytest.mark.parametrize("scenario", ["bursty", "multi_gpu"])
+def test_a_shadow_shows_its_scheduler_the_simulators_state(scenario):
+    """At every decision epoch a scheduler reads the same state (clock, queue, waits, arrivals,
+    busy time, shield, idle workers) in its shadow as in the simulator: both read it through
+    batchenv.queue_view.QueueView."""
+    config = load_scenario(scenario).replace(horizon_s=4.0)
+    alone = _StateRecorder(Proposed(config))
+    simulate(config, alone, seed=5)
+    portfolio = ExpertPortfolio(config, [lambda c: _StateRecorder(Proposed(c))])
+    simulate(config, portfolio, seed=5)
+    shadowed = portfolio.experts[0]
+    assert len(alone.seen) > 100
+    assert shadowed.seen == alone.seen
+
+
 @pytest.mark.parametrize("scenario", ["bursty", "azure_trace"])
 def test_real_cost_is_the_spliced_shadow_costs(scenario):
     """With a rule that switches easily, the real cost equals the followed shadows' costs
