@@ -2,7 +2,9 @@
 for a real server.
 
 A scheduler (:class:`agents.base.Scheduler`, or any :data:`batchenv.sim.Policy`) decides from
-these members alone. :class:`batchenv.sim.Simulator` provides them exactly (simulated time);
+these members alone. :class:`batchenv.sim.Simulator` provides them exactly (simulated time;
+the queue-reading members through :class:`batchenv.queue_view.QueueView`, which the robust
+scheduler's shadow simulations share);
 :class:`serving.engine.ServerState` provides them on a real server (wall-clock time since the
 start of the server's episode, service times from the config's table), so a scheduler runs
 unchanged in both. ``tests/test_serving_state.py`` runs every scheduler through a view that
