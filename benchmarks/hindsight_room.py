@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from agents.hindsight import episode_bound
-from agents.hindsight.workers import DEFAULT_BEAM, check_beam
+from agents.hindsight.workers import DEFAULT_BEAM, PROJECTIONS, check_beam
 from agents.registry import make_agent, run_episode, split_specs
 from batchenv.config import ConfigError
 from batchenv.fileio import write_atomic
@@ -45,9 +45,11 @@ def measure(
     seeds: list[int],
     horizon_s: float | None = None,
     beam: int = DEFAULT_BEAM,
+    projection: str = "sum",
 ) -> dict:
     """Bound and agents' costs per request, per seed, on one scenario (``horizon_s``: instead of
-    the scenario's own, s; ``beam``: the several-worker schedule search's, states per index)."""
+    the scenario's own, s; ``beam``, ``projection``: the several-worker schedule search's, states
+    per index and the fronts they are kept on)."""
     config = load_scenario(scenario)
     if horizon_s is not None:
         config = config.replace(horizon_s=horizon_s)
@@ -55,7 +57,7 @@ def measure(
     bound_rows, rows = [], {spec: [] for spec in agents}
     for seed in seeds:
         start = time.perf_counter()
-        bound = episode_bound(config, seed, beam=beam)
+        bound = episode_bound(config, seed, beam=beam, projection=projection)
         search = bound.stats.get("workers")
         bound_rows.append(
             {
@@ -96,6 +98,7 @@ def measure(
         "horizon_s": config.horizon_s,
         "n_workers": config.n_workers,
         "beam": beam,
+        "projection": projection,
         "bound": bound_rows,
         "bound_mean": mean_ci95([row["cost_per_request"] for row in bound_rows]),
         "found_mean": mean_ci95([row["upper_cost_per_request"] for row in bound_rows]),
@@ -156,7 +159,9 @@ def markdown(results: list[dict], command: str, seeds: list[int], horizon_s: flo
             lines += [
                 f"Best schedule found: {found_mean:.5f} ± {found_half:.5f} per request, "
                 f"{100 * (found_mean - bound_mean) / bound_mean:+.2f}% above the bound (its search: "
-                f"beam {result['beam']}, slowest seed {search_s:.1f} s, "
+                f"beam {result['beam']}"
+                + (" on each projection" if result["projection"] == "all" else "")
+                + f", slowest seed {search_s:.1f} s, "
                 f"mean front up to {front:.1f} states).",
                 "",
             ]
@@ -197,6 +202,13 @@ def main(argv: list[str] | None = None) -> int:
         default=DEFAULT_BEAM,
         help=f"several workers: states the schedule search keeps per request index (default {DEFAULT_BEAM})",
     )
+    parser.add_argument(
+        "--projection",
+        choices=PROJECTIONS,
+        default="sum",
+        help="several workers: the fronts the schedule search keeps, on the sum of the free times "
+        "(sum) or on it and on each free time (all; slower) (default sum)",
+    )
     args = parser.parse_args(argv)
     try:
         check_beam(args.beam)
@@ -214,7 +226,10 @@ def main(argv: list[str] | None = None) -> int:
     agents = split_specs(args.agents)
     command = " ".join(["python benchmarks/hindsight_room.py", *(argv if argv is not None else sys.argv[1:])])
     try:
-        results = [measure(scenario, agents, seeds, args.horizon_s, args.beam) for scenario in scenarios]
+        results = [
+            measure(scenario, agents, seeds, args.horizon_s, beam=args.beam, projection=args.projection)
+            for scenario in scenarios
+        ]
     except ConfigError as exc:
         raise SystemExit(f"error: {exc}") from None
     report = markdown(results, command, seeds, args.horizon_s)

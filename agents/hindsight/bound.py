@@ -35,7 +35,7 @@ from agents.hindsight.frontier import FrontierStats, solve_frontier
 from agents.hindsight.pairs import solve_pairs
 from agents.hindsight.problem import HindsightProblem
 from agents.hindsight.schedule import Schedule, schedule_cost, schedule_violations
-from agents.hindsight.workers import DEFAULT_BEAM, check_beam, solve_workers
+from agents.hindsight.workers import DEFAULT_BEAM, check_beam, check_projection, solve_workers
 from batchenv.config import SystemConfig
 
 __all__ = ["HindsightBound", "hindsight_bound", "solve_problem"]
@@ -102,14 +102,19 @@ def _close(lower: float, upper: float) -> bool:
     return bool(upper - lower <= EXACT_RTOL * max(1.0, abs(lower)))
 
 
-def solve_problem(problem: HindsightProblem, *, beam: int = DEFAULT_BEAM) -> HindsightBound:
+def solve_problem(
+    problem: HindsightProblem, *, beam: int = DEFAULT_BEAM, projection: str = "sum"
+) -> HindsightBound:
     """The bound of a built :class:`HindsightProblem` (see the module docstring).
 
     :param beam: several workers: states the schedule search keeps per request index
         (:func:`agents.hindsight.workers.solve_workers`), checked whatever the workers.
-    :raises ValueError: a bad ``beam``.
+    :param projection: several workers: the search's fronts, ``"sum"`` or ``"all"``
+        (:func:`agents.hindsight.workers.solve_workers`), checked whatever the workers.
+    :raises ValueError: a bad ``beam`` or ``projection``.
     """
     check_beam(beam)
+    check_projection(projection)
     if problem.n_workers == 2:  # the pair of free times: a tighter relaxation, no schedule kept
         pairs = solve_pairs(problem)
         lower, relaxed_schedule, stats = pairs.cost, None, {"pairs": pairs.stats}
@@ -126,7 +131,7 @@ def solve_problem(problem: HindsightProblem, *, beam: int = DEFAULT_BEAM) -> Hin
         if problem.n_workers == 1:
             searched, name = solve_frontier(problem, "realisable"), "realisable"
         else:
-            searched, name = solve_workers(problem, beam), "workers"
+            searched, name = solve_workers(problem, beam, projection), "workers"
         stats[name] = searched.stats
         if searched.schedule is not None:
             broken = schedule_violations(problem, searched.schedule)
@@ -153,6 +158,7 @@ def hindsight_bound(
     *,
     horizon_s: float | None = None,
     beam: int = DEFAULT_BEAM,
+    projection: str = "sum",
 ) -> HindsightBound:
     """Least cost any schedule reaches on ``arrivals_s``, known in advance.
 
@@ -162,7 +168,9 @@ def hindsight_bound(
     :param arrivals_s: arrival times (s), sorted; those at or after the horizon are ignored.
     :param horizon_s: episode length (s); default ``config.horizon_s``.
     :param beam: several workers: states the schedule search keeps per request index (>= 1).
+    :param projection: several workers: the search's fronts, ``"sum"`` or ``"all"``.
     :raises ConfigError: bad arrivals or horizon.
-    :raises ValueError: a bad ``beam``.
+    :raises ValueError: a bad ``beam`` or ``projection``.
     """
-    return solve_problem(HindsightProblem.from_config(config, arrivals_s, horizon_s), beam=beam)
+    problem = HindsightProblem.from_config(config, arrivals_s, horizon_s)
+    return solve_problem(problem, beam=beam, projection=projection)

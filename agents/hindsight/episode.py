@@ -48,12 +48,18 @@ def episode_arrivals(
 
 
 def episode_bound(
-    config: SystemConfig, seed: int, *, horizon_s: float | None = None, beam: int = DEFAULT_BEAM
+    config: SystemConfig,
+    seed: int,
+    *,
+    horizon_s: float | None = None,
+    beam: int = DEFAULT_BEAM,
+    projection: str = "sum",
 ) -> HindsightBound:
-    """:func:`agents.hindsight.hindsight_bound` of the episode (config, seed); ``beam``: with
-    several workers, states the schedule search keeps per request index."""
+    """:func:`agents.hindsight.hindsight_bound` of the episode (config, seed); ``beam`` and
+    ``projection``: with several workers, the states the schedule search keeps per request index
+    and the fronts it keeps them on."""
     arrivals = episode_arrivals(config, seed, horizon_s=horizon_s)
-    return hindsight_bound(config, arrivals, horizon_s=horizon_s, beam=beam)
+    return hindsight_bound(config, arrivals, horizon_s=horizon_s, beam=beam, projection=projection)
 
 
 def hindsight_cost_per_request(config: SystemConfig, seed: int, *, horizon_s: float | None = None) -> float:

@@ -20,7 +20,10 @@ the free times, cost), thinned evenly along it. A state dominated on the whole f
 and the cost is dominated on that pair too, but not conversely: the projection on the pair may
 drop a state the exact front (over the whole vector) would keep, and the cap drops more. Both make
 this a heuristic. Its cost is therefore an upper bound on the least cost (any schedule the
-simulator plays is one), not a proven optimum.
+simulator plays is one), not a proven optimum. With ``projection="all"`` it keeps the union of
+W + 1 such fronts, on the sum and on each sorted free time (the earliest, the second, ...), each
+thinned to ``beam``: up to W + 1 times the states and the time, for a measure of how much the
+projection costs (docs/hindsight.md).
 
 Work per request index: ``B x beam x M`` candidates (the sources of the previous ``B`` indices
 times the models), one sort of their free-time rows (W each) and one of the pairs. Memory: every
@@ -38,7 +41,11 @@ from agents.hindsight.frontier import BatchTables, FrontierResult, FrontierStats
 from agents.hindsight.problem import HindsightProblem
 from agents.hindsight.schedule import PlannedBatch, Schedule
 
-__all__ = ["DEFAULT_BEAM", "check_beam", "solve_workers"]
+__all__ = ["DEFAULT_BEAM", "PROJECTIONS", "check_beam", "check_projection", "solve_workers"]
+
+PROJECTIONS = ("sum", "all")
+"""The fronts the search keeps per index: on (sum of the free times, cost), or the union of that
+one and those on (each sorted free time, cost)."""
 
 DEFAULT_BEAM = 256
 """States kept per request index (docs/results/hindsight_workers.md records the mean front it
@@ -56,6 +63,20 @@ def _thin(c_by_g: np.ndarray, beam: int) -> np.ndarray:
         return front
     picks = np.unique(np.linspace(0, len(front) - 1, beam).round().astype(np.int64))
     return front[picks]  # the last of the front is its cheapest state
+
+
+def _select(free: np.ndarray, cost: np.ndarray, beam: int, projection: str) -> np.ndarray:
+    """Positions of the states to keep among candidates of free times ``free`` (K, W) and costs
+    ``cost`` (K,): the thinned front of (sum of the free times, cost), and with ``"all"`` also
+    those of (each free time, cost)."""
+    keys = [free.sum(axis=1)]
+    if projection == "all":
+        keys += list(free.T)
+    kept = []
+    for key in keys:
+        order = np.lexsort((cost, key))
+        kept.append(order[_thin(cost[order], beam)])
+    return kept[0] if len(kept) == 1 else np.unique(np.concatenate(kept))
 
 
 class _Front(NamedTuple):
@@ -91,9 +112,10 @@ class _Front(NamedTuple):
 class _Beam:
     """One run of the beam search (module docstring); :meth:`run` returns the result."""
 
-    def __init__(self, problem: HindsightProblem, beam: int) -> None:
+    def __init__(self, problem: HindsightProblem, beam: int, projection: str = "sum") -> None:
         self.p = p = problem
         self.beam = beam
+        self.projection = projection
         self.n = n = p.n_requests
         self.w = p.n_workers
         self.max_b = p.max_batch_size
@@ -148,9 +170,7 @@ class _Beam:
         new[:, 1:] = np.maximum(free[src, 1:], d[src, None])
         new.sort(axis=1)
         c = total[src, model]
-        g = new.sum(axis=1)
-        order = np.lexsort((c, g))
-        keep = order[_thin(c[order], self.beam)]
+        keep = _select(new, c, self.beam, self.projection)
         front = _Front(new[keep], c[keep], ids[src[keep]], model[keep].astype(np.int8), d[src[keep]])
         self._store(k, front)
 
@@ -179,15 +199,26 @@ class _Beam:
         return FrontierResult(total, Schedule(tuple(reversed(batches)), (), self.n), stats)
 
 
-def solve_workers(problem: HindsightProblem, beam: int = DEFAULT_BEAM) -> FrontierResult:
+def solve_workers(
+    problem: HindsightProblem, beam: int = DEFAULT_BEAM, projection: str = "sum"
+) -> FrontierResult:
     """A schedule of ``problem`` (any number of workers) that the simulator plays, and its cost,
     by the beam search of the module docstring.
 
-    :param beam: states kept per request index (>= 1).
-    :raises ValueError: a bad ``beam``.
+    :param beam: states kept per request index (>= 1), per front.
+    :param projection: ``"sum"`` (the front on the sum of the free times) or ``"all"`` (with
+        those on each free time too; :data:`PROJECTIONS`).
+    :raises ValueError: a bad ``beam`` or ``projection``.
     """
     check_beam(beam)
-    return _Beam(problem, beam).run()
+    check_projection(projection)
+    return _Beam(problem, beam, projection).run()
+
+
+def check_projection(projection: str) -> None:
+    """:raises ValueError: ``projection`` is not one of :data:`PROJECTIONS`."""
+    if projection not in PROJECTIONS:
+        raise ValueError(f"projection must be one of {', '.join(PROJECTIONS)}, got {projection!r}")
 
 
 def check_beam(beam: int) -> None:
