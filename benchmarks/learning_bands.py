@@ -177,6 +177,11 @@ def _fisher(a: int, n_a: int, b: int, n_b: int) -> float:
     return float(fisher_exact([[a, n_a - a], [b, n_b - b]])[1])
 
 
+def _counts(row: dict[str, Any]) -> dict[str, int]:
+    """Seeds failing per band and clean seeds of one experiment's row of :func:`summarise`."""
+    return {which: len(row["failing"][which]) for which in BANDS} | {"clean": len(row["clean"])}
+
+
 def _p_text(p: float) -> str:
     """``p = 0.049``, or ``p < 0.001`` below what three decimals show."""
     return "p < 0.001" if p < 0.0005 else f"p = {p:.3f}"
@@ -192,22 +197,22 @@ def summarise(
         raise SystemExit(f"--reference {reference!r}: not among the experiments read ({read})")
     scenarios = sorted(set().union(*(e.scenarios for e in experiments.values())))
     band_of = {s: band(s, capacity_per_s) for s in scenarios}
-    ref = experiments[reference] if reference else None
     rows: dict[str, Any] = {}
     for exp in experiments.values():
-        n = len(exp.models)
-        row: dict[str, Any] = {
-            "seeds": n,
+        rows[exp.name] = {
+            "seeds": len(exp.models),
             "failing": {which: [_seed_of(m) for m in exp.failing(band_of, which)] for which in BANDS},
             "clean": [_seed_of(m) for m in exp.clean()],
         }
-        if ref is not None and exp is not ref:
-            counts = {which: len(ref.failing(band_of, which)) for which in BANDS} | {
-                "clean": len(ref.clean())
-            }
-            mine = {which: len(row["failing"][which]) for which in BANDS} | {"clean": len(row["clean"])}
-            row["p_vs_reference"] = {k: _fisher(mine[k], n, counts[k], len(ref.models)) for k in mine}
-        rows[exp.name] = row
+    if reference is not None:
+        ref = rows[reference]
+        ref_counts = _counts(ref)
+        for name, row in rows.items():
+            if name != reference:
+                counts = _counts(row)
+                row["p_vs_reference"] = {
+                    k: _fisher(counts[k], row["seeds"], ref_counts[k], ref["seeds"]) for k in counts
+                }
     return {
         "meta": {
             "command": command,
