@@ -112,7 +112,7 @@ class _Front(NamedTuple):
 class _Beam:
     """One run of the beam search (module docstring); :meth:`run` returns the result."""
 
-    def __init__(self, problem: HindsightProblem, beam: int, projection: str = "sum") -> None:
+    def __init__(self, problem: HindsightProblem, beam: int, projection: str) -> None:
         self.p = p = problem
         self.beam = beam
         self.projection = projection
