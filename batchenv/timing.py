@@ -22,6 +22,7 @@ __all__ = [
     "brief_throughput_per_s",
     "comm_ms",
     "inference_ms",
+    "model_capacity_per_s",
     "service_ms",
 ]
 
@@ -90,6 +91,12 @@ class ServiceTable:
         """Largest sustainable rate (requests/s): n_workers * max over (m, b) of b / service."""
         per_worker = max(self.model_throughput_per_s(m) for m in range(self.service_ms.shape[0]))
         return float(n_workers * per_worker)
+
+
+def model_capacity_per_s(config: SystemConfig, model: str) -> float:
+    """Largest sustainable rate (requests/s) of one worker of ``config`` that runs only the model
+    named ``model`` (e.g. ``"LLM-3"``, whose capacity sets the trace scenarios' 30% and 60% loads)."""
+    return ServiceTable(config).model_throughput_per_s(config.model_index(model))
 
 
 def brief_latency_ms(config: SystemConfig, model: int, batch_size: int, accumulation_ms: float) -> float:

@@ -48,7 +48,7 @@ from scipy.stats import fisher_exact  # noqa: E402
 from batchenv.config import ConfigError, SystemConfig  # noqa: E402
 from batchenv.fileio import write_atomic, write_json_atomic  # noqa: E402
 from batchenv.scenarios import load_scenario  # noqa: E402
-from batchenv.timing import ServiceTable  # noqa: E402
+from batchenv.timing import model_capacity_per_s  # noqa: E402
 
 __all__ = ["BANDS", "ExperimentSeeds", "band", "collect", "main", "render", "summarise"]
 
@@ -92,8 +92,7 @@ def band(scenario: str, capacity_per_s: float) -> str | None:
 
 def default_capacity_per_s() -> float:
     """LLM-3's largest throughput on the default system (requests/s)."""
-    config = SystemConfig()
-    return ServiceTable(config).model_throughput_per_s(config.model_index("LLM-3"))
+    return model_capacity_per_s(SystemConfig(), "LLM-3")
 
 
 @dataclass

@@ -32,7 +32,7 @@ sys.path.insert(0, str(REPO))
 from batchenv.arrivals import TraceArrivals, make_arrival_process  # noqa: E402
 from batchenv.fileio import write_atomic, write_json_atomic  # noqa: E402
 from batchenv.scenarios import load_scenario, split_of, trace_scenarios  # noqa: E402
-from batchenv.timing import ServiceTable  # noqa: E402
+from batchenv.timing import model_capacity_per_s  # noqa: E402
 from batchenv.trace_prep import recording_granularity_s, spread_ties_evenly  # noqa: E402
 from batchenv.trace_stats import characterise, share_in_bins_above  # noqa: E402
 from batchenv.traces import load_trace_times_s  # noqa: E402
@@ -76,8 +76,7 @@ def collect(names: Sequence[str] | None = None, command: str = COMMAND) -> dict:
     """All the numbers of the report, as plain data: the shipped traces and the halves of the
     trace scenarios ``names`` (None: every one, :func:`batchenv.scenarios.trace_scenarios`)."""
     default = load_scenario("default")
-    table = ServiceTable(default)
-    capacity = table.model_throughput_per_s(default.model_index("LLM-3"))
+    capacity = model_capacity_per_s(default, "LLM-3")
     rates = {"30%": 0.3 * capacity, "60%": 0.6 * capacity}
     shipped = []
     for label, path, column, treatment in SHIPPED:

@@ -22,7 +22,7 @@ from batchenv.scenarios import (
     load_scenario,
     trace_scenarios,
 )
-from batchenv.timing import ServiceTable
+from batchenv.timing import model_capacity_per_s
 from batchenv.trace_prep import read_fineserve_csv, snap_to_grid
 from batchenv.traces import load_trace_times_s
 
@@ -196,7 +196,7 @@ def test_the_external_fineserve_scenarios_are_complete_and_at_the_suite_rates(mo
         assert split.replace(name=published, arrivals={"trace_window": None}) == as_published
         assert split.arrivals.trace_window == window
     default = load_scenario("default")
-    capacity = ServiceTable(default).model_throughput_per_s(default.model_index("LLM-3"))
+    capacity = model_capacity_per_s(default, "LLM-3")
     base = load_scenario("fineserve_dense")
     for name in bases:
         config = load_scenario(name)

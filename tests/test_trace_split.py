@@ -12,7 +12,7 @@ from batchenv import scenarios
 from batchenv.arrivals import TraceArrivals, make_arrival_process, trace_window_times_s
 from batchenv.config import ConfigError, SystemConfig
 from batchenv.scenarios import SPLIT_WINDOWS, list_scenarios, load_scenario, split_of, trace_scenarios
-from batchenv.timing import ServiceTable
+from batchenv.timing import model_capacity_per_s
 from batchenv.traces import load_trace_times_s
 
 TRACES = [("package:azure_conv_excerpt", "TIMESTAMP"), ("package:mooncake_conv", "arrival_s")]
@@ -174,7 +174,7 @@ def test_split_of_rejects_scenarios_without_splits(name: str, part: str, field: 
 
 def test_trace_scenario_rates_are_native_or_shares_of_llm3_capacity() -> None:
     default = load_scenario("default")
-    capacity = ServiceTable(default).model_throughput_per_s(default.model_index("LLM-3"))
+    capacity = model_capacity_per_s(default, "LLM-3")
     assert capacity == pytest.approx(64 / 0.111)
     for trace in ("azure_trace", "mooncake_conv"):
         for percent in (30, 60):
