@@ -25,7 +25,7 @@ from batchenv.seeds import TRAINING_SEEDS, parse_seeds
 from evaluation.candidates import CandidateRuns
 from evaluation.tuning import TargetObjective, tune_for_objective, tune_scenario
 from execution.backends import Backend
-from execution.cli import ExecutionUsageError, add_execution_arguments, backend_spec_from_args
+from execution.cli import add_execution_arguments, backend_spec_or_exit
 from execution.outcome import TaskFailedError
 
 __all__ = ["main"]
@@ -110,10 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(str(exc))
     if not 0 <= args.margin < 1:
         parser.error(f"--margin must be in [0, 1), got {args.margin}")
-    try:
-        spec, warnings = backend_spec_from_args(args)
-    except ExecutionUsageError as exc:
-        parser.error(str(exc))
+    spec = backend_spec_or_exit(parser, args, lambda warning: console.print(f"[yellow]warning:[/] {warning}"))
     configs = []
     for name in names:
         try:
@@ -121,8 +118,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             configs.append(config if target is None else config.replace(latency_target=target))
         except ConfigError as exc:
             parser.error(str(exc))
-    for warning in warnings:
-        console.print(f"[yellow]warning:[/] {warning}")
     command = f"{PROG} {shlex.join(argv)}" if argv else PROG
 
     what = "mean cost per request" if target is None else "feasible, attainment, quality, cost"

@@ -68,7 +68,7 @@ from benchmarks.proposed import (  # noqa: E402
     workers,
 )
 from execution.backends import Backend  # noqa: E402
-from execution.cli import ExecutionUsageError, add_execution_arguments, backend_spec_from_args  # noqa: E402
+from execution.cli import add_execution_arguments, backend_spec_or_exit  # noqa: E402
 
 DEFAULT_OUT = REPO / "docs" / "results" / "proposed_benchmarks.md"
 PART_FUNCTIONS: dict[str, Callable[[argparse.Namespace, Path, Backend], tuple[list[str], dict]]] = {
@@ -109,12 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parts = parse_parts(parser, args.parts, PARTS)
     if min(args.seeds, args.slo_seeds, args.oracle_seeds) < 2:
         parser.error("--seeds, --slo-seeds and --oracle-seeds must be >= 2")
-    try:
-        execution, warnings = backend_spec_from_args(args)
-    except ExecutionUsageError as exc:
-        parser.error(str(exc))
-    for warning in warnings:
-        print(f"warning: {warning}")
+    execution = backend_spec_or_exit(parser, args)
     out = Path(args.out)
     figures = out.with_name(out.stem + "_figures")
     if {"tracking", "table"} & set(parts):

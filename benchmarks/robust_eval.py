@@ -74,7 +74,7 @@ from benchmarks.cli_parts import parse_parts  # noqa: E402
 from benchmarks.robust import guard, guard_rates, parts, regime, replay, window  # noqa: E402
 from benchmarks.robust.common import write_results  # noqa: E402
 from execution.backends import Backend  # noqa: E402
-from execution.cli import ExecutionUsageError, add_execution_arguments, backend_spec_from_args  # noqa: E402
+from execution.cli import add_execution_arguments, backend_spec_or_exit  # noqa: E402
 
 DEFAULT_OUT = REPO / "docs" / "results" / "robust.md"
 PART_FUNCTIONS: dict[str, Callable[[argparse.Namespace, Backend, str], tuple[list[str], dict]]] = {
@@ -125,12 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--seeds and --mmpp-seeds must be >= 2")
     if not args.horizon_s > 0:
         parser.error("--horizon-s must be > 0")
-    try:
-        execution, warnings = backend_spec_from_args(args)
-    except ExecutionUsageError as exc:
-        parser.error(str(exc))
-    for warning in warnings:
-        print(f"warning: {warning}")
+    execution = backend_spec_or_exit(parser, args)
     command = "python benchmarks/robust_eval.py" + (" " + shlex.join(argv) if argv else "")
     lines = [
         "# Robust proposed scheduler: traces, bursts and Poisson loads",

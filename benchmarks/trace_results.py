@@ -48,7 +48,7 @@ from benchmarks.robust.trace_table import (  # noqa: E402
     scenario_summary,
     tuned_aimd,
 )
-from execution.cli import ExecutionUsageError, add_execution_arguments, backend_spec_from_args  # noqa: E402
+from execution.cli import add_execution_arguments, backend_spec_or_exit  # noqa: E402
 
 DEFAULT_OUT = REPO / "docs" / "results" / "trace_results.md"
 ROBUST_TUNED = REPO / "docs" / "results" / "robust" / "tuned"
@@ -100,10 +100,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         parser.error(f"--seeds must be in [2, 1000], got {args.seeds}")
     if not args.horizon_s > 0:
         parser.error(f"--horizon-s must be > 0 (s), got {args.horizon_s}")
-    try:
-        args.execution, args.warnings = backend_spec_from_args(args)
-    except ExecutionUsageError as exc:
-        parser.error(str(exc))
+    args.execution = backend_spec_or_exit(parser, args)
     return args
 
 
@@ -163,8 +160,6 @@ def overview_lines(names: Sequence[str], agents: Sequence[str], data: dict[str, 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
-    for warning in args.warnings:
-        print(f"warning: {warning}")
     command = "python benchmarks/trace_results.py" + (" " + shlex.join(argv) if argv else "")
     names = args.scenario_list
     seeds = list(range(args.seeds))

@@ -4,10 +4,11 @@ apps.tune`` and ``verify.py``: ``--backend local|ray``, ``--address`` and ``--jo
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 
 from execution.backends import BACKENDS, BackendSpec, usable_cores
 
-__all__ = ["ExecutionUsageError", "add_execution_arguments", "backend_spec_from_args"]
+__all__ = ["ExecutionUsageError", "add_execution_arguments", "backend_spec_from_args", "backend_spec_or_exit"]
 
 
 class ExecutionUsageError(ValueError):
@@ -71,3 +72,24 @@ def backend_spec_from_args(
             "cores (slower; the results are the same)"
         )
     return BackendSpec(args.backend, jobs, None, start_method), warnings
+
+
+def _print_warning(message: str) -> None:
+    print(f"warning: {message}")
+
+
+def backend_spec_or_exit(
+    parser: argparse.ArgumentParser,
+    args: argparse.Namespace,
+    warn: Callable[[str], None] = _print_warning,
+) -> BackendSpec:
+    """:func:`backend_spec_from_args` for a command line: a bad combination of flags ends the
+    program through ``parser.error`` (usage and the one-line message, exit status 2), and each
+    warning goes to ``warn`` (default: printed as ``warning: ...``)."""
+    try:
+        spec, warnings = backend_spec_from_args(args)
+    except ExecutionUsageError as exc:
+        parser.error(str(exc))
+    for warning in warnings:
+        warn(warning)
+    return spec

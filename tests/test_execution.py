@@ -14,7 +14,12 @@ import pytest
 
 from execution import backends
 from execution.backends import BackendSpec, LocalBackend, usable_cores
-from execution.cli import ExecutionUsageError, add_execution_arguments, backend_spec_from_args
+from execution.cli import (
+    ExecutionUsageError,
+    add_execution_arguments,
+    backend_spec_from_args,
+    backend_spec_or_exit,
+)
 from execution.episode import EpisodeTask, run_episode_task
 from execution.outcome import Outcome, TaskError, TaskFailedError, call_safely
 from execution.run import run_tasks
@@ -134,6 +139,21 @@ def test_execution_flags() -> None:
     ]:
         with pytest.raises(ExecutionUsageError, match=message):
             backend_spec_from_args(_args(*argv))
+
+
+def test_a_command_line_exits_with_the_flags_message_and_passes_on_warnings(capsys) -> None:
+    parser = argparse.ArgumentParser(prog="prog")
+    add_execution_arguments(parser)
+    with pytest.raises(SystemExit) as info:
+        backend_spec_or_exit(parser, parser.parse_args(["--jobs", "0"]))
+    assert info.value.code == 2
+    assert "prog: error: --jobs must be >= 1, got 0" in capsys.readouterr().err
+    heard: list[str] = []
+    jobs = usable_cores() + 1
+    spec = backend_spec_or_exit(parser, parser.parse_args(["--jobs", str(jobs)]), heard.append)
+    assert spec == BackendSpec("local", jobs) and len(heard) == 1 and "usable cores" in heard[0]
+    backend_spec_or_exit(parser, parser.parse_args(["--jobs", str(jobs)]))
+    assert capsys.readouterr().out.startswith("warning: --jobs")
 
 
 def test_usable_cores_without_sched_getaffinity(monkeypatch) -> None:

@@ -29,7 +29,7 @@ from batchenv.seeds import TRAINING_SEEDS
 from evaluation.candidates import CandidateRuns
 from evaluation.stats import mean_ci95, paired_gap
 from execution.backends import Backend, BackendSpec
-from execution.cli import ExecutionUsageError, add_execution_arguments, backend_spec_from_args
+from execution.cli import add_execution_arguments, backend_spec_or_exit
 from execution.episode import EpisodeResult, EpisodeTask, run_episode_task
 from execution.run import run_tasks
 
@@ -283,12 +283,7 @@ def check_study_arguments(parser: argparse.ArgumentParser, args: argparse.Namesp
         parser.error(f"--horizon-s must be in (0, 86400] seconds, got {args.horizon_s}")
     if args.out.is_dir() or not args.out.parent.is_dir() or args.out.suffix != ".md":
         parser.error(f"--out: {args.out} must be a .md file name in an existing folder")
-    try:
-        spec, warnings = backend_spec_from_args(args)
-    except ExecutionUsageError as exc:
-        parser.error(str(exc))
-    for warning in warnings:
-        print(f"warning: {warning}")
+    spec = backend_spec_or_exit(parser, args)
     return StudyArgs(list(range(args.n_seeds)), args.horizon_s, spec)
 
 
