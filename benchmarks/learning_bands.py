@@ -18,6 +18,15 @@ For each experiment the table counts the failing seeds per band and, against a r
 experiment (``--reference``), gives Fisher's exact test (two-sided) of each count: the chance
 of a difference at least as large if both experiments failed equally often.
 
+A second table asks how well a release by the training evaluation does: a run keeps the model
+with the lowest mean gap to the reference over its training-side evaluation targets
+(``kept_gap`` of the results file, never a test half), and a release is the kept model of the
+seed with the lowest such gap. :func:`pick_clean_chance` gives the chance that this pick among
+k seeds drawn at random from the experiment's is clean, exactly over every k-subset, with a
+percentile bootstrap interval over the seeds (:data:`BOOTSTRAP_RESAMPLES`, a fixed generator
+seed: the same files give the same page); and Spearman's rank correlation between the training
+evaluation and the seed's worst gap on the assessment.
+
 Usage::
 
     python benchmarks/learning_bands.py benchmarks/results/learning_blank_seeds.json \\
@@ -32,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 import shlex
 import sys
@@ -43,14 +53,15 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from scipy.stats import fisher_exact  # noqa: E402
+import numpy as np  # noqa: E402
+from scipy.stats import fisher_exact, spearmanr  # noqa: E402
 
 from batchenv.config import ConfigError, SystemConfig  # noqa: E402
 from batchenv.fileio import write_atomic, write_json_atomic  # noqa: E402
 from batchenv.scenarios import load_scenario  # noqa: E402
 from batchenv.timing import model_capacity_per_s  # noqa: E402
 
-__all__ = ["BANDS", "ExperimentSeeds", "band", "collect", "main", "render", "summarise"]
+__all__ = ["BANDS", "ExperimentSeeds", "band", "collect", "main", "pick_clean_chance", "render", "summarise"]
 
 TOLERANCE = 0.02
 """The goal of issue-level claims in docs/rl.md: at most 2% above the baselines."""
@@ -62,6 +73,12 @@ MODERATE_RATE_PER_S = 100.0
 BANDS = ("busy", "moderate", "slo")
 SCENARIO_NAME = re.compile(r"[A-Za-z0-9_]+")
 """What a scenario name of a results file may hold: a name of the suite, never a path."""
+PICK_SIZES = (1, 3, 5)
+"""Numbers of seeds the release picks from, in the second table (besides all of them)."""
+BOOTSTRAP_RESAMPLES = 2000
+"""Resamples of the seeds behind each interval of the second table."""
+BOOTSTRAP_SEED = 0
+"""Seed of the bootstrap's generator (fixed: the page is a function of the files)."""
 MAX_FILE_BYTES = 64 * 2**20
 """Largest results file read (a learning JSON of 34 scenarios and 20 seeds is about 1 MB)."""
 
@@ -103,6 +120,11 @@ class ExperimentSeeds:
     models: list[str] = field(default_factory=list)
     failures: dict[str, set[str]] = field(default_factory=dict)
     """model path -> the scenarios where its gap to the baselines is over :data:`TOLERANCE`."""
+    worst: dict[str, float] = field(default_factory=dict)
+    """model path -> its largest gap to the baselines over the assessed scenarios (a fraction)."""
+    selection: dict[str, float] = field(default_factory=dict)
+    """model path -> its run's training evaluation at the kept step (mean gap to the reference
+    over the training-side targets, a fraction); absent when the results file does not say."""
     scenarios: set[str] = field(default_factory=set)
 
     def failing(self, band_of: dict[str, str | None], which: str) -> list[str]:
@@ -130,10 +152,45 @@ def _read(path: Path) -> dict[str, Any]:
     return data
 
 
-def _file_failures(path: Path) -> dict[str, dict[str, tuple[set[str], set[str]]]]:
-    """Per experiment and model of one file: the scenarios assessed and those over the goal."""
-    out: dict[str, dict[str, tuple[set[str], set[str]]]] = {}
-    for scenario, entry in _read(path)["assessment"].items():
+@dataclass
+class _Assessed:
+    """One model's assessment in one results file."""
+
+    scenarios: set[str] = field(default_factory=set)
+    over: set[str] = field(default_factory=set)
+    worst: float = -math.inf
+
+
+def _file_selection(path: Path, data: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Per experiment of one file, each model's training evaluation at its kept step (models whose
+    file gives none are left out)."""
+    out: dict[str, dict[str, float]] = {}
+    experiments = data.get("experiments", {})
+    for name, entry in experiments.items() if isinstance(experiments, dict) else ():
+        models, gaps = (
+            (entry.get("models"), entry.get("kept_gap")) if isinstance(entry, dict) else (None, None)
+        )
+        if not isinstance(models, list) or not isinstance(gaps, list) or len(models) != len(gaps):
+            raise SystemExit(
+                f"results file {path}: experiment {name!r}: 'models' and 'kept_gap' must be lists of "
+                "the same length"
+            )
+        for model, gap in zip(models, gaps, strict=True):
+            if gap is None:
+                continue
+            if isinstance(gap, bool) or not isinstance(gap, int | float) or not math.isfinite(gap):
+                raise SystemExit(
+                    f"results file {path}: experiment {name!r}: kept_gap {gap!r} is not a finite number"
+                )
+            out.setdefault(name, {})[str(model)] = float(gap)
+    return out
+
+
+def _file_failures(path: Path, data: dict[str, Any]) -> dict[str, dict[str, _Assessed]]:
+    """Per experiment and model of one file: the scenarios assessed, those over the goal and
+    the largest gap."""
+    out: dict[str, dict[str, _Assessed]] = {}
+    for scenario, entry in data["assessment"].items():
         agents = entry.get("agents", {}) if isinstance(entry, dict) else {}
         for name, agent in agents.items():
             for row in agent.get("models", []) if isinstance(agent, dict) else []:
@@ -144,10 +201,11 @@ def _file_failures(path: Path) -> dict[str, dict[str, tuple[set[str], set[str]]]
                         f"results file {path}: scenario {scenario!r}, agent {name!r}: a model row "
                         "without 'model' and a numeric 'gap_to_baselines'"
                     ) from None
-                assessed, over = out.setdefault(name, {}).setdefault(model, (set(), set()))
-                assessed.add(scenario)
+                assessed = out.setdefault(name, {}).setdefault(model, _Assessed())
+                assessed.scenarios.add(scenario)
+                assessed.worst = max(assessed.worst, gap)
                 if gap > TOLERANCE:
-                    over.add(scenario)
+                    assessed.over.add(scenario)
     return out
 
 
@@ -156,13 +214,18 @@ def collect(paths: Sequence[Path]) -> dict[str, ExperimentSeeds]:
     model in several files is taken from the first."""
     experiments: dict[str, ExperimentSeeds] = {}
     for path in paths:
-        for name, models in _file_failures(path).items():
+        data = _read(path)
+        selection = _file_selection(path, data)
+        for name, models in _file_failures(path, data).items():
             exp = experiments.setdefault(name, ExperimentSeeds(name))
-            for model, (assessed, over) in models.items():
+            for model, assessed in models.items():
                 if model not in exp.failures:
                     exp.models.append(model)
-                    exp.failures[model] = over
-                    exp.scenarios |= assessed
+                    exp.failures[model] = assessed.over
+                    exp.worst[model] = assessed.worst
+                    exp.scenarios |= assessed.scenarios
+                    if model in selection.get(name, {}):
+                        exp.selection[model] = selection[name][model]
     return experiments
 
 
@@ -170,6 +233,58 @@ def _seed_of(model: str) -> str:
     """The training seed in a run's model path (``..._seed7/best_model.zip`` -> ``7``)."""
     stem = Path(model).parent.name
     return stem.rsplit("_seed", 1)[1] if "_seed" in stem else stem
+
+
+def pick_clean_chance(scores: Sequence[float], clean: Sequence[bool], k: int) -> float:
+    """The chance that, of ``k`` seeds drawn at random without replacement from these, the one
+    with the lowest score is clean: exact, over every k-subset. A seed ranked r-th (0-based, by
+    score; ties in listing order) is the pick of C(n - 1 - r, k - 1) of the C(n, k) subsets.
+    Shapes (n,); ``1 <= k <= n``."""
+    n = len(scores)
+    if len(clean) != n or not 1 <= k <= n:
+        raise ValueError(f"k must be in [1, {n}] with one clean flag per score, got k = {k}")
+    order = sorted(range(n), key=lambda i: scores[i])
+    picked = sum(math.comb(n - 1 - rank, k - 1) for rank, i in enumerate(order) if clean[i])
+    return picked / math.comb(n, k)
+
+
+def _bootstrap_interval(
+    scores: np.ndarray, clean: np.ndarray, k: int, rng: np.random.Generator
+) -> list[float]:
+    """95% percentile interval of :func:`pick_clean_chance` over resamples of the seeds."""
+    n = len(scores)
+    draws = rng.integers(0, n, size=(BOOTSTRAP_RESAMPLES, n))
+    chances = [pick_clean_chance(scores[row].tolist(), clean[row].tolist(), k) for row in draws]
+    return [float(q) for q in np.percentile(chances, [2.5, 97.5])]
+
+
+def _pick(exp: ExperimentSeeds) -> dict[str, Any] | None:
+    """The second table's row of one experiment, or None when a model has no training evaluation."""
+    if any(m not in exp.selection for m in exp.models):
+        return None
+    scores = np.array([exp.selection[m] for m in exp.models])
+    clean = np.array([not exp.failures[m] for m in exp.models])
+    rng = np.random.default_rng(BOOTSTRAP_SEED)
+    n = len(exp.models)
+    chance = {
+        str(k): {
+            "chance": pick_clean_chance(scores.tolist(), clean.tolist(), k),
+            "ci95": _bootstrap_interval(scores, clean, k, rng),
+        }
+        for k in PICK_SIZES
+        if k <= n
+    }
+    best = exp.models[int(np.argmin(scores))]
+    rho, p = spearmanr(scores, [exp.worst[m] for m in exp.models]) if n >= 3 else (math.nan, math.nan)
+    return {
+        "chance_clean": chance,
+        "pick_of_all": {
+            "seed": _seed_of(best),
+            "clean": not exp.failures[best],
+            "worst_gap": exp.worst[best],
+        },
+        "spearman_worst_gap": {"rho": float(rho), "p": float(p)},
+    }
 
 
 def _fisher(a: int, n_a: int, b: int, n_b: int) -> float:
@@ -202,6 +317,7 @@ def summarise(
             "seeds": len(exp.models),
             "failing": {which: [_seed_of(m) for m in exp.failing(band_of, which)] for which in BANDS},
             "clean": [_seed_of(m) for m in exp.clean()],
+            "pick": _pick(exp),
         }
     if reference is not None:
         ref = rows[reference]
@@ -220,6 +336,8 @@ def summarise(
             "moderate_rate_per_s": MODERATE_RATE_PER_S,
             "capacity_per_s": capacity_per_s,
             "reference": reference,
+            "bootstrap_resamples": BOOTSTRAP_RESAMPLES,
+            "bootstrap_seed": BOOTSTRAP_SEED,
         },
         "bands": {which: [s for s in scenarios if band_of[s] == which] for which in BANDS},
         "experiments": rows,
@@ -254,7 +372,47 @@ def render(summary: dict[str, Any]) -> str:
             cells.append(cell + (f", {_p_text(p[which])}" if p else ""))
         clean = f"{len(row['clean'])}/{n}" + (f", {_p_text(p['clean'])}" if p else "")
         lines.append(f"| `{name}` | {n} | {' | '.join(cells)} | {clean} |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + _render_picks(summary)) + "\n"
+
+
+def _render_picks(summary: dict[str, Any]) -> list[str]:
+    """The second table: how often the training evaluation's pick is clean."""
+    sizes = " | ".join(f"pick of {k}" for k in PICK_SIZES)
+    lines = [
+        "",
+        "## The training evaluation's pick",
+        "",
+        "A run keeps the model with the lowest mean gap to the reference over its training-side "
+        "evaluation targets (no test half); a release is the kept model of the seed whose gap is "
+        "lowest. *Pick of k*: the chance that the pick among k seeds drawn at random from the "
+        "experiment's is clean, exact over every k-subset (k = 1: the share of clean seeds), with "
+        f"a 95% percentile bootstrap interval over the seeds ({summary['meta']['bootstrap_resamples']:,} "
+        "resamples). *Pick of all*: the seed picked among all and its worst gap on the assessment. "
+        "*rho*: Spearman's rank correlation between the training evaluation and the worst gap on "
+        "the assessment over the seeds (two-sided p).",
+        "",
+        f"| experiment | seeds | {sizes} | pick of all | rho (p) |",
+        "|---|---:|" + "---|" * (len(PICK_SIZES) + 2),
+    ]
+    for name, row in summary["experiments"].items():
+        pick = row.get("pick")
+        if pick is None:
+            lines.append(f"| `{name}` | {row['seeds']} | " + "n/a | " * (len(PICK_SIZES) + 2))
+            continue
+        cells = []
+        for k in PICK_SIZES:
+            cell = pick["chance_clean"].get(str(k))
+            cells.append(
+                "-"
+                if cell is None
+                else f"{cell['chance']:.2f} [{cell['ci95'][0]:.2f}, {cell['ci95'][1]:.2f}]"
+            )
+        best, rank = pick["pick_of_all"], pick["spearman_worst_gap"]
+        verdict = "clean" if best["clean"] else "not clean"
+        cells.append(f"seed {best['seed']}: {verdict} (worst {best['worst_gap']:+.2%})")
+        cells.append(f"{rank['rho']:+.2f} ({_p_text(rank['p'])})")
+        lines.append(f"| `{name}` | {row['seeds']} | {' | '.join(cells)} |")
+    return lines
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from benchmark_scripts import load_script
 from scipy.stats import fisher_exact
@@ -139,3 +141,73 @@ def test_the_committed_page_is_what_the_command_writes(tmp_path: Path) -> None:
     expected = json.loads(committed.read_text(encoding="utf-8"))
     written["meta"].pop("command"), expected["meta"].pop("command")
     assert written == expected
+
+
+def test_the_chance_that_the_pick_is_clean_counts_every_subset() -> None:
+    bands = _bands()
+    rng = np.random.default_rng(3)
+    for n in (1, 4, 7):
+        scores = rng.normal(size=n).tolist()
+        clean = (rng.random(n) < 0.5).tolist()
+        for k in range(1, n + 1):
+            subsets = list(itertools.combinations(range(n), k))
+            picks = [min(subset, key=lambda i: scores[i]) for subset in subsets]
+            expected = sum(clean[i] for i in picks) / len(subsets)
+            assert bands.pick_clean_chance(scores, clean, k) == pytest.approx(expected, abs=1e-12)
+        assert bands.pick_clean_chance(scores, clean, 1) == pytest.approx(sum(clean) / n)
+        assert bands.pick_clean_chance(scores, clean, n) == float(clean[int(np.argmin(scores))])
+    for k in (0, 3):
+        with pytest.raises(ValueError, match=r"k must be in \[1, 2\]"):
+            bands.pick_clean_chance([0.1, 0.2], [True, False], k)
+
+
+def _with_selection(path: Path, kept: dict[str, dict[int, object]]) -> Path:
+    """Add each experiment's training evaluation per seed (``kept_gap``) to a results file."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data["experiments"] = {
+        name: {
+            "models": [f"runs/x/{name}/ppo_env_seed{seed}/best_model.zip" for seed in per_seed],
+            "kept_gap": list(per_seed.values()),
+        }
+        for name, per_seed in kept.items()
+    }
+    path.write_text(json.dumps(data), encoding="utf-8")
+    return path
+
+
+def test_the_pick_table_reads_the_training_evaluation_and_the_worst_gaps(tmp_path: Path) -> None:
+    bands = _bands()
+    # seeds 0-3: the training evaluation ranks 2, 0, 3, 1; seeds 1 and 3 fail somewhere
+    gaps = {
+        "poisson_50": {"ppo": {0: 0.01, 1: 0.03, 2: -0.01, 3: 0.0}},
+        "poisson_25": {"ppo": {0: 0.015, 1: 0.0, 2: 0.005, 3: 0.08}},
+    }
+    path = _with_selection(_results(tmp_path / "r.json", gaps), {"ppo": {0: 0.02, 1: 0.09, 2: 0.01, 3: 0.05}})
+    exp = bands.collect([path])["ppo"]
+    assert [exp.worst[m] for m in exp.models] == [0.015, 0.03, 0.005, 0.08]
+    pick = bands.summarise({"ppo": exp}, None, "cmd", 576.58)["experiments"]["ppo"]["pick"]
+    assert pick["pick_of_all"] == {"seed": "2", "clean": True, "worst_gap": 0.005}
+    # of the four 3-subsets, the pick is seed 2 in three and seed 0 (clean) in the fourth
+    assert pick["chance_clean"]["3"]["chance"] == 1.0 and "5" not in pick["chance_clean"]
+    assert pick["chance_clean"]["1"]["chance"] == 0.5
+    low, high = pick["chance_clean"]["1"]["ci95"]
+    assert 0.0 <= low <= 0.5 <= high <= 1.0
+    assert pick["spearman_worst_gap"]["rho"] == pytest.approx(0.8)
+    page = bands.render(bands.summarise({"ppo": exp}, None, "cmd", 576.58))
+    assert (
+        "| `ppo` | 4 | 0.50 [" in page and "| - | seed 2: clean (worst +0.50%) | +0.80 (p = 0.200) |" in page
+    )
+    # the same files give the same page (the bootstrap's generator is seeded)
+    assert bands.render(bands.summarise(bands.collect([path]), None, "cmd", 576.58)) == page
+
+    without = _results(tmp_path / "plain.json", gaps)
+    assert (
+        bands.summarise(bands.collect([without]), None, "cmd", 576.58)["experiments"]["ppo"]["pick"] is None
+    )
+    hostile = _with_selection(
+        _results(tmp_path / "h.json", gaps), {"ppo": {0: "0.1", 1: 0.0, 2: 0.0, 3: 0.0}}
+    )
+    with pytest.raises(
+        SystemExit, match=r"h\.json: experiment 'ppo': kept_gap '0\.1' is not a finite number"
+    ):
+        bands.collect([hostile])

@@ -473,6 +473,18 @@ def test_bands_macros_count_the_reference_seeds_and_the_smallest_p_of_the_change
     }
     bands.write_text(json.dumps(data))
     bd = report_build.compute(root, only_committed=False)
+    assert bd.macros.flags["rlBandsPick"][0] is False  # no pick table: its macros are pending
+    # b's pick is the more surely clean (a higher lower end), though a's chance is higher
+    for name, chance, low in (("a", 0.95, 0.5), ("b", 0.9349, 0.695)):
+        data["experiments"][name]["pick"] = {
+            "chance_clean": {
+                "1": {"chance": 0.5 if name == "b" else 0.6, "ci95": [0.2, 0.8]},
+                "5": {"chance": chance, "ci95": [low, 1.0]},
+            }
+        }
+    bands.write_text(json.dumps(data))
+    bd = report_build.compute(root, only_committed=False)
+    assert bd.macros.flags["rlBandsPick"][0] is True
     assert bd.present[src.LEARNING_BANDS] is True
     values = {k: v.value for k, v in bd.macros.results.items() if k.startswith("resRLBands")}
     assert values == {
@@ -484,6 +496,10 @@ def test_bands_macros_count_the_reference_seeds_and_the_smallest_p_of_the_change
         "resRLBandsChangeSeeds": "8",
         "resRLBandsMinBusyP": "0.54",
         "resRLBandsMinModerateP": "0.46",
+        "resRLBandsPickFive": "0.93",
+        "resRLBandsPickFiveLow": "0.69",
+        "resRLBandsPickFiveHigh": "1.00",
+        "resRLBandsPickOne": "0.50",
     }
     assert bd.macros.flags["rlBandsNoneSignificant"][0] is True
     data["experiments"]["b"]["p_vs_reference"]["moderate"] = 0.04

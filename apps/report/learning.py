@@ -20,6 +20,7 @@ from apps.report.sources import LEARNING, LEARNING_BANDS, LEARNING_RERUN, BuildE
 
 __all__ = [
     "BANDS_KEYS",
+    "PICK_KEYS",
     "RERUN_AGENTS",
     "RERUN_KEYS",
     "RL_AGENTS",
@@ -259,6 +260,49 @@ BANDS_KEYS = {
     "resRLBandsMinBusyP": "min over those experiments of p_vs_reference.busy",
     "resRLBandsMinModerateP": "min over those experiments of p_vs_reference.moderate",
 }
+PICK_KEYS = {
+    "resRLBandsPickFive": "pick.chance_clean.5.chance of the change (not meta.reference) of highest ci95[0]",
+    "resRLBandsPickFiveLow": "pick.chance_clean.5.ci95[0] of that experiment",
+    "resRLBandsPickFiveHigh": "pick.chance_clean.5.ci95[1] of that experiment",
+    "resRLBandsPickOne": "pick.chance_clean.1.chance of that experiment",
+}
+
+
+def _pick_numbers(macros: Macros, experiments: dict[str, Any], source: str) -> None:
+    """Of the changes ``experiments`` (the reference left out), the one whose training evaluation's
+    pick among five seeds is most surely clean (the highest lower end of the 95% interval; then
+    the highest chance): that chance with its interval, and the share of clean seeds (the pick of
+    one)."""
+    rows = {
+        name: row["pick"]
+        for name, row in experiments.items()
+        if isinstance(row, dict)
+        and isinstance(row.get("pick"), dict)
+        and "5" in row["pick"].get("chance_clean", {})
+    }
+    macros.flags["rlBandsPick"] = (bool(rows), f"{source}: an experiment with pick.chance_clean.5")
+    if not rows:
+        add_pending(macros, PICK_KEYS, source)
+        return
+    best = max(
+        rows,
+        key=lambda name: (
+            float(rows[name]["chance_clean"]["5"]["ci95"][0]),
+            float(rows[name]["chance_clean"]["5"]["chance"]),
+        ),
+    )
+
+    def chance(k: str, *keys: str | int) -> float:
+        return float(need(experiments, best, "pick", "chance_clean", k, *keys, source=source))
+
+    values = {
+        "resRLBandsPickFive": f"{chance('5', 'chance'):.2f}",
+        "resRLBandsPickFiveLow": f"{chance('5', 'ci95', 0):.2f}",
+        "resRLBandsPickFiveHigh": f"{chance('5', 'ci95', 1):.2f}",
+        "resRLBandsPickOne": f"{chance('1', 'chance'):.2f}",
+    }
+    for name, value in values.items():
+        macros.add(name, value, source, PICK_KEYS[name])
 
 
 def bands_numbers(macros: Macros, data: dict[str, Any] | None) -> None:
@@ -267,8 +311,9 @@ def bands_numbers(macros: Macros, data: dict[str, Any] | None) -> None:
     Fisher p against the reference); ``[pending]`` when the file is absent."""
     s = LEARNING_BANDS
     if data is None:
-        add_pending(macros, BANDS_KEYS, s)
+        add_pending(macros, BANDS_KEYS | PICK_KEYS, s)
         macros.flags["rlBandsNoneSignificant"] = (False, f"{s} absent")
+        macros.flags["rlBandsPick"] = (False, f"{s} absent")
         return
     reference = need(data, "meta", "reference", source=s)
     experiments = need(data, "experiments", source=s)
@@ -296,6 +341,7 @@ def bands_numbers(macros: Macros, data: dict[str, Any] | None) -> None:
     }
     for name, value in values.items():
         macros.add(name, value, s, BANDS_KEYS[name])
+    _pick_numbers(macros, {name: experiments[name] for name in others}, s)
     smallest = min(p_of(name, band) for name in others for band in ("busy", "moderate"))
     macros.flags["rlBandsNoneSignificant"] = (
         smallest >= SIGNIFICANCE,
