@@ -21,6 +21,7 @@ line and the value.
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import json
 import math
@@ -35,6 +36,7 @@ from batchenv.traces import MAX_TRACE_ROWS
 __all__ = [
     "TraceRecords",
     "excerpt_csv",
+    "read_azure_multimodal_csv",
     "read_fineserve_csv",
     "read_mooncake_jsonl",
     "recording_granularity_s",
@@ -113,7 +115,8 @@ FINESERVE_COLUMNS = ("input_length", "output_length", "timestamp")
 """Columns of a FineServe replay trace that batchenv reads (``timestamp`` in microseconds)."""
 
 
-def _fineserve_count(path: Path, line: int, key: str, cell: str) -> int:
+def _count_cell(path: Path, line: int, key: str, cell: str) -> int:
+    """A CSV cell holding a count (an integer >= 0)."""
     try:
         value = int(cell)
     except ValueError:
@@ -178,8 +181,8 @@ def read_fineserve_csv(path: str | Path) -> tuple[TraceRecords, int]:
             times_us.append(value)
             if len(times_us) > MAX_TRACE_ROWS:
                 raise ConfigError(_FIELD, f"{path}: more than {MAX_TRACE_ROWS} timestamped rows")
-            inputs.append(_fineserve_count(path, line, "input_length", row[i_in].strip()))
-            outputs.append(_fineserve_count(path, line, "output_length", row[i_out].strip()))
+            inputs.append(_count_cell(path, line, "input_length", row[i_in].strip()))
+            outputs.append(_count_cell(path, line, "output_length", row[i_out].strip()))
     if len(times_us) < 2:
         raise ConfigError(_FIELD, f"{path} needs at least 2 timestamped requests, found {len(times_us)}")
     records = TraceRecords(
@@ -276,3 +279,80 @@ def excerpt_csv(records: TraceRecords, arrival_s: np.ndarray) -> str:
     ):
         out.write(f"{recorded:.3f},{replayed:.4f},{n_in},{n_out}\n")
     return out.getvalue()
+
+
+AZURE_MULTIMODAL_SCHEMAS = {
+    ("TIMESTAMP", "ContextTokens", "GeneratedTokens"): "iso",
+    ("arrival_time", "input_tokens", "output_tokens"): "seconds",
+}
+"""The two layouts :func:`read_azure_multimodal_csv` reads: the released file's (an ISO-8601
+``TIMESTAMP`` per request) and that of a copy of its first rows with the times in seconds from the
+first request (``arrival_time``); other columns are ignored."""
+
+
+def _milliseconds(path: Path, line: int, column: str, cell: str, kind: str) -> int:
+    """A time cell to whole milliseconds: since the epoch (``iso``) or as written (``seconds``)."""
+    try:
+        if kind == "iso":
+            stamp = dt.datetime.fromisoformat(cell)
+            if stamp.tzinfo is None:
+                stamp = stamp.replace(tzinfo=dt.UTC)
+            return (stamp - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)) // dt.timedelta(milliseconds=1)
+        value = float(cell)
+        if math.isfinite(value) and value >= 0:
+            return round(value * 1000)
+    except ValueError:
+        pass
+    what = "an ISO-8601 time" if kind == "iso" else "a finite number of seconds >= 0"
+    raise ConfigError(_FIELD, f"{path} line {line}: {column!r} must be {what}, got {cell!r}")
+
+
+def read_azure_multimodal_csv(path: str | Path, max_requests: int) -> TraceRecords:
+    """Read the first ``max_requests`` requests of the Azure LMM inference trace 2025 (a
+    multimodal model's requests; either layout of :data:`AZURE_MULTIMODAL_SCHEMAS`). The release
+    records times to the millisecond; they are kept to the millisecond, relative to the first
+    request (ties, about 2% of the gaps, stay ties).
+
+    :raises ConfigError: on a missing file or column, a time or count that does not parse, times
+        out of order, or fewer than ``max_requests`` requests.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(_FIELD, f"trace file not found: {path}")
+    times_ms: list[int] = []
+    inputs: list[int] = []
+    outputs: list[int] = []
+    with open(path, newline="", encoding="utf-8-sig") as handle:
+        reader = csv.reader(handle)
+        header = [cell.strip() for cell in next(reader, [])]
+        layout = next((cols for cols in AZURE_MULTIMODAL_SCHEMAS if set(cols) <= set(header)), None)
+        if layout is None:
+            known = " or ".join(", ".join(cols) for cols in AZURE_MULTIMODAL_SCHEMAS)
+            raise ConfigError(_FIELD, f"{path}: expected the columns {known}; columns: {header}")
+        kind = AZURE_MULTIMODAL_SCHEMAS[layout]
+        i_t, i_in, i_out = (header.index(c) for c in layout)
+        width = max(i_t, i_in, i_out) + 1
+        for line, row in enumerate(reader, start=2):
+            if len(times_ms) == max_requests:
+                break
+            if not row:
+                continue
+            if len(row) < width:
+                raise ConfigError(_FIELD, f"{path} line {line}: {len(row)} fields, expected {len(header)}")
+            value = _milliseconds(path, line, layout[0], row[i_t].strip(), kind)
+            if times_ms and value < times_ms[-1]:
+                raise ConfigError(
+                    _FIELD,
+                    f"{path} line {line}: times must be non-decreasing ({row[i_t].strip()!r} is earlier)",
+                )
+            times_ms.append(value)
+            inputs.append(_count_cell(path, line, layout[1], row[i_in].strip()))
+            outputs.append(_count_cell(path, line, layout[2], row[i_out].strip()))
+    if len(times_ms) < max(max_requests, 2):
+        raise ConfigError(_FIELD, f"{path} has {len(times_ms)} requests, fewer than {max(max_requests, 2)}")
+    milliseconds = np.asarray(times_ms, dtype=np.int64)
+    return TraceRecords(
+        times_s=(milliseconds - milliseconds[0]) / 1000.0,
+        input_tokens=np.asarray(inputs, dtype=np.int64),
+        output_tokens=np.asarray(outputs, dtype=np.int64),
+    )

@@ -9,9 +9,11 @@ batchenv ships the Azure LLM inference trace 2023 of the conversation service (C
 as ``package:azure_conv_hour`` and its first 3,001 requests as ``package:azure_conv_excerpt``, the
 Mooncake conversation trace of the FAST'25
 release (Apache-2.0; columns ``recorded_s`` on a 3 s grid and the evenly spread ``arrival_s``),
-``package:mooncake_conv``, and one hour of arrivals generated from ServeGen's production statistics
-of Alibaba Cloud Model Studio (Apache-2.0; not recorded timestamps, :mod:`batchenv.servegen`),
-``package:servegen_m_large``; see ``batchenv/data/ATTRIBUTION.md``.
+``package:mooncake_conv``, the first 5,000 requests of the Azure LMM inference trace 2025 of a
+multimodal model (CC-BY 4.0; times to the millisecond), ``package:azure_lmm_excerpt``, and one
+hour of arrivals generated from ServeGen's production statistics of Alibaba Cloud Model Studio
+(Apache-2.0; not recorded timestamps, :mod:`batchenv.servegen`), ``package:servegen_m_large``; see
+``batchenv/data/ATTRIBUTION.md``.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ _DATA_DIR = Path(__file__).resolve().parent / "data"
 PACKAGE_TRACES = {
     "azure_conv_excerpt": _DATA_DIR / "azure_conv_excerpt.csv",
     "azure_conv_hour": _DATA_DIR / "azure_conv_hour.csv",
+    "azure_lmm_excerpt": _DATA_DIR / "azure_lmm_excerpt.csv",
     "mooncake_conv": _DATA_DIR / "mooncake_conv.csv",
     "servegen_m_large": _DATA_DIR / "servegen_m_large.csv",
 }

@@ -34,6 +34,18 @@ Sources (fetch them yourself; this script never downloads anything):
   (:func:`batchenv.trace_prep.snap_to_grid`) and spread uniformly within it, as the Mooncake
   ticks are (seed ``SPREAD_SEED``).
 
+``azure_lmm_excerpt.csv``: the first ``AZURE_LMM_EXCERPT_REQUESTS`` requests (46 minutes, from
+2024-10-15 12:00:00.269 UTC) of the Azure LMM inference trace 2025, the requests of a multimodal
+model's inference cluster (``data/AzureLMMInferenceTrace_multimodal.csv.gz`` of
+github.com/Azure/AzurePublicDataset, gunzipped; CC-BY 4.0). The times are recorded to the
+millisecond and kept so, relative to the first request
+(:func:`batchenv.trace_prep.read_azure_multimodal_csv`).
+The shipped excerpt was made from a copy of the release's first 5,000 rows with times in seconds
+from the first request (``data/azure_trace_sample.csv`` of github.com/nebula893/vlm-scheduler at
+commit 90a7a85138b76320f3ef26dae114093ab80508c2), which the script reads as well; its first
+five rows are those the release's own notebook prints. The digest checked is the excerpt's
+(``AZURE_LMM_EXCERPT_SHA256``): either source must give the shipped file byte for byte.
+
 ``azure_conv_hour.csv``, the Azure LLM inference trace 2023 of the conversation service
 (``data/AzureLLMInferenceTrace_conv.csv`` of github.com/Azure/AzurePublicDataset, CC-BY 4.0;
 19,366 requests in 58 minutes), is shipped unchanged, and ``azure_conv_excerpt.csv`` is its
@@ -44,6 +56,7 @@ is that of the copy this project was given (``AZURE_CONVERSATION_SHA256``); see
 Usage::
 
     python benchmarks/make_trace_excerpts.py --azure-conversation path/to/AzureLLMInferenceTrace_conv.csv
+    python benchmarks/make_trace_excerpts.py --azure-multimodal path/to/AzureLMMInferenceTrace_multimodal.csv
     python benchmarks/make_trace_excerpts.py --mooncake-conversation path/to/conversation_trace.jsonl
     python benchmarks/make_trace_excerpts.py --servegen-m-large path/to/ServeGen/data/language/m-large
     python benchmarks/make_trace_excerpts.py --fineserve-dense path/to/Dense_30to100B.csv
@@ -69,6 +82,7 @@ from batchenv.servegen import WINDOW_S, client_files, read_servegen_clients, ser
 from batchenv.trace_prep import (  # noqa: E402
     TraceRecords,
     excerpt_csv,
+    read_azure_multimodal_csv,
     read_fineserve_csv,
     read_mooncake_jsonl,
     recording_granularity_s,
@@ -82,6 +96,9 @@ EXTERNAL_DIR = REPO / "external"
 AZURE_CONVERSATION_SHA256 = "2f1e5b666d4e3055fdbba98598ce2ec307767b9064e03e2fa46676dbcc7d0bf8"
 AZURE_EXCERPT_REQUESTS = 3001
 """Requests in ``azure_conv_excerpt.csv``: the first 10.5 minutes of the hour."""
+AZURE_LMM_EXCERPT_REQUESTS = 5000
+"""Requests in ``azure_lmm_excerpt.csv``: the first 46 minutes of the week."""
+AZURE_LMM_EXCERPT_SHA256 = "caf07a30151f43dc938a1672a5273e3d74ce7b74780f27c680616d380987cb01"
 MOONCAKE_CONVERSATION_SHA256 = "b8cbb061a85206d729d91cdc2981f43c9e0d99209dce588d3af5f7934408b9df"
 SPREAD_SEED = 0
 """Seed of the spread of the tied timestamps within their recording intervals."""
@@ -147,6 +164,26 @@ def azure_conversation(source: Path, out_dir: Path, check_digest: bool = True) -
     excerpt = write_atomic(out_dir / "azure_conv_excerpt.csv", b"".join(lines[: AZURE_EXCERPT_REQUESTS + 1]))
     print(f"wrote {hour} ({len(lines) - 1} requests) and {excerpt} (the first {AZURE_EXCERPT_REQUESTS})")
     return hour, excerpt
+
+
+def azure_multimodal(source: Path, out_dir: Path, check_digest: bool = True) -> Path:
+    """Write ``azure_lmm_excerpt.csv``, the first :data:`AZURE_LMM_EXCERPT_REQUESTS` requests of the
+    Azure LMM inference trace 2025 (either layout of
+    :data:`batchenv.trace_prep.AZURE_MULTIMODAL_SCHEMAS`); returns its path. The excerpt, not the
+    source, is checked against its digest, before anything is written."""
+    if not source.is_file():
+        raise ConfigError("--azure-multimodal", f"not found: {source}")
+    records = read_azure_multimodal_csv(source, AZURE_LMM_EXCERPT_REQUESTS)
+    text = excerpt_csv(records, records.times_s).encode()
+    if check_digest and hashlib.sha256(text).hexdigest() != AZURE_LMM_EXCERPT_SHA256:
+        raise ConfigError(
+            "--azure-multimodal",
+            f"{source} does not give the shipped excerpt (its digest differs from "
+            f"{AZURE_LMM_EXCERPT_SHA256}); pass --any-version to use it anyway",
+        )
+    path = write_atomic(out_dir / "azure_lmm_excerpt.csv", text)
+    print(f"wrote {path} ({len(records.times_s)} requests, {records.times_s[-1]:.0f} s)")
+    return path
 
 
 def mooncake_conversation(source: Path, out_dir: Path, check_digest: bool = True) -> Path:
@@ -251,6 +288,12 @@ def main(argv: list[str] | None = None) -> int:
         "conversation trace; never the code trace)",
     )
     parser.add_argument(
+        "--azure-multimodal",
+        type=Path,
+        help="data/AzureLMMInferenceTrace_multimodal.csv.gz of github.com/Azure/AzurePublicDataset, "
+        "gunzipped (the 2025 multimodal trace), or a copy of its first rows with times in seconds",
+    )
+    parser.add_argument(
         "--mooncake-conversation",
         type=Path,
         help="FAST25-release/traces/conversation_trace.jsonl of github.com/kvcache-ai/Mooncake",
@@ -277,20 +320,23 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     sources = (
         args.azure_conversation,
+        args.azure_multimodal,
         args.mooncake_conversation,
         args.servegen_m_large,
         args.fineserve_dense,
     )
     if all(source is None for source in sources):
         parser.error(
-            "give at least one of --azure-conversation, --mooncake-conversation, --servegen-m-large, "
-            "--fineserve-dense"
+            "give at least one of --azure-conversation, --azure-multimodal, --mooncake-conversation, "
+            "--servegen-m-large, --fineserve-dense"
         )
     shipped_dir = args.out_dir or DATA_DIR
     check = not args.any_version
     try:
         if args.azure_conversation is not None:
             azure_conversation(args.azure_conversation, shipped_dir, check_digest=check)
+        if args.azure_multimodal is not None:
+            azure_multimodal(args.azure_multimodal, shipped_dir, check_digest=check)
         if args.mooncake_conversation is not None:
             mooncake_conversation(args.mooncake_conversation, shipped_dir, check_digest=check)
         if args.servegen_m_large is not None:

@@ -47,6 +47,7 @@ SHIPPED = (
     # (label, trace_path, column, treatment of the timestamps)
     ("Azure conv 2023 (excerpt)", "package:azure_conv_excerpt", "TIMESTAMP", "as recorded (0.1 us)"),
     ("Azure conv 2023 (whole hour)", "package:azure_conv_hour", "TIMESTAMP", "as recorded (0.1 us)"),
+    ("Azure LMM 2024 (excerpt)", "package:azure_lmm_excerpt", "arrival_s", "as recorded (1 ms)"),
     ("Mooncake conv (FAST'25)", "package:mooncake_conv", "recorded_s", "recorded: ties on a 3 s grid"),
     ("Mooncake conv (FAST'25)", "package:mooncake_conv", "arrival_s", "random spread (shipped, replayed)"),
     ("Mooncake conv (FAST'25)", "package:mooncake_conv", "even", "even spread (not shipped)"),

@@ -5,7 +5,9 @@ characterise them (batchenv.trace_stats, benchmarks/trace_table.py)."""
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +16,7 @@ from benchmark_scripts import load_script
 
 from batchenv.config import ConfigError
 from batchenv.trace_prep import (
+    read_azure_multimodal_csv,
     read_mooncake_jsonl,
     recording_granularity_s,
     spread_ties_evenly,
@@ -42,6 +45,18 @@ ATTRIBUTION = {
             "Splitwise",
             "ISCA 2024",
             "unchanged",
+        ],
+    ),
+    "azure_lmm_excerpt": (
+        "LICENSE-CC-BY-4.0.txt",
+        [
+            "Azure/AzurePublicDataset",
+            "AzureLMMInferenceTrace_multimodal.csv.gz",
+            "ModServe",
+            "SoCC 2025",
+            "nebula893/vlm-scheduler",
+            "Changes made",
+            "to the millisecond",
         ],
     ),
     "mooncake_conv": (
@@ -206,6 +221,77 @@ def test_excerpt_script_cuts_a_loadable_file_and_checks_its_source(tmp_path: Pat
     assert [int(r["input_tokens"]) for r in rows] == list(range(100, 110))
     assert np.all(arrival >= recorded) and np.all(arrival < recorded + 3.0) and len(np.unique(arrival)) == 10
     assert len(load_trace_times_s(str(tmp_path / "mooncake_conv.csv"), "arrival_s")) == 10
+
+
+def _lmm_sources(tmp_path: Path, extra_rows: int = 3) -> tuple[Path, Path]:
+    """The shipped LMM excerpt written back in the release's layout (ISO times from 2024-10-15
+    12:00:00.269 UTC, a column of image counts) and in the copy's (seconds from the first request),
+    each with ``extra_rows`` more requests after the 5,000."""
+    rows = _rows("azure_lmm_excerpt")
+    ms = [round(float(r["recorded_s"]) * 1000) for r in rows]
+    ms += [ms[-1] + 250 * (i + 1) for i in range(extra_rows)]
+    tokens = [(r["input_tokens"], r["output_tokens"]) for r in rows] + [("9", "9")] * extra_rows
+    start = dt.datetime(2024, 10, 15, 12, 0, 0, 269000, tzinfo=dt.UTC)
+    release, copy = tmp_path / "release.csv", tmp_path / "copy.csv"
+    with open(release, "w", encoding="utf-8") as handle:
+        handle.write("TIMESTAMP,NumImages,ContextTokens,GeneratedTokens\n")
+        for t, (n_in, n_out) in zip(ms, tokens, strict=True):
+            stamp = (
+                (start + dt.timedelta(milliseconds=t))
+                .isoformat(timespec="milliseconds")
+                .replace("+00:00", "Z")
+            )
+            handle.write(f"{stamp},1,{n_in},{n_out}\n")
+    with open(copy, "w", encoding="utf-8") as handle:
+        handle.write("arrival_time,input_tokens,output_tokens\n")
+        for t, (n_in, n_out) in zip(ms, tokens, strict=True):
+            handle.write(f"{t / 1000!r},{n_in},{n_out}\n")
+    return release, copy
+
+
+def test_excerpt_script_writes_the_lmm_excerpt_from_the_release_or_its_copy(tmp_path: Path, capsys) -> None:
+    script = _script("make_trace_excerpts")
+    shipped = PACKAGE_TRACES["azure_lmm_excerpt"].read_bytes()
+    release, copy = _lmm_sources(tmp_path)
+    assert "2024-10-15T12:00:05.819Z,1,949,126" in release.read_text()  # as the release's notebook prints
+    for source in (release, copy):
+        out = tmp_path / source.stem
+        assert script.main(["--azure-multimodal", str(source), "--out-dir", str(out)]) == 0
+        assert (out / "azure_lmm_excerpt.csv").read_bytes() == shipped
+    # one token count changed: refused by the excerpt's digest, nothing written; --any-version writes it
+    changed = tmp_path / "changed.csv"
+    changed.write_text(copy.read_text().replace("\n5.55,949,126\n", "\n5.55,949,127\n"))
+    assert script.main(["--azure-multimodal", str(changed), "--out-dir", str(tmp_path / "c")]) == 2
+    assert "does not give the shipped excerpt" in capsys.readouterr().err
+    assert not (tmp_path / "c").exists()
+    assert (
+        script.main(["--azure-multimodal", str(changed), "--out-dir", str(tmp_path / "c"), "--any-version"])
+        == 0
+    )
+    assert (tmp_path / "c" / "azure_lmm_excerpt.csv").read_text().splitlines()[2] == "5.550,5.5500,949,127"
+
+
+@pytest.mark.parametrize(
+    ("lines", "words"),
+    [
+        (["time,input_tokens,output_tokens", "0,1,1"], "expected the columns TIMESTAMP"),
+        (["arrival_time,input_tokens,output_tokens", "0,1,1", "x,1,1"], "line 3: 'arrival_time' must be"),
+        (["arrival_time,input_tokens,output_tokens", "0,1,1", "-1,1,1"], "line 3: 'arrival_time' must be"),
+        (["TIMESTAMP,ContextTokens,GeneratedTokens", "2024-10-15T12:00:00Z,1,1", "noon,1,1"], "ISO-8601"),
+        (
+            ["arrival_time,input_tokens,output_tokens", "1,1,1", "0.5,1,1"],
+            "line 3: times must be non-decreasing",
+        ),
+        (["arrival_time,input_tokens,output_tokens", "0,1,1", "1,-2,1"], "'input_tokens' must be an integer"),
+        (["arrival_time,input_tokens,output_tokens", "0,1,1", "1,1"], "line 3: 2 fields, expected 3"),
+        (["arrival_time,input_tokens,output_tokens", "0,1,1", "1,1,1"], "has 2 requests, fewer than 3"),
+    ],
+)
+def test_bad_lmm_sources_give_one_clear_error(tmp_path: Path, lines: list[str], words: str) -> None:
+    source = tmp_path / "lmm.csv"
+    source.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ConfigError, match=re.escape(words)):
+        read_azure_multimodal_csv(source, 3)
 
 
 def test_statistics_on_known_sequences() -> None:
