@@ -278,6 +278,7 @@ def test_optional_sources_are_marked_pending_when_absent(tmp_path: Path) -> None
         src.TRACE_RESULTS: False,
         src.EXTERNAL_TRACES: False,
         src.AZURE_HOUR: False,
+        src.AZURE_LMM: False,
         src.TRACE_RESULTS_ALL: False,
         src.FRONTIERS: False,
         src.SENSITIVITY: False,

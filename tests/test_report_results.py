@@ -19,6 +19,7 @@ from apps.report.tables import verification_table
 from apps.report.traces import (
     all_traces_numbers,
     azure_hour_numbers,
+    azure_lmm_numbers,
     guard_test_numbers,
     replay_numbers,
     robust_numbers,
@@ -277,6 +278,23 @@ def test_azure_hour_macros_read_robust_and_count_the_loads_it_does_not_lose() ->
     m = Macros()
     azure_hour_numbers(m, None)
     assert m.value("resHourRobustMatches") == src.PENDING
+
+
+def test_azure_lmm_macros_read_robust_at_both_loads_and_count_its_p99_losses() -> None:
+    data = _json(src.AZURE_LMM)
+    m = Macros()
+    azure_lmm_numbers(m, data)
+    cells = trace_cells(data, from_trace_results=True)
+    for tok, name in (("Thirty", "azure_lmm_30"), ("Sixty", "azure_lmm_60")):
+        robust = cells[name]["robust"]
+        assert m.value(f"resLmmGapRobust{tok}") == fpct(robust.gap[0], 2, sign=True)
+        assert m.value(f"resLmmDTailRobust{tok}") == fnum(robust.d99[0], 1, sign=True)
+    tail_losses = sum(row["robust"].verdict("d99") == "loses" for row in cells.values())
+    assert m.value("resLmmTailLosesRobust") == str(tail_losses)
+    assert m.value("resLmmScenarios") == str(len(cells)) == "3"
+    m = Macros()
+    azure_lmm_numbers(m, None)
+    assert m.value("resLmmGapRobustThirty") == src.PENDING
 
 
 def test_all_traces_macros_count_robust_losses_over_every_half() -> None:

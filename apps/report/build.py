@@ -16,6 +16,7 @@ from apps.report.macros import Macros, render_numbers, used_macros
 from apps.report.names import MODEL_LETTERS
 from apps.report.sources import (
     AZURE_HOUR,
+    AZURE_LMM,
     BENCH,
     CONFIG,
     DESIGN,
@@ -156,6 +157,8 @@ def compute(root: Path = REPO, only_committed: bool = True) -> Build:
         traces.external_trace_numbers(m, _optional(src, build, EXTERNAL_TRACES))
     with reading(AZURE_HOUR):
         traces.azure_hour_numbers(m, _optional(src, build, AZURE_HOUR))
+    with reading(AZURE_LMM):
+        traces.azure_lmm_numbers(m, _optional(src, build, AZURE_LMM))
     with reading(TRACE_RESULTS_ALL):
         traces.all_traces_numbers(m, _optional(src, build, TRACE_RESULTS_ALL))
     with reading(SIM_TO_REAL):

@@ -23,6 +23,7 @@ from apps.report.names import SUITE_METRICS
 
 __all__ = [
     "AZURE_HOUR",
+    "AZURE_LMM",
     "BENCH",
     "BUILD_COMMAND",
     "CONFIG",
@@ -85,6 +86,7 @@ SENSITIVITY = "docs/results/sensitivity.json"
 TRACE_RESULTS = "docs/results/trace_results.json"
 EXTERNAL_TRACES = "docs/results/external_traces.json"
 AZURE_HOUR = "docs/results/azure_hour.json"
+AZURE_LMM = "docs/results/azure_lmm.json"
 TRACE_RESULTS_ALL = "docs/results/trace_results_all.json"
 SIM_TO_REAL = "docs/results/sim_to_real.json"
 SIM_TO_REAL_CALIBRATION = "docs/results/sim_to_real_calibrated.json"
@@ -124,6 +126,8 @@ SOURCES = {
     "(after make_trace_excerpts.py --fineserve-dense)",
     AZURE_HOUR: "python benchmarks/trace_results.py --scenarios azure_conv_hour,azure_conv_hour_30,"
     "azure_conv_hour_60 --out docs/results/azure_hour.md --tuned-dir docs/results/azure_hour/tuned --jobs 2",
+    AZURE_LMM: "python benchmarks/trace_results.py --scenarios azure_lmm,azure_lmm_30,azure_lmm_60 "
+    "--out docs/results/azure_lmm.md --tuned-dir docs/results/azure_lmm/tuned --jobs 2",
     TRACE_RESULTS_ALL: "python benchmarks/trace_results.py --traces all "
     "--out docs/results/trace_results_all.md --tuned-dir docs/results/trace_results_all/tuned --jobs 2",
     SIM_TO_REAL: "python benchmarks/sim_to_real.py",
@@ -140,6 +144,7 @@ OPTIONAL = {
     TRACE_RESULTS: "TraceResults",
     EXTERNAL_TRACES: "ExternalTraces",
     AZURE_HOUR: "AzureHour",
+    AZURE_LMM: "AzureLmm",
     TRACE_RESULTS_ALL: "TraceResultsAll",
     FRONTIERS: "Frontiers",
     SENSITIVITY: "Sensitivity",

@@ -14,6 +14,7 @@ from apps.report.formatting import fnum, fpct
 from apps.report.macros import Macros, add_pending
 from apps.report.sources import (
     AZURE_HOUR,
+    AZURE_LMM,
     EXTERNAL_TRACES,
     GUARD_TEST,
     REPLAY,
@@ -26,12 +27,14 @@ from apps.report.tables import table_header
 __all__ = [
     "ALL_TRACES_KEYS",
     "AZURE_HOUR_KEYS",
+    "AZURE_LMM_KEYS",
     "EXTERNAL_KEYS",
     "REPLAY_KEYS",
     "TRACE_RESULTS_KEYS",
     "TraceCell",
     "all_traces_numbers",
     "azure_hour_numbers",
+    "azure_lmm_numbers",
     "external_trace_numbers",
     "replay_numbers",
     "robust_numbers",
@@ -470,6 +473,9 @@ EXTERNAL_KEYS = _robust_keys("resExt", EXTERNAL_LOADS)
 AZURE_HOUR_LOADS = {"Thirty": "azure_conv_hour_30", "Sixty": "azure_conv_hour_60"}
 """The whole Azure conversation hour rescaled: macro token -> scenario."""
 AZURE_HOUR_KEYS = _robust_keys("resHour", AZURE_HOUR_LOADS)
+AZURE_LMM_LOADS = {"Thirty": "azure_lmm_30", "Sixty": "azure_lmm_60"}
+"""The Azure LMM (multimodal) excerpt rescaled: macro token -> scenario."""
+AZURE_LMM_KEYS = _robust_keys("resLmm", AZURE_LMM_LOADS)
 ALL_TRACES_KEYS = _robust_keys("resAll", {})
 
 
@@ -481,6 +487,11 @@ def external_trace_numbers(macros: Macros, data: dict[str, Any] | None) -> None:
 def azure_hour_numbers(macros: Macros, data: dict[str, Any] | None) -> None:
     """azure_hour.json (the whole Azure conversation hour, halves of about 9,700 requests)."""
     _robust_at_loads(macros, data, AZURE_HOUR, "resHour", AZURE_HOUR_LOADS)
+
+
+def azure_lmm_numbers(macros: Macros, data: dict[str, Any] | None) -> None:
+    """azure_lmm.json (the Azure LMM inference trace's excerpt, a multimodal model's requests)."""
+    _robust_at_loads(macros, data, AZURE_LMM, "resLmm", AZURE_LMM_LOADS)
 
 
 def all_traces_numbers(macros: Macros, data: dict[str, Any] | None) -> None:
