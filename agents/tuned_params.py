@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from batchenv.config import ConfigError, SystemConfig
+from batchenv.config import ConfigError, SystemConfig, check_name
 from batchenv.fileio import write_atomic
 from batchenv.scenarios import load_scenario, trace_scenarios, train_split_of
 
@@ -67,8 +67,19 @@ class TunedRecord:
 
 
 def tuned_path(scenario: str, directory: Path = TUNED_DIR) -> Path:
-    """Where the tuned parameters of ``scenario`` live in ``directory``."""
-    return Path(directory) / f"{scenario}.yaml"
+    """Where the tuned parameters of ``scenario`` live in ``directory``.
+
+    :raises ConfigError: (``name``) if the file would not be directly in ``directory``: a name
+        with a path separator or NUL, ``.`` or ``..`` (:func:`batchenv.config.check_name`, which
+        a :class:`SystemConfig` has passed already).
+    """
+    return _file_in(Path(directory), scenario)
+
+
+def _file_in(directory: Path, stem: str) -> Path:
+    """``<directory>/<stem>.yaml``; ConfigError (``name``) unless ``stem`` is a plain file name
+    (:func:`batchenv.config.check_name`), so that the file is directly in ``directory``."""
+    return directory / f"{check_name('name', stem)}.yaml"
 
 
 def tuning_target(config: SystemConfig) -> SystemConfig:
@@ -94,7 +105,7 @@ def tuned_file(config: SystemConfig, directory: Path = TUNED_DIR) -> Path:
     target = config.latency_target
     if target is None:
         return tuned_path(source.name, directory)
-    return Path(directory) / TARGETS_SUBDIR / f"{source.name}__{target.slug(config.slo_ms)}.yaml"
+    return _file_in(Path(directory) / TARGETS_SUBDIR, f"{source.name}__{target.slug(config.slo_ms)}")
 
 
 def load_tuned(config: SystemConfig, directory: Path = TUNED_DIR) -> TunedRecord | None:

@@ -23,6 +23,7 @@ from batchenv.config import ConfigError, LatencyTarget, SystemConfig
 from batchenv.scenarios import SUITE, scenario_config
 from batchenv.seeds import TRAINING_SEEDS, parse_seeds
 from evaluation.candidates import CandidateRuns
+from evaluation.plan import UsageError, check_writable_folder
 from evaluation.tuning import TargetObjective, tune_for_objective, tune_scenario
 from execution.backends import Backend
 from execution.cli import add_execution_arguments, backend_spec_or_exit
@@ -118,6 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             configs.append(config if target is None else config.replace(latency_target=target))
         except ConfigError as exc:
             parser.error(str(exc))
+    _check_out(parser, configs, args.out)
     command = f"{PROG} {shlex.join(argv)}" if argv else PROG
 
     what = "mean cost per request" if target is None else "feasible, attainment, quality, cost"
@@ -168,6 +170,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     console.print(table)
     return 0
+
+
+def _check_out(parser: argparse.ArgumentParser, configs: list[SystemConfig], out: Path) -> None:
+    """A parser error (exit code 2) unless the tuned files of ``configs`` can be written in
+    ``out`` (or its ``targets`` folder), which is created if needed: not a file, writable."""
+    try:
+        for folder in dict.fromkeys(tuned_file(config, out).parent for config in configs):
+            check_writable_folder(folder, "--out", create=True)
+    except (ConfigError, UsageError) as exc:
+        parser.error(str(exc))
 
 
 def _tune_one(

@@ -362,6 +362,28 @@ def uppaal_policy(config, text: str):
     return policy.validate(config)
 
 
+def check_ta_supported(config: SystemConfig) -> None:
+    """ConfigError naming the field when the timed-automata stage, which runs when TChecker is
+    installed, cannot check ``config``: it includes the SMDP optimum of the scenario as it is
+    (one worker, Poisson arrivals, no SLO penalty; :func:`agents.smdp.check_supported`).
+    Checked before the Storm run, which would otherwise be lost."""
+    from agents.smdp import check_supported
+
+    try:
+        find_tchecker()
+    except TCheckerMissingError:
+        return  # the stage is skipped, with a message
+    try:
+        check_supported(config)
+    except ConfigError as exc:
+        reason = str(exc).removeprefix(f"{exc.field}: ")
+        raise ConfigError(
+            exc.field,
+            f"{reason}; the timed-automata stage checks the SMDP optimum of the scenario as it is "
+            "(--no-ta skips that stage)",
+        ) from None
+
+
 def _display(path: Path) -> str:
     try:
         return str(path.resolve().relative_to(REPO))
@@ -595,8 +617,10 @@ def main(argv: list[str] | None = None) -> int:
                 _replace_ta_section(args, ta_report, command, console)
             return 0 if ta_report is not None and ta_report.ok else 1
         check_costs_modelled(tm)
+        if not args.no_ta:
+            check_ta_supported(config)
     except (ConfigError, AgentSpecError, ExecutionUsageError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
         return 2
     from formal.report import markdown, report_data, rich_tables
 

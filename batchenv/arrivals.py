@@ -179,13 +179,13 @@ class TraceArrivals(ArrivalProcess):
         window: tuple[float, float] | None = None,
     ) -> None:
         times = np.asarray(times_s, dtype=float)
-        mean_gap_s = float(np.diff(times).mean())
+        mean_gap_s = _check_gap_s("mean gap", float(np.diff(times).mean()))
         if window is not None:
             times = trace_window_times_s(times, window)
         gaps = np.diff(times)
         self.unit_gaps = gaps / mean_gap_s
         self.mean_rate_per_s = rate_per_s
-        self.window_rate_per_s = rate_per_s / float(self.unit_gaps.mean())
+        self.window_rate_per_s = rate_per_s / _check_gap_s("rescaled mean gap", float(self.unit_gaps.mean()))
         self.random_start = random_start
 
     def _gaps_s(self, mean_rate_per_s: float | None) -> np.ndarray:
@@ -211,6 +211,20 @@ class TraceArrivals(ArrivalProcess):
             times += t
             t = float(times[-1])
             yield times
+
+
+def _check_gap_s(what: str, mean_gap: float) -> float:
+    """``mean_gap``, a trace's mean gap between arrivals (s, or in units of the whole trace's mean
+    gap); ConfigError (``arrivals.trace_path``) unless it is finite and > 0, which the rescaled
+    replay needs (a NaN or infinite gap would be an episode that never ends). A finite mean of
+    gaps >= 0 also makes every gap finite."""
+    if not (math.isfinite(mean_gap) and mean_gap > 0):
+        raise ConfigError(
+            "arrivals.trace_path",
+            f"the trace cannot be replayed: its {what} between arrivals is {mean_gap!r}; it must be "
+            "a finite number > 0",
+        )
+    return mean_gap
 
 
 def trace_window_times_s(times_s: np.ndarray, window: tuple[float, float]) -> np.ndarray:

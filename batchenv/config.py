@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +39,7 @@ __all__ = [
     "RewardConfig",
     "SystemConfig",
     "TimingTable",
+    "check_name",
     "short_repr",
 ]
 
@@ -51,6 +53,17 @@ MIN_TIME_MS = 1e-6
 MAX_EPISODE_REQUESTS = 10_000_000
 """Most arrivals an episode may expect (peak mean rate x horizon): bounds the memory of
 evaluation, which records every request (about 200 bytes each)."""
+MAX_TIME_MS = 3_600_000.0
+"""Longest time of a timing-table entry (ms; one hour): pre- and post-processing, communication
+and inference times of a batch."""
+MAX_NAME_LENGTH = 200
+"""Longest scenario name (characters): names become file names, with a suffix."""
+MAX_MMPP_SOJOURN_S = 86_400.0
+"""Longest mean stay in an MMPP phase (s; one day): each phase's leaving rate is at least its
+inverse."""
+MAX_MMPP_SWITCH_RATE_PER_S = 10_000.0
+"""Largest leaving rate of an MMPP phase (1/s): the arrival stream draws every phase switch."""
+MAX_FLOAT = sys.float_info.max
 ARRIVAL_PROCESSES = ("poisson", "mmpp", "diurnal", "trace", "mixture")
 RATE_RANGE_SCALES = ("linear", "log")
 RATE_SCALES = ("linear", "log")
@@ -63,7 +76,9 @@ _MAX_MESSAGE = 400
 
 def short_repr(value: object, limit: int = 60) -> str:
     """``repr(value)`` cut to ``limit`` characters: error messages never print a whole (possibly
-    hostile, huge) value."""
+    hostile, huge) value; an integer too long to print is described by its number of digits."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 3 * limit:
+        return f"an integer of about {math.floor(value.bit_length() * math.log10(2)) + 1} digits"
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
@@ -83,26 +98,55 @@ class ConfigError(ValueError):
 # --------------------------------------------------------------------------------------------
 
 
-def _number(path: str, value: Any) -> float:
+def _number(path: str, value: Any, allowed: str = "") -> float:
+    """``value`` as a finite float; ConfigError naming ``path`` and the range ``allowed`` (e.g.
+    ``"> 0"``) otherwise, also for an integer too large for a float."""
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConfigError(path, f"must be a number, got {value!r}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ConfigError(path, f"must be finite, got {value!r}")
-    return value
+        raise ConfigError(path, f"must be a number, got {short_repr(value)}")
+    try:
+        number = float(value)
+    except OverflowError:  # an int beyond the float range
+        number = math.inf
+    if not math.isfinite(number):
+        what = f"a finite number {allowed}".rstrip()
+        raise ConfigError(path, f"must be {what} (at most {MAX_FLOAT:.4g} in size), got {short_repr(value)}")
+    return number
 
 
 def _positive(path: str, value: Any) -> float:
-    value = _number(path, value)
+    value = _number(path, value, "> 0")
     if value <= 0:
         raise ConfigError(path, f"must be > 0, got {value!r}")
     return value
 
 
 def _non_negative(path: str, value: Any) -> float:
-    value = _number(path, value)
+    value = _number(path, value, ">= 0")
     if value < 0:
         raise ConfigError(path, f"must be >= 0, got {value!r}")
+    return value
+
+
+def _time_ms(path: str, value: float) -> float:
+    """A time of the timing table (ms), already a number: ConfigError naming ``path`` above
+    :data:`MAX_TIME_MS`."""
+    if value > MAX_TIME_MS:
+        raise ConfigError(path, f"must be <= {MAX_TIME_MS:g} ms (one hour), got {value!r}")
+    return value
+
+
+def check_name(path: str, value: Any) -> str:
+    r"""A scenario name, which names files (``agents/tuned/<name>.yaml``, result folders): a
+    non-empty string of at most :data:`MAX_NAME_LENGTH` characters with no path separator
+    (``/``, ``\``) nor NUL, and not ``.`` or ``..``; ConfigError naming ``path`` otherwise."""
+    if not isinstance(value, str) or not value:
+        raise ConfigError(path, f"must be a non-empty string, got {short_repr(value)}")
+    if len(value) > MAX_NAME_LENGTH or value in (".", "..") or any(c in value for c in "/\\\0"):
+        raise ConfigError(
+            path,
+            f"must be usable as a file name: 1 to {MAX_NAME_LENGTH} characters, no '/', '\\' or NUL, "
+            f"not '.' or '..'; got {short_repr(value)}",
+        )
     return value
 
 
@@ -159,6 +203,7 @@ class ModelProfile:
         for i, v in enumerate(inference):
             if v < MIN_TIME_MS:
                 raise ConfigError(f"{path}.inference_ms[{i}]", f"must be >= {MIN_TIME_MS:g} ms, got {v!r}")
+            _time_ms(f"{path}.inference_ms[{i}]", v)
         _check_non_decreasing(f"{path}.inference_ms", inference)
         return dataclasses.replace(self, quality=quality, inference_ms=inference)
 
@@ -242,6 +287,7 @@ class TimingTable:
         for i, v in enumerate(comm):
             if v < 0:
                 raise ConfigError(f"{path}.comm_ms[{i}]", f"must be >= 0, got {v!r}")
+            _time_ms(f"{path}.comm_ms[{i}]", v)
         _check_non_decreasing(f"{path}.comm_ms", comm)
         if self.mode not in TIMING_MODES:
             raise ConfigError(f"{path}.mode", f"must be one of {TIMING_MODES}, got {self.mode!r}")
@@ -249,8 +295,8 @@ class TimingTable:
             self,
             batch_sizes=sizes,
             comm_ms=comm,
-            t_pre_ms=_non_negative(f"{path}.t_pre_ms", self.t_pre_ms),
-            t_post_ms=_non_negative(f"{path}.t_post_ms", self.t_post_ms),
+            t_pre_ms=_time_ms(f"{path}.t_pre_ms", _non_negative(f"{path}.t_pre_ms", self.t_pre_ms)),
+            t_post_ms=_time_ms(f"{path}.t_post_ms", _non_negative(f"{path}.t_post_ms", self.t_post_ms)),
         )
 
 
@@ -390,6 +436,13 @@ class ArrivalConfig:
             _build(MixtureComponent, c, f"{path}.components[{i}]").validate(f"{path}.components[{i}]")
             for i, c in enumerate(values)
         )
+        total = sum(c.weight for c in components)  # as mean_rate_per_s and the draw add them
+        if not math.isfinite(total):
+            raise ConfigError(
+                f"{path}.components",
+                f"the weights must have a finite sum (at most {MAX_FLOAT:.4g}; only their ratios "
+                f"matter), got {total!r}",
+            )
         return dataclasses.replace(self, components=components)
 
     @property
@@ -493,11 +546,26 @@ def _switch_matrix(path: str, value: Any, n_phases: int) -> tuple[tuple[float, .
             if sum(row_values) <= 0:
                 raise ConfigError(f"{path}[{i}]", "each phase needs a leaving rate > 0")
             matrix.append(list(row_values))
+    for i, row in enumerate(matrix):
+        _check_leaving_rate(f"{path}[{i}]", sum(row))
     try:
         mmpp_stationary(matrix)
     except ValueError as exc:
         raise ConfigError(path, str(exc)) from None
     return tuple(tuple(row) for row in matrix)
+
+
+def _check_leaving_rate(path: str, rate_per_s: float) -> None:
+    """ConfigError naming ``path`` unless an MMPP phase's leaving rate (1/s) keeps its mean stay
+    within :data:`MAX_MMPP_SOJOURN_S` and its switches at most :data:`MAX_MMPP_SWITCH_RATE_PER_S`
+    per second (the arrival stream draws each stay and each switch)."""
+    lowest = 1.0 / MAX_MMPP_SOJOURN_S
+    if not lowest <= rate_per_s <= MAX_MMPP_SWITCH_RATE_PER_S:
+        raise ConfigError(
+            path,
+            f"the phase's leaving rate must be in [{lowest:.4g}, {MAX_MMPP_SWITCH_RATE_PER_S:g}] per s "
+            f"(a mean stay of at most {MAX_MMPP_SOJOURN_S:g} s), got {rate_per_s!r}",
+        )
 
 
 def mmpp_stationary(switch_rates: Any) -> list[float]:
@@ -798,8 +866,7 @@ class SystemConfig:
                 "models",
                 tuple(_build(ModelProfile, m, f"models[{i}]") for i, m in enumerate(self.models)),
             )
-        if not isinstance(self.name, str) or not self.name:
-            raise ConfigError("name", f"must be a non-empty string, got {self.name!r}")
+        check_name("name", self.name)
         timing = self.timing.validate("timing")
         models = self.models
         if isinstance(models, str | bytes) or not isinstance(models, Sequence) or not models:

@@ -7,7 +7,8 @@
 - nesting deep enough to end in a RecursionError;
 - duplicate keys (the last one silently wins);
 - ``1e3`` as the *string* "1e3" (YAML 1.1 floats need a dot);
-- a file of any size.
+- a file of any size;
+- an integer with more digits than Python converts (a ValueError from deep inside PyYAML).
 
 :func:`load_yaml` refuses all of these with a :class:`~batchenv.config.ConfigError` that names
 the file, and reads ``1e3`` as a float. Aliases are refused unless ``allow_aliases`` (the
@@ -18,6 +19,7 @@ bounded.
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +75,17 @@ class _Loader(yaml.SafeLoader):
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
 
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
+        """An integer; YamlError naming the line when it has more digits than Python converts
+        (``sys.get_int_max_str_digits()``, 4300 by default)."""
+        try:
+            return super().construct_yaml_int(node)
+        except ValueError:
+            raise YamlError(
+                f"line {node.start_mark.line + 1}: an integer of {len(node.value)} characters, more "
+                f"digits than the {sys.get_int_max_str_digits()} allowed"
+            ) from None
+
 
 class _AliasLoader(_Loader):
     allow_aliases = True
@@ -81,6 +94,7 @@ class _AliasLoader(_Loader):
 _EXPONENT_FLOAT = re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$")
 for _cls in (_Loader, _AliasLoader):
     _cls.add_implicit_resolver("tag:yaml.org,2002:float", _EXPONENT_FLOAT, list("-+0123456789"))
+    _cls.add_constructor("tag:yaml.org,2002:int", _Loader.construct_yaml_int)
 
 
 def _count_nodes(value: Any, budget: int) -> int:

@@ -20,18 +20,18 @@ line and the value.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import io
 import json
 import math
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from batchenv.config import ConfigError
-from batchenv.traces import MAX_TRACE_ROWS
+from batchenv.config import ConfigError, short_repr
+from batchenv.traces import MAX_TRACE_ROWS, csv_rows, utf8_line
 
 __all__ = [
     "TraceRecords",
@@ -46,6 +46,9 @@ __all__ = [
 ]
 
 _FIELD = "source"
+MAX_COUNT = 2**53
+"""Largest count or time (ms) read from a source file: every integer up to it is exact as a float64
+(and fits an int64)."""
 
 
 @dataclass(frozen=True)
@@ -62,19 +65,54 @@ class TraceRecords:
     output_tokens: np.ndarray
 
 
-def _count(path: Path, line: int, record: dict, key: str) -> int:
-    value = record.get(key)
+def _checked_count(path: Path, line: int, key: str, value: object, shown: str) -> int:
+    """``value`` if it is an integer in [0, :data:`MAX_COUNT`]; ConfigError naming the line, the
+    key and the value as ``shown`` otherwise."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ConfigError(_FIELD, f"{path} line {line}: {key!r} must be an integer >= 0, got {value!r}")
+        raise ConfigError(_FIELD, f"{path} line {line}: {key!r} must be an integer >= 0, got {shown}")
+    if value > MAX_COUNT:
+        raise ConfigError(
+            _FIELD, f"{path} line {line}: {key!r} must be an integer >= 0 and <= {MAX_COUNT}, got {shown}"
+        )
     return value
+
+
+def _count(path: Path, line: int, record: dict, key: str) -> int:
+    """``record[key]``, a count (an integer in [0, :data:`MAX_COUNT`])."""
+    value = record.get(key)
+    return _checked_count(path, line, key, value, short_repr(value))
+
+
+def _json_object(path: Path, line_number: int, raw: bytes) -> dict | None:
+    """One line of a JSON-lines file as an object (None for a blank line); ConfigError naming the
+    line when it is not UTF-8, not JSON (also a number with more digits than Python converts, or
+    nesting too deep to parse) or not an object."""
+    line = utf8_line(raw, path, line_number, _FIELD)
+    if not line.strip():
+        return None
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(_FIELD, f"{path} line {line_number}: not JSON ({exc.msg})") from None
+    except ValueError:  # an integer beyond sys.get_int_max_str_digits()
+        raise ConfigError(
+            _FIELD,
+            f"{path} line {line_number}: a number of more than {sys.get_int_max_str_digits()} digits",
+        ) from None
+    except RecursionError:
+        raise ConfigError(_FIELD, f"{path} line {line_number}: not JSON (nested too deep)") from None
+    if not isinstance(record, dict):
+        raise ConfigError(_FIELD, f"{path} line {line_number}: must be a JSON object")
+    return record
 
 
 def read_mooncake_jsonl(path: str | Path) -> TraceRecords:
     """Read a Mooncake trace (JSON lines with ``timestamp`` in ms, ``input_length``,
     ``output_length``; other keys such as ``hash_ids`` are ignored).
 
-    :raises ConfigError: on a missing file, a line that is not a JSON object with these keys as
-        integers >= 0, timestamps out of order, or fewer than 2 requests.
+    :raises ConfigError: on a missing file, a line that is not UTF-8 or not a JSON object with
+        these keys as integers in [0, :data:`MAX_COUNT`], timestamps out of order, fewer than 2
+        or more than :data:`~batchenv.traces.MAX_TRACE_ROWS` requests.
     """
     path = Path(path)
     if not path.is_file():
@@ -82,16 +120,11 @@ def read_mooncake_jsonl(path: str | Path) -> TraceRecords:
     times_ms: list[int] = []
     inputs: list[int] = []
     outputs: list[int] = []
-    with open(path, encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, start=1):
-            if not line.strip():
+    with open(path, "rb") as handle:
+        for line_number, raw in enumerate(handle, start=1):
+            record = _json_object(path, line_number, raw)
+            if record is None:
                 continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ConfigError(_FIELD, f"{path} line {line_number}: not JSON ({exc.msg})") from None
-            if not isinstance(record, dict):
-                raise ConfigError(_FIELD, f"{path} line {line_number}: must be a JSON object")
             stamp = _count(path, line_number, record, "timestamp")
             if times_ms and stamp < times_ms[-1]:
                 raise ConfigError(
@@ -100,6 +133,8 @@ def read_mooncake_jsonl(path: str | Path) -> TraceRecords:
                     f"({stamp} after {times_ms[-1]})",
                 )
             times_ms.append(stamp)
+            if len(times_ms) > MAX_TRACE_ROWS:
+                raise ConfigError(_FIELD, f"{path}: more than {MAX_TRACE_ROWS} requests")
             inputs.append(_count(path, line_number, record, "input_length"))
             outputs.append(_count(path, line_number, record, "output_length"))
     if len(times_ms) < 2:
@@ -116,14 +151,12 @@ FINESERVE_COLUMNS = ("input_length", "output_length", "timestamp")
 
 
 def _count_cell(path: Path, line: int, key: str, cell: str) -> int:
-    """A CSV cell holding a count (an integer >= 0)."""
+    """A CSV cell holding a count (an integer in [0, :data:`MAX_COUNT`])."""
     try:
-        value = int(cell)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise ConfigError(_FIELD, f"{path} line {line}: {key!r} must be an integer >= 0, got {cell!r}")
-    return value
+        value: int | None = int(cell)
+    except ValueError:  # also more digits than Python converts
+        value = None
+    return _checked_count(path, line, key, value, short_repr(cell))
 
 
 def read_fineserve_csv(path: str | Path) -> tuple[TraceRecords, int]:
@@ -146,7 +179,7 @@ def read_fineserve_csv(path: str | Path) -> tuple[TraceRecords, int]:
     outputs: list[int] = []
     untimed = 0
     with open(path, newline="", encoding="utf-8-sig") as handle:
-        reader = csv.reader(handle)
+        reader = csv_rows(handle, path, _FIELD)
         header = [cell.strip() for cell in next(reader, [])]
         missing = [c for c in FINESERVE_COLUMNS if c not in header]
         if missing:
@@ -298,12 +331,12 @@ def _milliseconds(path: Path, line: int, column: str, cell: str, kind: str) -> i
             if stamp.tzinfo is None:
                 stamp = stamp.replace(tzinfo=dt.UTC)
             return (stamp - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)) // dt.timedelta(milliseconds=1)
-        value = float(cell)
-        if math.isfinite(value) and value >= 0:
-            return round(value * 1000)
+        value = float(cell) * 1000
+        if math.isfinite(value) and 0 <= value <= MAX_COUNT:
+            return round(value)
     except ValueError:
         pass
-    what = "an ISO-8601 time" if kind == "iso" else "a finite number of seconds >= 0"
+    what = "an ISO-8601 time" if kind == "iso" else f"a number of seconds in [0, {MAX_COUNT / 1000:g}]"
     raise ConfigError(_FIELD, f"{path} line {line}: {column!r} must be {what}, got {cell!r}")
 
 
@@ -323,7 +356,7 @@ def read_azure_multimodal_csv(path: str | Path, max_requests: int) -> TraceRecor
     inputs: list[int] = []
     outputs: list[int] = []
     with open(path, newline="", encoding="utf-8-sig") as handle:
-        reader = csv.reader(handle)
+        reader = csv_rows(handle, path, _FIELD)
         header = [cell.strip() for cell in next(reader, [])]
         layout = next((cols for cols in AZURE_MULTIMODAL_SCHEMAS if set(cols) <= set(header)), None)
         if layout is None:

@@ -21,13 +21,17 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import functools
+import math
+import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 
 from batchenv.config import ConfigError
 
-__all__ = ["PACKAGE_TRACES", "load_trace_times_s", "resolve_trace_path"]
+__all__ = ["PACKAGE_TRACES", "csv_rows", "load_trace_times_s", "resolve_trace_path", "utf8_line"]
 
 _DATA_DIR = Path(__file__).resolve().parent / "data"
 PACKAGE_TRACES = {
@@ -71,19 +75,59 @@ MAX_TRACE_ROWS = 20_000_000
 """Most timestamps a trace file may hold (a bound on memory, about 8 bytes each)."""
 
 
+def csv_rows(handle: TextIO, path: str | Path, field: str) -> Iterator[list[str]]:
+    """The rows of the CSV file open (as UTF-8 text) as ``handle``, header first. A row the csv
+    module cannot read (a field over its size limit, ``csv.field_size_limit()``, 128 KiB by
+    default) or a byte that is not UTF-8 is a ConfigError naming ``field``, the file and the line."""
+    reader = csv.reader(handle)
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise ConfigError(
+                field, f"{path} line {reader.line_num}: not a readable CSV row ({exc})"
+            ) from None
+        except UnicodeDecodeError:
+            raise _not_utf8(path, field) from None
+        yield row
+
+
+def utf8_line(raw: bytes, path: str | Path, line_number: int, field: str) -> str:
+    """Line ``line_number`` of a file, read as bytes, decoded; ConfigError naming ``field``, the
+    file, the line and the byte otherwise."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            field, f"{path} line {line_number}: not UTF-8 text (byte {exc.start + 1})"
+        ) from None
+
+
+def _not_utf8(path: str | Path, field: str) -> ConfigError:
+    """The error for a file that is not UTF-8 text, naming the line and byte of the first byte
+    that is not (text is decoded by blocks, so the decoding error does not tell; only read on
+    that error)."""
+    with open(path, "rb") as handle:
+        for line_number, raw in enumerate(handle, start=1):
+            try:
+                utf8_line(raw, path, line_number, field)
+            except ConfigError as exc:
+                return exc
+    return ConfigError(field, f"{path} is not UTF-8 text")
+
+
 @functools.lru_cache(maxsize=8)
 def _load_cached(path: str, column: str, mtime_ns: int) -> np.ndarray:
-    try:
-        return _read_times(path, column)
-    except UnicodeDecodeError as exc:
-        raise ConfigError(_FIELD, f"{path} is not UTF-8 text (byte {exc.start})") from None
+    return _read_times(path, column)
 
 
 def _read_times(path: str, column: str) -> np.ndarray:
     """The timestamps (s) of ``column``, checked, shifted to start at 0 (an Excel-style UTF-8
     byte-order mark before the header is ignored)."""
     with open(path, newline="", encoding="utf-8-sig") as handle:
-        reader = csv.reader(handle)
+        reader = csv_rows(handle, path, _FIELD)
         try:
             header = next(reader)
         except StopIteration:
@@ -120,6 +164,12 @@ def _read_times(path: str, column: str) -> np.ndarray:
                 raise ConfigError(_FIELD, f"{path}: more than {MAX_TRACE_ROWS} timestamps")
     if len(times) < 2:
         raise ConfigError(_FIELD, f"{path} needs at least 2 timestamps, found {len(times)}")
+    if not math.isfinite(times[-1] - times[0]):  # sorted: every gap is finite when the span is
+        raise ConfigError(
+            _FIELD,
+            f"{path}: the timestamps span from {times[0]!r} to {times[-1]!r} s, more than "
+            f"{sys.float_info.max:.4g} s; the trace's duration must be a finite number of seconds",
+        )
     arr = np.asarray(times, dtype=np.float64)
     arr -= arr[0]
     if arr[-1] <= 0:

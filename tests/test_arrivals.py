@@ -17,7 +17,7 @@ from batchenv.arrivals import (
     episode_rate_per_s,
     make_arrival_process,
 )
-from batchenv.config import SystemConfig
+from batchenv.config import ConfigError, SystemConfig
 from batchenv.traces import PACKAGE_TRACES, load_trace_times_s
 
 
@@ -121,6 +121,13 @@ def test_trace_replay_rescales_to_target_rate_and_keeps_cv(target: float) -> Non
     assert rate == pytest.approx(target, rel=1e-9)
     assert cv == pytest.approx(raw_gaps.std() / raw_gaps.mean(), rel=1e-9)
     assert cv == pytest.approx(1.09, abs=0.02)  # the trace is burstier than Poisson
+
+
+@pytest.mark.parametrize("times", [[0.0, 5e-324, 5e-324], [0.0, math.nan, 1.0]])
+def test_a_trace_that_cannot_be_rescaled_is_a_config_error(times: list[float]) -> None:
+    # the mean gap rounds to 0 (or is NaN): the rescaled gaps would be NaN and an episode never end
+    with pytest.raises(ConfigError, match=r"^arrivals.trace_path: the trace cannot be replayed"):
+        TraceArrivals(np.array(times), 50.0, random_start=False)
 
 
 def test_packaged_excerpt_is_the_head_of_the_full_trace(shared_trace: Path) -> None:

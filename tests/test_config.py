@@ -137,6 +137,51 @@ def _error_field(data: dict, tmp_path: Path) -> ConfigError:
             "not found",
         ),
         ({"extends": "no_such_scenario"}, "extends", "unknown scenario"),
+        ({"name": "../escaped_by_name"}, "name", "usable as a file name"),
+        ({"arrivals": {"rate_per_s": 10**400}}, "arrivals.rate_per_s", "a finite number > 0"),
+        (
+            {
+                "arrivals": {
+                    "process": "mixture",
+                    "rate_per_s": None,
+                    "components": [{"weight": 1e308, "arrivals": {"rate_per_s": r}} for r in (5, 6)],
+                }
+            },
+            "arrivals.components",
+            "finite sum",
+        ),
+        (
+            {
+                "arrivals": {
+                    "process": "mmpp",
+                    "rate_per_s": None,
+                    "rates_per_s": [0, 1],
+                    "switch_rates_per_s": [1e-300, 1e-300],
+                }
+            },
+            "arrivals.switch_rates_per_s[0]",
+            "mean stay of at most 86400 s",
+        ),
+        (
+            {
+                "arrivals": {
+                    "process": "mmpp",
+                    "rate_per_s": None,
+                    "rates_per_s": [0, 1],
+                    "switch_rates_per_s": [[0, 1], [1e308, 0]],
+                }
+            },
+            "arrivals.switch_rates_per_s[1]",
+            "leaving rate must be in",
+        ),
+        ({"timing": {"t_pre_ms": 1e300}}, "timing.t_pre_ms", "<= 3.6e+06 ms (one hour)"),
+        ({"timing": {"t_post_ms": 3.7e6}}, "timing.t_post_ms", "<= 3.6e+06 ms (one hour)"),
+        ({"timing": {"comm_ms": [2, 2.5, 3, 4, 5, 6, 1e300]}}, "timing.comm_ms[6]", "(one hour)"),
+        (
+            {"models": [{"name": "A", "quality": 1, "inference_ms": [1, 2, 3, 4, 5, 6, 1e300]}]},
+            "models[0].inference_ms[6]",
+            "(one hour)",
+        ),
     ],
 )
 def test_bad_fields_give_one_clear_error(data: dict, field: str, words: str, tmp_path: Path) -> None:
@@ -144,6 +189,19 @@ def test_bad_fields_give_one_clear_error(data: dict, field: str, words: str, tmp
     assert err.field == field, str(err)
     assert words in str(err)
     assert str(err).startswith(field)
+
+
+@pytest.mark.parametrize("name", ["../escaped_by_name", "a/b", "a\\b", "a\0b", ".", "..", "", "x" * 201, 7])
+def test_a_name_that_is_not_a_plain_file_name_is_refused(default_config: SystemConfig, name: object) -> None:
+    with pytest.raises(ConfigError, match=r"^name: must be") as err:
+        default_config.replace(name=name)
+    assert err.value.field == "name"
+
+
+def test_names_the_code_builds_stay_valid(default_config: SystemConfig) -> None:
+    # agents/slo_target.py, benchmarks/robust (poisson@<rate>), apps/train.py (--rate), sim_to_real
+    for name in ("-", "poisson@173", "default_rate150", "poisson_50pct", "calibrated", "...", "x" * 200):
+        assert default_config.replace(name=name).name == name
 
 
 def test_unknown_model_name(default_config: SystemConfig) -> None:

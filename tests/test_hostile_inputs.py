@@ -72,6 +72,15 @@ def test_careless_yaml_gets_a_clear_error(tmp_path: Path, text: str | bytes, wor
         SystemConfig.from_yaml(_yaml(tmp_path, text))
 
 
+def test_an_integer_too_long_for_python_is_a_yaml_error(tmp_path: Path) -> None:
+    digits = "1" + "0" * 5000  # Python converts at most 4300 digits (sys.get_int_max_str_digits)
+    with pytest.raises(ConfigError, match=r"line 3: an integer of 5001 characters, more digits than"):
+        SystemConfig.from_yaml(_yaml(tmp_path, f"extends: default\nname: big\nqueue_capacity: {digits}\n"))
+    with pytest.raises(YamlError, match="line 1: an integer of 5001 characters"):
+        load_yaml(f"a: [{digits}]", allow_aliases=True)
+    assert load_yaml("a: 1_000\nb: -12\nc: 0x1f\nd: 1:30\n") == {"a": 1000, "b": -12, "c": 31, "d": 90}
+
+
 def test_exponent_numbers_are_floats_and_long_values_are_cut(tmp_path: Path) -> None:
     config = SystemConfig.from_yaml(_yaml(tmp_path, "extends: default\nname: e\nhorizon_s: 1e2\n"))
     assert config.horizon_s == 100.0

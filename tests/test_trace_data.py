@@ -14,9 +14,11 @@ import numpy as np
 import pytest
 from benchmark_scripts import load_script
 
-from batchenv.config import ConfigError
+from batchenv.arrivals import make_arrival_process
+from batchenv.config import ConfigError, SystemConfig
 from batchenv.trace_prep import (
     read_azure_multimodal_csv,
+    read_fineserve_csv,
     read_mooncake_jsonl,
     recording_granularity_s,
     spread_ties_evenly,
@@ -173,6 +175,64 @@ def test_bad_source_lines_give_one_clear_error(tmp_path: Path, lines: list[str],
     assert words in str(info.value)
 
 
+MOONCAKE_ROW = '{"timestamp": 0, "input_length": 5, "output_length": 1}'
+
+
+@pytest.mark.parametrize(
+    ("line", "words"),
+    [
+        (f'{{"timestamp": 1{"0" * 400}, "input_length": 5, "output_length": 1}}', "<= 9007199254740992"),
+        (f'{{"timestamp": 1{"0" * 5000}, "input_length": 5, "output_length": 1}}', "more than 4300 digits"),
+        ('{"timestamp": 5, "input_length": 5, "output_length": 1, "note": "caf\xe9"}', "not UTF-8 text"),
+        ("[" * 100_000, "nested too deep"),
+    ],
+)
+def test_hostile_source_lines_give_one_clear_error(tmp_path: Path, line: str, words: str) -> None:
+    source = tmp_path / "t.jsonl"
+    source.write_bytes(f"{MOONCAKE_ROW}\n{line}\n".encode("latin-1"))
+    with pytest.raises(ConfigError) as info:
+        read_mooncake_jsonl(source)
+    message = str(info.value)
+    assert info.value.field == "source" and "line 2: " in message and words in message, message
+    assert len(message) < 400
+
+
+def test_mooncake_reader_stops_at_the_row_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("batchenv.trace_prep.MAX_TRACE_ROWS", 2)
+    source = _write_jsonl(tmp_path / "t.jsonl", [MOONCAKE_ROW] * 2)
+    assert len(read_mooncake_jsonl(source).times_s) == 2
+    with pytest.raises(ConfigError, match="more than 2 requests"):
+        read_mooncake_jsonl(_write_jsonl(tmp_path / "t.jsonl", [MOONCAKE_ROW] * 3))
+
+
+def test_a_csv_field_over_the_csv_modules_limit_is_one_clear_error(tmp_path: Path) -> None:
+    huge = "1" * 200_000  # the csv module reads fields up to 128 KiB
+    trace = tmp_path / "trace.csv"
+    trace.write_text(f"TIMESTAMP\n0\n{huge}\n")
+    with pytest.raises(
+        ConfigError, match=r"^arrivals.trace_path: .*trace.csv line 3: not a readable CSV row"
+    ):
+        load_trace_times_s(str(trace))
+    fineserve = tmp_path / "fineserve.csv"
+    fineserve.write_text(f"input_length,output_length,timestamp\n1,1,0\n1,1,{huge}\n")
+    with pytest.raises(ConfigError, match=r"^source: .*fineserve.csv line 3: not a readable CSV row"):
+        read_fineserve_csv(fineserve)
+    lmm = tmp_path / "lmm.csv"
+    lmm.write_text(f"arrival_time,input_tokens,output_tokens\n0,1,1\n{huge},1,1\n")
+    with pytest.raises(ConfigError, match=r"^source: .*lmm.csv line 3: not a readable CSV row"):
+        read_azure_multimodal_csv(lmm, 2)
+
+
+def test_a_trace_whose_span_overflows_is_refused_not_replayed_forever(tmp_path: Path) -> None:
+    (tmp_path / "extreme.csv").write_text("TIMESTAMP\n-1e308\n1e308\n")
+    (tmp_path / "s.yaml").write_text(
+        "extends: default\nname: t_extreme\n"
+        "arrivals: {process: trace, rate_per_s: 50, trace_path: extreme.csv, random_start: false}\n"
+    )
+    with pytest.raises(ConfigError, match=r"^arrivals.trace_path: .*extreme.csv: the timestamps span"):
+        make_arrival_process(SystemConfig.from_yaml(tmp_path / "s.yaml"))
+
+
 def test_excerpt_script_ships_the_azure_hour_unchanged_and_its_first_requests(tmp_path: Path, capsys) -> None:
     script = _script("make_trace_excerpts")
     hour, excerpt = PACKAGE_TRACES["azure_conv_hour"], PACKAGE_TRACES["azure_conv_excerpt"]
@@ -285,6 +345,8 @@ def test_excerpt_script_writes_the_lmm_excerpt_from_the_release_or_its_copy(tmp_
         (["arrival_time,input_tokens,output_tokens", "0,1,1", "1,-2,1"], "'input_tokens' must be an integer"),
         (["arrival_time,input_tokens,output_tokens", "0,1,1", "1,1"], "line 3: 2 fields, expected 3"),
         (["arrival_time,input_tokens,output_tokens", "0,1,1", "1,1,1"], "has 2 requests, fewer than 3"),
+        (["arrival_time,input_tokens,output_tokens", "0,1,1", "1e306,1,1"], "line 3: 'arrival_time' must be"),
+        (["arrival_time,input_tokens,output_tokens", "0,1,1", f"1,1{'0' * 400},1"], "<= 9007199254740992"),
     ],
 )
 def test_bad_lmm_sources_give_one_clear_error(tmp_path: Path, lines: list[str], words: str) -> None:

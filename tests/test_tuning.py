@@ -8,8 +8,8 @@ import pytest
 
 from agents.baselines import UtilSwitch
 from agents.registry import make_agent
-from agents.tuned_params import TUNED_DIR, config_fingerprint, load_tuned, read_tuned, write_tuned
-from batchenv.config import SystemConfig
+from agents.tuned_params import TUNED_DIR, config_fingerprint, load_tuned, read_tuned, tuned_path, write_tuned
+from batchenv.config import ConfigError, SystemConfig
 from batchenv.scenarios import SUITE, load_scenario
 from batchenv.seeds import TRAINING_SEEDS, parse_seeds
 from batchenv.timing import ServiceTable
@@ -169,3 +169,32 @@ def test_tune_command_writes_the_tuned_file(tmp_path: Path, capsys) -> None:
     with pytest.raises(SystemExit):
         tune.main(["--jobs", "0"])
     assert "--jobs must be >= 1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["../escaped_by_name", "a/b", "..", "a\0b"])
+def test_tuned_files_stay_in_their_directory(tmp_path: Path, name: str) -> None:
+    with pytest.raises(ConfigError, match=r"^name: must be usable as a file name"):
+        tuned_path(name, tmp_path)
+    assert tuned_path("poisson_50", tmp_path) == tmp_path / "poisson_50.yaml"
+
+
+def test_tune_refuses_an_escaping_name_and_an_out_that_is_a_file(tmp_path: Path, capsys) -> None:
+    from apps import tune
+
+    scenario = tmp_path / "s" / "name_trav.yaml"
+    scenario.parent.mkdir()
+    scenario.write_text("extends: default\nname: ../escaped_by_name\n")
+    quick = ["--seeds", "1000", "--horizon-s", "1", "--jobs", "1"]
+    with pytest.raises(SystemExit) as exit_info:
+        tune.main(["--scenarios", str(scenario), *quick, "--out", str(tmp_path / "s" / "out")])
+    assert exit_info.value.code == 2
+    assert "error: name: must be usable as a file name" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["name_trav.yaml", "s"]  # nothing written
+    not_a_folder = tmp_path / "afile"
+    not_a_folder.write_text("kept\n")
+    for out in (not_a_folder, not_a_folder / "sub"):
+        with pytest.raises(SystemExit) as exit_info:
+            tune.main(["--scenarios", "poisson_50", *quick, "--out", str(out)])
+        assert exit_info.value.code == 2
+        assert f"error: --out: cannot create folder {out}" in capsys.readouterr().err
+    assert not_a_folder.read_text() == "kept\n"

@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 from apps import verify
+from batchenv.scenarios import load_scenario
 from formal import verification
+from formal.tchecker import TCheckerMissingError
 from formal.verification import Settings, VerificationReport
 
 REPO = Path(__file__).resolve().parents[1]
@@ -64,6 +66,29 @@ def test_a_bad_flag_is_one_line_and_exit_code_2(tmp_path: Path) -> None:
     assert len(lines) == 1 and lines[0].startswith("error: --ticks"), result.stdout
     assert "Traceback" not in result.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_scenario_the_timed_automata_cannot_check_is_refused_before_the_storm_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(verify, "find_tchecker", lambda: object())  # as if TChecker were installed
+    files = ["--out", str(tmp_path / "v.md"), "--ta-out", str(tmp_path / "ta.json")]
+    args = ["--scenario", "azure_trace", *files, "--models-dir", str(tmp_path / "m"), "--jobs", "1"]
+    assert verify.main(args) == 2
+    printed = capsys.readouterr().out
+    assert printed.startswith("error: arrivals.process: the exact SMDP solver needs 'poisson' arrivals")
+    assert "--no-ta skips that stage" in printed and len(printed.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_without_tchecker_the_timed_automata_stage_does_not_refuse_a_scenario(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def missing() -> None:
+        raise TCheckerMissingError("not installed")
+
+    monkeypatch.setattr(verify, "find_tchecker", missing)
+    verify.check_ta_supported(load_scenario("azure_trace"))  # the stage is skipped, with a message
 
 
 def test_an_all_error_run_leaves_the_report_as_it_was(
