@@ -25,7 +25,7 @@ import io
 import json
 import math
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -77,6 +77,59 @@ def _checked_count(path: Path, line: int, key: str, value: object, shown: str) -
     return value
 
 
+def _source(path: str | Path) -> Path:
+    """``path`` as a Path; ConfigError if it is not a file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(_FIELD, f"trace file not found: {path}")
+    return path
+
+
+@dataclass
+class _Requests:
+    """The requests a reader has taken so far, in file order: times in the source's unit, token
+    counts. :meth:`add` checks the order and the row limit, :meth:`records` the count."""
+
+    path: Path
+    what: str = "requests"
+    """How errors name the requests (e.g. "timestamped requests")."""
+    times: list[float] = field(default_factory=list)
+    inputs: list[int] = field(default_factory=list)
+    outputs: list[int] = field(default_factory=list)
+    last_shown: str = ""
+    """The last time taken, as the file writes it."""
+
+    def add(self, line: int, time: float, shown: str, n_in: int, n_out: int) -> None:
+        """One request, recorded at ``time`` (written ``shown`` in the file, at ``line``)."""
+        if self.times and time < self.times[-1]:
+            raise ConfigError(
+                _FIELD,
+                f"{self.path} line {line}: timestamps must be non-decreasing "
+                f"({shown} after {self.last_shown})",
+            )
+        if len(self.times) == MAX_TRACE_ROWS:
+            raise ConfigError(_FIELD, f"{self.path}: more than {MAX_TRACE_ROWS} {self.what}")
+        self.times.append(time)
+        self.last_shown = shown
+        self.inputs.append(n_in)
+        self.outputs.append(n_out)
+
+    def records(self, units_per_s: float, from_first: bool = False) -> TraceRecords:
+        """The requests, at least 2 of them, times in seconds (the source's times divided by
+        ``units_per_s``, e.g. 1000 for ms); ``from_first``: relative to the first request (the
+        difference taken in the source's unit, exact for integers)."""
+        if len(self.times) < 2:
+            raise ConfigError(_FIELD, f"{self.path} needs at least 2 {self.what}, found {len(self.times)}")
+        times = np.asarray(self.times)
+        if from_first:
+            times = times - times[0]
+        return TraceRecords(
+            times_s=times.astype(np.float64) / units_per_s,
+            input_tokens=np.asarray(self.inputs, dtype=np.int64),
+            output_tokens=np.asarray(self.outputs, dtype=np.int64),
+        )
+
+
 def _count(path: Path, line: int, record: dict, key: str) -> int:
     """``record[key]``, a count (an integer in [0, :data:`MAX_COUNT`])."""
     value = record.get(key)
@@ -114,36 +167,19 @@ def read_mooncake_jsonl(path: str | Path) -> TraceRecords:
         these keys as integers in [0, :data:`MAX_COUNT`], timestamps out of order, fewer than 2
         or more than :data:`~batchenv.traces.MAX_TRACE_ROWS` requests.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(_FIELD, f"trace file not found: {path}")
-    times_ms: list[int] = []
-    inputs: list[int] = []
-    outputs: list[int] = []
+    path = _source(path)
+    requests = _Requests(path)
     with open(path, "rb") as handle:
         for line_number, raw in enumerate(handle, start=1):
             record = _json_object(path, line_number, raw)
             if record is None:
                 continue
             stamp = _count(path, line_number, record, "timestamp")
-            if times_ms and stamp < times_ms[-1]:
-                raise ConfigError(
-                    _FIELD,
-                    f"{path} line {line_number}: timestamps must be non-decreasing "
-                    f"({stamp} after {times_ms[-1]})",
-                )
-            times_ms.append(stamp)
-            if len(times_ms) > MAX_TRACE_ROWS:
-                raise ConfigError(_FIELD, f"{path}: more than {MAX_TRACE_ROWS} requests")
-            inputs.append(_count(path, line_number, record, "input_length"))
-            outputs.append(_count(path, line_number, record, "output_length"))
-    if len(times_ms) < 2:
-        raise ConfigError(_FIELD, f"{path} needs at least 2 requests, found {len(times_ms)}")
-    return TraceRecords(
-        times_s=np.asarray(times_ms, dtype=np.float64) / 1000.0,
-        input_tokens=np.asarray(inputs, dtype=np.int64),
-        output_tokens=np.asarray(outputs, dtype=np.int64),
-    )
+            n_in = _count(path, line_number, record, "input_length")
+            requests.add(
+                line_number, stamp, str(stamp), n_in, _count(path, line_number, record, "output_length")
+            )
+    return requests.records(units_per_s=1000.0)
 
 
 FINESERVE_COLUMNS = ("input_length", "output_length", "timestamp")
@@ -171,12 +207,8 @@ def read_fineserve_csv(path: str | Path) -> tuple[TraceRecords, int]:
         timestamp that is not a finite number >= 0, timestamps out of order, a timestamped row
         after an untimed one, or fewer than 2 timestamped requests.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(_FIELD, f"trace file not found: {path}")
-    times_us: list[float] = []
-    inputs: list[int] = []
-    outputs: list[int] = []
+    path = _source(path)
+    requests = _Requests(path, what="timestamped requests")
     untimed = 0
     with open(path, newline="", encoding="utf-8-sig") as handle:
         reader = csv_rows(handle, path, _FIELD)
@@ -206,24 +238,11 @@ def read_fineserve_csv(path: str | Path) -> tuple[TraceRecords, int]:
                     _FIELD,
                     f"{path} line {line}: 'timestamp' must be a finite number >= 0 (us), got {stamp!r}",
                 )
-            if times_us and value < times_us[-1]:
-                raise ConfigError(
-                    _FIELD,
-                    f"{path} line {line}: timestamps must be non-decreasing ({stamp} after {times_us[-1]})",
-                )
-            times_us.append(value)
-            if len(times_us) > MAX_TRACE_ROWS:
-                raise ConfigError(_FIELD, f"{path}: more than {MAX_TRACE_ROWS} timestamped rows")
-            inputs.append(_count_cell(path, line, "input_length", row[i_in].strip()))
-            outputs.append(_count_cell(path, line, "output_length", row[i_out].strip()))
-    if len(times_us) < 2:
-        raise ConfigError(_FIELD, f"{path} needs at least 2 timestamped requests, found {len(times_us)}")
-    records = TraceRecords(
-        times_s=np.asarray(times_us, dtype=np.float64) / 1e6,
-        input_tokens=np.asarray(inputs, dtype=np.int64),
-        output_tokens=np.asarray(outputs, dtype=np.int64),
-    )
-    return records, untimed
+            n_in = _count_cell(path, line, "input_length", row[i_in].strip())
+            requests.add(
+                line, value, stamp, n_in, _count_cell(path, line, "output_length", row[i_out].strip())
+            )
+    return requests.records(units_per_s=1e6), untimed
 
 
 def recording_granularity_s(times_s: np.ndarray) -> float:
@@ -349,12 +368,8 @@ def read_azure_multimodal_csv(path: str | Path, max_requests: int) -> TraceRecor
     :raises ConfigError: on a missing file or column, a time or count that does not parse, times
         out of order, or fewer than ``max_requests`` requests.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(_FIELD, f"trace file not found: {path}")
-    times_ms: list[int] = []
-    inputs: list[int] = []
-    outputs: list[int] = []
+    path = _source(path)
+    requests = _Requests(path)
     with open(path, newline="", encoding="utf-8-sig") as handle:
         reader = csv_rows(handle, path, _FIELD)
         header = [cell.strip() for cell in next(reader, [])]
@@ -366,26 +381,21 @@ def read_azure_multimodal_csv(path: str | Path, max_requests: int) -> TraceRecor
         i_t, i_in, i_out = (header.index(c) for c in layout)
         width = max(i_t, i_in, i_out) + 1
         for line, row in enumerate(reader, start=2):
-            if len(times_ms) == max_requests:
+            if len(requests.times) == max_requests:
                 break
             if not row:
                 continue
             if len(row) < width:
                 raise ConfigError(_FIELD, f"{path} line {line}: {len(row)} fields, expected {len(header)}")
-            value = _milliseconds(path, line, layout[0], row[i_t].strip(), kind)
-            if times_ms and value < times_ms[-1]:
-                raise ConfigError(
-                    _FIELD,
-                    f"{path} line {line}: times must be non-decreasing ({row[i_t].strip()!r} is earlier)",
-                )
-            times_ms.append(value)
-            inputs.append(_count_cell(path, line, layout[1], row[i_in].strip()))
-            outputs.append(_count_cell(path, line, layout[2], row[i_out].strip()))
-    if len(times_ms) < max(max_requests, 2):
-        raise ConfigError(_FIELD, f"{path} has {len(times_ms)} requests, fewer than {max(max_requests, 2)}")
-    milliseconds = np.asarray(times_ms, dtype=np.int64)
-    return TraceRecords(
-        times_s=(milliseconds - milliseconds[0]) / 1000.0,
-        input_tokens=np.asarray(inputs, dtype=np.int64),
-        output_tokens=np.asarray(outputs, dtype=np.int64),
-    )
+            stamp = row[i_t].strip()
+            n_in = _count_cell(path, line, layout[1], row[i_in].strip())
+            requests.add(
+                line,
+                _milliseconds(path, line, layout[0], stamp, kind),
+                stamp,
+                n_in,
+                _count_cell(path, line, layout[2], row[i_out].strip()),
+            )
+    if len(requests.times) < max_requests:
+        raise ConfigError(_FIELD, f"{path} has {len(requests.times)} requests, fewer than {max_requests}")
+    return requests.records(units_per_s=1000.0, from_first=True)

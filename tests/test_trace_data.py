@@ -340,7 +340,7 @@ def test_excerpt_script_writes_the_lmm_excerpt_from_the_release_or_its_copy(tmp_
         (["TIMESTAMP,ContextTokens,GeneratedTokens", "2024-10-15T12:00:00Z,1,1", "noon,1,1"], "ISO-8601"),
         (
             ["arrival_time,input_tokens,output_tokens", "1,1,1", "0.5,1,1"],
-            "line 3: times must be non-decreasing",
+            "line 3: timestamps must be non-decreasing",
         ),
         (["arrival_time,input_tokens,output_tokens", "0,1,1", "1,-2,1"], "'input_tokens' must be an integer"),
         (["arrival_time,input_tokens,output_tokens", "0,1,1", "1,1"], "line 3: 2 fields, expected 3"),
