@@ -18,6 +18,7 @@ import json
 import math
 import os
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -213,12 +214,13 @@ def load_checkpoint(path: str | Path, device: str = "cpu") -> Checkpoint:
             damaged = archive.testzip()
             if damaged is not None:
                 raise CheckpointError(f"{where}: member {damaged!r} is corrupted (CRC mismatch)")
-            meta = json.loads(archive.read(_META))
+            meta = _read_json(archive, _META, where)
             config_data = load_yaml(archive.read(_CONFIG).decode("utf-8"))
-            data = json.loads(archive.read("data"))
-    except zipfile.BadZipFile:
-        raise CheckpointError(f"{where}: not a zip archive (corrupted or truncated file)") from None
-    except (json.JSONDecodeError, YamlError, UnicodeDecodeError, RecursionError) as exc:
+            data = _read_json(archive, "data", where)
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as exc:
+        reason = str(exc)[:100]
+        raise CheckpointError(f"{where}: not a zip archive (corrupted or truncated file): {reason}") from None
+    except (YamlError, UnicodeDecodeError, RecursionError) as exc:
         raise CheckpointError(f"{where}: unreadable metadata ({type(exc).__name__})") from None
     meta = validate_meta(meta, where, CheckpointError)
     if meta.get("format_version") != FORMAT_VERSION:
@@ -236,10 +238,12 @@ def load_checkpoint(path: str | Path, device: str = "cpu") -> Checkpoint:
         raise CheckpointError(f"{where}: its config is invalid: {exc}") from None
     check_sizes(data, where, CheckpointError)
     space = ObservationBuilder(config).space
-    if space.shape[0] != meta["n_observations"]:
-        raise CheckpointError(
-            f"{where}: meta.json says {meta['n_observations']} observations, its config {space.shape[0]}"
-        )
+    for what, recorded, actual in (
+        ("observations", meta["n_observations"], space.shape[0]),
+        ("actions", meta["n_actions"], ActionCodec(config).space.n),
+    ):
+        if recorded != actual:
+            raise CheckpointError(f"{where}: meta.json says {recorded} {what}, its config {actual}")
     custom = safe_custom_objects(
         data,
         algo=algo,
@@ -258,6 +262,21 @@ def load_checkpoint(path: str | Path, device: str = "cpu") -> Checkpoint:
             f"{where}: the {algo} model cannot be loaded ({type(exc).__name__}: {str(exc)[:200]})"
         ) from None
     return Checkpoint(path=path, model=model, config=config, meta=meta)
+
+
+def _read_json(archive: zipfile.ZipFile, member: str, where: str) -> Any:
+    """The JSON document in ``member`` of the archive.
+
+    :raises CheckpointError: naming the member if it is not JSON that Python reads: bad syntax or
+        UTF-8, nesting too deep, or an integer longer than Python converts (4300 digits).
+    """
+    try:
+        return json.loads(archive.read(member))
+    except (ValueError, RecursionError) as exc:  # ValueError: JSONDecodeError, UTF-8, digits
+        reason = f"{type(exc).__name__}: {str(exc).split(';')[0][:100]}"
+        raise CheckpointError(
+            f"{where}: unreadable metadata: member {member!r} is not valid JSON ({reason})"
+        ) from None
 
 
 class RLScheduler(Scheduler):

@@ -15,7 +15,10 @@ unpickles them, and unpickling runs whatever code the file's author chose. batch
 - the archive is bounded (number of members, uncompressed size) before anything is read, and the
   sizes that the model allocates on load (replay and rollout buffers, layers) are bounded, so a
   hostile file cannot exhaust memory;
-- the metadata is validated field by field (finite normalisation statistics of the right length).
+- the metadata is validated field by field: the training hyperparameters as ``train.py`` checks
+  them (:func:`agents.hyperparameters.validate_hyperparams`: ranges, layer widths, depth and the
+  networks' parameter count) before any network is built, and finite normalisation statistics of
+  the right length (variances >= 0, counts > 0).
 
 The checkpoints shipped in ``checkpoints/`` are also checked against ``checkpoints/SHA256SUMS``.
 SECURITY.md says what a user may safely load.
@@ -125,11 +128,25 @@ def parse_schedule(value: Any) -> Any:
 
 
 def check_sizes(data: Mapping[str, Any], where: str, error: type[Exception]) -> None:
-    """Bound the numbers in ``data`` that size what SB3 allocates when it rebuilds the model."""
+    """Bound the numbers in ``data`` that size what SB3 allocates when it rebuilds the model. Of
+    its ``policy_kwargs`` only ``net_arch`` is checked: the rest is SB3's own (A2C's optimizer
+    class, pickled), and the whole entry is rebuilt from the metadata (:func:`safe_custom_objects`)."""
+    sized = {key: data[key] for key in SIZED_ENTRIES if key in data}
+    if isinstance(sized.get("policy_kwargs"), dict):
+        sized["policy_kwargs"] = {"net_arch": sized["policy_kwargs"].get("net_arch")}
+    _check_hyperparams(sized, "data entry", where, error)
+
+
+def _check_hyperparams(
+    params: Mapping[str, Any], what: str, where: str, error: type[Exception], **sizes: int
+) -> None:
+    """:func:`~agents.hyperparameters.validate_hyperparams` on ``params`` (``sizes``: its
+    ``n_inputs`` and ``n_outputs``), its ConfigError turned into ``error`` ("<where>: <what>
+    hyperparams.<key>: ...")."""
     try:
-        validate_hyperparams({key: data[key] for key in SIZED_ENTRIES if key in data})
+        validate_hyperparams(params, **sizes)
     except ConfigError as exc:
-        raise error(f"{where}: data entry {exc}") from None
+        raise error(f"{where}: {what} {exc}") from None
 
 
 def safe_custom_objects(
@@ -200,7 +217,10 @@ def safe_custom_objects(
 
 
 def validate_meta(meta: Any, where: str, error: type[Exception]) -> dict[str, Any]:
-    """Check the fields of ``batchenv/meta.json`` that loading and running a checkpoint read."""
+    """Check the fields of ``batchenv/meta.json`` that loading, running and resuming a checkpoint
+    read: the sizes, the training hyperparameters (as ``train.py`` checks them, the networks
+    counted for the checkpoint's own numbers of observations and actions) and the normalisation
+    statistics."""
     if not isinstance(meta, dict):
         raise error(f"{where}: meta.json must hold a JSON object, got {type(meta).__name__}")
     for key, minimum in (("n_observations", 1), ("n_actions", 1), ("timesteps", 0)):
@@ -215,27 +235,40 @@ def validate_meta(meta: Any, where: str, error: type[Exception]) -> dict[str, An
         raise error(
             f"{where}: meta.json field 'hyperparams' must be an object, got {short_repr(hyperparams)}"
         )
-    norm = meta.get("observation_normalization")
-    if norm is not None:
-        if not isinstance(norm, dict):
-            raise error(f"{where}: meta.json field 'observation_normalization' must be an object or null")
-        n = meta["n_observations"]
-        for key in ("mean", "var"):
-            values = norm.get(key)
-            if not isinstance(values, list) or len(values) != n or not all(_finite(v) for v in values):
-                raise error(
-                    f"{where}: observation_normalization.{key} must be a list of {n} finite numbers, "
-                    f"got {short_repr(values)}"
-                )
-        if any(v < 0 for v in norm["var"]):
-            raise error(f"{where}: observation_normalization.var must be >= 0")
-        for key in ("clip", "epsilon"):
-            value = norm.get(key)
-            if not _finite(value) or not value > 0:
-                raise error(
-                    f"{where}: observation_normalization.{key} must be a number > 0, got {short_repr(value)}"
-                )
+    sizes = {"n_inputs": meta["n_observations"], "n_outputs": meta["n_actions"]}
+    _check_hyperparams(hyperparams, "meta.json field", where, error, **sizes)
+    _check_normalization(meta, "observation_normalization", meta["n_observations"], where, error)
+    _check_normalization(meta, "reward_normalization", None, where, error)
     return meta
+
+
+def _check_normalization(
+    meta: Mapping[str, Any], key: str, size: int | None, where: str, error: type[Exception]
+) -> None:
+    """One section of VecNormalize statistics in meta.json (absent or null: no normalisation).
+
+    ``mean`` and ``var`` are lists of ``size`` finite numbers (observations), or finite numbers
+    when ``size`` is None (returns); ``var`` >= 0; ``count`` (observations seen) > 0; for
+    observations also ``clip`` and ``epsilon`` > 0.
+    """
+    stats = meta.get(key)
+    if stats is None:
+        return
+    if not isinstance(stats, dict):
+        raise error(f"{where}: meta.json field '{key}' must be an object or null, got {short_repr(stats)}")
+    for name in ("mean", "var"):
+        values = stats.get(name)
+        entries = [values] if size is None else values
+        if not (isinstance(entries, list) and len(entries) == (size or 1) and all(map(_finite, entries))):
+            wanted = "a finite number" if size is None else f"a list of {size} finite numbers"
+            raise error(f"{where}: meta.json field '{key}.{name}' must be {wanted}, got {short_repr(values)}")
+        if name == "var" and any(v < 0 for v in entries):
+            raise error(f"{where}: meta.json field '{key}.var' must be >= 0, got {short_repr(values)}")
+    for name in ("clip", "epsilon", "count") if size is not None else ("count",):
+        value = stats.get(name)
+        if not _finite(value) or not value > 0:
+            got = short_repr(value)
+            raise error(f"{where}: meta.json field '{key}.{name}' must be a finite number > 0, got {got}")
 
 
 def verify_shipped(path: Path, error: type[Exception], directory: Path = SHIPPED_DIR) -> None:

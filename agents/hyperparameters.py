@@ -12,6 +12,7 @@ not a traceback from inside SB3 or a run that trains on NaNs.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping
 from pathlib import Path
@@ -20,7 +21,20 @@ from typing import Any
 from batchenv.config import ConfigError, short_repr
 from batchenv.safe_yaml import YamlError, load_yaml
 
-__all__ = ["HYPERPARAMS_DIR", "OWN_KEYS", "load_hyperparams", "read_hyperparams_file", "validate_hyperparams"]
+__all__ = [
+    "HYPERPARAMS_DIR",
+    "MAX_LAYERS",
+    "MAX_LAYER_WIDTH",
+    "MAX_NETWORK_PARAMETERS",
+    "MAX_N_ENVS",
+    "NETWORK_INPUTS",
+    "NETWORK_OUTPUTS",
+    "OWN_KEYS",
+    "load_hyperparams",
+    "network_parameters",
+    "read_hyperparams_file",
+    "validate_hyperparams",
+]
 
 HYPERPARAMS_DIR = Path(__file__).resolve().parent / "hyperparams"
 """The shipped hyperparameter files, one per algorithm (installed with the package)."""
@@ -38,17 +52,40 @@ OWN_KEYS = (
 )
 """Keys that batchenv reads itself (the rest are passed to the SB3 constructor)."""
 
+MAX_N_ENVS = 1024
+"""Most parallel training envs (``hyperparams.n_envs`` and ``train.py --n-envs``)."""
+
+MAX_LAYER_WIDTH = 8192
+"""Widest hidden layer of ``policy_kwargs.net_arch`` (units)."""
+
+MAX_LAYERS = 16
+"""Most hidden layers in one network of ``policy_kwargs.net_arch``."""
+
+MAX_NETWORK_PARAMETERS = 50_000_000
+"""Most weights and biases the networks of ``policy_kwargs.net_arch`` may hold together
+(:func:`network_parameters`; 200 MB as float32, before the optimizer's state). The shipped agents
+have about 10,000 ([64, 64])."""
+
+NETWORK_INPUTS = 128
+"""Observation size the parameter count assumes when the real one is not known: more than any
+scenario has (7 + at most 64 workers + 8 more rate estimates + 2 SLO entries = 81)."""
+
+NETWORK_OUTPUTS = 1024
+"""Number of actions the parameter count assumes when the real one is not known: more than any
+scenario has (1 + at most 16 models x 32 batch sizes = 513)."""
+
 _UNIT = (0.0, 1.0)
 _RANGES: dict[str, tuple[str, float, float, bool, bool]] = {
     # key: (kind, low, high, low inclusive, high inclusive); kind "int", "float" or "schedule"
     "n_timesteps": ("int", 1, 10**10, True, True),
-    "n_envs": ("int", 1, 1024, True, True),
+    "n_envs": ("int", 1, MAX_N_ENVS, True, True),
     "reward_scale": ("float", 0.0, math.inf, False, False),
     "discount_horizon_s": ("float", 0.0, math.inf, False, False),
     "learning_rate": ("schedule", 0.0, math.inf, False, False),
     "gamma": ("float", 0.0, 1.0, False, True),
     "gae_lambda": ("float", *_UNIT, True, True),
     "clip_range": ("schedule", 0.0, math.inf, False, False),
+    "clip_range_vf": ("schedule", 0.0, math.inf, False, False),
     "ent_coef": ("float", 0.0, math.inf, True, False),
     "vf_coef": ("float", 0.0, math.inf, True, False),
     "max_grad_norm": ("float", 0.0, math.inf, False, False),
@@ -64,14 +101,20 @@ _RANGES: dict[str, tuple[str, float, float, bool, bool]] = {
     "exploration_fraction": ("float", 0.0, 1.0, False, True),
     "exploration_initial_eps": ("float", *_UNIT, True, True),
     "exploration_final_eps": ("float", *_UNIT, True, True),
+    "rms_prop_eps": ("float", 0.0, math.inf, False, False),
 }
+_NULLABLE = ("discount_horizon_s", "clip_range_vf")
+"""Keys of :data:`_RANGES` that may also be null (off)."""
 _BOOLEANS = (
     "normalize_obs",
     "normalize_reward",
     "reward_center",
     "reward_per_request",
     "normalize_advantage",
+    "use_rms_prop",
 )
+_CLASS_KEYS = ("activation_fn", "features_extractor_class", "optimizer_class")
+"""``policy_kwargs`` entries that SB3 needs as Python classes, which YAML and JSON cannot hold."""
 
 
 def load_hyperparams(algo: str, scenario: str, directory: Path = HYPERPARAMS_DIR) -> dict[str, Any]:
@@ -124,9 +167,15 @@ def read_hyperparams_file(path: str | Path) -> dict[str, Any]:
     return dict(data)
 
 
-def validate_hyperparams(params: Mapping[str, Any]) -> None:
+def validate_hyperparams(
+    params: Mapping[str, Any], *, n_inputs: int = NETWORK_INPUTS, n_outputs: int = NETWORK_OUTPUTS
+) -> None:
     """Check the values of every known hyperparameter (unknown keys are left to SB3).
 
+    :param params: hyperparameters by name (a file entry, ``--hyperparams``, a checkpoint's).
+    :param n_inputs: observation size the networks of ``policy_kwargs`` read (entries; default
+        :data:`NETWORK_INPUTS`, more than any scenario has).
+    :param n_outputs: number of actions they score (default :data:`NETWORK_OUTPUTS`).
     :raises ConfigError: naming ``hyperparams.<key>`` and the allowed range.
     """
     for key, value in params.items():
@@ -135,16 +184,29 @@ def validate_hyperparams(params: Mapping[str, Any]) -> None:
             if not isinstance(value, bool):
                 raise ConfigError(field, f"must be true or false, got {short_repr(value)}")
         elif key in _RANGES:
-            if key == "discount_horizon_s" and value is None:
+            if key in _NULLABLE and value is None:
                 continue
             _check_number(field, value, *_RANGES[key])
         elif key == "policy":
-            if value not in ("MlpPolicy",):
+            if not isinstance(value, str) or value != "MlpPolicy":
                 raise ConfigError(
                     field, f"must be 'MlpPolicy' (the env's observation is a vector), got {short_repr(value)}"
                 )
         elif key == "policy_kwargs":
-            _check_policy_kwargs(field, value)
+            _check_policy_kwargs(field, value, n_inputs, n_outputs)
+
+
+def network_parameters(net_arch: list[int] | dict[str, list[int]], n_inputs: int, n_outputs: int) -> int:
+    """Weights and biases of the networks SB3 builds from ``net_arch`` (an upper bound): each runs
+    from ``n_inputs`` observations through the hidden widths (units) to ``n_outputs`` scores. A
+    list builds two networks (actor and critic, or DQN's Q-network and its target); a mapping
+    (``{pi: [...], vf: [...]}``) one per entry."""
+    networks = list(net_arch.values()) if isinstance(net_arch, dict) else [net_arch, net_arch]
+    total = 0
+    for widths in networks:
+        sizes = [n_inputs, *widths, n_outputs]
+        total += sum((fan_in + 1) * fan_out for fan_in, fan_out in itertools.pairwise(sizes))
+    return total
 
 
 def _check_number(
@@ -161,25 +223,42 @@ def _check_number(
     if isinstance(value, bool) or not isinstance(value, int | float):
         allowed = {"int": "an integer", "float": "a number", "schedule": "a number or lin_<x>"}[kind]
         raise ConfigError(field, f"must be {allowed}, got {short_repr(value)}")
-    if kind == "int" and value != int(value):
-        raise ConfigError(field, f"must be an integer, got {value!r}")
     inside = (value >= low if low_in else value > low) and (value <= high if high_in else value < high)
     if not math.isfinite(value) or not inside:
         left, right = "[" if low_in else "(", "]" if high_in else ")"
-        raise ConfigError(field, f"must be in {left}{low:g}, {high:g}{right}, got {value!r}")
+        raise ConfigError(field, f"must be in {left}{low:g}, {high:g}{right}, got {short_repr(value)}")
+    if kind == "int" and value != int(value):
+        raise ConfigError(field, f"must be an integer, got {value!r}")
 
 
-def _check_policy_kwargs(field: str, value: Any) -> None:
+def _check_policy_kwargs(field: str, value: Any, n_inputs: int, n_outputs: int) -> None:
+    """``policy_kwargs``: a mapping without Python classes whose ``net_arch`` (a list of widths,
+    or a mapping of such lists) has at most :data:`MAX_LAYERS` layers of 1 to
+    :data:`MAX_LAYER_WIDTH` units per network and at most :data:`MAX_NETWORK_PARAMETERS`
+    parameters in all (:func:`network_parameters`)."""
     if not isinstance(value, dict):
         raise ConfigError(field, f"must be a mapping, e.g. {{net_arch: [64, 64]}}, got {short_repr(value)}")
+    for key in _CLASS_KEYS:
+        if key in value:
+            raise ConfigError(f"{field}.{key}", "needs a Python class, which YAML and JSON cannot hold")
     arch = value.get("net_arch")
     if arch is None:
         return
+    field = f"{field}.net_arch"
     layers = list(arch.values()) if isinstance(arch, dict) else [arch]
     for widths in layers:
         if not isinstance(widths, list) or not all(
-            isinstance(w, int) and not isinstance(w, bool) and 1 <= w <= 8192 for w in widths
+            isinstance(w, int) and not isinstance(w, bool) and 1 <= w <= MAX_LAYER_WIDTH for w in widths
         ):
             raise ConfigError(
-                f"{field}.net_arch", f"must list layer widths in [1, 8192], got {short_repr(arch)}"
+                field, f"must list layer widths in [1, {MAX_LAYER_WIDTH}], got {short_repr(arch)}"
             )
+        if len(widths) > MAX_LAYERS:
+            raise ConfigError(field, f"at most {MAX_LAYERS} layers per network, got {len(widths)}")
+    count = network_parameters(arch, n_inputs, n_outputs)
+    if count > MAX_NETWORK_PARAMETERS:
+        raise ConfigError(
+            field,
+            f"at most {MAX_NETWORK_PARAMETERS:,} parameters in all ({n_inputs} inputs, {n_outputs} "
+            f"outputs), got {count:,} from {short_repr(arch)}",
+        )

@@ -51,13 +51,21 @@ from agents.checkpoint import (
     save_checkpoint,
 )
 from agents.checkpoint_safety import parse_schedule
-from agents.hyperparameters import OWN_KEYS, load_hyperparams, read_hyperparams_file, validate_hyperparams
+from agents.hyperparameters import (
+    MAX_N_ENVS,
+    OWN_KEYS,
+    load_hyperparams,
+    read_hyperparams_file,
+    validate_hyperparams,
+)
 from agents.interrupt import StopRequest, StopTrainingOnRequest
 from agents.replay_buffer_io import load_replay_buffer, save_replay_buffer
 from agents.rl import ALGORITHMS, make_training_env
 from agents.semi_markov import SEMI_MARKOV_BUFFERS, DiscountFromInfoCallback
+from batchenv.actions import ActionCodec
 from batchenv.config import ConfigError, SystemConfig
 from batchenv.fileio import write_atomic
+from batchenv.observation import ObservationBuilder
 from batchenv.scenarios import load_scenario
 from batchenv.seeds import parse_seeds
 
@@ -161,7 +169,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--seed", type=int, default=0, help="seed of the training envs and the model (default 0)"
     )
     parser.add_argument(
-        "--n-envs", type=int, default=None, help="parallel envs (default: from the hyperparameter file)"
+        "--n-envs",
+        type=int,
+        default=None,
+        help=f"parallel envs, 1 to {MAX_N_ENVS} (default: from the hyperparameter file; a resumed run "
+        "keeps its model's)",
     )
     parser.add_argument(
         "-tb", "--tensorboard-log", default=None, help="TensorBoard log root (default: <run folder>/tb)"
@@ -353,13 +365,14 @@ def _train_args(parser: argparse.ArgumentParser, ns: argparse.Namespace) -> Trai
         parser.error(str(exc))
     for flag, value, minimum in (
         ("-n/--n-timesteps", ns.n_timesteps, 1),
-        ("--n-envs", ns.n_envs, 1),
         ("--eval-freq", ns.eval_freq, 0),
         ("--save-freq", ns.save_freq, 0),
         ("--torch-threads", ns.torch_threads, 1),
     ):
         if value is not None and value < minimum:
             parser.error(f"{flag} must be >= {minimum}, got {value}")
+    if ns.n_envs is not None and not 1 <= ns.n_envs <= MAX_N_ENVS:
+        parser.error(f"--n-envs must be in [1, {MAX_N_ENVS}] (as hyperparams.n_envs), got {ns.n_envs}")
     if ns.rate is not None and not ns.rate > 0:
         parser.error(f"--rate must be > 0 (requests/s), got {ns.rate}")
     if not ns.eval_horizon_s > 0:
@@ -458,14 +471,14 @@ def plan_run(args: TrainArgs) -> RunPlan:
             raise CheckpointError(
                 f"checkpoint {args.resume}: no recorded hyperparameters, cannot resume faithfully"
             )
-        validate_hyperparams(hyperparams)
+        validate_hyperparams(hyperparams, **network_sizes(checkpoint.config))
         return RunPlan(checkpoint.config, hyperparams, checkpoint)
     config = load_scenario(args.env)
     hyperparams = load_hyperparams(args.algo, config.name)
     if args.hyperparams_file:
         hyperparams.update(read_hyperparams_file(args.hyperparams_file))
     hyperparams.update(args.hyperparams)
-    validate_hyperparams(hyperparams)
+    validate_hyperparams(hyperparams, **network_sizes(config))
     if args.rate is not None:
         config = config.at_rate(args.rate).replace(name=f"{config.name}_rate{args.rate:g}")
     if hyperparams.get("discount_horizon_s") is not None and args.algo not in SEMI_MARKOV_BUFFERS:
@@ -474,6 +487,31 @@ def plan_run(args: TrainArgs) -> RunPlan:
             f"applies to {sorted(SEMI_MARKOV_BUFFERS)}, not {args.algo!r} (which discounts per step)",
         )
     return RunPlan(config, hyperparams, None)
+
+
+def network_sizes(config: SystemConfig) -> dict[str, int]:
+    """What the policy's networks read and score on ``config``'s env: its observation size and
+    number of actions (``validate_hyperparams``' ``n_inputs`` and ``n_outputs``)."""
+    return {
+        "n_inputs": ObservationBuilder(config).space.shape[0],
+        "n_outputs": int(ActionCodec(config).space.n),
+    }
+
+
+def training_envs(args: TrainArgs, plan: RunPlan) -> int:
+    """The number of parallel training envs: ``--n-envs``, else the hyperparameters'; a resumed
+    run keeps its model's (SB3 cannot give a loaded model another number).
+
+    :raises ConfigError: for a resumed run with another ``--n-envs``.
+    """
+    if plan.checkpoint is None:
+        return int(args.n_envs or plan.own("n_envs", 1))
+    n_envs = int(plan.checkpoint.model.n_envs)
+    if args.n_envs not in (None, n_envs):
+        raise ConfigError(
+            "--n-envs", f"{args.n_envs}, but --resume {args.resume} holds a model of {n_envs} envs (kept)"
+        )
+    return n_envs
 
 
 def build_model(args: TrainArgs, plan: RunPlan, venv: Any, tb_root: Path) -> Any:
@@ -527,7 +565,7 @@ def train(
     plan = plan_run(args)
     config = plan.config
     n_timesteps = int(args.n_timesteps or plan.own("n_timesteps", 1_000_000))
-    n_envs = int(args.n_envs or plan.own("n_envs", 1))
+    n_envs = training_envs(args, plan)
     if args.run_name:
         Path(args.runs_dir).mkdir(parents=True, exist_ok=True)
         run_dir = Path(args.runs_dir) / args.run_name

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import zipfile
 from pathlib import Path
@@ -197,9 +198,9 @@ def test_failed_or_interrupted_start_leaves_no_run_folder(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     argv = _tiny_argv(tmp_path, "ppo", "-n", "256")
-    # SB3 rejects the value when it builds the model (after the run folder was made)
-    assert train.main([*argv, "clip_range_vf=-1"]) == 2
-    assert "clip_range_vf" in capsys.readouterr().err
+    # SB3 rejects the key when it builds the model (after the run folder was made)
+    assert train.main([*argv, "not_a_param=1"]) == 2
+    assert "not_a_param" in capsys.readouterr().err
     assert not list((tmp_path / "runs").iterdir())
 
     def interrupted(*args, **kwargs):
@@ -220,6 +221,13 @@ def test_failed_or_interrupted_start_leaves_no_run_folder(
         ("learning_rate=lin_x", "lin_<x> needs a number"),
         ("policy_kwargs={net_arch: [64, -1]}", "hyperparams.policy_kwargs.net_arch"),
         ("reward_center=3", "hyperparams.reward_center: must be true or false"),
+        ("clip_range_vf=-1", "hyperparams.clip_range_vf: must be in (0, inf)"),
+        ("n_steps=.inf", "hyperparams.n_steps: must be in [1, 1e+06], got inf"),
+        (f"policy_kwargs={{net_arch: {[1] * 17}}}", "hyperparams.policy_kwargs.net_arch: at most 16 layers"),
+        (
+            "policy_kwargs={activation_fn: relu}",
+            "hyperparams.policy_kwargs.activation_fn: needs a Python class",
+        ),
     ],
 )
 def test_bad_hyperparameter_values_are_clear_errors(
@@ -228,6 +236,46 @@ def test_bad_hyperparameter_values_are_clear_errors(
     argv = _tiny_argv(tmp_path, "ppo", "-n", "256")
     assert train.main([*argv, item]) == 2
     assert words in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").iterdir())
+
+
+def test_the_networks_parameters_are_bounded() -> None:
+    """Widths, depth and the total count of weights and biases are bounded (the count for the
+    env's own observation and action sizes), so no hyperparameter builds a network of gigabytes."""
+    from agents.hyperparameters import MAX_NETWORK_PARAMETERS, network_parameters, validate_hyperparams
+    from batchenv.config import ConfigError
+
+    sizes = train.network_sizes(load_scenario("default"))
+    assert sizes == {"n_inputs": 8, "n_outputs": 4}
+    assert network_parameters([64, 64], **sizes) == 2 * (9 * 64 + 65 * 64 + 65 * 4)  # actor and critic
+    assert network_parameters({"pi": [64], "vf": [32]}, 8, 4) == 9 * 64 + 65 * 4 + 9 * 32 + 33 * 4
+    validate_hyperparams({"policy_kwargs": {"net_arch": [4096, 4096]}}, **sizes)  # 34M: allowed
+    validate_hyperparams({"policy_kwargs": {"net_arch": [256] * 16}})
+    for arch, words in (
+        ([8192, 8192], f"at most {MAX_NETWORK_PARAMETERS:,} parameters in all (8 inputs, 4 outputs)"),
+        ({"pi": [64], "vf": [8192] * 3}, "parameters in all"),
+        ([64] * 17, "at most 16 layers per network, got 17"),
+        ({"pi": [64] * 17, "vf": [64]}, "at most 16 layers per network"),
+        ([8193], "must list layer widths in [1, 8192]"),
+    ):
+        with pytest.raises(ConfigError, match=re.escape(words)):
+            validate_hyperparams({"policy_kwargs": {"net_arch": arch}}, **sizes)
+
+
+def test_n_envs_is_bounded_and_kept_on_resume(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--n-envs has the limit of hyperparams.n_envs; a resumed run keeps its model's number of
+    envs (SB3's set_env failed with an AssertionError on another)."""
+    for value in ("100000", "0"):
+        with pytest.raises(SystemExit) as exit_info:
+            train.parse_command_line(["--n-envs", value])
+        assert exit_info.value.code == 2
+        assert (
+            f"--n-envs must be in [1, 1024] (as hyperparams.n_envs), got {value}" in capsys.readouterr().err
+        )
+    shipped = Path(__file__).resolve().parents[1] / "checkpoints" / "ppo_default.zip"  # 4 envs
+    argv = _tiny_argv(tmp_path, "ppo", "-n", "64", "--n-envs", "2", "--eval-freq", "0", resume=shipped)
+    assert train.main(argv) == 2
+    assert "--n-envs: 2, but --resume" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").iterdir())
 
 
