@@ -17,6 +17,7 @@ import yaml
 
 from batchenv.config import ConfigError, SystemConfig, check_name
 from batchenv.fileio import write_atomic
+from batchenv.safe_yaml import YamlError, load_yaml
 from batchenv.scenarios import load_scenario, trace_scenarios, train_split_of
 
 __all__ = [
@@ -127,9 +128,9 @@ def read_tuned(path: Path) -> TunedRecord | None:
     if not path.is_file():
         return None
     try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError("<tuned>", f"{path} is not valid YAML: {exc}") from None
+        data = load_yaml(path, allow_aliases=True)
+    except YamlError as exc:
+        raise ConfigError("<tuned>", f"{path}: {exc}") from None
     if not isinstance(data, dict) or not isinstance(data.get("agents"), dict):
         raise ConfigError("<tuned>", f"{path} must hold a mapping with an 'agents' section")
     for name, entry in data["agents"].items():

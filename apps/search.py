@@ -49,6 +49,7 @@ from apps.sweep import group_run_dir, ray_session, relative_path, report_failure
 from apps.train import build_parser, parse_command_line, plan_run
 from batchenv.config import ConfigError, short_repr
 from batchenv.fileio import write_atomic, write_json_atomic
+from batchenv.safe_yaml import YamlError, load_yaml
 
 __all__ = ["DISTRIBUTIONS", "SearchSpaceError", "load_search_space", "main"]
 
@@ -81,9 +82,9 @@ def load_search_space(path: str | Path) -> dict[str, tuple[str, list[Any]]]:
     if path.stat().st_size > MAX_SPACE_BYTES:
         raise SearchSpaceError(field, f"{path} is larger than {MAX_SPACE_BYTES} bytes")
     try:
-        data = yaml.safe_load(path.read_text())
-    except (yaml.YAMLError, UnicodeDecodeError, RecursionError) as exc:
-        raise SearchSpaceError(field, f"{path} is not valid YAML ({type(exc).__name__})") from None
+        data = load_yaml(path)
+    except YamlError as exc:
+        raise SearchSpaceError(field, f"{path}: {exc}") from None
     if not isinstance(data, dict) or not data:
         raise SearchSpaceError(field, f"{path} must map hyperparameter names to distributions")
     space: dict[str, tuple[str, list[Any]]] = {}

@@ -34,6 +34,9 @@ def test_shipped_search_spaces_load(algo: str) -> None:
         ("gamma: {uniform: [0.9, 2.0]}\n", "hyperparams.gamma: must be in (0, 1]"),
         ("policy_kwargs: {categorical: [{net_arch: [64]}]}\n", "numbers, strings or booleans"),
         ("1: {int: [1, 2]}\n", "not a hyperparameter name"),
+        (f"n_epochs: {{int: [1, 1{'0' * 5000}]}}\n", "more digits than the 4300 allowed"),
+        ("a: &x [1, 2]\nb: *x\n", "alias"),
+        ("gamma: {uniform: [0.9, 0.99]}\ngamma: {uniform: [0.8, 0.9]}\n", "duplicate key"),
     ],
 )
 def test_bad_spaces_are_clear_errors(text: str, words: str, tmp_path: Path) -> None:

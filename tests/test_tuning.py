@@ -102,6 +102,10 @@ def test_tuned_file_round_trip_and_staleness(tmp_path: Path, default_config: Sys
     assert "python -m apps.tune --scenarios roundtrip" in path.read_text()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
     assert read_tuned(path).agents == data["agents"]
+    hostile = tmp_path / "hostile.yaml"
+    hostile.write_text(f"agents: {{timeout: {{params: {{preferred_batch_size: 1{'0' * 5000}}}}}}}\n")
+    with pytest.raises(ConfigError, match=r"hostile\.yaml: line 1: an integer of 5001 characters"):
+        read_tuned(hostile)
     assert load_tuned(config, tmp_path) is not None
     assert load_tuned(config.replace(horizon_s=5.0), tmp_path) is not None  # horizon is not part of it
     assert load_tuned(config.replace(arrivals={"rate_per_s": 101.0}), tmp_path) is None  # stale
