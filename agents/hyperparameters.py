@@ -27,9 +27,11 @@ __all__ = [
     "MAX_LAYER_WIDTH",
     "MAX_NETWORK_PARAMETERS",
     "MAX_N_ENVS",
+    "MAX_ROLLOUT_TRANSITIONS",
     "NETWORK_INPUTS",
     "NETWORK_OUTPUTS",
     "OWN_KEYS",
+    "check_rollout",
     "load_hyperparams",
     "network_parameters",
     "read_hyperparams_file",
@@ -54,6 +56,10 @@ OWN_KEYS = (
 
 MAX_N_ENVS = 1024
 """Most parallel training envs (``hyperparams.n_envs`` and ``train.py --n-envs``)."""
+
+MAX_ROLLOUT_TRANSITIONS = 2**21
+"""Most transitions of one PPO/A2C rollout, ``n_steps * n_envs`` (SB3 allocates its buffer for all
+of them: about 0.7 GB at the largest observation of :data:`NETWORK_INPUTS` entries)."""
 
 MAX_LAYER_WIDTH = 8192
 """Widest hidden layer of ``policy_kwargs.net_arch`` (units)."""
@@ -194,6 +200,18 @@ def validate_hyperparams(
                 )
         elif key == "policy_kwargs":
             _check_policy_kwargs(field, value, n_inputs, n_outputs)
+    check_rollout(params.get("n_steps"), params.get("n_envs"))
+
+
+def check_rollout(n_steps: Any, n_envs: Any) -> None:
+    """ConfigError naming ``hyperparams.n_steps`` when ``n_steps * n_envs`` (each already in its
+    range, or None when not given) is over :data:`MAX_ROLLOUT_TRANSITIONS`."""
+    if isinstance(n_steps, int) and isinstance(n_envs, int) and n_steps * n_envs > MAX_ROLLOUT_TRANSITIONS:
+        raise ConfigError(
+            "hyperparams.n_steps",
+            f"n_steps x n_envs (the rollout) must be at most {MAX_ROLLOUT_TRANSITIONS:,} transitions, "
+            f"got {n_steps} x {n_envs} = {n_steps * n_envs:,}",
+        )
 
 
 def network_parameters(net_arch: list[int] | dict[str, list[int]], n_inputs: int, n_outputs: int) -> int:

@@ -54,6 +54,7 @@ from agents.checkpoint_safety import parse_schedule
 from agents.hyperparameters import (
     MAX_N_ENVS,
     OWN_KEYS,
+    check_rollout,
     load_hyperparams,
     read_hyperparams_file,
     validate_hyperparams,
@@ -502,10 +503,13 @@ def training_envs(args: TrainArgs, plan: RunPlan) -> int:
     """The number of parallel training envs: ``--n-envs``, else the hyperparameters'; a resumed
     run keeps its model's (SB3 cannot give a loaded model another number).
 
-    :raises ConfigError: for a resumed run with another ``--n-envs``.
+    :raises ConfigError: for a resumed run with another ``--n-envs``, or a rollout
+        (``n_steps * n_envs``) over :data:`agents.hyperparameters.MAX_ROLLOUT_TRANSITIONS`.
     """
     if plan.checkpoint is None:
-        return int(args.n_envs or plan.own("n_envs", 1))
+        n_envs = int(args.n_envs or plan.own("n_envs", 1))
+        check_rollout(plan.hyperparams.get("n_steps"), n_envs)
+        return n_envs
     n_envs = int(plan.checkpoint.model.n_envs)
     if args.n_envs not in (None, n_envs):
         raise ConfigError(

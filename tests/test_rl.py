@@ -239,6 +239,21 @@ def test_bad_hyperparameter_values_are_clear_errors(
     assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").iterdir())
 
 
+def test_the_rollout_is_bounded(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """n_steps x n_envs sizes the rollout buffer SB3 allocates: bounded in a hyperparameter set
+    (a file, a checkpoint's data) and for the number of envs that --n-envs gives."""
+    from agents.hyperparameters import MAX_ROLLOUT_TRANSITIONS, validate_hyperparams
+    from batchenv.config import ConfigError
+
+    validate_hyperparams({"n_steps": MAX_ROLLOUT_TRANSITIONS // 1024, "n_envs": 1024})
+    with pytest.raises(ConfigError, match=r"n_steps x n_envs \(the rollout\) must be at most 2,097,152"):
+        validate_hyperparams({"n_steps": MAX_ROLLOUT_TRANSITIONS // 1024 + 1, "n_envs": 1024})
+    argv = _tiny_argv(tmp_path, "ppo", "-n", "256", "--n-envs", "1024")
+    assert train.main([*argv, "n_steps=4096"]) == 2
+    assert "4096 x 1024 = 4,194,304" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").iterdir())
+
+
 def test_the_networks_parameters_are_bounded() -> None:
     """Widths, depth and the total count of weights and biases are bounded (the count for the
     env's own observation and action sizes), so no hyperparameter builds a network of gigabytes."""
