@@ -275,7 +275,6 @@ def _pick(exp: ExperimentSeeds) -> dict[str, Any] | None:
         if k <= n
     }
     best = exp.models[int(np.argmin(scores))]
-    rho, p = spearmanr(scores, [exp.worst[m] for m in exp.models]) if n >= 3 else (math.nan, math.nan)
     return {
         "chance_clean": chance,
         "pick_of_all": {
@@ -283,8 +282,17 @@ def _pick(exp: ExperimentSeeds) -> dict[str, Any] | None:
             "clean": not exp.failures[best],
             "worst_gap": exp.worst[best],
         },
-        "spearman_worst_gap": {"rho": float(rho), "p": float(p)},
+        "spearman_worst_gap": _rank_correlation(scores, [exp.worst[m] for m in exp.models]),
     }
+
+
+def _rank_correlation(scores: np.ndarray, worst: list[float]) -> dict[str, float] | None:
+    """Spearman's rho and its two-sided p between the training evaluation and the worst gaps;
+    None with fewer than 3 seeds or when either side is constant (no ranking to compare)."""
+    if len(scores) < 3 or np.ptp(scores) == 0 or max(worst) == min(worst):
+        return None
+    rho, p = spearmanr(scores, worst)
+    return {"rho": float(rho), "p": float(p)}
 
 
 def _fisher(a: int, n_a: int, b: int, n_b: int) -> float:
@@ -410,7 +418,7 @@ def _render_picks(summary: dict[str, Any]) -> list[str]:
         best, rank = pick["pick_of_all"], pick["spearman_worst_gap"]
         verdict = "clean" if best["clean"] else "not clean"
         cells.append(f"seed {best['seed']}: {verdict} (worst {best['worst_gap']:+.2%})")
-        cells.append(f"{rank['rho']:+.2f} ({_p_text(rank['p'])})")
+        cells.append("-" if rank is None else f"{rank['rho']:+.2f} ({_p_text(rank['p'])})")
         lines.append(f"| `{name}` | {row['seeds']} | {' | '.join(cells)} |")
     return lines
 

@@ -197,6 +197,18 @@ def test_the_pick_table_reads_the_training_evaluation_and_the_worst_gaps(tmp_pat
     assert (
         "| `ppo` | 4 | 0.50 [" in page and "| - | seed 2: clean (worst +0.50%) | +0.80 (p = 0.200) |" in page
     )
+    two = bands.collect(
+        [
+            _with_selection(
+                _results(tmp_path / "two.json", {"poisson_50": {"ppo": {0: 0.0, 1: 0.03}}}),
+                {"ppo": {0: 0.1, 1: 0.2}},
+            )
+        ]
+    )
+    assert (
+        bands.summarise(two, None, "cmd", 576.58)["experiments"]["ppo"]["pick"]["spearman_worst_gap"] is None
+    )
+    assert "| seed 0: clean (worst +0.00%) | - |" in bands.render(bands.summarise(two, None, "cmd", 576.58))
     # the same files give the same page (the bootstrap's generator is seeded)
     assert bands.render(bands.summarise(bands.collect([path]), None, "cmd", 576.58)) == page
 
