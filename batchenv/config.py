@@ -568,6 +568,22 @@ def _check_leaving_rate(path: str, rate_per_s: float) -> None:
         )
 
 
+def _check_mmpp_stay(arrivals: ArrivalConfig, peak_rate_per_s: float) -> None:
+    """ConfigError naming ``arrivals.switch_rates_per_s`` when a stay in the busiest phase holds
+    more than :data:`MAX_EPISODE_REQUESTS` arrivals on average (the arrival stream draws a stay's
+    arrivals at once: memory), at the peak mean rate ``peak_rate_per_s`` the rates may be scaled to."""
+    assert arrivals.rates_per_s is not None and arrivals.switch_rates_per_s is not None
+    busiest_per_s = max(arrivals.rates_per_s) * peak_rate_per_s / arrivals.mean_rate_per_s
+    longest_stay_s = 1.0 / min(sum(row) for row in arrivals.switch_rates_per_s)
+    if busiest_per_s * longest_stay_s > MAX_EPISODE_REQUESTS:
+        raise ConfigError(
+            "arrivals.switch_rates_per_s",
+            f"a mean stay of {longest_stay_s:g} s in a phase of up to {busiest_per_s:g} requests/s holds "
+            f"more than {MAX_EPISODE_REQUESTS:g} arrivals (each stay is drawn at once: memory); use "
+            "shorter stays or lower rates",
+        )
+
+
 def mmpp_stationary(switch_rates: Any) -> list[float]:
     """Stationary distribution of the phase process with switching-rate matrix ``switch_rates``."""
     rates = np.asarray(switch_rates, dtype=float)
@@ -910,6 +926,8 @@ class SystemConfig:
                 f"{MAX_EPISODE_REQUESTS:g} requests per episode (evaluation keeps every request: "
                 "memory); use a shorter horizon or a lower rate",
             )
+        if arrivals.process == "mmpp":
+            _check_mmpp_stay(arrivals, peak_rate)
 
     # ---------------------------------------------------------------- derived quantities
     @property

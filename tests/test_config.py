@@ -174,6 +174,18 @@ def _error_field(data: dict, tmp_path: Path) -> ConfigError:
             "arrivals.switch_rates_per_s[1]",
             "leaving rate must be in",
         ),
+        (
+            {
+                "arrivals": {
+                    "process": "mmpp",
+                    "rate_per_s": None,
+                    "rates_per_s": [0, 100000],
+                    "switch_rates_per_s": [1 / 86400, 1 / 86400],
+                }
+            },
+            "arrivals.switch_rates_per_s",
+            "a mean stay of 86400 s in a phase of up to 100000 requests/s holds more than 1e+07",
+        ),
         ({"timing": {"t_pre_ms": 1e300}}, "timing.t_pre_ms", "<= 3.6e+06 ms (one hour)"),
         ({"timing": {"t_post_ms": 3.7e6}}, "timing.t_post_ms", "<= 3.6e+06 ms (one hour)"),
         ({"timing": {"comm_ms": [2, 2.5, 3, 4, 5, 6, 1e300]}}, "timing.comm_ms[6]", "(one hour)"),
