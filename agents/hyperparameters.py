@@ -32,6 +32,7 @@ __all__ = [
     "NETWORK_OUTPUTS",
     "OWN_KEYS",
     "check_rollout",
+    "is_integer_hyperparameter",
     "load_hyperparams",
     "network_parameters",
     "read_hyperparams_file",
@@ -171,6 +172,11 @@ def read_hyperparams_file(path: str | Path) -> dict[str, Any]:
         if not isinstance(key, str) or not key.isidentifier():
             raise ConfigError(field, f"{path}: {short_repr(key)} is not a hyperparameter name")
     return dict(data)
+
+
+def is_integer_hyperparameter(key: str) -> bool:
+    """Whether ``key`` takes only whole numbers (``n_steps``, ``batch_size``, ...)."""
+    return _RANGES.get(key, ("",))[0] == "int"
 
 
 def validate_hyperparams(

@@ -44,12 +44,13 @@ from typing import Any
 import yaml
 
 from agents.checkpoint import CheckpointError
-from agents.hyperparameters import validate_hyperparams
+from agents.hyperparameters import is_integer_hyperparameter, validate_hyperparams
 from apps.sweep import group_run_dir, ray_session, relative_path, report_failures, train_trial
 from apps.train import build_parser, parse_command_line, plan_run
 from batchenv.config import ConfigError, short_repr
 from batchenv.fileio import write_atomic, write_json_atomic
 from batchenv.safe_yaml import YamlError, load_yaml
+from serving.cli import UsageError, check_writable, comment_block
 
 __all__ = ["DISTRIBUTIONS", "SearchSpaceError", "load_search_space", "main"]
 
@@ -60,6 +61,10 @@ OBJECTIVE = "gap_to_reference"
 """The metric the search minimises: the evaluation's mean gap to the reference."""
 
 MAX_SPACE_BYTES = 64 * 1024
+"""Largest search-space file (bytes)."""
+
+MAX_SEARCH_SEED = 2**32 - 1
+"""Largest --search-seed (NumPy seeds the TPE sampler and takes [0, 2**32 - 1])."""
 
 
 class SearchSpaceError(ConfigError):
@@ -116,6 +121,10 @@ def load_search_space(path: str | Path) -> dict[str, tuple[str, list[Any]]]:
             if not low < high or (kind == "loguniform" and low <= 0):
                 raise SearchSpaceError(
                     field, f"{where}: {kind} needs low < high{' and low > 0' if kind == 'loguniform' else ''}"
+                )
+            if kind != "int" and is_integer_hyperparameter(name):
+                raise SearchSpaceError(
+                    field, f"{where}: {name} is an integer hyperparameter; use int: [low, high], not {kind}"
                 )
             if kind == "int" and not (float(low).is_integer() and float(high).is_integer()):
                 raise SearchSpaceError(field, f"{where}: int needs integer bounds, got {arguments}")
@@ -187,6 +196,12 @@ def _search_flags(argv: list[str]) -> tuple[list[str], argparse.Namespace]:
         parser.error(f"--grace-steps must be >= 1, got {ns.grace_steps}")
     if ns.eval_freq < 1:
         parser.error("--eval-freq must be >= 1: the search prunes and ranks trials on the evaluations")
+    if not 0 <= ns.search_seed <= MAX_SEARCH_SEED:
+        parser.error(f"--search-seed must be in [0, {MAX_SEARCH_SEED}], got {ns.search_seed}")
+    try:
+        check_writable("--out", Path(ns.out))  # before Ray and the trials, not after them
+    except UsageError as exc:
+        parser.error(str(exc))
     return train_argv, ns
 
 
@@ -217,7 +232,7 @@ def result_yaml(best: dict[str, Any], command: str, trials: list[dict[str, Any]]
         values = json.dumps(trial["hyperparams"], sort_keys=True)
         header.append(f"#   {trial['trial']}: {trial['timesteps']} steps, {score}: {values}")
     body = yaml.safe_dump(best["hyperparams"], sort_keys=True, default_flow_style=False)
-    return "\n".join(header) + "\n" + body
+    return comment_block(header) + body
 
 
 def main(argv: list[str] | None = None) -> int:

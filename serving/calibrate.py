@@ -38,6 +38,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import json
 import math
 import os
 import platform
@@ -53,10 +54,9 @@ import numpy as np
 import torch
 
 from batchenv.config import ConfigError, SystemConfig
-from batchenv.fileio import write_atomic, write_json_atomic
 from batchenv.scenarios import load_scenario
 from batchenv.timing import ServiceTable
-from serving.cli import UsageError, check_range, run_cli
+from serving.cli import UsageError, check_range, check_writable, comment_block, run_cli, write_files_atomic
 from serving.models import EncoderSpec, ModelWorker, build_models, parse_model_shapes, set_torch_threads
 from serving.workload import request_texts
 
@@ -298,7 +298,7 @@ def yaml_text(config: SystemConfig, record: dict[str, Any], command: str, base: 
         "# qualities are a configuration choice, not a measurement (the stand-ins' outputs mean nothing).",
         f"# Largest sustainable throughput: {record['capacity_per_s']:.1f} requests/s.",
     ]
-    return "\n".join(header) + "\n" + config.to_yaml()
+    return comment_block(header) + config.to_yaml()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -353,8 +353,12 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     check_range("--torch-threads", args.torch_threads, 1, 256)
     if args.out.suffix not in (".yaml", ".yml"):
         raise UsageError(f"--out must end in .yaml or .yml, got {str(args.out)!r}")
-    if not args.name.strip() or len(args.name) > 100:
-        raise UsageError(f"--name must be a non-empty name of at most 100 characters, got {args.name!r}")
+    if not args.name.strip() or len(args.name) > 100 or not args.name.isprintable():
+        raise UsageError(
+            f"--name must be a non-empty name of at most 100 printable characters, got {args.name!r}"
+        )
+    check_writable("--out", args.out)
+    check_writable("--out", args.out.with_suffix(".json"))
     try:
         base = load_scenario(args.scenario)
     except ConfigError as exc:
@@ -380,8 +384,12 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     )
     command = "python -m serving.calibrate " + shlex.join(argv)
     record = {"command": command, "base_scenario": args.scenario, **record, "config": config.to_dict()}
-    write_atomic(args.out, yaml_text(config, record, command, args.scenario))
-    write_json_atomic(args.out.with_suffix(".json"), record)
+    write_files_atomic(
+        {
+            args.out: yaml_text(config, record, command, args.scenario),
+            args.out.with_suffix(".json"): json.dumps(record, indent=2) + "\n",
+        }
+    )
     assert SystemConfig.from_yaml(args.out) == config
     table = ServiceTable(config)
     print(f"service time (ms) per model at batch sizes {list(config.timing.batch_sizes)}:")

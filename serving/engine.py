@@ -44,6 +44,7 @@ from batchenv.timing import ServiceTable
 from serving.models import BatchResult
 
 __all__ = [
+    "MAX_START_IN_S",
     "BatchRunner",
     "BatchingEngine",
     "EngineBusyError",
@@ -56,6 +57,9 @@ log = logging.getLogger("serving.engine")
 
 BatchRunner = Callable[[int, list[str]], BatchResult]
 """Runs one batch: ``(model index, texts) -> BatchResult`` (called in a worker thread)."""
+
+MAX_START_IN_S = 10.0
+"""Latest start of a new episode after the request (s)."""
 
 OVERDUE_S = 1e-6
 """A busy worker whose predicted completion has passed is reported as free this long after now
@@ -292,8 +296,8 @@ class BatchingEngine:
                 f"a new episode needs an idle server ({state.queue_len} waiting, "
                 f"{state.n_running} batches running)"
             )
-        if not 0.0 <= start_in_s <= 10.0:
-            raise ValueError(f"start_in_s must be in [0, 10] s, got {start_in_s!r}")
+        if not 0.0 <= start_in_s <= MAX_START_IN_S:
+            raise ValueError(f"start_in_s must be in [0, {MAX_START_IN_S:g}] s, got {start_in_s!r}")
         self._cancel_timer()
         state.reset()
         self.origin_s = self.clock() + start_in_s

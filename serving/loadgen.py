@@ -38,7 +38,7 @@ from batchenv.config import ConfigError, SystemConfig
 from batchenv.metrics import compute_metrics, request_table
 from batchenv.scenarios import load_scenario
 from batchenv.seeds import parse_seeds
-from serving.cli import UsageError, check_range, run_cli
+from serving.cli import UsageError, check_range, check_writable, run_cli
 from serving.episode import MeasuredEpisode
 from serving.results import write_run
 from serving.workload import episode_arrivals_s, request_texts
@@ -58,8 +58,12 @@ MAX_HORIZON_S = 3600.0
 def check_loopback_url(url: str) -> str:
     """``url`` without a trailing slash if it is ``http://`` on a loopback host (127.0.0.0/8,
     ::1, localhost); :class:`serving.cli.UsageError` naming ``--url`` otherwise."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError as exc:
+        raise UsageError(f"--url: not a URL ({exc}), got {url!r}") from None
     loopback = host == "localhost"
     if not loopback:
         try:
@@ -324,6 +328,7 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     check_range("--horizon-s", args.horizon_s, 1e-3, MAX_HORIZON_S, "s")
     check_range("--max-requests", args.max_requests, 1, 10_000_000)
     check_range("--drain-timeout-s", args.drain_timeout_s, 0, 3600, "s")
+    check_writable("--out", args.out / "eval_run")  # a folder is made in it after the replay
     if args.rate_per_s is not None:
         check_range("--rate-per-s", args.rate_per_s, 1e-6, 1e6, "requests/s")
     raise_open_files_limit()

@@ -40,13 +40,20 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from aiohttp.web_protocol import RequestPayloadError
 
 from agents.registry import AgentSpecError, make_agent
 from batchenv.config import ConfigError, SystemConfig
 from batchenv.fileio import write_json_atomic
 from batchenv.scenarios import load_scenario
 from serving.cli import UsageError, check_range, run_cli
-from serving.engine import BatchingEngine, EngineBusyError, NotAcceptingError, QueueFullError
+from serving.engine import (
+    MAX_START_IN_S,
+    BatchingEngine,
+    EngineBusyError,
+    NotAcceptingError,
+    QueueFullError,
+)
 from serving.models import ModelWorker, build_models, parse_model_shapes, set_torch_threads
 
 __all__ = ["MAX_TEXT_CHARS", "ServerOptions", "main", "make_app", "serve"]
@@ -56,6 +63,15 @@ log = logging.getLogger("serving.server")
 MAX_TEXT_CHARS = 4096
 """Longest accepted request text (characters)."""
 
+MAX_INT_DIGITS = 128
+"""Longest JSON integer kept exact (characters); longer ones are read as floats."""
+
+BODY_TIMEOUT_S = 10.0
+"""Longest time a request body may take to arrive (s); a stalled one gets 400."""
+
+ANSWER_GRACE_S = 1.0
+"""On shutdown, how long after the drain the last answers may take to be written (s)."""
+
 _ENGINE = web.AppKey("engine", BatchingEngine)
 _INFO = web.AppKey("info", dict)
 
@@ -64,15 +80,70 @@ def _error(status: int, message: str, **extra: Any) -> web.Response:
     return web.json_response({"error": message, **extra}, status=status)
 
 
+class UnreadableBodyError(ValueError):
+    """The body did not arrive whole or cannot be decoded: its connection is closed after the 400."""
+
+
+def _bad_body(exc: ValueError) -> web.Response:
+    """The 400 answer to a body :func:`_read_json` refused (closing the connection if unreadable)."""
+    response = _error(400, str(exc))
+    if isinstance(exc, UnreadableBodyError):
+        response.force_close()
+    return response
+
+
+def _parse_int(digits: str) -> int | float:
+    """A JSON integer; one of more than :data:`MAX_INT_DIGITS` characters becomes a float (``inf``
+    when out of float range), so a huge number fails its field's range check, not the parser."""
+    return int(digits) if len(digits) <= MAX_INT_DIGITS else float(digits)
+
+
+async def _read_text(request: web.Request) -> str:
+    """The request's body decoded by its charset (UTF-8 by default), read within
+    :data:`BODY_TIMEOUT_S` s; ValueError with a one-line reason otherwise."""
+    try:
+        async with asyncio.timeout(BODY_TIMEOUT_S):
+            raw = await request.read()
+    except TimeoutError:
+        raise UnreadableBodyError(f"the body must arrive within {BODY_TIMEOUT_S:g} s") from None
+    except RequestPayloadError:
+        raise UnreadableBodyError("the body cannot be decoded as its Content-Encoding says") from None
+    charset = request.charset or "utf-8"
+    try:
+        return raw.decode(charset)
+    except LookupError:
+        raise ValueError(f"Content-Type: unknown charset {charset[:40]!r}") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"the body must be text in its charset ({charset[:40]})") from None
+
+
 async def _read_json(request: web.Request) -> dict[str, Any]:
     """The request's JSON object body; ValueError with a one-line reason otherwise."""
+    text = await _read_text(request)
     try:
-        body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
+        body = json.loads(text, parse_int=_parse_int)
+    except RecursionError:
+        raise ValueError("the body must be a JSON object nested less deeply") from None
+    except ValueError:  # JSONDecodeError included
         raise ValueError("the body must be a JSON object") from None
     if not isinstance(body, dict):
         raise ValueError("the body must be a JSON object")
     return body
+
+
+def _text_error(text: Any) -> str | None:
+    """Why ``text`` cannot be served (one line naming the field), or None when it can."""
+    if not isinstance(text, str):
+        return "text: must be a string"
+    if len(text) > MAX_TEXT_CHARS:
+        return f"text: must have at most {MAX_TEXT_CHARS} characters, got {len(text)}"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return (
+            f"text: must be valid Unicode (no lone surrogate), got {exc.object[exc.start]!r} at {exc.start}"
+        )
+    return None
 
 
 async def _infer(request: web.Request) -> web.Response:
@@ -80,12 +151,11 @@ async def _infer(request: web.Request) -> web.Response:
     try:
         body = await _read_json(request)
     except ValueError as exc:
-        return _error(400, str(exc))
+        return _bad_body(exc)
     text = body.get("text")
-    if not isinstance(text, str):
-        return _error(400, "text: must be a string")
-    if len(text) > MAX_TEXT_CHARS:
-        return _error(400, f"text: must have at most {MAX_TEXT_CHARS} characters, got {len(text)}")
+    problem = _text_error(text)
+    if problem is not None:
+        return _error(400, problem)
     client_id = body.get("id")
     if client_id is not None and not (isinstance(client_id, int | str) and len(str(client_id)) <= 128):
         return _error(400, "id: must be a string or integer of at most 128 characters")
@@ -129,10 +199,14 @@ async def _episode(request: web.Request) -> web.Response:
         try:
             body = await _read_json(request)
         except ValueError as exc:
-            return _error(400, str(exc))
+            return _bad_body(exc)
         start_in_s = body.get("start_in_s", 0.0)
-        if isinstance(start_in_s, bool) or not isinstance(start_in_s, int | float):
-            return _error(400, "start_in_s: must be a number of seconds in [0, 10]")
+        if (
+            isinstance(start_in_s, bool)
+            or not isinstance(start_in_s, int | float)
+            or not 0 <= start_in_s <= MAX_START_IN_S  # before float(): a huge int overflows it
+        ):
+            return _error(400, f"start_in_s: must be a number of seconds in [0, {MAX_START_IN_S:g}]")
     if not engine.accepting:
         return _error(503, "the server is shutting down")
     try:
@@ -189,7 +263,12 @@ async def serve(engine: BatchingEngine, info: dict[str, Any], options: ServerOpt
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     engine.start()
-    runner = web.AppRunner(make_app(engine, info), handle_signals=False, access_log=None)
+    runner = web.AppRunner(
+        make_app(engine, info),
+        handle_signals=False,
+        access_log=None,
+        shutdown_timeout=options.drain_timeout_s + ANSWER_GRACE_S,  # not aiohttp's 60 s
+    )
     await runner.setup()
     site = web.TCPSite(runner, options.host, options.port)
     await site.start()

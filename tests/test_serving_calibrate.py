@@ -7,12 +7,14 @@ import math
 from pathlib import Path
 
 import pytest
+import yaml
 
 from batchenv.config import SystemConfig
 from batchenv.scenarios import load_scenario
 from batchenv.timing import service_ms
 from serving.calibrate import STAGES, calibrated_config, non_decreasing
 from serving.calibrate import main as calibrate_main
+from serving.cli import comment_block, write_files_atomic
 from serving.fidelity import compare_cell, kendall_tau, rank_agents, relative_error
 
 
@@ -83,6 +85,48 @@ def test_bad_calibration_flags_exit_2(capsys: pytest.CaptureFixture[str]) -> Non
     assert "--reps must be in [2, 10000]" in capsys.readouterr().err
     assert calibrate_main(["--out", "table.txt"]) == 2
     assert "--out must end in .yaml" in capsys.readouterr().err
+
+
+def test_header_comments_cannot_inject_yaml() -> None:
+    header = comment_block(
+        ["# Produced by: python -m serving.calibrate --name 'cal\nreps: 7'", "bell \x07 \u2028 x"]
+    )
+    assert all(line.startswith("# ") for line in header.splitlines())
+    assert yaml.safe_load(header + "name: m\n") == {"name": "m"}
+    assert "'cal\\nreps: 7'" in header
+
+
+@pytest.mark.parametrize("name", ["cal\nreps: 7", "cal\x1b[2J"])
+def test_a_name_with_control_characters_exits_2(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert calibrate_main(["--name", name]) == 2
+    assert "--name must be a non-empty name of at most 100 printable characters" in capsys.readouterr().err
+
+
+def test_a_bad_out_exits_2_before_measuring(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import serving.calibrate
+
+    monkeypatch.setattr(serving.calibrate, "calibrate", lambda *a, **k: pytest.fail("measured first"))
+    (tmp_path / "folder.yaml").mkdir()
+    (tmp_path / "file").write_text("x")
+    (tmp_path / "json_folder.json").mkdir()
+    for out, words in [
+        (tmp_path / "folder.yaml", "must be a file path"),
+        (tmp_path / "json_folder.yaml", "must be a file path"),
+        (tmp_path / "file" / "measured.yaml", "is not a folder"),
+    ]:
+        assert calibrate_main(["--out", str(out)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()[-1]
+        assert "--out" in err and words in err, err
+
+
+def test_a_failed_pair_write_leaves_neither_file(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    yaml_path, json_path = tmp_path / "m.yaml", tmp_path / "file" / "m.json"
+    with pytest.raises(OSError):
+        write_files_atomic({yaml_path: "name: m\n", json_path: "{}\n"})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
 
 
 def _metrics(mean: float, p99: float, llm3: float = 0.0) -> dict:

@@ -53,3 +53,24 @@ def test_a_busy_server_is_waited_for() -> None:
 def test_a_server_busy_past_the_bound_is_an_error() -> None:
     with pytest.raises(RuntimeError, match=r"still busy after 0\.05 s"):
         asyncio.run(_with_stub_server(busy_answers=10**6, idle_timeout_s=0.05))
+
+
+@pytest.mark.parametrize(
+    ("flags", "words"),
+    [
+        (["--url", "http://[::1"], "--url: not a URL"),
+        (["--url", "http://127.0.0.1:99999"], "--url: not a URL"),
+        (["--out", "{tmp}/file"], "is not a folder"),
+    ],
+)
+def test_bad_flags_exit_2_before_replaying(
+    flags: list[str], words: str, tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from serving.loadgen import main as loadgen_main
+
+    (tmp_path / "file").write_text("x")
+    # port 9 (discard) serves nothing: reaching the server would be a different error
+    argv = ["--url", "http://127.0.0.1:9", *[flag.format(tmp=tmp_path) for flag in flags]]
+    assert loadgen_main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert words in err, err

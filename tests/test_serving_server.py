@@ -183,3 +183,115 @@ def test_bad_command_lines_exit_2_with_one_line(capsys: pytest.CaptureFixture[st
     ]:
         assert server_main(args) == 2
         assert flag in capsys.readouterr().err.strip().splitlines()[-1]
+
+
+# --------------------------------------------------------------------------------------------
+# Hostile requests, in process: the engine's batches tokenise like the real models do
+# --------------------------------------------------------------------------------------------
+
+
+def _tokenising_runner(model: int, texts: list[str]) -> Any:
+    """A batch runner that tokenises every text (as the real models do) and answers at once."""
+    from serving.models import BatchResult, tokenise
+
+    start = time.monotonic()
+    answers = [{"label": len(tokenise(t)), "score": 1.0} for t in texts]
+    end = time.monotonic()
+    return BatchResult(answers, start, 0.0, 0.0, end - start, 0.0, end)
+
+
+async def _in_process(requests: Any, agent: str = "static(B=2,model=LLM-3)") -> Any:
+    """Run ``await requests(client)`` against :func:`make_app` on an in-process engine."""
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from agents.registry import make_agent
+    from serving.engine import BatchingEngine
+    from serving.server import make_app
+
+    config = load_scenario("default")
+    engine = BatchingEngine(config, make_agent(agent, config), _tokenising_runner)
+    engine.start()
+    try:
+        async with TestClient(TestServer(make_app(engine, {}))) as client:
+            return await asyncio.wait_for(requests(client), timeout=20)
+    finally:
+        await engine.shutdown(drain_timeout_s=1.0)
+
+
+async def _status_error(response: Any) -> tuple[int, str]:
+    async with response as r:
+        return r.status, (await r.json()).get("error", "")
+
+
+def test_a_lone_surrogate_is_refused_and_its_batch_mate_served() -> None:
+    async def requests(client: Any) -> Any:
+        bad = client.post("/v1/infer", data='{"text": "a \\ud800 b"}')
+        good = client.post("/v1/infer", json={"text": "hello"})
+        return await asyncio.gather(_status_error(bad), _status_error(good))
+
+    (bad_status, bad_error), (good_status, _) = asyncio.run(_in_process(requests))
+    assert bad_status == 400 and bad_error.startswith("text: must be valid Unicode")
+    assert good_status == 200
+
+
+@pytest.mark.parametrize("digits", [400, 5000])
+def test_a_huge_start_in_s_is_400_naming_the_field(digits: int) -> None:
+    async def requests(client: Any) -> Any:
+        return await _status_error(client.post("/v1/episode", data='{"start_in_s": ' + "9" * digits + "}"))
+
+    status, error = asyncio.run(_in_process(requests))
+    assert status == 400 and error.startswith("start_in_s: must be a number of seconds in [0, 10]")
+
+
+@pytest.mark.parametrize(
+    ("data", "headers", "expected"),
+    [
+        ("[" * 30000 + "]" * 30000, {}, "nested less deeply"),
+        ('{"text": "hi"}', {"Content-Encoding": "gzip"}, "Content-Encoding"),
+        ('{"text": "hi"}', {"Content-Type": "application/json; charset=foo"}, "charset"),
+    ],
+    ids=["deep-nesting", "bad-gzip", "unknown-charset"],
+)
+def test_unreadable_bodies_are_400(data: str, headers: dict[str, str], expected: str) -> None:
+    async def requests(client: Any) -> Any:
+        bad = await _status_error(client.post("/v1/infer", data=data, headers=headers))
+        good = await _status_error(client.post("/v1/infer", json={"text": "still serving"}))
+        return bad, good
+
+    (status, error), (good_status, _) = asyncio.run(_in_process(requests))
+    assert status == 400 and expected in error
+    assert good_status == 200
+
+
+def test_a_stalled_body_times_out_with_400(monkeypatch: pytest.MonkeyPatch) -> None:
+    import serving.server
+
+    monkeypatch.setattr(serving.server, "BODY_TIMEOUT_S", 0.2)
+
+    async def requests(client: Any) -> Any:
+        reader, writer = await asyncio.open_connection(client.host, client.port)
+        writer.write(b'POST /v1/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{"te')
+        await writer.drain()
+        status_line = await asyncio.wait_for(reader.readline(), timeout=5)
+        writer.close()
+        return status_line, await _status_error(client.post("/v1/infer", json={"text": "still serving"}))
+
+    status_line, (good_status, _) = asyncio.run(_in_process(requests))
+    assert status_line.startswith(b"HTTP/1.1 400") and good_status == 200
+
+
+def test_sigterm_does_not_wait_for_a_stalled_client(server_factory: Any) -> None:
+    """A client that never finishes its body holds the shutdown for the drain time plus
+    ANSWER_GRACE_S at most, not aiohttp's 60 s (nor the body's time-out)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    server = server_factory("default", "greedy(model=LLM-3)", "--drain-timeout-s", "0")
+    where = urlsplit(server.url)
+    with socket.create_connection((where.hostname, where.port), timeout=10) as stalled:
+        stalled.sendall(b"POST /v1/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+        time.sleep(0.3)
+        start = time.monotonic()
+        server.process.send_signal(signal.SIGTERM)
+        assert server.process.wait(timeout=30) == 0
+        assert time.monotonic() - start < 5.0, server.output()
