@@ -186,6 +186,17 @@ def raise_open_files_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
+def _arrivals(config: SystemConfig, seed: int, horizon_s: float, max_requests: int) -> np.ndarray:
+    """Episode ``seed``'s arrivals (s), drawn no further than ``max_requests``.
+
+    :raises ValueError: naming ``--max-requests`` when the episode holds more.
+    """
+    try:
+        return episode_arrivals_s(config, seed, horizon_s, max_count=max_requests)
+    except ValueError as exc:
+        raise ValueError(f"--max-requests: {exc}; shorten --horizon-s or raise --max-requests") from None
+
+
 async def run_episode(
     url: str,
     config: SystemConfig,
@@ -204,12 +215,7 @@ async def run_episode(
 
     :raises ValueError: more than ``max_requests`` arrivals.
     """
-    arrivals = episode_arrivals_s(config, seed, horizon_s)
-    if len(arrivals) > max_requests:
-        raise ValueError(
-            f"--max-requests: episode {seed} has {len(arrivals)} arrivals in {horizon_s:g} s, more than "
-            f"{max_requests}; shorten --horizon-s or raise --max-requests"
-        )
+    arrivals = _arrivals(config, seed, horizon_s, max_requests)
     texts = request_texts(seed, len(arrivals))
     connector = aiohttp.TCPConnector(limit=max_connections)
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=10.0)
@@ -343,6 +349,11 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
         check_same_system(config, server_config)
     except ConfigError as exc:
         raise UsageError(f"--scenario: {exc}") from None
+    try:  # every episode within --max-requests before any is replayed
+        for seed in seeds:
+            _arrivals(config, seed, args.horizon_s, args.max_requests)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     episodes = []
     for seed in seeds:
         try:

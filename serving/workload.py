@@ -19,15 +19,24 @@ _VOCABULARY = (
 """The words request texts are made of (space-separated)."""
 
 
-def episode_arrivals_s(config: SystemConfig, seed: int, horizon_s: float) -> np.ndarray:
+def episode_arrivals_s(
+    config: SystemConfig, seed: int, horizon_s: float, max_count: int | None = None
+) -> np.ndarray:
     """Arrival times (s) in [0, horizon_s) of episode ``seed``: the simulator's
     (:meth:`batchenv.sim.Simulator.reset` draws the episode's rate, then the stream, from
-    ``numpy.random.default_rng(seed)``; so does this)."""
+    ``numpy.random.default_rng(seed)``; so does this).
+
+    :param max_count: stop drawing as soon as there are more arrivals than this (memory).
+    :raises ValueError: more than ``max_count`` arrivals in [0, horizon_s).
+    """
     rng = np.random.default_rng(seed)
     rate = episode_rate_per_s(config, rng)
-    chunks = []
+    chunks, count = [], 0
     for chunk in make_arrival_process(config).stream(rng, rate):
         chunks.append(chunk[chunk < horizon_s])
+        count += len(chunks[-1])
+        if max_count is not None and count > max_count:
+            raise ValueError(f"episode {seed} has more than {max_count} arrivals in {horizon_s:g} s")
         if chunk[-1] >= horizon_s:
             break
     return np.concatenate(chunks)

@@ -74,3 +74,46 @@ def test_bad_flags_exit_2_before_replaying(
     assert loadgen_main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert words in err, err
+
+
+def test_arrivals_stop_at_the_request_cap_and_every_seed_is_checked_before_replaying(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import time
+
+    import numpy as np
+
+    from batchenv.scenarios import load_scenario
+    from serving import loadgen
+    from serving.workload import episode_arrivals_s
+
+    config = load_scenario("default")
+    under = episode_arrivals_s(config, 2, 1.0)
+    np.testing.assert_array_equal(episode_arrivals_s(config, 2, 1.0, max_count=len(under)), under)
+    # an hour at 160,000/s would be 576 million arrivals: drawing stops at the cap instead
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match="episode 0 has more than 10 arrivals in 3600 s"):
+        episode_arrivals_s(config.at_rate(1.6e5), 0, 3600.0, max_count=10)
+    assert time.perf_counter() - start < 5.0
+
+    # seeds 0-2 at 100/s for 0.5 s: about 50 arrivals each; with a cap of 50 some seed is over it,
+    # and the run stops before replaying any seed
+    counts = [len(episode_arrivals_s(config, seed, 0.5)) for seed in range(3)]
+    cap = min(counts)
+    assert max(counts) > cap
+    replayed: list[int] = []
+
+    async def server_info(url: str) -> tuple[dict[str, Any], Any]:
+        return {}, config
+
+    async def run_episode(url: str, config: Any, seed: int, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        replayed.append(seed)
+        raise AssertionError("no episode may be replayed")
+
+    monkeypatch.setattr(loadgen, "_server_info", server_info)
+    monkeypatch.setattr(loadgen, "run_episode", run_episode)
+    argv = ["--url", "http://127.0.0.1:9", "--seeds", "0-2", "--horizon-s", "0.5"]
+    argv += ["--max-requests", str(cap), "--out", str(tmp_path / "out"), "--no-plots"]
+    assert loadgen.main(argv) == 2
+    assert "--max-requests: episode" in capsys.readouterr().err
+    assert replayed == [] and not (tmp_path / "out" / "eval_run").exists()
