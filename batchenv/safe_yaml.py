@@ -137,7 +137,7 @@ def load_yaml(source: str | Path, *, allow_aliases: bool = False) -> Any:
     try:
         data = loader.get_single_data()
     except yaml.YAMLError as exc:
-        raise YamlError(f"not valid YAML: {str(exc)[:300]}") from None
+        raise YamlError(f"not valid YAML: {' '.join(str(exc).split())[:300]}") from None
     except RecursionError:
         raise YamlError(f"nesting deeper than {MAX_DEPTH} levels") from None
     finally:

@@ -72,6 +72,13 @@ def test_careless_yaml_gets_a_clear_error(tmp_path: Path, text: str | bytes, wor
         SystemConfig.from_yaml(_yaml(tmp_path, text))
 
 
+def test_a_yaml_syntax_error_is_one_line() -> None:
+    with pytest.raises(YamlError) as info:
+        load_yaml("a: [1, 2\nb: 3\n")
+    message = str(info.value)
+    assert message.startswith("not valid YAML: ") and "\n" not in message and "line 2" in message
+
+
 def test_an_integer_too_long_for_python_is_a_yaml_error(tmp_path: Path) -> None:
     digits = "1" + "0" * 5000  # Python converts at most 4300 digits (sys.get_int_max_str_digits)
     with pytest.raises(ConfigError, match=r"line 3: an integer of 5001 characters, more digits than"):
