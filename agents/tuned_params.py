@@ -17,7 +17,7 @@ import yaml
 
 from batchenv.config import ConfigError, SystemConfig, check_name
 from batchenv.fileio import write_atomic
-from batchenv.safe_yaml import YamlError, load_yaml
+from batchenv.safe_yaml import YamlError, comment_block, load_yaml
 from batchenv.scenarios import load_scenario, trace_scenarios, train_split_of
 
 __all__ = [
@@ -150,12 +150,13 @@ def write_tuned(path: Path, data: dict[str, Any]) -> None:
     objective = "mean cost per request (best quality - score); lower is better"
     if "latency_target" in data:
         objective = data["objective"]
-    header = (
-        f"# Tuned parameters of the timeout and util_switch baselines for scenario "
-        f"{data['scenario']!r}.\n"
-        f"# Grid search on training seeds {data['training_seeds']} (never used for evaluation);\n"
-        f"# objective: {objective}.\n"
-        f"# Reproduce with: {data['command']}\n"
+    header = comment_block(
+        [
+            f"Tuned parameters of the timeout and util_switch baselines for scenario {data['scenario']!r}.",
+            f"Grid search on training seeds {data['training_seeds']} (never used for evaluation);",
+            f"objective: {objective}.",
+            f"Reproduce with: {data['command']}",
+        ]
     )
     text = header + yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=100)
     write_atomic(path, text)

@@ -49,8 +49,8 @@ from apps.sweep import group_run_dir, ray_session, relative_path, report_failure
 from apps.train import build_parser, parse_command_line, plan_run
 from batchenv.config import ConfigError, short_repr
 from batchenv.fileio import write_atomic, write_json_atomic
-from batchenv.safe_yaml import YamlError, load_yaml
-from serving.cli import UsageError, check_writable, comment_block
+from batchenv.safe_yaml import YamlError, comment_block, load_yaml
+from serving.cli import UsageError, check_writable
 
 __all__ = ["DISTRIBUTIONS", "SearchSpaceError", "load_search_space", "main"]
 

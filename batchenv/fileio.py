@@ -11,24 +11,34 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["json_safe", "write_atomic", "write_json_atomic"]
+__all__ = ["json_safe", "write_atomic", "write_files_atomic", "write_json_atomic"]
 
 
 def write_atomic(path: str | Path, data: str | bytes) -> Path:
     """Write ``data`` (text or bytes) to ``path`` atomically; creates the parent folder."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        if isinstance(data, str):
-            tmp.write_text(data)
-        else:
-            tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    write_files_atomic({path: data})
     return path
+
+
+def write_files_atomic(files: dict[Path, str | bytes]) -> None:
+    """Write every ``path: data`` (text or bytes) so that a failure leaves none of them
+    half-written: all go to temporary files in their folders first (created with their parents;
+    a failure removes the temporary files), then each is renamed into place."""
+    temporary = {Path(path): Path(path).with_name(f".{Path(path).name}.{os.getpid()}.tmp") for path in files}
+    try:
+        for path, data in files.items():
+            tmp = temporary[Path(path)]
+            tmp.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(data, str):
+                tmp.write_text(data)
+            else:
+                tmp.write_bytes(data)
+        for path, tmp in temporary.items():
+            os.replace(tmp, path)
+    finally:
+        for tmp in temporary.values():
+            tmp.unlink(missing_ok=True)
 
 
 def write_json_atomic(path: str | Path, data: Any) -> Path:

@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-__all__ = ["MAX_DEPTH", "MAX_NODES", "MAX_YAML_BYTES", "YamlError", "load_yaml"]
+__all__ = ["MAX_DEPTH", "MAX_NODES", "MAX_YAML_BYTES", "YamlError", "comment_block", "load_yaml"]
 
 MAX_YAML_BYTES = 1 << 20
 """Largest YAML file read (bytes)."""
@@ -113,6 +114,22 @@ def _count_nodes(value: Any, budget: int) -> int:
         elif isinstance(item, list | tuple):
             stack.extend(item)
     return count
+
+
+def comment_block(lines: Sequence[str]) -> str:
+    """``lines`` as YAML comment lines, each ending in a newline (``# `` is put before a line that
+    does not start with ``#``). Characters that are not printable (a newline or a control character
+    inside a command's argument, say) are written as escapes, so each given line stays one comment
+    line and nothing in it is read as YAML."""
+    printable = (_printable(line) for line in lines)
+    return "".join(f"{line if line.startswith('#') else '# ' + line}\n" for line in printable)
+
+
+def _printable(text: str) -> str:
+    """``text`` with every non-printable character but the tab written as its Python escape."""
+    return "".join(
+        c if c.isprintable() or c == "\t" else c.encode("unicode_escape").decode("ascii") for c in text
+    )
 
 
 def load_yaml(source: str | Path, *, allow_aliases: bool = False) -> Any:

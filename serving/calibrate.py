@@ -54,9 +54,11 @@ import numpy as np
 import torch
 
 from batchenv.config import ConfigError, SystemConfig
+from batchenv.fileio import write_files_atomic
+from batchenv.safe_yaml import comment_block
 from batchenv.scenarios import load_scenario
 from batchenv.timing import ServiceTable
-from serving.cli import UsageError, check_range, check_writable, comment_block, run_cli, write_files_atomic
+from serving.cli import UsageError, check_range, check_writable, run_cli
 from serving.models import EncoderSpec, ModelWorker, build_models, parse_model_shapes, set_torch_threads
 from serving.workload import request_texts
 

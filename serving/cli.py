@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-__all__ = ["UsageError", "check_range", "check_writable", "comment_block", "run_cli", "write_files_atomic"]
+__all__ = ["UsageError", "check_range", "check_writable", "run_cli"]
 
 
 class UsageError(ValueError):
@@ -37,22 +37,6 @@ def run_cli(
         return 2
 
 
-def comment_block(lines: Sequence[str]) -> str:
-    """``lines`` as YAML comment lines, each ending in a newline (``# `` is put before a line that
-    does not start with ``#``). Characters that are not printable (a newline or a control character
-    inside a command's argument, say) are written as escapes, so each given line stays one comment
-    line and nothing in it is read as YAML."""
-    printable = (_printable(line) for line in lines)
-    return "".join(f"{line if line.startswith('#') else '# ' + line}\n" for line in printable)
-
-
-def _printable(text: str) -> str:
-    """``text`` with every non-printable character but the tab written as its Python escape."""
-    return "".join(
-        c if c.isprintable() or c == "\t" else c.encode("unicode_escape").decode("ascii") for c in text
-    )
-
-
 def check_writable(flag: str, path: Path) -> None:
     """UsageError unless a file can be written at ``path`` (not a folder, below a folder that
     exists and is writable or can be created) - checked before any long work."""
@@ -65,18 +49,3 @@ def check_writable(flag: str, path: Path) -> None:
         raise UsageError(f"{flag}: {str(parent)!r} is not a folder, so {str(path)!r} cannot be written")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise UsageError(f"{flag}: the folder {str(parent)!r} is not writable")
-
-
-def write_files_atomic(texts: dict[Path, str]) -> None:
-    """Write every ``path: text`` so that a failure leaves none of them half-written: all go to
-    temporary files first (a failure removes them), then each is renamed into place."""
-    temporary = {path: path.with_name(f".{path.name}.{os.getpid()}.tmp") for path in texts}
-    try:
-        for path, text in texts.items():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            temporary[path].write_text(text)
-        for path, tmp in temporary.items():
-            os.replace(tmp, path)
-    finally:
-        for tmp in temporary.values():
-            tmp.unlink(missing_ok=True)

@@ -10,11 +10,12 @@ import pytest
 import yaml
 
 from batchenv.config import SystemConfig
+from batchenv.fileio import write_files_atomic
+from batchenv.safe_yaml import comment_block
 from batchenv.scenarios import load_scenario
 from batchenv.timing import service_ms
 from serving.calibrate import STAGES, calibrated_config, non_decreasing
 from serving.calibrate import main as calibrate_main
-from serving.cli import comment_block, write_files_atomic
 from serving.fidelity import compare_cell, kendall_tau, rank_agents, relative_error
 
 

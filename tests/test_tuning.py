@@ -102,6 +102,13 @@ def test_tuned_file_round_trip_and_staleness(tmp_path: Path, default_config: Sys
     assert "python -m apps.tune --scenarios roundtrip" in path.read_text()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
     assert read_tuned(path).agents == data["agents"]
+    # a command with a newline in an argument stays one comment line
+    injected = tmp_path / "injected.yaml"
+    write_tuned(injected, {**data, "command": "python -m apps.tune --scenarios 'x\nagents: {}'"})
+    assert read_tuned(injected).agents == data["agents"]
+    assert [line for line in injected.read_text().splitlines() if "Reproduce" in line] == [
+        "# Reproduce with: python -m apps.tune --scenarios 'x\\nagents: {}'"
+    ]
     hostile = tmp_path / "hostile.yaml"
     hostile.write_text(f"agents: {{timeout: {{params: {{preferred_batch_size: 1{'0' * 5000}}}}}}}\n")
     with pytest.raises(ConfigError, match=r"hostile\.yaml: line 1: an integer of 5001 characters"):
