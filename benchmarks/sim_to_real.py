@@ -59,8 +59,9 @@ from batchenv.sim import simulate
 from batchenv.timing import ServiceTable
 from evaluation.tuning import tune_scenario
 from serving.calibrate import calibrate, yaml_text
+from serving.connections import raise_open_files_limit
 from serving.fidelity import GOAL, batch_service_check, compare_cell, kendall_tau, rank_agents
-from serving.loadgen import raise_open_files_limit, run_episode
+from serving.loadgen import run_episode
 from serving.models import MODEL_SPECS
 from serving.process import ServerProcess
 

@@ -21,7 +21,6 @@ import argparse
 import asyncio
 import ipaddress
 import math
-import resource
 import shlex
 import sys
 import time
@@ -39,6 +38,7 @@ from batchenv.metrics import compute_metrics, request_table
 from batchenv.scenarios import load_scenario
 from batchenv.seeds import parse_seeds
 from serving.cli import UsageError, check_range, check_writable, run_cli
+from serving.connections import raise_open_files_limit
 from serving.episode import MeasuredEpisode
 from serving.results import write_run
 from serving.workload import episode_arrivals_s, request_texts
@@ -177,13 +177,6 @@ async def _start_episode(
             waited = f" (still busy after {idle_timeout_s:g} s)" if status == 409 else ""
             raise RuntimeError(f"the server refused a new episode{waited}: {body.get('error', status)}")
         await asyncio.sleep(poll_s)
-
-
-def raise_open_files_limit() -> None:
-    """Raise this process's open-files limit to its hard limit (one socket per open request)."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard == resource.RLIM_INFINITY or soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def _arrivals(config: SystemConfig, seed: int, horizon_s: float, max_requests: int) -> np.ndarray:

@@ -20,6 +20,10 @@ HTTP API (JSON; times in s from the start of the episode, durations in ms):
                             body ``{"start_in_s": 0.1}`` optional; 409 unless the server is idle
 ==========================  =======================================================================
 
+At most ``--max-connections`` connections are open at once (default 8192, or less if the
+open-files limit is lower); a connection beyond is answered 503 and closed
+(:mod:`serving.connections`).
+
 SIGINT or SIGTERM: stop admitting (503), serve what waits for up to ``--drain-timeout-s``,
 refuse the rest (503), answer every request, then exit 0.
 """
@@ -47,6 +51,7 @@ from batchenv.config import ConfigError, SystemConfig
 from batchenv.fileio import write_json_atomic
 from batchenv.scenarios import load_scenario
 from serving.cli import UsageError, check_range, run_cli
+from serving.connections import DEFAULT_MAX_CONNECTIONS, CappedTCPSite, connection_cap
 from serving.engine import (
     MAX_START_IN_S,
     BatchingEngine,
@@ -248,12 +253,14 @@ class ServerOptions:
     :param port: TCP port (0: any free port; the ready file says which).
     :param drain_timeout_s: on shutdown, how long waiting requests are still served (s).
     :param ready_file: written (JSON: url, pid) once the server accepts requests.
+    :param max_connections: connections open at once; a further one gets 503 and is closed.
     """
 
     host: str = "127.0.0.1"
     port: int = 8000
     drain_timeout_s: float = 10.0
     ready_file: Path | None = None
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
 
 
 async def serve(engine: BatchingEngine, info: dict[str, Any], options: ServerOptions) -> dict[str, Any]:
@@ -270,7 +277,7 @@ async def serve(engine: BatchingEngine, info: dict[str, Any], options: ServerOpt
         shutdown_timeout=options.drain_timeout_s + ANSWER_GRACE_S,  # not aiohttp's 60 s
     )
     await runner.setup()
-    site = web.TCPSite(runner, options.host, options.port)
+    site = CappedTCPSite(runner, options.host, options.port, max_connections=options.max_connections)
     await site.start()
     host, port = runner.addresses[0][:2]
     url = f"http://{host}:{port}" if ":" not in host else f"http://[{host}]:{port}"
@@ -284,7 +291,8 @@ async def serve(engine: BatchingEngine, info: dict[str, Any], options: ServerOpt
     stats = engine.stats()
     print(
         f"stopped: {stats['n_answered']} answered, {stats['n_dropped']} dropped, "
-        f"{stats['n_refused']} refused in episode {stats['episode']}",
+        f"{stats['n_refused']} refused in episode {stats['episode']}; "
+        f"{site.refused} connections refused over the cap",
         flush=True,
     )
     return stats
@@ -360,6 +368,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=10.0,
         help="on SIGINT/SIGTERM, serve waiting requests this long before refusing them (default: 10)",
     )
+    parser.add_argument(
+        "--max-connections",
+        type=int,
+        default=None,
+        help=f"connections open at once; a further one gets 503 and is closed (default: "
+        f"{DEFAULT_MAX_CONNECTIONS}, or less if the open-files limit is lower)",
+    )
     parser.add_argument("--ready-file", type=Path, default=None, help="write {url, pid} here once serving")
     return parser
 
@@ -395,6 +410,10 @@ def _run(args: argparse.Namespace) -> int:
     if args.rate_per_s is not None:
         check_range("--rate-per-s", args.rate_per_s, 1e-6, 1e6, "requests/s")
     try:
+        max_connections = connection_cap(args.max_connections)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    try:
         config = _config_from_args(args)
     except ConfigError as exc:
         raise UsageError(f"--scenario: {exc}") from None
@@ -420,7 +439,7 @@ def _run(args: argparse.Namespace) -> int:
         "torch_threads": args.torch_threads,
     }
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    options = ServerOptions(args.host, args.port, args.drain_timeout_s, args.ready_file)
+    options = ServerOptions(args.host, args.port, args.drain_timeout_s, args.ready_file, max_connections)
     try:
         asyncio.run(serve(engine, json_ready(info), options))
     except OSError as exc:  # the address is taken or not ours

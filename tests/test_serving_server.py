@@ -180,6 +180,8 @@ def test_bad_command_lines_exit_2_with_one_line(capsys: pytest.CaptureFixture[st
         (["--host", "10.0.0.1"], "--host"),
         (["--models", "2x256"], "--models"),
         (["--port", "70000"], "--port"),
+        (["--max-connections", "0"], "--max-connections"),
+        (["--max-connections", str(10**9)], "--max-connections"),
     ]:
         assert server_main(args) == 2
         assert flag in capsys.readouterr().err.strip().splitlines()[-1]
@@ -295,3 +297,79 @@ def test_sigterm_does_not_wait_for_a_stalled_client(server_factory: Any) -> None
         server.process.send_signal(signal.SIGTERM)
         assert server.process.wait(timeout=30) == 0
         assert time.monotonic() - start < 5.0, server.output()
+
+
+# --------------------------------------------------------------------------------------------
+# The cap on open connections
+# --------------------------------------------------------------------------------------------
+
+
+async def _exchange(reader: Any, writer: Any, path: str = "/v1/health") -> bytes:
+    """Send one keep-alive GET on a raw connection; return the answer's status line."""
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    await writer.drain()
+    status = await asyncio.wait_for(reader.readline(), timeout=5)
+    length = 0
+    while (line := await asyncio.wait_for(reader.readline(), timeout=5)) not in (b"\r\n", b""):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":")[1])
+    await asyncio.wait_for(reader.readexactly(length), timeout=5)
+    return bytes(status)
+
+
+def test_a_connection_beyond_the_cap_gets_503_and_a_freed_slot_serves_again() -> None:
+    from agents.registry import make_agent
+    from serving.connections import CappedTCPSite
+    from serving.engine import BatchingEngine
+    from serving.server import make_app
+
+    async def scenario() -> tuple[list[bytes], bytes, bytes, bytes, int]:
+        config = load_scenario("default")
+        engine = BatchingEngine(config, make_agent("greedy", config), _tokenising_runner)
+        engine.start()
+        runner = aiohttp.web.AppRunner(make_app(engine, {}), handle_signals=False)
+        await runner.setup()
+        site = CappedTCPSite(runner, "127.0.0.1", 0, max_connections=2)
+        await site.start()
+        try:
+            held = [await asyncio.open_connection("127.0.0.1", site.port) for _ in range(2)]
+            first = [await _exchange(r, w) for r, w in held]  # both counted once answered
+            reader, writer = await asyncio.open_connection("127.0.0.1", site.port)
+            writer.write(b'POST /v1/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 14\r\n\r\n{"text": "hi"}')
+            refusal = await asyncio.wait_for(reader.read(), timeout=5)  # then the server closes
+            writer.close()
+            held[0][1].close()
+            deadline = time.monotonic() + 5
+            while len(runner.server.connections) > 1 and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+            reader, writer = await asyncio.open_connection("127.0.0.1", site.port)
+            served = await _exchange(reader, writer)
+            writer.close()
+            still = await _exchange(*held[1])
+            held[1][1].close()
+            return first, refusal, served, still, site.refused
+        finally:
+            await runner.cleanup()
+            await engine.shutdown(drain_timeout_s=1.0)
+
+    first, refusal, served, still, refused = asyncio.run(asyncio.wait_for(scenario(), timeout=30))
+    assert all(line.startswith(b"HTTP/1.1 200") for line in first)
+    head, _, body = refusal.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 503") and b"Retry-After: 1" in head
+    assert json.loads(body) == {"error": "too many open connections; retry later"}
+    assert served.startswith(b"HTTP/1.1 200") and still.startswith(b"HTTP/1.1 200")
+    assert refused == 1
+
+
+def test_the_default_cap_fits_the_open_files_limit() -> None:
+    import resource
+
+    from serving.connections import DEFAULT_MAX_CONNECTIONS, RESERVED_FILES, connection_cap
+
+    cap = connection_cap(None)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    assert 1 <= cap <= DEFAULT_MAX_CONNECTIONS
+    assert soft == resource.RLIM_INFINITY or soft >= min(cap + RESERVED_FILES, hard)
+    if hard != resource.RLIM_INFINITY:
+        with pytest.raises(ValueError, match=r"--max-connections must be in \[1, "):
+            connection_cap(hard)
