@@ -1,9 +1,9 @@
 """How many connections the server holds open: a cap, and the open-files limit behind it.
 
-Every open connection costs the server a file descriptor and some memory (a stalled body until its
-time-out). Beyond the cap, a new connection is answered with a 503 and
-closed at once, instead of being accepted until the process runs out of file descriptors (where
-the event loop stops accepting for a second at a time and logs an error) or memory.
+Every open connection costs the server a file descriptor and some memory (a stalled body until
+its time-out). Beyond the cap, a new connection is answered with a 503 and closed, instead of
+being accepted until the process runs out of file descriptors (where the event loop stops
+accepting for a second at a time and logs an error) or memory.
 """
 
 from __future__ import annotations
