@@ -362,26 +362,20 @@ def uppaal_policy(config, text: str):
     return policy.validate(config)
 
 
-def check_ta_supported(config: SystemConfig) -> None:
-    """ConfigError naming the field when the timed-automata stage, which runs when TChecker is
-    installed, cannot check ``config``: it includes the SMDP optimum of the scenario as it is
-    (one worker, Poisson arrivals, no SLO penalty; :func:`agents.smdp.check_supported`).
-    Checked before the Storm run, which would otherwise be lost."""
+def ta_unsupported_reason(config: SystemConfig) -> str | None:
+    """Why the timed-automata stage cannot check ``config``, or None if it can: it checks the
+    SMDP optimum of the scenario as it is (one worker, Poisson arrivals, no SLO penalty;
+    :func:`agents.smdp.check_supported`)."""
     from agents.smdp import check_supported
 
     try:
-        find_tchecker()
-    except TCheckerMissingError:
-        return  # the stage is skipped, with a message
-    try:
         check_supported(config)
     except ConfigError as exc:
-        reason = str(exc).removeprefix(f"{exc.field}: ")
-        raise ConfigError(
-            exc.field,
-            f"{reason}; the timed-automata stage checks the SMDP optimum of the scenario as it is "
-            "(--no-ta skips that stage)",
-        ) from None
+        return (
+            f"{exc} (the timed-automata stage checks the SMDP optimum of the scenario as it is: "
+            "one worker, Poisson arrivals, no SLO penalty)"
+        )
+    return None
 
 
 def _display(path: Path) -> str:
@@ -606,24 +600,28 @@ def main(argv: list[str] | None = None) -> int:
             _write_prism(args, tm, console)
         if args.uppaal_only:
             return 0
+        ta_unsupported = None if args.no_ta else ta_unsupported_reason(config)
         if args.ta_only:
             try:
                 find_tchecker()
             except TCheckerMissingError as exc:
                 console.print(f"[red]error:[/red] --ta-only: {exc}")
                 return 2
+            if ta_unsupported is not None:
+                console.print(f"[red]error:[/red] --ta-only: {ta_unsupported}", soft_wrap=True)
+                return 2
             ta_report = _run_ta(args, ta_settings, console, command)
             if ta_report is not None:
                 _replace_ta_section(args, ta_report, command, console)
             return 0 if ta_report is not None and ta_report.ok else 1
         check_costs_modelled(tm)
-        if not args.no_ta:
-            check_ta_supported(config)
     except (ConfigError, AgentSpecError, ExecutionUsageError) as exc:
         console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
         return 2
     from formal.report import markdown, report_data, rich_tables
 
+    if ta_unsupported is not None:
+        console.print(f"[yellow]timed-automata stage skipped: {ta_unsupported}[/yellow]", soft_wrap=True)
     console.print(f"Storm: {tm.describe()}")
     start = time.perf_counter()
     report = run_verification(settings, progress=lambda msg: console.print(f"  {msg}", style="dim"))
@@ -631,7 +629,8 @@ def main(argv: list[str] | None = None) -> int:
         console.print(table)
     for note in report.notes:
         console.print(f"note: {note}")
-    ta_report = None if args.no_ta else _run_ta(args, ta_settings, console, command)
+    run_ta = not args.no_ta and ta_unsupported is None
+    ta_report = _run_ta(args, ta_settings, console, command) if run_ta else None
 
     if report.safety is None and not any(r.figures is not None for r in report.rows):
         console.print(

@@ -12,7 +12,6 @@ import pytest
 from apps import verify
 from batchenv.scenarios import load_scenario
 from formal import verification
-from formal.tchecker import TCheckerMissingError
 from formal.verification import Settings, VerificationReport
 
 REPO = Path(__file__).resolve().parents[1]
@@ -68,27 +67,37 @@ def test_a_bad_flag_is_one_line_and_exit_code_2(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_scenario_the_timed_automata_cannot_check_is_refused_before_the_storm_run(
+def test_a_scenario_the_timed_automata_cannot_check_skips_that_stage_with_the_reason(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(verify, "find_tchecker", lambda: object())  # as if TChecker were installed
+
+    def storm_stage(*args: object, **kwargs: object) -> None:
+        raise SystemExit(7)
+
+    monkeypatch.setattr(verification, "run_verification", storm_stage)
+    files = ["--out", str(tmp_path / "v.md"), "--ta-out", str(tmp_path / "ta.json")]
+    args = ["--scenario", "azure_trace", *files, "--models-dir", str(tmp_path / "m"), "--jobs", "1"]
+    with pytest.raises(SystemExit) as stopped:  # stopped where the Storm stage would start
+        verify.main(args)
+    assert stopped.value.code == 7
+    printed = " ".join(capsys.readouterr().out.split())
+    assert "timed-automata stage skipped: arrivals.process: the exact SMDP solver needs 'poisson'" in printed
+    assert verify.ta_unsupported_reason(load_scenario("azure_trace")) is not None
+    assert verify.ta_unsupported_reason(load_scenario("default")) is None
+
+
+def test_ta_only_on_a_scenario_the_timed_automata_cannot_check_is_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(verify, "find_tchecker", lambda: object())  # as if TChecker were installed
     files = ["--out", str(tmp_path / "v.md"), "--ta-out", str(tmp_path / "ta.json")]
-    args = ["--scenario", "azure_trace", *files, "--models-dir", str(tmp_path / "m"), "--jobs", "1"]
+    args = ["--scenario", "azure_trace", "--ta-only", *files, "--models-dir", str(tmp_path / "m")]
     assert verify.main(args) == 2
     printed = capsys.readouterr().out
-    assert printed.startswith("error: arrivals.process: the exact SMDP solver needs 'poisson' arrivals")
-    assert "--no-ta skips that stage" in printed and len(printed.strip().splitlines()) == 1
+    assert printed.startswith("error: --ta-only: arrivals.process: the exact SMDP solver needs 'poisson'")
+    assert "one worker, Poisson arrivals" in printed
     assert list(tmp_path.iterdir()) == []
-
-
-def test_without_tchecker_the_timed_automata_stage_does_not_refuse_a_scenario(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    def missing() -> None:
-        raise TCheckerMissingError("not installed")
-
-    monkeypatch.setattr(verify, "find_tchecker", missing)
-    verify.check_ta_supported(load_scenario("azure_trace"))  # the stage is skipped, with a message
 
 
 def test_an_all_error_run_leaves_the_report_as_it_was(
