@@ -26,6 +26,7 @@ from batchenv.traces import load_trace_times_s
 __all__ = [
     "CHUNK_SIZE",
     "ArrivalProcess",
+    "ArrivalStream",
     "DiurnalArrivals",
     "MMPPArrivals",
     "MixtureArrivals",
@@ -39,6 +40,19 @@ __all__ = [
 
 CHUNK_SIZE = 2048
 """Arrivals generated per chunk."""
+
+
+class ArrivalStream:
+    """Base class of the endless iterators of sorted chunks of arrival times (s, from t = 0) that
+    :meth:`ArrivalProcess.stream` returns. A stream is a plain object (its position and its
+    generator), not a Python generator, so that a running simulation or environment can be
+    copied or pickled; the copy continues with the same arrivals."""
+
+    def __iter__(self) -> ArrivalStream:
+        return self
+
+    def __next__(self) -> np.ndarray:
+        raise NotImplementedError
 
 
 class ArrivalProcess:
@@ -71,13 +85,18 @@ class PoissonArrivals(ArrivalProcess):
 
     def stream(self, rng, mean_rate_per_s=None):
         """Endless sorted chunks of arrival times (s, from 0) drawn with ``rng`` (see the base class)."""
-        scale = 1.0 / (self.mean_rate_per_s * self._factor(mean_rate_per_s))
-        t = 0.0
-        while True:
-            times = np.cumsum(rng.exponential(scale, CHUNK_SIZE))
-            times += t
-            t = float(times[-1])
-            yield times
+        return _PoissonStream(rng, 1.0 / (self.mean_rate_per_s * self._factor(mean_rate_per_s)))
+
+
+class _PoissonStream(ArrivalStream):
+    def __init__(self, rng: np.random.Generator, scale_s: float) -> None:
+        self.rng, self.scale_s, self.t = rng, scale_s, 0.0
+
+    def __next__(self) -> np.ndarray:
+        times = np.cumsum(self.rng.exponential(self.scale_s, CHUNK_SIZE))
+        times += self.t
+        self.t = float(times[-1])
+        return times
 
 
 class MMPPArrivals(ArrivalProcess):
@@ -94,22 +113,7 @@ class MMPPArrivals(ArrivalProcess):
 
     def stream(self, rng, mean_rate_per_s=None):
         """Endless sorted chunks of arrival times (s, from 0) drawn with ``rng`` (see the base class)."""
-        rates = self.rates_per_s * self._factor(mean_rate_per_s)
-        n_phases = len(rates)
-        phase = int(rng.choice(n_phases, p=self.stationary))
-        t = 0.0
-        while True:
-            parts = []
-            count = 0
-            while count < CHUNK_SIZE:
-                end = t + rng.exponential(1.0 / self._leave[phase])
-                n = int(rng.poisson(rates[phase] * (end - t)))
-                if n:
-                    parts.append(np.sort(rng.uniform(t, end, n)))
-                    count += n
-                t = end
-                phase = int(rng.choice(n_phases, p=self._jump[phase]))
-            yield np.concatenate(parts)
+        return _MMPPStream(self, rng, self.rates_per_s * self._factor(mean_rate_per_s))
 
     def interarrival_moments(self) -> tuple[float, float]:
         """Exact mean (s) and squared coefficient of variation of the stationary inter-arrival
@@ -122,6 +126,35 @@ class MMPPArrivals(ArrivalProcess):
         m1 = float(phi @ inv @ ones)
         m2 = float(2 * phi @ inv @ inv @ ones)
         return m1, m2 / m1**2 - 1.0
+
+
+class _MMPPStream(ArrivalStream):
+    """The phase's stays, each with its Poisson arrivals, until a chunk holds CHUNK_SIZE. The
+    first phase is drawn (from the stationary law) with the first chunk."""
+
+    def __init__(self, process: MMPPArrivals, rng: np.random.Generator, rates_per_s: np.ndarray) -> None:
+        self.process, self.rng, self.rates_per_s = process, rng, rates_per_s
+        self.phase: int | None = None
+        self.t = 0.0
+
+    def __next__(self) -> np.ndarray:
+        rng, rates, leave, jump = self.rng, self.rates_per_s, self.process._leave, self.process._jump
+        n_phases = len(rates)
+        if self.phase is None:
+            self.phase = int(rng.choice(n_phases, p=self.process.stationary))
+        phase, t = self.phase, self.t
+        parts = []
+        count = 0
+        while count < CHUNK_SIZE:
+            end = t + rng.exponential(1.0 / leave[phase])
+            n = int(rng.poisson(rates[phase] * (end - t)))
+            if n:
+                parts.append(np.sort(rng.uniform(t, end, n)))
+                count += n
+            t = end
+            phase = int(rng.choice(n_phases, p=jump[phase]))
+        self.phase, self.t = phase, t
+        return np.concatenate(parts)
 
 
 class DiurnalArrivals(ArrivalProcess):
@@ -142,18 +175,28 @@ class DiurnalArrivals(ArrivalProcess):
 
     def stream(self, rng, mean_rate_per_s=None):
         """Endless sorted chunks of arrival times (s, from 0) drawn with ``rng`` (see the base class)."""
-        rate = self.mean_rate_per_s * self._factor(mean_rate_per_s)
-        peak = rate * (1.0 + self.amplitude)
-        omega = 2 * math.pi / self.period_s
-        t = 0.0
-        while True:
-            candidates = np.cumsum(rng.exponential(1.0 / peak, CHUNK_SIZE))
-            candidates += t
-            t = float(candidates[-1])
-            keep = rng.uniform(0.0, peak, CHUNK_SIZE) < rate * (
-                1.0 + self.amplitude * np.sin(omega * candidates + self.phase_rad)
-            )
-            yield candidates[keep]
+        return _DiurnalStream(self, rng, self.mean_rate_per_s * self._factor(mean_rate_per_s))
+
+
+class _DiurnalStream(ArrivalStream):
+    """Candidates at the peak rate, each kept with probability rate(t) / peak (thinning)."""
+
+    def __init__(self, process: DiurnalArrivals, rng: np.random.Generator, rate_per_s: float) -> None:
+        self.rng, self.rate_per_s = rng, rate_per_s
+        self.amplitude, self.phase_rad = process.amplitude, process.phase_rad
+        self.peak_per_s = rate_per_s * (1.0 + process.amplitude)
+        self.omega = 2 * math.pi / process.period_s
+        self.t = 0.0
+
+    def __next__(self) -> np.ndarray:
+        rng, peak = self.rng, self.peak_per_s
+        candidates = np.cumsum(rng.exponential(1.0 / peak, CHUNK_SIZE))
+        candidates += self.t
+        self.t = float(candidates[-1])
+        keep = rng.uniform(0.0, peak, CHUNK_SIZE) < self.rate_per_s * (
+            1.0 + self.amplitude * np.sin(self.omega * candidates + self.phase_rad)
+        )
+        return candidates[keep]
 
 
 class TraceArrivals(ArrivalProcess):
@@ -200,17 +243,28 @@ class TraceArrivals(ArrivalProcess):
 
     def stream(self, rng, mean_rate_per_s=None):
         """Endless sorted chunks of arrival times (s, from 0) drawn with ``rng`` (see the base class)."""
-        gaps = self._gaps_s(mean_rate_per_s)
-        n = len(gaps)
-        index = int(rng.integers(n)) if self.random_start else 0
-        t = 0.0
-        while True:
-            take = np.take(gaps, np.arange(index, index + CHUNK_SIZE), mode="wrap")
-            index = (index + CHUNK_SIZE) % n
-            times = np.cumsum(take)
-            times += t
-            t = float(times[-1])
-            yield times
+        return _ReplayStream(self._gaps_s(mean_rate_per_s), rng if self.random_start else None)
+
+
+class _ReplayStream(ArrivalStream):
+    """The gaps (s) replayed in order, wrapping around at the end, from a gap drawn uniformly
+    with the first chunk (with ``rng``; else from the first gap)."""
+
+    def __init__(self, gaps_s: np.ndarray, rng: np.random.Generator | None) -> None:
+        self.gaps_s, self.rng, self.t = gaps_s, rng, 0.0
+        self.index: int | None = None if rng is not None else 0
+
+    def __next__(self) -> np.ndarray:
+        gaps = self.gaps_s
+        if self.index is None:
+            assert self.rng is not None
+            self.index = int(self.rng.integers(len(gaps)))
+        take = np.take(gaps, np.arange(self.index, self.index + CHUNK_SIZE), mode="wrap")
+        self.index = (self.index + CHUNK_SIZE) % len(gaps)
+        times = np.cumsum(take)
+        times += self.t
+        self.t = float(times[-1])
+        return times
 
 
 def _check_gap_s(what: str, mean_gap: float) -> float:

@@ -953,7 +953,14 @@ class SystemConfig:
             raise ConfigError("model", f"unknown model {name!r}; known: {list(self.model_names)}") from None
 
     def replace(self, **changes: Any) -> SystemConfig:
-        """A validated copy with ``changes`` applied (nested sections as dataclasses or dicts)."""
+        """A validated copy with ``changes`` applied (nested sections as dataclasses or dicts).
+
+        :raises ConfigError: naming a field that does not exist, or a value out of range.
+        """
+        known = {f.name for f in dataclasses.fields(self)} - {"source_path"}
+        unknown = sorted(set(changes) - known)
+        if unknown:
+            raise ConfigError(unknown[0], f"unknown field; allowed: {sorted(known)}")
         for section, cls in _SECTIONS.items():
             if isinstance(changes.get(section), Mapping):
                 base = dataclasses.asdict(getattr(self, section))

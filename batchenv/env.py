@@ -8,15 +8,20 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+from gymnasium.error import ResetNeeded
 
 from batchenv.actions import ActionCodec
 from batchenv.config import SystemConfig
 from batchenv.metrics import compute_metrics
 from batchenv.observation import OBSERVATION_NAMES, OBSERVATION_TABLE, ObservationBuilder
+from batchenv.render import ansi_line, rgb_frame
 from batchenv.scenarios import load_scenario
 from batchenv.sim import Decision, Simulator
 
 __all__ = ["OBSERVATION_NAMES", "DynamicBatchingEnv"]
+
+_INVALID = object()
+"""Stands for an action that is not an index of the decisions (None is the wait)."""
 
 
 class DynamicBatchingEnv(gym.Env):
@@ -110,7 +115,7 @@ class DynamicBatchingEnv(gym.Env):
 
     __doc__ = __doc__.replace("{observation_table}", textwrap.indent(OBSERVATION_TABLE, "    ").strip())
 
-    metadata = {"render_modes": ["ansi"], "render_fps": 4}
+    metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
 
     def __init__(
         self,
@@ -133,6 +138,7 @@ class DynamicBatchingEnv(gym.Env):
         self.config = config
         self.render_mode = render_mode
         self.sim = Simulator(config, record=record)
+        self._started = False  # reset() has been called
 
         self.codec = ActionCodec(config)
         self.batch_sizes = self.codec.batch_sizes
@@ -148,6 +154,7 @@ class DynamicBatchingEnv(gym.Env):
         self.observe.reset()
         sim = self.sim
         sim.reset(self.np_random)
+        self._started = True
         self._counts = (sim.n_arrived, sim.n_served, sim.n_dropped)
         info = {"sim_time_s": sim.now_s, "rate_per_s": sim.episode_rate_per_s}
         return self.observe(sim), info
@@ -156,10 +163,16 @@ class DynamicBatchingEnv(gym.Env):
         """Apply ``action`` and run to the next decision epoch (Gymnasium's ``step``)."""
         sim = self.sim
         decisions = self.codec.decisions
-        if not 0 <= action < len(decisions):  # a negative index would pick the last model
-            raise ValueError(f"action must be in [0, {len(decisions) - 1}], got {action!r}")
+        try:  # a negative index would pick the last model; a float or an array is no index
+            decision = decisions[action] if 0 <= action < len(decisions) else _INVALID
+        except (TypeError, ValueError):
+            decision = _INVALID
+        if decision is _INVALID:
+            raise ValueError(f"action must be an integer in [0, {len(decisions) - 1}], got {action!r}")
+        if not self._started:
+            raise ResetNeeded("call reset() before step()")
         start_s = sim.now_s
-        forced = sim.step(decisions[action]) if not sim.done else False
+        forced = sim.step(decision) if not sim.done else False
         counts = (sim.n_arrived, sim.n_served, sim.n_dropped)
         last = self._counts
         self._counts = counts
@@ -175,18 +188,22 @@ class DynamicBatchingEnv(gym.Env):
 
     def action_masks(self) -> np.ndarray:
         """Valid actions at the current epoch, shape (n_actions,), dtype bool."""
+        self._check_started("action_masks")
         return self.codec.masks(self.sim)
 
-    def render(self) -> str | None:
-        """One line of text describing the state (``render_mode='ansi'``), else None."""
-        if self.render_mode != "ansi":
+    def render(self) -> str | np.ndarray | None:
+        """The state now: one line of text (``render_mode='ansi'``), a uint8 RGB picture of shape
+        (rows * 16, 256, 3) (``'rgb_array'``; :mod:`batchenv.render`), else None."""
+        if self.render_mode is None:
             return None
-        sim = self.sim
-        busy = " ".join(f"{max(0.0, f - sim.now_s) * 1000:6.1f}" for f in sim.free_at_s)
-        return (
-            f"t={sim.now_s:9.4f}s queue={sim.queue_len:4d} oldest={sim.oldest_wait_s * 1000:7.2f}ms "
-            f"busy_ms=[{busy}] served={sim.n_served} dropped={sim.n_dropped}"
-        )
+        self._check_started("render")
+        if self.render_mode == "ansi":
+            return ansi_line(self.sim)
+        return rgb_frame(self.sim)
+
+    def _check_started(self, method: str) -> None:
+        if not self._started:
+            raise ResetNeeded(f"call reset() before {method}()")
 
     # ------------------------------------------------------------------ extras
     def metrics(self):

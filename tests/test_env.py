@@ -208,6 +208,101 @@ def test_render_ansi() -> None:
         DynamicBatchingEnv(render_mode="human")
 
 
+def test_render_rgb_array_draws_the_queue_and_the_busy_workers() -> None:
+    from batchenv.render import FRAME_WIDTH, ROW_HEIGHT
+
+    env = DynamicBatchingEnv(overrides={**SHORT, "n_workers": 2}, render_mode="rgb_array")
+    env.reset(seed=0)
+    frame = env.render()
+    assert frame.shape == (4 * ROW_HEIGHT, FRAME_WIDTH, 3) and frame.dtype == np.uint8
+    idle_worker = frame[2 * ROW_HEIGHT + ROW_HEIGHT // 2]
+    env.step(1)  # dispatch on LLM-1: one worker busy
+    busy = env.render()
+    row = busy[2 * ROW_HEIGHT + ROW_HEIGHT // 2 : 4 * ROW_HEIGHT : ROW_HEIGHT]
+    assert not np.array_equal(row[0], idle_worker) or not np.array_equal(row[1], idle_worker)
+    assert not np.array_equal(frame, busy)
+
+
+def test_sb3_make_vec_env_by_id_works() -> None:
+    """SB3 asks for render_mode='rgb_array' when given an id (as RL Zoo and CleanRL's video do)."""
+    from stable_baselines3.common.env_util import make_vec_env
+
+    venv = make_vec_env("batchenv/DynamicBatching-v0", n_envs=2, env_kwargs={"overrides": SHORT}, seed=0)
+    venv.reset()
+    assert venv.render().dtype == np.uint8
+    venv.close()
+
+
+def test_calls_before_reset_and_actions_that_are_not_indices_get_clear_errors() -> None:
+    env = DynamicBatchingEnv(overrides=SHORT, render_mode="ansi")
+    calls = [(lambda: env.step(0), "step"), (env.action_masks, "action_masks"), (env.render, "render")]
+    for call, name in calls:
+        with pytest.raises(gym.error.ResetNeeded, match=rf"call reset\(\) before {name}\(\)"):
+            call()
+    env.reset(seed=0)
+    for action in (1.0, np.float32(1), np.array([1]), np.array([1, 2]), "1", 4, -1):
+        with pytest.raises(ValueError, match=r"action must be an integer in \[0, 3\]"):
+            env.step(action)
+    env.step(np.int64(1))
+    env.step(np.array(1))
+
+
+def test_an_unknown_override_is_a_config_error_naming_it() -> None:
+    with pytest.raises(batchenv.ConfigError, match=r"n_workerz: unknown field; allowed: \[.*'n_workers'"):
+        DynamicBatchingEnv(overrides={"n_workerz": 2})
+
+
+@pytest.mark.parametrize(
+    "scenario", ["default", "bursty", "diurnal", "azure_trace_30_test", "default_mixture"]
+)
+def test_a_copy_of_a_running_env_continues_exactly_as_the_original(scenario: str) -> None:
+    import copy
+    import pickle
+
+    env = gym.make(batchenv.env_id(scenario), overrides=SHORT)
+    env.reset(seed=3)
+    for i in range(100):
+        env.step(i % 4)
+    copies = [copy.deepcopy(env), pickle.loads(pickle.dumps(env.unwrapped))]
+    for i in range(2000):
+        action = (i * 7) % 4
+        obs, reward, _, truncated, info = env.step(action)
+        for twin in copies:
+            twin_obs, twin_reward, _, twin_truncated, twin_info = twin.step(action)
+            assert np.array_equal(obs, twin_obs) and reward == twin_reward and info == twin_info
+            assert twin_truncated == truncated
+        if truncated:
+            break
+    assert truncated
+
+
+def test_user_scenarios_never_take_a_packaged_id_and_bad_names_do_not_break_import(tmp_path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "multi_gpu4.yaml").write_text("extends: default\nhorizon_s: 5.0\n")  # MultiGpu4's id
+    (tmp_path / "my scenario.yaml").write_text("extends: default\n")  # no valid id
+    (tmp_path / "mine.yaml").write_text("extends: default\nhorizon_s: 5.0\n")
+    code = (
+        "import batchenv, gymnasium as gym; "
+        "print(gym.make('batchenv/DynamicBatching-MultiGpu4-v0').unwrapped.config.n_workers, "
+        "gym.make('batchenv/DynamicBatching-Mine-v0').unwrapped.config.horizon_s)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-W", "always", "-c", code],
+        env={**os.environ, "BATCHENV_SCENARIO_PATH": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["4", "5.0"]
+    assert "scenario 'multi_gpu4' has no Gymnasium id" in result.stderr
+    assert "scenario 'my scenario' has no Gymnasium id" in result.stderr
+
+
 def test_domain_randomised_episode_rates_differ() -> None:
     env = gym.make("batchenv/DynamicBatching-DefaultRandomised-v0")
     rates = {env.reset(seed=s)[1]["rate_per_s"] for s in range(5)}

@@ -136,5 +136,5 @@ def test_trace_with_bom_loads_and_non_utf8_is_an_error(tmp_path: Path) -> None:
 def test_actions_outside_the_space_are_errors(action: int) -> None:
     env = DynamicBatchingEnv(SystemConfig())
     env.reset(seed=0)
-    with pytest.raises(ValueError, match=r"action must be in \[0, 3\]"):
+    with pytest.raises(ValueError, match=r"action must be an integer in \[0, 3\]"):
         env.step(action)
