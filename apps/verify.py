@@ -67,8 +67,13 @@ from formal.uppaal import lint, run_verifyta, write_models
 # answer at once.
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_OUT = REPO / "docs" / "results" / "verification.md"
-DEFAULT_TA_OUT = REPO / "docs" / "results" / "verification_ta.json"
+_RESULTS = REPO / "docs" / "results"
+DEFAULT_OUTS = {
+    False: (_RESULTS / "verification_default.md", _RESULTS / "verification_default_ta.json"),
+    True: (_RESULTS / "verification.md", _RESULTS / "verification_ta.json"),
+}
+"""``--out`` and ``--ta-out`` left unset: the committed results of ``python verify.py`` (False)
+and of ``python verify.py --full`` (True), so that each command rewrites its own files."""
 DEFAULT_MODELS = REPO / "formal" / "models"
 DEFAULT_UPPAAL_POLICY = "B=8,T=10,models=0"
 DEFAULT_TA_UNIT_MS = 1.0
@@ -103,11 +108,15 @@ def _size_help(dest: str, text: str) -> str:
 
 def resolve_sizes(args: argparse.Namespace) -> argparse.Namespace:
     """Fill every sizing flag left unset with its value in :data:`QUICK_SIZES`, or in
-    :data:`FULL_SIZES` with ``--full`` (a flag given on the command line wins). Returns ``args``."""
+    :data:`FULL_SIZES` with ``--full`` (a flag given on the command line wins), and ``--out``,
+    ``--ta-out`` with :data:`DEFAULT_OUTS`. Returns ``args``."""
     preset = FULL_SIZES if args.full else QUICK_SIZES
     for dest, value in preset.items():
         if getattr(args, dest) is None:
             setattr(args, dest, value)
+    out, ta_out = DEFAULT_OUTS[bool(args.full)]
+    args.out = out if args.out is None else args.out
+    args.ta_out = ta_out if args.ta_out is None else args.ta_out
     return args
 
 
@@ -234,8 +243,9 @@ def _parser() -> argparse.ArgumentParser:
     ta.add_argument(
         "--ta-out",
         type=Path,
-        default=DEFAULT_TA_OUT,
-        help=f"JSON results of the stage (default: {DEFAULT_TA_OUT.relative_to(REPO)})",
+        default=None,
+        help="JSON results of the stage (default: docs/results/verification_default_ta.json, with "
+        "--full docs/results/verification_ta.json)",
     )
     cross = parser.add_argument_group("cross-checks")
     cross.add_argument(
@@ -252,9 +262,9 @@ def _parser() -> argparse.ArgumentParser:
     out.add_argument(
         "--out",
         type=Path,
-        default=DEFAULT_OUT,
-        help=f"Markdown report, with its JSON next to it (<stem>.json) (default: "
-        f"{DEFAULT_OUT.relative_to(REPO)})",
+        default=None,
+        help="Markdown report, with its JSON next to it (<stem>.json) (default: "
+        "docs/results/verification_default.md, with --full docs/results/verification.md)",
     )
     out.add_argument(
         "--models-dir",

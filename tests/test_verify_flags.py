@@ -165,3 +165,17 @@ def test_full_run_checks_every_checkpoint_shipped_for_the_system() -> None:
         "ppo_default_mixture.zip",
     ]
     assert verify.shipped_checkpoints("bursty") == []
+
+
+def test_each_command_writes_its_own_committed_results_by_default() -> None:
+    """Plain ``verify.py`` must not overwrite the committed ``--full`` results."""
+    quick = verify.resolve_sizes(verify._parser().parse_args([]))
+    full = verify.resolve_sizes(verify._parser().parse_args(["--full"]))
+    given = ["--full", "--out", "x.md", "--ta-out", "t.json"]
+    chosen = verify.resolve_sizes(verify._parser().parse_args(given))
+    assert (quick.out.name, quick.ta_out.name) == ("verification_default.md", "verification_default_ta.json")
+    assert (full.out.name, full.ta_out.name) == ("verification.md", "verification_ta.json")
+    assert (chosen.out, chosen.ta_out) == (Path("x.md"), Path("t.json"))
+    for args in (quick, full):
+        assert args.out.parent == args.ta_out.parent == verify.REPO / "docs" / "results"
+        assert args.out.is_file() and args.ta_out.is_file()  # the committed files
