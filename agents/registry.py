@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import inspect
 import re
+import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -172,7 +173,30 @@ def _accepted(factory: Callable[..., Any]) -> list[str]:
     return [p for p in params if p not in ("self", "config")]
 
 
-def _build_baseline(spec: AgentSpec, config: SystemConfig, tuned: bool, tuned_dir: Path | None) -> Scheduler:
+def _tune_hint(config: SystemConfig, directory: Path, scenario_spec: str | None) -> str:
+    """Where the parameters of an untuned ``timeout``/``util_switch`` come from, with the command
+    that tunes them: for the held-out half of a trace its packaged training half, otherwise the
+    scenario as the user named it (``scenario_spec``, e.g. a YAML path: a path's ``name:`` is no
+    scenario name ``apps.tune`` knows), so the command works as printed."""
+    source = tuning_target(config)
+    why = "stale: the scenario changed" if tuned_file(config, directory).is_file() else "none"
+    target = config.latency_target
+    for_what = source.name if target is None else f"{source.name} with {target.describe(config.slo_ms)}"
+    given = scenario_spec if scenario_spec and source is config else source.name
+    option = "" if target is None else f" --target {shlex.quote(target.short(config.slo_ms))}"
+    return (
+        f"defaults (tuned parameters for {for_what!r}: {why}; "
+        f"run python -m apps.tune --scenarios {shlex.quote(given)}{option})"
+    )
+
+
+def _build_baseline(
+    spec: AgentSpec,
+    config: SystemConfig,
+    tuned: bool,
+    tuned_dir: Path | None,
+    scenario_spec: str | None = None,
+) -> Scheduler:
     cls = BASELINES[spec.name]
     accepted = _accepted(cls.__init__)
     unknown = sorted(set(spec.kwargs) - set(accepted))
@@ -189,17 +213,7 @@ def _build_baseline(spec: AgentSpec, config: SystemConfig, tuned: bool, tuned_di
             kwargs = {**record.agents[spec.name]["params"], **kwargs}
             source = f"tuned ({record.path.name})" + (" with given overrides" if spec.kwargs else "")
         elif not spec.kwargs:
-            source_name = tuning_target(config).name
-            why = "stale: the scenario changed" if tuned_file(config, directory).is_file() else "none"
-            target = config.latency_target
-            option = "" if target is None else f" --target '{target.short(config.slo_ms)}'"
-            for_what = (
-                source_name if target is None else f"{source_name} with {target.describe(config.slo_ms)}"
-            )
-            source = (
-                f"defaults (tuned parameters for {for_what!r}: {why}; "
-                f"run python -m apps.tune --scenarios {source_name}{option})"
-            )
+            source = _tune_hint(config, Path(directory), scenario_spec)
     try:
         agent = cls(config, **kwargs)
     except (ValueError, TypeError) as exc:
@@ -243,7 +257,12 @@ def _build_checkpoint(path: Path, config: SystemConfig) -> Scheduler:
 
 
 def make_agent(
-    spec: str | AgentSpec, config: SystemConfig, *, tuned: bool = True, tuned_dir: Path | None = None
+    spec: str | AgentSpec,
+    config: SystemConfig,
+    *,
+    tuned: bool = True,
+    tuned_dir: Path | None = None,
+    scenario_spec: str | None = None,
 ) -> Any:
     """The agent a spec names, for the system ``config``.
 
@@ -251,6 +270,8 @@ def make_agent(
     :param config: the scenario the agent will serve (tuned parameters are looked up by its name).
     :param tuned: use ``agents/tuned/<scenario>.yaml`` for ``timeout`` and ``util_switch``.
     :param tuned_dir: look for tuned files there instead of ``agents/tuned/``.
+    :param scenario_spec: the scenario as the user named it (a name or YAML path), for the
+        ``python -m apps.tune --scenarios ...`` hint of an untuned baseline (default: its name).
     :raises AgentSpecError: unknown name or bad parameter; :class:`CheckpointError` for a bad
         checkpoint; :class:`NotApplicableError` if the agent does not apply to the scenario.
     """
@@ -261,7 +282,7 @@ def make_agent(
         return _build_checkpoint(spec.path, config)
     if spec.name in EXTERNAL:
         return _build_external(spec, config)
-    return _build_baseline(spec, config, tuned, tuned_dir)
+    return _build_baseline(spec, config, tuned, tuned_dir, scenario_spec)
 
 
 def run_episode(agent: Scheduler, config: SystemConfig, seed: int, *, record: bool = True) -> Simulator:

@@ -5,9 +5,10 @@ intermediate evaluations; the best hyperparameters go to a YAML file that
 Examples::
 
     python -m apps.search --algo ppo --env default --rate 200 --space agents/hyperparams/search/ppo.yml \\
-        --trials 8 -n 50000 --eval-freq 10000 --out agents/hyperparams/search/ppo_rate200_best.yml
+        --trials 8 -n 50000 --eval-freq 10000 --out ppo_rate200_best.yml
+    python train.py --algo ppo --env default --rate 200 --hyperparams-file ppo_rate200_best.yml
     python train.py --algo ppo --env default --rate 200 \\
-        --hyperparams-file agents/hyperparams/search/ppo_rate200_best.yml
+        --hyperparams-file benchmarks/results/search_ppo_rate200_best.yml   # the committed search's
 
 The search space is a YAML mapping from hyperparameter names to one distribution each (the kinds
 of rl-baselines3-zoo's samplers)::

@@ -7,7 +7,7 @@ Examples::
     python train.py --algo maskable_ppo --env my_scenario.yaml --hyperparams learning_rate=1e-4 gamma=0.995
     python train.py --algo ppo --resume runs/ppo_default_1/best_model.zip -n 500000
     python train.py --algo ppo --env default_mixture --seeds 0-2 --eval-scenarios bursty,poisson_05
-    python train.py --algo dqn --hyperparams-file agents/hyperparams/search/dqn_best.yml
+    python train.py --algo ppo --rate 200 --hyperparams-file benchmarks/results/search_ppo_rate200_best.yml
     tensorboard --logdir runs                                    # watch the curves
 
 Each run gets its own folder ``runs/{algo}_{scenario}_{N}/`` holding ``config.yml`` (the resolved
@@ -164,7 +164,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--n-timesteps",
         type=int,
         default=None,
-        help="environment steps to train (default: n_timesteps of the hyperparameter file)",
+        help="environment steps to train (default: n_timesteps of the hyperparameter file); with "
+        "--resume, steps on top of the checkpoint's. Training runs whole rollouts and stops at the "
+        "first that reaches the count, so it is rounded up: to a multiple of n_envs x n_steps for "
+        "ppo, maskable_ppo and a2c (-n 2048 with ppo's 4 envs x 2048 steps trains 8192), of n_envs x "
+        "train_freq for dqn; the step count printed at the end includes a resumed checkpoint's",
     )
     parser.add_argument(
         "--seed", type=int, default=0, help="seed of the training envs and the model (default 0)"

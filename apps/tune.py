@@ -26,7 +26,7 @@ from evaluation.candidates import CandidateRuns
 from evaluation.plan import UsageError, check_writable_folder
 from evaluation.tuning import TargetObjective, tune_for_objective, tune_scenario
 from execution.backends import Backend
-from execution.cli import add_execution_arguments, backend_spec_or_exit
+from execution.cli import add_execution_arguments, backend_spec_or_exit, without_execution_flags
 from execution.outcome import TaskFailedError
 
 __all__ = ["main"]
@@ -42,20 +42,22 @@ def build_parser() -> argparse.ArgumentParser:
             "seeds, minimising the mean cost per request (best quality - score). Writes "
             "agents/tuned/<scenario>.yaml, which evaluate.py uses by default."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument(
         "--scenarios",
         default="suite",
-        help="comma-separated scenario names or YAML paths; 'suite' = " + ",".join(SUITE),
+        help=f"comma-separated scenario names or YAML paths; 'suite' = {','.join(SUITE)} (default: suite)",
     )
     parser.add_argument(
-        "--agents", default=",".join(TUNABLE), help=f"which baselines to tune, among {','.join(TUNABLE)}"
+        "--agents",
+        default=",".join(TUNABLE),
+        help=f"which baselines to tune, among {','.join(TUNABLE)} (default: all of them)",
     )
     parser.add_argument(
         "--seeds",
         default=f"{TRAINING_SEEDS[0]}-{TRAINING_SEEDS[-1]}",
-        help="training seeds, e.g. 1000-1003 or 1000,1005 (keep them >= 1000, apart from evaluation seeds)",
+        help="training seeds, e.g. 1000-1003 or 1000,1005, all >= 1000, apart from the evaluation seeds "
+        "(default: %(default)s)",
     )
     parser.add_argument(
         "--horizon-s",
@@ -69,15 +71,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="tune to meet a latency target instead of minimising the cost: the best mean quality "
         "among the candidates that meet it on the training seeds (with the margin of --margin), e.g. "
         "p99<=100ms, 95%%<=250ms or 95%% (of requests within slo_ms); writes "
-        "<out>/targets/<scenario>__<target>.yaml",
+        "<out>/targets/<scenario>__<target>.yaml (default: none)",
     )
     parser.add_argument(
         "--margin",
         type=float,
         default=0.2,
-        help="with --target: the share of the miss budget kept in reserve (as agent slo_target's margin)",
+        help="with --target: the share of the miss budget kept in reserve (as agent slo_target's margin), "
+        "in [0, 1) (default: %(default)s)",
     )
-    parser.add_argument("--out", type=Path, default=TUNED_DIR, help="directory of the tuned-parameter files")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=TUNED_DIR,
+        help="directory of the tuned-parameter files (default: agents/tuned)",
+    )
     add_execution_arguments(parser)
     return parser
 
@@ -120,7 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ConfigError as exc:
             parser.error(str(exc))
     _check_out(parser, configs, args.out)
-    command = f"{PROG} {shlex.join(argv)}" if argv else PROG
+    command = recorded_command(argv, parser)
 
     what = "mean cost per request" if target is None else "feasible, attainment, quality, cost"
     table = Table(title=f"Tuned baselines ({what} on the training seeds)")
@@ -170,6 +178,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     console.print(table)
     return 0
+
+
+def recorded_command(argv: list[str], parser: argparse.ArgumentParser) -> str:
+    """The command a tuned file records ("Reproduce with:" and ``command:``): ``argv`` without the
+    execution flags (``--jobs``, ``--backend``, ``--address``), which never change the results, so
+    that re-tuning on another machine or with more workers rewrites no file."""
+    kept = without_execution_flags(argv, parser)
+    return f"{PROG} {shlex.join(kept)}" if kept else PROG
 
 
 def _check_out(parser: argparse.ArgumentParser, configs: list[SystemConfig], out: Path) -> None:

@@ -6,10 +6,11 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
+from batchenv.arrivals import make_arrival_process
 from batchenv.config import ConfigError
-from batchenv.scenarios import add_scenario_dir, trace_scenarios
+from batchenv.scenarios import SPLIT_WINDOWS, add_scenario_dir, load_scenario, split_of, trace_scenarios
 
-__all__ = ["add_scenario_path_argument", "chosen_trace_scenarios", "parse_parts"]
+__all__ = ["add_scenario_path_argument", "check_trace_files", "chosen_trace_scenarios", "parse_parts"]
 
 
 def parse_parts(parser: argparse.ArgumentParser, text: str, parts: Sequence[str]) -> list[str]:
@@ -61,3 +62,16 @@ def chosen_trace_scenarios(
             f"choose among {','.join(known)}"
         )
     return chosen, known
+
+
+def check_trace_files(parser: argparse.ArgumentParser, names: Sequence[str]) -> None:
+    """Read the trace of every trace scenario in ``names`` and of its ``_train`` and ``_test``
+    halves now, before any work: a missing or unreadable trace file (e.g. an external one not yet
+    made) is a usage error (``parser.error``, exit code 2) in one line naming the scenario, as in
+    ``evaluate.py``. Traces are cached, so reading them again later costs little."""
+    for name in names:
+        for scenario in (name, *(split_of(name, part) for part in SPLIT_WINDOWS)):
+            try:
+                make_arrival_process(load_scenario(scenario))
+            except ConfigError as exc:
+                parser.error(f"scenario {scenario!r}: {exc}")

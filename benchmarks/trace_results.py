@@ -36,7 +36,11 @@ sys.path.insert(0, str(REPO))
 
 from batchenv.scenarios import load_scenario  # noqa: E402
 from batchenv.seeds import TRAINING_SEEDS  # noqa: E402
-from benchmarks.cli_parts import add_scenario_path_argument, chosen_trace_scenarios  # noqa: E402
+from benchmarks.cli_parts import (  # noqa: E402
+    add_scenario_path_argument,
+    check_trace_files,
+    chosen_trace_scenarios,
+)
 from benchmarks.proposed.common import display_path  # noqa: E402
 from benchmarks.robust.common import ms, pct, trace_tasks, tuned_for, write_results  # noqa: E402
 from benchmarks.robust.parts import GOAL_TRACES  # noqa: E402
@@ -49,9 +53,30 @@ from benchmarks.robust.trace_table import (  # noqa: E402
     tuned_aimd,
 )
 from execution.cli import add_execution_arguments, backend_spec_or_exit  # noqa: E402
+from execution.outcome import TaskFailedError  # noqa: E402
 
 DEFAULT_OUT = REPO / "docs" / "results" / "trace_results.md"
 ROBUST_TUNED = REPO / "docs" / "results" / "robust" / "tuned"
+SEEDS_RANGE = (2, 1000)
+"""Allowed number of evaluation seeds (``--seeds N``: seeds 0 .. N-1)."""
+
+
+def seed_count(parser: argparse.ArgumentParser, text: str) -> int:
+    """``--seeds``: the number N of evaluation seeds (seeds 0 .. N-1), unlike the seed lists and
+    ranges of the other command lines (committed results record ``--seeds 10``). A list, a range
+    or a number outside :data:`SEEDS_RANGE` is a usage error (``parser.error``, exit code 2)."""
+    low, high = SEEDS_RANGE
+    try:
+        count = int(text)
+    except ValueError:
+        first, _, last = text.partition("-")
+        hint = ""
+        if first == "0" and last.isdigit():
+            hint = f"; for seeds 0-{last} write --seeds {int(last) + 1}"
+        parser.error(f"--seeds is the number of evaluation seeds N (seeds 0 .. N-1), got {text!r}{hint}")
+    if not low <= count <= high:
+        parser.error(f"--seeds must be in [{low}, {high}] (the number of evaluation seeds), got {count}")
+    return count
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -59,31 +84,46 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         prog="python benchmarks/trace_results.py",
         description="Every agent on every trace scenario: tuned on the first half, evaluated on the "
         "second (see the module docstring).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument(
         "--traces",
         choices=("goal", "all"),
         default="goal",
-        help="goal: each trace at its native rate, 30%% and 60%% of capacity; all: every trace scenario",
+        help="goal: each trace at its native rate, 30%% and 60%% of capacity; all: every trace scenario "
+        "(default: goal)",
     )
     parser.add_argument(
         "--scenarios",
         default="",
-        help="comma-separated trace scenarios with a time split (overrides --traces), e.g. azure_trace_30",
+        help="comma-separated trace scenarios with a time split (overrides --traces), e.g. azure_trace_30 "
+        "(default: those of --traces)",
     )
     add_scenario_path_argument(parser)
-    parser.add_argument("--seeds", type=int, default=10, help="evaluation seeds 0..N-1 (>= 2)")
-    parser.add_argument("--horizon-s", type=float, default=60.0, help="episode length (s) > 0")
     parser.add_argument(
-        "--agents", default=",".join(AGENTS), help=f"comma-separated, among {','.join(AGENTS)}"
+        "--seeds",
+        default="10",
+        metavar="N",
+        help=f"the NUMBER of evaluation seeds: seeds 0 .. N-1, N in [{SEEDS_RANGE[0]}, {SEEDS_RANGE[1]}] "
+        "(a count, not a list or range as in evaluate.py: --seeds 10 is seeds 0-9; default: 10)",
     )
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="Markdown file to write (and .json)")
+    parser.add_argument("--horizon-s", type=float, default=60.0, help="episode length (s) > 0 (default: 60)")
+    parser.add_argument(
+        "--agents",
+        default=",".join(AGENTS),
+        help=f"comma-separated, among {','.join(AGENTS)} (default: all of them)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=DEFAULT_OUT,
+        help=f"Markdown file to write (and .json) (default: {display_path(DEFAULT_OUT)})",
+    )
     parser.add_argument(
         "--tuned-dir",
         type=Path,
         default=ROBUST_TUNED,
-        help="tuned timeout and util_switch of the training halves",
+        help="tuned timeout and util_switch of the training halves, read or written there "
+        f"(default: {display_path(ROBUST_TUNED)})",
     )
     add_execution_arguments(parser, default_jobs=2)
     args = parser.parse_args(argv)
@@ -96,11 +136,11 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         args.scenario_list = list(GOAL_TRACES) if args.traces == "goal" else splits
     if "timeout" not in args.agent_list:
         parser.error("--agents must include timeout (the reference)")
-    if not 2 <= args.seeds <= 1000:
-        parser.error(f"--seeds must be in [2, 1000], got {args.seeds}")
+    args.seeds = seed_count(parser, args.seeds)
     if not args.horizon_s > 0:
         parser.error(f"--horizon-s must be > 0 (s), got {args.horizon_s}")
     args.execution = backend_spec_or_exit(parser, args)
+    check_trace_files(parser, args.scenario_list)
     return args
 
 
@@ -157,14 +197,13 @@ def overview_lines(names: Sequence[str], agents: Sequence[str], data: dict[str, 
     return [*lines, ""]
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = parse_args(argv)
-    command = "python benchmarks/trace_results.py" + (" " + shlex.join(argv) if argv else "")
-    names = args.scenario_list
-    seeds = list(range(args.seeds))
-    agents = args.agent_list
-    aimd_dir = Path(args.out).with_suffix("") / "tuned"
+def run_episodes(args: argparse.Namespace, command: str, aimd_dir: Path) -> tuple[dict, dict, dict]:
+    """Tune on the training halves, then run every agent and the hindsight bounds on the test
+    halves; returns the tuned parameters, the episode rows and the bounds, by scenario.
+
+    :raises execution.outcome.TaskFailedError: a task failed (its message says why).
+    """
+    names, agents, seeds = args.scenario_list, args.agent_list, list(range(args.seeds))
     with args.execution.create() as backend:
         print(f"episodes on {backend.describe()}", flush=True)
         tuned: dict[str, dict[str, dict]] = {}
@@ -179,6 +218,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows = {name: {spec: [next(flat) for _ in seeds] for spec in agents} for name in names}
         print(f"hindsight bounds of {len(names) * len(seeds)} episodes", flush=True)
         bounds = hindsight(backend, [f"{name}_test" for name in names], seeds, args.horizon_s)
+    return tuned, rows, bounds
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run what the command line ``argv`` (default ``sys.argv[1:]``) asks for; returns the exit
+    code: 0, 1 if a task failed (one line saying why, as ``python -m apps.tune``), 2 for a bad
+    command line (including a missing trace file, as ``evaluate.py``)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parse_args(argv)
+    command = "python benchmarks/trace_results.py" + (" " + shlex.join(argv) if argv else "")
+    names = args.scenario_list
+    seeds = list(range(args.seeds))
+    agents = args.agent_list
+    aimd_dir = Path(args.out).with_suffix("") / "tuned"
+    try:
+        tuned, rows, bounds = run_episodes(args, command, aimd_dir)
+    except TaskFailedError as exc:
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 1
     data: dict[str, Any] = {
         "command": command,
         "settings": {"traces": args.traces, "seeds": seeds, "horizon_s": args.horizon_s, "agents": agents},

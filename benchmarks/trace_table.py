@@ -36,7 +36,11 @@ from batchenv.timing import model_capacity_per_s  # noqa: E402
 from batchenv.trace_prep import recording_granularity_s, spread_ties_evenly  # noqa: E402
 from batchenv.trace_stats import characterise, share_in_bins_above  # noqa: E402
 from batchenv.traces import load_trace_times_s  # noqa: E402
-from benchmarks.cli_parts import add_scenario_path_argument, chosen_trace_scenarios  # noqa: E402
+from benchmarks.cli_parts import (  # noqa: E402
+    add_scenario_path_argument,
+    check_trace_files,
+    chosen_trace_scenarios,
+)
 
 COMMAND = "python benchmarks/trace_table.py"
 OUT_DIR = REPO / "docs" / "results"
@@ -254,7 +258,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
-    names = chosen_trace_scenarios(parser, args)[0] or None
+    chosen, known = chosen_trace_scenarios(parser, args)
+    check_trace_files(parser, chosen or known)
+    names = chosen or None
     command = COMMAND + (" " + shlex.join(argv) if argv else "")
     data = collect(names, command)
     args.out_dir.mkdir(parents=True, exist_ok=True)

@@ -87,6 +87,9 @@ agents (--agents, comma-separated):
   optimal                     the exact SMDP optimum (one worker, Poisson arrivals; other
                               scenarios are reported as n/a)
   proposed                    the project's own scheduler (agents/proposed.py)
+  robust                      proposed made robust to bursts: a burst-aware table in a
+                              portfolio of experts evaluated on the real arrivals
+                              (agents/robust/; docs/algorithm.md, "Robust to bursts")
   slo_target(inner=proposed)  a table-based scheduler (proposed or optimal) at the smallest
                               latency weight that meets the scenario's latency target
                               (--target or the scenario's latency_target)
@@ -400,7 +403,7 @@ def make_plan(args: argparse.Namespace, argv: Sequence[str]) -> Plan:
         targets = scenarios[:1] if spec.name == "checkpoint" else scenarios
         for scenario in targets:
             try:
-                make_agent(spec, scenario.config, tuned=not args.no_tuned)
+                make_agent(spec, scenario.config, tuned=not args.no_tuned, scenario_spec=scenario.spec)
             except NotApplicableError:
                 pass
             except AgentSpecError as exc:

@@ -279,6 +279,11 @@ def print_tables(plan: Plan, cells: dict[tuple[str, str], Cell], console: Any) -
         console.print(table)
 
 
+EXACT_BOUND_RTOL = 1e-9
+"""Relative gap (a fraction of the bound) between the schedule found and the hindsight bound
+below which the bound counts as exact: the two costs then differ only by rounding."""
+
+
 def _found_gap(hindsight: HindsightBounds | None, scenario: str) -> float:
     """(mean found - mean bound) / mean bound over the scenario's seeds; NaN without both."""
     if hindsight is None or not hindsight.lower.get(scenario) or not hindsight.found.get(scenario):
@@ -325,7 +330,7 @@ def summary_lines(
                 f"bound ({what}, on the same arrivals)"
             )
             room = _found_gap(hindsight, scenario.name)
-            if room > 0:
+            if room > EXACT_BOUND_RTOL:  # not exact beyond rounding noise
                 lines.append(
                     f"  {'':<{width}}  the best schedule found with the arrivals known is {room:+.1%} "
                     "above the bound: the least cost lies between the two"

@@ -8,7 +8,17 @@ from collections.abc import Callable
 
 from execution.backends import BACKENDS, BackendSpec, usable_cores
 
-__all__ = ["ExecutionUsageError", "add_execution_arguments", "backend_spec_from_args", "backend_spec_or_exit"]
+__all__ = [
+    "EXECUTION_FLAGS",
+    "ExecutionUsageError",
+    "add_execution_arguments",
+    "backend_spec_from_args",
+    "backend_spec_or_exit",
+    "without_execution_flags",
+]
+
+EXECUTION_FLAGS = ("--backend", "--address", "--jobs")
+"""The flags of :func:`add_execution_arguments`: they choose where tasks run, never the results."""
 
 
 class ExecutionUsageError(ValueError):
@@ -93,3 +103,40 @@ def backend_spec_or_exit(
     for warning in warnings:
         warn(warning)
     return spec
+
+
+def _long_options(parser: argparse.ArgumentParser) -> list[str]:
+    """Every ``--long`` option string of ``parser``."""
+    return [
+        option for action in parser._actions for option in action.option_strings if option.startswith("--")
+    ]
+
+
+def _execution_flag(token: str, options: list[str]) -> str | None:
+    """The execution flag ``token`` (``--flag`` or ``--flag=value``) names, as argparse reads it:
+    the flag itself, or a prefix of it that names no other option of ``options``; else None."""
+    name = token.partition("=")[0]
+    if not name.startswith("--") or len(name) < 3:
+        return None
+    matches = [option for option in options if option.startswith(name)]
+    if name in options:
+        matches = [name]
+    return matches[0] if len(matches) == 1 and matches[0] in EXECUTION_FLAGS else None
+
+
+def without_execution_flags(argv: list[str], parser: argparse.ArgumentParser) -> list[str]:
+    """``argv`` without ``--backend``, ``--address`` and ``--jobs`` and their values (``--jobs 2``
+    and ``--jobs=2``, or an abbreviation argparse accepts): what a result file records as its
+    command, since results are identical for every backend and number of workers."""
+    options = _long_options(parser)
+    kept: list[str] = []
+    tokens = iter(argv)
+    for token in tokens:
+        if token == "--":
+            kept += [token, *tokens]
+            break
+        if _execution_flag(token, options) is None:
+            kept.append(token)
+        elif "=" not in token:
+            next(tokens, None)  # its value
+    return kept

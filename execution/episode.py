@@ -159,7 +159,8 @@ def _build_agent(task: EpisodeTask, config: SystemConfig) -> Any:
     if task.params:
         spec = type(spec)(spec.text, spec.name, {**spec.kwargs, **task.params}, spec.path)
     tuned_dir = Path(task.tuned_dir) if task.tuned_dir else None
-    return make_agent(spec, config, tuned=task.tuned, tuned_dir=tuned_dir)
+    given = task.scenario if isinstance(task.scenario, str) else None
+    return make_agent(spec, config, tuned=task.tuned, tuned_dir=tuned_dir, scenario_spec=given)
 
 
 def run_episode_task(task: EpisodeTask) -> EpisodeResult:

@@ -308,7 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m serving.calibrate",
         description=(
             "Measure T_pre, T_comm, T_inf(m, b) and T_post of the server's three models on this "
-            "machine (warm-up, repetitions, 95%% confidence intervals) and write a scenario YAML "
+            "machine (warm-up, repetitions, 95% confidence intervals) and write a scenario YAML "
             "with that timing table, plus a JSON file with every measurement."
         ),
         epilog="example:\n  python -m serving.calibrate --out docs/results/sim_to_real_calibrated.yaml",

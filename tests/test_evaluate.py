@@ -6,6 +6,7 @@ import csv
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from scipy import stats
 from agents.registry import (
     AgentSpecError,
     CheckpointError,
+    agent_names,
     make_agent,
     parse_agent_spec,
     run_episode,
@@ -348,6 +350,9 @@ def test_help_explains_every_flag() -> None:
     ):
         assert flag in text
     assert "timeout(B=16,T=30,model=LLM-2)" in text and "examples:" in text
+    listed = text.split("agents (--agents")[1].split("examples:")[0]
+    for name in agent_names():  # every known agent has its line (robust was missing)
+        assert re.search(rf"^  {name}[ (]", listed, re.MULTILINE), name
 
 
 def test_checkpoint_agent_runs_in_evaluate(tmp_path: Path, capsys) -> None:
@@ -429,6 +434,10 @@ def test_demo_shows_where_decisions_matter_and_says_what_it_shows(tmp_path: Path
             if agent != ref:
                 assert f"{agent} {cells[agent]['summary']['gap']['mean']:+.1%}" in line
     assert f"results: {run_dir}/" in out and f"report: {run_dir / 'report.md'}" in out
+    # one worker: the bound is exact (found and bound differ by rounding noise only), so no
+    # "+0.0% above the bound" line claims a room between the two
+    assert all(s["n_workers"] == 1 for s in data["scenarios"])
+    assert "the best schedule found with the arrivals known" not in out
 
 
 def test_seeds_for_requests_extends_only_a_quiet_scenario() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import shlex
 from pathlib import Path
 
@@ -250,6 +251,81 @@ def test_trace_results_runs_a_scenario_of_ones_own_in_worker_processes(own_dir: 
     assert set(data["ticks_quick"]["agents"]) == {"timeout", "greedy"}
     assert (tmp_path / "tuned" / "ticks_quick_train.yaml").is_file()
     assert data["ticks_quick"]["agents"]["timeout"]["gap_vs_timeout"] == [0.0, 0.0]
+
+
+def test_a_missing_trace_file_is_a_one_line_usage_error(own_dir: Path, tmp_path: Path, capsys) -> None:
+    """An external trace not yet made (make_trace_excerpts.py): trace_table.py and
+    trace_results.py stop before any work with one line naming the scenario, exit code 2."""
+    from benchmarks import trace_results
+
+    (own_dir / "ticks.csv").unlink()
+    table = _script("trace_table")
+    argv = ["--scenario-path", str(own_dir), "--scenarios", "ticks"]
+    for main in (
+        lambda: table.main([*argv, "--out-dir", str(tmp_path / "out")]),
+        lambda: trace_results.main([*argv, "--out", str(tmp_path / "r.md")]),
+    ):
+        with pytest.raises(SystemExit) as info:
+            main()
+        assert info.value.code == 2
+        err = capsys.readouterr().err
+        (line,) = [x for x in err.splitlines() if "error:" in x]
+        assert "scenario 'ticks': arrivals.trace_path: trace file not found" in line
+        assert "Traceback" not in err
+    assert not (tmp_path / "out").exists() and not (tmp_path / "r.md").exists()
+
+
+def test_trace_results_reports_a_failed_task_in_one_line(
+    own_dir: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    """A task failing while it runs (e.g. its trace vanished after the check): the error's
+    message in one line and exit code 1, as python -m apps.tune and evaluate.py, no traceback."""
+    from benchmarks import trace_results
+    from execution.outcome import TaskError, TaskFailedError
+
+    def fail(*_args):
+        raise TaskFailedError(TaskError("ConfigError", "arrivals.trace_path: trace file not found:\n x.csv"))
+
+    monkeypatch.setattr(trace_results, "run_episodes", fail)
+    argv = ["--scenario-path", str(own_dir), "--scenarios", "ticks", "--out", str(tmp_path / "r.md")]
+    assert trace_results.main(argv) == 1
+    err = capsys.readouterr().err
+    assert err == "error: ConfigError: arrivals.trace_path: trace file not found: x.csv\n"
+    assert not (tmp_path / "r.md").exists()
+
+
+@pytest.mark.parametrize(
+    ("seeds", "message"),
+    [
+        ("0-9", "(seeds 0 .. N-1), got '0-9'; for seeds 0-9 write --seeds 10"),
+        ("0,1", "--seeds is the number of evaluation seeds N (seeds 0 .. N-1), got '0,1'"),
+        ("1", "--seeds must be in [2, 1000] (the number of evaluation seeds), got 1"),
+    ],
+)
+def test_trace_results_seeds_is_a_count_and_a_range_is_a_clear_error(
+    seeds: str, message: str, capsys
+) -> None:
+    from benchmarks import trace_results
+
+    with pytest.raises(SystemExit) as info:
+        trace_results.parse_args(["--seeds", seeds])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and message in err and "invalid int value" not in err
+    assert trace_results.parse_args(["--seeds", "10"]).seeds == 10  # committed files record --seeds 10
+
+
+def test_trace_results_help_states_each_default_once(capsys) -> None:
+    """No default twice ("(default: the usable cores ...) (default: None)") nor an empty one."""
+    from benchmarks import trace_results
+
+    with pytest.raises(SystemExit):
+        trace_results.parse_args(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert not re.search(r"default[^()]*\)\s*\(default", text), text
+    for empty in ("(default: None)", "(default: )", "(default: [])", "(default: local)"):
+        assert empty not in text
+    assert "(default: the usable cores, at most 2; every CPU of a cluster)" in text
+    assert "NUMBER of evaluation seeds" in text and "--seeds 10 is seeds 0-9" in text
 
 
 def test_a_relative_trace_path_resolves_from_the_loaded_files_directory(own_dir: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
@@ -407,6 +408,40 @@ def test_bad_flags_exit_with_a_message(capsys: pytest.CaptureFixture[str]) -> No
     assert train.main(["--env", "no_such_scenario", "--no-progress"]) == 2
     assert "unknown scenario 'no_such_scenario'" in capsys.readouterr().err
     assert train.main(["--hyperparams", "not_a_param=1", "--no-progress", "--runs-dir", "/tmp/x"]) == 2
+
+
+def test_help_examples_read_files_that_exist_and_write_outside_the_package() -> None:
+    """The examples of ``train.py --help`` and ``python -m apps.search --help`` (their module
+    docstrings): every file they read is in the repository or written by an example before, and
+    no example writes into the repository's packages."""
+    repo = Path(__file__).resolve().parents[1]
+    written: set[str] = set()
+    for module in ("search", "train"):  # the search writes the file that training then reads
+        doc = ast.get_docstring(ast.parse((repo / "apps" / f"{module}.py").read_text())) or ""
+        for flag, value in re.findall(r"(--out|--hyperparams-file|--space) (\S+)", doc):
+            if flag == "--out":
+                assert value.split("/")[0] not in {"agents", "apps", "batchenv", "evaluation"}, value
+                written.add(value)
+            else:
+                assert value in written or (repo / value).is_file(), f"{module}: {flag} {value}"
+    assert written
+
+
+def test_the_step_count_is_rounded_up_to_whole_rollouts_as_the_help_says(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """-n 100 with 2 envs x 128 steps trains one rollout, 256 steps; resumed with -n 100, one more
+    (512 in all, the checkpoint's included); the -n help says so, with ppo's own numbers."""
+    first = _train(tmp_path, "ppo", n=100)
+    assert "trained 256 steps" in capsys.readouterr().out
+    _train(tmp_path, "ppo", n=100, resume=first / "final_model.zip")
+    assert "trained 512 steps" in capsys.readouterr().out
+    text = " ".join(train.build_parser().format_help().split())
+    hyperparams = Path(train.__file__).parents[1] / "agents" / "hyperparams" / "ppo.yml"
+    ppo = yaml.safe_load(hyperparams.read_text())["default"]
+    rollout = ppo["n_envs"] * ppo["n_steps"]
+    assert f"-n 2048 with ppo's {ppo['n_envs']} envs x {ppo['n_steps']} steps trains {rollout}" in text
+    assert "rounded up" in text and "with --resume, steps on top of the checkpoint's" in text
 
 
 def test_semi_markov_discount_per_transition() -> None:

@@ -184,3 +184,11 @@ def test_non_decreasing_pools_adjacent_violators() -> None:
     fitted, changed = non_decreasing([1.0, 5.0, 3.0, 4.0])  # 5 then 3: averaged to 4, 4
     assert fitted == [1.0, 4.0, 4.0, 4.0] and changed == [1, 2]
     assert non_decreasing([3.0, 1.0])[0] == [2.0, 2.0]
+
+
+def test_help_shows_a_single_percent_sign() -> None:
+    """argparse formats help strings with ``%`` (so they write ``%%``) but not the description."""
+    from serving.calibrate import build_parser
+
+    text = build_parser().format_help()
+    assert "95% confidence intervals" in " ".join(text.split()) and "%%" not in text

@@ -171,7 +171,9 @@ def test_tune_command_writes_the_tuned_file(tmp_path: Path, capsys) -> None:
     assert tune.main(argv) == 0
     record = read_tuned(tmp_path / "poisson_50.yaml")
     assert record is not None and set(record.agents) == {"timeout"}
-    assert record.data["command"] == "python -m apps.tune " + " ".join(argv)
+    # the command without --jobs, which never changes the results (re-tuning rewrites no file)
+    assert record.data["command"] == "python -m apps.tune " + " ".join(argv).replace(" --jobs 1", "")
+    assert f"# Reproduce with: {record.data['command']}\n" in (tmp_path / "poisson_50.yaml").read_text()
     config = load_scenario("poisson_50").replace(horizon_s=1.0)
     params = record.agents["timeout"]["params"]
     assert record.agents["timeout"]["cost_per_request"] == round(
@@ -209,3 +211,62 @@ def test_tune_refuses_an_escaping_name_and_an_out_that_is_a_file(tmp_path: Path,
         assert exit_info.value.code == 2
         assert f"error: --out: cannot create folder {out}" in capsys.readouterr().err
     assert not_a_folder.read_text() == "kept\n"
+
+
+def test_untuned_hint_names_the_scenario_as_given_so_its_command_works(tmp_path: Path, capsys) -> None:
+    """A scenario given by YAML path whose ``name:`` is no scenario name: the hint for its untuned
+    baselines suggests ``python -m apps.tune --scenarios <the path>``, which loads, not the name."""
+    import shlex
+
+    from apps import evaluate
+    from batchenv.scenarios import scenario_config
+
+    scenario = tmp_path / "my scenario.yaml"
+    scenario.write_text("extends: default\nname: calibrated_here\n")
+    argv = ["--scenarios", str(scenario), "--agents", "timeout", "--seeds", "0", "--horizon-s", "0.5"]
+    argv += ["--jobs", "1", "--no-plots", "--no-hindsight", "--out", str(tmp_path / "out")]
+    assert evaluate.main(argv) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    hint = f"run python -m apps.tune --scenarios {shlex.quote(str(scenario))})"
+    assert "tuned parameters for 'calibrated_here': none;" in out and hint in out
+    (given,) = shlex.split(out.split("run python -m apps.tune --scenarios ")[1].split(")")[0])
+    assert scenario_config(given).name == "calibrated_here"
+    # a name stays a name; the held-out half of a trace names its packaged training half
+    config = load_scenario("azure_trace_test")
+    hint = make_agent("timeout", config, tuned_dir=tmp_path, scenario_spec="azure_trace_test").params_source
+    assert hint.endswith("run python -m apps.tune --scenarios azure_trace_train)")
+
+
+@pytest.mark.parametrize(
+    ("argv", "recorded"),
+    [
+        (["--scenarios", "suite", "--jobs", "1"], "--scenarios suite"),
+        (["--jobs=2", "--scenarios", "suite"], "--scenarios suite"),
+        (["--backend", "ray", "--address", "auto", "--jobs", "4", "--seeds", "1000"], "--seeds 1000"),
+        (["--backend=ray", "--address=10.0.0.1:6379", "--out", "x"], "--out x"),
+        (["--job", "3", "--ad=auto", "--scenarios", "default"], "--scenarios default"),  # abbreviations
+        (["--jobs", "2"], ""),
+        (["--scenarios", "my file.yaml", "--agents", "aimd"], "--scenarios 'my file.yaml' --agents aimd"),
+    ],
+)
+def test_tuned_files_record_the_command_without_the_execution_flags(argv: list[str], recorded: str) -> None:
+    """Results are identical for every backend and number of workers: the recorded command
+    leaves out --jobs, --backend and --address, so re-tuning elsewhere rewrites no file."""
+    from apps import tune
+
+    assert tune.recorded_command(argv, tune.build_parser()) == f"python -m apps.tune {recorded}".rstrip()
+
+
+def test_tune_help_states_each_default_once(capsys) -> None:
+    import re
+
+    from apps import tune
+
+    with pytest.raises(SystemExit):
+        tune.main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert not re.search(r"default[^()]*\)\s*\(default", text), text
+    for wrong in ("(default: None)", "(default: local)", "%%"):
+        assert wrong not in text
+    assert "(default: the usable cores, at most 8; every CPU of a cluster)" in text
+    assert "(default: 1000-1003)" in text and "(default: 0.2)" in text and "(default: suite)" in text
