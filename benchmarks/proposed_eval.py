@@ -67,6 +67,7 @@ from benchmarks.proposed import (  # noqa: E402
     tracking,
     workers,
 )
+from benchmarks.proposed.common import display_path  # noqa: E402
 from execution.backends import Backend  # noqa: E402
 from execution.cli import add_execution_arguments, backend_spec_or_exit  # noqa: E402
 
@@ -92,18 +93,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python benchmarks/proposed_eval.py",
         description="Measurements of the proposed scheduler for docs/algorithm.md "
         "(see the module docstring).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument(
         "--parts",
         default=",".join(DEFAULT_PARTS),
-        help=f"comma-separated, among {','.join(PARTS)} (design is run only when asked for)",
+        help=f"comma-separated, among {','.join(PARTS)} (default: all but design, which is run only "
+        "when asked for)",
     )
-    parser.add_argument("--seeds", type=int, default=20, help="seeds 0..N-1 of the gap part")
-    parser.add_argument("--horizon-s", type=float, default=120.0, help="episode length of the gap part (s)")
-    parser.add_argument("--slo-seeds", type=int, default=10, help="seeds 0..N-1 of the slo and workers parts")
-    parser.add_argument("--oracle-seeds", type=int, default=20, help="seeds 0..N-1 of the oracle part")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="Markdown file to write")
+    parser.add_argument("--seeds", type=int, default=20, help="seeds 0..N-1 of the gap part (default: 20)")
+    parser.add_argument(
+        "--horizon-s", type=float, default=120.0, help="episode length of the gap part (s) (default: 120)"
+    )
+    parser.add_argument(
+        "--slo-seeds", type=int, default=10, help="seeds 0..N-1 of the slo and workers parts (default: 10)"
+    )
+    parser.add_argument(
+        "--oracle-seeds", type=int, default=20, help="seeds 0..N-1 of the oracle part (default: 20)"
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=DEFAULT_OUT,
+        help="Markdown file to write, with its .json and <stem>_figures/ next to it "
+        f"(default: {display_path(DEFAULT_OUT)})",
+    )
     add_execution_arguments(parser, default_jobs=2)
     args = parser.parse_args(argv)
     parts = parse_parts(parser, args.parts, PARTS)

@@ -71,6 +71,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks.cli_parts import parse_parts  # noqa: E402
+from benchmarks.proposed.common import display_path  # noqa: E402
 from benchmarks.robust import guard, guard_rates, parts, regime, replay, window  # noqa: E402
 from benchmarks.robust.common import write_results  # noqa: E402
 from execution.backends import Backend  # noqa: E402
@@ -101,23 +102,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="The robust proposed scheduler against tuned baselines on traces (tuned on the "
         "first half, evaluated on the second), an MMPP with a phase oracle and Poisson loads "
         "(see the module docstring).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument(
         "--parts",
         default=",".join(DEFAULT_PARTS),
-        help=f"comma-separated, among {','.join(PARTS)}",
+        help=f"comma-separated, among {','.join(PARTS)} (default: {','.join(DEFAULT_PARTS)})",
     )
     parser.add_argument(
         "--traces",
         choices=("goal", "all"),
         default="goal",
-        help="goal: each trace at its native rate, 30%% and 60%% of capacity; all: every trace scenario",
+        help="goal: each trace at its native rate, 30%% and 60%% of capacity; all: every trace scenario "
+        "(default: goal)",
     )
-    parser.add_argument("--seeds", type=int, default=10, help="evaluation seeds 0..N-1 (traces, poisson)")
-    parser.add_argument("--mmpp-seeds", type=int, default=20, help="evaluation seeds 0..N-1 of the mmpp part")
-    parser.add_argument("--horizon-s", type=float, default=60.0, help="episode length (s): traces, poisson")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="Markdown file to write (and .json)")
+    parser.add_argument(
+        "--seeds", type=int, default=10, help="evaluation seeds 0..N-1 (traces, poisson) (default: 10)"
+    )
+    parser.add_argument(
+        "--mmpp-seeds", type=int, default=20, help="evaluation seeds 0..N-1 of the mmpp part (default: 20)"
+    )
+    parser.add_argument(
+        "--horizon-s", type=float, default=60.0, help="episode length (s): traces, poisson (default: 60)"
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=DEFAULT_OUT,
+        help=f"Markdown file to write (and .json) (default: {display_path(DEFAULT_OUT)})",
+    )
     add_execution_arguments(parser, default_jobs=2)
     args = parser.parse_args(argv)
     chosen = parse_parts(parser, args.parts, PARTS)

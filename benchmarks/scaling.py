@@ -44,6 +44,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from batchenv.fileio import write_atomic, write_json_atomic  # noqa: E402
+from benchmarks.proposed.common import display_path  # noqa: E402
 from execution.backends import Backend, BackendSpec, usable_cores  # noqa: E402
 from execution.episode import EpisodeResult, EpisodeTask, run_episode_task  # noqa: E402
 from execution.run import run_tasks  # noqa: E402
@@ -51,6 +52,8 @@ from execution.run import run_tasks  # noqa: E402
 AGENTS = ("greedy", "timeout", "util_switch", "aimd")
 SCENARIOS = ("default", "poisson_50", "bursty", "azure_trace")
 OVERHEAD_TASKS = 400
+DEFAULT_JSON = REPO / "benchmarks" / "results" / "scaling.json"
+DEFAULT_MARKDOWN = REPO / "docs" / "results" / "scaling.md"
 
 
 def grid(seeds: int, horizon_s: float) -> list[EpisodeTask]:
@@ -296,14 +299,29 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python benchmarks/scaling.py",
         description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--seeds", type=int, default=6, help="seeds 0..N-1 per agent and scenario")
-    parser.add_argument("--horizon-s", type=float, default=60.0, help="simulated seconds per episode")
-    parser.add_argument("--no-ray", dest="ray", action="store_false", help="the local backend only")
+    parser.add_argument(
+        "--seeds", type=int, default=6, help="seeds 0..N-1 per agent and scenario (default: 6)"
+    )
+    parser.add_argument(
+        "--horizon-s", type=float, default=60.0, help="simulated seconds per episode (default: 60)"
+    )
+    parser.add_argument(
+        "--no-ray", dest="ray", action="store_false", help="the local backend only (default: local and Ray)"
+    )
     parser.add_argument("--training", action="store_true", help="also time PPO training steps")
-    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "scaling.json")
-    parser.add_argument("--markdown", type=Path, default=REPO / "docs" / "results" / "scaling.md")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=DEFAULT_JSON,
+        help=f"JSON file of every measurement (default: {display_path(DEFAULT_JSON)})",
+    )
+    parser.add_argument(
+        "--markdown",
+        type=Path,
+        default=DEFAULT_MARKDOWN,
+        help=f"Markdown table to write (default: {display_path(DEFAULT_MARKDOWN)})",
+    )
     args = parser.parse_args(argv)
     if args.seeds < 1 or not args.horizon_s > 0:
         parser.error("--seeds must be >= 1 and --horizon-s > 0")

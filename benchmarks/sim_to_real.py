@@ -439,32 +439,63 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python benchmarks/sim_to_real.py",
         description="Simulated (calibrated timing table) against measured (real server) latency of "
         "greedy, the tuned timeout, proposed and a learned checkpoint (see the module docstring).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument(
-        "--calibration", default=None, help="use this calibrated scenario YAML instead of calibrating"
-    )
-    parser.add_argument("--calibration-reps", type=int, default=20, help="measured calibration rounds")
-    parser.add_argument(
-        "--calibration-statistic", choices=("mean", "median"), default="mean", help="table entry of a cell"
-    )
-    parser.add_argument(
-        "--loads", default="0.3,0.6,0.9", help="Poisson loads, fractions of the calibrated capacity"
+        "--calibration",
+        default=None,
+        help="use this calibrated scenario YAML instead of calibrating (default: calibrate first, written "
+        "next to --out as <stem>_calibrated.yaml)",
     )
     parser.add_argument(
-        "--trace-load", type=float, default=0.6, help="load of the Azure trace scenario (0: none)"
-    )
-    parser.add_argument("--seeds", default="0-1", help="evaluation seeds (arrivals), e.g. 0-1")
-    parser.add_argument("--repeats", type=int, default=2, help="measured runs of each seed (noise estimate)")
-    parser.add_argument("--horizon-s", type=float, default=12.0, help="seconds of arrivals per run")
-    parser.add_argument("--warmup-s", type=float, default=3.0, help="discarded warm-up replay per server (s)")
-    parser.add_argument(
-        "--tune-horizon-s", type=float, default=30.0, help="episode length of the timeout tuning (s)"
+        "--calibration-reps", type=int, default=20, help="measured calibration rounds (default: 20)"
     )
     parser.add_argument(
-        "--checkpoint", default="checkpoints/ppo_default.zip", help="learned agent compared ('' for none)"
+        "--calibration-statistic",
+        choices=("mean", "median"),
+        default="mean",
+        help="table entry of a cell (default: mean)",
     )
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="Markdown file to write")
+    parser.add_argument(
+        "--loads",
+        default="0.3,0.6,0.9",
+        help="Poisson loads, fractions of the calibrated capacity (default: 0.3,0.6,0.9)",
+    )
+    parser.add_argument(
+        "--trace-load",
+        type=float,
+        default=0.6,
+        help="load of the Azure trace scenario (0: none) (default: 0.6)",
+    )
+    parser.add_argument(
+        "--seeds", default="0-1", help="evaluation seeds (arrivals), e.g. 0-3 or 0,2 (default: 0-1)"
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=2, help="measured runs of each seed (noise estimate) (default: 2)"
+    )
+    parser.add_argument(
+        "--horizon-s", type=float, default=12.0, help="seconds of arrivals per run (default: 12)"
+    )
+    parser.add_argument(
+        "--warmup-s", type=float, default=3.0, help="discarded warm-up replay per server (s) (default: 3)"
+    )
+    parser.add_argument(
+        "--tune-horizon-s",
+        type=float,
+        default=30.0,
+        help="episode length of the timeout tuning (s) (default: 30)",
+    )
+    parser.add_argument(
+        "--checkpoint",
+        default="checkpoints/ppo_default.zip",
+        help="learned agent compared ('' for none) (default: checkpoints/ppo_default.zip)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=DEFAULT_OUT,
+        help="Markdown file to write, with its .json and <stem>_figures/ next to it "
+        "(default: docs/results/sim_to_real.md)",
+    )
     parser.add_argument("--preliminary", action="store_true", help="label the results as preliminary")
     return parser
 
