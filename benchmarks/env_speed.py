@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 import platform
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -115,8 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.steps < 1000 or args.repeats < 1:
         parser.error("--steps must be >= 1000 and --repeats >= 1")
     result = measure(args.steps, args.repeats)
+    given = sys.argv[1:] if argv is None else list(argv)
     result["meta"] = {
-        "command": "python benchmarks/env_speed.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": shlex.join(["python", "benchmarks/env_speed.py", *given]),
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "python": platform.python_version(),
         "gymnasium": gym.__version__,
