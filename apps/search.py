@@ -161,14 +161,14 @@ def build_search_parser() -> argparse.ArgumentParser:
     parser.description = __doc__
     group = parser.add_argument_group("search")
     group.add_argument("--space", required=True, help="YAML search space (see above)")
-    group.add_argument("--trials", type=int, default=8, help="trials (samples) to run (default 8)")
+    group.add_argument("--trials", type=int, default=8, help="trials (samples) to run (default: 8)")
     group.add_argument(
         "--grace-steps",
         type=int,
         default=None,
         help="ASHA's grace period: no trial is stopped before this many steps (default: 2 x --eval-freq)",
     )
-    group.add_argument("--search-seed", type=int, default=0, help="seed of the TPE sampler (default 0)")
+    group.add_argument("--search-seed", type=int, default=0, help="seed of the TPE sampler (default: 0)")
     group.add_argument("--out", required=True, help="YAML file for the best hyperparameters")
     return parser
 

@@ -171,7 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
         "train_freq for dqn; the step count printed at the end includes a resumed checkpoint's",
     )
     parser.add_argument(
-        "--seed", type=int, default=0, help="seed of the training envs and the model (default 0)"
+        "--seed", type=int, default=0, help="seed of the training envs and the model (default: 0)"
     )
     parser.add_argument(
         "--n-envs",
@@ -187,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--eval-freq",
         type=int,
         default=25_000,
-        help="evaluate every this many env steps; 0 disables (default 25000)",
+        help="evaluate every this many env steps; 0 disables (default: 25000)",
     )
     parser.add_argument(
         "--eval-rates",
@@ -207,19 +207,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--eval-seeds",
         type=_csv(int, "--eval-seeds"),
         default=[10_000, 10_001],
-        help="comma-separated evaluation seeds, kept apart from training seeds (default 10000,10001)",
+        help="comma-separated evaluation seeds, kept apart from training seeds (default: 10000,10001)",
     )
     parser.add_argument(
         "--eval-horizon-s",
         type=float,
         default=20.0,
-        help="simulated seconds per evaluation episode (default 20)",
+        help="simulated seconds per evaluation episode (default: 20)",
     )
     parser.add_argument(
         "--save-freq",
         type=int,
         default=100_000,
-        help="checkpoint every this many env steps; 0 disables (default 100000)",
+        help="checkpoint every this many env steps; 0 disables (default: 100000)",
     )
     parser.add_argument(
         "--hyperparams",
@@ -247,12 +247,12 @@ def build_parser() -> argparse.ArgumentParser:
         "settings, normalisation statistics and (DQN) replay buffer are restored; only -n and the "
         "evaluation/saving flags apply (rl-zoo's -i; --resume is the same flag)",
     )
-    parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     parser.add_argument(
         "--torch-threads",
         type=int,
         default=1,
-        help="torch CPU threads (default 1: fastest for these small networks)",
+        help="torch CPU threads (default: 1: fastest for these small networks)",
     )
     parser.add_argument(
         "-f",
@@ -260,7 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--runs-dir",
         dest="runs_dir",
         default="runs",
-        help="parent folder of run folders (default runs; rl-zoo's -f; --runs-dir is the same flag)",
+        help="parent folder of run folders (default: runs; rl-zoo's -f; --runs-dir is the same flag)",
     )
     parser.add_argument(
         "--run-name",
@@ -280,7 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--jobs",
         type=int,
         default=2,
-        help="with --seeds (and in a search, apps/search.py): trials at once, one CPU each (default 2)",
+        help="with --seeds (and in a search, apps/search.py): trials at once, one CPU each (default: 2)",
     )
     parser.add_argument(
         "--address",
@@ -289,7 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
         "a local Ray)",
     )
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
-    parser.add_argument("--verbose", type=int, default=1, choices=[0, 1, 2], help="verbosity (default 1)")
+    parser.add_argument("--verbose", type=int, default=1, choices=[0, 1, 2], help="verbosity (default: 1)")
     return parser
 
 

@@ -120,17 +120,17 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("checkpoints", nargs="+", type=Path, help="checkpoint .zip files")
-    parser.add_argument("--scenarios", default=SCENARIOS, help=f"evaluation scenarios (default {SCENARIOS})")
-    parser.add_argument("--n-seeds", type=int, default=10, help="evaluation seeds 0..N-1 (default 10)")
+    parser.add_argument("--scenarios", default=SCENARIOS, help=f"evaluation scenarios (default: {SCENARIOS})")
+    parser.add_argument("--n-seeds", type=int, default=10, help="evaluation seeds 0..N-1 (default: 10)")
     parser.add_argument(
         "--min-requests",
         type=int,
         default=MIN_REQUESTS,
         help="a scenario whose episodes hold fewer requests on average gets the seeds that follow "
-        f"too, up to this many (evaluate.py --min-requests; default {MIN_REQUESTS:,}, the learning "
+        f"too, up to this many, as evaluate.py --min-requests (default: {MIN_REQUESTS:,}, the learning "
         "assessment's; 0: the same seeds everywhere)",
     )
-    parser.add_argument("--jobs", type=int, default=2, help="evaluation processes (default 2)")
+    parser.add_argument("--jobs", type=int, default=2, help="evaluation processes (default: 2)")
     args = parser.parse_args(argv)
     for path in args.checkpoints:
         print(f"wrote {card(path, args.scenarios, args.n_seeds, args.jobs, args.min_requests)}")

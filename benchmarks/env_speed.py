@@ -34,6 +34,11 @@ import batchenv
 from batchenv.fileio import write_atomic
 from batchenv.sim import Simulator, simulate
 
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from benchmarks.proposed.common import display_path  # noqa: E402
+
 RESULTS = Path(__file__).resolve().parent / "results" / "env_speed.json"
 
 
@@ -108,10 +113,12 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--steps", type=int, default=100_000, help="env steps per measurement (default 100000)"
+        "--steps", type=int, default=100_000, help="env steps per measurement (default: 100000)"
     )
-    parser.add_argument("--repeats", type=int, default=3, help="interleaved repeats; best kept (default 3)")
-    parser.add_argument("--out", type=Path, default=RESULTS, help=f"JSON output (default {RESULTS})")
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved repeats; best kept (default: 3)")
+    parser.add_argument(
+        "--out", type=Path, default=RESULTS, help=f"JSON output (default: {display_path(RESULTS)})"
+    )
     args = parser.parse_args(argv)
     if args.steps < 1000 or args.repeats < 1:
         parser.error("--steps must be >= 1000 and --repeats >= 1")

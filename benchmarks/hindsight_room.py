@@ -35,6 +35,11 @@ from batchenv.scenarios import load_scenario
 from batchenv.seeds import parse_seeds
 from evaluation.stats import mean_ci95, relative_gap
 
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from benchmarks.proposed.common import display_path  # noqa: E402
+
 OUT_DIR = Path(__file__).resolve().parents[1] / "docs" / "results"
 AGENTS = "greedy,static,timeout,aimd,util_switch,proposed,robust"
 
@@ -185,13 +190,17 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--scenarios", default="azure_trace,azure_trace_medium", help="default azure_trace,azure_trace_medium"
+        "--scenarios",
+        default="azure_trace,azure_trace_medium",
+        help="comma-separated scenarios (default: azure_trace,azure_trace_medium)",
     )
-    parser.add_argument("--agents", default=AGENTS, help=f"agent specs (default {AGENTS})")
-    parser.add_argument("--seeds", default="0-4", help="FIRST-LAST or a list (default 0-4)")
-    parser.add_argument("--out-dir", type=Path, default=OUT_DIR, help=f"output folder (default {OUT_DIR})")
+    parser.add_argument("--agents", default=AGENTS, help=f"agent specs (default: {AGENTS})")
+    parser.add_argument("--seeds", default="0-4", help="FIRST-LAST or a list (default: 0-4)")
     parser.add_argument(
-        "--name", default="hindsight_room", help="stem of the output files (default hindsight_room)"
+        "--out-dir", type=Path, default=OUT_DIR, help=f"output folder (default: {display_path(OUT_DIR)})"
+    )
+    parser.add_argument(
+        "--name", default="hindsight_room", help="stem of the output files (default: hindsight_room)"
     )
     parser.add_argument(
         "--horizon-s", type=float, default=None, help="episode length (s; default: each scenario's own)"
@@ -200,14 +209,14 @@ def main(argv: list[str] | None = None) -> int:
         "--beam",
         type=int,
         default=DEFAULT_BEAM,
-        help=f"several workers: states the schedule search keeps per request index (default {DEFAULT_BEAM})",
+        help=f"several workers: states the schedule search keeps per request index (default: {DEFAULT_BEAM})",
     )
     parser.add_argument(
         "--projection",
         choices=PROJECTIONS,
         default="sum",
         help="several workers: the fronts the schedule search keeps, on the sum of the free times "
-        "(sum) or on it and on each free time (all; slower) (default sum)",
+        "(sum) or on it and on each free time (all; slower) (default: sum)",
     )
     args = parser.parse_args(argv)
     try:

@@ -35,6 +35,11 @@ from agents.hindsight import episode_bound
 from batchenv.fileio import write_atomic
 from batchenv.scenarios import load_scenario
 
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from benchmarks.proposed.common import display_path  # noqa: E402
+
 RESULTS = Path(__file__).resolve().parent / "results" / "hindsight_speed.json"
 ARRIVALS = {"poisson": "default", "trace": "azure_trace", "servegen": "servegen"}
 """Arrival kind -> the scenario whose arrival process (rescaled to each rate) is used."""
@@ -90,16 +95,19 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--rates", default="50,150,300", help="arrival rates (requests/s), default 50,150,300"
+        "--rates", default="50,150,300", help="arrival rates (requests/s) (default: 50,150,300)"
     )
-    parser.add_argument("--seeds", default="0", help="episode seeds, default 0")
-    parser.add_argument("--horizon-s", type=float, default=60.0, help="episode length (s), default 60")
+    parser.add_argument("--seeds", default="0", help="episode seeds (default: 0)")
+    parser.add_argument("--horizon-s", type=float, default=60.0, help="episode length (s) (default: 60)")
     parser.add_argument(
         "--arrivals",
         default="poisson,trace",
-        help="among poisson, trace (the Azure excerpt), servegen (the ServeGen hour); default poisson,trace",
+        help="among poisson, trace (the Azure excerpt), servegen (the ServeGen hour) "
+        "(default: poisson,trace)",
     )
-    parser.add_argument("--out", type=Path, default=RESULTS, help=f"JSON output (default {RESULTS})")
+    parser.add_argument(
+        "--out", type=Path, default=RESULTS, help=f"JSON output (default: {display_path(RESULTS)})"
+    )
     args = parser.parse_args(argv)
     rates = _numbers(args.rates, "rates", float)
     seeds = _numbers(args.seeds, "seeds", int)

@@ -1326,7 +1326,7 @@ def main(argv: list[str] | None = None) -> int:
         help="experiments compared by their training evaluation only (at 300,000 steps), not assessed "
         f"(default: {','.join(ABLATIONS)}); their finished seeds are used",
     )
-    parser.add_argument("--seeds", default="0-2", help="training seeds of every experiment (default 0-2)")
+    parser.add_argument("--seeds", default="0-2", help="training seeds of every experiment (default: 0-2)")
     parser.add_argument("--jobs", type=int, default=2, help="training runs / assessment processes at once")
     parser.add_argument(
         "--runs-dir", default="runs/learning", help="parent of the sweep folders, relative to the repo"
@@ -1340,7 +1340,7 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=MIN_REQUESTS,
         help="a scenario whose assessment episodes hold fewer requests (mean rate x horizon) gets the "
-        f"following seeds too, up to this many (default {MIN_REQUESTS:,}; 0: the assessment seeds only)",
+        f"following seeds too, up to this many (default: {MIN_REQUESTS:,}; 0: the assessment seeds only)",
     )
     parser.add_argument(
         "--scenarios", default=None, help="assessment scenarios (default: see assessment_scenarios)"
@@ -1350,7 +1350,7 @@ def main(argv: list[str] | None = None) -> int:
         choices=("best", "final"),
         default="best",
         help="which model of each seed to assess: best (the lowest mean gap of the training evaluation, "
-        "on training-side scenarios only) or final (default best)",
+        "on training-side scenarios only) or final (default: best)",
     )
     parser.add_argument(
         "--curve-targets",
@@ -1375,7 +1375,7 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         default=REPO / "docs" / "rl.md",
         help=f"document whose block between {RL_DOC_BEGIN} and {RL_DOC_END} is replaced by the summary "
-        "(default docs/rl.md; none: leave it)",
+        "(default: docs/rl.md; none: leave it)",
     )
     given = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(given)

@@ -212,13 +212,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--scenario", default="bursty_low", help="scenario name or YAML (default bursty_low)")
-    parser.add_argument("--seeds", default="30000-30199", help="episode seeds (default 30000-30199)")
-    parser.add_argument("--horizon-s", type=float, default=60.0, help="seconds per episode (default 60)")
+    parser.add_argument(
+        "--scenario", default="bursty_low", help="scenario name or YAML (default: bursty_low)"
+    )
+    parser.add_argument("--seeds", default="30000-30199", help="episode seeds (default: 30000-30199)")
+    parser.add_argument("--horizon-s", type=float, default=60.0, help="seconds per episode (default: 60)")
     parser.add_argument(
         "--sample-seeds",
         default="0-9",
-        help="the ten-episode sample of the sample-size table (default 0-9: a card's seeds "
+        help="the ten-episode sample of the sample-size table (default: 0-9: a card's seeds "
         "without --min-requests)",
     )
     parser.add_argument(

@@ -89,6 +89,7 @@ from batchenv.trace_prep import (  # noqa: E402
     snap_to_grid,
     spread_ties_uniformly,
 )
+from benchmarks.proposed.common import display_path  # noqa: E402
 
 DATA_DIR = REPO / "batchenv" / "data"
 EXTERNAL_DIR = REPO / "external"
@@ -311,8 +312,8 @@ def main(argv: list[str] | None = None) -> int:
         "--out-dir",
         type=Path,
         default=None,
-        help=f"where to write the excerpts (default: {DATA_DIR} for the shipped ones, "
-        f"{EXTERNAL_DIR} for FineServe)",
+        help=f"where to write the excerpts (default: {display_path(DATA_DIR)} for the shipped ones, "
+        f"{display_path(EXTERNAL_DIR)} for FineServe)",
     )
     parser.add_argument(
         "--any-version", action="store_true", help="do not check the source file's sha256 against the release"

@@ -37,6 +37,7 @@ from batchenv.fileio import write_json_atomic  # noqa: E402
 from batchenv.metrics import compute_metrics  # noqa: E402
 from batchenv.safe_yaml import YamlError, load_yaml  # noqa: E402
 from batchenv.sim import Simulator, simulate  # noqa: E402
+from benchmarks.proposed.common import display_path  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results" / "memory_bounds.json"
 BOMB = (
@@ -120,7 +121,9 @@ def alias_bomb() -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=RESULTS, help=f"JSON results (default {RESULTS})")
+    parser.add_argument(
+        "--out", type=Path, default=RESULTS, help=f"JSON results (default: {display_path(RESULTS)})"
+    )
     parser.add_argument("--scratch", type=Path, default=Path("/tmp"), help="folder for the zip bomb file")
     args = parser.parse_args(argv)
     short, long = episode_memory(30.0, True), episode_memory(120.0, True)

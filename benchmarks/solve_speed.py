@@ -32,6 +32,11 @@ from batchenv.config import SystemConfig
 from batchenv.fileio import write_atomic
 from batchenv.scenarios import load_scenario
 
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from benchmarks.proposed.common import display_path  # noqa: E402
+
 RESULTS = Path(__file__).resolve().parent / "results" / "solve_speed.json"
 GOAL_S = 5.0
 
@@ -73,8 +78,10 @@ def main(argv: list[str] | None = None) -> int:
         help="arrival rates, requests/s; 550 is above 90%% of the largest throughput, where the cap is "
         "queue_capacity (default: %(default)s)",
     )
-    parser.add_argument("--repeats", type=int, default=5, help="interleaved repeats; best kept (default 5)")
-    parser.add_argument("--out", type=Path, default=RESULTS, help=f"JSON output (default {RESULTS})")
+    parser.add_argument("--repeats", type=int, default=5, help="interleaved repeats; best kept (default: 5)")
+    parser.add_argument(
+        "--out", type=Path, default=RESULTS, help=f"JSON output (default: {display_path(RESULTS)})"
+    )
     args = parser.parse_args(argv)
     try:
         rates = parse_rates(args.rates)

@@ -41,6 +41,7 @@ from benchmarks.cli_parts import (  # noqa: E402
     check_trace_files,
     chosen_trace_scenarios,
 )
+from benchmarks.proposed.common import display_path  # noqa: E402
 
 COMMAND = "python benchmarks/trace_table.py"
 OUT_DIR = REPO / "docs" / "results"
@@ -251,7 +252,12 @@ def render(data: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out-dir", type=Path, default=OUT_DIR, help=f"default: {OUT_DIR}")
+    parser.add_argument(
+        "--out-dir",
+        type=Path,
+        default=OUT_DIR,
+        help=f"folder of traces.json and traces.md (default: {display_path(OUT_DIR)})",
+    )
     add_scenario_path_argument(parser)
     parser.add_argument(
         "--scenarios", default="", help="comma-separated trace scenarios with a time split (default: all)"

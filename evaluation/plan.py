@@ -139,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--n-seeds",
         type=int,
         default=None,
-        help="use seeds 0..N-1 (default 10; 5 with --quick)",
+        help="use seeds 0..N-1 (default: 10; 5 with --quick)",
     )
     parser.add_argument(
         "--min-requests",
@@ -147,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         help="a scenario whose episodes hold fewer requests than this on average (mean rate x "
         "horizon x seeds) also runs the seeds that follow, up to that many requests: a quiet or "
-        "spiky scenario is then measured on as many requests as a busy one (default 0: the same "
+        "spiky scenario is then measured on as many requests as a busy one (default: 0: the same "
         "seeds everywhere)",
     )
     parser.add_argument(

@@ -1,7 +1,9 @@
 """Every command line's ``--help``, as a new user first reads it: it exits 0, and each option
 states its default at most once and never an empty or meaningless one ("(default: None)", which
 argparse.ArgumentDefaultsHelpFormatter appends to a help text that already names the default,
-or to an option whose default is None, or "(default: False)" to a flag), and no "%%" shows."""
+or to an option whose default is None, or "(default: False)" to a flag), always as
+"(default: X)", never with a path of this machine (a default inside the repository is shown
+relative to it), and no "%%" shows."""
 
 from __future__ import annotations
 
@@ -90,6 +92,10 @@ def test_help_states_each_default_once(cli: str) -> None:
     for empty in EMPTY_DEFAULTS:
         assert empty not in flat, f"{cli}: {empty}"
     assert "%%" not in text, f"{cli}: '%%' in the help"
+    # a path may be wrapped over lines: compared without any whitespace
+    assert str(REPO) not in "".join(text.split()), f"{cli}: the repository's absolute path {REPO} in the help"
+    loose = re.findall(r"\(default [^)]{0,60}", flat)
+    assert not loose, f"{cli}: a default not written '(default: X)': {loose}"
     for entry in help_entries(text):
         assert len(re.findall(r"\(default\b", entry)) <= 1, f"{cli}: a default twice: {entry}"
 

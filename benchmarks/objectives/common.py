@@ -209,7 +209,7 @@ def config_of(name: str, horizon_s: float | None = None) -> SystemConfig:
 def add_study_arguments(parser: argparse.ArgumentParser, default_out: Path, n_seeds: int) -> None:
     """``--n-seeds``, ``--horizon-s``, ``--out`` and the execution flags of every study."""
     parser.add_argument(
-        "--n-seeds", type=int, default=n_seeds, help=f"evaluation seeds 0..N-1 (default {n_seeds})"
+        "--n-seeds", type=int, default=n_seeds, help=f"evaluation seeds 0..N-1 (default: {n_seeds})"
     )
     parser.add_argument(
         "--horizon-s",
