@@ -60,7 +60,7 @@ from agents.hyperparameters import (
     validate_hyperparams,
 )
 from agents.interrupt import StopRequest, StopTrainingOnRequest
-from agents.replay_buffer_io import load_replay_buffer, save_replay_buffer
+from agents.replay_buffer_io import load_replay_buffer, replay_buffer_path, save_replay_buffer
 from agents.rl import ALGORITHMS, make_training_env
 from agents.semi_markov import SEMI_MARKOV_BUFFERS, DiscountFromInfoCallback
 from batchenv.actions import ActionCodec
@@ -164,8 +164,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--n-timesteps",
         type=int,
         default=None,
-        help="environment steps to train (default: n_timesteps of the hyperparameter file); with "
-        "--resume, steps on top of the checkpoint's. Training runs whole rollouts and stops at the "
+        help="environment steps to train (default: n_timesteps of the hyperparameter file; with "
+        "--resume, the steps the checkpoint's run had left, so that the learning-rate and "
+        "exploration schedules go on where they stopped); with --resume, steps on top of the "
+        "checkpoint's, the schedules then spread over both. Training runs whole rollouts and stops at the "
         "first that reaches the count, so it is rounded up: to a multiple of n_envs x n_steps for "
         "ppo, maskable_ppo and a2c (-n 2048 with ppo's 4 envs x 2048 steps trains 8192), of n_envs x "
         "train_freq for dqn; the step count printed at the end includes a resumed checkpoint's",
@@ -243,9 +245,10 @@ def build_parser() -> argparse.ArgumentParser:
         dest="resume",
         default=None,
         metavar="PATH",
-        help="continue training from a checkpoint .zip: its config, hyperparameters, reward "
-        "settings, normalisation statistics and (DQN) replay buffer are restored; only -n and the "
-        "evaluation/saving flags apply (rl-zoo's -i; --resume is the same flag)",
+        help="continue training from a checkpoint .zip: its config, seed, hyperparameters, reward "
+        "settings, normalisation statistics and (DQN) replay buffer, kept next to final_model.zip and "
+        "interrupted.zip only, are restored; only -n and the evaluation/saving flags apply "
+        "(rl-zoo's -i; --resume is the same flag)",
     )
     parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     parser.add_argument(
@@ -378,6 +381,26 @@ def _train_args(parser: argparse.ArgumentParser, ns: argparse.Namespace) -> Trai
             parser.error(f"{flag} must be >= {minimum}, got {value}")
     if ns.n_envs is not None and not 1 <= ns.n_envs <= MAX_N_ENVS:
         parser.error(f"--n-envs must be in [1, {MAX_N_ENVS}] (as hyperparams.n_envs), got {ns.n_envs}")
+    if not 0 <= ns.seed < 2**32:
+        parser.error(f"--seed must be in [0, 2**32 - 1], got {ns.seed}")
+    if ns.resume:
+        for flag, given in (("--env", ns.env != "default"), ("--seed", ns.seed != 0)):
+            if given:
+                parser.error(
+                    f"{flag} does not apply with --resume: a resumed run keeps its checkpoint's "
+                    "scenario and seed"
+                )
+    _check_device(parser, ns.device)
+    for name in ns.eval_scenarios or ():
+        if name.endswith("_test"):
+            parser.error(
+                f"--eval-scenarios: {name!r} is a held-out test half; evaluate during training on "
+                "training data only (its _train half, say)"
+            )
+        try:
+            load_scenario(name)
+        except ConfigError as exc:
+            parser.error(f"--eval-scenarios: {exc}")
     if ns.rate is not None and not ns.rate > 0:
         parser.error(f"--rate must be > 0 (requests/s), got {ns.rate}")
     if not ns.eval_horizon_s > 0:
@@ -394,6 +417,20 @@ def _train_args(parser: argparse.ArgumentParser, ns: argparse.Namespace) -> Trai
 
 
 _RUN_NAME = re.compile(r"[^A-Za-z0-9_.+-]")
+
+
+def _check_device(parser: argparse.ArgumentParser, device: str) -> None:
+    """``parser.error`` unless ``device`` names a torch device this machine has."""
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, ValueError) as exc:
+        parser.error(f"--device: {device!r} is not a torch device ({' '.join(str(exc).split())})")
+    if parsed.type == "cuda" and (
+        not torch.cuda.is_available() or (parsed.index or 0) >= torch.cuda.device_count()
+    ):
+        parser.error(f"--device {device}: no such CUDA device on this machine (use cpu)")
+    if parsed.type not in ("cpu", "cuda"):
+        parser.error(f"--device must be cpu or cuda[:N], got {device!r}")
 
 
 def new_run_dir(runs_dir: Path, algo: str, scenario: str) -> Path:
@@ -433,6 +470,8 @@ class RunPlan:
     config: SystemConfig
     hyperparams: dict[str, Any]  # batchenv's own keys and SB3's, as recorded in the checkpoints
     checkpoint: Checkpoint | None
+    seed: int = 0  # of the training envs and the model: --seed, or the resumed checkpoint's
+    target_timesteps: int | None = None  # steps the run (resumed ones included) trains to
 
     @property
     def sb3_params(self) -> dict[str, Any]:
@@ -477,7 +516,8 @@ def plan_run(args: TrainArgs) -> RunPlan:
                 f"checkpoint {args.resume}: no recorded hyperparameters, cannot resume faithfully"
             )
         validate_hyperparams(hyperparams, **network_sizes(checkpoint.config))
-        return RunPlan(checkpoint.config, hyperparams, checkpoint)
+        seed = _meta_int(checkpoint, "seed", 0, 2**32 - 1, default=0)
+        return RunPlan(checkpoint.config, hyperparams, checkpoint, seed=seed)
     config = load_scenario(args.env)
     hyperparams = load_hyperparams(args.algo, config.name)
     if args.hyperparams_file:
@@ -491,7 +531,48 @@ def plan_run(args: TrainArgs) -> RunPlan:
             "hyperparams.discount_horizon_s",
             f"applies to {sorted(SEMI_MARKOV_BUFFERS)}, not {args.algo!r} (which discounts per step)",
         )
-    return RunPlan(config, hyperparams, None)
+    return RunPlan(config, hyperparams, None, seed=args.seed)
+
+
+def _meta_int(checkpoint: Checkpoint, key: str, low: int, high: int, *, default: int | None) -> int | None:
+    """The checkpoint's recorded ``key``: an integer in [low, high], or ``default`` if absent.
+
+    :raises CheckpointError: naming the key, for any other value.
+    """
+    value = checkpoint.meta.get(key)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise CheckpointError(
+            f"checkpoint {checkpoint.path}: meta {key} must be an integer in [{low}, {high}], got {value!r}"
+        )
+    return value
+
+
+def timesteps_to_train(args: TrainArgs, plan: RunPlan, done: int) -> tuple[int, str | None]:
+    """How many steps to train, and a note to print (or None).
+
+    A new run trains ``-n`` (default: the hyperparameters' ``n_timesteps``). A resumed run
+    without ``-n`` trains the steps its run had left (its checkpoint's ``target_timesteps`` less
+    the ``done`` ones), so that the learning-rate and exploration schedules, which SB3 spreads
+    over the steps done plus those of the current call, go on where they stopped; with ``-n``
+    they are spread over ``done + n`` instead, and the note says so.
+    """
+    default = int(plan.own("n_timesteps", 1_000_000))
+    if plan.checkpoint is None:
+        return int(args.n_timesteps or default), None
+    target = _meta_int(plan.checkpoint, "target_timesteps", 1, 10**12, default=None)
+    if args.n_timesteps is None and target is not None and target > done:
+        return target - done, f"resuming at {done} of {target} steps: {target - done} more"
+    n = int(args.n_timesteps or default)
+    if target is None:
+        return n, f"resuming at {done} steps: {n} more (the checkpoint records no target)"
+    if done + n == target:
+        return n, f"resuming at {done} of {target} steps: {n} more"
+    return n, (
+        f"resuming at {done} steps: {n} more, so the schedules (learning rate, exploration) now "
+        f"run to {done + n} steps, not the {target} of the run (leave out -n to continue them)"
+    )
 
 
 def network_sizes(config: SystemConfig) -> dict[str, int]:
@@ -529,9 +610,17 @@ def build_model(args: TrainArgs, plan: RunPlan, venv: Any, tb_root: Path) -> Any
         model.set_env(venv)
         restore_training_state(venv, plan.checkpoint.meta)
         try:
-            load_replay_buffer(model, plan.checkpoint.path)
+            restored = load_replay_buffer(model, plan.checkpoint.path)
         except ValueError as exc:
             raise CheckpointError(f"checkpoint {plan.checkpoint.path}: replay buffer: {exc}") from None
+        if getattr(model, "replay_buffer", None) is not None and not restored:
+            print(
+                f"warning: no replay buffer next to {plan.checkpoint.path} "
+                f"({replay_buffer_path(plan.checkpoint.path).name}): it starts empty. "
+                "final_model.zip and interrupted.zip keep theirs; checkpoints/step_*.zip and "
+                "best_model.zip do not",
+                file=sys.stderr,
+            )
     else:
         params = plan.sb3_params
         horizon_s = plan.own("discount_horizon_s")
@@ -542,7 +631,7 @@ def build_model(args: TrainArgs, plan: RunPlan, venv: Any, tb_root: Path) -> Any
             model = ALGORITHMS[args.algo](
                 plan.own("policy", "MlpPolicy"),
                 venv,
-                seed=args.seed,
+                seed=plan.seed,
                 device=args.device,
                 verbose=0,
                 tensorboard_log=str(tb_root),
@@ -572,7 +661,6 @@ def train(
     torch.set_num_threads(args.torch_threads)
     plan = plan_run(args)
     config = plan.config
-    n_timesteps = int(args.n_timesteps or plan.own("n_timesteps", 1_000_000))
     n_envs = training_envs(args, plan)
     if args.run_name:
         Path(args.runs_dir).mkdir(parents=True, exist_ok=True)
@@ -594,7 +682,7 @@ def train(
         venv = make_training_env(
             config,
             n_envs,
-            args.seed,
+            plan.seed,
             reward_scale=float(plan.own("reward_scale", 1.0)),
             reward_center=bool(plan.own("reward_center", False)),
             reward_per_request=bool(plan.own("reward_per_request", False)),
@@ -603,6 +691,11 @@ def train(
             gamma=float(plan.hyperparams.get("gamma", 0.99)),
         )
         model = build_model(args, plan, venv, tb_root)
+        done = int(model.num_timesteps) if plan.checkpoint is not None else 0
+        n_timesteps, note = timesteps_to_train(args, plan, done)
+        plan.target_timesteps = done + n_timesteps
+        if note:
+            print(note)
         _log_hyperparams(tb_root / run_dir.name, args, plan.hyperparams)
         callbacks = _callbacks(args, plan, run_dir, command, stop, listeners or [])
         if stop.requested:
@@ -647,8 +740,9 @@ def _extra(args: TrainArgs, plan: RunPlan, command: str) -> dict[str, Any]:
     return {
         "command": command,
         "scenario": plan.config.name,
-        "seed": args.seed,
+        "seed": plan.seed,
         "hyperparams": plan.hyperparams,
+        "target_timesteps": plan.target_timesteps,
     }
 
 

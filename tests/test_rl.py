@@ -668,3 +668,60 @@ def test_gap_to_optimal_is_the_relative_cost_over_the_optimum_on_the_same_arriva
     assert record["gap_to_optimal"] == summary["gap_to_optimal"]
     whole = mean_cost(OptimalScheduler(config, 250.0, action_set="whole"))
     assert summary["gap_to_optimal_env_actions"] == pytest.approx((cost - whole) / whole, rel=1e-9)
+
+
+def test_a_resumed_run_without_n_trains_the_steps_its_run_had_left(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """So that SB3's schedules (learning rate, exploration), spread over the steps done plus
+    those of the call, go on where they stopped; with -n they are spread anew, and it says so."""
+    run = _train(tmp_path, "ppo", "--seed", "3", n=512)
+    middle = run / "checkpoints" / "step_256.zip"
+    assert load_checkpoint(middle).meta["target_timesteps"] == 512
+    capsys.readouterr()
+    argv = _tiny_argv(tmp_path, "ppo", "--n-envs", "2", "--eval-freq", "0", resume=middle)
+    assert train.main(argv) == 0
+    assert "resuming at 256 of 512 steps: 256 more" in capsys.readouterr().out
+    resumed = load_checkpoint(sorted((tmp_path / "runs").iterdir())[-1] / "final_model.zip")
+    assert resumed.meta["timesteps"] == 512 and resumed.meta["target_timesteps"] == 512
+    assert resumed.meta["seed"] == 3  # the run's seed, not --seed's default
+    assert train.main([*argv, "-n", "256"]) == 0
+    assert "now run to 512 steps, not the 512" not in capsys.readouterr().out  # the same total
+    assert train.main([*argv, "-n", "128"]) == 0
+    assert (
+        "schedules (learning rate, exploration) now run to 384 steps, not the 512" in capsys.readouterr().out
+    )
+
+
+def test_a_dqn_checkpoint_without_its_replay_buffer_says_the_buffer_starts_empty(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = _train(tmp_path, "dqn", n=512)
+    capsys.readouterr()
+    flags = ("-n", "64", "--n-envs", "2", "--eval-freq", "0")
+    periodic = _tiny_argv(tmp_path, "dqn", *flags, resume=run / "checkpoints" / "step_256.zip")
+    assert train.main(periodic) == 0
+    assert "no replay buffer next to" in capsys.readouterr().err
+    assert train.main(_tiny_argv(tmp_path, "dqn", *flags, resume=run / "final_model.zip")) == 0
+    assert "no replay buffer" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        (["--seed", "-1"], "--seed must be in [0, 2**32 - 1], got -1"),
+        (["--device", "banana"], "--device: 'banana' is not a torch device"),
+        (["--device", "cuda:7"], "--device cuda:7: no such CUDA device"),
+        (["--eval-scenarios", "azure_trace_test"], "--eval-scenarios: 'azure_trace_test' is a held-out"),
+        (["--eval-scenarios", "nosuch"], "--eval-scenarios: scenario: unknown scenario 'nosuch'"),
+        (["--resume", "x.zip", "--env", "high_load"], "--env does not apply with --resume"),
+        (["--resume", "x.zip", "--seed", "2"], "--seed does not apply with --resume"),
+    ],
+)
+def test_bad_training_flags_are_one_line(
+    flags: list[str], expected: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        train.parse_args(flags)
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith(f"train.py: error: {expected}")
