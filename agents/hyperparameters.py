@@ -109,8 +109,11 @@ _RANGES: dict[str, tuple[str, float, float, bool, bool]] = {
     "exploration_initial_eps": ("float", *_UNIT, True, True),
     "exploration_final_eps": ("float", *_UNIT, True, True),
     "rms_prop_eps": ("float", 0.0, math.inf, False, False),
+    "target_kl": ("float", 0.0, math.inf, False, False),
+    "stats_window_size": ("int", 1, 1_000_000, True, True),
+    "sde_sample_freq": ("int", -1, 10**10, True, True),
 }
-_NULLABLE = ("discount_horizon_s", "clip_range_vf")
+_NULLABLE = ("discount_horizon_s", "clip_range_vf", "target_kl")
 """Keys of :data:`_RANGES` that may also be null (off)."""
 _BOOLEANS = (
     "normalize_obs",
@@ -119,9 +122,57 @@ _BOOLEANS = (
     "reward_per_request",
     "normalize_advantage",
     "use_rms_prop",
+    "use_sde",
+    "optimize_memory_usage",
 )
+_BUFFER_CLASS_KEYS = ("rollout_buffer_class", "replay_buffer_class")
+"""SB3 arguments that take a Python class (batchenv picks the buffer: the semi-Markov one of
+:mod:`agents.semi_markov` with ``discount_horizon_s``, else SB3's own)."""
+_BUFFER_KWARGS_KEYS = ("rollout_buffer_kwargs", "replay_buffer_kwargs")
+"""SB3 arguments passed on to the buffer's constructor: a mapping or null."""
+_SET_BY_TRAIN = {
+    "env": "--env",
+    "seed": "--seed",
+    "device": "--device",
+    "verbose": "--verbose",
+    "tensorboard_log": "--tensorboard-log",
+    "_init_setup_model": None,
+}
+"""SB3 constructor arguments that ``train.py`` sets itself (with its flag, if any): never
+hyperparameters (``_init_setup_model: false`` would build a model without networks)."""
 _CLASS_KEYS = ("activation_fn", "features_extractor_class", "optimizer_class")
 """``policy_kwargs`` entries that SB3 needs as Python classes, which YAML and JSON cannot hold."""
+_POLICY_BOOLEANS = (
+    "ortho_init",
+    "share_features_extractor",
+    "normalize_images",
+    "full_std",
+    "use_expln",
+    "squash_output",
+)
+"""``policy_kwargs`` entries that are true or false (SB3's ActorCriticPolicy, MaskablePPO's and
+DQN's policies; each policy refuses those it does not take when the model is built)."""
+_POLICY_RANGES: dict[str, tuple[str, float, float, bool, bool]] = {
+    # the initial log standard deviation of continuous actions (SAC clamps its own to [-20, 2])
+    "log_std_init": ("float", -20.0, 20.0, True, True),
+}
+_POLICY_SET_BY_SB3 = {
+    "use_sde": "hyperparams.use_sde",
+    "lr_schedule": "hyperparams.learning_rate",
+    "observation_space": "the env",
+    "action_space": "the env",
+}
+"""``policy_kwargs`` entries that SB3 passes to the policy itself (from what)."""
+_POLICY_MAPPINGS = ("features_extractor_kwargs", "optimizer_kwargs")
+"""``policy_kwargs`` entries that are keyword arguments of their own: a mapping or null."""
+_OPTIMIZER_BOOLEANS = ("amsgrad", "maximize", "capturable", "differentiable", "decoupled_weight_decay")
+"""``policy_kwargs.optimizer_kwargs`` entries of torch's Adam that are true or false."""
+_OPTIMIZER_OPTIONAL_BOOLEANS = ("foreach", "fused")
+"""Adam entries that are true, false or null (torch chooses)."""
+_OPTIMIZER_RANGES: dict[str, tuple[str, float, float, bool, bool]] = {
+    "eps": ("float", 0.0, math.inf, False, False),
+    "weight_decay": ("float", 0.0, math.inf, True, False),
+}
 
 
 def load_hyperparams(algo: str, scenario: str, directory: Path = HYPERPARAMS_DIR) -> dict[str, Any]:
@@ -182,7 +233,10 @@ def is_integer_hyperparameter(key: str) -> bool:
 def validate_hyperparams(
     params: Mapping[str, Any], *, n_inputs: int = NETWORK_INPUTS, n_outputs: int = NETWORK_OUTPUTS
 ) -> None:
-    """Check the values of every known hyperparameter (unknown keys are left to SB3).
+    """Check the values of every known hyperparameter: every argument of the SB3 constructors of
+    PPO, A2C, DQN and MaskablePPO and of their policies (``policy_kwargs``) that YAML can hold, and
+    batchenv's own (:data:`OWN_KEYS`). Unknown keys are left to SB3, which refuses them when it
+    builds the model.
 
     :param params: hyperparameters by name (a file entry, ``--hyperparams``, a checkpoint's).
     :param n_inputs: observation size the networks of ``policy_kwargs`` read (entries; default
@@ -193,12 +247,29 @@ def validate_hyperparams(
     for key, value in params.items():
         field = f"hyperparams.{key}"
         if key in _BOOLEANS:
-            if not isinstance(value, bool):
-                raise ConfigError(field, f"must be true or false, got {short_repr(value)}")
+            _check_boolean(field, value)
         elif key in _RANGES:
             if key in _NULLABLE and value is None:
                 continue
-            _check_number(field, value, *_RANGES[key])
+            _check_number(field, value, *_RANGES[key], nullable=key in _NULLABLE)
+        elif key in _BUFFER_CLASS_KEYS:
+            raise ConfigError(
+                field,
+                "needs a Python class, which YAML and JSON cannot hold (batchenv picks the buffer: "
+                "a semi-Markov one with discount_horizon_s)",
+            )
+        elif key in _BUFFER_KWARGS_KEYS:
+            _check_mapping(field, value)
+            if key == "replay_buffer_kwargs" and value is not None and "handle_timeout_termination" in value:
+                _check_boolean(f"{field}.handle_timeout_termination", value["handle_timeout_termination"])
+        elif key in _SET_BY_TRAIN:
+            flag = _SET_BY_TRAIN[key]
+            raise ConfigError(
+                field,
+                f"is not a hyperparameter: train.py sets it (with {flag})"
+                if flag
+                else "is not a hyperparameter: train.py builds the model itself",
+            )
         elif key == "policy":
             if not isinstance(value, str) or value != "MlpPolicy":
                 raise ConfigError(
@@ -206,6 +277,12 @@ def validate_hyperparams(
                 )
         elif key == "policy_kwargs":
             _check_policy_kwargs(field, value, n_inputs, n_outputs)
+    if params.get("optimize_memory_usage") is True and params.get("discount_horizon_s") is not None:
+        raise ConfigError(
+            "hyperparams.optimize_memory_usage",
+            "must be false with discount_horizon_s (the semi-Markov replay buffer does not support "
+            "it), got true",
+        )
     check_rollout(params.get("n_steps"), params.get("n_envs"))
 
 
@@ -233,11 +310,34 @@ def network_parameters(net_arch: list[int] | dict[str, list[int]], n_inputs: int
     return total
 
 
+def _check_boolean(field: str, value: Any, *, nullable: bool = False) -> None:
+    """True or false (or null, if ``nullable``): not 0, 1 or a string such as ``maybe``."""
+    if not isinstance(value, bool) and not (nullable and value is None):
+        allowed = "true, false or null" if nullable else "true or false"
+        raise ConfigError(field, f"must be {allowed}, got {short_repr(value)}")
+
+
+def _check_mapping(field: str, value: Any) -> None:
+    """A mapping of keyword arguments, or null (none)."""
+    if value is not None and not isinstance(value, dict):
+        raise ConfigError(field, f"must be a mapping of arguments or null, got {short_repr(value)}")
+
+
 def _check_number(
-    field: str, value: Any, kind: str, low: float, high: float, low_in: bool, high_in: bool
+    field: str,
+    value: Any,
+    kind: str,
+    low: float,
+    high: float,
+    low_in: bool,
+    high_in: bool,
+    *,
+    nullable: bool = False,
 ) -> None:
     """A finite number of ``kind`` ("int", "float", or "schedule": a float or ``lin_<x>``) in the
-    interval from ``low`` to ``high`` (inclusive ends as given)."""
+    interval from ``low`` to ``high`` (inclusive ends as given); ``nullable``: the messages say
+    that null (off) is allowed too."""
+    null = " or null" if nullable else ""
     if kind == "schedule" and isinstance(value, str) and value.startswith("lin_"):
         try:
             value = float(value.removeprefix("lin_"))
@@ -246,25 +346,41 @@ def _check_number(
         kind = "float"
     if isinstance(value, bool) or not isinstance(value, int | float):
         allowed = {"int": "an integer", "float": "a number", "schedule": "a number or lin_<x>"}[kind]
-        raise ConfigError(field, f"must be {allowed}, got {short_repr(value)}")
+        raise ConfigError(field, f"must be {allowed}{null}, got {short_repr(value)}")
     inside = (value >= low if low_in else value > low) and (value <= high if high_in else value < high)
     if not math.isfinite(value) or not inside:
         left, right = "[" if low_in else "(", "]" if high_in else ")"
-        raise ConfigError(field, f"must be in {left}{low:g}, {high:g}{right}, got {short_repr(value)}")
+        raise ConfigError(field, f"must be in {left}{low:g}, {high:g}{right}{null}, got {short_repr(value)}")
     if kind == "int" and value != int(value):
         raise ConfigError(field, f"must be an integer, got {value!r}")
 
 
 def _check_policy_kwargs(field: str, value: Any, n_inputs: int, n_outputs: int) -> None:
-    """``policy_kwargs``: a mapping without Python classes whose ``net_arch`` (a list of widths,
-    or a mapping of such lists) has at most :data:`MAX_LAYERS` layers of 1 to
+    """``policy_kwargs``: a mapping without Python classes or the arguments SB3 sets itself, whose
+    booleans are true or false, ``log_std_init`` a number in range, ``features_extractor_kwargs``
+    and ``optimizer_kwargs`` mappings (:func:`_check_optimizer_kwargs`), and whose ``net_arch`` (a
+    list of widths, or a mapping of such lists) has at most :data:`MAX_LAYERS` layers of 1 to
     :data:`MAX_LAYER_WIDTH` units per network and at most :data:`MAX_NETWORK_PARAMETERS`
-    parameters in all (:func:`network_parameters`)."""
+    parameters in all (:func:`network_parameters`). Other entries are left to SB3."""
     if not isinstance(value, dict):
         raise ConfigError(field, f"must be a mapping, e.g. {{net_arch: [64, 64]}}, got {short_repr(value)}")
     for key in _CLASS_KEYS:
         if key in value:
             raise ConfigError(f"{field}.{key}", "needs a Python class, which YAML and JSON cannot hold")
+    for key, source in _POLICY_SET_BY_SB3.items():
+        if key in value:
+            raise ConfigError(f"{field}.{key}", f"is set by SB3 from {source}, not in policy_kwargs")
+    for key in _POLICY_BOOLEANS:
+        if key in value:
+            _check_boolean(f"{field}.{key}", value[key])
+    for key, bounds in _POLICY_RANGES.items():
+        if key in value:
+            _check_number(f"{field}.{key}", value[key], *bounds)
+    for key in _POLICY_MAPPINGS:
+        if key in value:
+            _check_mapping(f"{field}.{key}", value[key])
+    if value.get("optimizer_kwargs"):
+        _check_optimizer_kwargs(f"{field}.optimizer_kwargs", value["optimizer_kwargs"])
     arch = value.get("net_arch")
     if arch is None:
         return
@@ -286,3 +402,31 @@ def _check_policy_kwargs(field: str, value: Any, n_inputs: int, n_outputs: int) 
             f"at most {MAX_NETWORK_PARAMETERS:,} parameters in all ({n_inputs} inputs, {n_outputs} "
             f"outputs), got {count:,} from {short_repr(arch)}",
         )
+
+
+def _check_optimizer_kwargs(field: str, value: Mapping[str, Any]) -> None:
+    """``policy_kwargs.optimizer_kwargs`` of torch's Adam (the optimizer class cannot be changed;
+    A2C with ``use_rms_prop`` replaces them with its RMSprop's): no ``lr`` (the learning rate is
+    ``hyperparams.learning_rate``), ``eps`` > 0, ``weight_decay`` >= 0, ``betas`` two numbers in
+    [0, 1), booleans true or false. Other entries are left to torch."""
+    if "lr" in value:
+        raise ConfigError(f"{field}.lr", "is set by SB3 from hyperparams.learning_rate, not here")
+    for key, bounds in _OPTIMIZER_RANGES.items():
+        if key in value:
+            _check_number(f"{field}.{key}", value[key], *bounds)
+    for key in _OPTIMIZER_BOOLEANS:
+        if key in value:
+            _check_boolean(f"{field}.{key}", value[key])
+    for key in _OPTIMIZER_OPTIONAL_BOOLEANS:
+        if key in value:
+            _check_boolean(f"{field}.{key}", value[key], nullable=True)
+    if "betas" in value:
+        betas = value["betas"]
+        if not (
+            isinstance(betas, list | tuple)
+            and len(betas) == 2
+            and all(not isinstance(b, bool) and isinstance(b, int | float) and 0 <= b < 1 for b in betas)
+        ):
+            raise ConfigError(
+                f"{field}.betas", f"must be two numbers in [0, 1), e.g. [0.9, 0.999], got {short_repr(betas)}"
+            )
