@@ -39,9 +39,10 @@ class StopRequest:
         if self.signal_name is not None:
             raise KeyboardInterrupt
         self.signal_name = signal.Signals(signum).name
+        again = "Ctrl-C again" if signum == signal.SIGINT else f"{self.signal_name} again"
         print(
-            f"\n{self.signal_name}: stopping after the current step and saving the model "
-            "(Ctrl-C again to stop at once)",
+            f"\n{self.signal_name}: stopping after the current step (and the evaluation it ends "
+            f"with, if one is due) and saving the model ({again} to stop at once)",
             file=sys.stderr,
             flush=True,
         )

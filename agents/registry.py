@@ -106,10 +106,14 @@ class AgentSpec:
     name: str
     kwargs: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
+    alias: str | None = None  # the label, when the default one is taken (see :attr:`label`)
 
     @property
     def label(self) -> str:
-        """Short label for tables: the spec as typed, or the checkpoint's file stem."""
+        """Short label for tables: ``alias`` if set, else the spec as typed, or the checkpoint's
+        file stem."""
+        if self.alias is not None:
+            return self.alias
         return self.path.stem if self.path is not None else self.text.replace(" ", "")
 
 

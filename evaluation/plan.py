@@ -11,7 +11,7 @@ import math
 import shlex
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from agents.registry import (
@@ -290,6 +290,18 @@ def _scenario_seeds(scenario: ScenarioEntry, seeds: list[int], min_requests: int
     return seeds_for_requests(seeds, config.arrivals.mean_rate_per_s * config.horizon_s, min_requests)
 
 
+def distinct_checkpoint_labels(agents: list[AgentSpec]) -> list[AgentSpec]:
+    """``agents`` with the checkpoints whose file stems clash (every run names its model
+    ``final_model.zip``) labelled ``<folder>/<stem>`` instead; other agents unchanged."""
+    stems = [a.path.stem for a in agents if a.path is not None]
+    return [
+        replace(a, alias=f"{a.path.parent.name}/{a.path.stem}")
+        if a.path is not None and stems.count(a.path.stem) > 1
+        else a
+        for a in agents
+    ]
+
+
 def check_writable_folder(folder: Path, flag: str, create: bool) -> None:
     """Make sure files can be written into ``folder`` (created with its parents if ``create``):
     a probe file is created and removed there.
@@ -343,6 +355,7 @@ def make_plan(args: argparse.Namespace, argv: Sequence[str]) -> Plan:
         agents = [parse_agent_spec(spec) for spec in agent_specs]
     except AgentSpecError as exc:
         raise UsageError(f"--agents: {exc}") from None
+    agents = distinct_checkpoint_labels(agents)
     labels = [a.label for a in agents]
     duplicates = sorted({label for label in labels if labels.count(label) > 1})
     if duplicates:

@@ -608,3 +608,15 @@ def test_hindsight_several_bounds_the_multi_worker_scenarios(tmp_path: Path, cap
     room = (sum(found.values()) / 2 - lower) / lower
     out = " ".join(capsys.readouterr().out.split())
     assert f"the best schedule found with the arrivals known is {room:+.1%} above the bound" in out
+
+
+def test_checkpoints_of_the_same_file_name_are_labelled_by_their_folder(tmp_path: Path) -> None:
+    """Every training run names its model final_model.zip: two runs compare without renaming."""
+    from evaluation.plan import distinct_checkpoint_labels
+
+    specs = [parse_agent_spec(s) for s in ("runs/a/final_model.zip", "runs/b/final_model.zip", "x/best.zip")]
+    labels = [spec.label for spec in distinct_checkpoint_labels([*specs, parse_agent_spec("greedy")])]
+    assert labels == ["a/final_model", "b/final_model", "best", "greedy"]
+    same = [parse_agent_spec("runs/a/final_model.zip"), parse_agent_spec("other/a/final_model.zip")]
+    clashing = [spec.label for spec in distinct_checkpoint_labels(same)]
+    assert clashing == ["a/final_model", "a/final_model"]  # still the same: evaluate.py says so
