@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -370,12 +370,7 @@ def _check_policy_kwargs(field: str, value: Any, n_inputs: int, n_outputs: int) 
     for key, source in _POLICY_SET_BY_SB3.items():
         if key in value:
             raise ConfigError(f"{field}.{key}", f"is set by SB3 from {source}, not in policy_kwargs")
-    for key in _POLICY_BOOLEANS:
-        if key in value:
-            _check_boolean(f"{field}.{key}", value[key])
-    for key, bounds in _POLICY_RANGES.items():
-        if key in value:
-            _check_number(f"{field}.{key}", value[key], *bounds)
+    _check_entries(field, value, _POLICY_BOOLEANS, _POLICY_RANGES)
     for key in _POLICY_MAPPINGS:
         if key in value:
             _check_mapping(f"{field}.{key}", value[key])
@@ -404,6 +399,22 @@ def _check_policy_kwargs(field: str, value: Any, n_inputs: int, n_outputs: int) 
         )
 
 
+def _check_entries(
+    field: str,
+    value: Mapping[str, Any],
+    booleans: Sequence[str],
+    ranges: Mapping[str, tuple[str, float, float, bool, bool]],
+) -> None:
+    """Check the entries of mapping ``value`` (named ``field``) that it has: ``booleans`` true or
+    false, ``ranges`` numbers in their bounds (:func:`_check_number`'s arguments)."""
+    for key in booleans:
+        if key in value:
+            _check_boolean(f"{field}.{key}", value[key])
+    for key, bounds in ranges.items():
+        if key in value:
+            _check_number(f"{field}.{key}", value[key], *bounds)
+
+
 def _check_optimizer_kwargs(field: str, value: Mapping[str, Any]) -> None:
     """``policy_kwargs.optimizer_kwargs`` of torch's Adam (the optimizer class cannot be changed;
     A2C with ``use_rms_prop`` replaces them with its RMSprop's): no ``lr`` (the learning rate is
@@ -411,12 +422,7 @@ def _check_optimizer_kwargs(field: str, value: Mapping[str, Any]) -> None:
     [0, 1), booleans true or false. Other entries are left to torch."""
     if "lr" in value:
         raise ConfigError(f"{field}.lr", "is set by SB3 from hyperparams.learning_rate, not here")
-    for key, bounds in _OPTIMIZER_RANGES.items():
-        if key in value:
-            _check_number(f"{field}.{key}", value[key], *bounds)
-    for key in _OPTIMIZER_BOOLEANS:
-        if key in value:
-            _check_boolean(f"{field}.{key}", value[key])
+    _check_entries(field, value, _OPTIMIZER_BOOLEANS, _OPTIMIZER_RANGES)
     for key in _OPTIMIZER_OPTIONAL_BOOLEANS:
         if key in value:
             _check_boolean(f"{field}.{key}", value[key], nullable=True)
