@@ -101,6 +101,9 @@ class DomainEvalCallback(BaseCallback):
     seeds too and ``gap_to_optimal`` = (cost - optimal cost) / optimal cost
     (docs/design.md, "Metrics"); ``gap_to_optimal_env_actions`` compares with the optimum over
     the env's own actions (whole-queue batches, or the table sizes with ``batch_choice``).
+    The optimal scheduler minimises the long-run average cost, so on short evaluation episodes
+    (``--eval-horizon-s``, 20 s by default) a policy can cost a little less than it on the same
+    arrivals: a gap slightly below zero is noise of the episodes' length, not a better policy.
     """
 
     def __init__(
