@@ -662,6 +662,8 @@ def train(
     plan = plan_run(args)
     config = plan.config
     n_envs = training_envs(args, plan)
+    if plan.checkpoint is None:  # record what runs (--n-envs, -n), not the file's defaults
+        plan.hyperparams.update(n_envs=n_envs, n_timesteps=timesteps_to_train(args, plan, 0)[0])
     if args.run_name:
         Path(args.runs_dir).mkdir(parents=True, exist_ok=True)
         run_dir = Path(args.runs_dir) / args.run_name

@@ -725,3 +725,10 @@ def test_bad_training_flags_are_one_line(
         train.parse_args(flags)
     assert stopped.value.code == 2
     assert capsys.readouterr().err.strip().splitlines()[-1].startswith(f"train.py: error: {expected}")
+
+
+def test_the_run_records_the_envs_and_steps_that_ran(tmp_path: Path) -> None:
+    run = _train(tmp_path, "ppo", n=512)  # --n-envs 2 over the file's n_envs
+    recorded = yaml.safe_load((run / "hyperparams.yml").read_text())
+    assert (recorded["n_envs"], recorded["n_timesteps"]) == (2, 512)
+    assert load_checkpoint(run / "final_model.zip").meta["hyperparams"] == recorded
