@@ -216,18 +216,32 @@ def safe_custom_objects(
     return custom
 
 
+_META_INTEGERS: tuple[tuple[str, int, float, bool], ...] = (
+    ("n_observations", 1, math.inf, True),
+    ("n_actions", 1, math.inf, True),
+    ("timesteps", 0, math.inf, True),
+    ("seed", 0, 2**32 - 1, False),
+    ("target_timesteps", 1, 10**12, False),
+)
+"""Integer fields of ``meta.json``: (key, lowest, highest, required)."""
+
+
 def validate_meta(meta: Any, where: str, error: type[Exception]) -> dict[str, Any]:
     """Check the fields of ``batchenv/meta.json`` that loading, running and resuming a checkpoint
-    read: the sizes, the training hyperparameters (as ``train.py`` checks them, the networks
+    read: the sizes, the seed and target step count of the run (when recorded), the training
+    hyperparameters (as ``train.py`` checks them, the networks
     counted for the checkpoint's own numbers of observations and actions) and the normalisation
     statistics."""
     if not isinstance(meta, dict):
         raise error(f"{where}: meta.json must hold a JSON object, got {type(meta).__name__}")
-    for key, minimum in (("n_observations", 1), ("n_actions", 1), ("timesteps", 0)):
+    for key, low, high, required in _META_INTEGERS:
         value = meta.get(key)
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        if (value is not None or required) and (
+            isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high
+        ):
+            bounds = f">= {low}" if high == math.inf else f"in [{low}, {high}]"
             got = short_repr(value)
-            raise error(f"{where}: meta.json field {key!r} must be an integer >= {minimum}, got {got}")
+            raise error(f"{where}: meta.json field {key!r} must be an integer {bounds}, got {got}")
     if meta["n_observations"] > 4096 or meta["n_actions"] > 65536:
         raise error(f"{where}: meta.json sizes out of range (n_observations <= 4096, n_actions <= 65536)")
     hyperparams = meta.get("hyperparams", {})

@@ -516,8 +516,8 @@ def plan_run(args: TrainArgs) -> RunPlan:
                 f"checkpoint {args.resume}: no recorded hyperparameters, cannot resume faithfully"
             )
         validate_hyperparams(hyperparams, **network_sizes(checkpoint.config))
-        seed = _meta_int(checkpoint, "seed", 0, 2**32 - 1, default=0)
-        return RunPlan(checkpoint.config, hyperparams, checkpoint, seed=seed)
+        # seed and target_timesteps: checked by load_checkpoint (optional integers)
+        return RunPlan(checkpoint.config, hyperparams, checkpoint, seed=checkpoint.meta.get("seed") or 0)
     config = load_scenario(args.env)
     hyperparams = load_hyperparams(args.algo, config.name)
     if args.hyperparams_file:
@@ -534,21 +534,6 @@ def plan_run(args: TrainArgs) -> RunPlan:
     return RunPlan(config, hyperparams, None, seed=args.seed)
 
 
-def _meta_int(checkpoint: Checkpoint, key: str, low: int, high: int, *, default: int | None) -> int | None:
-    """The checkpoint's recorded ``key``: an integer in [low, high], or ``default`` if absent.
-
-    :raises CheckpointError: naming the key, for any other value.
-    """
-    value = checkpoint.meta.get(key)
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise CheckpointError(
-            f"checkpoint {checkpoint.path}: meta {key} must be an integer in [{low}, {high}], got {value!r}"
-        )
-    return value
-
-
 def timesteps_to_train(args: TrainArgs, plan: RunPlan, done: int) -> tuple[int, str | None]:
     """How many steps to train, and a note to print (or None).
 
@@ -561,7 +546,7 @@ def timesteps_to_train(args: TrainArgs, plan: RunPlan, done: int) -> tuple[int, 
     default = int(plan.own("n_timesteps", 1_000_000))
     if plan.checkpoint is None:
         return int(args.n_timesteps or default), None
-    target = _meta_int(plan.checkpoint, "target_timesteps", 1, 10**12, default=None)
+    target = plan.checkpoint.meta.get("target_timesteps")
     if args.n_timesteps is None and target is not None and target > done:
         return target - done, f"resuming at {done} of {target} steps: {target - done} more"
     n = int(args.n_timesteps or default)
@@ -662,8 +647,11 @@ def train(
     plan = plan_run(args)
     config = plan.config
     n_envs = training_envs(args, plan)
+    done = int(plan.checkpoint.model.num_timesteps) if plan.checkpoint is not None else 0
+    n_timesteps, note = timesteps_to_train(args, plan, done)
+    plan.target_timesteps = done + n_timesteps
     if plan.checkpoint is None:  # record what runs (--n-envs, -n), not the file's defaults
-        plan.hyperparams.update(n_envs=n_envs, n_timesteps=timesteps_to_train(args, plan, 0)[0])
+        plan.hyperparams.update(n_envs=n_envs, n_timesteps=n_timesteps)
     if args.run_name:
         Path(args.runs_dir).mkdir(parents=True, exist_ok=True)
         run_dir = Path(args.runs_dir) / args.run_name
@@ -693,9 +681,6 @@ def train(
             gamma=float(plan.hyperparams.get("gamma", 0.99)),
         )
         model = build_model(args, plan, venv, tb_root)
-        done = int(model.num_timesteps) if plan.checkpoint is not None else 0
-        n_timesteps, note = timesteps_to_train(args, plan, done)
-        plan.target_timesteps = done + n_timesteps
         if note:
             print(note)
         _log_hyperparams(tb_root / run_dir.name, args, plan.hyperparams)

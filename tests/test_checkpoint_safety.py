@@ -121,6 +121,9 @@ _NORMALISED = {"mean": [0.0] * 8, "var": [1.0] * 8, "count": 100.0, "clip": 10.0
         ({"n_observations": "eight"}, "n_observations"),
         ({"n_actions": None}, "n_actions"),
         ({"timesteps": -1}, "timesteps"),
+        ({"seed": -3}, r"'seed' must be an integer in \[0, 4294967295\], got -3"),
+        ({"target_timesteps": "all"}, r"'target_timesteps' must be an integer in \[1, 1000000000000\]"),
+        ({"target_timesteps": True}, "'target_timesteps' must be an integer"),
         ({"observation_normalization": {"mean": [float("nan")] * 8, "var": [1.0] * 8}}, "finite"),
         ({"observation_normalization": {"mean": [0.0] * 3, "var": [1.0] * 3}}, "list of 8"),
         (
