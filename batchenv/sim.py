@@ -46,7 +46,11 @@ from batchenv.config import SystemConfig
 from batchenv.queue_view import QueueView
 from batchenv.timing import ServiceTable
 
-__all__ = ["Batch", "Decision", "Policy", "Simulator", "simulate"]
+__all__ = ["OBJECTIVE_DRAWS", "Batch", "Decision", "Policy", "Simulator", "episode_arrivals_s", "simulate"]
+
+OBJECTIVE_DRAWS = 3
+"""Numbers an episode draws for its SLO objective before its arrivals, when
+``reward.slo_probability`` > 0 (:meth:`Simulator.reset`)."""
 
 Decision = tuple[int, int] | float | None
 """``None`` = wait for the next event; a float ``d`` = wait, but wake up at the latest when the
@@ -113,7 +117,7 @@ class Simulator(QueueView):
         a bound and a penalty uniform in their ranges, else the system's own. Three draws from
         ``rng`` whatever the outcome, so that the arrivals after them do not depend on it."""
         reward = self.config.reward
-        draw = rng.random(3)
+        draw = rng.random(OBJECTIVE_DRAWS)
         if draw[0] < reward.slo_probability:
             assert reward.slo_ms_range is not None and reward.w_slo_range is not None  # validated
             (slo_lo, slo_hi), (w_lo, w_hi) = reward.slo_ms_range, reward.w_slo_range
@@ -428,3 +432,36 @@ def simulate(
         reset(sim)
     sim.run(policy)
     return sim
+
+
+def episode_arrivals_s(
+    config: SystemConfig,
+    seed: int,
+    horizon_s: float | None = None,
+    *,
+    max_count: int | None = None,
+    arrival_process: ArrivalProcess | None = None,
+) -> np.ndarray:
+    """Arrival times (s) in [0, horizon) of the episode ``simulate(config, policy, seed)`` sees,
+    drawn as :meth:`Simulator.reset` draws them: the SLO objective (when
+    ``reward.slo_probability`` > 0), the rate, then the stream. Shape (N,), sorted.
+
+    :param horizon_s: episode length (s); default ``config.horizon_s``.
+    :param max_count: stop drawing as soon as there are more arrivals than this (memory).
+    :param arrival_process: reuse an already built process (e.g. a loaded trace).
+    :raises ValueError: more than ``max_count`` arrivals before the horizon.
+    """
+    horizon = config.horizon_s if horizon_s is None else horizon_s
+    rng = np.random.default_rng(seed)
+    if config.reward.slo_probability > 0.0:
+        rng.random(OBJECTIVE_DRAWS)
+    _, stream = start_episode(arrival_process or make_arrival_process(config), config, rng)
+    chunks, count = [], 0
+    for chunk in stream:
+        chunks.append(chunk[chunk < horizon])
+        count += len(chunks[-1])
+        if max_count is not None and count > max_count:
+            raise ValueError(f"episode {seed} has more than {max_count} arrivals in {horizon:g} s")
+        if len(chunk) and chunk[-1] >= horizon:
+            break
+    return np.concatenate(chunks)

@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from batchenv.arrivals import episode_rate_per_s, make_arrival_process
-from batchenv.config import SystemConfig
+from batchenv.sim import episode_arrivals_s  # the simulator's arrivals for a seed (re-exported)
 
 __all__ = ["episode_arrivals_s", "request_texts"]
 
@@ -17,29 +16,6 @@ _VOCABULARY = (
     "sequence layer encoder attention prompt result quality budget"
 )
 """The words request texts are made of (space-separated)."""
-
-
-def episode_arrivals_s(
-    config: SystemConfig, seed: int, horizon_s: float, max_count: int | None = None
-) -> np.ndarray:
-    """Arrival times (s) in [0, horizon_s) of episode ``seed``: the simulator's
-    (:meth:`batchenv.sim.Simulator.reset` draws the episode's rate, then the stream, from
-    ``numpy.random.default_rng(seed)``; so does this).
-
-    :param max_count: stop drawing as soon as there are more arrivals than this (memory).
-    :raises ValueError: more than ``max_count`` arrivals in [0, horizon_s).
-    """
-    rng = np.random.default_rng(seed)
-    rate = episode_rate_per_s(config, rng)
-    chunks, count = [], 0
-    for chunk in make_arrival_process(config).stream(rng, rate):
-        chunks.append(chunk[chunk < horizon_s])
-        count += len(chunks[-1])
-        if max_count is not None and count > max_count:
-            raise ValueError(f"episode {seed} has more than {max_count} arrivals in {horizon_s:g} s")
-        if chunk[-1] >= horizon_s:
-            break
-    return np.concatenate(chunks)
 
 
 def request_texts(seed: int, count: int) -> list[str]:

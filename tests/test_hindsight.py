@@ -342,13 +342,26 @@ def test_bound_holds_where_drops_and_the_shield_bind(
     _assert_bound_below(load_scenario(scenario).replace(**changes), agents, (0, 1, 2))
 
 
-@pytest.mark.parametrize("scenario", ["default", "default_randomised", "bursty", "azure_trace"])
+@pytest.mark.parametrize(
+    "scenario",
+    [
+        "default",
+        "default_randomised",
+        "bursty",
+        "azure_trace",
+        # an SLO objective drawn per episode, before the arrivals (a mixture of rates and traces)
+        "benchmarks/configs/default_mixture_slo.yaml",
+    ],
+)
 def test_episode_arrivals_are_the_simulators(scenario: str) -> None:
+    from serving.workload import episode_arrivals_s  # the load generator's, the same function
+
     config = load_scenario(scenario).replace(horizon_s=5.0)
     sim = simulate(config, lambda sim: (0, 64), seed=7)
     arrivals = episode_arrivals(config, 7)
     assert len(arrivals) == sim.n_arrived
     assert np.array_equal(arrivals, np.asarray(sim.admitted_arrivals_s))
+    assert np.array_equal(episode_arrivals_s(config, 7, 5.0), arrivals)
 
 
 def test_no_arrivals() -> None:

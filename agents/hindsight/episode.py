@@ -1,10 +1,10 @@
 """The hindsight bound of an evaluation episode, from its (config, seed) alone.
 
 :func:`episode_arrivals` draws the arrivals exactly as :meth:`batchenv.sim.Simulator.reset` does
-for ``simulate(config, policy, seed)``: a generator ``numpy.random.default_rng(seed)``, first the
-episode's mean rate (:func:`batchenv.arrivals.episode_rate_per_s`, a draw only with
-``arrivals.rate_range_per_s``), then ``make_arrival_process(config).stream(rng, rate)``, cut at the
-horizon. Every agent evaluated on (config, seed) meets these arrivals, so its cost per request and
+for ``simulate(config, policy, seed)`` (:func:`batchenv.sim.episode_arrivals_s`): a generator
+``numpy.random.default_rng(seed)``, first the SLO objective when ``reward.slo_probability`` > 0,
+then the episode's mean rate (a draw only with ``arrivals.rate_range_per_s``), then the stream,
+cut at the horizon. Every agent evaluated on (config, seed) meets these arrivals, so its cost per request and
 :func:`hindsight_cost_per_request` are comparable term by term.
 """
 
@@ -14,8 +14,9 @@ import numpy as np
 
 from agents.hindsight.bound import HindsightBound, hindsight_bound
 from agents.hindsight.workers import DEFAULT_BEAM
-from batchenv.arrivals import ArrivalProcess, episode_rate_per_s, make_arrival_process
+from batchenv.arrivals import ArrivalProcess
 from batchenv.config import SystemConfig
+from batchenv.sim import episode_arrivals_s
 
 __all__ = ["episode_arrivals", "episode_bound", "hindsight_cost_per_request"]
 
@@ -28,23 +29,13 @@ def episode_arrivals(
     arrival_process: ArrivalProcess | None = None,
 ) -> np.ndarray:
     """Arrival times (s) of the episode ``simulate(config, policy, seed)`` sees, before the
-    horizon. Shape (N,), sorted.
+    horizon (:func:`batchenv.sim.episode_arrivals_s`). Shape (N,), sorted.
 
     :param seed: the episode's seed (as given to ``simulate`` or ``DynamicBatchingEnv.reset``).
     :param horizon_s: episode length (s); default ``config.horizon_s``.
     :param arrival_process: reuse an already built process (e.g. a loaded trace).
     """
-    horizon = config.horizon_s if horizon_s is None else horizon_s
-    rng = np.random.default_rng(seed)
-    rate = episode_rate_per_s(config, rng)
-    process = arrival_process or make_arrival_process(config)
-    chunks = []
-    for chunk in process.stream(rng, rate):
-        chunks.append(chunk)
-        if len(chunk) and chunk[-1] >= horizon:
-            break
-    times = np.concatenate(chunks)
-    return times[times < horizon]
+    return episode_arrivals_s(config, seed, horizon_s, arrival_process=arrival_process)
 
 
 def episode_bound(
