@@ -957,10 +957,7 @@ class SystemConfig:
 
         :raises ConfigError: naming a field that does not exist, or a value out of range.
         """
-        known = {f.name for f in dataclasses.fields(self)} - {"source_path"}
-        unknown = sorted(set(changes) - known)
-        if unknown:
-            raise ConfigError(unknown[0], f"unknown field; allowed: {sorted(known)}")
+        self._check_fields(changes)
         for section, cls in _SECTIONS.items():
             if isinstance(changes.get(section), Mapping):
                 base = dataclasses.asdict(getattr(self, section))
@@ -980,13 +977,16 @@ class SystemConfig:
         """Build and validate a config from a plain mapping (as read from YAML)."""
         if not isinstance(data, Mapping):
             raise ConfigError("<root>", f"must be a mapping of fields, got {type(data).__name__}")
-        data = dict(data)
+        cls._check_fields(data)
+        return cls(**data, source_path=source_path)
+
+    @classmethod
+    def _check_fields(cls, names: Mapping[str, Any]) -> None:
+        """ConfigError naming the first of ``names`` that is no field a user may set."""
         known = {f.name for f in dataclasses.fields(cls)} - {"source_path"}
-        unknown = sorted(set(data) - known)
+        unknown = sorted(set(names) - known)
         if unknown:
             raise ConfigError(unknown[0], f"unknown field; allowed: {sorted(known)}")
-        kwargs = dict(data)
-        return cls(**kwargs, source_path=source_path)
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> SystemConfig:
