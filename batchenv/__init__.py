@@ -44,17 +44,13 @@ def _register_envs() -> None:
             continue
         try:
             parse_env_id(gym_id)
+            reason = None if taken_by is None else f"{gym_id} is scenario {taken_by!r}'s"
         except GymnasiumError:
+            reason = f"{gym_id!r} is not a valid id"
+        if reason is not None:
             warnings.warn(
-                f"scenario {scenario!r} has no Gymnasium id: {gym_id!r} is not a valid id; "
-                "load it with gymnasium.make('batchenv/DynamicBatching-v0', config=name or path)",
-                stacklevel=2,
-            )
-            continue
-        if taken_by is not None:
-            warnings.warn(
-                f"scenario {scenario!r} has no Gymnasium id: {gym_id} is scenario {taken_by!r}'s; "
-                "load it with gymnasium.make('batchenv/DynamicBatching-v0', config=name or path)",
+                f"scenario {scenario!r} has no Gymnasium id: {reason}; load it with "
+                "gymnasium.make('batchenv/DynamicBatching-v0', config=name or path)",
                 stacklevel=2,
             )
             continue
