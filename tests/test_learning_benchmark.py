@@ -10,6 +10,7 @@ from benchmark_scripts import load_script
 
 from apps import train
 from batchenv.scenarios import load_scenario, trace_scenarios
+from benchmarks.learning_parts import assessment, runs, tables
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -130,17 +131,16 @@ def test_results_name_their_files_relative_to_the_repository(tmp_path: Path) -> 
 
 
 def test_a_quiet_scenario_gets_more_episodes_up_to_the_least_number_of_requests() -> None:
-    learning = _learning()
     seeds = [30000, 30001, 30002, 30003, 30004]
     # busy: five 60 s episodes at 100/s hold 30,000 requests, the seeds are kept
-    assert learning.scenario_seeds("default", seeds, 60.0, 10_000) == seeds
+    assert assessment.scenario_seeds("default", seeds, 60.0, 10_000) == seeds
     # 1 request/s: 60 per episode, 167 episodes for 10,000, the following seeds
-    quiet = learning.scenario_seeds("poisson_rate_1", seeds, 60.0, 10_000)
+    quiet = assessment.scenario_seeds("poisson_rate_1", seeds, 60.0, 10_000)
     assert len(quiet) == 167 and quiet[:5] == seeds and quiet == list(range(30000, 30167))
     rate = load_scenario("bursty_low").arrivals.mean_rate_per_s
-    spiky = learning.scenario_seeds("bursty_low", seeds, 30.0, 10_000)
+    spiky = assessment.scenario_seeds("bursty_low", seeds, 30.0, 10_000)
     assert len(spiky) * rate * 30.0 >= 10_000 > (len(spiky) - 1) * rate * 30.0
-    assert learning.scenario_seeds("bursty_low", seeds, 60.0, 0) == seeds
+    assert assessment.scenario_seeds("bursty_low", seeds, 60.0, 0) == seeds
 
 
 @pytest.mark.parametrize("agent", ["greedy", "timeout", "proposed", "checkpoints/ppo_default_mixture.zip"])
@@ -150,11 +150,10 @@ def test_the_assessment_and_evaluate_run_the_same_episodes(agent: str) -> None:
     disagree it is the seeds they sample (docs/rl.md, "Spikes on a quiet server")."""
     from execution.episode import EpisodeTask, run_episode_task
 
-    learning = _learning()
     seeds = [0, 30000]
-    timeout = {"params": learning.load_tuned(load_scenario("bursty_low")).agents["timeout"]["params"]}
+    timeout = {"params": assessment.load_tuned(load_scenario("bursty_low")).agents["timeout"]["params"]}
     spec = "timeout_tuned" if agent == "timeout" else agent
-    rows = learning._episodes(spec, "bursty_low", seeds, 20.0, timeout)["per_seed"]
+    rows = assessment._episodes(spec, "bursty_low", seeds, 20.0, timeout)["per_seed"]
     evaluated = [run_episode_task(EpisodeTask(agent, "bursty_low", seed, 20.0, True)) for seed in seeds]
     assert [r["cost_per_request"] for r in rows] == [e.metrics["cost_per_request"] for e in evaluated]
 
@@ -162,17 +161,16 @@ def test_the_assessment_and_evaluate_run_the_same_episodes(agent: str) -> None:
 def test_a_best_model_is_reported_at_the_step_it_was_kept(tmp_path: Path, monkeypatch) -> None:
     import json
 
-    learning = _learning()
-    monkeypatch.setattr(learning, "REPO", tmp_path)
+    monkeypatch.setattr(runs, "REPO", tmp_path)
     run = tmp_path / "run"
     run.mkdir()
     gaps = [(100, 0.3), (200, 0.1), (300, 0.2), (400, 0.1), (410, 0.15)]
     history = [{"timesteps": step, "gap_to_reference": gap} for step, gap in gaps]
     (run / "evaluations.json").write_text(json.dumps(history))
-    assert learning.kept_at_step("run/best_model.zip") == 200  # the first of the lowest, as kept
-    assert learning.kept_at_step("run/final_model.zip") == learning.trained_steps("run/best_model.zip") == 410
-    assert learning._steps_text(410, 200) == " (kept at 200 of 410 steps)"
-    assert learning._steps_text(410, 410) == " (410 steps)"
+    assert runs.kept_at_step("run/best_model.zip") == 200  # the first of the lowest, as kept
+    assert runs.kept_at_step("run/final_model.zip") == runs.trained_steps("run/best_model.zip") == 410
+    assert tables._steps_text(410, 200) == " (kept at 200 of 410 steps)"
+    assert tables._steps_text(410, 410) == " (410 steps)"
 
 
 @pytest.mark.parametrize(
@@ -205,7 +203,7 @@ def test_only_the_unfinished_seeds_are_trained_into_a_continuation_sweep(tmp_pat
         if finished:
             (run / "final_model.zip").write_bytes(b"")
     calls: list[list[str]] = []
-    monkeypatch.setattr(learning.subprocess, "run", lambda command, **_: calls.append(command))
+    monkeypatch.setattr(runs.subprocess, "run", lambda command, **_: calls.append(command))
     args = argparse.Namespace(seeds="0-2", runs_dir=runs_dir, jobs=1)
     learning.train_experiment(experiment, args)
     (command,) = calls
@@ -271,11 +269,11 @@ def test_a_target_is_tabulated_at_every_step_every_seed_reached(tmp_path: Path) 
         "meta": {"curve_targets": ["poisson_50", "high_load"]},
         "experiments": {"dqn_mixture": {"target_curves": {"poisson_50": curve, "high_load": []}}},
     }
-    lines = learning.target_curve_lines(result)
+    lines = tables.target_curve_lines(result)
     assert "## Over training: poisson_50" in lines and "## Over training: high_load" not in lines
     assert "| 200 | +4.00% ± 12.71% [30%] |" in lines
     assert any("share of requests sent to LLM-1" in line for line in lines)
-    assert learning.target_curve_lines({"meta": {}, "experiments": {}}) == []
+    assert tables.target_curve_lines({"meta": {}, "experiments": {}}) == []
 
 
 def test_per_seed_the_kept_step_is_set_against_the_targets_lowest(tmp_path: Path) -> None:
@@ -317,6 +315,6 @@ def test_per_seed_the_kept_step_is_set_against_the_targets_lowest(tmp_path: Path
         "meta": {"curve_targets": ["poisson_50", "high_load"]},
         "experiments": {"dqn_mixture": {"target_seeds": {"poisson_50": rows, "high_load": []}}},
     }
-    lines = learning.target_seed_lines(result)
+    lines = tables.target_seed_lines(result)
     assert "## Per seed: poisson_50" in lines and "## Per seed: high_load" not in lines
     assert "| 3 | +4.00% (200k) / +1.00% (100k) / +9.00% |" in lines
