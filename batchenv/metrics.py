@@ -13,6 +13,15 @@ Definitions (``H`` = the time simulated, normally the horizon):
 - ``score_per_request`` = sum of per-request scores / arrived requests, which equals the episode
   return / arrived requests; ``cost_per_request`` = best model quality - score (the regret
   against an ideal that answers instantly with the best model; compare agents by it).
+- End of the episode: a request still waiting at the horizon has been charged its wait so far
+  and earns no quality, so it costs best quality + ``w_latency_per_s`` * its wait (about 1 with
+  the default qualities, where a served request costs a few hundredths); latencies,
+  percentiles and SLO attainment leave it out (it has no latency yet). Episodes start empty
+  (no warm-up).
+- A ratio with nothing to divide by is NaN, never 0: without arrivals ``score_per_request``,
+  ``cost_per_request`` and ``drop_rate``; without a batch ``mean_batch_size``; with nothing
+  served the latencies, ``mean_quality`` and the model mix; with nothing served or dropped
+  ``slo_attainment``. Means over episodes leave NaN out (``evaluation.stats.mean_ci95``).
 - A latency target (:class:`batchenv.config.LatencyTarget`, bound ``B`` ms, quantile ``p``):
   ``target_attainment`` = served within ``B`` / (served + dropped), the definition of
   ``slo_attainment`` with ``B`` for ``slo_ms``; the target is met when it is at least ``p``.
@@ -31,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from batchenv.config import LatencyTarget, RewardConfig
+from batchenv.reward_config import LatencyTarget, RewardConfig
 from batchenv.sim import Simulator
 
 __all__ = [
@@ -161,7 +170,7 @@ def compute_metrics(sim: Simulator) -> EpisodeMetrics:
     ]
     utilisation = tuple(b / span for b in busy_per_worker) if span > 0 else (0.0,) * sim.n_workers
     n_arrived = sim.n_arrived
-    score = sim.total_reward / n_arrived if n_arrived else 0.0
+    score = sim.total_reward / n_arrived if n_arrived else nan
     judged = n_served + sim.n_dropped
     return EpisodeMetrics(
         horizon_s=span,
@@ -172,7 +181,7 @@ def compute_metrics(sim: Simulator) -> EpisodeMetrics:
         n_waiting=sim.queue_len,
         n_batches=sim.n_batches,
         n_forced=sim.n_forced,
-        mean_batch_size=n_served / sim.n_batches if sim.n_batches else 0.0,
+        mean_batch_size=n_served / sim.n_batches if sim.n_batches else nan,
         latency_mean_ms=1000.0 * sim.sum_latency_s / n_served if n_served else nan,
         latency_p50_ms=float(p50),
         latency_p95_ms=float(p95),
@@ -181,14 +190,14 @@ def compute_metrics(sim: Simulator) -> EpisodeMetrics:
         slo_attainment=within_slo / judged if judged else nan,
         goodput_per_s=within_slo / span if span > 0 else 0.0,
         throughput_per_s=n_served / span if span > 0 else 0.0,
-        drop_rate=sim.n_dropped / n_arrived if n_arrived else 0.0,
+        drop_rate=sim.n_dropped / n_arrived if n_arrived else nan,
         mean_quality=sim.sum_quality / n_served if n_served else nan,
         utilisation=float(np.mean(utilisation)),
         score_per_request=score,
         cost_per_request=max(cfg.qualities) - score if n_arrived else nan,
         utilisation_per_worker=utilisation,
         model_mix={
-            name: (count / n_served if n_served else 0.0)
+            name: (count / n_served if n_served else nan)
             for name, count in zip(cfg.model_names, sim.served_per_model, strict=True)
         },
     )
@@ -246,9 +255,10 @@ class ScoreTerms:
     latency_s: float
 
     def score_per_request(self, qualities: Sequence[float], reward: RewardConfig) -> float:
-        """The score per arrived request under ``qualities`` (one per model) and ``reward``."""
+        """The score per arrived request under ``qualities`` (one per model) and ``reward`` (NaN
+        without arrivals)."""
         if not self.n_arrived:
-            return 0.0
+            return math.nan
         quality = sum(n * q for n, q in zip(self.served_per_model, qualities, strict=True))
         total = (
             quality

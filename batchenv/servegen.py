@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from batchenv.config import ConfigError
+from batchenv.config_fields import ConfigError
 
 __all__ = ["ServeGenClients", "client_files", "read_servegen_clients", "servegen_arrivals"]
 

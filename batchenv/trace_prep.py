@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from batchenv.config import ConfigError, short_repr
+from batchenv.config_fields import ConfigError, short_repr
 from batchenv.traces import MAX_TRACE_ROWS, csv_rows, utf8_line
 
 __all__ = [

@@ -29,7 +29,7 @@ from typing import TextIO
 
 import numpy as np
 
-from batchenv.config import ConfigError
+from batchenv.config_fields import ConfigError
 
 __all__ = ["PACKAGE_TRACES", "csv_rows", "load_trace_times_s", "resolve_trace_path", "utf8_line"]
 

@@ -21,6 +21,12 @@ REPO = Path(__file__).resolve().parents[1]
 
 CORE = (
     "config",
+    "config_fields",
+    "timing_config",
+    "arrival_config",
+    "reward_config",
+    "env_config",
+    "config_yaml",
     "timing",
     "arrivals",
     "traces",
