@@ -103,8 +103,8 @@ SOURCES = {
     "--report docs/results/proposed.md (the command is in the file)",
     BENCH: "python benchmarks/proposed_eval.py",
     DESIGN: "python benchmarks/proposed_eval.py --parts design --out docs/results/proposed_design.md",
-    VERIFICATION: "python verify.py --jobs 2",
-    VERIFICATION_TA: "python verify.py --jobs 2 (its timed-automata stage, TChecker)",
+    VERIFICATION: "python verify.py --full --jobs 2",
+    VERIFICATION_TA: "python verify.py --full --jobs 2 (its timed-automata stage, TChecker)",
     ENV_SPEED: "python benchmarks/env_speed.py",
     LEARNING: "python benchmarks/learning.py",
     LEARNING_RERUN: "python benchmarks/learning.py --experiments ppo_mixture,dqn_mixture --compare '' "
