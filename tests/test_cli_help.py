@@ -43,7 +43,7 @@ PARSER_OWNERS = {
     "apps/report/cli.py": "docs/report/build.py",
     "apps/train.py": "train.py",
     "apps/tune.py": "-m apps.tune",
-    "apps/verify.py": "verify.py",
+    "apps/verify_cli.py": "verify.py",
     "evaluation/plan.py": "evaluate.py",
     "formal/ta/figure.py": "-m formal.ta.figure",
     "serving/calibrate.py": "-m serving.calibrate",

@@ -345,7 +345,7 @@ def test_committed_prism_model_and_properties_parse() -> None:
     formulas = [line for line in lines if line.strip() and not line.lstrip().startswith("//")]
     props = stormpy.parse_properties(";".join(formulas), program)  # the string parser splits at ;
     assert len(props) == 3
-    from apps.verify import QUICK_SIZES
+    from apps.verify_cli import QUICK_SIZES
 
     cap = int(QUICK_SIZES["queue_cap"])  # what python verify.py --prism writes
     assert (models / "batching_mdp.prism").read_text() == mdp_program(

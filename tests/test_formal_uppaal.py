@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from apps import verify
+from apps import verify_cli, verify_ta
 from formal.ta.properties import TAChecks, uppaal_models
 from formal.ta.stage import default_schedulers
 from formal.uppaal import DOCTYPE, lint, run_verifyta
@@ -116,10 +116,10 @@ def check_document_type(xml: str) -> list[str]:
 
 def _default_models():
     """The models ``verify.py --uppaal`` writes for the default scenario (timeout(B=8, T=10 ms))."""
-    args = verify._parser().parse_args([])
-    config = verify._load_config(args)
-    settings = verify._ta_settings(args, config, config.arrivals.mean_rate_per_s)
-    name, table = verify._uppaal_table(args, config, settings)
+    args = verify_cli.build_parser().parse_args([])
+    config = verify_cli.load_config(args)
+    settings = verify_ta.build_ta_settings(args, config, config.arrivals.mean_rate_per_s)
+    name, table = verify_ta._uppaal_table(args, config, settings)
     return uppaal_models(TAChecks(None, settings), name, table, max(settings.bursts))[0], settings
 
 

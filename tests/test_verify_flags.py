@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from apps import verify
+from apps import verify, verify_cli, verify_outputs, verify_ta
 from batchenv.scenarios import load_scenario
 from formal import verification
 from formal.verification import Settings, VerificationReport
@@ -70,7 +70,7 @@ def test_a_bad_flag_is_one_line_and_exit_code_2(tmp_path: Path) -> None:
 def test_a_scenario_the_timed_automata_cannot_check_skips_that_stage_with_the_reason(
     tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(verify, "find_tchecker", lambda: object())  # as if TChecker were installed
+    monkeypatch.setattr(verify_ta, "find_tchecker", lambda: object())  # as if TChecker were installed
 
     def storm_stage(*args: object, **kwargs: object) -> None:
         raise SystemExit(7)
@@ -83,14 +83,14 @@ def test_a_scenario_the_timed_automata_cannot_check_skips_that_stage_with_the_re
     assert stopped.value.code == 7
     printed = " ".join(capsys.readouterr().out.split())
     assert "timed-automata stage skipped: arrivals.process: the exact SMDP solver needs 'poisson'" in printed
-    assert verify.ta_unsupported_reason(load_scenario("azure_trace")) is not None
-    assert verify.ta_unsupported_reason(load_scenario("default")) is None
+    assert verify_ta.ta_unsupported_reason(load_scenario("azure_trace")) is not None
+    assert verify_ta.ta_unsupported_reason(load_scenario("default")) is None
 
 
 def test_ta_only_on_a_scenario_the_timed_automata_cannot_check_is_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(verify, "find_tchecker", lambda: object())  # as if TChecker were installed
+    monkeypatch.setattr(verify_ta, "find_tchecker", lambda: object())  # as if TChecker were installed
     files = ["--out", str(tmp_path / "v.md"), "--ta-out", str(tmp_path / "ta.json")]
     args = ["--scenario", "azure_trace", "--ta-only", *files, "--models-dir", str(tmp_path / "m")]
     assert verify.main(args) == 2
@@ -126,16 +126,18 @@ def test_outputs_are_renamed_together_or_not_at_all(tmp_path: Path) -> None:
     blocked = tmp_path / "file"
     blocked.write_text("a file, not a folder\n")
     with pytest.raises(OSError):
-        verify.write_together({first: "new\n", blocked / "b.json": "{}\n"})
+        verify_outputs.write_together({first: "new\n", blocked / "b.json": "{}\n"})
     assert first.read_text() == "old\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.md", "file"]
-    verify.write_together({first: "new\n", tmp_path / "b.json": "{}\n"})
+    verify_outputs.write_together({first: "new\n", tmp_path / "b.json": "{}\n"})
     assert first.read_text() == "new\n" and (tmp_path / "b.json").read_text() == "{}\n"
 
 
 def test_a_report_with_other_sizes_than_the_defaults_says_so() -> None:
-    assert verify.reduced_settings_note(verify._parser().parse_args([])) == ""
-    note = verify.reduced_settings_note(verify._parser().parse_args(["--ticks", "1000", "--bands", "1"]))
+    assert verify_cli.reduced_settings_note(verify_cli.build_parser().parse_args([])) == ""
+    note = verify_cli.reduced_settings_note(
+        verify_cli.build_parser().parse_args(["--ticks", "1000", "--bands", "1"])
+    )
     assert "--ticks 1000" in note and "--bands 1" in note and "`python verify.py`" in note
 
 
@@ -144,38 +146,38 @@ def test_a_report_with_other_sizes_than_the_defaults_says_so() -> None:
     [
         ("", ""),
         ("# Storm\n\nrows\n", "# Storm\n\nrows"),
-        (f"# Storm\n\nrows\n\n{verify.SECTION_TITLE}\n\nold rows\n", "# Storm\n\nrows"),
+        (f"# Storm\n\nrows\n\n{verify_ta.SECTION_TITLE}\n\nold rows\n", "# Storm\n\nrows"),
         # a report that holds only a timed-automata section (``--ta-only`` on a new file):
         # rerunning must replace it, not keep it and append a second one
-        (f"{verify.SECTION_TITLE}\n\nold rows\n", ""),
+        (f"{verify_ta.SECTION_TITLE}\n\nold rows\n", ""),
     ],
 )
 def test_ta_section_is_replaced_wherever_it_starts(text: str, head: str) -> None:
-    assert verify._before_ta_section(text) == head
+    assert verify_ta._before_ta_section(text) == head
 
 
 def test_full_run_checks_every_checkpoint_shipped_for_the_system() -> None:
     """``verify.py --full`` checks the checkpoints trained for the scenario's system, the ones
     trained on its workload mixture included, and nothing for a scenario with none."""
-    names = sorted(path.name for path in verify.shipped_checkpoints("default"))
+    names = sorted(path.name for path in verify_cli.shipped_checkpoints("default"))
     assert names == [
         "dqn_default.zip",
         "dqn_default_mixture.zip",
         "ppo_default.zip",
         "ppo_default_mixture.zip",
     ]
-    assert verify.shipped_checkpoints("bursty") == []
+    assert verify_cli.shipped_checkpoints("bursty") == []
 
 
 def test_each_command_writes_its_own_committed_results_by_default() -> None:
     """Plain ``verify.py`` must not overwrite the committed ``--full`` results."""
-    quick = verify.resolve_sizes(verify._parser().parse_args([]))
-    full = verify.resolve_sizes(verify._parser().parse_args(["--full"]))
+    quick = verify_cli.resolve_sizes(verify_cli.build_parser().parse_args([]))
+    full = verify_cli.resolve_sizes(verify_cli.build_parser().parse_args(["--full"]))
     given = ["--full", "--out", "x.md", "--ta-out", "t.json"]
-    chosen = verify.resolve_sizes(verify._parser().parse_args(given))
+    chosen = verify_cli.resolve_sizes(verify_cli.build_parser().parse_args(given))
     assert (quick.out.name, quick.ta_out.name) == ("verification_default.md", "verification_default_ta.json")
     assert (full.out.name, full.ta_out.name) == ("verification.md", "verification_ta.json")
     assert (chosen.out, chosen.ta_out) == (Path("x.md"), Path("t.json"))
     for args in (quick, full):
-        assert args.out.parent == args.ta_out.parent == verify.REPO / "docs" / "results"
+        assert args.out.parent == args.ta_out.parent == verify_cli.REPO / "docs" / "results"
         assert args.out.is_file() and args.ta_out.is_file()  # the committed files
