@@ -170,9 +170,9 @@ def build_parser(description: str | None = None) -> argparse.ArgumentParser:
     band.add_argument(
         "--robust",
         action="store_true",
-        help="also check the robust scheduler (agents/robust) as an adversarial switch among its experts, "
-        "each within every band of --bands: Storm's bounds (f) and, in the timed automata, its queue bound "
-        "and worst-case latency (docs/formal.md; results: docs/results/verification_robust.md)",
+        help="(g) also check the robust scheduler (agents/robust) as an adversarial switch among its "
+        "experts, each within every band of --bands: Storm's bounds and, in the timed automata, its queue "
+        "bound and worst-case latency (docs/formal.md; results: docs/results/verification_robust.md)",
     )
     band.add_argument(
         "--agent-seeds",
