@@ -1,6 +1,6 @@
 """Multi-seed training: ``train.py --seeds 0-4`` trains one run per seed as Ray Tune trials.
 
-Each trial is a Tune function trainable that calls :func:`apps.train.train`, the code of a
+Each trial is a Tune function trainable that calls :func:`apps.train_run.train`, the code of a
 single run, with the seed set: it writes the same run folder as ``train.py --seed k`` alone
 (config, hyperparameters, arguments, its own reproducing command, checkpoints, ``best_model.zip``,
 ``final_model.zip``, ``evaluations.json``, TensorBoard logs), named

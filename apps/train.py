@@ -27,76 +27,36 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import copy
 import re
 import shlex
-import shutil
 import sys
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 import yaml
-from stable_baselines3.common.callbacks import ProgressBarCallback
-from torch.utils.tensorboard import SummaryWriter
 
-from agents.callbacks import CheckpointEveryCallback, DomainEvalCallback
-from agents.checkpoint import (
-    Checkpoint,
-    CheckpointError,
-    load_checkpoint,
-    restore_training_state,
-    save_checkpoint,
-)
-from agents.checkpoint_safety import parse_schedule
-from agents.hyperparameters import (
-    MAX_N_ENVS,
-    OWN_KEYS,
-    check_rollout,
-    load_hyperparams,
-    read_hyperparams_file,
-    validate_hyperparams,
-)
-from agents.interrupt import StopRequest, StopTrainingOnRequest
-from agents.replay_buffer_io import load_replay_buffer, replay_buffer_path, save_replay_buffer
-from agents.rl import ALGORITHMS, make_training_env
-from agents.semi_markov import SEMI_MARKOV_BUFFERS, DiscountFromInfoCallback
-from batchenv.actions import ActionCodec
-from batchenv.config import ConfigError, SystemConfig
-from batchenv.fileio import write_atomic
-from batchenv.observation import ObservationBuilder
+from agents.checkpoint import CheckpointError
+from agents.hyperparameters import MAX_N_ENVS
+from agents.interrupt import StopRequest
+from apps.train_plan import TrainArgs, plan_run
+from apps.train_run import _RUN_NAME, new_run_dir, train
+from batchenv.config import ConfigError
 from batchenv.scenarios import load_scenario
 from batchenv.seeds import parse_seeds
 
-
-@dataclass
-class TrainArgs:
-    """Every flag of train.py (logged to TensorBoard and saved as args.yml)."""
-
-    algo: str = "ppo"
-    env: str = "default"
-    rate: float | None = None
-    n_timesteps: int | None = None
-    seed: int = 0
-    n_envs: int | None = None
-    tensorboard_log: str | None = None
-    eval_freq: int = 25_000
-    eval_rates: list[float] | None = None
-    eval_scenarios: list[str] | None = None
-    eval_seeds: list[int] = field(default_factory=lambda: [10_000, 10_001])
-    eval_horizon_s: float = 20.0
-    save_freq: int = 100_000
-    hyperparams: dict[str, Any] = field(default_factory=dict)
-    hyperparams_file: str | None = None
-    resume: str | None = None
-    device: str = "cpu"
-    torch_threads: int = 1
-    runs_dir: str = "runs"
-    run_name: str | None = None
-    progress: bool = True
-    verbose: int = 1
+__all__ = [  # plan_run and new_run_dir: apps.search and apps.sweep import them from here
+    "SweepArgs",
+    "TrainArgs",
+    "build_parser",
+    "command_line_of",
+    "main",
+    "new_run_dir",
+    "parse_args",
+    "parse_command_line",
+    "plan_run",
+    "train",
+]
 
 
 def _parse_key_values(items: list[str]) -> dict[str, Any]:
@@ -416,9 +376,6 @@ def _train_args(parser: argparse.ArgumentParser, ns: argparse.Namespace) -> Trai
     return TrainArgs(**vars(ns))
 
 
-_RUN_NAME = re.compile(r"[^A-Za-z0-9_.+-]")
-
-
 def _check_device(parser: argparse.ArgumentParser, device: str) -> None:
     """``parser.error`` unless ``device`` names a torch device this machine has."""
     try:
@@ -431,358 +388,6 @@ def _check_device(parser: argparse.ArgumentParser, device: str) -> None:
         parser.error(f"--device {device}: no such CUDA device on this machine (use cpu)")
     if parsed.type not in ("cpu", "cuda"):
         parser.error(f"--device must be cpu or cuda[:N], got {device!r}")
-
-
-def new_run_dir(runs_dir: Path, algo: str, scenario: str) -> Path:
-    """``runs/{algo}_{scenario}_{N}`` with the next free N, created exclusively. Characters of
-    the scenario name outside ``[A-Za-z0-9_.+-]`` become ``_`` (a name never leaves ``runs_dir``)."""
-    runs_dir.mkdir(parents=True, exist_ok=True)
-    prefix = f"{algo}_{_RUN_NAME.sub('_', scenario).lstrip('.') or 'scenario'}"
-    n = 1 + max(
-        (
-            int(p.name.rsplit("_", 1)[1])
-            for p in runs_dir.glob(f"{prefix}_*")  # no glob characters left in it
-            if p.name.rsplit("_", 1)[1].isdigit()
-        ),
-        default=0,
-    )
-    while True:
-        run_dir = runs_dir / f"{prefix}_{n}"
-        try:
-            run_dir.mkdir()
-            return run_dir
-        except FileExistsError:
-            n += 1
-
-
-def _log_hyperparams(tb_dir: Path, args: TrainArgs, params: dict[str, Any]) -> None:
-    """CleanRL-style: every argument and hyperparameter as a text table in TensorBoard."""
-    rows = {**{f"arg/{k}": v for k, v in asdict(args).items()}, **{f"hp/{k}": v for k, v in params.items()}}
-    table = "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in rows.items())
-    with SummaryWriter(str(tb_dir / "hyperparameters")) as writer:
-        writer.add_text("hyperparameters", table)
-
-
-@dataclass
-class RunPlan:
-    """What a run trains, resolved from the flags (or from the checkpoint it resumes)."""
-
-    config: SystemConfig
-    hyperparams: dict[str, Any]  # batchenv's own keys and SB3's, as recorded in the checkpoints
-    checkpoint: Checkpoint | None
-    seed: int = 0  # of the training envs and the model: --seed, or the resumed checkpoint's
-    target_timesteps: int | None = None  # steps the run (resumed ones included) trains to
-
-    @property
-    def sb3_params(self) -> dict[str, Any]:
-        """The SB3 constructor's keyword arguments."""
-        return {k: v for k, v in self.hyperparams.items() if k not in OWN_KEYS}
-
-    def own(self, key: str, default: Any = None) -> Any:
-        """One of batchenv's own hyperparameters (:data:`agents.hyperparameters.OWN_KEYS`)."""
-        return self.hyperparams.get(key, default)
-
-
-def plan_run(args: TrainArgs) -> RunPlan:
-    """The config and hyperparameters of the run; a resumed run takes every setting from its
-    checkpoint (the hyperparameter files and ``--hyperparams`` do not apply to it).
-
-    :raises ConfigError: for a bad scenario, hyperparameter or flag combination.
-    :raises CheckpointError: for a checkpoint that cannot be resumed.
-    """
-    if args.resume:
-        if args.hyperparams_file:
-            raise ConfigError(
-                "--hyperparams-file",
-                "does not apply with --resume: a resumed run keeps its checkpoint's hyperparameters",
-            )
-        if args.hyperparams:
-            raise ConfigError(
-                "--hyperparams",
-                "does not apply with --resume: a resumed run keeps its checkpoint's hyperparameters",
-            )
-        if args.rate is not None:
-            raise ConfigError(
-                "--rate", "does not apply with --resume: a resumed run keeps its checkpoint's config"
-            )
-        checkpoint = load_checkpoint(args.resume, device=args.device)
-        if checkpoint.algo != args.algo:
-            raise ConfigError(
-                "--algo", f"{args.algo!r} but --resume {args.resume} holds a {checkpoint.algo!r} model"
-            )
-        hyperparams = dict(checkpoint.meta.get("hyperparams") or {})
-        if not hyperparams:
-            raise CheckpointError(
-                f"checkpoint {args.resume}: no recorded hyperparameters, cannot resume faithfully"
-            )
-        validate_hyperparams(hyperparams, **network_sizes(checkpoint.config))
-        # seed and target_timesteps: checked by load_checkpoint (optional integers)
-        return RunPlan(checkpoint.config, hyperparams, checkpoint, seed=checkpoint.meta.get("seed") or 0)
-    config = load_scenario(args.env)
-    hyperparams = load_hyperparams(args.algo, config.name)
-    if args.hyperparams_file:
-        hyperparams.update(read_hyperparams_file(args.hyperparams_file))
-    hyperparams.update(args.hyperparams)
-    validate_hyperparams(hyperparams, **network_sizes(config))
-    if args.rate is not None:
-        config = config.at_rate(args.rate).replace(name=f"{config.name}_rate{args.rate:g}")
-    if hyperparams.get("discount_horizon_s") is not None and args.algo not in SEMI_MARKOV_BUFFERS:
-        raise ConfigError(
-            "hyperparams.discount_horizon_s",
-            f"applies to {sorted(SEMI_MARKOV_BUFFERS)}, not {args.algo!r} (which discounts per step)",
-        )
-    return RunPlan(config, hyperparams, None, seed=args.seed)
-
-
-def timesteps_to_train(args: TrainArgs, plan: RunPlan, done: int) -> tuple[int, str | None]:
-    """How many steps to train, and a note to print (or None).
-
-    A new run trains ``-n`` (default: the hyperparameters' ``n_timesteps``). A resumed run
-    without ``-n`` trains the steps its run had left (its checkpoint's ``target_timesteps`` less
-    the ``done`` ones), so that the learning-rate and exploration schedules, which SB3 spreads
-    over the steps done plus those of the current call, go on where they stopped; with ``-n``
-    they are spread over ``done + n`` instead, and the note says so.
-    """
-    default = int(plan.own("n_timesteps", 1_000_000))
-    if plan.checkpoint is None:
-        return int(args.n_timesteps or default), None
-    target = plan.checkpoint.meta.get("target_timesteps")
-    if args.n_timesteps is None and target is not None and target > done:
-        return target - done, f"resuming at {done} of {target} steps: {target - done} more"
-    n = int(args.n_timesteps or default)
-    if target is None:
-        return n, f"resuming at {done} steps: {n} more (the checkpoint records no target)"
-    if done + n == target:
-        return n, f"resuming at {done} of {target} steps: {n} more"
-    return n, (
-        f"resuming at {done} steps: {n} more, so the schedules (learning rate, exploration) now "
-        f"run to {done + n} steps, not the {target} of the run (leave out -n to continue them)"
-    )
-
-
-def network_sizes(config: SystemConfig) -> dict[str, int]:
-    """What the policy's networks read and score on ``config``'s env: its observation size and
-    number of actions (``validate_hyperparams``' ``n_inputs`` and ``n_outputs``)."""
-    return {
-        "n_inputs": ObservationBuilder(config).space.shape[0],
-        "n_outputs": int(ActionCodec(config).space.n),
-    }
-
-
-def training_envs(args: TrainArgs, plan: RunPlan) -> int:
-    """The number of parallel training envs: ``--n-envs``, else the hyperparameters'; a resumed
-    run keeps its model's (SB3 cannot give a loaded model another number).
-
-    :raises ConfigError: for a resumed run with another ``--n-envs``, or a rollout
-        (``n_steps * n_envs``) over :data:`agents.hyperparameters.MAX_ROLLOUT_TRANSITIONS`.
-    """
-    if plan.checkpoint is None:
-        n_envs = int(args.n_envs or plan.own("n_envs", 1))
-        check_rollout(plan.hyperparams.get("n_steps"), n_envs)
-        return n_envs
-    n_envs = int(plan.checkpoint.model.n_envs)
-    if args.n_envs not in (None, n_envs):
-        raise ConfigError(
-            "--n-envs", f"{args.n_envs}, but --resume {args.resume} holds a model of {n_envs} envs (kept)"
-        )
-    return n_envs
-
-
-def build_model(args: TrainArgs, plan: RunPlan, venv: Any, tb_root: Path) -> Any:
-    """The SB3 model: the checkpoint's (with its training state restored) or a new one."""
-    if plan.checkpoint is not None:
-        model = plan.checkpoint.model
-        model.set_env(venv)
-        restore_training_state(venv, plan.checkpoint.meta)
-        try:
-            restored = load_replay_buffer(model, plan.checkpoint.path)
-        except ValueError as exc:
-            raise CheckpointError(f"checkpoint {plan.checkpoint.path}: replay buffer: {exc}") from None
-        if getattr(model, "replay_buffer", None) is not None and not restored:
-            print(
-                f"warning: no replay buffer next to {plan.checkpoint.path} "
-                f"({replay_buffer_path(plan.checkpoint.path).name}): it starts empty. "
-                "final_model.zip and interrupted.zip keep theirs; checkpoints/step_*.zip and "
-                "best_model.zip do not",
-                file=sys.stderr,
-            )
-    else:
-        params = plan.sb3_params
-        horizon_s = plan.own("discount_horizon_s")
-        if horizon_s is not None:
-            buffer_argument, buffer_class = SEMI_MARKOV_BUFFERS[args.algo]
-            params[buffer_argument] = buffer_class
-        try:
-            model = ALGORITHMS[args.algo](
-                plan.own("policy", "MlpPolicy"),
-                venv,
-                seed=plan.seed,
-                device=args.device,
-                verbose=0,
-                tensorboard_log=str(tb_root),
-                **{k: parse_schedule(v) for k, v in copy.deepcopy(params).items()},
-            )
-        except (TypeError, ValueError, AssertionError) as exc:
-            raise ConfigError("hyperparams", f"{args.algo} rejects a hyperparameter: {exc}") from None
-    model.tensorboard_log = str(tb_root)
-    return model
-
-
-def train(
-    args: TrainArgs,
-    command: str,
-    stop: StopRequest | None = None,
-    listeners: list[Callable[[dict[str, Any]], None]] | None = None,
-) -> Path:
-    """Run one training job; returns the run folder.
-
-    :param stop: set by SIGINT/SIGTERM (see :mod:`agents.interrupt`): training ends at the next
-        step and ``interrupted.zip`` is saved. A run stopped before training started leaves no
-        run folder behind.
-    :param listeners: called with every evaluation's record (:class:`DomainEvalCallback`), e.g.
-        to report it to Ray Tune.
-    """
-    stop = stop or StopRequest()
-    torch.set_num_threads(args.torch_threads)
-    plan = plan_run(args)
-    config = plan.config
-    n_envs = training_envs(args, plan)
-    done = int(plan.checkpoint.model.num_timesteps) if plan.checkpoint is not None else 0
-    n_timesteps, note = timesteps_to_train(args, plan, done)
-    plan.target_timesteps = done + n_timesteps
-    if plan.checkpoint is None:  # record what runs (--n-envs, -n), not the file's defaults
-        plan.hyperparams.update(n_envs=n_envs, n_timesteps=n_timesteps)
-    if args.run_name:
-        Path(args.runs_dir).mkdir(parents=True, exist_ok=True)
-        run_dir = Path(args.runs_dir) / args.run_name
-        try:
-            run_dir.mkdir()
-        except FileExistsError:
-            raise ConfigError(
-                "--run-name", f"{run_dir} exists already: a run folder is never reused"
-            ) from None
-    else:
-        run_dir = new_run_dir(Path(args.runs_dir), args.algo, config.name)
-    tb_root = Path(args.tensorboard_log) if args.tensorboard_log else run_dir / "tb"
-    try:
-        write_atomic(run_dir / "config.yml", config.to_yaml())
-        write_atomic(run_dir / "hyperparams.yml", yaml.safe_dump(plan.hyperparams, sort_keys=False))
-        write_atomic(run_dir / "args.yml", yaml.safe_dump(asdict(args), sort_keys=False))
-        write_atomic(run_dir / "command.txt", command + "\n")
-        venv = make_training_env(
-            config,
-            n_envs,
-            plan.seed,
-            reward_scale=float(plan.own("reward_scale", 1.0)),
-            reward_center=bool(plan.own("reward_center", False)),
-            reward_per_request=bool(plan.own("reward_per_request", False)),
-            normalize_obs=bool(plan.own("normalize_obs", False)),
-            normalize_reward=bool(plan.own("normalize_reward", True)),
-            gamma=float(plan.hyperparams.get("gamma", 0.99)),
-        )
-        model = build_model(args, plan, venv, tb_root)
-        if note:
-            print(note)
-        _log_hyperparams(tb_root / run_dir.name, args, plan.hyperparams)
-        callbacks = _callbacks(args, plan, run_dir, command, stop, listeners or [])
-        if stop.requested:
-            raise KeyboardInterrupt
-    except BaseException:  # a failed or interrupted start leaves no run folder behind
-        shutil.rmtree(run_dir, ignore_errors=True)
-        raise
-    print(f"run folder: {run_dir}\ntensorboard: tensorboard --logdir {tb_root}")
-    extra = _extra(args, plan, command)
-    try:
-        model.learn(
-            total_timesteps=n_timesteps,
-            callback=callbacks,
-            tb_log_name=run_dir.name,
-            reset_num_timesteps=plan.checkpoint is None,
-        )
-    except KeyboardInterrupt:  # a second Ctrl-C, or no signal handler (not the main thread)
-        for callback in callbacks:
-            if isinstance(callback, ProgressBarCallback) and callback.pbar is not None:
-                callback.pbar.close()  # an open bar keeps the interpreter from exiting
-        path = save_checkpoint(
-            model, run_dir / "interrupted.zip", config, algo=args.algo, vecnormalize=venv, extra=extra
-        )
-        save_replay_buffer(model, path)
-        print(f"\ninterrupted at {model.num_timesteps} steps; saved {path}", file=sys.stderr)
-        raise
-    name = "interrupted.zip" if stop.requested else "final_model.zip"
-    path = save_checkpoint(model, run_dir / name, config, algo=args.algo, vecnormalize=venv, extra=extra)
-    save_replay_buffer(model, path)
-    venv.close()
-    if stop.requested:
-        print(f"stopped by {stop.signal_name} at {model.num_timesteps} steps; saved {path}")
-        return run_dir
-    print(f"trained {model.num_timesteps} steps; final model {path}")
-    if (run_dir / "best_model.zip").exists():
-        print(f"best model (lowest mean gap to reference): {run_dir / 'best_model.zip'}")
-    return run_dir
-
-
-def _extra(args: TrainArgs, plan: RunPlan, command: str) -> dict[str, Any]:
-    """What every checkpoint of the run records besides the model (resume reads it back)."""
-    return {
-        "command": command,
-        "scenario": plan.config.name,
-        "seed": plan.seed,
-        "hyperparams": plan.hyperparams,
-        "target_timesteps": plan.target_timesteps,
-    }
-
-
-def evaluation_targets(args: TrainArgs, config: SystemConfig) -> list[tuple[str, SystemConfig]]:
-    """What a run evaluates on: ``--eval-scenarios`` by name, else the training config at
-    ``--eval-rates`` (default for a rate range: those of 50, 200, 400/s inside it, else its
-    middle), else the training config itself."""
-    if args.eval_scenarios:
-        return [(load_scenario(name).name, load_scenario(name)) for name in args.eval_scenarios]
-    rates = args.eval_rates
-    if rates is None and config.arrivals.rate_range_per_s is not None:
-        low, high = config.arrivals.rate_range_per_s
-        rates = [r for r in (50.0, 200.0, 400.0) if low <= r <= high] or [(low + high) / 2]
-    if rates is None:
-        return [("scenario", config)]
-    return [(f"rate_{r:g}", config.at_rate(r)) for r in rates]
-
-
-def _callbacks(
-    args: TrainArgs,
-    plan: RunPlan,
-    run_dir: Path,
-    command: str,
-    stop: StopRequest,
-    listeners: list[Callable[[dict[str, Any]], None]],
-) -> list[Any]:
-    """The run's callbacks: stop on a signal, the semi-Markov discount, checkpoints, evaluation."""
-    config, extra = plan.config, _extra(args, plan, command)
-    callbacks: list[Any] = [StopTrainingOnRequest(stop)]
-    if args.progress:
-        callbacks.append(ProgressBarCallback())
-    horizon_s = plan.own("discount_horizon_s")
-    if horizon_s is not None:
-        callbacks.append(DiscountFromInfoCallback(float(horizon_s)))
-    if args.save_freq:
-        callbacks.append(
-            CheckpointEveryCallback(args.save_freq, run_dir / "checkpoints", config, args.algo, extra)
-        )
-    if args.eval_freq:
-        evaluation = DomainEvalCallback(
-            args.eval_freq,
-            run_dir,
-            config,
-            args.algo,
-            targets=evaluation_targets(args, config),
-            seeds=args.eval_seeds,
-            horizon_s=args.eval_horizon_s,
-            extra=extra,
-            listeners=listeners,
-        )
-        evaluation.verbose = args.verbose
-        callbacks.append(evaluation)
-    return callbacks
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -211,7 +211,7 @@ def test_a_name_that_is_not_a_plain_file_name_is_refused(default_config: SystemC
 
 
 def test_names_the_code_builds_stay_valid(default_config: SystemConfig) -> None:
-    # agents/slo_target.py, benchmarks/robust (poisson@<rate>), apps/train.py (--rate), sim_to_real
+    # agents/slo_target.py, benchmarks/robust (poisson@<rate>), apps/train_plan.py (--rate), sim_to_real
     for name in ("-", "poisson@173", "default_rate150", "poisson_50pct", "calibrated", "...", "x" * 200):
         assert default_config.replace(name=name).name == name
 

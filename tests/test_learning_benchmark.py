@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from benchmark_scripts import load_script
 
-from apps import train
+from apps import train, train_plan
 from batchenv.scenarios import load_scenario, trace_scenarios
 from benchmarks.learning_parts import assessment, runs, tables
 
@@ -29,7 +29,7 @@ def test_experiments_are_valid_train_commands_with_relative_folders() -> None:
         assert not any(name.endswith("_test") for name in args.eval_scenarios), (
             "model selection must never see a held-out half"
         )
-        train.plan_run(args)  # the scenario and hyperparameters resolve
+        train_plan.plan_run(args)  # the scenario and hyperparameters resolve
         assert shlex.split(shlex.join(experiment.command("0-2", "runs/learning", 2)))[:2] == [
             "python",
             "train.py",

@@ -23,7 +23,7 @@ from agents.checkpoint import CheckpointError, RLScheduler, load_checkpoint, sav
 from agents.optimal import OptimalScheduler
 from agents.rl import ALGORITHMS, RegretReward, make_training_env
 from agents.semi_markov import DiscountFromInfoCallback, SemiMarkovReplayBuffer, SemiMarkovRolloutBuffer
-from apps import train
+from apps import train, train_plan, train_run
 from batchenv.env import DynamicBatchingEnv
 from batchenv.metrics import compute_metrics
 from batchenv.scenarios import load_scenario
@@ -207,7 +207,7 @@ def test_failed_or_interrupted_start_leaves_no_run_folder(
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(train, "make_training_env", interrupted)
+    monkeypatch.setattr(train_run, "make_training_env", interrupted)
     assert train.main(argv) == 130
     assert "interrupted" in capsys.readouterr().err
     assert not list((tmp_path / "runs").iterdir())
@@ -261,7 +261,7 @@ def test_the_networks_parameters_are_bounded() -> None:
     from agents.hyperparameters import MAX_NETWORK_PARAMETERS, network_parameters, validate_hyperparams
     from batchenv.config import ConfigError
 
-    sizes = train.network_sizes(load_scenario("default"))
+    sizes = train_plan.network_sizes(load_scenario("default"))
     assert sizes == {"n_inputs": 8, "n_outputs": 4}
     assert network_parameters([64, 64], **sizes) == 2 * (9 * 64 + 65 * 64 + 65 * 4)  # actor and critic
     assert network_parameters({"pi": [64], "vf": [32]}, 8, 4) == 9 * 64 + 65 * 4 + 9 * 32 + 33 * 4
@@ -296,10 +296,10 @@ def test_n_envs_is_bounded_and_kept_on_resume(tmp_path: Path, capsys: pytest.Cap
 
 
 def test_scenario_name_cannot_leave_the_runs_folder(tmp_path: Path) -> None:
-    run = train.new_run_dir(tmp_path / "runs", "ppo", "../../escape")
+    run = train_run.new_run_dir(tmp_path / "runs", "ppo", "../../escape")
     assert run.parent == tmp_path / "runs" and run.name == "ppo__.._escape_1"
-    assert train.new_run_dir(tmp_path / "runs", "ppo", "../../escape").name == "ppo__.._escape_2"
-    assert train.new_run_dir(tmp_path / "runs", "ppo", "a[1]*").name == "ppo_a_1___1"
+    assert train_run.new_run_dir(tmp_path / "runs", "ppo", "../../escape").name == "ppo__.._escape_2"
+    assert train_run.new_run_dir(tmp_path / "runs", "ppo", "a[1]*").name == "ppo_a_1___1"
 
 
 def test_resume_restores_the_checkpoints_own_settings(
@@ -318,10 +318,10 @@ def test_resume_restores_the_checkpoints_own_settings(
     assert train.main([*_tiny_argv(tmp_path, "dqn", resume=final), "--hyperparams", "gamma:0.9"]) == 2
     assert "does not apply with --resume" in capsys.readouterr().err
 
-    plan = train.plan_run(train.parse_args(_tiny_argv(tmp_path, "dqn", resume=final)))
+    plan = train_plan.plan_run(train.parse_args(_tiny_argv(tmp_path, "dqn", resume=final)))
     assert plan.hyperparams == first.meta["hyperparams"]
     venv = make_training_env(plan.config, 2, 0, reward_center=True, normalize_reward=False)
-    model = train.build_model(
+    model = train_run.build_model(
         train.parse_args(_tiny_argv(tmp_path, "dqn", resume=final)), plan, venv, tmp_path
     )
     assert isinstance(model.replay_buffer, SemiMarkovReplayBuffer)

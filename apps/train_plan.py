@@ -1,0 +1,175 @@
+"""What a training run trains: the flags of train.py (:class:`TrainArgs`) resolved into a
+:class:`RunPlan` (config, hyperparameters, seed; a resumed run's from its checkpoint), the number of
+parallel envs and the steps to train."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from agents.checkpoint import Checkpoint, CheckpointError, load_checkpoint
+from agents.hyperparameters import (
+    OWN_KEYS,
+    check_rollout,
+    load_hyperparams,
+    read_hyperparams_file,
+    validate_hyperparams,
+)
+from agents.semi_markov import SEMI_MARKOV_BUFFERS
+from batchenv.actions import ActionCodec
+from batchenv.config import ConfigError, SystemConfig
+from batchenv.observation import ObservationBuilder
+from batchenv.scenarios import load_scenario
+
+
+@dataclass
+class TrainArgs:
+    """Every flag of train.py (logged to TensorBoard and saved as args.yml)."""
+
+    algo: str = "ppo"
+    env: str = "default"
+    rate: float | None = None
+    n_timesteps: int | None = None
+    seed: int = 0
+    n_envs: int | None = None
+    tensorboard_log: str | None = None
+    eval_freq: int = 25_000
+    eval_rates: list[float] | None = None
+    eval_scenarios: list[str] | None = None
+    eval_seeds: list[int] = field(default_factory=lambda: [10_000, 10_001])
+    eval_horizon_s: float = 20.0
+    save_freq: int = 100_000
+    hyperparams: dict[str, Any] = field(default_factory=dict)
+    hyperparams_file: str | None = None
+    resume: str | None = None
+    device: str = "cpu"
+    torch_threads: int = 1
+    runs_dir: str = "runs"
+    run_name: str | None = None
+    progress: bool = True
+    verbose: int = 1
+
+
+@dataclass
+class RunPlan:
+    """What a run trains, resolved from the flags (or from the checkpoint it resumes)."""
+
+    config: SystemConfig
+    hyperparams: dict[str, Any]  # batchenv's own keys and SB3's, as recorded in the checkpoints
+    checkpoint: Checkpoint | None
+    seed: int = 0  # of the training envs and the model: --seed, or the resumed checkpoint's
+    target_timesteps: int | None = None  # steps the run (resumed ones included) trains to
+
+    @property
+    def sb3_params(self) -> dict[str, Any]:
+        """The SB3 constructor's keyword arguments."""
+        return {k: v for k, v in self.hyperparams.items() if k not in OWN_KEYS}
+
+    def own(self, key: str, default: Any = None) -> Any:
+        """One of batchenv's own hyperparameters (:data:`agents.hyperparameters.OWN_KEYS`)."""
+        return self.hyperparams.get(key, default)
+
+
+def plan_run(args: TrainArgs) -> RunPlan:
+    """The config and hyperparameters of the run; a resumed run takes every setting from its
+    checkpoint (the hyperparameter files and ``--hyperparams`` do not apply to it).
+
+    :raises ConfigError: for a bad scenario, hyperparameter or flag combination.
+    :raises CheckpointError: for a checkpoint that cannot be resumed.
+    """
+    if args.resume:
+        if args.hyperparams_file:
+            raise ConfigError(
+                "--hyperparams-file",
+                "does not apply with --resume: a resumed run keeps its checkpoint's hyperparameters",
+            )
+        if args.hyperparams:
+            raise ConfigError(
+                "--hyperparams",
+                "does not apply with --resume: a resumed run keeps its checkpoint's hyperparameters",
+            )
+        if args.rate is not None:
+            raise ConfigError(
+                "--rate", "does not apply with --resume: a resumed run keeps its checkpoint's config"
+            )
+        checkpoint = load_checkpoint(args.resume, device=args.device)
+        if checkpoint.algo != args.algo:
+            raise ConfigError(
+                "--algo", f"{args.algo!r} but --resume {args.resume} holds a {checkpoint.algo!r} model"
+            )
+        hyperparams = dict(checkpoint.meta.get("hyperparams") or {})
+        if not hyperparams:
+            raise CheckpointError(
+                f"checkpoint {args.resume}: no recorded hyperparameters, cannot resume faithfully"
+            )
+        validate_hyperparams(hyperparams, **network_sizes(checkpoint.config))
+        # seed and target_timesteps: checked by load_checkpoint (optional integers)
+        return RunPlan(checkpoint.config, hyperparams, checkpoint, seed=checkpoint.meta.get("seed") or 0)
+    config = load_scenario(args.env)
+    hyperparams = load_hyperparams(args.algo, config.name)
+    if args.hyperparams_file:
+        hyperparams.update(read_hyperparams_file(args.hyperparams_file))
+    hyperparams.update(args.hyperparams)
+    validate_hyperparams(hyperparams, **network_sizes(config))
+    if args.rate is not None:
+        config = config.at_rate(args.rate).replace(name=f"{config.name}_rate{args.rate:g}")
+    if hyperparams.get("discount_horizon_s") is not None and args.algo not in SEMI_MARKOV_BUFFERS:
+        raise ConfigError(
+            "hyperparams.discount_horizon_s",
+            f"applies to {sorted(SEMI_MARKOV_BUFFERS)}, not {args.algo!r} (which discounts per step)",
+        )
+    return RunPlan(config, hyperparams, None, seed=args.seed)
+
+
+def timesteps_to_train(args: TrainArgs, plan: RunPlan, done: int) -> tuple[int, str | None]:
+    """How many steps to train, and a note to print (or None).
+
+    A new run trains ``-n`` (default: the hyperparameters' ``n_timesteps``). A resumed run
+    without ``-n`` trains the steps its run had left (its checkpoint's ``target_timesteps`` less
+    the ``done`` ones), so that the learning-rate and exploration schedules, which SB3 spreads
+    over the steps done plus those of the current call, go on where they stopped; with ``-n``
+    they are spread over ``done + n`` instead, and the note says so.
+    """
+    default = int(plan.own("n_timesteps", 1_000_000))
+    if plan.checkpoint is None:
+        return int(args.n_timesteps or default), None
+    target = plan.checkpoint.meta.get("target_timesteps")
+    if args.n_timesteps is None and target is not None and target > done:
+        return target - done, f"resuming at {done} of {target} steps: {target - done} more"
+    n = int(args.n_timesteps or default)
+    if target is None:
+        return n, f"resuming at {done} steps: {n} more (the checkpoint records no target)"
+    if done + n == target:
+        return n, f"resuming at {done} of {target} steps: {n} more"
+    return n, (
+        f"resuming at {done} steps: {n} more, so the schedules (learning rate, exploration) now "
+        f"run to {done + n} steps, not the {target} of the run (leave out -n to continue them)"
+    )
+
+
+def network_sizes(config: SystemConfig) -> dict[str, int]:
+    """What the policy's networks read and score on ``config``'s env: its observation size and
+    number of actions (``validate_hyperparams``' ``n_inputs`` and ``n_outputs``)."""
+    return {
+        "n_inputs": ObservationBuilder(config).space.shape[0],
+        "n_outputs": int(ActionCodec(config).space.n),
+    }
+
+
+def training_envs(args: TrainArgs, plan: RunPlan) -> int:
+    """The number of parallel training envs: ``--n-envs``, else the hyperparameters'; a resumed
+    run keeps its model's (SB3 cannot give a loaded model another number).
+
+    :raises ConfigError: for a resumed run with another ``--n-envs``, or a rollout
+        (``n_steps * n_envs``) over :data:`agents.hyperparameters.MAX_ROLLOUT_TRANSITIONS`.
+    """
+    if plan.checkpoint is None:
+        n_envs = int(args.n_envs or plan.own("n_envs", 1))
+        check_rollout(plan.hyperparams.get("n_steps"), n_envs)
+        return n_envs
+    n_envs = int(plan.checkpoint.model.n_envs)
+    if args.n_envs not in (None, n_envs):
+        raise ConfigError(
+            "--n-envs", f"{args.n_envs}, but --resume {args.resume} holds a model of {n_envs} envs (kept)"
+        )
+    return n_envs
