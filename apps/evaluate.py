@@ -8,13 +8,13 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from batchenv.fileio import write_atomic
-from evaluation.cells import Cell, collect, hindsight_bounds
+from batchenv.fileio import write_atomic, write_files_atomic
+from evaluation.cells import Cell, HindsightBounds, collect, hindsight_bounds
 from evaluation.outputs import params_text, per_seed_rows, staged_run_dir, summary_rows, to_csv, to_json
 from evaluation.plan import Plan, UsageError, build_parser, make_plan
 from evaluation.plots import plot_all
 from evaluation.runner import make_bound_tasks, make_tasks, run_plan
-from evaluation.tables import print_tables, summary_lines, to_markdown
+from evaluation.tables import empty_episode_warnings, print_tables, summary_lines, to_markdown
 
 __all__ = ["main"]
 
@@ -74,12 +74,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     skipped = {c.not_applicable for c in cells.values() if c.not_applicable}
     for reason in sorted(skipped):
         console.print(f"[dim]n/a: {reason}[/]")
-    for scenario, reason in hindsight.missing.items():
-        console.print(f"[dim]no hindsight bound on {scenario}: {reason}[/]")
+    for name, reason in hindsight.missing.items():
+        seeds = next(len(plan.seeds_of(s)) for s in plan.scenarios if s.name == name)
+        bounded = len(hindsight.lower.get(name, {}))
+        some = f" on {seeds - bounded} of {seeds} seeds (the gap to it uses the others)" if bounded else ""
+        console.print(f"[dim]no hindsight bound on {name}{some}: {reason}[/]")
+    for warning in empty_episode_warnings(plan, cells):
+        console.print(f"[yellow]warning:[/] {warning}")
 
     results_json = to_json(plan, cells, hindsight)
     try:
-        run_dir, figures = _write_outputs(plan, cells, results_json)
+        run_dir, figures = _write_outputs(plan, cells, results_json, hindsight)
     except OSError as exc:
         console.print(f"[red]error[/]: cannot write the results ({exc}); no results folder was left behind")
         return 1
@@ -102,21 +107,25 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _write_outputs(
-    plan: Plan, cells: dict[tuple[str, str], Cell], results_json: str
+    plan: Plan, cells: dict[tuple[str, str], Cell], results_json: str, hindsight: HindsightBounds
 ) -> tuple[Path, list[str]]:
     """Write the run folder (all files or no folder: a full disk or Ctrl-C leaves nothing that
-    looks complete) and the ``--report`` files; returns the run folder and its figures' names."""
+    looks complete) and the ``--report`` set (the Markdown, its JSON and its figures, written
+    together: each file is complete, and a failure leaves none of them half-written); returns
+    the run folder and its figures' names."""
     with staged_run_dir(plan.out) as run:
         write_atomic(run.path / "summary.csv", to_csv(summary_rows(plan, cells)))
         write_atomic(run.path / "per_seed.csv", to_csv(per_seed_rows(plan, cells)))
         write_atomic(run.path / "results.json", results_json)
         figures = plot_all(plan, cells, run.path) if plan.plots else []
-        write_atomic(run.path / "report.md", to_markdown(plan, cells, "" if figures else None))
+        write_atomic(run.path / "report.md", to_markdown(plan, cells, "" if figures else None, hindsight))
         if plan.report is not None:
             figure_dir = plan.report.parent / f"{plan.report.stem}_figures"
-            for path in figures:
-                write_atomic(figure_dir / path.name, path.read_bytes())
             prefix = f"{figure_dir.name}/" if figures else None
-            write_atomic(plan.report, to_markdown(plan, cells, prefix))
-            write_atomic(plan.report.with_suffix(".json"), results_json)
+            report: dict[Path, str | bytes] = {
+                plan.report: to_markdown(plan, cells, prefix, hindsight),
+                plan.report.with_suffix(".json"): results_json,
+            }
+            report.update({figure_dir / path.name: path.read_bytes() for path in figures})
+            write_files_atomic(report)
     return run.path, [path.name for path in figures]

@@ -12,9 +12,15 @@ an existing one; every file written to a temporary name, then renamed):
 
 - ``summary.csv``: one row per agent and scenario, ``<metric>_mean`` and ``<metric>_ci95``;
 - ``per_seed.csv``: one row per agent, scenario and seed;
-- ``results.json``: both, with the command, the seeds and each agent's parameters and their source;
-- ``report.md``: the tables in Markdown;
-- ``latency_cdf.png``, ``score_vs_rate.png``, ``pareto_quality_p99.png``.
+- ``results.json``: both, with the command, the seeds and each agent's parameters and their source
+  (``schema_version``: :data:`evaluation.outputs.SCHEMA_VERSION`);
+- ``report.md``: the tables in Markdown, with the definition of every column and the notes per
+  scenario (the hindsight bound, the seeds a mean uses when fewer, why a cell is n/a);
+- ``latency_cdf.png``, ``score_vs_rate.png`` (cost per request and p99 latency against the
+  rate), ``pareto_quality_p99.png``.
+
+A ratio an episode cannot define (no arrival, no batch, nothing served) is NaN and left out of
+its mean (:mod:`evaluation.cells`).
 
 Episodes run on a backend of :mod:`execution` (``--jobs`` local processes by default, or Ray with
 ``--backend ray``); each episode is a pure function of (agent, scenario, seed), so the results

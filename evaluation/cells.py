@@ -1,23 +1,47 @@
 """Results of an evaluation grouped per (agent, scenario) cell: per-seed rows, pooled latency
 histogram, and the summary over seeds (:mod:`evaluation.stats`: means with 95% confidence
-intervals, the gap to the reference agent)."""
+intervals, the gap to the reference agent).
+
+A ratio an episode cannot define (no arrival: cost, score, drops; no batch: the mean batch
+size; nothing served: latencies, quality, model mix) is NaN in its row, and every mean leaves
+the NaN seeds out: :attr:`Cell.n_used` counts the seeds each mean uses, and
+:meth:`Cell.empty_episodes` says how many episodes had nothing to measure."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from collections import defaultdict
+from dataclasses import dataclass, field, fields
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from batchenv.config import LatencyTarget
+from batchenv.metrics import EpisodeMetrics
 from evaluation.plan import Plan
 from evaluation.stats import mean_ci95, relative_gap
 from execution.episode import EpisodeResult, EpisodeTask
 from execution.hindsight_task import BoundResult, BoundTask
 from execution.outcome import Outcome
 
-__all__ = ["Bounds", "Cell", "HindsightBounds", "collect", "hindsight_bounds"]
+__all__ = [
+    "COUNT_METRICS",
+    "PER_SEED_RATIO",
+    "Bounds",
+    "Cell",
+    "HindsightBounds",
+    "collect",
+    "hindsight_bounds",
+]
+
+COUNT_METRICS = tuple(f.name for f in fields(EpisodeMetrics) if f.type in ("int", int))
+"""The per-episode counts (arrived, served, dropped, waiting, batches, forced dispatches): whole
+numbers, kept as ints in the per-seed rows (their means over seeds are floats)."""
+
+PER_SEED_RATIO = "cost_ratio_to_reference_minus_1"
+"""The per-seed field ``cost / reference cost - 1`` of the same seed. Not the gap, which is the
+ratio of the mean costs (:func:`evaluation.stats.relative_gap`); a mean of these ratios weighs
+cheap seeds more, so it is never summarised."""
 
 Bounds = dict[str, dict[int, float]]
 """Hindsight costs per request (lower bounds, or the schedules found) by scenario name, then seed."""
@@ -29,7 +53,9 @@ class HindsightBounds(NamedTuple):
     :ivar lower: per scenario and seed, the lower bound (no policy's cost per request is below).
     :ivar found: per scenario and seed, the cost per request of the best schedule found with the
         arrivals known (the least cost lies between the two; equal where the bound is exact).
-    :ivar missing: per scenario, why it has no bound (does not apply, or failed).
+    :ivar missing: per scenario, why some or all of its seeds have no bound (does not apply, or
+        failed); the gap to the bound covers the seeds that have one (the rule of
+        ``benchmarks/trace_results.py``, :func:`evaluation.stats.paired_gap`).
     """
 
     lower: Bounds
@@ -41,7 +67,9 @@ def hindsight_bounds(
     plan: Plan, tasks: list[BoundTask], outcomes: list[Outcome[BoundResult]]
 ) -> HindsightBounds:
     """The bounds that were computed and the schedules found, by scenario name and seed, and per
-    scenario why there is none (does not apply, or failed)."""
+    scenario why some or all of its seeds have none (does not apply, or failed). A seed whose
+    bound failed is left out, not the whole scenario: gaps are measured over the seeds that
+    have a bound, and the tables say how many."""
     names = {s.spec: s.name for s in plan.scenarios}
     bounds: Bounds = {}
     found: Bounds = {}
@@ -51,25 +79,35 @@ def hindsight_bounds(
         for s in plan.scenarios
         if plan.hindsight and s.config.n_workers > 1 and not plan.hindsight_several
     }
+    failed: dict[str, dict[str, list[int]]] = defaultdict(dict)  # scenario -> reason -> seeds
     for task, outcome in zip(tasks, outcomes, strict=True):
         name = names[str(task.scenario)]
         result = outcome.value
         if outcome.error is not None or result is None:
-            missing[name] = f"seed {task.seed}: {outcome.error}"
+            failed[name].setdefault(str(outcome.error), []).append(task.seed)
         elif result.status != "ok":
-            missing[name] = result.reason
+            failed[name].setdefault(result.reason, []).append(task.seed)
         else:
             bounds.setdefault(name, {})[task.seed] = result.lower_cost_per_request
             found.setdefault(name, {})[task.seed] = result.upper_cost_per_request
-    for name in missing:
-        bounds.pop(name, None)  # a gap over some of the seeds would not be comparable
-        found.pop(name, None)
+    for name, reasons in failed.items():
+        if name not in bounds and len(reasons) == 1:  # every seed, one reason: the reason
+            missing[name] = next(iter(reasons))
+        else:
+            missing[name] = "; ".join(
+                f"seed{'s' * (len(seeds) > 1)} {', '.join(map(str, seeds))}: {reason}"
+                for reason, seeds in reasons.items()
+            )
     return HindsightBounds(bounds, found, missing)
 
 
 @dataclass
 class Cell:
-    """Results of one agent on one scenario."""
+    """Results of one agent on one scenario.
+
+    :ivar n_used: per summary metric, the seeds its mean uses (those where it is defined; for
+        the gaps, the seeds paired with the reference or the bound).
+    """
 
     agent: str
     scenario: str
@@ -82,6 +120,7 @@ class Cell:
     error: str | None = None
     reference: str | None = None
     summary: dict[str, tuple[float, float]] = field(default_factory=dict)
+    n_used: dict[str, int] = field(default_factory=dict)
 
     def value(self, metric: str) -> float:
         return self.summary.get(metric, (math.nan, math.nan))[0]
@@ -93,6 +132,30 @@ class Cell:
         if not math.isfinite(attainment):
             return None
         return attainment >= target.quantile
+
+    def fewer_seeds(self) -> dict[str, int]:
+        """The summary metrics whose mean uses fewer seeds than the cell ran, with that number."""
+        return {k: n for k, n in self.n_used.items() if n < len(self.per_seed)}
+
+    def empty_episodes(self) -> str:
+        """The cell's episodes with nothing to measure, in words (empty when there are none):
+        ``2 of 5 episodes had no arrival`` (those have no cost), ``1 of 5 episodes had arrivals
+        but no batch`` (no batch size, latency or quality)."""
+        rows = self.per_seed
+        counts = [
+            (sum(r["n_arrived"] == 0 for r in rows), "no arrival"),
+            (sum(r["n_arrived"] > 0 and r["n_batches"] == 0 for r in rows), "arrivals but no batch"),
+        ]
+        return ", ".join(f"{n} of {len(rows)} episodes had {what}" for n, what in counts if n)
+
+
+def _finite(value: Any) -> bool:
+    return value is not None and math.isfinite(value)
+
+
+def _paired(rows: list[dict[str, Any]], costs: dict[int, float]) -> int:
+    """Seeds of ``rows`` with a finite cost and a finite cost in ``costs`` (the pairs of a gap)."""
+    return sum(_finite(r["cost_per_request"]) and _finite(costs.get(r["seed"])) for r in rows)
 
 
 def collect(
@@ -125,7 +188,10 @@ def collect(
         if result.status == "error":
             cell.error = result.reason
             continue
-        row = {"seed": task.seed, **result.metrics}
+        row: dict[str, Any] = {"seed": task.seed, **result.metrics}
+        for name in COUNT_METRICS:
+            row[name] = int(row[name])
+        row["queued_at_end"] = row["n_waiting"] / row["n_arrived"] if row["n_arrived"] else math.nan
         row.update({f"mix_{m}": share for m, share in result.model_mix.items()})
         cell.per_seed.append(row)
         hist = result.latency_histogram
@@ -147,18 +213,22 @@ def collect(
                 continue
             for row in cell.per_seed:
                 base = ref_costs.get(row["seed"])
-                row["gap"] = (row["cost_per_request"] - base) / base if base else math.nan
-            keys = [k for k in cell.per_seed[0] if k not in ("seed", "gap")]
+                row[PER_SEED_RATIO] = (row["cost_per_request"] - base) / base if base else math.nan
+            keys = [k for k in cell.per_seed[0] if k not in ("seed", PER_SEED_RATIO)]
             cell.summary = {k: mean_ci95([row[k] for row in cell.per_seed]) for k in keys}
+            cell.n_used = {k: sum(_finite(row[k]) for row in cell.per_seed) for k in keys}
             cell.summary["gap"] = relative_gap(cell.per_seed, ref_costs)
+            cell.n_used["gap"] = _paired(cell.per_seed, ref_costs)
             scenario_bounds = (bounds or {}).get(scenario.name)
             if scenario_bounds:
                 cell.summary["gap_hindsight"] = relative_gap(cell.per_seed, scenario_bounds)
+                cell.n_used["gap_hindsight"] = _paired(cell.per_seed, scenario_bounds)
     return cells
 
 
 def _reference(plan: Plan, cells: dict[tuple[str, str], Cell], scenario: str) -> str | None:
-    """Label of the reference agent on ``scenario`` (None: no gap)."""
+    """Label of the reference agent on ``scenario`` (None: no gap): ``--reference`` as given, or
+    for ``auto`` the rule :data:`evaluation.plan.REFERENCE_RULE` among the agents that ran there."""
     labels = [a.label for a in plan.agents]
 
     def usable(label: str) -> bool:
@@ -168,8 +238,10 @@ def _reference(plan: Plan, cells: dict[tuple[str, str], Cell], scenario: str) ->
         return None
     if plan.reference != "auto":
         return plan.reference if usable(plan.reference) else None
-    for kind in ("optimal", "timeout"):
-        for agent in plan.agents:
-            if agent.name == kind and usable(agent.label):
-                return agent.label
+    optimal = [a for a in plan.agents if a.name == "optimal"]
+    timeouts = [a for a in plan.agents if a.name == "timeout"]
+    bare = [a for a in timeouts if not a.kwargs]  # the tuned timeout, as --agents timeout gives it
+    for agent in [*optimal, *bare, *timeouts]:
+        if usable(agent.label):
+            return agent.label
     return None

@@ -17,12 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import batchenv
 from batchenv.fileio import json_safe
 from evaluation.cells import Bounds, Cell, HindsightBounds
 from evaluation.plan import Plan
 from execution.episode import SCALAR_METRICS
 
 __all__ = [
+    "SCHEMA_VERSION",
     "StagedRun",
     "make_run_dir",
     "params_text",
@@ -32,6 +34,16 @@ __all__ = [
     "to_csv",
     "to_json",
 ]
+
+
+SCHEMA_VERSION = 2
+"""Version of ``results.json``'s layout (the field ``schema_version``; a file without it is
+version 1). Version 2: per-seed rows carry the counts (``n_arrived`` ...) as ints,
+``queued_at_end`` (the fraction of the arrivals still queued at the horizon) and
+``cost_ratio_to_reference_minus_1`` (version 1 called it ``gap``, which is the ratio of the mean
+costs everywhere else); a ratio an episode cannot define is null (version 1 wrote 0 for some);
+each cell has ``seeds_per_mean`` (the means over fewer seeds than the cell ran) and the file
+``batchenv_version``."""
 
 
 def make_run_dir(parent: Path) -> Path:
@@ -91,7 +103,7 @@ def params_text(params: dict[str, Any]) -> str:
 
 
 def summary_rows(plan: Plan, cells: dict[tuple[str, str], Cell]) -> list[dict[str, Any]]:
-    metrics = [*SCALAR_METRICS, "gap", "gap_hindsight"]
+    metrics = [*SCALAR_METRICS, "queued_at_end", "gap", "gap_hindsight"]
     rows = []
     for scenario in plan.scenarios:
         mixes = [f"mix_{m}" for m in scenario.config.model_names]
@@ -106,6 +118,7 @@ def summary_rows(plan: Plan, cells: dict[tuple[str, str], Cell]) -> list[dict[st
                 "reference": cell.reference or "",
                 "n_seeds": len(cell.per_seed),
                 "status": "n/a" if cell.not_applicable else ("error" if cell.error else "ok"),
+                "fewer_seeds": ";".join(f"{k}={n}" for k, n in cell.fewer_seeds().items()),
             }
             for metric in [*metrics, *mixes]:
                 mean, half = cell.summary.get(metric, (math.nan, math.nan))
@@ -153,8 +166,12 @@ def to_json(
     known, or why there is none) and one entry per (scenario, agent) cell with
     every metric's mean and 95% half-width under ``summary`` (``gap_hindsight``: the relative gap
     to the bound), whether it met the scenario's latency target (``target_met``; None without a
-    target) and the per-seed values under ``per_seed``."""
+    target), ``seeds_per_mean`` (the metrics whose mean uses fewer seeds than the cell ran: the
+    others had no arrival, batch or served request to define them) and the per-seed values under
+    ``per_seed`` (:data:`SCHEMA_VERSION` lists what changed from version 1)."""
     data = {
+        "schema_version": SCHEMA_VERSION,
+        "batchenv_version": batchenv.__version__,
         "command": plan.command,
         "seeds": plan.seeds,
         "horizon_s": plan.horizon_s,
@@ -197,6 +214,7 @@ def to_json(
                 "not_applicable": cell.not_applicable,
                 "error": cell.error,
                 "summary": {k: {"mean": m, "ci95": h} for k, (m, h) in cell.summary.items()},
+                "seeds_per_mean": cell.fewer_seeds(),
                 "target_met": None if scenario.target is None else cell.target_met(scenario.target),
                 "per_seed": cell.per_seed,
             }

@@ -35,6 +35,7 @@ __all__ = [
     "DEMO_AGENTS",
     "DEMO_SCENARIOS",
     "HELP_EPILOG",
+    "REFERENCE_RULE",
     "Plan",
     "ScenarioEntry",
     "UsageError",
@@ -69,6 +70,14 @@ def seeds_for_requests(seeds: Sequence[int], requests_per_episode: float, min_re
         raise ValueError(f"requests_per_episode must be > 0, got {requests_per_episode}")
     count = max(len(seeds), math.ceil(min_requests / requests_per_episode))
     return [*seeds, *range(seeds[-1] + 1, seeds[-1] + 1 + count - len(seeds))]
+
+
+REFERENCE_RULE = (
+    "optimal where it applies, else the tuned timeout (the spec 'timeout' without parameters if "
+    "given, else the first timeout spec listed), else none"
+)
+"""What ``--reference auto`` picks, in words (the help and the report quote it;
+:func:`evaluation.cells.collect` applies it)."""
 
 
 class UsageError(Exception):
@@ -159,8 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--reference",
         default="auto",
-        help="agent (as given in --agents) that gaps are measured against; 'auto' = optimal where "
-        "it applies, else the tuned timeout, else none; 'none' = no gap (default: auto)",
+        help="agent (as given in --agents) that gaps are measured against; 'auto' = "
+        f"{REFERENCE_RULE.replace('%', '%%')}, per scenario; 'none' = no gap (default: auto)",
     )
     parser.add_argument(
         "--target",

@@ -698,3 +698,35 @@ def test_one_worker_has_no_credit_and_the_realisable_programme_refuses_several()
     assert two.credit_s <= 0.5 * float(two.service_s[:, 1:].max())
     with pytest.raises(ValueError, match="one worker"):
         solve_frontier(two, "realisable")
+
+
+def test_an_episode_that_draws_its_slo_objective_is_bounded_under_it() -> None:
+    """With reward.slo_probability > 0 each episode draws its own SLO bound and penalty, and its
+    agents are charged with them: so is the bound. The best schedule found costs, played in the
+    simulator on that episode (simulate: the same draws), what the bound says, and no agent is
+    below the bound; under the config's objective (w_slo = 0) the schedule's cost was not the
+    simulator's."""
+    import dataclasses
+
+    from agents.hindsight import episode_objective
+
+    base = load_scenario("high_load").replace(horizon_s=1.0)
+    reward = dataclasses.replace(
+        base.reward, slo_probability=0.5, slo_ms_range=(40.0, 60.0), w_slo_range=(0.2, 0.5)
+    )
+    config = base.replace(reward=reward)
+    seed = 3  # draws an objective (seeds 0 and 1 keep the config's)
+    sim = simulate(config, make_agent("greedy", config), seed)
+    assert episode_objective(config, seed) == (sim.slo_s, sim.w_slo)
+    assert sim.w_slo > 0 and sim.slo_s < config.slo_ms / 1000.0
+    assert episode_objective(config, 0) == (config.slo_ms / 1000.0, 0.0)
+    assert episode_objective(base, seed) is None
+    bound = episode_bound(config, seed)
+    assert bound.schedule is not None
+    played = simulate(config, ScheduleReplay(bound.schedule), seed)
+    assert compute_metrics(played).cost_per_request == pytest.approx(bound.upper_cost_per_request, rel=1e-9)
+    for spec in ("greedy", "timeout", "proposed"):
+        cost = compute_metrics(simulate(config, make_agent(spec, config), seed)).cost_per_request
+        assert bound.lower_cost_per_request <= cost + 1e-12, spec
+    unpenalised = hindsight_bound(config, episode_arrivals(config, seed))
+    assert unpenalised.lower_cost_per_request < bound.lower_cost_per_request

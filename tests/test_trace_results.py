@@ -68,3 +68,27 @@ def test_parse_parts_keeps_the_order_and_names_an_unknown_part(capsys):
     with pytest.raises(SystemExit):
         parse_parts(parser, "traces,nope", ("traces", "mmpp"))
     assert "--parts: unknown part 'nope'; parts: traces,mmpp" in capsys.readouterr().err
+
+
+def test_the_gap_to_the_bound_covers_the_seeds_with_a_bound_and_says_how_many() -> None:
+    """One rule with evaluate.py: a seed without a bound is left out of the gap to it, not the
+    scenario, and the section states the number of seeds when it is not all of them."""
+    from benchmarks import trace_results
+    from benchmarks.robust.trace_table import scenario_summary
+    from execution.hindsight_task import BoundResult
+
+    ok = BoundResult("ok", lower_cost_per_request=0.05, exact=True, upper_cost_per_request=0.05)
+    failed = BoundResult("not_applicable", reason="too many arrivals")
+    assert trace_results.bound_sentence([ok, ok]) == (
+        "Hindsight bound: exact on 2 of 2 episodes (a lower bound on the others)."
+    )
+    assert trace_results.bound_sentence([ok, failed, ok]) == (
+        "Hindsight bound on 2 of 3 episodes, the seeds the gap vs hindsight covers (none on the others: "
+        "too many arrivals); exact on 2 of them (a lower bound on the others)."
+    )
+    episodes = [
+        {"cost": cost, "mean_ms": 10.0, "p99_ms": 20.0, "slo": 1.0, "quality": 1.0}
+        for cost in (0.06, 0.5, 0.07)
+    ]
+    gap = scenario_summary({"timeout": episodes}, [ok, failed, ok])["timeout"]["gap_vs_hindsight"][0]
+    assert gap == pytest.approx((0.065 - 0.05) / 0.05)  # seeds 0 and 2 only

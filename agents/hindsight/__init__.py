@@ -26,7 +26,12 @@ workers), :mod:`~agents.hindsight.replay` (the simulator plays a schedule),
 """
 
 from agents.hindsight.bound import HindsightBound, hindsight_bound
-from agents.hindsight.episode import episode_arrivals, episode_bound, hindsight_cost_per_request
+from agents.hindsight.episode import (
+    episode_arrivals,
+    episode_bound,
+    episode_objective,
+    hindsight_cost_per_request,
+)
 from agents.hindsight.problem import HindsightProblem
 from agents.hindsight.replay import ReplayError, ScheduleReplay, replay_schedule
 from agents.hindsight.schedule import PlannedBatch, Schedule, schedule_cost, schedule_violations
@@ -40,6 +45,7 @@ __all__ = [
     "ScheduleReplay",
     "episode_arrivals",
     "episode_bound",
+    "episode_objective",
     "hindsight_bound",
     "hindsight_cost_per_request",
     "replay_schedule",

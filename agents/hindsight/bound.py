@@ -159,6 +159,7 @@ def hindsight_bound(
     horizon_s: float | None = None,
     beam: int = DEFAULT_BEAM,
     projection: str = "sum",
+    objective: tuple[float, float] | None = None,
 ) -> HindsightBound:
     """Least cost any schedule reaches on ``arrivals_s``, known in advance.
 
@@ -169,8 +170,10 @@ def hindsight_bound(
     :param horizon_s: episode length (s); default ``config.horizon_s``.
     :param beam: several workers: states the schedule search keeps per request index (>= 1).
     :param projection: several workers: the search's fronts, ``"sum"`` or ``"all"``.
+    :param objective: the episode's own SLO bound (s) and penalty when it draws them
+        (:meth:`HindsightProblem.from_config`); default the config's.
     :raises ConfigError: bad arrivals or horizon.
     :raises ValueError: a bad ``beam`` or ``projection``.
     """
-    problem = HindsightProblem.from_config(config, arrivals_s, horizon_s)
+    problem = HindsightProblem.from_config(config, arrivals_s, horizon_s, objective)
     return solve_problem(problem, beam=beam, projection=projection)

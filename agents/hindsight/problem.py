@@ -58,12 +58,17 @@ class HindsightProblem:
         config: SystemConfig,
         arrivals_s: np.ndarray,
         horizon_s: float | None = None,
+        objective: tuple[float, float] | None = None,
     ) -> HindsightProblem:
         """The problem of serving ``arrivals_s`` with the system ``config``.
 
         :param arrivals_s: arrival times (s), sorted, finite, >= 0. Arrivals at or after the
             horizon are left out (the simulator never sees them).
         :param horizon_s: episode length (s); default ``config.horizon_s``.
+        :param objective: the episode's SLO bound (s) and penalty, ``(Simulator.slo_s,
+            Simulator.w_slo)``, when it draws its own (``reward.slo_probability`` > 0,
+            :func:`agents.hindsight.episode.episode_objective`); default the config's
+            ``slo_ms / 1000`` and ``reward.w_slo``.
         :raises ConfigError: bad arrivals or horizon (naming the argument).
         """
         horizon = config.horizon_s if horizon_s is None else horizon_s
@@ -82,6 +87,7 @@ class HindsightProblem:
             raise ConfigError("arrivals_s", "must be sorted in increasing order")
         times = np.ascontiguousarray(times[times < horizon])
         table = ServiceTable(config)
+        slo_s, w_slo = (config.slo_ms / 1000.0, config.reward.w_slo) if objective is None else objective
         return cls(
             arrivals_s=times,
             horizon_s=float(horizon),
@@ -89,9 +95,9 @@ class HindsightProblem:
             quality=np.asarray(config.qualities, dtype=float),
             queue_capacity=config.queue_capacity,
             max_wait_s=config.max_wait_ms / 1000.0,
-            slo_s=config.slo_ms / 1000.0,
+            slo_s=float(slo_s),
             w_latency_per_s=config.reward.w_latency_per_s,
-            w_slo=config.reward.w_slo,
+            w_slo=float(w_slo),
             w_drop=config.reward.w_drop,
             n_workers=config.n_workers,
         )
