@@ -211,6 +211,10 @@ def _build_baseline(
     kwargs = dict(spec.kwargs)
     source = "given" if kwargs else "defaults"
     if tuned and spec.name in TUNABLE:
+        if tuned_dir is not None and not Path(tuned_dir).is_dir():
+            # an explicit folder that is not there is a mistake (a relative path read elsewhere):
+            # never the silent defaults of a scenario that has no tuned file
+            raise ConfigError("tuned_dir", f"no such folder: {tuned_dir}")
         directory = tuned_dir or TUNED_DIR
         record = load_tuned(config, directory)
         if record is not None and spec.name in record.agents:
@@ -273,11 +277,13 @@ def make_agent(
     :param spec: a spec string (see the module docstring) or a parsed :class:`AgentSpec`.
     :param config: the scenario the agent will serve (tuned parameters are looked up by its name).
     :param tuned: use ``agents/tuned/<scenario>.yaml`` for ``timeout`` and ``util_switch``.
-    :param tuned_dir: look for tuned files there instead of ``agents/tuned/``.
+    :param tuned_dir: look for tuned files there instead of ``agents/tuned/`` (it must exist).
     :param scenario_spec: the scenario as the user named it (a name or YAML path), for the
         ``python -m apps.tune --scenarios ...`` hint of an untuned baseline (default: its name).
     :raises AgentSpecError: unknown name or bad parameter; :class:`CheckpointError` for a bad
         checkpoint; :class:`NotApplicableError` if the agent does not apply to the scenario.
+    :raises ConfigError: (``tuned_dir``) ``tuned_dir`` is given but is no folder, for an agent
+        with tuned parameters.
     """
     if isinstance(spec, str):
         spec = parse_agent_spec(spec)

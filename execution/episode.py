@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -30,6 +30,7 @@ from batchenv.metrics import (
 )
 from batchenv.scenarios import scenario_config
 from batchenv.sim import Simulator, simulate
+from execution.paths import TaskFiles, task_files
 
 __all__ = [
     "LATENCY_EDGES_MS",
@@ -76,6 +77,10 @@ class EpisodeTask:
     :param terms: also return the episode's :class:`~batchenv.metrics.ScoreTerms` (``terms``).
     :param bounds_ms: also return, per bound (ms), the served requests within it (``within``);
         needs every request kept (``record`` other than ``"totals"``).
+    :ivar files: the absolute paths of the checkpoint, the scenario file and ``tuned_dir``,
+        resolved from the working folder of the process that made the task (the driver): what a
+        worker reads, wherever it runs (:mod:`execution.paths`); the fields above keep what the
+        user typed, for the results and the messages.
     """
 
     agent: str
@@ -89,6 +94,10 @@ class EpisodeTask:
     latency_target: LatencyTarget | None = None
     terms: bool = False
     bounds_ms: tuple[float, ...] = ()
+    files: TaskFiles = field(default=TaskFiles(), init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "files", task_files(self.agent, self.scenario, self.tuned_dir))
 
 
 @dataclass
@@ -150,17 +159,30 @@ def _config(task: EpisodeTask) -> SystemConfig:
         config = task.scenario
         config = config if task.horizon_s is None else config.replace(horizon_s=task.horizon_s)
     else:
-        config = scenario_config(task.scenario, task.horizon_s)
+        config = scenario_config(task.files.scenario or task.scenario, task.horizon_s)
     return config if task.latency_target is None else config.replace(latency_target=task.latency_target)
 
 
 def _build_agent(task: EpisodeTask, config: SystemConfig) -> Any:
     spec = parse_agent_spec(task.agent)
     if task.params:
-        spec = type(spec)(spec.text, spec.name, {**spec.kwargs, **task.params}, spec.path)
-    tuned_dir = Path(task.tuned_dir) if task.tuned_dir else None
+        spec = replace(spec, kwargs={**spec.kwargs, **task.params})
+    if task.files.checkpoint is not None:
+        spec = replace(spec, path=Path(task.files.checkpoint))
+    tuned_dir = Path(task.files.tuned_dir) if task.files.tuned_dir else None
     given = task.scenario if isinstance(task.scenario, str) else None
     return make_agent(spec, config, tuned=task.tuned, tuned_dir=tuned_dir, scenario_spec=given)
+
+
+def _as_typed(task: EpisodeTask, message: str) -> str:
+    """``message`` (why an agent does not apply or cannot be built: part of the results) with
+    the absolute paths of ``task.files`` written as the task's fields give them, so that it
+    reads the same on every backend and in every working folder."""
+    typed = ((task.files.checkpoint, task.agent.strip()), (task.files.tuned_dir, task.tuned_dir))
+    for resolved, given in typed:
+        if resolved and given:
+            message = message.replace(resolved, str(Path(given)))
+    return message
 
 
 def run_episode_task(task: EpisodeTask) -> EpisodeResult:
@@ -172,13 +194,13 @@ def run_episode_task(task: EpisodeTask) -> EpisodeResult:
     config = _config(task)
     config_key = repr(config)
     params = sorted((task.params or {}).items())
-    agent_key = repr((task.agent, params, config_key, task.tuned, task.tuned_dir))
+    agent_key = repr((task.agent, params, config_key, task.tuned, task.files))
     try:
         agent = _cached(_AGENTS, agent_key, lambda: _build_agent(task, config))
     except NotApplicableError as exc:
-        return EpisodeResult("not_applicable", str(exc))
+        return EpisodeResult("not_applicable", _as_typed(task, str(exc)))
     except AgentSpecError as exc:
-        return EpisodeResult("error", str(exc))
+        return EpisodeResult("error", _as_typed(task, str(exc)))
     record = task.record != "totals"
     sim = _cached(_SIMULATORS, repr((config_key, record)), lambda: Simulator(config, record=record))
     simulate(config, agent, task.seed, sim=sim)

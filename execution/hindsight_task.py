@@ -7,12 +7,13 @@ computed once per (scenario, seed), on the same backend as the episodes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from agents.hindsight import episode_bound
 from batchenv.config import ConfigError, SystemConfig
 from batchenv.scenarios import scenario_config
+from execution.paths import scenario_file
 
 __all__ = ["BoundResult", "BoundTask", "run_bound_task"]
 
@@ -24,11 +25,19 @@ class BoundTask:
     :param scenario: a scenario name or YAML path, or a :class:`SystemConfig`.
     :param seed: the episode's seed.
     :param horizon_s: simulated seconds; None = the scenario's ``horizon_s``.
+    :ivar scenario_file: the absolute path of the scenario's file when ``scenario`` is a path,
+        resolved where the task is made (the driver): what a worker reads, wherever it runs
+        (:mod:`execution.paths`).
     """
 
     scenario: str | SystemConfig
     seed: int
     horizon_s: float | None = None
+    scenario_file: str | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.scenario, str):
+            object.__setattr__(self, "scenario_file", scenario_file(self.scenario))
 
 
 @dataclass(frozen=True)
@@ -54,7 +63,7 @@ def run_bound_task(task: BoundTask) -> BoundResult:
     if isinstance(task.scenario, SystemConfig):
         config = task.scenario if task.horizon_s is None else task.scenario.replace(horizon_s=task.horizon_s)
     else:
-        config = scenario_config(task.scenario, task.horizon_s)
+        config = scenario_config(task.scenario_file or task.scenario, task.horizon_s)
     try:  # the same config as the episode's (execution.episode), so the same arrivals
         bound = episode_bound(config, task.seed)
     except ConfigError as exc:  # raised for the systems the bound does not cover

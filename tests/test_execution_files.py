@@ -1,0 +1,130 @@
+"""What a task needs from the machine it runs on, for a worker that runs elsewhere (a Ray worker
+starts in the folder of its Ray session, not the user's): the files a task names are made
+absolute where the task is made.
+
+No Ray here: tests/test_execution_ray.py and tests/test_ray_cluster.py run these on Ray."""
+
+from __future__ import annotations
+
+import pickle
+import shutil
+from pathlib import Path
+
+import pytest
+
+from agents.tuned_params import config_fingerprint, write_tuned
+from batchenv.config import ConfigError
+from batchenv.scenarios import load_scenario
+from execution.episode import EpisodeResult, EpisodeTask, run_episode_task
+from execution.hindsight_task import BoundTask, run_bound_task
+from execution.paths import TaskFiles
+
+REPO = Path(__file__).resolve().parents[1]
+
+TRACE_SCENARIO = """\
+extends: default
+name: own_trace
+arrivals:
+  process: trace
+  rate_per_s: 150.0
+  trace_path: trace.csv
+  random_start: true
+"""
+
+
+def _own_files(root: Path) -> None:
+    """``root/own/own_trace.yaml`` (its trace file beside it, named relative to it) and
+    ``root/tuned/own_trace.yaml``, tuned parameters of timeout for it."""
+    (root / "own").mkdir()
+    (root / "own" / "own_trace.yaml").write_text(TRACE_SCENARIO)
+    shutil.copy(REPO / "batchenv" / "data" / "azure_conv_excerpt.csv", root / "own" / "trace.csv")
+    config = load_scenario(root / "own" / "own_trace.yaml")
+    (root / "tuned").mkdir()
+    write_tuned(
+        root / "tuned" / "own_trace.yaml",
+        {
+            "scenario": "own_trace",
+            "config_fingerprint": config_fingerprint(config),
+            "command": "a test",
+            "training_seeds": [1000],
+            "agents": {"timeout": {"params": {"preferred_batch_size": 4, "max_queue_delay_ms": 5.0}}},
+        },
+    )
+
+
+def _same(a: EpisodeResult, b: EpisodeResult) -> None:
+    assert (a.status, a.reason, a.metrics, a.params, a.params_source, a.describe) == (
+        b.status,
+        b.reason,
+        b.metrics,
+        b.params,
+        b.params_source,
+        b.describe,
+    )
+
+
+def test_a_task_reads_the_files_the_driver_named_from_any_folder(tmp_path: Path, monkeypatch) -> None:
+    """A relative scenario file (with a trace named relative to it) and a relative tuned_dir,
+    made into a task in the user's folder, are read as the same files by a worker that runs in
+    another folder (a Ray worker runs where `ray start` ran); the task's fields keep the paths as
+    typed. The tuned file is used, not silently the defaults."""
+    _own_files(tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(tmp_path)
+    task = EpisodeTask("timeout", "own/own_trace.yaml", 0, horizon_s=2.0, tuned_dir="tuned")
+    bound = BoundTask("own/own_trace.yaml", 0, horizon_s=2.0)
+    assert task.files == TaskFiles(str(tmp_path / "own/own_trace.yaml"), None, str(tmp_path / "tuned"))
+    assert (task.scenario, task.tuned_dir) == ("own/own_trace.yaml", "tuned")
+    assert bound.scenario_file == str(tmp_path / "own/own_trace.yaml")
+    here = run_episode_task(task)
+    assert here.params_source == "tuned (own_trace.yaml)"
+    here_bound = run_bound_task(bound)
+    shipped, shipped_bound = pickle.loads(pickle.dumps((task, bound)))  # as a worker gets them
+    monkeypatch.chdir(elsewhere)
+    _same(run_episode_task(shipped), here)
+    assert run_bound_task(shipped_bound) == here_bound
+
+
+def test_a_checkpoint_path_is_read_from_the_driver_folder_and_reported_as_typed(
+    tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.chdir(REPO)
+    tasks = [
+        EpisodeTask("checkpoints/ppo_default.zip", scenario, 0, horizon_s=1.0)
+        for scenario in ("default", "multi_gpu")
+    ]
+    assert tasks[0].files.checkpoint == str(REPO / "checkpoints/ppo_default.zip")
+    here = [run_episode_task(task) for task in tasks]
+    monkeypatch.chdir(tmp_path)
+    there = [run_episode_task(pickle.loads(pickle.dumps(task))) for task in tasks]
+    for a, b in zip(here, there, strict=True):
+        _same(a, b)
+    assert there[0].status == "ok" and there[0].params_source == "checkpoint ppo_default.zip"
+    # why it does not apply is part of the results: the path as the user typed it, from any folder
+    assert there[1].status == "not_applicable"
+    assert "checkpoint checkpoints/ppo_default.zip:" in there[1].reason and str(REPO) not in there[1].reason
+
+
+def test_an_explicit_tuned_dir_that_is_not_there_is_an_error(tmp_path: Path, monkeypatch) -> None:
+    """It used to fall back to the default parameters silently (a benchmark then reported the
+    defaults as tuned); agents without tuned parameters do not look at it."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match=f"tuned_dir: no such folder: {tmp_path / 'nowhere'}"):
+        run_episode_task(EpisodeTask("timeout", "default", 0, horizon_s=1.0, tuned_dir="nowhere"))
+    assert (
+        run_episode_task(EpisodeTask("greedy", "default", 0, horizon_s=1.0, tuned_dir="nowhere")).status
+        == "ok"
+    )
+    untuned = EpisodeTask("timeout", "default", 0, horizon_s=1.0, tuned=False, tuned_dir="nowhere")
+    assert run_episode_task(untuned).status == "ok"
+
+
+def test_scenario_names_and_configs_are_left_as_they_are(tmp_path: Path, monkeypatch) -> None:
+    """Packaged names are on every node; a name of $BATCHENV_SCENARIO_PATH travels with the
+    search path (Ray's workers get it from the session: execution.ray_backend)."""
+    monkeypatch.chdir(tmp_path)
+    assert EpisodeTask("greedy", "default", 0).files == TaskFiles()
+    assert EpisodeTask("greedy", load_scenario("default"), 0).files == TaskFiles()
+    assert BoundTask(load_scenario("default"), 0).scenario_file is None
+    assert EpisodeTask("greedy", "missing.yaml", 0).files.scenario == str(tmp_path / "missing.yaml")
