@@ -18,6 +18,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import sys
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -26,7 +27,15 @@ from typing import Any, Literal
 
 from execution.outcome import Outcome, TaskError, call_safely
 
-__all__ = ["BACKENDS", "Backend", "BackendSpec", "LocalBackend", "usable_cores"]
+__all__ = [
+    "BACKENDS",
+    "WORKER_THREAD_VARIABLES",
+    "Backend",
+    "BackendSpec",
+    "LocalBackend",
+    "limit_worker_threads",
+    "usable_cores",
+]
 
 BACKENDS = ("local", "ray")
 
@@ -74,11 +83,33 @@ class Backend(ABC):
         self.close()
 
 
-def _ignore_sigint() -> None:
-    """Worker initializer: Ctrl-C reaches the whole process group; only the parent handles it
-    (it cancels the queue and stops the workers), so a worker never swallows it and goes on with
-    the next queued task."""
+WORKER_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+"""Thread counts of the numerical libraries, set to 1 in a worker process (unless set already)."""
+
+
+def limit_worker_threads() -> None:
+    """One thread per worker process, as a Ray worker has (Ray sets ``OMP_NUM_THREADS=1`` for a
+    one-CPU task): the workers are the parallelism, and more threads each would only share the
+    same cores. Sets :data:`WORKER_THREAD_VARIABLES` (unless set already) for the libraries
+    loaded from now on (torch, when a checkpoint agent is built), limits those already loaded
+    (numpy's BLAS: the spawned worker has imported the command's modules before this runs) to
+    one thread with ``threadpoolctl``, and torch's threads when torch is loaded already."""
+    for name in WORKER_THREAD_VARIABLES:
+        os.environ.setdefault(name, "1")
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1)
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(1)
+
+
+def _init_worker() -> None:
+    """Worker initializer. Ctrl-C reaches the whole process group; only the parent handles it
+    (it cancels the queue and stops the workers), so a worker ignores it rather than swallow it
+    and go on with the next queued task. And one thread per worker (:func:`limit_worker_threads`)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    limit_worker_threads()
 
 
 class LocalBackend(Backend):
@@ -109,7 +140,7 @@ class LocalBackend(Backend):
             return future
         if self._pool is None:
             context = multiprocessing.get_context(self.start_method)
-            self._pool = ProcessPoolExecutor(self.jobs, mp_context=context, initializer=_ignore_sigint)
+            self._pool = ProcessPoolExecutor(self.jobs, mp_context=context, initializer=_init_worker)
         inner = self._pool.submit(call_safely, fn, args)
         self._unfinished.add(inner)
         inner.add_done_callback(self._unfinished.discard)

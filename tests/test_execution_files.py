@@ -1,11 +1,12 @@
 """What a task needs from the machine it runs on, for a worker that runs elsewhere (a Ray worker
 starts in the folder of its Ray session, not the user's): the files a task names are made
-absolute where the task is made.
+absolute where the task is made, and every worker runs one thread.
 
 No Ray here: tests/test_execution_ray.py and tests/test_ray_cluster.py run these on Ray."""
 
 from __future__ import annotations
 
+import os
 import pickle
 import shutil
 from pathlib import Path
@@ -15,9 +16,11 @@ import pytest
 from agents.tuned_params import config_fingerprint, write_tuned
 from batchenv.config import ConfigError
 from batchenv.scenarios import load_scenario
+from execution.backends import WORKER_THREAD_VARIABLES, LocalBackend
 from execution.episode import EpisodeResult, EpisodeTask, run_episode_task
 from execution.hindsight_task import BoundTask, run_bound_task
 from execution.paths import TaskFiles
+from execution.run import run_tasks
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -128,3 +131,26 @@ def test_scenario_names_and_configs_are_left_as_they_are(tmp_path: Path, monkeyp
     assert EpisodeTask("greedy", load_scenario("default"), 0).files == TaskFiles()
     assert BoundTask(load_scenario("default"), 0).scenario_file is None
     assert EpisodeTask("greedy", "missing.yaml", 0).files.scenario == str(tmp_path / "missing.yaml")
+
+
+def worker_threads() -> dict[str, object]:
+    """Run in a worker: its thread-count variables and the threads of numpy's BLAS."""
+    import numpy  # noqa: F401  (loads OpenBLAS, if not loaded yet)
+    from threadpoolctl import threadpool_info
+
+    return {
+        "env": {name: os.environ.get(name) for name in WORKER_THREAD_VARIABLES},
+        "threads": sorted({pool["num_threads"] for pool in threadpool_info()}),
+        "nice": os.nice(0),
+    }
+
+
+def test_local_workers_run_one_thread_each_as_ray_workers_do(monkeypatch) -> None:
+    for name in WORKER_THREAD_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    with LocalBackend(2) as backend:
+        seen = [o.unwrap() for o in run_tasks(backend, worker_threads, [()] * 2)]
+    for worker in seen:
+        assert worker["env"] == dict.fromkeys(WORKER_THREAD_VARIABLES, "1")
+        assert worker["threads"] == [1]
+        assert worker["nice"] == os.nice(0)
