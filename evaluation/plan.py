@@ -28,7 +28,12 @@ from batchenv.config import ConfigError, LatencyTarget, SystemConfig
 from batchenv.scenarios import SUITE, list_scenarios, scenario_config
 from batchenv.seeds import MAX_SEEDS, TRAINING_SEEDS, parse_seeds
 from execution.backends import BackendSpec
-from execution.cli import ExecutionUsageError, add_execution_arguments, backend_spec_from_args
+from execution.cli import (
+    ExecutionUsageError,
+    add_execution_arguments,
+    backend_spec_from_args,
+    without_execution_flags,
+)
 
 __all__ = [
     "BASELINE_AGENTS",
@@ -42,6 +47,7 @@ __all__ = [
     "build_parser",
     "check_writable_folder",
     "make_plan",
+    "recorded_command",
     "seeds_for_requests",
 ]
 
@@ -456,7 +462,7 @@ def make_plan(args: argparse.Namespace, argv: Sequence[str]) -> Plan:
         report=args.report,
         title=args.title,
         plots=not args.no_plots,
-        command="python evaluate.py" + ("" if not argv else " " + shlex.join(argv)),
+        command=recorded_command(argv),
         warnings=warnings,
         demo=args.demo,
         hindsight=not args.no_hindsight,
@@ -464,6 +470,14 @@ def make_plan(args: argparse.Namespace, argv: Sequence[str]) -> Plan:
         target=target,
         min_requests=args.min_requests,
     )
+
+
+def recorded_command(argv: Sequence[str]) -> str:
+    """The command a run records (``results.json``, ``report.md``): ``python evaluate.py`` and
+    ``argv`` without the execution flags (``--backend``, ``--address``, ``--jobs``), which never
+    change the results, as ``python -m apps.tune`` records its own."""
+    kept = without_execution_flags(list(argv), build_parser())
+    return "python evaluate.py" + (" " + shlex.join(kept) if kept else "")
 
 
 def _check_seeds(

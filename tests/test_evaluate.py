@@ -144,8 +144,19 @@ def test_jobs_2_gives_identical_results(runs: dict[str, Path]) -> None:
     for name in ("summary.csv", "per_seed.csv"):
         assert (one / name).read_bytes() == (two / name).read_bytes()
     first, second = (json.loads((d / "results.json").read_text()) for d in (one, two))
-    assert "--jobs 1" in first.pop("command") and "--jobs 2" in second.pop("command")
+    # the recorded command leaves out the execution flags, which never change the results
+    commands = [data.pop("command") for data in (first, second)]
+    assert "--jobs" not in " ".join(commands) and "--report" in commands[0] and "--no-plots" in commands[1]
     assert first == second
+
+
+def test_the_recorded_command_leaves_out_the_execution_flags() -> None:
+    from evaluation.plan import recorded_command
+
+    argv = ["--agents", "greedy", "--backend", "ray", "--address=auto", "--jobs", "2", "--n-seeds", "3"]
+    assert recorded_command(argv) == "python evaluate.py --agents greedy --n-seeds 3"
+    assert recorded_command(["--job", "2"]) == "python evaluate.py"  # an abbreviation argparse takes
+    assert recorded_command([]) == "python evaluate.py"
 
 
 def test_common_random_numbers(runs: dict[str, Path]) -> None:
