@@ -51,10 +51,6 @@ DIST_EXTRA_MESSAGE = (
     "extra with pip install -e '.[dist]'"
 )
 
-WORKER_NICENESS = ("RAY_worker_niceness", "0")
-"""The environment variable that makes a local Ray's workers keep the niceness of the process
-that starts it (Ray's default adds 15)."""
-
 TUNE_METRICS = ("gap_to_reference", "worst_gap_to_reference", "gap_to_optimal", "score_per_request")
 """Keys of an evaluation record that each trial reports to Tune (besides the timesteps)."""
 
@@ -127,20 +123,17 @@ def train_trial(config: dict[str, Any]) -> None:
 def ray_session(address: str | None, jobs: int) -> Iterator[None]:
     """A local Ray with ``jobs`` CPUs (or the cluster at ``address``) for the duration of the
     block, through the execution layer's :func:`execution.ray_backend.start_or_join`; a session
-    that is already running (a test's, a notebook's) is used and left running.
+    that is already running (a test's, a notebook's) is used and left running. A local Ray runs
+    its trials at the priority of this command, as every embedded Ray of batchenv does
+    (:data:`execution.ray_backend.WORKER_NICENESS`).
 
-    A local Ray runs its trials at the priority of this command (:data:`WORKER_NICENESS`), not
-    at Ray's default of nice 15, which would leave the training to whatever else runs on the
-    machine; ``RAY_worker_niceness`` set in the environment is kept.
-
-    :raises execution.ray_backend.RayUnavailableError: no cluster at ``address``.
+    :raises execution.ray_backend.RayUnavailableError: Ray cannot start, or no cluster at
+        ``address`` lets this process in.
     """
     import ray
 
     from execution.ray_backend import start_or_join
 
-    if address is None:
-        os.environ.setdefault(*WORKER_NICENESS)
     started = start_or_join(jobs if address is None else None, address)
     try:
         yield

@@ -4,8 +4,12 @@
 ``.yaml``/``.yml`` (or naming an existing file) is read as a path. Scenarios of your own can be
 named too: the directories listed in the environment variable ``BATCHENV_SCENARIO_PATH``
 (separated by ``os.pathsep``, ``:`` on Linux) are searched after the packaged ones, whose names
-come first (:func:`scenario_dirs`). Worker processes inherit the variable, so a name resolves the
-same way in every task of a parallel run.
+come first (:func:`scenario_dirs`). The local pool's worker processes inherit the variable from
+the process that starts them; Ray's workers do not (those of a cluster were started by
+``ray start``), so :func:`execution.ray_backend.start_or_join` hands them
+:func:`scenario_path_for_workers` in the session's environment. Either way a name resolves the
+same way in every task of a parallel run (on a cluster: when the directories are at the same
+paths on every node).
 
 Trace scenarios come with a time split: ``<name>_train`` replays the first half of the trace of
 ``<name>`` (``arrivals.trace_window: [0.0, 0.5]``) and ``<name>_test`` the second half, so that
@@ -33,6 +37,7 @@ __all__ = [
     "load_scenario",
     "scenario_config",
     "scenario_dirs",
+    "scenario_path_for_workers",
     "split_of",
     "trace_scenarios",
     "train_split_of",
@@ -79,9 +84,17 @@ def scenario_dirs() -> list[Path]:
     return [SCENARIO_DIR, *(entry.resolve() for entry in _path_entries() if entry.is_dir())]
 
 
+def scenario_path_for_workers() -> str | None:
+    """``$BATCHENV_SCENARIO_PATH`` with every entry made absolute from this process's working
+    folder, for worker processes that run elsewhere (Ray's); None when it names no directory."""
+    entries = [str(entry.absolute()) for entry in _path_entries()]
+    return os.pathsep.join(entries) if entries else None
+
+
 def add_scenario_dir(directory: str | Path) -> Path:
     """Append ``directory`` to ``$BATCHENV_SCENARIO_PATH`` of this process, and so of the worker
-    processes it starts (a command line's ``--scenario-path``); returns it resolved.
+    processes it starts, Ray's included when it is called before Ray starts (a command line's
+    ``--scenario-path``); returns it resolved.
 
     :raises ConfigError: (``scenario_path``) if it is not a directory.
     """

@@ -12,6 +12,9 @@ backends        the :class:`Backend` interface (``submit`` -> future of an outco
                 :class:`BackendSpec`, the backend chosen while planning
 ray_backend     Ray Core tasks on an embedded local Ray or a cluster (``address="auto"`` or
                 ``host:port``); the only module that imports Ray
+cluster         a cluster's address checked without Ray: its form, whether the head answers,
+                what a refused token needs
+paths           the files a task names, made absolute where the task is made (the driver)
 run             :func:`run_tasks`: many tasks, results in task order, one progress bar, Ctrl-C
                 cancels queued and running tasks
 episode         one episode as a task (:class:`EpisodeTask` -> :class:`EpisodeResult`)
@@ -29,7 +32,14 @@ hyperparameter search) joins the same cluster through :func:`execution.ray_backe
 so that ``--backend ray --address ...`` means the same everywhere.
 """
 
-from execution.backends import BACKENDS, Backend, BackendSpec, LocalBackend, usable_cores
+from execution.backends import (
+    BACKENDS,
+    Backend,
+    BackendSpec,
+    BackendUnavailableError,
+    LocalBackend,
+    usable_cores,
+)
 from execution.outcome import Outcome, TaskError, TaskFailedError, call_safely
 from execution.run import run_tasks
 
@@ -37,6 +47,7 @@ __all__ = [
     "BACKENDS",
     "Backend",
     "BackendSpec",
+    "BackendUnavailableError",
     "LocalBackend",
     "Outcome",
     "TaskError",

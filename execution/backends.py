@@ -32,12 +32,19 @@ __all__ = [
     "WORKER_THREAD_VARIABLES",
     "Backend",
     "BackendSpec",
+    "BackendUnavailableError",
     "LocalBackend",
     "limit_worker_threads",
     "usable_cores",
 ]
 
 BACKENDS = ("local", "ray")
+
+
+class BackendUnavailableError(RuntimeError):
+    """A backend that cannot be started or joined: Ray cannot start, or no Ray cluster at the
+    address lets this process in. Its message is one line that starts with the flag to fix
+    (``--address: ...``, ``--backend ray: ...``)."""
 
 
 def usable_cores() -> int:
@@ -210,16 +217,44 @@ class BackendSpec:
     address: str | None = None
     start_method: str = "spawn"
 
-    def create(self) -> Backend:
-        if self.name == "ray":
-            from execution.ray_backend import RayBackend  # imports Ray: only when asked for
+    def start(self) -> Backend:
+        """The backend, started (for Ray: imported, and a local Ray started or a cluster joined).
 
+        :raises BackendUnavailableError: Ray is not installed or cannot start, or the cluster at
+            :attr:`address` cannot be reached or refuses this process (its token).
+        """
+        if self.name == "ray":
+            try:
+                from execution.ray_backend import RayBackend  # imports Ray: only when asked for
+            except ImportError as exc:
+                raise BackendUnavailableError(
+                    f"--backend ray: Ray is not installed ({exc}); pip install -e '.[dist]'"
+                ) from None
             return RayBackend(jobs=self.jobs, address=self.address)
         return LocalBackend(self.jobs or 1, start_method=self.start_method)
 
+    def create(self) -> Backend:
+        """:meth:`start` for a command line: a backend that cannot start ends the program as a
+        bad flag does, with its one-line reason (``error: --address: ...``) on stderr and exit
+        status 2, so that every command (``evaluate.py``, ``python -m apps.tune``,
+        ``verify.py``, the benchmarks) says so instead of a traceback.
+
+        :raises SystemExit: (status 2) see :meth:`start`.
+        """
+        try:
+            return self.start()
+        except BackendUnavailableError as exc:
+            print(f"error: {exc}", file=sys.stderr, flush=True)
+            raise SystemExit(2) from None
+
     def describe(self) -> str:
+        if self.name == "ray" and self.address:
+            where = f"Ray cluster at {self.address}"
+            if self.jobs:
+                return f"{where}, at most {self.jobs} task{'s' * (self.jobs > 1)} at once"
+            return f"{where}, all CPUs"
         if self.name == "ray":
-            where = f"Ray cluster at {self.address}" if self.address else "an embedded local Ray"
-            return f"{where}, {self.jobs or 'all'} CPUs"
+            jobs = self.jobs or "all"
+            return f"an embedded local Ray, {jobs} CPU{'' if jobs == 1 else 's'}"
         jobs = self.jobs or 1
         return f"{jobs} process{'es' if jobs > 1 else ''}"

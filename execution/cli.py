@@ -7,6 +7,7 @@ import argparse
 from collections.abc import Callable
 
 from execution.backends import BACKENDS, BackendSpec, usable_cores
+from execution.cluster import address_error
 
 __all__ = [
     "EXECUTION_FLAGS",
@@ -62,15 +63,16 @@ def backend_spec_from_args(
 ) -> tuple[BackendSpec, list[str]]:
     """The backend the flags ask for, and warnings (``--jobs`` above the usable cores).
 
-    :raises ExecutionUsageError: ``--jobs`` below 1, ``--address`` without ``--backend ray``.
+    :raises ExecutionUsageError: ``--jobs`` below 1, ``--address`` without ``--backend ray`` or
+        of another form than ``auto`` / ``HOST:PORT``.
     """
     warnings: list[str] = []
     if args.jobs is not None and args.jobs < 1:
         raise ExecutionUsageError(f"--jobs must be >= 1, got {args.jobs}")
     if args.address is not None and args.backend != "ray":
         raise ExecutionUsageError("--address joins a Ray cluster: it needs --backend ray")
-    if args.address is not None and not args.address.strip():
-        raise ExecutionUsageError("--address: give auto or HOST:PORT")
+    if args.address is not None and address_error(args.address) is not None:
+        raise ExecutionUsageError(f"--address: {address_error(args.address)}")
     cores = usable_cores()
     if args.backend == "ray" and args.address is not None:
         return BackendSpec("ray", args.jobs, args.address.strip()), warnings

@@ -1,6 +1,7 @@
 """What a task needs from the machine it runs on, for a worker that runs elsewhere (a Ray worker
 starts in the folder of its Ray session, not the user's): the files a task names are made
-absolute where the task is made, and every worker runs one thread.
+absolute where the task is made, the scenario search path travels with absolute directories, a
+cluster address is checked before Ray is asked to join it, and every worker runs one thread.
 
 No Ray here: tests/test_execution_ray.py and tests/test_ray_cluster.py run these on Ray."""
 
@@ -9,13 +10,16 @@ from __future__ import annotations
 import os
 import pickle
 import shutil
+import socket
 from pathlib import Path
 
 import pytest
 
 from agents.tuned_params import config_fingerprint, write_tuned
+from batchenv import scenarios
 from batchenv.config import ConfigError
 from batchenv.scenarios import load_scenario
+from execution import cluster
 from execution.backends import WORKER_THREAD_VARIABLES, LocalBackend
 from execution.episode import EpisodeResult, EpisodeTask, run_episode_task
 from execution.hindsight_task import BoundTask, run_bound_task
@@ -133,6 +137,14 @@ def test_scenario_names_and_configs_are_left_as_they_are(tmp_path: Path, monkeyp
     assert EpisodeTask("greedy", "missing.yaml", 0).files.scenario == str(tmp_path / "missing.yaml")
 
 
+def test_the_scenario_search_path_for_workers_is_absolute(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(scenarios.SCENARIO_PATH_ENV, os.pathsep.join(["mine", "", "/abs/theirs"]))
+    assert scenarios.scenario_path_for_workers() == os.pathsep.join([str(tmp_path / "mine"), "/abs/theirs"])
+    monkeypatch.setenv(scenarios.SCENARIO_PATH_ENV, "")
+    assert scenarios.scenario_path_for_workers() is None
+
+
 def worker_threads() -> dict[str, object]:
     """Run in a worker: its thread-count variables and the threads of numpy's BLAS."""
     import numpy  # noqa: F401  (loads OpenBLAS, if not loaded yet)
@@ -154,3 +166,47 @@ def test_local_workers_run_one_thread_each_as_ray_workers_do(monkeypatch) -> Non
         assert worker["env"] == dict.fromkeys(WORKER_THREAD_VARIABLES, "1")
         assert worker["threads"] == [1]
         assert worker["nice"] == os.nice(0)
+
+
+def test_cluster_addresses_are_checked_without_ray() -> None:
+    assert cluster.head_endpoint("10.0.0.5:6379") == ("10.0.0.5", 6379)
+    assert cluster.head_endpoint("ray://head.example:10001") == ("head.example", 10001)
+    assert cluster.head_endpoint("[::1]:6379") == ("::1", 6379)
+    for bad in ("auto", "head", "head:", ":6379", "head:99999", "head:port", "a b:1"):
+        assert cluster.head_endpoint(bad) is None, bad
+    assert cluster.address_error("auto") is None and cluster.address_error(" 10.0.0.5:6379 ") is None
+    assert "auto or HOST:PORT" in (cluster.address_error("head") or "")
+
+
+def test_an_address_that_does_not_answer_is_refused_in_seconds(monkeypatch) -> None:
+    """ray.init retries such an address for about 14 minutes before it gives up."""
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        port = listening.getsockname()[1]
+        assert cluster.unreachable_reason(f"127.0.0.1:{port}") is None
+    reason = cluster.unreachable_reason(f"127.0.0.1:{port}")  # closed now
+    assert reason is not None and reason.startswith(f"cannot reach a Ray cluster at 127.0.0.1:{port}")
+    monkeypatch.setenv("RAY_ADDRESS", f"127.0.0.1:{port}")
+    assert "(RAY_ADDRESS)" in (cluster.unreachable_reason("auto") or "")
+    monkeypatch.delenv("RAY_ADDRESS")
+    assert cluster.unreachable_reason("auto") is None  # Ray looks for this machine's cluster itself
+
+    def black_hole(*args: object, **kwargs: object) -> None:
+        raise TimeoutError
+
+    monkeypatch.setattr(cluster.socket, "create_connection", black_hole)
+    assert "no answer within 3 s" in (cluster.unreachable_reason("10.0.0.5:6379") or "")
+
+
+def test_a_refused_token_is_recognised_through_the_exception_chain() -> None:
+    try:
+        try:
+            raise RuntimeError(
+                "Failed to connect to GCS. Last connection error: ... RPC error: InvalidAuthToken"
+            )
+        except RuntimeError as inner:
+            raise ConnectionError("Failed to connect to Ray cluster at 10.0.0.5:6379") from inner
+    except ConnectionError as exc:
+        assert cluster.is_auth_failure(exc)
+    assert not cluster.is_auth_failure(ConnectionError("Could not find any running Ray instance."))

@@ -9,7 +9,6 @@ skipped only when Ray Tune is not installed (``pip install -e ".[dist]"``).
 from __future__ import annotations
 
 import json
-import os
 import shlex
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,7 +33,9 @@ SINGLE_RUN_FILES = ("config.yml", "hyperparams.yml", "args.yml", "command.txt", 
 def ray_session() -> Iterator[None]:
     started = not ray.is_initialized()
     if started:
-        ray.init(num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False)
+        ray.init(
+            address="local", num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False
+        )
     yield
     if started:
         ray.shutdown()
@@ -115,24 +116,18 @@ def test_a_search_writes_the_best_hyperparameters_for_train(ray_session: None, t
     assert train.main([*_argv(tmp_path / "again", "--eval-freq", "0"), "--hyperparams-file", str(out)]) == 0
 
 
-def test_a_local_ray_keeps_the_priority_of_the_command(monkeypatch) -> None:
-    """Ray starts its workers at nice 15 unless told otherwise: a local Ray started by a sweep
-    gets RAY_worker_niceness=0 (trials at the command's priority); a cluster, or a value the user
-    set, is left alone."""
+def test_a_sweep_starts_a_local_ray_of_jobs_cpus_or_joins_the_address(monkeypatch) -> None:
+    """Its priority and environment are those of every embedded Ray of batchenv
+    (tests/test_execution_ray.py)."""
     from apps import sweep
     from execution import ray_backend
 
-    seen: list[str | None] = []
+    seen: list[tuple[int | None, str | None]] = []
     monkeypatch.setattr(
-        ray_backend, "start_or_join", lambda jobs, address: seen.append(os.environ.get(name)) or False
+        ray_backend, "start_or_join", lambda jobs, address: seen.append((jobs, address)) or False
     )
-    name = sweep.WORKER_NICENESS[0]
-    monkeypatch.delenv(name, raising=False)
-    with sweep.ray_session("auto", 1):
+    with sweep.ray_session("auto", 3):
         pass
-    with sweep.ray_session(None, 1):
+    with sweep.ray_session(None, 3):
         pass
-    monkeypatch.setenv(name, "5")
-    with sweep.ray_session(None, 1):
-        pass
-    assert seen == [None, "0", "5"]
+    assert seen == [(None, "auto"), (3, None)]
