@@ -25,7 +25,10 @@ evaluation's mean gap to the reference (:class:`agents.callbacks.DomainEvalCallb
 better) to Tune. ASHA (:class:`ray.tune.schedulers.ASHAScheduler`, on the environment steps)
 stops the trials whose gap is in the worse half at a rung; Optuna's TPE proposes the next
 trials from the finished ones (:class:`ray.tune.search.optuna.OptunaSearch`). The best trial is
-the one with the lowest final gap among those that ran to the end.
+the one with the lowest final gap among those that ran to the end; a trial that runs to the end
+reports its last evaluation once it has saved ``final_model.zip`` (ASHA stops every trial that
+reaches its ``max_t``, the steps to train). Ctrl-C stops the trials, writes ``trials.json`` but no
+``--out`` file, and exits with 130.
 
 Needs the ``dist`` extra (``pip install -e ".[dist]"``).
 """
@@ -46,7 +49,7 @@ import yaml
 
 from agents.checkpoint import CheckpointError
 from agents.hyperparameters import is_integer_hyperparameter, validate_hyperparams
-from apps.sweep import group_run_dir, ray_session, relative_path, report_failures, train_trial
+from apps.sweep import group_run_dir, interrupted, ray_session, relative_path, report_failures, train_trial
 from apps.train import build_parser, parse_command_line, plan_run
 from batchenv.config import ConfigError, short_repr
 from batchenv.fileio import write_atomic, write_json_atomic
@@ -276,6 +279,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": None,
         "cwd": str(Path.cwd()),
         "shown_runs_dir": str(relative_path(search_dir)),
+        "final_steps": n_timesteps,  # ASHA's max_t: the last report waits for final_model.zip
     }
     grace = ns.grace_steps or 2 * args.eval_freq
     searcher = OptunaSearch(
@@ -330,6 +334,13 @@ def main(argv: list[str] | None = None) -> int:
             }
         )
     write_json_atomic(search_dir / "trials.json", {"command": command, "trials": trials})
+    if interrupted(results):
+        print(
+            f"search: interrupted: the trials were stopped; {relative_path(search_dir / 'trials.json')} "
+            f"lists them, {ns.out} is not written",
+            file=sys.stderr,
+        )
+        return 130
     best = best_trial(trials, n_timesteps)
     if best is None:
         print("search: no trial finished an evaluation", file=sys.stderr)

@@ -24,7 +24,7 @@ import dataclasses
 import os
 import shlex
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,10 @@ from batchenv.fileio import write_atomic, write_json_atomic
 
 __all__ = [
     "DIST_EXTRA_MESSAGE",
+    "alive_nodes",
+    "held_reporter",
+    "interrupted",
+    "missing_run_message",
     "ray_session",
     "relative_path",
     "report_failures",
@@ -99,8 +103,11 @@ def train_trial(config: dict[str, Any]) -> None:
 
     ``config["trial"]`` holds the run's arguments (``args``, a :class:`TrainArgs` as a dict),
     its command line (``command``; None: made from the arguments) and the user's working folder
-    (``cwd``). Any other key of ``config`` is a hyperparameter sampled by a search: it overrides
-    the run's hyperparameters, and the run folder is named after the trial
+    (``cwd``); optionally ``final_steps``, the steps at which a scheduler stops a trial (ASHA's
+    ``max_t``): an evaluation at or past them is reported once the run has saved
+    ``final_model.zip`` (a trial stopped at a report never runs another line), see
+    :func:`held_reporter`. Any other key of ``config`` is a hyperparameter sampled by a search:
+    it overrides the run's hyperparameters, and the run folder is named after the trial
     (``{algo}_{scenario}_{trial name}``).
     """
     from ray import tune
@@ -116,7 +123,46 @@ def train_trial(config: dict[str, Any]) -> None:
     if command is None:
         shown = dataclasses.replace(args, runs_dir=trial["shown_runs_dir"], progress=True)
         command = "python train.py " + shlex.join(command_line_of(shown))
-    train(args, command, listeners=[lambda record: tune.report(tune_metrics(record))])
+    final_steps = trial.get("final_steps")
+    listener, flush = held_reporter(lambda record: tune.report(tune_metrics(record)), final_steps)
+    train(args, command, listeners=[listener])
+    flush()
+
+
+def held_reporter(
+    report: Callable[[dict[str, Any]], None], final_steps: int | None
+) -> tuple[Callable[[dict[str, Any]], None], Callable[[], None]]:
+    """A listener that passes each evaluation record to ``report``, except those at or past
+    ``final_steps`` (None: none), which it holds until the second function is called: after the
+    run has saved its final model. A scheduler that stops trials at ``final_steps`` (ASHA's
+    ``max_t``) then stops a finished run, not one about to save its model."""
+    held: list[dict[str, Any]] = []
+
+    def listener(record: dict[str, Any]) -> None:
+        if final_steps is not None and record["timesteps"] >= final_steps:
+            held.append(record)
+        else:
+            report(record)
+
+    def flush() -> None:
+        while held:
+            report(held.pop(0))
+
+    return listener, flush
+
+
+def interrupted(results: Any) -> bool:
+    """Whether Tune's run was stopped by Ctrl-C: some trial neither finished (terminated, a
+    scheduler's stop included) nor failed, which Tune's ``ResultGrid`` counts (Tune catches the
+    signal itself, stops the trials and returns)."""
+    return int(results.num_terminated) + int(results.num_errors) < len(results)
+
+
+def alive_nodes() -> int:
+    """Nodes of the Ray session this process is connected to (1 for a local Ray)."""
+    import ray
+
+    return sum(1 for node in ray.nodes() if node.get("Alive"))
 
 
 @contextlib.contextmanager
@@ -209,19 +255,18 @@ def run_seeds(args: TrainArgs, sweep: SweepArgs, command: str) -> int:
                 run_config=tune.RunConfig(name="tune", storage_path=str(sweep_dir), verbose=1),
             )
             results = tuner.fit()
+            nodes = alive_nodes()
     except RayUnavailableError as exc:
         print(f"train.py: error: {exc}", file=sys.stderr)
         return 2
     failed = report_failures(results)
+    stopped = interrupted(results)
     run_dirs = [sweep_dir / seed_run_name(args, scenario, s) for s in sweep.seeds]
     # a finished run has its final model; an interrupted one's last evaluation is not final
     done = [d for d in run_dirs if (d / "final_model.zip").is_file() and (d / "evaluations.json").is_file()]
     for run_dir in run_dirs:
-        if run_dir not in done and run_dir.is_dir():
-            print(
-                f"train.py: {relative_path(run_dir)} did not finish: left out of the aggregate",
-                file=sys.stderr,
-            )
+        if run_dir not in done and (run_dir.is_dir() or nodes > 1):
+            print(f"train.py: {missing_run_message(relative_path(run_dir), nodes)}", file=sys.stderr)
     if done:
         aggregate = aggregate_runs(done)
         aggregate["command"] = command
@@ -235,7 +280,23 @@ def run_seeds(args: TrainArgs, sweep: SweepArgs, command: str) -> int:
         )
     else:
         print(f"sweep folder: {shown} (no finished run to aggregate)")
+    if stopped:
+        print("train.py: interrupted: the trials were stopped", file=sys.stderr)
+        return 130
     return 1 if failed else 0
+
+
+def missing_run_message(run_dir: Path, nodes: int) -> str:
+    """Why a trial's run folder (``run_dir``) is left out of the aggregate: it did not finish,
+    or, on a cluster of several ``nodes``, it may have been written on another node's disk."""
+    if nodes == 1:
+        return f"{run_dir} did not finish: left out of the aggregate"
+    return (
+        f"{run_dir} has no final_model.zip on this machine: left out of the aggregate. It did not "
+        f"finish, or it did on another node: on a cluster ({nodes} nodes) a trial writes its run "
+        "folder on the disk of the node it runs on; give --runs-dir a folder every node shares "
+        "(docs/scaling.md)"
+    )
 
 
 def group_run_dir(runs_dir: Path, run_name: str | None, algo: str, label: str, command: str) -> Path | None:

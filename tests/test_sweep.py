@@ -12,6 +12,7 @@ import json
 import shlex
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -105,6 +106,9 @@ def test_a_search_writes_the_best_hyperparameters_for_train(ray_session: None, t
     assert len(trials) == 2
     for trial in trials:  # each trial is a train.py run folder with the sampled values
         run = Path(trial["run_dir"])
+        assert (
+            trial["timesteps"] == 256 and (run / "final_model.zip").is_file()
+        )  # ASHA's max_t: not cut short
         used = yaml.safe_load((run / "hyperparams.yml").read_text())
         assert used["learning_rate"] == trial["hyperparams"]["learning_rate"]
         assert json.loads((run / "evaluations.json").read_text())[-1]["gap_to_reference"] == pytest.approx(
@@ -131,3 +135,64 @@ def test_a_sweep_starts_a_local_ray_of_jobs_cpus_or_joins_the_address(monkeypatc
     with sweep.ray_session(None, 3):
         pass
     assert seen == [(None, "auto"), (3, None)]
+
+
+def test_a_trial_reports_its_final_evaluation_once_its_final_model_is_saved() -> None:
+    """ASHA stops a trial at its max_t (the steps to train) at the report that reaches it: a
+    trial stopped there never saved final_model.zip."""
+    from apps import sweep
+
+    reported: list[int] = []
+    listener, flush = sweep.held_reporter(lambda record: reported.append(record["timesteps"]), 256)
+    for steps in (128, 256):
+        listener({"timesteps": steps})
+    assert reported == [128]  # ... then train() saves final_model.zip
+    flush()
+    assert reported == [128, 256]
+    listener, flush = sweep.held_reporter(lambda record: reported.append(record["timesteps"]), None)
+    listener({"timesteps": 512})
+    assert reported[-1] == 512
+
+
+class _Results(list):
+    """What Tune's ResultGrid tells about its trials."""
+
+    def __init__(self, terminated: int, errors: int, trials: int) -> None:
+        super().__init__([SimpleNamespace(error=None, path="?")] * trials)
+        self.num_terminated, self.num_errors = terminated, errors
+
+
+def test_ctrl_c_of_a_sweep_exits_130(monkeypatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Tune catches Ctrl-C itself, stops the trials and returns: the sweep said "no finished run
+    to aggregate" and exited 0."""
+    import contextlib
+
+    from ray import tune
+
+    from apps import sweep
+
+    assert sweep.interrupted(_Results(1, 0, 2)) and not sweep.interrupted(_Results(1, 1, 2))
+
+    class StoppedTuner:
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            pass
+
+        def fit(self) -> _Results:
+            return _Results(0, 0, 2)
+
+    monkeypatch.setattr(tune, "Tuner", StoppedTuner)
+    monkeypatch.setattr(sweep, "ray_session", lambda address, jobs: contextlib.nullcontext())
+    monkeypatch.setattr(sweep, "alive_nodes", lambda: 1)
+    assert train.main(_argv(tmp_path / "runs", "--seeds", "0-1")) == 130
+    assert "interrupted" in capsys.readouterr().err
+
+
+def test_on_several_nodes_a_missing_run_may_be_on_another_disk() -> None:
+    from apps import sweep
+
+    assert (
+        sweep.missing_run_message(Path("runs/s/seed0"), 1)
+        == "runs/s/seed0 did not finish: left out of the aggregate"
+    )
+    several = sweep.missing_run_message(Path("runs/s/seed0"), 3)
+    assert "on another node" in several and "no final_model.zip on this machine" in several
