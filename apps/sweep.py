@@ -13,8 +13,10 @@ keeps under ``<sweep folder>/tune/`` (no Tune checkpoints). When the trials are 
 Ray is imported only here, when ``--seeds`` is given: without the ``dist`` extra
 (``pip install -e ".[dist]"``) the command exits with a message naming it. A local Ray with
 ``--jobs`` CPUs is started (one CPU and one torch thread per trial), or a cluster is joined with
-``--address``; every node needs batchenv installed. Ctrl-C stops the trials: Tune ends their
-processes, so a stopped trial keeps the checkpoints it had written but no ``interrupted.zip``.
+``--address``; every node needs batchenv installed and must share the sweep folder at the same
+path, since a trial writes its run folder on the node it runs on (docs/scaling.md). Ctrl-C stops
+the trials: Tune ends their processes, so a stopped trial keeps the checkpoints it had written
+but no ``interrupted.zip``; the sweep aggregates the runs that finished and exits with 130.
 """
 
 from __future__ import annotations

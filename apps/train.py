@@ -249,7 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--address",
         default=None,
         help="with --seeds (and in a search): a Ray cluster to join ('auto' or host:port; default: "
-        "a local Ray)",
+        "a local Ray); its nodes must share --runs-dir (docs/scaling.md)",
     )
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     parser.add_argument("--verbose", type=int, default=1, choices=[0, 1, 2], help="verbosity (default: 1)")
