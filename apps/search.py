@@ -49,7 +49,7 @@ import yaml
 
 from agents.checkpoint import CheckpointError
 from agents.hyperparameters import is_integer_hyperparameter, validate_hyperparams
-from apps.sweep import group_run_dir, interrupted, ray_session, relative_path, report_failures, train_trial
+from apps.sweep import group_run_dir, ray_session, relative_path, report_failures, train_trial, trial_ends
 from apps.train import build_parser, parse_command_line, plan_run
 from batchenv.config import ConfigError, short_repr
 from batchenv.fileio import write_atomic, write_json_atomic
@@ -298,6 +298,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     from execution.ray_backend import RayUnavailableError
 
+    ends = trial_ends()
     try:
         with ray_session(ns.address, ns.jobs):
             tuner = tune.Tuner(
@@ -309,7 +310,9 @@ def main(argv: list[str] | None = None) -> int:
                     num_samples=ns.trials,
                     max_concurrent_trials=ns.jobs,
                 ),
-                run_config=tune.RunConfig(name="tune", storage_path=str(search_dir), verbose=1),
+                run_config=tune.RunConfig(
+                    name="tune", storage_path=str(search_dir), verbose=1, callbacks=[ends]
+                ),
             )
             results = tuner.fit()
     except RayUnavailableError as exc:
@@ -334,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
             }
         )
     write_json_atomic(search_dir / "trials.json", {"command": command, "trials": trials})
-    if interrupted(results):
+    if ends.interrupted:
         print(
             f"search: interrupted: the trials were stopped; {relative_path(search_dir / 'trials.json')} "
             f"lists them, {ns.out} is not written",

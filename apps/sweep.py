@@ -40,7 +40,6 @@ __all__ = [
     "DIST_EXTRA_MESSAGE",
     "alive_nodes",
     "held_reporter",
-    "interrupted",
     "missing_run_message",
     "ray_session",
     "relative_path",
@@ -49,6 +48,7 @@ __all__ = [
     "seed_run_name",
     "train_trial",
     "trial_args",
+    "trial_ends",
     "tune_metrics",
 ]
 
@@ -153,11 +153,33 @@ def held_reporter(
     return listener, flush
 
 
-def interrupted(results: Any) -> bool:
-    """Whether Tune's run was stopped by Ctrl-C: some trial neither finished (terminated, a
-    scheduler's stop included) nor failed, which Tune's ``ResultGrid`` counts (Tune catches the
-    signal itself, stops the trials and returns)."""
-    return int(results.num_terminated) + int(results.num_errors) < len(results)
+def trial_ends() -> Any:
+    """A Tune callback (``RunConfig(callbacks=[...])``) that notes the trials that ended on
+    their own: finished, stopped by a scheduler, or failed. After ``fit``, its ``interrupted``
+    says whether some trial did not: Tune catches Ctrl-C itself, stops the running trials, marks
+    them terminated like finished ones and returns, so its results cannot tell; only its
+    ``on_trial_complete`` / ``on_trial_error`` hooks are left out for the trials it stopped."""
+    from ray import tune
+
+    class TrialEnds(tune.Callback):
+        def __init__(self) -> None:
+            self.ended: set[str] = set()
+            self.trials: list[str] = []
+
+        def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+            self.ended.add(trial.trial_id)
+
+        def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+            self.ended.add(trial.trial_id)
+
+        def on_experiment_end(self, trials: list[Any], **info: Any) -> None:
+            self.trials = [trial.trial_id for trial in trials]
+
+        @property
+        def interrupted(self) -> bool:
+            return any(trial not in self.ended for trial in self.trials)
+
+    return TrialEnds()
 
 
 def alive_nodes() -> int:
@@ -244,6 +266,7 @@ def run_seeds(args: TrainArgs, sweep: SweepArgs, command: str) -> int:
 
     from execution.ray_backend import RayUnavailableError
 
+    ends = trial_ends()
     try:
         with ray_session(sweep.address, sweep.jobs):
             tuner = tune.Tuner(
@@ -254,7 +277,9 @@ def run_seeds(args: TrainArgs, sweep: SweepArgs, command: str) -> int:
                     trial_name_creator=trial_name,
                     trial_dirname_creator=trial_name,
                 ),
-                run_config=tune.RunConfig(name="tune", storage_path=str(sweep_dir), verbose=1),
+                run_config=tune.RunConfig(
+                    name="tune", storage_path=str(sweep_dir), verbose=1, callbacks=[ends]
+                ),
             )
             results = tuner.fit()
             nodes = alive_nodes()
@@ -262,7 +287,7 @@ def run_seeds(args: TrainArgs, sweep: SweepArgs, command: str) -> int:
         print(f"train.py: error: {exc}", file=sys.stderr)
         return 2
     failed = report_failures(results)
-    stopped = interrupted(results)
+    stopped = ends.interrupted
     run_dirs = [sweep_dir / seed_run_name(args, scenario, s) for s in sweep.seeds]
     # a finished run has its final model; an interrupted one's last evaluation is not final
     done = [d for d in run_dirs if (d / "final_model.zip").is_file() and (d / "evaluations.json").is_file()]

@@ -154,31 +154,32 @@ def test_a_trial_reports_its_final_evaluation_once_its_final_model_is_saved() ->
     assert reported[-1] == 512
 
 
-class _Results(list):
-    """What Tune's ResultGrid tells about its trials."""
-
-    def __init__(self, terminated: int, errors: int, trials: int) -> None:
-        super().__init__([SimpleNamespace(error=None, path="?")] * trials)
-        self.num_terminated, self.num_errors = terminated, errors
-
-
 def test_ctrl_c_of_a_sweep_exits_130(monkeypatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """Tune catches Ctrl-C itself, stops the trials and returns: the sweep said "no finished run
-    to aggregate" and exited 0."""
+    """Tune catches Ctrl-C itself, stops the running trials, marks them terminated like finished
+    ones and returns: the sweep said "no finished run to aggregate" and exited 0. The trials
+    it stopped are those that got no on_trial_complete / on_trial_error."""
     import contextlib
 
     from ray import tune
 
     from apps import sweep
 
-    assert sweep.interrupted(_Results(1, 0, 2)) and not sweep.interrupted(_Results(1, 1, 2))
+    done, stopped = SimpleNamespace(trial_id="a"), SimpleNamespace(trial_id="b")
+    ends = sweep.trial_ends()
+    ends.on_trial_complete(iteration=1, trials=[], trial=done)
+    ends.on_experiment_end(trials=[done, stopped])
+    assert ends.interrupted
+    ends.on_trial_error(iteration=2, trials=[], trial=stopped)  # a failed trial ended on its own
+    assert not ends.interrupted
 
     class StoppedTuner:
-        def __init__(self, *args: object, **kwargs: object) -> None:
-            pass
+        def __init__(self, *args: object, run_config: tune.RunConfig, **kwargs: object) -> None:
+            self.callbacks = run_config.callbacks
 
-        def fit(self) -> _Results:
-            return _Results(0, 0, 2)
+        def fit(self) -> list[object]:
+            for callback in self.callbacks:
+                callback.on_experiment_end(trials=[done, stopped])
+            return []
 
     monkeypatch.setattr(tune, "Tuner", StoppedTuner)
     monkeypatch.setattr(sweep, "ray_session", lambda address, jobs: contextlib.nullcontext())
