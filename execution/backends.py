@@ -11,6 +11,10 @@ task come back as :class:`~execution.outcome.TaskError` values, never as excepti
   runs each task in this process at submission.
 - :class:`execution.ray_backend.RayBackend`: Ray Core tasks, on an embedded local Ray or on a
   cluster. Ray is imported only there, so the default commands never import or start it.
+
+Every worker process runs one thread (:func:`limit_worker_threads`, as Ray's do). A backend that
+cannot start (:class:`BackendUnavailableError`) ends a command line with one line and exit status
+2 (:meth:`BackendSpec.create`).
 """
 
 from __future__ import annotations
@@ -205,8 +209,8 @@ class BackendSpec:
     starts it (for Ray: imports it and starts or joins a cluster).
 
     :param name: ``"local"`` or ``"ray"``.
-    :param jobs: tasks at once (local processes, or CPUs of an embedded Ray); None with a Ray
-        cluster address = every CPU of the cluster.
+    :param jobs: tasks at once (local processes, CPUs of an embedded Ray, or at most that many
+        tasks on a Ray cluster); None with a Ray cluster address = every CPU of the cluster.
     :param address: Ray cluster to join (``"auto"`` or ``"host:port"``); None = start an
         embedded local Ray (``name="ray"``) or no Ray at all (``name="local"``).
     :param start_method: of the local worker processes (``"spawn"`` or ``"fork"``).
