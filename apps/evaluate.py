@@ -8,15 +8,16 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from agents.hindsight.cache import BoundCache
 from batchenv.fileio import write_atomic, write_files_atomic
 from evaluation.cells import Cell, HindsightBounds, collect, hindsight_bounds
 from evaluation.outputs import params_text, per_seed_rows, staged_run_dir, summary_rows, to_csv, to_json
 from evaluation.plan import Plan, UsageError, build_parser, make_plan
 from evaluation.plots import plot_all
-from evaluation.runner import make_bound_tasks, make_tasks, run_plan
+from evaluation.runner import make_bound_tasks, make_tasks, open_bound_cache, run_plan
 from evaluation.tables import empty_episode_warnings, print_tables, summary_lines, to_markdown
 
-__all__ = ["main"]
+__all__ = ["cache_line", "main"]
 
 REPO = Path(__file__).resolve().parents[1]
 STUDY = ("docs/results/proposed.md", "docs/report/report.pdf", "docs/slides/slides.pdf")
@@ -27,6 +28,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the evaluation the command line ``argv`` (default ``sys.argv[1:]``) asks for; returns
     the exit code: 0, 1 if an episode failed, 2 for a bad command line, 130 if interrupted."""
     from rich.console import Console
+    from rich.markup import escape
 
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
@@ -50,9 +52,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{len(plan.agents)} agents x {len(plan.scenarios)} scenarios x {len(plan.seeds)} seeds{more} "
         f"= {len(tasks)} episodes (+ {len(bound_tasks)} hindsight bounds) on {plan.backend.describe()}"
     )
+    cache = open_bound_cache(plan) if bound_tasks else None
     start = time.perf_counter()
     try:
-        outcomes, bound_outcomes = run_plan(plan, tasks, console, bound_tasks)
+        outcomes, bound_outcomes = run_plan(plan, tasks, console, bound_tasks, cache)
     except KeyboardInterrupt:
         console.print("[red]interrupted[/]: tasks cancelled, nothing written")
         return 130
@@ -81,6 +84,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         console.print(f"[dim]no hindsight bound on {name}{some}: {reason}[/]")
     for warning in empty_episode_warnings(plan, cells):
         console.print(f"[yellow]warning:[/] {warning}")
+    for warning in cache.warnings if cache is not None else []:
+        console.print(f"[yellow]warning:[/] {escape(warning)}")
 
     results_json = to_json(plan, cells, hindsight)
     try:
@@ -95,6 +100,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"results: {run_dir}/ (summary.csv, per_seed.csv, results.json; {elapsed:.1f} s of episodes)",
         highlight=False,
     )
+    if cache is not None:
+        console.print(cache_line(len(bound_tasks), cache), highlight=False)
     if figures:
         console.print(f"plots: {', '.join(figures)} in {run_dir}/", highlight=False)
     console.print(f"report: {plan.report or run_dir / 'report.md'}", highlight=False)
@@ -104,6 +111,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     if plan.demo and study:
         console.print(f"the whole study: {', '.join(study)}", highlight=False)
     return 1 if errors else 0
+
+
+def cache_line(n_bounds: int, cache: BoundCache) -> str:
+    """What the cache of hindsight bounds did, in one line: ``140 hindsight bounds: 140 from the
+    cache results/.hindsight_cache/ (2,412 s of computing saved), 0 computed``."""
+    computed = n_bounds - cache.hits
+    seconds = f"{cache.saved_s:,.0f}" if cache.saved_s >= 10 else f"{cache.saved_s:.1f}"
+    saved = f" ({seconds} s of computing saved)" if cache.hits else ""
+    stored = f", {cache.stored} stored there" if cache.stored else ""
+    return (
+        f"{n_bounds} hindsight bound{'s' * (n_bounds != 1)}: {cache.hits} from the cache "
+        f"{cache.directory}/{saved}, {computed} computed{stored}"
+    )
 
 
 def _write_outputs(

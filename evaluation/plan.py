@@ -40,6 +40,7 @@ __all__ = [
     "DEMO_AGENTS",
     "DEMO_SCENARIOS",
     "HELP_EPILOG",
+    "HINDSIGHT_CACHE",
     "REFERENCE_RULE",
     "Plan",
     "ScenarioEntry",
@@ -62,6 +63,10 @@ DEMO_SCENARIOS = ("bursty", "azure_trace", "high_load")
 """``--demo``: loads where decisions matter: bursts, a production trace, a high steady load."""
 DEMO_SEEDS = 5
 
+
+HINDSIGHT_CACHE = Path("results") / ".hindsight_cache"
+"""The default cache of hindsight bounds (:class:`agents.hindsight.cache.BoundCache`), next to
+the run folders of the default ``--out``, whatever ``--out`` is: every run shares it."""
 
 MAX_MIN_REQUESTS = 10_000_000
 """Largest ``--min-requests`` (more is a typing slip: weeks of simulated time at 1 request/s)."""
@@ -226,6 +231,22 @@ def build_parser() -> argparse.ArgumentParser:
         "10 s of episode at 400 requests/s on 2 workers and 800/s on 4; docs/hindsight.md, "
         "'Several workers')",
     )
+    cache = parser.add_mutually_exclusive_group()
+    cache.add_argument(
+        "--hindsight-cache",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="where hindsight bounds are kept between runs: a bound depends only on the episode's "
+        "arrivals and system, so a later run (other agents, the same scenarios, seeds and horizon) "
+        "reads it instead of computing it again, and gets the same results (docs/hindsight.md, "
+        "'Computed once: the cache') (default: results/.hindsight_cache, whatever --out is)",
+    )
+    cache.add_argument(
+        "--no-hindsight-cache",
+        action="store_true",
+        help="compute every hindsight bound, neither reading nor writing the cache",
+    )
     parser.add_argument(
         "--quick",
         action="store_true",
@@ -288,6 +309,7 @@ class Plan:
     demo: bool = False
     hindsight: bool = True
     hindsight_several: bool = False
+    hindsight_cache: Path | None = None
     target: LatencyTarget | None = None
     min_requests: int = 0
 
@@ -450,6 +472,13 @@ def make_plan(args: argparse.Namespace, argv: Sequence[str]) -> Plan:
             raise UsageError(f"--report: {args.report} is a folder; give a Markdown file name")
         check_writable_folder(args.report.parent, "--report", create=False)
     check_writable_folder(args.out, "--out", create=True)
+    hindsight_cache = None
+    if not (args.no_hindsight or args.no_hindsight_cache):
+        hindsight_cache = HINDSIGHT_CACHE if args.hindsight_cache is None else args.hindsight_cache
+        if args.hindsight_cache is not None:
+            if hindsight_cache.exists() and not hindsight_cache.is_dir():
+                raise UsageError(f"--hindsight-cache: {hindsight_cache} is a file, not a folder")
+            check_writable_folder(hindsight_cache, "--hindsight-cache", create=True)
     return Plan(
         agents=agents,
         scenarios=scenarios,
@@ -467,6 +496,7 @@ def make_plan(args: argparse.Namespace, argv: Sequence[str]) -> Plan:
         demo=args.demo,
         hindsight=not args.no_hindsight,
         hindsight_several=args.hindsight_several and not args.no_hindsight,
+        hindsight_cache=hindsight_cache,
         target=target,
         min_requests=args.min_requests,
     )

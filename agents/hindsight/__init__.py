@@ -21,11 +21,14 @@ Modules: :mod:`~agents.hindsight.problem` (the arrays of one problem),
 two-worker relaxation), :mod:`~agents.hindsight.schedule` (a schedule,
 its cost, its rule check), :mod:`~agents.hindsight.workers` (the schedule search for several
 workers), :mod:`~agents.hindsight.replay` (the simulator plays a schedule),
-:mod:`~agents.hindsight.bound` (lower bound, best schedule, exactness) and
-:mod:`~agents.hindsight.episode` (an evaluation episode's arrivals from its seed).
+:mod:`~agents.hindsight.bound` (lower bound, best schedule, exactness),
+:mod:`~agents.hindsight.episode` (an evaluation episode's arrivals from its seed) and
+:mod:`~agents.hindsight.cache` (bounds kept on disk between evaluations, keyed by everything
+they depend on; :data:`BOUND_VERSION`).
 """
 
-from agents.hindsight.bound import HindsightBound, hindsight_bound
+from agents.hindsight.bound import BOUND_VERSION, HindsightBound, hindsight_bound
+from agents.hindsight.cache import BoundCache, BoundKey, CachedBound, bound_key
 from agents.hindsight.episode import (
     episode_arrivals,
     episode_bound,
@@ -37,12 +40,17 @@ from agents.hindsight.replay import ReplayError, ScheduleReplay, replay_schedule
 from agents.hindsight.schedule import PlannedBatch, Schedule, schedule_cost, schedule_violations
 
 __all__ = [
+    "BOUND_VERSION",
+    "BoundCache",
+    "BoundKey",
+    "CachedBound",
     "HindsightBound",
     "HindsightProblem",
     "PlannedBatch",
     "ReplayError",
     "Schedule",
     "ScheduleReplay",
+    "bound_key",
     "episode_arrivals",
     "episode_bound",
     "episode_objective",

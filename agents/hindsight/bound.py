@@ -38,7 +38,13 @@ from agents.hindsight.schedule import Schedule, schedule_cost, schedule_violatio
 from agents.hindsight.workers import DEFAULT_BEAM, check_beam, check_projection, solve_workers
 from batchenv.config import SystemConfig
 
-__all__ = ["HindsightBound", "hindsight_bound", "solve_problem"]
+__all__ = ["BOUND_VERSION", "HindsightBound", "hindsight_bound", "solve_problem"]
+
+BOUND_VERSION = 1
+"""Version of what the bound computes, part of every key of the bound cache
+(:mod:`agents.hindsight.cache`). Bump it when a change outside ``agents/hindsight/`` (whose
+sources the key hashes already) changes the bound of some episode, e.g. the simulator's cost
+accounting that the programme mirrors; entries of the old version are then never read."""
 
 EXACT_RTOL = 1e-9
 """Relative tolerance under which the lower bound and the schedule found are called equal."""
