@@ -7,6 +7,7 @@ No Ray here: tests/test_execution_ray.py and tests/test_ray_cluster.py run these
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import pickle
 import shutil
@@ -90,7 +91,8 @@ def test_a_task_reads_the_files_the_driver_named_from_any_folder(tmp_path: Path,
     shipped, shipped_bound = pickle.loads(pickle.dumps((task, bound)))  # as a worker gets them
     monkeypatch.chdir(elsewhere)
     _same(run_episode_task(shipped), here)
-    assert run_bound_task(shipped_bound) == here_bound
+    there_bound = run_bound_task(shipped_bound)
+    assert dataclasses.replace(there_bound, compute_s=0.0) == dataclasses.replace(here_bound, compute_s=0.0)
 
 
 def test_a_checkpoint_path_is_read_from_the_driver_folder_and_reported_as_typed(
