@@ -117,6 +117,23 @@ def test_errors_and_dependent_submissions_on_ray(ray_session: None) -> None:
         assert second.result().unwrap() == 65536
 
 
+def test_jobs_caps_the_tasks_at_once_on_a_cluster(ray_session: None) -> None:
+    """With an address, --jobs is at most that many tasks at once (its help says so): the others
+    wait in the driver. (Joining the session that is open here, as a notebook would; before the
+    test that force-cancels tasks, whose killed workers Ray replaces only after a while.)"""
+    with RayBackend(jobs=1, address="auto") as backend:
+        assert backend.jobs == 1 and "at most 1 task at once" in backend.describe()
+        start = time.perf_counter()
+        assert [o.ok for o in run_tasks(backend, time.sleep, [(0.5,)] * 3)] == [True] * 3
+        assert time.perf_counter() - start >= 1.5
+        futures = [backend.submit(time.sleep, 5.0) for _ in range(3)]
+        start = time.perf_counter()
+        backend.cancel()
+        assert all(f.cancelled() for f in futures) and time.perf_counter() - start < 5.0
+    with RayBackend(address="auto") as backend:  # no --jobs: every CPU of the cluster
+        assert backend.jobs == 2 and backend._cap is None
+
+
 def test_cancel_on_ray_returns_at_once(ray_session: None) -> None:
     backend = RayBackend()
     futures = [backend.submit(time.sleep, 5.0) for _ in range(8)]
@@ -265,19 +282,3 @@ def test_a_refused_token_says_what_to_set(monkeypatch) -> None:
         RayUnavailableError, match=r"^--address: cannot join the Ray cluster at auto: Could not find"
     ):
         start_or_join(None, "auto")
-
-
-def test_jobs_caps_the_tasks_at_once_on_a_cluster(ray_session: None) -> None:
-    """With an address, --jobs is at most that many tasks at once (its help says so): the others
-    wait in the driver. (Joining the session that is open here, as a notebook would.)"""
-    with RayBackend(jobs=1, address="auto") as backend:
-        assert backend.jobs == 1 and "at most 1 task at once" in backend.describe()
-        start = time.perf_counter()
-        assert [o.ok for o in run_tasks(backend, time.sleep, [(0.5,)] * 3)] == [True] * 3
-        assert time.perf_counter() - start >= 1.5
-        futures = [backend.submit(time.sleep, 5.0) for _ in range(3)]
-        start = time.perf_counter()
-        backend.cancel()
-        assert all(f.cancelled() for f in futures) and time.perf_counter() - start < 5.0
-    with RayBackend(address="auto") as backend:  # no --jobs: every CPU of the cluster
-        assert backend.jobs == 2 and backend._cap is None
