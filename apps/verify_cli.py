@@ -247,10 +247,11 @@ def build_parser(description: str | None = None) -> argparse.ArgumentParser:
     out.add_argument(
         "--uppaal",
         action="store_true",
-        help="write the timed-automata models (batching.xml/.q with every observer and batching.tck, the "
-        "same network for TChecker; batching_finite.xml/.q with finitely many arrivals) and run UPPAAL's "
-        "verifyta on them if it is on PATH (UPPAAL is not pip-installable; without it the files are only "
-        "written)",
+        help="write the timed-automata models (batching.xml/.q under the token bucket with every observer; "
+        "batching_any.xml/.q under arrivals at any time, for timeout safety; batching_finite.xml/.q with "
+        "finitely many arrivals, for the deadlock query; each network also as .tck for TChecker) and run "
+        "UPPAAL's verifyta on them if it is on PATH (UPPAAL is not pip-installable; without it the files "
+        "are only written)",
     )
     out.add_argument("--uppaal-only", action="store_true", help="only the UPPAAL part (no Storm run)")
     out.add_argument(

@@ -69,7 +69,8 @@ def run_uppaal(args: argparse.Namespace, config, settings, console) -> None:
         if problems:
             raise RuntimeError(f"{model.name}: generated UPPAAL model fails its name check: {problems}")
     paths = write_models(models, args.models_dir)
-    paths.append(write_atomic(args.models_dir / "batching.tck", to_tchecker(networks[0])))
+    for network in networks:  # the same networks in TChecker's format
+        paths.append(write_atomic(args.models_dir / f"{network.name}.tck", to_tchecker(network)))
     console.print(f"timed-automata models ({name}) written: " + ", ".join(display(p) for p in paths))
     for model in models:
         xml, queries = args.models_dir / f"{model.name}.xml", args.models_dir / f"{model.name}.q"

@@ -57,6 +57,7 @@ from formal.prism import (
     choice_program,
     dtmc_program,
     mdp_program,
+    needs_age_bounds,
     parse_action_label,
 )
 
@@ -463,6 +464,8 @@ class ChoiceFigures:
         ``p_violation_raw_max`` of the raw choices, without the shield (None if not checked).
     :ivar deterministic: one choice in every state (built and solved as a DTMC: low = high).
     :ivar solvers: per quantity, the solver that answered.
+    :ivar age_bounds: the model kept a lower bound of the age after partial dispatches
+        (:func:`formal.prism.needs_age_bounds`).
     """
 
     cost_per_request: Interval
@@ -478,6 +481,7 @@ class ChoiceFigures:
     stats: BuildStats
     check_s: float
     solvers: dict[str, str]
+    age_bounds: bool = False
 
     @classmethod
     def of_policy(cls, f: PolicyFigures, tm: TickModel) -> ChoiceFigures:
@@ -556,8 +560,9 @@ def check_choices(
     build_s = 0.0
 
     def make(which: Choices) -> _Built:
-        kind = "dtmc" if all(len(c) == 1 for c in which.values()) else "mdp"
-        return build_model(choice_program(tm, which, title, kind=kind), tm)
+        bounds = needs_age_bounds(tm, which)
+        kind = "dtmc" if not bounds and all(len(c) == 1 for c in which.values()) else "mdp"
+        return build_model(choice_program(tm, which, title, kind=kind, bounds=bounds), tm)
 
     if raw_choices is not None:
         built = make(raw_choices)
@@ -614,6 +619,7 @@ def check_choices(
         stats=stats,
         check_s=time.perf_counter() - start - build_s,
         solvers=solvers,
+        age_bounds=needs_age_bounds(tm, choices),
     )
 
 

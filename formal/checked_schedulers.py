@@ -21,7 +21,7 @@ from formal.band import EstimateBand, band_choices, describe_rows
 from formal.discrete import TickModel
 from formal.policies import DiscretePolicy, GreedyPolicy, StaticPolicy, TablePolicy, TimeoutPolicy, distill
 from formal.portfolio import distinct_experts, experts_of, portfolio_choice_pair
-from formal.prism import Choices
+from formal.prism import Choices, needs_age_bounds
 from formal.results import BandRow, SmdpComparison
 from formal.settings import Settings
 
@@ -241,7 +241,8 @@ def band_rows(
             return []
         rows = [describe_rows(r) for r in phase_rows]
         table = None
-        if tm.n_phases == 1 and all(len(c) == 1 for c in choices.values()):
+        deterministic = all(len(c) == 1 for c in choices.values())
+        if tm.n_phases == 1 and deterministic and not needs_age_bounds(tm, choices):
             decisions = {(q, a): next(iter(c)) for (_, q, a), c in choices.items()}
             table = TablePolicy(f"{spec} rows at {tm.rate_per_s:g}/s", decisions, _modal_model(decisions))
         out.append((BandRow(factor, spec, rows), choices, raw, table))

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 from batchenv.decision_rows import DecisionRow, Dispatch, rows_of
 from batchenv.sim import Decision
-from formal.band import EstimateBand, guarded_dispatches, row_choices
+from formal.band import EstimateBand, guarded_dispatches, row_choices, tick_ages
 from formal.discrete import TickModel
 from formal.prism import Choices
 
@@ -168,7 +168,8 @@ def backlog_rates(
 
 # ---------------------------------------------------------------------------------- choice sets
 class _GuardMemo:
-    """:func:`formal.band.guarded_dispatches`, remembered per guard, queue, dispatch and age: the
+    """:func:`formal.band.guarded_dispatches`, remembered per guard, queue, dispatch and age
+    interval: the
     rows of every expert, band and backlog interval share a few guards (one per table row)."""
 
     def __init__(self) -> None:
@@ -183,14 +184,14 @@ class _GuardMemo:
         return id(getattr(guard, "scheduler", guard)), id(getattr(guard, "row", guard))
 
     def __call__(
-        self, row: DecisionRow, queue: int, dispatch: Dispatch, age_ms: float
+        self, row: DecisionRow, queue: int, dispatch: Dispatch, lo_ms: float, hi_ms: float
     ) -> frozenset[Dispatch]:
         if row.guard is None:
             return frozenset((dispatch,))
-        key = (self.key(row), queue, dispatch, age_ms)
+        key = (self.key(row), queue, dispatch, lo_ms, hi_ms)
         found = self._memo.get(key)
         if found is None:
-            found = self._memo[key] = guarded_dispatches(row, queue, dispatch, age_ms)
+            found = self._memo[key] = guarded_dispatches(row, queue, dispatch, lo_ms, hi_ms)
         return found
 
 
@@ -239,9 +240,10 @@ def portfolio_choices(
     """The choice sets of a portfolio whose rule is an adversary (module docstring), in every
     decision state ``(phase, q, a)`` of ``tm`` (ages up to ``W + 1`` without the shield), and
     the number of distinct rows of the band per phase (of every expert; the backlog's rows come
-    on top). A state of age ``a`` ticks stands for every age in ``[a, a + 1)`` ticks for the
-    backlog test; the rows' timers and guards are read at ``a`` ticks, as in
-    :mod:`formal.band`."""
+    on top). A state of age ``a`` ticks stands for every real age of the oldest request in
+    ``[a, a + 1)`` ticks (from ``W`` on, every age from ``a`` ticks: :func:`formal.band.tick_ages`):
+    the backlog test, the rows' timers and their guards are read over that interval, so the
+    choice set holds the decision taken at any of those ages (:func:`formal.band.row_choices`)."""
     return _choices(tm, experts, band, shield, _GuardMemo())
 
 
@@ -263,7 +265,6 @@ def _choices(
     last_age = tm.max_age_ticks + (0 if shield else 1)
     choices: dict[tuple[int, int, int], frozenset[Decision]] = {}
     counts: list[int] = []
-    tick = tm.tick_ms
     raised_rows: dict[tuple[int, float, float], list[DecisionRow]] = {}
 
     def union(rows: Sequence[DecisionRow], q: int, a: int) -> set[Decision]:
@@ -279,8 +280,9 @@ def _choices(
         for q in range(1, tm.queue_cap + 1):
             for a in range(last_age + 1):
                 allowed = union(rows, q, a)
+                age_lo, age_hi = tick_ages(a, tm)
                 for i, expert in enumerate(experts):
-                    raised = backlog_rates(q, a * tick, (a + 1) * tick, lo, expert.backlog_llr)
+                    raised = backlog_rates(q, age_lo, age_hi, lo, expert.backlog_llr)
                     if raised is None:
                         continue
                     key = (i, *snapped(raised))

@@ -8,7 +8,9 @@ rate and tick, the costs from the reward weights.
 Variables: ``q`` (waiting requests, 0..Q), ``a`` (age of the oldest waiting request in ticks,
 0..W+1; W+1 only after a timeout violation), ``r1..rn`` (remaining service ticks per worker),
 and with Markov-modulated arrivals ``ph`` (the arrival phase; every phase is an initial state,
-weighted by the stationary phase distribution when values are read).
+weighted by the stationary phase distribution when values are read); a choice MDP whose choices
+depend on the age below the upper bound a dispatch leaving requests behind keeps also has ``l``,
+a lower bound of the age (:func:`choice_program`, :func:`needs_age_bounds`).
 While every worker is busy, ``a`` holds the age the oldest request will have when the first
 worker becomes free, capped at W (it stays constant during the busy period); when a worker is idle
 it is the age itself. Decisions only happen when a worker is idle, so this changes no decision;
@@ -146,13 +148,29 @@ def _range(var: str, lo: int, hi: int, full_lo: int, full_hi: int) -> str:
     return " & ".join(parts) if parts else "true"
 
 
-def _guard_of(states: Iterable[tuple[int, int]], model: TickModel) -> str:
-    """PRISM guard (over q and a) true exactly on ``states`` among the decision states."""
+def _overlap(lo: int, hi: int, top: int) -> str:
+    """PRISM condition that the ages ``[l, a]`` a state allows meet ``[lo, hi]`` (``l <= hi & a >=
+    lo``); bounds that are the variables' own (0, ``top``) are left out."""
+    parts = []
+    if hi < top:
+        parts.append(f"l<={hi}")
+    if lo > 0:
+        parts.append(f"a>={lo}")
+    return " & ".join(parts) if parts else "true"
+
+
+def _guard_of(states: Iterable[tuple[int, int]], model: TickModel, bounds: bool = False) -> str:
+    """PRISM guard (over q and a) true exactly on ``states`` among the decision states. With
+    ``bounds`` (the age is known only to lie in ``[l, a]``, :func:`needs_age_bounds`), true where
+    some age of ``[l, a]`` is one of ``states``' at that q."""
     clauses = []
     for q_lo, q_hi, ages in rectangles(states):
         # bounds are left out only where they are the variables' own: q in 0..Q, a in 0..W+1
         q_part = _range("q", q_lo, q_hi, 0, model.queue_cap)
-        a_parts = [_range("a", lo, hi, 0, model.max_age_ticks + 1) for lo, hi in ages]
+        top = model.max_age_ticks + 1
+        a_parts = [_overlap(lo, hi, top) if bounds else _range("a", lo, hi, 0, top) for lo, hi in ages]
+        if "true" in a_parts:
+            a_parts = ["true"]
         a_part = a_parts[0] if len(a_parts) == 1 else "(" + " | ".join(a_parts) + ")"
         terms = [t for t in (q_part, a_part) if t != "true"]
         clauses.append("(" + " & ".join(terms) + ")" if terms else "true")
@@ -162,11 +180,13 @@ def _guard_of(states: Iterable[tuple[int, int]], model: TickModel) -> str:
 class _Writer:
     """Shared pieces of the MDP and DTMC texts."""
 
-    def __init__(self, model: TickModel) -> None:
+    def __init__(self, model: TickModel, bounds: bool = False) -> None:
         check_costs_modelled(model)
         self.m = model
         self.workers = [f"r{i + 1}" for i in range(model.n_workers)]
         self.phased = model.n_phases > 1
+        self.bounds = bounds
+        """Keep ``l``, a lower bound on the age (:func:`needs_age_bounds`)."""
 
     # ------------------------------------------------------------------ expressions
     def idle(self) -> str:
@@ -219,7 +239,14 @@ class _Writer:
         return parts[0] if len(parts) == 1 else f"min({', '.join(parts)})"
 
     def arrivals(
-        self, waiting: str, age_kept: str, age_new: str, workers: str, weight: str = "", phase: int = 0
+        self,
+        waiting: str,
+        age_kept: str,
+        age_new: str,
+        workers: str,
+        weight: str = "",
+        phase: int = 0,
+        lower: tuple[str, str] | None = None,
     ) -> list[str]:
         """One branch per arrival count k (and next phase j with Markov-modulated arrivals):
         ``p_k[*t_ij][*weight] : (q'=...) & (a'=...) & workers[ & (ph'=j)]``.
@@ -228,6 +255,7 @@ class _Writer:
         :param age_kept: next ``a`` when the branch has no arrivals (k = 0).
         :param age_new: next ``a`` when k > 0 requests arrive.
         :param phase: the current arrival phase.
+        :param lower: with age bounds, next ``l`` without and with arrivals (default: as ``a``).
         """
         m = self.m
         nexts = (
@@ -244,9 +272,13 @@ class _Writer:
             else:
                 q_next = f"min({waiting}+{k}, Q)"
             a_next = age_kept if k == 0 else age_new
+            l_next = ""
+            if self.bounds:
+                kept, new = lower or (age_kept, age_new)
+                l_next = f" & (l'={kept if k == 0 else new})"
             for j, switch in nexts:
                 prob = "*".join(x for x in (self.p(phase, k), switch, weight) if x)
-                update = f"(q'={q_next}) & (a'={a_next}) & {workers}" + (
+                update = f"(q'={q_next}) & (a'={a_next}){l_next} & {workers}" + (
                     f" & (ph'={j})" if self.phased else ""
                 )
                 branches.append(f"{prob} : {update}")
@@ -267,17 +299,30 @@ class _Writer:
         return self.commands(
             "tick",
             f"!(({self.idle()}) & q>0)",
-            lambda i: self.arrivals("q", "a", f"(q=0 ? {fresh} : a)", self.workers_tick(), phase=i),
+            lambda i: self.arrivals(
+                "q",
+                "a",
+                f"(q=0 ? {fresh} : a)",
+                self.workers_tick(),
+                phase=i,
+                lower=("l", f"(q=0 ? {fresh} : l)"),
+            ),
         )
 
     def wait_commands(self, guards: list[str]) -> list[str]:
         """Wait where a worker is idle; ``guards[phase]`` are the states (None: no wait there)."""
-        # A worker is idle and stays idle: a is the age itself and may pass W (a violation).
+        # A worker is idle and stays idle: a is the age itself and may pass W (a violation). With
+        # age bounds the age lies in [l, a]: a passes W only once l has (before, it may be below W).
+        age = "min(a+1, W+1)"
+        lower = None
+        if self.bounds:
+            age = "(l<W ? min(a+1, W) : min(a+1, W+1))"
+            lower = ("min(l+1, W+1)", "min(l+1, W+1)")
         return [
             self.command(
                 "wait",
                 self.phase_guard(guard, i),
-                self.arrivals("q", "min(a+1, W+1)", "min(a+1, W+1)", self.workers_tick(), phase=i),
+                self.arrivals("q", age, age, self.workers_tick(), phase=i, lower=lower),
             )
             for i, guard in enumerate(guards)
             if guard is not None
@@ -301,14 +346,18 @@ class _Writer:
             for remaining, p in outcomes:
                 free = self.next_free_dispatch(remaining)
                 fresh = f"min({free}, W)"
+                lower = None
                 if leftover:
                     kept = f"min(a+1+{free}, W)"
                     age_kept, age_new = f"(q>{batch} ? {kept} : 0)", f"(q>{batch} ? {kept} : {fresh})"
+                    # the requests left behind were waiting already: at least 1 + free ticks old
+                    least = f"min(1+{free}, W)"
+                    lower = (f"(q>{batch} ? {least} : 0)", f"(q>{batch} ? {least} : {fresh})")
                 else:
                     age_kept, age_new = "0", fresh
                 weight = "" if p == 1.0 else _num(p)
                 branches += self.arrivals(
-                    waiting, age_kept, age_new, self.workers_dispatch(remaining), weight, phase
+                    waiting, age_kept, age_new, self.workers_dispatch(remaining), weight, phase, lower
                 )
             out.append(self.command(action_label(model, batch), self.phase_guard(guard, phase), branches))
         return out
@@ -355,6 +404,11 @@ class _Writer:
             f"  q : [0..Q]{init};  // waiting requests",
             f"  a : [0..W+1]{init};  // age of the oldest waiting request (ticks)",
         ]
+        if self.bounds:
+            lines.append(
+                f"  l : [0..W+1]{init};  // lower bound on that age (ticks): it lies in [l, a] after a "
+                "dispatch that left requests behind"
+            )
         lines += [
             f"  {r} : [0..{m.max_busy_ticks}]{init};  // remaining service ticks of worker {i + 1}"
             for i, r in enumerate(self.workers)
@@ -365,7 +419,8 @@ class _Writer:
         lines += commands
         lines += ["endmodule", ""]
         if self.phased:  # an empty system in every phase; values are weighted by the stationary law
-            lines += ["init q=0 & a=0 & " + " & ".join(f"{r}=0" for r in self.workers) + " endinit", ""]
+            start = "init q=0 & a=0 & " + ("l=0 & " if self.bounds else "")
+            lines += [start + " & ".join(f"{r}=0" for r in self.workers) + " endinit", ""]
         return lines
 
     def labels_and_rewards(
@@ -476,20 +531,68 @@ def dtmc_program(model: TickModel, policy: DiscretePolicy, *, shield: bool = Tru
     )
 
 
-def choice_program(model: TickModel, choices: Choices, title: str, *, kind: str = "mdp") -> str:
+def choice_program(
+    model: TickModel, choices: Choices, title: str, *, kind: str = "mdp", bounds: bool | None = None
+) -> str:
     """An MDP whose nondeterminism, in each decision state ``(phase, q, a)`` (a worker idle, q >=
     1), is the set ``choices[(phase, q, a)]``; decision states missing from ``choices`` wait. Its
     reward structures are :data:`CHOICE_REWARD_NAMES`. With ``kind="dtmc"`` every set must have
-    one decision (a DTMC of the same chain)."""
+    one decision (a DTMC of the same chain).
+
+    ``choices[(phase, q, a)]`` must hold every decision taken at the real ages of the state's
+    tick (:func:`formal.band.tick_ages`). After a dispatch that leaves requests behind, the model's
+    age ``a`` is an upper bound (the old oldest request's); with ``bounds`` (default:
+    :func:`needs_age_bounds`) the model also keeps a lower bound ``l`` (the requests left behind
+    were waiting already, so they are at least as old as the service that followed), and a state
+    allows every decision of every age in ``[l, a]``: the choices stay those of the real ages. A
+    wait then passes ``W`` only once ``l`` has (below it the real age may still be under W)."""
     if kind not in ("mdp", "dtmc"):
         raise ValueError(f"kind must be 'mdp' or 'dtmc', got {kind!r}")
-    if kind == "dtmc" and any(len(c) != 1 for c in choices.values()):
-        raise ValueError("a DTMC needs exactly one decision in every state")
-    return _choice_text(model, choices, kind, title, CHOICE_REWARD_NAMES)
+    if bounds is None:
+        bounds = needs_age_bounds(model, choices)
+    if kind == "dtmc" and (bounds or any(len(c) != 1 for c in choices.values())):
+        raise ValueError("a DTMC needs exactly one decision in every state (and no age bounds)")
+    return _choice_text(model, choices, kind, title, CHOICE_REWARD_NAMES, bounds)
 
 
-def _choice_text(model: TickModel, choices: Choices, kind: str, title: str, names: tuple[str, ...]) -> str:
-    w = _Writer(model)
+def least_age_after_partial_dispatch(model: TickModel, choices: Choices | None = None) -> int:
+    """The least age (ticks) the oldest request left behind by a dispatch can have at the next
+    decision: 1 with several workers (another may be idle at the next tick), else the fewest
+    ticks of the service of a dispatch that leaves requests behind (of any in ``choices``, of
+    any dispatch without them): the requests left behind wait that long for the worker."""
+    if model.n_workers > 1:
+        return 1
+    if choices is None:
+        services = [s for row in model.service for s in row]
+    else:
+        partial = {d for (_, q, _), c in choices.items() for d in c if d is not None and d[1] < q}
+        services = [model.service_ticks(m, b) for m, b in partial]
+    return min((s.hi if s.p_hi >= 1.0 else s.lo for s in services), default=model.max_age_ticks + 1)
+
+
+def needs_age_bounds(model: TickModel, choices: Choices) -> bool:
+    """Whether the choice program of ``choices`` must keep a lower bound of the age
+    (:func:`choice_program`): some choice leaves requests behind, and at some queue length the
+    decisions of an age ``a`` do not include every decision of the younger ages from
+    :func:`least_age_after_partial_dispatch` to ``a``. Otherwise the choices at the upper bound
+    ``a`` already hold the decision of any real age the state may have (the model keeps one age)."""
+    if not any(d is not None and d[1] < q for (_, q, _), c in choices.items() for d in c):
+        return False
+    least = least_age_after_partial_dispatch(model, choices)
+    for (phase, q, a), here in choices.items():
+        if a > model.max_age_ticks:  # only after a violation, where the age is exact
+            continue
+        for x in range(least, a):
+            younger = choices.get((phase, q, x))
+            if younger is not None and not younger <= here:
+                return True
+    return False
+
+
+def _choice_text(
+    model: TickModel, choices: Choices, kind: str, title: str, names: tuple[str, ...], bounds: bool = False
+) -> str:
+    w = _Writer(model, bounds)
     groups: dict[Decision, list[list[tuple[int, int]]]] = {}
     for (phase, q, a), decisions in choices.items():
         for decision in decisions:
@@ -497,7 +600,9 @@ def _choice_text(model: TickModel, choices: Choices, kind: str, title: str, name
     commands = w.tick_commands()
 
     def guards(per_phase: list[list[tuple[int, int]]]) -> list[str | None]:
-        return [f"({w.idle()}) & ({_guard_of(states, model)})" if states else None for states in per_phase]
+        return [
+            f"({w.idle()}) & ({_guard_of(states, model, bounds)})" if states else None for states in per_phase
+        ]
 
     if None in groups:
         commands += w.wait_commands(guards(groups[None]))

@@ -16,10 +16,12 @@ from formal.report_markdown import markdown
 from formal.report_tables import (
     BAND_HEADER,
     CROSS_HEADER,
+    EVENT_SIM_TOLERANCE,
     POLICY_HEADER,
     REAL_HEADER,
     TICK_SIM_TOLERANCE,
     band_table_rows,
+    cross_check_failures,
     cross_rows,
     fmt_pct,
     fmt_prob,
@@ -32,8 +34,10 @@ from formal.report_tables import (
 from formal.results import VerificationReport
 
 __all__ = [
+    "EVENT_SIM_TOLERANCE",
     "TICK_SIM_TOLERANCE",
     "band_table_rows",
+    "cross_check_failures",
     "fmt_pct",
     "fmt_prob",
     "fmt_resolved",

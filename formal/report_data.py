@@ -8,7 +8,7 @@ from typing import Any
 
 from batchenv.fileio import json_safe
 from formal.real_agents import RealAgentResult
-from formal.report_tables import TICK_SIM_TOLERANCE, worst_deviations
+from formal.report_tables import EVENT_SIM_TOLERANCE, TICK_SIM_TOLERANCE, worst_deviations
 from formal.results import CROSS_CHECK_FIELDS, BandRow, VerificationReport
 
 __all__ = ["report_data"]
@@ -87,6 +87,7 @@ def report_data(report: VerificationReport, command: str) -> dict[str, Any]:
         "cross_check": {
             "fields": list(CROSS_CHECK_FIELDS),
             "tick_simulator_tolerance": TICK_SIM_TOLERANCE,
+            "event_simulator_tolerance": EVENT_SIM_TOLERANCE,
             "tick_simulator_max_rel_diff": worst[0] if worst else None,
             "event_simulator_max_rel_diff": worst[1] if worst else None,
         },

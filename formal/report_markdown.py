@@ -52,6 +52,13 @@ def markdown(report: VerificationReport, command: str, preamble: str = "") -> st
     ]
     lines += _md_table(["check", "result", "detail"], [list(x) for x in summary_rows(report)])
     lines += ["", "## (a) Timeout safety over every scheduler (MDP)", ""]
+    lines += [
+        "With the shield the MDP allows no wait at the limit, so its Pmax is 0 by construction: a "
+        "sanity check of the encoding, beside the MDP without the shield (where a scheduler that "
+        "keeps waiting violates it). The substantive checks are each policy's raw table (c), the raw "
+        "choices of the band and portfolio models (d, g) and the timed automata with their mutants.",
+        "",
+    ]
     if report.safety is not None:
         s = report.safety
 
@@ -237,8 +244,13 @@ def _band_intro(report: VerificationReport) -> list[str]:
         "the cost and of the drops, bounds on the mean latency from Rmin/Rmax of the sojourn, "
         f"Pmin/Pmax of the overflow within {report.settings.overflow_s:g} s). The raw rows (no shield) "
         "are checked first: Pmax of a violation. "
-        "With an exact estimate (f = 1) and one phase it is a DTMC; `= key` marks a table identical in "
-        "every state to that (c) policy, whose figures it shares.",
+        f"A state of age a ticks stands for every real age of the oldest request in [a, a + 1) ticks "
+        f"(from W on, every age from W): its choices are the decisions at any of them (a timer that "
+        f"fires inside the tick gives both the wait and the dispatch). Where the choices depend on the "
+        f"age below the model's upper bound after a dispatch that left requests behind, the model also "
+        f"keeps a lower bound l of the age ('age in [l, a]' in the table). "
+        "With an exact estimate (f = 1), one phase and no timer inside a tick it is a DTMC; `= key` "
+        "marks a table identical in every state to that (c) policy, whose figures it shares.",
     ]
 
 

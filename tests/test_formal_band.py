@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
+from formal_probes import normalised, probe, tick_grid_ms
 
 from agents.proposed import Proposed
 from batchenv.config import SystemConfig
 from batchenv.decision_rows import DecisionRow, rows_of
-from formal.band import EstimateBand, band_choices, is_deterministic
+from formal.band import EstimateBand, band_choices, is_deterministic, row_choices, tick_ages
 from formal.check import check_choices
 from formal.discrete import TickModel
 from formal.real_agents import run_real_agent
@@ -111,6 +113,93 @@ def test_band_mdp_bounds_contain_the_exact_estimate_and_widen(proposed: Proposed
     assert lo <= point.cost_per_request.low * (1 + 1e-9) and point.cost_per_request.high <= hi * (1 + 1e-9)
     assert hi > lo  # the estimate matters
     assert band.p_violation_max == 0.0
+
+
+def _real_decisions(config: SystemConfig, scheduler: Proposed, q: int, ages_ms, rates) -> set:
+    """Every decision ``scheduler`` takes by its own ``decide()`` at queue length ``q``, the
+    oldest request at each of ``ages_ms``, its estimate at each of ``rates``, the other requests
+    evenly spread or arrived together at several moments (its SLO guard reads their spacing)."""
+    out = set()
+    patterns = (None, 0.0, 0.5, 0.9, 1.0) if q > 1 else (None,)
+    for age_ms in ages_ms:
+        probes = [probe(config, q, age_ms / 1000.0, together) for together in patterns]
+        for rate in rates:
+            scheduler.estimator.update = lambda now, count, rate=rate: rate
+            for sim in probes:
+                out.add(normalised(scheduler.decide(sim), q, config.max_batch_size))
+    return out
+
+
+@pytest.mark.parametrize(
+    "rate,w_slo,factor",
+    [(300.0, 0.0, 1.0), (300.0, 0.0, 1.25), (100.0, 0.2, 1.0), (300.0, 0.2, 1.25)],
+)
+def test_every_real_decision_inside_a_tick_is_a_choice(rate: float, w_slo: float, factor: float) -> None:
+    """Soundness of the band model: the real scheduler, deciding at any real age of the oldest
+    request inside the tick a state stands for (a 0.25 ms grid; beyond W x tick in the states of
+    age W), with its estimate anywhere in the band and any arrival pattern, takes a decision of
+    that state's choice set. At 300/s its rows wait at short queues with timers inside a tick; with
+    w_slo > 0 (slo 60 ms) its SLO guard changes the model with the age. (Reading the rows at
+    a x tick only, the old model missed e.g. the dispatch at q = 1, 7 ms, at 300/s.)"""
+    config = CONFIG.replace(reward={"w_slo": w_slo}, slo_ms=60.0).at_rate(rate)
+    scheduler = Proposed(config, rate_points=24)  # a coarser table: faster to build
+    tm = TickModel(config, rate, tick_ms=2.0, queue_cap=6)
+    choices, _ = band_choices(tm, scheduler, EstimateBand(factor))
+    rates = list(np.geomspace(*EstimateBand(factor).around(rate), 7))
+    for q in range(1, tm.queue_cap + 1):
+        for a in range(tm.max_age_ticks + 1):
+            ages = tick_grid_ms(a, tm.tick_ms, tm.max_age_ticks)
+            seen = _real_decisions(config, scheduler, q, ages, rates)
+            assert seen <= choices[(0, q, a)], (q, a, seen - choices[(0, q, a)])
+
+
+def test_a_timer_inside_a_tick_offers_both_wait_and_dispatch() -> None:
+    """The timer fires once the age reaches it: a state whose tick holds the timer offers the wait
+    and the fallback, the tick before only the wait, the tick after only the fallback; the guard
+    of a dispatch is read over the ages from the timer on."""
+    tm = TickModel(CONFIG.replace(max_wait_ms=20.0), RATE, tick_ms=2.0, queue_cap=8)
+    row = waiting_row(5.0, 5.0)  # q < 4: wait until exactly 5 ms, then (0, 64)
+    assert row_choices(row, 1, 1, tm, shield=True) == {None}  # ages [2, 4)
+    assert row_choices(row, 1, 2, tm, shield=True) == {None, (0, 1)}  # [4, 6): 5 ms inside
+    assert row_choices(row, 1, 3, tm, shield=True) == {(0, 1)}  # [6, 8)
+    on_tick = waiting_row(6.0, 6.0)  # a timer on a tick boundary: no overlap
+    assert row_choices(on_tick, 2, 2, tm, shield=True) == {None}
+    assert row_choices(on_tick, 2, 3, tm, shield=True) == {(0, 2)}
+    assert tick_ages(3, tm) == (6.0, 8.0) and tick_ages(tm.max_age_ticks, tm) == (20.0, math.inf)
+
+
+def test_after_a_partial_dispatch_the_choices_cover_the_younger_real_ages(monkeypatch) -> None:
+    """After a dispatch that leaves requests behind, the model's age is the old oldest request's
+    (an upper bound); the requests left behind are at least one service old (15 ms here). A row
+    that waits at q = 1 until 18 ms may then still wait where the upper bound says 20 ms: the
+    model keeps a lower bound l and offers the decisions of every age in [l, a]. Without it the
+    worst mean latency is lower (the wait is missing). The proposed scheduler's bands at 100/s
+    need no bound (their choices only grow with the age from one service on)."""
+    from formal import check as check_module
+    from formal.prism import choice_program, least_age_after_partial_dispatch, needs_age_bounds
+
+    config = CONFIG.replace(max_wait_ms=20.0)
+    tm = TickModel(config, RATE, tick_ms=5.0, queue_cap=4)
+    row = DecisionRow("partial", (None, (0, 1), (0, 64)), ((18.0, 18.0), None, None), ((0, 64), None, None))
+
+    class Rows:
+        def decision_rows(self, lo: float, hi: float) -> list[DecisionRow]:
+            return [row]
+
+    choices, _ = band_choices(tm, Rows(), EstimateBand(1.0))
+    assert least_age_after_partial_dispatch(tm, choices) == 3  # LLM-1, one request: 15 ms
+    assert choices[(0, 1, 3)] == {None, (0, 1)} and choices[(0, 1, 4)] == {(0, 1)}
+    assert needs_age_bounds(tm, choices)
+    assert "l : [0..W+1]" in choice_program(tm, choices, "partial")
+    bounded = check_choices(tm, choices, "bounded", overflow_s=0.2)
+    monkeypatch.setattr(check_module, "needs_age_bounds", lambda tm, choices: False)
+    one_age = check_choices(tm, choices, "one age", overflow_s=0.2)
+    assert bounded.latency_ms.high > one_age.latency_ms.high * (1 + 1e-6)
+    assert bounded.p_violation_max == 0.0
+    proposed = Proposed(CONFIG.at_rate(RATE))
+    default = TickModel(CONFIG.at_rate(RATE), RATE, tick_ms=2.0, queue_cap=16)
+    for factor in (1.0, 2.0):
+        assert not needs_age_bounds(default, band_choices(default, proposed, EstimateBand(factor))[0])
 
 
 def test_unshielded_band_with_a_timer_beyond_max_wait_fails_safety() -> None:

@@ -96,3 +96,31 @@ def test_the_slo_penalty_is_refused_not_dropped() -> None:
     assert sim.cost_per_request == pytest.approx(storm.cost_per_request, rel=0.03)
     penalised = simulate_continuous(with_slo, policy, horizon_s=300.0, seed=5)
     assert penalised.cost_per_request > 1.2 * storm.cost_per_request
+
+
+def test_the_event_simulator_cross_check_catches_a_wrong_discretisation() -> None:
+    """A model whose service times are rounded up to whole ticks (about +1 ms per batch, a
+    plausible discretisation error) puts greedy's mean queue about 7% above the event simulator's:
+    the cross-check fails it (verify.py then exits non-zero), while the right model passes. The
+    tick simulator samples the model's own chain, so only the event simulator can see this."""
+    from formal.discrete import ServiceTicks
+    from formal.report import EVENT_SIM_TOLERANCE, cross_check_failures
+    from formal.results import PolicyRow, VerificationReport
+    from formal.settings import Settings
+
+    config = SystemConfig()
+    right = TickModel(config, tick_ms=2.0, queue_cap=32)
+    wrong = TickModel(config, tick_ms=2.0, queue_cap=32)
+    rounded_up = tuple(tuple(ServiceTicks(s.service_ms, s.hi, 1.0) for s in row) for row in wrong.service)
+    object.__setattr__(wrong, "service", rounded_up)
+    policy = GreedyPolicy(0)
+    sim = simulate_continuous(right, policy, horizon_s=300.0, seed=0)
+    for tm, fails in ((right, False), (wrong, True)):
+        storm = check_policy(tm, policy)
+        row = PolicyRow("greedy", policy.name, "test", figures=storm, continuous=sim)
+        failures = cross_check_failures(VerificationReport(Settings(config=config), tm, rows=[row]))
+        assert (row.deviation(sim) > EVENT_SIM_TOLERANCE) == fails
+        assert len(failures) == fails
+        if fails:
+            assert "event simulator" in failures[0] and "tolerance 3%" in failures[0]
+            assert (storm.mean_queue - sim.mean_queue) / storm.mean_queue > 0.05

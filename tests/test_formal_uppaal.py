@@ -123,7 +123,7 @@ def _default_models():
     return uppaal_models(TAChecks(None, settings), name, table, max(settings.bursts))[0], settings
 
 
-@pytest.fixture(scope="module", params=[0, 1], ids=["token_bucket", "finite"])
+@pytest.fixture(scope="module", params=[0, 1, 2], ids=["any_arrivals", "token_bucket", "finite"])
 def model(request):
     models, _ = _default_models()
     return models[request.param]
@@ -140,13 +140,11 @@ def test_every_name_is_declared(model) -> None:
 def test_templates_channels_and_clocks(model) -> None:
     root = ET.fromstring(model.xml)
     templates = {t.findtext("name"): t for t in root.iter("template")}
-    expected = {"Arrival", "Scheduler", "Worker0"} | (
-        {"Tag", "QueueWatch"} if model.name == "batching" else set()
-    )
-    assert set(templates) == expected
+    observers = {"batching": {"Tag", "QueueWatch"}, "batching_any": {"Tag"}}.get(model.name, set())
+    assert set(templates) == {"Arrival", "Scheduler", "Worker0"} | observers
     declaration = root.findtext("declaration")
     assert re.search(r"\bchan start_0;", declaration)  # scheduler -> worker: a binary channel
-    kind = "broadcast chan" if model.name == "batching" else "chan"  # observers listen in
+    kind = "broadcast chan" if observers else "chan"  # observers listen in
     assert re.search(rf"\b{kind} arrive;", declaration) and re.search(rf"\b{kind} done_0;", declaration)
     assert "clock age;" in declaration and "clock x_0;" in declaration
     syncs = [lab.text for lab in root.iter("label") if lab.get("kind") == "synchronisation"]
@@ -165,7 +163,10 @@ def test_constants_come_from_the_config(model) -> None:
     xml = model.xml
     assert re.search(r"svc_0 = 15\b", xml)  # b = 1 on LLM-1: 15 ms in 1 ms units
     assert "Time unit: 1 ms" in xml
-    assert "y &lt;= 10" in xml  # one token per 10 ms at 100 requests/s
+    if model.name != "batching_any":
+        assert "y &lt;= 10" in xml  # one token per 10 ms at 100 requests/s
+    else:
+        assert "tok" not in xml and "clock y;" not in xml  # arrivals at any time: no bucket
     assert "age &gt;= 10 &amp;&amp;" in xml  # timeout(B=8, T=10 ms): the wait ends at 10 ms
 
 
@@ -174,12 +175,16 @@ def test_queries_are_documented_and_replace_the_vacuous_ones(model) -> None:
     assert all(q.comment for q in model.queries)
     assert formulas == [q.findtext("formula") for q in ET.fromstring(model.xml).iter("query")]
     assert "A[] not deadlock" not in formulas  # cannot fail while arrivals can always fire
+    idle_wait = "sup{Tag.Waiting && nbusy < 1 && !Scheduler.Decide && !Scheduler.Notify}: z"
     if model.name == "batching":
         assert "A[] not Tag.LateIdle" in formulas  # timeout safety by an observer, not an invariant
-        assert any(f.startswith("sup{") and f.endswith(": z") for f in formulas)  # worst-case latency
+        assert any(f.startswith("sup{Tag.Waiting ||") and f.endswith(": z") for f in formulas)  # latency
         assert any("-->" in f for f in formulas)  # leads-to
+        assert idle_wait in formulas
+    elif model.name == "batching_any":  # TChecker's timeout-safety check: arrivals at any time
+        assert formulas == ["A[] not Tag.LateIdle", idle_wait]
     else:
-        assert "A[] (deadlock imply (q == 0 && nbusy == 0))" in formulas
+        assert "A[] (deadlock imply (q == 0 && nbusy == 0))" in formulas and "E<> deadlock" in formulas
     assert all(f in model.q_text() for f in formulas)
 
 
@@ -197,9 +202,108 @@ def test_lint_catches_undeclared_names_and_bad_references(model) -> None:
 
 def test_committed_models_are_the_generated_defaults() -> None:
     models, _ = _default_models()
+    assert [m.name for m in models] == ["batching_any", "batching", "batching_finite"]
     for generated in models:
         assert (MODELS / f"{generated.name}.xml").read_text() == generated.xml
         assert (MODELS / f"{generated.name}.q").read_text() == generated.q_text()
+
+
+def _finite_network(*mutations: str):
+    """The network of ``batching_finite.xml`` (the default timeout(B=8, T=10 ms)), optionally with
+    mutations of formal/ta/model.py."""
+    from formal.ta.model import build_network
+    from formal.ta.properties import with_mutation
+
+    args = verify_cli.build_parser().parse_args([])
+    config = verify_cli.load_config(args)
+    settings = verify_ta.build_ta_settings(args, config, config.arrivals.mean_rate_per_s)
+    _, table = verify_ta._uppaal_table(args, config, settings)
+    checks = TAChecks(None, settings)
+    model = checks.model(table.shielded(checks.max_wait), settings.curve(settings.liveness_burst, 4))
+    return build_network(with_mutation(model, *mutations), name="batching_finite")
+
+
+def _refills_for_ever(network):
+    """The old generator (a mutant): the last arrival leaves it in ``Gen``, whose invariant and
+    refill edges stay, so some action is always possible and no state is a deadlock."""
+    import dataclasses
+
+    arrival = next(p for p in network.processes if p.name == "Arrival")
+    arrival.edges[:] = [dataclasses.replace(e, target="Gen") for e in arrival.edges]
+    arrival.locations[:] = [loc for loc in arrival.locations if loc.name != "Stopped"]
+    return network
+
+
+def test_the_finite_generator_stops_after_its_last_arrival() -> None:
+    """batching_finite.xml: no refill is possible once narr == N. The N-th arrival moves the
+    generator to Stopped, which has no invariant (time may pass) and no edge."""
+    network = _finite_network()
+    arrival = next(p for p in network.processes if p.name == "Arrival")
+    stopped = next(loc for loc in arrival.locations if loc.name == "Stopped")
+    assert not stopped.invariant and not any(e.source == "Stopped" for e in arrival.edges)
+    into = [e for e in arrival.edges if e.target == "Stopped"]
+    assert {e.event for e in into} == {"arrive", "drop"} and all("narr == 3" in e.guard for e in into)
+    assert all(
+        "narr < 3" in e.guard for e in arrival.edges if e.event in ("arrive", "drop") and e not in into
+    )
+    refills = [e for e in arrival.edges if e.event == "refill"]
+    assert refills and all(e.source == "Gen" for e in refills)
+    xml = (MODELS / "batching_finite.xml").read_text()
+    assert '<name x="180" y="-30">Stopped</name>' in xml
+
+
+def test_the_deadlock_query_is_not_vacuous_and_fails_on_mutants() -> None:
+    """UPPAAL's ``A[] (deadlock imply (q == 0 && nbusy == 0))`` on batching_finite, read on
+    TChecker's zone graph of the same network (batching_finite.tck): the nodes without any
+    successor are deadlocks (no action now or after any delay). The model has some, all with
+    the queue empty and the worker idle (E<> deadlock holds, the query is not vacuous); a lost
+    wake-up or a removed timer leaves a deadlock with requests waiting (the query fails); the old
+    generator, which refilled its bucket for ever, has none (the query held vacuously)."""
+    from formal.ta.tchecker_format import to_tchecker
+    from formal.ta.zonegraph import terminal_nodes
+    from formal.tchecker import TCheckerMissingError, find_tchecker
+
+    try:
+        tck = find_tchecker()
+    except TCheckerMissingError as exc:
+        pytest.skip(str(exc))
+
+    def deadlocks(network) -> list:
+        result = tck.reach(to_tchecker(network), [], timeout_s=120, certificate="graph")
+        return terminal_nodes(result.certificate)
+
+    assert to_tchecker(_finite_network()) == (MODELS / "batching_finite.tck").read_text()
+    stops = deadlocks(_finite_network())
+    assert stops and all(n.ints["q"] == 0 and n.ints["nbusy"] == 0 for n in stops)
+    assert all(n.ints["narr"] == 4 for n in stops)
+    for mutation in ("lost_wakeup", "timer_removed"):
+        assert any(n.ints["q"] > 0 for n in deadlocks(_finite_network(mutation))), mutation
+    assert deadlocks(_refills_for_ever(_finite_network())) == []
+    assert deadlocks(_refills_for_ever(_finite_network("lost_wakeup"))) == []  # vacuous: holds
+
+
+def test_the_longest_idle_wait_query_excludes_committed_states() -> None:
+    """The UPPAAL query sup{Tag.Waiting && nbusy < 1 && !Scheduler.Decide && !Scheduler.Notify}: z
+    is TChecker's exact longest wait with a worker idle (10 ms for timeout(B=8, T=10 ms), arrivals
+    at any time): read on the zone graph of batching_any.tck. Over every state, committed ones
+    included (right after a completion, before the scheduler decides), z goes much higher."""
+    from formal.ta.zonegraph import nodes, upper_bound
+    from formal.tchecker import TCheckerMissingError, find_tchecker
+
+    try:
+        tck = find_tchecker()
+    except TCheckerMissingError as exc:
+        pytest.skip(str(exc))
+    text = (MODELS / "batching_any.tck").read_text()
+    processes = [line.split(":")[1] for line in text.splitlines() if line.startswith("process:")]
+    tag, scheduler = processes.index("Tag"), processes.index("Scheduler")
+    graph = tck.reach(text, [], timeout_s=300, certificate="graph").certificate
+    waiting = [n for n in nodes(graph) if n.locations[tag] == "Waiting" and n.ints["nbusy"] < 1]
+    everywhere = max(upper_bound(n.zone, "z") for n in waiting)
+    outside = max(
+        upper_bound(n.zone, "z") for n in waiting if n.locations[scheduler] not in ("Decide", "Notify")
+    )
+    assert outside == 10 and everywhere > 30
 
 
 def test_verifyta_is_run_only_when_present(tmp_path: Path) -> None:

@@ -1,12 +1,12 @@
 /*
-Timeout safety: no request waits longer than max_wait (100 time units of 1 ms) while a worker is idle. Expected: satisfied (TChecker: late_idle unreachable).
+Timeout safety: no request waits longer than max_wait (100 time units of 1 ms) while a worker is idle. Expected: satisfied (TChecker: late_idle unreachable). Here under the token bucket of burst 3.
 */
 A[] not Tag.LateIdle
 
 /*
-Longest wait with a worker idle (time units); verify.py --ta reports TChecker's exact value.
+Longest wait with a worker idle (time units) under the token bucket of burst 3, over the states where no committed step is pending.
 */
-sup{Tag.Waiting && nbusy < 1}: z
+sup{Tag.Waiting && nbusy < 1 && !Scheduler.Decide && !Scheduler.Notify}: z
 
 /*
 Worst-case latency (time units) under the token bucket of burst 3.

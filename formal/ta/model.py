@@ -8,8 +8,10 @@ Processes (in this order, which fixes the order of updates in a synchronised ste
     ``burst``); each arrival takes a token, so at most ``burst + ceil(t / period)`` requests arrive
     in any window of length t (the arrival curve; ``period`` = the mean inter-arrival time).
     Arrivals are never forced: every stream below the curve is a behaviour, including one that
-    stops. Optionally at most ``n_arrivals`` in all (finitely many arrivals). An arrival that
-    finds ``q == queue_cap`` is dropped (edge ``drop``).
+    stops. Optionally at most ``n_arrivals`` in all (finitely many arrivals): the last one moves
+    the generator to ``Stopped``, which has no invariant and no edge (no more refills), so a run
+    in which every request has been served can stop. An arrival that finds ``q == queue_cap`` is
+    dropped (edge ``drop``).
 ``Scheduler``
     The queue ``q``, the clock ``age`` of the oldest waiting request (reset when a request
     arrives at an empty queue; after a partial dispatch it keeps the age of the request that left,
@@ -31,9 +33,9 @@ Observers, added for the property being checked (:class:`Observers`):
     locations: ``LateIdle`` (label ``late_idle``: it has waited longer than a bound while a
     worker was idle), ``Late`` (label ``late``: latency beyond a bound). The tag is used once, so
     a cycle of the zone graph through ``Waiting`` (label ``waiting`` for the liveness check)
-    keeps that request waiting forever. Every cycle of the network contains a refill of the
-    arrival bucket (guard ``y >= period``, reset of ``y``): the network is strongly non-Zeno, so
-    such a cycle is a run in which time diverges.
+    keeps that request waiting forever. With unbounded arrivals every cycle of the network
+    contains a refill of the arrival bucket (guard ``y >= period``, reset of ``y``): the network
+    is strongly non-Zeno, so such a cycle is a run in which time diverges.
 ``QueueWatch``
     Label ``queue_exceeded`` when an arrival makes ``q > queue_bound``.
 ``Watchdog``
@@ -293,11 +295,15 @@ def _arrival(net: Network, model: TAModel) -> None:
     if arrivals.period is None:
         proc = net.process("Arrival", "arrivals at any time")
         proc.location("Gen", initial=True)
+        if arrivals.n_arrivals:
+            proc.location("Stopped")
         token_guard: tuple[str, ...] = ()
         token_update: tuple[str, ...] = ()
     else:
         proc = net.process("Arrival", "token-bucket arrival curve")
         proc.location("Gen", initial=True, invariant=(f"y <= {arrivals.period}",))
+        if arrivals.n_arrivals:
+            proc.location("Stopped")
         refill = f"y >= {arrivals.period}"
         proc.edge(
             "Gen",
@@ -308,17 +314,23 @@ def _arrival(net: Network, model: TAModel) -> None:
         )
         proc.edge("Gen", "Gen", "refill", guard=(refill, f"tok == {arrivals.burst}"), updates=("y = 0",))
         token_guard, token_update = ("tok > 0",), ("tok = tok - 1",)
-    count_guard: tuple[str, ...] = ()
-    count_update: tuple[str, ...] = ()
-    if arrivals.n_arrivals:
-        count_guard = (f"narr < {arrivals.n_arrivals}",)
-        count_update = ("narr = narr + 1",)
+    n = arrivals.n_arrivals
     for event, room, comment in (
         ("arrive", f"q < {cap}", ""),
         ("drop", f"q == {cap}", "the queue is full: the arrival is dropped"),
     ):
-        guard = (*token_guard, room, *count_guard)
-        proc.edge("Gen", "Gen", event, guard=guard, updates=(*token_update, *count_update), comment=comment)
+        if not n:
+            guard = (*token_guard, room)
+            proc.edge("Gen", "Gen", event, guard=guard, updates=token_update, comment=comment)
+            continue
+        # the last arrival stops the generator: no refill (and no invariant) afterwards, so that
+        # a run whose requests are all served can stop (UPPAAL's deadlock is then reachable)
+        counted = (*token_update, "narr = narr + 1")
+        if n > 1:
+            guard = (*token_guard, room, f"narr < {n - 1}")
+            proc.edge("Gen", "Gen", event, guard=guard, updates=counted, comment=comment)
+        last = (*token_guard, room, f"narr == {n - 1}")
+        proc.edge("Gen", "Stopped", event, guard=last, updates=counted, comment=comment or "the last arrival")
 
 
 def _lowest_idle(n_workers: int, w: int) -> tuple[str, ...]:

@@ -8,8 +8,9 @@ The table is the union of
   is its own row, a wait of exactly T);
 - for a table expert with a backlog test, in every time unit ``[u, u + 1)`` of the oldest
   request's age where the test may fire (:func:`formal.portfolio.backlog_rates`), the options of
-  the rows of every rate it may raise the estimate to: their dispatches (through the SLO guard)
-  over that unit, their waits (taken there, ending at their timer).
+  the rows of every rate it may raise the estimate to: their dispatches (through the SLO guard,
+  its exact union over the ages of the unit) over that unit, their waits (taken there, ending at
+  their timer).
 
 Dispatch options of the same decision whose age ranges meet are joined (fewer edges, the same
 behaviours). Every wait is offered from age 0 to the end of its timer range: a chain of waits without an event
@@ -26,6 +27,7 @@ from dataclasses import replace
 from typing import Any
 
 from batchenv.decision_rows import DecisionRow
+from formal.band import guard_choices_between
 from formal.portfolio import Expert, backlog_rates, distinct_experts, snapped
 from formal.ta.schedulers import ChoiceTable, Option, from_decision_rows, merge_options, option_key
 
@@ -51,11 +53,11 @@ def _unit_options(row: DecisionRow, q: int, u: int, unit_ms: float) -> set[Optio
             return out
         decision = row.fallbacks[k]
         assert decision is not None  # DecisionRow checks it
-    ages = (u, u + 0.5, u + 1 - 1e-6)
     if row.guard is None:
         chosen = {decision}
-    else:
-        chosen = set().union(*(row.guard.choices(q, decision, a * unit_ms) for a in ages))
+    else:  # over the ages of the unit at which the fallback may have been sent
+        start = u * unit_ms if row.decisions[k] is not None else max(u * unit_ms, row.timers_ms[k][0])
+        chosen = guard_choices_between(row.guard, q, decision, start, (u + 1) * unit_ms)
     return out | {Option(d, u, u + 1) for d in chosen}
 
 

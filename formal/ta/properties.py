@@ -456,28 +456,61 @@ def distinct(
 def uppaal_models(
     checks: TAChecks, name: str, table: Table, burst: int
 ) -> tuple[list[UppaalModel], list[Network]]:
-    """The UPPAAL counterparts of the checks for one scheduler: ``batching.xml`` (token bucket of
-    burst ``burst``, every observer) and ``batching_finite.xml`` (finitely many arrivals, for
-    UPPAAL's own deadlock query), each with its queries; and the two networks (for TChecker)."""
+    """The UPPAAL counterparts of the checks for one scheduler, each with its queries, and their
+    networks (for TChecker, in the same order):
+
+    - ``batching_any.xml``: arrivals at any time (queue capped at ``queue_cap``), the tag
+      observer: timeout safety and the longest wait with a worker idle, the arrivals of
+      TChecker's timeout-safety check;
+    - ``batching.xml``: the token bucket of burst ``burst``, every observer: timeout safety under
+      it too, worst-case latency, largest queue, leads-to;
+    - ``batching_finite.xml``: finitely many arrivals (the generator stops after the last one),
+      for UPPAAL's own deadlock query.
+
+    UPPAAL's ``sup{phi}: z`` ranges over every state satisfying ``phi``, committed ones
+    included; the scheduler's committed locations ``Decide`` and ``Notify`` (zero-time steps,
+    e.g. right after a completion, before the decision that follows it) are excluded from the
+    longest-wait query, as in TChecker, where the tag's ``LateIdle`` edge cannot fire while a
+    committed location must move first."""
     s = checks.settings
     shielded = table.shielded(checks.max_wait)
     unit = s.unit_ms
     n = checks.config.n_workers
     serving = " || ".join(f"Tag.InService_{w}" for w in range(n))
     limit = checks._latency_limit()
+    idle_wait = f"sup{{Tag.Waiting && nbusy < {n} && !Scheduler.Decide && !Scheduler.Notify}}: z"
+    safety = Query(
+        "A[] not Tag.LateIdle",
+        f"Timeout safety: no request waits longer than max_wait ({checks.max_wait} time units of "
+        f"{unit:g} ms) while a worker is idle. Expected: satisfied (TChecker: late_idle unreachable).",
+    )
+    any_net = build_network(
+        checks.model(shielded, ArrivalCurve.unconstrained()),
+        Observers(tag=True, wait_bound=checks.max_wait),
+        name="batching_any",
+    )
+    any_queries = [
+        Query(
+            safety.formula,
+            safety.comment.replace("Timeout safety:", "Timeout safety under arrivals at any time:"),
+        ),
+        Query(
+            idle_wait,
+            "Longest wait with a worker idle (time units), under arrivals at any time, over the states "
+            "where no committed step is pending (as TChecker's); verify.py reports TChecker's exact "
+            "value.",
+        ),
+    ]
     observers = Observers(
         tag=True, wait_bound=checks.max_wait, latency_bound=limit, queue_bound=s.queue_cap - 1
     )
     main = build_network(checks.model(shielded, s.curve(burst)), observers, name="batching")
     queries = [
+        Query(safety.formula, safety.comment + f" Here under the token bucket of burst {burst}."),
         Query(
-            "A[] not Tag.LateIdle",
-            f"Timeout safety: no request waits longer than max_wait ({checks.max_wait} time units of "
-            f"{unit:g} ms) while a worker is idle. Expected: satisfied (TChecker: late_idle unreachable).",
-        ),
-        Query(
-            f"sup{{Tag.Waiting && nbusy < {n}}}: z",
-            "Longest wait with a worker idle (time units); verify.py --ta reports TChecker's exact value.",
+            idle_wait,
+            f"Longest wait with a worker idle (time units) under the token bucket of burst {burst}, "
+            "over the states where no committed step is pending.",
         ),
         Query(
             f"sup{{Tag.Waiting || {serving}}}: z",
@@ -503,15 +536,21 @@ def uppaal_models(
     finite_queries = [
         Query(
             "A[] (deadlock imply (q == 0 && nbusy == 0))",
-            f"With {s.finite_arrivals} arrivals in all, the system only stops once every request is "
-            "served. Expected: satisfied. (With unbounded arrivals A[] not deadlock would hold trivially.)",
+            f"With {s.finite_arrivals} arrivals in all (the generator stops after the last: no more "
+            "refills), the system only stops once every request is served. Expected: satisfied. "
+            "(With unbounded arrivals A[] not deadlock would hold trivially.)",
         ),
         Query(
             f"E<> (narr == {s.finite_arrivals} && q == 0 && nbusy == 0)",
             "Every arrival can be served. Expected: satisfied.",
         ),
+        Query(
+            "E<> deadlock", "The system can stop (so the first query is not vacuous). Expected: satisfied."
+        ),
     ]
-    return [to_uppaal(main, queries), to_uppaal(finite, finite_queries)], [main, finite]
+    networks = [any_net, main, finite]
+    models = [to_uppaal(any_net, any_queries), to_uppaal(main, queries), to_uppaal(finite, finite_queries)]
+    return models, networks
 
 
 def with_mutation(model: TAModel, *mutations: str, slow_units: int = 0) -> TAModel:

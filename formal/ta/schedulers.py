@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from batchenv.config import ConfigError, SystemConfig
 from batchenv.decision_rows import DecisionRow, Dispatch
 from batchenv.sim import Decision
+from formal.band import guard_choices_between
 from formal.discrete import TickModel
 from formal.policies import DiscretePolicy, TimeoutPolicy, policy_table
 
@@ -430,9 +431,10 @@ def from_decision_rows(
     timer firing anywhere in between. Timer bounds are widened to whole time units (shortest
     rounded down, longest up), so the table allows at least every behaviour of the rows.
 
-    The SLO guard's alternatives depend on the age; they are taken at every whole age ``u`` and at
-    ``u + 0.5`` and ``u + 1 - 1e-6`` time units, for ``u`` up to ``max_wait``, and offered over
-    ``[u, u + 1)`` (beyond ``max_wait`` those at ``max_wait``).
+    The SLO guard's alternatives depend on the age; over each time unit ``[u, u + 1)`` up to
+    ``max_wait`` they are the guard's exact union over the ages of the unit
+    (:func:`formal.band.guard_choices_between`), and from ``max_wait`` on the union over every
+    age from there (the age of a request that waited through a busy worker).
     """
     options: list[tuple[Option, ...]] = []
     for q in range(1, queue_cap + 1):
@@ -468,9 +470,9 @@ def _guarded_options(
     out: set[Option] = set()
     last = max(start, max_wait)
     for u in range(start, last + 1):
-        ages = (u, u + 0.5, u + 1 - 1e-6)
-        chosen = set().union(*(row.guard.choices(q, dispatch, a * unit_ms) for a in ages))
         until = None if u == last else u + 1
+        hi_ms = math.inf if until is None else until * unit_ms
+        chosen = guard_choices_between(row.guard, q, dispatch, u * unit_ms, hi_ms)
         out |= {Option(d, u, until) for d in chosen}
     return merge_options(out)
 

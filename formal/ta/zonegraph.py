@@ -1,6 +1,6 @@
 """Read a TChecker zone graph (the ``graph`` certificate of ``tck-reach``, Graphviz text) for the
 largest values a run reaches: of an integer variable, and of a clock's upper bound in a set of
-locations.
+locations; and for its nodes without successors (deadlocks).
 
 Each node line looks like::
 
@@ -18,9 +18,10 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-__all__ = ["Node", "max_over", "nodes", "upper_bound"]
+__all__ = ["Node", "max_over", "nodes", "terminal_nodes", "upper_bound"]
 
-_NODE = re.compile(r"^\s*\d+\s*\[(.*)\]\s*$")
+_NODE = re.compile(r"^\s*(\d+)\s*\[(.*)\]\s*$")
+_EDGE = re.compile(r"^\s*(\d+)\s*->\s*\d+\s*\[")
 _ATTR = re.compile(r'(\w+)="([^"]*)"')
 
 
@@ -39,7 +40,7 @@ def nodes(graph: str) -> Iterator[Node]:
         match = _NODE.match(line)
         if not match or "vloc=" not in line:
             continue
-        attrs = dict(_ATTR.findall(match.group(1)))
+        attrs = dict(_ATTR.findall(match.group(2)))
         locations = tuple(attrs.get("vloc", "<>").strip("<>").split(","))
         ints = {}
         for item in filter(None, attrs.get("intval", "").split(",")):
@@ -47,6 +48,19 @@ def nodes(graph: str) -> Iterator[Node]:
             ints[name.strip()] = int(value)
         zone = tuple(a.strip() for a in attrs.get("zone", "").strip("()").split("&&") if a.strip())
         yield Node(locations, ints, zone)
+
+
+def terminal_nodes(graph: str) -> list[Node]:
+    """The nodes of a complete graph certificate without any outgoing edge (actual or
+    subsumption): no action is possible from any state of their zone, now or after any delay (the
+    zone is closed under time elapse), which is UPPAAL's ``deadlock``."""
+    sources = {int(m.group(1)) for line in graph.splitlines() if (m := _EDGE.match(line))}
+    out = []
+    for line in graph.splitlines():
+        match = _NODE.match(line)
+        if match and "vloc=" in line and int(match.group(1)) not in sources:
+            out.append(next(nodes(line)))
+    return out
 
 
 def upper_bound(zone: tuple[str, ...], clock: str) -> float:
