@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Protocol
 
 from rich.console import Console
 
@@ -58,6 +58,19 @@ class BoundTask:
             object.__setattr__(self, "scenario_file", scenario_file(self.scenario))
 
 
+class _BoundValues(Protocol):
+    """What a bound and a cache entry both hold (:meth:`BoundResult.ok`)."""
+
+    @property
+    def lower_cost_per_request(self) -> float: ...
+    @property
+    def exact(self) -> bool: ...
+    @property
+    def upper_cost_per_request(self) -> float: ...
+    @property
+    def n_requests(self) -> int: ...
+
+
 @dataclass(frozen=True)
 class BoundResult:
     """The bound per arrived request (cost units), or why it does not apply.
@@ -80,6 +93,27 @@ class BoundResult:
     n_requests: int = 0
     compute_s: float = 0.0
 
+    @classmethod
+    def ok(cls, bound: _BoundValues, compute_s: float) -> BoundResult:
+        """The ``"ok"`` result holding ``bound``'s values (a freshly computed
+        :class:`~agents.hindsight.bound.HindsightBound` or a :class:`CachedBound`), which took
+        ``compute_s`` seconds."""
+        return cls(
+            "ok",
+            lower_cost_per_request=bound.lower_cost_per_request,
+            exact=bound.exact,
+            upper_cost_per_request=bound.upper_cost_per_request,
+            n_requests=bound.n_requests,
+            compute_s=compute_s,
+        )
+
+
+_KEY_ERRORS: tuple[type[Exception], ...] = (OSError, ValueError)
+"""What building a task's cache key may legitimately raise (:func:`_keys`): OSError for a
+scenario or trace file that cannot be read, ValueError for a bad one (batchenv's ConfigError and
+YamlError among them: a file gone, bad YAML, bad arrivals or horizon). The task then runs uncached
+and reports the error itself; any other exception is a bug and propagates."""
+
 
 def bound_config(task: BoundTask) -> SystemConfig:
     """The config of ``task``'s episode, horizon included: the same as the episode's
@@ -96,20 +130,15 @@ def run_bound_task(task: BoundTask) -> BoundResult:
         bound = episode_bound(config, task.seed, beam=task.beam, projection=task.projection)
     except ConfigError as exc:  # raised for the systems the bound does not cover
         return BoundResult("not_applicable", reason=str(exc))
-    return BoundResult(
-        "ok",
-        lower_cost_per_request=bound.lower_cost_per_request,
-        exact=bound.exact,
-        upper_cost_per_request=bound.upper_cost_per_request,
-        n_requests=bound.n_requests,
-        compute_s=bound.elapsed_s,
-    )
+    return BoundResult.ok(bound, compute_s=bound.elapsed_s)
 
 
 def _keys(tasks: list[BoundTask]) -> list[BoundKey | None]:
     """The cache key of every task (:func:`agents.hindsight.cache.bound_key`, from the config
-    :func:`bound_config` gives); None where it cannot be computed (a scenario or trace file
-    gone): such a task runs uncached and reports its own error."""
+    :func:`bound_config` gives); None where it cannot be computed for a reason the task will
+    report itself (:data:`_KEY_ERRORS`: a scenario or trace file gone or bad), so such a task
+    runs uncached. Any other exception propagates: a bug in building keys must not pass for a
+    missing file and silently turn the cache off."""
     built: dict[tuple[object, float | None], tuple[SystemConfig, ArrivalProcess] | None] = {}
     keys: list[BoundKey | None] = []
     for task in tasks:
@@ -118,7 +147,7 @@ def _keys(tasks: list[BoundTask]) -> list[BoundKey | None]:
             try:
                 config = bound_config(task)
                 built[ident] = (config, make_arrival_process(config))
-            except Exception:  # the task itself will say what is wrong
+            except _KEY_ERRORS:  # the task itself will say what is wrong
                 built[ident] = None
         entry = built[ident]
         key = None
@@ -127,21 +156,10 @@ def _keys(tasks: list[BoundTask]) -> list[BoundKey | None]:
                 key = bound_key(
                     entry[0], task.seed, beam=task.beam, projection=task.projection, arrival_process=entry[1]
                 )
-            except Exception:
+            except _KEY_ERRORS:
                 key = None
         keys.append(key)
     return keys
-
-
-def _from_cache(entry: CachedBound) -> BoundResult:
-    return BoundResult(
-        "ok",
-        lower_cost_per_request=entry.lower_cost_per_request,
-        exact=entry.exact,
-        upper_cost_per_request=entry.upper_cost_per_request,
-        n_requests=entry.n_requests,
-        compute_s=entry.compute_s,
-    )
 
 
 def _to_cache(result: BoundResult) -> CachedBound:
@@ -176,7 +194,7 @@ def run_bound_tasks(
         for i, key in enumerate(keys):
             entry = cache.get(key) if key is not None else None
             if entry is not None:
-                outcomes[i] = Outcome(value=_from_cache(entry))
+                outcomes[i] = Outcome(value=BoundResult.ok(entry, compute_s=entry.compute_s))
     todo = [i for i, outcome in enumerate(outcomes) if outcome is None]
     if cache is not None and console is not None:
         console.print(

@@ -8,11 +8,12 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+import hashlib
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,14 @@ from batchenv.config import SystemConfig
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_TRACE = REPO.parent / "shared" / "traces" / "azure_llm_conv_2023.csv"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "default_hindsight_cache: evaluate.py keeps its own default hindsight cache "
+        "(results/.hindsight_cache of the working folder: the test's tmp_path)",
+    )
 
 
 @pytest.fixture
@@ -58,10 +67,59 @@ def shared_trace() -> Path:
     return SHARED_TRACE
 
 
-def _interrupt_evaluate(argv: list[str], ready: str, wait_s: float) -> tuple[int, str, float]:
+@pytest.fixture(scope="session", autouse=True)
+def _evaluate_default_hindsight_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """For the whole session, evaluate.py run in this process (``apps.evaluate.main``,
+    ``make_plan``) keeps its hindsight bounds under pytest's temporary folder by default, not in
+    the repository's ``results/.hindsight_cache``: module-scoped fixtures that run evaluate.py
+    too. Yields evaluate.py's own default (:data:`evaluation.plan.HINDSIGHT_CACHE`)."""
+    import evaluation.plan
+
+    default = evaluation.plan.HINDSIGHT_CACHE
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(
+            evaluation.plan, "HINDSIGHT_CACHE", tmp_path_factory.getbasetemp() / "hindsight_cache" / "session"
+        )
+        yield default
+
+
+@pytest.fixture
+def hindsight_cache_dir(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A hindsight cache folder of this test's own under pytest's temporary folder (not created:
+    the cache creates it when it stores a bound)."""
+    name = hashlib.sha256(request.node.nodeid.encode()).hexdigest()[:16]
+    return tmp_path_factory.getbasetemp() / "hindsight_cache" / name
+
+
+@pytest.fixture(autouse=True)
+def _hindsight_cache_outside_the_repository(
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
+    hindsight_cache_dir: Path,
+    _evaluate_default_hindsight_cache: Path,
+) -> None:
+    """Within a test, evaluate.py's default hindsight cache is :func:`hindsight_cache_dir`: a test
+    neither writes into the repository's ``results/.hindsight_cache`` nor reads bounds another
+    test or an earlier run left. A test marked ``default_hindsight_cache`` gets evaluate.py's own
+    default back and runs in its ``tmp_path`` (the default is relative to the working folder)."""
+    import evaluation.plan
+
+    if request.node.get_closest_marker("default_hindsight_cache") is not None:
+        monkeypatch.chdir(request.getfixturevalue("tmp_path"))
+        monkeypatch.setattr(evaluation.plan, "HINDSIGHT_CACHE", _evaluate_default_hindsight_cache)
+    else:
+        monkeypatch.setattr(evaluation.plan, "HINDSIGHT_CACHE", hindsight_cache_dir)
+
+
+def _interrupt_evaluate(
+    argv: list[str], ready: str, wait_s: float, hindsight_cache: Path
+) -> tuple[int, str, float]:
     """Run ``evaluate.py argv`` in its own process group, wait for an output line containing
     ``ready`` and then ``wait_s`` seconds, send SIGINT to the group (what Ctrl-C in a terminal
-    does); returns the exit code, the output and the seconds from SIGINT to exit."""
+    does); returns the exit code, the output and the seconds from SIGINT to exit. Hindsight
+    bounds go to ``hindsight_cache`` unless ``argv`` says where."""
+    if not {"--hindsight-cache", "--no-hindsight-cache"} & {arg.split("=")[0] for arg in argv}:
+        argv = [*argv, "--hindsight-cache", str(hindsight_cache)]
     process = subprocess.Popen(
         [sys.executable, "evaluate.py", *argv],
         cwd=REPO,
@@ -82,6 +140,9 @@ def _interrupt_evaluate(argv: list[str], ready: str, wait_s: float) -> tuple[int
 
 
 @pytest.fixture
-def interrupt_evaluate() -> Callable[[list[str], str, float], tuple[int, str, float]]:
-    """``interrupt_evaluate(argv, ready, wait_s)``: Ctrl-C of a running ``evaluate.py``."""
-    return _interrupt_evaluate
+def interrupt_evaluate(
+    hindsight_cache_dir: Path,
+) -> Callable[[list[str], str, float], tuple[int, str, float]]:
+    """``interrupt_evaluate(argv, ready, wait_s)``: Ctrl-C of a running ``evaluate.py`` (its
+    hindsight bounds in :func:`hindsight_cache_dir`)."""
+    return lambda argv, ready, wait_s: _interrupt_evaluate(argv, ready, wait_s, hindsight_cache_dir)

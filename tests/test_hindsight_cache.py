@@ -17,13 +17,14 @@ from pathlib import Path
 import pytest
 
 import agents.hindsight.cache as cache_module
+import execution.hindsight_task as hindsight_task
 from agents.hindsight import episode_bound
 from agents.hindsight.cache import MAX_ENTRY_BYTES, BoundCache, BoundKey, CachedBound, bound_key, entry_text
 from apps import evaluate as evaluate_app
-from batchenv.config import SystemConfig
+from batchenv.config import ConfigError, SystemConfig
 from batchenv.scenarios import scenario_config
 from execution.backends import LocalBackend
-from execution.hindsight_task import BoundTask, run_bound_task, run_bound_tasks
+from execution.hindsight_task import BoundResult, BoundTask, run_bound_task, run_bound_tasks
 
 REPO = Path(__file__).resolve().parents[1]
 EXCERPT = REPO / "batchenv" / "data" / "azure_conv_excerpt.csv"
@@ -104,10 +105,11 @@ def test_a_second_run_reads_every_bound_and_gives_the_same_results(
     assert "2 hindsight bounds: 0 from the cache" in " ".join(capsys.readouterr().out.split())
 
 
+@pytest.mark.default_hindsight_cache  # evaluate.py's own default, in tmp_path as working folder
 def test_the_cache_is_in_results_by_default_and_elsewhere_with_the_flag(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.chdir(tmp_path)  # the default is results/.hindsight_cache of the working folder
+    assert Path.cwd() == tmp_path  # the default is results/.hindsight_cache of the working folder
     out, folder = tmp_path / "out", tmp_path / "elsewhere" / "bounds"
     argv = ["--agents", "greedy", "--seeds", "0", "--horizon-s", "2", "--jobs", "1", "--no-plots"]
     assert evaluate_app.main([*argv, "--out", str(out), "--hindsight-cache", str(folder)]) == 0
@@ -130,6 +132,18 @@ def test_the_cache_is_in_results_by_default_and_elsewhere_with_the_flag(
         evaluate_app.main([*argv, "--hindsight-cache", str(tmp_path / "file"), "--no-hindsight-cache"])
     assert evaluate_app.main([*argv, "--out", str(out), "--hindsight-cache", str(tmp_path / "file")]) == 2
     assert "--hindsight-cache" in capsys.readouterr().err
+
+
+def test_tests_keep_their_bounds_out_of_the_repository(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], hindsight_cache_dir: Path
+) -> None:
+    """Under pytest, evaluate.py's default cache is the test's own folder (tests/conftest.py), so
+    no test reads or writes the repository's results/.hindsight_cache."""
+    assert not hindsight_cache_dir.is_relative_to(REPO)
+    argv = ["--agents", "greedy", "--seeds", "0", "--horizon-s", "1", "--jobs", "1", "--no-plots"]
+    assert evaluate_app.main([*argv, "--out", str(tmp_path)]) == 0
+    assert "1 hindsight bound: 0 from the cache" in " ".join(capsys.readouterr().out.split())
+    assert len(list(hindsight_cache_dir.glob("*.json"))) == 1  # the one bound, stored there
 
 
 # ------------------------------------------------------------------------------------- keys
@@ -347,6 +361,57 @@ def test_run_bound_tasks_with_a_cache_gives_the_tasks_own_results(tmp_path: Path
         ]
         assert outcomes[3].error is not None and cache.hits == hits
     assert cache.stored == 3 and not cache.warnings
+
+
+def test_a_cached_bound_reads_back_as_the_computed_result(tmp_path: Path) -> None:
+    """BoundResult.ok builds the result alike from a computed bound and from a cache entry: every
+    field of the computed result, its compute time included, comes back from the cache."""
+    bound = episode_bound(scenario_config("default", 2.0), 0)
+    computed = run_bound_task(BoundTask("default", 0, 2.0))
+    assert computed == BoundResult.ok(bound, compute_s=computed.compute_s)
+    assert computed.status == "ok" and computed.n_requests == bound.n_requests > 0
+    cache = BoundCache(tmp_path)
+    key = bound_key(scenario_config("default", 2.0), 0)
+    assert cache.put(key, hindsight_task._to_cache(computed))
+    with LocalBackend(1) as backend:
+        (outcome,) = run_bound_tasks(backend, [BoundTask("default", 0, 2.0)], cache)
+    assert cache.hits == 1 and outcome.value == computed
+
+
+@pytest.mark.parametrize(
+    "error",
+    [ConfigError("arrivals.trace_path", "trace file not found"), OSError("unreadable"), ValueError("bad")],
+    ids=["ConfigError", "OSError", "ValueError"],
+)
+@pytest.mark.parametrize("where", ["bound_key", "make_arrival_process"])
+def test_a_task_whose_key_cannot_be_built_runs_uncached(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: Exception, where: str
+) -> None:
+    """An error a missing or bad file gives while building the key: the task runs, uncached."""
+
+    def fail(*args: object, **kwargs: object) -> None:
+        raise error
+
+    monkeypatch.setattr(hindsight_task, where, fail)
+    cache = BoundCache(tmp_path / "cache")
+    with LocalBackend(1) as backend:  # in this process, where the key is built too
+        (outcome,) = run_bound_tasks(backend, [BoundTask("default", 0, 2.0)], cache)
+    assert outcome.value is not None and outcome.value.status == "ok" and outcome.value.n_requests > 0
+    assert cache.hits == 0 and cache.stored == 0 and not cache.directory.exists()
+
+
+@pytest.mark.parametrize("where", ["bound_key", "make_arrival_process"])
+def test_a_bug_in_building_keys_propagates(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    """Any other exception is a bug: it surfaces rather than silently turn the cache off."""
+
+    def bug(*args: object, **kwargs: object) -> None:
+        raise TypeError("a bug in the key function")
+
+    monkeypatch.setattr(hindsight_task, where, bug)
+    with LocalBackend(1) as backend, pytest.raises(TypeError, match="a bug in the key function"):
+        run_bound_tasks(backend, [BoundTask("default", 0, 2.0)], BoundCache(tmp_path / "cache"))
 
 
 def _store_repeatedly(directory: str, key: BoundKey, entry: CachedBound, times: int) -> None:

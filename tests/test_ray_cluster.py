@@ -142,24 +142,16 @@ def test_relative_files_and_own_scenarios_give_the_local_results_on_a_cluster(
     )
 
 
+def _greedy_on_ray(cwd: Path, *extra: str, **env: str | None) -> subprocess.CompletedProcess[str]:
+    """The smallest run on ``--backend ray``: greedy, seed 0, 1 s, no plots, in ``cwd``;
+    ``extra`` arguments and ``env`` variables as :func:`_evaluate`'s."""
+    argv = ["--agents", "greedy", "--seeds", "0", "--horizon-s", "1", "--no-plots", "--backend", "ray"]
+    return _evaluate([*argv, *extra], cwd, **env)
+
+
 def test_a_client_without_the_token_is_told_what_to_set(cluster: dict[str, str], tmp_path: Path) -> None:
-    done = _evaluate(
-        [
-            "--agents",
-            "greedy",
-            "--seeds",
-            "0",
-            "--horizon-s",
-            "1",
-            "--backend",
-            "ray",
-            "--address",
-            cluster["address"],
-        ],
-        tmp_path,
-        RAY_AUTH_MODE=None,
-        RAY_AUTH_TOKEN=None,
-        RAY_ADDRESS=None,
+    done = _greedy_on_ray(
+        tmp_path, "--address", cluster["address"], RAY_AUTH_MODE=None, RAY_AUTH_TOKEN=None, RAY_ADDRESS=None
     )
     assert done.returncode == 2, done.stdout + done.stderr
     assert "Traceback" not in done.stderr
@@ -172,23 +164,6 @@ def test_an_embedded_ray_starts_its_own_beside_a_cluster(cluster: dict[str, str]
     """Without --address, --backend ray starts a local Ray of its own even where ray.init would
     find a cluster (RAY_ADDRESS, or ray start on this machine): it joined it and failed on
     num_cpus."""
-    done = _evaluate(
-        [
-            "--agents",
-            "greedy",
-            "--seeds",
-            "0",
-            "--horizon-s",
-            "1",
-            "--no-plots",
-            "--backend",
-            "ray",
-            "--jobs",
-            "1",
-        ],
-        tmp_path,
-        RAY_ADDRESS=cluster["address"],
-        **{k: v for k, v in _client(cluster).items() if k != "RAY_ADDRESS"},
-    )
+    done = _greedy_on_ray(tmp_path, "--jobs", "1", **{**_client(cluster), "RAY_ADDRESS": cluster["address"]})
     assert done.returncode == 0, done.stdout + done.stderr
     assert "running on embedded local Ray, 1 CPU\n" in done.stdout

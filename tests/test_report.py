@@ -210,6 +210,18 @@ def test_suite_metrics_are_shown_as_evaluate_shows_them() -> None:
             assert shown == f"{scale * value:.{digits}f}", metric
 
 
+def test_the_quoted_cross_check_tolerances_are_the_ones_verify_applies(computed: report_build.Build) -> None:
+    """The report quotes the tolerances of the formal cross-checks from verification.json, which
+    verify.py writes from formal.report_tables' constants: a constant changed without rerunning
+    verify.py --full (or the JSON edited by hand) fails here."""
+    from formal.report_tables import EVENT_SIM_TOLERANCE, TICK_SIM_TOLERANCE
+
+    if not computed.macros.present.get(src.VERIFICATION):
+        pytest.skip(f"{src.VERIFICATION} is not committed")
+    assert computed.macros.value("resVerTickSimTol") == f"{100 * TICK_SIM_TOLERANCE:g}"
+    assert computed.macros.value("resVerEventSimTol") == f"{100 * EVENT_SIM_TOLERANCE:g}"
+
+
 def test_committed_pdfs_were_built_from_the_current_sources() -> None:
     """Each PDF is the one recorded in hashes.json, built from today's .tex sources, generated
     tables, macros and figures (rebuild with python docs/report/build.py when this fails)."""

@@ -50,6 +50,7 @@ VERIFICATION_KEYS = {
     "resVerTickSimDiff": "cross_check.tick_simulator_max_rel_diff (%)",
     "resVerTickSimTol": "cross_check.tick_simulator_tolerance (%)",
     "resVerEventSimDiff": "cross_check.event_simulator_max_rel_diff (%)",
+    "resVerEventSimTol": "cross_check.event_simulator_tolerance (%)",
     "resVerPolicies": "number of policies",
     "resVerBandFactor": "bands[widest].factor",
     "resVerBandRows": "bands[widest].rows (number of rate rows)",
@@ -104,6 +105,7 @@ def verification_numbers(macros: Macros, data: dict[str, Any] | None) -> None:
         "resVerTickSimDiff": f"{100 * cross['tick_simulator_max_rel_diff']:.2f}",
         "resVerTickSimTol": f"{100 * cross['tick_simulator_tolerance']:g}",
         "resVerEventSimDiff": f"{100 * cross['event_simulator_max_rel_diff']:.2f}",
+        "resVerEventSimTol": f"{100 * cross['event_simulator_tolerance']:g}",
         "resVerPolicies": str(len(data["policies"])),
     }
     values.update(_band_values(data))
