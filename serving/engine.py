@@ -4,11 +4,17 @@ driven by any batchenv scheduler at decision epochs, on an asyncio event loop.
 It follows the simulator's rules (:mod:`batchenv.sim`) with wall-clock time:
 
 - A *decision epoch* is a moment when a worker is idle and a request waits: on an arrival, when a
-  batch completes, or when a wait's timer expires. The scheduler reads a
+  batch completes, or when a wait's timer expires. Requests that arrive in the same turn of the
+  event loop share one epoch, taken right after them (the simulator's rule for simultaneous
+  arrivals: all are admitted, then the scheduler decides once). The scheduler reads a
   :class:`ServerState` (the :class:`batchenv.state.SchedulerState` interface) and returns
-  ``None`` (wait), a float ``d`` (wait, waking when the oldest request has waited ``d`` s) or
-  ``(model, batch_size)`` (dispatch the ``min(batch_size, queue, max_batch_size)`` oldest
-  requests on the lowest-numbered idle worker).
+  ``None`` (wait), a float ``d`` (wait, waking when the oldest request has waited ``d`` s; a
+  Python ``float``, tested as the simulator tests it, so a ``numpy.float64`` is no wait here
+  either) or ``(model, batch_size)`` (dispatch the ``min(batch_size, queue, max_batch_size)``
+  oldest requests on the lowest-numbered idle worker).
+- A scheduler that raises, or returns anything else, would stop the simulator; the server logs
+  it, counts it (``n_scheduler_errors`` in :meth:`BatchingEngine.stats`) and dispatches a full
+  batch on the last model, so one bad decision does not stall the requests that wait.
 - A wait lasts until the next arrival, a batch completion, or the oldest request reaching
   ``max_wait_ms`` (or the shorter timer). At an epoch where the oldest request has waited
   ``max_wait_ms``, a wait becomes a *forced dispatch* of a full batch on the last model used
@@ -35,7 +41,7 @@ import math
 import time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -100,6 +106,11 @@ class _Batch:
     predicted_end_s: float
     forced: bool
     requests: list[_Request] = field(default_factory=list)
+
+
+def _worker_thread(worker: int) -> Executor:
+    """A worker's executor: one thread, so the event loop runs while a batch does."""
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"batch-worker-{worker}")
 
 
 class ServerState:
@@ -244,6 +255,9 @@ class BatchingEngine:
         with an optional ``reset(state)``).
     :param runner: runs one batch (in a worker thread); :meth:`serving.models.ModelWorker.run_batch`.
     :param clock: monotonic clock (s); :func:`time.monotonic`.
+    :param executor_factory: makes worker ``w``'s executor (default: a single-thread
+        :class:`~concurrent.futures.ThreadPoolExecutor`); a test on virtual time passes one that
+        completes each batch after its table time on the event loop's clock.
     """
 
     def __init__(
@@ -253,11 +267,13 @@ class BatchingEngine:
         runner: BatchRunner,
         *,
         clock: Callable[[], float] = time.monotonic,
+        executor_factory: Callable[[int], Executor] | None = None,
     ) -> None:
         self.config = config
         self.scheduler = scheduler
         self.runner = runner
         self.clock = clock
+        self._executor_factory = executor_factory or _worker_thread
         self.state = ServerState(config)
         self.origin_s = clock()
         self.episode = 0
@@ -266,27 +282,30 @@ class BatchingEngine:
         self.n_failed = 0
         self.n_refused = 0
         self.n_scheduler_errors = 0
-        self._executors: list[ThreadPoolExecutor] = []
+        self._executors: list[Executor] = []
         self._timer: asyncio.TimerHandle | None = None
+        self._pending_epoch: asyncio.Handle | None = None  # the epoch after this turn's arrivals
         self._idle = asyncio.Event()
         self._dispatching = True
         self._next_seq = 0
         self._next_batch = 0
+        self._reset_due = True
 
     # ------------------------------------------------------------------ life cycle
     def start(self) -> None:
         """Create the worker threads and start the first episode (call on the running loop)."""
         self._loop = asyncio.get_running_loop()
-        self._executors = [
-            ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"batch-worker-{w}")
-            for w in range(self.config.n_workers)
-        ]
+        self._executors = [self._executor_factory(w) for w in range(self.config.n_workers)]
         self.begin_episode()
         self.accepting = True
 
     def begin_episode(self, start_in_s: float = 0.0) -> float:
-        """Start a new episode: empty counters, the clock's origin ``start_in_s`` s from now, and
-        the scheduler's ``reset``. Needs an empty queue and idle workers (:class:`EngineBusyError`).
+        """Start a new episode: empty counters and the clock's origin ``start_in_s`` s from now.
+        The scheduler's ``reset`` is called at the episode's first decision epoch, where
+        :func:`batchenv.sim.simulate` calls it (the simulator sits at its first epoch then), so a
+        scheduler that starts an estimate from the state (proposed's rate) starts it from the
+        same time and count on both. Needs an empty queue and idle workers
+        (:class:`EngineBusyError`).
 
         :returns: the episode's origin on :func:`time.monotonic` (s).
         """
@@ -299,14 +318,13 @@ class BatchingEngine:
         if not 0.0 <= start_in_s <= MAX_START_IN_S:
             raise ValueError(f"start_in_s must be in [0, {MAX_START_IN_S:g}] s, got {start_in_s!r}")
         self._cancel_timer()
+        self._cancel_pending_epoch()
         state.reset()
         self.origin_s = self.clock() + start_in_s
         self.episode += 1
         self._next_seq = 0
         self.n_answered = self.n_failed = self.n_refused = self.n_scheduler_errors = 0
-        reset = getattr(self.scheduler, "reset", None)
-        if callable(reset):
-            reset(state)
+        self._reset_due = True  # the scheduler's reset, at the episode's first decision epoch
         self._idle.set()
         return self.origin_s
 
@@ -324,6 +342,7 @@ class BatchingEngine:
             await asyncio.wait_for(self._idle.wait(), timeout=max(drain_timeout_s, 0.0))
         self._dispatching = False
         self._cancel_timer()
+        self._cancel_pending_epoch()
         refused = self.state.take(self.state.queue_len)
         for request in refused:
             self._answer(request, exception=NotAcceptingError("the server shut down before serving it"))
@@ -358,8 +377,9 @@ class BatchingEngine:
         state.admit(_Request(self._next_seq, text, now, future))
         self._next_seq += 1
         self._idle.clear()
-        if state.idle_worker() is not None:
-            self._epoch()
+        if state.idle_worker() is not None and self._pending_epoch is None:
+            # one epoch for every request of this turn of the loop (simultaneous arrivals)
+            self._pending_epoch = self._loop.call_soon(self._on_pending_epoch)
         # shield: a client that hangs up cancels its handler, not the request's answer
         return await asyncio.shield(future)
 
@@ -385,6 +405,7 @@ class BatchingEngine:
             (the event loop may fire a timer a clock tick early).
         """
         self._cancel_timer()
+        self._cancel_pending_epoch()  # this epoch sees every request admitted so far
         state = self.state
         max_batch = self.config.max_batch_size
         while self._dispatching and state.queue_len and state.idle_worker() is not None:
@@ -392,13 +413,16 @@ class BatchingEngine:
             state.now_s = now if wake_s is None or now >= wake_s else wake_s
             wake_s = None
             state.n_epochs += 1
+            if self._reset_due:
+                self._reset_scheduler()
             try:
                 decision = self.scheduler(state)
             except Exception:
                 log.exception("the scheduler failed; dispatching a full batch on the last model")
                 self.n_scheduler_errors += 1
                 decision = (state.last_model, max_batch)
-            if decision is None or isinstance(decision, float):
+            # the simulator's test (Simulator.step): only a Python float is a timed wait
+            if decision is None or decision.__class__ is float:
                 if not state.shielded:
                     self._wait(decision)
                     return
@@ -406,6 +430,11 @@ class BatchingEngine:
                 self._dispatch(state.last_model, max_batch, forced=True)
                 continue
             try:
+                if isinstance(decision, float):  # a float subclass, e.g. numpy.float64
+                    raise TypeError(
+                        f"a timed wait must be a Python float, got {type(decision).__name__} "
+                        "(the simulator rejects it too); convert it with float()"
+                    )
                 model, size = decision
                 self._dispatch(int(model), int(size), forced=False)
             except (TypeError, ValueError) as exc:
@@ -414,6 +443,18 @@ class BatchingEngine:
                 )
                 self.n_scheduler_errors += 1
                 self._dispatch(state.last_model, max_batch, forced=False)
+
+    def _reset_scheduler(self) -> None:
+        """The scheduler's ``reset(state)``, once per episode (a failure is logged and counted)."""
+        self._reset_due = False
+        reset = getattr(self.scheduler, "reset", None)
+        if not callable(reset):
+            return
+        try:
+            reset(self.state)
+        except Exception:
+            log.exception("the scheduler's reset failed")
+            self.n_scheduler_errors += 1
 
     def _wait(self, timer_s: float | None) -> None:
         """Arm the wake-up of a wait: when the oldest request has waited ``max_wait_ms`` or the
@@ -429,6 +470,15 @@ class BatchingEngine:
     def _on_timer(self, wake_s: float) -> None:
         self._timer = None
         self._epoch(wake_s)
+
+    def _on_pending_epoch(self) -> None:
+        self._pending_epoch = None
+        self._epoch()
+
+    def _cancel_pending_epoch(self) -> None:
+        if self._pending_epoch is not None:
+            self._pending_epoch.cancel()
+            self._pending_epoch = None
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:

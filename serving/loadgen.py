@@ -47,7 +47,9 @@ __all__ = [
     "MAX_HORIZON_S",
     "ReplayResult",
     "check_loopback_url",
+    "episode_result",
     "replay",
+    "replay_episode",
     "run_episode",
 ]
 
@@ -190,7 +192,7 @@ def _arrivals(config: SystemConfig, seed: int, horizon_s: float, max_requests: i
         raise ValueError(f"--max-requests: {exc}; shorten --horizon-s or raise --max-requests") from None
 
 
-async def run_episode(
+async def replay_episode(
     url: str,
     config: SystemConfig,
     seed: int,
@@ -202,7 +204,10 @@ async def run_episode(
     start_in_s: float = 0.2,
 ) -> dict[str, Any]:
     """Replay episode ``seed`` of ``config`` (arrivals in [0, horizon_s)) on the server at ``url``
-    as one server episode; returns the server's answers, the metrics and the client's view. A
+    as one server episode; returns what the replay saw as plain JSON data (:func:`episode_result`
+    turns it into metrics): ``seed``, ``episode``, ``answers`` (the 200 bodies: ``seq``,
+    ``arrival_s``, ``batch``, ...), ``drop_times_s`` (the server's arrival times of the 429s),
+    ``client`` (what was sent and how late, HTTP overhead, statuses) and ``server_stats``. A
     server still busy with the previous episode (answers cut at its deadline) is waited for, up to
     ``drain_timeout_s`` seconds, before the episode starts.
 
@@ -223,40 +228,83 @@ async def run_episode(
             deadline_s=horizon_s + drain_timeout_s,
         )
         stats = await _get_json(session, f"{url}/v1/stats")
-    episode = MeasuredEpisode(config, horizon_s, result.answers, result.drop_times_s)
-    metrics, latency_ms = compute_metrics(episode), request_table(episode).latency_s * 1000.0
     answered = result.status == 200
     lag_ms = 1000.0 * (result.sent_client_s - result.scheduled_s)
     e2e_ms = 1000.0 * (result.received_client_s - result.sent_client_s)[answered]
     # what HTTP adds: the client's end-to-end time minus the server's latency, request by request
     http_ms = e2e_ms - np.array([a["timings_ms"]["latency"] for a in result.answers])  # both in request order
+    client = {
+        "n_sent": len(arrivals),
+        "n_ok": int(answered.sum()),
+        "n_429": result.count(429),
+        "n_503": result.count(503),
+        "n_other_status": int(np.sum((result.status != 200) & (result.status != 429) & (result.status != 0))),
+        "n_unanswered": result.count(0),
+        "send_lag_ms_mean": float(np.nanmean(lag_ms)) if len(lag_ms) else math.nan,
+        "send_lag_ms_p99": float(np.nanpercentile(lag_ms, 99)) if len(lag_ms) else math.nan,
+        "send_lag_ms_max": float(np.nanmax(lag_ms)) if len(lag_ms) else math.nan,
+        "e2e_latency_ms_mean": float(e2e_ms.mean()) if len(e2e_ms) else math.nan,
+        "e2e_latency_ms_p99": float(np.percentile(e2e_ms, 99)) if len(e2e_ms) else math.nan,
+        "http_overhead_ms_mean": float(http_ms.mean()) if len(http_ms) else math.nan,
+        "http_overhead_ms_p99": float(np.percentile(http_ms, 99)) if len(http_ms) else math.nan,
+        "errors": result.errors,
+    }
     return {
         "seed": seed,
         "episode": started["episode"],
-        "metrics": metrics,
-        "latency_ms": latency_ms,
-        "client": {
-            "n_sent": len(arrivals),
-            "n_ok": int(answered.sum()),
-            "n_429": result.count(429),
-            "n_503": result.count(503),
-            "n_other_status": int(
-                np.sum((result.status != 200) & (result.status != 429) & (result.status != 0))
-            ),
-            "n_unanswered": result.count(0),
-            "n_after_horizon": episode.n_after_horizon,
-            "send_lag_ms_mean": float(np.nanmean(lag_ms)) if len(lag_ms) else math.nan,
-            "send_lag_ms_p99": float(np.nanpercentile(lag_ms, 99)) if len(lag_ms) else math.nan,
-            "send_lag_ms_max": float(np.nanmax(lag_ms)) if len(lag_ms) else math.nan,
-            "e2e_latency_ms_mean": float(e2e_ms.mean()) if len(e2e_ms) else math.nan,
-            "e2e_latency_ms_p99": float(np.percentile(e2e_ms, 99)) if len(e2e_ms) else math.nan,
-            "http_overhead_ms_mean": float(http_ms.mean()) if len(http_ms) else math.nan,
-            "http_overhead_ms_p99": float(np.percentile(http_ms, 99)) if len(http_ms) else math.nan,
-            "errors": result.errors,
-        },
-        "server_stats": stats,
         "answers": result.answers,
+        "drop_times_s": result.drop_times_s,
+        "client": client,
+        "server_stats": stats,
     }
+
+
+def episode_result(config: SystemConfig, horizon_s: float, raw: dict[str, Any]) -> dict[str, Any]:
+    """A replay's metrics (the simulator's, from the server's own times: :mod:`serving.episode`)
+    from :func:`replay_episode`'s data; adds ``metrics``, ``latency_ms``, ``recorded_arrivals_s``
+    (the server's arrival times of every request it answered or refused with 429, sorted: the
+    arrivals the server actually saw) and ``client["n_after_horizon"]``."""
+    episode = MeasuredEpisode(config, horizon_s, raw["answers"], raw["drop_times_s"])
+    recorded = np.sort(
+        np.asarray([a["arrival_s"] for a in raw["answers"]] + list(raw["drop_times_s"]), dtype=float)
+    )
+    return {
+        **raw,
+        "metrics": compute_metrics(episode),
+        "latency_ms": request_table(episode).latency_s * 1000.0,
+        "recorded_arrivals_s": recorded,
+        "client": {**raw["client"], "n_after_horizon": episode.n_after_horizon},
+    }
+
+
+async def run_episode(
+    url: str,
+    config: SystemConfig,
+    seed: int,
+    horizon_s: float,
+    *,
+    max_requests: int = 200_000,
+    drain_timeout_s: float = 60.0,
+    max_connections: int = 4096,
+    start_in_s: float = 0.2,
+) -> dict[str, Any]:
+    """Replay episode ``seed`` (:func:`replay_episode`, in this process) and compute its metrics
+    (:func:`episode_result`). :func:`serving.replay_process.run_episode_in_process` does the same
+    with the load generator in a process of its own.
+
+    :raises ValueError: more than ``max_requests`` arrivals.
+    """
+    raw = await replay_episode(
+        url,
+        config,
+        seed,
+        horizon_s,
+        max_requests=max_requests,
+        drain_timeout_s=drain_timeout_s,
+        max_connections=max_connections,
+        start_in_s=start_in_s,
+    )
+    return episode_result(config, horizon_s, raw)
 
 
 # --------------------------------------------------------------------------------------------

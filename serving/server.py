@@ -16,8 +16,9 @@ HTTP API (JSON; times in s from the start of the episode, durations in ms):
 ``GET /v1/stats``           counters of the episode (arrived, dropped, answered, batches, ...)
 ``GET /v1/health``          agent, scenario, episode origin on the machine's monotonic clock
 ``GET /v1/config``          the served scenario (batchenv's config format)
-``POST /v1/episode``        start a new episode (clock origin, counters, the scheduler's reset);
-                            body ``{"start_in_s": 0.1}`` optional; 409 unless the server is idle
+``POST /v1/episode``        start a new episode (clock origin, counters; the scheduler's reset comes
+                            at its first epoch); body ``{"start_in_s": 0.1}`` optional; 409 unless
+                            the server is idle
 ==========================  =======================================================================
 
 At most ``--max-connections`` connections are open at once (default 8192, or less if the

@@ -129,8 +129,10 @@ def test_shutdown_answers_running_batches_and_refuses_waiting_requests() -> None
     config = load_scenario("default")
 
     async def scenario(engine: BatchingEngine) -> list[Any]:
-        tasks = [asyncio.create_task(engine.infer(f"r{i}")) for i in range(10)]
-        await asyncio.sleep(0.02)  # the first batch (one request) is running, nine wait
+        tasks = [asyncio.create_task(engine.infer("r0"))]
+        await asyncio.sleep(0.005)  # the first batch (one request) is running
+        tasks += [asyncio.create_task(engine.infer(f"r{i}")) for i in range(1, 10)]
+        await asyncio.sleep(0.015)  # nine wait
         await engine.shutdown(drain_timeout_s=0.0)
         results = await asyncio.gather(*tasks, return_exceptions=True)
         with pytest.raises(NotAcceptingError):

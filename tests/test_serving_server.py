@@ -373,3 +373,20 @@ def test_the_default_cap_fits_the_open_files_limit() -> None:
     if hard != resource.RLIM_INFINITY:
         with pytest.raises(ValueError, match=r"--max-connections must be in \[1, "):
             connection_cap(hard)
+
+
+def test_the_load_generator_in_its_own_process_replays_as_in_process(greedy_server: ServerProcess) -> None:
+    from serving.replay_process import run_episode_in_process
+
+    config = load_scenario("default").at_rate(150.0)
+    run = run_episode_in_process(greedy_server.url, config, seed=2, horizon_s=1.0)
+    client = run["client"]
+    assert client["n_sent"] > 100 and client["n_ok"] == client["n_sent"] == len(run["answers"])
+    assert len(run["recorded_arrivals_s"]) == client["n_ok"] + client["n_429"]
+    assert list(run["recorded_arrivals_s"]) == sorted(a["arrival_s"] for a in run["answers"])
+    stats = run["server_stats"]
+    assert stats["n_scheduler_errors"] == 0 and stats["n_failed"] == 0
+    assert stats["n_arrived"] == client["n_sent"]
+    metrics = run["metrics"]
+    assert metrics.n_served + metrics.n_waiting + client["n_after_horizon"] == client["n_sent"]
+    assert client["send_lag_ms_p99"] >= 0.0
