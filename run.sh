@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# One command for a new user: install batchenv into .venv, then the demo (about a minute on 2 cores):
+# One command for a new user: install batchenv into .venv, then the demo (about 3 minutes on 2 busy
+# cores the first time, 20 s once its hindsight bounds are cached):
 # the tuned baselines, the exact optimum, the proposed scheduler and a shipped PPO agent on a bursty
 # load, a production trace and a high steady load, with what the tables show and where the results,
 # plots and report went. Extra arguments go to evaluate.py (e.g. --n-seeds 10).

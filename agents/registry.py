@@ -49,11 +49,13 @@ from batchenv.sim import Simulator, simulate
 
 __all__ = [
     "ALIASES",
+    "UNTUNED_SOURCE",
     "AgentSpec",
     "AgentSpecError",
     "CheckpointError",
     "NotApplicableError",
     "agent_names",
+    "is_untuned",
     "make_agent",
     "parse_agent_spec",
     "run_episode",
@@ -177,6 +179,17 @@ def _accepted(factory: Callable[..., Any]) -> list[str]:
     return [p for p in params if p not in ("self", "config")]
 
 
+UNTUNED_SOURCE = "defaults (tuned parameters for"
+"""How the ``params_source`` of a tunable baseline (``timeout``, ``util_switch``) that has no tuned
+parameters for its scenario (and latency target) starts: it runs with its default parameters."""
+
+
+def is_untuned(params_source: str) -> bool:
+    """Whether ``params_source`` says a tunable baseline ran untuned: tuned parameters were
+    asked for (no ``--no-tuned``, no parameters given) but none exist for its scenario and target."""
+    return params_source.startswith(UNTUNED_SOURCE)
+
+
 def _tune_hint(config: SystemConfig, directory: Path, scenario_spec: str | None) -> str:
     """Where the parameters of an untuned ``timeout``/``util_switch`` come from, with the command
     that tunes them: for the held-out half of a trace its packaged training half, otherwise the
@@ -189,7 +202,7 @@ def _tune_hint(config: SystemConfig, directory: Path, scenario_spec: str | None)
     given = scenario_spec if scenario_spec and source is config else source.name
     option = "" if target is None else f" --target {shlex.quote(target.short(config.slo_ms))}"
     return (
-        f"defaults (tuned parameters for {for_what!r}: {why}; "
+        f"{UNTUNED_SOURCE} {for_what!r}: {why}; "
         f"run python -m apps.tune --scenarios {shlex.quote(given)}{option})"
     )
 

@@ -15,7 +15,13 @@ from evaluation.outputs import params_text, per_seed_rows, staged_run_dir, summa
 from evaluation.plan import Plan, UsageError, build_parser, make_plan
 from evaluation.plots import plot_all
 from evaluation.runner import make_bound_tasks, make_tasks, open_bound_cache, run_plan
-from evaluation.tables import empty_episode_warnings, print_tables, summary_lines, to_markdown
+from evaluation.tables import (
+    empty_episode_warnings,
+    print_tables,
+    summary_lines,
+    to_markdown,
+    untuned_reference_warnings,
+)
 
 __all__ = ["cache_line", "main"]
 
@@ -43,21 +49,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"evaluate.py: error: {exc}", file=sys.stderr)
         return 2
     for warning in plan.warnings:
-        console.print(f"[yellow]warning:[/] {warning}")
+        console.print(f"[yellow]warning:[/] {escape(warning)}")
     tasks = make_tasks(plan)
     bound_tasks = make_bound_tasks(plan)
     extended = sum(len(plan.seeds_of(scenario)) > len(plan.seeds) for scenario in plan.scenarios)
     more = f" (more on {extended} quiet scenario{'s' * (extended > 1)}, --min-requests)" if extended else ""
     console.print(
         f"{len(plan.agents)} agents x {len(plan.scenarios)} scenarios x {len(plan.seeds)} seeds{more} "
-        f"= {len(tasks)} episodes (+ {len(bound_tasks)} hindsight bounds) on {plan.backend.describe()}"
+        f"= {len(tasks)} episodes (+ {len(bound_tasks)} hindsight bounds) on {plan.backend.describe()}",
+        markup=False,
     )
     cache = open_bound_cache(plan) if bound_tasks else None
     start = time.perf_counter()
     try:
         outcomes, bound_outcomes = run_plan(plan, tasks, console, bound_tasks, cache)
     except KeyboardInterrupt:
-        console.print("[red]interrupted[/]: tasks cancelled, nothing written")
+        kept = ""
+        if cache is not None and cache.stored:
+            n, folder = cache.stored, escape(str(cache.directory))
+            kept = f"; the {n} hindsight bound{'s' * (n > 1)} computed are kept in {folder}/"
+        console.print(f"[red]interrupted[/]: tasks cancelled, no results written{kept}", highlight=False)
         return 130
     hindsight = hindsight_bounds(plan, bound_tasks, bound_outcomes)
     cells = collect(plan, tasks, outcomes, hindsight.lower)
@@ -69,21 +80,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             cell = cells[(agent.label, scenario.name)]
             if cell.per_seed and agent.name in ("timeout", "util_switch"):
                 console.print(
-                    f"{agent.label} on {scenario.name}: {cell.params_source}: {params_text(cell.params)}"
+                    f"{agent.label} on {scenario.name}: {cell.params_source}: {params_text(cell.params)}",
+                    markup=False,
                 )
     errors = [c for c in cells.values() if c.error]
     for cell in errors:
-        console.print(f"[red]error[/] {cell.agent} on {cell.scenario}: {cell.error}")
+        console.print(f"[red]error[/] {escape(f'{cell.agent} on {cell.scenario}: {cell.error}')}")
     skipped = {c.not_applicable for c in cells.values() if c.not_applicable}
     for reason in sorted(skipped):
-        console.print(f"[dim]n/a: {reason}[/]")
+        console.print(f"[dim]n/a: {escape(reason)}[/]")
     for name, reason in hindsight.missing.items():
         seeds = next(len(plan.seeds_of(s)) for s in plan.scenarios if s.name == name)
         bounded = len(hindsight.lower.get(name, {}))
         some = f" on {seeds - bounded} of {seeds} seeds (the gap to it uses the others)" if bounded else ""
-        console.print(f"[dim]no hindsight bound on {name}{some}: {reason}[/]")
-    for warning in empty_episode_warnings(plan, cells):
-        console.print(f"[yellow]warning:[/] {warning}")
+        console.print(f"[dim]{escape(f'no hindsight bound on {name}{some}: {reason}')}[/]")
+    for warning in [*untuned_reference_warnings(plan, cells), *empty_episode_warnings(plan, cells)]:
+        console.print(f"[yellow]warning:[/] {escape(warning)}")
     for warning in cache.warnings if cache is not None else []:
         console.print(f"[yellow]warning:[/] {escape(warning)}")
 
@@ -91,25 +103,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         run_dir, figures = _write_outputs(plan, cells, results_json, hindsight)
     except OSError as exc:
-        console.print(f"[red]error[/]: cannot write the results ({exc}); no results folder was left behind")
+        console.print(
+            f"[red]error[/]: cannot write the results ({escape(str(exc))}); no results folder was left behind"
+        )
         return 1
     console.print()
     for line in summary_lines(plan, cells, hindsight):
-        console.print(line, highlight=False)
+        console.print(line, highlight=False, markup=False)
     console.print(
         f"results: {run_dir}/ (summary.csv, per_seed.csv, results.json; {elapsed:.1f} s of episodes)",
         highlight=False,
+        markup=False,
     )
     if cache is not None:
-        console.print(cache_line(len(bound_tasks), cache), highlight=False)
+        console.print(cache_line(len(bound_tasks), cache), highlight=False, markup=False)
     if figures:
-        console.print(f"plots: {', '.join(figures)} in {run_dir}/", highlight=False)
-    console.print(f"report: {plan.report or run_dir / 'report.md'}", highlight=False)
+        console.print(f"plots: {', '.join(figures)} in {run_dir}/", highlight=False, markup=False)
+    console.print(f"report: {plan.report or run_dir / 'report.md'}", highlight=False, markup=False)
     if plan.report is not None:
-        console.print(f"its data: {plan.report.with_suffix('.json')}", highlight=False)
+        console.print(f"its data: {plan.report.with_suffix('.json')}", highlight=False, markup=False)
     study = [p for p in STUDY if (REPO / p).is_file()]
     if plan.demo and study:
-        console.print(f"the whole study: {', '.join(study)}", highlight=False)
+        console.print(f"the whole study: {', '.join(study)}", highlight=False, markup=False)
     return 1 if errors else 0
 
 

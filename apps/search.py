@@ -267,12 +267,17 @@ def main(argv: list[str] | None = None) -> int:
     scenario = plan.config.name
     n_timesteps = int(args.n_timesteps or plan.own("n_timesteps", 1_000_000))
     runs_dir = Path(args.runs_dir)
-    search_dir = group_run_dir(runs_dir, args.run_name, args.algo, f"{scenario}_search", command)
+    search_dir = group_run_dir(runs_dir, args.run_name, plan.algo, f"{scenario}_search", command)
     if search_dir is None:
         print(f"search: error: --run-name: {runs_dir / args.run_name} exists already", file=sys.stderr)
         return 2
     base = dataclasses.replace(
-        args, runs_dir=str(search_dir), run_name=f"{args.algo}_{scenario}", progress=False, verbose=0
+        args,
+        algo=plan.algo,
+        runs_dir=str(search_dir),
+        run_name=f"{plan.algo}_{scenario}",
+        progress=False,
+        verbose=0,
     )
     trial = {
         "args": dataclasses.asdict(base),

@@ -242,9 +242,10 @@ def run_seeds(args: TrainArgs, sweep: SweepArgs, command: str) -> int:
     except ImportError:
         print(f"train.py: error: {DIST_EXTRA_MESSAGE}", file=sys.stderr)
         return 2
+    args = dataclasses.replace(args, algo=plan.algo)  # named in folders and recorded commands
     scenario = plan.config.name
     runs_dir = Path(args.runs_dir)
-    sweep_dir = group_run_dir(runs_dir, args.run_name, args.algo, f"{scenario}_seeds", command)
+    sweep_dir = group_run_dir(runs_dir, args.run_name, plan.algo, f"{scenario}_seeds", command)
     if sweep_dir is None:
         print(f"train.py: error: --run-name: {runs_dir / args.run_name} exists already", file=sys.stderr)
         return 2

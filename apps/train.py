@@ -5,7 +5,7 @@ Examples::
     python train.py --algo ppo                                  # default scenario, 1M steps
     python train.py --algo dqn --env high_load -n 200000 --seed 3
     python train.py --algo maskable_ppo --env my_scenario.yaml --hyperparams learning_rate=1e-4 gamma=0.995
-    python train.py --algo ppo --resume runs/ppo_default_1/best_model.zip -n 500000
+    python train.py -i runs/dqn_high_load_1/interrupted.zip     # resume: its algorithm, settings, steps left
     python train.py --algo ppo --env default_mixture --seeds 0-2 --eval-scenarios bursty,poisson_05
     python train.py --algo ppo --rate 200 --hyperparams-file benchmarks/results/search_ppo_rate200_best.yml
     tensorboard --logdir runs                                    # watch the curves
@@ -39,7 +39,7 @@ import yaml
 from agents.checkpoint import CheckpointError
 from agents.hyperparameters import MAX_N_ENVS
 from agents.interrupt import StopRequest
-from apps.train_plan import TrainArgs, plan_run
+from apps.train_plan import DEFAULT_ALGO, TrainArgs, plan_run
 from apps.train_run import _RUN_NAME, new_run_dir, train
 from batchenv.config import ConfigError
 from batchenv.scenarios import load_scenario
@@ -104,8 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--algo",
         choices=sorted(ALGORITHMS),
-        default="ppo",
-        help="RL algorithm (default: ppo; maskable_ppo uses the env's action masks)",
+        default=None,
+        help=f"RL algorithm (default: {DEFAULT_ALGO}; with --resume, the checkpoint's; maskable_ppo "
+        "uses the env's action masks)",
     )
     parser.add_argument(
         "--env",
@@ -124,9 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--n-timesteps",
         type=int,
         default=None,
-        help="environment steps to train (default: n_timesteps of the hyperparameter file; with "
-        "--resume, the steps the checkpoint's run had left, so that the learning-rate and "
-        "exploration schedules go on where they stopped); with --resume, steps on top of the "
+        help="environment steps to train (default: n_timesteps of the hyperparameter file). With "
+        "--resume: without -n, the steps the checkpoint's run had left, so that the learning-rate "
+        "and exploration schedules go on where they stopped; with -n, that many steps on top of the "
         "checkpoint's, the schedules then spread over both. Training runs whole rollouts and stops at the "
         "first that reaches the count, so it is rounded up: to a multiple of n_envs x n_steps for "
         "ppo, maskable_ppo and a2c (-n 2048 with ppo's 4 envs x 2048 steps trains 8192), of n_envs x "
@@ -205,7 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
         dest="resume",
         default=None,
         metavar="PATH",
-        help="continue training from a checkpoint .zip: its config, seed, hyperparameters, reward "
+        help="continue training from a checkpoint .zip: its algorithm, config, seed, hyperparameters, reward "
         "settings, normalisation statistics and (DQN) replay buffer, kept next to final_model.zip and "
         "interrupted.zip only, are restored; only -n and the evaluation/saving flags apply "
         "(rl-zoo's -i; --resume is the same flag)",
@@ -307,7 +308,7 @@ def command_line_of(args: TrainArgs) -> list[str]:
         if dest not in TrainArgs.__dataclass_fields__:
             continue
         value = getattr(args, dest)
-        if value == getattr(defaults, dest) and dest not in ("algo", "env"):
+        if value is None or (value == getattr(defaults, dest) and dest not in ("algo", "env")):
             continue
         flag = next((o for o in action.option_strings if o.startswith("--")), action.option_strings[0])
         if isinstance(action, argparse._StoreFalseAction):
@@ -343,6 +344,8 @@ def _train_args(parser: argparse.ArgumentParser, ns: argparse.Namespace) -> Trai
         parser.error(f"--n-envs must be in [1, {MAX_N_ENVS}] (as hyperparams.n_envs), got {ns.n_envs}")
     if not 0 <= ns.seed < 2**32:
         parser.error(f"--seed must be in [0, 2**32 - 1], got {ns.seed}")
+    if ns.algo is None and not ns.resume:  # a resumed run keeps its checkpoint's (train_plan)
+        ns.algo = DEFAULT_ALGO
     if ns.resume:
         for flag, given in (("--env", ns.env != "default"), ("--seed", ns.seed != 0)):
             if given:

@@ -26,7 +26,7 @@ from batchenv.scenarios import load_scenario
 class TrainArgs:
     """Every flag of train.py (logged to TensorBoard and saved as args.yml)."""
 
-    algo: str = "ppo"
+    algo: str | None = None  # None: a resumed checkpoint's algorithm, else DEFAULT_ALGO
     env: str = "default"
     rate: float | None = None
     n_timesteps: int | None = None
@@ -50,10 +50,15 @@ class TrainArgs:
     verbose: int = 1
 
 
+DEFAULT_ALGO = "ppo"
+"""The algorithm of a new run when ``--algo`` is not given (a resumed run keeps its checkpoint's)."""
+
+
 @dataclass
 class RunPlan:
     """What a run trains, resolved from the flags (or from the checkpoint it resumes)."""
 
+    algo: str  # --algo, a resumed checkpoint's algorithm, or DEFAULT_ALGO
     config: SystemConfig
     hyperparams: dict[str, Any]  # batchenv's own keys and SB3's, as recorded in the checkpoints
     checkpoint: Checkpoint | None
@@ -71,8 +76,9 @@ class RunPlan:
 
 
 def plan_run(args: TrainArgs) -> RunPlan:
-    """The config and hyperparameters of the run; a resumed run takes every setting from its
-    checkpoint (the hyperparameter files and ``--hyperparams`` do not apply to it).
+    """The algorithm, config and hyperparameters of the run; a resumed run takes every setting
+    from its checkpoint, its algorithm included (the hyperparameter files and ``--hyperparams``
+    do not apply to it; an ``--algo`` given must be the checkpoint's).
 
     :raises ConfigError: for a bad scenario, hyperparameter or flag combination.
     :raises CheckpointError: for a checkpoint that cannot be resumed.
@@ -93,9 +99,11 @@ def plan_run(args: TrainArgs) -> RunPlan:
                 "--rate", "does not apply with --resume: a resumed run keeps its checkpoint's config"
             )
         checkpoint = load_checkpoint(args.resume, device=args.device)
-        if checkpoint.algo != args.algo:
+        if args.algo is not None and checkpoint.algo != args.algo:
             raise ConfigError(
-                "--algo", f"{args.algo!r} but --resume {args.resume} holds a {checkpoint.algo!r} model"
+                "--algo",
+                f"{args.algo!r} but --resume {args.resume} holds a {checkpoint.algo!r} model "
+                "(leave out --algo: a resumed run keeps its checkpoint's algorithm)",
             )
         hyperparams = dict(checkpoint.meta.get("hyperparams") or {})
         if not hyperparams:
@@ -104,21 +112,24 @@ def plan_run(args: TrainArgs) -> RunPlan:
             )
         validate_hyperparams(hyperparams, **network_sizes(checkpoint.config))
         # seed and target_timesteps: checked by load_checkpoint (optional integers)
-        return RunPlan(checkpoint.config, hyperparams, checkpoint, seed=checkpoint.meta.get("seed") or 0)
+        return RunPlan(
+            checkpoint.algo, checkpoint.config, hyperparams, checkpoint, seed=checkpoint.meta.get("seed") or 0
+        )
+    algo = args.algo or DEFAULT_ALGO
     config = load_scenario(args.env)
-    hyperparams = load_hyperparams(args.algo, config.name)
+    hyperparams = load_hyperparams(algo, config.name)
     if args.hyperparams_file:
         hyperparams.update(read_hyperparams_file(args.hyperparams_file))
     hyperparams.update(args.hyperparams)
     validate_hyperparams(hyperparams, **network_sizes(config))
     if args.rate is not None:
         config = config.at_rate(args.rate).replace(name=f"{config.name}_rate{args.rate:g}")
-    if hyperparams.get("discount_horizon_s") is not None and args.algo not in SEMI_MARKOV_BUFFERS:
+    if hyperparams.get("discount_horizon_s") is not None and algo not in SEMI_MARKOV_BUFFERS:
         raise ConfigError(
             "hyperparams.discount_horizon_s",
-            f"applies to {sorted(SEMI_MARKOV_BUFFERS)}, not {args.algo!r} (which discounts per step)",
+            f"applies to {sorted(SEMI_MARKOV_BUFFERS)}, not {algo!r} (which discounts per step)",
         )
-    return RunPlan(config, hyperparams, None, seed=args.seed)
+    return RunPlan(algo, config, hyperparams, None, seed=args.seed)
 
 
 def timesteps_to_train(args: TrainArgs, plan: RunPlan, done: int) -> tuple[int, str | None]:

@@ -9,7 +9,7 @@ import re
 import shutil
 import sys
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -85,10 +85,10 @@ def build_model(args: TrainArgs, plan: RunPlan, venv: Any, tb_root: Path) -> Any
         params = plan.sb3_params
         horizon_s = plan.own("discount_horizon_s")
         if horizon_s is not None:
-            buffer_argument, buffer_class = SEMI_MARKOV_BUFFERS[args.algo]
+            buffer_argument, buffer_class = SEMI_MARKOV_BUFFERS[plan.algo]
             params[buffer_argument] = buffer_class
         try:
-            model = ALGORITHMS[args.algo](
+            model = ALGORITHMS[plan.algo](
                 plan.own("policy", "MlpPolicy"),
                 venv,
                 seed=plan.seed,
@@ -98,7 +98,7 @@ def build_model(args: TrainArgs, plan: RunPlan, venv: Any, tb_root: Path) -> Any
                 **{k: parse_schedule(v) for k, v in copy.deepcopy(params).items()},
             )
         except (TypeError, ValueError, AssertionError) as exc:
-            raise ConfigError("hyperparams", f"{args.algo} rejects a hyperparameter: {exc}") from None
+            raise ConfigError("hyperparams", f"{plan.algo} rejects a hyperparameter: {exc}") from None
     model.tensorboard_log = str(tb_root)
     return model
 
@@ -120,6 +120,7 @@ def train(
     stop = stop or StopRequest()
     torch.set_num_threads(args.torch_threads)
     plan = plan_run(args)
+    args = replace(args, algo=plan.algo)  # args.yml records what runs (a resumed checkpoint's)
     config = plan.config
     n_envs = training_envs(args, plan)
     done = int(plan.checkpoint.model.num_timesteps) if plan.checkpoint is not None else 0
@@ -137,7 +138,7 @@ def train(
                 "--run-name", f"{run_dir} exists already: a run folder is never reused"
             ) from None
     else:
-        run_dir = new_run_dir(Path(args.runs_dir), args.algo, config.name)
+        run_dir = new_run_dir(Path(args.runs_dir), plan.algo, config.name)
     tb_root = Path(args.tensorboard_log) if args.tensorboard_log else run_dir / "tb"
     try:
         write_atomic(run_dir / "config.yml", config.to_yaml())
@@ -179,13 +180,13 @@ def train(
             if isinstance(callback, ProgressBarCallback) and callback.pbar is not None:
                 callback.pbar.close()  # an open bar keeps the interpreter from exiting
         path = save_checkpoint(
-            model, run_dir / "interrupted.zip", config, algo=args.algo, vecnormalize=venv, extra=extra
+            model, run_dir / "interrupted.zip", config, algo=plan.algo, vecnormalize=venv, extra=extra
         )
         save_replay_buffer(model, path)
         print(f"\ninterrupted at {model.num_timesteps} steps; saved {path}", file=sys.stderr)
         raise
     name = "interrupted.zip" if stop.requested else "final_model.zip"
-    path = save_checkpoint(model, run_dir / name, config, algo=args.algo, vecnormalize=venv, extra=extra)
+    path = save_checkpoint(model, run_dir / name, config, algo=plan.algo, vecnormalize=venv, extra=extra)
     save_replay_buffer(model, path)
     venv.close()
     if stop.requested:
@@ -241,14 +242,14 @@ def _callbacks(
         callbacks.append(DiscountFromInfoCallback(float(horizon_s)))
     if args.save_freq:
         callbacks.append(
-            CheckpointEveryCallback(args.save_freq, run_dir / "checkpoints", config, args.algo, extra)
+            CheckpointEveryCallback(args.save_freq, run_dir / "checkpoints", config, plan.algo, extra)
         )
     if args.eval_freq:
         evaluation = DomainEvalCallback(
             args.eval_freq,
             run_dir,
             config,
-            args.algo,
+            plan.algo,
             targets=evaluation_targets(args, config),
             seeds=args.eval_seeds,
             horizon_s=args.eval_horizon_s,

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from agents.tuned_params import TUNABLE, TUNED_DIR, config_fingerprint, read_tuned, tuned_file, write_tuned
@@ -119,7 +120,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(str(exc))
     if not 0 <= args.margin < 1:
         parser.error(f"--margin must be in [0, 1), got {args.margin}")
-    spec = backend_spec_or_exit(parser, args, lambda warning: console.print(f"[yellow]warning:[/] {warning}"))
+    spec = backend_spec_or_exit(
+        parser, args, lambda warning: console.print(f"[yellow]warning:[/] {escape(warning)}")
+    )
     configs = []
     for name in names:
         try:
@@ -142,10 +145,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         table.add_column(column)
     try:
         with spec.create() as backend:
-            console.print(f"episodes on {backend.describe()}")
+            console.print(f"episodes on {backend.describe()}", markup=False)
             for config in configs:
                 start = time.perf_counter()
-                console.print(f"[bold]{config.name}[/] (horizon {config.horizon_s:g} s, seeds {seeds})")
+                console.print(
+                    f"[bold]{escape(config.name)}[/] (horizon {config.horizon_s:g} s, seeds {seeds})"
+                )
                 data = _tune_one(config, agents, seeds, backend, console, args.margin)
                 data["command"] = command
                 path = tuned_file(config, args.out)
@@ -156,7 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         **data["agents"],
                     }
                 write_tuned(path, data)
-                console.print(f"  wrote {path} ({time.perf_counter() - start:.1f} s)")
+                console.print(f"  wrote {path} ({time.perf_counter() - start:.1f} s)", markup=False)
                 for agent, entry in data["agents"].items():
                     if agent not in agents:
                         continue
@@ -169,12 +174,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                             f"{met}: {entry['attainment']:.4f}, q {entry['mean_quality']:.4f}, "
                             f"{entry['cost_per_request']:.5f}"
                         )
-                    table.add_row(config.name, agent, result, str(entry["candidates"]), params)
+                    table.add_row(
+                        escape(config.name), agent, result, str(entry["candidates"]), escape(params)
+                    )
     except KeyboardInterrupt:
         console.print("[red]interrupted[/]: the scenarios written above are kept")
         return 130
     except TaskFailedError as exc:
-        console.print(f"[red]error:[/] {exc}")
+        console.print(f"[red]error:[/] {escape(str(exc))}")
         return 1
     console.print(table)
     return 0

@@ -51,6 +51,7 @@ import time
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 
 from apps.verify_cli import (
     DEFAULT_AGENTS,
@@ -115,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
             check_agent_specs((args.band_scheduler,))
         execution, warnings = backend_spec_from_args(args)
         for warning in warnings:
-            console.print(f"[yellow]warning:[/yellow] {warning}")
+            console.print(f"[yellow]warning:[/yellow] {escape(warning)}")
         bands = parse_bands(args)
         settings = Settings(
             config=config,
@@ -151,26 +152,30 @@ def main(argv: list[str] | None = None) -> int:
             return run_ta_only(args, ta_settings, ta_unsupported, console, command)
         check_costs_modelled(tm)
     except (ConfigError, AgentSpecError, ExecutionUsageError) as exc:
-        console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
+        console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
         return 2
     from formal.report import cross_check_failures, markdown, report_data, rich_tables
 
     if ta_unsupported is not None:
-        console.print(f"[yellow]timed-automata stage skipped: {ta_unsupported}[/yellow]", soft_wrap=True)
-    console.print(f"Storm: {tm.describe()}")
+        console.print(
+            f"[yellow]timed-automata stage skipped: {escape(ta_unsupported)}[/yellow]", soft_wrap=True
+        )
+    console.print(f"Storm: {tm.describe()}", markup=False)
     start = time.perf_counter()
-    report = run_verification(settings, progress=lambda msg: console.print(f"  {msg}", style="dim"))
+    report = run_verification(
+        settings, progress=lambda msg: console.print(f"  {msg}", style="dim", markup=False)
+    )
     for table in rich_tables(report):
         console.print(table)
     for note in report.notes:
-        console.print(f"note: {note}")
+        console.print(f"note: {note}", markup=False)
     run_ta = not args.no_ta and ta_unsupported is None
     ta_report = run_ta_stage(args, ta_settings, console, command) if run_ta else None
 
     if report.safety is None and not any(r.figures is not None for r in report.rows):
         console.print(
-            f"[red]error:[/red] no check produced a result (see the notes above); {display(args.out)} "
-            "and its JSON are left as they were"
+            "[red]error:[/red] no check produced a result (see the notes above); "
+            f"{escape(display(args.out))} and its JSON are left as they were"
         )
         return 1
     text = markdown(report, command, reduced_settings_note(args))
@@ -191,11 +196,12 @@ def main(argv: list[str] | None = None) -> int:
         outputs[args.ta_out] = json_text(to_json(ta_report, command))
     write_together(outputs)
     console.print(
-        "wrote " + ", ".join(display(p) for p in outputs) + f" ({time.perf_counter() - start:.1f} s)"
+        "wrote " + ", ".join(display(p) for p in outputs) + f" ({time.perf_counter() - start:.1f} s)",
+        markup=False,
     )
     failures = cross_check_failures(report)
     for line in failures:
-        console.print(f"[red]{line}[/red]", soft_wrap=True)
+        console.print(f"[red]{escape(line)}[/red]", soft_wrap=True)
     ok = (
         not failures
         and report.safety is not None

@@ -62,7 +62,7 @@ def write_prism(args: argparse.Namespace, tm, console) -> None:
         write_program(mdp_program(tm), args.models_dir / "batching_mdp.prism"),
         write_program(props, args.models_dir / "batching.props"),
     ]
-    console.print("PRISM model written: " + ", ".join(display(p) for p in paths))
+    console.print("PRISM model written: " + ", ".join(display(p) for p in paths), markup=False)
 
 
 def whole_run_line(wall_s: float, cpu_s: float, load_before: float, load_after: float) -> str:

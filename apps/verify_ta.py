@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import argparse
 
+from rich.markup import escape
+
 from apps.verify_cli import ROBUST, parse_bands, uppaal_policy
 from apps.verify_outputs import display, json_text, write_together
 from batchenv.config import ConfigError, SystemConfig
@@ -71,7 +73,9 @@ def run_uppaal(args: argparse.Namespace, config, settings, console) -> None:
     paths = write_models(models, args.models_dir)
     for network in networks:  # the same networks in TChecker's format
         paths.append(write_atomic(args.models_dir / f"{network.name}.tck", to_tchecker(network)))
-    console.print(f"timed-automata models ({name}) written: " + ", ".join(display(p) for p in paths))
+    console.print(
+        f"timed-automata models ({name}) written: " + ", ".join(display(p) for p in paths), markup=False
+    )
     for model in models:
         xml, queries = args.models_dir / f"{model.name}.xml", args.models_dir / f"{model.name}.q"
         result = run_verifyta(xml, queries)
@@ -79,12 +83,13 @@ def run_uppaal(args: argparse.Namespace, config, settings, console) -> None:
             console.print(
                 "[yellow]verifyta is not on PATH: UPPAAL is not installed here (it is not "
                 "pip-installable), so the UPPAAL queries were not run.[/yellow] Run them with "
-                f"`verifyta {display(xml)} {display(queries)}` or open the model in the UPPAAL GUI; "
+                f"`verifyta {escape(display(xml))} {escape(display(queries))}` or open the model in the "
+                "UPPAAL GUI; "
                 "the same properties are checked with TChecker by the timed-automata stage."
             )
             break
         code, output = result
-        console.print(f"verifyta {display(xml)} exited with {code}:\n{output}")
+        console.print(f"verifyta {display(xml)} exited with {code}:\n{output}", markup=False)
 
 
 def _before_ta_section(text: str) -> str:
@@ -107,7 +112,9 @@ def replace_ta_section(args: argparse.Namespace, report, command: str, console) 
             args.ta_out: json_text(to_json(report, command)),
         }
     )
-    console.print(f"wrote {display(args.ta_out)} and the timed-automata section of {display(path)}")
+    console.print(
+        f"wrote {display(args.ta_out)} and the timed-automata section of {display(path)}", markup=False
+    )
 
 
 def run_ta_stage(args: argparse.Namespace, settings, console, command: str):
@@ -116,7 +123,7 @@ def run_ta_stage(args: argparse.Namespace, settings, console, command: str):
     try:
         tck = find_tchecker()
     except TCheckerMissingError as exc:
-        console.print(f"[yellow]timed-automata stage skipped: {exc}[/yellow]")
+        console.print(f"[yellow]timed-automata stage skipped: {escape(str(exc))}[/yellow]")
         return None
     stage = default_schedulers(
         settings,
@@ -128,7 +135,7 @@ def run_ta_stage(args: argparse.Namespace, settings, console, command: str):
         settings,
         tck,
         stage.schedulers,
-        progress=lambda msg: console.print(f"  {msg}", style="dim"),
+        progress=lambda msg: console.print(f"  {msg}", style="dim", markup=False),
         skip=stage.skip,
     )
     report.notes += stage.notes
@@ -142,6 +149,7 @@ def run_ta_stage(args: argparse.Namespace, settings, console, command: str):
             f"{verdict} {value:>12s} {r.seconds:5.1f} s",
             style=style,
             soft_wrap=True,
+            markup=False,
         )
     console.print(f"timed automata: {report.seconds:.1f} s")
     return report
@@ -154,10 +162,10 @@ def run_ta_only(args: argparse.Namespace, settings, unsupported: str | None, con
     try:
         find_tchecker()
     except TCheckerMissingError as exc:
-        console.print(f"[red]error:[/red] --ta-only: {exc}")
+        console.print(f"[red]error:[/red] --ta-only: {escape(str(exc))}")
         return 2
     if unsupported is not None:
-        console.print(f"[red]error:[/red] --ta-only: {unsupported}", soft_wrap=True)
+        console.print(f"[red]error:[/red] --ta-only: {escape(unsupported)}", soft_wrap=True)
         return 2
     ta_report = run_ta_stage(args, settings, console, command)
     if ta_report is not None:

@@ -102,12 +102,14 @@ class ArrivalConfig:
     def validate(self, path: str) -> ArrivalConfig:
         """The arrival settings, checked and normalised; ConfigError naming the field otherwise."""
         if self.process not in ARRIVAL_PROCESSES:
-            raise ConfigError(f"{path}.process", f"must be one of {ARRIVAL_PROCESSES}, got {self.process!r}")
+            raise ConfigError(
+                f"{path}.process", f"must be one of {list(ARRIVAL_PROCESSES)}, got {short_repr(self.process)}"
+            )
         changes: dict[str, Any] = {}
         if self.rate_range_scale not in RATE_RANGE_SCALES:
             raise ConfigError(
                 f"{path}.rate_range_scale",
-                f"must be one of {RATE_RANGE_SCALES}, got {short_repr(self.rate_range_scale)}",
+                f"must be one of {list(RATE_RANGE_SCALES)}, got {short_repr(self.rate_range_scale)}",
             )
         if self.process == "mixture":
             return self._validate_mixture(path)
@@ -125,7 +127,7 @@ class ArrivalConfig:
             rates = _number_list(f"{path}.rates_per_s", self.rates_per_s or (), min_len=2)
             for i, r in enumerate(rates):
                 if r < 0:
-                    raise ConfigError(f"{path}.rates_per_s[{i}]", f"must be >= 0, got {r!r}")
+                    raise ConfigError(f"{path}.rates_per_s[{i}]", f"must be >= 0, got {short_repr(r)}")
             if not any(r > 0 for r in rates):
                 raise ConfigError(f"{path}.rates_per_s", "at least one rate must be > 0")
             changes["rates_per_s"] = rates
@@ -143,7 +145,7 @@ class ArrivalConfig:
         if self.process == "diurnal":
             amplitude = _number(f"{path}.amplitude", self.amplitude)
             if not 0 <= amplitude < 1:
-                raise ConfigError(f"{path}.amplitude", f"must be in [0, 1), got {amplitude!r}")
+                raise ConfigError(f"{path}.amplitude", f"must be in [0, 1), got {short_repr(amplitude)}")
             changes["amplitude"] = amplitude
             changes["period_s"] = _positive(f"{path}.period_s", self.period_s)
             changes["phase_rad"] = _number(f"{path}.phase_rad", self.phase_rad)
@@ -153,7 +155,9 @@ class ArrivalConfig:
             if not isinstance(self.trace_column, str) or not self.trace_column:
                 raise ConfigError(f"{path}.trace_column", "must be a non-empty column name")
             if not isinstance(self.random_start, bool):
-                raise ConfigError(f"{path}.random_start", f"must be true or false, got {self.random_start!r}")
+                raise ConfigError(
+                    f"{path}.random_start", f"must be true or false, got {short_repr(self.random_start)}"
+                )
         if self.trace_window is not None:
             changes["trace_window"] = _trace_window(f"{path}.trace_window", self.trace_window, self.process)
         if self.rate_range_per_s is not None:
@@ -188,7 +192,7 @@ class ArrivalConfig:
             raise ConfigError(
                 f"{path}.components",
                 f"the weights must have a finite sum (at most {MAX_FLOAT:.4g}; only their ratios "
-                f"matter), got {total!r}",
+                f"matter), got {short_repr(total)}",
             )
         return dataclasses.replace(self, components=components)
 
@@ -259,7 +263,7 @@ def _trace_window(path: str, value: Any, process: str) -> tuple[float, float]:
         raise ConfigError(path, f"is only used by process 'trace', not {process!r}")
     allowed = "must be [start, end] fractions of the trace's duration with 0 <= start < end <= 1"
     if isinstance(value, str | bytes) or not isinstance(value, Sequence) or len(value) != 2:
-        raise ConfigError(path, f"{allowed}, got {value!r}")
+        raise ConfigError(path, f"{allowed}, got {short_repr(value)}")
     start, end = _number_list(path, value, min_len=2)
     if not 0 <= start < end <= 1:
         raise ConfigError(path, f"{allowed}, got {[start, end]}")
@@ -287,7 +291,7 @@ def _switch_matrix(path: str, value: Any, n_phases: int) -> tuple[tuple[float, .
                 raise ConfigError(f"{path}[{i}]", f"must have {n_phases} entries, got {len(row_values)}")
             for j, v in enumerate(row_values):
                 if v < 0:
-                    raise ConfigError(f"{path}[{i}][{j}]", f"must be >= 0, got {v!r}")
+                    raise ConfigError(f"{path}[{i}][{j}]", f"must be >= 0, got {short_repr(v)}")
             if row_values[i] != 0:
                 raise ConfigError(f"{path}[{i}][{i}]", "diagonal must be 0")
             if sum(row_values) <= 0:
@@ -311,7 +315,7 @@ def _check_leaving_rate(path: str, rate_per_s: float) -> None:
         raise ConfigError(
             path,
             f"the phase's leaving rate must be in [{lowest:.4g}, {MAX_MMPP_SWITCH_RATE_PER_S:g}] per s "
-            f"(a mean stay of at most {MAX_MMPP_SOJOURN_S:g} s), got {rate_per_s!r}",
+            f"(a mean stay of at most {MAX_MMPP_SOJOURN_S:g} s), got {short_repr(rate_per_s)}",
         )
 
 

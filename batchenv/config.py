@@ -255,7 +255,7 @@ class SystemConfig:
     def from_dict(cls, data: Mapping[str, Any], source_path: str | None = None) -> SystemConfig:
         """Build and validate a config from a plain mapping (as read from YAML)."""
         if not isinstance(data, Mapping):
-            raise ConfigError("<root>", f"must be a mapping of fields, got {type(data).__name__}")
+            raise ConfigError("", f"a config must be a mapping of fields, got {type(data).__name__}")
         cls._check_fields(data)
         return cls(**data, source_path=source_path)
 

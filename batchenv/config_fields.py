@@ -32,21 +32,33 @@ _MAX_MESSAGE = 400
 
 def short_repr(value: object, limit: int = 60) -> str:
     """``repr(value)`` cut to ``limit`` characters: error messages never print a whole (possibly
-    hostile, huge) value; an integer too long to print is described by its number of digits."""
+    hostile, huge) value; an integer too long to print is described by its number of digits. A
+    tuple shows as the list it was in the YAML file (the configs keep lists as tuples)."""
     if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 3 * limit:
         return f"an integer of about {math.floor(value.bit_length() * math.log10(2)) + 1} digits"
-    text = repr(value)
+    text = repr(_as_written(value))
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def _as_written(value: object, depth: int = 0) -> object:
+    """``value`` with its tuples (nested ones too, a few levels deep) turned back into lists."""
+    if isinstance(value, tuple) and depth < 8:
+        return [_as_written(item, depth + 1) for item in value[:100]]
+    return value
+
+
 class ConfigError(ValueError):
-    """A configuration value is invalid. ``field`` is the dotted path of the offending field."""
+    """A configuration value is invalid. ``field`` is the dotted path of the offending field, the
+    start of the message (``"arrivals.rate_per_s: must be > 0, got -1"``); ``""`` for an error
+    of a whole file (not found, not YAML, not a mapping), whose message names the file itself.
+    ``message`` is the text after the field."""
 
     def __init__(self, field_path: str, message: str) -> None:
         if len(message) > _MAX_MESSAGE:  # never print a whole (possibly huge) value
             message = message[: _MAX_MESSAGE - 3] + "..."
-        super().__init__(f"{field_path}: {message}")
+        super().__init__(f"{field_path}: {message}" if field_path else message)
         self.field = field_path
+        self.message = message  # without the field
 
 
 # --------------------------------------------------------------------------------------------
@@ -72,14 +84,14 @@ def _number(path: str, value: Any, allowed: str = "") -> float:
 def _positive(path: str, value: Any) -> float:
     value = _number(path, value, "> 0")
     if value <= 0:
-        raise ConfigError(path, f"must be > 0, got {value!r}")
+        raise ConfigError(path, f"must be > 0, got {short_repr(value)}")
     return value
 
 
 def _non_negative(path: str, value: Any) -> float:
     value = _number(path, value, ">= 0")
     if value < 0:
-        raise ConfigError(path, f"must be >= 0, got {value!r}")
+        raise ConfigError(path, f"must be >= 0, got {short_repr(value)}")
     return value
 
 
@@ -103,16 +115,16 @@ def _integer(path: str, value: Any, minimum: int, maximum: int | None = None) ->
         if isinstance(value, float) and value.is_integer():
             value = int(value)
         else:
-            raise ConfigError(path, f"must be an integer, got {value!r}")
+            raise ConfigError(path, f"must be an integer, got {short_repr(value)}")
     if value < minimum or (maximum is not None and value > maximum):
         upper = "" if maximum is None else f" and <= {maximum}"
-        raise ConfigError(path, f"must be an integer >= {minimum}{upper}, got {value!r}")
+        raise ConfigError(path, f"must be an integer >= {minimum}{upper}, got {short_repr(value)}")
     return value
 
 
 def _number_list(path: str, values: Any, *, min_len: int = 1) -> tuple[float, ...]:
     if isinstance(values, str | bytes) or not isinstance(values, Sequence):
-        raise ConfigError(path, f"must be a list of numbers, got {values!r}")
+        raise ConfigError(path, f"must be a list of numbers, got {short_repr(values)}")
     if len(values) < min_len:
         raise ConfigError(path, f"must have at least {min_len} entries, got {len(values)}")
     return tuple(_number(f"{path}[{i}]", v) for i, v in enumerate(values))
@@ -137,7 +149,7 @@ def _build(cls: type, value: Any, path: str) -> Any:
     if isinstance(value, cls):
         return value
     if not isinstance(value, Mapping):
-        raise ConfigError(path, f"must be a mapping, got {value!r}")
+        raise ConfigError(path, f"must be a mapping, got {short_repr(value)}")
     allowed = {f.name for f in dataclasses.fields(cls)}
     for key in value:
         if key not in allowed:

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from batchenv.config_fields import ConfigError
+from batchenv.config_fields import ConfigError, short_repr
 from batchenv.safe_yaml import YamlError, load_yaml
 
 __all__ = [
@@ -23,7 +23,7 @@ MAX_EXTENDS = 16
 def _read_yaml_tree(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
     """The mapping of a YAML config with its ``extends`` chain merged in."""
     if not path.is_file():
-        raise ConfigError("<file>", f"config file not found: {path}")
+        raise ConfigError("", f"config file not found: {path}")
     if path in seen:
         raise ConfigError("extends", f"cycle of extends: {' -> '.join(map(str, (*seen, path)))}")
     if len(seen) >= MAX_EXTENDS:
@@ -31,17 +31,17 @@ def _read_yaml_tree(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
     try:
         data = load_yaml(path)
     except YamlError as exc:
-        raise ConfigError("<file>", f"{path}: {exc}") from None
+        raise ConfigError("", f"{path}: {exc}") from None
     if data is None:
-        raise ConfigError("<root>", f"{path} is empty: a scenario file needs at least one field (e.g. name)")
+        raise ConfigError("", f"{path} is empty: a scenario file needs at least one field (e.g. name)")
     if not isinstance(data, Mapping):
-        raise ConfigError("<root>", f"{path} must hold a mapping of fields, got {type(data).__name__}")
+        raise ConfigError("", f"{path} must hold a mapping of fields, got {_yaml_kind(data)}")
     data = dict(data)
     parent = data.pop("extends", None)
     if parent is None:
         return data
     if not isinstance(parent, str) or not parent:
-        raise ConfigError("extends", f"must be a scenario name or a YAML path, got {parent!r}")
+        raise ConfigError("extends", f"must be a scenario name or a YAML path, got {short_repr(parent)}")
     if parent.endswith((".yaml", ".yml")):
         parent_path = (path.parent / parent).resolve()
     else:
@@ -55,6 +55,12 @@ def _read_yaml_tree(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
         else:
             merged[key] = value
     return merged
+
+
+def _yaml_kind(data: Any) -> str:
+    """What a YAML document holds, in YAML's words (a list, a string, ...), for messages."""
+    kinds = {list: "a list", str: "a string", bool: "true or false", int: "a number", float: "a number"}
+    return next((word for kind, word in kinds.items() if isinstance(data, kind)), type(data).__name__)
 
 
 def _plain(value: Any) -> Any:

@@ -54,15 +54,17 @@ class EnvConfig:
     def validate(self, path: str) -> EnvConfig:
         """The env options, checked; ConfigError naming the field under ``path`` otherwise."""
         if not isinstance(self.batch_choice, bool):
-            raise ConfigError(f"{path}.batch_choice", f"must be true or false, got {self.batch_choice!r}")
+            raise ConfigError(
+                f"{path}.batch_choice", f"must be true or false, got {short_repr(self.batch_choice)}"
+            )
         if self.rate_scale not in RATE_SCALES:
             raise ConfigError(
-                f"{path}.rate_scale", f"must be one of {RATE_SCALES}, got {short_repr(self.rate_scale)}"
+                f"{path}.rate_scale", f"must be one of {list(RATE_SCALES)}, got {short_repr(self.rate_scale)}"
             )
         if self.observe_slo_wait not in SLO_WAIT_MODES:
             raise ConfigError(
                 f"{path}.observe_slo_wait",
-                f"must be one of {SLO_WAIT_MODES}, got {short_repr(self.observe_slo_wait)}",
+                f"must be one of {list(SLO_WAIT_MODES)}, got {short_repr(self.observe_slo_wait)}",
             )
         for name in ("rate_ewma_unbiased", "observe_slo"):
             if not isinstance(getattr(self, name), bool):

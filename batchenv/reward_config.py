@@ -59,7 +59,7 @@ class RewardConfig:
         """The weights, checked; ConfigError naming the field under ``path`` otherwise."""
         probability = _non_negative(f"{path}.slo_probability", self.slo_probability)
         if probability > 1:
-            raise ConfigError(f"{path}.slo_probability", f"must be in [0, 1], got {probability!r}")
+            raise ConfigError(f"{path}.slo_probability", f"must be in [0, 1], got {short_repr(probability)}")
         slo_ms_range = _optional_range(f"{path}.slo_ms_range", self.slo_ms_range, "ms", positive=True)
         w_slo_range = _optional_range(f"{path}.w_slo_range", self.w_slo_range, "score units")
         if probability > 0:
@@ -117,7 +117,7 @@ class LatencyTarget:
         if self.percentile is not None:
             percentile = _number(f"{path}.percentile", self.percentile)
             if not 0 < percentile < 100:
-                raise ConfigError(f"{path}.percentile", f"must be in (0, 100), got {percentile!r}")
+                raise ConfigError(f"{path}.percentile", f"must be in (0, 100), got {short_repr(percentile)}")
             if self.bound_ms is None:
                 raise ConfigError(
                     f"{path}.bound_ms", "is required with percentile (a latency bound in ms > 0)"
@@ -125,7 +125,7 @@ class LatencyTarget:
         if self.attainment is not None:
             attainment = _number(f"{path}.attainment", self.attainment)
             if not 0 < attainment < 1:
-                raise ConfigError(f"{path}.attainment", f"must be in (0, 1), got {attainment!r}")
+                raise ConfigError(f"{path}.attainment", f"must be in (0, 1), got {short_repr(attainment)}")
         if self.bound_ms is not None:
             bound = _positive(f"{path}.bound_ms", self.bound_ms)
         return LatencyTarget(percentile=percentile, bound_ms=bound, attainment=attainment)

@@ -132,6 +132,22 @@ def _printable(text: str) -> str:
     )
 
 
+def _syntax_error_text(exc: yaml.YAMLError) -> str:
+    """PyYAML's error in one line, where in the file first: ``line 3, column 1: expected ',' or
+    ']', but got '<stream end>' (while parsing a flow sequence at line 2, column 12)``, without
+    PyYAML's name for a text it was handed (``"<unicode string>"``) or its snippet of the text."""
+    if not isinstance(exc, yaml.MarkedYAMLError) or exc.problem is None:
+        return " ".join(str(exc).split())
+
+    def where(mark: Any) -> str:
+        return f"line {mark.line + 1}, column {mark.column + 1}"
+
+    text = f"{where(exc.problem_mark)}: {exc.problem}" if exc.problem_mark is not None else exc.problem
+    if exc.context:
+        text += f" ({exc.context}" + (f" at {where(exc.context_mark)})" if exc.context_mark else ")")
+    return " ".join(text.split())
+
+
 def load_yaml(source: str | Path, *, allow_aliases: bool = False) -> Any:
     """Parse a YAML document (a path to a file, or the text itself) with the limits above.
 
@@ -154,7 +170,7 @@ def load_yaml(source: str | Path, *, allow_aliases: bool = False) -> Any:
     try:
         data = loader.get_single_data()
     except yaml.YAMLError as exc:
-        raise YamlError(f"not valid YAML: {' '.join(str(exc).split())[:300]}") from None
+        raise YamlError(f"not valid YAML: {_syntax_error_text(exc)[:300]}") from None
     except RecursionError:
         raise YamlError(f"nesting deeper than {MAX_DEPTH} levels") from None
     finally:

@@ -20,12 +20,14 @@ it has not seen. :func:`trace_scenarios` lists the trace scenarios that have bot
 
 from __future__ import annotations
 
+import difflib
 import os
 from pathlib import Path
 
 from batchenv.config import ConfigError, SystemConfig
 
 __all__ = [
+    "LIST_SCENARIOS_COMMAND",
     "SCENARIO_DIR",
     "SCENARIO_PATH_ENV",
     "SPLIT_WINDOWS",
@@ -41,6 +43,7 @@ __all__ = [
     "split_of",
     "trace_scenarios",
     "train_split_of",
+    "unknown_scenario_message",
 ]
 
 SCENARIO_DIR = Path(__file__).resolve().parent / "configs"
@@ -128,17 +131,28 @@ def load_scenario(name_or_path: str | Path) -> SystemConfig:
         return SystemConfig.from_yaml(path)
     candidate = _scenario_file(text)
     if candidate is None:
-        # too many names for a one-line error: the first few, without the time splits of traces
-        names = [name for name in list_scenarios() if not name.endswith(("_train", "_test"))]
-        more = f" and {len(names) - 8} more" if len(names) > 8 else ""
-        missing = [str(entry) for entry in _path_entries() if not entry.is_dir()]
-        note = f"; {SCENARIO_PATH_ENV} names no directory {missing[0]!r}" if missing else ""
-        raise ConfigError(
-            "scenario",
-            f"unknown scenario {text!r}{note}; known: {names[:8]}{more} (in batchenv/configs/ and "
-            f"${SCENARIO_PATH_ENV}), or a YAML path",
-        )
+        raise ConfigError("scenario", unknown_scenario_message(text))
     return SystemConfig.from_yaml(candidate)
+
+
+LIST_SCENARIOS_COMMAND = "python -c 'import batchenv; print(*batchenv.list_scenarios())'"
+"""A command line that prints every scenario name (an unknown name's error points to it)."""
+
+
+def unknown_scenario_message(name: str) -> str:
+    """Why ``name`` names no scenario, in one line: the close names, if any (too many names for
+    a one-line error to list them all), where the names come from and the command that lists
+    them; and a missing directory of :data:`SCENARIO_PATH_ENV`."""
+    known = list_scenarios()
+    close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
+    guess = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    missing = [str(entry) for entry in _path_entries() if not entry.is_dir()]
+    note = f"; {SCENARIO_PATH_ENV} names no directory {missing[0]!r}" if missing else ""
+    return (
+        f"unknown scenario {name!r}{guess}{note} ({len(known)} scenarios are known, the files of "
+        f"batchenv/configs/ and ${SCENARIO_PATH_ENV}: {LIST_SCENARIOS_COMMAND} lists them), or give "
+        "a YAML path"
+    )
 
 
 def scenario_config(name_or_path: str | Path, horizon_s: float | None = None) -> SystemConfig:

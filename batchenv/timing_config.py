@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from batchenv.config_fields import ConfigError, _integer, _non_negative, _number, _number_list
+from batchenv.config_fields import ConfigError, _integer, _non_negative, _number, _number_list, short_repr
 from batchenv.safe_yaml import load_yaml
 
 __all__ = [
@@ -39,7 +39,7 @@ def _time_ms(path: str, value: float) -> float:
     """A time of the timing table (ms), already a number: ConfigError naming ``path`` above
     :data:`MAX_TIME_MS`."""
     if value > MAX_TIME_MS:
-        raise ConfigError(path, f"must be <= {MAX_TIME_MS:g} ms (one hour), got {value!r}")
+        raise ConfigError(path, f"must be <= {MAX_TIME_MS:g} ms (one hour), got {short_repr(value)}")
     return value
 
 
@@ -59,10 +59,10 @@ class ModelProfile:
     def validate(self, path: str) -> ModelProfile:
         """The profile, checked; ConfigError naming the field under ``path`` otherwise."""
         if not isinstance(self.name, str) or not self.name:
-            raise ConfigError(f"{path}.name", f"must be a non-empty string, got {self.name!r}")
+            raise ConfigError(f"{path}.name", f"must be a non-empty string, got {short_repr(self.name)}")
         quality = _number(f"{path}.quality", self.quality)
         if not 0 < quality <= 1:
-            raise ConfigError(f"{path}.quality", f"must be in (0, 1], got {quality!r}")
+            raise ConfigError(f"{path}.quality", f"must be in (0, 1], got {short_repr(quality)}")
         inference = _number_list(f"{path}.inference_ms", self.inference_ms)
         if len(inference) > MAX_TABLE_ROWS:
             raise ConfigError(
@@ -70,7 +70,9 @@ class ModelProfile:
             )
         for i, v in enumerate(inference):
             if v < MIN_TIME_MS:
-                raise ConfigError(f"{path}.inference_ms[{i}]", f"must be >= {MIN_TIME_MS:g} ms, got {v!r}")
+                raise ConfigError(
+                    f"{path}.inference_ms[{i}]", f"must be >= {MIN_TIME_MS:g} ms, got {short_repr(v)}"
+                )
             _time_ms(f"{path}.inference_ms[{i}]", v)
         _check_non_decreasing(f"{path}.inference_ms", inference)
         return dataclasses.replace(self, quality=quality, inference_ms=inference)
@@ -134,7 +136,7 @@ class TimingTable:
         """The table, checked and normalised; ConfigError naming the field under ``path`` otherwise."""
         sizes = self.batch_sizes
         if isinstance(sizes, str | bytes) or not isinstance(sizes, Sequence) or not sizes:
-            raise ConfigError(f"{path}.batch_sizes", f"must be a non-empty list, got {sizes!r}")
+            raise ConfigError(f"{path}.batch_sizes", f"must be a non-empty list, got {short_repr(sizes)}")
         if len(sizes) > MAX_TABLE_ROWS:
             raise ConfigError(f"{path}.batch_sizes", f"at most {MAX_TABLE_ROWS} entries, got {len(sizes)}")
         sizes = tuple(_integer(f"{path}.batch_sizes[{i}]", b, 1, MAX_BATCH_SIZE) for i, b in enumerate(sizes))
@@ -154,11 +156,13 @@ class TimingTable:
             )
         for i, v in enumerate(comm):
             if v < 0:
-                raise ConfigError(f"{path}.comm_ms[{i}]", f"must be >= 0, got {v!r}")
+                raise ConfigError(f"{path}.comm_ms[{i}]", f"must be >= 0, got {short_repr(v)}")
             _time_ms(f"{path}.comm_ms[{i}]", v)
         _check_non_decreasing(f"{path}.comm_ms", comm)
         if self.mode not in TIMING_MODES:
-            raise ConfigError(f"{path}.mode", f"must be one of {TIMING_MODES}, got {self.mode!r}")
+            raise ConfigError(
+                f"{path}.mode", f"must be one of {list(TIMING_MODES)}, got {short_repr(self.mode)}"
+            )
         return dataclasses.replace(
             self,
             batch_sizes=sizes,

@@ -14,7 +14,7 @@ the paired difference lies below 0; *ties*: it contains 0; *loses*).
 Usage::
 
     python benchmarks/trace_results.py                    # goal traces, 10 seeds, 60 s
-    python benchmarks/trace_results.py --traces all --seeds 10
+    python benchmarks/trace_results.py --traces all --n-seeds 10
     python benchmarks/trace_results.py --scenario-path benchmarks/configs/external \
         --scenarios fineserve_dense,fineserve_dense_30,fineserve_dense_60,fineserve_dense_30_published \
         --out docs/results/external_traces.md --tuned-dir docs/results/external_traces/robust_tuned
@@ -59,13 +59,20 @@ from execution.outcome import TaskFailedError  # noqa: E402
 DEFAULT_OUT = REPO / "docs" / "results" / "trace_results.md"
 ROBUST_TUNED = REPO / "docs" / "results" / "robust" / "tuned"
 SEEDS_RANGE = (2, 1000)
-"""Allowed number of evaluation seeds (``--seeds N``: seeds 0 .. N-1)."""
+"""Allowed number of evaluation seeds (``--n-seeds N``: seeds 0 .. N-1)."""
+DEFAULT_SEEDS = 10
+
+SEEDS_DEPRECATED = (
+    "--seeds N is deprecated here: write --n-seeds N (seeds 0 .. N-1, as evaluate.py's --n-seeds; "
+    "evaluate.py's --seeds takes a list or range instead)"
+)
+"""The warning of the old name of ``--n-seeds``, a count (still accepted)."""
 
 
-def seed_count(parser: argparse.ArgumentParser, text: str) -> int:
-    """``--seeds``: the number N of evaluation seeds (seeds 0 .. N-1), unlike the seed lists and
-    ranges of the other command lines (committed results record ``--seeds 10``). A list, a range
-    or a number outside :data:`SEEDS_RANGE` is a usage error (``parser.error``, exit code 2)."""
+def seed_count(parser: argparse.ArgumentParser, text: str, flag: str = "--n-seeds") -> int:
+    """``--n-seeds`` (or its deprecated name ``flag`` = ``--seeds``): the number N of evaluation
+    seeds (seeds 0 .. N-1), as evaluate.py's ``--n-seeds``. A list, a range or a number outside
+    :data:`SEEDS_RANGE` is a usage error (``parser.error``, exit code 2) naming ``flag``."""
     low, high = SEEDS_RANGE
     try:
         count = int(text)
@@ -73,10 +80,10 @@ def seed_count(parser: argparse.ArgumentParser, text: str) -> int:
         first, _, last = text.partition("-")
         hint = ""
         if first == "0" and last.isdigit():
-            hint = f"; for seeds 0-{last} write --seeds {int(last) + 1}"
-        parser.error(f"--seeds is the number of evaluation seeds N (seeds 0 .. N-1), got {text!r}{hint}")
+            hint = f"; for seeds 0-{last} write --n-seeds {int(last) + 1}"
+        parser.error(f"{flag} is the number of evaluation seeds N (seeds 0 .. N-1), got {text!r}{hint}")
     if not low <= count <= high:
-        parser.error(f"--seeds must be in [{low}, {high}] (the number of evaluation seeds), got {count}")
+        parser.error(f"{flag} must be in [{low}, {high}] (the number of evaluation seeds), got {count}")
     return count
 
 
@@ -100,12 +107,20 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         "(default: those of --traces)",
     )
     add_scenario_path_argument(parser)
-    parser.add_argument(
-        "--seeds",
-        default="10",
+    seeds = parser.add_mutually_exclusive_group()
+    seeds.add_argument(
+        "--n-seeds",
+        default=None,
         metavar="N",
-        help=f"the NUMBER of evaluation seeds: seeds 0 .. N-1, N in [{SEEDS_RANGE[0]}, {SEEDS_RANGE[1]}] "
-        "(a count, not a list or range as in evaluate.py: --seeds 10 is seeds 0-9; default: 10)",
+        help=f"the NUMBER of evaluation seeds: seeds 0 .. N-1, N in [{SEEDS_RANGE[0]}, {SEEDS_RANGE[1]}], "
+        f"as evaluate.py's --n-seeds (--n-seeds 10 is seeds 0-9; default: {DEFAULT_SEEDS})",
+    )
+    seeds.add_argument(
+        "--seeds",
+        default=None,
+        metavar="N",
+        help="deprecated name of --n-seeds (a count here, unlike evaluate.py's --seeds); still accepted, "
+        "with a warning",
     )
     parser.add_argument("--horizon-s", type=float, default=60.0, help="episode length (s) > 0 (default: 60)")
     parser.add_argument(
@@ -137,7 +152,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         args.scenario_list = list(GOAL_TRACES) if args.traces == "goal" else splits
     if "timeout" not in args.agent_list:
         parser.error("--agents must include timeout (the reference)")
-    args.seeds = seed_count(parser, args.seeds)
+    if args.seeds is not None:
+        print(f"warning: {SEEDS_DEPRECATED}", file=sys.stderr)
+        args.n_seeds = seed_count(parser, args.seeds, "--seeds")
+    else:
+        args.n_seeds = DEFAULT_SEEDS if args.n_seeds is None else seed_count(parser, args.n_seeds)
+    del args.seeds  # one name for the count from here on
     if not args.horizon_s > 0:
         parser.error(f"--horizon-s must be > 0 (s), got {args.horizon_s}")
     args.execution = backend_spec_or_exit(parser, args)
@@ -223,7 +243,7 @@ def run_episodes(args: argparse.Namespace, command: str, aimd_dir: Path) -> tupl
 
     :raises execution.outcome.TaskFailedError: a task failed (its message says why).
     """
-    names, agents, seeds = args.scenario_list, args.agent_list, list(range(args.seeds))
+    names, agents, seeds = args.scenario_list, args.agent_list, list(range(args.n_seeds))
     with args.execution.create() as backend:
         print(f"episodes on {backend.describe()}", flush=True)
         tuned: dict[str, dict[str, dict]] = {}
@@ -249,7 +269,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     command = "python benchmarks/trace_results.py" + (" " + shlex.join(argv) if argv else "")
     names = args.scenario_list
-    seeds = list(range(args.seeds))
+    seeds = list(range(args.n_seeds))
     agents = args.agent_list
     aimd_dir = Path(args.out).with_suffix("") / "tuned"
     try:

@@ -14,11 +14,18 @@ Usage::
     python benchmarks/trace_table.py --scenario-path benchmarks/configs/external \
         --scenarios fineserve_dense,fineserve_dense_30,fineserve_dense_60,fineserve_dense_30_published \
         --out-dir docs/results/external_traces
+
+Without the trace file of a scenario batchenv does not ship (FineServe's), ``--halves-from
+docs/results/external_traces/traces.json`` takes the halves of the named scenarios from that
+earlier run and computes the shipped traces again: the figures are those the whole command gives
+with the file (they are deterministic), and the report names the run the halves come from.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import shlex
 import sys
 from collections.abc import Sequence
@@ -195,8 +202,39 @@ def _split_rows(data: dict) -> list[str]:
     return _table(columns, rows)
 
 
+def halves_from(path: Path, names: Sequence[str], capacity_per_s: float) -> tuple[list[dict], str]:
+    """The halves of the trace scenarios ``names``, in that order, as an earlier run measured
+    them, read from the ``traces.json`` it wrote (``path``), and the command of the run that
+    measured them (that of ``path``, or the one ``path`` itself took its halves from).
+
+    :raises ValueError: a file that is not such a report, lacks one of ``names`` or was measured
+        against another capacity (another default system)."""
+    try:
+        data = json.loads(path.read_text())
+        entries = {entry["scenario"]: entry for entry in data["scenarios"]}
+        capacity = float(data["llm3_capacity_per_s"])
+        command = str((data.get("halves_from") or data)["command"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{path}: not a traces.json of trace_table.py ({exc})") from None
+    missing = [name for name in names if name not in entries]
+    if missing:
+        raise ValueError(f"{path} has no halves of {missing[0]!r} (it has {sorted(entries)})")
+    if not math.isclose(capacity, capacity_per_s, rel_tol=1e-12):
+        raise ValueError(f"{path} was measured at a capacity of {capacity:g}/s, not {capacity_per_s:g}/s")
+    return [entries[name] for name in names], command
+
+
 def render(data: dict) -> str:
     capacity = data["llm3_capacity_per_s"]
+    reused = data.get("halves_from")
+    origin = (
+        [
+            f"The halves of the trace scenarios (the last section) are those measured by "
+            f"`{reused['command']}`, read from `{reused['path']}`: their trace files are not shipped.",
+        ]
+        if reused
+        else []
+    )
     lines = [
         "# Arrival traces: what the shipped traces and the trace scenarios replay",
         "",
@@ -210,6 +248,7 @@ def render(data: dict) -> str:
         "counts per 1 s and per 10 s (variance / mean; 1 for Poisson); peak = largest number of",
         "arrivals in a window of 20 ms or 1 s starting at an arrival, per second; over cap. = share",
         "of the requests that arrive in a 20 ms bin whose rate exceeds the capacity.",
+        *(["", *origin] if origin else []),
         "",
         "## Shipped traces, on their own time axis",
         "",
@@ -262,13 +301,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--scenarios", default="", help="comma-separated trace scenarios with a time split (default: all)"
     )
+    parser.add_argument(
+        "--halves-from",
+        type=Path,
+        default=None,
+        metavar="JSON",
+        help="take the halves of the --scenarios from the traces.json of an earlier run instead of "
+        "their trace files (one batchenv does not ship, e.g. FineServe's, when it is not at hand); "
+        "the shipped traces are measured again",
+    )
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     chosen, known = chosen_trace_scenarios(parser, args)
-    check_trace_files(parser, chosen or known)
-    names = chosen or None
     command = COMMAND + (" " + shlex.join(argv) if argv else "")
-    data = collect(names, command)
+    if args.halves_from is None:
+        check_trace_files(parser, chosen or known)
+        data = collect(chosen or None, command)
+    else:
+        if not chosen:
+            parser.error("--halves-from needs --scenarios: the scenarios whose halves it holds")
+        data = collect([], command)
+        try:
+            data["scenarios"], earlier = halves_from(args.halves_from, chosen, data["llm3_capacity_per_s"])
+        except ValueError as exc:
+            parser.error(f"--halves-from: {exc}")
+        data["halves_from"] = {"path": display_path(args.halves_from), "command": earlier}
     args.out_dir.mkdir(parents=True, exist_ok=True)
     json_path = write_json_atomic(args.out_dir / "traces.json", data)
     md_path = write_atomic(args.out_dir / "traces.md", render(data))

@@ -46,7 +46,7 @@ def make_bound_tasks(plan: Plan) -> list[BoundTask]:
 
 def open_bound_cache(plan: Plan) -> BoundCache | None:
     """The cache of hindsight bounds the plan reads and writes (``--hindsight-cache``; default
-    ``results/.hindsight_cache``), or None (``--no-hindsight-cache``, or no bounds)."""
+    ``.hindsight_cache`` in ``--out``), or None (``--no-hindsight-cache``, or no bounds)."""
     return BoundCache(plan.hindsight_cache) if plan.hindsight and plan.hindsight_cache is not None else None
 
 
@@ -66,7 +66,7 @@ def run_plan(
     """
     with plan.backend.create() as backend:
         if console is not None:
-            console.print(f"running on {backend.describe()}")
+            console.print(f"running on {backend.describe()}", markup=False)
         episodes = run_tasks(
             backend, run_episode_task, [(task,) for task in tasks], description="episodes", console=console
         )

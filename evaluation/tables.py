@@ -6,6 +6,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from agents.registry import is_untuned
 from batchenv.config import LatencyTarget, SystemConfig
 from batchenv.seeds import TRAINING_SEEDS
 from evaluation.cells import Cell, HindsightBounds
@@ -24,6 +25,7 @@ __all__ = [
     "print_tables",
     "summary_lines",
     "to_markdown",
+    "untuned_reference_warnings",
 ]
 
 TABLE_COLUMNS = (  # (metric, header, format) of the tables; the Markdown ones add MARKDOWN_COLUMNS
@@ -107,7 +109,47 @@ def _table_rows(
 def _table_title(scenario: ScenarioEntry, cells: dict[tuple[str, str], Cell], plan: Plan) -> str:
     ref = cells[(plan.agents[0].label, scenario.name)].reference
     gap = f"gap vs {ref}" if ref else "no gap reference"
+    if _untuned_reference(plan, cells, scenario) is not None:
+        gap += ", untuned"
     return f"{scenario.name} ({scenario.describe()}; {gap})"
+
+
+def _untuned_reference(
+    plan: Plan, cells: dict[tuple[str, str], Cell], scenario: ScenarioEntry
+) -> Cell | None:
+    """The cell of ``scenario``'s gap reference when that is a tunable baseline that ran with its
+    default parameters, none being tuned for the scenario (and its latency target); else None."""
+    ref = cells[(plan.agents[0].label, scenario.name)].reference
+    if ref is None:
+        return None
+    cell = cells[(ref, scenario.name)]
+    return cell if is_untuned(cell.params_source) else None
+
+
+def _reference_label(plan: Plan, cells: dict[tuple[str, str], Cell], scenario: ScenarioEntry) -> str | None:
+    """The gap reference of ``scenario`` as the tables name it: its label, marked ``(untuned)``
+    when it ran with default parameters (:func:`untuned_reference_warnings`); None: no gap."""
+    ref = cells[(plan.agents[0].label, scenario.name)].reference
+    return f"{ref} (untuned)" if _untuned_reference(plan, cells, scenario) is not None else ref
+
+
+def _untuned_reference_note(plan: Plan, cells: dict[tuple[str, str], Cell], scenario: ScenarioEntry) -> str:
+    """Why ``scenario``'s gap reference is marked untuned, in a sentence (empty when it is not)."""
+    cell = _untuned_reference(plan, cells, scenario)
+    if cell is None:
+        return ""
+    return (
+        f"The gap reference, {cell.agent}, is untuned: it ran with its {cell.params_source}; every "
+        f"gap on {scenario.name} is to an untuned baseline"
+    )
+
+
+def untuned_reference_warnings(plan: Plan, cells: dict[tuple[str, str], Cell]) -> list[str]:
+    """One warning per scenario whose gap reference is a baseline that ran untuned (a timeout
+    without tuned parameters for the scenario or for ``--target``): every gap there is to that
+    untuned baseline."""
+    notes = [(s.name, _untuned_reference_note(plan, cells, s)) for s in plan.scenarios]
+    return [f"{name}: {note[0].lower()}{note[1:]}" for name, note in notes if note]
 
 
 def _scenario_columns(
@@ -261,6 +303,13 @@ def _legend(plan: Plan, bounded: bool = True) -> str:
         if bounded
         else ""
     )
+    optimum = (
+        "optimal minimises the long-run average cost per request (the SMDP optimum), not each "
+        "finite episode's cost: on a short episode another agent can come out slightly cheaper "
+        "(a small negative gap to it). "
+        if any(a.name == "optimal" for a in plan.agents)
+        else ""
+    )
     drawn = [s.name for s in plan.scenarios if s.config.reward.slo_probability > 0]
     objectives = (
         f"On {', '.join(drawn)} each episode draws its own SLO objective (reward.slo_probability): "
@@ -285,7 +334,7 @@ def _legend(plan: Plan, bounded: bool = True) -> str:
         "1 with the default qualities, where a served request costs a few hundredths); queued at "
         "end = the fraction of the arrivals still queued at the horizon. gap = (mean cost - mean "
         "cost of the reference) / mean cost of the reference, its CI from the seed-paired cost "
-        f"differences. {reference} {bound}{objectives}Latencies in ms, of the served requests "
+        f"differences. {reference} {optimum}{bound}{objectives}Latencies in ms, of the served requests "
         "(requests queued at the horizon are left out); p99 ms = the mean over seeds of each "
         "episode's 99th percentile (the latency CDF figure pools the requests of all seeds "
         "instead); SLO = fraction of the served and dropped requests within slo_ms (queued ones "
@@ -331,6 +380,7 @@ def to_markdown(
             lines.append("| " + " | ".join(row) + " |")
         lines.append("")
         notes = [
+            _untuned_reference_note(plan, cells, scenario),
             bound_note(plan, scenario, hindsight),
             *_fewer_seeds_notes(plan, cells, scenario, columns),
             *_status_notes(plan, cells, scenario),
@@ -377,7 +427,7 @@ def _overview(plan: Plan, cells: dict[tuple[str, str], Cell]) -> list[str]:
         "|---|---|" + "|".join("---" for _ in labels) + "|",
     ]
     for scenario in plan.scenarios:
-        row = [scenario.name, cells[(labels[0], scenario.name)].reference or "-"]
+        row = [scenario.name, _reference_label(plan, cells, scenario) or "-"]
         for label in labels:
             cell = cells[(label, scenario.name)]
             if not cell.per_seed:
@@ -465,19 +515,20 @@ def _seed_text(seeds: list[int]) -> str:
 
 
 def print_tables(plan: Plan, cells: dict[tuple[str, str], Cell], console: Any) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     for scenario in plan.scenarios:
         columns = _scenario_columns(
             plan, cells, scenario, [c for c in TABLE_COLUMNS if c[0] in TERMINAL_COLUMNS]
         )
-        table = Table(title=_table_title(scenario, cells, plan), title_justify="left")
+        table = Table(title=escape(_table_title(scenario, cells, plan)), title_justify="left")
         table.add_column("agent", style="bold", no_wrap=True)
         for metric, header, _ in columns:
             table.add_column(header, justify="right", no_wrap=metric in CI_COLUMNS)
         table.add_column("model mix")
-        for row in _table_rows(plan, cells, scenario, columns):
-            table.add_row(*row)
+        for row in _table_rows(plan, cells, scenario, columns):  # names and paths as typed
+            table.add_row(*(escape(text) for text in row))
         console.print(table)
 
 
@@ -547,7 +598,8 @@ def _summary_items(
             missed = [c.agent for c in ran if c.target_met(scenario.target) is False]
             text = scenario.target.describe(scenario.config.slo_ms)
             more.append(f"{text}: met by {', '.join(met) or 'none'}; missed by {', '.join(missed) or 'none'}")
-        items.append((scenario.name, ref, ", ".join(parts) or "no agent has a cost", more))
+        label = _reference_label(plan, cells, scenario)
+        items.append((scenario.name, label, ", ".join(parts) or "no agent has a cost", more))
     return items
 
 

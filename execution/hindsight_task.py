@@ -6,8 +6,9 @@ computed once per (scenario, seed), on the same backend as the episodes.
 
 :func:`run_bound_tasks` runs many of them with a cache on disk
 (:class:`agents.hindsight.cache.BoundCache`): in the calling process it reads the bounds already
-known, runs only the others on the backend, and stores what they found, so the cache works
-with any backend (a Ray cluster's nodes included) and a bound is computed once across runs.
+known, runs only the others on the backend, and stores each bound as it comes back, so the
+cache works with any backend (a Ray cluster's nodes included), a bound is computed once across
+runs, and an interrupted run keeps the bounds it finished.
 """
 
 from __future__ import annotations
@@ -181,12 +182,14 @@ def run_bound_tasks(
     console: Console | None = None,
 ) -> list[Outcome[BoundResult]]:
     """:func:`run_bound_task` of every task on ``backend``, in task order; with ``cache``, the
-    bounds it holds are read instead (in this process) and the bounds computed are stored in it
-    (``cache.hits``, ``cache.stored`` and ``cache.warnings`` say what happened). A cached bound
-    is the same value the task computes, so the outcomes are the same with or without it.
+    bounds it holds are read instead (in this process) and each bound computed is stored in it
+    as soon as it is back (``cache.hits``, ``cache.stored`` and ``cache.warnings`` say what
+    happened), so a run interrupted halfway keeps the bounds it finished. A cached bound is the
+    same value the task computes, so the outcomes are the same with or without it.
 
     :param console: where the progress bar and the cache's count go (None: nowhere).
-    :raises KeyboardInterrupt: after cancelling every queued and running task.
+    :raises KeyboardInterrupt: after storing the bounds already back and cancelling every
+        queued and running task.
     """
     keys: list[BoundKey | None] = _keys(tasks) if cache is not None else [None] * len(tasks)
     outcomes: list[Outcome[BoundResult] | None] = [None] * len(tasks)
@@ -200,14 +203,25 @@ def run_bound_tasks(
         console.print(
             f"{description}: {len(tasks) - len(todo)} of {len(tasks)} from the cache {cache.directory}/",
             highlight=False,
+            markup=False,
         )
     if todo:
+
+        def store(position: int, outcome: Outcome[BoundResult]) -> None:
+            """Keep a bound in the cache as soon as it is back, so an interrupted run keeps
+            every bound it finished."""
+            key, result = keys[todo[position]], outcome.value
+            if cache is not None and key is not None and result is not None and result.status == "ok":
+                cache.put(key, _to_cache(result))
+
         computed = run_tasks(
-            backend, run_bound_task, [(tasks[i],) for i in todo], description=description, console=console
+            backend,
+            run_bound_task,
+            [(tasks[i],) for i in todo],
+            description=description,
+            console=console,
+            on_result=store,
         )
         for i, outcome in zip(todo, computed, strict=True):
             outcomes[i] = outcome
-            key, result = keys[i], outcome.value
-            if cache is not None and key is not None and result is not None and result.status == "ok":
-                cache.put(key, _to_cache(result))
     return [outcome for outcome in outcomes if outcome is not None]

@@ -3,7 +3,9 @@ that stops at once.
 
 :func:`run_tasks` keeps a bounded number of tasks in flight (a few per worker), so a huge grid
 neither floods the backend's queue nor leaves much to cancel, and a Ctrl-C cancels what is queued,
-stops what runs and returns within about a second on every backend.
+stops what runs and returns within about a second on every backend. Its ``on_result`` sees each
+outcome as soon as it is back (in this process), so a caller can keep what finished (a cache)
+even when the run is interrupted later.
 """
 
 from __future__ import annotations
@@ -50,18 +52,31 @@ def run_tasks(
     *,
     description: str = "tasks",
     console: Console | None = None,
+    on_result: Callable[[int, Outcome[Any]], None] | None = None,
 ) -> list[Outcome[Any]]:
     """``fn(*a)`` for every ``a`` in ``args`` on ``backend``; the outcomes in the order of
     ``args`` whatever the backend and its number of jobs. A failing task is an outcome with an
     error; the others are kept.
 
     :param console: where the progress bar goes (None: no bar).
+    :param on_result: called in this process as ``on_result(i, outcome)`` for the outcome of
+        ``args[i]`` as soon as it is back, in the order tasks finish (which may vary from run to
+        run; the returned list does not), once per task. On Ctrl-C it is still called for every
+        task that had finished, before the others are cancelled. An exception it raises stops
+        the run (the backend cancels what is left when it is closed).
     :raises KeyboardInterrupt: after cancelling every queued and running task.
     """
     outcomes: list[Outcome[Any] | None] = [None] * len(args)
     limit = max(1, backend.jobs * IN_FLIGHT_PER_JOB)
     in_flight: dict[Future[Outcome[Any]], int] = {}
     next_index = 0
+
+    def collect(future: Future[Outcome[Any]]) -> None:
+        index = in_flight.pop(future)
+        outcomes[index] = future.result()
+        if on_result is not None:
+            on_result(index, future.result())
+
     with progress_bar(len(args), description, console) as advance:
         try:
             while next_index < len(args) or in_flight:
@@ -70,11 +85,15 @@ def run_tasks(
                     next_index += 1
                 done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
                 for future in done:
-                    outcomes[in_flight.pop(future)] = future.result()
+                    collect(future)
                     advance()
         except KeyboardInterrupt:
-            for future in in_flight:
-                future.cancel()
-            backend.cancel()
+            try:
+                for future in [f for f in in_flight if f.done() and not f.cancelled()]:
+                    collect(future)  # back already (or run at submission with jobs=1): not lost
+            finally:
+                for future in in_flight:
+                    future.cancel()
+                backend.cancel()
             raise
     return [outcome for outcome in outcomes if outcome is not None]

@@ -30,7 +30,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         "default_hindsight_cache: evaluate.py keeps its own default hindsight cache "
-        "(results/.hindsight_cache of the working folder: the test's tmp_path)",
+        "(.hindsight_cache in its --out folder; the working folder is the test's tmp_path)",
     )
 
 
@@ -68,18 +68,20 @@ def shared_trace() -> Path:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _evaluate_default_hindsight_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def _evaluate_default_hindsight_cache(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Callable[[Path], Path]]:
     """For the whole session, evaluate.py run in this process (``apps.evaluate.main``,
     ``make_plan``) keeps its hindsight bounds under pytest's temporary folder by default, not in
-    the repository's ``results/.hindsight_cache``: module-scoped fixtures that run evaluate.py
-    too. Yields evaluate.py's own default (:data:`evaluation.plan.HINDSIGHT_CACHE`)."""
+    ``.hindsight_cache`` of its ``--out`` (the repository's ``results/`` when a test gives no
+    ``--out``): module-scoped fixtures that run evaluate.py too. Yields evaluate.py's own
+    default (:func:`evaluation.plan.default_hindsight_cache`)."""
     import evaluation.plan
 
-    default = evaluation.plan.HINDSIGHT_CACHE
+    default = evaluation.plan.default_hindsight_cache
+    session = tmp_path_factory.getbasetemp() / "hindsight_cache" / "session"
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(
-            evaluation.plan, "HINDSIGHT_CACHE", tmp_path_factory.getbasetemp() / "hindsight_cache" / "session"
-        )
+        patch.setattr(evaluation.plan, "default_hindsight_cache", lambda out: session)
         yield default
 
 
@@ -96,19 +98,20 @@ def _hindsight_cache_outside_the_repository(
     request: pytest.FixtureRequest,
     monkeypatch: pytest.MonkeyPatch,
     hindsight_cache_dir: Path,
-    _evaluate_default_hindsight_cache: Path,
+    _evaluate_default_hindsight_cache: Callable[[Path], Path],
 ) -> None:
-    """Within a test, evaluate.py's default hindsight cache is :func:`hindsight_cache_dir`: a test
-    neither writes into the repository's ``results/.hindsight_cache`` nor reads bounds another
-    test or an earlier run left. A test marked ``default_hindsight_cache`` gets evaluate.py's own
-    default back and runs in its ``tmp_path`` (the default is relative to the working folder)."""
+    """Within a test, evaluate.py's default hindsight cache is :func:`hindsight_cache_dir`, whatever
+    its ``--out``: a test neither writes into the repository's ``results/.hindsight_cache`` nor
+    reads bounds another test or an earlier run left. A test marked ``default_hindsight_cache``
+    gets evaluate.py's own default back and runs in its ``tmp_path`` (the default ``--out``,
+    ``results``, is relative to the working folder)."""
     import evaluation.plan
 
     if request.node.get_closest_marker("default_hindsight_cache") is not None:
         monkeypatch.chdir(request.getfixturevalue("tmp_path"))
-        monkeypatch.setattr(evaluation.plan, "HINDSIGHT_CACHE", _evaluate_default_hindsight_cache)
+        monkeypatch.setattr(evaluation.plan, "default_hindsight_cache", _evaluate_default_hindsight_cache)
     else:
-        monkeypatch.setattr(evaluation.plan, "HINDSIGHT_CACHE", hindsight_cache_dir)
+        monkeypatch.setattr(evaluation.plan, "default_hindsight_cache", lambda out: hindsight_cache_dir)
 
 
 def _interrupt_evaluate(

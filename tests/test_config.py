@@ -258,13 +258,41 @@ def test_trace_relative_to_yaml_and_datetimes(tmp_path: Path) -> None:
 
 
 def test_missing_config_file_and_bad_yaml(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="config file not found"):
-        SystemConfig.from_yaml(tmp_path / "absent.yaml")
-    (tmp_path / "bad.yaml").write_text("a: [1, 2\n")
-    with pytest.raises(ConfigError, match="not valid YAML"):
-        SystemConfig.from_yaml(tmp_path / "bad.yaml")
+    """A whole file's error names the file, with no placeholder for a field (it read
+    ``<file>: ...`` and ``<root>: ...``), and says where in the file YAML stopped."""
+    absent = tmp_path / "absent.yaml"
+    with pytest.raises(ConfigError) as info:
+        SystemConfig.from_yaml(absent)
+    assert str(info.value) == f"config file not found: {absent}"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("a: [1, 2\n")
+    with pytest.raises(ConfigError) as info:
+        SystemConfig.from_yaml(bad)
+    assert str(info.value) == (
+        f"{bad}: not valid YAML: line 2, column 1: expected ',' or ']', but got '<stream end>' "
+        "(while parsing a flow sequence at line 1, column 4)"
+    )
+    bad.write_text("- poisson\n")
+    with pytest.raises(ConfigError) as info:
+        SystemConfig.from_yaml(bad)
+    assert str(info.value) == f"{bad} must hold a mapping of fields, got a list"
+    bad.write_text("# nothing\n")
+    with pytest.raises(ConfigError, match=r"^/.*bad\.yaml is empty: a scenario file needs"):
+        SystemConfig.from_yaml(bad)
     with pytest.raises(ConfigError, match="unknown scenario 'nope'"):
         load_scenario("nope")
+
+
+def test_a_yaml_list_is_echoed_as_a_list() -> None:
+    """The configs keep YAML lists as tuples; an error shows the value as it was written."""
+    with pytest.raises(ConfigError) as info:
+        SystemConfig.from_dict({"arrivals": {"process": ["poisson"]}})
+    assert str(info.value) == (
+        "arrivals.process: must be one of ['poisson', 'mmpp', 'diurnal', 'trace', 'mixture'], got ['poisson']"
+    )
+    with pytest.raises(ConfigError) as info:
+        SystemConfig.from_dict({"timing": {"mode": ["a", ["b"]]}})
+    assert str(info.value) == "timing.mode: must be one of ['interp', 'pad'], got ['a', ['b']]"
 
 
 def test_at_rate_fixes_the_mean_rate_and_keeps_the_shape() -> None:

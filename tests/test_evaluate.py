@@ -311,7 +311,12 @@ def test_run_folders_are_never_reused_and_writes_are_atomic(tmp_path: Path, monk
         (["--agents", "timeout(B=8"], "unbalanced brackets"),
         (["--agents", "greedy,greedy"], "'greedy' given twice"),
         (["--agents", "nowhere/agent.zip"], "file not found"),
-        (["--scenarios", "atlantis"], "unknown scenario 'atlantis'; known: ["),
+        (["--scenarios", "atlantis"], "--scenarios: unknown scenario 'atlantis' ("),
+        (["--scenarios", "high_lod"], "--scenarios: unknown scenario 'high_lod'; did you mean 'high_load'?"),
+        (
+            ["--scenarios", "default", "--horizon-s", "1e9"],
+            "--horizon-s: on scenario 'default': 1e+09 s at up to 100 requests/s is more than",
+        ),
         (["--scenarios", "missing.yaml"], "config file not found"),
         (["--seeds", "0-x"], "--seeds: bad seed"),
         (["--seeds", "3-1"], "--seeds: bad seed range"),
@@ -336,6 +341,25 @@ def test_bad_input_is_a_clear_error_with_exit_code_2(
     assert message in err
     assert "Traceback" not in err + out
     assert not list(tmp_path.iterdir())  # nothing written
+
+
+def test_scenario_errors_are_short_and_list_names_only_for_an_unknown_one(capsys, tmp_path: Path) -> None:
+    """An error inside the user's own scenario file is the field and its range, not followed by
+    every scenario name (each error line ran to ~1,500 characters); an unknown name gets the
+    close names and the command that lists them all."""
+    scenario = tmp_path / "mine.yaml"
+    scenario.write_text("extends: default\narrivals:\n  rate_per_s: -1\n")
+    code, _, err = _run(["--scenarios", str(scenario), "--out", str(tmp_path / "out")], capsys)
+    line = err.strip().splitlines()[-1]
+    assert (
+        code == 2
+        and line
+        == f"evaluate.py: error: --scenarios: {str(scenario)!r}: arrivals.rate_per_s: must be > 0, got -1.0"
+    )
+    code, _, err = _run(["--scenarios", "azure_trace_3", "--out", str(tmp_path / "out")], capsys)
+    line = err.strip().splitlines()[-1]
+    assert code == 2 and "did you mean 'azure_trace_30' or " in line and "batchenv.list_scenarios()" in line
+    assert len(line) < 400 and "poisson_05" not in line
 
 
 def test_help_explains_every_flag() -> None:

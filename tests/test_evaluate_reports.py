@@ -167,6 +167,33 @@ def test_auto_reference_prefers_the_bare_timeout_and_no_hindsight_drops_its_colu
     assert "gap vs timeout)" in report and "| vs bound |" not in report and "vs bound =" not in report
 
 
+def test_an_untuned_reference_is_marked_and_warned_about(tmp_path: Path) -> None:
+    """With --target, timeout has no tuned parameters for the target: as the gap reference it
+    is marked untuned in the tables, the summary and the overview, with a warning; tuned (no
+    target), it is not. The legend says optimal is a long-run optimum a short episode can beat."""
+    argv = ["--agents", "timeout,proposed,optimal", "--reference", "timeout", "--scenarios", "default"]
+    argv += ["--seeds", "0-1", "--horizon-s", "1", "--jobs", "1", "--no-plots", "--no-hindsight"]
+    code, out = _main(
+        [*argv, "--target", "p99<=100ms", "--out", str(tmp_path / "r"), "--report", str(tmp_path / "r.md")]
+    )
+    assert code == 0, out
+    text = " ".join(out.split())
+    assert (
+        "warning: default: the gap reference, timeout, is untuned: it ran with its defaults (tuned "
+        "parameters for 'default with p99 <= 100 ms': none; run python -m apps.tune --scenarios "
+        "default --target 'p99<=100ms')" in text
+    )
+    assert "default vs timeout (untuned): " in text and "gap vs timeout, untuned)" in text
+    report = (tmp_path / "r.md").read_text()
+    assert "| default | timeout (untuned) |" in report and "**default**: vs timeout (untuned): " in report
+    assert "- The gap reference, timeout, is untuned: it ran with its defaults" in report
+    assert "optimal minimises the long-run average cost per request" in report
+    code, out = _main([*argv, "--out", str(tmp_path / "r"), "--report", str(tmp_path / "tuned.md")])
+    report = (tmp_path / "tuned.md").read_text()
+    assert code == 0 and "is untuned" not in out and "(untuned)" not in out + report
+    assert "timeout | default | preferred_batch_size" in report  # tuned, as the parameters say
+
+
 def test_the_bound_is_kept_on_the_seeds_that_have_one(tmp_path: Path) -> None:
     """A seed whose bound failed is left out of the gap to the bound, not the whole scenario
     (the rule of benchmarks/trace_results.py), and the report says over how many seeds."""

@@ -62,6 +62,52 @@ def test_outcomes_come_back_in_task_order_with_errors_as_data() -> None:
             outcomes[3].unwrap()
 
 
+def sleep_then_return(seconds: float, value: int) -> int:
+    time.sleep(seconds)
+    return value
+
+
+def interrupted_at_three(x: int) -> int:
+    if x == 3:
+        raise KeyboardInterrupt  # Ctrl-C while a task runs in this process (jobs=1)
+    return x
+
+
+def _appender(seen: list[tuple[int, Outcome[int]]]):
+    return lambda i, outcome: seen.append((i, outcome))
+
+
+def test_on_result_sees_each_outcome_as_it_comes_back() -> None:
+    """``on_result(i, outcome)`` runs once per task as its outcome arrives (a slow first task's
+    after a fast second one's), while the list returned keeps the task order."""
+    for jobs in (1, 2):
+        seen: list[tuple[int, Outcome[int]]] = []
+        with LocalBackend(jobs) as backend:
+            outcomes = run_tasks(backend, square_or_fail, [(x,) for x in range(6)], on_result=_appender(seen))
+        assert sorted(i for i, _ in seen) == list(range(6))
+        assert [o for _, o in sorted(seen, key=lambda pair: pair[0])] == outcomes
+    order: list[int] = []
+    with LocalBackend(2) as backend:
+        outcomes = run_tasks(
+            backend, sleep_then_return, [(3.0, 0), (0.0, 1)], on_result=lambda i, o: order.append(i)
+        )
+    assert order == [1, 0] and [o.value for o in outcomes] == [0, 1]
+
+
+def test_on_result_keeps_what_finished_before_ctrl_c() -> None:
+    """A Ctrl-C stops the run, but every task that finished before it reached ``on_result``
+    (with one job the tasks run at submission, ahead of the loop that collects them)."""
+    seen: list[tuple[int, int | None]] = []
+    with LocalBackend(1) as backend, pytest.raises(KeyboardInterrupt):
+        run_tasks(
+            backend,
+            interrupted_at_three,
+            [(x,) for x in range(8)],
+            on_result=lambda i, o: seen.append((i, o.value)),
+        )
+    assert sorted(seen) == [(0, 0), (1, 1), (2, 2)]
+
+
 def test_call_safely_lets_keyboard_interrupt_through() -> None:
     assert call_safely(int, ("7",)) == Outcome(value=7)
     assert call_safely(int, ("x",)).error.kind == "ValueError"

@@ -117,6 +117,19 @@ def test_errors_and_dependent_submissions_on_ray(ray_session: None) -> None:
         assert second.result().unwrap() == 65536
 
 
+def test_on_result_sees_every_outcome_on_ray(ray_session: None) -> None:
+    """run_tasks' on_result (what stores each hindsight bound as it comes back) gets every
+    outcome once on Ray too, in this process, the error included; the list keeps task order."""
+    seen: list[tuple[int, object]] = []
+    with RayBackend() as backend:
+        outcomes = run_tasks(
+            backend, int, [("7",), ("x",), ("9",)], on_result=lambda i, outcome: seen.append((i, outcome))
+        )
+    assert sorted(i for i, _ in seen) == [0, 1, 2]
+    assert [outcome for _, outcome in sorted(seen, key=lambda pair: pair[0])] == outcomes
+    assert [o.value for o in outcomes] == [7, None, 9]
+
+
 def test_jobs_caps_the_tasks_at_once_on_a_cluster(ray_session: None) -> None:
     """With an address, --jobs is at most that many tasks at once (its help says so): the others
     wait in the driver. (Joining the session that is open here, as a notebook would; before the

@@ -233,6 +233,45 @@ def test_trace_table_characterises_the_named_scenarios_of_ones_own(
     assert "'bursty' is not a trace scenario with a time split" in capsys.readouterr().err
 
 
+def test_trace_table_takes_the_halves_of_a_trace_not_at_hand_from_an_earlier_run(
+    own_dir: Path, tmp_path: Path, capsys
+) -> None:
+    """--halves-from: without a scenario's trace file (FineServe's is not shipped) the halves
+    come from an earlier traces.json, the shipped traces are measured again, and the report
+    names the run that measured the halves (through a chain of such runs too)."""
+    script = _script("trace_table")
+    names = ["--scenario-path", str(own_dir), "--scenarios", "ticks"]
+    assert script.main([*names, "--out-dir", str(tmp_path / "first")]) == 0
+    first = json.loads((tmp_path / "first" / "traces.json").read_text())
+    (own_dir / "ticks.csv").unlink()
+    for earlier, out in (("first", "second"), ("second", "third")):
+        argv = [
+            *names,
+            "--out-dir",
+            str(tmp_path / out),
+            "--halves-from",
+            str(tmp_path / earlier / "traces.json"),
+        ]
+        assert script.main(argv) == 0
+        data = json.loads((tmp_path / out / "traces.json").read_text())
+        assert data["scenarios"] == first["scenarios"] and data["shipped"] == first["shipped"]
+        assert data["command"] == "python benchmarks/trace_table.py " + shlex.join(argv)
+        assert data["halves_from"]["command"] == first["command"]  # the run that measured them
+        text = (tmp_path / out / "traces.md").read_text()
+        assert f"are those measured by `{first['command']}`" in text and "| ticks |" in text
+    for argv, words in (
+        (["--halves-from", str(tmp_path / "first" / "traces.json")], "--halves-from needs --scenarios"),
+        (
+            [*names[:2], "--scenarios", "ticks", "--halves-from", str(own_dir / "ticks.yaml")],
+            "not a traces.json",
+        ),
+    ):
+        with pytest.raises(SystemExit):
+            script.main([*argv, "--out-dir", str(tmp_path / "bad")])
+        assert words in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
+
+
 def test_trace_results_runs_a_scenario_of_ones_own_in_worker_processes(own_dir: Path, tmp_path: Path) -> None:
     from benchmarks import trace_results
 
@@ -244,7 +283,7 @@ def test_trace_results_runs_a_scenario_of_ones_own_in_worker_processes(own_dir: 
         )
     out = tmp_path / "results.md"
     argv = ["--scenario-path", str(quick), "--scenarios", "ticks_quick", "--agents", "timeout,greedy"]
-    argv += ["--seeds", "2", "--horizon-s", "0.4", "--jobs", "2", "--out", str(out)]
+    argv += ["--n-seeds", "2", "--horizon-s", "0.4", "--jobs", "2", "--out", str(out)]
     argv += ["--tuned-dir", str(tmp_path / "tuned")]
     assert trace_results.main(argv) == 0  # the workers resolve the name through the variable
     data = json.loads(out.with_suffix(".json").read_text())
@@ -295,23 +334,50 @@ def test_trace_results_reports_a_failed_task_in_one_line(
 
 
 @pytest.mark.parametrize(
-    ("seeds", "message"),
+    ("flag", "seeds", "message"),
     [
-        ("0-9", "(seeds 0 .. N-1), got '0-9'; for seeds 0-9 write --seeds 10"),
-        ("0,1", "--seeds is the number of evaluation seeds N (seeds 0 .. N-1), got '0,1'"),
-        ("1", "--seeds must be in [2, 1000] (the number of evaluation seeds), got 1"),
+        ("--n-seeds", "0-9", "(seeds 0 .. N-1), got '0-9'; for seeds 0-9 write --n-seeds 10"),
+        ("--n-seeds", "0,1", "--n-seeds is the number of evaluation seeds N (seeds 0 .. N-1), got '0,1'"),
+        ("--n-seeds", "1", "--n-seeds must be in [2, 1000] (the number of evaluation seeds), got 1"),
+        (
+            "--seeds",
+            "0-9",
+            "--seeds is the number of evaluation seeds N (seeds 0 .. N-1), got '0-9'; "
+            "for seeds 0-9 write --n-seeds 10",
+        ),
+        ("--seeds", "1", "--seeds must be in [2, 1000] (the number of evaluation seeds), got 1"),
     ],
 )
-def test_trace_results_seeds_is_a_count_and_a_range_is_a_clear_error(
-    seeds: str, message: str, capsys
+def test_trace_results_n_seeds_is_a_count_and_a_range_is_a_clear_error(
+    flag: str, seeds: str, message: str, capsys
 ) -> None:
     from benchmarks import trace_results
 
     with pytest.raises(SystemExit) as info:
-        trace_results.parse_args(["--seeds", seeds])
+        trace_results.parse_args([flag, seeds])
     err = capsys.readouterr().err
     assert info.value.code == 2 and message in err and "invalid int value" not in err
-    assert trace_results.parse_args(["--seeds", "10"]).seeds == 10  # committed files record --seeds 10
+
+
+def test_trace_results_seeds_is_a_deprecated_name_of_n_seeds(capsys) -> None:
+    """--n-seeds is the count, as evaluate.py's; the old --seeds N still works, with a warning,
+    and the commands at the top of the committed results (no seed flag: 10 seeds) read as before."""
+    from benchmarks import trace_results
+
+    assert trace_results.parse_args(["--n-seeds", "7"]).n_seeds == 7
+    assert "deprecated" not in capsys.readouterr().err
+    assert trace_results.parse_args(["--seeds", "7"]).n_seeds == 7
+    assert "warning: --seeds N is deprecated here: write --n-seeds N" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        trace_results.parse_args(["--seeds", "3", "--n-seeds", "3"])
+    assert "not allowed with argument" in capsys.readouterr().err
+    for path in sorted((REPO / "docs" / "results").glob("trace_results*.md")):
+        command = re.search(r"Produced by `python benchmarks/trace_results.py(.*?)`", path.read_text())
+        assert command is not None, path
+        args = trace_results.parse_args(shlex.split(command.group(1)))
+        assert args.n_seeds == 10 and json.loads(path.with_suffix(".json").read_text())["settings"][
+            "seeds"
+        ] == list(range(10))
 
 
 def test_trace_results_help_states_each_default_once(capsys) -> None:
@@ -325,7 +391,7 @@ def test_trace_results_help_states_each_default_once(capsys) -> None:
     for empty in ("(default: None)", "(default: )", "(default: [])", "(default: local)"):
         assert empty not in text
     assert "(default: the usable cores, at most 2; every CPU of a cluster)" in text
-    assert "NUMBER of evaluation seeds" in text and "--seeds 10 is seeds 0-9" in text
+    assert "NUMBER of evaluation seeds" in text and "--n-seeds 10 is seeds 0-9" in text
 
 
 def test_a_relative_trace_path_resolves_from_the_loaded_files_directory(own_dir: Path) -> None:

@@ -77,7 +77,8 @@ def test_a_second_run_reads_every_bound_and_gives_the_same_results(
 
     second_text, second = _evaluate(capsys, out, scenario, folder)
     assert "4 hindsight bounds: 4 from the cache" in second_text and "0 computed" in second_text
-    assert "warning" not in second_text
+    assert second_text.count("warning") == 1  # only that the trace scenario's timeout is untuned
+    assert "warning: cached_trace: the gap reference, timeout, is untuned" in second_text
     assert second == first  # the same command: every field, bounds and gaps included
     assert _entries(folder) == entries  # nothing rewritten
 
@@ -106,26 +107,32 @@ def test_a_second_run_reads_every_bound_and_gives_the_same_results(
 
 
 @pytest.mark.default_hindsight_cache  # evaluate.py's own default, in tmp_path as working folder
-def test_the_cache_is_in_results_by_default_and_elsewhere_with_the_flag(
+def test_the_cache_is_in_the_out_folder_by_default_and_elsewhere_with_the_flag(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert Path.cwd() == tmp_path  # the default is results/.hindsight_cache of the working folder
+    assert Path.cwd() == tmp_path  # the default --out, results, is relative to the working folder
     out, folder = tmp_path / "out", tmp_path / "elsewhere" / "bounds"
     argv = ["--agents", "greedy", "--seeds", "0", "--horizon-s", "2", "--jobs", "1", "--no-plots"]
     assert evaluate_app.main([*argv, "--out", str(out), "--hindsight-cache", str(folder)]) == 0
     assert f"1 hindsight bound: 0 from the cache {folder}/" in " ".join(capsys.readouterr().out.split())
-    assert len(list(folder.glob("*.json"))) == 1 and not (tmp_path / "results").exists()
-    # the default place, whatever --out is; not a folder there: one warning, and the run goes on
-    default = tmp_path / "results" / ".hindsight_cache"
-    default.parent.mkdir()
-    default.write_text("a file where the folder goes")
+    assert len(list(folder.glob("*.json"))) == 1 and not (out / ".hindsight_cache").exists()
+    # the default: .hindsight_cache in --out, not results/ of the working folder (it was, whatever --out)
+    default = out / ".hindsight_cache"
+    default.write_text("a file where the folder goes")  # one warning, and the run goes on
     assert evaluate_app.main([*argv, "--out", str(out)]) == 0
     text = " ".join(capsys.readouterr().out.split())
-    assert text.count("cannot write into") == 1 and "0 from the cache results/.hindsight_cache/" in text
+    assert text.count("cannot write into") == 1 and f"0 from the cache {default}/" in text
     default.unlink()
     assert evaluate_app.main([*argv, "--out", str(out)]) == 0
     assert "1 stored there" in " ".join(capsys.readouterr().out.split())
     assert [p.name for p in default.glob("*.json")] == [p.name for p in folder.glob("*.json")]  # one key
+    assert not (tmp_path / "results").exists()
+    # without --out: results/ of the working folder, its run folder and its cache
+    assert evaluate_app.main(argv) == 0
+    assert "1 hindsight bound: 0 from the cache results/.hindsight_cache/" in " ".join(
+        capsys.readouterr().out.split()
+    )
+    assert len(list((tmp_path / "results" / ".hindsight_cache").glob("*.json"))) == 1
     # --hindsight-cache and --no-hindsight-cache exclude each other; a file is no cache folder
     (tmp_path / "file").write_text("")
     with pytest.raises(SystemExit):
@@ -144,6 +151,7 @@ def test_tests_keep_their_bounds_out_of_the_repository(
     assert evaluate_app.main([*argv, "--out", str(tmp_path)]) == 0
     assert "1 hindsight bound: 0 from the cache" in " ".join(capsys.readouterr().out.split())
     assert len(list(hindsight_cache_dir.glob("*.json"))) == 1  # the one bound, stored there
+    assert not (tmp_path / ".hindsight_cache").exists()  # not in --out either
 
 
 # ------------------------------------------------------------------------------------- keys
@@ -321,7 +329,7 @@ def test_a_bad_entry_is_computed_again_and_replaced(
     broken[1].write_bytes(b"\x00" * (MAX_ENTRY_BYTES * 4))
     text, again = _evaluate(capsys, out, scenario, folder)
     assert "4 hindsight bounds: 2 from the cache" in text and "2 computed, 2 stored" in text
-    assert text.count("warning") == 2 and "the bound is computed again" in text
+    assert text.count("warning: hindsight cache") == 2 and "the bound is computed again" in text
     assert "Traceback" not in text
     assert again == first
     for path, raw in good.items():  # rewritten whole (compute_s aside)
@@ -361,6 +369,34 @@ def test_run_bound_tasks_with_a_cache_gives_the_tasks_own_results(tmp_path: Path
         ]
         assert outcomes[3].error is not None and cache.hits == hits
     assert cache.stored == 3 and not cache.warnings
+
+
+def test_an_interrupted_run_keeps_the_bounds_it_finished(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each bound is stored as soon as it is back: Ctrl-C during the third of four bounds
+    leaves the first two in the cache (they were all lost: the cache was written only once every
+    bound was back), and the next run reads them instead of computing them again."""
+    computed: list[int] = []
+
+    def interrupted_at_the_third(task: BoundTask) -> BoundResult:
+        if len(computed) == 2:
+            raise KeyboardInterrupt
+        computed.append(task.seed)
+        return run_bound_task(task)
+
+    folder = tmp_path / "cache"
+    argv = ["--agents", "greedy", "--scenarios", "default", "--seeds", "0-3", "--horizon-s", "2"]
+    argv += ["--jobs", "1", "--no-plots", "--out", str(tmp_path / "out"), "--hindsight-cache", str(folder)]
+    with monkeypatch.context() as patch:
+        patch.setattr(hindsight_task, "run_bound_task", interrupted_at_the_third)
+        assert evaluate_app.main(argv) == 130
+    text = " ".join(capsys.readouterr().out.split())
+    assert f"no results written; the 2 hindsight bounds computed are kept in {folder}/" in text
+    assert len(list(folder.glob("*.json"))) == 2 and computed == [0, 1]
+    assert evaluate_app.main(argv) == 0
+    assert "4 hindsight bounds: 2 from the cache" in " ".join(capsys.readouterr().out.split())
+    assert len(list(folder.glob("*.json"))) == 4
 
 
 def test_a_cached_bound_reads_back_as_the_computed_result(tmp_path: Path) -> None:

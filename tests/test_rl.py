@@ -336,6 +336,34 @@ def test_resume_restores_the_checkpoints_own_settings(
     assert yaml.safe_load((resumed / "hyperparams.yml").read_text()) == first.meta["hyperparams"]
 
 
+def test_resume_takes_the_algorithm_from_the_checkpoint(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``train.py -i run/final_model.zip`` resumes a DQN run without ``--algo dqn`` (it failed:
+    ``--algo`` defaulted to ppo); only an ``--algo`` typed against the checkpoint is an error,
+    and a new run still defaults to ppo."""
+    first = _train(tmp_path, "dqn", n=128)
+    argv = [
+        "-i",
+        str(first / "final_model.zip"),
+        *("--runs-dir", str(tmp_path / "runs"), "--no-progress", "--verbose", "0"),
+        *("-n", "64", "--eval-freq", "0", "--save-freq", "0"),
+    ]
+    assert train.parse_args(argv).algo is None
+    assert train_plan.plan_run(train.parse_args(argv)).algo == "dqn"
+    assert train_plan.plan_run(train.parse_args(["--algo", "dqn", *argv])).algo == "dqn"
+    assert train.main(argv) == 0
+    resumed = tmp_path / "runs" / "dqn_default_2"
+    assert load_checkpoint(resumed / "final_model.zip").algo == "dqn"
+    assert yaml.safe_load((resumed / "args.yml").read_text())["algo"] == "dqn"  # what ran
+
+    capsys.readouterr()
+    assert train.main(["--algo", "ppo", *argv]) == 2
+    assert "--algo: 'ppo' but --resume" in capsys.readouterr().err
+    assert train.parse_args([]).algo == "ppo"
+    assert train_plan.plan_run(train_plan.TrainArgs()).algo == "ppo"
+
+
 def test_shipped_checkpoints_match_their_recorded_hashes(tmp_path: Path) -> None:
     from agents.checkpoint_safety import SHIPPED_DIR, sha256_of, verify_shipped
 
@@ -441,7 +469,8 @@ def test_the_step_count_is_rounded_up_to_whole_rollouts_as_the_help_says(
     ppo = yaml.safe_load(hyperparams.read_text())["default"]
     rollout = ppo["n_envs"] * ppo["n_steps"]
     assert f"-n 2048 with ppo's {ppo['n_envs']} envs x {ppo['n_steps']} steps trains {rollout}" in text
-    assert "rounded up" in text and "with --resume, steps on top of the checkpoint's" in text
+    assert "rounded up" in text and "with -n, that many steps on top of the checkpoint's" in text
+    assert "With --resume: without -n, the steps the checkpoint's run had left" in text
 
 
 def test_semi_markov_discount_per_transition() -> None:

@@ -29,7 +29,7 @@ def test_trace_results_command_writes_every_field(tmp_path: Path) -> None:
 
     out = tmp_path / "trace_results.md"
     argv = ["--scenarios", "azure_trace_30", "--agents", "greedy,timeout,proposed,optimal"]
-    argv += ["--seeds", "2", "--horizon-s", "2", "--jobs", "1", "--out", str(out)]
+    argv += ["--n-seeds", "2", "--horizon-s", "2", "--jobs", "1", "--out", str(out)]
     assert trace_results.main(argv) == 0
     text = out.read_text()
     assert "`python benchmarks/trace_results.py --scenarios azure_trace_30" in text.splitlines()[2]
@@ -51,6 +51,7 @@ def test_trace_results_command_writes_every_field(tmp_path: Path) -> None:
         (["--scenarios", "default"], "not a trace scenario"),
         (["--agents", "greedy"], "must include timeout"),
         (["--agents", "timeout,bogus"], "unknown agent"),
+        (["--n-seeds", "1"], "--n-seeds must be in"),
         (["--seeds", "1"], "--seeds must be in"),
     ],
 )

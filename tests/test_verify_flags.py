@@ -51,6 +51,22 @@ def test_bad_flags_are_refused_up_front_and_nothing_is_written(
     assert list(tmp_path.iterdir()) == []
 
 
+def test_an_error_with_brackets_is_printed_whole(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """Error text is not read as rich markup: ``[draft]`` in a path and YAML's ``expected ','
+    or ']'`` both show (rich dropped text between brackets that looked like a style tag)."""
+    folder = tmp_path / "[draft]"
+    folder.mkdir()
+    scenario = folder / "s.yaml"
+    scenario.write_text("arrivals:\n  process: [poisson\n")
+    assert verify.main(["--config", str(scenario), "--out", str(tmp_path / "v.md")]) == 2
+    printed = " ".join(capsys.readouterr().out.split())
+    expected = (
+        f"error: {scenario}: not valid YAML: line 3, column 1: expected ',' or ']', but got "
+        "'<stream end>' (while parsing a flow sequence at line 2, column 12)"
+    )
+    assert expected in printed, printed
+
+
 def test_a_bad_flag_is_one_line_and_exit_code_2(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, str(REPO / "verify.py"), "--ticks", "0", "--out", str(tmp_path / "v.md")],
