@@ -45,17 +45,36 @@ def test_sim_to_real_macros_count_what_the_cells_say() -> None:
         calibration = None
     m = Macros()
     sim_to_real_numbers(m, data, calibration)
-    within = sum(c["comparison"]["within_goal"] for c in data["cells"])
+    # the headline counts the unsaturated cells over their valid runs (the load generator's gate)
+    judged = [
+        c["checks"] for c in data["cells"] if not c["checks"]["saturated"] and c["checks"]["valid_runs"]
+    ]
+    within = sum(c["comparison_valid"]["within_goal"] for c in judged)
     assert m.value("resSrCellsWithin") == str(within)
-    assert m.value("resSrCells") == str(len(data["cells"]))
-    ranks = [r for r in data["ranks"] if r["metric"] == "cost_per_request"]
-    hold = sum(r["simulated"] == r["measured"] for r in ranks)
+    assert m.value("resSrCells") == str(len(judged))
+    assert m.value("resSrSatCells") == str(sum(c["checks"]["saturated"] for c in data["cells"]))
+    assert m.value("resSrValidRuns") == str(sum(c["checks"]["valid_runs"] for c in data["cells"]))
+    # ranks on the valid runs: the "Do the ranks hold?" table of sim_to_real.md, scenario by scenario
+    markdown = (REPO / src.SIM_TO_REAL).with_suffix(".md").read_text(encoding="utf-8")
+    section = markdown.split("Valid runs, by cost per request")[1].split("Valid runs, by mean latency")[0]
+    verdicts = re.findall(r"^\| \S+ \| [^|]+ \| [^|]+ \| (yes|no) \|", section, re.M)
+    hold = verdicts.count("yes")
     assert m.value("resSrRanksHold") == str(hold)
+    assert m.value("resSrRankScenarios") == str(len(verdicts))
+    ranks = verdicts
     assert m.flags["simRealPreliminary"][0] is bool(data["preliminary"])
     assert m.flags["simRealRanksHold"][0] is (hold == len(ranks))
     table = fidelity_table(data)
     assert table.count("\\textbf{") == within  # the cells within the goal, and only those
     assert len(re.findall(r"\\\\$", table, re.M)) == len(data["agents"]) + 2  # head, agents, tau
+    assert table.count("sat.") == sum(c["checks"]["saturated"] for c in data["cells"])
+
+
+def test_sim_to_real_refuses_results_without_checks() -> None:
+    data = dict(_json(src.SIM_TO_REAL))
+    data.pop("checks", None)
+    with pytest.raises(src.BuildError, match="render-only"):
+        sim_to_real_numbers(Macros(), data, None)
 
 
 def test_sim_to_real_refuses_a_calibration_from_another_run() -> None:

@@ -10,6 +10,7 @@ from apps.report.formatting import fnum, fpct
 from apps.report.macros import Macros, add_pending
 from apps.report.sources import SIM_TO_REAL, SIM_TO_REAL_CALIBRATION, BuildError
 from apps.report.tables import table_header
+from serving.fidelity import kendall_tau, rank_agents
 
 __all__ = [
     "SIM_TO_REAL_KEYS",
@@ -32,12 +33,21 @@ SIM_TO_REAL_KEYS = {
     "resSrLoadAvgMin": "min of machine.load_average_per_run",
     "resSrLoadAvgMax": "max of machine.load_average_per_run",
     "resSrGoalPct": "goal_relative_error (%)",
-    "resSrCells": "summary.cells",
-    "resSrCellsWithin": "summary.cells_within_goal",
-    "resSrMedErrMean": "summary.median_abs_error_mean (%)",
-    "resSrMedErrTail": "summary.median_abs_error_p99 (%)",
-    "resSrRankScenarios": "number of scenarios ranked by cost",
-    "resSrRanksHold": "scenarios whose cost ranking is the same simulated and measured",
+    "resSrCells": "checks.unsaturated.cells_with_valid_runs",
+    "resSrCellsWithin": "checks.unsaturated.cells_within_goal_valid_runs",
+    "resSrMedErrMean": "checks.unsaturated.median_abs_error_mean_valid_runs (%)",
+    "resSrMedErrTail": "checks.unsaturated.median_abs_error_p99_valid_runs (%)",
+    "resSrSatCells": "checks.saturated.cells",
+    "resSrCellsAll": "len(cells)",
+    "resSrRuns": "checks.runs",
+    "resSrValidRuns": "checks.valid_runs",
+    "resSrMaxLagMs": "checks.max_send_lag_p99_ms (ms)",
+    "resSrLagSpearman": "checks.spearman_send_lag_p99_vs_p99_error",
+    "resSrServiceOverall": "checks.service_ratio_overall (measured / table)",
+    "resSrRecordedWithin": "checks.recorded_arrivals.cells_within_goal",
+    "resSrRecordedModelErr": "checks.recorded_arrivals.median_abs_model_error_p99 (%)",
+    "resSrRankScenarios": "number of scenarios ranked by cost (every cell with a valid run)",
+    "resSrRanksHold": "scenarios whose cost ranking on the valid runs is the same simulated and measured",
     "resSrTauMin": "min over scenarios of the cost ranking's kendall_tau",
     "resSrAgents": "number of schedulers compared",
     "resSrServiceRatioMin": "min over cells, runs and models of service_check ratio (measured / table)",
@@ -57,7 +67,23 @@ def _agent_label(agent: str) -> str:
 
 
 def _cost_ranks(data: dict[str, Any]) -> list[dict[str, Any]]:
-    return [r for r in data["ranks"] if r["metric"] == "cost_per_request"]
+    """Per scenario whose every cell has a valid run (the load generator's gate, the report's
+    fidelity figures), the agents ordered by cost per request, simulated and measured on the valid
+    runs, and Kendall's tau between the two orders; scenarios with a cell without a valid run are
+    not ranked (as in the "Do the ranks hold?" section of sim_to_real.md)."""
+    records = []
+    for scenario in data["scenarios"]:
+        cells = [c for c in data["cells"] if c["scenario"] == scenario]
+        comparisons = {c["agent"]: c["checks"]["comparison_valid"] for c in cells}
+        if not comparisons or any(comp is None for comp in comparisons.values()):
+            continue
+        costs = {a: comp["metrics"]["cost_per_request"] for a, comp in comparisons.items()}
+        sim = rank_agents({a: cost["simulated"] for a, cost in costs.items()})
+        real = rank_agents({a: cost["measured"] for a, cost in costs.items()})
+        records.append(
+            {"scenario": scenario, "simulated": sim, "measured": real, "kendall_tau": kendall_tau(sim, real)}
+        )
+    return records
 
 
 def _check_pair(data: dict[str, Any], calibration: dict[str, Any] | None) -> None:
@@ -67,6 +93,18 @@ def _check_pair(data: dict[str, Any], calibration: dict[str, Any] | None) -> Non
             f"{SIM_TO_REAL_CALIBRATION} ({calibration.get('command')!r}) and {SIM_TO_REAL} "
             f"({data.get('command')!r}) come from different runs; rerun: python benchmarks/sim_to_real.py"
         )
+
+
+def _checks(data: dict[str, Any]) -> dict[str, Any]:
+    """The checks ``benchmarks/sim_to_real.py`` wrote (``sim_to_real_parts.checks.assess``): the
+    validity gate on the load generator, saturated cells apart, the recorded-arrivals comparison."""
+    checks = data.get("checks")
+    if not isinstance(checks, dict) or "unsaturated" not in checks:
+        raise BuildError(
+            f"{SIM_TO_REAL} has no 'checks' (it predates the validity gate); "
+            "rerun: python benchmarks/sim_to_real.py --render-only"
+        )
+    return checks
 
 
 def sim_to_real_numbers(
@@ -85,7 +123,9 @@ def sim_to_real_numbers(
         preliminary,
         f"{SIM_TO_REAL}: preliminary = {str(preliminary).lower()}",
     )
-    settings, summary = data["settings"], data["summary"]
+    settings = data["settings"]
+    checks = _checks(data)
+    unsaturated = checks["unsaturated"]
     hold = all(r["simulated"] == r["measured"] for r in _cost_ranks(data))
     macros.flags["simRealRanksHold"] = (
         hold,
@@ -116,10 +156,17 @@ def sim_to_real_numbers(
         "resSrLoadAvgMin": fnum(min(loads), 1),
         "resSrLoadAvgMax": fnum(max(loads), 1),
         "resSrGoalPct": f"{100 * data['goal_relative_error']:g}",
-        "resSrCells": str(summary["cells"]),
-        "resSrCellsWithin": str(summary["cells_within_goal"]),
-        "resSrMedErrMean": fpct(summary["median_abs_error_mean"], 0),
-        "resSrMedErrTail": fpct(summary["median_abs_error_p99"], 0),
+        "resSrCells": str(unsaturated["cells_with_valid_runs"]),
+        "resSrCellsWithin": str(unsaturated["cells_within_goal_valid_runs"]),
+        "resSrMedErrMean": fpct(unsaturated["median_abs_error_mean_valid_runs"], 0),
+        "resSrMedErrTail": fpct(unsaturated["median_abs_error_p99_valid_runs"], 0),
+        "resSrSatCells": str(checks["saturated"]["cells"]),
+        "resSrCellsAll": str(len(data["cells"])),
+        "resSrRuns": str(checks["runs"]),
+        "resSrValidRuns": str(checks["valid_runs"]),
+        "resSrMaxLagMs": f"{checks['max_send_lag_p99_ms']:g}",
+        "resSrLagSpearman": fnum(checks["spearman_send_lag_p99_vs_p99_error"], 2),
+        "resSrServiceOverall": fnum(checks["service_ratio_overall"], 2),
         "resSrRankScenarios": str(len(ranks)),
         "resSrRanksHold": str(sum(r["simulated"] == r["measured"] for r in ranks)),
         "resSrTauMin": fnum(min(r["kendall_tau"] for r in ranks), 2),
@@ -129,6 +176,10 @@ def sim_to_real_numbers(
         "resSrTPre": fnum(timing["t_pre_ms"], 1),
         "resSrTPost": fnum(timing["t_post_ms"], 1),
     }
+    recorded = checks.get("recorded_arrivals")
+    if recorded is not None:
+        values["resSrRecordedWithin"] = str(recorded["cells_within_goal"])
+        values["resSrRecordedModelErr"] = fpct(recorded["median_abs_model_error_p99"], 0)
     if calibration is not None:
         values["resSrCalibReps"] = str(calibration["reps"])
         values["resSrTorchThreads"] = str(calibration["machine"]["torch_threads"])
@@ -176,17 +227,26 @@ def calibrated_table(data: dict[str, Any], calibration: dict[str, Any] | None) -
 
 def fidelity_table(data: dict[str, Any]) -> str:
     """Per scheduler (rows) and scenario (columns): the relative error of the simulated mean and
-    p99 latency against the measured ones (%; bold: both within the goal), and per scenario
-    whether the ranking by cost holds (Kendall's tau)."""
+    p99 latency against the measured ones over the valid runs (%; bold: both within the goal;
+    ``sat.``: a saturated cell, ``n.v.``: no valid run), and per scenario whether the ranking by
+    cost holds (Kendall's tau)."""
+    _checks(data)
     scenarios = list(data["scenarios"])
-    cells = {(c["scenario"], c["agent"]): c["comparison"] for c in data["cells"]}
+    cells = {(c["scenario"], c["agent"]): c["checks"] for c in data["cells"]}
     rows = []
     for agent in data["agents"]:
         out = []
         for scen in scenarios:
-            comp = cells.get((scen, agent))
-            if comp is None:
+            checks = cells.get((scen, agent))
+            if checks is None:
                 out.append("--")
+                continue
+            comp = checks["comparison_valid"]
+            if checks["saturated"]:
+                out.append("sat.")
+                continue
+            if comp is None:
+                out.append("n.v.")
                 continue
             metrics = comp["metrics"]
             text = "/".join(
