@@ -27,6 +27,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+HINDSIGHT_CACHE = REPO / "results" / ".hindsight_cache"
+"""Where the cards' hindsight bounds are cached: evaluate.py's default with its default --out."""
 
 from agents.checkpoint import load_checkpoint  # noqa: E402
 from batchenv.config import ArrivalConfig  # noqa: E402
@@ -83,6 +85,9 @@ def card(path: Path, scenarios: str, n_seeds: int, jobs: int, min_requests: int 
             tmp,
             "--report",
             str(report),
+            # the bounds outlive the temporary --out: the cards and evaluate.py's default share them
+            "--hindsight-cache",
+            str(HINDSIGHT_CACHE),
         ]
         subprocess.run([sys.executable, *command[1:]], check=True, cwd=REPO, stdout=subprocess.DEVNULL)
         # evaluate.py's report minus its title and command (the card states both, without the
