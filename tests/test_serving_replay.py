@@ -10,7 +10,13 @@ from typing import Any
 import pytest
 
 from batchenv.scenarios import load_scenario
-from serving.replay_process import ReplayError, _strict_constant, run_episode_in_process, validate_replay
+from serving.replay_process import (
+    SERVER_COUNTS,
+    ReplayError,
+    _strict_constant,
+    run_episode_in_process,
+    validate_replay,
+)
 
 
 def _payload() -> dict[str, Any]:
@@ -39,22 +45,7 @@ def _payload() -> dict[str, Any]:
         "http_overhead_ms_p99": 1.0,
         "errors": [],
     }
-    stats = dict.fromkeys(
-        (
-            "n_arrived",
-            "n_admitted",
-            "n_dropped",
-            "n_dispatched",
-            "n_answered",
-            "n_failed",
-            "n_refused",
-            "n_batches",
-            "n_forced",
-            "n_epochs",
-            "n_scheduler_errors",
-        ),
-        0,
-    )
+    stats = dict.fromkeys(SERVER_COUNTS, 0)
     return {
         "seed": 3,
         "episode": 1,
