@@ -3,6 +3,7 @@ write; the steps live in the modules of :mod:`evaluation`."""
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -30,6 +31,20 @@ STUDY = ("docs/results/proposed.md", "docs/report/report.pdf", "docs/slides/slid
 """Where a demo run points to next: the suite's results, the report and the slides."""
 
 
+def print_scenarios() -> None:
+    """``--list-scenarios``: one line per scenario, its name and its description."""
+    from batchenv.scenarios import scenario_summaries
+
+    summaries = scenario_summaries()
+    width = max((len(name) for name, _ in summaries), default=0)
+    text = "".join(f"{name:<{width}}  {description}".rstrip() + "\n" for name, description in summaries)
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:  # the reader stopped early (| head): not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the evaluation the command line ``argv`` (default ``sys.argv[1:]``) asks for; returns
     the exit code: 0, 1 if an episode failed, 2 for a bad command line, 130 if interrupted."""
@@ -39,6 +54,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.list_scenarios:
+        print_scenarios()
+        return 0
     console = Console()
     if not console.is_terminal:  # a log file or pipe: wide enough for the whole table
         console = Console(width=160)

@@ -40,6 +40,7 @@ __all__ = [
     "scenario_config",
     "scenario_dirs",
     "scenario_path_for_workers",
+    "scenario_summaries",
     "split_of",
     "trace_scenarios",
     "train_split_of",
@@ -135,8 +136,29 @@ def load_scenario(name_or_path: str | Path) -> SystemConfig:
     return SystemConfig.from_yaml(candidate)
 
 
-LIST_SCENARIOS_COMMAND = "python -c 'import batchenv; print(*batchenv.list_scenarios())'"
+LIST_SCENARIOS_COMMAND = "python evaluate.py --list-scenarios (installed: batchenv-evaluate --list-scenarios)"
 """A command line that prints every scenario name (an unknown name's error points to it)."""
+
+
+def scenario_summaries() -> list[tuple[str, str]]:
+    """Every scenario of :func:`list_scenarios` with the first sentence of the comment that opens
+    its YAML file (its description; empty if it has none). The file is read as text, at most its
+    first 40 lines, never parsed, so a broken scenario is listed too."""
+    summaries = []
+    for name in list_scenarios():
+        path = _scenario_file(name)
+        lines: list[str] = []
+        if path is not None:
+            with path.open(encoding="utf-8", errors="replace") as handle:
+                for _ in range(40):
+                    line = handle.readline(1000).strip()
+                    if not line.startswith("#"):
+                        break
+                    lines.append(line.lstrip("#").strip())
+        text = " ".join(lines)
+        end = text.find(". ")
+        summaries.append((name, text if end < 0 else text[: end + 1]))
+    return summaries
 
 
 def unknown_scenario_message(name: str) -> str:

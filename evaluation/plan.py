@@ -264,6 +264,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="a short run: 5 seeds and 30 s episodes unless --seeds/--n-seeds/--horizon-s say otherwise",
     )
     parser.add_argument(
+        "--list-scenarios",
+        action="store_true",
+        help="print every scenario name (packaged, then $BATCHENV_SCENARIO_PATH's) with its one-line "
+        "description, and exit",
+    )
+    parser.add_argument(
         "--demo",
         action="store_true",
         help=f"the first run to try: {', '.join(DEMO_AGENTS)} and the shipped PPO agent on "

@@ -27,7 +27,7 @@ from agents.registry import (
 )
 from apps import evaluate as evaluate_app
 from batchenv import fileio
-from batchenv.scenarios import load_scenario
+from batchenv.scenarios import list_scenarios, load_scenario
 from evaluation.cells import collect, hindsight_bounds
 from evaluation.outputs import make_run_dir, staged_run_dir
 from evaluation.plan import build_parser, make_plan, seeds_for_requests
@@ -358,8 +358,31 @@ def test_scenario_errors_are_short_and_list_names_only_for_an_unknown_one(capsys
     )
     code, _, err = _run(["--scenarios", "azure_trace_3", "--out", str(tmp_path / "out")], capsys)
     line = err.strip().splitlines()[-1]
-    assert code == 2 and "did you mean 'azure_trace_30' or " in line and "batchenv.list_scenarios()" in line
+    assert code == 2 and "did you mean 'azure_trace_30' or " in line
+    assert "python evaluate.py --list-scenarios" in line
     assert len(line) < 400 and "poisson_05" not in line
+
+
+def test_list_scenarios_prints_every_name_with_its_description(
+    capsys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--list-scenarios`` (the command an unknown name's error points to): one line per scenario,
+    the packaged ones and those of $BATCHENV_SCENARIO_PATH, with the first sentence of the comment
+    that opens the file; a file without one, or one that does not parse, is listed all the same."""
+    (tmp_path / "zz_mine.yaml").write_text("# My own scenario. More text.\nextends: default\n")
+    (tmp_path / "zz_plain.yaml").write_text("extends: default\n")
+    (tmp_path / "zz_broken.yaml").write_text("# Broken on purpose.\narrivals: [\n")
+    monkeypatch.setenv("BATCHENV_SCENARIO_PATH", str(tmp_path))
+    code, out, err = _run(["--list-scenarios"], capsys)
+    assert code == 0 and not err
+    rows = {line.split()[0]: line.split(maxsplit=1)[1:] for line in out.splitlines()}
+    assert set(rows) == set(list_scenarios()) and len(rows) == len(out.splitlines())
+    assert rows["default"] == [
+        "The project brief's system: one GPU, three models, Poisson arrivals at 100 requests/s "
+        "(the brief's example rate)."
+    ]
+    assert rows["zz_mine"] == ["My own scenario."]
+    assert rows["zz_plain"] == [] and rows["zz_broken"] == ["Broken on purpose."]
 
 
 def test_help_explains_every_flag() -> None:
