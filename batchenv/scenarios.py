@@ -143,18 +143,22 @@ LIST_SCENARIOS_COMMAND = "python evaluate.py --list-scenarios (installed: batche
 def scenario_summaries() -> list[tuple[str, str]]:
     """Every scenario of :func:`list_scenarios` with the first sentence of the comment that opens
     its YAML file (its description; empty if it has none). The file is read as text, at most its
-    first 40 lines, never parsed, so a broken scenario is listed too."""
+    first 40 lines, never parsed, so a broken or unreadable scenario is listed too."""
     summaries = []
     for name in list_scenarios():
         path = _scenario_file(name)
         lines: list[str] = []
-        if path is not None:
+        try:
+            if path is None:  # a folder named *.yaml, a dangling link
+                raise OSError("not a file")
             with path.open(encoding="utf-8", errors="replace") as handle:
                 for _ in range(40):
                     line = handle.readline(1000).strip()
                     if not line.startswith("#"):
                         break
                     lines.append(line.lstrip("#").strip())
+        except OSError as exc:  # listed all the same, saying why it has no description
+            lines = [f"(unreadable: {exc.strerror or exc})"]
         text = " ".join(lines)
         end = text.find(". ")
         summaries.append((name, text if end < 0 else text[: end + 1]))

@@ -437,7 +437,7 @@ class BatchingEngine:
                     )
                 model, size = decision
                 self._dispatch(int(model), int(size), forced=False)
-            except (TypeError, ValueError) as exc:
+            except (TypeError, ValueError, OverflowError) as exc:  # int(math.inf): OverflowError
                 log.error(
                     "invalid decision %r (%s); dispatching a full batch on the last model", decision, exc
                 )
@@ -517,10 +517,12 @@ class BatchingEngine:
             for request, answer in zip(batch.requests, result.answers, strict=True):
                 self._answer(request, result=self._answer_body(request, answer, batch, result, completion))
         self.state.finish(batch, completion)
-        if self.state.queue_len and self._dispatching:
-            self._epoch()
-        if not self.state.queue_len and not self.state.n_running:
-            self._idle.set()
+        try:
+            if self.state.queue_len and self._dispatching:
+                self._epoch()
+        finally:  # shutdown waits on this even if the epoch raised
+            if not self.state.queue_len and not self.state.n_running:
+                self._idle.set()
 
     def _answer_body(
         self,

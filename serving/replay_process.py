@@ -86,7 +86,9 @@ def _mapping(value: Any, field: str) -> Mapping[str, Any]:
     return value
 
 
-def _batch(value: Any, field: str, n_models: int, n_workers: int) -> dict[str, Any]:
+def _batch(
+    value: Any, field: str, n_models: int, n_workers: int, max_batch_size: int | None
+) -> dict[str, Any]:
     batch = _mapping(value, field)
     out = {
         "id": _count(batch.get("id"), f"{field}.id"),
@@ -100,8 +102,8 @@ def _batch(value: Any, field: str, n_models: int, n_workers: int) -> dict[str, A
     if not isinstance(forced, bool):
         raise _fail(f"{field}.forced", f"must be true or false, got {forced!r}")
     out["forced"] = forced
-    if out["size"] < 1:
-        raise _fail(f"{field}.size", f"must be >= 1, got {out['size']}")
+    if out["size"] < 1 or (max_batch_size is not None and out["size"] > max_batch_size):
+        raise _fail(f"{field}.size", f"must be in [1, {max_batch_size}], got {out['size']}")
     if out["model_index"] >= n_models:
         raise _fail(f"{field}.model_index", f"must be < {n_models}, got {out['model_index']}")
     if out["worker"] >= n_workers:
@@ -111,7 +113,9 @@ def _batch(value: Any, field: str, n_models: int, n_workers: int) -> dict[str, A
     return out
 
 
-def validate_replay(data: Any, *, seed: int, n_models: int, n_workers: int) -> dict[str, Any]:
+def validate_replay(
+    data: Any, *, seed: int, n_models: int, n_workers: int, max_batch_size: int | None = None
+) -> dict[str, Any]:
     """``data`` (parsed JSON from the child) checked and rebuilt with only the fields
     :func:`serving.loadgen.episode_result` and the benchmark read.
 
@@ -130,7 +134,9 @@ def validate_replay(data: Any, *, seed: int, n_models: int, n_workers: int) -> d
             {
                 "seq": _count(answer.get("seq"), f"answers[{i}].seq"),
                 "arrival_s": _number(answer.get("arrival_s"), f"answers[{i}].arrival_s"),
-                "batch": _batch(answer.get("batch"), f"answers[{i}].batch", n_models, n_workers),
+                "batch": _batch(
+                    answer.get("batch"), f"answers[{i}].batch", n_models, n_workers, max_batch_size
+                ),
             }
         )
     drops = raw.get("drop_times_s")
@@ -198,7 +204,14 @@ def run_episode_in_process(
         out, err = child.communicate(
             json.dumps(json_safe(job)).encode(), timeout=horizon_s + drain_timeout_s + MARGIN_S
         )
-    except BaseException:  # a time-out, or SIGTERM/SIGINT turned into an exception
+    except subprocess.TimeoutExpired:
+        kill_group(child)
+        child.communicate()  # reap it and close the pipes
+        raise ReplayError(
+            f"the load generator (seed {seed}) did not finish within "
+            f"{horizon_s + drain_timeout_s + MARGIN_S:g} s; it was stopped"
+        ) from None
+    except BaseException:  # SIGTERM/SIGINT turned into an exception
         kill_group(child)
         raise
     if child.returncode != 0:
@@ -210,7 +223,13 @@ def run_episode_in_process(
         data = json.loads(out, parse_constant=_strict_constant)
     except ValueError as exc:
         raise ReplayError(f"the load generator's result (seed {seed}) is not JSON: {exc}") from None
-    raw = validate_replay(data, seed=seed, n_models=config.n_models, n_workers=config.n_workers)
+    raw = validate_replay(
+        data,
+        seed=seed,
+        n_models=config.n_models,
+        n_workers=config.n_workers,
+        max_batch_size=config.max_batch_size,
+    )
     return episode_result(config, horizon_s, raw)
 
 

@@ -372,6 +372,8 @@ def test_list_scenarios_prints_every_name_with_its_description(
     (tmp_path / "zz_mine.yaml").write_text("# My own scenario. More text.\nextends: default\n")
     (tmp_path / "zz_plain.yaml").write_text("extends: default\n")
     (tmp_path / "zz_broken.yaml").write_text("# Broken on purpose.\narrivals: [\n")
+    (tmp_path / "zz_folder.yaml").mkdir()
+    (tmp_path / "zz_dangling.yaml").symlink_to(tmp_path / "nowhere.yaml")
     monkeypatch.setenv("BATCHENV_SCENARIO_PATH", str(tmp_path))
     code, out, err = _run(["--list-scenarios"], capsys)
     assert code == 0 and not err
@@ -383,6 +385,7 @@ def test_list_scenarios_prints_every_name_with_its_description(
     ]
     assert rows["zz_mine"] == ["My own scenario."]
     assert rows["zz_plain"] == [] and rows["zz_broken"] == ["Broken on purpose."]
+    assert rows["zz_folder"] == rows["zz_dangling"] == ["(unreadable: not a file)"]
 
 
 def test_help_explains_every_flag() -> None:

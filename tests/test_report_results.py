@@ -70,10 +70,21 @@ def test_sim_to_real_macros_count_what_the_cells_say() -> None:
     assert table.count("sat.") == sum(c["checks"]["saturated"] for c in data["cells"])
 
 
+def test_sim_to_real_claims_no_ranking_when_no_workload_has_a_valid_run_of_every_agent() -> None:
+    data = json.loads(json.dumps(_json(src.SIM_TO_REAL)))
+    for cell in data["cells"]:
+        if cell["agent"] == next(iter(data["agents"])):
+            cell["checks"]["comparison_valid"] = None  # no valid run of that agent anywhere
+    m = Macros()
+    sim_to_real_numbers(m, data, None)
+    assert m.value("resSrRankScenarios") == "0" and m.value("resSrTauMin") == "n/a"
+    assert m.flags["simRealRanksHold"][0] is False
+
+
 def test_sim_to_real_refuses_results_without_checks() -> None:
     data = dict(_json(src.SIM_TO_REAL))
     data.pop("checks", None)
-    with pytest.raises(src.BuildError, match="render-only"):
+    with pytest.raises(src.BuildError, match="predates the validity gate"):
         sim_to_real_numbers(Macros(), data, None)
 
 

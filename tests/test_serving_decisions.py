@@ -255,6 +255,15 @@ def test_an_invalid_decision_is_counted_and_served_as_a_full_batch(decision: Any
         sim.step(decision)
 
 
+def test_a_batch_size_int_cannot_take_is_counted_and_nothing_is_left_waiting() -> None:
+    """``int(math.inf)`` raises OverflowError: it too is an invalid decision, served as a full
+    batch, not an exception that leaves the queue without an epoch or a timer."""
+    config = load_scenario("default")
+    engine, stats = engine_dispatches(config, lambda state: (0, math.inf), np.array([0.1, 0.2]))
+    assert stats["n_scheduler_errors"] == 2
+    assert [(d[1], d[2], d[4]) for d in engine] == [(0, 1, False), (0, 1, False)]
+
+
 def test_a_python_float_is_a_timed_wait_on_both() -> None:
     config = load_scenario("default")
     arrivals = np.array([0.1, 0.102, 0.5])

@@ -80,6 +80,7 @@ def test_a_valid_result_is_kept_with_only_the_fields_read() -> None:
         (("client", "send_lag_ms_p99"), "late", "client.send_lag_ms_p99 must be a finite number"),
         (("server_stats", "n_scheduler_errors"), -1, "server_stats.n_scheduler_errors must be a count"),
         (("drop_times_s",), {"0": 1}, "drop_times_s must be a list"),
+        (("answers", 0, "batch", "size"), 65, "answers[0].batch.size must be in [1, 64], got 65"),
     ],
 )
 def test_a_malformed_result_is_refused_naming_the_field(
@@ -91,7 +92,7 @@ def test_a_malformed_result_is_refused_naming_the_field(
         target = target[key]
     target[path[-1]] = value
     with pytest.raises(ReplayError) as info:
-        validate_replay(data, seed=3, n_models=3, n_workers=1)
+        validate_replay(data, seed=3, n_models=3, n_workers=1, max_batch_size=64)
     assert words in str(info.value)
 
 

@@ -437,7 +437,8 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
-def test_sigterm_stops_the_servers_and_removes_the_work_folder(tmp_path: Path) -> None:
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGHUP])  # SIGHUP: a closed terminal
+def test_a_stop_signal_stops_the_servers_and_removes_the_work_folder(tmp_path: Path, stop: int) -> None:
     pytest.importorskip("aiohttp", reason="the server's [serve] extra is not installed")
     script = tmp_path / "stopped.py"
     script.write_text(STOPPED_SCRIPT.format(repo=str(REPO)))
@@ -451,14 +452,14 @@ def test_sigterm_stops_the_servers_and_removes_the_work_folder(tmp_path: Path) -
         started = json.loads(line)
         server_pid, work = started["pid"], Path(started["work"])
         assert _alive(server_pid) and work.is_dir()
-        child.send_signal(signal.SIGTERM)
-        assert child.wait(timeout=60) == 128 + signal.SIGTERM
+        child.send_signal(stop)
+        assert child.wait(timeout=60) == 128 + stop
         deadline = time.monotonic() + 10
         while _alive(server_pid) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert not _alive(server_pid), "the server outlived the benchmark"
         assert not work.exists(), "the work folder was left behind"
-        assert "stopped by SIGTERM" in (child.stderr.read() if child.stderr else "")
+        assert f"stopped by {signal.Signals(stop).name}" in (child.stderr.read() if child.stderr else "")
     finally:
         if child.poll() is None:
             child.kill()

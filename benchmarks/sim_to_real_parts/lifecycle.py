@@ -19,12 +19,14 @@ from types import FrameType
 
 __all__ = ["Interrupted", "guarded"]
 
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)
+"""The signals that stop a run cleanly. The servers run in sessions of their own, so a hang-up
+(SIGHUP, a closed terminal) or SIGQUIT reaches only this process: it too must stop them."""
 
 
 class Interrupted(BaseException):
-    """SIGTERM or SIGINT arrived (a BaseException, as KeyboardInterrupt: no ``except Exception``
-    on the way swallows it)."""
+    """A signal of :data:`STOP_SIGNALS` arrived (a BaseException, as KeyboardInterrupt: no
+    ``except Exception`` on the way swallows it)."""
 
     def __init__(self, signum: int) -> None:
         super().__init__(signal.Signals(signum).name)
@@ -38,9 +40,10 @@ def _raise(signum: int, frame: FrameType | None) -> None:
 
 
 def guarded(body: Callable[[Path], int], prefix: str = "sim_to_real-") -> int:
-    """Run ``body(work_folder)`` with SIGTERM and SIGINT raising :class:`Interrupted`; remove the
-    work folder at the end. Returns ``body``'s exit code, or 128 + the signal's number (143 for
-    SIGTERM, 130 for SIGINT) with a line on stderr when interrupted."""
+    """Run ``body(work_folder)`` with the signals of :data:`STOP_SIGNALS` raising
+    :class:`Interrupted`; remove the work folder at the end. Returns ``body``'s exit code, or 128
+    + the signal's number (143 for SIGTERM, 130 for SIGINT, 129 for SIGHUP) with a line on stderr
+    when interrupted."""
     previous = {sig: signal.signal(sig, _raise) for sig in STOP_SIGNALS}
     work = Path(tempfile.mkdtemp(prefix=prefix))
     try:
