@@ -25,6 +25,7 @@ __all__ = [
     "compare_cell",
     "kendall_tau",
     "rank_agents",
+    "rank_scenario",
     "relative_error",
 ]
 
@@ -126,6 +127,26 @@ def kendall_tau(order_a: Sequence[str], order_b: Sequence[str]) -> float:
     position = {agent: i for i, agent in enumerate(order_b)}
     tau = stats.kendalltau(range(len(order_a)), [position[a] for a in order_a]).statistic
     return float(tau)
+
+
+def rank_scenario(
+    comparisons: Mapping[str, Mapping[str, Any] | None], scenario: str, metric: str
+) -> dict[str, Any] | None:
+    """The agents of one scenario ordered by ``metric``, simulated and measured, and Kendall's tau
+    between the two orders (``comparisons``: per agent a :func:`compare_cell` result, None where
+    the agent has none); None when an agent has none: the scenario is not ranked."""
+    if any(comp is None for comp in comparisons.values()):
+        return None
+    values = {a: comp["metrics"][metric] for a, comp in comparisons.items() if comp is not None}
+    sim = rank_agents({a: v["simulated"] for a, v in values.items()})
+    real = rank_agents({a: v["measured"] for a, v in values.items()})
+    return {
+        "scenario": scenario,
+        "metric": metric,
+        "simulated": sim,
+        "measured": real,
+        "kendall_tau": kendall_tau(sim, real),
+    }
 
 
 def batch_service_check(

@@ -10,7 +10,7 @@ from apps.report.formatting import fnum, fpct
 from apps.report.macros import Macros, add_pending
 from apps.report.sources import SIM_TO_REAL, SIM_TO_REAL_CALIBRATION, BuildError
 from apps.report.tables import table_header
-from serving.fidelity import kendall_tau, rank_agents
+from serving.fidelity import rank_scenario
 
 __all__ = [
     "SIM_TO_REAL_KEYS",
@@ -73,16 +73,12 @@ def _cost_ranks(data: dict[str, Any]) -> list[dict[str, Any]]:
     not ranked (as in the "Do the ranks hold?" section of sim_to_real.md)."""
     records = []
     for scenario in data["scenarios"]:
-        cells = [c for c in data["cells"] if c["scenario"] == scenario]
-        comparisons = {c["agent"]: c["checks"]["comparison_valid"] for c in cells}
-        if not comparisons or any(comp is None for comp in comparisons.values()):
-            continue
-        costs = {a: comp["metrics"]["cost_per_request"] for a, comp in comparisons.items()}
-        sim = rank_agents({a: cost["simulated"] for a, cost in costs.items()})
-        real = rank_agents({a: cost["measured"] for a, cost in costs.items()})
-        records.append(
-            {"scenario": scenario, "simulated": sim, "measured": real, "kendall_tau": kendall_tau(sim, real)}
-        )
+        comparisons = {
+            c["agent"]: c["checks"]["comparison_valid"] for c in data["cells"] if c["scenario"] == scenario
+        }
+        record = rank_scenario(comparisons, scenario, "cost_per_request") if comparisons else None
+        if record is not None:
+            records.append(record)
     return records
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.sim_to_real_parts.checks import SERVICE_RATIO_BAND
-from serving.fidelity import kendall_tau, rank_agents, relative_error
+from serving.fidelity import rank_scenario, relative_error
 
 Cells = Sequence[Mapping[str, Any]]
 Checks = Sequence[Mapping[str, Any]]
@@ -189,19 +189,16 @@ def rank_table(
     records = []
     for name in scenarios:
         row = {agent: c for (scen, agent), c in comparisons.items() if scen == name}
-        missing = [agent for agent, c in row.items() if c is None]
-        if missing:
+        record = rank_scenario(row, name, metric)
+        if record is None:
+            missing = [agent for agent, c in row.items() if c is None]
             lines.append(f"| {name} | not ranked: no valid run of {', '.join(missing)} | | | |")
             continue
-        sim = rank_agents({a: c["metrics"][metric]["simulated"] for a, c in row.items() if c is not None})
-        real = rank_agents({a: c["metrics"][metric]["measured"] for a, c in row.items() if c is not None})
-        tau = kendall_tau(sim, real)
-        records.append(
-            {"scenario": name, "metric": metric, "simulated": sim, "measured": real, "kendall_tau": tau}
-        )
+        records.append(record)
+        sim, real = record["simulated"], record["measured"]
         lines.append(
             f"| {name} | {' < '.join(sim)} | {' < '.join(real)} | {'yes' if sim == real else 'no'} "
-            f"| {tau:.2f} |"
+            f"| {record['kendall_tau']:.2f} |"
         )
     return lines, records
 
