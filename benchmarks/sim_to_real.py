@@ -39,7 +39,8 @@ Usage::
     python benchmarks/sim_to_real.py                     # the full run (quiet machine)
     python benchmarks/sim_to_real.py --preliminary --horizon-s 6 --seeds 0 --repeats 1 \\
         --calibration-reps 5 --out /tmp/sim_to_real_preliminary/sim_to_real.md
-    python benchmarks/sim_to_real.py --render-only       # docs/results/sim_to_real.md from its .json
+    python benchmarks/sim_to_real.py --render-only       # docs/results/sim_to_real.md (and the .json's
+                                                         # checks) again from its measurements
 """
 
 from __future__ import annotations
@@ -161,8 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--render-only",
         action="store_true",
-        help="run nothing: render --out again from the .json next to it with the current checks "
-        "(the JSON and the figures are left as they are)",
+        help="run nothing: render --out again from the .json next to it with the current checks, and "
+        "write again what the .json derives from its measurements (comparisons, checks, ranks); the "
+        "measurements and the figures are left as they are",
     )
     return parser
 
@@ -209,6 +211,7 @@ def _check_files(args: argparse.Namespace) -> None:
         if not out.with_suffix(".json").is_file():
             raise SetupError(f"--render-only: no results file {str(out.with_suffix('.json'))!r} to render")
         check_writable("--out", out)
+        check_writable("--out", out.with_suffix(".json"))  # its derived fields are written again
         return
     if args.preliminary and not args.allow_docs_results and out.resolve().parent == RESULTS.resolve():
         raise SetupError(

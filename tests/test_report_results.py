@@ -70,15 +70,50 @@ def test_sim_to_real_macros_count_what_the_cells_say() -> None:
     assert table.count("sat.") == sum(c["checks"]["saturated"] for c in data["cells"])
 
 
+def _no_valid_run(cell: dict[str, Any], keep: int | None = None) -> None:
+    """Make every run of ``cell`` invalid but seed ``keep``'s in its checks (what the report reads)."""
+    cell["checks"]["valid"] = [run["seed"] == keep for run in cell["measured_runs"]]
+    cell["checks"]["valid_runs"] = sum(cell["checks"]["valid"])
+    if keep is None:
+        cell["checks"]["comparison_valid"] = None
+
+
 def test_sim_to_real_claims_no_ranking_when_no_workload_has_a_valid_run_of_every_agent() -> None:
     data = json.loads(json.dumps(_json(src.SIM_TO_REAL)))
     for cell in data["cells"]:
         if cell["agent"] == next(iter(data["agents"])):
-            cell["checks"]["comparison_valid"] = None  # no valid run of that agent anywhere
+            _no_valid_run(cell)  # no valid run of that agent anywhere
     m = Macros()
     sim_to_real_numbers(m, data, None)
     assert m.value("resSrRankScenarios") == "0" and m.value("resSrTauMin") == "n/a"
     assert m.flags["simRealRanksHold"][0] is False
+
+
+def test_sim_to_real_ranks_a_workload_only_on_seeds_every_agent_has_a_valid_run_of() -> None:
+    data = json.loads(json.dumps(_json(src.SIM_TO_REAL)))
+    m = Macros()
+    sim_to_real_numbers(m, data, None)
+    ranked = int(m.value("resSrRankScenarios"))
+    unranked = fidelity_table(data).split("Kendall")[1].count("--")
+    if not ranked:
+        pytest.skip("no workload of the committed results is ranked")
+    # in a ranked workload, one agent keeps only seed 0's valid runs and another only seed 1's:
+    # each has a valid run, but not on the same arrivals, so the workload is no longer ranked
+    scenario = next(
+        s
+        for s in data["scenarios"]
+        if all(c["checks"]["valid_runs"] for c in data["cells"] if c["scenario"] == s)
+    )
+    first, second = [c for c in data["cells"] if c["scenario"] == scenario][:2]
+    seeds = sorted({run["seed"] for run in first["measured_runs"]})
+    if len(seeds) < 2:
+        pytest.skip("the committed results have one seed")
+    _no_valid_run(first, keep=seeds[0])
+    _no_valid_run(second, keep=seeds[1])
+    m = Macros()
+    sim_to_real_numbers(m, data, None)
+    assert m.value("resSrRankScenarios") == str(ranked - 1)
+    assert fidelity_table(data).split("Kendall")[1].count("--") == unranked + 1  # its tau is not quoted
 
 
 def test_sim_to_real_refuses_results_without_checks() -> None:

@@ -16,7 +16,14 @@ from batchenv.scenarios import load_scenario
 from batchenv.timing import service_ms
 from serving.calibrate import STAGES, calibrated_config, non_decreasing
 from serving.calibrate import main as calibrate_main
-from serving.fidelity import compare_cell, kendall_tau, rank_agents, relative_error
+from serving.fidelity import (
+    common_seeds,
+    compare_cell,
+    kendall_tau,
+    rank_agents,
+    rank_scenario,
+    relative_error,
+)
 
 
 def _samples(config: SystemConfig) -> dict[tuple[int, int], dict[str, list[float]]]:
@@ -155,20 +162,55 @@ def test_compare_cell_errors_spreads_and_repeat_noise() -> None:
     measured = [
         {"seed": 0, "repeat": 0, "metrics": _metrics(11.0, 44.0)},
         {"seed": 0, "repeat": 1, "metrics": _metrics(13.0, 44.0, llm3=0.5)},
-        {"seed": 1, "repeat": 0, "metrics": _metrics(21.0, 60.0)},
+        {"seed": 1, "repeat": 0, "metrics": _metrics(20.0, 60.0)},
     ]
     result = compare_cell(simulated, measured)
     mean = result["metrics"]["latency_mean_ms"]
-    assert mean["simulated"] == 15.0 and mean["measured"] == 15.0 and mean["error"] == 0.0
-    assert mean["paired_error"]["min"] == pytest.approx(0.05) and mean["paired_error"][
-        "max"
-    ] == pytest.approx(0.3)
+    # every seed weighs the same: seed 0's two runs count as their mean, 12 (per run: 44/3)
+    assert mean["simulated"] == 15.0 and mean["measured"] == pytest.approx((12.0 + 20.0) / 2)
+    assert mean["error"] == pytest.approx(16.0 / 15.0 - 1)
+    # the paired errors stay per run, each against its own seed
+    paired = mean["paired_error"]
+    assert paired["n"] == 3 and paired["min"] == pytest.approx(0.0) and paired["max"] == pytest.approx(0.3)
+    assert mean["measured_spread"] == {"mean": pytest.approx(44.0 / 3), "min": 11.0, "max": 20.0, "n": 3}
     assert mean["repeat_noise"] == pytest.approx(2.0 / 12.0)
-    assert result["metrics"]["latency_p99_ms"]["error"] == pytest.approx(148 / 3 / 50 - 1)
-    assert result["within_goal"]  # 0% and -1.3%
-    assert result["model_mix"]["LLM-3"] == {"simulated": 0.0, "measured": pytest.approx(0.5 / 3)}
+    assert result["metrics"]["latency_p99_ms"]["error"] == pytest.approx(52.0 / 50.0 - 1)
+    assert result["within_goal"]  # +6.7% and +4%
+    assert result["model_mix"]["LLM-3"] == {"simulated": 0.0, "measured": pytest.approx((0.25 + 0.0) / 2)}
     far = compare_cell(simulated, [{"seed": 0, "repeat": 0, "metrics": _metrics(10.0, 60.0)}])
     assert not far["within_goal"]
+    # a seed without a run is on neither side; a run of a seed not simulated is left out
+    assert far["metrics"]["latency_mean_ms"]["simulated"] == 10.0
+    stray = compare_cell(
+        {0: _metrics(10.0, 40.0)}, [*measured, {"seed": 7, "repeat": 0, "metrics": _metrics(1.0, 1.0)}]
+    )
+    assert stray["metrics"]["latency_mean_ms"]["measured"] == pytest.approx(12.0)
+
+
+def _cost(values: dict[int, float]) -> dict[int, dict]:
+    return {seed: {**_metrics(10.0, 20.0), "cost_per_request": cost} for seed, cost in values.items()}
+
+
+def _runs(values: dict[int, float]) -> list[dict]:
+    return [{"seed": s, "repeat": 0, "metrics": m} for s, m in _cost(values).items()]
+
+
+def test_a_scenario_is_ranked_on_the_seeds_every_agent_has_a_run_of() -> None:
+    # a's runs cover seeds 0 and 1, b's only seed 1: on seed 1 alone b is cheaper, while a's mean
+    # over both seeds (0.125) would put a first, an order of different arrivals
+    a = (_cost({0: 0.05, 1: 0.20}), _runs({0: 0.05, 1: 0.20}))
+    b = (_cost({0: 0.10, 1: 0.15}), _runs({1: 0.16}))
+    assert common_seeds({"a": a, "b": b}) == [1]
+    record = rank_scenario({"a": a, "b": b}, "s", "cost_per_request")
+    assert record is not None and record["seeds"] == [1]
+    assert record["simulated"] == ["b", "a"] and record["measured"] == ["b", "a"]
+    assert record["kendall_tau"] == pytest.approx(1.0)
+    # no seed in common, or an agent without a run: not ranked
+    only_zero = (_cost({0: 0.10, 1: 0.15}), _runs({0: 0.10}))
+    assert common_seeds({"a": b, "b": only_zero}) == []
+    assert rank_scenario({"a": b, "b": only_zero}, "s", "cost_per_request") is None
+    assert rank_scenario({"a": a, "b": None}, "s", "cost_per_request") is None
+    assert rank_scenario({}, "s", "cost_per_request") is None
 
 
 def test_ranks_and_errors() -> None:

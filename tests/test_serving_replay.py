@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import copy
 import json
+import os
+import socket
+import subprocess
+import time
 from typing import Any
 
 import pytest
 
 from batchenv.scenarios import load_scenario
+from serving import replay_process
 from serving.replay_process import (
     SERVER_COUNTS,
     ReplayError,
@@ -109,3 +114,35 @@ def test_a_failing_child_is_one_error_naming_the_seed() -> None:
         ReplayError, match=r"the load generator \(seed 0\) exited with 1: .*serving.replay_process"
     ):
         run_episode_in_process("http://127.0.0.1:9", config, 0, 0.2, drain_timeout_s=1.0)
+
+
+def test_a_child_that_does_not_answer_in_time_is_stopped_and_one_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A load generator that hangs (its server accepts the connection and never answers) is killed
+    with its process group when the time-out expires, and the benchmark gets one line naming it."""
+    pytest.importorskip("aiohttp", reason="the server's [serve] extra is not installed")
+    children: list[subprocess.Popen[bytes]] = []
+
+    class Recorded(subprocess.Popen[bytes]):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            children.append(self)
+
+    monkeypatch.setattr(replay_process.subprocess, "Popen", Recorded)
+    monkeypatch.setattr(replay_process, "MARGIN_S", 1.0)  # time-out: 0.2 + 0.3 + 1.0 s
+    config = load_scenario("default").at_rate(50.0)
+    with socket.socket() as silent:  # the kernel accepts connections into the backlog; no reply
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        start = time.monotonic()
+        with pytest.raises(ReplayError) as info:
+            run_episode_in_process(url, config, 0, 0.2, drain_timeout_s=0.3)
+        elapsed = time.monotonic() - start
+    assert str(info.value) == "the load generator (seed 0) did not finish within 1.5 s; it was stopped"
+    assert 1.5 <= elapsed < 5.0
+    (child,) = children
+    assert child.returncode is not None  # killed and reaped
+    with pytest.raises(ProcessLookupError):
+        os.killpg(child.pid, 0)  # nothing is left in its process group

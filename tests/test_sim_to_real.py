@@ -21,11 +21,12 @@ import numpy as np
 import pytest
 
 from agents.registry import make_agent
+from batchenv.fileio import json_safe
 from batchenv.metrics import compute_metrics
 from batchenv.scenarios import load_scenario
 from batchenv.sim import simulate
 from benchmarks import sim_to_real
-from benchmarks.sim_to_real_parts import checks, prepare, report
+from benchmarks.sim_to_real_parts import checks, prepare, report, tables
 from benchmarks.sim_to_real_parts.checks import MAX_SEND_LAG_P99_MS, assess, failures, nan_for_none
 from benchmarks.sim_to_real_parts.runs import simulate_recorded
 from serving.process import child_environment
@@ -72,11 +73,14 @@ def _run(seed: int, repeat: int, lag_ms: float, mean: float, p99: float, **extra
 
 
 def _cell(
-    scenario: str, agent: str, runs: list[dict[str, Any]], sim: dict[int, tuple[float, float]], **kw: Any
+    scenario: str, agent: str, runs: list[dict[str, Any]], sim: dict[int, tuple[float, ...]], **kw: Any
 ):
+    """A cell in its JSON form; ``sim``: per seed (mean, p99) or (mean, p99, drop rate)."""
     from serving.fidelity import compare_cell
 
-    simulated = {s: _metrics(m, p, kw.get("sim_drop", 0.0)) for s, (m, p) in sim.items()}
+    simulated = {
+        s: _metrics(v[0], v[1], v[2] if len(v) > 2 else kw.get("sim_drop", 0.0)) for s, v in sim.items()
+    }
     return {
         "scenario": scenario,
         "agent": agent,
@@ -106,9 +110,11 @@ def test_the_gate_keeps_invalid_runs_out_of_the_headline() -> None:
     assert check["valid"] == [True, True, False, True]
     assert check["valid_runs"] == 3
     valid = check["comparison_valid"]
-    # the valid runs against the seeds they replayed: seed 0 twice, seed 1 once
-    assert valid["metrics"]["latency_p99_ms"]["measured"] == pytest.approx((20.0 + 20.5 + 24.0) / 3)
+    # the valid runs against the seeds they replayed: seed 0 twice, seed 1 once, each seed weighing
+    # the same on both sides (per run, seed 0 would count twice: (20 + 20.5 + 24) / 3)
+    assert valid["metrics"]["latency_p99_ms"]["measured"] == pytest.approx(((20.0 + 20.5) / 2 + 24.0) / 2)
     assert valid["metrics"]["latency_p99_ms"]["simulated"] == pytest.approx((20.0 + 24.0) / 2)
+    assert valid["metrics"]["latency_p99_ms"]["paired_error"]["n"] == 3  # paired run by run
     assert valid["within_goal"] and not cell["comparison"]["within_goal"]  # the stalled run spoils all-runs
     summary = result["summary"]
     assert summary["unsaturated"]["cells_within_goal_valid_runs"] == 1
@@ -132,6 +138,55 @@ def test_saturated_cells_are_counted_apart() -> None:
     assert summary["saturated"]["cells"] == 2 and summary["unsaturated"]["cells"] == 1
     assert summary["saturated"]["cells_within_goal_valid_runs"] == 2
     assert summary["unsaturated"]["cells_within_goal_valid_runs"] == 0  # timeout: p99 +50%
+
+
+def test_saturation_is_judged_on_the_valid_runs() -> None:
+    # seed 1's run stalled (invalid) and met a full queue; seed 0's valid run did not
+    runs = [_run(0, 0, 1.0, 10.0, 20.0), _run(1, 0, 90.0, 3000.0, 6000.0, drop_rate=0.4)]
+    cell = _cell("poisson_60pct", "proposed", runs, {0: (10.0, 20.0, 0.0), 1: (3000.0, 6000.0, 0.4)})
+    assert cell["comparison"]["metrics"]["drop_rate"]["measured"] == pytest.approx(0.2)  # every run: 20%
+    result = assess(_data([cell]))
+    check = result["cells"][0]
+    assert not check["saturated"] and check["rejected_share"] == 0.0
+    assert check["saturation_judged_on"] == "valid runs"
+    assert result["summary"]["unsaturated"]["cells"] == 1 and result["summary"]["saturated"]["cells"] == 0
+    # without a valid run, every run decides (and the checks say so)
+    strict = assess(_data([cell]), 0.5)["cells"][0]
+    assert strict["saturated"] and strict["rejected_share"] == pytest.approx(0.2)
+    assert strict["saturation_judged_on"] == "every run"
+    assert "saturated (20% rejected) on every run" in "\n".join(tables.fidelity_table([cell], [strict]))
+
+
+def test_ranks_compare_agents_on_the_seeds_they_all_have_a_valid_run_of() -> None:
+    # the PPO-at-90%-load case: one agent's only valid run is of seed 1
+    cells = [
+        _cell(
+            "s",
+            "a",
+            [_run(0, 0, 1.0, 10.0, 20.0), _run(1, 0, 1.0, 40.0, 80.0)],
+            {0: (10.0, 20.0), 1: (40.0, 80.0)},
+        ),
+        _cell(
+            "s",
+            "b",
+            [_run(0, 0, 50.0, 6.0, 12.0), _run(1, 0, 1.0, 30.0, 60.0)],
+            {0: (5.0, 9.0), 1: (30.0, 60.0)},
+        ),
+    ]
+    checks = assess(_data(cells))["cells"]
+    # over their own valid seeds a (25 ms, seeds 0-1) would beat b (30 ms, seed 1); on seed 1 b is faster
+    lines, records = tables.rank_table(tables.rank_inputs(cells, checks), ["s"], "latency_mean_ms")
+    assert [r["seeds"] for r in records] == [[1]]
+    assert records[0]["simulated"] == records[0]["measured"] == ["b", "a"]
+    assert lines[-1].endswith("| yes | 1.00 | 1 |")
+    # every run: both seeds
+    _, every = tables.rank_table(tables.rank_inputs(cells), ["s"], "latency_mean_ms")
+    assert every[0]["seeds"] == [0, 1]
+    # no seed with a valid run of both: not ranked, and the table says why
+    cells[0]["measured_runs"][1]["client"]["send_lag_ms_p99"] = 70.0  # a: seed 0 only, b: seed 1 only
+    checks = assess(_data(cells))["cells"]
+    lines, records = tables.rank_table(tables.rank_inputs(cells, checks), ["s"], "latency_mean_ms")
+    assert records == [] and "not ranked: no seed with a valid run of every agent" in lines[-1]
 
 
 def test_flags_for_service_times_late_arrivals_and_server_errors() -> None:
@@ -201,30 +256,58 @@ def _committed() -> dict[str, Any]:
 def test_the_committed_report_is_rendered_from_its_json_with_the_current_checks() -> None:
     data = _committed()
     data["cells"] = nan_for_none(data["cells"])
-    data["settings"].setdefault("max_send_lag_ms", MAX_SEND_LAG_P99_MS)
+    # the gate of the checks (the run's own, unless rendered again with another --max-send-lag-ms)
+    gate = data["checks"]["max_send_lag_p99_ms"]
+    data["settings"]["max_send_lag_ms"] = gate
     committed = RESULTS_JSON.with_suffix(".md").read_text(encoding="utf-8")
     # written by the full run, or rendered again from the JSON (which then says so)
-    again = "python benchmarks/sim_to_real.py --render-only" if "Rendered again" in committed else None
+    again = data.get("rendered_by") if "Rendered again" in committed else None
     markdown, assessment = report.render_markdown(
         data, figure_dir="sim_to_real_figures", figure_names=list(report.FIGURES), rendered_by=again
     )
     assert committed == markdown, "rerun: python benchmarks/sim_to_real.py --render-only"
-    valid = sum(
-        run["client"]["send_lag_ms_p99"] <= MAX_SEND_LAG_P99_MS
-        for c in data["cells"]
-        for run in c["measured_runs"]
-    )
+    valid = sum(run["client"]["send_lag_ms_p99"] <= gate for c in data["cells"] for run in c["measured_runs"])
     assert f"{valid} of {sum(len(c['measured_runs']) for c in data['cells'])} runs pass" in markdown
     assert assessment["summary"]["valid_runs"] == valid
+    # what the JSON derives from its measurements (the report's macros read its checks) is current
+    fresh = copy.deepcopy(data)
+    report.derive(fresh, gate)
+    stored = json.loads(json.dumps(json_safe(data)))
+    assert json.loads(json.dumps(json_safe(fresh))) == stored, (
+        "rerun: python benchmarks/sim_to_real.py --render-only"
+    )
 
 
-def test_render_only_leaves_the_json_alone_and_says_what_is_absent(tmp_path: Path) -> None:
+def test_render_only_writes_the_derived_fields_again_and_keeps_the_measurements(tmp_path: Path) -> None:
     data = _committed()
+    stale = copy.deepcopy(data)
+    for key in report.DERIVED:
+        stale.pop(key, None)
+    for cell in stale["cells"]:
+        for key in report.DERIVED_PER_CELL:
+            cell.pop(key, None)
+        cell["comparison"] = {"stale": True}  # a comparison computed by older code
     out = tmp_path / "s2r.md"
-    out.with_suffix(".json").write_text(json.dumps(data), encoding="utf-8")
-    before = out.with_suffix(".json").read_bytes()
+    out.with_suffix(".json").write_text(json.dumps(stale), encoding="utf-8")
     assert sim_to_real.main(["--render-only", "--out", str(out)]) == 0
-    assert out.with_suffix(".json").read_bytes() == before
+    written = json.loads(out.with_suffix(".json").read_text(encoding="utf-8"))
+    assert written["rendered_by"] == f"python benchmarks/sim_to_real.py --render-only --out {out}"
+    # the measurements as they were, the derived fields computed again
+    for key in set(data) - {"cells", *report.DERIVED}:
+        assert written[key] == data[key], key
+    for before, after in zip(data["cells"], written["cells"], strict=True):
+        assert {k: v for k, v in after.items() if k not in report.DERIVED_PER_CELL} == {
+            k: v for k, v in before.items() if k not in report.DERIVED_PER_CELL
+        }
+        assert "stale" not in after["comparison"] and "saturation_judged_on" in after["checks"]
+    assert written["checks"]["valid_runs"] == sum(c["checks"]["valid_runs"] for c in written["cells"])
+    assert {r["runs"] for r in written["ranks"]} == {"valid", "every"}
+    assert all(r["seeds"] for r in written["ranks"])
+    # at another gate: the checks name it, the run's settings stay its own
+    assert sim_to_real.main(["--render-only", "--out", str(out), "--max-send-lag-ms", "2.5"]) == 0
+    again = json.loads(out.with_suffix(".json").read_text(encoding="utf-8"))
+    assert again["settings"] == data["settings"] and again["checks"]["max_send_lag_p99_ms"] == 2.5
+    assert "at most 2.5 ms late" in out.read_text(encoding="utf-8")
     text = out.read_text(encoding="utf-8")
     runs = [run for cell in data["cells"] for run in cell["measured_runs"]]
     if not all("simulated_recorded" in run for run in runs):

@@ -10,7 +10,7 @@ from apps.report.formatting import fnum, fpct
 from apps.report.macros import Macros, add_pending
 from apps.report.sources import SIM_TO_REAL, SIM_TO_REAL_CALIBRATION, BuildError
 from apps.report.tables import table_header
-from serving.fidelity import rank_scenario
+from serving.fidelity import RankedCell, rank_scenario
 
 __all__ = [
     "SIM_TO_REAL_KEYS",
@@ -46,7 +46,8 @@ SIM_TO_REAL_KEYS = {
     "resSrServiceOverall": "checks.service_ratio_overall (measured / table)",
     "resSrRecordedWithin": "checks.recorded_arrivals.cells_within_goal",
     "resSrRecordedModelErr": "checks.recorded_arrivals.median_abs_model_error_p99 (%)",
-    "resSrRankScenarios": "number of scenarios ranked by cost (every cell with a valid run)",
+    "resSrRankScenarios": "number of scenarios ranked by cost (every cell with a valid run, on the seeds "
+    "every agent has a valid run of)",
     "resSrRanksHold": "scenarios whose cost ranking on the valid runs is the same simulated and measured",
     "resSrTauMin": "min over scenarios of the cost ranking's kendall_tau",
     "resSrAgents": "number of schedulers compared",
@@ -69,14 +70,19 @@ def _agent_label(agent: str) -> str:
 def _cost_ranks(data: dict[str, Any]) -> list[dict[str, Any]]:
     """Per scenario whose every cell has a valid run (the load generator's gate, the report's
     fidelity figures), the agents ordered by cost per request, simulated and measured on the valid
-    runs, and Kendall's tau between the two orders; scenarios with a cell without a valid run are
-    not ranked (as in the "Do the ranks hold?" section of sim_to_real.md)."""
+    runs of the seeds every agent has a valid run of, and Kendall's tau between the two orders;
+    scenarios with a cell without a valid run, or without such a seed, are not ranked (as in the
+    "Do the ranks hold?" section of sim_to_real.md: the same :func:`rank_scenario`)."""
     records = []
     for scenario in data["scenarios"]:
-        comparisons = {
-            c["agent"]: c["checks"]["comparison_valid"] for c in data["cells"] if c["scenario"] == scenario
-        }
-        record = rank_scenario(comparisons, scenario, "cost_per_request") if comparisons else None
+        cells: dict[str, RankedCell | None] = {}
+        for cell in data["cells"]:
+            if cell["scenario"] != scenario:
+                continue
+            runs = [r for r, ok in zip(cell["measured_runs"], cell["checks"]["valid"], strict=True) if ok]
+            simulated = {int(s): m for s, m in cell["simulated_per_seed"].items()}
+            cells[cell["agent"]] = (simulated, runs) if runs else None
+        record = rank_scenario(cells, scenario, "cost_per_request")
         if record is not None:
             records.append(record)
     return records
@@ -98,7 +104,8 @@ def _checks(data: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(checks, dict) or "unsaturated" not in checks:
         raise BuildError(
             f"{SIM_TO_REAL} has no 'checks' (it predates the validity gate); "
-            "rerun: python benchmarks/sim_to_real.py (--render-only rewrites only the Markdown)"
+            "rerun: python benchmarks/sim_to_real.py --render-only (it writes the checks again from the "
+            "measurements)"
         )
     return checks
 

@@ -41,8 +41,9 @@ reach the server together, a burst the simulated arrivals do not have."""
 
 SATURATED_REJECTED_SHARE = 0.05
 """A cell is saturated when more than this share of its requests is rejected (queue full, HTTP
-429), simulated or measured. There the queue stays full and the latency is the queue's length
-times the batch time, whatever the scheduler does: agreement is expected, not evidence."""
+429), simulated or measured, over its valid runs (over every run when it has no valid run). There
+the queue stays full and the latency is the queue's length times the batch time, whatever the
+scheduler does: agreement is expected, not evidence."""
 
 SERVICE_RATIO_BAND = (0.9, 1.1)
 """Measured / calibrated service time of a cell's batches outside this band is flagged: the
@@ -173,14 +174,16 @@ def _server_counts(runs: Sequence[Mapping[str, Any]]) -> dict[str, int] | None:
 
 def assess_cell(cell: Mapping[str, Any], max_send_lag_ms: float) -> dict[str, Any]:
     """The checks of one cell (JSON form): its valid runs and their comparison with the
-    simulator (the seeds they replayed), whether it is saturated, its flags, the
+    simulator (the seeds they replayed), whether it is saturated (judged on the valid runs and
+    their seeds, or on every run when none is valid: ``saturation_judged_on``), its flags, the
     recorded-arrivals comparison and the server's counters."""
     runs = list(cell["measured_runs"])
     valid = [r for r in runs if run_is_valid(r, max_send_lag_ms)]
     seeds = {r["seed"] for r in valid}
     simulated = {int(s): m for s, m in cell["simulated_per_seed"].items() if int(s) in seeds}
     comparison = compare_cell(simulated, valid) if valid else None
-    drops = cell["comparison"]["metrics"]["drop_rate"]
+    judged = comparison if comparison is not None else cell["comparison"]
+    drops = judged["metrics"]["drop_rate"]
     shares = [v for v in (drops["simulated"], drops["measured"]) if _finite(v)]
     rejected = max(shares) if shares else math.nan
     sent = sum(r["client"]["n_sent"] for r in runs)
@@ -197,6 +200,7 @@ def assess_cell(cell: Mapping[str, Any], max_send_lag_ms: float) -> dict[str, An
         "comparison_valid": comparison,
         "rejected_share": rejected,
         "saturated": _finite(rejected) and rejected > SATURATED_REJECTED_SHARE,
+        "saturation_judged_on": "valid runs" if comparison is not None else "every run",
         "after_horizon": late,
         "after_horizon_share": late_share,
         "after_horizon_flagged": _finite(late_share) and late_share > MAX_AFTER_HORIZON_SHARE,

@@ -1,12 +1,15 @@
 """The sim-to-real report of a finished study: the JSON (every measurement and the checks), the
 Markdown rendered from it, and the figures.
 
-The Markdown is rendered from the JSON alone (:func:`render_markdown`), so a results file can be
-rendered again with the current checks (``python benchmarks/sim_to_real.py --render-only``)."""
+What the JSON derives from its measurements (each cell's comparison, the summary, the checks and
+the ranks: :func:`derive`) and the Markdown (:func:`render_markdown`) come from the measurements
+alone, so a results file can be rendered again with the current checks
+(``python benchmarks/sim_to_real.py --render-only``: the measurements are kept as they are)."""
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import math
 import os
@@ -18,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from batchenv.config import SystemConfig
-from batchenv.fileio import json_safe, write_atomic, write_files_atomic
+from batchenv.fileio import json_safe, write_files_atomic
 from batchenv.seeds import TRAINING_SEEDS
 from batchenv.timing import ServiceTable
 from benchmarks.sim_to_real_parts import REPO
@@ -38,6 +41,7 @@ from benchmarks.sim_to_real_parts.tables import (
     client_table,
     fidelity_table,
     mix_table,
+    rank_inputs,
     rank_table,
     recorded_table,
     runs_table,
@@ -45,9 +49,24 @@ from benchmarks.sim_to_real_parts.tables import (
     service_table,
     spread_table,
 )
-from serving.fidelity import GOAL
+from serving.fidelity import GOAL, compare_cell
 
-__all__ = ["build_data", "capacity_point", "render_markdown", "render_only", "write_report"]
+__all__ = [
+    "DERIVED",
+    "DERIVED_PER_CELL",
+    "build_data",
+    "capacity_point",
+    "derive",
+    "render_markdown",
+    "render_only",
+    "write_report",
+]
+
+DERIVED = ("summary", "checks", "ranks", "rendered_by")
+DERIVED_PER_CELL = ("comparison", "checks")
+"""The fields of a results file (and of each of its cells) computed from its measurements:
+:func:`derive` (and ``--render-only``, which adds ``rendered_by``) writes them again; the rest is
+the run's record, never rewritten."""
 
 FIGURES = ("sim_vs_real_latency.png", "latency_cdf.png")
 
@@ -119,29 +138,46 @@ def build_data(
             for c in cells
         ],
     }
-    within = [c.comparison["within_goal"] for c in cells]
-    data["summary"] = {  # every cell and run, as before the checks (the report's macros read it)
-        "cells": len(within),
-        "cells_within_goal": int(sum(within)),
+    derive(data, args.max_send_lag_ms)
+    return data
+
+
+def derive(data: dict[str, Any], max_send_lag_ms: float) -> dict[str, Any]:
+    """Compute, in place, what a results file (JSON form, NaN for undefined values) derives from
+    its measurements, with the current code: each cell's ``comparison`` (every run,
+    :func:`serving.fidelity.compare_cell`) and ``checks``, the ``summary`` (every cell and run, as
+    before the checks), the ``checks`` (:func:`benchmarks.sim_to_real_parts.checks.assess`, which
+    the report's macros read) and the ``ranks`` (by cost and by mean latency, on the valid runs and
+    on every run); returns the checks. The measurements and settings are left as they are."""
+    for cell in data["cells"]:
+        simulated = {int(s): m for s, m in cell["simulated_per_seed"].items()}
+        cell["comparison"] = compare_cell(simulated, cell["measured_runs"])
+    comparisons = [c["comparison"] for c in data["cells"]]
+    data["summary"] = {  # every cell and run, as before the checks
+        "cells": len(comparisons),
+        "cells_within_goal": int(sum(c["within_goal"] for c in comparisons)),
         "median_abs_error_mean": float(
-            np.nanmedian([abs(c.comparison["metrics"]["latency_mean_ms"]["error"]) for c in cells])
+            np.nanmedian([abs(c["metrics"]["latency_mean_ms"]["error"]) for c in comparisons])
         ),
         "median_abs_error_p99": float(
-            np.nanmedian([abs(c.comparison["metrics"]["latency_p99_ms"]["error"]) for c in cells])
+            np.nanmedian([abs(c["metrics"]["latency_p99_ms"]["error"]) for c in comparisons])
         ),
     }
-    assessment = assess(data, args.max_send_lag_ms)
+    assessment = assess(data, max_send_lag_ms)
     data["checks"] = assessment["summary"]
     for cell, checks in zip(data["cells"], assessment["cells"], strict=True):
         cell["checks"] = {k: v for k, v in checks.items() if k not in ("scenario", "agent")}
-    names = list(scenarios)
-    comparisons = {(c.scenario, c.agent): c.comparison for c in cells}
+    names = list(data["scenarios"])
     data["ranks"] = [
-        record
+        {**record, "runs": label}
+        for label, inputs in (
+            ("valid", rank_inputs(data["cells"], assessment["cells"])),
+            ("every", rank_inputs(data["cells"])),
+        )
         for metric in ("cost_per_request", "latency_mean_ms")
-        for record in rank_table(comparisons, names, metric)[1]
+        for record in rank_table(inputs, names, metric)[1]
     ]
-    return data
+    return assessment
 
 
 def write_report(data: dict[str, Any], cells: list[Cell], out: Path, figures: Path) -> dict[str, Any]:
@@ -156,18 +192,28 @@ def write_report(data: dict[str, Any], cells: list[Cell], out: Path, figures: Pa
 
 
 def render_only(out: Path, max_send_lag_ms: float, command: str) -> dict[str, Any]:
-    """Render ``out`` again from the JSON next to it (which is left as it is) with the current
-    checks; the figures already there are referenced, not redrawn (the latency CDFs need every
-    request's latency, which the JSON does not keep)."""
+    """Render ``out`` again from the JSON next to it with the current checks, and write again what
+    the JSON derives from its measurements (:func:`derive`; the measurements are kept as they are,
+    ``rendered_by`` names ``command``); the figures already there are referenced, not redrawn (the
+    latency CDFs need every request's latency, which the JSON does not keep)."""
     data = json.loads(out.with_suffix(".json").read_text(encoding="utf-8"))
     data["cells"] = nan_for_none(data["cells"])
-    data.setdefault("settings", {})["max_send_lag_ms"] = max_send_lag_ms
+    recorded = copy.deepcopy(data.get("settings"))  # the run's own, written back as they were
+    data.setdefault("settings", {})["max_send_lag_ms"] = max_send_lag_ms  # the checks' gate
+    derive(data, max_send_lag_ms)  # the checks name the gate they used (max_send_lag_p99_ms)
+    data["rendered_by"] = command
     figures = out.with_name(out.stem + "_figures")
     present = [name for name in FIGURES if (figures / name).is_file()]
     markdown, assessment = render_markdown(
         data, figure_dir=figures.name, figure_names=present, rendered_by=command
     )
-    write_atomic(out, markdown)
+    if recorded is None:
+        del data["settings"]
+    else:
+        data["settings"] = recorded
+    write_files_atomic(
+        {out: markdown, out.with_suffix(".json"): json.dumps(json_safe(data), indent=2) + "\n"}
+    )
     return assessment
 
 
@@ -222,7 +268,8 @@ def _headline(data: Mapping[str, Any], assessment: Mapping[str, Any], load: Mapp
         f"{lag:g} ms late (`--max-send-lag-ms`): {s['valid_runs']} of {s['runs']} runs pass. A late send "
         "moves arrivals: requests held back by a stalled client reach the server together, a burst the "
         "simulated arrivals do not have.",
-        f"- **Unsaturated cells** (at most {100 * SATURATED_REJECTED_SHARE:g}% of requests rejected): "
+        f"- **Unsaturated cells** (at most {100 * SATURATED_REJECTED_SHARE:g}% of requests rejected, on the "
+        "valid runs; on every run for a cell without one): "
         f"{unsat['cells_within_goal_valid_runs']} of the {unsat['cells_with_valid_runs']} with a valid run "
         f"are within {100 * GOAL:g}% for both the mean and the p99 latency (valid runs only; median |error| "
         f"of the mean {_median(unsat['median_abs_error_mean_valid_runs'])}, of the p99 "
@@ -427,7 +474,8 @@ def render_markdown(
         "",
         "Simulated = the simulator on the calibrated table; measured = the server's own times (arrival "
         "at the server to the batch's completion, the simulator's definition); err = (measured - "
-        "simulated) / simulated of the means over runs; cost = best quality - score per request. Only "
+        "simulated) / simulated of the means over seeds (a seed's measured value is the mean over its runs, "
+        "so every seed weighs the same on both sides); cost = best quality - score per request. Only "
         f"the valid runs (send-lag p99 at most {max_lag:g} ms), against the simulator on the seeds they "
         "replayed:",
         "",
@@ -467,20 +515,25 @@ def render_markdown(
         *mix_table(cells),
         "",
     ]
-    all_runs = {(c["scenario"], c["agent"]): c["comparison"] for c in cells}
-    valid_runs = {
-        (c["scenario"], c["agent"]): k["comparison_valid"] for c, k in zip(cells, checks, strict=True)
-    }
-    lines += ["## Do the ranks hold?", ""]
-    for title, comparisons in (("Valid runs", valid_runs), ("Every run", all_runs)):
+    lines += [
+        "## Do the ranks hold?",
+        "",
+        "Each scenario's agents are compared on the seeds on which every one of them has a run (a valid "
+        "run in the valid-runs tables; the seeds column), so both orders compare them on the same arrivals.",
+        "",
+    ]
+    for title, inputs, runs in (
+        ("Valid runs", rank_inputs(cells, checks), "valid run"),
+        ("Every run", rank_inputs(cells), "run"),
+    ):
         lines += [
             f"{title}, by cost per request (the project's objective):",
             "",
-            *rank_table(comparisons, names, "cost_per_request")[0],
+            *rank_table(inputs, names, "cost_per_request", runs)[0],
             "",
             f"{title}, by mean latency:",
             "",
-            *rank_table(comparisons, names, "latency_mean_ms")[0],
+            *rank_table(inputs, names, "latency_mean_ms", runs)[0],
             "",
         ]
     low, high = SERVICE_RATIO_BAND

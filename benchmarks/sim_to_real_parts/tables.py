@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.sim_to_real_parts.checks import SERVICE_RATIO_BAND
-from serving.fidelity import rank_scenario, relative_error
+from serving.fidelity import RankedCell, rank_scenario, relative_error
 
 Cells = Sequence[Mapping[str, Any]]
 Checks = Sequence[Mapping[str, Any]]
@@ -38,7 +38,9 @@ def _load_class(check: Mapping[str, Any]) -> str:
     share = check["rejected_share"]
     if not math.isfinite(share):
         return "n/a"
-    return f"saturated ({100 * share:.0f}% rejected)" if check["saturated"] else "unsaturated"
+    text = f"saturated ({100 * share:.0f}% rejected)" if check["saturated"] else "unsaturated"
+    # judged on the valid runs; on every run only where none is valid (older checks: every run)
+    return text if check.get("saturation_judged_on") == "valid runs" else f"{text} on every run"
 
 
 def fidelity_table(cells: Cells, checks: Checks) -> list[str]:
@@ -177,28 +179,48 @@ def mix_table(cells: Cells) -> list[str]:
     return lines
 
 
+def rank_inputs(cells: Cells, checks: Checks | None = None) -> dict[tuple[str, str], RankedCell | None]:
+    """Per (scenario, agent), what :func:`serving.fidelity.rank_scenario` ranks the agent on: its
+    simulated metrics per seed and its valid runs (``checks``' verdicts), or every run without
+    ``checks``; None where there is no such run."""
+    out: dict[tuple[str, str], RankedCell | None] = {}
+    for i, cell in enumerate(cells):
+        runs = list(cell["measured_runs"])
+        if checks is not None:
+            runs = [r for r, ok in zip(runs, checks[i]["valid"], strict=True) if ok]
+        simulated = {int(s): m for s, m in cell["simulated_per_seed"].items()}
+        out[(cell["scenario"], cell["agent"])] = (simulated, runs) if runs else None
+    return out
+
+
 def rank_table(
-    comparisons: Mapping[tuple[str, str], Mapping[str, Any] | None], scenarios: Sequence[str], metric: str
+    inputs: Mapping[tuple[str, str], RankedCell | None],
+    scenarios: Sequence[str],
+    metric: str,
+    runs: str = "valid run",
 ) -> tuple[list[str], list[dict[str, Any]]]:
-    """Per scenario, the agents ordered by ``metric`` simulated and measured (``comparisons``:
-    per (scenario, agent) a comparison, None where a cell has none: the scenario is not ranked)."""
+    """Per scenario, the agents ordered by ``metric`` simulated and measured on the seeds every
+    agent of the scenario has a run of (``inputs``: :func:`rank_inputs`, None where a cell has no
+    run: the scenario is not ranked, nor is it without a seed common to every agent; ``runs``
+    names the runs in that line)."""
     lines = [
-        "| scenario | simulated order (best first) | measured order | holds | Kendall tau |",
-        "|---|---|---|---|---|",
+        "| scenario | simulated order (best first) | measured order | holds | Kendall tau | seeds |",
+        "|---|---|---|---|---|---|",
     ]
     records = []
     for name in scenarios:
-        row = {agent: c for (scen, agent), c in comparisons.items() if scen == name}
+        row = {agent: c for (scen, agent), c in inputs.items() if scen == name}
         record = rank_scenario(row, name, metric)
         if record is None:
             missing = [agent for agent, c in row.items() if c is None]
-            lines.append(f"| {name} | not ranked: no valid run of {', '.join(missing)} | | | |")
+            why = f"no {runs} of {', '.join(missing)}" if missing else f"no seed with a {runs} of every agent"
+            lines.append(f"| {name} | not ranked: {why} | | | | |")
             continue
         records.append(record)
         sim, real = record["simulated"], record["measured"]
         lines.append(
             f"| {name} | {' < '.join(sim)} | {' < '.join(real)} | {'yes' if sim == real else 'no'} "
-            f"| {record['kendall_tau']:.2f} |"
+            f"| {record['kendall_tau']:.2f} | {', '.join(map(str, record['seeds']))} |"
         )
     return lines, records
 
