@@ -105,3 +105,17 @@ def test_a_file_that_is_not_the_study_results_is_refused(tmp_path, capsys, conte
         sens.main(["--results", str(path), "--out", str(tmp_path / "x.md")])
     assert "--results: not a sim_to_real.py results file" in capsys.readouterr().err
     assert not (tmp_path / "x.md").exists()
+
+
+def test_the_committed_sensitivity_follows_the_committed_study() -> None:
+    """docs/results/sim_to_real_sensitivity.json quotes the study's measured errors and service
+    ratios: after a new sim_to_real run, it must be made again (docs/design.md)."""
+    from batchenv.fileio import json_safe
+
+    study = json.loads((sens.DEFAULT_RESULTS).read_text())
+    committed = json.loads(sens.DEFAULT_OUT.with_suffix(".json").read_text())
+    assert [(c["scenario"], c["agent"], c["spec"]) for c in committed["cells"]] == [
+        (c["scenario"], c["agent"], c["spec"]) for c in study["cells"]
+    ]
+    for cell, mine in zip(study["cells"], committed["cells"], strict=True):
+        assert json_safe(sens.measured_reference(cell)) == mine["measured"]
