@@ -224,7 +224,9 @@ def _float_list(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--results", default=str(DEFAULT_RESULTS), help="the study's JSON (default: %(default)s)"
+        "--results",
+        default=str(DEFAULT_RESULTS),
+        help=f"the study's JSON (default: {display_path(DEFAULT_RESULTS)})",
     )
     parser.add_argument(
         "--seeds", default="0-9", help="simulation seeds, e.g. 0-9 or 0,3 (default: %(default)s)"
@@ -240,7 +242,9 @@ def main(argv: list[str] | None = None) -> int:
         help="per-batch overheads (ms), each in [0, 10] (default: %(default)s)",
     )
     parser.add_argument(
-        "--out", default=str(DEFAULT_OUT), help="Markdown output; .json next to it (default: %(default)s)"
+        "--out",
+        default=str(DEFAULT_OUT),
+        help=f"Markdown output, its .json next to it (default: {display_path(DEFAULT_OUT)})",
     )
     args = parser.parse_args(argv)
     try:
