@@ -14,7 +14,7 @@ import pytest
 from apps.report import sources as src
 from apps.report.formatting import fnum, fpct
 from apps.report.macros import Macros
-from apps.report.sim_to_real import calibrated_table, fidelity_table, sim_to_real_numbers
+from apps.report.sim_to_real import calibrated_table, fidelity_table, sensitivity_numbers, sim_to_real_numbers
 from apps.report.tables import verification_table
 from apps.report.traces import (
     all_traces_numbers,
@@ -114,6 +114,25 @@ def test_sim_to_real_ranks_a_workload_only_on_seeds_every_agent_has_a_valid_run_
     sim_to_real_numbers(m, data, None)
     assert m.value("resSrRankScenarios") == str(ranked - 1)
     assert fidelity_table(data).split("Kendall")[1].count("--") == unranked + 1  # its tau is not quoted
+
+
+def test_sensitivity_macros_are_the_high_load_unsaturated_cells_and_follow_the_study() -> None:
+    data, sensitivity = _json(src.SIM_TO_REAL), _json(src.SIM_TO_REAL_SENSITIVITY)
+    m = Macros()
+    sensitivity_numbers(m, sensitivity, data)
+    high = f"poisson_{round(100 * max(data['settings']['loads']))}pct"
+    changes = [
+        100 * c["change"]["x1.02"]["latency_mean_ms"]
+        for c in sensitivity["cells"]
+        if c["scenario"] == high and not c["measured"]["saturated"]
+    ]
+    assert changes and m.value("resSrSensStepPct") == "2"
+    assert m.value("resSrSensMeanTwoMin") == fnum(min(changes), 1)
+    assert m.value("resSrSensMeanTwoMax") == fnum(max(changes), 1)
+    other = copy.deepcopy(sensitivity)
+    other["cells"][0]["spec"] = "greedy(model=LLM-2)"
+    with pytest.raises(src.BuildError, match="other sim-to-real results"):
+        sensitivity_numbers(Macros(), other, data)
 
 
 def test_sim_to_real_refuses_results_without_checks() -> None:

@@ -34,6 +34,7 @@ from apps.report.sources import (
     SENSITIVITY,
     SIM_TO_REAL,
     SIM_TO_REAL_CALIBRATION,
+    SIM_TO_REAL_SENSITIVITY,
     SOURCES,
     SUITE,
     TRACE_RESULTS,
@@ -175,6 +176,8 @@ def compute(root: Path = REPO, only_committed: bool = True) -> Build:
         build.tables["tab_fidelity.tex"] = (
             sim_to_real.fidelity_table(real) if real else tables.pending_table(SIM_TO_REAL)
         )
+    with reading(SIM_TO_REAL_SENSITIVITY):
+        sim_to_real.sensitivity_numbers(m, _optional(src, build, SIM_TO_REAL_SENSITIVITY), real)
     with reading(SENSITIVITY):
         objectives.sensitivity_numbers(m, _optional(src, build, SENSITIVITY))
     caps = {

@@ -8,7 +8,7 @@ from typing import Any
 
 from apps.report.formatting import fnum, fpct
 from apps.report.macros import Macros, add_pending
-from apps.report.sources import SIM_TO_REAL, SIM_TO_REAL_CALIBRATION, BuildError
+from apps.report.sources import SIM_TO_REAL, SIM_TO_REAL_CALIBRATION, SIM_TO_REAL_SENSITIVITY, BuildError
 from apps.report.tables import table_header
 from serving.fidelity import RankedCell, rank_scenario
 
@@ -16,6 +16,7 @@ __all__ = [
     "SIM_TO_REAL_KEYS",
     "calibrated_table",
     "fidelity_table",
+    "sensitivity_numbers",
     "sim_to_real_numbers",
 ]
 
@@ -59,6 +60,15 @@ SIM_TO_REAL_KEYS = {
     "resSrTorchThreads": "machine.torch_threads of the calibration",
     "resSrShapes": "models of the calibration (layers x width)",
 }
+SENSITIVITY_KEYS = {
+    "resSrSensStepPct": "s - 1 for the least of scales above 1 (%)",
+    "resSrSensMeanTwoMin": "min over the unsaturated cells at the highest Poisson load of "
+    "change['x<s>'].latency_mean_ms (%)",
+    "resSrSensMeanTwoMax": "max over the same cells of change['x<s>'].latency_mean_ms (%)",
+}
+"""Macros of ``docs/results/sim_to_real_sensitivity.json``: how far the simulator's latency
+predictions move with batches a little longer than the calibrated table."""
+
 AGENT_NAMES = {"greedy": "greedy", "timeout (tuned)": "timeout (tuned)", "proposed": "proposed"}
 CHECKPOINT_NAMES = {"ppo_default": "PPO (shipped)", "dqn_default": "DQN (shipped)"}
 
@@ -198,6 +208,38 @@ def sim_to_real_numbers(
             macros.add(name, values[name], source, key)
         else:
             add_pending(macros, {name: key}, source)
+
+
+def sensitivity_numbers(
+    macros: Macros, sensitivity: dict[str, Any] | None, data: dict[str, Any] | None
+) -> None:
+    """The macros of :data:`SENSITIVITY_KEYS` from ``sensitivity`` (``[pending]`` when it or the
+    study's results are absent). Its cells must be those of the study's results (``data``)."""
+    if sensitivity is None or data is None:
+        add_pending(macros, SENSITIVITY_KEYS, SIM_TO_REAL_SENSITIVITY)
+        return
+    study = [(c["scenario"], c["agent"], c["spec"]) for c in data["cells"]]
+    mine = [(c["scenario"], c["agent"], c["spec"]) for c in sensitivity["cells"]]
+    if study != mine:
+        raise BuildError(
+            f"{SIM_TO_REAL_SENSITIVITY} was made from other sim-to-real results than {SIM_TO_REAL}; "
+            "rerun: python benchmarks/sim_to_real_sensitivity.py"
+        )
+    high = f"poisson_{round(100 * max(data['settings']['loads']))}pct"
+    unsaturated = [c for c in sensitivity["cells"] if not c["measured"]["saturated"] and c["elasticity"]]
+    at_high = [c for c in unsaturated if c["scenario"] == high]
+    longer = [scale for scale in sensitivity["scales"] if scale > 1]
+    if not at_high or not longer:
+        raise BuildError(f"{SIM_TO_REAL_SENSITIVITY}: no unsaturated cell at {high}, or no scale above 1")
+    step = min(longer)
+    mean_two = [100 * c["change"][f"x{step:g}"]["latency_mean_ms"] for c in at_high]
+    values = {
+        "resSrSensStepPct": f"{100 * (step - 1):g}",
+        "resSrSensMeanTwoMin": fnum(min(mean_two), 1),
+        "resSrSensMeanTwoMax": fnum(max(mean_two), 1),
+    }
+    for name, key in SENSITIVITY_KEYS.items():
+        macros.add(name, values[name], SIM_TO_REAL_SENSITIVITY, key)
 
 
 def calibrated_table(data: dict[str, Any], calibration: dict[str, Any] | None) -> str:

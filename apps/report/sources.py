@@ -45,6 +45,7 @@ __all__ = [
     "SENSITIVITY",
     "SIM_TO_REAL",
     "SIM_TO_REAL_CALIBRATION",
+    "SIM_TO_REAL_SENSITIVITY",
     "SLIDES_DIR",
     "SOURCES",
     "SUITE",
@@ -90,6 +91,7 @@ AZURE_LMM = "docs/results/azure_lmm.json"
 TRACE_RESULTS_ALL = "docs/results/trace_results_all.json"
 SIM_TO_REAL = "docs/results/sim_to_real.json"
 SIM_TO_REAL_CALIBRATION = "docs/results/sim_to_real_calibrated.json"
+SIM_TO_REAL_SENSITIVITY = "docs/results/sim_to_real_sensitivity.json"
 CONFIG = "batchenv/configs/default.yaml"
 UPPAAL_FILES = (
     "formal/models/batching.xml",
@@ -132,6 +134,7 @@ SOURCES = {
     "--out docs/results/trace_results_all.md --tuned-dir docs/results/trace_results_all/tuned --jobs 2",
     SIM_TO_REAL: "python benchmarks/sim_to_real.py",
     SIM_TO_REAL_CALIBRATION: "python benchmarks/sim_to_real.py (its calibration step)",
+    SIM_TO_REAL_SENSITIVITY: "python benchmarks/sim_to_real_sensitivity.py",
     CONFIG: "(input: the brief's system)",
     **dict.fromkeys(UPPAAL_FILES, "python verify.py --uppaal (formal/ta/, formal/uppaal.py)"),
 }
@@ -141,6 +144,7 @@ OPTIONAL = {
     LEARNING_BANDS: "RLBands",
     VERIFICATION: "Verification",
     SIM_TO_REAL: "SimReal",
+    SIM_TO_REAL_SENSITIVITY: "SimRealSens",
     TRACE_RESULTS: "TraceResults",
     EXTERNAL_TRACES: "ExternalTraces",
     AZURE_HOUR: "AzureHour",
