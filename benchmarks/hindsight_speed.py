@@ -7,9 +7,12 @@ For each (arrivals, rate, seed) it computes ``episode_bound(config, seed)`` once
 requests, the time of each programme run (the relaxed one always; the realisable one only when
 the relaxed optimum breaks a rule), the wall and CPU time of the whole call (CPU time is less
 disturbed by other load on the machine), the mean and largest front, the states kept and candidates
-generated, the memory of the kept states (34 bytes each), whether the bound is exact, and the
-bound per request. Wall times depend on the machine and on what else runs on it: the file
-records the load average before and after.
+generated, the memory of the kept states (34 bytes each), the process's peak resident memory so
+far (``peak_rss_mb``: the rows run in the order given, so list the rates from the lightest),
+whether the bound is exact, the requests the relaxed optimum drops (``relaxed_drops``: a drop
+makes it unplayable, so the bound is then not exact), and the bound per request. Wall times
+depend on the machine and on what else runs on it: the file records the load average before and
+after.
 
 Usage::
 
@@ -17,6 +20,8 @@ Usage::
     python benchmarks/hindsight_speed.py --rates 50,150 --seeds 0,1 --horizon-s 30 --out /tmp/h.json
     python benchmarks/hindsight_speed.py --arrivals servegen --rates 150,300,364.73 \
         --out benchmarks/results/hindsight_speed_servegen.json
+    python benchmarks/hindsight_speed.py --arrivals poisson --rates 350,400,547.75 \
+        --out benchmarks/results/hindsight_speed_high.json    # high_load, poisson_95: 2.5 min, 1.1 GB
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import sys
 import time
 from pathlib import Path
@@ -44,6 +50,13 @@ RESULTS = Path(__file__).resolve().parent / "results" / "hindsight_speed.json"
 ARRIVALS = {"poisson": "default", "trace": "azure_trace", "servegen": "servegen"}
 """Arrival kind -> the scenario whose arrival process (rescaled to each rate) is used."""
 STATE_BYTES = 34  # per kept state: f, c (float64), index, parent (int64), model (int8), last (bool)
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far (MB; ``ru_maxrss`` is in KiB on Linux, in
+    bytes on macOS)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 1e6 if sys.platform == "darwin" else peak * 1024 / 1e6
 
 
 def measure_one(kind: str, rate: float, seed: int, horizon_s: float) -> dict:
@@ -73,7 +86,9 @@ def measure_one(kind: str, rate: float, seed: int, horizon_s: float) -> dict:
         "total_s": total_s,
         "cpu_s": cpu_s,
         "cpu_us_per_request": 1e6 * cpu_s / bound.n_requests if bound.n_requests else float("nan"),
+        "peak_rss_mb": peak_rss_mb(),
         "exact": bound.exact,
+        "relaxed_drops": len(bound.relaxed_schedule.dropped) if bound.relaxed_schedule else None,
         "lower_cost_per_request": bound.lower_cost_per_request,
         "upper_cost_per_request": bound.upper_cost_per_request,
         "runs": runs,
@@ -124,7 +139,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     print(
         f"{'arrivals':8s} {'rate':>6s} {'seed':>4s} {'requests':>8s} {'wall s':>7s} {'CPU s':>6s} "
-        f"{'mean front':>10s} {'max':>5s} {'states':>9s} {'MB':>6s} {'exact':>5s} {'bound/req':>9s}"
+        f"{'mean front':>10s} {'max':>5s} {'states':>9s} {'MB':>6s} {'RSS MB':>6s} {'exact':>5s} "
+        f"{'bound/req':>9s}"
     )
     for kind in kinds:
         for rate in rates:
@@ -136,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"{kind:8s} {rate:6g} {seed:4d} {row['requests']:8d} "
                     f"{row['total_s']:7.2f} {row['cpu_s']:6.2f} "
                     f"{relaxed['mean_front']:10.1f} {relaxed['max_front']:5d} {relaxed['states']:9d} "
-                    f"{relaxed['state_memory_mb']:6.1f} {row['exact']!s:>5s} "
+                    f"{relaxed['state_memory_mb']:6.1f} {row['peak_rss_mb']:6.0f} {row['exact']!s:>5s} "
                     f"{row['lower_cost_per_request']:9.6f}",
                     flush=True,
                 )

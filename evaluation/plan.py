@@ -230,7 +230,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-hindsight",
         action="store_true",
         help="skip the hindsight bound (by default every one-worker scenario's episodes get the "
-        "least cost any schedule reaches on their arrivals, agents/hindsight/, and each agent its "
+        "least cost any FIFO schedule, i.e. any policy of this simulator, reaches on their "
+        "arrivals, agents/hindsight/, and each agent its "
         "gap to it: seconds of CPU per episode at a few hundred requests/s)",
     )
     parser.add_argument(

@@ -295,8 +295,9 @@ def _legend(plan: Plan, bounded: bool = True) -> str:
     else:
         reference = f"The reference is {plan.reference} (--reference)."
     bound = (
-        "vs bound = the same gap to the hindsight bound of each episode: the least cost of any "
-        "schedule on the same arrivals known in advance (agents/hindsight/, docs/hindsight.md); "
+        "vs bound = the same gap to the hindsight bound of each episode: the least cost of any FIFO "
+        "schedule, i.e. any policy of this simulator (whose dispatch takes the oldest requests), on "
+        "the same arrivals known in advance (agents/hindsight/, docs/hindsight.md); "
         "with one worker exact where the best schedule found reaches it, else a lower bound, and "
         "with several workers a lower bound from a relaxation; the note under each table says "
         "which, over how many seeds, or why there is none. "
@@ -546,8 +547,10 @@ def _found_gap(hindsight: HindsightBounds | None, scenario: str) -> float:
     seeds = [s for s in lower if math.isfinite(lower[s]) and s in found and not math.isnan(found[s])]
     if not seeds:
         return math.nan
-    mean_lower = math.fsum(lower[s] for s in seeds) / len(seeds)
-    mean_found = math.fsum(found[s] for s in seeds) / len(seeds)
+    # each term divided first: a mean of finite figures stays finite however large they are (a sum
+    # of figures near the float range overflows math.fsum)
+    mean_lower = math.fsum(lower[s] / len(seeds) for s in seeds)
+    mean_found = math.fsum(found[s] / len(seeds) for s in seeds)
     return (
         (mean_found - mean_lower) / mean_lower if mean_lower > 0 and math.isfinite(mean_found) else math.nan
     )
@@ -578,9 +581,12 @@ def _summary_items(
         best = ranked[0].value("gap_hindsight") if ranked else math.nan
         if math.isfinite(best):
             workers = scenario.config.n_workers
-            what = "the least cost of any schedule"
+            what = (
+                "the least cost of any FIFO schedule, i.e. any policy of this simulator (whose dispatch "
+                "takes the oldest requests)"
+            )
             if workers > 1:
-                what = f"a lower bound of {what}, {workers} workers"
+                what = f"{workers} workers: a lower bound of {what}"
             used, seeds = ranked[0].n_used.get("gap_hindsight", 0), len(ranked[0].per_seed)
             over = f", over {used} of {seeds} seeds" if used < seeds else ""
             more.append(

@@ -730,3 +730,115 @@ def test_an_episode_that_draws_its_slo_objective_is_bounded_under_it() -> None:
         assert bound.lower_cost_per_request <= cost + 1e-12, spec
     unpenalised = hindsight_bound(config, episode_arrivals(config, seed))
     assert unpenalised.lower_cost_per_request < bound.lower_cost_per_request
+
+
+# ---------------------------------------------------------------------------------------------
+# Rounding, exactness and the bucket pass
+# ---------------------------------------------------------------------------------------------
+
+
+def test_rounding_down_to_the_grid_never_rounds_up() -> None:
+    """In floating point ``floor(x / g) * g`` can exceed x (0.018 on a 1 ms grid gives
+    0.018000000000000002): the relaxations' rounding stays at or below x, within one step."""
+    from agents.hindsight.frontier import GRID_S, floor_to_grid
+    from agents.hindsight.pairs import PAIR_GRID_S
+
+    for grid in (PAIR_GRID_S, GRID_S):
+        values = np.round(np.arange(1, 20_000) * grid, 6)  # grid points as a trace writes them
+        down = floor_to_grid(values, grid)
+        assert (down <= values).all()
+        assert (values - down < 1.000001 * grid).all()  # at most one step below
+    assert floor_to_grid(np.array([0.018]), 1e-3)[0] == 0.018
+
+
+def flip_config(workers: int) -> SystemConfig:
+    """One model of 20 ms batches of 1 (18 ms + 2 ms of communication), SLO 20 ms with a
+    penalty: a request served at once has a latency exactly at the SLO, no miss."""
+    return SystemConfig(
+        name="flip",
+        timing=TimingTable(batch_sizes=(1,), comm_ms=(2.0,), t_pre_ms=0.0, t_post_ms=0.0),
+        models=(ModelProfile("A", 1.0, (18.0,)),),
+        max_batch_size=1,
+        n_workers=workers,
+        slo_ms=20.0,
+        horizon_s=1.0,
+        reward={"w_latency_per_s": 1.0, "w_slo": 0.5, "w_drop": 1.0},
+    )
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_a_latency_exactly_at_the_slo_is_no_miss_in_the_bound(workers: int) -> None:
+    """Arrivals at 0 and 18 ms: with two workers both are served at once, each with a latency of
+    exactly 20 ms, the SLO. The pair programme rounded the second worker's free time, 0.018,
+    down to 0.018000000000000002 and charged an SLO miss that no schedule has: its bound was
+    0.54, above the 0.04 the greedy policy costs in the simulator."""
+    config = flip_config(workers)
+    arrivals = np.array([0.0, 0.018])
+    bound = hindsight_bound(config, arrivals)
+    sim = Simulator(config)
+    sim.reset(arrivals=arrival_stream(arrivals))
+    sim.run(lambda state: (0, 1))  # model 0, a batch of one, at once
+    greedy = max(config.qualities) * sim.n_arrived - sim.total_reward
+    assert bound.lower_cost <= greedy + 1e-12
+    assert bound.exact
+    if workers > 1:
+        assert sim.n_slo_misses == 0
+        assert bound.lower_cost == pytest.approx(greedy, rel=1e-12)
+
+
+def test_exact_needs_both_costs_close_and_a_bound_above_the_schedule_is_an_error() -> None:
+    """Exactness is |upper - lower| within the tolerance, not upper - lower: a bound above the
+    cost of a schedule the simulator plays is a bug, raised with the figures, never "exact"."""
+    from agents.hindsight.bound import EXACT_RTOL, _close
+
+    assert _close(2.0, 2.0)
+    assert _close(2.0, 2.0 * (1 + EXACT_RTOL / 2)) and _close(2.0 * (1 + EXACT_RTOL / 2), 2.0)
+    assert not _close(2.0, 2.1) and not _close(2.0, math.inf)
+    with pytest.raises(AssertionError, match=r"lower bound 2\.1 is above the cost 2\.0"):
+        _close(2.1, 2.0)
+
+
+def test_a_bound_above_the_schedule_found_names_the_episode(monkeypatch: pytest.MonkeyPatch) -> None:
+    import agents.hindsight.bound as bound_module
+
+    config = load_scenario("default").replace(horizon_s=0.2)
+    honest = bound_module.schedule_cost
+    monkeypatch.setattr(bound_module, "schedule_cost", lambda p, s: 0.5 * honest(p, s))
+    n = len(episode_arrivals(config, 4))
+    figures = rf"default, seed 4: .* above the cost .* {n} requests, 1 worker"
+    with pytest.raises(AssertionError, match=figures):
+        episode_bound(config, 4)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_the_programmes_with_the_bucket_pass_on_every_front_equal_brute_force(
+    monkeypatch: pytest.MonkeyPatch, seed: int
+) -> None:
+    """The bucket pass runs only from 256 candidates (512 for the pair programme), never on these
+    small instances by itself: run it on every front, and the one-worker optimum is still the
+    brute force's, as is the two-worker pair programme on a fine grid; three workers stay below.
+    Each programme keeps the same fronts as without the pass (tests/test_hindsight_reference.py
+    checks the same where the pass runs by itself)."""
+    import agents.hindsight.frontier as frontier_module
+    import agents.hindsight.pairs as pairs_module
+
+    def both(run):  # (cost, states kept) without the pass, then with it on every front
+        monkeypatch.setattr(frontier_module, "_PREFILTER_FROM", 10**12)
+        monkeypatch.setattr(pairs_module, "_PREFILTER_FROM", 10**12)
+        without = run()
+        monkeypatch.setattr(frontier_module, "_PREFILTER_FROM", 0)
+        monkeypatch.setattr(pairs_module, "_PREFILTER_FROM", 0)
+        with_pass = run()
+        assert (with_pass.cost, with_pass.stats.n_states) == (without.cost, without.stats.n_states)
+        return with_pass.cost
+
+    config, arrivals, _ = tiny_instance(seed)
+    problem = HindsightProblem.from_config(config, arrivals)
+    assert both(lambda: solve_frontier(problem, "relaxed")) == pytest.approx(
+        brute_force(problem, relaxed=True), rel=1e-12, abs=1e-12
+    )
+    config = config.replace(queue_capacity=1024, horizon_s=float(arrivals[-1] + 1.0), max_wait_ms=1000.0)
+    two = HindsightProblem.from_config(config.replace(n_workers=2), arrivals)
+    assert both(lambda: solve_pairs(two, grid_s=1e-9)) == pytest.approx(brute_force_workers(two), rel=1e-6)
+    three = HindsightProblem.from_config(config.replace(n_workers=3), arrivals)
+    assert both(lambda: solve_frontier(three, "relaxed")) <= brute_force_workers(three) * (1 + 1e-12)

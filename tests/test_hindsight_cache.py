@@ -19,7 +19,16 @@ import pytest
 import agents.hindsight.cache as cache_module
 import execution.hindsight_task as hindsight_task
 from agents.hindsight import episode_bound
-from agents.hindsight.cache import MAX_ENTRY_BYTES, BoundCache, BoundKey, CachedBound, bound_key, entry_text
+from agents.hindsight.cache import (
+    MAX_COMPUTE_S,
+    MAX_COST_PER_REQUEST,
+    MAX_ENTRY_BYTES,
+    BoundCache,
+    BoundKey,
+    CachedBound,
+    bound_key,
+    entry_text,
+)
 from apps import evaluate as evaluate_app
 from batchenv.config import ConfigError, SystemConfig
 from batchenv.scenarios import scenario_config
@@ -271,6 +280,10 @@ def _bad_entries(key: BoundKey, entry: CachedBound) -> dict[str, bytes]:
         "exact but apart": variant(exact=True, upper_cost_per_request=entry.lower_cost_per_request * 2),
         "exact without a schedule": variant(exact=True, upper_cost_per_request=None),
         "negative seconds": variant(compute_s=-1.0),
+        "a schedule near the float range": variant(exact=False, upper_cost_per_request=1e308),
+        "a schedule above the cap": variant(exact=False, upper_cost_per_request=2 * MAX_COST_PER_REQUEST),
+        "ages of computing": variant(compute_s=1e308),
+        "seconds above the cap": variant(compute_s=2 * MAX_COMPUTE_S),
         "episode not text": variant(episode=["default"]),
     }
 
@@ -315,6 +328,63 @@ def test_an_entry_without_arrivals_or_schedule_round_trips(tmp_path: Path) -> No
     cache.put(key, CachedBound(10, 0.5, math.inf, False, 1.0))
     assert cache.get(key) == CachedBound(10, 0.5, math.inf, False, 1.0)
     assert "NaN" not in cache.path(key).read_text() and "Infinity" not in cache.path(key).read_text()
+
+
+def test_costs_and_seconds_are_capped_but_no_schedule_found_is_kept(tmp_path: Path) -> None:
+    """A cost per request up to MAX_COST_PER_REQUEST and a schedule not found (stored as null,
+    read as inf) are entries; a cost above the cap is neither stored nor read; a computation
+    longer than MAX_COMPUTE_S is stored as that much."""
+    cache = BoundCache(tmp_path)
+    for n, (lower, upper) in enumerate([(0.5, MAX_COST_PER_REQUEST), (0.5, math.inf)]):
+        key = BoundKey(f"{n}" * 64, 10, 2.0, "capped")
+        assert cache.put(key, CachedBound(10, lower, upper, False, 1.0))
+        assert cache.get(key) == CachedBound(10, lower, upper, False, 1.0)
+    key = BoundKey("c" * 64, 10, 2.0 * MAX_COST_PER_REQUEST, "weights beyond the cap")
+    assert not cache.put(key, CachedBound(10, 0.5, 2 * MAX_COST_PER_REQUEST, False, 1.0))
+    assert "upper_cost_per_request is above 1e+09" in cache.warnings[-1]
+    assert not cache.put(key, CachedBound(10, 1.5 * MAX_COST_PER_REQUEST, math.inf, False, 1.0))
+    assert "lower_cost_per_request is above 1e+09" in cache.warnings[-1]
+    key = BoundKey("d" * 64, 10, 2.0, "a long computation")
+    assert cache.put(key, CachedBound(10, 0.5, 0.6, False, 10 * MAX_COMPUTE_S))
+    assert cache.get(key) == CachedBound(10, 0.5, 0.6, False, MAX_COMPUTE_S)
+
+
+def test_the_found_gap_of_huge_figures_does_not_overflow() -> None:
+    """The mean over seeds of finite figures near the float range is finite: the summary's gap
+    between the schedule found and the bound divides each figure first (a plain math.fsum raised
+    OverflowError after every episode of an evaluation reading such entries)."""
+    from evaluation.cells import HindsightBounds
+    from evaluation.tables import _found_gap
+
+    lower = {"x": {0: 0.05, 1: 0.05, 2: 0.05}}
+    huge = HindsightBounds(lower, {"x": {0: 1e308, 1: 1e308, 2: 1.7e308}}, {})
+    assert _found_gap(huge, "x") > 0
+    plain = HindsightBounds(lower, {"x": {0: 0.06, 1: 0.07, 2: 0.05}}, {})
+    assert _found_gap(plain, "x") == pytest.approx(0.2, rel=1e-12)
+    none_found = HindsightBounds(lower, {"x": {0: 0.06, 1: math.inf, 2: 0.05}}, {})
+    assert math.isnan(_found_gap(none_found, "x"))
+
+
+def test_hostile_figures_in_every_entry_are_computed_again(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Entries holding a schedule found of 1e308 per request (not exact) and 1e308 s of computing,
+    once read, made evaluate.py fail with OverflowError and print "inf s of computing saved":
+    they are ignored with a warning, computed again, and the results are the first run's."""
+    out, folder = tmp_path / "out", tmp_path / "cache"
+    scenario = _trace_scenario(tmp_path)
+    _, first = _evaluate(capsys, out, scenario, folder)
+    for n, path in enumerate(sorted(folder.iterdir())):
+        data = json.loads(path.read_text())
+        data |= {"exact": False, "upper_cost_per_request": 1e308} if n % 2 else {"compute_s": 1e308}
+        path.write_text(json.dumps(data))
+    text, again = _evaluate(capsys, out, scenario, folder)
+    assert "4 hindsight bounds: 0 from the cache" in text and "4 computed, 4 stored" in text
+    assert text.count("warning: hindsight cache") == 4
+    assert text.count("upper_cost_per_request is above 1e+09") == 2
+    assert text.count("compute_s is not a number of seconds in [0, 1e+06]") == 2
+    assert "inf s" not in text and "Traceback" not in text
+    assert again == first
 
 
 def test_a_bad_entry_is_computed_again_and_replaced(

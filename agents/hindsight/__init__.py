@@ -1,5 +1,7 @@
-"""The hindsight bound: the least cost any scheduler can reach on an arrival sequence known in
-advance, by dynamic programming over FIFO batches (docs/hindsight.md).
+"""The hindsight bound: the least cost any FIFO scheduler (any policy of this simulator, whose
+dispatch takes the oldest requests) can reach on an arrival sequence known in advance, by dynamic
+programming over FIFO batches (docs/hindsight.md; with an SLO penalty a non-FIFO order could cost
+less, which the simulator cannot play).
 
     from agents.hindsight import hindsight_bound, hindsight_cost_per_request, replay_schedule
 
@@ -13,8 +15,9 @@ workers: a lower bound from a relaxation (two workers: the pair of free times,
 :mod:`~agents.hindsight.pairs`; more: one virtual worker, :attr:`HindsightProblem.credit_s`),
 beside the best schedule a beam search finds (:mod:`~agents.hindsight.workers`). Speed: a 60 s
 episode at 300 requests/s on one worker takes about 3.5 s of CPU and 70 MB; the time per request
-grows with the load, through the size of the fronts (``benchmarks/hindsight_speed.py``,
-docs/hindsight.md, which gives the several-worker figures too).
+grows with the load, through the size of the fronts: 17 s at 400/s (high_load), about 2 min and
+1.1 GB at 548/s (poisson_95) (``benchmarks/hindsight_speed.py``, docs/hindsight.md, which gives
+the several-worker figures too).
 
 Modules: :mod:`~agents.hindsight.problem` (the arrays of one problem),
 :mod:`~agents.hindsight.frontier` (the programme), :mod:`~agents.hindsight.pairs` (the

@@ -7,7 +7,9 @@ Procedure (:func:`hindsight_bound`):
    bound, because every episode the simulator can produce is a schedule of the relaxation at no
    lower cost (FIFO batches dispatched when a worker is free and their last request has
    arrived, before the horizon; any drop; requests left waiting at the horizon; the relaxation
-   drops the timeout shield and the queue capacity as constraints).
+   drops the timeout shield and the queue capacity as constraints). A batch that a drop at a
+   full queue split (requests before and after the dropped one) counts as the batch of the same
+   size ending at its last request, which costs no more (docs/hindsight.md, "Relaxed").
 2. If its optimal schedule breaks none of the simulator's rules (:func:`schedule_violations`:
    shield, capacity, no drop, the requests left at the horizon), the simulator can play it: the
    bound is *exact*, the least cost any policy reaches on these arrivals.
@@ -104,8 +106,28 @@ class HindsightBound:
         return sum(stats.elapsed_s for stats in self.stats.values())
 
 
-def _close(lower: float, upper: float) -> bool:
-    return bool(upper - lower <= EXACT_RTOL * max(1.0, abs(lower)))
+def _close(lower: float, upper: float, problem: HindsightProblem | None = None) -> bool:
+    """Whether the bound and the cost of the schedule found meet: ``|upper - lower|`` within
+    :data:`EXACT_RTOL` (relative to the bound, at least 1).
+
+    :raises AssertionError: ``lower`` above ``upper`` beyond that tolerance, which no correct run
+        gives (the schedule found is one of the relaxation, so it costs at least its optimum): a
+        bug, named with the episode's figures, never a silent "exact".
+    """
+    tolerance = EXACT_RTOL * max(1.0, abs(lower))
+    if lower - upper > tolerance:
+        where = ""
+        if problem is not None:
+            n = problem.n_requests
+            where = (
+                f" ({lower / max(n, 1):.12g} > {upper / max(n, 1):.12g} per request; {n} requests, "
+                f"{problem.n_workers} worker(s), horizon {problem.horizon_s:g} s)"
+            )
+        raise AssertionError(
+            f"the hindsight lower bound {lower!r} is above the cost {upper!r} of a schedule the "
+            f"simulator plays{where}: a bug in agents/hindsight, not a bound"
+        )
+    return bool(abs(upper - lower) <= tolerance)
 
 
 def solve_problem(
@@ -118,6 +140,8 @@ def solve_problem(
     :param projection: several workers: the search's fronts, ``"sum"`` or ``"all"``
         (:func:`agents.hindsight.workers.solve_workers`), checked whatever the workers.
     :raises ValueError: a bad ``beam`` or ``projection``.
+    :raises AssertionError: a bug: the bound above the cost of the schedule found (beyond
+        :data:`EXACT_RTOL`), or a schedule found that breaks a rule.
     """
     check_beam(beam)
     check_projection(projection)
@@ -133,7 +157,7 @@ def solve_problem(
     schedule, upper = (None, np.inf)
     if found is not None and not violations:
         schedule, upper = found, schedule_cost(problem, found)
-    if not _close(lower, upper):
+    if not _close(lower, upper, problem):
         if problem.n_workers == 1:
             searched, name = solve_frontier(problem, "realisable"), "realisable"
         else:
@@ -152,7 +176,7 @@ def solve_problem(
         upper_cost=upper,
         schedule=schedule,
         relaxed_schedule=relaxed_schedule,
-        exact=_close(lower, upper),
+        exact=_close(lower, upper, problem),
         violations=violations,
         stats=stats,
     )
@@ -167,7 +191,8 @@ def hindsight_bound(
     projection: str = "sum",
     objective: tuple[float, float] | None = None,
 ) -> HindsightBound:
-    """Least cost any schedule reaches on ``arrivals_s``, known in advance.
+    """Least cost any FIFO schedule (any policy of the simulator) reaches on ``arrivals_s``, known
+    in advance.
 
     :param config: the system (models, timing, rewards, queue capacity, shield, workers; with
         several workers a lower bound from a relaxation beside a schedule found, module

@@ -23,7 +23,8 @@ per request, whether they meet, the number of requests and the seconds the bound
 come from anywhere, so they are read with care (:meth:`BoundCache.get`): at most
 :data:`MAX_ENTRY_BYTES`, a regular file, strict JSON (no NaN), exactly the expected fields with
 their types, the key and request count of the episode, and costs in range (0 <= bound <= best
-quality + w_drop, which dropping every request costs; the schedule found at or above it). Any
+quality + w_drop, which dropping every request costs; the schedule found at or above it and at
+most :data:`MAX_COST_PER_REQUEST`; ``compute_s`` at most :data:`MAX_COMPUTE_S`). Any
 other file is ignored with a warning (:attr:`BoundCache.warnings`) and the bound is computed
 again; nothing here raises on a bad file. Writes are atomic (a temporary file renamed over the
 target): two processes storing the same key leave one whole file.
@@ -58,6 +59,8 @@ from batchenv.traces import resolve_trace_path
 
 __all__ = [
     "ENTRY_FORMAT",
+    "MAX_COMPUTE_S",
+    "MAX_COST_PER_REQUEST",
     "MAX_ENTRY_BYTES",
     "BoundCache",
     "BoundKey",
@@ -74,6 +77,23 @@ ENTRY_FORMAT = "batchenv hindsight bound"
 
 MAX_ENTRY_BYTES = 16_384
 """Largest cache file read (an entry is about 400 bytes); a larger one is ignored, unread."""
+
+MAX_COST_PER_REQUEST = 1e9
+"""Largest cost per request (bound or schedule found) a cache entry may hold. A schedule the
+simulator plays costs per request at most best quality (<= 1) + ``w_latency_per_s`` x (horizon +
+longest batch) + ``w_slo``: about 61 in this project's scenarios (1 per s of latency, horizons
+of at most 60 s), under 1e6 for a day's horizon at 10 per s, far below the cap. Without it a
+file could hold a finite cost near the float range (1e308) that overflows the sums an evaluation
+takes over seeds (``OverflowError`` in ``math.fsum``). The bound of a config whose weights make
+it larger is computed each time, never read back (:meth:`BoundCache.put` warns that it is not
+stored). A schedule not found is stored as null (inf), which is not capped."""
+
+MAX_COMPUTE_S = 1e6
+"""Largest ``compute_s`` a cache entry may hold (s, 11.6 days). The heaviest one-worker bound of
+the suite takes about 2 minutes (poisson_95, a 60 s episode: 128 s unloaded in
+benchmarks/results/hindsight_speed_high.json, docs/hindsight.md; a few times that on a busy
+machine); the cap only keeps a file from claiming an absurd saving (1e308 s was printed as "inf
+s of computing saved"). A longer computation is stored as this much (:func:`entry_text`)."""
 
 _TOLERANCE = 1e-8
 """Relative slack of the range checks on a cached cost (the costs are float sums)."""
@@ -277,10 +297,13 @@ def parse_entry(raw: bytes, key: BoundKey) -> CachedBound:
     if type(exact) is not bool:
         raise InvalidEntryError("exact is not true or false")
     compute_s = _number(data, "compute_s")
-    if compute_s is None or compute_s < 0:
-        raise InvalidEntryError("compute_s is not a number of seconds >= 0")
+    if compute_s is None or not 0 <= compute_s <= MAX_COMPUTE_S:
+        raise InvalidEntryError(f"compute_s is not a number of seconds in [0, {MAX_COMPUTE_S:g}]")
     lower = _number(data, "lower_cost_per_request")
     upper = _number(data, "upper_cost_per_request")
+    for name, value in (("lower_cost_per_request", lower), ("upper_cost_per_request", upper)):
+        if value is not None and value > MAX_COST_PER_REQUEST:  # null: inf, no schedule found
+            raise InvalidEntryError(f"{name} is above {MAX_COST_PER_REQUEST:g}")
     if n == 0:  # nothing arrived: no cost per request
         if lower is not None or upper is not None:
             raise InvalidEntryError("costs per request of an episode without arrivals")
@@ -312,7 +335,9 @@ def entry_text(key: BoundKey, bound: CachedBound) -> str:
         "lower_cost_per_request": number(float(bound.lower_cost_per_request)),
         "upper_cost_per_request": number(float(bound.upper_cost_per_request)),
         "exact": bool(bound.exact),
-        "compute_s": max(0.0, float(bound.compute_s)) if math.isfinite(bound.compute_s) else 0.0,
+        "compute_s": min(max(0.0, float(bound.compute_s)), MAX_COMPUTE_S)
+        if math.isfinite(bound.compute_s)
+        else 0.0,
     }
     return json.dumps(data, indent=1, allow_nan=False) + "\n"
 

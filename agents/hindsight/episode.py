@@ -70,13 +70,20 @@ def episode_bound(
     """:func:`agents.hindsight.hindsight_bound` of the episode (config, seed); ``beam`` and
     ``projection``: with several workers, the states the schedule search keeps per request index
     and the fronts it keeps them on. An episode that draws its own SLO objective gets the bound
-    under it (:func:`episode_objective`)."""
+    under it (:func:`episode_objective`).
+
+    :raises AssertionError: the bound above the schedule found, or a schedule found that breaks
+        a rule (a bug; the message names the episode).
+    """
     process = make_arrival_process(config)
     arrivals = episode_arrivals(config, seed, horizon_s=horizon_s, arrival_process=process)
     objective = episode_objective(config, seed, horizon_s=horizon_s, arrival_process=process)
-    return hindsight_bound(
-        config, arrivals, horizon_s=horizon_s, beam=beam, projection=projection, objective=objective
-    )
+    try:
+        return hindsight_bound(
+            config, arrivals, horizon_s=horizon_s, beam=beam, projection=projection, objective=objective
+        )
+    except AssertionError as exc:  # a bug of the programmes: say which episode shows it
+        raise AssertionError(f"{config.name}, seed {seed}: {exc}") from exc
 
 
 def hindsight_cost_per_request(config: SystemConfig, seed: int, *, horizon_s: float | None = None) -> float:

@@ -37,8 +37,9 @@ Two programmes share this engine (:mod:`agents.hindsight.bound` explains what ea
 
 Several workers (``relaxed`` only): ``f`` is the free time of one virtual worker, less the
 credit ``HindsightProblem.credit_s``, and a batch of service s advances it by s / W from
-``max(f, d - credit)``, rounded down to :data:`GRID_S` (docs/hindsight.md, "Several workers",
-proves that every schedule of the W workers is one of this relaxation).
+``max(f, d - credit)``, rounded down to :data:`GRID_S` (never up, :func:`floor_to_grid`;
+docs/hindsight.md, "Several workers", proves that every schedule of the W workers is one of
+this relaxation).
 
 Work per request index: the source states (fronts of the previous ``B`` indices; per front only
 the states still busy at the batch's last arrival and one more, the cheapest of the others, all
@@ -63,6 +64,7 @@ __all__ = [
     "BatchTables",
     "FrontierResult",
     "FrontierStats",
+    "floor_to_grid",
     "segmented_front",
     "solve_frontier",
     "suffix_sums",
@@ -72,9 +74,9 @@ __all__ = [
 MODES = ("relaxed", "realisable")
 
 GRID_S = 1e-4
-"""Several workers: the virtual worker's free time is rounded down to this grid (s). An earlier
-free time only loosens the constraints, so the programme stays a relaxation (a lower bound),
-and the fronts hold at most a few hundred states."""
+"""Several workers: the virtual worker's free time is rounded down to this grid (s; never up,
+:func:`floor_to_grid`). An earlier free time only loosens the constraints, so the programme
+stays a relaxation (a lower bound), and the fronts hold at most a few hundred states."""
 _PREFILTER_FROM = 256  # candidates from which the O(K) bucket pass runs before the sort
 _SKIP = -1  # model code of a drop
 _ROOT = -2  # model code of the start state
@@ -200,6 +202,14 @@ class BatchTables(NamedTuple):
             before = np.searchsorted(p.arrivals_s, completion - p.slo_s, side="left")
             total += p.w_slo * np.clip(before - first[:, None], 0, b[:, None])
         return total
+
+
+def floor_to_grid(values: np.ndarray, grid_s: float) -> np.ndarray:
+    """``values`` rounded down to multiples of ``grid_s``, never above ``values``: in floating
+    point ``floor(x / g) * g`` can exceed ``x`` by an ulp (0.018 on a 1 ms grid gives
+    0.018000000000000002), which would make a relaxation's free time later than a real one (and,
+    with an SLO penalty, count a miss at a latency exactly at the SLO); such values stay at x."""
+    return np.minimum(np.floor(values / grid_s) * grid_s, values)
 
 
 def suffix_sums(values: np.ndarray) -> np.ndarray:
@@ -350,7 +360,7 @@ class _Programme:
             free = completion
         else:  # the virtual worker: f' = max(f, d - credit) + service / W, rounded down
             free = np.maximum(self.s.f[src], dispatch - self.credit)[:, None] + service / self.n_workers
-            free = np.floor(free / GRID_S) * GRID_S
+            free = floor_to_grid(free, GRID_S)
         cost = self.tables.costs(p, self.s.c[src], first, k, dispatch)
         ids = np.flatnonzero(self.allowed[b])
         return _Candidates(ids, free.ravel()[ids], cost.ravel()[ids])

@@ -3,7 +3,8 @@ tighter than the one-virtual-worker relaxation of :mod:`agents.hindsight.frontie
 
 State ``i`` means the first ``i`` requests are settled (dispatched or dropped). Its data: the free
 times of the two workers, sorted (``f0 <= f1``), each raised to at least the arrival of the next
-request (no later dispatch is earlier) and rounded *down* to a grid of ``grid_s``, and the cost so
+request (no later dispatch is earlier) and rounded *down* to a grid of ``grid_s`` (never up, not
+even by an ulp: :func:`~agents.hindsight.frontier.floor_to_grid`), and the cost so
 far. From a state the next batch holds requests ``i .. k - 1`` (``1 <= k - i <= B``) on model m,
 dispatched at ``d = max(f0, arrival of request k - 1)`` on the worker free first; the pair becomes
 ``sorted(d + service(m, k - i), max(f1, d))``. Any request may be dropped, at ``best + w_drop``;
@@ -34,7 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from agents.hindsight.frontier import BatchTables, FrontierStats, suffix_sums
+from agents.hindsight.frontier import BatchTables, FrontierStats, floor_to_grid, suffix_sums
 from agents.hindsight.problem import HindsightProblem
 
 __all__ = ["PAIR_GRID_S", "PairResult", "pareto_pairs", "solve_pairs"]
@@ -156,8 +157,8 @@ class _Pairs:
         c = np.concatenate([total[src, model], self.fronts[k - 1][1] + p.drop_cost])
         self.n_candidates += len(c)
         after = t.arr[k + 1] if k < p.n_requests else ak  # the next arrival
-        low = np.floor(np.maximum(low, after) / self.grid) * self.grid
-        high = np.floor(np.maximum(high, after) / self.grid) * self.grid
+        low = floor_to_grid(np.maximum(low, after), self.grid)
+        high = floor_to_grid(np.maximum(high, after), self.grid)
         keep = pareto_pairs(low, high, c)
         self.fronts.append((np.stack([low[keep], high[keep]], axis=1), c[keep]))
         self.best = min(self.best, float(c[keep].min() + self.tail[k]))
