@@ -295,9 +295,8 @@ def _legend(plan: Plan, bounded: bool = True) -> str:
     else:
         reference = f"The reference is {plan.reference} (--reference)."
     bound = (
-        "vs bound = the same gap to the hindsight bound of each episode: the least cost of any FIFO "
-        "schedule, i.e. any policy of this simulator (whose dispatch takes the oldest requests), on "
-        "the same arrivals known in advance (agents/hindsight/, docs/hindsight.md); "
+        "vs bound = the same gap to the hindsight bound of each episode: the least cost of any "
+        "schedule on the same arrivals known in advance (agents/hindsight/, docs/hindsight.md); "
         "with one worker exact where the best schedule found reaches it, else a lower bound, and "
         "with several workers a lower bound from a relaxation; the note under each table says "
         "which, over how many seeds, or why there is none. "
@@ -581,12 +580,9 @@ def _summary_items(
         best = ranked[0].value("gap_hindsight") if ranked else math.nan
         if math.isfinite(best):
             workers = scenario.config.n_workers
-            what = (
-                "the least cost of any FIFO schedule, i.e. any policy of this simulator (whose dispatch "
-                "takes the oldest requests)"
-            )
+            what = "the least cost of any schedule"
             if workers > 1:
-                what = f"{workers} workers: a lower bound of {what}"
+                what = f"a lower bound of {what}, {workers} workers"
             used, seeds = ranked[0].n_used.get("gap_hindsight", 0), len(ranked[0].per_seed)
             over = f", over {used} of {seeds} seeds" if used < seeds else ""
             more.append(

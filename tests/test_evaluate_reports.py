@@ -116,9 +116,7 @@ def test_the_legend_defines_the_end_of_the_horizon_and_every_column(empty) -> No
         "the latency CDF figure pools the requests of all seeds",
         "thr/s = requests dispatched per second of horizon",
         "util = busy time within the horizon",
-        "vs bound = the same gap to the hindsight bound of each episode: the least cost of any FIFO "
-        "schedule, i.e. any policy of this simulator (whose dispatch takes the oldest requests), on "
-        "the same arrivals known in advance",
+        "vs bound = the same gap to the hindsight bound of each episode: the least cost of any schedule",
         f"The reference (--reference auto) is {REFERENCE_RULE}.",
     ):
         assert text in legend, text
