@@ -29,6 +29,7 @@ import torch
 from agents.base import Scheduler
 from agents.checkpoint_safety import (
     check_archive,
+    check_data_hyperparams,
     check_sizes,
     safe_custom_objects,
     validate_meta,
@@ -237,6 +238,14 @@ def load_checkpoint(path: str | Path, device: str = "cpu") -> Checkpoint:
     except ConfigError as exc:
         raise CheckpointError(f"{where}: its config is invalid: {exc}") from None
     check_sizes(data, where, CheckpointError)
+    check_data_hyperparams(
+        data,
+        algo_class=ALGORITHMS[algo],
+        hyperparams=meta.get("hyperparams", {}),
+        timesteps=meta["timesteps"],
+        where=where,
+        error=CheckpointError,
+    )
     space = ObservationBuilder(config).space
     for what, recorded, actual in (
         ("observations", meta["n_observations"], space.shape[0]),
@@ -261,6 +270,7 @@ def load_checkpoint(path: str | Path, device: str = "cpu") -> Checkpoint:
         raise CheckpointError(
             f"{where}: the {algo} model cannot be loaded ({type(exc).__name__}: {str(exc)[:200]})"
         ) from None
+    model.tensorboard_log = None  # never a path from the file (train.py sets the run's own)
     return Checkpoint(path=path, model=model, config=config, meta=meta)
 
 

@@ -18,7 +18,10 @@ unpickles them, and unpickling runs whatever code the file's author chose. batch
 - the metadata is validated field by field: the training hyperparameters as ``train.py`` checks
   them (:func:`agents.hyperparameters.validate_hyperparams`: ranges, layer widths, depth and the
   networks' parameter count) before any network is built, and finite normalisation statistics of
-  the right length (variances >= 0, counts > 0).
+  the right length (variances >= 0, counts > 0);
+- the hyperparameters SB3 takes from ``data`` itself (``n_epochs``, ``gamma``, ...) must be in
+  the same ranges and equal the validated metadata's (:func:`check_data_hyperparams`), and the
+  loader never keeps a path from ``data`` (``tensorboard_log``).
 
 The checkpoints shipped in ``checkpoints/`` are also checked against ``checkpoints/SHA256SUMS``.
 SECURITY.md says what a user may safely load.
@@ -48,6 +51,7 @@ __all__ = [
     "SHIPPED_DIR",
     "SIZED_ENTRIES",
     "check_archive",
+    "check_data_hyperparams",
     "check_sizes",
     "parse_schedule",
     "safe_custom_objects",
@@ -135,6 +139,68 @@ def check_sizes(data: Mapping[str, Any], where: str, error: type[Exception]) -> 
     if isinstance(sized.get("policy_kwargs"), dict):
         sized["policy_kwargs"] = {"net_arch": sized["policy_kwargs"].get("net_arch")}
     _check_hyperparams(sized, "data entry", where, error)
+
+
+_NOT_HYPERPARAMETERS = frozenset(
+    {"env", "seed", "device", "verbose", "tensorboard_log", "_init_setup_model", "policy"}
+)
+"""Constructor arguments of the SB3 classes that are no hyperparameters (train.py sets them)."""
+
+_DATA_NAMES = {"_stats_window_size": "stats_window_size"}
+"""``data`` entries stored under another name than their constructor argument."""
+
+
+def check_data_hyperparams(
+    data: Mapping[str, Any],
+    *,
+    algo_class: type,
+    hyperparams: Mapping[str, Any],
+    timesteps: int,
+    where: str,
+    error: type[Exception],
+) -> None:
+    """Check the hyperparameters SB3 stores in a checkpoint's ``data`` and sets on the model it
+    loads (``n_epochs``, ``gamma``, ``batch_size``, ...: every constructor argument of the
+    algorithm found there that it does not rebuild from the metadata, see
+    :func:`safe_custom_objects`), so that a hostile ``data`` cannot override the validated
+    metadata (an ``n_epochs`` of 10**12 would hang a resumed run):
+
+    - each is in the range ``train.py`` allows (:func:`~agents.hyperparameters.validate_hyperparams`);
+    - when the metadata records the run's hyperparameters (every run of ``train.py`` does), each
+      equals the recorded value, or the constructor's default when none is recorded;
+    - the model's step count ``num_timesteps`` equals the metadata's ``timesteps``.
+
+    :param data: the checkpoint's ``data`` member, parsed as JSON.
+    :param algo_class: the algorithm's SB3 class.
+    :param hyperparams: the (validated) hyperparameters recorded in ``meta.json``.
+    :param timesteps: the (validated) ``timesteps`` of ``meta.json``.
+    :raises error: naming the entry.
+    """
+    defaults = _constructor_defaults(algo_class)
+    stored: dict[str, Any] = {}
+    for key, value in data.items():
+        name = _DATA_NAMES.get(key, key)
+        if key in REPLACEABLE_ENTRIES or name not in defaults or name in _NOT_HYPERPARAMETERS:
+            continue
+        stored[name] = value
+    _check_hyperparams(stored, "data entry", where, error)
+    if hyperparams:
+        for name, value in stored.items():
+            expected = hyperparams.get(name, defaults[name])
+            if name.endswith("_buffer_kwargs") and expected is None:
+                expected = {}  # SB3 stores no kwargs as {}
+            if value != expected or isinstance(value, bool) != isinstance(expected, bool):
+                raise error(
+                    f"{where}: its SB3 'data' entry {name!r} is {short_repr(value)}, but meta.json "
+                    f"records {short_repr(expected)}: refusing a model whose hyperparameters are not "
+                    "the validated ones"
+                )
+    recorded = data.get("num_timesteps")
+    if recorded != timesteps or isinstance(recorded, bool):
+        raise error(
+            f"{where}: its SB3 'data' entry 'num_timesteps' is {short_repr(recorded)}, but meta.json "
+            f"records {timesteps} timesteps"
+        )
 
 
 def _check_hyperparams(

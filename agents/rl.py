@@ -1,10 +1,13 @@
 """Stable-Baselines3 glue: the algorithm registry, the training reward, and the vectorised env.
 
 The environment's reward is the per-request score paid as it accrues (``quality - w_lat *
-latency``). For learning, :class:`RegretReward` subtracts the best model's quality for every
-dispatched request, so each step's reward is ``-(regret accrued)``: non-positive, small, and with
-the same optimal policy (docs/design.md, "Metrics": cost = best quality - score). Evaluation
-always reports the true score from the simulator, whatever the training reward.
+latency``, ``-w_drop`` for a dropped request). For learning, :class:`RegretReward` subtracts the
+best model's quality for every dispatched and every dropped request, so each step's reward is
+``-(cost accrued)`` in the units of the evaluated cost per request (docs/design.md, "Metrics":
+cost = best quality - score): non-positive, small, and, over a whole episode, the evaluated
+cost of its requests up to the best quality of those still queued at the horizon
+(:class:`RegretReward`). Evaluation always reports the true score from the simulator, whatever
+the training reward.
 """
 
 from __future__ import annotations
@@ -33,11 +36,25 @@ ALGORITHMS: dict[str, type[BaseAlgorithm]] = {
 
 
 class RegretReward(gym.Wrapper):
-    """Reward = env reward - best quality x dispatched requests (+ centring), times ``scale``.
+    """Reward = env reward - best quality x (dispatched + dropped requests) (+ centring), times
+    ``scale``.
 
-    Over an episode this is ``-(sum of per-request costs)`` of the dispatched requests (minus the
-    waiting charge of those still queued and the drop penalties): the same ordering of policies
-    as the score, on a scale where a perfect server earns 0.
+    A request is charged the best quality when it leaves the queue: at its dispatch (it then
+    earns its model's quality less its latency charge) or at its drop (it earns ``-w_drop``), so
+    each request is charged ``best quality - score``, its cost as ``evaluate.py`` counts it. Over
+    an episode of ``n`` arrivals, with ``q`` requests still queued at the horizon, the plain
+    return (no centring, no per-request scaling, ``scale`` 1) is exactly::
+
+        return = -(cost_per_request x n) + best_quality x q
+
+    ``cost_per_request`` being the episode's evaluated cost (:func:`batchenv.metrics.compute_metrics`,
+    which charges a queued request the best quality plus its wait so far). The ``q`` queued
+    requests are charged their wait so far but not yet the best quality: the horizon truncates
+    the episode (the task is continuing), and the value bootstrapped at the truncation stands for
+    their future, which charges them when they leave the queue; charging them at the horizon
+    too would count them twice. So the training return and the evaluated cost rank policies
+    alike up to that one term, at most ``best_quality x queue_capacity`` per episode. A perfect
+    server earns 0.
 
     With ``center``, each step also earns ``c * arrivals`` where ``c`` is the running mean cost per
     request of all steps so far: the semi-Markov (average-reward) centring ``r - g * tau`` with the
@@ -81,7 +98,7 @@ class RegretReward(gym.Wrapper):
     def step(self, action):
         """Step the env; the reward becomes the (centred, scaled) regret of the step."""
         obs, reward, terminated, truncated, info = self.env.step(action)
-        regret_reward = reward - self.best_quality * info["dispatched"]
+        regret_reward = reward - self.best_quality * (info["dispatched"] + info["dropped"])
         if self.center:
             self.total_cost -= regret_reward
             self.total_arrivals += info["arrived"]

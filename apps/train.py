@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import re
 import shlex
 import sys
@@ -57,6 +58,12 @@ __all__ = [  # plan_run and new_run_dir: apps.search and apps.sweep import them 
     "plan_run",
     "train",
 ]
+
+
+EVAL_HORIZON_RANGE_S = (1.0, 3600.0)
+"""Allowed ``--eval-horizon-s`` (simulated seconds per evaluation episode): at least 1 s (a 1 ms
+episode holds no arrival at the usual rates: its cost is NaN and no model is ever the best), at
+most an hour (an evaluation keeps every request of its episodes in memory)."""
 
 
 def _parse_key_values(items: list[str]) -> dict[str, Any]:
@@ -125,13 +132,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--n-timesteps",
         type=int,
         default=None,
-        help="environment steps to train (default: n_timesteps of the hyperparameter file). With "
-        "--resume: without -n, the steps the checkpoint's run had left, so that the learning-rate "
-        "and exploration schedules go on where they stopped; with -n, that many steps on top of the "
-        "checkpoint's, the schedules then spread over both. Training runs whole rollouts and stops at the "
-        "first that reaches the count, so it is rounded up: to a multiple of n_envs x n_steps for "
-        "ppo, maskable_ppo and a2c (-n 2048 with ppo's 4 envs x 2048 steps trains 8192), of n_envs x "
-        "train_freq for dqn; the step count printed at the end includes a resumed checkpoint's",
+        help="environment steps to train (default: n_timesteps of the hyperparameter file). With --resume:"
+        " without -n, the steps the checkpoint's run had left, so that the learning-rate and "
+        "exploration schedules go on where they stopped (a complete run is refused); with -n, that "
+        "many steps on top of the checkpoint's, the schedules then spread over both. Training runs "
+        "whole rollouts and stops at the first that reaches the count, so it is rounded up: to a "
+        "multiple of n_envs x n_steps for ppo, maskable_ppo and a2c (-n 2048 with ppo's 4 envs x 2048"
+        " steps trains 8192), of n_envs x train_freq for dqn; the step count printed at the end "
+        "includes a resumed checkpoint's",
     )
     parser.add_argument(
         "--seed", type=int, default=0, help="seed of the training envs and the model (default: 0)"
@@ -170,13 +178,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--eval-seeds",
         type=_csv(int, "--eval-seeds"),
         default=[10_000, 10_001],
-        help="comma-separated evaluation seeds, kept apart from training seeds (default: 10000,10001)",
+        help="comma-separated evaluation seeds in [0, 2**32 - 1], kept apart from training seeds "
+        "(default: 10000,10001)",
     )
     parser.add_argument(
         "--eval-horizon-s",
         type=float,
         default=20.0,
-        help="simulated seconds per evaluation episode (default: 20)",
+        help=f"simulated seconds per evaluation episode, {EVAL_HORIZON_RANGE_S[0]:g} to "
+        f"{EVAL_HORIZON_RANGE_S[1]:g} (default: 20)",
     )
     parser.add_argument(
         "--save-freq",
@@ -208,7 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="continue training from a checkpoint .zip: its algorithm, config, seed, hyperparameters, reward "
         "settings, normalisation statistics and (DQN) replay buffer, kept next to final_model.zip and "
-        "interrupted.zip only, are restored; only -n and the evaluation/saving flags apply "
+        "interrupted.zip only, are restored; only -n and the evaluation/saving flags apply; the envs "
+        "are seeded from the run's seed and the steps done, so that they draw new episodes "
         "(rl-zoo's -i; --resume is the same flag)",
     )
     parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
@@ -364,12 +375,21 @@ def _train_args(parser: argparse.ArgumentParser, ns: argparse.Namespace) -> Trai
             load_scenario(name)
         except ConfigError as exc:
             parser.error(f"--eval-scenarios: {exc}")
-    if ns.rate is not None and not ns.rate > 0:
-        parser.error(f"--rate must be > 0 (requests/s), got {ns.rate}")
-    if not ns.eval_horizon_s > 0:
-        parser.error(f"--eval-horizon-s must be > 0, got {ns.eval_horizon_s}")
-    if ns.eval_rates is not None and any(r <= 0 for r in ns.eval_rates):
-        parser.error("--eval-rates: every rate must be > 0 (requests/s)")
+    if ns.rate is not None and not (math.isfinite(ns.rate) and ns.rate > 0):
+        parser.error(
+            f"--rate must be a finite number > 0 (requests/s; at most 1e7 requests per episode of the "
+            f"scenario's horizon_s), got {ns.rate:g}"
+        )
+    low, high = EVAL_HORIZON_RANGE_S
+    if not low <= ns.eval_horizon_s <= high:  # NaN fails too
+        parser.error(
+            f"--eval-horizon-s must be in [{low:g}, {high:g}] (simulated s), got {ns.eval_horizon_s:g}"
+        )
+    if ns.eval_rates is not None and not all(math.isfinite(r) and r > 0 for r in ns.eval_rates):
+        parser.error("--eval-rates: every rate must be a finite number > 0 (requests/s)")
+    bad_seed = next((s for s in ns.eval_seeds if not 0 <= s < 2**32), None)
+    if bad_seed is not None:
+        parser.error(f"--eval-seeds: every seed must be in [0, 2**32 - 1], got {bad_seed}")
     if ns.eval_rates is not None and ns.eval_scenarios is not None:
         parser.error("--eval-rates and --eval-scenarios exclude each other")
     if ns.run_name is not None and (

@@ -4,8 +4,11 @@ parallel envs and the steps to train."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 from agents.checkpoint import Checkpoint, CheckpointError, load_checkpoint
 from agents.hyperparameters import (
@@ -17,6 +20,7 @@ from agents.hyperparameters import (
 )
 from agents.semi_markov import SEMI_MARKOV_BUFFERS
 from batchenv.actions import ActionCodec
+from batchenv.arrival_config import MAX_EPISODE_REQUESTS
 from batchenv.config import ConfigError, SystemConfig
 from batchenv.observation import ObservationBuilder
 from batchenv.scenarios import load_scenario
@@ -116,20 +120,46 @@ def plan_run(args: TrainArgs) -> RunPlan:
             checkpoint.algo, checkpoint.config, hyperparams, checkpoint, seed=checkpoint.meta.get("seed") or 0
         )
     algo = args.algo or DEFAULT_ALGO
-    config = load_scenario(args.env)
+    config = _training_scenario(args.env)
     hyperparams = load_hyperparams(algo, config.name)
     if args.hyperparams_file:
         hyperparams.update(read_hyperparams_file(args.hyperparams_file))
     hyperparams.update(args.hyperparams)
     validate_hyperparams(hyperparams, **network_sizes(config))
     if args.rate is not None:
-        config = config.at_rate(args.rate).replace(name=f"{config.name}_rate{args.rate:g}")
+        config = _at_rate(config, args.rate).replace(name=f"{config.name}_rate{args.rate:g}")
     if hyperparams.get("discount_horizon_s") is not None and algo not in SEMI_MARKOV_BUFFERS:
         raise ConfigError(
             "hyperparams.discount_horizon_s",
             f"applies to {sorted(SEMI_MARKOV_BUFFERS)}, not {algo!r} (which discounts per step)",
         )
     return RunPlan(algo, config, hyperparams, None, seed=args.seed)
+
+
+def _training_scenario(env: str) -> SystemConfig:
+    """The scenario of ``--env``; a ConfigError names the flag (and the field of a bad YAML)."""
+    try:
+        return load_scenario(env)
+    except ConfigError as exc:
+        if exc.field == "scenario":  # unknown name: the message says how to list the known ones
+            raise ConfigError("--env", exc.message) from None
+        raise ConfigError("--env", f"{env}: {exc}") from None
+
+
+def _at_rate(config: SystemConfig, rate: float) -> SystemConfig:
+    """``config`` at the fixed mean rate ``rate`` (``--rate``); a ConfigError names the flag and
+    the allowed range (an episode of ``horizon_s`` holds at most ``MAX_EPISODE_REQUESTS``)."""
+    high = MAX_EPISODE_REQUESTS / config.horizon_s
+    if not (math.isfinite(rate) and 0 < rate <= high):
+        raise ConfigError(
+            "--rate",
+            f"must be in (0, {high:g}] requests/s on {config.name!r} (at most {MAX_EPISODE_REQUESTS:g} "
+            f"requests in its {config.horizon_s:g} s episodes), got {rate:g}",
+        )
+    try:
+        return config.at_rate(rate)
+    except ConfigError as exc:
+        raise ConfigError("--rate", f"{rate:g} requests/s does not fit {config.name!r}: {exc}") from None
 
 
 def timesteps_to_train(args: TrainArgs, plan: RunPlan, done: int) -> tuple[int, str | None]:
@@ -140,22 +170,47 @@ def timesteps_to_train(args: TrainArgs, plan: RunPlan, done: int) -> tuple[int, 
     the ``done`` ones), so that the learning-rate and exploration schedules, which SB3 spreads
     over the steps done plus those of the current call, go on where they stopped; with ``-n``
     they are spread over ``done + n`` instead, and the note says so.
+
+    :raises CheckpointError: for a resumed run without ``-n`` whose checkpoint has reached its
+        target (a complete run: ``-n`` says how much further to train).
     """
     default = int(plan.own("n_timesteps", 1_000_000))
     if plan.checkpoint is None:
         return int(args.n_timesteps or default), None
     target = plan.checkpoint.meta.get("target_timesteps")
-    if args.n_timesteps is None and target is not None and target > done:
-        return target - done, f"resuming at {done} of {target} steps: {target - done} more"
+    if args.n_timesteps is None and target is not None:
+        if target > done:
+            return target - done, f"resuming at {done} of {target} steps: {target - done} more"
+        raise CheckpointError(
+            f"checkpoint {args.resume}: the run is complete ({done} of {target} steps); pass -n to "
+            "train further"
+        )
     n = int(args.n_timesteps or default)
     if target is None:
         return n, f"resuming at {done} steps: {n} more (the checkpoint records no target)"
     if done + n == target:
         return n, f"resuming at {done} of {target} steps: {n} more"
+    if done >= target:
+        return n, (
+            f"resuming a complete run at {done} steps: {n} more, so the schedules (learning rate, "
+            f"exploration) now run to {done + n} steps, not the {target} of the run"
+        )
     return n, (
         f"resuming at {done} steps: {n} more, so the schedules (learning rate, exploration) now "
         f"run to {done + n} steps, not the {target} of the run (leave out -n to continue them)"
     )
+
+
+def training_seed(plan: RunPlan, done: int) -> int:
+    """The seed of the training envs (``seed .. seed + n_envs - 1``) and of the model's random
+    generators for this call: the run's seed for a new run; for a resumed run, one derived
+    deterministically from the run's seed and the ``done`` steps of its checkpoint (NumPy's
+    ``SeedSequence([seed, done])``, in [0, 2**32 - 1]), so that it goes on with new episodes
+    instead of replaying those its run began with, and resuming the same checkpoint twice trains
+    the same. The checkpoints keep recording the run's own seed."""
+    if plan.checkpoint is None or done == 0:
+        return plan.seed
+    return int(np.random.SeedSequence([plan.seed, done]).generate_state(1)[0])
 
 
 def network_sizes(config: SystemConfig) -> dict[str, int]:

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 import yaml
 from stable_baselines3.common.callbacks import ProgressBarCallback
-from torch.utils.tensorboard import SummaryWriter
+from stable_baselines3.common.logger import Logger, configure
 
 from agents.callbacks import CheckpointEveryCallback, DomainEvalCallback
 from agents.checkpoint import CheckpointError, restore_training_state, save_checkpoint
@@ -25,7 +25,15 @@ from agents.interrupt import StopRequest, StopTrainingOnRequest
 from agents.replay_buffer_io import load_replay_buffer, replay_buffer_path, save_replay_buffer
 from agents.rl import ALGORITHMS, make_training_env
 from agents.semi_markov import SEMI_MARKOV_BUFFERS, DiscountFromInfoCallback
-from apps.train_plan import RunPlan, TrainArgs, plan_run, timesteps_to_train, training_envs
+from apps.train_plan import (
+    RunPlan,
+    TrainArgs,
+    plan_run,
+    timesteps_to_train,
+    training_envs,
+    training_seed,
+)
+from batchenv.arrival_config import MAX_EPISODE_REQUESTS
 from batchenv.config import ConfigError, SystemConfig
 from batchenv.fileio import write_atomic
 from batchenv.scenarios import load_scenario
@@ -55,12 +63,25 @@ def new_run_dir(runs_dir: Path, algo: str, scenario: str) -> Path:
             n += 1
 
 
-def _log_hyperparams(tb_dir: Path, args: TrainArgs, params: dict[str, Any]) -> None:
-    """CleanRL-style: every argument and hyperparameter as a text table in TensorBoard."""
+def tensorboard_dir(tb_root: Path, run_name: str) -> Path:
+    """The TensorBoard folder of a run: ``tb_root/<run name>`` (``_2``, ``_3``, ... appended if a
+    run of another runs folder sharing ``--tensorboard-log`` took it). SB3's curves, the
+    evaluation metrics and the hyperparameter table all go there, so TensorBoard shows the run
+    as one."""
+    tb_dir, n = tb_root / run_name, 1
+    while tb_dir.exists():
+        n += 1
+        tb_dir = tb_root / f"{run_name}_{n}"
+    return tb_dir
+
+
+def _log_hyperparams(logger: Logger, args: TrainArgs, params: dict[str, Any]) -> None:
+    """CleanRL-style: every argument and hyperparameter as a text table in TensorBoard (through
+    the run's own SB3 logger, so in the run's folder)."""
     rows = {**{f"arg/{k}": v for k, v in asdict(args).items()}, **{f"hp/{k}": v for k, v in params.items()}}
     table = "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in rows.items())
-    with SummaryWriter(str(tb_dir / "hyperparameters")) as writer:
-        writer.add_text("hyperparameters", table)
+    logger.record("hyperparameters", table)
+    logger.dump(0)
 
 
 def build_model(args: TrainArgs, plan: RunPlan, venv: Any, tb_root: Path) -> Any:
@@ -122,9 +143,11 @@ def train(
     plan = plan_run(args)
     args = replace(args, algo=plan.algo)  # args.yml records what runs (a resumed checkpoint's)
     config = plan.config
+    check_evaluation(args, config)
     n_envs = training_envs(args, plan)
     done = int(plan.checkpoint.model.num_timesteps) if plan.checkpoint is not None else 0
     n_timesteps, note = timesteps_to_train(args, plan, done)
+    seed = training_seed(plan, done)  # a resumed run's: from the run's seed and the steps done
     plan.target_timesteps = done + n_timesteps
     if plan.checkpoint is None:  # record what runs (--n-envs, -n), not the file's defaults
         plan.hyperparams.update(n_envs=n_envs, n_timesteps=n_timesteps)
@@ -148,7 +171,7 @@ def train(
         venv = make_training_env(
             config,
             n_envs,
-            plan.seed,
+            seed,
             reward_scale=float(plan.own("reward_scale", 1.0)),
             reward_center=bool(plan.own("reward_center", False)),
             reward_per_request=bool(plan.own("reward_per_request", False)),
@@ -157,9 +180,12 @@ def train(
             gamma=float(plan.hyperparams.get("gamma", 0.99)),
         )
         model = build_model(args, plan, venv, tb_root)
+        if plan.checkpoint is not None:  # a new model was seeded by its constructor
+            model.set_random_seed(seed)
         if note:
             print(note)
-        _log_hyperparams(tb_root / run_dir.name, args, plan.hyperparams)
+        model.set_logger(configure(str(tensorboard_dir(tb_root, run_dir.name)), ["tensorboard"]))
+        _log_hyperparams(model.logger, args, plan.hyperparams)
         callbacks = _callbacks(args, plan, run_dir, command, stop, listeners or [])
         if stop.requested:
             raise KeyboardInterrupt
@@ -172,8 +198,7 @@ def train(
         model.learn(
             total_timesteps=n_timesteps,
             callback=callbacks,
-            tb_log_name=run_dir.name,
-            reset_num_timesteps=plan.checkpoint is None,
+            reset_num_timesteps=plan.checkpoint is None,  # the logger is the run's own (above)
         )
     except KeyboardInterrupt:  # a second Ctrl-C, or no signal handler (not the main thread)
         for callback in callbacks:
@@ -207,6 +232,31 @@ def _extra(args: TrainArgs, plan: RunPlan, command: str) -> dict[str, Any]:
         "hyperparams": plan.hyperparams,
         "target_timesteps": plan.target_timesteps,
     }
+
+
+def check_evaluation(args: TrainArgs, config: SystemConfig) -> None:
+    """Refuse, before the run starts, evaluation targets that cannot be built (``--eval-rates``
+    out of the scenario's range) or whose ``--eval-horizon-s`` episodes would hold more than
+    ``MAX_EPISODE_REQUESTS`` requests (an evaluation keeps every request in memory).
+
+    :raises ConfigError: naming the flag.
+    """
+    if not args.eval_freq:
+        return
+    try:
+        targets = evaluation_targets(args, config)
+    except ConfigError as exc:
+        flag = "--eval-scenarios" if args.eval_scenarios else "--eval-rates"
+        raise ConfigError(flag, str(exc)) from None
+    for label, target in targets:
+        arrivals = target.arrivals
+        peak = max((arrivals.mean_rate_per_s, *(arrivals.rate_range_per_s or ())))
+        if peak * args.eval_horizon_s > MAX_EPISODE_REQUESTS:
+            raise ConfigError(
+                "--eval-horizon-s",
+                f"{args.eval_horizon_s:g} s at up to {peak:g} requests/s ({label}) is more than "
+                f"{MAX_EPISODE_REQUESTS:g} requests per evaluation episode; use a shorter horizon",
+            )
 
 
 def evaluation_targets(args: TrainArgs, config: SystemConfig) -> list[tuple[str, SystemConfig]]:

@@ -87,7 +87,9 @@ class DynamicBatchingEnv(gym.Env):
     ## Episode End
 
     The task is continuing: ``terminated`` is always False. ``truncated`` is True when the
-    simulated time reaches ``horizon_s``.
+    simulated time reaches ``horizon_s``. Call :meth:`reset` then (Gymnasium leaves a step after
+    the end undefined); a step after it changes nothing and returns the same observation, reward
+    0, ``truncated`` True and zero counts in ``info`` (a test pins this).
 
     ## Arguments
 
@@ -101,7 +103,8 @@ class DynamicBatchingEnv(gym.Env):
     :param config: a :class:`SystemConfig`, a scenario name or a YAML path (default: ``default``).
     :param overrides: fields to change on top of ``config`` (nested sections as dicts).
     :param record: keep per-request records for :meth:`metrics` (memory grows with an episode).
-    :param render_mode: ``None`` or ``"ansi"``.
+    :param render_mode: ``None``, ``"ansi"`` (one line of text) or ``"rgb_array"`` (a picture of
+        the queue and the workers, :mod:`batchenv.render`).
 
     ``info`` of each step holds per-step counts only: ``arrived``, ``dispatched``, ``dropped``,
     ``forced_dispatches``, the simulated time ``sim_time_s`` and the step's duration ``dt_s``
@@ -163,12 +166,18 @@ class DynamicBatchingEnv(gym.Env):
         """Apply ``action`` and run to the next decision epoch (Gymnasium's ``step``)."""
         sim = self.sim
         decisions = self.codec.decisions
-        try:  # a negative index would pick the last model; a float or an array is no index
-            decision = decisions[action] if 0 <= action < len(decisions) else _INVALID
+        try:  # a negative index would pick the last model; a float, a bool or an array is no index
+            decision = (
+                decisions[action]
+                if 0 <= action < len(decisions) and action.__class__ is not bool
+                else _INVALID
+            )
         except (TypeError, ValueError):
             decision = _INVALID
         if decision is _INVALID:
-            raise ValueError(f"action must be an integer in [0, {len(decisions) - 1}], got {action!r}")
+            raise ValueError(
+                f"action must be an integer in [0, {len(decisions) - 1}] (not a bool), got {action!r}"
+            )
         if not self._started:
             raise ResetNeeded("call reset() before step()")
         start_s = sim.now_s

@@ -1,9 +1,13 @@
 """Speed of the environment and the simulator, as ratios to Gymnasium's CartPole-v1 measured in
 the same process (absolute rates depend on the machine and the day; ratios much less so).
 
-- env: steps/s of ``gymnasium.make("batchenv/DynamicBatching-v0")`` with uniformly random actions,
-  against steps/s of ``gymnasium.make("CartPole-v1")`` with random actions. Both go through the
-  same ``gymnasium.make`` wrappers, both draw their actions beforehand, both reset when done.
+- env: steps/s of ``gymnasium.make("batchenv/DynamicBatching-v0", config=<scenario>)`` with
+  uniformly random actions, against steps/s of ``gymnasium.make("CartPole-v1")`` with random
+  actions. Both go through the same ``gymnasium.make`` wrappers, both draw their actions
+  beforehand, both reset when done. ``--scenarios`` names the scenarios (default: ``default``,
+  key ``env_steps_per_s``; another scenario's key is ``env_steps_per_s_<scenario>``). A step
+  costs more on a busy scenario (a longer queue to observe and more events per step), so the
+  default scenario's ratio is not the environment's speed everywhere.
 - sim: requests/s of ``batchenv.sim.simulate`` driving whole episodes with a Triton-style
   timeout heuristic (dispatch at 16 queued or when the oldest has waited 20 ms, on LLM-2),
   against CartPole's steps/s.
@@ -13,6 +17,7 @@ Goals: env >= 0.5x CartPole (aim 1x); sim >= 2x CartPole's step rate, in request
 Usage::
 
     python benchmarks/env_speed.py                 # writes benchmarks/results/env_speed.json
+    python benchmarks/env_speed.py --scenarios default,high_load   # the env on a busy scenario too
     python benchmarks/env_speed.py --steps 50000 --repeats 3 --out /tmp/speed.json
 """
 
@@ -31,6 +36,7 @@ import gymnasium as gym
 import numpy as np
 
 import batchenv
+from batchenv.config import ConfigError
 from batchenv.fileio import write_atomic
 from batchenv.sim import Simulator, simulate
 
@@ -79,18 +85,30 @@ def sim_requests_per_s(scenario: str, n_requests: int, seed: int = 0) -> float:
     return done / elapsed
 
 
-def measure(n_steps: int, repeats: int) -> dict:
-    """Interleaved repeats; the best of each (least disturbed by other load on the machine)."""
+def env_key(scenario: str) -> str:
+    """The results key of the env's steps/s on ``scenario``."""
+    return "env_steps_per_s" if scenario == "default" else f"env_steps_per_s_{scenario}"
+
+
+def measure(n_steps: int, repeats: int, scenarios: list[str] | None = None) -> dict:
+    """Interleaved repeats; the best of each (least disturbed by other load on the machine).
+
+    :param scenarios: the scenarios to step the env on (default: ``["default"]``).
+    """
+    scenarios = scenarios or ["default"]
     rows: dict[str, list[float]] = {
         "cartpole_steps_per_s": [],
-        "env_steps_per_s": [],
+        **{env_key(name): [] for name in scenarios},
         "env_batch_choice_steps_per_s": [],
         "sim_requests_per_s_default": [],
         "sim_requests_per_s_high_load": [],
     }
     for r in range(repeats):
         rows["cartpole_steps_per_s"].append(gym_steps_per_s("CartPole-v1", n_steps, seed=r))
-        rows["env_steps_per_s"].append(gym_steps_per_s("batchenv/DynamicBatching-v0", n_steps, seed=r))
+        for name in scenarios:
+            rows[env_key(name)].append(
+                gym_steps_per_s("batchenv/DynamicBatching-v0", n_steps, seed=r, config=name)
+            )
         rows["env_batch_choice_steps_per_s"].append(
             gym_steps_per_s(
                 "batchenv/DynamicBatching-v0", n_steps, seed=r, overrides={"env": {"batch_choice": True}}
@@ -117,12 +135,27 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--repeats", type=int, default=3, help="interleaved repeats; best kept (default: 3)")
     parser.add_argument(
+        "--scenarios",
+        default="default",
+        help="comma-separated scenarios to step the env on (default: default); the env with "
+        "env.batch_choice and the simulator are measured on their fixed scenarios",
+    )
+    parser.add_argument(
         "--out", type=Path, default=RESULTS, help=f"JSON output (default: {display_path(RESULTS)})"
     )
     args = parser.parse_args(argv)
     if args.steps < 1000 or args.repeats < 1:
         parser.error("--steps must be >= 1000 and --repeats >= 1")
-    result = measure(args.steps, args.repeats)
+    scenarios = [name.strip() for name in args.scenarios.split(",") if name.strip()]
+    if not scenarios or len(set(scenarios)) != len(scenarios):
+        parser.error(f"--scenarios: a comma-separated list of distinct scenarios, got {args.scenarios!r}")
+    for name in scenarios:
+        try:
+            batchenv.load_scenario(name)
+        except ConfigError as exc:
+            parser.error(f"--scenarios: {exc}")
+    load_at_start = os.getloadavg()
+    result = measure(args.steps, args.repeats, scenarios)
     given = sys.argv[1:] if argv is None else list(argv)
     result["meta"] = {
         "command": shlex.join(["python", "benchmarks/env_speed.py", *given]),
@@ -135,6 +168,9 @@ def main(argv: list[str] | None = None) -> int:
         "cpu_count": os.cpu_count(),
         "steps": args.steps,
         "repeats": args.repeats,
+        "scenarios": scenarios,
+        "load_average_at_start": list(load_at_start),
+        "load_average_at_end": list(os.getloadavg()),
     }
     write_atomic(args.out, json.dumps(result, indent=2) + "\n")
     cartpole = result["best"]["cartpole_steps_per_s"]

@@ -111,6 +111,51 @@ def test_zip_bombs_and_huge_sizes_are_refused(tmp_path: Path) -> None:
             load_checkpoint(huge)
 
 
+@pytest.mark.parametrize(
+    ("data", "words"),
+    [
+        (
+            {"n_epochs": 10**12},
+            r"data entry hyperparams.n_epochs: must be in \[1, 10000\], got 1000000000000",
+        ),
+        ({"n_epochs": 20}, "'data' entry 'n_epochs' is 20, but meta.json records 10"),
+        ({"gamma": 0.5}, "'data' entry 'gamma' is 0.5, but meta.json records 0.995"),
+        ({"target_kl": 0.01}, "'data' entry 'target_kl' is 0.01, but meta.json records None"),  # the default
+        ({"normalize_advantage": 1}, "hyperparams.normalize_advantage: must be true or false"),
+        ({"_stats_window_size": 10**9}, "hyperparams.stats_window_size: must be in"),
+        ({"rollout_buffer_kwargs": {"gae_lambda": 0.1}}, "'data' entry 'rollout_buffer_kwargs'"),
+        ({"num_timesteps": 10**15}, "'num_timesteps' is 1000000000000000, but meta.json records"),
+    ],
+)
+def test_hyperparameters_in_the_sb3_data_cannot_override_the_validated_metadata(
+    data: dict, words: str, tmp_path: Path
+) -> None:
+    """SB3 sets every entry of ``data`` on the model it loads: a hostile ``n_epochs`` of 10**12
+    (its meta.json saying 10) loaded, and hung a resumed run. Each hyperparameter there must be in
+    train.py's range and equal what meta.json records (or the constructor's default)."""
+    hostile = _rewrite(SHIPPED, tmp_path / "hostile.zip", data=data)
+    with pytest.raises(CheckpointError, match=words):
+        load_checkpoint(hostile)
+
+
+def test_a_checkpoint_never_gives_its_own_tensorboard_path(tmp_path: Path) -> None:
+    """``tensorboard_log`` in ``data`` is a path the file's author chose: it is dropped on load,
+    and a resumed run logs to its own run folder only."""
+    elsewhere = tmp_path / "elsewhere"
+    hostile = _rewrite(SHIPPED, tmp_path / "hostile.zip", data={"tensorboard_log": str(elsewhere)})
+    checkpoint = load_checkpoint(hostile)
+    assert checkpoint.model.tensorboard_log is None
+    assert checkpoint.model.n_epochs == 10 and checkpoint.model.gamma == 0.995  # the metadata's
+    from apps import train
+
+    runs = tmp_path / "runs"
+    argv = ["-i", str(hostile), "-n", "64", "--eval-freq", "0", "--save-freq", "0", "-f", str(runs)]
+    assert train.main([*argv, "--no-progress", "--verbose", "0"]) == 0
+    assert not elsewhere.exists()
+    (run,) = runs.iterdir()
+    assert list((run / "tb").rglob("events.out.tfevents*"))
+
+
 _NORMALISED = {"mean": [0.0] * 8, "var": [1.0] * 8, "count": 100.0, "clip": 10.0, "epsilon": 1e-8}
 """Valid observation statistics for the shipped 8-observation checkpoint."""
 

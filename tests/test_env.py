@@ -194,10 +194,13 @@ def test_rate_estimate_tracks_the_arrival_rate() -> None:
 
 
 def test_step_after_truncation_stays_truncated() -> None:
+    """As the class docstring says: a step after the end changes nothing (reset() is due)."""
     env = DynamicBatchingEnv(overrides={"horizon_s": 0.5})
     _rollout(env, seed=0, action_seed=0)
-    _obs, reward, terminated, truncated, info = env.step(1)
+    last = env.observe(env.sim)
+    obs, reward, terminated, truncated, info = env.step(1)
     assert truncated and reward == 0.0 and not terminated and info["dispatched"] == 0
+    assert np.array_equal(obs, last) and info["dt_s"] == 0.0 and info["arrived"] == 0
 
 
 def test_render_ansi() -> None:
@@ -240,7 +243,7 @@ def test_calls_before_reset_and_actions_that_are_not_indices_get_clear_errors() 
         with pytest.raises(gym.error.ResetNeeded, match=rf"call reset\(\) before {name}\(\)"):
             call()
     env.reset(seed=0)
-    for action in (1.0, np.float32(1), np.array([1]), np.array([1, 2]), "1", 4, -1):
+    for action in (1.0, np.float32(1), np.array([1]), np.array([1, 2]), "1", 4, -1, True, False, np.True_):
         with pytest.raises(ValueError, match=r"action must be an integer in \[0, 3\]"):
             env.step(action)
     env.step(np.int64(1))

@@ -563,6 +563,62 @@ def test_each_stored_transition_carries_its_time_discount(algo: str) -> None:
     assert np.all((expected > 0) & (expected <= 1)) and 0.5 < expected.mean() < 0.99
 
 
+class _TruncationRecorder(BaseCallback):
+    """Records each vector step's rewards as the env gave them, before SB3 bootstraps truncated
+    episodes, with the step's time discount and the value of each truncated episode's last
+    observation (NaN where no episode was truncated)."""
+
+    def __init__(self, horizon_s: float) -> None:
+        super().__init__()
+        self.horizon_s = horizon_s
+        self.rewards: list[np.ndarray] = []
+        self.discounts: list[np.ndarray] = []
+        self.values: list[np.ndarray] = []
+
+    def _on_step(self) -> bool:
+        import torch
+
+        infos = self.locals["infos"]
+        self.rewards.append(np.array(self.locals["rewards"], dtype=np.float64))
+        self.discounts.append(np.exp(-np.array([i["dt_s"] for i in infos]) / self.horizon_s))
+        values = np.full(len(infos), np.nan)
+        for idx, info in enumerate(infos):
+            if self.locals["dones"][idx] and info.get("TimeLimit.truncated"):
+                obs = self.model.policy.obs_to_tensor(info["terminal_observation"])[0]
+                with torch.no_grad():
+                    values[idx] = self.model.policy.predict_values(obs)[0].item()
+        self.values.append(values)
+        return True
+
+
+def test_a_truncated_episode_is_bootstrapped_with_its_last_steps_time_discount() -> None:
+    """PPO's rollout stores, for the last step of a truncated episode, reward + exp(-dt / horizon)
+    x V(last observation), not SB3's reward + gamma x V; every other step its reward as it came."""
+    config = load_scenario("default").at_rate(10.0).replace(horizon_s=2.0)  # about 20 steps
+    venv = make_training_env(config, 2, seed=0)
+    model = PPO(
+        "MlpPolicy",
+        venv,
+        n_steps=64,
+        batch_size=64,
+        n_epochs=1,
+        gamma=0.995,
+        seed=0,
+        rollout_buffer_class=SemiMarkovRolloutBuffer,
+    )
+    recorder = _TruncationRecorder(horizon_s=0.1)
+    model.learn(128, callback=[DiscountFromInfoCallback(horizon_s=0.1), recorder])
+    rewards, discounts, values = (
+        np.array(x) for x in (recorder.rewards, recorder.discounts, recorder.values)
+    )
+    truncated = ~np.isnan(values)
+    assert truncated.sum() >= 4  # several episodes of both envs end in the rollout
+    assert discounts[truncated].mean() < 0.9  # far from gamma: the bootstrap differs
+    expected = np.where(truncated, rewards + discounts * np.nan_to_num(values), rewards)
+    np.testing.assert_allclose(model.rollout_buffer.rewards, expected, rtol=1e-5, atol=1e-6)
+    venv.close()
+
+
 @pytest.mark.parametrize(
     ("algo", "buffer_class"), [("ppo", SemiMarkovRolloutBuffer), ("dqn", SemiMarkovReplayBuffer)]
 )
@@ -629,16 +685,39 @@ def _regret_episode(config, seed: int, **wrapper: Any) -> tuple[list, list, Dyna
 
 def test_regret_reward_sums_to_the_episode_score_minus_the_best_quality() -> None:
     """Over an episode the regret rewards add up to the simulator's total score minus the best
-    quality for every dispatched request (scaled by ``scale``)."""
+    quality for every dispatched and dropped request (scaled by ``scale``)."""
     config = load_scenario("default").replace(horizon_s=5.0)
     best = max(config.qualities)
     rewards, infos, env = _regret_episode(config, 3)
     sim = env.sim
     assert sum(i["dispatched"] for i in infos) == sim.n_served > 0
-    assert sum(rewards) == pytest.approx(sim.total_reward - best * sim.n_served, rel=1e-12)
+    assert sum(rewards) == pytest.approx(sim.total_reward - best * (sim.n_served + sim.n_dropped), rel=1e-12)
     # scaled: the same episode, every reward times the scale
     scaled, _, _ = _regret_episode(config, 3, scale=2.5)
     np.testing.assert_allclose(scaled, 2.5 * np.asarray(rewards), rtol=1e-12)
+
+
+@pytest.mark.parametrize("policy", ["random", "llm1", "llm3"])
+def test_regret_return_is_minus_the_evaluated_cost_plus_the_queue_left_at_the_horizon(policy: str) -> None:
+    """On an overloaded server that drops most requests, an episode's training return equals
+    -(evaluated cost per request x arrivals) + best quality x requests still queued at the
+    horizon: a dropped request costs the best quality + w_drop in training as in evaluation
+    (a reward that charged it w_drop only could rank two policies the other way round)."""
+    for w_drop in (1.0, 0.0):
+        config = load_scenario("high_load").at_rate(2000.0).replace(horizon_s=3.0)
+        config = config.replace(reward={"w_drop": w_drop})
+        env = RegretReward(DynamicBatchingEnv(config))
+        env.reset(seed=5)
+        rng = np.random.default_rng(0)
+        total, done = 0.0, False
+        while not done:
+            action = {"llm1": 1, "llm3": 3}.get(policy) or int(rng.integers(env.action_space.n))
+            _, reward, _, done, _ = env.step(action)
+            total += reward
+        metrics = env.unwrapped.metrics()
+        assert metrics.n_dropped > 1000 and metrics.n_waiting > 0
+        expected = -metrics.cost_per_request * metrics.n_arrived + max(config.qualities) * metrics.n_waiting
+        assert total == pytest.approx(expected, rel=1e-12, abs=1e-9)
 
 
 def test_regret_reward_centring_adds_the_running_mean_cost_per_arrival() -> None:
@@ -745,6 +824,17 @@ def test_a_dqn_checkpoint_without_its_replay_buffer_says_the_buffer_starts_empty
         (["--eval-scenarios", "nosuch"], "--eval-scenarios: scenario: unknown scenario 'nosuch'"),
         (["--resume", "x.zip", "--env", "high_load"], "--env does not apply with --resume"),
         (["--resume", "x.zip", "--seed", "2"], "--seed does not apply with --resume"),
+        (["--eval-horizon-s", "inf"], "--eval-horizon-s must be in [1, 3600] (simulated s), got inf"),
+        (["--eval-horizon-s", "1e300"], "--eval-horizon-s must be in [1, 3600] (simulated s), got 1e+300"),
+        (["--eval-horizon-s", "0.001"], "--eval-horizon-s must be in [1, 3600] (simulated s), got 0.001"),
+        (["--eval-horizon-s", "nan"], "--eval-horizon-s must be in [1, 3600] (simulated s), got nan"),
+        (["--eval-seeds", "-1"], "--eval-seeds: every seed must be in [0, 2**32 - 1], got -1"),
+        (
+            ["--eval-seeds", "1,4294967296"],
+            "--eval-seeds: every seed must be in [0, 2**32 - 1], got 4294967296",
+        ),
+        (["--eval-rates", "50,inf"], "--eval-rates: every rate must be a finite number > 0"),
+        (["--rate", "inf"], "--rate must be a finite number > 0 (requests/s; at most 1e7 requests"),
     ],
 )
 def test_bad_training_flags_are_one_line(
@@ -761,3 +851,103 @@ def test_the_run_records_the_envs_and_steps_that_ran(tmp_path: Path) -> None:
     recorded = yaml.safe_load((run / "hyperparams.yml").read_text())
     assert (recorded["n_envs"], recorded["n_timesteps"]) == (2, 512)
     assert load_checkpoint(run / "final_model.zip").meta["hyperparams"] == recorded
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        (["--env", "nosuch"], "--env: unknown scenario 'nosuch'"),
+        (
+            ["--rate", "1e12"],
+            "--rate: must be in (0, 166667] requests/s on 'default' (at most 1e+07 requests",
+        ),
+        (["--eval-rates", "1e6"], "--eval-rates: horizon_s: 60 s at up to 1e+06 requests/s"),
+        (
+            ["--rate", "100000", "--eval-horizon-s", "3600"],
+            "--eval-horizon-s: 3600 s at up to 100000 requests/s (scenario) is more than 1e+07",
+        ),
+    ],
+)
+def test_flags_refused_once_the_scenario_is_known_name_the_flag(
+    flags: list[str], expected: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An unknown --env or a --rate out of the scenario's range is one line naming the flag
+    (they named the config fields "scenario" and "arrivals.rate_per_s"), before any run folder."""
+    argv = ["--algo", "ppo", "-n", "64", "-f", str(tmp_path / "runs"), "--no-progress", *flags]
+    assert train.main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"train.py: error: {expected}"), err
+    assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").iterdir())
+
+
+def test_resuming_a_complete_run_without_n_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``-i runs/x/final_model.zip`` without -n trained a whole n_timesteps more, saying "leave out
+    -n to continue them" with -n left out: it is refused, and -n still trains further."""
+    run = _train(tmp_path, "ppo", n=256)
+    capsys.readouterr()
+    argv = _tiny_argv(tmp_path, "ppo", "--n-envs", "2", "--eval-freq", "0", resume=run / "final_model.zip")
+    assert train.main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        f"train.py: error: checkpoint {run / 'final_model.zip'}: the run is complete (256 of 256 steps); "
+        "pass -n to train further"
+    ]
+    assert len(list((tmp_path / "runs").iterdir())) == 1  # no run folder for it
+    assert train.main([*argv, "-n", "128"]) == 0
+    out = capsys.readouterr().out
+    assert "resuming a complete run at 256 steps: 128 more" in out and "leave out -n" not in out
+
+
+def test_a_resumed_run_draws_new_episodes_from_the_seed_and_the_steps_done(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A resumed run replayed the episodes its run began with (the envs got the run's seed
+    again). Its envs and model are now seeded from SeedSequence([seed, steps done]): other
+    episodes than the run's first ones, and the same ones on every resume of that checkpoint."""
+    seeds: list[int] = []
+    make = train_run.make_training_env
+
+    def spy(config: Any, n_envs: int, seed: int, **kwargs: Any) -> Any:
+        seeds.append(seed)
+        return make(config, n_envs, seed, **kwargs)
+
+    monkeypatch.setattr(train_run, "make_training_env", spy)
+    run = _train(tmp_path, "ppo", "--seed", "3", n=512)
+    middle = run / "checkpoints" / "step_256.zip"
+    derived = int(np.random.SeedSequence([3, 256]).generate_state(1)[0])
+    plan = train_plan.plan_run(train.parse_args(_tiny_argv(tmp_path, "ppo", resume=middle)))
+    assert train_plan.training_seed(plan, 256) == derived != 3
+    assert train_plan.training_seed(plan, 0) == 3
+    assert train_plan.training_seed(plan, 512) not in (3, derived)
+
+    def resumed_weights() -> list[np.ndarray]:
+        argv = _tiny_argv(tmp_path, "ppo", "--n-envs", "2", "--eval-freq", "0", resume=middle)
+        assert train.main(argv) == 0
+        latest = max((tmp_path / "runs").iterdir(), key=lambda p: p.stat().st_mtime)
+        checkpoint = load_checkpoint(latest / "final_model.zip")
+        assert checkpoint.meta["seed"] == 3  # the run's own seed stays recorded
+        return [p.detach().numpy().copy() for p in checkpoint.model.policy.parameters()]
+
+    first, again = resumed_weights(), resumed_weights()
+    assert seeds == [3, derived, derived]
+    assert all(np.array_equal(x, y) for x, y in zip(first, again, strict=True))
+
+
+def test_tensorboard_shows_a_run_as_one_run(tmp_path: Path) -> None:
+    """The hyperparameter table went to tb/<run>/hyperparameters and SB3's curves to tb/<run>_1
+    (a resumed run's to tb/<run>_0): two runs in TensorBoard. Now both, and the evaluation
+    metrics, are in tb/<run>, for a new and a resumed run alike."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    first = _train(tmp_path, "ppo", n=512)  # SB3 writes a rollout's train/ values at the next one
+    resumed = _train(tmp_path, "ppo", n=512, resume=first / "final_model.zip")
+    for run in (first, resumed):
+        (folder,) = (run / "tb").iterdir()
+        assert folder.name == run.name and not [p for p in folder.iterdir() if p.is_dir()]
+        events = EventAccumulator(str(folder))
+        events.Reload()
+        tags = events.Tags()
+        assert "hyperparameters/text_summary" in tags["tensors"]
+        assert "train/value_loss" in tags["scalars"] and "eval/gap_to_reference" in tags["scalars"]
