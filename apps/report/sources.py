@@ -107,7 +107,7 @@ SOURCES = {
     DESIGN: "python benchmarks/proposed_eval.py --parts design --out docs/results/proposed_design.md",
     VERIFICATION: "python verify.py --full --jobs 2",
     VERIFICATION_TA: "python verify.py --full --jobs 2 (its timed-automata stage, TChecker)",
-    ENV_SPEED: "python benchmarks/env_speed.py",
+    ENV_SPEED: "python benchmarks/env_speed.py --scenarios default,high_load",
     LEARNING: "python benchmarks/learning.py",
     LEARNING_RERUN: "python benchmarks/learning.py --experiments ppo_mixture,dqn_mixture --compare '' "
     "--no-shipped --no-gate --jobs 2 --runs-dir runs/learning_rerun "
