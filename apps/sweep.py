@@ -33,6 +33,7 @@ from typing import Any
 from agents.checkpoint import CheckpointError
 from agents.seed_aggregate import aggregate_markdown, aggregate_runs
 from apps.train import SweepArgs, TrainArgs, command_line_of, new_run_dir, plan_run, train
+from apps.train_run import check_evaluation
 from batchenv.config import ConfigError
 from batchenv.fileio import write_atomic, write_json_atomic
 
@@ -234,6 +235,7 @@ def run_seeds(args: TrainArgs, sweep: SweepArgs, command: str) -> int:
     Returns the exit code (0; 1 if a trial failed; 2 for a bad configuration or no Ray)."""
     try:
         plan = plan_run(dataclasses.replace(args, seed=sweep.seeds[0]))  # errors before Ray starts
+        check_evaluation(args, plan.config)
     except (ConfigError, CheckpointError) as exc:
         print(f"train.py: error: {exc}", file=sys.stderr)
         return 2

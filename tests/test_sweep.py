@@ -87,6 +87,11 @@ def test_a_bad_configuration_fails_before_any_trial(
     assert train.main(_argv(runs, "--seeds", "0-1", "--env", "no_such_scenario")) == 2
     assert "unknown scenario" in capsys.readouterr().err
     assert not runs.exists() or not list(runs.iterdir())
+    # an evaluation too large to hold in memory is refused before Ray starts, as for one run
+    huge = _argv(runs, "--seeds", "0-1", "--eval-rates", "100000", "--eval-horizon-s", "3600")
+    assert train.main(huge) == 2
+    assert "--eval-horizon-s" in capsys.readouterr().err
+    assert not runs.exists() or not list(runs.iterdir())
 
 
 def test_a_search_writes_the_best_hyperparameters_for_train(ray_session: None, tmp_path: Path) -> None:
