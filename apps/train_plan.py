@@ -182,8 +182,8 @@ def timesteps_to_train(args: TrainArgs, plan: RunPlan, done: int) -> tuple[int, 
         if target > done:
             return target - done, f"resuming at {done} of {target} steps: {target - done} more"
         raise CheckpointError(
-            f"checkpoint {args.resume}: the run is complete ({done} of {target} steps); pass -n to "
-            "train further"
+            f"checkpoint {args.resume}: the run is complete ({done} steps trained, its target "
+            f"{target}); pass -n to train further"
         )
     n = int(args.n_timesteps or default)
     if target is None:

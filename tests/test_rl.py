@@ -891,8 +891,8 @@ def test_resuming_a_complete_run_without_n_is_refused(
     assert train.main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [
-        f"train.py: error: checkpoint {run / 'final_model.zip'}: the run is complete (256 of 256 steps); "
-        "pass -n to train further"
+        f"train.py: error: checkpoint {run / 'final_model.zip'}: the run is complete (256 steps trained, "
+        "its target 256); pass -n to train further"
     ]
     assert len(list((tmp_path / "runs").iterdir())) == 1  # no run folder for it
     assert train.main([*argv, "-n", "128"]) == 0
