@@ -8,7 +8,7 @@ import statistics
 from typing import Any
 
 from apps.report.formatting import fkilo, fnum, fpct
-from apps.report.macros import Macros
+from apps.report.macros import Macros, add_pending
 from apps.report.names import (
     AGENTS,
     DESIGN_VARIANTS,
@@ -385,6 +385,11 @@ def env_speed_numbers(macros: Macros, data: dict[str, Any]) -> None:
         "ratios_to_cartpole.sim_requests_per_s_default",
     )
     macros.add("resEnvSteps", fkilo(best["env_steps_per_s"]), ENV_SPEED, "best.env_steps_per_s")
+    busy = "ratios_to_cartpole.env_steps_per_s_high_load"
+    if "env_steps_per_s_high_load" in ratios:  # measured with --scenarios default,high_load
+        macros.add("resEnvRatioBusy", fnum(ratios["env_steps_per_s_high_load"], 2), ENV_SPEED, busy)
+    else:
+        add_pending(macros, {"resEnvRatioBusy": busy}, ENV_SPEED)
     macros.add(
         "resSimRequests",
         fkilo(best["sim_requests_per_s_default"]),
