@@ -41,7 +41,12 @@ from serving.cli import UsageError, check_range, check_writable, run_cli
 from serving.connections import raise_open_files_limit
 from serving.episode import MeasuredEpisode
 from serving.results import write_run
-from serving.workload import episode_arrivals_s, request_texts
+from serving.workload import (
+    DEFAULT_DRAIN_TIMEOUT_S,
+    DEFAULT_MAX_REQUESTS,
+    episode_arrivals_s,
+    request_texts,
+)
 
 __all__ = [
     "MAX_HORIZON_S",
@@ -198,8 +203,8 @@ async def replay_episode(
     seed: int,
     horizon_s: float,
     *,
-    max_requests: int = 200_000,
-    drain_timeout_s: float = 60.0,
+    max_requests: int = DEFAULT_MAX_REQUESTS,
+    drain_timeout_s: float = DEFAULT_DRAIN_TIMEOUT_S,
     max_connections: int = 4096,
     start_in_s: float = 0.2,
 ) -> dict[str, Any]:
@@ -283,8 +288,8 @@ async def run_episode(
     seed: int,
     horizon_s: float,
     *,
-    max_requests: int = 200_000,
-    drain_timeout_s: float = 60.0,
+    max_requests: int = DEFAULT_MAX_REQUESTS,
+    drain_timeout_s: float = DEFAULT_DRAIN_TIMEOUT_S,
     max_connections: int = 4096,
     start_in_s: float = 0.2,
 ) -> dict[str, Any]:
@@ -343,14 +348,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--max-requests",
         type=int,
-        default=200_000,
-        help="refuse an episode with more arrivals (default: 200000)",
+        default=DEFAULT_MAX_REQUESTS,
+        help=f"refuse an episode with more arrivals (default: {DEFAULT_MAX_REQUESTS})",
     )
     parser.add_argument(
         "--drain-timeout-s",
         type=float,
-        default=60.0,
-        help="after the last arrival, wait this long for answers (default: 60)",
+        default=DEFAULT_DRAIN_TIMEOUT_S,
+        help=f"after the last arrival, wait this long for answers (default: {DEFAULT_DRAIN_TIMEOUT_S:g})",
     )
     parser.add_argument(
         "--out", type=Path, default=Path("results"), help="parent of the run folder (default: results)"

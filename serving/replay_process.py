@@ -25,6 +25,7 @@ from typing import Any
 from batchenv.config import SystemConfig
 from batchenv.fileio import json_safe
 from serving.process import REPO, child_environment, kill_group
+from serving.workload import DEFAULT_DRAIN_TIMEOUT_S, DEFAULT_MAX_REQUESTS
 
 __all__ = ["ReplayError", "run_episode_in_process", "validate_replay"]
 
@@ -173,8 +174,8 @@ def run_episode_in_process(
     seed: int,
     horizon_s: float,
     *,
-    max_requests: int = 200_000,
-    drain_timeout_s: float = 60.0,
+    max_requests: int = DEFAULT_MAX_REQUESTS,
+    drain_timeout_s: float = DEFAULT_DRAIN_TIMEOUT_S,
 ) -> dict[str, Any]:
     """:func:`serving.loadgen.run_episode` with the load generator in a child process; the same
     result (metrics computed here from the child's validated answers).

@@ -9,7 +9,12 @@ import numpy as np
 
 from batchenv.sim import episode_arrivals_s  # the simulator's arrivals for a seed (re-exported)
 
-__all__ = ["episode_arrivals_s", "request_texts"]
+__all__ = ["DEFAULT_DRAIN_TIMEOUT_S", "DEFAULT_MAX_REQUESTS", "episode_arrivals_s", "request_texts"]
+
+DEFAULT_MAX_REQUESTS = 200_000
+"""A replay refuses an episode with more arrivals than this (the load generator's default)."""
+DEFAULT_DRAIN_TIMEOUT_S = 60.0
+"""After the last arrival, a replay waits this long (s) for the answers (the default)."""
 
 _VOCABULARY = (
     "batch queue model token latency server request answer window timeout worker stream "
