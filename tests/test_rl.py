@@ -528,6 +528,20 @@ class _StepDurations(BaseCallback):
         return True
 
 
+def _tiny_semi_markov_ppo(venv, **kwargs: Any) -> PPO:
+    """PPO with the semi-Markov rollout buffer: one rollout of 64 steps per env, one epoch."""
+    return PPO(
+        "MlpPolicy",
+        venv,
+        n_steps=64,
+        batch_size=64,
+        n_epochs=1,
+        seed=0,
+        rollout_buffer_class=SemiMarkovRolloutBuffer,
+        **kwargs,
+    )
+
+
 @pytest.mark.parametrize("algo", ["ppo", "dqn"])
 def test_each_stored_transition_carries_its_time_discount(algo: str) -> None:
     """The buffer stores exp(-dt / horizon) with each transition, dt the step's simulated
@@ -535,15 +549,7 @@ def test_each_stored_transition_carries_its_time_discount(algo: str) -> None:
     config = load_scenario("default")
     venv = make_training_env(config, 2, seed=0)
     if algo == "ppo":
-        model = PPO(
-            "MlpPolicy",
-            venv,
-            n_steps=64,
-            batch_size=64,
-            n_epochs=1,
-            seed=0,
-            rollout_buffer_class=SemiMarkovRolloutBuffer,
-        )
+        model = _tiny_semi_markov_ppo(venv)
     else:
         model = DQN(
             "MlpPolicy",
@@ -596,16 +602,7 @@ def test_a_truncated_episode_is_bootstrapped_with_its_last_steps_time_discount()
     x V(last observation), not SB3's reward + gamma x V; every other step its reward as it came."""
     config = load_scenario("default").at_rate(10.0).replace(horizon_s=2.0)  # about 20 steps
     venv = make_training_env(config, 2, seed=0)
-    model = PPO(
-        "MlpPolicy",
-        venv,
-        n_steps=64,
-        batch_size=64,
-        n_epochs=1,
-        gamma=0.995,
-        seed=0,
-        rollout_buffer_class=SemiMarkovRolloutBuffer,
-    )
+    model = _tiny_semi_markov_ppo(venv, gamma=0.995)
     recorder = _TruncationRecorder(horizon_s=0.1)
     model.learn(128, callback=[DiscountFromInfoCallback(horizon_s=0.1), recorder])
     rewards, discounts, values = (
